@@ -1,0 +1,86 @@
+"""Checking a network's published figures (`expect`) against what archcalc computes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from .calc import Analysis, analyze
+from .spec import Expect, Network
+
+UNITS = {"K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    network: str
+    expect: Expect
+    computed: Any  # in the claim's unit, rounded as the claim is
+    exact: Any  # the exact computed integer (or shape)
+    status: str  # exact, rounds, miss, wrong (a known error that still does not add up), unexpected
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("exact", "rounds", "wrong")
+
+
+def computed_value(analysis: Analysis, expect: Expect, convention: str = "torchvision") -> Any:
+    if expect.layer is not None:
+        source: Any = analysis.row(expect.layer)
+    else:
+        source = analysis.totals
+    what = expect.what
+    if what == "params" and convention == "keras":
+        what = "params_keras"
+    if what == "output_shape":
+        return list(source.output_shape if expect.layer else analysis.output_shape)
+    if what == "weights_bytes":
+        return (source.params + source.non_trainable) * analysis.bytes_per_value
+    if what == "flops":
+        return 2 * source.macs
+    if what == "layers":
+        return analysis.totals.layers
+    return getattr(source, what)
+
+
+def judge(analysis: Analysis, expect: Expect, convention: str = "torchvision") -> Verdict:
+    exact = computed_value(analysis, expect, convention)
+    computed = exact
+    if expect.unit:
+        decimals = max(0, -Decimal(str(expect.value)).as_tuple().exponent)
+        computed = round(exact / UNITS[expect.unit], decimals)
+        matches = computed == expect.value
+        status = ("exact" if exact == expect.value * UNITS[expect.unit] else "rounds") if matches else "miss"
+    else:
+        status = "exact" if exact == expect.value else "miss"
+    if expect.wrong:
+        status = "unexpected" if status != "miss" else "wrong"
+    return Verdict(analysis.network.name, expect, computed, exact, status)
+
+
+def check_network(network: Network, convention: str = "torchvision") -> list[Verdict]:
+    analysis = analyze(network)
+    return [judge(analysis, expect, convention) for expect in network.expect]
+
+
+def describe(verdict: Verdict) -> str:
+    e = verdict.expect
+    unit = e.unit or ""
+    subject = f"{e.what}" + (f" of {e.layer}" if e.layer else "")
+    claimed = f"{_number(e.value)}{unit and ' ' + unit}"
+    computed = f"{_number(verdict.computed)}{unit and ' ' + unit}"
+    exact = f" ({_number(verdict.exact)})" if e.unit else ""
+    label = {
+        "exact": "ok", "rounds": "ok", "miss": "MISS",
+        "wrong": "known wrong", "unexpected": "MARKED WRONG BUT MATCHES",
+    }[verdict.status]
+    note = f"; {e.note}" if e.note and verdict.status == "wrong" else ""
+    return f"{label:>5}  {verdict.network}: {subject} claimed {claimed}, computed {computed}{exact} [{e.source}]{note}"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, list):
+        return "x".join(str(v) for v in value)
+    return str(value)

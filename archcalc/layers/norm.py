@@ -1,0 +1,75 @@
+"""Normalisation and per-channel scaling. No MACs (torchvision's _ops convention)."""
+from __future__ import annotations
+
+from .base import Attrs, Field, LayerType, Shape, numel, register, torch_nn
+
+
+@register
+class BatchNorm2d(LayerType):
+    name = "batch_norm2d"
+    doc = (
+        "Batch normalisation. Trainable: gamma, beta (2C); non-trainable: running mean and "
+        "variance (2C). fvcore counts 2 flops per element at inference (1 without affine)."
+    )
+    fields = {"eps": Field("number", 1e-5), "affine": Field("bool", True)}
+
+    def params(self, a: Attrs, shape: Shape) -> int:
+        return 2 * shape[0] if a["affine"] else 0
+
+    def buffers(self, a: Attrs, shape: Shape) -> int:
+        return 2 * shape[0]
+
+    def fvcore_flops(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return numel(shape) * (2 if a["affine"] else 1)
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        return torch_nn().BatchNorm2d(shape[0], eps=a["eps"], affine=a["affine"])
+
+
+@register
+class LayerNorm2d(LayerType):
+    name = "layer_norm2d"
+    doc = (
+        "LayerNorm over the channels at every position (ConvNeXt). 2C parameters. "
+        "fvcore counts 5 flops per element."
+    )
+    fields = {"eps": Field("number", 1e-6)}
+
+    def params(self, a: Attrs, shape: Shape) -> int:
+        return 2 * shape[0]
+
+    def fvcore_flops(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return numel(shape) * 5
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        from .._torch import layer_norm2d
+
+        return layer_norm2d(shape[0], a["eps"])
+
+
+@register
+class LocalResponseNorm(LayerType):
+    name = "lrn"
+    doc = "Local response normalisation across channels (AlexNet). No parameters; fvcore counts 0."
+    fields = {
+        "size": Field("int", 5), "alpha": Field("number", 1e-4),
+        "beta": Field("number", 0.75), "k": Field("number", 1.0),
+    }
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        return torch_nn().LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"])
+
+
+@register
+class LayerScale(LayerType):
+    name = "layer_scale"
+    doc = "Learned per-channel scale (ConvNeXt). C parameters; the multiply is not counted."
+    fields = {"init": Field("number", 1e-6)}
+
+    def params(self, a: Attrs, shape: Shape) -> int:
+        return shape[0]
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        from .._torch import layer_scale
+
+        return layer_scale(shape[0], a["init"])

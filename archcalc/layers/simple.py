@@ -1,0 +1,80 @@
+"""Shape-only and elementwise layers: activations, dropout, flatten, softmax, identity."""
+from __future__ import annotations
+
+from .base import GLOBAL_RF, RF, Attrs, Field, LayerType, Shape, Warn, numel, register, torch_nn
+
+
+class _Elementwise(LayerType):
+    """Activations run in place (as torchvision's inplace=True): no new activation memory."""
+
+    allocates = False
+    torch_class = ""
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        return getattr(torch_nn(), self.torch_class)()
+
+
+def _activation(spec_name: str, torch_class: str, description: str) -> None:
+    register(type(torch_class, (_Elementwise,), {
+        "name": spec_name, "torch_class": torch_class,
+        "doc": f"{description}, elementwise; no MACs, fvcore counts 0.",
+    }))
+
+
+for _spec, _torch, _text in [
+    ("relu", "ReLU", "max(0, x)"),
+    ("relu6", "ReLU6", "min(max(0, x), 6)"),
+    ("tanh", "Tanh", "tanh"),
+    ("sigmoid", "Sigmoid", "logistic sigmoid"),
+    ("gelu", "GELU", "Gaussian error linear unit"),
+    ("silu", "SiLU", "x*sigmoid(x) (swish)"),
+    ("hardswish", "Hardswish", "hard swish"),
+    ("identity", "Identity", "the identity"),
+]:
+    _activation(_spec, _torch, _text)
+
+
+@register
+class Dropout(_Elementwise):
+    name = "dropout"
+    doc = "Dropout: the identity at inference; no memory, no cost."
+    fields = {"p": Field("number", 0.5)}
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        return torch_nn().Dropout(a["p"])
+
+
+@register
+class StochasticDepth(_Elementwise):
+    name = "stochastic_depth"
+    doc = "Drops a residual branch per sample in training; the identity at inference."
+    fields = {"p": Field("number", 0.0)}
+    torch_class = "Identity"
+
+
+@register
+class Flatten(LayerType):
+    name = "flatten"
+    doc = "CxHxW to C*H*W (a view: no new memory). Every output sees the whole input."
+    allocates = False
+
+    def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
+        return (numel(shape),)
+
+    def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
+        return rf if len(shape) == 1 or shape[1:] == (1, 1) else GLOBAL_RF
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        return torch_nn().Flatten()
+
+
+@register
+class Softmax(LayerType):
+    name = "softmax"
+    doc = "Softmax over the channels/features (a new tensor; no MACs, fvcore counts 0)."
+
+    def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
+        return GLOBAL_RF if len(shape) == 1 else rf
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        return torch_nn().Softmax(dim=1)

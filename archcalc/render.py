@@ -1,0 +1,104 @@
+"""Tables of an analysis: text and Markdown (tabulate), CSV and JSON (exact integers)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from tabulate import tabulate
+
+from .calc import Analysis, Row, row_record
+from .layers import format_shape
+
+HEADERS = ["Layer", "Type", "Output", "Params", "MACs", "Activations", "RF"]
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:,.2f} MiB"
+
+
+def giga(n: int) -> str:
+    return f"{n / 1e9:,.3f} G"
+
+
+def table_rows(analysis: Analysis, depth: int | None, convention: str) -> list[list]:
+    rows = []
+    for row in analysis.at_depth(depth):
+        params = row.params_keras if convention == "keras" else row.params
+        rows.append([row.path, row.type, format_shape(row.output_shape), params, row.macs,
+                     row.activations * analysis.batch, row.rf.label()])
+    return rows
+
+
+def summary_lines(analysis: Analysis, convention: str) -> list[str]:
+    t, b, d = analysis.totals, analysis.batch, analysis.dtype
+    params = t.params_keras if convention == "keras" else t.params
+    label = "Total params (Keras: trainable + BN moving statistics)" if convention == "keras" else "Total params"
+    lines = [
+        f"{label}: {params:,}",
+        f"Trainable params: {t.params:,}",
+        f"Non-trainable values (BN running statistics): {t.non_trainable:,}",
+        f"MACs (conv + linear, per image): {t.macs:,} ({giga(t.macs)}); FLOPs = 2 x MACs: {giga(t.flops)}",
+        f"Weight layers (conv, linear): {t.layers}",
+        f"Input {format_shape(analysis.input_shape)} -> output {format_shape(analysis.output_shape)}; batch {b}, {d}",
+        f"Weights memory: {mib(analysis.weights_bytes)} ({d}, parameters and running statistics)",
+        f"Activation memory: {t.activations * b:,} values = {mib(analysis.activation_bytes)} "
+        f"(sum of layer outputs and input, batch {b}); peak live at inference: {mib(analysis.peak_activation_bytes)}",
+    ]
+    for note in analysis.warnings:
+        lines.append(f"warning: {note.path}: {note.message}")
+    return lines
+
+
+def render(analysis: Analysis, fmt: str = "text", depth: int | None = None, convention: str = "torchvision") -> str:
+    if fmt == "json":
+        return json.dumps(to_json(analysis, depth, convention), indent=2) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["path", "type", "output_shape", "params", "macs", "activations", "receptive_field"])
+        writer.writerows(table_rows(analysis, depth, convention))
+        return buffer.getvalue()
+    rows = table_rows(analysis, depth, convention)
+    title = f"{analysis.network.name}: {analysis.network.title}"
+    if fmt == "markdown":
+        table = tabulate(rows, HEADERS, tablefmt="github", intfmt=",", colalign=("left", "left", "right", "right", "right", "right", "right"))
+        summary = "\n".join(f"- {line}" for line in summary_lines(analysis, convention))
+        return f"### {title}\n\n{table}\n\n{summary}\n"
+    table = tabulate(rows, HEADERS, tablefmt="simple", intfmt=",", colalign=("left", "left", "right", "right", "right", "right", "right"))
+    return f"{title}\n\n{table}\n\n" + "\n".join(summary_lines(analysis, convention)) + "\n"
+
+
+def to_json(analysis: Analysis, depth: int | None = None, convention: str = "torchvision") -> dict:
+    t = analysis.totals
+    return {
+        "name": analysis.network.name,
+        "family": analysis.network.family,
+        "input": list(analysis.input_shape),
+        "batch": analysis.batch,
+        "dtype": analysis.dtype,
+        "convention": convention,
+        "output_shape": list(analysis.output_shape),
+        "totals": {
+            "params": t.params_keras if convention == "keras" else t.params,
+            "trainable_params": t.params,
+            "non_trainable": t.non_trainable,
+            "macs": t.macs,
+            "flops": t.flops,
+            "fvcore_flops": t.fvcore_flops,
+            "weight_layers": t.layers,
+            "activations": t.activations * analysis.batch,
+            "peak_activations": t.peak_activations * analysis.batch,
+            "weights_bytes": analysis.weights_bytes,
+            "activation_bytes": analysis.activation_bytes,
+            "peak_activation_bytes": analysis.peak_activation_bytes,
+        },
+        "layers": [_json_row(r, analysis.batch) for r in analysis.at_depth(depth)],
+        "warnings": [{"path": n.path, "message": n.message} for n in analysis.warnings],
+    }
+
+
+def _json_row(row: Row, batch: int) -> dict:
+    record = row_record(row)
+    record["activations"] *= batch
+    return record

@@ -1,0 +1,405 @@
+"""Specs: JSON files of network families, resolved into trees of frozen nodes.
+
+A file holds one network, or a family with `variants` that differ in `params` only.
+Nodes are layers (`type`), merges of branches (`type`: concat, add, mul), named block
+instances (`block`) and sequences (`layers`); any node may carry `name`, `when`,
+`repeat` (with `as` and `index`) and `comment`. Strings where numbers or booleans are
+expected are expressions, evaluated by archcalc.expr, never by Python.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterator, Mapping, Union
+
+from .errors import SpecError
+from .expr import evaluate
+from .layers import REGISTRY
+from .layers.base import REQUIRED, Field
+
+MERGES = ("concat", "add", "mul")
+COMMON_KEYS = {"name", "names", "when", "repeat", "as", "index", "comment"}
+EXPECT_WHATS = (
+    "params", "params_keras", "non_trainable", "macs", "flops", "fvcore_flops",
+    "output_shape", "activations", "weights_bytes", "layers",
+)
+
+
+@dataclass(frozen=True)
+class Layer:
+    path: str
+    type: str
+    attrs: Mapping[str, Any]
+    where: str
+
+
+@dataclass(frozen=True)
+class Group:
+    path: str
+    kind: str  # sequence, concat, add or mul
+    label: str  # what a table shows as its type: the block name or the kind
+    children: tuple["Node", ...]
+    where: str
+
+
+Node = Union[Layer, Group]
+
+
+@dataclass(frozen=True)
+class Expect:
+    """A published figure: what is claimed, by whom, and in which convention."""
+
+    what: str
+    value: Any
+    source: str
+    unit: str | None = None
+    layer: str | None = None
+    wrong: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    family: str
+    file: str
+    title: str
+    input: tuple[int, ...]
+    root: Group
+    expect: tuple[Expect, ...] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ---- files and the zoo ---------------------------------------------------------------
+
+def zoo_dir() -> Path:
+    packaged = Path(__file__).parent / "zoo"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "specs"
+
+
+def read_json(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("no such file", file=str(path)) from None
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=str(path)) from None
+    if not isinstance(document, dict):
+        raise SpecError("$: a spec is a JSON object", file=str(path))
+    return document
+
+
+def zoo_index() -> dict[str, Path]:
+    """Every built-in network name and the file that defines it."""
+    index: dict[str, Path] = {}
+    for path in sorted(zoo_dir().glob("*.json")):
+        if path.name == "schema.json":
+            continue
+        document = read_json(path)
+        for name in variant_names(document, path):
+            index[name] = path
+    return index
+
+
+def variant_names(document: dict, path: Path) -> list[str]:
+    variants = document.get("variants")
+    return list(variants) if isinstance(variants, dict) else [document.get("name") or path.stem]
+
+
+def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load(target: str, input_shape: tuple[int, ...] | None = None) -> Network:
+    """A zoo name, a spec file, or FILE:VARIANT for a family file of one's own."""
+    path = Path(target)
+    variant = None
+    if not path.exists() and ":" in target and target.rsplit(":", 1)[0].endswith(".json"):
+        file_part, variant = target.rsplit(":", 1)
+        path = Path(file_part)
+    if path.suffix != ".json" and not path.exists():
+        index = zoo_index()
+        if target not in index:
+            raise SpecError(f"unknown network {target!r}{suggest(target, list(index))}; `archcalc list` shows the zoo")
+        path, variant = index[target], target
+    document = read_json(path)
+    names = variant_names(document, path)
+    if variant is None:
+        if len(names) != 1:
+            raise SpecError(f"the file holds {len(names)} variants; name one as {path}:VARIANT ({', '.join(names)})", file=str(path))
+        variant = names[0]
+    if variant not in names:
+        raise SpecError(f"no variant {variant!r}{suggest(variant, names)}", file=str(path))
+    try:
+        return resolve(document, variant, str(path), input_shape)
+    except SpecError as exc:
+        raise exc.located(file=str(path)) from None
+
+
+# ---- resolution ----------------------------------------------------------------------
+
+def _kind_error(where: str, expected: str, value: Any) -> SpecError:
+    return SpecError(f"{where}: expected {expected}, got {json.dumps(value)}")
+
+
+def _object(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise _kind_error(where, "an object", value)
+    return value
+
+
+def _list(value: Any, where: str) -> list:
+    if not isinstance(value, list):
+        raise _kind_error(where, "a list", value)
+    return value
+
+
+def resolve(document: dict, variant: str, file: str, input_shape: tuple[int, ...] | None = None) -> Network:
+    allowed = {"$schema", "name", "title", "description", "source", "year", "input", "params",
+               "blocks", "layers", "variants", "expect", "meta", "comment"}
+    _no_unknown_keys(document, allowed, "$")
+    variants = document.get("variants")
+    chosen = _object(variants[variant], f"$.variants.{variant}") if isinstance(variants, dict) else document
+    where = f"$.variants.{variant}" if isinstance(variants, dict) else "$"
+    if chosen is not document:
+        _no_unknown_keys(chosen, {"params", "input", "expect", "meta", "title", "description", "comment"}, where)
+
+    env = _params(document, chosen, where)
+    shape = input_shape or tuple(_shape(chosen.get("input", document.get("input")), f"{where}.input"))
+    blocks = _object(document.get("blocks", {}), "$.blocks")
+    context = _Context(blocks)
+    children = tuple(context.items(_list(document.get("layers"), "$.layers"), env, "", "$.layers"))
+    root = Group("", "sequence", "network", children, "$")
+    meta = {**document.get("meta", {}), **chosen.get("meta", {})} if chosen is not document else document.get("meta", {})
+    return Network(
+        name=variant,
+        family=str(document.get("name") or Path(file).stem),
+        file=file,
+        title=str(chosen.get("title") or document.get("title") or variant),
+        input=shape,
+        root=root,
+        expect=tuple(_expects(chosen.get("expect", []), f"{where}.expect")),
+        meta=MappingProxyType(dict(meta)),
+    )
+
+
+def _no_unknown_keys(obj: dict, allowed: set[str], where: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            raise SpecError(f"{where}: unknown key {key!r}{suggest(key, sorted(allowed))}")
+
+
+def _shape(value: Any, where: str) -> list[int]:
+    if not (isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise _kind_error(where, "an input shape [C, H, W] of positive integers", value)
+    return value
+
+
+def _params(document: dict, chosen: dict, where: str) -> dict[str, Any]:
+    defaults = _object(document.get("params", {}), "$.params")
+    overrides = _object(chosen.get("params", {}), f"{where}.params") if chosen is not document else {}
+    for key in overrides:
+        if key not in defaults:
+            raise SpecError(f"{where}.params: {key!r} is not a family parameter{suggest(key, list(defaults))}")
+    env: dict[str, Any] = {}
+    for key, default in defaults.items():
+        raw = overrides.get(key, default)
+        try:
+            env[key] = evaluate(raw, env) if isinstance(raw, str) else raw
+        except SpecError as exc:
+            raise SpecError(f"{where if key in overrides else '$'}.params.{key}: {exc.message}") from None
+    return env
+
+
+def _expects(raw: Any, where: str) -> Iterator[Expect]:
+    for i, item in enumerate(_list(raw, where)):
+        here = f"{where}[{i}]"
+        item = _object(item, here)
+        _no_unknown_keys(item, {"what", "value", "source", "unit", "layer", "wrong", "note"}, here)
+        if item.get("what") not in EXPECT_WHATS:
+            raise SpecError(f"{here}.what: {item.get('what')!r} is not one of {', '.join(EXPECT_WHATS)}{suggest(str(item.get('what')), EXPECT_WHATS)}")
+        if not item.get("source"):
+            raise SpecError(f"{here}: every published figure needs a source")
+        if item.get("unit") not in (None, "K", "M", "G", "MiB", "MB"):
+            raise SpecError(f"{here}.unit: {item['unit']!r} is not one of K, M, G, MB, MiB")
+        yield Expect(item["what"], item["value"], item["source"], item.get("unit"), item.get("layer"),
+                     bool(item.get("wrong", False)), item.get("note", ""))
+
+
+_NAME_FIELD = re.compile(r"\{([^{}]+)\}")
+
+
+class _Context:
+    def __init__(self, blocks: dict):
+        self.blocks = blocks
+        self.depth = 0
+
+    def items(self, raw_items: list, env: Mapping[str, Any], prefix: str, where: str) -> Iterator[Node]:
+        index = 0
+        for i, raw in enumerate(raw_items):
+            for node in self.item(raw, env, prefix, index, f"{where}[{i}]"):
+                index += 1
+                yield node
+
+    def item(self, raw: Any, env: Mapping[str, Any], prefix: str, index: int, where: str) -> list[Node]:
+        """The nodes one spec item stands for: none (`when`), one, or a spliced `repeat`."""
+        raw = _object(raw, where)
+        if "when" in raw and not self.value(raw["when"], env, f"{where}.when"):
+            return []
+        if "repeat" in raw and "name" not in raw:
+            return self.repeat(raw, env, prefix, index, where)
+        name = self.name(raw.get("name"), env, where) if "name" in raw else str(index)
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+            raise SpecError(f"{where}.name: {name!r} may hold only letters, digits and underscores")
+        path = f"{prefix}.{name}" if prefix else name
+        if "repeat" in raw:
+            return [Group(path, "sequence", "repeat", tuple(self.repeat(raw, env, path, 0, where)), where)]
+        return [self.single(raw, env, path, where)]
+
+    def single(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Node:
+        self.depth += 1
+        if self.depth > 64:
+            raise SpecError(f"{where}: blocks nest more than 64 deep (a block that uses itself?)")
+        try:
+            return self.node(raw, env, path, where)
+        finally:
+            self.depth -= 1
+
+    def node(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Node:
+        kinds = [key for key in ("type", "block", "layers") if key in raw]
+        if len(kinds) != 1:
+            raise SpecError(f"{where}: a node has exactly one of 'type', 'block' or 'layers' (found {kinds or 'none'})")
+        if "block" in raw:
+            return self.block(raw, env, path, where)
+        if "layers" in raw:
+            _no_unknown_keys(raw, COMMON_KEYS | {"layers"}, where)
+            children = tuple(self.items(_list(raw["layers"], f"{where}.layers"), env, path, f"{where}.layers"))
+            return Group(path, "sequence", "sequence", children, where)
+        if raw["type"] in MERGES:
+            return self.merge(raw, env, path, where)
+        return self.layer(raw, env, path, where)
+
+    def repeat(self, raw: dict, env: Mapping[str, Any], prefix: str, index: int, where: str) -> list[Node]:
+        """One node per value; each is named by the `names` template, else by its position."""
+        count = self.value(raw["repeat"], env, f"{where}.repeat")
+        if isinstance(count, bool) or not isinstance(count, (int, list)):
+            raise _kind_error(f"{where}.repeat", "a count or a list", count)
+        values = range(count) if isinstance(count, int) else count
+        body = {k: v for k, v in raw.items() if k not in ("repeat", "as", "index", "name", "names", "when")}
+        if "names" in raw:
+            body["name"] = raw["names"]
+        children: list[Node] = []
+        for k, value in enumerate(values):
+            scope = {**env, raw.get("as", "i"): value}
+            if "index" in raw:
+                scope[raw["index"]] = k
+            children.extend(self.item(body, scope, prefix, index + len(children), where))
+        return children
+
+    def block(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Group:
+        _no_unknown_keys(raw, COMMON_KEYS | {"block", "args"}, where)
+        name = raw["block"]
+        if name not in self.blocks:
+            raise SpecError(f"{where}.block: unknown block {name!r}{suggest(name, list(self.blocks))}")
+        definition = _object(self.blocks[name], f"$.blocks.{name}")
+        _no_unknown_keys(definition, {"args", "layers", "comment"}, f"$.blocks.{name}")
+        defaults = _object(definition.get("args", {}), f"$.blocks.{name}.args")
+        given = _object(raw.get("args", {}), f"{where}.args")
+        for key in given:
+            if key not in defaults:
+                raise SpecError(f"{where}.args: block {name!r} takes no argument {key!r}{suggest(key, list(defaults))}")
+        scope = {k: v for k, v in env.items()}
+        for key, default in defaults.items():
+            if key in given:
+                scope[key] = self.value(given[key], env, f"{where}.args.{key}")
+            elif default is None:
+                raise SpecError(f"{where}.args: block {name!r} needs argument {key!r}")
+            else:
+                scope[key] = self.value(default, scope, f"$.blocks.{name}.args.{key}")
+        layers_where = f"$.blocks.{name}.layers"
+        children = tuple(self.items(_list(definition.get("layers"), layers_where), scope, path, layers_where))
+        return Group(path, "sequence", name, children, where)
+
+    def merge(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Group:
+        _no_unknown_keys(raw, COMMON_KEYS | {"type", "branches"}, where)
+        branches = _list(raw.get("branches"), f"{where}.branches")
+        if len(branches) < 2:
+            raise SpecError(f"{where}.branches: {raw['type']} needs at least two branches, got {len(branches)}")
+        children = []
+        for b, branch in enumerate(branches):
+            here = f"{where}.branches[{b}]"
+            if not isinstance(branch, list):
+                branch = [branch]  # a single node
+            children.append(Group(f"{path}.{b}", "sequence", "branch", tuple(self.items(branch, env, f"{path}.{b}", here)), here))
+        return Group(path, raw["type"], raw["type"], tuple(children), where)
+
+    def layer(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Layer:
+        kind = raw["type"]
+        layer_type = REGISTRY.get(kind)
+        if layer_type is None:
+            known = sorted(REGISTRY) + list(MERGES)
+            raise SpecError(f"{where}.type: unknown layer type {kind!r}{suggest(kind, known)}")
+        fields = layer_type.fields
+        for key in raw:
+            if key not in fields and key not in COMMON_KEYS and key != "type":
+                raise SpecError(f"{where}: {kind} has no field {key!r}{suggest(key, list(fields))}")
+        attrs = {}
+        for key, spec_field in fields.items():
+            if key not in raw and spec_field.default is REQUIRED:
+                raise SpecError(f"{where}: {kind} needs {key!r}")
+            value = self.value(raw[key], env, f"{where}.{key}") if key in raw else spec_field.default
+            attrs[key] = _check(value, spec_field, f"{where}.{key}")
+        return Layer(path, kind, MappingProxyType(attrs), where)
+
+    def name(self, template: Any, env: Mapping[str, Any], where: str) -> str:
+        if not isinstance(template, str):
+            raise _kind_error(f"{where}.name", "a string", template)
+        return _NAME_FIELD.sub(lambda m: str(evaluate(m.group(1), env)), template)
+
+    def value(self, raw: Any, env: Mapping[str, Any], where: str) -> Any:
+        try:
+            if isinstance(raw, str):
+                return evaluate(raw, env)
+            if isinstance(raw, list):
+                return [self.value(v, env, where) for v in raw]
+            return raw
+        except SpecError as exc:
+            raise SpecError(f"{where}: {exc.message}") from None
+
+
+def _check(value: Any, spec_field: Field, where: str) -> Any:
+    """Type-check one resolved field value; pairs become tuples."""
+    if value is None and spec_field.default is None:
+        return None
+    if isinstance(value, float) and value.is_integer() and spec_field.kind in ("int", "pair", "padding"):
+        value = int(value)
+    kind = spec_field.kind
+    if kind == "padding" and value in ("same", "valid"):
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _kind_error(where, "true or false", value)
+        return value
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _kind_error(where, "a number", value)
+        return value
+    if kind in ("pair", "padding") and isinstance(value, list):
+        if len(value) != 2:
+            raise _kind_error(where, "an integer or [h, w]", value)
+        return tuple(_check(v, Field("int", minimum=spec_field.minimum), where) for v in value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        expected = {"int": "an integer", "pair": "an integer or [h, w]", "padding": "an integer, [h, w], 'same' or 'valid'"}[kind]
+        raise _kind_error(where, expected, value)
+    if value < spec_field.minimum:
+        raise SpecError(f"{where}: must be at least {spec_field.minimum}, got {value}")
+    return value
