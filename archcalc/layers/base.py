@@ -149,10 +149,9 @@ def sliding_size(
     if ceil_mode and (out - 1) * stride >= size + pad_before:
         out -= 1  # the last window must start inside the input or its left padding
     if numerator % stride:
-        pad = f"{pad_before} + {pad_after}" if pad_before != pad_after else f"2*{pad_before}"
         exact = Fraction(numerator, stride) + 1
         warn(
-            f"{axis}: ({size} + {pad} - {span})/{stride} + 1 = {float(exact):g} is not whole; "
+            f"{axis}: ({size} + {pad_before + pad_after} - {span})/{stride} + 1 = {float(exact):g} is not whole; "
             f"{'ceil' if ceil_mode else 'floor'} gives {out}"
         )
     return out
