@@ -140,7 +140,7 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
     walker = _Walker(network)
     rows = [Row("input", "input", 0, True, shape, shape, 0, 0, 0, 0, math.prod(shape), RF())]
     try:
-        out, rf = walker.node(network.root, shape, RF(), rows)
+        flow = walker.node(network.root, shape, RF(), rows)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
     body = rows[2:]  # the root group row (index 1) is the network itself
@@ -151,7 +151,7 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         macs=sum(r.macs for r in leaves),
         fvcore_flops=sum(r.fvcore_flops for r in leaves),
         activations=rows[0].activations + sum(r.activations for r in leaves),
-        peak_activations=peak_live(network.root, shape)[1],
+        peak_activations=flow.peak,
         layers=sum(1 for r in leaves if r.type in ("conv2d", "conv_transpose2d", "linear")),
     )
     return Analysis(network, shape, batch, dtype, (rows[0], *body), totals, tuple(walker.warnings))
@@ -162,21 +162,32 @@ class _Walker:
         self.network = network
         self.warnings: list[Note] = []
 
-    def node(self, node: Node, shape: Shape, rf: RF, rows: list[Row]) -> tuple[Shape, RF]:
+    def node(self, node: Node, shape: Shape, rf: RF, rows: list[Row]) -> "_Flow":
         if isinstance(node, Layer):
             return self.layer(node, shape, rf, rows)
         at = len(rows)
         rows.append(None)  # type: ignore[arg-type]  # the group's row, filled in below
+        size = math.prod(shape)
         if node.kind == "sequence":
-            out, out_rf = shape, rf
+            flow = _Flow(shape, rf, size, True)
             for child in node.children:
-                out, out_rf = self.node(child, out, out_rf, rows)
+                step = self.node(child, flow.shape, flow.rf, rows)
+                flow = _Flow(step.shape, step.rf, max(flow.peak, step.peak), flow.alias and step.alias)
+            out, out_rf, peak = flow.shape, flow.rf, flow.peak
         else:
-            results = [self.node(child, shape, rf, rows) for child in node.children]
-            out = _merge_shape(node, [s for s, _ in results])
-            out_rf = merge_rf([r for _, r in results])
+            # The input stays alive until every branch has run; finished branch outputs are held.
+            flows, held, peak = [], 0, size
+            for child in node.children:
+                step = self.node(child, shape, rf, rows)
+                peak = max(peak, held + step.peak)
+                held += 0 if step.alias else math.prod(step.shape)
+                flows.append(step)
+            out = _merge_shape(node, [f.shape for f in flows])
+            out_rf = merge_rf([f.rf for f in flows])
         inner = [r for r in rows[at + 1:] if r.leaf]
         allocated = math.prod(out) if node.kind in ("concat", "mul") else 0
+        if node.kind != "sequence":
+            peak = max(peak, size + held + allocated)
         rows[at] = Row(
             node.path, node.label, _depth(node.path), False, shape, out,
             sum(r.params for r in inner), sum(r.non_trainable for r in inner), sum(r.macs for r in inner),
@@ -185,9 +196,9 @@ class _Walker:
         if allocated:  # the merged tensor itself, as a row of its own so that leaves add up
             rows.append(Row(f"{node.path}.{node.kind}" if node.path else node.kind, node.kind, _depth(node.path) + 1,
                             True, out, out, 0, 0, 0, 0, allocated, out_rf))
-        return out, out_rf
+        return _Flow(out, out_rf, peak, node.kind == "sequence" and flow.alias)
 
-    def layer(self, node: Layer, shape: Shape, rf: RF, rows: list[Row]) -> tuple[Shape, RF]:
+    def layer(self, node: Layer, shape: Shape, rf: RF, rows: list[Row]) -> "_Flow":
         layer = REGISTRY[node.type]
         a = node.attrs
 
@@ -199,12 +210,24 @@ class _Walker:
         except SpecError as exc:
             raise SpecError(f"{exc.message} (input {format_shape(shape)})", path=f"{node.path} ({node.type}, {node.where})") from None
         out_rf = layer.receptive_field(a, rf, shape)
+        allocated = math.prod(out) if layer.allocates else 0
         rows.append(Row(
             node.path, node.type, _depth(node.path), True, shape, out, layer.params(a, shape),
             layer.buffers(a, shape), layer.macs(a, shape, out), layer.fvcore_flops(a, shape, out),
-            math.prod(out) if layer.allocates else 0, out_rf,
+            allocated, out_rf,
         ))
-        return out, out_rf
+        return _Flow(out, out_rf, math.prod(shape) + allocated, not layer.allocates)
+
+
+@dataclass(frozen=True)
+class _Flow:
+    """What a node hands on: its output, receptive field, peak live elements (input included),
+    and whether its output is the input's own memory (in-place layers, identity branches)."""
+
+    shape: Shape
+    rf: RF
+    peak: int
+    alias: bool
 
 
 def _depth(path: str) -> int:
@@ -235,41 +258,3 @@ def _broadcast(shapes: list[Shape], listed: str, where: str) -> Shape:
             raise SpecError(f"mul cannot broadcast {listed}", path=where)
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)
-
-
-def peak_live(node: Node, shape: Shape) -> tuple[int, int, bool]:
-    """(output elements, peak live elements, output aliases the input) for inference.
-
-    A sequence frees each input once the next layer has run; a merge keeps its input
-    alive until every branch has run, and holds the finished branch outputs.
-    """
-    size = math.prod(shape)
-    if isinstance(node, Layer):
-        layer = REGISTRY[node.type]
-        out = layer.output_shape(node.attrs, shape, lambda _: None)
-        if not layer.allocates:
-            return size, size, True
-        return math.prod(out), size + math.prod(out), False
-    if node.kind == "sequence":
-        current, peak, alias = shape, size, True
-        for child in node.children:
-            out_size, child_peak, child_alias = peak_live(child, current)
-            peak = max(peak, child_peak)
-            current = _output(child, current)
-            alias = alias and child_alias
-        return math.prod(current), peak, alias
-    held, peak, outputs = size, size, []
-    for child in node.children:
-        out_size, child_peak, child_alias = peak_live(child, shape)
-        peak = max(peak, sum(outputs) + child_peak)
-        outputs.append(0 if child_alias else out_size)
-    out_shape = _output(node, shape)
-    merged = math.prod(out_shape) if node.kind in ("concat", "mul") else 0
-    peak = max(peak, held + sum(outputs) + merged)
-    return math.prod(out_shape), peak, False
-
-
-def _output(node: Node, shape: Shape) -> Shape:
-    rows: list[Row] = []
-    out, _ = _Walker(None).node(node, shape, RF(), rows)  # type: ignore[arg-type]
-    return out
