@@ -6,7 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 from .calc import Analysis, analyze
-from .spec import Expect, Network
+from .errors import SpecError
+from .spec import Expect, Network, suggest
 
 UNITS = {"K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20}
 
@@ -26,7 +27,11 @@ class Verdict:
 
 def computed_value(analysis: Analysis, expect: Expect, convention: str = "torchvision") -> Any:
     if expect.layer is not None:
-        source: Any = analysis.row(expect.layer)
+        try:
+            source: Any = analysis.row(expect.layer)
+        except KeyError:
+            paths = [row.path for row in analysis.rows]
+            raise SpecError(f"expect: no layer {expect.layer!r}{suggest(expect.layer, paths)}", file=analysis.network.file) from None
     else:
         source = analysis.totals
     what = expect.what

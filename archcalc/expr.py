@@ -63,6 +63,18 @@ def evaluate(source: str, env: Mapping[str, Any]) -> Any:
         raise SpecError(f"in expression {source!r}: {exc}") from None
 
 
+def _bits(value: Any) -> int:
+    return abs(value).bit_length() if isinstance(value, int) else 0
+
+
+def _too_long(left: Any, right: Any) -> bool:
+    """A string or list repeated into more than a million items."""
+    for sequence, count in ((left, right), (right, left)):
+        if isinstance(sequence, (str, list)) and isinstance(count, int) and len(sequence) * count > 10**6:
+            return True
+    return False
+
+
 def _eval(node: ast.AST, env: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
         return node.value
@@ -73,8 +85,10 @@ def _eval(node: ast.AST, env: Mapping[str, Any]) -> Any:
         raise SpecError(f"unknown name {node.id!r} (known: {names})")
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left, env), _eval(node.right, env)
-        if isinstance(node.op, ast.Pow) and abs(right) > 64:
+        if isinstance(node.op, ast.Pow) and (abs(right) > 64 or _bits(left) * abs(right) > 4096):
             raise SpecError("exponent too large")
+        if isinstance(node.op, ast.Mult) and _too_long(left, right):
+            raise SpecError("repetition too long")
         return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_eval(node.operand, env))

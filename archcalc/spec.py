@@ -88,6 +88,8 @@ def read_json(path: Path) -> dict:
         raise SpecError("no such file", file=str(path)) from None
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text: {exc.reason} at byte {exc.start}", file=str(path)) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -177,6 +179,8 @@ def resolve(document: dict, variant: str, file: str, input_shape: tuple[int, ...
     shape = input_shape or tuple(_shape(chosen.get("input", document.get("input")), f"{where}.input"))
     blocks = _object(document.get("blocks", {}), "$.blocks")
     context = _Context(blocks)
+    if "layers" not in document:
+        raise SpecError("$: a spec needs 'layers', the list of its nodes")
     children = tuple(context.items(_list(document.get("layers"), "$.layers"), env, "", "$.layers"))
     root = Group("", "sequence", "network", children, "$")
     meta = {**document.get("meta", {}), **chosen.get("meta", {})} if chosen is not document else document.get("meta", {})
@@ -225,12 +229,16 @@ def _expects(raw: Any, where: str) -> Iterator[Expect]:
         here = f"{where}[{i}]"
         item = _object(item, here)
         _no_unknown_keys(item, {"what", "value", "source", "unit", "layer", "wrong", "note"}, here)
+        if "value" not in item:
+            raise SpecError(f"{here}: a published figure needs a 'value'")
         if item.get("what") not in EXPECT_WHATS:
             raise SpecError(f"{here}.what: {item.get('what')!r} is not one of {', '.join(EXPECT_WHATS)}{suggest(str(item.get('what')), EXPECT_WHATS)}")
         if not item.get("source"):
             raise SpecError(f"{here}: every published figure needs a source")
         if item.get("unit") not in (None, "K", "M", "G", "MiB", "MB"):
             raise SpecError(f"{here}.unit: {item['unit']!r} is not one of K, M, G, MB, MiB")
+        if item.get("unit") and (isinstance(item["value"], bool) or not isinstance(item["value"], (int, float))):
+            raise _kind_error(f"{here}.value", f"a number of {item['unit']}", item["value"])
         yield Expect(item["what"], item["value"], item["source"], item.get("unit"), item.get("layer"),
                      bool(item.get("wrong", False)), item.get("note", ""))
 
@@ -278,6 +286,8 @@ class _Context:
         kinds = [key for key in ("type", "block", "layers") if key in raw]
         if len(kinds) != 1:
             raise SpecError(f"{where}: a node has exactly one of 'type', 'block' or 'layers' (found {kinds or 'none'})")
+        if kinds[0] != "layers" and not isinstance(raw[kinds[0]], str):
+            raise _kind_error(f"{where}.{kinds[0]}", "a string", raw[kinds[0]])
         if "block" in raw:
             return self.block(raw, env, path, where)
         if "layers" in raw:
@@ -356,14 +366,22 @@ class _Context:
         for key, spec_field in fields.items():
             if key not in raw and spec_field.default is REQUIRED:
                 raise SpecError(f"{where}: {kind} needs {key!r}")
-            value = self.value(raw[key], env, f"{where}.{key}") if key in raw else spec_field.default
+            if key not in raw:
+                value = spec_field.default
+            elif spec_field.kind == "padding" and raw[key] in ("same", "valid"):
+                value = raw[key]  # a keyword, not an expression
+            else:
+                value = self.value(raw[key], env, f"{where}.{key}")
             attrs[key] = _check(value, spec_field, f"{where}.{key}")
         return Layer(path, kind, MappingProxyType(attrs), where)
 
     def name(self, template: Any, env: Mapping[str, Any], where: str) -> str:
         if not isinstance(template, str):
             raise _kind_error(f"{where}.name", "a string", template)
-        return _NAME_FIELD.sub(lambda m: str(evaluate(m.group(1), env)), template)
+        try:
+            return _NAME_FIELD.sub(lambda m: str(evaluate(m.group(1), env)), template)
+        except SpecError as exc:
+            raise SpecError(f"{where}.name: {exc.message}") from None
 
     def value(self, raw: Any, env: Mapping[str, Any], where: str) -> Any:
         try:

@@ -129,7 +129,7 @@ class Linear(LayerType):
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         if len(shape) != 1:
-            raise SpecError(f"linear needs a flat input, got {'x'.join(map(str, shape))} (add a flatten)")
+            raise SpecError("linear needs a flat input (add a flatten before it)")
         return (a["out"],)
 
     def params(self, a: Attrs, shape: Shape) -> int:

@@ -1,0 +1,149 @@
+"""The calculator: totals, memory arithmetic, depth folding and peak live activations, by hand.
+
+tests/fixtures/branching.json, input 4x8x8 (256 values):
+  0 conv 1x1 4->8         8x8x8  = 512   params 4*8+8 = 40      MACs 8*64*4  = 2,048
+  1 batch_norm2d          8x8x8  = 512   params 16, running stats 16
+  2 relu                  in place
+  mix concat of
+    0: conv 1x1 8->4      4x8x8  = 256   params 8*4+4 = 36      MACs 4*64*8  = 2,048
+    1: conv 3x3 8->4, relu 4x8x8 = 256   params 8*4*9+4 = 292   MACs 4*64*72 = 18,432
+    2: identity           (the input of the concat, 512)
+    -> 16x8x8 = 1,024, a new tensor
+  4 adaptive_avg_pool2d   16                                    (16)
+  5 flatten               a view
+  fc linear 16->10        10     params 170                     MACs 160
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archcalc import SpecError, analyze, load
+
+BRANCHING = str(Path(__file__).parent / "fixtures" / "branching.json")
+
+PARAMS = 40 + 16 + 36 + 292 + 170
+NON_TRAINABLE = 16
+MACS = 2_048 + 2_048 + 18_432 + 160
+ACTIVATIONS = 256 + 512 + 512 + 256 + 256 + 1_024 + 16 + 10  # input, conv, bn, branch convs, concat, pool, fc
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load(BRANCHING)
+
+
+def test_totals(net):
+    t = analyze(net).totals
+    assert t.params == PARAMS == 554
+    assert t.non_trainable == NON_TRAINABLE
+    assert t.params_keras == 570
+    assert t.macs == MACS == 22_688
+    assert t.flops == 2 * MACS
+    assert t.activations == ACTIVATIONS == 2_842
+    assert t.layers == 4  # three convs and a linear
+
+
+def test_fvcore_flops(net):
+    # MACs + batch norm 2 per element (2*512) + adaptive average pool 1 per input element (1024)
+    assert analyze(net).totals.fvcore_flops == MACS + 2 * 512 + 1024
+
+
+def test_peak_live_activations(net):
+    # Worst moment: while concatenating, alive are the concat's input (512, also the identity
+    # branch), the two branch outputs (256 + 256) and the concatenation (1024).
+    # Before that: conv 0 holds 256 + 512, batch norm 512 + 512, branch 1 at most 512 + 256 + 512.
+    assert analyze(net).totals.peak_activations == 512 + 256 + 256 + 1024 == 2_048
+
+
+def test_peak_of_a_plain_chain():
+    # Input 1x4x4 (16) -> conv to 8x4x4 (128) -> relu in place -> conv to 2x4x4 (32): peak 16 + 128, then 128 + 32.
+    from archcalc.spec import resolve
+
+    layers = [{"type": "conv2d", "out": 8, "kernel": 1}, {"type": "relu"}, {"type": "conv2d", "out": 2, "kernel": 1}]
+    analysis = analyze(resolve({"input": [1, 4, 4], "layers": layers}, "t", "t.json"))
+    assert analysis.totals.peak_activations == 160
+
+
+@pytest.mark.parametrize("batch, dtype, size", [(1, "fp32", 4), (4, "fp16", 2), (3, "bf16", 2), (2, "int8", 1)])
+def test_memory_arithmetic(net, batch, dtype, size):
+    a = analyze(net, batch=batch, dtype=dtype)
+    assert a.weights_bytes == (PARAMS + NON_TRAINABLE) * size  # weights do not grow with the batch
+    assert a.activation_bytes == ACTIVATIONS * batch * size
+    assert a.peak_activation_bytes == 2_048 * batch * size
+
+
+def test_vgg16_memory_by_hand():
+    # cs231n's VGG16 walk-through: 138M parameters; 15.2M activation values per image
+    # (input 150,528 + every conv, pool and fc output; ReLU in place).
+    a = analyze(load("vgg16"), batch=1, dtype="fp32")
+    convs = [(64, 224), (64, 224), (128, 112), (128, 112)] + [(256, 56)] * 3 + [(512, 28)] * 3 + [(512, 14)] * 3
+    pools = [(64, 112), (128, 56), (256, 28), (512, 14), (512, 7)]
+    values = 3 * 224 * 224 + sum(c * s * s for c, s in convs + pools) + 512 * 7 * 7 + 4096 + 4096 + 1000
+    assert a.totals.activations == values
+    assert a.weights_bytes == 138_357_544 * 4
+
+
+def test_bad_batch_and_dtype(net):
+    with pytest.raises(SpecError, match="batch must be at least 1, got 0"):
+        analyze(net, batch=0)
+    with pytest.raises(SpecError, match="unknown dtype 'fp64'"):
+        analyze(net, dtype="fp64")
+
+
+def test_merge_rows(net):
+    a = analyze(net)
+    mix = a.row("mix")
+    assert not mix.leaf and mix.type == "concat"
+    assert mix.output_shape == (16, 8, 8)
+    assert mix.params == 36 + 292 and mix.macs == 2_048 + 18_432
+    assert mix.activations == 256 + 256 + 1024  # the branches plus the concatenation
+    merged = a.row("mix.concat")
+    assert merged.leaf and merged.activations == 1024 and merged.params == 0
+
+
+def test_depth_folding(net):
+    a = analyze(net)
+    assert [r.path for r in a.at_depth(1)] == ["input", "0", "1", "2", "mix", "4", "5", "fc"]
+    assert [r.path for r in a.at_depth(2)] == ["input", "0", "1", "2", "mix.0", "mix.1", "mix.2", "mix.concat", "4", "5", "fc"]
+    assert [r.path for r in a.at_depth(None)] == [r.path for r in a.leaves()]
+    for depth in (1, 2, 3, None):
+        rows = a.at_depth(depth)
+        assert sum(r.params for r in rows) == PARAMS
+        assert sum(r.macs for r in rows) == MACS
+        assert sum(r.activations for r in rows) == ACTIVATIONS
+
+
+def test_depth_folding_of_blocks():
+    a = analyze(load("vgg16"))
+    top = [r.path for r in a.at_depth(1)]
+    assert top[:2] == ["input", "features"] and top[-1] == "classifier"
+    stages = [r for r in a.at_depth(2) if r.path.startswith("features.")]
+    assert len(stages) == 5
+    assert stages[0].params == (3 * 64 * 9 + 64) + (64 * 64 * 9 + 64)
+    assert stages[0].output_shape == (64, 112, 112)
+
+
+def test_row_lookup(net):
+    a = analyze(net)
+    assert a.row("fc").params == 170
+    with pytest.raises(KeyError):
+        a.row("nope")
+
+
+def test_output_shape_and_input_row(net):
+    a = analyze(net)
+    assert a.output_shape == (10,)
+    assert a.rows[0].path == "input" and a.rows[0].activations == 256
+
+
+def test_to_dataframe(net):
+    frame = analyze(net).to_dataframe()
+    assert list(frame["path"]) == ["input", "0", "1", "2", "mix.0.0", "mix.1.0", "mix.1.1", "mix.concat", "4", "5", "fc"]
+    assert int(frame["params"].sum()) == PARAMS
+    assert int(frame["macs"].sum()) == MACS
+    assert frame.set_index("path").loc["mix.1.0", "output_shape"] == [4, 8, 8]
+    assert {"type", "non_trainable", "fvcore_flops", "activations", "receptive_field"} <= set(frame.columns)
+    folded = analyze(net).to_dataframe(depth=1)
+    assert len(folded) == 8 and int(folded["params"].sum()) == PARAMS

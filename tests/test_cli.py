@@ -1,0 +1,215 @@
+"""The `archcalc` command: table formats, options, list, check, schema, and the installed script."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from archcalc.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BRANCHING = str(FIXTURES / "branching.json")
+
+VGG16_PARAMS = 138_357_544  # torchvision VGG16_Weights.IMAGENET1K_V1.meta["num_params"]
+
+
+def vgg16_macs(size: int = 224) -> int:
+    """Conv MACs Cout*H*W*Cin*9 per 3x3 conv at padding 1, then the three fully connected layers."""
+    stages = [[64, 64], [128, 128], [256] * 3, [512] * 3, [512] * 3]
+    macs, cin = 0, 3
+    for k, widths in enumerate(stages):
+        side = size >> k
+        for cout in widths:
+            macs += cout * side * side * cin * 9
+            cin = cout
+    return macs + 512 * 7 * 7 * 4096 + 4096 * 4096 + 4096 * 1000
+
+
+def runner() -> CliRunner:
+    try:
+        return CliRunner(mix_stderr=False)  # click < 8.2
+    except TypeError:
+        return CliRunner()
+
+
+def ok(args: list[str]) -> str:
+    result = runner().invoke(main, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert result.stderr == ""
+    return result.stdout
+
+
+def table_json(*args: str) -> dict:
+    return json.loads(ok(["table", *args, "--format", "json"]))
+
+
+def test_vgg16_macs_by_hand_is_the_published_figure():
+    assert round(vgg16_macs() / 1e9, 2) == 15.47  # torchvision _ops
+
+
+def test_json():
+    doc = table_json("vgg16")
+    assert doc["name"] == "vgg16"
+    assert doc["input"] == [3, 224, 224]
+    assert doc["output_shape"] == [1000]
+    assert doc["totals"]["params"] == VGG16_PARAMS
+    assert doc["totals"]["macs"] == vgg16_macs()
+    assert isinstance(doc["totals"]["params"], int)
+    first = doc["layers"][1]
+    assert first["path"].startswith("features.") and first["type"] == "conv2d"
+    assert first["output_shape"] == [64, 224, 224]
+    assert first["params"] == 3 * 64 * 9 + 64
+    assert first["macs"] == 64 * 224 * 224 * 27
+    fc6 = next(layer for layer in doc["layers"] if layer["type"] == "linear")
+    assert fc6["params"] == 25_088 * 4096 + 4096
+    assert sum(layer["params"] for layer in doc["layers"]) == VGG16_PARAMS
+
+
+def test_text_has_thousands_separators():
+    out = ok(["table", "vgg16"])
+    assert "Total params: 138,357,544" in out
+    assert "102,764,545" not in out and "102,764,544" in out  # fc6
+    assert "MACs (conv + linear, per image): 15,470,264,320" in out
+
+
+def test_markdown():
+    out = ok(["table", "vgg16", "--format", "markdown"])
+    assert out.startswith("### vgg16: ")
+    assert "| Layer" in out and "|--" in out.replace(":", "-").replace(" ", "")
+    assert "102,764,544" in out
+    assert "- Total params: 138,357,544" in out
+
+
+def test_csv_keeps_exact_integers():
+    rows = list(csv.DictReader(io.StringIO(ok(["table", "vgg16", "--format", "csv"]))))
+    assert next(row for row in rows if row["type"] == "linear")["params"] == "102764544"
+    assert next(row for row in rows if row["type"] == "conv2d")["output_shape"] == "64x224x224"
+    assert sum(int(row["params"]) for row in rows) == VGG16_PARAMS
+
+
+def test_input_forms():
+    # At 32x32 the features end at 1x1 and the adaptive pool copies it up to 7x7.
+    for text in ("3x32x32", "32x32", "32"):
+        doc = table_json("vgg16", "--input", text)
+        assert doc["input"] == [3, 32, 32]
+        assert doc["totals"]["macs"] == vgg16_macs(32)
+    assert table_json("vgg16", "--input", "1x64x64")["layers"][1]["params"] == 1 * 64 * 9 + 64
+    assert table_json("vgg16", "--input", "3×32×32")["input"] == [3, 32, 32]
+
+
+def test_batch_and_dtype():
+    one = table_json(BRANCHING)
+    doc = table_json(BRANCHING, "--batch", "4", "--dtype", "fp16")
+    assert doc["batch"] == 4 and doc["dtype"] == "fp16"
+    assert doc["totals"]["activations"] == 2_842 * 4
+    assert doc["totals"]["activation_bytes"] == 2_842 * 4 * 2
+    assert doc["totals"]["weights_bytes"] == (554 + 16) * 2
+    assert doc["totals"]["params"] == one["totals"]["params"] == 554
+    assert one["totals"]["activation_bytes"] == 2_842 * 4
+
+
+def test_bad_option_values_exit_2():
+    assert runner().invoke(main, ["table", "vgg16", "--batch", "0"]).exit_code == 2
+    assert runner().invoke(main, ["table", "vgg16", "--dtype", "fp64"]).exit_code == 2
+    assert runner().invoke(main, ["table", "vgg16", "--depth", "0"]).exit_code == 2
+
+
+def test_depth():
+    doc = table_json(BRANCHING, "--depth", "1")
+    assert [layer["path"] for layer in doc["layers"]] == ["input", "0", "1", "2", "mix", "4", "5", "fc"]
+    mix = doc["layers"][4]
+    assert mix["type"] == "concat" and mix["params"] == 36 + 292
+    text = ok(["table", "vgg16", "--depth", "2"])
+    assert "features.stage5" in text and "features.stage5.0" not in text
+
+
+def test_keras_convention_counts_running_statistics():
+    doc = table_json(BRANCHING, "--convention", "keras")
+    assert doc["totals"]["params"] == 554 + 16
+    assert doc["totals"]["trainable_params"] == 554
+
+
+def test_warnings_in_text():
+    out = ok(["table", str(FIXTURES / "alexnet_conv1.json")])
+    assert "warning: conv1: conv2d: H: (224 + 0 - 11)/4 + 1 = 54.25" in out
+
+
+def test_list():
+    out = ok(["list"])
+    line = next(line for line in out.splitlines() if line.startswith("vgg16 "))
+    assert "138,357,544" in line and "15.47" in line and "3x224x224" in line
+
+
+def test_check_zoo_passes():
+    result = runner().invoke(main, ["check"])
+    assert result.exit_code == 0, result.stdout
+    assert " 0 failed" in result.stdout
+
+
+def write(tmp_path: Path, expect: list[dict]) -> str:
+    spec = tmp_path / "net.json"
+    spec.write_text(json.dumps({
+        "input": [3, 8, 8],
+        "layers": [{"name": "conv", "type": "conv2d", "out": 4, "kernel": 3}],
+        "expect": expect,
+    }))
+    return str(spec)
+
+
+def test_check_miss_exits_1_with_claim_computed_and_source(tmp_path):
+    # 4*3*9 + 4 = 112 parameters; the claim says 113.
+    spec = write(tmp_path, [{"what": "params", "value": 113, "source": "Made-up paper, Table 1"}])
+    result = runner().invoke(main, ["check", spec])
+    assert result.exit_code == 1
+    assert "MISS" in result.stdout
+    assert "params claimed 113, computed 112 [Made-up paper, Table 1]" in result.stdout
+    assert "0 passed, 1 failed" in result.stdout
+
+
+def test_check_rounded_claims(tmp_path):
+    # MACs 4*6*6*27 = 3,888 = 3.9 K when written with one decimal
+    spec = write(tmp_path, [{"what": "macs", "value": 3.9, "unit": "K", "source": "rounded"},
+                            {"what": "output_shape", "value": [4, 6, 6], "source": "by hand"}])
+    result = runner().invoke(main, ["check", spec])
+    assert result.exit_code == 0, result.stdout
+    assert "2 passed, 0 failed" in result.stdout
+
+
+def test_check_known_wrong_figure_passes(tmp_path):
+    spec = write(tmp_path, [{"what": "params", "value": 120, "source": "A slide", "wrong": True,
+                             "note": "counts the bias twice"}])
+    result = runner().invoke(main, ["check", spec])
+    assert result.exit_code == 0
+    assert "known wrong" in result.stdout and "claimed 120, computed 112" in result.stdout
+
+
+def test_check_wrong_mark_on_a_correct_figure_fails(tmp_path):
+    spec = write(tmp_path, [{"what": "params", "value": 112, "source": "by hand", "wrong": True}])
+    result = runner().invoke(main, ["check", spec])
+    assert result.exit_code == 1
+    assert "MARKED WRONG BUT MATCHES" in result.stdout
+
+
+def test_schema_command_prints_json():
+    doc = json.loads(ok(["schema"]))
+    assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert "layer_conv2d" in doc["$defs"]
+
+
+def test_installed_console_script_from_another_directory(tmp_path):
+    script = shutil.which("archcalc") or str(Path(sys.executable).parent / "archcalc")
+    assert os.path.exists(script), "the archcalc console script is not installed"
+    result = subprocess.run([script, "table", "vgg16", "--format", "json"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["totals"]["params"] == VGG16_PARAMS
+    bad = subprocess.run([script, "table", "vgg16x"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == ["archcalc: unknown network 'vgg16x' (did you mean 'vgg16'?); `archcalc list` shows the zoo"]

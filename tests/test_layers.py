@@ -1,0 +1,325 @@
+"""Each layer rule against a hand calculation written out here."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from archcalc import SpecError, analyze, load
+from archcalc.calc import Analysis, Row
+from archcalc.spec import resolve
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def run(layers: list[dict], input_shape: list[int]) -> Analysis:
+    return analyze(resolve({"input": input_shape, "layers": layers}, "t", "t.json"))
+
+
+def one(layer: dict, input_shape: list[int]) -> Row:
+    return run([{"name": "x", **layer}], input_shape).row("x")
+
+
+# ---- conv2d ------------------------------------------------------------------------
+
+def test_conv2d_basic():
+    row = one({"type": "conv2d", "out": 16, "kernel": 3, "padding": 1}, [3, 32, 32])
+    assert row.output_shape == (16, 32, 32)  # (32 + 2 - 3)/1 + 1
+    assert row.params == 16 * 3 * 3 * 3 + 16 == 448
+    assert row.macs == 16 * 32 * 32 * (3 * 3 * 3) == 442_368
+    assert row.non_trainable == 0
+    assert row.activations == 16 * 32 * 32
+
+
+def test_conv2d_without_bias():
+    assert one({"type": "conv2d", "out": 16, "kernel": 3, "bias": False}, [3, 32, 32]).params == 432
+
+
+def test_conv2d_stride_and_padding():
+    row = one({"type": "conv2d", "out": 64, "kernel": 7, "stride": 2, "padding": 3}, [3, 224, 224])
+    assert row.output_shape == (64, 112, 112)  # floor((224 + 6 - 7)/2) + 1 = 111 + 1
+    assert row.params == 64 * 3 * 49 + 64 == 9_472
+    assert row.macs == 64 * 112 * 112 * 3 * 49 == 118_013_952
+
+
+@pytest.mark.parametrize("size, kernel, expected", [(17, 5, 17), (224, 3, 224), (10, 4, 10)])
+def test_conv2d_same_stride_1_keeps_the_size(size, kernel, expected):
+    row = one({"type": "conv2d", "out": 2, "kernel": kernel, "padding": "same"}, [1, size, size])
+    assert row.output_shape == (2, expected, expected)
+
+
+@pytest.mark.parametrize("size, expected", [(15, 8), (16, 8), (224, 112), (7, 4)])
+def test_conv2d_same_stride_2_is_ceil_of_half(size, expected):
+    # TensorFlow: out = ceil(N/2); total padding (out-1)*2 + 3 - N, the odd pixel on the bottom/right.
+    run_ = run([{"name": "x", "type": "conv2d", "out": 2, "kernel": 3, "stride": 2, "padding": "same"}], [1, size, size])
+    assert run_.row("x").output_shape == (2, expected, expected)
+    assert run_.warnings == ()
+
+
+def test_conv2d_valid_padding():
+    assert one({"type": "conv2d", "out": 2, "kernel": 3, "padding": "valid"}, [1, 10, 10]).output_shape == (2, 8, 8)
+
+
+def test_conv2d_dilation():
+    row = one({"type": "conv2d", "out": 8, "kernel": 3, "dilation": 2, "padding": 2}, [4, 20, 20])
+    assert row.output_shape == (8, 20, 20)  # span 2*(3-1)+1 = 5; 20 + 4 - 5 + 1
+    assert row.params == 8 * 4 * 9 + 8  # dilation adds no weights
+    assert row.macs == 8 * 20 * 20 * 4 * 9
+    assert row.rf.size == (5, 5)
+
+
+def test_conv2d_groups():
+    row = one({"type": "conv2d", "out": 16, "kernel": 3, "padding": 1, "groups": 4}, [8, 8, 8])
+    assert row.params == 16 * (8 // 4) * 9 + 16 == 304
+    assert row.macs == 16 * 8 * 8 * (8 // 4) * 9 == 18_432
+
+
+def test_depthwise_conv():
+    row = one({"type": "conv2d", "out": 32, "kernel": 3, "padding": 1, "groups": 32, "bias": False}, [32, 14, 14])
+    assert row.params == 32 * 9 == 288
+    assert row.macs == 32 * 14 * 14 * 9 == 56_448
+
+
+def test_conv2d_rectangular_kernel():
+    row = one({"type": "conv2d", "out": 4, "kernel": [1, 7], "padding": [0, 3]}, [3, 10, 12])
+    assert row.output_shape == (4, 10, 12)
+    assert row.params == 4 * 3 * 1 * 7 + 4 == 88
+    assert row.macs == 4 * 10 * 12 * 21 == 10_080
+    assert row.rf.size == (1, 7) and row.rf.label() == "1x7"
+
+
+def test_rectangular_stride():
+    assert one({"type": "conv2d", "out": 1, "kernel": 1, "stride": [1, 2]}, [1, 6, 6]).output_shape == (1, 6, 3)
+
+
+def test_alexnet_conv1_at_224_is_not_whole():
+    analysis = analyze(load(str(FIXTURES / "alexnet_conv1.json")))
+    row = analysis.row("conv1")
+    assert row.output_shape == (96, 54, 54)  # floor(54.25)
+    assert row.params == 96 * 3 * 11 * 11 + 96 == 34_944
+    messages = [note.message for note in analysis.warnings]
+    assert len(messages) == 2  # H and W
+    assert all("(224 + 0 - 11)/4 + 1 = 54.25" in m for m in messages)
+    assert all(note.path == "conv1" for note in analysis.warnings)
+
+
+def test_alexnet_conv1_at_227_is_whole():
+    analysis = analyze(load(str(FIXTURES / "alexnet_conv1.json")), (3, 227, 227))
+    assert analysis.row("conv1").output_shape == (96, 55, 55)  # (227 - 11)/4 + 1 = 55
+    assert analysis.warnings == ()
+
+
+# ---- conv_transpose2d --------------------------------------------------------------
+
+def test_conv_transpose2d_doubles():
+    row = one({"type": "conv_transpose2d", "out": 4, "kernel": 4, "stride": 2, "padding": 1}, [8, 5, 5])
+    assert row.output_shape == (4, 10, 10)  # (5-1)*2 - 2 + (4-1) + 0 + 1
+    assert row.params == 8 * 4 * 16 + 4 == 516
+    assert row.macs == 8 * 5 * 5 * 4 * 16 == 12_800  # every input pixel scatters one kernel
+
+
+def test_conv_transpose2d_output_padding():
+    layer = {"type": "conv_transpose2d", "out": 4, "kernel": 3, "stride": 2, "padding": 1}
+    assert one(layer, [8, 4, 4]).output_shape == (4, 7, 7)  # (4-1)*2 - 2 + 2 + 1
+    assert one({**layer, "output_padding": 1}, [8, 4, 4]).output_shape == (4, 8, 8)
+    assert one({**layer, "output_padding": [0, 1]}, [8, 4, 4]).output_shape == (4, 7, 8)
+
+
+def test_conv_transpose2d_output_padding_must_be_below_the_stride():
+    with pytest.raises(SpecError, match="output_padding 2 must be smaller than stride 2"):
+        one({"type": "conv_transpose2d", "out": 4, "kernel": 3, "stride": 2, "output_padding": 2}, [8, 4, 4])
+
+
+def test_conv_transpose2d_groups():
+    row = one({"type": "conv_transpose2d", "out": 8, "kernel": 2, "stride": 2, "groups": 2, "bias": False}, [4, 3, 3])
+    assert row.output_shape == (8, 6, 6)
+    assert row.params == 4 * (8 // 2) * 4 == 64
+
+
+# ---- linear ------------------------------------------------------------------------
+
+def test_linear():
+    row = one({"type": "linear", "out": 10}, [100])
+    assert row.output_shape == (10,)
+    assert row.params == 100 * 10 + 10
+    assert row.macs == 1000
+    assert one({"type": "linear", "out": 10, "bias": False}, [100]).params == 1000
+
+
+def test_vgg16_first_fully_connected_layer():
+    row = run([{"type": "flatten"}, {"name": "fc6", "type": "linear", "out": 4096}], [512, 7, 7]).row("fc6")
+    assert row.params == 25_088 * 4096 + 4096 == 102_764_544
+
+
+# ---- pooling -----------------------------------------------------------------------
+
+def test_max_pool_stride_defaults_to_kernel():
+    row = one({"type": "max_pool2d", "kernel": 2}, [64, 224, 224])
+    assert row.output_shape == (64, 112, 112)
+    assert row.params == 0 and row.macs == 0
+    assert row.activations == 64 * 112 * 112
+
+
+def test_max_pool_with_padding():
+    # ResNet's stem pool: floor((112 + 2 - 3)/2) + 1 = 55 + 1 = 56
+    analysis = run([{"name": "x", "type": "max_pool2d", "kernel": 3, "stride": 2, "padding": 1}], [64, 112, 112])
+    assert analysis.row("x").output_shape == (64, 56, 56)
+    assert any("(112 + 2 - 3)/2 + 1 = 56.5" in note.message for note in analysis.warnings)
+
+
+def test_ceil_mode():
+    layer = {"type": "max_pool2d", "kernel": 3, "stride": 2}
+    assert one(layer, [1, 6, 6]).output_shape == (1, 2, 2)  # floor(3/2) + 1
+    assert one({**layer, "ceil_mode": True}, [1, 6, 6]).output_shape == (1, 3, 3)  # ceil(3/2) + 1
+    # GoogLeNet: 112 -> ceil(109/2) + 1 = 56
+    assert one({**layer, "ceil_mode": True}, [64, 112, 112]).output_shape == (64, 56, 56)
+
+
+def test_ceil_mode_last_window_must_start_inside():
+    # N=5, k=2, s=2, p=1: ceil((5 + 2 - 2)/2) + 1 = 4, but the 4th window would start at
+    # 3*2 = 6 >= 5 + 1 (input plus left padding): it lies in the right padding only, so torch drops it.
+    layer = {"type": "max_pool2d", "kernel": 2, "stride": 2, "padding": 1, "ceil_mode": True}
+    assert one(layer, [1, 5, 5]).output_shape == (1, 3, 3)
+    # N=6: ceil((6 + 2 - 2)/2) + 1 = 4 and window 4 starts at 6 < 6 + 1: kept.
+    assert one(layer, [1, 6, 6]).output_shape == (1, 4, 4)
+
+
+def test_avg_pool():
+    layer = {"type": "avg_pool2d", "kernel": 2, "stride": 2}
+    assert one(layer, [3, 7, 7]).output_shape == (3, 3, 3)
+    assert one({**layer, "ceil_mode": True}, [3, 7, 7]).output_shape == (3, 4, 4)
+    assert one({"type": "avg_pool2d", "kernel": 3, "stride": 1, "padding": 1}, [3, 7, 7]).output_shape == (3, 7, 7)
+
+
+def test_pool_padding_at_most_half_the_kernel():
+    with pytest.raises(SpecError, match="padding 2 must be at most half the kernel 2"):
+        one({"type": "max_pool2d", "kernel": 2, "padding": 2}, [1, 8, 8])
+
+
+def test_max_pool_dilation():
+    row = one({"type": "max_pool2d", "kernel": 3, "stride": 1, "dilation": 2}, [1, 9, 9])
+    assert row.output_shape == (1, 5, 5)  # span 5: 9 - 5 + 1
+
+
+def test_adaptive_pools():
+    row = one({"type": "adaptive_avg_pool2d", "output": 7}, [512, 14, 14])
+    assert row.output_shape == (512, 7, 7)
+    assert row.params == 0 and row.macs == 0
+    assert row.fvcore_flops == 512 * 14 * 14  # fvcore: one per input element
+    assert one({"type": "adaptive_max_pool2d", "output": [2, 3]}, [8, 10, 10]).output_shape == (8, 2, 3)
+    assert one({"type": "adaptive_max_pool2d", "output": 1}, [8, 10, 10]).fvcore_flops == 0
+    assert one({"type": "adaptive_avg_pool2d"}, [8, 10, 10]).output_shape == (8, 1, 1)
+
+
+# ---- shape-only and elementwise -----------------------------------------------------
+
+def test_flatten_is_a_view():
+    row = one({"type": "flatten"}, [4, 3, 3])
+    assert row.output_shape == (36,)
+    assert row.activations == 0
+
+
+@pytest.mark.parametrize("kind", ["relu", "relu6", "tanh", "sigmoid", "gelu", "silu", "hardswish", "identity", "dropout"])
+def test_elementwise_layers_are_free_and_in_place(kind):
+    row = one({"type": kind}, [8, 5, 5])
+    assert row.output_shape == (8, 5, 5)
+    assert (row.params, row.non_trainable, row.macs, row.fvcore_flops, row.activations) == (0, 0, 0, 0, 0)
+
+
+def test_dropout_probability_is_a_field():
+    assert one({"type": "dropout", "p": 0.2}, [10]).output_shape == (10,)
+
+
+def test_softmax_allocates():
+    row = one({"type": "softmax"}, [1000])
+    assert row.output_shape == (1000,)
+    assert row.activations == 1000 and row.params == 0
+
+
+# ---- normalisation -----------------------------------------------------------------
+
+def test_batch_norm2d():
+    row = one({"type": "batch_norm2d"}, [64, 56, 56])
+    assert row.params == 2 * 64  # gamma, beta
+    assert row.non_trainable == 2 * 64  # running mean, running variance
+    assert row.params_keras == 256
+    assert row.macs == 0
+    assert row.fvcore_flops == 2 * 64 * 56 * 56
+    assert row.activations == 64 * 56 * 56
+
+
+def test_batch_norm2d_without_affine():
+    row = one({"type": "batch_norm2d", "affine": False}, [64, 4, 4])
+    assert (row.params, row.non_trainable, row.fvcore_flops) == (0, 128, 64 * 16)
+
+
+def test_layer_norm2d():
+    row = one({"type": "layer_norm2d"}, [96, 56, 56])
+    assert (row.params, row.non_trainable, row.macs) == (192, 0, 0)
+    assert row.fvcore_flops == 5 * 96 * 56 * 56
+
+
+def test_lrn():
+    row = one({"type": "lrn", "size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2}, [96, 55, 55])
+    assert row.output_shape == (96, 55, 55)
+    assert (row.params, row.non_trainable, row.macs) == (0, 0, 0)
+    assert row.activations == 96 * 55 * 55
+
+
+def test_layer_scale():
+    row = one({"type": "layer_scale", "init": 1e-6}, [96, 56, 56])
+    assert (row.params, row.macs) == (96, 0)
+
+
+# ---- receptive field ---------------------------------------------------------------
+
+def rf(layers: list[dict], size: int = 64):
+    return run(layers, [3, size, size]).rows[-1].rf
+
+
+def conv(kernel: int, stride: int = 1, dilation: int = 1) -> dict:
+    return {"type": "conv2d", "out": 3, "kernel": kernel, "stride": stride, "dilation": dilation,
+            "padding": dilation * (kernel // 2)}
+
+
+def test_rf_two_3x3_convs_see_5x5():
+    assert rf([conv(3), conv(3)]).size == (5, 5)
+    assert rf([conv(3), conv(3), conv(3)]).size == (7, 7)
+
+
+def test_rf_jump_through_pooling():
+    # 1 -> 3 -> 5; pool 2/2: 5 + 1 = 6, jump 2; conv 3 at jump 2: 6 + 2*2 = 10
+    field = rf([conv(3), conv(3), {"type": "max_pool2d", "kernel": 2}, conv(3)])
+    assert field.size == (10, 10)
+    assert field.jump == (Fraction(2), Fraction(2))
+
+
+def test_rf_resnet_stem():
+    # conv 7/2: 7, jump 2; max pool 3/2: 7 + 2*2 = 11, jump 4
+    field = rf([conv(7, 2), {"type": "max_pool2d", "kernel": 3, "stride": 2, "padding": 1}], 224)
+    assert field.size == (11, 11)
+    assert field.jump == (Fraction(4), Fraction(4))
+
+
+def test_rf_dilated_stack():
+    # dilations 1, 2, 4: 3 -> 3 + 2*2 = 7 -> 7 + 2*4 = 15
+    assert rf([conv(3, 1, 1), conv(3, 1, 2), conv(3, 1, 4)]).size == (15, 15)
+
+
+def test_rf_vgg16_features():
+    # The classic figure: pool5 of VGG16 sees 212x212 pixels, at a jump of 32.
+    row = analyze(load("vgg16")).row("features")
+    assert row.rf.size == (212, 212)
+    assert row.rf.jump == (Fraction(32), Fraction(32))
+
+
+def test_rf_is_global_after_linear_and_global_pooling():
+    assert rf([{"type": "adaptive_avg_pool2d"}]).size is None
+    assert rf([{"type": "flatten"}, {"type": "linear", "out": 4}]).label() == "global"
+    assert rf([{"type": "flatten"}, {"type": "linear", "out": 4}, {"type": "relu"}]).size is None
+
+
+def test_rf_merge_takes_the_widest_branch():
+    layers = [{"type": "concat", "branches": [[conv(1)], [conv(3)], [conv(5)]]}]
+    assert rf(layers).size == (5, 5)

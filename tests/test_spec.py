@@ -1,0 +1,166 @@
+"""The spec format, feature by feature, on the small specs in tests/fixtures/."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from archcalc import SpecError, analyze, load
+from archcalc.spec import Group, zoo_index
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FEATURES = str(FIXTURES / "features.json")
+
+
+def paths(node) -> list[str]:
+    """Every node's path, pre-order."""
+    out = [node.path]
+    if isinstance(node, Group):
+        for child in node.children:
+            out.extend(paths(child))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_a():
+    return load(f"{FEATURES}:tiny_a")
+
+
+@pytest.fixture(scope="module")
+def tiny_b():
+    return load(f"{FEATURES}:tiny_b")
+
+
+def test_family_and_variant(tiny_a, tiny_b):
+    assert (tiny_a.name, tiny_a.family, tiny_a.title) == ("tiny_a", "tiny", "A small family exercising the spec format")
+    assert tiny_b.title == "Deeper"
+    assert tiny_a.input == (3, 15, 15)
+    assert tiny_b.input == (1, 31, 31)  # a variant overrides the input
+
+
+def test_block_with_default_and_given_args(tiny_a):
+    stem = tiny_a.root.children[0]
+    assert isinstance(stem, Group) and stem.label == "cbr" and stem.path == "stem"
+    conv = stem.children[0]
+    assert conv.path == "stem.conv"
+    assert conv.attrs["out"] == 8  # widths[0]
+    assert conv.attrs["stride"] == 2  # given
+    assert conv.attrs["kernel"] == 3  # the block's default
+    assert conv.attrs["padding"] == 1  # "kernel // 2"
+    assert conv.attrs["bias"] is False
+
+
+def test_spliced_repeat_with_names_and_merge_with_identity(tiny_a):
+    top = [child.path for child in tiny_a.root.children]
+    assert top == ["stem", "res1", "res2", "stages", "pool", "5", "fc"]
+    res1 = tiny_a.root.children[1]
+    assert res1.label == "res"
+    merge = res1.children[0]
+    assert (merge.path, merge.kind) == ("res1.sum", "add")
+    assert [b.path for b in merge.children] == ["res1.sum.0", "res1.sum.1"]
+    assert merge.children[1].children == ()  # the identity branch
+    assert merge.children[0].children[0].children[0].attrs["out"] == 8  # the required arg c
+
+
+def test_named_repeat_over_a_list_with_as_and_index(tiny_a, tiny_b):
+    stages = tiny_a.root.children[3]
+    assert isinstance(stages, Group) and stages.label == "repeat"
+    assert [c.path for c in stages.children] == ["stages.stage0", "stages.stage1"]
+    assert [c.attrs["out"] for c in stages.children] == [8, 16]
+    assert [c.attrs["out"] for c in tiny_b.root.children[3].children] == [4, 8, 12]
+
+
+def test_when_and_positional_names(tiny_a, tiny_b):
+    assert "extra" not in paths(tiny_a.root)
+    extra = tiny_b.root.children[4]
+    assert extra.path == "extra"
+    assert extra.attrs["out"] == 24  # param "last" = widths[-1] * 2, evaluated after widths
+    # positional names count the nodes that exist: the flatten moves from 5 to 6
+    assert [c.path for c in tiny_b.root.children][-2] == "6"
+
+
+def test_totals_by_hand(tiny_a):
+    t = analyze(tiny_a).totals
+    # stem conv 8*3*9 + bn 16; two residual convs 8*8*9 + bn 16 each; 1x1 convs 8*8+8, 16*8+16; fc 16*10+10
+    assert t.params == 216 + 16 + 2 * (576 + 16) + 72 + 144 + 170 == 1802
+    assert t.non_trainable == 3 * 16
+    # stem 8*8*8*27; residual convs 8*8*8*72 each; 1x1 convs 8*8*8*8 and 16*8*8*8; fc 160
+    assert t.macs == 13_824 + 2 * 36_864 + 4_096 + 8_192 + 160 == 100_000
+
+
+def test_variant_params_change_the_network(tiny_b):
+    a = analyze(tiny_b)
+    assert a.row("stem.conv").output_shape == (4, 16, 16)  # (31 + 2 - 3)/2 + 1
+    assert a.row("extra").params == 12 * 24 + 24
+    assert a.output_shape == (10,)
+
+
+def test_splice_versus_named_group():
+    net = load(str(FIXTURES / "splice.json"))
+    top = net.root.children
+    # two spliced repeats put four convs at the top level, then two named groups, then one relu
+    assert [c.path for c in top] == ["0", "1", "2", "3", "group", "named", "6"]
+    assert [c.attrs["out"] for c in top[2:4]] == [3, 5]  # repeat over a list, "as": "k"
+    assert [c.path for c in top[4].children] == ["group.0", "group.1"]
+    assert [c.path for c in top[5].children] == ["named.act0", "named.act1"]
+
+
+def test_repeat_without_as_binds_i(tmp_path):
+    spec = tmp_path / "net.json"
+    spec.write_text(json.dumps({"input": [1, 4, 4], "layers": [
+        {"repeat": 3, "names": "c{i}", "type": "conv2d", "out": "i + 1", "kernel": 1}]}))
+    net = load(str(spec))
+    assert [(c.path, c.attrs["out"]) for c in net.root.children] == [("c0", 1), ("c1", 2), ("c2", 3)]
+
+
+def test_merge_branch_may_be_a_single_node(tmp_path):
+    spec = tmp_path / "net.json"
+    spec.write_text(json.dumps({"input": [2, 4, 4], "layers": [
+        {"name": "m", "type": "concat", "branches": [{"type": "conv2d", "out": 3, "kernel": 1}, []]}]}))
+    assert analyze(load(str(spec))).row("m").output_shape == (5, 4, 4)
+
+
+def test_mul_broadcasts(tmp_path):
+    spec = tmp_path / "net.json"
+    spec.write_text(json.dumps({"input": [8, 4, 4], "layers": [{"name": "se", "type": "mul", "branches": [
+        [], [{"type": "adaptive_avg_pool2d"}, {"type": "conv2d", "out": 8, "kernel": 1}, {"type": "sigmoid"}]]}]}))
+    assert analyze(load(str(spec))).row("se").output_shape == (8, 4, 4)
+
+
+def test_unknown_variant_param():
+    with pytest.raises(SpecError, match=r"\$\.variants\.small\.params: 'widht' is not a family parameter \(did you mean 'width'\?\)"):
+        load(str(Path(__file__).parent / "bad_specs" / "unknown_variant_param.json"))
+
+
+def test_required_block_arg():
+    with pytest.raises(SpecError, match="block 'conv' needs argument 'out'"):
+        load(str(Path(__file__).parent / "bad_specs" / "missing_block_arg.json"))
+
+
+def test_input_override_through_load():
+    net = load(f"{FEATURES}:tiny_a")
+    assert analyze(net, (3, 31, 31)).row("stem.conv").output_shape == (8, 16, 16)
+
+
+def test_padding_keywords_are_not_expressions(tmp_path):
+    spec = tmp_path / "net.json"
+    spec.write_text(json.dumps({"input": [1, 9, 9], "params": {"tf": True}, "layers": [
+        {"name": "a", "type": "conv2d", "out": 1, "kernel": 3, "padding": "same"},
+        {"name": "b", "type": "conv2d", "out": 1, "kernel": 3, "padding": "'same' if tf else 0"},
+        {"name": "c", "type": "conv2d", "out": 1, "kernel": 3, "padding": "valid"}]}))
+    a = analyze(load(str(spec)))
+    assert [a.row(p).output_shape for p in "abc"] == [(1, 9, 9), (1, 9, 9), (1, 7, 7)]
+
+
+def test_expect_and_meta_of_a_variant():
+    net = load("vgg16")
+    assert net.meta["year"] == 2014
+    assert {"params", "macs"} <= {e.what for e in net.expect}
+    assert all(e.source for e in net.expect)
+
+
+def test_zoo_index_names_every_variant():
+    index = zoo_index()
+    assert index["vgg16"].name == "vgg.json"
+    assert "schema" not in index
