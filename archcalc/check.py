@@ -25,7 +25,7 @@ class Verdict:
         return self.status in ("exact", "rounds", "wrong")
 
 
-def computed_value(analysis: Analysis, expect: Expect, convention: str = "torchvision") -> Any:
+def computed_value(analysis: Analysis, expect: Expect) -> Any:
     if expect.layer is not None:
         try:
             source: Any = analysis.row(expect.layer)
@@ -34,9 +34,7 @@ def computed_value(analysis: Analysis, expect: Expect, convention: str = "torchv
             raise SpecError(f"expect: no layer {expect.layer!r}{suggest(expect.layer, paths)}", file=analysis.network.file) from None
     else:
         source = analysis.totals
-    what = expect.what
-    if what == "params" and convention == "keras":
-        what = "params_keras"
+    what = expect.what  # each figure names its own convention: params or params_keras
     if what == "output_shape":
         return list(source.output_shape if expect.layer else analysis.output_shape)
     if what == "weights_bytes":
@@ -48,8 +46,8 @@ def computed_value(analysis: Analysis, expect: Expect, convention: str = "torchv
     return getattr(source, what)
 
 
-def judge(analysis: Analysis, expect: Expect, convention: str = "torchvision") -> Verdict:
-    exact = computed_value(analysis, expect, convention)
+def judge(analysis: Analysis, expect: Expect) -> Verdict:
+    exact = computed_value(analysis, expect)
     computed = exact
     if expect.unit:
         decimals = max(0, -Decimal(str(expect.value)).as_tuple().exponent)
@@ -63,9 +61,9 @@ def judge(analysis: Analysis, expect: Expect, convention: str = "torchvision") -
     return Verdict(analysis.network.name, expect, computed, exact, status)
 
 
-def check_network(network: Network, convention: str = "torchvision") -> list[Verdict]:
+def check_network(network: Network) -> list[Verdict]:
     analysis = analyze(network)
-    return [judge(analysis, expect, convention) for expect in network.expect]
+    return [judge(analysis, expect) for expect in network.expect]
 
 
 def describe(verdict: Verdict) -> str:

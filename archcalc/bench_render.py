@@ -1,0 +1,158 @@
+"""Output of `archcalc bench`: a text or Markdown table with its context, or JSON (exact integers)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from tabulate import tabulate
+
+from .bench import NOISE_FACTOR, Result, Run
+
+HEADERS = ["Network", "Batch", "Dtype", "Median ms", "p10 ms", "p90 ms", "Images/s", "TFLOP/s",
+           "% of matmul peak", "Peak alloc. MiB", "Estimate MiB (W + A)", "Peak live act. MiB"]
+ALIGN = ("left", "right", "left") + ("right",) * 9
+
+
+def _mib(n: int | None) -> str:
+    return "not measured" if n is None else f"{n / 2**20:,.1f}"
+
+
+def _tflops(x: float) -> str:
+    return f"{x:,.3f}" if x >= 0.01 else f"{x:.2e}"
+
+
+def _row(r: Result) -> list[str]:
+    percent = "n/a" if r.percent_of_peak is None else f"{r.percent_of_peak:,.1f}"
+    return [
+        r.network, f"{r.batch:,}", r.dtype, f"{r.latency.median_ms:,.3f}" + (" !" if r.noisy else ""),
+        f"{r.latency.p10_ms:,.3f}", f"{r.latency.p90_ms:,.3f}", f"{r.images_per_s:,.1f}",
+        _tflops(r.achieved_tflops), percent, _mib(r.peak_allocated_bytes), _mib(r.estimate_bytes),
+        _mib(r.peak_activation_bytes),
+    ]
+
+
+def title(run: Run) -> str:
+    batches = sorted({r.batch for r in run.results})
+    dtypes = sorted({r.dtype for r in run.results})
+    text = "Time per inference step"
+    if len(batches) == 1:
+        text += f", batch {batches[0]}"
+    if len(dtypes) == 1:
+        text += f", {dtypes[0]}"
+    return text
+
+
+def context_lines(run: Run) -> list[str]:
+    env, s = run.environment, run.settings
+    device = f"{env.get('device_name')} ({s.device})"
+    if s.device == "cuda":
+        device += f"; driver {env.get('driver') or 'unknown'}, CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}"
+    lines = [
+        f"Device: {device}; torch {env.get('torch')}; {env.get('threads')} CPU threads",
+        f"Timer: {s.timer}",
+        f"Settings: warm-up at least {s.warmup_iters} iterations and {s.warmup_seconds:g} s, {s.iters} timed repetitions; "
+        f"channels_last {_yes(s.channels_last)}, torch.compile {_yes(s.compile)}, CUDA graph {_yes(s.cuda_graph)}, "
+        f"L2 flush {_yes(s.l2_flush)}; inference mode, eval()",
+    ]
+    if run.overhead:
+        o = run.overhead
+        lines.append(f"Empty timed region (the timer's own overhead): median {o.median_ms:.4f} ms "
+                     f"(p10 {o.p10_ms:.4f}, p90 {o.p90_ms:.4f})")
+    for p in run.peaks:
+        lines.append(f"Dense matmul peak, {p.dtype}: {_tflops(p.tflops)} TFLOP/s ({p.size}x{p.size} @ {p.size}x{p.size}, "
+                     f"median {p.latency.median_ms:,.3f} ms, timed the same way)")
+    if s.device == "cpu":
+        lines.append("Memory: not measured on CPU (peak allocated is a CUDA allocator figure)")
+    else:
+        lines.append("Memory: torch.cuda.max_memory_allocated over one forward pass after reset_peak_memory_stats "
+                     "(weights and input included)")
+    if s.device == "cuda" and env.get("tf32_cudnn") and not env.get("tf32_matmul"):
+        lines.append("Note: fp32 convolutions may run in TF32 (cuDNN default) while the fp32 matmul peak does not")
+    return lines
+
+
+def _yes(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def footer_lines(run: Run) -> list[str]:
+    lines = [
+        "TFLOP/s: archcalc's MACs (conv + linear, per image) x 2 x batch / median latency. "
+        "Estimate: archcalc's weights + activations (sum of layer outputs) at that batch and dtype.",
+    ]
+    if any(r.noisy for r in run.results):
+        lines.append(f"! median within {NOISE_FACTOR}x of the empty timed region: the figure is mostly timer overhead")
+    for f in run.failures:
+        lines.append(f"failed: {f.network} batch {f.batch} {f.dtype}: {f.message}")
+    if run.interrupted:
+        lines.append(f"INTERRUPTED: {len(run.results) + len(run.failures)} of {run.planned} configurations measured")
+    return lines
+
+
+def render(run: Run, fmt: str = "text") -> str:
+    if fmt == "json":
+        return json.dumps(to_json(run), indent=2) + "\n"
+    rows = [_row(r) for r in run.results]
+    if fmt == "markdown":
+        table = tabulate(rows, HEADERS, tablefmt="github", colalign=ALIGN, disable_numparse=True)
+        bullets = "\n".join(f"- {line}" for line in context_lines(run))
+        notes = "\n".join(f"- {line}" for line in footer_lines(run))
+        return f"### {title(run)}\n\n{bullets}\n\n{table}\n\n{notes}\n"
+    table = tabulate(rows, HEADERS, tablefmt="simple", colalign=ALIGN, disable_numparse=True)
+    return "\n".join([title(run), "", *context_lines(run), "", table, "", *footer_lines(run)]) + "\n"
+
+
+def to_json(run: Run) -> dict[str, Any]:
+    return {
+        "environment": run.environment,
+        "settings": asdict(run.settings),
+        "interrupted": run.interrupted,
+        "planned": run.planned,
+        "overhead": asdict(run.overhead) if run.overhead else None,
+        "matmul_peak": [{"dtype": p.dtype, "size": p.size, "tflops": p.tflops, "latency": asdict(p.latency)}
+                        for p in run.peaks],
+        "results": [_result_json(r) for r in run.results],
+        "failures": [asdict(f) for f in run.failures],
+    }
+
+
+def _result_json(r: Result) -> dict[str, Any]:
+    return {
+        "network": r.network, "batch": r.batch, "dtype": r.dtype, "input": list(r.input_shape),
+        "latency": asdict(r.latency), "images_per_s": r.images_per_s,
+        "macs_per_image": r.macs_per_image, "flops": r.flops, "achieved_tflops": r.achieved_tflops,
+        "matmul_peak_tflops": r.peak_tflops, "percent_of_peak": r.percent_of_peak,
+        "peak_allocated_bytes": r.peak_allocated_bytes, "resident_bytes": r.resident_bytes,
+        "weights_bytes": r.weights_bytes, "activation_bytes": r.activation_bytes,
+        "estimate_bytes": r.estimate_bytes, "peak_activation_bytes": r.peak_activation_bytes,
+        "noisy": r.noisy,
+    }
+
+
+def write_outputs(run: Run, paths: tuple[str, ...], fmt: str) -> None:
+    """Each --out file whole: .json as JSON, .md as Markdown, anything else in --format."""
+    from .files import write_atomic
+
+    for path in paths:
+        suffix = path.lower().rsplit(".", 1)[-1] if "." in path else ""
+        kind = {"json": "json", "md": "markdown", "markdown": "markdown"}.get(suffix, fmt)
+        write_atomic(path, render(run, kind))
+
+
+class ProgressBar:
+    """One line on stderr, redrawn in place on a terminal, one line per step otherwise."""
+
+    def __init__(self, stream, width: int = 30):
+        self.stream = stream
+        self.width = width
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        filled = self.width * done // max(total, 1)
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {label}"
+        if self.tty:
+            self.stream.write(f"\r{line[:120]:<120}" + ("\n" if done == total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
