@@ -66,7 +66,7 @@ def main() -> None:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-@click.option("--depth", type=click.IntRange(min=0), default=None, help="Fold everything deeper than N into its block.")
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="Fold everything deeper than N into its block.")
 @convention_option
 def table(target: str, input_text: str | None, batch: int, dtype: str, fmt: str, depth: int | None, convention: str) -> None:
     """Per-layer table of a zoo network (NAME) or a spec file (PATH, PATH:VARIANT)."""
@@ -97,14 +97,24 @@ def list_networks() -> None:
 @click.argument("targets", nargs=-1)
 @convention_option
 def check(targets: tuple[str, ...], convention: str) -> None:
-    """Check every published figure (`expect`) of the zoo or of the given specs; exit 1 on a miss."""
+    """Check every published figure (`expect`) of the zoo or of the given specs; exit 1 on a miss.
+
+    Each figure names its convention (`params` or `params_keras`); with --convention keras the
+    Keras-convention total of each network is printed as well.
+    """
     from .check import check_network, describe
     from .spec import load, zoo_index
+
+    from .calc import analyze
 
     names = targets or tuple(zoo_index())
     failures = total = 0
     for name in names:
-        for verdict in check_network(load(name), convention):
+        network = load(name)
+        if convention == "keras":
+            click.echo(f"       {name}: params in Keras' convention (BN moving statistics included): "
+                       f"{analyze(network).totals.params_keras:,}")
+        for verdict in check_network(network):
             total += 1
             failures += not verdict.ok
             click.echo(describe(verdict))
@@ -118,6 +128,116 @@ def schema() -> None:
     from .schema import schema_text
 
     click.echo(schema_text(), nl=False)
+
+
+@main.command()
+@click.argument("target", required=False)
+@input_option
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--all", "every", is_flag=True, help="Verify the whole zoo; one line per network.")
+@click.option("--no-rf", is_flag=True, help="Skip the receptive-field measurement.")
+def verify(target: str | None, input_text: str | None, batch: int, every: bool, no_rf: bool) -> None:
+    """Build the network in torch, trace it with fvcore and compare with the calculator.
+
+    Per layer: output shape, parameters and fvcore's flop count (one multiply-add = 1).
+    Exit 0 when everything agrees, 1 when something disagrees, 2 on bad input.
+    """
+    from .verify import render_report, require_fvcore, summary_line, verify_network
+
+    if bool(target) == every:
+        raise SpecError("verify takes a network (NAME or PATH) or --all, not both")
+    require_fvcore()
+    if not every:
+        network, dims = load_network(target, input_text)
+        report = verify_network(network, dims, batch, receptive_field=not no_rf)
+        click.echo(render_report(report), nl=False)
+        sys.exit(0 if report.ok else 1)
+    from .spec import zoo_index
+
+    lines, failures = [], 0
+    with click.progressbar(list(zoo_index()), label="verifying", file=sys.stderr, item_show_func=lambda n: n) as names:
+        for name in names:
+            try:
+                network, dims = load_network(name, input_text)
+                report = verify_network(network, dims, batch, receptive_field=not no_rf)
+                lines.append(summary_line(report))
+                failures += not report.ok
+            except SpecError as exc:
+                lines.append(f"{name}: error: {exc}")
+                failures += 1
+    click.echo("\n".join(lines))
+    click.echo(f"{len(lines) - failures} agree, {failures} disagree")
+    sys.exit(1 if failures else 0)
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every network of the zoo.")
+@input_option
+@click.option("--batch", "batch_text", default="1", show_default=True, help="Comma-separated batch sizes, e.g. 1,32,256.")
+@click.option("--dtype", "dtype_text", default="fp32", show_default=True, help="Comma-separated: fp32, fp16, bf16.")
+@click.option("--channels-last", is_flag=True, help="Model and input in channels_last memory format.")
+@click.option("--device", type=click.Choice(["cuda", "cpu"]), default=None, help="Default: cuda when torch sees a GPU, else cpu.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (with --cuda-graph: mode reduce-overhead).")
+@click.option("--cuda-graph", is_flag=True, help="Capture one forward pass in a CUDA graph and time its replay.")
+@click.option("--l2-flush", is_flag=True, help="Overwrite a buffer larger than the GPU's L2 before each repetition.")
+@click.option("--warmup-iters", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--warmup-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--iters", type=click.IntRange(min=1), default=50, show_default=True, help="Timed repetitions.")
+@click.option("--matmul-size", type=click.IntRange(min=16), default=None, help="Side of the peak matmul (default 8192 on CUDA, 1024 on CPU).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--out", "outs", multiple=True, metavar="FILE", help="Also write the run to FILE (.json, .md, else --format); repeatable.")
+def bench(names: tuple[str, ...], every: bool, input_text: str | None, batch_text: str, dtype_text: str,
+          channels_last: bool, device: str | None, compile_: bool, cuda_graph: bool, l2_flush: bool,
+          warmup_iters: int, warmup_seconds: float, iters: int, matmul_size: int | None, fmt: str, outs: tuple[str, ...]) -> None:
+    """Measure latency, images/s, TFLOP/s and memory of networks, next to archcalc's figures."""
+    from .bench import NOISE_FACTOR, Settings, parse_batches, parse_dtypes, run
+    from .bench_render import ProgressBar, render, write_outputs
+    from .spec import zoo_index
+    from ._torch import require_torch
+
+    if bool(names) == every:
+        raise SpecError("bench takes network names (or spec paths) or --all, not both and not neither")
+    batches, dtypes = parse_batches(batch_text), parse_dtypes(dtype_text)
+    loaded = [load_network(name, input_text) for name in (names or tuple(zoo_index()))]
+    torch = require_torch()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    settings = Settings(device, channels_last, compile_, cuda_graph, l2_flush, warmup_iters, warmup_seconds, iters, matmul_size)
+    result = run([n for n, _ in loaded], batches, dtypes, settings, [d for _, d in loaded], progress=ProgressBar(sys.stderr))
+    click.echo(render(result, fmt), nl=False)
+    write_outputs(result, outs, fmt)
+    for r in result.results:
+        if r.noisy:
+            click.echo(f"WARNING: {r.network} batch {r.batch} {r.dtype}: median {r.latency.median_ms:.4f} ms is within "
+                       f"{NOISE_FACTOR}x of the empty timed region ({r.overhead_ms:.4f} ms): mostly timer overhead", err=True)
+    if result.interrupted:
+        click.echo(f"archcalc: interrupted; {len(result.results)} of {result.planned} configurations measured"
+                   + (f", written to {', '.join(outs)}" if outs else ""), err=True)
+        sys.exit(130)
+
+
+@main.command("report")
+@click.argument("target", required=False)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True,
+              help="Folder of the report.")
+@click.option("--check", "check_only", is_flag=True, help="Regenerate into a temporary folder; exit 1 listing stale files.")
+def report_command(target: str | None, out_dir: str, check_only: bool) -> None:
+    """Markdown pages and plots of the zoo, the lecture claims and the tricks (one network's page with TARGET)."""
+    from pathlib import Path
+
+    from .report import generate, stale
+
+    if check_only:
+        problems = stale(Path(out_dir), target)
+        for problem in problems:
+            click.echo(f"stale: {Path(out_dir) / problem}")
+        if problems:
+            click.echo(f"{len(problems)} stale file(s); run `archcalc report` to regenerate", err=True)
+            sys.exit(1)
+        click.echo(f"{out_dir} is up to date")
+        return
+    written = generate(Path(out_dir), target)
+    click.echo(f"{len(written)} files in {out_dir}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,99 @@
+"""A real torch model from a spec: modules named like the calculator's rows.
+
+A sequence (the network, a block, a `layers` list, a branch) becomes an `nn.Sequential`
+holding its children under their spec names; a merge becomes a `Merge` holding its
+branches `0`, `1`, ... and the op that combines them under `concat`, `add` or `mul`;
+a layer is what its layer type's `torch_module` returns. So the module at
+`model.get_submodule(row.path)` is the one that computes a calculator row.
+torch is imported only when a model is built.
+"""
+from __future__ import annotations
+
+import functools
+
+from ._torch import require_torch
+from .calc import analyze
+from .layers import REGISTRY, Shape
+from .spec import Group, Layer, Network, Node
+
+
+@functools.cache
+def _classes():
+    torch = require_torch()
+    nn = torch.nn
+
+    class Concat(nn.Module):
+        """Joins branch outputs along the channels."""
+
+        def forward(self, *xs):
+            return torch.cat(xs, dim=1)
+
+    class Add(nn.Module):
+        def forward(self, *xs):
+            out = xs[0]
+            for x in xs[1:]:
+                out = out + x
+            return out
+
+    class Mul(nn.Module):
+        """Elementwise product; a per-image shape of lower rank is padded with ones on the left."""
+
+        def forward(self, *xs):
+            rank = max(x.dim() for x in xs)
+            out = None
+            for x in xs:
+                x = x.reshape(x.shape[0], *([1] * (rank - x.dim())), *x.shape[1:])
+                out = x if out is None else out * x
+            return out
+
+    class Merge(nn.Module):
+        """Runs every branch on the same input and combines their outputs."""
+
+        def __init__(self, kind: str, branches: list):
+            super().__init__()
+            for i, branch in enumerate(branches):
+                self.add_module(str(i), branch)
+            self.count = len(branches)
+            self.kind = kind
+            self.add_module(kind, {"concat": Concat, "add": Add, "mul": Mul}[kind]())
+
+        def forward(self, x):
+            outputs = [self._modules[str(i)](x) for i in range(self.count)]
+            return self._modules[self.kind](*outputs)
+
+        def extra_repr(self) -> str:
+            return self.kind
+
+    return nn.Sequential, Merge
+
+
+def _attach(parent, name: str, module) -> None:
+    """add_module, also for spec names that shadow a Module attribute (`type`, `forward`)."""
+    try:
+        parent.add_module(name, module)
+    except KeyError:
+        parent._modules[name] = module
+
+
+def _build(node: Node, shapes: dict[str, Shape]):
+    sequential, merge = _classes()
+    if isinstance(node, Layer):
+        return REGISTRY[node.type].torch_module(node.attrs, shapes[node.path])
+    if node.kind == "sequence":
+        module = sequential()
+        for child in node.children:
+            _attach(module, child.path.rsplit(".", 1)[-1], _build(child, shapes))
+        return module
+    return merge(node.kind, [_build(child, shapes) for child in node.children])
+
+
+def build_torch(network: Network, input_shape: Shape | None = None):
+    """An `nn.Module` computing `network` (training mode, torch's default initialisation).
+
+    Layers whose torch form depends on the input size ('same' padding) are built for
+    `input_shape`, by default the spec's input.
+    """
+    require_torch()
+    analysis = analyze(network, input_shape)
+    shapes = {row.path: row.input_shape for row in analysis.rows if row.leaf}
+    return _build(network.root, shapes)
