@@ -202,13 +202,12 @@ class _Walker:
         layer = REGISTRY[node.type]
         a = node.attrs
 
-        def warn(message: str) -> None:
-            self.warnings.append(Note(node.path, f"{node.type}: {message}"))
-
+        messages: list[str] = []
         try:
-            out = layer.output_shape(a, shape, warn)
+            out = layer.output_shape(a, shape, messages.append)
         except SpecError as exc:
             raise SpecError(f"{exc.message} (input {format_shape(shape)})", path=f"{node.path} ({node.type}, {node.where})") from None
+        self.warnings.extend(Note(node.path, f"{node.type}: {m}") for m in _merge_axes(messages))
         out_rf = layer.receptive_field(a, rf, shape)
         allocated = math.prod(out) if layer.allocates else 0
         rows.append(Row(
@@ -258,3 +257,10 @@ def _broadcast(shapes: list[Shape], listed: str, where: str) -> Shape:
             raise SpecError(f"mul cannot broadcast {listed}", path=where)
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)
+
+
+def _merge_axes(messages: list[str]) -> list[str]:
+    """'H: x' and 'W: x' with the same x (a square input) read as one 'H and W: x'."""
+    if len(messages) == 2 and messages[0].startswith("H: ") and messages[1] == "W: " + messages[0][3:]:
+        return ["H and W: " + messages[0][3:]]
+    return messages

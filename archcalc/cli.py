@@ -89,8 +89,9 @@ def list_networks() -> None:
     for name in zoo_index():
         analysis = analyze(load(name))
         t = analysis.totals
-        rows.append([name, analysis.network.family, "x".join(map(str, analysis.input_shape)), t.params, f"{t.macs / 1e9:,.3f}"])
-    click.echo(tabulate(rows, ["Name", "Family", "Input", "Params", "GMACs"], intfmt=",", colalign=("left", "left", "right", "right", "right")))
+        rows.append([name, analysis.network.family, "x".join(map(str, analysis.input_shape)), f"{t.params:,}", f"{t.macs / 1e9:,.3f}"])
+    click.echo(tabulate(rows, ["Name", "Family", "Input", "Params", "GMACs"], disable_numparse=True,
+                        colalign=("left", "left", "right", "right", "right")))
 
 
 @main.command()

@@ -138,7 +138,7 @@ def test_keras_convention_counts_running_statistics():
 
 def test_warnings_in_text():
     out = ok(["table", str(FIXTURES / "alexnet_conv1.json")])
-    assert "warning: conv1: conv2d: H: (224 + 0 - 11)/4 + 1 = 54.25" in out
+    assert "warning: conv1: conv2d: H and W: (224 + 0 - 11)/4 + 1 = 54.25" in out
 
 
 def test_list():

@@ -99,9 +99,14 @@ def test_alexnet_conv1_at_224_is_not_whole():
     assert row.output_shape == (96, 54, 54)  # floor(54.25)
     assert row.params == 96 * 3 * 11 * 11 + 96 == 34_944
     messages = [note.message for note in analysis.warnings]
-    assert len(messages) == 2  # H and W
-    assert all("(224 + 0 - 11)/4 + 1 = 54.25" in m for m in messages)
+    assert messages == ["conv2d: H and W: (224 + 0 - 11)/4 + 1 = 54.25 is not whole; floor gives 54"]
     assert all(note.path == "conv1" for note in analysis.warnings)
+
+
+def test_non_square_input_warns_per_axis():
+    analysis = analyze(load(str(FIXTURES / "alexnet_conv1.json")), (3, 224, 227))
+    messages = [note.message for note in analysis.warnings]
+    assert messages == ["conv2d: H: (224 + 0 - 11)/4 + 1 = 54.25 is not whole; floor gives 54"]
 
 
 def test_alexnet_conv1_at_227_is_whole():
