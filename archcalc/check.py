@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from .calc import Analysis, analyze
@@ -18,11 +20,21 @@ class Verdict:
     expect: Expect
     computed: Any  # in the claim's unit, rounded as the claim is
     exact: Any  # the exact computed integer (or shape)
-    status: str  # exact, rounds, miss, wrong (a known error that still does not add up), unexpected
+    status: str  # exact, rounds, truncates, miss, wrong (a known error that still does not add up), unexpected
 
     @property
     def ok(self) -> bool:
-        return self.status in ("exact", "rounds", "wrong")
+        return self.status in ("exact", "rounds", "truncates", "wrong")
+
+
+def in_unit(exact: int, expect: Expect) -> int | float:
+    """`exact` in the claim's unit, to the digits the claim is written with, rounded as it says."""
+    decimals = max(0, -Decimal(str(expect.value)).as_tuple().exponent)
+    if expect.significant:
+        decimals = expect.significant - 1 - math.floor(math.log10(expect.value))
+    scaled = Fraction(exact) / UNITS[expect.unit] * Fraction(10) ** decimals
+    digits = math.floor(scaled) if expect.rounding == "down" else math.floor(scaled + Fraction(1, 2))
+    return round(digits / 10**decimals, decimals) if decimals > 0 else digits * 10**-decimals
 
 
 def computed_value(analysis: Analysis, expect: Expect) -> Any:
@@ -50,10 +62,13 @@ def judge(analysis: Analysis, expect: Expect) -> Verdict:
     exact = computed_value(analysis, expect)
     computed = exact
     if expect.unit:
-        decimals = max(0, -Decimal(str(expect.value)).as_tuple().exponent)
-        computed = round(exact / UNITS[expect.unit], decimals)
-        matches = computed == expect.value
-        status = ("exact" if exact == expect.value * UNITS[expect.unit] else "rounds") if matches else "miss"
+        computed = in_unit(exact, expect)
+        if Fraction(exact) == Fraction(Decimal(str(expect.value))) * UNITS[expect.unit]:
+            status = "exact"
+        elif computed == expect.value:
+            status = "truncates" if expect.rounding == "down" else "rounds"
+        else:
+            status = "miss"
     else:
         status = "exact" if exact == expect.value else "miss"
     if expect.wrong:
@@ -71,13 +86,13 @@ def describe(verdict: Verdict) -> str:
     unit = e.unit or ""
     subject = f"{e.what}" + (f" of {e.layer}" if e.layer else "")
     claimed = f"{_number(e.value)}{unit and ' ' + unit}"
-    computed = f"{_number(verdict.computed)}{unit and ' ' + unit}"
+    computed = f"{_number(verdict.computed)}{unit and ' ' + unit}" + (" rounded down" if verdict.status == "truncates" else "")
     exact = f" ({_number(verdict.exact)})" if e.unit else ""
     label = {
-        "exact": "ok", "rounds": "ok", "miss": "MISS",
+        "exact": "ok", "rounds": "ok", "truncates": "ok", "miss": "MISS",
         "wrong": "known wrong", "unexpected": "MARKED WRONG BUT MATCHES",
     }[verdict.status]
-    note = f"; {e.note}" if e.note and verdict.status == "wrong" else ""
+    note = f"; {e.note}" if e.note and verdict.status in ("wrong", "truncates") else ""
     return f"{label:>5}  {verdict.network}: {subject} claimed {claimed}, computed {computed}{exact} [{e.source}]{note}"
 
 

@@ -100,6 +100,9 @@ def list_networks() -> None:
 def check(targets: tuple[str, ...], convention: str) -> None:
     """Check every published figure (`expect`) of the zoo or of the given specs; exit 1 on a miss.
 
+    Without targets the lecture claims of archcalc/claims.json are checked too; a figure marked
+    wrong in its source passes as long as it stays wrong.
+
     Each figure names its convention (`params` or `params_keras`); with --convention keras the
     Keras-convention total of each network is printed as well.
     """
@@ -119,6 +122,13 @@ def check(targets: tuple[str, ...], convention: str) -> None:
             total += 1
             failures += not verdict.ok
             click.echo(describe(verdict))
+    if not targets:  # the whole zoo: the lecture claims (archcalc/claims.json) as well
+        from .claims import describe as describe_claim, results as claim_results
+
+        for result in claim_results():
+            total += 1
+            failures += not result.ok
+            click.echo(describe_claim(result))
     click.echo(f"{total - failures} passed, {failures} failed")
     sys.exit(1 if failures else 0)
 
@@ -226,12 +236,14 @@ def report_command(target: str | None, out_dir: str, check_only: bool) -> None:
     """Markdown pages and plots of the zoo, the lecture claims and the tricks (one network's page with TARGET)."""
     from pathlib import Path
 
-    from .report import generate, stale
+    from .report import generate, plot_note, stale
 
     if check_only:
         problems = stale(Path(out_dir), target)
         for problem in problems:
             click.echo(f"stale: {Path(out_dir) / problem}")
+        if target is None and (note := plot_note(Path(out_dir))):
+            click.echo(note, err=True)
         if problems:
             click.echo(f"{len(problems)} stale file(s); run `archcalc report` to regenerate", err=True)
             sys.exit(1)

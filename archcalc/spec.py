@@ -60,6 +60,8 @@ class Expect:
     layer: str | None = None
     wrong: bool = False
     note: str = ""
+    significant: int | None = None  # "60 million" for 60,965,224: written to 1 significant digit
+    rounding: str = "nearest"  # or "down": the source cut the figure (3.858 G written 3.8)
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ def _expects(raw: Any, where: str) -> Iterator[Expect]:
     for i, item in enumerate(_list(raw, where)):
         here = f"{where}[{i}]"
         item = _object(item, here)
-        _no_unknown_keys(item, {"what", "value", "source", "unit", "layer", "wrong", "note"}, here)
+        _no_unknown_keys(item, {"what", "value", "source", "unit", "layer", "wrong", "note", "significant", "rounding"}, here)
         if "value" not in item:
             raise SpecError(f"{here}: a published figure needs a 'value'")
         if item.get("what") not in EXPECT_WHATS:
@@ -239,8 +241,15 @@ def _expects(raw: Any, where: str) -> Iterator[Expect]:
             raise SpecError(f"{here}.unit: {item['unit']!r} is not one of K, M, G, MB, MiB")
         if item.get("unit") and (isinstance(item["value"], bool) or not isinstance(item["value"], (int, float))):
             raise _kind_error(f"{here}.value", f"a number of {item['unit']}", item["value"])
+        significant = item.get("significant")
+        if significant is not None and (type(significant) is not int or significant < 1 or not item.get("unit")
+                                        or not item["value"] > 0):
+            raise _kind_error(f"{here}.significant", "a count of digits >= 1, with a unit and a positive value", significant)
+        rounding = item.get("rounding", "nearest")
+        if rounding not in ("nearest", "down") or (rounding == "down" and not item.get("unit")):
+            raise _kind_error(f"{here}.rounding", "'nearest' or 'down', with a unit", rounding)
         yield Expect(item["what"], item["value"], item["source"], item.get("unit"), item.get("layer"),
-                     bool(item.get("wrong", False)), item.get("note", ""))
+                     bool(item.get("wrong", False)), item.get("note", ""), significant, rounding)
 
 
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")

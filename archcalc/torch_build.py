@@ -13,6 +13,7 @@ import functools
 
 from ._torch import require_torch
 from .calc import analyze
+from .errors import SpecError
 from .layers import REGISTRY, Shape
 from .spec import Group, Layer, Network, Node
 
@@ -64,14 +65,31 @@ def _classes():
         def extra_repr(self) -> str:
             return self.kind
 
-    return nn.Sequential, Merge
+        get_submodule = _get_submodule
+
+    class Sequential(nn.Sequential):
+        get_submodule = _get_submodule
+
+    return Sequential, Merge
 
 
-def _attach(parent, name: str, module) -> None:
-    """add_module, also for spec names that shadow a Module attribute (`type`, `forward`)."""
+def _get_submodule(self, target: str):
+    """Module.get_submodule by child names only: a spec name may shadow a method (`type`, `forward`)."""
+    module = self
+    for name in target.split(".") if target else ():
+        if name not in module._modules:
+            raise AttributeError(f"{type(module).__name__} has no submodule {name!r} (in {target!r})")
+        module = module._modules[name]
+    return module
+
+
+def _attach(parent, name: str, module, path: str) -> None:
+    """add_module, also for spec names that shadow a Module method (`type`, `forward`)."""
     try:
         parent.add_module(name, module)
     except KeyError:
+        if not callable(getattr(parent, name)):  # `training`: Module.train() would assign to it
+            raise SpecError(f"the name {name!r} is an attribute of torch's modules; rename the layer", path=path) from None
         parent._modules[name] = module
 
 
@@ -82,7 +100,7 @@ def _build(node: Node, shapes: dict[str, Shape]):
     if node.kind == "sequence":
         module = sequential()
         for child in node.children:
-            _attach(module, child.path.rsplit(".", 1)[-1], _build(child, shapes))
+            _attach(module, child.path.rsplit(".", 1)[-1], _build(child, shapes), child.path)
         return module
     return merge(node.kind, [_build(child, shapes) for child in node.children])
 
@@ -96,4 +114,7 @@ def build_torch(network: Network, input_shape: Shape | None = None):
     require_torch()
     analysis = analyze(network, input_shape)
     shapes = {row.path: row.input_shape for row in analysis.rows if row.leaf}
-    return _build(network.root, shapes)
+    try:
+        return _build(network.root, shapes)
+    except SpecError as exc:
+        raise exc.located(file=network.file) from None

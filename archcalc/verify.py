@@ -234,8 +234,8 @@ def _support_model(model):
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 taps = math.prod(m.kernel_size)
                 m.weight.uniform_(0.5, 1.0).div_(m.in_channels // m.groups * math.sqrt(taps))
-            elif isinstance(m, nn.Linear):
-                m.weight.uniform_(0.5, 1.0).div_(m.in_features)
+            elif isinstance(m, nn.Linear):  # positive is all the measurement needs; a constant is quick to fill
+                m.weight.fill_(1.0 / m.in_features)
             elif isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.reset_running_stats()
             for name, p in m.named_parameters(recurse=False):
@@ -266,7 +266,9 @@ def gradient_support(network: Network, input_shape: Shape, path: str) -> tuple[t
     from .torch_build import build_torch
 
     torch.manual_seed(0)
-    model = _support_model(build_torch(network, input_shape))
+    with torch.device("meta"):  # no default initialisation: _support_model sets every value
+        model = build_torch(network, input_shape)
+    model = _support_model(model.to_empty(device="cpu")).requires_grad_(False)
     target = model.get_submodule(path)
 
     def stop(module, inputs, output):
@@ -305,6 +307,11 @@ def receptive_field_check(network: Network, input_shape: Shape | None = None, pa
         expected = analysis.row(target).rf.size
         if expected is None:
             return None
+        # the smallest input whose centre unit's field can lie inside it, with a stride of slack each side
+        fits = tuple(max(n, e + 2 * math.ceil(j) + 2) for n, e, j in zip(shape[1:], expected, analysis.row(target).rf.jump))
+        if attempt == 0 and fits != tuple(shape[1:]) and input_shape is None:
+            shape = (shape[0], *fits)
+            analysis = analyze(network, shape)
         measured, clipped = gradient_support(network, shape, target)
         grown = (shape[0], *(n + 2 * e for n, e in zip(shape[1:], expected)))
         if not clipped or attempt == tries - 1 or math.prod(grown[1:]) > max_pixels:

@@ -153,11 +153,11 @@ def test_check_zoo_passes():
     assert " 0 failed" in result.stdout
 
 
-def write(tmp_path: Path, expect: list[dict]) -> str:
+def write(tmp_path: Path, expect: list[dict], out: int = 4) -> str:
     spec = tmp_path / "net.json"
     spec.write_text(json.dumps({
         "input": [3, 8, 8],
-        "layers": [{"name": "conv", "type": "conv2d", "out": 4, "kernel": 3}],
+        "layers": [{"name": "conv", "type": "conv2d", "out": out, "kernel": 3}],
         "expect": expect,
     }))
     return str(spec)
@@ -180,6 +180,17 @@ def test_check_rounded_claims(tmp_path):
     result = runner().invoke(main, ["check", spec])
     assert result.exit_code == 0, result.stdout
     assert "2 passed, 0 failed" in result.stdout
+
+
+def test_check_claims_written_to_significant_digits(tmp_path):
+    # conv 3x3, 3 -> 40 channels on 8x8: 40*6*6*27 = 38,880 MACs, 40*27 + 40 = 1,120 params
+    spec = write(tmp_path, [{"what": "macs", "value": 40, "unit": "K", "significant": 1, "source": "round"},
+                            {"what": "params", "value": 1.1, "unit": "K", "significant": 2, "source": "round"},
+                            {"what": "macs", "value": 39, "unit": "K", "significant": 1, "source": "too fine"}], out=40)
+    result = runner().invoke(main, ["check", spec])
+    assert result.exit_code == 1, result.stdout
+    assert "macs claimed 39 K, computed 40 K (38,880)" in result.stdout
+    assert "2 passed, 1 failed" in result.stdout
 
 
 def test_check_known_wrong_figure_passes(tmp_path):

@@ -40,6 +40,7 @@ MESSAGES = {
     "unknown_variant_param": "$.variants.small.params: 'widht' is not a family parameter (did you mean 'width'?)",
     "expect_without_source": "$.expect[0]: every published figure needs a source",
     "expect_unknown_what": "$.expect[0].what: 'parms' is not one of params,",
+    "expect_bad_significant": "$.expect[0].significant: expected a count of digits >= 1, with a unit and a positive value, got 0",
     "kernel_larger_than_input": (
         "big (conv2d, $.layers[1]): kernel 9 (span 9 with dilation 1) is larger than the padded input "
         "6+2=8 along H (input 4x6x6)"

@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 import archcalc
+from archcalc.check import check_network
 from archcalc.cli import main
 
 
@@ -53,6 +54,16 @@ def test_v1_strides_the_first_1x1_convolution():
     extra = sum((h * h - (h // 2) ** 2) * cin * planes for h, cin, planes in ((56, 256, 128), (28, 512, 256), (14, 1024, 512)))
     assert v15.totals.macs - v1.totals.macs == extra == 231_211_008
     assert v15.totals.params == v1.totals.params == 25_557_032
+
+
+def test_paper_50_layer_figure_is_cut_not_rounded():
+    """He et al. Table 1: 3.8 x 10^9 multiply-adds for the 50-layer (v1) network."""
+    v15, v1 = analysis("resnet50").totals.macs, analysis("resnet50_v1").totals.macs
+    assert round(v15 / 1e9, 3) == 4.089  # torchvision's _ops for v1.5
+    assert 3.8575e9 < v15 - 231_211_008 < 3.8585e9  # minus the hand-counted v1.5 extra (above): 3.858 G
+    assert v1 // 10**8 == 38 and round(v1 / 1e8) == 39
+    (claim,) = [v for v in check_network(archcalc.load("resnet50_v1")) if v.expect.what == "macs" and v.expect.value == 3.8]
+    assert claim.status == "truncates" and claim.ok
 
 
 def test_plain34_drops_exactly_the_three_projections():

@@ -1,4 +1,4 @@
-"""`archcalc report`: golden page, lecture claims against hand calculations, determinism, staleness."""
+"""`archcalc report`: golden page, lecture claims against hand calculations, tables, determinism, staleness."""
 from __future__ import annotations
 
 import re
@@ -14,7 +14,9 @@ from click.testing import CliRunner
 from archcalc import claims as claimslib
 from archcalc import load, spec
 from archcalc.cli import main
+from archcalc.markdown import cell, table
 from archcalc.report import build, generate, network_page, stale
+from archcalc.spec import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -40,6 +42,105 @@ def test_golden_page_numbers_by_hand():
     assert [c.strip() for c in conv_row.strip("|").split("|")] == ["conv", "conv2d", "16x32x32", f"{conv_params:,}", f"{conv_macs:,}", "16,384", "3"]
     pool_row = next(line for line in page.splitlines() if line.startswith("| pool "))
     assert pool_row.strip("|").split("|")[-1].strip() == "4"  # 3 + (2 - 1) * 1
+    separator = page.splitlines()[page.splitlines().index(next(line for line in page.splitlines() if line.startswith("| Layer "))) + 1]
+    assert _cells(separator) == [":--------", ":-----------", "---------:", "---------:", "--------:", "--------------:", "-------:"]
+
+
+# ---- GitHub-flavoured tables ------------------------------------------------------------------
+
+def _cells(line: str) -> list[str]:
+    """The cells of a pipe-table row; an escaped pipe stays inside its cell."""
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def _tables(text: str) -> list[list[str]]:
+    blocks, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            blocks.append(current)
+            current = []
+    return blocks
+
+
+def test_markdown_table_aligns_numbers_right():
+    text = table([["vgg16", "138,357,544"]], ["Network", "Params"], numeric=[1])
+    header, separator, row = text.splitlines()
+    assert re.fullmatch(r"\|:-+\|-+:\|", separator)
+    assert _cells(row) == ["vgg16", "138,357,544"]
+
+
+@pytest.mark.parametrize("text, escaped", [
+    ("memory: 224*224*64=3.2M", "memory: 224\\*224\\*64=3.2M"),  # two stars would be emphasis
+    ("24M * 4 bytes ~= 96MB", "24M * 4 bytes ~= 96MB"),  # a lone star or tilde is literal
+    ("a | b", "a \\| b"),  # a pipe would split the cell
+    ("VGG16_Weights.IMAGENET1K_V1 meta _metrics", "VGG16_Weights.IMAGENET1K_V1 meta _metrics"),
+    ("a _b_ c", "a \\_b\\_ c"),
+    ("line\nbreak", "line break"),
+])
+def test_cell_escapes_what_markdown_would_interpret(text, escaped):
+    assert cell(text) == escaped
+
+
+def test_every_report_table_is_a_well_formed_pipe_table(fresh):
+    for path, data in fresh.items():
+        if not path.endswith(".md"):
+            continue
+        for block in _tables(data.decode()):
+            widths = {len(_cells(line)) for line in block}
+            assert len(widths) == 1, f"{path}: rows of different widths in {block[0]}"
+            assert all(re.fullmatch(r":-+|-+:", c) for c in _cells(block[1])), f"{path}: {block[1]}"
+
+
+def _zoo_row(zoo: str, name: str) -> dict[str, str]:
+    header = next(line for line in zoo.splitlines() if line.startswith("| Network ") and "Year" in line)
+    row = next(line for line in zoo.splitlines() if line.startswith(f"| [{name}]("))
+    return dict(zip(_cells(header), _cells(row)))
+
+
+def test_zoo_rows_by_hand(fresh):
+    zoo = fresh["zoo.md"].decode()
+    convs = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 256, 56), (256, 256, 56),
+             (256, 512, 28), (512, 512, 28), (512, 512, 28), (512, 512, 14), (512, 512, 14), (512, 512, 14)]
+    fcs = [(25088, 4096), (4096, 4096), (4096, 1000)]
+    params = sum(9 * i * o + o for i, o, _ in convs) + sum(i * o + o for i, o in fcs)
+    macs = sum(s * s * o * 9 * i for i, o, s in convs) + sum(i * o for i, o in fcs)
+    row = _zoo_row(zoo, "vgg16")
+    assert row["Year"] == "2014" and row["Depth"] == "16" and row["Weight layers"] == "16"
+    assert row["Params"] == f"{params:,}" and row["MACs"] == f"{macs:,}"
+    assert row["Weights fp32 (MiB)"] == f"{4 * params / 2**20:.2f}"  # 527.79: Keras' 528 MB
+    assert (row["Top-1 %"], row["Top-5 %"]) == ("71.592", "90.382")  # torchvision VGG16_Weights.IMAGENET1K_V1
+    googlenet = _zoo_row(zoo, "googlenet")  # 3 stem convs, 9 modules of 6 convs two deep, 1 FC
+    assert (googlenet["Depth"], googlenet["Weight layers"]) == (f"{3 + 9 * 2 + 1}", f"{3 + 9 * 6 + 1}")
+    resnet50 = _zoo_row(zoo, "resnet50")  # 16 bottlenecks of 3 convs; 4 projection shortcuts beside them
+    assert (resnet50["Depth"], resnet50["Weight layers"]) == (f"{1 + 16 * 3 + 1}", f"{1 + 16 * 3 + 4 + 1}")
+    sections = [line[3:] for line in zoo.splitlines() if line.startswith("## ")]
+    assert sections[:3] == ["lenet", "alexnet", "googlenet"] and sections[-1] == "Accuracy figures the lectures quote"
+
+
+def test_lecture_accuracy_figures_are_sourced_and_shown(fresh):
+    zoo = fresh["zoo.md"].decode()
+    names = set(spec.zoo_index())
+    quoted = claimslib.accuracy()
+    assert {q.label for q in quoted} >= {"ZFNet", "VGGNet", "GoogLeNet", "ResNet", "VGG16 (Keras)", "VGG19 (Keras)"}
+    for q in quoted:
+        assert q.sources and all(s.endswith(".txt") for s in q.sources) and set(q.networks) <= names
+        assert q.top5_error is not None or (q.top1 is not None and q.top5 is not None)
+    keras = next(line for line in zoo.splitlines() if line.startswith("| VGG16 (Keras)"))
+    assert _cells(keras)[2:4] == ["71.3", "90.1"]  # lecture 001, Keras Applications table
+
+
+def test_depth_is_the_longest_path_of_weight_layers():
+    conv = {"type": "conv2d", "out": 8, "kernel": 3, "padding": 1}
+    document = {"input": [8, 8, 8], "layers": [
+        conv,
+        {"type": "add", "branches": [[conv, conv], []]},  # residual: two deep beside the identity
+        {"type": "concat", "branches": [[conv], [conv, conv, conv], [{"type": "max_pool2d", "kernel": 3, "stride": 1, "padding": 1}]]},
+        {"type": "flatten"}, {"type": "linear", "out": 10},
+    ]}
+    network = resolve(document, "paths", "test")
+    assert claimslib.depth(network.root) == 1 + 2 + 3 + 1
 
 
 # ---- claims against hand calculations -------------------------------------------------------
@@ -49,11 +150,17 @@ def _hand() -> dict[str, object]:
     h: dict[str, object] = {
         "out7_s1": [(7 - 3) // 1 + 1] * 2, "out7_s2": [(7 - 3) // 2 + 1] * 2, "out7_p1": [(7 + 2 - 3) // 1 + 1] * 2,
         "alexnet_conv1_size": [(227 - 11) // 4 + 1] * 2,
+        "alexnet_224_conv1": [(224 - 11) // 4 + 1] * 2,  # 54.25 floors to 54: the slide's 55 needs 227
+        "conv_matmul_size": [3 - 2 + 1] * 2, "conv_matmul_macs": 4 * 4,  # 4 outputs of 4 products each
+        "same_pad_f3": [(32 + 2 * 1 - 3) // 1 + 1] * 2, "same_pad_f5": [(32 + 2 * 2 - 5) // 1 + 1] * 2,
+        "lenet5_F5_units": 120, "lenet5_F6_units": 84, "lenet5_output_units": 10,
         "flat_200": 200 * 200 * 3, "flat_100": 100 * 100 * 3,
-        "cifar_conv": [12, 32, 32], "cifar_pool": [12, 16, 16], "cifar_fc": [10],
+        "cifar_conv": [32, 32, 12], "cifar_pool": [32 // 2, 32 // 2, 12], "cifar_fc": [10],
         "lenet5_C1_shape": [6, 28, 28], "lenet5_S2_shape": [6, 14, 14], "lenet5_C3_shape": [16, 10, 10], "lenet5_S4_shape": [16, 5, 5],
         "alexnet_conv1_outputs": 55 * 55 * 96, "alexnet_conv1_filter": 11 * 11 * 3, "alexnet_conv1_weights": 96 * 11 * 11 * 3,
         "alexnet_conv1_biases": 96, "alexnet_conv1_keras": 96 * 11 * 11 * 3 + 96,
+        "alexnet_conv1_unshared": 55 * 55 * 96 * (11 * 11 * 3 + 1),  # every output with its own filter and bias
+        "alexnet_paper_flatten": [256, 6, 6],
         "lenet5_60k": (25 + 1) * 6 + (150 + 1) * 16 + (400 + 1) * 120 + (120 + 1) * 84 + (84 + 1) * 10,
         "lenet_keras_total": (25 + 1) * 6 + (150 + 1) * 16 + (784 + 1) * 120 + (120 + 1) * 84 + (84 + 1) * 10,
         "googlenet_5m": 6_624_904, "googlenet_4m": 6_624_904,  # torchvision GoogLeNet_Weights num_params
@@ -61,11 +168,33 @@ def _hand() -> dict[str, object]:
         "inception_naive_854m": 28 * 28 * 256 * (128 + 192 * 9 + 96 * 25),
         "inception_bottleneck_353m": 28 * 28 * (64 * 256 * 3 + 128 * 256 + 192 * 9 * 64 + 96 * 25 * 64),
         "inception_bottleneck_358m": 271_351_808,
-        "fcconv_224_features": [512, 7, 7], "fcconv_224_out": [1000, 1, 1], "fcconv_384_features": [512, 12, 12],
-        "fcconv_384_out": [1000, (12 - 7) // 1 + 1, (12 - 7) // 1 + 1],
+        "inception_naive_1x1": 28 * 28 * 128 * 256, "inception_naive_3x3": 28 * 28 * 192 * 3 * 3 * 256,
+        "inception_naive_5x5": 28 * 28 * 96 * 5 * 5 * 256,
+        "inception_bottleneck_reduce3x3": 28 * 28 * 64 * 256, "inception_bottleneck_reduce5x5": 28 * 28 * 64 * 256,
+        "inception_bottleneck_1x1": 28 * 28 * 128 * 256, "inception_bottleneck_3x3": 28 * 28 * 192 * 3 * 3 * 64,
+        "inception_bottleneck_5x5": 28 * 28 * 96 * 5 * 5 * 64,  # the slide's x264 is a typo
+        "inception_bottleneck_proj": 28 * 28 * 64 * 256,
+        "fcconv_224_features": [7, 7, 512], "fcconv_224_out": [1, 1, 1000], "fcconv_384_features": [12, 12, 512],
+        "fcconv_384_out": [(12 - 7) // 1 + 1, (12 - 7) // 1 + 1, 1000],
+        "fcconv_fc6_224": [(7 - 7) // 1 + 1, (7 - 7) // 1 + 1, 4096], "fcconv_fc7_224": [1, 1, 4096],
+        "fcconv_stride32": 2 ** 5,  # five 2x2 pools of stride 2
+        "fcconv_alexnet_label": [6, 6, 256],
         "stack7_27c2": 27, "one7_49c2": 49, "stack5_18": 18, "one5_25": 25,
         "saving5_28": 100 * (1 - Fraction(18, 25)), "saving7_44": 100 * (1 - Fraction(27, 49)),
-        "rf_3x3_x2": [5, 5], "rf_3x3_x3": [7, 7], "alexnet_depth": 8, "vgg16_depth": 16, "vgg19_depth": 19,
+        "rf_3x3_x2": [1 + 2 * 2] * 2, "rf_3x3_x3": [1 + 3 * 2] * 2,
+        # layer counts: convolutions per VGG stage (configurations A, B, D, E) + 3 FC layers
+        "lenet_keras_depth": 2 + 3, "lenet_keras_convs": 2, "lenet_keras_fcs": 3,
+        "alexnet_depth": 5 + 3, "alexnet_convs": 5, "alexnet_fcs": 3,
+        "vgg_A_convs": sum((1, 1, 2, 2, 2)), "vgg_A_depth": sum((1, 1, 2, 2, 2)) + 3, "vgg_A_LRN_depth": sum((1, 1, 2, 2, 2)) + 3,
+        "vgg_B_convs": sum((2, 2, 2, 2, 2)), "vgg_B_depth": sum((2, 2, 2, 2, 2)) + 3, "vgg_C_depth": sum((2, 2, 3, 3, 3)) + 3,
+        "vgg_D_convs": sum((2, 2, 3, 3, 3)), "vgg16_depth": sum((2, 2, 3, 3, 3)) + 3,
+        "vgg_E_convs": sum((2, 2, 4, 4, 4)), "vgg19_depth": sum((2, 2, 4, 4, 4)) + 3,
+        # GoogLeNet: 3 stem convolutions, 9 modules two deep (1x1 reduce then 3x3 or 5x5), 1 FC
+        "googlenet_depth": 3 + 9 * 2 + 1, "googlenet_modules": 9, "googlenet_no_fc": 1,
+        # ResNet: stem conv + blocks x convolutions per block + FC (projection shortcuts run in parallel)
+        "resnet34_depth": 1 + 2 * (3 + 4 + 6 + 3) + 1, "resnet50_depth": 1 + 3 * (3 + 4 + 6 + 3) + 1,
+        "resnet101_depth": 1 + 3 * (3 + 4 + 23 + 3) + 1, "resnet152_depth": 1 + 3 * (3 + 8 + 36 + 3) + 1,
+        "resnet34_block_convs": 2, "resnet_one_fc": 1,
     }
     alexnet_keras = [(11 * 11 * 3 + 1) * 96, (5 * 5 * 96 + 1) * 256, (9 * 256 + 1) * 384, (9 * 384 + 1) * 384,
                      (9 * 384 + 1) * 256, (9216 + 1) * 4096, (4096 + 1) * 4096, (4096 + 1) * 1000]
@@ -76,6 +205,23 @@ def _hand() -> dict[str, object]:
     for path, value in {"features.C1": 156, "features.C3": 16 * (5 * 5 * 6 + 1), "classifier.F5": 120 * 785,
                         "classifier.F6": 84 * 121, "classifier.output": 10 * 85}.items():
         h[f"lenet_keras_{path}"] = value
+    # LeNet of lecture 001: 'same' 5x5 convolutions keep 28x28, 2x2 pools halve it (H x W x C, as Keras prints)
+    for path, value in {"features.C1": [28, 28, 6], "features.S2": [14, 14, 6], "features.C3": [14, 14, 16],
+                        "features.S4": [7, 7, 16], "flatten": [7 * 7 * 16], "classifier.F5": [120], "classifier.F6": [84],
+                        "classifier.output": [10]}.items():
+        h[f"lenet_keras_shape_{path}"] = value
+    # AlexNet at 227: conv 11/4 -> 55, pool 3/2 -> 27, conv 5 pad 2 -> 27, pool -> 13, three conv 3 pad 1 -> 13, pool -> 6
+    conv1 = (227 - 11) // 4 + 1
+    pool1 = (conv1 - 3) // 2 + 1
+    pool2 = (pool1 + 4 - 5 + 1 - 3) // 2 + 1
+    pool5 = (pool2 - 3) // 2 + 1
+    for path, value in {"features.conv1.conv": [conv1, conv1, 96], "features.pool1": [pool1, pool1, 96],
+                        "features.conv2.conv": [pool1, pool1, 256], "features.pool2": [pool2, pool2, 256],
+                        "features.conv3.conv": [pool2, pool2, 384], "features.conv4.conv": [pool2, pool2, 384],
+                        "features.conv5.conv": [pool2, pool2, 256], "features.pool5": [pool5, pool5, 256],
+                        "flatten": [pool5 * pool5 * 256], "classifier.fc6.linear": [4096], "classifier.fc7.linear": [4096],
+                        "classifier.fc8": [1000]}.items():
+        h[f"alexnet_shape_{path}"] = value
     # VGG16: 13 convolutions (Cin, Cout, size), then FC 25088->4096->4096->1000
     convs = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 256, 56), (256, 256, 56),
              (256, 512, 28), (512, 512, 28), (512, 512, 28), (512, 512, 14), (512, 512, 14), (512, 512, 14)]
@@ -86,14 +232,21 @@ def _hand() -> dict[str, object]:
         h[f"vgg16_memory_{path}"] = size * size * cout
         h[f"vgg16_weights_{path}"] = 9 * cin * cout
         h[f"vgg16_keras_{path}"] = 9 * cin * cout + cout
+    for path, (cin, cout, size) in zip(paths, convs):
+        h[f"vgg16_keras_shape_{path}"] = [size, size, cout]
     for s, (c, size) in enumerate(((64, 112), (128, 56), (256, 28), (512, 14), (512, 7)), start=1):
         h[f"vgg16_memory_features.stage{s}.pool"] = c * size * size
+        h[f"vgg16_keras_shape_features.stage{s}.pool"] = [size, size, c]
+        h[f"vgg16_block{s}"] = [2 * size, 2 * size, c]
+    h["vgg16_keras_shape_flatten"] = [7 * 7 * 512]
     for path, (i, o) in zip(("classifier.0", "classifier.3", "classifier.6"), fcs):
         h[f"vgg16_memory_{path}"] = o
         h[f"vgg16_weights_{path}"] = i * o
         h[f"vgg16_keras_{path}"] = i * o + o
+        h[f"vgg16_keras_shape_{path}"] = [o]
     vgg16 = sum(9 * cin * cout + cout for cin, cout, _ in convs) + sum(i * o + o for i, o in fcs)
     assert vgg16 == 138_357_544  # the Keras summary of lecture 001
+    conv_macs = sum(size * size * cout * 9 * cin for cin, cout, size in convs)
     table_rows = 224 * 224 * 3 + sum(size * size * cout for _, cout, size in convs) + sum(
         c * size * size for c, size in ((64, 112), (128, 56), (256, 28), (512, 14), (512, 7))) + 4096 + 4096 + 1000
     h.update({
@@ -102,6 +255,8 @@ def _hand() -> dict[str, object]:
         "fcconv_params": vgg16, "vgg16_528mb": 4 * vgg16,
         "vgg19_143_7m": 143_667_240, "vgg19_549mb": 4 * 143_667_240,
         "vgg16_fc1_share": 100 * Fraction(25088 * 4096 + 4096, vgg16),
+        "vgg16_fc_params_share": 100 * Fraction(sum(i * o + o for i, o in fcs), vgg16),
+        "vgg16_conv_macs_share": 100 * Fraction(conv_macs, conv_macs + sum(i * o for i, o in fcs)),
         "vgg16_total_memory": table_rows, "vgg16_total_memory_bytes": 4 * table_rows,
     })
     assert table_rows == 15_237_608
@@ -141,9 +296,34 @@ def _claim(value, unit=None, **extra) -> claimslib.Claim:
     (0.2, "M", {}, "truncates"),
     (300, "K", {"significant": 1}, "rounds"),
     (280, "K", {}, "off"),
+    (50, "%", {}, "off"),
+    (200, "K", {"bound": "above"}, "holds"),  # "most": more than
+    (300, "K", {"bound": "above"}, "off"),
 ])
 def test_verdicts(value, unit, extra, verdict):
     assert claimslib.judge(_claim(value, unit, **extra)).verdict == verdict
+
+
+def test_wrong_claims_show_the_correct_number_and_pass_archcalc_check():
+    results = {r.claim.id: r for r in claimslib.results()}
+    wrong = [r for r in results.values() if r.claim.wrong]
+    assert {"inception_bottleneck_353m", "inception_bottleneck_358m", "vgg16_total_memory", "googlenet_5m",
+            "googlenet_4m", "alexnet_224_conv1"} <= {r.claim.id for r in wrong}
+    assert all(r.claim.note and r.ok for r in wrong)
+    assert "271,351,808" in results["inception_bottleneck_353m"].claim.note
+    assert "15,237,608" in results["vgg16_total_memory"].claim.note
+    output = CliRunner().invoke(main, ["check"])
+    assert output.exit_code == 0, output.output
+    assert "known wrong  claim inception_bottleneck_353m: claimed 353 M, computed 271,351,808" in output.output
+
+
+def test_claims_page_lists_wrong_claims_with_correct_numbers(fresh):
+    page = fresh["claims.md"].decode()
+    wrong = page[page.index("## Wrong in the source"):page.index("## 1.")]
+    rows = {_cells(line)[3]: _cells(line)[4] for line in _tables(wrong)[0][2:]}
+    assert rows["353 M"] == f"{28 * 28 * (64 * 256 * 3 + 128 * 256 + 192 * 9 * 64 + 96 * 25 * 64):,} (271.35 M)"
+    assert rows["24 M"].startswith("15,237,608")
+    assert "**wrong in the source**" in page and "rounds to 3.2 M" in page and "off by +0.2%" in page
 
 
 def test_off_percent_and_wrong_marking():
@@ -155,11 +335,24 @@ def test_off_percent_and_wrong_marking():
 
 # ---- determinism and staleness ---------------------------------------------------------------
 
-def test_report_is_deterministic():
-    first, second = build(), build()
-    assert first.keys() == second.keys()
-    assert {"README.md", "zoo.md", "claims.md", "tricks.md", "plots/zoo_params_macs.svg", "plots/zoo_params_macs.png"} <= first.keys()
-    assert [p for p in first if first[p] != second[p]] == []
+@pytest.fixture(scope="module")
+def fresh() -> dict[str, bytes]:
+    return build()
+
+
+def test_report_is_deterministic(fresh):
+    second = build()
+    assert fresh.keys() == second.keys()
+    assert {"README.md", "zoo.md", "claims.md", "tricks.md", "plots/zoo_params_macs.svg", "plots/zoo_params_macs.png",
+            "plots/vgg16_layers.svg", "plots/vgg16_layers.png"} <= fresh.keys()
+    assert [p for p in fresh if fresh[p] != second[p]] == []
+    assert b"<dc:date>" not in fresh["plots/zoo_params_macs.svg"] and fresh["plots/vgg16_layers.png"].startswith(b"\x89PNG")
+
+
+def test_index_links_every_page_and_plot(fresh):
+    index = fresh["README.md"].decode()
+    targets = set(re.findall(r"\]\(([^)#]+)", index))
+    assert {p for p in fresh if p != "README.md"} <= targets
 
 
 def test_committed_reports_are_up_to_date():
@@ -183,6 +376,55 @@ def test_check_finds_a_page_made_stale_by_a_spec_edit(zoo_copy, tmp_path):
     assert stale(out, "lenet5") == ["networks/lenet5.md (differs)"]
     result = CliRunner().invoke(main, ["report", "lenet5", "--check", "--out", str(out)])
     assert result.exit_code == 1 and "networks/lenet5.md" in result.output
+
+
+def test_check_finds_the_whole_report_stale_after_a_spec_edit(zoo_copy, tmp_path):
+    out = tmp_path / "reports"
+    generate(out)
+    path = zoo_copy / "lenet.json"
+    path.write_text(path.read_text(encoding="utf-8").replace('"out": 120', '"out": 121', 1), encoding="utf-8")
+    (out / "networks" / "gone.md").write_text("left over", encoding="utf-8")
+    result = CliRunner().invoke(main, ["report", "--check", "--out", str(out)])
+    assert result.exit_code == 1
+    stale_files = {line.removeprefix(f"stale: {out}/") for line in result.stdout.splitlines()}
+    assert {"networks/lenet5.md (differs)", "zoo.md (differs)", "claims.md (differs)", "plots/zoo_params_macs.svg (differs)",
+            "networks/gone.md (not generated)"} <= stale_files
+    assert "networks/vgg16.md (differs)" not in stale_files
+
+
+def test_recorded_runs_are_kept_and_not_called_stale(fresh, tmp_path):
+    from archcalc.report import compare, write
+
+    reference, out = tmp_path / "fresh", tmp_path / "reports"
+    write(reference, fresh, prune=True)
+    recorded = [out / "bench" / "NVIDIA_H100.md", out / "measured" / "table_speed.md", out / "networks" / "gone.md"]
+    for path in recorded:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("a run", encoding="utf-8")
+    write(out, fresh, prune=True)
+    assert [p.exists() for p in recorded] == [True, True, False]
+    assert compare(out, reference) == []
+
+
+def test_plots_are_compared_only_when_the_same_matplotlib_drew_them(fresh, tmp_path):
+    import matplotlib
+
+    from archcalc.report import compare, plot_note, write
+
+    reference, out = tmp_path / "fresh", tmp_path / "reports"
+    write(reference, fresh, prune=True)
+    write(out, fresh, prune=True)
+    assert compare(out, reference) == []
+    svg = out / "plots" / "zoo_params_macs.svg"
+    svg.write_bytes(svg.read_bytes().replace(b"</svg>", b"<!-- edited --></svg>"))
+    assert compare(out, reference) == ["plots/zoo_params_macs.svg (differs)"]
+    assert plot_note(out) is None
+    version = f"Matplotlib v{matplotlib.__version__}".encode()
+    svg.write_bytes(svg.read_bytes().replace(version, b"Matplotlib v0.0.1"))
+    assert compare(out, reference) == []  # drawn by another version: other bytes, not a stale figure
+    assert "matplotlib 0.0.1" in plot_note(out)
+    (out / "zoo.md").write_text("edited", encoding="utf-8")
+    assert compare(out, reference) == ["zoo.md (differs)"]  # Markdown is always compared
 
 
 def test_cli_writes_one_network(tmp_path):

@@ -139,15 +139,15 @@ def sliding_size(
     """floor((N + 2P - D(F-1) - 1)/S + 1), with torch's ceil_mode rule; warns when inexact."""
     span = dilation * (kernel - 1) + 1
     padded = size + pad_before + pad_after
-    if span > padded:
-        raise SpecError(
-            f"kernel {kernel} (span {span} with dilation {dilation}) is larger than the padded "
-            f"input {size}+{pad_before + pad_after}={padded} along {axis}"
-        )
     numerator = padded - span
     out = (-(-numerator // stride) if ceil_mode else numerator // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + pad_before:
         out -= 1  # the last window must start inside the input or its left padding
+    if out < 1:  # ceil_mode keeps a first window that overhangs the padded input by less than a stride
+        raise SpecError(
+            f"kernel {kernel} (span {span} with dilation {dilation}) is larger than the padded "
+            f"input {size}+{pad_before + pad_after}={padded} along {axis}"
+        )
     if numerator % stride:
         exact = Fraction(numerator, stride) + 1
         warn(

@@ -1,7 +1,7 @@
 """Normalisation and per-channel scaling. No MACs (torchvision's _ops convention)."""
 from __future__ import annotations
 
-from .base import Attrs, Field, LayerType, Shape, numel, register, torch_nn
+from .base import Attrs, Field, LayerType, Shape, Warn, need_image, numel, register, torch_nn
 
 
 @register
@@ -12,6 +12,9 @@ class BatchNorm2d(LayerType):
         "variance (2C). fvcore counts 2 flops per element at inference (1 without affine)."
     )
     fields = {"eps": Field("number", 1e-5), "affine": Field("bool", True)}
+
+    def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
+        return need_image(self.name, shape)  # torch's BatchNorm2d refuses a flat input
 
     def params(self, a: Attrs, shape: Shape) -> int:
         return 2 * shape[0] if a["affine"] else 0
@@ -35,6 +38,9 @@ class LayerNorm2d(LayerType):
     )
     fields = {"eps": Field("number", 1e-6)}
 
+    def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
+        return need_image(self.name, shape)
+
     def params(self, a: Attrs, shape: Shape) -> int:
         return 2 * shape[0]
 
@@ -56,6 +62,9 @@ class LocalResponseNorm(LayerType):
         "beta": Field("number", 0.75), "k": Field("number", 1.0),
     }
 
+    def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
+        return need_image(self.name, shape)
+
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"])
 
@@ -65,6 +74,9 @@ class LayerScale(LayerType):
     name = "layer_scale"
     doc = "Learned per-channel scale (ConvNeXt). C parameters; the multiply is not counted."
     fields = {"init": Field("number", 1e-6)}
+
+    def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
+        return need_image(self.name, shape)
 
     def params(self, a: Attrs, shape: Shape) -> int:
         return shape[0]

@@ -1,0 +1,652 @@
+"""Property-based cross-check: random layer stacks through the calculator and through torch + fvcore.
+
+Hypothesis draws specs in archcalc's JSON format (plain dicts, resolved with
+archcalc.spec.resolve; nothing is written to disk): conv2d (kernel, stride, padding as an
+int, [h, w], 'same' or 'valid', dilation, groups, bias), conv_transpose2d (padding,
+output_padding, dilation, groups), max and average pooling (padding, dilation, ceil_mode,
+count_include_pad), batch_norm2d, activations and dropout, concat merges of 2 or 3
+branches, and flatten + linear heads, on C x H x W inputs (C <= 8, 1 <= H, W <= 40) with a
+batch of 1 to 3. Shapes are tracked while drawing (torch's formulas, written out below) so
+that every stack is valid.
+
+The torch model is built here from the spec dict, not by archcalc.torch_build: each layer
+is constructed for the tensor that actually reaches it, so torch alone decides input
+channels and sizes. For every calculator row (matched by its path) and for the totals,
+the test compares the output shape (batch left out), the trainable parameters, the BN
+running statistics and fvcore's count (FlopCountAnalysis.by_module, eval mode) against
+the calculator's fvcore_flops x batch.
+
+Specs the calculator must reject are valid stacks cut after one broken layer: a kernel
+wider than the padded input, groups that do not divide the channels, output_padding not
+below stride or dilation, a transposed convolution with an empty output, pooling padding
+over half the kernel, a pooling window with no output, concat branches of different
+sizes, an image layer after flatten, a zero kernel/stride/dilation or negative padding.
+The calculator must raise SpecError naming that layer, and torch must raise too.
+
+Deliberate differences:
+- padding 'same' with stride > 1: archcalc follows TensorFlow (output ceil(N/S), the odd
+  pixel padded at the bottom/right); torch refuses it. The torch side pads every 'same'
+  convolution by hand (at stride 1 exactly torch's padding='same'; 'valid' is 0): fvcore
+  does not count torch's string padding (aten::_convolution_mode counts 0), and archcalc's
+  convention is the convolution with explicit padding, as archcalc.torch_build builds it.
+- a transposed convolution with no output: torch 2.13 refuses it only for batch 1 and
+  groups 1; otherwise it returns an empty tensor (a 0 in its shape), counted as refused.
+- never drawn: linear on an image (archcalc asks for a flatten; torch applies it to the
+  last axis), and adaptive_avg_pool2d to 1x1 on a flat (N, F) input (torch averages the
+  whole tensor, batch included, to (1, 1); it refuses a flat input for every other output
+  size and for adaptive max pooling, as archcalc does).
+
+Each run draws a fresh seed, or takes pytest's --hypothesis-seed or ARCHCALC_PROPERTY_SEED;
+a failure prints it with the falsifying spec and a @reproduce_failure blob.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("fvcore")
+
+import hypothesis.core  # noqa: E402
+from fvcore.nn import FlopCountAnalysis  # noqa: E402
+from hypothesis import HealthCheck, Phase, example, note, seed, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from archcalc.calc import analyze  # noqa: E402
+from archcalc.errors import SpecError  # noqa: E402
+from archcalc.spec import resolve  # noqa: E402
+from archcalc.torch_build import build_torch  # noqa: E402
+
+nn = torch.nn
+
+VALID_EXAMPLES = 250
+INVALID_EXAMPLES = 150
+MIN_EXAMPLES = 300  # distinct specs per run, both tests together
+ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
+               "silu": nn.SiLU, "hardswish": nn.Hardswish, "identity": nn.Identity}
+SEEN: dict[str, set[str]] = defaultdict(set)
+
+
+def _run_seed() -> Any:
+    """pytest's --hypothesis-seed when given, else ARCHCALC_PROPERTY_SEED, else a fresh one."""
+    forced = getattr(hypothesis.core, "global_force_seed", None)  # where hypothesis' pytest plugin puts it
+    if forced is not None:
+        return forced
+    chosen = os.environ.get("ARCHCALC_PROPERTY_SEED")
+    return int(chosen) if chosen else random.SystemRandom().randrange(2**32)
+
+
+RUN_SEED = _run_seed()
+PROPERTY_SETTINGS = dict(deadline=None, derandomize=False, print_blob=True,
+                         phases=[p for p in Phase if p is not Phase.explain],
+                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+# ---- torch's size rules, written out ------------------------------------------------------
+
+def window_out(n: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
+    """floor((N + 2P - D(K-1) - 1)/S) + 1; with ceil_mode the last window must start inside N + P."""
+    top = n + 2 * p - d * (k - 1) - 1
+    out = (-(-top // s) if ceil else top // s) + 1
+    if ceil and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def divisors(n: int) -> list[int]:
+    return [g for g in range(1, n + 1) if n % g == 0]
+
+
+def axis(value: Any, i: int, default: Any) -> Any:
+    """Axis i (0: H, 1: W) of an int-or-[h, w] field."""
+    if value is None:
+        return default
+    return value[i] if isinstance(value, list) else value
+
+
+# ---- valid layers: each strategy takes the input shape, gives (layer, output shape) ---------
+
+@st.composite
+def pair(draw, h: int, w: int) -> int | list[int]:
+    return h if h == w and draw(st.booleans()) else [h, w]
+
+
+def put(draw, layer: dict, key: str, value: Any, default: Any) -> None:
+    """Set a field; a default value is written out only sometimes."""
+    if value != default or draw(st.booleans()):
+        layer[key] = value
+
+
+@st.composite
+def channels(draw, c: int, most: int = 8) -> tuple[int, int]:
+    """(groups, out): groups divides the input channels and the output channels."""
+    groups = draw(st.sampled_from([g for g in divisors(c) if g <= most]))
+    return groups, groups * draw(st.integers(1, max(1, most // groups)))
+
+
+@st.composite
+def conv2d(draw, shape):
+    c, h, w = shape
+    groups, out = draw(channels(c))
+    mode = draw(st.sampled_from(["number", "number", "same", "valid"]))
+    k, s, p, d, size = zip(*(draw(conv_axis(n, mode)) for n in (h, w)))
+    layer = {"type": "conv2d", "out": out, "kernel": draw(pair(*k))}
+    put(draw, layer, "stride", draw(pair(*s)), 1)
+    put(draw, layer, "padding", draw(pair(*p)) if mode == "number" else mode, 0)
+    put(draw, layer, "dilation", draw(pair(*d)), 1)
+    put(draw, layer, "groups", groups, 1)
+    put(draw, layer, "bias", draw(st.booleans()), True)
+    return layer, (out, *size)
+
+
+@st.composite
+def conv_axis(draw, n: int, mode: str):
+    s, d = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    room = n if mode == "valid" else n + 6  # the widest span the padding can make fit
+    k = draw(st.integers(1, min(5, (room - 1) // d + 1)))
+    span = d * (k - 1) + 1
+    if mode == "same":
+        return k, s, None, d, -(-n // s)
+    low = max(0, -(-(span - n) // 2)) if mode == "number" else 0
+    p = draw(st.integers(low, low + (2 if mode == "number" and n < 40 else 0)))
+    return k, s, p, d, window_out(n, k, s, p, d)
+
+
+@st.composite
+def conv_transpose2d(draw, shape):
+    c, h, w = shape
+    groups, out = draw(channels(c))
+    k, s, p, op, d, size = zip(*(draw(transpose_axis(n)) for n in (h, w)))
+    layer = {"type": "conv_transpose2d", "out": out, "kernel": draw(pair(*k))}
+    for key, value, default in [("stride", s, 1), ("padding", p, 0), ("output_padding", op, 0), ("dilation", d, 1)]:
+        put(draw, layer, key, draw(pair(*value)), default)
+    put(draw, layer, "groups", groups, 1)
+    put(draw, layer, "bias", draw(st.booleans()), True)
+    return layer, (out, *size)
+
+
+@st.composite
+def transpose_axis(draw, n: int):
+    s, d, k = draw(st.integers(1, 3 if n <= 16 else 1)), draw(st.integers(1, 2)), draw(st.integers(1, 4))
+    op = draw(st.integers(0, max(s, d) - 1))
+    p = draw(st.integers(0, min(3, ((n - 1) * s + d * (k - 1) + op) // 2)))
+    return k, s, p, op, d, (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+@st.composite
+def pool2d(draw, shape, kind: str | None = None):
+    kind = kind or draw(st.sampled_from(["max_pool2d", "avg_pool2d"]))
+    c, h, w = shape
+    ceil, default_stride = draw(st.booleans()), draw(st.booleans())
+    k, s, p, d, size = zip(*(draw(pool_axis(n, kind, ceil, default_stride)) for n in (h, w)))
+    layer = {"type": kind, "kernel": draw(pair(*k))}
+    if not default_stride:
+        layer["stride"] = draw(pair(*s))
+    put(draw, layer, "padding", draw(pair(*p)), 0)
+    put(draw, layer, "ceil_mode", ceil, False)
+    if kind == "max_pool2d":
+        put(draw, layer, "dilation", draw(pair(*d)), 1)
+    else:
+        put(draw, layer, "count_include_pad", draw(st.booleans()), True)
+    return layer, (c, *size)
+
+
+@st.composite
+def pool_axis(draw, n: int, kind: str, ceil: bool, default_stride: bool):
+    k = draw(st.integers(1, 4))
+    d = draw(st.integers(1, 2)) if kind == "max_pool2d" else 1
+    if d * (k - 1) + 1 > n + 2 * (k // 2):
+        d = 1
+    s = k if default_stride else draw(st.integers(1, 3))
+    p = draw(st.integers(0, k // 2))  # torch's limit: half the kernel
+    if window_out(n, k, s, p, d, ceil) < 1:
+        p = k // 2
+    return k, s, p, d, window_out(n, k, s, p, d, ceil)
+
+
+@st.composite
+def batch_norm(draw, shape):
+    layer = {"type": "batch_norm2d"}
+    put(draw, layer, "affine", draw(st.booleans()), True)
+    put(draw, layer, "eps", draw(st.sampled_from([1e-5, 1e-3])), 1e-5)
+    return layer, shape
+
+
+@st.composite
+def activation(draw, shape):
+    name = draw(st.sampled_from([*ACTIVATIONS, "dropout"]))
+    layer = {"type": name}
+    if name == "dropout":
+        put(draw, layer, "p", draw(st.sampled_from([0.1, 0.5])), 0.5)
+    return layer, shape
+
+
+# ---- concat: every branch keeps the size, or every branch halves it (ceil(N/2)) -------------
+
+@st.composite
+def keeping_layer(draw, shape):
+    c, h, w = shape
+    kind = draw(st.sampled_from(["conv", "pool", "norm", "act"]))
+    if kind == "norm":
+        return draw(batch_norm(shape))
+    if kind == "act":
+        return draw(activation(shape))
+    k = draw(pair(draw(st.sampled_from([1, 3, 5])), draw(st.sampled_from([1, 3, 5]))))
+    if kind == "pool":
+        kind = draw(st.sampled_from(["max_pool2d", "avg_pool2d"]))
+        return {"type": kind, "kernel": k, "stride": 1, "padding": half(k, 1)}, shape
+    groups, out = draw(channels(c, 4))
+    d = draw(st.integers(1, 2))
+    padding = "same" if draw(st.booleans()) else half(k, d)
+    layer = {"type": "conv2d", "out": out, "kernel": k, "dilation": d, "padding": padding, "groups": groups}
+    return layer, (out, h, w)
+
+
+def half(kernel: int | list[int], dilation: int) -> int | list[int]:
+    """Padding that keeps the size at stride 1 (odd kernels)."""
+    return [dilation * (k - 1) // 2 for k in kernel] if isinstance(kernel, list) else dilation * (kernel - 1) // 2
+
+
+@st.composite
+def halving_layer(draw, shape):
+    c, h, w = shape
+    k = draw(st.sampled_from([1, 3]))
+    if draw(st.booleans()):
+        kind = draw(st.sampled_from(["max_pool2d", "avg_pool2d"]))
+        return {"type": kind, "kernel": k, "stride": 2, "padding": k // 2}, (c, -(-h // 2), -(-w // 2))
+    groups, out = draw(channels(c, 4))
+    padding = "same" if draw(st.booleans()) else k // 2
+    layer = {"type": "conv2d", "out": out, "kernel": k, "stride": 2, "padding": padding, "groups": groups}
+    return layer, (out, -(-h // 2), -(-w // 2))
+
+
+@st.composite
+def branch(draw, shape, halve: bool):
+    layers, count = [], draw(st.integers(0, 2))
+    at = draw(st.integers(0, count)) if halve else -1  # where the halving layer goes
+    for i in range(count + halve):
+        layer, shape = draw(halving_layer(shape) if i == at else keeping_layer(shape))
+        layers.append(layer)
+    return layers, shape
+
+
+@st.composite
+def concat(draw, shape):
+    halve = draw(st.booleans())
+    branches = [draw(branch(shape, halve)) for _ in range(draw(st.integers(2, 3)))]
+    size = (-(-shape[1] // 2), -(-shape[2] // 2)) if halve else shape[1:]
+    return {"type": "concat", "branches": [b for b, _ in branches]}, (sum(s[0] for _, s in branches), *size)
+
+
+# ---- whole stacks ------------------------------------------------------------------------
+
+BODY = {"conv2d": conv2d, "conv_transpose2d": conv_transpose2d, "pool": pool2d, "batch_norm2d": batch_norm,
+        "activation": activation, "concat": concat}
+
+
+@dataclass(frozen=True)
+class Stack:
+    layers: list
+    input: tuple[int, int, int]
+    batch: int
+    output: tuple[int, ...]  # by the formulas above
+    shapes: tuple  # the input shape of every item of `layers`
+
+    @property
+    def spec(self) -> dict:
+        return {"name": "random", "input": list(self.input), "layers": self.layers}
+
+
+@st.composite
+def body(draw) -> Stack:
+    shape = (draw(st.integers(1, 8)), draw(st.integers(1, 40)), draw(st.integers(1, 40)))
+    start, layers, shapes = shape, [], []
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from([k for k in BODY if k != "concat" or shape[0] <= 8]))  # channels stay <= 24
+        shapes.append(shape)
+        layer, shape = draw(BODY[kind](shape))
+        layers.append(layer)
+    return Stack(layers, start, draw(st.integers(1, 3)), shape, tuple(shapes))
+
+
+@st.composite
+def head(draw, shape):
+    layers = []
+    if draw(st.booleans()) or shape[0] * shape[1] * shape[2] > 4096:
+        layer = {"type": draw(st.sampled_from(["adaptive_avg_pool2d", "adaptive_max_pool2d"]))}
+        size = draw(st.sampled_from([1, 1, 2, [1, 3], [2, 1]]))
+        put(draw, layer, "output", size, 1)
+        layers.append(layer)
+        shape = (shape[0], *(size if isinstance(size, list) else [size, size]))
+    layers.append({"type": "flatten"})
+    features = shape[0] * shape[1] * shape[2]
+    for i in range(draw(st.integers(1, 2))):
+        if i:
+            layers.append(draw(activation((features,)))[0])
+        features = draw(st.integers(1, 8))
+        layers.append({"type": "linear", "out": features, **({} if draw(st.booleans()) else {"bias": False})})
+    return layers, (features,)
+
+
+@st.composite
+def stacks(draw) -> Stack:
+    stack = draw(body())
+    if not draw(st.booleans()):
+        return stack
+    layers, out = draw(head(stack.output))
+    return Stack(stack.layers + layers, stack.input, stack.batch, out, stack.shapes)
+
+
+# ---- torch, built layer by layer on the tensor that reaches each layer ----------------------
+
+class Cat(torch.nn.Module):
+    def forward(self, *xs):
+        return torch.cat(xs, dim=1)
+
+
+class Concat(torch.nn.Module):
+    def __init__(self, branches: list):
+        super().__init__()
+        for i, b in enumerate(branches):
+            self.add_module(str(i), b)
+        self.count = len(branches)
+        self.add_module("concat", Cat())
+
+    def forward(self, x):
+        return self.concat(*(self._modules[str(i)](x) for i in range(self.count)))
+
+
+class SamePadding(torch.nn.Module):
+    """Zero padding to ceil(N/S) outputs, the odd pixel at the bottom/right: torch's padding='same'
+    at stride 1, TensorFlow's at any stride (torch refuses 'same' at stride > 1)."""
+
+    def __init__(self, kernel, stride, dilation):
+        super().__init__()
+        self.kernel, self.stride, self.dilation = kernel, stride, dilation
+
+    def forward(self, x):
+        if min(self.stride) < 1:
+            return x  # for the convolution to refuse
+        pads = []
+        for n, k, s, d in zip(x.shape[2:], self.kernel, self.stride, self.dilation):
+            total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+            pads.append((total // 2, total - total // 2))
+        (top, bottom), (left, right) = pads
+        return torch.nn.functional.pad(x, (left, right, top, bottom))
+
+
+def tup(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def torch_layer(layer: dict, c: int):
+    kind, get = layer["type"], lambda key, default=None: tup(layer.get(key, default))
+    if kind == "conv2d":
+        kernel, stride, dilation = pair2(get("kernel")), pair2(get("stride", 1)), pair2(get("dilation", 1))
+        padding = get("padding", 0)
+        same = padding == "same"
+        numeric = 0 if padding in ("same", "valid") else padding  # fvcore counts 0 for torch's string padding
+        conv = nn.Conv2d(c, layer["out"], kernel, stride, numeric, dilation, get("groups", 1), get("bias", True))
+        return nn.Sequential(SamePadding(kernel, stride, dilation), conv) if same else conv
+    if kind == "conv_transpose2d":
+        return nn.ConvTranspose2d(c, layer["out"], get("kernel"), get("stride", 1), get("padding", 0),
+                                  get("output_padding", 0), get("groups", 1), get("bias", True), get("dilation", 1))
+    if kind == "max_pool2d":
+        return nn.MaxPool2d(get("kernel"), get("stride"), get("padding", 0), get("dilation", 1),
+                            ceil_mode=get("ceil_mode", False))
+    if kind == "avg_pool2d":
+        return nn.AvgPool2d(get("kernel"), get("stride"), get("padding", 0), get("ceil_mode", False),
+                            get("count_include_pad", True))
+    if kind == "batch_norm2d":
+        return nn.BatchNorm2d(c, eps=get("eps", 1e-5), affine=get("affine", True))
+    if kind == "linear":
+        return nn.Linear(c, layer["out"], get("bias", True))
+    if kind == "dropout":
+        return nn.Dropout(get("p", 0.5))
+    if kind == "flatten":
+        return nn.Flatten()
+    if kind == "adaptive_avg_pool2d":
+        return nn.AdaptiveAvgPool2d(get("output", 1))
+    if kind == "adaptive_max_pool2d":
+        return nn.AdaptiveMaxPool2d(get("output", 1))
+    return ACTIVATIONS[kind]()
+
+
+def pair2(value: Any) -> tuple[int, int]:
+    return value if isinstance(value, tuple) else (value, value)
+
+
+def build(layers: list, x, prefix: str, shapes: dict):
+    """(nn.Sequential named like the calculator's rows, its output); records every output shape."""
+    sequence = nn.Sequential()
+    for i, layer in enumerate(layers):
+        path = f"{prefix}.{i}" if prefix else str(i)
+        if layer["type"] == "concat":
+            built = [build(b, x, f"{path}.{j}", shapes) for j, b in enumerate(layer["branches"])]
+            module = Concat([m for m, _ in built]).eval()
+            x = module.concat(*(y for _, y in built))
+            shapes[f"{path}.concat"] = tuple(x.shape[1:])
+        else:
+            module = torch_layer(layer, x.shape[1]).eval()
+            x = module(x)
+        shapes[path] = tuple(x.shape[1:])
+        sequence.add_module(str(i), module)
+    shapes[prefix] = tuple(x.shape[1:])
+    return sequence, x
+
+
+def torch_side(stack: Stack):
+    """The model, the input, and the output shape of every module path."""
+    torch.manual_seed(0)
+    x = torch.randn(stack.batch, *stack.input)
+    shapes: dict = {}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = build(stack.layers, x, "", shapes)
+    return model.eval(), x, shapes
+
+
+def fvcore_counts(model, x) -> dict[str, int]:
+    analysis = (FlopCountAnalysis(model, x).unsupported_ops_warnings(False)
+                .uncalled_modules_warnings(False).tracer_warnings("none"))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {k: int(v) for k, v in analysis.by_module().items()}
+
+
+def count(module, buffers: bool = False) -> int:
+    if buffers:
+        return sum(b.numel() for name, b in module.named_buffers() if not name.endswith("num_batches_tracked"))
+    return sum(p.numel() for p in module.parameters())
+
+
+def remember(test: str, stack: Stack) -> None:
+    SEEN[test].add(json.dumps([stack.spec, stack.batch], sort_keys=True))
+    note(f"run seed {RUN_SEED!r}: rerun with ARCHCALC_PROPERTY_SEED={RUN_SEED} or --hypothesis-seed={RUN_SEED}")
+    note(f"spec: {json.dumps(stack.spec)} (batch {stack.batch})")
+
+
+# ---- the properties ----------------------------------------------------------------------
+
+@seed(RUN_SEED)
+@settings(max_examples=VALID_EXAMPLES, **PROPERTY_SETTINGS)
+@hypothesis.given(stacks())
+# A ceil_mode window may overhang the input by less than a stride: torch gives one output.
+@example(Stack([{"type": "max_pool2d", "kernel": [1, 2], "ceil_mode": True}], (1, 1, 1), 1, (1, 1, 1), ((1, 1, 1),)))
+@example(Stack([{"type": "avg_pool2d", "kernel": 3, "stride": 2, "ceil_mode": True}], (2, 2, 2), 2, (2, 1, 1),
+               ((2, 2, 2),)))
+def test_valid_stacks_agree_with_torch_and_fvcore(stack):
+    remember("valid", stack)
+    analysis = analyze(resolve(stack.spec, "random", "<drawn>"), batch=stack.batch)
+    model, x, shapes = torch_side(stack)
+    flops = fvcore_counts(model, x)
+    modules = dict(model.named_modules())
+    for row in analysis.rows[1:]:  # every layer and group; the first row is the input
+        module = modules[row.path]
+        got = (shapes[row.path], count(module), count(module, buffers=True), flops.get(row.path, 0))
+        assert got == (row.output_shape, row.params, row.non_trainable, row.fvcore_flops * stack.batch), row.path
+    totals = analysis.totals
+    assert analysis.output_shape == shapes[""] == stack.output
+    assert (count(model), count(model, buffers=True), flops[""]) == \
+        (totals.params, totals.non_trainable, totals.fvcore_flops * stack.batch)
+    # archcalc's own builder makes the same network.
+    with torch.no_grad():
+        built = build_torch(analysis.network).eval()
+        assert tuple(built(x).shape[1:]) == stack.output
+    assert (count(built), count(built, buffers=True)) == (totals.params, totals.non_trainable)
+
+
+# ---- broken stacks: a valid prefix, then one layer the calculator and torch must refuse -----
+
+@st.composite
+def oversized_kernel(draw, shape):
+    """A convolution kernel wider than the padded input along one axis."""
+    k, p = [1, 1], [draw(st.integers(0, 2)), draw(st.integers(0, 2))]
+    d, i = [draw(st.integers(1, 2)), draw(st.integers(1, 2))], draw(st.integers(0, 1))
+    k[i] = (shape[1 + i] + 2 * p[i] - 1) // d[i] + 2 + draw(st.integers(0, 2))
+    return [{"type": "conv2d", "out": draw(st.integers(1, 8)), "kernel": k, "padding": p, "dilation": d,
+             "stride": draw(st.integers(1, 3))}]
+
+
+@st.composite
+def bad_groups(draw, shape):
+    """groups that do not divide the input channels, or the output channels."""
+    c = shape[0]
+    layer, _ = draw(st.sampled_from([conv2d, conv_transpose2d]).flatmap(lambda s: s(shape)))
+    options = [("in", g) for g in range(2, 10) if c % g] + [("out", g) for g in divisors(c) if g > 1]
+    which, g = draw(st.sampled_from(options))
+    extra = draw(st.integers(1, g - 1)) if which == "out" else 0
+    return [{**layer, "groups": g, "out": g * draw(st.integers(1, 2)) + extra}]
+
+
+def replace_axis(layer: dict, key: str, i: int, value: int, default: Any) -> dict:
+    values = [axis(layer.get(key), j, default) for j in range(2)]
+    values[i] = value
+    return {**layer, key: values}
+
+
+@st.composite
+def bad_output_padding(draw, shape):
+    layer, _ = draw(conv_transpose2d(shape))
+    i = draw(st.integers(0, 1))
+    s, d = axis(layer.get("stride"), i, 1), axis(layer.get("dilation"), i, 1)
+    return [replace_axis(layer, "output_padding", i, max(s, d) + draw(st.integers(0, 1)), 0)]
+
+
+@st.composite
+def empty_transpose(draw, shape):
+    """A transposed convolution whose padding leaves no output along one axis."""
+    layer, _ = draw(conv_transpose2d(shape))
+    i = draw(st.integers(0, 1))
+    s, d, k, op = (axis(layer.get(key), i, default) for key, default in
+                   [("stride", 1), ("dilation", 1), ("kernel", 1), ("output_padding", 0)])
+    p = ((shape[1 + i] - 1) * s + d * (k - 1) + op) // 2 + 1 + draw(st.integers(0, 2))
+    return [replace_axis(layer, "padding", i, p, 0)]
+
+
+@st.composite
+def bad_pool_padding(draw, shape):
+    layer, _ = draw(pool2d(shape))
+    i = draw(st.integers(0, 1))
+    return [replace_axis(layer, "padding", i, axis(layer["kernel"], i, 1) // 2 + 1 + draw(st.integers(0, 1)), 0)]
+
+
+@st.composite
+def empty_pool(draw, shape):
+    """A pooling window that gives no output along one axis, in floor or ceil mode."""
+    i, k, p, s = draw(st.integers(0, 1)), [1, 1], [0, 0], [1, 1]
+    p[i], s[i] = draw(st.integers(0, 1)), draw(st.integers(1, 3))
+    k[i] = shape[1 + i] + 2 * p[i] + s[i] + draw(st.integers(0, 2))
+    return [{"type": draw(st.sampled_from(["max_pool2d", "avg_pool2d"])), "kernel": k, "stride": s, "padding": p,
+             "ceil_mode": draw(st.booleans())}]
+
+
+@st.composite
+def mismatched_concat(draw, shape):
+    keep, _ = draw(branch(shape, False))
+    shift = [draw(st.integers(0, 2)), draw(st.integers(0, 2))]
+    if shift == [0, 0]:
+        shift[draw(st.integers(0, 1))] = 1
+    other = [{"type": "conv2d", "out": draw(st.integers(1, 4)), "kernel": 1, "padding": shift}]
+    if max(shape[1:]) > 1 and draw(st.booleans()):
+        other = [{"type": "max_pool2d", "kernel": 1, "stride": 2}]
+    branches = [keep, other] if draw(st.booleans()) else [other, keep]
+    return [{"type": "concat", "branches": branches}]
+
+
+@st.composite
+def image_layer_after_flatten(draw, shape):
+    layer = draw(st.sampled_from([
+        {"type": "batch_norm2d"}, {"type": "conv2d", "out": 2, "kernel": 1},
+        {"type": "conv_transpose2d", "out": 2, "kernel": 1}, {"type": "max_pool2d", "kernel": 1},
+        {"type": "avg_pool2d", "kernel": 1}, {"type": "adaptive_max_pool2d"},
+        {"type": "adaptive_avg_pool2d", "output": 2},  # output 1 is a torch quirk: see the module docstring
+    ]))
+    return [{"type": "flatten"}, layer]
+
+
+@st.composite
+def out_of_range_field(draw, shape):
+    """A zero kernel, stride or dilation, or a negative padding or output_padding, along one axis."""
+    kind = draw(st.sampled_from(["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"]))
+    make = {"conv2d": conv2d, "conv_transpose2d": conv_transpose2d}.get(kind, lambda s: pool2d(s, kind))
+    layer, _ = draw(make(shape))
+    keys = ["kernel", "stride", "padding"] + (["dilation"] if kind != "avg_pool2d" else []) + \
+        (["output_padding"] if kind == "conv_transpose2d" else [])
+    key = draw(st.sampled_from(keys))
+    if isinstance(layer.get(key), str):  # 'same' or 'valid'
+        layer = {**layer, key: 0}
+    if key == "stride" and "stride" not in layer:  # a pooling stride defaults to the kernel
+        layer = {**layer, "stride": layer["kernel"]}
+    bad, default = (-1, 0) if key in ("padding", "output_padding") else (0, 1)
+    return [replace_axis(layer, key, draw(st.integers(0, 1)), bad, default)]
+
+
+BREAKS = [oversized_kernel, bad_groups, bad_output_padding, empty_transpose, bad_pool_padding, empty_pool,
+          mismatched_concat, image_layer_after_flatten, out_of_range_field]
+
+
+@st.composite
+def broken_stacks(draw) -> tuple[Stack, int]:
+    """(stack, index of the broken layer): a valid prefix of a drawn stack, then the break."""
+    stack = draw(body())
+    cut = draw(st.integers(0, len(stack.layers)))
+    shape = stack.shapes[cut] if cut < len(stack.layers) else stack.output
+    tail = draw(st.sampled_from(BREAKS).flatmap(lambda make: make(shape)))
+    layers = stack.layers[:cut] + tail
+    return Stack(layers, stack.input, stack.batch, (), stack.shapes[:cut]), len(layers) - 1
+
+
+@seed(RUN_SEED)
+@settings(max_examples=INVALID_EXAMPLES, **PROPERTY_SETTINGS)
+@hypothesis.given(broken_stacks())
+@example((Stack([{"type": "flatten"}, {"type": "batch_norm2d"}], (1, 1, 1), 1, (), ()), 1))
+def test_broken_stacks_are_refused_by_the_calculator_and_by_torch(drawn):
+    stack, broken = drawn
+    remember("broken", stack)
+    with pytest.raises(SpecError) as refused:
+        analyze(resolve(stack.spec, "random", "<drawn>"), batch=stack.batch)
+    assert f"$.layers[{broken}]" in str(refused.value)  # the broken layer, not the valid prefix
+    try:
+        _, _, shapes = torch_side(stack)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        note(f"calculator: {refused.value}; torch: {type(exc).__name__}: {exc}")
+    else:  # torch's quirk: a transposed convolution with no output may return an empty tensor
+        assert stack.layers[broken]["type"] == "conv_transpose2d" and 0 in shapes[""], f"torch accepted it: {shapes}"
+
+
+def test_enough_distinct_examples_ran(request):
+    """Runs after the two properties above (pytest keeps the file's order)."""
+    if set(SEEN) != {"valid", "broken"}:
+        pytest.skip("the property tests did not run in this session")
+    if request.session.testsfailed:
+        pytest.skip("a property failed, so hypothesis stopped early")
+    counts = {name: len(specs) for name, specs in SEEN.items()}
+    assert sum(counts.values()) >= MIN_EXAMPLES, (counts, RUN_SEED)

@@ -1,0 +1,331 @@
+"""`archcalc verify`: the calculator against a torch build traced by fvcore, and measured receptive fields."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("fvcore")
+
+import archcalc  # noqa: E402
+import archcalc.spec  # noqa: E402
+from archcalc.cli import main  # noqa: E402
+from archcalc.layers import REGISTRY  # noqa: E402
+from archcalc.spec import load  # noqa: E402
+from archcalc.verify import gradient_support, receptive_field_check, verify_network  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ZOO = list(archcalc.zoo_index())
+UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
+
+
+def runner() -> CliRunner:
+    try:
+        return CliRunner(mix_stderr=False)  # click < 8.2
+    except TypeError:
+        return CliRunner()
+
+
+def fixture(name: str) -> str:
+    return str(FIXTURES / f"{name}.json")
+
+
+# ---- every zoo network, layer by layer against torch + fvcore ----------------------------
+
+def torch_params(report, layer: str | None) -> int:
+    """Parameters torch counted on the module at `layer` (a leaf, or the sum of the leaves under a group)."""
+    if layer is None:
+        return report.totals[0].torch_params
+    inside = [c.torch_params for c in report.layers if c.path == layer or c.path.startswith(layer + ".")]
+    assert inside and None not in inside, layer
+    return sum(inside)
+
+
+def rounds_to(count: int, value, unit: str, significant: int | None = None) -> bool:
+    decimals = max(0, -Decimal(str(value)).as_tuple().exponent)
+    if significant:  # "60 M" to one significant digit: rounded to the tens of millions
+        decimals = significant - len(str(int(value)))
+    return round(count / UNITS[unit], decimals) == value
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_network_agrees_with_torch_and_fvcore(name):
+    network = load(name)
+    report = verify_network(network, receptive_field=False)
+    assert report.analysis.input_shape == network.input  # traced at the spec's own size
+    problems = [f"{c.path} ({c.type}): {c.problems()}" for c in report.disagreeing]
+    assert not problems, "\n".join(problems)
+    assert report.ok
+    for check in report.layers:  # every row found its module, by name
+        assert None not in (check.torch_shape, check.torch_params, check.torch_flops), check.path
+    total, buffers = report.totals
+    assert total.torch_flops == total.flops == report.analysis.totals.fvcore_flops  # fvcore's own total, exactly
+    assert total.torch_params == report.analysis.totals.params
+    assert buffers.torch_params == report.analysis.totals.non_trainable
+    # The torch module against the published parameter counts (torchvision num_params, papers, Keras).
+    for e in network.expect:
+        if e.wrong or e.what not in ("params", "params_keras"):
+            continue
+        count = torch_params(report, e.layer)
+        if e.what == "params_keras":  # Keras counts BN's moving mean and variance as parameters
+            assert e.layer is None
+            count += buffers.torch_params
+        if e.unit is None:
+            assert count == e.value, (e.what, e.layer, count, e.value, e.source)
+        else:
+            assert rounds_to(count, e.value, e.unit, e.significant), (e.what, e.layer, count, e.value, e.unit, e.source)
+
+
+def test_fvcore_counts_vgg16_as_torchvision_macs_plus_its_average_pool():
+    # torchvision's _ops for VGG16 is 15.47 GMACs: the 13 convs and 3 linear layers, by hand.
+    stages = [[64, 64], [128, 128], [256] * 3, [512] * 3, [512] * 3]
+    macs, cin = 0, 3
+    for k, widths in enumerate(stages):
+        side = 224 >> k
+        for cout in widths:
+            macs += cout * side * side * cin * 9
+            cin = cout
+    macs += 512 * 7 * 7 * 4096 + 4096 * 4096 + 4096 * 1000
+    assert round(macs / 1e9, 2) == 15.47
+    report = verify_network(load("vgg16"), receptive_field=False)
+    # fvcore adds one flop per input element of the adaptive average pool (512x7x7); ReLU
+    # and max pooling count nothing.
+    assert report.totals[0].torch_flops == macs + 512 * 7 * 7
+    assert report.unsupported == {"aten::max_pool2d": 5}
+
+
+def test_every_merge_kind_on_a_batch_of_non_square_images():
+    # tests/fixtures/mirror.json: asymmetric 'same' padding, a dilated grouped conv, squeeze-excitation
+    # (mul), residual additions, a concat with an identity branch; input 3x12x16, batch 2.
+    report = verify_network(load(fixture("mirror")), batch=2)
+    assert report.ok, [c.path for c in report.disagreeing]
+    checks = {c.path: c for c in report.layers}
+    conv = checks["stage.res0.sum.0.conv"]
+    assert conv.torch_shape == (8, 6, 8)  # stem: ceil(12/2) x ceil(16/2)
+    assert conv.torch_flops == 2 * (8 * 6 * 8) * (8 // 2) * 3 * 3  # batch x outputs x (Cin/groups) x 3 x 3
+    assert checks["stage.res0.sum.0.se.gate.1.pool"].torch_flops == 2 * 8 * 6 * 8  # fvcore: 1 per input element
+    assert checks["mix.concat"].torch_shape == (4 + 8 + 8, 6, 8)
+    assert report.rf is not None and not report.rf.clipped and report.rf.measured == report.rf.expected
+
+
+# ---- the command ----------------------------------------------------------------------
+
+def test_cli_agrees_on_a_network_with_receptive_field():
+    result = runner().invoke(main, ["verify", "lenet5"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "params: calculator 61,706, torch 61,706: ok" in result.stdout  # LeCun et al. 1998 via mnchapel
+    assert re.search(r"receptive field at \S+ \(input 1x\d+x\d+\): calculator 32, gradient support 32: agrees",
+                     result.stdout)
+    assert result.stdout.rstrip().endswith("all agree")
+
+
+def test_cli_batch_and_non_square_input():
+    result = runner().invoke(main, ["verify", "resnet18", "--input", "3x240x320", "--batch", "4", "--no-rf"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    out = result.stdout
+    assert out.startswith("resnet18: calculator vs torch + fvcore, input 3x240x320, batch 4\n")
+    # conv1 (7x7, stride 2, padding 3) gives 64x120x160; the hook saw the same; fvcore counts
+    # 4 images x 64*120*160 outputs x 3*7*7 multiply-adds.
+    conv1 = next(line for line in out.splitlines() if line.startswith("conv1 "))
+    assert conv1.split()[2:4] == ["64x120x160", "64x120x160"]
+    assert conv1.count(f"{4 * 64 * 120 * 160 * 3 * 49:,}") == 2
+    last = [line for line in out.splitlines() if line.startswith("layer4.")][-1]
+    assert last.split()[2:4] == ["512x8x10", "512x8x10"]  # 240/32 x 320/32
+    match = re.search(r"fvcore flops \(one multiply-add = 1; batch 4\): calculator ([\d,]+), fvcore ([\d,]+): ok", out)
+    assert match and match[1] == match[2]
+    # fvcore's count for a batch of 4 is four times its count for one image.
+    single = verify_network(load("resnet18"), (3, 240, 320), 1, receptive_field=False).totals[0].torch_flops
+    assert int(match[2].replace(",", "")) == 4 * single
+    assert "params: calculator 11,689,512, torch 11,689,512: ok" in out  # torchvision num_params
+    assert "receptive field" not in out and out.rstrip().endswith("all agree")
+
+
+def verify_disagrees(target: str):
+    """Run `archcalc verify TARGET` expecting exit 1; the result and its `disagrees:` lines."""
+    result = runner().invoke(main, ["verify", target, "--no-rf"])
+    assert result.exit_code == 1, (result.output, result.exception)
+    return result, [line for line in result.stdout.splitlines() if line.startswith("disagrees:")]
+
+
+def test_cli_names_every_disagreeing_layer(monkeypatch):
+    linear = REGISTRY["linear"]
+    monkeypatch.setattr(linear, "params", lambda a, shape: shape[0] * a["out"])  # forgets the bias
+    result, disagree = verify_disagrees("lenet5")
+    # LeNet-5's two fully connected layers (F6, and the output layer after C5 and the flatten) and the total.
+    assert disagree == [
+        "disagrees: classifier.F6 (linear): params",
+        "disagrees: classifier.output (linear): params",
+        "disagrees: (total) (params): params",
+    ]
+    f6 = next(line for line in result.stdout.splitlines() if line.startswith("classifier.F6 "))
+    assert f6.split()[5:8] == ["10,080", "10,164", "DIFF"]  # 120*84 without and with the 84 biases
+    assert "all agree" not in result.stdout
+
+
+def test_cli_names_layers_whose_torch_module_differs(monkeypatch):
+    nn = torch.nn
+    monkeypatch.setattr(REGISTRY["relu"], "torch_module", lambda a, shape: nn.Conv2d(shape[0], shape[0], 1, bias=False))
+    result, disagree = verify_disagrees(fixture("branching"))
+    # branching.json has two ReLUs: `2` (8x8x8) and `mix.1.1` (4x8x8); a 1x1 conv adds C*C
+    # weights and C*C*8*8 multiply-adds to each.
+    assert disagree == [
+        "disagrees: 2 (relu): params, flops",
+        "disagrees: mix.1.1 (relu): params, flops",
+        "disagrees: (total) (params): params, flops",
+    ]
+    relu = next(line for line in result.stdout.splitlines() if line.startswith("2 "))
+    assert f"{8 * 8:,}" in relu.split() and f"{8 * 8 * 8 * 8:,}" in relu.split()
+
+
+def test_cli_verify_all_progress_and_summary(monkeypatch):
+    real = archcalc.spec.zoo_index()
+    small = {name: real[name] for name in ("lenet5", "inception_naive")}
+    monkeypatch.setattr(archcalc.spec, "zoo_index", lambda: small)
+    result = runner().invoke(main, ["verify", "--all"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "verifying" in result.stderr and "verifying" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("lenet5: ok (input 1x32x32, batch 1, params 61,706,")
+    assert lines[0].endswith("RF 32 ok)")
+    assert lines[1].startswith("inception_naive: ok (input 256x28x28")
+    assert lines[2] == "2 agree, 0 disagree"
+
+
+def test_cli_verify_all_counts_failures(monkeypatch):
+    real = archcalc.spec.zoo_index()
+    small = {name: real[name] for name in ("lenet5", "inception_naive")}
+    monkeypatch.setattr(archcalc.spec, "zoo_index", lambda: small)
+    monkeypatch.setattr(REGISTRY["linear"], "params", lambda a, shape: shape[0] * a["out"])
+    result = runner().invoke(main, ["verify", "--all", "--no-rf"])
+    assert result.exit_code == 1, (result.output, result.exception)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("lenet5: DIFF classifier.F6, classifier.output, (total) (")
+    assert lines[1].startswith("inception_naive: ok ")  # no linear layer
+    assert lines[-1] == "1 agree, 1 disagree"
+
+
+@pytest.mark.parametrize("args", [["verify"], ["verify", "lenet5", "--all"]])
+def test_cli_verify_needs_one_target_or_all(args):
+    result = runner().invoke(main, args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("archcalc: verify takes a network") and result.stdout == ""
+
+
+MISSING = """
+import sys
+sys.modules[{module!r}] = None  # `import {module}` now raises ImportError
+from archcalc.cli import main
+main(["verify", "lenet5"])
+"""
+
+
+@pytest.mark.parametrize("module", ["torch", "fvcore"])
+def test_missing_torch_or_fvcore_says_how_to_install(module):
+    result = subprocess.run([sys.executable, "-c", MISSING.format(module=module)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert "torch and fvcore" in lines[0] and "pip install" in lines[0] and "archcalc[torch]" in lines[0]
+
+
+# ---- receptive fields, measured as the support of a gradient ----------------------------
+
+def hand_rf(layers: list[tuple[int, int]]) -> int:
+    """Field of a stack of (kernel, stride) windows: r += (k - 1) * jump; jump *= stride."""
+    size, jump = 1, 1
+    for kernel, stride in layers:
+        size += (kernel - 1) * jump
+        jump *= stride
+    return size
+
+
+def vgg_rf(convs_per_stage: list[int]) -> int:
+    """VGG's features: 3x3 convs (stride 1), then a 2x2 max pool (stride 2) per stage."""
+    return hand_rf([w for n in convs_per_stage for w in [(3, 1)] * n + [(2, 2)]])
+
+
+# torchvision's AlexNet features: conv 11/4, pool 3/2, conv 5, pool 3/2, 3 x conv 3, pool 3/2.
+ALEXNET = hand_rf([(11, 4), (3, 2), (5, 1), (3, 2), (3, 1), (3, 1), (3, 1), (3, 2)])
+HAND = {
+    "lenet5": 32,  # C5 (5x5 on S4's 5x5) sees the whole 32x32 input
+    "lenet5_keras": hand_rf([(5, 1), (2, 2), (5, 1), (2, 2)]),  # S4, the last map before the flatten
+    "alexnet": ALEXNET, "alexnet_paper": ALEXNET, "alexnet_keras": ALEXNET,
+    "vgg11": vgg_rf([1, 1, 2, 2, 2]), "vgg13": vgg_rf([2, 2, 2, 2, 2]),
+    "vgg16": vgg_rf([2, 2, 3, 3, 3]), "vgg19": vgg_rf([2, 2, 4, 4, 4]),
+    "vgg16_c": vgg_rf([2, 2, 2, 2, 2]),  # configuration C: the third conv of stages 3-5 is 1x1, adding nothing
+    "inception_naive": 5, "inception_bottleneck": 5,  # the widest branch, 5x5, on a 1x1 (or no) reduction
+}
+for _name in ("vgg11", "vgg13", "vgg16", "vgg19"):
+    HAND[f"{_name}_bn"] = HAND[_name]
+HAND["vgg11_lrn"] = HAND["vgg11"]
+
+SEQUENTIAL = ["lenet5", "lenet5_keras", "alexnet", "alexnet_paper", "alexnet_keras",
+              "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "vgg11_lrn", "vgg16_c"]
+BRANCHING_ZOO = ["googlenet", "inception_naive", "inception_bottleneck"]
+
+
+def test_hand_figures():
+    assert HAND["vgg16"] == 212 and ALEXNET == 195  # VGG16 pool5, AlexNet pool5 (widely quoted figures)
+    assert hand_rf([(3, 1)] * 3) == 7 and hand_rf([(5, 1), (2, 2), (5, 1), (2, 2), (5, 1)]) == 32  # LeNet-5 C5
+    assert HAND["lenet5_keras"] == 16
+
+
+@pytest.mark.parametrize("name", SEQUENTIAL + BRANCHING_ZOO)
+def test_zoo_receptive_field_is_the_gradient_support(name):
+    check = receptive_field_check(load(name))
+    assert check is not None
+    assert not check.clipped, check.describe()
+    assert check.expected == check.measured, check.describe()
+    assert check.ok
+    if name in HAND:
+        assert check.expected == (HAND[name], HAND[name]), check.describe()
+
+
+def test_lenet5_c5_sees_the_whole_input():
+    # C5 on the 32x32 input: one unit, depending on every pixel (the field exactly fills the input).
+    assert gradient_support(load("lenet5"), (1, 32, 32), "features.C5") == ((32, 32), True)
+    check = receptive_field_check(load("lenet5"), path="features.C5")
+    assert (check.expected, check.measured, check.clipped) == ((32, 32), (32, 32), False)
+    assert check.input_shape[1] > 32  # grown until the field fits with a margin
+
+
+@pytest.mark.parametrize("name, path, size", [
+    ("rf_stack3", "conv3", (7, 7)),  # 1 + 3 * 2
+    ("rf_stack3", "conv1", (3, 3)),
+    ("rf_dilated", "d4", (15, 15)),  # 1 + 2 * (1 + 2 + 4)
+    ("rf_dilated", "d2", (7, 7)),  # 1 + 2 * (1 + 2)
+    # H: 3, pool +1 (jump 1), conv +2*2 = 8; W: 5 (jump 2), pool +1*2, conv +2*4 = 15
+    ("rf_nonsquare", "conv2", (8, 15)),
+])
+def test_receptive_field_by_hand(name, path, size):
+    check = receptive_field_check(load(fixture(name)), path=path)
+    assert (check.expected, check.measured, check.clipped) == (size, size, False)
+
+
+def test_a_field_larger_than_the_input_is_reported_clipped_not_measured():
+    network = load(fixture("rf_stack3"))
+    assert gradient_support(network, (1, 5, 5), "conv3")[1] is True
+    check = receptive_field_check(network, (1, 5, 5), path="conv3", tries=1)
+    assert check.clipped and check.input_shape == (1, 5, 5)
+    assert "not measured" in check.describe()
+
+
+def test_a_wrong_receptive_field_is_caught(monkeypatch):
+    # Pretend a 3x3 conv grows the field by 3 instead of 2: 10, where the gradient reaches 7 pixels.
+    monkeypatch.setattr(REGISTRY["conv2d"], "receptive_field", lambda a, rf, shape: rf.grow((4, 4), (1, 1)))
+    check = receptive_field_check(load(fixture("rf_stack3")))
+    assert (check.expected, check.measured, check.clipped) == ((10, 10), (7, 7), False)
+    assert not check.ok and "DISAGREES" in check.describe()
+    result = runner().invoke(main, ["verify", fixture("rf_stack3")])
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert "disagrees: conv3: receptive field" in result.stdout.splitlines()
