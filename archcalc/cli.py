@@ -106,19 +106,19 @@ def check(targets: tuple[str, ...], convention: str) -> None:
     Each figure names its convention (`params` or `params_keras`); with --convention keras the
     Keras-convention total of each network is printed as well.
     """
+    from .calc import analyze
     from .check import check_network, describe
     from .spec import load, zoo_index
-
-    from .calc import analyze
 
     names = targets or tuple(zoo_index())
     failures = total = 0
     for name in names:
         network = load(name)
+        analysis = analyze(network)
         if convention == "keras":
             click.echo(f"       {name}: params in Keras' convention (BN moving statistics included): "
-                       f"{analyze(network).totals.params_keras:,}")
-        for verdict in check_network(network):
+                       f"{analysis.totals.params_keras:,}")
+        for verdict in check_network(network, analysis):
             total += 1
             failures += not verdict.ok
             click.echo(describe(verdict))
