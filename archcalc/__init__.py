@@ -5,9 +5,9 @@
     >>> result.totals.params
     138357544
 """
-from .calc import Analysis, Row, Totals, analyze
+from .core.calc import Analysis, Row, Totals, analyze
 from .errors import SpecError
-from .spec import Network, load, zoo_index
+from .core.spec import Network, load, zoo_index
 
 __all__ = ["Analysis", "Network", "Row", "SpecError", "Totals", "analyze", "load", "zoo_index"]
 __version__ = "0.1.0"
@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # build_torch needs torch: imported on first use so that `import archcalc` stays light.
     if name == "build_torch":
-        from .torch_build import build_torch
+        from .torch.build import build_torch
 
         return build_torch
     raise AttributeError(f"module 'archcalc' has no attribute {name!r}")

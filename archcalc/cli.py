@@ -34,7 +34,7 @@ def parse_input(text: str | None) -> tuple[int, ...] | None:
 
 
 def load_network(target: str, input_text: str | None):
-    from .spec import load
+    from .core.spec import load
 
     dims = parse_input(input_text)
     network = load(target)
@@ -70,7 +70,7 @@ def main() -> None:
 @convention_option
 def table(target: str, input_text: str | None, batch: int, dtype: str, fmt: str, depth: int | None, convention: str) -> None:
     """Per-layer table of a zoo network (NAME) or a spec file (PATH, PATH:VARIANT)."""
-    from .calc import analyze
+    from .core.calc import analyze
     from .render import render
 
     network, dims = load_network(target, input_text)
@@ -82,8 +82,8 @@ def list_networks() -> None:
     """The built-in zoo: name, family, input, parameters, MACs."""
     from tabulate import tabulate
 
-    from .calc import analyze
-    from .spec import load, zoo_index
+    from .core.calc import analyze
+    from .core.spec import load, zoo_index
 
     rows = []
     for name in zoo_index():
@@ -100,15 +100,15 @@ def list_networks() -> None:
 def check(targets: tuple[str, ...], convention: str) -> None:
     """Check every published figure (`expect`) of the zoo or of the given specs; exit 1 on a miss.
 
-    Without targets the lecture claims of archcalc/claims.json are checked too; a figure marked
+    Without targets the lecture claims of archcalc/report/claims.json are checked too; a figure marked
     wrong in its source passes as long as it stays wrong.
 
     Each figure names its convention (`params` or `params_keras`); with --convention keras the
     Keras-convention total of each network is printed as well.
     """
-    from .calc import analyze
-    from .check import check_network, describe
-    from .spec import load, zoo_index
+    from .core.calc import analyze
+    from .core.figures import check_network, describe
+    from .core.spec import load, zoo_index
 
     names = targets or tuple(zoo_index())
     failures = total = 0
@@ -122,8 +122,8 @@ def check(targets: tuple[str, ...], convention: str) -> None:
             total += 1
             failures += not verdict.ok
             click.echo(describe(verdict))
-    if not targets:  # the whole zoo: the lecture claims (archcalc/claims.json) as well
-        from .claims import describe as describe_claim, results as claim_results
+    if not targets:  # the whole zoo: the lecture claims (archcalc/report/claims.json) as well
+        from .report.claims import describe as describe_claim, results as claim_results
 
         for result in claim_results():
             total += 1
@@ -136,7 +136,7 @@ def check(targets: tuple[str, ...], convention: str) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of specs (the one in specs/schema.json)."""
-    from .schema import schema_text
+    from .core.schema import schema_text
 
     click.echo(schema_text(), nl=False)
 
@@ -153,7 +153,7 @@ def verify(target: str | None, input_text: str | None, batch: int, every: bool, 
     Per layer: output shape, parameters and fvcore's flop count (one multiply-add = 1).
     Exit 0 when everything agrees, 1 when something disagrees, 2 on bad input.
     """
-    from .verify import render_report, require_fvcore, summary_line, verify_network
+    from .torch.verify import render_report, require_fvcore, summary_line, verify_network
 
     if bool(target) == every:
         raise SpecError("verify takes a network (NAME or PATH) or --all, not both")
@@ -163,7 +163,7 @@ def verify(target: str | None, input_text: str | None, batch: int, every: bool, 
         report = verify_network(network, dims, batch, receptive_field=not no_rf)
         click.echo(render_report(report), nl=False)
         sys.exit(0 if report.ok else 1)
-    from .spec import zoo_index
+    from .core.spec import zoo_index
 
     lines, failures = [], 0
     with click.progressbar(list(zoo_index()), label="verifying", file=sys.stderr, item_show_func=lambda n: n) as names:
@@ -202,10 +202,10 @@ def bench(names: tuple[str, ...], every: bool, input_text: str | None, batch_tex
           channels_last: bool, device: str | None, compile_: bool, cuda_graph: bool, l2_flush: bool,
           warmup_iters: int, warmup_seconds: float, iters: int, matmul_size: int | None, fmt: str, outs: tuple[str, ...]) -> None:
     """Measure latency, images/s, TFLOP/s and memory of networks, next to archcalc's figures."""
-    from .bench import NOISE_FACTOR, Settings, parse_batches, parse_dtypes, run
-    from .bench_render import ProgressBar, render, write_outputs
-    from .spec import zoo_index
-    from ._torch import require_torch
+    from .torch.bench import NOISE_FACTOR, Settings, parse_batches, parse_dtypes, run
+    from .torch.bench_render import ProgressBar, render, write_outputs
+    from .core.spec import zoo_index
+    from .torch.runtime import require_torch
 
     if bool(names) == every:
         raise SpecError("bench takes network names (or spec paths) or --all, not both and not neither")
@@ -236,7 +236,7 @@ def report_command(target: str | None, out_dir: str, check_only: bool) -> None:
     """Markdown pages and plots of the zoo, the lecture claims and the tricks (one network's page with TARGET)."""
     from pathlib import Path
 
-    from .report import generate, plot_note, stale
+    from .report.pages import generate, plot_note, stale
 
     if check_only:
         problems = stale(Path(out_dir), target)

@@ -7,7 +7,7 @@ import json
 
 from tabulate import tabulate
 
-from .calc import Analysis, Row, row_record
+from .core.calc import Analysis, Row, row_record
 from .layers import format_shape
 
 HEADERS = ["Layer", "Type", "Output", "Params", "MACs", "Activations", "RF"]

@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from archcalc import load, zoo_index
-    from archcalc.bench import Settings, parse_batches, parse_dtypes, run
-    from archcalc.bench_render import ProgressBar, render, to_json
+    from archcalc.torch.bench import Settings, parse_batches, parse_dtypes, run
+    from archcalc.torch.bench_render import ProgressBar, render, to_json
     from archcalc.files import write_atomic
 
     if not torch.cuda.is_available():
@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 def crosscheck(torch, networks: dict, result) -> list[dict]:
     from torch.utils.benchmark import Timer
 
-    from archcalc.bench import torch_dtype
-    from archcalc.torch_build import build_torch
+    from archcalc.torch.bench import torch_dtype
+    from archcalc.torch.build import build_torch
 
     rows = []
     for r in result.results:

@@ -14,9 +14,10 @@ from click.testing import CliRunner
 
 torch = pytest.importorskip("torch")
 
-from archcalc import bench, load  # noqa: E402
-from archcalc.bench import Settings, Stats, percentile  # noqa: E402
-from archcalc.bench_render import render  # noqa: E402
+from archcalc import load  # noqa: E402
+from archcalc.torch import bench  # noqa: E402
+from archcalc.torch.bench import Settings, Stats, percentile  # noqa: E402
+from archcalc.torch.bench_render import render  # noqa: E402
 from archcalc.cli import main  # noqa: E402
 
 TINY = str(Path(__file__).parent / "fixtures" / "bench_tiny.json")
@@ -67,7 +68,7 @@ def test_achieved_flops_use_the_hand_count_of_macs(tiny_run):
 def test_flops_agree_with_torch_flop_counter(tiny_run):
     from torch.utils.flop_counter import FlopCounterMode
 
-    from archcalc.torch_build import build_torch
+    from archcalc.torch.build import build_torch
 
     model = build_torch(load(TINY)).eval()
     for r in tiny_run.results:
@@ -117,7 +118,7 @@ def test_a_median_near_the_empty_region_is_flagged(tiny_run):
 
 
 def test_a_configuration_that_fails_is_reported_and_the_rest_measured():
-    from archcalc.torch_build import build_torch
+    from archcalc.torch.build import build_torch
 
     def build(network, shape):
         if network.name == "bench_tiny" and not hasattr(build, "failed"):

@@ -59,7 +59,7 @@ def test_peak_live_activations(net):
 
 def test_peak_of_a_plain_chain():
     # Input 1x4x4 (16) -> conv to 8x4x4 (128) -> relu in place -> conv to 2x4x4 (32): peak 16 + 128, then 128 + 32.
-    from archcalc.spec import resolve
+    from archcalc.core.spec import resolve
 
     layers = [{"type": "conv2d", "out": 8, "kernel": 1}, {"type": "relu"}, {"type": "conv2d", "out": 2, "kernel": 1}]
     analysis = analyze(resolve({"input": [1, 4, 4], "layers": layers}, "t", "t.json"))

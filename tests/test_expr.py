@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from archcalc.errors import SpecError
-from archcalc.expr import evaluate, make_divisible
+from archcalc.core.expr import evaluate, make_divisible
 
 
 @pytest.mark.parametrize("source, expected", [

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 import archcalc
-from archcalc.check import check_network
+from archcalc.core.figures import check_network
 from archcalc.cli import main
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from archcalc import SpecError, analyze, load
-from archcalc.calc import Analysis, Row
-from archcalc.spec import resolve
+from archcalc.core.calc import Analysis, Row
+from archcalc.core.spec import resolve
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

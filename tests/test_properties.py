@@ -1,7 +1,7 @@
 """Property-based cross-check: random layer stacks through the calculator and through torch + fvcore.
 
 Hypothesis draws specs in archcalc's JSON format (plain dicts, resolved with
-archcalc.spec.resolve; nothing is written to disk): conv2d (kernel, stride, padding as an
+archcalc.core.spec.resolve; nothing is written to disk): conv2d (kernel, stride, padding as an
 int, [h, w], 'same' or 'valid', dilation, groups, bias), conv_transpose2d (padding,
 output_padding, dilation, groups), max and average pooling (padding, dilation, ceil_mode,
 count_include_pad), batch_norm2d, activations and dropout, concat merges of 2 or 3
@@ -9,7 +9,7 @@ branches, and flatten + linear heads, on C x H x W inputs (C <= 8, 1 <= H, W <= 
 batch of 1 to 3. Shapes are tracked while drawing (torch's formulas, written out below) so
 that every stack is valid.
 
-The torch model is built here from the spec dict, not by archcalc.torch_build: each layer
+The torch model is built here from the spec dict, not by archcalc.torch.build: each layer
 is constructed for the tensor that actually reaches it, so torch alone decides input
 channels and sizes. For every calculator row (matched by its path) and for the totals,
 the test compares the output shape (batch left out), the trainable parameters, the BN
@@ -28,7 +28,7 @@ Deliberate differences:
   pixel padded at the bottom/right); torch refuses it. The torch side pads every 'same'
   convolution by hand (at stride 1 exactly torch's padding='same'; 'valid' is 0): fvcore
   does not count torch's string padding (aten::_convolution_mode counts 0), and archcalc's
-  convention is the convolution with explicit padding, as archcalc.torch_build builds it.
+  convention is the convolution with explicit padding, as archcalc.torch.build builds it.
 - a transposed convolution with no output: torch 2.13 refuses it only for batch 1 and
   groups 1; otherwise it returns an empty tensor (a 0 in its shape), counted as refused.
 - never drawn: linear on an image (archcalc asks for a flatten; torch applies it to the
@@ -59,10 +59,10 @@ from fvcore.nn import FlopCountAnalysis  # noqa: E402
 from hypothesis import HealthCheck, Phase, example, note, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from archcalc.calc import analyze  # noqa: E402
+from archcalc.core.calc import analyze  # noqa: E402
 from archcalc.errors import SpecError  # noqa: E402
-from archcalc.spec import resolve  # noqa: E402
-from archcalc.torch_build import build_torch  # noqa: E402
+from archcalc.core.spec import resolve  # noqa: E402
+from archcalc.torch.build import build_torch  # noqa: E402
 
 nn = torch.nn
 

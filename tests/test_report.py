@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archcalc import claims as claimslib
-from archcalc import load, spec
+from archcalc.report import claims as claimslib
+from archcalc import load
+from archcalc.core import spec
 from archcalc.cli import main
-from archcalc.markdown import cell, table
-from archcalc.report import build, generate, network_page, stale
-from archcalc.spec import resolve
+from archcalc.report.markdown import cell, table
+from archcalc.report.pages import build, generate, network_page, stale
+from archcalc.core.spec import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -393,7 +394,7 @@ def test_check_finds_the_whole_report_stale_after_a_spec_edit(zoo_copy, tmp_path
 
 
 def test_recorded_runs_are_kept_and_not_called_stale(fresh, tmp_path):
-    from archcalc.report import compare, write
+    from archcalc.report.pages import compare, write
 
     reference, out = tmp_path / "fresh", tmp_path / "reports"
     write(reference, fresh, prune=True)
@@ -409,7 +410,7 @@ def test_recorded_runs_are_kept_and_not_called_stale(fresh, tmp_path):
 def test_plots_are_compared_only_when_the_same_matplotlib_drew_them(fresh, tmp_path):
     import matplotlib
 
-    from archcalc.report import compare, plot_note, write
+    from archcalc.report.pages import compare, plot_note, write
 
     reference, out = tmp_path / "fresh", tmp_path / "reports"
     write(reference, fresh, prune=True)
@@ -436,6 +437,6 @@ def test_cli_writes_one_network(tmp_path):
 
 
 def test_report_modules_do_not_import_matplotlib():
-    code = "import sys, archcalc.report, archcalc.cli; print('matplotlib' in sys.modules, 'pandas' in sys.modules)"
+    code = "import sys, archcalc.report.pages, archcalc.cli; print('matplotlib' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

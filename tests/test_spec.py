@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from archcalc import SpecError, analyze, load
-from archcalc.spec import Group, zoo_index
+from archcalc.core.spec import Group, zoo_index
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FEATURES = str(FIXTURES / "features.json")

@@ -12,10 +12,10 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 import archcalc  # noqa: E402
-from archcalc.calc import analyze  # noqa: E402
+from archcalc.core.calc import analyze  # noqa: E402
 from archcalc.errors import SpecError  # noqa: E402
-from archcalc.spec import load  # noqa: E402
-from archcalc.torch_build import build_torch  # noqa: E402
+from archcalc.core.spec import load  # noqa: E402
+from archcalc.torch.build import build_torch  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MIRROR = str(FIXTURES / "mirror.json")
@@ -175,7 +175,7 @@ def test_build_torch_is_in_the_package_api_and_lazy():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "True", "archcalc.torch_build"]
+    assert result.stdout.split() == ["False", "True", "archcalc.torch.build"]
     assert archcalc.build_torch is build_torch
     with pytest.raises(AttributeError):
         archcalc.no_such_thing  # noqa: B018

@@ -14,11 +14,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("fvcore")
 
 import archcalc  # noqa: E402
-import archcalc.spec  # noqa: E402
+import archcalc.core.spec  # noqa: E402
 from archcalc.cli import main  # noqa: E402
 from archcalc.layers import REGISTRY  # noqa: E402
-from archcalc.spec import load  # noqa: E402
-from archcalc.verify import gradient_support, receptive_field_check, verify_network  # noqa: E402
+from archcalc.core.spec import load  # noqa: E402
+from archcalc.torch.verify import gradient_support, receptive_field_check, verify_network  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ZOO = list(archcalc.zoo_index())
@@ -184,9 +184,9 @@ def test_cli_names_layers_whose_torch_module_differs(monkeypatch):
 
 
 def test_cli_verify_all_progress_and_summary(monkeypatch):
-    real = archcalc.spec.zoo_index()
+    real = archcalc.core.spec.zoo_index()
     small = {name: real[name] for name in ("lenet5", "inception_naive")}
-    monkeypatch.setattr(archcalc.spec, "zoo_index", lambda: small)
+    monkeypatch.setattr(archcalc.core.spec, "zoo_index", lambda: small)
     result = runner().invoke(main, ["verify", "--all"])
     assert result.exit_code == 0, (result.output, result.exception)
     assert "verifying" in result.stderr and "verifying" not in result.stdout
@@ -199,9 +199,9 @@ def test_cli_verify_all_progress_and_summary(monkeypatch):
 
 
 def test_cli_verify_all_counts_failures(monkeypatch):
-    real = archcalc.spec.zoo_index()
+    real = archcalc.core.spec.zoo_index()
     small = {name: real[name] for name in ("lenet5", "inception_naive")}
-    monkeypatch.setattr(archcalc.spec, "zoo_index", lambda: small)
+    monkeypatch.setattr(archcalc.core.spec, "zoo_index", lambda: small)
     monkeypatch.setattr(REGISTRY["linear"], "params", lambda a, shape: shape[0] * a["out"])
     result = runner().invoke(main, ["verify", "--all", "--no-rf"])
     assert result.exit_code == 1, (result.output, result.exception)

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 import archcalc
-from archcalc.calc import Analysis, analyze
-from archcalc.check import check_network, describe
+from archcalc.core.calc import Analysis, analyze
+from archcalc.core.figures import check_network, describe
 from archcalc.cli import main
-from archcalc.spec import load
+from archcalc.core.spec import load
 
 LECTURE_ZOO = [
     "lenet5", "lenet5_keras", "alexnet", "alexnet_paper", "alexnet_keras",

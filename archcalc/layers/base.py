@@ -111,7 +111,7 @@ def register(cls: type[LayerType]) -> type[LayerType]:
 
 def torch_nn():
     """torch.nn, imported only when a torch module is actually built."""
-    from .._torch import require_torch
+    from ..torch.runtime import require_torch
 
     return require_torch().nn
 

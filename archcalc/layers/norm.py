@@ -48,7 +48,7 @@ class LayerNorm2d(LayerType):
         return numel(shape) * 5
 
     def torch_module(self, a: Attrs, shape: Shape):
-        from .._torch import layer_norm2d
+        from ..torch.runtime import layer_norm2d
 
         return layer_norm2d(shape[0], a["eps"])
 
@@ -82,6 +82,6 @@ class LayerScale(LayerType):
         return shape[0]
 
     def torch_module(self, a: Attrs, shape: Shape):
-        from .._torch import layer_scale
+        from ..torch.runtime import layer_scale
 
         return layer_scale(shape[0], a["init"])

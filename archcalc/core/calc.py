@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Iterator
 
-from .errors import SpecError
-from .layers import REGISTRY, RF, Shape, format_shape, merge_rf
+from ..errors import SpecError
+from ..layers import REGISTRY, RF, Shape, format_shape, merge_rf
 from .spec import Group, Layer, Network, Node
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}

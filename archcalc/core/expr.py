@@ -11,7 +11,7 @@ import math
 import operator
 from typing import Any, Callable, Mapping
 
-from .errors import SpecError
+from ..errors import SpecError
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:

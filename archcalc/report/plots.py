@@ -5,8 +5,8 @@ import io
 import math
 from typing import Sequence
 
-from .calc import Analysis, Row
-from .errors import SpecError
+from ..core.calc import Analysis, Row
+from ..errors import SpecError
 
 FORMATS = ("png", "svg")
 KIND_COLORS = {"input": "tab:olive", "conv": "tab:blue", "linear": "tab:red", "pool": "tab:gray", "other": "tab:purple"}

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from .calc import Analysis, analyze
+from ..core.calc import Analysis, analyze
 from .markdown import table
-from .spec import resolve
+from ..core.spec import resolve
 
 TITLES = (
     "Stacked 3x3 convolutions instead of one large filter",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 
-from .errors import SpecError
+from ..errors import SpecError
 
 INSTALL_HINT = 'pip install "archcalc[torch]" -c constraints.txt'
 

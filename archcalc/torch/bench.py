@@ -20,11 +20,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ._torch import require_torch
-from .calc import analyze
-from .errors import SpecError
-from .layers import Shape
-from .spec import Network
+from .runtime import require_torch
+from ..core.calc import analyze
+from ..errors import SpecError
+from ..layers import Shape
+from ..core.spec import Network
 
 DTYPES = ("fp32", "fp16", "bf16")
 NOISE_FACTOR = 5  # a median below this many empty-region medians is mostly timer overhead
@@ -334,7 +334,7 @@ def measure_config(torch, device: Device, network: Network, shape: Shape, batch:
 # ---- the run ---------------------------------------------------------------------------
 
 def environment(torch, settings: Settings) -> dict[str, Any]:
-    from . import __version__
+    from .. import __version__
 
     env: dict[str, Any] = {
         "device": settings.device, "archcalc": __version__, "torch": torch.__version__,
@@ -390,7 +390,7 @@ def run(networks: Sequence[Network], batches: Sequence[int], dtypes: Sequence[st
     torch = require_torch()
     check_settings(torch, settings)
     if build is None:
-        from .torch_build import build_torch as build
+        from .build import build_torch as build
     shapes = [tuple(shape or network.input) for network, shape in zip(networks, [*shapes, *[None] * len(networks)])]
     for network, shape in zip(networks, shapes):
         analyze(network, shape)  # a spec that does not add up fails before anything is timed

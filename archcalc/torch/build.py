@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import functools
 
-from ._torch import require_torch
-from .calc import analyze
-from .errors import SpecError
-from .layers import REGISTRY, Shape
-from .spec import Group, Layer, Network, Node
+from .runtime import require_torch
+from ..core.calc import analyze
+from ..errors import SpecError
+from ..layers import REGISTRY, Shape
+from ..core.spec import Group, Layer, Network, Node
 
 
 @functools.cache

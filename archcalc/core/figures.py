@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 from .calc import Analysis, analyze
-from .errors import SpecError
+from ..errors import SpecError
 from .spec import Expect, Network, suggest
 
 UNITS = {"K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20}

@@ -132,7 +132,7 @@ def _result_json(r: Result) -> dict[str, Any]:
 
 def write_outputs(run: Run, paths: tuple[str, ...], fmt: str) -> None:
     """Each --out file whole: .json as JSON, .md as Markdown, anything else in --format."""
-    from .files import write_atomic
+    from ..files import write_atomic
 
     for path in paths:
         suffix = path.lower().rsplit(".", 1)[-1] if "." in path else ""

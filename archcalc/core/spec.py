@@ -16,10 +16,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping, Union
 
-from .errors import SpecError
+from ..errors import SpecError
 from .expr import evaluate
-from .layers import REGISTRY
-from .layers.base import REQUIRED, Field
+from ..layers import REGISTRY
+from ..layers.base import REQUIRED, Field
 
 MERGES = ("concat", "add", "mul")
 COMMON_KEYS = {"name", "names", "when", "repeat", "as", "index", "comment"}
@@ -79,8 +79,8 @@ class Network:
 # ---- files and the zoo ---------------------------------------------------------------
 
 def zoo_dir() -> Path:
-    packaged = Path(__file__).parent / "zoo"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "specs"
+    packaged = Path(__file__).parent.parent / "zoo"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent.parent / "specs"
 
 
 def read_json(path: Path) -> dict:

@@ -23,11 +23,11 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ._torch import INSTALL_HINT, require_torch
-from .calc import Analysis, analyze
-from .errors import SpecError
-from .layers import Shape, format_shape
-from .spec import Network
+from .runtime import INSTALL_HINT, require_torch
+from ..core.calc import Analysis, analyze
+from ..errors import SpecError
+from ..layers import Shape, format_shape
+from ..core.spec import Network
 
 
 def require_fvcore():
@@ -154,7 +154,7 @@ def verify_network(network: Network, input_shape: Shape | None = None, batch: in
                    receptive_field: bool = True, seed: int = 0) -> Report:
     """Build, run and trace `network`; compare every leaf row and the totals."""
     torch = require_torch()
-    from .torch_build import build_torch
+    from .build import build_torch
 
     analysis = analyze(network, input_shape, batch)
     torch.manual_seed(seed)
@@ -263,7 +263,7 @@ class _Stop(Exception):
 def gradient_support(network: Network, input_shape: Shape, path: str) -> tuple[tuple[int, int], bool]:
     """Bounding box (h, w) of the input pixels the centre unit of `path` depends on; touches the border?"""
     torch = require_torch()
-    from .torch_build import build_torch
+    from .build import build_torch
 
     torch.manual_seed(0)
     with torch.device("meta"):  # no default initialisation: _support_model sets every value

@@ -1,6 +1,6 @@
 """Numeric claims of the lecture material, recomputed.
 
-A claim (archcalc/claims.json) quotes its source and names what archcalc computes for it:
+A claim (archcalc/report/claims.json) quotes its source and names what archcalc computes for it:
 a network (a zoo name, or a small spec of the claims file), a quantity, optionally a layer,
 an input size, and a comparison with a second quantity (`ratio`, `ratio_percent`, `saving`
 in percent, or `product`). A claim with `"bound": "above"` says "more than" (a majority,
@@ -18,9 +18,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
-from .calc import Analysis, analyze
-from .errors import SpecError
-from .spec import Layer, Network, Node, load, resolve, variant_names, zoo_index
+from ..core.calc import Analysis, analyze
+from ..errors import SpecError
+from ..core.spec import Layer, Network, Node, load, resolve, variant_names, zoo_index
 
 CLAIMS_FILE = Path(__file__).with_name("claims.json")
 SCALES = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20, "%": 1, "x": 1}

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .layers import REGISTRY
-from .layers.base import REQUIRED, Field
+from ..layers import REGISTRY
+from ..layers.base import REQUIRED, Field
 from .spec import EXPECT_WHATS, MERGES
 
 EXPR = {"type": "string", "description": "an expression over the family's params, loop variables and block args"}
