@@ -6,8 +6,8 @@
     138357544
 """
 from .core.calc import Analysis, Row, Totals, analyze
-from .errors import SpecError
 from .core.spec import Network, load, zoo_index
+from .errors import SpecError
 
 __all__ = ["Analysis", "Network", "Row", "SpecError", "Totals", "analyze", "load", "zoo_index"]
 __version__ = "0.1.0"

@@ -5,7 +5,8 @@ import sys
 
 import click
 
-from .errors import SpecError
+from . import fmt
+from .errors import ArchcalcError, SpecError, UsageError
 
 FORMATS = ["text", "markdown", "csv", "json"]
 CONVENTIONS = ["torchvision", "keras"]
@@ -15,9 +16,9 @@ class _Cli(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except SpecError as exc:
+        except ArchcalcError as exc:
             click.echo(f"archcalc: {exc}", err=True)
-            ctx.exit(2)
+            ctx.exit(exc.exit_code)
 
 
 def parse_input(text: str | None) -> tuple[int, ...] | None:
@@ -89,7 +90,7 @@ def list_networks() -> None:
     for name in zoo_index():
         analysis = analyze(load(name))
         t = analysis.totals
-        rows.append([name, analysis.network.family, "x".join(map(str, analysis.input_shape)), f"{t.params:,}", f"{t.macs / 1e9:,.3f}"])
+        rows.append([name, analysis.network.family, fmt.shape(analysis.input_shape), f"{t.params:,}", f"{t.macs / 1e9:,.3f}"])
     click.echo(tabulate(rows, ["Name", "Family", "Input", "Params", "GMACs"], disable_numparse=True,
                         colalign=("left", "left", "right", "right", "right")))
 
@@ -123,7 +124,8 @@ def check(targets: tuple[str, ...], convention: str) -> None:
             failures += not verdict.ok
             click.echo(describe(verdict))
     if not targets:  # the whole zoo: the lecture claims (archcalc/report/claims.json) as well
-        from .report.claims import describe as describe_claim, results as claim_results
+        from .report.claims import describe as describe_claim
+        from .report.claims import results as claim_results
 
         for result in claim_results():
             total += 1
@@ -153,10 +155,11 @@ def verify(target: str | None, input_text: str | None, batch: int, every: bool, 
     Per layer: output shape, parameters and fvcore's flop count (one multiply-add = 1).
     Exit 0 when everything agrees, 1 when something disagrees, 2 on bad input.
     """
-    from .torch.verify import render_report, require_fvcore, summary_line, verify_network
+    from .deps import require_fvcore
+    from .torch.verify import render_report, summary_line, verify_network
 
     if bool(target) == every:
-        raise SpecError("verify takes a network (NAME or PATH) or --all, not both")
+        raise UsageError("verify takes a network (NAME or PATH) or --all, not both")
     require_fvcore()
     if not every:
         network, dims = load_network(target, input_text)
@@ -202,13 +205,13 @@ def bench(names: tuple[str, ...], every: bool, input_text: str | None, batch_tex
           channels_last: bool, device: str | None, compile_: bool, cuda_graph: bool, l2_flush: bool,
           warmup_iters: int, warmup_seconds: float, iters: int, matmul_size: int | None, fmt: str, outs: tuple[str, ...]) -> None:
     """Measure latency, images/s, TFLOP/s and memory of networks, next to archcalc's figures."""
+    from .core.spec import zoo_index
+    from .deps import require_torch
     from .torch.bench import NOISE_FACTOR, Settings, parse_batches, parse_dtypes, run
     from .torch.bench_render import ProgressBar, render, write_outputs
-    from .core.spec import zoo_index
-    from .torch.runtime import require_torch
 
     if bool(names) == every:
-        raise SpecError("bench takes network names (or spec paths) or --all, not both and not neither")
+        raise UsageError("bench takes network names (or spec paths) or --all, not both and not neither")
     batches, dtypes = parse_batches(batch_text), parse_dtypes(dtype_text)
     loaded = [load_network(name, input_text) for name in (names or tuple(zoo_index()))]
     torch = require_torch()

@@ -1,9 +1,15 @@
-"""The one error type archcalc shows to users: a file, a path in the spec, a message."""
+"""Errors archcalc shows to users. The CLI prints each as one line on stderr.
+
+ArchcalcError is the base: a message, and where it applies (a file, a path in the spec).
+SpecError: bad input (a spec, a model file, a value); UsageError: the command line;
+MissingDependency: an optional package is not installed (the message gives the install line).
+All three exit with code 2.
+"""
 from __future__ import annotations
 
 
-class SpecError(Exception):
-    """Bad input. The CLI prints it as one line on stderr and exits with code 2."""
+class ArchcalcError(Exception):
+    exit_code = 2
 
     def __init__(self, message: str, *, file: str | None = None, path: str | None = None):
         super().__init__(message)
@@ -11,10 +17,22 @@ class SpecError(Exception):
         self.file = file
         self.path = path
 
-    def located(self, *, file: str | None = None, path: str | None = None) -> "SpecError":
+    def located(self, *, file: str | None = None, path: str | None = None) -> "ArchcalcError":
         """The same error with a file and layer path filled in where still unknown."""
-        return SpecError(self.message, file=self.file or file, path=self.path or path)
+        return type(self)(self.message, file=self.file or file, path=self.path or path)
 
     def __str__(self) -> str:
         where = ": ".join(part for part in (self.file, self.path) if part)
         return f"{where}: {self.message}" if where else self.message
+
+
+class SpecError(ArchcalcError):
+    """Bad input: a spec, a model file, a value out of its domain."""
+
+
+class UsageError(ArchcalcError):
+    """A command line that does not say what to do."""
+
+
+class MissingDependency(ArchcalcError):
+    """An optional package a command needs is not installed."""

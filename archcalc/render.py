@@ -7,25 +7,17 @@ import json
 
 from tabulate import tabulate
 
+from . import fmt
 from .core.calc import Analysis, Row, row_record
-from .layers import format_shape
 
 HEADERS = ["Layer", "Type", "Output", "Params", "MACs", "Activations", "RF"]
-
-
-def mib(n: int) -> str:
-    return f"{n / 2**20:,.2f} MiB"
-
-
-def giga(n: int) -> str:
-    return f"{n / 1e9:,.3f} G"
 
 
 def table_rows(analysis: Analysis, depth: int | None, convention: str) -> list[list]:
     rows = []
     for row in analysis.at_depth(depth):
         params = row.params_keras if convention == "keras" else row.params
-        rows.append([row.path, row.type, format_shape(row.output_shape), params, row.macs,
+        rows.append([row.path, row.type, fmt.shape(row.output_shape), params, row.macs,
                      row.activations * analysis.batch, row.rf.label()])
     return rows
 
@@ -38,12 +30,12 @@ def summary_lines(analysis: Analysis, convention: str) -> list[str]:
         f"{label}: {params:,}",
         f"Trainable params: {t.params:,}",
         f"Non-trainable values (BN running statistics): {t.non_trainable:,}",
-        f"MACs (conv + linear, per image): {t.macs:,} ({giga(t.macs)}); FLOPs = 2 x MACs: {giga(t.flops)}",
+        f"MACs (conv + linear, per image): {t.macs:,} ({fmt.giga(t.macs)}); FLOPs = 2 x MACs: {fmt.giga(t.flops)}",
         f"Weight layers (conv, linear): {t.layers}",
-        f"Input {format_shape(analysis.input_shape)} -> output {format_shape(analysis.output_shape)}; batch {b}, {d}",
-        f"Weights memory: {mib(analysis.weights_bytes)} ({d}, parameters and running statistics)",
-        f"Activation memory: {t.activations * b:,} values = {mib(analysis.activation_bytes)} "
-        f"(sum of layer outputs and input, batch {b}); peak live at inference: {mib(analysis.peak_activation_bytes)}",
+        f"Input {fmt.shape(analysis.input_shape)} -> output {fmt.shape(analysis.output_shape)}; batch {b}, {d}",
+        f"Weights memory: {fmt.mib(analysis.weights_bytes)} ({d}, parameters and running statistics)",
+        f"Activation memory: {t.activations * b:,} values = {fmt.mib(analysis.activation_bytes)} "
+        f"(sum of layer outputs and input, batch {b}); peak live at inference: {fmt.mib(analysis.peak_activation_bytes)}",
     ]
     for note in analysis.warnings:
         lines.append(f"warning: {note.path}: {note.message}")

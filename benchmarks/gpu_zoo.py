@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from archcalc import load, zoo_index
+    from archcalc.files import write_atomic
     from archcalc.torch.bench import Settings, parse_batches, parse_dtypes, run
     from archcalc.torch.bench_render import ProgressBar, render, to_json
-    from archcalc.files import write_atomic
 
     if not torch.cuda.is_available():
         print(f"gpu_zoo.py: torch {torch.__version__} sees no CUDA GPU; this script needs one", file=sys.stderr)

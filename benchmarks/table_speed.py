@@ -73,7 +73,7 @@ def measure(repeat: int) -> dict:
 
 
 def markdown(result: dict) -> str:
-    from archcalc.report.markdown import table
+    from archcalc.fmt import markdown_table as table
 
     startup = result["commands_s"]["python -c pass"]
     commands = [[f"`{c}`", f"{s * 1e3:,.0f}", f"{s / startup:.1f}x"] for c, s in result["commands_s"].items()]

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 torch = pytest.importorskip("torch")
 
 from archcalc import load  # noqa: E402
+from archcalc.cli import main  # noqa: E402
 from archcalc.torch import bench  # noqa: E402
 from archcalc.torch.bench import Settings, Stats, percentile  # noqa: E402
 from archcalc.torch.bench_render import render  # noqa: E402
-from archcalc.cli import main  # noqa: E402
 
 TINY = str(Path(__file__).parent / "fixtures" / "bench_tiny.json")
 FAST = Settings(device="cpu", warmup_iters=2, warmup_seconds=0.0, iters=7, matmul_size=64)

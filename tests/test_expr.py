@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from archcalc.errors import SpecError
 from archcalc.core.expr import evaluate, make_divisible
+from archcalc.errors import SpecError
 
 
 @pytest.mark.parametrize("source, expected", [

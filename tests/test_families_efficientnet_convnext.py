@@ -7,11 +7,11 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from archcalc.cli import main
 from archcalc.core.calc import analyze
 from archcalc.core.figures import check_network
-from archcalc.cli import main
-from archcalc.render import render
 from archcalc.core.spec import load
+from archcalc.render import render
 
 EFFICIENTNETS = [f"efficientnet_b{i}" for i in range(8)]
 CONVNEXTS = ["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"]

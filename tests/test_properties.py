@@ -60,8 +60,8 @@ from hypothesis import HealthCheck, Phase, example, note, seed, settings  # noqa
 from hypothesis import strategies as st  # noqa: E402
 
 from archcalc.core.calc import analyze  # noqa: E402
-from archcalc.errors import SpecError  # noqa: E402
 from archcalc.core.spec import resolve  # noqa: E402
+from archcalc.errors import SpecError  # noqa: E402
 from archcalc.torch.build import build_torch  # noqa: E402
 
 nn = torch.nn

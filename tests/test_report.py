@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archcalc.report import claims as claimslib
 from archcalc import load
-from archcalc.core import spec
 from archcalc.cli import main
-from archcalc.report.markdown import cell, table
-from archcalc.report.pages import build, generate, network_page, stale
+from archcalc.core import spec
 from archcalc.core.spec import resolve
+from archcalc.fmt import cell
+from archcalc.fmt import markdown_table as table
+from archcalc.report import claims as claimslib
+from archcalc.report.pages import build, generate, network_page, stale
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"

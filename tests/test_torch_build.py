@@ -13,8 +13,8 @@ nn = torch.nn
 
 import archcalc  # noqa: E402
 from archcalc.core.calc import analyze  # noqa: E402
-from archcalc.errors import SpecError  # noqa: E402
 from archcalc.core.spec import load  # noqa: E402
+from archcalc.errors import SpecError  # noqa: E402
 from archcalc.torch.build import build_torch  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -16,9 +16,13 @@ pytest.importorskip("fvcore")
 import archcalc  # noqa: E402
 import archcalc.core.spec  # noqa: E402
 from archcalc.cli import main  # noqa: E402
-from archcalc.layers import REGISTRY  # noqa: E402
 from archcalc.core.spec import load  # noqa: E402
-from archcalc.torch.verify import gradient_support, receptive_field_check, verify_network  # noqa: E402
+from archcalc.layers import REGISTRY  # noqa: E402
+from archcalc.torch.verify import (  # noqa: E402
+    gradient_support,
+    receptive_field_check,
+    verify_network,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ZOO = list(archcalc.zoo_index())

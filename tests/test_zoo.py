@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 import archcalc
+from archcalc.cli import main
 from archcalc.core.calc import Analysis, analyze
 from archcalc.core.figures import check_network, describe
-from archcalc.cli import main
 from archcalc.core.spec import load
 
 LECTURE_ZOO = [

@@ -13,11 +13,11 @@ Conventions (the README spells them out):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Iterator
+from dataclasses import dataclass
 
+from .. import fmt
 from ..errors import SpecError
-from ..layers import REGISTRY, RF, Shape, format_shape, merge_rf
+from ..layers import REGISTRY, RF, Shape, merge_rf
 from .spec import Group, Layer, Network, Node
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
@@ -117,7 +117,9 @@ class Analysis:
 
     def to_dataframe(self, depth: int | None = None):
         """The rows as a pandas DataFrame (pandas is imported only here)."""
-        import pandas as pd
+        from ..deps import require
+
+        pd = require("pandas", purpose="to_dataframe()")
 
         return pd.DataFrame([row_record(r) for r in self.at_depth(depth)])
 
@@ -206,7 +208,7 @@ class _Walker:
         try:
             out = layer.output_shape(a, shape, messages.append)
         except SpecError as exc:
-            raise SpecError(f"{exc.message} (input {format_shape(shape)})", path=f"{node.path} ({node.type}, {node.where})") from None
+            raise SpecError(f"{exc.message} (input {fmt.shape(shape)})", path=f"{node.path} ({node.type}, {node.where})") from None
         self.warnings.extend(Note(node.path, f"{node.type}: {m}") for m in _merge_axes(messages))
         out_rf = layer.receptive_field(a, rf, shape)
         allocated = math.prod(out) if layer.allocates else 0
@@ -234,7 +236,7 @@ def _depth(path: str) -> int:
 
 
 def _merge_shape(node: Group, shapes: list[Shape]) -> Shape:
-    listed = ", ".join(format_shape(s) for s in shapes)
+    listed = ", ".join(fmt.shape(s) for s in shapes)
     where = f"{node.path or 'network'} ({node.kind}, {node.where})"
     if node.kind == "concat":
         if len({len(s) for s in shapes}) != 1 or len({s[1:] for s in shapes}) != 1:

@@ -7,8 +7,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from .calc import Analysis, analyze
+from .. import fmt
 from ..errors import SpecError
+from .calc import Analysis, analyze
 from .spec import Expect, Network, suggest
 
 UNITS = {"K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20}
@@ -97,8 +98,4 @@ def describe(verdict: Verdict) -> str:
 
 
 def _number(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if isinstance(value, list):
-        return "x".join(str(v) for v in value)
-    return str(value)
+    return fmt.value(value) if isinstance(value, (int, list)) and not isinstance(value, bool) else str(value)

@@ -17,9 +17,9 @@ from types import MappingProxyType
 from typing import Any, Iterator, Mapping, Union
 
 from ..errors import SpecError
-from .expr import evaluate
 from ..layers import REGISTRY
 from ..layers.base import REQUIRED, Field
+from .expr import evaluate
 
 MERGES = ("concat", "add", "mul")
 COMMON_KEYS = {"name", "names", "when", "repeat", "as", "index", "comment"}

@@ -1,5 +1,5 @@
 """Layer types, one class each, registered by their spec name."""
 from . import conv, norm, pool, simple  # noqa: F401  (registration)
-from .base import REGISTRY, RF, Field, LayerType, Shape, format_shape, merge_rf
+from .base import REGISTRY, RF, Field, LayerType, Shape, merge_rf
 
-__all__ = ["REGISTRY", "RF", "Field", "LayerType", "Shape", "format_shape", "merge_rf"]
+__all__ = ["REGISTRY", "RF", "Field", "LayerType", "Shape", "merge_rf"]

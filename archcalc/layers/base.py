@@ -9,10 +9,11 @@ Shapes never include the batch: (C, H, W) or (F,).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, ClassVar, Mapping
 
+from .. import fmt
 from ..errors import SpecError
 
 Shape = tuple[int, ...]
@@ -111,7 +112,7 @@ def register(cls: type[LayerType]) -> type[LayerType]:
 
 def torch_nn():
     """torch.nn, imported only when a torch module is actually built."""
-    from ..torch.runtime import require_torch
+    from ..deps import require_torch
 
     return require_torch().nn
 
@@ -124,12 +125,8 @@ def numel(shape: Shape) -> int:
 
 def need_image(name: str, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:
-        raise SpecError(f"{name} needs a CxHxW input, got {format_shape(shape)}")
+        raise SpecError(f"{name} needs a CxHxW input, got {fmt.shape(shape)}")
     return shape  # type: ignore[return-value]
-
-
-def format_shape(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)
 
 
 def sliding_size(

@@ -3,8 +3,19 @@ from __future__ import annotations
 
 from ..errors import SpecError
 from .base import (
-    RF, Attrs, Field, LayerType, Shape, Warn, need_image, pair, register, resolve_padding,
-    torch_nn, window_output, window_rf,
+    RF,
+    Attrs,
+    Field,
+    LayerType,
+    Shape,
+    Warn,
+    need_image,
+    pair,
+    register,
+    resolve_padding,
+    torch_nn,
+    window_output,
+    window_rf,
 )
 
 _CONV_FIELDS = {

@@ -1,7 +1,46 @@
 """Normalisation and per-channel scaling. No MACs (torchvision's _ops convention)."""
 from __future__ import annotations
 
-from .base import Attrs, Field, LayerType, Shape, Warn, need_image, numel, register, torch_nn
+import functools
+
+from .base import (
+    Attrs,
+    Field,
+    LayerType,
+    Shape,
+    Warn,
+    need_image,
+    numel,
+    register,
+    torch_nn,
+)
+
+
+@functools.cache
+def _torch_classes():
+    """The two modules torch.nn lacks: LayerNorm over NCHW channels, and a learned per-channel scale."""
+    from ..deps import require_torch
+
+    torch = require_torch()
+    nn = torch.nn
+
+    class LayerNorm2d(nn.LayerNorm):
+        """LayerNorm over the channels of an NCHW tensor (as torchvision's ConvNeXt)."""
+
+        def forward(self, x):
+            x = x.permute(0, 2, 3, 1)
+            x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+            return x.permute(0, 3, 1, 2)
+
+    class LayerScale(nn.Module):
+        def __init__(self, channels: int, init: float):
+            super().__init__()
+            self.gamma = nn.Parameter(torch.full((channels, 1, 1), float(init)))
+
+        def forward(self, x):
+            return x * self.gamma
+
+    return LayerNorm2d, LayerScale
 
 
 @register
@@ -48,9 +87,7 @@ class LayerNorm2d(LayerType):
         return numel(shape) * 5
 
     def torch_module(self, a: Attrs, shape: Shape):
-        from ..torch.runtime import layer_norm2d
-
-        return layer_norm2d(shape[0], a["eps"])
+        return _torch_classes()[0](shape[0], eps=a["eps"])
 
 
 @register
@@ -82,6 +119,4 @@ class LayerScale(LayerType):
         return shape[0]
 
     def torch_module(self, a: Attrs, shape: Shape):
-        from ..torch.runtime import layer_scale
-
-        return layer_scale(shape[0], a["init"])
+        return _torch_classes()[1](shape[0], a["init"])

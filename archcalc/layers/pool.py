@@ -3,8 +3,21 @@ from __future__ import annotations
 
 from ..errors import SpecError
 from .base import (
-    GLOBAL_RF, RF, Attrs, Field, LayerType, Shape, Warn, need_image, numel, pair, register,
-    resolve_padding, torch_nn, window_output, window_rf,
+    GLOBAL_RF,
+    RF,
+    Attrs,
+    Field,
+    LayerType,
+    Shape,
+    Warn,
+    need_image,
+    numel,
+    pair,
+    register,
+    resolve_padding,
+    torch_nn,
+    window_output,
+    window_rf,
 )
 
 _WINDOW = {

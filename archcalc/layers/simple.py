@@ -1,7 +1,18 @@
 """Shape-only and elementwise layers: activations, dropout, flatten, softmax, identity."""
 from __future__ import annotations
 
-from .base import GLOBAL_RF, RF, Attrs, Field, LayerType, Shape, Warn, numel, register, torch_nn
+from .base import (
+    GLOBAL_RF,
+    RF,
+    Attrs,
+    Field,
+    LayerType,
+    Shape,
+    Warn,
+    numel,
+    register,
+    torch_nn,
+)
 
 
 class _Elementwise(LayerType):

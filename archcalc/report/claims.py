@@ -18,9 +18,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import fmt
 from ..core.calc import Analysis, analyze
-from ..errors import SpecError
 from ..core.spec import Layer, Network, Node, load, resolve, variant_names, zoo_index
+from ..errors import SpecError
 
 CLAIMS_FILE = Path(__file__).with_name("claims.json")
 SCALES = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20, "%": 1, "x": 1}
@@ -302,10 +303,10 @@ def describe(result: Result) -> str:
     c = result.claim
     matches = result.verdict in ("exact", "rounds", "truncates", "holds")
     label = ("MARKED WRONG BUT MATCHES" if matches else "known wrong") if c.wrong else "ok" if result.ok else "MISS"
-    claimed = "x".join(map(str, c.value)) if isinstance(c.value, list) else f"{c.value}{' ' + c.unit if c.unit else ''}"
+    claimed = fmt.shape(c.value) if isinstance(c.value, list) else f"{c.value}{' ' + c.unit if c.unit else ''}"
     computed = result.computed
     if isinstance(computed, list):
-        computed = "x".join(map(str, computed))
+        computed = fmt.shape(computed)
     elif isinstance(computed, Fraction):
         computed = f"{float(computed):.4g}" if computed.denominator != 1 else f"{computed.numerator:,}"
     elif isinstance(computed, int):

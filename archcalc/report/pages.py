@@ -12,17 +12,16 @@ import tempfile
 from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
-from . import claims as claimslib
-from . import tricks
+from .. import fmt
 from ..core.calc import Analysis, analyze
 from ..core.figures import judge
-from ..files import write_atomic
-from ..layers import format_shape
-from .markdown import anchor, cell, table
-from ..render import table_rows
 from ..core.spec import Network, load, zoo_index
+from ..files import write_atomic
+from ..fmt import anchor, cell, markdown_table
+from ..render import table_rows
+from . import claims as claimslib
+from . import tricks
 
 FULL_TABLE_ROWS = 60  # networks with more layers than this are folded to depth 2
 FOLD_DEPTH = 2
@@ -34,24 +33,6 @@ STATUS = {"exact": "exact", "rounds": "rounds", "miss": "**MISS**", "wrong": "**
 
 
 # ---- formatting ------------------------------------------------------------------------
-
-def num(value: Any, decimals: int = 2) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, (list, tuple)):
-        return "x".join(str(v) for v in value)
-    if isinstance(value, Fraction) and value.denominator == 1:
-        return f"{value.numerator:,}"
-    return f"{float(value):,.{decimals}f}"
-
-
-def mib(n: int) -> str:
-    return f"{n / 2**20:,.2f}"
-
 
 def percent(value: float | None) -> str:
     """An accuracy as its source writes it: 59.3, 90.0, 71.592."""
@@ -78,13 +59,13 @@ def totals_table(analysis: Analysis) -> str:
         ["FLOPs per image (2 x MACs)", f"{t.flops:,}"],
         ["Depth (weight layers on the longest path)", f"{claimslib.depth(analysis.network.root):,}"],
         ["Weight layers (conv, linear)", f"{t.layers:,}"],
-        ["Output", format_shape(analysis.output_shape)],
-        ["Weights, fp32 (MiB)", mib(analysis.weights_bytes)],
+        ["Output", fmt.shape(analysis.output_shape)],
+        ["Weights, fp32 (MiB)", fmt.mib(analysis.weights_bytes, unit=False)],
         ["Activations per image (values, input included)", f"{t.activations:,}"],
-        ["Activations per image, fp32 (MiB)", mib(analysis.activation_bytes)],
-        ["Peak live activations at inference, fp32 (MiB)", mib(analysis.peak_activation_bytes)],
+        ["Activations per image, fp32 (MiB)", fmt.mib(analysis.activation_bytes, unit=False)],
+        ["Peak live activations at inference, fp32 (MiB)", fmt.mib(analysis.peak_activation_bytes, unit=False)],
     ]
-    return table(rows, ["Quantity", "Value"], numeric=[1])
+    return markdown_table(rows, ["Quantity", "Value"], numeric=[1])
 
 
 def expect_table(analysis: Analysis) -> str:
@@ -96,11 +77,11 @@ def expect_table(analysis: Analysis) -> str:
         e = v.expect
         unit = f" {e.unit}" if e.unit else ""
         places = claimslib.decimals(e.value) if e.unit else 0
-        published = f"{num(e.value, places)}{unit}"
+        published = f"{fmt.value(e.value, places)}{unit}"
         verdict = {"rounds": f"rounds to {published}", "truncates": f"rounds down to {published}"}.get(v.status) or STATUS[v.status]
-        rows.append([e.what, e.layer or "", published, f"{num(v.computed, places)}{unit}", num(v.exact) if e.unit else "",
+        rows.append([e.what, e.layer or "", published, f"{fmt.value(v.computed, places)}{unit}", fmt.value(v.exact) if e.unit else "",
                      verdict, cell(e.source + (f" ({e.note})" if e.note else ""))])
-    return table(rows, ["Figure", "Layer", "Published", "Computed", "Exact", "Verdict", "Source"], numeric=[2, 3, 4])
+    return markdown_table(rows, ["Figure", "Layer", "Published", "Computed", "Exact", "Verdict", "Source"], numeric=[2, 3, 4])
 
 
 def claims_section(network: Network, results: list[claimslib.Result]) -> list[str]:
@@ -116,7 +97,7 @@ def claims_section(network: Network, results: list[claimslib.Result]) -> list[st
     return ["## Lecture claims\n",
             "Claims of the lecture texts computed on this network; the numbers refer to [claims.md](../claims.md), "
             "which gives their sources, conventions and notes.\n",
-            table(rows, ["#", "Claim", "Layer", "Claimed", "archcalc", "Verdict"], numeric=[3, 4])]
+            markdown_table(rows, ["#", "Claim", "Layer", "Claimed", "archcalc", "Verdict"], numeric=[3, 4])]
 
 
 def _in_zoo(network: Network) -> bool:
@@ -133,12 +114,12 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
     analysis = analysis or analyze(network)
     depth = fold_depth(analysis)
     rows = [[cell(r[0]), r[1], r[2], f"{r[3]:,}", f"{r[4]:,}", f"{r[5]:,}", r[6]] for r in table_rows(analysis, depth, "torchvision")]
-    layers = table(rows, ["Layer", "Type", "Output", "Params", "MACs", "Activations", "RF"], numeric=[2, 3, 4, 5, 6])
+    layers = markdown_table(rows, ["Layer", "Type", "Output", "Params", "MACs", "Activations", "RF"], numeric=[2, 3, 4, 5, 6])
     folded = (f"{len(analysis.leaves()):,} layers, folded to depth {depth}: a row of a block carries the totals of "
               "what it holds." if depth is not None else "Every layer.")
     parts = [
         f"# {network.name}: {network.title}\n",
-        f"Family `{network.family}` (`{Path(network.file).name}`), input {format_shape(analysis.input_shape)}, "
+        f"Family `{network.family}` (`{Path(network.file).name}`), input {fmt.shape(analysis.input_shape)}, "
         f"batch 1, fp32. Regenerate with {_regenerate(network)}; conventions in the README.\n",
         "## Totals\n", totals_table(analysis),
         "## Published figures\n", expect_table(analysis),
@@ -161,9 +142,9 @@ ZOO_HEADERS = ["Network", "Year", "Input", "Depth", "Weight layers", "Params", "
 
 def zoo_row(a: Analysis) -> list[str]:
     t, meta = a.totals, a.network.meta
-    return [f"[{a.network.name}](networks/{a.network.name}.md)", str(_year(a) or ""), format_shape(a.input_shape),
-            f"{claimslib.depth(a.network.root):,}", f"{t.layers:,}", f"{t.params:,}", f"{t.macs:,}", mib(a.weights_bytes),
-            mib(a.activation_bytes), percent(meta.get("top1")), percent(meta.get("top5")), cell(meta.get("accuracy_source", ""))]
+    return [f"[{a.network.name}](networks/{a.network.name}.md)", str(_year(a) or ""), fmt.shape(a.input_shape),
+            f"{claimslib.depth(a.network.root):,}", f"{t.layers:,}", f"{t.params:,}", f"{t.macs:,}", fmt.mib(a.weights_bytes, unit=False),
+            fmt.mib(a.activation_bytes, unit=False), percent(meta.get("top1")), percent(meta.get("top5")), cell(meta.get("accuracy_source", ""))]
 
 
 def families(analyses: dict[str, Analysis]) -> dict[str, list[Analysis]]:
@@ -187,7 +168,7 @@ def zoo_page(analyses: dict[str, Analysis], quoted: list[claimslib.Accuracy]) ->
              f"(#{anchor(QUOTED_HEADING)}).\n"]
     numeric = [1, 3, 4, 5, 6, 7, 8, 9, 10]
     for family, members in families(analyses).items():
-        parts += [f"## {family}\n", table([zoo_row(a) for a in members], ZOO_HEADERS, numeric=numeric)]
+        parts += [f"## {family}\n", markdown_table([zoo_row(a) for a in members], ZOO_HEADERS, numeric=numeric)]
     parts += [quoted_section(quoted, set(analyses))]
     return "\n".join(parts)
 
@@ -205,7 +186,7 @@ def quoted_section(quoted: list[claimslib.Accuracy], names: set[str]) -> str:
             "As the lecture texts write them (`archcalc/report/claims.json`, `accuracy`). Competition results are a team's "
             "entry on the test set, not one network at one crop, so they do not compare with the validation "
             "accuracies above.\n\n"
-            + table(rows, ["Network", "Zoo", "Top-1 %", "Top-5 %", "Top-5 error %", "Measure", "Quote", "Source"],
+            + markdown_table(rows, ["Network", "Zoo", "Top-1 %", "Top-5 %", "Top-5 error %", "Measure", "Quote", "Source"],
                     numeric=[2, 3, 4]))
 
 
@@ -243,8 +224,8 @@ def _unit(c: claimslib.Claim) -> str:
 
 def _claimed(c: claimslib.Claim) -> str:
     if isinstance(c.value, list):
-        return "x".join(map(str, c.value))
-    text = f"{num(c.value) if isinstance(c.value, int) else c.value}{_unit(c)}"
+        return fmt.shape(c.value)
+    text = f"{fmt.value(c.value) if isinstance(c.value, int) else c.value}{_unit(c)}"
     return f"over {text}" if c.bound == "above" else text
 
 
@@ -259,8 +240,8 @@ def _computed(r: claimslib.Result) -> str:
     if r.computed is None:
         return "network not in the zoo"
     if isinstance(r.computed, list):
-        return "x".join(map(str, r.computed))
-    exact = num(r.computed, 4)
+        return fmt.shape(r.computed)
+    exact = fmt.value(r.computed, 4)
     if r.claim.unit in ("%", "x"):
         return _in_unit(r)
     if r.claim.unit:
@@ -284,7 +265,7 @@ def _verdict(r: claimslib.Result) -> str:
 def _where(c: claimslib.Claim) -> str:
     ref = f"`{c.ref.network}`" + (f" `{c.ref.layer}`" if c.ref.layer else "")
     if c.ref.input:
-        ref += f" at {format_shape(c.ref.input)}"
+        ref += f" at {fmt.shape(c.ref.input)}"
     if c.versus is not None:
         other = f"`{c.versus.network}`" + (f" `{c.versus.layer}`" if c.versus.layer else "")
         ref += {"product": " x ", "saving": " vs "}.get(c.compare or "", " / ") + other
@@ -300,7 +281,7 @@ def wrong_section(results: list[claimslib.Result], numbers: dict[str, str]) -> s
             "Figures of the lecture material that do not add up, with the number archcalc computes instead and why. "
             "They are marked in `archcalc/report/claims.json` (`wrong`), so they do not fail `archcalc check`; a figure marked "
             "wrong that starts to match would.\n\n"
-            + table(rows, ["#", "Claim", "Source", "Claimed", "Correct (archcalc)", "Why"], numeric=[3, 4]))
+            + markdown_table(rows, ["#", "Claim", "Source", "Claimed", "Correct (archcalc)", "Why"], numeric=[3, 4]))
 
 
 SUMMARY = {"exact": "exact", "rounds": "rounds to", "holds": "holds", "off": "off by", "truncates": "off by",
@@ -328,7 +309,7 @@ def claims_page(results: list[claimslib.Result]) -> str:
         rows = [[numbers[r.claim.id], cell(r.claim.quote), cell(", ".join(r.claim.sources)), cell(r.claim.convention),
                  _where(r.claim), _claimed(r.claim), _computed(r), _verdict(r)] for r in rs]
         parts += [f"## {topic_heading(t, topic)}\n",
-                  table(rows, ["#", "Claim", "Source", "Convention", "Computed from", "Claimed", "archcalc", "Verdict"],
+                  markdown_table(rows, ["#", "Claim", "Source", "Convention", "Computed from", "Claimed", "archcalc", "Verdict"],
                         numeric=[5, 6])]
         notes = [f"- **{numbers[r.claim.id]}** {cell(r.claim.note)}\n" for r in rs if r.claim.note]
         if notes:
@@ -400,11 +381,11 @@ def build(target: str | None = None) -> dict[str, bytes]:
     files["README.md"] = index_page(analyses, results)
     out = {path: text.encode() for path, text in files.items()}
     points = [(n, a.network.family, a.totals.params, a.totals.macs, a.activation_bytes) for n, a in analyses.items()]
-    for fmt, data in plots.zoo_scatter(points).items():
-        out[f"plots/zoo_params_macs.{fmt}"] = data
+    for suffix, data in plots.zoo_scatter(points).items():
+        out[f"plots/zoo_params_macs.{suffix}"] = data
     if PLOTTED_NETWORK in analyses:
-        for fmt, data in plots.layer_bars(analyses[PLOTTED_NETWORK]).items():
-            out[f"plots/{PLOTTED_NETWORK}_layers.{fmt}"] = data
+        for suffix, data in plots.layer_bars(analyses[PLOTTED_NETWORK]).items():
+            out[f"plots/{PLOTTED_NETWORK}_layers.{suffix}"] = data
     return out
 
 

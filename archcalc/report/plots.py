@@ -6,7 +6,7 @@ import math
 from typing import Sequence
 
 from ..core.calc import Analysis, Row
-from ..errors import SpecError
+from ..deps import require
 
 FORMATS = ("png", "svg")
 KIND_COLORS = {"input": "tab:olive", "conv": "tab:blue", "linear": "tab:red", "pool": "tab:gray", "other": "tab:purple"}
@@ -15,10 +15,7 @@ SAME_SPOT = 0.06  # networks closer than this (log10 units on both axes) share o
 
 
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise SpecError('the report plots need matplotlib: pip install "archcalc[report]"') from None
+    matplotlib = require("matplotlib", purpose="the report plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

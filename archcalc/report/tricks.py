@@ -4,8 +4,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..core.calc import Analysis, analyze
-from .markdown import table
 from ..core.spec import resolve
+from ..fmt import markdown_table
 
 TITLES = (
     "Stacked 3x3 convolutions instead of one large filter",
@@ -24,7 +24,7 @@ def conv(out: int, kernel: int, **extra) -> dict:
 
 
 def _table(rows: list[list], headers: list[str]) -> str:
-    return table(rows, headers, numeric=range(1, len(headers)))
+    return markdown_table(rows, headers, numeric=range(1, len(headers)))
 
 
 def _pct(part: int, whole: int) -> str:

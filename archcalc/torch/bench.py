@@ -20,11 +20,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .runtime import require_torch
 from ..core.calc import analyze
+from ..core.spec import Network
+from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import Shape
-from ..core.spec import Network
 
 DTYPES = ("fp32", "fp16", "bf16")
 NOISE_FACTOR = 5  # a median below this many empty-region medians is mostly timer overhead

@@ -7,15 +7,12 @@ from typing import Any
 
 from tabulate import tabulate
 
+from .. import fmt
 from .bench import NOISE_FACTOR, Result, Run
 
 HEADERS = ["Network", "Batch", "Dtype", "Median ms", "p10 ms", "p90 ms", "Images/s", "TFLOP/s",
            "% of matmul peak", "Peak alloc. MiB", "Estimate MiB (W + A)", "Peak live act. MiB"]
 ALIGN = ("left", "right", "left") + ("right",) * 9
-
-
-def _mib(n: int | None) -> str:
-    return "not measured" if n is None else f"{n / 2**20:,.1f}"
 
 
 def _tflops(x: float) -> str:
@@ -27,8 +24,8 @@ def _row(r: Result) -> list[str]:
     return [
         r.network, f"{r.batch:,}", r.dtype, f"{r.latency.median_ms:,.3f}" + (" !" if r.noisy else ""),
         f"{r.latency.p10_ms:,.3f}", f"{r.latency.p90_ms:,.3f}", f"{r.images_per_s:,.1f}",
-        _tflops(r.achieved_tflops), percent, _mib(r.peak_allocated_bytes), _mib(r.estimate_bytes),
-        _mib(r.peak_activation_bytes),
+        _tflops(r.achieved_tflops), percent, fmt.mib(r.peak_allocated_bytes, unit=False, decimals=1), fmt.mib(r.estimate_bytes, unit=False, decimals=1),
+        fmt.mib(r.peak_activation_bytes, unit=False, decimals=1),
     ]
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import functools
 
-from .runtime import require_torch
 from ..core.calc import analyze
+from ..core.spec import Layer, Network, Node
+from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import REGISTRY, Shape
-from ..core.spec import Group, Layer, Network, Node
 
 
 @functools.cache

@@ -23,20 +23,12 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .runtime import INSTALL_HINT, require_torch
+from .. import fmt
 from ..core.calc import Analysis, analyze
-from ..errors import SpecError
-from ..layers import Shape, format_shape
 from ..core.spec import Network
-
-
-def require_fvcore():
-    require_torch()
-    try:
-        import fvcore.nn
-    except ImportError:
-        raise SpecError(f"this command needs torch and fvcore: {INSTALL_HINT}") from None
-    return fvcore.nn
+from ..deps import require_fvcore, require_torch
+from ..errors import SpecError
+from ..layers import Shape
 
 
 @dataclass(frozen=True)
@@ -88,7 +80,7 @@ class RFCheck:
         return self.clipped or self.expected == self.measured
 
     def describe(self) -> str:
-        head = f"receptive field at {self.path} (input {format_shape(self.input_shape)}): "
+        head = f"receptive field at {self.path} (input {fmt.shape(self.input_shape)}): "
         if self.clipped:
             return head + f"calculator {_hw(self.expected)}; the field does not fit the input, not measured"
         verdict = "agrees" if self.ok else "DISAGREES"
@@ -326,39 +318,31 @@ def _mark(ok: bool) -> str:
     return "ok" if ok else "DIFF"
 
 
-def _shape_text(shape: Shape | None) -> str:
-    return "-" if shape is None else format_shape(shape)
-
-
-def _number(value: int | None) -> str:
-    return "-" if value is None else f"{value:,}"
-
-
 def render_report(report: Report) -> str:
     from tabulate import tabulate
 
     a = report.analysis
     headers = ["Layer", "Type", "Output", "torch", "", "Params", "torch", "", "fvcore flops", "fvcore", ""]
     rows = [
-        [c.path, c.type, _shape_text(c.shape), _shape_text(c.torch_shape), _mark(c.shape_ok),
-         _number(c.params), _number(c.torch_params), _mark(c.params_ok),
-         _number(c.flops), _number(c.torch_flops), _mark(c.flops_ok)]
+        [c.path, c.type, fmt.shape(c.shape), fmt.shape(c.torch_shape), _mark(c.shape_ok),
+         fmt.count(c.params), fmt.count(c.torch_params), _mark(c.params_ok),
+         fmt.count(c.flops), fmt.count(c.torch_flops), _mark(c.flops_ok)]
         for c in report.layers
     ]
     table = tabulate(rows, headers, tablefmt="simple", disable_numparse=True,
                      colalign=("left", "left", "right", "right", "left", "right", "right", "left", "right", "right", "left"))
     total, buffers = report.totals
     lines = [
-        f"{a.network.name}: calculator vs torch + fvcore, input {format_shape(a.input_shape)}, batch {a.batch}",
+        f"{a.network.name}: calculator vs torch + fvcore, input {fmt.shape(a.input_shape)}, batch {a.batch}",
         "",
         table,
         "",
-        f"params: calculator {total.params:,}, torch {_number(total.torch_params)}: {_mark(total.params_ok)}",
-        f"non-trainable (BN running statistics): calculator {buffers.params:,}, torch {_number(buffers.torch_params)}: "
+        f"params: calculator {total.params:,}, torch {fmt.count(total.torch_params)}: {_mark(total.params_ok)}",
+        f"non-trainable (BN running statistics): calculator {buffers.params:,}, torch {fmt.count(buffers.torch_params)}: "
         f"{_mark(buffers.params_ok)}",
         f"fvcore flops (one multiply-add = 1; batch {a.batch}): calculator {total.flops:,}, fvcore "
-        f"{_number(total.torch_flops)}: {_mark(total.flops_ok)}",
-        f"output: calculator {_shape_text(total.shape)}, torch {_shape_text(total.torch_shape)}: {_mark(total.shape_ok)}",
+        f"{fmt.count(total.torch_flops)}: {_mark(total.flops_ok)}",
+        f"output: calculator {fmt.shape(total.shape)}, torch {fmt.shape(total.torch_shape)}: {_mark(total.shape_ok)}",
         "ops fvcore does not count (0 flops): "
         + (", ".join(f"{op} x{n}" for op, n in sorted(report.unsupported.items())) or "none"),
     ]
@@ -380,5 +364,5 @@ def summary_line(report: Report) -> str:
         f", RF {_hw(report.rf.expected)} " + ("not measured" if report.rf.clipped else _mark(report.rf.ok)))
     verdict = "ok" if report.ok else "DIFF " + ", ".join(
         c.path for c in report.disagreeing) + ("" if report.rf is None or report.rf.ok else " receptive field")
-    return (f"{a.network.name}: {verdict} (input {format_shape(a.input_shape)}, batch {a.batch}, "
+    return (f"{a.network.name}: {verdict} (input {fmt.shape(a.input_shape)}, batch {a.batch}, "
             f"params {total.params:,}, fvcore flops {total.flops:,}{rf})")

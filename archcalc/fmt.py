@@ -1,0 +1,119 @@
+"""Formatting, in one place: shapes, exact counts, scaled counts and bytes, and Markdown tables.
+
+Tables for people use thousands separators or scaled units (K/M/G for counts, KiB/MiB/GiB for
+bytes, 3-4 significant digits); machine formats (JSON, CSV) keep exact integers and never come here.
+GitHub-flavoured Markdown: pipe tables whose separator row carries the alignment, so a table copied
+as is into a page or a slide renders with its numbers right-aligned; free text in a cell is escaped
+so that `224*224*3` or `a | b` stay literal.
+"""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Any, Iterable, Sequence
+
+from tabulate import tabulate
+
+MISSING = "-"
+
+
+def shape(dims: Sequence[int] | None) -> str:
+    """3x224x224; a missing shape reads '-'."""
+    return MISSING if dims is None else "x".join(str(d) for d in dims)
+
+
+def count(n: int | None) -> str:
+    """An exact integer with thousands separators: 138,357,544."""
+    return MISSING if n is None else f"{n:,}"
+
+
+def value(v: Any, decimals: int = 2) -> str:
+    """Whatever a figure holds, as a table shows it: integers exact, lists as shapes, the rest to `decimals`."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, (list, tuple)):
+        return shape(v)
+    if isinstance(v, Fraction) and v.denominator == 1:
+        return f"{v.numerator:,}"
+    return f"{float(v):,.{decimals}f}"
+
+
+def mib(n: int | None, unit: bool = True, decimals: int = 2) -> str:
+    """Bytes in MiB to fixed decimals (reports keep one unit per column)."""
+    if n is None:
+        return "not measured"
+    return f"{n / 2**20:,.{decimals}f}" + (" MiB" if unit else "")
+
+
+def giga(n: int) -> str:
+    """A count in G to three decimals, as torchvision publishes GMACs."""
+    return f"{n / 1e9:,.3f} G"
+
+
+def _significant(x: float) -> str:
+    """3 significant digits, 4 from 1,000 up: 1.23, 12.3, 123, 1,234."""
+    if x >= 1000:
+        return f"{x:,.0f}"
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def scaled(n: int | float) -> str:
+    """A count scaled to its size: 416.5 K, 15.47 G; below 1,000 as it is."""
+    for factor, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "K")):
+        if abs(n) >= factor:
+            return f"{_significant(n / factor)} {suffix}"
+    return f"{n:,}" if isinstance(n, int) else f"{n:.3g}"
+
+
+def scaled_bytes(n: int) -> str:
+    """Bytes scaled to their size: 240 B, 58.6 KiB, 527.8 MiB, 2.67 GiB."""
+    for factor, suffix in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n >= factor:
+            return f"{_significant(n / factor)} {suffix}"
+    return f"{n:,} B"
+
+
+def markdown_table(rows: list[list[str]], headers: list[str], numeric: Iterable[int] = ()) -> str:
+    """A pipe table; columns in `numeric` are right-aligned (`---:`), the others left-aligned."""
+    numeric = set(numeric)
+    align = tuple("right" if i in numeric else "left" for i in range(len(headers)))
+    return tabulate(rows, headers, tablefmt="pipe", disable_numparse=True, colalign=align) + "\n"
+
+
+def text_table(rows: list[list[str]], headers: list[str], numeric: Iterable[int] = ()) -> str:
+    """A plain-text table for a terminal: numeric columns right-aligned, cells as given."""
+    numeric = set(numeric)
+    align = tuple("right" if i in numeric else "left" for i in range(len(headers)))
+    return tabulate(rows, headers, tablefmt="simple", disable_numparse=True, colalign=align)
+
+
+_ALWAYS = re.compile(r"([\\|]|<(?=[A-Za-z/!?]))")
+_PAIRED = {"*": re.compile(r"\*"), "~": re.compile(r"~"), "`": re.compile(r"`"),
+           "_": re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")}  # an underscore inside a word never emphasises
+
+
+def cell(text: Any) -> str:
+    """Free text made literal inside a table cell: one line, Markdown punctuation escaped.
+
+    Emphasis, strikethrough and code need two marks, so a lone `*`, `~`, backtick or word-edge `_`
+    stays as written (the Markdown remains readable when copied); pairs are escaped.
+    """
+    text = _ALWAYS.sub(r"\\\1", " ".join(str(text).split()))
+    for pattern in _PAIRED.values():
+        if len(pattern.findall(text)) >= 2:
+            text = pattern.sub(lambda m: "\\" + m.group(0), text)
+    return text
+
+
+def anchor(heading: str) -> str:
+    """The fragment GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    kept = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return kept.replace(" ", "-")
