@@ -13,42 +13,75 @@ CONVENTIONS = ["torchvision", "keras"]
 
 
 class _Cli(click.Group):
+    """Every error, archcalc's or the command line's, is one line on stderr: `archcalc: ...`."""
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except ArchcalcError as exc:
             click.echo(f"archcalc: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            sys.exit(exc.exit_code)
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "archcalc"
+            click.echo(f"archcalc: {exc.format_message()} (see '{command} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"archcalc: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("archcalc: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(0)
 
 
-def parse_input(text: str | None) -> tuple[int, ...] | None:
-    """CxHxW, HxW (channels from the spec, filled in later) or a single size N (NxN)."""
-    if text is None:
-        return None
-    try:
-        dims = tuple(int(part) for part in text.lower().replace("×", "x").split("x"))
-    except ValueError:
-        raise SpecError(f"--input {text!r}: expected CxHxW, HxW or N, e.g. 3x224x224") from None
-    if not 1 <= len(dims) <= 3 or min(dims) < 1:
-        raise SpecError(f"--input {text!r}: expected CxHxW, HxW or N with positive sizes")
-    return dims
+class InputShape(click.ParamType):
+    """CxHxW, HxW (the spec's channels) or N (NxN; N features for a flat spec)."""
+
+    name = "CxHxW"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            dims = tuple(int(part) for part in value.lower().replace("×", "x").split("x"))
+        except ValueError:
+            self.fail(f"{value!r}: expected CxHxW, HxW or N, e.g. 3x224x224", param, ctx)
+        if not 1 <= len(dims) <= 3 or min(dims) < 1:
+            self.fail(f"{value!r}: expected CxHxW, HxW or N with positive sizes", param, ctx)
+        return dims
 
 
-def load_network(target: str, input_text: str | None):
-    from .core.spec import load
+class ListOf(click.ParamType):
+    """Comma-separated values of one kind, duplicates dropped: `1,32,256` or `fp32,bf16`."""
 
-    dims = parse_input(input_text)
-    network = load(target)
-    if dims is None:
-        return network, None
-    if len(dims) == 1:
-        dims = (dims[0], dims[0])
-    if len(dims) == 2:
-        dims = (network.input[0], *dims)
-    return network, dims
+    def __init__(self, item: click.ParamType, example: str, each: str):
+        self.item, self.example, self.each = item, example, each
+        self.name = f"{item.name}[,...]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        values = []
+        for part in (part.strip() for part in str(value).split(",")):
+            try:
+                values.append(self.item.convert(part, param, ctx))
+            except click.BadParameter:
+                self.fail(f"{value!r}: {part!r} is not {self.each} (e.g. {self.example})", param, ctx)
+        return tuple(dict.fromkeys(values))
 
 
-input_option = click.option("--input", "input_text", metavar="CxHxW", help="Input size instead of the spec's (CxHxW, HxW or N).")
+DTYPES = ["fp32", "fp16", "bf16", "int8"]
+TIMED_DTYPES = DTYPES[:3]  # what bench can run a model in
+BATCHES = ListOf(click.IntRange(min=1), "1,32,256", "a whole number of at least 1")
+
+input_option = click.option("--input", "dims", type=InputShape(), default=None,
+                            help="Input size instead of the spec's: CxHxW, HxW (the spec's channels) or N (NxN; N features for a flat spec).")
 convention_option = click.option(
     "--convention", type=click.Choice(CONVENTIONS), default="torchvision", show_default=True,
     help="keras: count BN moving statistics as (non-trainable) parameters, as model.summary() does.",
@@ -64,18 +97,19 @@ def main() -> None:
 @main.command()
 @click.argument("target")
 @input_option
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32", show_default=True)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per batch (memory figures).")
+@click.option("--dtype", type=click.Choice(DTYPES), default="fp32", show_default=True, help="Bytes per value (memory figures).")
+@click.option("--format", "out_format", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="Fold everything deeper than N into its block.")
 @convention_option
-def table(target: str, input_text: str | None, batch: int, dtype: str, fmt: str, depth: int | None, convention: str) -> None:
+def table(target: str, dims: tuple[int, ...] | None, batch: int, dtype: str, out_format: str, depth: int | None,
+          convention: str) -> None:
     """Per-layer table of a zoo network (NAME) or a spec file (PATH, PATH:VARIANT)."""
     from .core.calc import analyze
+    from .core.spec import load
     from .render import render
 
-    network, dims = load_network(target, input_text)
-    click.echo(render(analyze(network, dims, batch, dtype), fmt, depth, convention), nl=False)
+    click.echo(render(analyze(load(target), dims, batch, dtype), out_format, depth, convention), nl=False)
 
 
 @main.command("list")
@@ -146,15 +180,17 @@ def schema() -> None:
 @main.command()
 @click.argument("target", required=False)
 @input_option
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per traced batch.")
 @click.option("--all", "every", is_flag=True, help="Verify the whole zoo; one line per network.")
 @click.option("--no-rf", is_flag=True, help="Skip the receptive-field measurement.")
-def verify(target: str | None, input_text: str | None, batch: int, every: bool, no_rf: bool) -> None:
+def verify(target: str | None, dims: tuple[int, ...] | None, batch: int, every: bool, no_rf: bool) -> None:
     """Build the network in torch, trace it with fvcore and compare with the calculator.
 
     Per layer: output shape, parameters and fvcore's flop count (one multiply-add = 1).
     Exit 0 when everything agrees, 1 when something disagrees, 2 on bad input.
     """
+    from .core.calc import analyze
+    from .core.spec import load
     from .deps import require_fvcore
     from .torch.verify import render_report, summary_line, verify_network
 
@@ -162,8 +198,7 @@ def verify(target: str | None, input_text: str | None, batch: int, every: bool, 
         raise UsageError("verify takes a network (NAME or PATH) or --all, not both")
     require_fvcore()
     if not every:
-        network, dims = load_network(target, input_text)
-        report = verify_network(network, dims, batch, receptive_field=not no_rf)
+        report = verify_network(analyze(load(target), dims, batch), receptive_field=not no_rf)
         click.echo(render_report(report), nl=False)
         sys.exit(0 if report.ok else 1)
     from .core.spec import zoo_index
@@ -172,8 +207,7 @@ def verify(target: str | None, input_text: str | None, batch: int, every: bool, 
     with click.progressbar(list(zoo_index()), label="verifying", file=sys.stderr, item_show_func=lambda n: n) as names:
         for name in names:
             try:
-                network, dims = load_network(name, input_text)
-                report = verify_network(network, dims, batch, receptive_field=not no_rf)
+                report = verify_network(analyze(load(name), dims, batch), receptive_field=not no_rf)
                 lines.append(summary_line(report))
                 failures += not report.ok
             except SpecError as exc:
@@ -188,8 +222,9 @@ def verify(target: str | None, input_text: str | None, batch: int, every: bool, 
 @click.argument("names", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Every network of the zoo.")
 @input_option
-@click.option("--batch", "batch_text", default="1", show_default=True, help="Comma-separated batch sizes, e.g. 1,32,256.")
-@click.option("--dtype", "dtype_text", default="fp32", show_default=True, help="Comma-separated: fp32, fp16, bf16.")
+@click.option("--batch", "batches", type=BATCHES, default="1", show_default=True, help="Comma-separated batch sizes, e.g. 1,32,256.")
+@click.option("--dtype", "dtypes", type=ListOf(click.Choice(TIMED_DTYPES), "fp32,bf16", f"one of {', '.join(TIMED_DTYPES)}"), default="fp32", show_default=True,
+              help="Comma-separated: fp32, fp16, bf16.")
 @click.option("--channels-last", is_flag=True, help="Model and input in channels_last memory format.")
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), default=None, help="Default: cuda when torch sees a GPU, else cpu.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (with --cuda-graph: mode reduce-overhead).")
@@ -199,27 +234,28 @@ def verify(target: str | None, input_text: str | None, batch: int, every: bool, 
 @click.option("--warmup-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--iters", type=click.IntRange(min=1), default=50, show_default=True, help="Timed repetitions.")
 @click.option("--matmul-size", type=click.IntRange(min=16), default=None, help="Side of the peak matmul (default 8192 on CUDA, 1024 on CPU).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--format", "out_format", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--out", "outs", multiple=True, metavar="FILE", help="Also write the run to FILE (.json, .md, else --format); repeatable.")
-def bench(names: tuple[str, ...], every: bool, input_text: str | None, batch_text: str, dtype_text: str,
+def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
           channels_last: bool, device: str | None, compile_: bool, cuda_graph: bool, l2_flush: bool,
-          warmup_iters: int, warmup_seconds: float, iters: int, matmul_size: int | None, fmt: str, outs: tuple[str, ...]) -> None:
+          warmup_iters: int, warmup_seconds: float, iters: int, matmul_size: int | None, out_format: str,
+          outs: tuple[str, ...]) -> None:
     """Measure latency, images/s, TFLOP/s and memory of networks, next to archcalc's figures."""
-    from .core.spec import zoo_index
+    from .core.calc import analyze
+    from .core.spec import load, zoo_index
     from .deps import require_torch
-    from .torch.bench import NOISE_FACTOR, Settings, parse_batches, parse_dtypes, run
+    from .torch.bench import NOISE_FACTOR, Settings, run
     from .torch.bench_render import ProgressBar, render, write_outputs
 
     if bool(names) == every:
         raise UsageError("bench takes network names (or spec paths) or --all, not both and not neither")
-    batches, dtypes = parse_batches(batch_text), parse_dtypes(dtype_text)
-    loaded = [load_network(name, input_text) for name in (names or tuple(zoo_index()))]
+    analyses = [analyze(load(name), dims) for name in (names or tuple(zoo_index()))]
     torch = require_torch()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     settings = Settings(device, channels_last, compile_, cuda_graph, l2_flush, warmup_iters, warmup_seconds, iters, matmul_size)
-    result = run([n for n, _ in loaded], batches, dtypes, settings, [d for _, d in loaded], progress=ProgressBar(sys.stderr))
-    click.echo(render(result, fmt), nl=False)
-    write_outputs(result, outs, fmt)
+    result = run(analyses, batches, dtypes, settings, progress=ProgressBar(sys.stderr))
+    click.echo(render(result, out_format), nl=False)
+    write_outputs(result, outs, out_format)
     for r in result.results:
         if r.noisy:
             click.echo(f"WARNING: {r.network} batch {r.batch} {r.dtype}: median {r.latency.median_ms:.4f} ms is within "

@@ -27,17 +27,17 @@ PROFILED_PASSES = 10
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", default="1,32")
-    parser.add_argument("--dtype", default="fp32,fp16,bf16")
+    parser.add_argument("--batch", default="1,32", type=lambda text: tuple(int(b) for b in text.split(",")))
+    parser.add_argument("--dtype", default="fp32,fp16,bf16", type=lambda text: tuple(text.split(",")))
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--out-dir", default=str(ROOT / "reports" / "bench"))
     args = parser.parse_args(argv)
 
     import torch
 
-    from archcalc import load, zoo_index
+    from archcalc import analyze, load, zoo_index
     from archcalc.files import write_atomic
-    from archcalc.torch.bench import Settings, parse_batches, parse_dtypes, run
+    from archcalc.torch.bench import Settings, run
     from archcalc.torch.bench_render import ProgressBar, render, to_json
 
     if not torch.cuda.is_available():
@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     slug = re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(0).lower()).strip("-")
     settings = Settings(device="cuda", iters=args.iters)
-    networks = [load(name) for name in zoo_index()]
-    result = run(networks, parse_batches(args.batch), parse_dtypes(args.dtype), settings, progress=ProgressBar(sys.stderr))
-    checks = [] if result.interrupted else crosscheck(torch, {n.name: n for n in networks}, result)
+    analyses = [analyze(load(name)) for name in zoo_index()]
+    result = run(analyses, args.batch, args.dtype, settings, progress=ProgressBar(sys.stderr))
+    checks = [] if result.interrupted else crosscheck(torch, {a.network.name: a for a in analyses}, result)
     report = to_json(result)
     report["crosscheck"] = checks
     out = Path(args.out_dir)
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     return 130 if result.interrupted else 0
 
 
-def crosscheck(torch, networks: dict, result) -> list[dict]:
+def crosscheck(torch, analyses: dict, result) -> list[dict]:
     from torch.utils.benchmark import Timer
 
     from archcalc.torch.bench import torch_dtype
@@ -66,7 +66,7 @@ def crosscheck(torch, networks: dict, result) -> list[dict]:
     rows = []
     for r in result.results:
         dtype = torch_dtype(torch, r.dtype)
-        model = build_torch(networks[r.network], r.input_shape).eval().to(device="cuda", dtype=dtype)
+        model = build_torch(analyses[r.network]).eval().to(device="cuda", dtype=dtype)
         x = torch.randn((r.batch, *r.input_shape), device="cuda", dtype=dtype)
         with torch.inference_mode():
             timer_ms = Timer("model(x)", globals={"model": model, "x": x}).blocked_autorange(min_run_time=1.0).median * 1e3

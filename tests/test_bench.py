@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 torch = pytest.importorskip("torch")
 
-from archcalc import load  # noqa: E402
+from archcalc import analyze, load  # noqa: E402
 from archcalc.cli import main  # noqa: E402
 from archcalc.torch import bench  # noqa: E402
 from archcalc.torch.bench import Settings, Stats, percentile  # noqa: E402
@@ -34,7 +34,7 @@ PEAK_LIVE = 3 * 16 * 16 + 8 * 16 * 16  # the conv's input and output
 
 @pytest.fixture(scope="module")
 def tiny_run():
-    return bench.run([load(TINY)], (1, 3), ("fp32", "bf16"), FAST)
+    return bench.run([analyze(load(TINY))], (1, 3), ("fp32", "bf16"), FAST)
 
 
 def test_one_result_per_configuration_in_order(tiny_run):
@@ -120,13 +120,13 @@ def test_a_median_near_the_empty_region_is_flagged(tiny_run):
 def test_a_configuration_that_fails_is_reported_and_the_rest_measured():
     from archcalc.torch.build import build_torch
 
-    def build(network, shape):
-        if network.name == "bench_tiny" and not hasattr(build, "failed"):
+    def build(analysis):
+        if analysis.network.name == "bench_tiny" and not hasattr(build, "failed"):
             build.failed = True
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
-        return build_torch(network, shape)
+        return build_torch(analysis)
 
-    result = bench.run([load(TINY)], (1, 2), ("fp32",), FAST, build=build)
+    result = bench.run([analyze(load(TINY))], (1, 2), ("fp32",), FAST, build=build)
     assert [(f.batch, f.message) for f in result.failures] == [(1, "CUDA out of memory. Tried to allocate 2.00 GiB")]
     assert [r.batch for r in result.results] == [2]
     assert "failed: bench_tiny batch 1 fp32: CUDA out of memory" in render(result, "markdown")
@@ -174,7 +174,7 @@ def test_text_and_markdown_tables():
     (["--device", "cuda"], ["--device cuda", "no CUDA GPU"]),
     (["--dtype", "fp32,fp64"], ["'fp64'", "fp32, fp16, bf16"]),
     (["--dtype", "int8"], ["'int8'"]),
-    (["--batch", "1,x"], ["--batch '1,x'"]),
+    (["--batch", "1,x"], ["'--batch': '1,x'"]),
     (["--batch", "0"], ["at least 1"]),
     (["--device", "cpu", "--cuda-graph"], ["--cuda-graph needs --device cuda"]),
     (["--device", "cpu", "--l2-flush"], ["--l2-flush needs --device cuda"]),
@@ -213,7 +213,7 @@ def _interrupt_after(monkeypatch, count: int) -> None:
 
 def test_ctrl_c_keeps_what_was_measured(monkeypatch):
     _interrupt_after(monkeypatch, 2)
-    result = bench.run([load(TINY)], (1, 2, 3), ("fp32",), FAST)
+    result = bench.run([analyze(load(TINY))], (1, 2, 3), ("fp32",), FAST)
     assert result.interrupted and result.planned == 3
     assert [r.batch for r in result.results] == [1, 2]
     assert "INTERRUPTED: 2 of 3 configurations measured" in render(result, "text")

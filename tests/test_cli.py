@@ -224,3 +224,11 @@ def test_installed_console_script_from_another_directory(tmp_path):
     bad = subprocess.run([script, "table", "vgg16x"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().splitlines() == ["archcalc: unknown network 'vgg16x' (did you mean 'vgg16'?); `archcalc list` shows the zoo"]
+
+
+def test_input_n_on_a_flat_spec():
+    doc = table_json(str(FIXTURES / "mlp.json"), "--input", "100")
+    assert doc["input"] == [100]
+    assert doc["totals"]["params"] == 100 * 100 + 100 + 100 * 10 + 10  # by hand
+    bad = runner().invoke(main, ["table", str(FIXTURES / "mlp.json"), "--input", "3x28x28"])
+    assert bad.exit_code == 2 and "does not fit the spec's input 784" in bad.stderr

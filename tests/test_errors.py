@@ -131,10 +131,10 @@ def test_family_file_without_a_variant():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("3x2x", "--input '3x2x': expected CxHxW, HxW or N, e.g. 3x224x224"),
-    ("big", "--input 'big': expected CxHxW, HxW or N"),
-    ("0x3", "--input '0x3': expected CxHxW, HxW or N with positive sizes"),
-    ("1x2x3x4", "--input '1x2x3x4': expected CxHxW, HxW or N with positive sizes"),
+    ("3x2x", "'--input': '3x2x': expected CxHxW, HxW or N, e.g. 3x224x224"),
+    ("big", "'--input': 'big': expected CxHxW, HxW or N"),
+    ("0x3", "'--input': '0x3': expected CxHxW, HxW or N with positive sizes"),
+    ("1x2x3x4", "'--input': '1x2x3x4': expected CxHxW, HxW or N with positive sizes"),
 ])
 def test_bad_input_option(text, expected):
     fails_cleanly(["table", "vgg16", "--input", text], expected)

@@ -498,7 +498,7 @@ def test_valid_stacks_agree_with_torch_and_fvcore(stack):
         (totals.params, totals.non_trainable, totals.fvcore_flops * stack.batch)
     # archcalc's own builder makes the same network.
     with torch.no_grad():
-        built = build_torch(analysis.network).eval()
+        built = build_torch(analysis).eval()
         assert tuple(built(x).shape[1:]) == stack.output
     assert (count(built), count(built, buffers=True)) == (totals.params, totals.non_trainable)
 

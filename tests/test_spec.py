@@ -164,3 +164,25 @@ def test_zoo_index_names_every_variant():
     index = zoo_index()
     assert index["vgg16"].name == "vgg.json"
     assert "schema" not in index
+
+
+# ---- the input shape: completed by the spec's own rank --------------------------------
+
+def test_with_input_completes_by_rank():
+    image, flat = load("vgg16"), load(str(FIXTURES / "mlp.json"))
+    assert image.with_input((64, 64)) == (3, 64, 64)  # HxW takes the spec's channels
+    assert image.with_input((100,)) == (3, 100, 100)  # N is NxN
+    assert image.with_input((1, 32, 32)) == (1, 32, 32)
+    assert image.with_input(None) == (3, 224, 224)
+    assert flat.with_input((100,)) == (100,)  # a flat spec takes N features
+    with pytest.raises(SpecError, match=r"input 10x10 does not fit the spec's input 784: give N \(features\)"):
+        flat.with_input((10, 10))
+    with pytest.raises(SpecError, match="positive integers"):
+        image.with_input((0, 5))
+
+
+def test_flat_spec_at_another_width():
+    # 100 -> 100 -> 10: (100*100 + 100) + (100*10 + 10) parameters, by hand
+    analysis = analyze(load(str(FIXTURES / "mlp.json")), (100,))
+    assert analysis.input_shape == (100,)
+    assert analysis.totals.params == 100 * 100 + 100 + 100 * 10 + 10

@@ -116,7 +116,7 @@ def test_asymmetric_same_padding_is_a_zero_pad_before_the_conv(mirror):
 
 def test_same_padding_follows_the_input_size():
     # 13x17 at stride 2: output 7x9, padding (7-1)*2+3-13 = 2 = (9-1)*2+3-17: one on each side.
-    stem = build_torch(load(MIRROR), (3, 13, 17)).get_submodule("stem")
+    stem = build_torch(analyze(load(MIRROR), (3, 13, 17))).get_submodule("stem")
     assert isinstance(stem, nn.Conv2d) and stem.padding == (1, 1)
 
 

@@ -16,6 +16,7 @@ pytest.importorskip("fvcore")
 import archcalc  # noqa: E402
 import archcalc.core.spec  # noqa: E402
 from archcalc.cli import main  # noqa: E402
+from archcalc.core.calc import analyze  # noqa: E402
 from archcalc.core.spec import load  # noqa: E402
 from archcalc.layers import REGISTRY  # noqa: E402
 from archcalc.torch.verify import (  # noqa: E402
@@ -61,7 +62,7 @@ def rounds_to(count: int, value, unit: str, significant: int | None = None) -> b
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_network_agrees_with_torch_and_fvcore(name):
     network = load(name)
-    report = verify_network(network, receptive_field=False)
+    report = verify_network(analyze(network), receptive_field=False)
     assert report.analysis.input_shape == network.input  # traced at the spec's own size
     problems = [f"{c.path} ({c.type}): {c.problems()}" for c in report.disagreeing]
     assert not problems, "\n".join(problems)
@@ -97,7 +98,7 @@ def test_fvcore_counts_vgg16_as_torchvision_macs_plus_its_average_pool():
             cin = cout
     macs += 512 * 7 * 7 * 4096 + 4096 * 4096 + 4096 * 1000
     assert round(macs / 1e9, 2) == 15.47
-    report = verify_network(load("vgg16"), receptive_field=False)
+    report = verify_network(analyze(load("vgg16")), receptive_field=False)
     # fvcore adds one flop per input element of the adaptive average pool (512x7x7); ReLU
     # and max pooling count nothing.
     assert report.totals[0].torch_flops == macs + 512 * 7 * 7
@@ -107,7 +108,7 @@ def test_fvcore_counts_vgg16_as_torchvision_macs_plus_its_average_pool():
 def test_every_merge_kind_on_a_batch_of_non_square_images():
     # tests/fixtures/mirror.json: asymmetric 'same' padding, a dilated grouped conv, squeeze-excitation
     # (mul), residual additions, a concat with an identity branch; input 3x12x16, batch 2.
-    report = verify_network(load(fixture("mirror")), batch=2)
+    report = verify_network(analyze(load(fixture("mirror")), batch=2))
     assert report.ok, [c.path for c in report.disagreeing]
     checks = {c.path: c for c in report.layers}
     conv = checks["stage.res0.sum.0.conv"]
@@ -144,7 +145,7 @@ def test_cli_batch_and_non_square_input():
     match = re.search(r"fvcore flops \(one multiply-add = 1; batch 4\): calculator ([\d,]+), fvcore ([\d,]+): ok", out)
     assert match and match[1] == match[2]
     # fvcore's count for a batch of 4 is four times its count for one image.
-    single = verify_network(load("resnet18"), (3, 240, 320), 1, receptive_field=False).totals[0].torch_flops
+    single = verify_network(analyze(load("resnet18"), (3, 240, 320)), receptive_field=False).totals[0].torch_flops
     assert int(match[2].replace(",", "")) == 4 * single
     assert "params: calculator 11,689,512, torch 11,689,512: ok" in out  # torchvision num_params
     assert "receptive field" not in out and out.rstrip().endswith("all agree")

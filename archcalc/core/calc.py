@@ -13,7 +13,7 @@ Conventions (the README spells them out):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import fmt
 from ..errors import SpecError
@@ -100,6 +100,12 @@ class Analysis:
     def peak_activation_bytes(self) -> int:
         return self.totals.peak_activations * self.batch * self.bytes_per_value
 
+    def scaled(self, batch: int | None = None, dtype: str | None = None) -> "Analysis":
+        """The same analysis at another batch or dtype (counts are per image; nothing is recomputed)."""
+        batch, dtype = batch or self.batch, dtype or self.dtype
+        _check_batch_dtype(batch, dtype)
+        return replace(self, batch=batch, dtype=dtype)
+
     def leaves(self) -> list[Row]:
         return [row for row in self.rows if row.leaf]
 
@@ -134,11 +140,13 @@ def row_record(row: Row) -> dict:
 
 
 def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, dtype: str = "fp32") -> Analysis:
-    if batch < 1:
-        raise SpecError(f"batch must be at least 1, got {batch}")
-    if dtype not in DTYPE_BYTES:
-        raise SpecError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPE_BYTES)})")
-    shape = tuple(input_shape or network.input)
+    """Every row of `network` at `input_shape` (CxHxW, HxW or N, completed by `Network.with_input`).
+
+    Counts are per image; `batch` and `dtype` scale the memory figures (`activation_bytes`,
+    `peak_activation_bytes`, `weights_bytes`). Raises SpecError when a layer cannot take its input.
+    """
+    _check_batch_dtype(batch, dtype)
+    shape = network.with_input(input_shape)
     walker = _Walker(network)
     rows = [Row("input", "input", 0, True, shape, shape, 0, 0, 0, 0, math.prod(shape), RF())]
     try:
@@ -157,6 +165,13 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         layers=sum(1 for r in leaves if r.type in ("conv2d", "conv_transpose2d", "linear")),
     )
     return Analysis(network, shape, batch, dtype, (rows[0], *body), totals, tuple(walker.warnings))
+
+
+def _check_batch_dtype(batch: int, dtype: str) -> None:
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise SpecError(f"batch must be at least 1, got {batch!r} (a whole number)")
+    if dtype not in DTYPE_BYTES:
+        raise SpecError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPE_BYTES)})")
 
 
 class _Walker:

@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, Union
+from typing import Any, Iterator, Mapping, Sequence, Union
 
+from .. import fmt
 from ..errors import SpecError
 from ..layers import REGISTRY
 from ..layers.base import REQUIRED, Field
@@ -75,6 +76,30 @@ class Network:
     expect: tuple[Expect, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
 
+    def with_input(self, dims: Sequence[int] | None) -> tuple[int, ...]:
+        """The input shape with `dims` in place, completed by the spec's own rank.
+
+        An image spec (CxHxW) takes CxHxW, HxW (its own channels) or N (NxN); a flat spec (F)
+        takes N features; an HxW spec takes HxW or N. None keeps the spec's input.
+        """
+        if dims is None:
+            return self.input
+        dims = tuple(dims)
+        if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+            raise SpecError(f"input {dims!r}: sizes are positive integers", file=self.file)
+        rank = len(self.input)
+        if len(dims) == rank:
+            return dims
+        if len(dims) == 1 and rank > 1:
+            return (*self.input[:rank - 2], dims[0], dims[0])
+        if len(dims) == 2 and rank == 3:
+            return (self.input[0], *dims)
+        accepted = {1: "N (features)", 2: "HxW or N", 3: "CxHxW, HxW or N"}[min(rank, 3)]
+        raise SpecError(
+            f"input {fmt.shape(dims)} does not fit the spec's input {fmt.shape(self.input)}: give {accepted}",
+            file=self.file,
+        )
+
 
 # ---- files and the zoo ---------------------------------------------------------------
 
@@ -123,7 +148,7 @@ def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def load(target: str, input_shape: tuple[int, ...] | None = None) -> Network:
+def load(target: str) -> Network:
     """A zoo name, a spec file, or FILE:VARIANT for a family file of one's own."""
     path = Path(target)
     variant = None
@@ -144,7 +169,7 @@ def load(target: str, input_shape: tuple[int, ...] | None = None) -> Network:
     if variant not in names:
         raise SpecError(f"no variant {variant!r}{suggest(variant, names)}", file=str(path))
     try:
-        return resolve(document, variant, str(path), input_shape)
+        return resolve(document, variant, str(path))
     except SpecError as exc:
         raise exc.located(file=str(path)) from None
 
@@ -167,7 +192,7 @@ def _list(value: Any, where: str) -> list:
     return value
 
 
-def resolve(document: dict, variant: str, file: str, input_shape: tuple[int, ...] | None = None) -> Network:
+def resolve(document: dict, variant: str, file: str) -> Network:
     allowed = {"$schema", "name", "title", "description", "source", "year", "input", "params",
                "blocks", "layers", "variants", "expect", "meta", "comment"}
     _no_unknown_keys(document, allowed, "$")
@@ -178,7 +203,7 @@ def resolve(document: dict, variant: str, file: str, input_shape: tuple[int, ...
         _no_unknown_keys(chosen, {"params", "input", "expect", "meta", "title", "description", "comment"}, where)
 
     env = _params(document, chosen, where)
-    shape = input_shape or tuple(_shape(chosen.get("input", document.get("input")), f"{where}.input"))
+    shape = tuple(_shape(chosen.get("input", document.get("input")), f"{where}.input"))
     blocks = _object(document.get("blocks", {}), "$.blocks")
     context = _Context(blocks)
     if "layers" not in document:

@@ -20,10 +20,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..core.calc import analyze
-from ..core.spec import Network
+from ..core.calc import Analysis
 from ..deps import require_torch
-from ..errors import SpecError
+from ..errors import SpecError, UsageError
 from ..layers import Shape
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -152,33 +151,13 @@ class Run:
         return next((p for p in self.peaks if p.dtype == dtype), None)
 
 
-# ---- parsing ---------------------------------------------------------------------------
-
-def parse_batches(text: str) -> tuple[int, ...]:
-    try:
-        batches = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise SpecError(f"--batch {text!r}: expected comma-separated positive integers, e.g. 1,32,256") from None
-    if min(batches) < 1:
-        raise SpecError(f"--batch {text!r}: batch sizes must be at least 1")
-    return tuple(dict.fromkeys(batches))
-
-
-def parse_dtypes(text: str) -> tuple[str, ...]:
-    dtypes = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",")))
-    bad = [d for d in dtypes if d not in DTYPES]
-    if bad:
-        raise SpecError(f"--dtype {text!r}: {', '.join(map(repr, bad))} not one of {', '.join(DTYPES)}")
-    return dtypes
-
-
 def check_settings(torch, settings: Settings) -> None:
     """Refuse what this machine or device cannot do, as one line."""
     if settings.device == "cuda" and not torch.cuda.is_available():
-        raise SpecError(f"--device cuda: torch {torch.__version__} sees no CUDA GPU on this machine; use --device cpu")
+        raise UsageError(f"--device cuda: torch {torch.__version__} sees no CUDA GPU on this machine; use --device cpu")
     if settings.device == "cpu" and (settings.cuda_graph or settings.l2_flush):
         flag = "--cuda-graph" if settings.cuda_graph else "--l2-flush"
-        raise SpecError(f"{flag} needs --device cuda (it flushes or replays on the GPU)")
+        raise UsageError(f"{flag} needs --device cuda (it flushes or replays on the GPU)")
 
 
 # ---- devices and timing ----------------------------------------------------------------
@@ -311,11 +290,11 @@ def forward(torch, model, x, settings: Settings) -> Callable[[], Any]:
     return replay
 
 
-def measure_config(torch, device: Device, network: Network, shape: Shape, batch: int, dtype: str,
-                   settings: Settings, build: Callable, overhead_ms: float, peak: MatmulPeak | None) -> Result:
-    analysis = analyze(network, shape, batch, dtype)
+def measure_config(torch, device: Device, analysis: Analysis, settings: Settings, build: Callable,
+                   overhead_ms: float, peak: MatmulPeak | None) -> Result:
+    network, shape, batch, dtype = analysis.network, analysis.input_shape, analysis.batch, analysis.dtype
     torch.manual_seed(0)
-    model = build(network, shape).eval().to(device=device.name, dtype=torch_dtype(torch, dtype))
+    model = build(analysis).eval().to(device=device.name, dtype=torch_dtype(torch, dtype))
     x = torch.randn((batch, *shape), device=device.name, dtype=torch_dtype(torch, dtype))
     if settings.channels_last and x.dim() == 4:
         model = model.to(memory_format=torch.channels_last)
@@ -380,32 +359,28 @@ def cpu_name() -> str:
 Progress = Callable[[int, int, str], None]
 
 
-def run(networks: Sequence[Network], batches: Sequence[int], dtypes: Sequence[str], settings: Settings,
-        shapes: Sequence[Shape | None] = (), build: Callable | None = None, progress: Progress | None = None) -> Run:
-    """Measure every (network, dtype, batch); on Ctrl-C, return what was measured so far.
+def run(analyses: Sequence[Analysis], batches: Sequence[int], dtypes: Sequence[str], settings: Settings,
+        build: Callable | None = None, progress: Progress | None = None) -> Run:
+    """Measure every (network, dtype, batch) of the analysed networks; on Ctrl-C, return what was measured so far.
 
-    `shapes` gives each network's input (None or missing: the spec's); `build` makes the
-    torch module (archcalc.torch_build.build_torch by default).
+    `build` makes the torch module from an analysis (archcalc.torch.build.build_torch by default).
     """
     torch = require_torch()
     check_settings(torch, settings)
     if build is None:
         from .build import build_torch as build
-    shapes = [tuple(shape or network.input) for network, shape in zip(networks, [*shapes, *[None] * len(networks)])]
-    for network, shape in zip(networks, shapes):
-        analyze(network, shape)  # a spec that does not add up fails before anything is timed
     device = make_device(torch, settings)
-    state = Run(environment(torch, settings), settings, len(networks) * len(batches) * len(dtypes))
-    configs = [(n, s, d, b) for n, s in zip(networks, shapes) for d in dtypes for b in batches]
+    state = Run(environment(torch, settings), settings, len(analyses) * len(batches) * len(dtypes))
+    configs = [a.scaled(b, d) for a in analyses for d in dtypes for b in batches]
     try:
         with torch.inference_mode():
             state = replace(state, overhead=time_region(device, lambda: None, settings))
             for dtype in dtypes:
                 state = replace(state, peaks=(*state.peaks, measure_matmul(torch, device, dtype, settings)))
-            for done, (network, shape, dtype, batch) in enumerate(configs):
+            for done, config in enumerate(configs):
                 if progress:
-                    progress(done, len(configs), f"{network.name} batch {batch} {dtype}")
-                state = _one(torch, device, state, network, shape, batch, dtype, build)
+                    progress(done, len(configs), f"{config.network.name} batch {config.batch} {config.dtype}")
+                state = _one(torch, device, state, config, build)
             if progress:
                 progress(len(configs), len(configs), "done")
     except KeyboardInterrupt:
@@ -415,10 +390,11 @@ def run(networks: Sequence[Network], batches: Sequence[int], dtypes: Sequence[st
     return state
 
 
-def _one(torch, device: Device, state: Run, network: Network, shape: Shape, batch: int, dtype: str, build: Callable) -> Run:
+def _one(torch, device: Device, state: Run, analysis: Analysis, build: Callable) -> Run:
+    network, batch, dtype = analysis.network, analysis.batch, analysis.dtype
     try:
-        result = measure_config(torch, device, network, shape, batch, dtype, state.settings, build,
-                                state.overhead.median_ms, state.peak(dtype))
+        result = measure_config(torch, device, analysis, state.settings, build, state.overhead.median_ms,
+                                state.peak(dtype))
     except (RuntimeError, NotImplementedError, SpecError) as exc:  # out of memory, an op missing at a dtype
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return replace(state, failures=(*state.failures, Failure(network.name, batch, dtype, message)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 
-from ..core.calc import analyze
+from ..core.calc import Analysis, analyze
 from ..core.spec import Layer, Network, Node
 from ..deps import require_torch
 from ..errors import SpecError
@@ -105,14 +105,16 @@ def _build(node: Node, shapes: dict[str, Shape]):
     return merge(node.kind, [_build(child, shapes) for child in node.children])
 
 
-def build_torch(network: Network, input_shape: Shape | None = None):
-    """An `nn.Module` computing `network` (training mode, torch's default initialisation).
+def build_torch(analysis: Analysis | Network):
+    """An `nn.Module` computing the analysed network (training mode, torch's default initialisation).
 
-    Layers whose torch form depends on the input size ('same' padding) are built for
-    `input_shape`, by default the spec's input.
+    Layers whose torch form depends on the input size ('same' padding) are built for the
+    analysis' input; a Network is analysed at its spec's input first.
     """
     require_torch()
-    analysis = analyze(network, input_shape)
+    if not isinstance(analysis, Analysis):
+        analysis = analyze(analysis)
+    network = analysis.network
     shapes = {row.path: row.input_shape for row in analysis.rows if row.leaf}
     try:
         return _build(network.root, shapes)

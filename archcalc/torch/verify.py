@@ -142,15 +142,14 @@ def trace(model, x) -> tuple[dict[str, Shape], Counter, Counter]:
     return shapes, Counter({k: int(v) for k, v in by_module.items()}), Counter(unsupported)
 
 
-def verify_network(network: Network, input_shape: Shape | None = None, batch: int = 1,
-                   receptive_field: bool = True, seed: int = 0) -> Report:
-    """Build, run and trace `network`; compare every leaf row and the totals."""
+def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int = 0) -> Report:
+    """Build, run and trace the analysed network at its input and batch; compare every leaf row and the totals."""
     torch = require_torch()
     from .build import build_torch
 
-    analysis = analyze(network, input_shape, batch)
+    network, batch = analysis.network, analysis.batch
     torch.manual_seed(seed)
-    model = build_torch(network, analysis.input_shape).eval()
+    model = build_torch(analysis).eval()
     x = torch.randn(batch, *analysis.input_shape)
     shapes, flops, unsupported = trace(model, x)
     modules = dict(model.named_modules())
@@ -259,7 +258,7 @@ def gradient_support(network: Network, input_shape: Shape, path: str) -> tuple[t
 
     torch.manual_seed(0)
     with torch.device("meta"):  # no default initialisation: _support_model sets every value
-        model = build_torch(network, input_shape)
+        model = build_torch(analyze(network, input_shape))
     model = _support_model(model.to_empty(device="cpu")).requires_grad_(False)
     target = model.get_submodule(path)
 
