@@ -20,7 +20,7 @@ MESSAGES = {
     "not_an_object": "$: a spec is a JSON object",
     "missing_layers": "$: a spec needs 'layers'",
     "unknown_top_key": "$: unknown key 'layer' (did you mean 'layers'?)",
-    "bad_input_shape": "$.input: expected an input shape [C, H, W] of positive integers, got [3, 0, 8]",
+    "bad_input_shape": "$.input: expected an input shape [C, H, W], [H, W] or [F] of positive integers (no batch), got [3, 0, 8]",
     "layers_not_list": '$.layers: expected a list, got {"type": "relu"}',
     "node_without_kind": "$.layers[0].layers[0]: a node has exactly one of 'type', 'block' or 'layers' (found none)",
     "type_not_string": '$.layers[0].type: expected a string, got ["relu"]',
@@ -40,7 +40,7 @@ MESSAGES = {
     "unknown_variant_param": "$.variants.small.params: 'widht' is not a family parameter (did you mean 'width'?)",
     "expect_without_source": "$.expect[0]: every published figure needs a source",
     "expect_unknown_what": "$.expect[0].what: 'parms' is not one of params,",
-    "expect_bad_significant": "$.expect[0].significant: expected a count of digits >= 1, with a unit and a positive value, got 0",
+    "expect_bad_significant": "$.expect[0].significant: must be at least 1, got 0",
     "kernel_larger_than_input": (
         "big (conv2d, $.layers[1]): kernel 9 (span 9 with dilation 1) is larger than the padded input "
         "6+2=8 along H (input 4x6x6)"
@@ -59,6 +59,20 @@ MESSAGES = {
         "dw (conv2d, $.layers[0]): groups=2 must divide both the input channels (3) and the output channels (4)"
     ),
     "linear_unflattened": "fc (linear, $.layers[1]): linear needs a flat input (add a flatten before it) (input 4x6x6)",
+    "repeat_text_not_quoted": (
+        "$.layers[0].repeat: cannot parse expression '5b': invalid decimal literal "
+        "(text is quoted inside the string: \"'5b'\")"
+    ),
+    "bool_as_string": '$.layers[0].bias: "false" is a string; use the JSON value false',
+    "transpose_padding_same": (
+        "$.layers[0].padding: the padding mode 'same' is not defined for conv_transpose2d; "
+        "give the padding as an integer or [h, w]"
+    ),
+    "family_expect_wrong": "the file holds 2 variants; name one as",
+    "unknown_variant": "the file holds 3 variants; name one as",
+    "dropout_out_of_range": "$.layers[0].p: must be less than 1, got 2",
+    "variants_not_object": '$.variants: expected an object of variants, got ["a"]',
+    "input_with_batch": "$.input: expected an input shape [C, H, W], [H, W] or [F] of positive integers (no batch), got [1, 3, 8, 8]",
 }
 
 
@@ -123,6 +137,23 @@ def test_unknown_network_suggests_the_nearest():
 def test_unknown_variant_of_a_family_file():
     path = str(Path(__file__).parent / "fixtures" / "features.json")
     fails_cleanly(["table", f"{path}:tinya"], "no variant 'tinya' (did you mean 'tiny_a'?)", file=path)
+
+
+def test_unknown_variant_lists_the_variants_nearest_first():
+    path = str(BAD / "unknown_variant.json")
+    fails_cleanly(["table", f"{path}:smal"], "no variant 'smal' (did you mean 'small'?); the file has small, large, medium",
+                  file=path)
+    fails_cleanly(["table", f"{path}:nope"], "no variant 'nope'; the file has", file=path)
+
+
+def test_family_level_expect_is_checked_for_every_variant():
+    # conv 3 -> 4 (3x3): 4*3*9 + 4 = 112 parameters, 3 -> 8: 8*3*9 + 8 = 224; the family claims 1 for both.
+    path = str(BAD / "family_expect_wrong.json")
+    for variant, computed in (("a", 112), ("b", 224)):
+        result = runner().invoke(main, ["check", f"{path}:{variant}"])
+        assert result.exit_code == 1, result.output
+        assert f"params claimed 1, computed {computed}" in result.stdout
+        assert "0 passed, 1 failed" in result.stdout
 
 
 def test_family_file_without_a_variant():

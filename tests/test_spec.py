@@ -45,9 +45,9 @@ def test_block_with_default_and_given_args(tiny_a):
     conv = stem.children[0]
     assert conv.path == "stem.conv"
     assert conv.attrs["out"] == 8  # widths[0]
-    assert conv.attrs["stride"] == 2  # given
-    assert conv.attrs["kernel"] == 3  # the block's default
-    assert conv.attrs["padding"] == 1  # "kernel // 2"
+    assert conv.attrs["stride"] == (2, 2)  # given, normalised to (h, w)
+    assert conv.attrs["kernel"] == (3, 3)  # the block's default
+    assert conv.attrs["padding"] == (1, 1)  # "kernel // 2"
     assert conv.attrs["bias"] is False
 
 

@@ -54,7 +54,8 @@ def evaluate(source: str, env: Mapping[str, Any]) -> Any:
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
-        raise SpecError(f"cannot parse expression {source!r}: {exc.msg}") from None
+        raise SpecError(f"cannot parse expression {source!r}: {exc.msg} (text is quoted inside the string: "
+                        f"\"'{source}'\")") from None
     try:
         return _eval(tree.body, env)
     except SpecError as exc:

@@ -9,6 +9,7 @@ expected are expressions, evaluated by archcalc.expr, never by Python.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -19,15 +20,21 @@ from typing import Any, Iterator, Mapping, Sequence, Union
 from .. import fmt
 from ..errors import SpecError
 from ..layers import REGISTRY
-from ..layers.base import REQUIRED, Field
 from .expr import evaluate
-
-MERGES = ("concat", "add", "mul")
-COMMON_KEYS = {"name", "names", "when", "repeat", "as", "index", "comment"}
-EXPECT_WHATS = (
-    "params", "params_keras", "non_trainable", "macs", "flops", "fvcore_flops",
-    "output_shape", "activations", "weights_bytes", "layers",
+from .keys import (
+    BLOCK,
+    BLOCK_USE,
+    DOCUMENT,
+    EXPECT,
+    MERGE,
+    MERGES,
+    SEQUENCE,
+    VARIANT,
+    check_expect_value,
+    check_keys,
+    layer_keys,
 )
+from .kinds import Boolean, Integer, Object, Shape, Text
 
 
 @dataclass(frozen=True)
@@ -167,7 +174,9 @@ def load(target: str) -> Network:
             raise SpecError(f"the file holds {len(names)} variants; name one as {path}:VARIANT ({', '.join(names)})", file=str(path))
         variant = names[0]
     if variant not in names:
-        raise SpecError(f"no variant {variant!r}{suggest(variant, names)}", file=str(path))
+        nearest = difflib.get_close_matches(variant, names, n=len(names), cutoff=0) + names
+        raise SpecError(f"no variant {variant!r}{suggest(variant, names)}; the file has {', '.join(dict.fromkeys(nearest))}",
+                        file=str(path))
     try:
         return resolve(document, variant, str(path))
     except SpecError as exc:
@@ -176,41 +185,23 @@ def load(target: str) -> Network:
 
 # ---- resolution ----------------------------------------------------------------------
 
-def _kind_error(where: str, expected: str, value: Any) -> SpecError:
-    return SpecError(f"{where}: expected {expected}, got {json.dumps(value)}")
-
-
-def _object(value: Any, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise _kind_error(where, "an object", value)
-    return value
-
-
-def _list(value: Any, where: str) -> list:
-    if not isinstance(value, list):
-        raise _kind_error(where, "a list", value)
-    return value
-
-
 def resolve(document: dict, variant: str, file: str) -> Network:
-    allowed = {"$schema", "name", "title", "description", "source", "year", "input", "params",
-               "blocks", "layers", "variants", "expect", "meta", "comment"}
-    _no_unknown_keys(document, allowed, "$")
+    """The network `variant` of a spec document (a family's variant, or the document's one network)."""
+    check_keys(document, DOCUMENT, "$")
     variants = document.get("variants")
-    chosen = _object(variants[variant], f"$.variants.{variant}") if isinstance(variants, dict) else document
-    where = f"$.variants.{variant}" if isinstance(variants, dict) else "$"
+    chosen, where = (variants[variant], f"$.variants.{variant}") if variants else (document, "$")
     if chosen is not document:
-        _no_unknown_keys(chosen, {"params", "input", "expect", "meta", "title", "description", "comment"}, where)
-
+        Object().check(chosen, where)
+        check_keys(chosen, VARIANT, where)
     env = _params(document, chosen, where)
-    shape = tuple(_shape(chosen.get("input", document.get("input")), f"{where}.input"))
-    blocks = _object(document.get("blocks", {}), "$.blocks")
-    context = _Context(blocks)
-    if "layers" not in document:
-        raise SpecError("$: a spec needs 'layers', the list of its nodes")
-    children = tuple(context.items(_list(document.get("layers"), "$.layers"), env, "", "$.layers"))
+    shape = Shape().check(chosen.get("input", document.get("input")), f"{where}.input")
+    context = _Context(document.get("blocks", {}))
+    children = tuple(context.items(document["layers"], env, "", "$.layers"))
     root = Group("", "sequence", "network", children, "$")
     meta = {**document.get("meta", {}), **chosen.get("meta", {})} if chosen is not document else document.get("meta", {})
+    expects = list(_expects(document.get("expect", []), "$.expect"))
+    if chosen is not document:  # the family's figures hold for every variant, then the variant's own
+        expects += _expects(chosen.get("expect", []), f"{where}.expect")
     return Network(
         name=variant,
         family=str(document.get("name") or Path(file).stem),
@@ -218,26 +209,14 @@ def resolve(document: dict, variant: str, file: str) -> Network:
         title=str(chosen.get("title") or document.get("title") or variant),
         input=shape,
         root=root,
-        expect=tuple(_expects(chosen.get("expect", []), f"{where}.expect")),
+        expect=tuple(expects),
         meta=MappingProxyType(dict(meta)),
     )
 
 
-def _no_unknown_keys(obj: dict, allowed: set[str], where: str) -> None:
-    for key in obj:
-        if key not in allowed:
-            raise SpecError(f"{where}: unknown key {key!r}{suggest(key, sorted(allowed))}")
-
-
-def _shape(value: Any, where: str) -> list[int]:
-    if not (isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
-        raise _kind_error(where, "an input shape [C, H, W] of positive integers", value)
-    return value
-
-
 def _params(document: dict, chosen: dict, where: str) -> dict[str, Any]:
-    defaults = _object(document.get("params", {}), "$.params")
-    overrides = _object(chosen.get("params", {}), f"{where}.params") if chosen is not document else {}
+    defaults = document.get("params", {})
+    overrides = chosen.get("params", {}) if chosen is not document else {}
     for key in overrides:
         if key not in defaults:
             raise SpecError(f"{where}.params: {key!r} is not a family parameter{suggest(key, list(defaults))}")
@@ -251,33 +230,20 @@ def _params(document: dict, chosen: dict, where: str) -> dict[str, Any]:
     return env
 
 
-def _expects(raw: Any, where: str) -> Iterator[Expect]:
-    for i, item in enumerate(_list(raw, where)):
+def _expects(raw: list, where: str) -> Iterator[Expect]:
+    for i, item in enumerate(raw):
         here = f"{where}[{i}]"
-        item = _object(item, here)
-        _no_unknown_keys(item, {"what", "value", "source", "unit", "layer", "wrong", "note", "significant", "rounding"}, here)
-        if "value" not in item:
-            raise SpecError(f"{here}: a published figure needs a 'value'")
-        if item.get("what") not in EXPECT_WHATS:
-            raise SpecError(f"{here}.what: {item.get('what')!r} is not one of {', '.join(EXPECT_WHATS)}{suggest(str(item.get('what')), EXPECT_WHATS)}")
-        if not item.get("source"):
-            raise SpecError(f"{here}: every published figure needs a source")
-        if item.get("unit") not in (None, "K", "M", "G", "MiB", "MB"):
-            raise SpecError(f"{here}.unit: {item['unit']!r} is not one of K, M, G, MB, MiB")
-        if item.get("unit") and (isinstance(item["value"], bool) or not isinstance(item["value"], (int, float))):
-            raise _kind_error(f"{here}.value", f"a number of {item['unit']}", item["value"])
-        significant = item.get("significant")
-        if significant is not None and (type(significant) is not int or significant < 1 or not item.get("unit")
-                                        or not item["value"] > 0):
-            raise _kind_error(f"{here}.significant", "a count of digits >= 1, with a unit and a positive value", significant)
-        rounding = item.get("rounding", "nearest")
-        if rounding not in ("nearest", "down") or (rounding == "down" and not item.get("unit")):
-            raise _kind_error(f"{here}.rounding", "'nearest' or 'down', with a unit", rounding)
+        Object().check(item, here)
+        check_keys(item, EXPECT, here)
+        check_expect_value(item, here)
         yield Expect(item["what"], item["value"], item["source"], item.get("unit"), item.get("layer"),
-                     bool(item.get("wrong", False)), item.get("note", ""), significant, rounding)
+                     item.get("wrong", False), item.get("note", ""), item.get("significant"),
+                     item.get("rounding", "nearest"))
 
 
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+_COUNT = Integer(minimum=0)
 
 
 class _Context:
@@ -294,13 +260,13 @@ class _Context:
 
     def item(self, raw: Any, env: Mapping[str, Any], prefix: str, index: int, where: str) -> list[Node]:
         """The nodes one spec item stands for: none (`when`), one, or a spliced `repeat`."""
-        raw = _object(raw, where)
-        if "when" in raw and not self.value(raw["when"], env, f"{where}.when"):
+        Object().check(raw, where)
+        if "when" in raw and not Boolean().check(self.value(raw["when"], env, f"{where}.when"), f"{where}.when"):
             return []
         if "repeat" in raw and "name" not in raw:
             return self.repeat(raw, env, prefix, index, where)
         name = self.name(raw.get("name"), env, where) if "name" in raw else str(index)
-        if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        if not _NAME.fullmatch(name):
             raise SpecError(f"{where}.name: {name!r} may hold only letters, digits and underscores")
         path = f"{prefix}.{name}" if prefix else name
         if "repeat" in raw:
@@ -320,13 +286,13 @@ class _Context:
         kinds = [key for key in ("type", "block", "layers") if key in raw]
         if len(kinds) != 1:
             raise SpecError(f"{where}: a node has exactly one of 'type', 'block' or 'layers' (found {kinds or 'none'})")
-        if kinds[0] != "layers" and not isinstance(raw[kinds[0]], str):
-            raise _kind_error(f"{where}.{kinds[0]}", "a string", raw[kinds[0]])
+        if kinds[0] != "layers":
+            Text().check(raw[kinds[0]], f"{where}.{kinds[0]}")
         if "block" in raw:
             return self.block(raw, env, path, where)
         if "layers" in raw:
-            _no_unknown_keys(raw, COMMON_KEYS | {"layers"}, where)
-            children = tuple(self.items(_list(raw["layers"], f"{where}.layers"), env, path, f"{where}.layers"))
+            check_keys(raw, SEQUENCE, where)
+            children = tuple(self.items(raw["layers"], env, path, f"{where}.layers"))
             return Group(path, "sequence", "sequence", children, where)
         if raw["type"] in MERGES:
             return self.merge(raw, env, path, where)
@@ -335,33 +301,33 @@ class _Context:
     def repeat(self, raw: dict, env: Mapping[str, Any], prefix: str, index: int, where: str) -> list[Node]:
         """One node per value; each is named by the `names` template, else by its position."""
         count = self.value(raw["repeat"], env, f"{where}.repeat")
-        if isinstance(count, bool) or not isinstance(count, (int, list)):
-            raise _kind_error(f"{where}.repeat", "a count or a list", count)
-        values = range(count) if isinstance(count, int) else count
+        values = count if isinstance(count, list) else range(_COUNT.check(count, f"{where}.repeat"))
         body = {k: v for k, v in raw.items() if k not in ("repeat", "as", "index", "name", "names", "when")}
         if "names" in raw:
             body["name"] = raw["names"]
+        loop_variable = Text().check(raw.get("as", "i"), f"{where}.as")
+        position = Text().check(raw["index"], f"{where}.index") if "index" in raw else None
         children: list[Node] = []
         for k, value in enumerate(values):
-            scope = {**env, raw.get("as", "i"): value}
-            if "index" in raw:
-                scope[raw["index"]] = k
+            scope = {**env, loop_variable: value}
+            if position is not None:
+                scope[position] = k
             children.extend(self.item(body, scope, prefix, index + len(children), where))
         return children
 
     def block(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Group:
-        _no_unknown_keys(raw, COMMON_KEYS | {"block", "args"}, where)
+        check_keys(raw, BLOCK_USE, where)
         name = raw["block"]
         if name not in self.blocks:
             raise SpecError(f"{where}.block: unknown block {name!r}{suggest(name, list(self.blocks))}")
-        definition = _object(self.blocks[name], f"$.blocks.{name}")
-        _no_unknown_keys(definition, {"args", "layers", "comment"}, f"$.blocks.{name}")
-        defaults = _object(definition.get("args", {}), f"$.blocks.{name}.args")
-        given = _object(raw.get("args", {}), f"{where}.args")
+        definition = Object().check(self.blocks[name], f"$.blocks.{name}")
+        check_keys(definition, BLOCK, f"$.blocks.{name}")
+        defaults = definition.get("args", {})
+        given = raw.get("args", {})
         for key in given:
             if key not in defaults:
                 raise SpecError(f"{where}.args: block {name!r} takes no argument {key!r}{suggest(key, list(defaults))}")
-        scope = {k: v for k, v in env.items()}
+        scope = dict(env)
         for key, default in defaults.items():
             if key in given:
                 scope[key] = self.value(given[key], env, f"{where}.args.{key}")
@@ -370,12 +336,12 @@ class _Context:
             else:
                 scope[key] = self.value(default, scope, f"$.blocks.{name}.args.{key}")
         layers_where = f"$.blocks.{name}.layers"
-        children = tuple(self.items(_list(definition.get("layers"), layers_where), scope, path, layers_where))
+        children = tuple(self.items(definition["layers"], scope, path, layers_where))
         return Group(path, "sequence", name, children, where)
 
     def merge(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Group:
-        _no_unknown_keys(raw, COMMON_KEYS | {"type", "branches"}, where)
-        branches = _list(raw.get("branches"), f"{where}.branches")
+        check_keys(raw, MERGE, where)
+        branches = raw["branches"]
         if len(branches) < 2:
             raise SpecError(f"{where}.branches: {raw['type']} needs at least two branches, got {len(branches)}")
         children = []
@@ -392,66 +358,43 @@ class _Context:
         if layer_type is None:
             known = sorted(REGISTRY) + list(MERGES)
             raise SpecError(f"{where}.type: unknown layer type {kind!r}{suggest(kind, known)}")
-        fields = layer_type.fields
-        for key in raw:
-            if key not in fields and key not in COMMON_KEYS and key != "type":
-                raise SpecError(f"{where}: {kind} has no field {key!r}{suggest(key, list(fields))}")
-        attrs = {}
-        for key, spec_field in fields.items():
-            if key not in raw and spec_field.default is REQUIRED:
-                raise SpecError(f"{where}: {kind} needs {key!r}")
-            if key not in raw:
-                value = spec_field.default
-            elif spec_field.kind == "padding" and raw[key] in ("same", "valid"):
-                value = raw[key]  # a keyword, not an expression
+        check_keys(raw, _layer_keys(kind), where, owner=kind)
+        attrs: dict[str, Any] = {}
+        for key, spec_field in layer_type.fields.items():
+            here = f"{where}.{key}"
+            if key in raw:
+                literal = spec_field.kind.literal(raw[key], here, kind)
+                value = literal if literal is not None else self.value(raw[key], env, here)
+            elif spec_field.default_from is not None:
+                value = attrs[spec_field.default_from]
             else:
-                value = self.value(raw[key], env, f"{where}.{key}")
-            attrs[key] = _check(value, spec_field, f"{where}.{key}")
+                value = spec_field.default
+            attrs[key] = None if value is None and spec_field.default is None else spec_field.kind.check(value, here)
         return Layer(path, kind, MappingProxyType(attrs), where)
 
     def name(self, template: Any, env: Mapping[str, Any], where: str) -> str:
-        if not isinstance(template, str):
-            raise _kind_error(f"{where}.name", "a string", template)
+        Text().check(template, f"{where}.name")
         try:
             return _NAME_FIELD.sub(lambda m: str(evaluate(m.group(1), env)), template)
         except SpecError as exc:
             raise SpecError(f"{where}.name: {exc.message}") from None
 
     def value(self, raw: Any, env: Mapping[str, Any], where: str) -> Any:
+        """A raw value with every expression string in it evaluated (lists of them too)."""
         try:
-            if isinstance(raw, str):
-                return evaluate(raw, env)
-            if isinstance(raw, list):
-                return [self.value(v, env, where) for v in raw]
-            return raw
+            return _evaluated(raw, env)
         except SpecError as exc:
             raise SpecError(f"{where}: {exc.message}") from None
 
 
-def _check(value: Any, spec_field: Field, where: str) -> Any:
-    """Type-check one resolved field value; pairs become tuples."""
-    if value is None and spec_field.default is None:
-        return None
-    if isinstance(value, float) and value.is_integer() and spec_field.kind in ("int", "pair", "padding"):
-        value = int(value)
-    kind = spec_field.kind
-    if kind == "padding" and value in ("same", "valid"):
-        return value
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise _kind_error(where, "true or false", value)
-        return value
-    if kind == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _kind_error(where, "a number", value)
-        return value
-    if kind in ("pair", "padding") and isinstance(value, list):
-        if len(value) != 2:
-            raise _kind_error(where, "an integer or [h, w]", value)
-        return tuple(_check(v, Field("int", minimum=spec_field.minimum), where) for v in value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        expected = {"int": "an integer", "pair": "an integer or [h, w]", "padding": "an integer, [h, w], 'same' or 'valid'"}[kind]
-        raise _kind_error(where, expected, value)
-    if value < spec_field.minimum:
-        raise SpecError(f"{where}: must be at least {spec_field.minimum}, got {value}")
-    return value
+def _evaluated(raw: Any, env: Mapping[str, Any]) -> Any:
+    if isinstance(raw, str):
+        return evaluate(raw, env)
+    if isinstance(raw, list):
+        return [_evaluated(v, env) for v in raw]
+    return raw
+
+
+@functools.cache
+def _layer_keys(kind: str) -> dict:
+    return layer_keys(REGISTRY[kind])

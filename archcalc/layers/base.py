@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Any, Callable, ClassVar, Mapping
 
 from .. import fmt
+from ..core.kinds import Kind, by_name
 from ..errors import SpecError
 
 Shape = tuple[int, ...]
@@ -25,12 +26,23 @@ REQUIRED = object()
 
 @dataclass(frozen=True)
 class Field:
-    """One attribute of a layer in a spec. kind: int, pair, padding, bool, number."""
+    """One attribute of a layer in a spec: the kind of its value (with its domain), default and meaning.
 
-    kind: str
+    `kind` is a Kind (archcalc.core.kinds) or the name of one: int, number, bool, pair, padding,
+    with `minimum` as its lower bound. `default_from` names the field whose value stands in when
+    this one is absent (pooling's stride is its kernel). The loader normalises the value once
+    (pairs as (h, w)), so layer code reads it as it is.
+    """
+
+    kind: Kind | str
     default: Any = REQUIRED
     doc: str = ""
-    minimum: int = 0
+    minimum: float | None = None
+    default_from: str | None = None
+
+    def __post_init__(self):
+        if isinstance(self.kind, str):
+            object.__setattr__(self, "kind", by_name(self.kind, self.minimum))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 
+from ..core.kinds import Number
 from .base import (
     Attrs,
     Field,
@@ -50,7 +51,7 @@ class BatchNorm2d(LayerType):
         "Batch normalisation. Trainable: gamma, beta (2C); non-trainable: running mean and "
         "variance (2C). fvcore counts 2 flops per element at inference (1 without affine)."
     )
-    fields = {"eps": Field("number", 1e-5), "affine": Field("bool", True)}
+    fields = {"eps": Field(Number(above=0), 1e-5, "added to the variance; > 0"), "affine": Field("bool", True)}
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return need_image(self.name, shape)  # torch's BatchNorm2d refuses a flat input
@@ -75,7 +76,7 @@ class LayerNorm2d(LayerType):
         "LayerNorm over the channels at every position (ConvNeXt). 2C parameters. "
         "fvcore counts 5 flops per element."
     )
-    fields = {"eps": Field("number", 1e-6)}
+    fields = {"eps": Field(Number(above=0), 1e-6, "added to the variance; > 0")}
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return need_image(self.name, shape)
@@ -95,7 +96,7 @@ class LocalResponseNorm(LayerType):
     name = "lrn"
     doc = "Local response normalisation across channels (AlexNet). No parameters; fvcore counts 0."
     fields = {
-        "size": Field("int", 5), "alpha": Field("number", 1e-4),
+        "size": Field("int", 5, "channels in the window", minimum=1), "alpha": Field("number", 1e-4),
         "beta": Field("number", 0.75), "k": Field("number", 1.0),
     }
 

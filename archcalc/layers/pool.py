@@ -22,7 +22,7 @@ from .base import (
 
 _WINDOW = {
     "kernel": Field("pair", minimum=1),
-    "stride": Field("pair", None, doc="defaults to the kernel", minimum=1),
+    "stride": Field("pair", None, doc="defaults to the kernel", minimum=1, default_from="kernel"),
     "padding": Field("padding", 0),
     "ceil_mode": Field("bool", False),
 }

@@ -1,6 +1,7 @@
 """Shape-only and elementwise layers: activations, dropout, flatten, softmax, identity."""
 from __future__ import annotations
 
+from ..core.kinds import Number
 from .base import (
     GLOBAL_RF,
     RF,
@@ -49,7 +50,7 @@ for _spec, _torch, _text in [
 class Dropout(_Elementwise):
     name = "dropout"
     doc = "Dropout: the identity at inference; no memory, no cost."
-    fields = {"p": Field("number", 0.5)}
+    fields = {"p": Field(Number(minimum=0, below=1), 0.5, "probability of dropping a value, in [0, 1)")}
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().Dropout(a["p"])
@@ -59,7 +60,7 @@ class Dropout(_Elementwise):
 class StochasticDepth(_Elementwise):
     name = "stochastic_depth"
     doc = "Drops a residual branch per sample in training; the identity at inference."
-    fields = {"p": Field("number", 0.0)}
+    fields = {"p": Field(Number(minimum=0, maximum=1), 0.0, "probability of dropping the branch, in [0, 1]")}
     torch_class = "Identity"
 
 

@@ -1,0 +1,173 @@
+"""The spec format, described once: the keys of every object a spec holds and the kind of each value.
+
+The loader (archcalc.core.spec) checks documents against these tables, and the JSON Schema
+(archcalc.core.schema, specs/schema.json) is generated from them, so both accept and refuse the same
+documents. A key whose value may be an expression (`expression=True`) is checked after evaluation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..errors import SpecError
+from .kinds import (
+    Boolean,
+    Choice,
+    Integer,
+    Kind,
+    Number,
+    Object,
+    Shape,
+    Structure,
+    Text,
+    is_number,
+    shown,
+)
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    kind: Kind
+    doc: str = ""
+    required: bool = False
+    expression: bool = False  # the value may be an expression string, evaluated before the check
+    missing: str = ""  # the message when a required key is absent
+
+    def schema(self) -> dict:
+        schema = self.kind.schema()
+        if self.expression:
+            schema = {"anyOf": [*(schema["anyOf"] if set(schema) == {"anyOf"} else [schema]), self.kind.expression_schema()]}
+        return {**schema, "description": self.doc} if self.doc else schema
+
+
+def table(*keys: Key) -> dict[str, Key]:
+    return {key.name: key for key in keys}
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+NODES = Structure(ref("nodes"), "a list", list)
+
+# ---- figures: a published value, or a budget ------------------------------------------------
+
+EXPECT_WHATS = (
+    "params", "params_keras", "non_trainable", "macs", "flops", "fvcore_flops",
+    "output_shape", "activations", "weights_bytes", "layers",
+)
+UNITS = ("K", "M", "G", "MB", "MiB")
+
+EXPECT = table(
+    Key("what", Choice(*EXPECT_WHATS), "the quantity: each names its convention (params or params_keras)", required=True),
+    Key("value", Structure({}, "a number or a shape"), "the published figure, as the source writes it", required=True,
+        missing="a published figure needs a 'value'"),
+    Key("source", Text(non_empty=True), "who published the figure, and where", required=True,
+        missing="every published figure needs a source"),
+    Key("unit", Choice(*UNITS), "the unit the source writes the figure in"),
+    Key("layer", Text(), "the row the figure is about (default: the whole network)"),
+    Key("wrong", Boolean(), "the source's figure is known to be wrong"),
+    Key("note", Text()),
+    Key("significant", Integer(minimum=1), "the figure is written to this many significant digits (60 M for 60,965,224)"),
+    Key("rounding", Choice("nearest", "down"), "how the source rounded the figure: to the nearest, or down (cut)"),
+)
+EXPECTS = Structure({"type": "array", "items": ref("expect")}, "a list of published figures", list)
+
+# ---- documents, variants, blocks -------------------------------------------------------------
+
+_DESCRIBED = (
+    Key("title", Text()),
+    Key("description", Text()),
+    Key("comment", Text()),
+    Key("meta", Object(), "free data about the network (year, paper, accuracy); not computed with"),
+    Key("input", Shape(), "the input shape, without the batch"),
+    Key("expect", EXPECTS, "published figures archcalc checks"),
+    Key("params", Object(), "family parameters: name -> value (or expression over earlier ones)"),
+)
+VARIANT = table(*_DESCRIBED)
+BLOCK = table(
+    Key("args", Object(), "arguments and their defaults (null: required)"),
+    Key("layers", NODES, required=True),
+    Key("comment", Text()),
+)
+DOCUMENT = table(
+    Key("$schema", Text()),
+    Key("name", Text(), "the network's name, or the family's when it has variants"),
+    Key("source", Text(), "where the architecture comes from"),
+    *_DESCRIBED,
+    Key("blocks", Structure({"type": "object", "additionalProperties": ref("block")}, "an object of blocks", dict),
+        "named blocks the layers use"),
+    Key("layers", NODES, "the network's nodes, in order", required=True, missing="a spec needs 'layers', the list of its nodes"),
+    Key("variants", Structure({"type": "object", "additionalProperties": ref("variant")}, "an object of variants", dict),
+        "networks of the family: each overrides params, input, expect, meta"),
+)
+
+# ---- nodes -------------------------------------------------------------------------------------
+
+COMMON = table(
+    Key("name", Text(), "name in the layer path; {expr} is substituted"),
+    Key("names", Text(), "with repeat: the name template of each repetition"),
+    Key("when", Boolean(), "the node exists only when this is true", expression=True),
+    Key("repeat", Structure({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "array"}]}, "a count or a list"),
+        "a count, or a list to iterate over", expression=True),
+    Key("as", Text(), "the loop variable (default i)"),
+    Key("index", Text(), "a variable holding the repetition's position"),
+    Key("comment", Text()),
+)
+MERGES = ("concat", "add", "mul")
+MERGE = table(
+    Key("type", Choice(*MERGES), required=True),
+    *COMMON.values(),
+    Key("branches", Structure({"type": "array", "minItems": 2, "items": {"anyOf": [ref("nodes"), ref("node")]}},
+                              "a list of branches", list), "branches applied to the same input", required=True),
+)
+BLOCK_USE = table(
+    Key("block", Text(), required=True),
+    Key("args", Object()),
+    *COMMON.values(),
+)
+SEQUENCE = table(Key("layers", NODES, required=True), *COMMON.values())
+
+
+def layer_keys(layer_type) -> dict[str, Key]:
+    """The keys of a layer node: its type, the common keys, and the layer type's fields."""
+    fields = {name: Key(name, f.kind, f.doc, required=f.default is _required(), expression=True)
+              for name, f in layer_type.fields.items()}
+    return {"type": Key("type", Choice(layer_type.name), required=True), **COMMON, **fields}
+
+
+def _required():
+    from ..layers.base import REQUIRED
+
+    return REQUIRED
+
+
+# ---- checking ----------------------------------------------------------------------------------
+
+def check_keys(obj: Mapping[str, Any], keys: Mapping[str, Key], where: str, owner: str = "") -> None:
+    """Unknown keys (with a suggestion), missing required keys, and the kind of every literal value."""
+    from .spec import suggest
+
+    for key in obj:
+        if key not in keys:
+            subject = f"{owner} has no field" if owner else "unknown key"
+            raise SpecError(f"{where}: {subject} {str(key)!r}{suggest(str(key), sorted(keys))}")
+    for key in keys.values():
+        if key.required and key.name not in obj:
+            raise SpecError(f"{where}: {key.missing or (owner + ' ' if owner else '') + f'needs {key.name!r}'}")
+        if key.name in obj and not key.expression:
+            key.kind.check(obj[key.name], f"{where}.{key.name}")
+
+
+def check_expect_value(item: Mapping[str, Any], where: str) -> None:
+    """What the key table alone cannot say: how `value`, `unit`, `significant` and `rounding` go together."""
+    value, unit = item["value"], item.get("unit")
+    if unit and not is_number(value):
+        raise SpecError(f"{where}.value: expected a number of {unit}, got {shown(value)}")
+    if item.get("significant") is not None and not (unit and value > 0):
+        raise SpecError(f"{where}.significant: goes with a unit and a positive value")
+    if item.get("rounding") == "down" and not unit:
+        raise SpecError(f"{where}.rounding: 'down' goes with a unit")
+    if not unit and not isinstance(value, list):
+        Number().check(value, f"{where}.value")

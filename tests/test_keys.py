@@ -1,0 +1,119 @@
+"""The key tables drive the loader and the schema alike: documents built from the tables are
+accepted by both or refused by both."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from archcalc import SpecError
+from archcalc.core import keys
+from archcalc.core.schema import build_schema
+from archcalc.core.spec import resolve
+from archcalc.layers import REGISTRY
+
+BASE = {"input": [3, 8, 8], "layers": [{"name": "act", "type": "relu"}]}
+
+
+@pytest.fixture(scope="module")
+def validator() -> Draft202012Validator:
+    return Draft202012Validator(build_schema())
+
+
+def loader_accepts(document: dict) -> bool:
+    try:
+        variants = document.get("variants")
+        resolve(document, next(iter(variants)) if isinstance(variants, dict) and variants else "net", "doc.json")
+    except SpecError:
+        return False
+    return True
+
+
+def agree(validator, document: dict) -> tuple[bool, bool]:
+    return loader_accepts(document), validator.is_valid(document)
+
+
+def documents_for(table: dict, place) -> list[tuple[str, dict]]:
+    """For each key of a table with a literal kind: documents with each accepted and refused example."""
+    out = []
+    for key in table.values():
+        good, bad = key.kind.examples()
+        for value in good + bad:
+            out.append((f"{key.name}={json.dumps(value)}", place(key.name, value)))
+        out.append((f"unknown key near {key.name}", place(key.name + "x", good[0] if good else 1)))
+    return out
+
+
+def _top(name, value):
+    doc = copy.deepcopy(BASE)
+    doc[name] = value
+    return doc
+
+
+def _variant(name, value):
+    doc = copy.deepcopy(BASE)
+    doc["variants"] = {"v": {name: value}}
+    return doc
+
+
+def _expect(name, value):
+    doc = copy.deepcopy(BASE)
+    item = {"what": "params", "value": 0, "source": "by hand"}
+    item[name] = value
+    doc["expect"] = [item]
+    return doc
+
+
+LITERAL = ("title", "description", "comment", "meta", "input", "params", "source", "name", "$schema")
+
+
+@pytest.mark.parametrize("table, place, names", [
+    (keys.DOCUMENT, _top, LITERAL),
+    (keys.VARIANT, _variant, LITERAL),
+    (keys.EXPECT, _expect, ("what", "source", "layer", "wrong", "note")),
+])
+def test_loader_and_schema_agree_on_documents_from_the_tables(validator, table, place, names):
+    cases = documents_for({k: v for k, v in table.items() if k in names}, place)
+    assert len(cases) > 10
+    disagreements = [(label, *agree(validator, doc)) for label, doc in cases if len(set(agree(validator, doc))) != 1]
+    assert disagreements == []
+
+
+def _layer_doc(layer: dict) -> dict:
+    return {"input": [8, 16, 16], "layers": [layer]}
+
+
+MINIMAL = {name: {"type": name, **{k: (8 if k == "out" else 1) for k, f in lt.fields.items()
+                                   if f.default is keys._required()}} for name, lt in REGISTRY.items()}
+MINIMAL["linear"] = None  # needs a flat input: tested through the flat document below
+
+
+def _is_expression(kind, text: str) -> bool:
+    try:
+        return kind.literal(text, "$") is None
+    except SpecError:
+        return False  # a keyword the kind refuses by name: the schema must refuse it too
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_loader_and_schema_agree_on_every_layer_field(validator, name):
+    layer_type = REGISTRY[name]
+    base = MINIMAL[name] or {"type": "linear", "out": 4}
+    wrap = (lambda layer: {"input": [8], "layers": [layer]}) if MINIMAL[name] is None else _layer_doc
+    assert agree(validator, wrap(base)) == (True, True)
+    disagreements = []
+    for field_name, spec_field in layer_type.fields.items():
+        good, bad = spec_field.kind.examples()
+        for value in good + bad:
+            if isinstance(value, str) and _is_expression(spec_field.kind, value):
+                continue  # the schema lets any expression string through: only evaluating it can tell
+            document = wrap({**base, field_name: value})
+            loader, schema = agree(validator, document)
+            # the schema cannot know the shape arithmetic: a layer the loader resolves but the
+            # calculator refuses is still a valid document, so only the loader's verdict counts here
+            if loader != schema:
+                disagreements.append((field_name, value, loader, schema))
+    assert disagreements == []
+    assert agree(validator, wrap({**base, "nonsense": 1})) == (False, False)
