@@ -9,6 +9,7 @@ import pytest
 from archcalc import SpecError, analyze, load
 from archcalc.core.calc import Analysis, Row
 from archcalc.core.spec import resolve
+from archcalc.layers import REGISTRY
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -328,3 +329,29 @@ def test_rf_is_global_after_linear_and_global_pooling():
 def test_rf_merge_takes_the_widest_branch():
     layers = [{"type": "concat", "branches": [[conv(1)], [conv(3)], [conv(5)]]}]
     assert rf(layers).size == (5, 5)
+
+
+def test_stochastic_depth_is_the_identity_at_inference():
+    row = one({"type": "stochastic_depth", "p": 0.2}, [16, 7, 7])
+    assert row.output_shape == (16, 7, 7)
+    assert (row.params, row.macs, row.fvcore_flops, row.activations) == (0, 0, 0, 0)  # no new tensor
+    with pytest.raises(SpecError, match=r"\.p: must be at most 1, got 1.5"):
+        one({"type": "stochastic_depth", "p": 1.5}, [16, 7, 7])
+
+
+# ---- the registry: every layer type is checked by hand here -----------------------------
+
+def test_every_layer_type_has_a_hand_calculated_test_in_this_file():
+    source = Path(__file__).read_text()
+    missing = [name for name in REGISTRY if f'"{name}"' not in source]
+    assert missing == []
+
+
+def test_every_layer_type_names_its_kind_and_weight_layers_count_biases():
+    kinds = {"conv", "linear", "pool", "norm", "activation", "regularisation", "shape"}
+    assert {name: lt.kind for name, lt in REGISTRY.items() if lt.kind not in kinds} == {}
+    weight_layers = {name for name, lt in REGISTRY.items() if lt.weight_layer}
+    assert {"conv2d", "conv_transpose2d", "linear"} <= weight_layers
+    for name in weight_layers:  # a weight layer with a bias of `out` values, by hand: out = 4
+        assert REGISTRY[name].biases({"out": 4, "bias": True}) == 4
+        assert REGISTRY[name].biases({"out": 4, "bias": False}) == 0

@@ -228,6 +228,22 @@ def activation(draw, shape):
     return layer, shape
 
 
+@st.composite
+def channel_layer(draw, shape):
+    """Layers that keep the shape and mix or scale channels: the rest of the registry's image layers."""
+    name = draw(st.sampled_from(["layer_norm2d", "lrn", "layer_scale", "softmax", "stochastic_depth"]))
+    layer = {"type": name}
+    if name == "layer_norm2d":
+        put(draw, layer, "eps", draw(st.sampled_from([1e-6, 1e-3])), 1e-6)
+    elif name == "lrn":
+        put(draw, layer, "size", draw(st.integers(1, 5)), 5)
+    elif name == "layer_scale":
+        put(draw, layer, "init", draw(st.sampled_from([1e-6, 0.5])), 1e-6)
+    elif name == "stochastic_depth":
+        put(draw, layer, "p", draw(st.sampled_from([0.0, 0.2])), 0.0)
+    return layer, shape
+
+
 # ---- concat: every branch keeps the size, or every branch halves it (ceil(N/2)) -------------
 
 @st.composite
@@ -288,7 +304,7 @@ def concat(draw, shape):
 # ---- whole stacks ------------------------------------------------------------------------
 
 BODY = {"conv2d": conv2d, "conv_transpose2d": conv_transpose2d, "pool": pool2d, "batch_norm2d": batch_norm,
-        "activation": activation, "concat": concat}
+        "activation": activation, "channel": channel_layer, "concat": concat}
 
 
 @dataclass(frozen=True)
@@ -410,6 +426,16 @@ def torch_layer(layer: dict, c: int):
         return nn.Linear(c, layer["out"], get("bias", True))
     if kind == "dropout":
         return nn.Dropout(get("p", 0.5))
+    if kind == "layer_norm2d":  # LayerNorm over the channels of every position
+        return ChannelsLast(nn.LayerNorm(c, eps=get("eps", 1e-6)))
+    if kind == "lrn":
+        return nn.LocalResponseNorm(get("size", 5), get("alpha", 1e-4), get("beta", 0.75), get("k", 1.0))
+    if kind == "layer_scale":
+        return Scale(c, get("init", 1e-6))
+    if kind == "softmax":
+        return nn.Softmax(dim=1)
+    if kind == "stochastic_depth":  # the identity at inference
+        return nn.Identity()
     if kind == "flatten":
         return nn.Flatten()
     if kind == "adaptive_avg_pool2d":
@@ -417,6 +443,24 @@ def torch_layer(layer: dict, c: int):
     if kind == "adaptive_max_pool2d":
         return nn.AdaptiveMaxPool2d(get("output", 1))
     return ACTIVATIONS[kind]()
+
+
+class ChannelsLast(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class Scale(nn.Module):
+    def __init__(self, c: int, init: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((c, 1, 1), float(init)))
+
+    def forward(self, x):
+        return x * self.gamma
 
 
 def pair2(value: Any) -> tuple[int, int]:
@@ -650,3 +694,26 @@ def test_enough_distinct_examples_ran(request):
         pytest.skip("a property failed, so hypothesis stopped early")
     counts = {name: len(specs) for name, specs in SEEN.items()}
     assert sum(counts.values()) >= MIN_EXAMPLES, (counts, RUN_SEED)
+
+
+def test_the_generator_covers_every_layer_type():
+    """Every registered layer type turns up in the random stacks (and so is cross-checked with torch)."""
+    from hypothesis.errors import NonInteractiveExampleWarning
+
+    from archcalc.layers import REGISTRY
+
+    seen: set[str] = set()
+
+    def collect(layers: list) -> None:
+        for layer in layers:
+            seen.add(layer["type"])
+            for branch in layer.get("branches", []):
+                collect(branch)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonInteractiveExampleWarning)
+        for _ in range(400):
+            collect(stacks().example().layers)
+            if set(REGISTRY) <= seen:
+                break
+    assert sorted(set(REGISTRY) - seen) == []

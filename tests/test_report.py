@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from archcalc import load
 from archcalc.cli import main
 from archcalc.core import spec
+from archcalc.core.figures import Figure
 from archcalc.core.spec import resolve
 from archcalc.fmt import cell
 from archcalc.fmt import markdown_table as table
@@ -272,10 +273,10 @@ HAND = _hand()
 def test_claim_matches_hand_calculation(claim):
     assert claim.id in HAND, f"no hand calculation for {claim.id}"
     result = claimslib.judge(claim)
-    if result.verdict == "unavailable":
+    if result.status == "unavailable":
         pytest.skip(f"{claim.ref.network} is not in the zoo")
     assert result.computed == HAND[claim.id]
-    assert result.ok, f"{claim.id}: {result.verdict}, marked wrong: {claim.wrong}"
+    assert result.ok, f"{claim.id}: {result.status}, marked wrong: {claim.wrong}"
 
 
 def test_claims_have_sources_quotes_and_conventions():
@@ -288,7 +289,7 @@ def test_claims_have_sources_quotes_and_conventions():
 
 def _claim(value, unit=None, **extra) -> claimslib.Claim:
     ref = claimslib.Ref("alexnet_keras", "activations", "features.conv1.conv")  # 290,400 values
-    return claimslib.Claim("t", "t", ("s",), "q", "c", value, unit, ref, **extra)
+    return claimslib.Claim("t", "t", ("s",), "q", "c", Figure(value, unit, **extra), ref)
 
 
 @pytest.mark.parametrize("value, unit, extra, verdict", [
@@ -303,7 +304,7 @@ def _claim(value, unit=None, **extra) -> claimslib.Claim:
     (300, "K", {"bound": "above"}, "off"),
 ])
 def test_verdicts(value, unit, extra, verdict):
-    assert claimslib.judge(_claim(value, unit, **extra)).verdict == verdict
+    assert claimslib.judge(_claim(value, unit, **extra)).status == verdict
 
 
 def test_wrong_claims_show_the_correct_number_and_pass_archcalc_check():
@@ -330,7 +331,7 @@ def test_claims_page_lists_wrong_claims_with_correct_numbers(fresh):
 
 def test_off_percent_and_wrong_marking():
     result = claimslib.judge(_claim(24, "M", wrong=True))
-    assert result.verdict == "off" and result.ok
+    assert result.status == "off" and result.ok
     assert result.off_percent == pytest.approx((24e6 - 290400) / 290400 * 100)
     assert not claimslib.judge(_claim(290400, wrong=True)).ok  # marked wrong but it adds up
 

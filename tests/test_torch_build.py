@@ -226,3 +226,26 @@ def test_zoo_modules_match_the_rows_by_type():
     convs = [m for n, m in model.named_modules() if n.startswith("inception3a.") and isinstance(m, nn.Conv2d)]
     assert [(c.out_channels, c.kernel_size) for c in convs] == [
         (64, (1, 1)), (96, (1, 1)), (128, (3, 3)), (16, (1, 1)), (32, (3, 3)), (32, (1, 1))]
+
+
+def _one_layer_spec(name: str) -> dict:
+    layer_type = archcalc.layers.REGISTRY[name]
+    required = {key: (4 if key == "out" else 1) for key, f in layer_type.fields.items()
+                if f.default is archcalc.layers.base.REQUIRED}
+    flat = layer_type.weight_layer and layer_type.kind == "linear"
+    return {"input": [6] if flat else [4, 6, 6], "layers": [{"name": "x", "type": name, **required}]}
+
+
+@pytest.mark.parametrize("name", sorted(archcalc.layers.REGISTRY))
+def test_every_layer_type_has_a_torch_module_of_the_computed_shape_and_size(name):
+    import torch
+
+    from archcalc.core.spec import resolve
+
+    analysis = analyze(resolve(_one_layer_spec(name), name, f"{name}.json"))
+    model = build_torch(analysis).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, *analysis.input_shape))
+    row = analysis.row("x")
+    assert tuple(out.shape[1:]) == row.output_shape
+    assert sum(p.numel() for p in model.parameters()) == row.params

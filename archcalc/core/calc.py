@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from .. import fmt
 from ..errors import SpecError
-from ..layers import REGISTRY, RF, Shape, merge_rf
+from ..layers import REGISTRY, RF, Shape, is_weight_layer, merge_rf
 from .spec import Group, Layer, Network, Node
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
@@ -162,7 +162,7 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         fvcore_flops=sum(r.fvcore_flops for r in leaves),
         activations=rows[0].activations + sum(r.activations for r in leaves),
         peak_activations=flow.peak,
-        layers=sum(1 for r in leaves if r.type in ("conv2d", "conv_transpose2d", "linear")),
+        layers=sum(1 for r in leaves if is_weight_layer(r.type)),
     )
     return Analysis(network, shape, batch, dtype, (rows[0], *body), totals, tuple(walker.warnings))
 

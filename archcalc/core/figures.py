@@ -1,4 +1,11 @@
-"""Checking a network's published figures (`expect`) against what archcalc computes."""
+"""Published figures and budgets, and the one comparison that judges them against a computed number.
+
+A `Figure` is a number as its source writes it: the value, its unit, the digits written (decimals, or
+`significant` digits), how it was rounded (to the nearest, or cut `down`), a `bound` ("above": more
+than the value), and what is known of it (`wrong` in the source, `approximate`). A budget is a figure
+with `minimum`/`maximum` instead of a value. `compare(figure, exact)` returns one `Verdict`, used
+for a spec's `expect`, the lecture claims and the reports alike.
+"""
 from __future__ import annotations
 
 import math
@@ -9,45 +16,182 @@ from typing import Any
 
 from .. import fmt
 from ..errors import SpecError
-from .calc import Analysis, analyze
-from .spec import Expect, Network, suggest
 
-UNITS = {"K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20}
+SCALES = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20, "%": 1, "x": 1}
+# exact, rounds (to the digits written), truncates (cut to them), holds ("more than"), within (a budget),
+# off (a number that does not add up), differs (a shape), unavailable (nothing to compute it on)
+MATCHING = ("exact", "rounds", "holds", "within")
+
+
+def decimals(value: Any) -> int:
+    """Decimals a number is written with: 3.8 -> 1, 60 -> 0."""
+    return max(0, -Decimal(str(value)).as_tuple().exponent)
+
+
+@dataclass(frozen=True)
+class Figure:
+    value: Any = None  # a number or a shape (list); None for a budget
+    unit: str | None = None
+    significant: int | None = None  # "60 million" for 60,965,224: written to 1 significant digit
+    rounding: str = "nearest"  # or "down": the source cut the figure (3.858 G written 3.8)
+    bound: str | None = None  # "above": the claim is "more than value" ("most" = above 50 %)
+    wrong: bool = False  # the source's figure does not add up
+    approximate: bool = False  # a loose figure: off by a little is what it says
+    minimum: int | float | None = None  # a budget: the computed number must be at least this
+    maximum: int | float | None = None  # ... and at most this
+
+    @property
+    def is_budget(self) -> bool:
+        return self.minimum is not None or self.maximum is not None
+
+    @property
+    def scale(self) -> int:
+        return SCALES[self.unit]
+
+    def places(self) -> int:
+        """Decimal places written (negative for significant digits left of the point: 60 M to 1 digit is -1)."""
+        if self.significant:
+            return self.significant - 1 - math.floor(math.log10(self.value))
+        return decimals(self.value)
+
+    def step(self) -> Fraction:
+        """The multiplier that makes the last digit written a unit: 3.8 -> 10."""
+        return Fraction(10) ** self.places()
+
+    def written(self, exact: Any) -> Any:
+        """`exact` as the source would write it: in the unit, to the digits written, rounded its way."""
+        if isinstance(exact, (list, tuple)) or self.value is None or not self.unit:
+            return exact
+        scaled = Fraction(exact) / self.scale * self.step()
+        digits = math.floor(scaled) if self.rounding == "down" else math.floor(scaled + Fraction(1, 2))
+        places = self.places()
+        return round(digits / 10**places, places) if places > 0 else digits * 10**-places
 
 
 @dataclass(frozen=True)
 class Verdict:
-    network: str
-    expect: Expect
-    computed: Any  # in the claim's unit, rounded as the claim is
-    exact: Any  # the exact computed integer (or shape)
-    status: str  # exact, rounds, truncates, miss, wrong (a known error that still does not add up), unexpected
+    figure: Figure
+    exact: Any  # the computed number (int or Fraction) or shape (list); None: not computed
+    status: str
+    off_percent: float | None = None  # (claimed - computed) / computed, in percent
+
+    @property
+    def matches(self) -> bool:
+        return self.status in MATCHING or (self.status == "truncates" and self.figure.rounding == "down")
 
     @property
     def ok(self) -> bool:
-        return self.status in ("exact", "rounds", "truncates", "wrong")
+        """A figure known to be wrong is fine while it stays wrong; a loose one while it is near."""
+        if self.status == "unavailable":
+            return True
+        if self.figure.wrong:
+            return not self.matches
+        return self.matches or (self.figure.approximate and self.status in ("off", "truncates"))
+
+    @property
+    def label(self) -> str:
+        if self.figure.wrong:
+            return "MARKED WRONG BUT MATCHES" if self.matches else "known wrong"
+        return "ok" if self.ok else ("OVER BUDGET" if self.figure.is_budget else "MISS")
+
+    @property
+    def computed(self) -> Any:
+        """The computed number as the source would write it (for display next to the claim)."""
+        return None if self.exact is None else self.figure.written(self.exact)
 
 
-def in_unit(exact: int, expect: Expect) -> int | float:
-    """`exact` in the claim's unit, to the digits the claim is written with, rounded as it says."""
-    decimals = max(0, -Decimal(str(expect.value)).as_tuple().exponent)
-    if expect.significant:
-        decimals = expect.significant - 1 - math.floor(math.log10(expect.value))
-    scaled = Fraction(exact) / UNITS[expect.unit] * Fraction(10) ** decimals
-    digits = math.floor(scaled) if expect.rounding == "down" else math.floor(scaled + Fraction(1, 2))
-    return round(digits / 10**decimals, decimals) if decimals > 0 else digits * 10**-decimals
+def compare(figure: Figure, exact: Any) -> Verdict:
+    if exact is None:
+        return Verdict(figure, None, "unavailable")
+    if figure.is_budget:
+        low = figure.minimum is None or exact >= figure.minimum
+        high = figure.maximum is None or exact <= figure.maximum
+        return Verdict(figure, exact, "within" if low and high else "off")
+    if isinstance(exact, (list, tuple)) or isinstance(figure.value, list):
+        return Verdict(figure, exact, "exact" if list(exact) == figure.value else "differs")
+    x = Fraction(exact) / figure.scale
+    claimed = Fraction(Decimal(str(figure.value)))
+    off = float((claimed - x) / x * 100) if x else None
+    if figure.bound == "above":
+        return Verdict(figure, exact, "holds") if x > claimed else Verdict(figure, exact, "off", off)
+    if x == claimed:
+        return Verdict(figure, exact, "exact")
+    step = figure.step()
+    if math.floor(x * step + Fraction(1, 2)) == claimed * step:
+        return Verdict(figure, exact, "rounds")
+    if math.floor(x * step) == claimed * step:
+        return Verdict(figure, exact, "truncates", off)
+    return Verdict(figure, exact, "off", off)
 
 
-def computed_value(analysis: Analysis, expect: Expect) -> Any:
+# ---- a spec's `expect` -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Expect:
+    """A figure of a spec: what is counted (each names its convention), on which row, by whom."""
+
+    what: str
+    figure: Figure
+    source: str
+    layer: str | None = None
+    note: str = ""
+
+    @property
+    def value(self) -> Any:
+        return self.figure.value
+
+    @property
+    def unit(self) -> str | None:
+        return self.figure.unit
+
+    @property
+    def wrong(self) -> bool:
+        return self.figure.wrong
+
+    @property
+    def rounding(self) -> str:
+        return self.figure.rounding
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The verdict on one `expect` of a network."""
+
+    network: str
+    expect: Expect
+    verdict: Verdict
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.ok
+
+    @property
+    def status(self) -> str:
+        return self.verdict.status
+
+    @property
+    def exact(self) -> Any:
+        return self.verdict.exact
+
+    @property
+    def computed(self) -> Any:
+        return self.verdict.computed
+
+
+def computed_value(analysis, expect: Expect) -> Any:
+    """The number or shape an `expect` is about, from an analysis (archcalc.core.calc.Analysis)."""
     if expect.layer is not None:
         try:
             source: Any = analysis.row(expect.layer)
         except KeyError:
+            from .spec import suggest
+
             paths = [row.path for row in analysis.rows]
-            raise SpecError(f"expect: no layer {expect.layer!r}{suggest(expect.layer, paths)}", file=analysis.network.file) from None
+            raise SpecError(f"expect: no layer {expect.layer!r}{suggest(expect.layer, paths)}",
+                            file=analysis.network.file) from None
     else:
         source = analysis.totals
-    what = expect.what  # each figure names its own convention: params or params_keras
+    what = expect.what
     if what == "output_shape":
         return list(source.output_shape if expect.layer else analysis.output_shape)
     if what == "weights_bytes":
@@ -59,42 +203,27 @@ def computed_value(analysis: Analysis, expect: Expect) -> Any:
     return getattr(source, what)
 
 
-def judge(analysis: Analysis, expect: Expect) -> Verdict:
-    exact = computed_value(analysis, expect)
-    computed = exact
-    if expect.unit:
-        computed = in_unit(exact, expect)
-        if Fraction(exact) == Fraction(Decimal(str(expect.value))) * UNITS[expect.unit]:
-            status = "exact"
-        elif computed == expect.value:
-            status = "truncates" if expect.rounding == "down" else "rounds"
-        else:
-            status = "miss"
-    else:
-        status = "exact" if exact == expect.value else "miss"
-    if expect.wrong:
-        status = "unexpected" if status != "miss" else "wrong"
-    return Verdict(analysis.network.name, expect, computed, exact, status)
+def judge(analysis, expect: Expect) -> Checked:
+    return Checked(analysis.network.name, expect, compare(expect.figure, computed_value(analysis, expect)))
 
 
-def check_network(network: Network, analysis: Analysis | None = None) -> list[Verdict]:
+def check_network(network, analysis=None) -> list[Checked]:
+    from .calc import analyze
+
     analysis = analysis or analyze(network)
     return [judge(analysis, expect) for expect in network.expect]
 
 
-def describe(verdict: Verdict) -> str:
-    e = verdict.expect
-    unit = e.unit or ""
+def describe(checked: Checked) -> str:
+    e, v = checked.expect, checked.verdict
+    unit = f" {e.unit}" if e.unit else ""
     subject = f"{e.what}" + (f" of {e.layer}" if e.layer else "")
-    claimed = f"{_number(e.value)}{unit and ' ' + unit}"
-    computed = f"{_number(verdict.computed)}{unit and ' ' + unit}" + (" rounded down" if verdict.status == "truncates" else "")
-    exact = f" ({_number(verdict.exact)})" if e.unit else ""
-    label = {
-        "exact": "ok", "rounds": "ok", "truncates": "ok", "miss": "MISS",
-        "wrong": "known wrong", "unexpected": "MARKED WRONG BUT MATCHES",
-    }[verdict.status]
-    note = f"; {e.note}" if e.note and verdict.status in ("wrong", "truncates") else ""
-    return f"{label:>5}  {verdict.network}: {subject} claimed {claimed}, computed {computed}{exact} [{e.source}]{note}"
+    claimed = f"{_number(e.value)}{unit}"
+    cut = v.status == "truncates" and v.matches
+    computed = f"{_number(v.computed)}{unit}" + (" rounded down" if cut else "")
+    exact = f" ({_number(v.exact)})" if e.unit else ""
+    note = f"; {e.note}" if e.note and ((e.wrong and not v.matches) or cut) else ""
+    return f"{v.label:>5}  {checked.network}: {subject} claimed {claimed}, computed {computed}{exact} [{e.source}]{note}"
 
 
 def _number(value: Any) -> str:

@@ -21,6 +21,7 @@ from .. import fmt
 from ..errors import SpecError
 from ..layers import REGISTRY
 from .expr import evaluate
+from .figures import Expect, Figure
 from .keys import (
     BLOCK,
     BLOCK_USE,
@@ -55,21 +56,6 @@ class Group:
 
 
 Node = Union[Layer, Group]
-
-
-@dataclass(frozen=True)
-class Expect:
-    """A published figure: what is claimed, by whom, and in which convention."""
-
-    what: str
-    value: Any
-    source: str
-    unit: str | None = None
-    layer: str | None = None
-    wrong: bool = False
-    note: str = ""
-    significant: int | None = None  # "60 million" for 60,965,224: written to 1 significant digit
-    rounding: str = "nearest"  # or "down": the source cut the figure (3.858 G written 3.8)
 
 
 @dataclass(frozen=True)
@@ -236,9 +222,9 @@ def _expects(raw: list, where: str) -> Iterator[Expect]:
         Object().check(item, here)
         check_keys(item, EXPECT, here)
         check_expect_value(item, here)
-        yield Expect(item["what"], item["value"], item["source"], item.get("unit"), item.get("layer"),
-                     item.get("wrong", False), item.get("note", ""), item.get("significant"),
-                     item.get("rounding", "nearest"))
+        figure = Figure(item["value"], item.get("unit"), item.get("significant"), item.get("rounding", "nearest"),
+                        wrong=item.get("wrong", False))
+        yield Expect(item["what"], figure, item["source"], item.get("layer"), item.get("note", ""))
 
 
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")

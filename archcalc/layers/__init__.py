@@ -1,5 +1,14 @@
 """Layer types, one class each, registered by their spec name."""
 from . import conv, norm, pool, simple  # noqa: F401  (registration)
-from .base import REGISTRY, RF, Field, LayerType, Shape, merge_rf
+from .base import (
+    REGISTRY,
+    RF,
+    Field,
+    LayerType,
+    Shape,
+    is_weight_layer,
+    layer_type,
+    merge_rf,
+)
 
-__all__ = ["REGISTRY", "RF", "Field", "LayerType", "Shape", "merge_rf"]
+__all__ = ["REGISTRY", "RF", "Field", "LayerType", "Shape", "is_weight_layer", "layer_type", "merge_rf"]

@@ -88,6 +88,12 @@ class LayerType:
     doc: ClassVar[str] = ""
     fields: ClassVar[dict[str, Field]] = {}
     allocates: ClassVar[bool] = True  # False: in place or a view, adds no activation memory
+    kind: ClassVar[str] = "shape"  # conv, linear, pool, norm, activation, regularisation or shape
+    weight_layer: ClassVar[bool] = False  # counted in "weight layers" and in a network's depth
+
+    def biases(self, a: Attrs) -> int:
+        """The bias values among the parameters (the lectures count weights and biases apart)."""
+        return 0
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return shape
@@ -115,6 +121,16 @@ class LayerType:
 
 
 REGISTRY: dict[str, LayerType] = {}
+
+
+def layer_type(name: str) -> LayerType | None:
+    """The layer type registered under `name`, None for anything else (a block, a merge, the input)."""
+    return REGISTRY.get(name)
+
+
+def is_weight_layer(name: str) -> bool:
+    found = REGISTRY.get(name)
+    return found is not None and found.weight_layer
 
 
 def register(cls: type[LayerType]) -> type[LayerType]:

@@ -48,6 +48,11 @@ class Conv2d(LayerType):
     name = "conv2d"
     doc = "2-D convolution. MACs = Cout*Hout*Wout*(Cin/groups)*Kh*Kw; bias not counted."
     fields = _CONV_FIELDS
+    kind = "conv"
+    weight_layer = True
+
+    def biases(self, a: Attrs) -> int:
+        return a["out"] if a["bias"] else 0
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         channels, _, _ = need_image(self.name, shape)
@@ -80,6 +85,9 @@ class Conv2d(LayerType):
 @register
 class ConvTranspose2d(LayerType):
     name = "conv_transpose2d"
+    kind = "conv"
+    weight_layer = True
+    biases = Conv2d.biases
     doc = (
         "2-D transposed convolution. Output (N-1)*S - 2P + D(K-1) + output_padding + 1. "
         "MACs = Cin*Hin*Win*(Cout/groups)*Kh*Kw (each input pixel scatters one kernel)."
@@ -137,6 +145,9 @@ class Linear(LayerType):
     name = "linear"
     doc = "Fully connected layer on a flat input. MACs = in*out; bias not counted."
     fields = {"out": Field("int", doc="output features", minimum=1), "bias": Field("bool", True)}
+    kind = "linear"
+    weight_layer = True
+    biases = Conv2d.biases
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         if len(shape) != 1:

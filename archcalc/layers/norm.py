@@ -47,6 +47,7 @@ def _torch_classes():
 @register
 class BatchNorm2d(LayerType):
     name = "batch_norm2d"
+    kind = "norm"
     doc = (
         "Batch normalisation. Trainable: gamma, beta (2C); non-trainable: running mean and "
         "variance (2C). fvcore counts 2 flops per element at inference (1 without affine)."
@@ -72,6 +73,7 @@ class BatchNorm2d(LayerType):
 @register
 class LayerNorm2d(LayerType):
     name = "layer_norm2d"
+    kind = "norm"
     doc = (
         "LayerNorm over the channels at every position (ConvNeXt). 2C parameters. "
         "fvcore counts 5 flops per element."
@@ -94,6 +96,7 @@ class LayerNorm2d(LayerType):
 @register
 class LocalResponseNorm(LayerType):
     name = "lrn"
+    kind = "norm"
     doc = "Local response normalisation across channels (AlexNet). No parameters; fvcore counts 0."
     fields = {
         "size": Field("int", 5, "channels in the window", minimum=1), "alpha": Field("number", 1e-4),
@@ -110,6 +113,7 @@ class LocalResponseNorm(LayerType):
 @register
 class LayerScale(LayerType):
     name = "layer_scale"
+    kind = "norm"
     doc = "Learned per-channel scale (ConvNeXt). C parameters; the multiply is not counted."
     fields = {"init": Field("number", 1e-6)}
 

@@ -41,6 +41,8 @@ def _torch_padding(layer: LayerType, a: Attrs, shape: Shape) -> tuple[int, int]:
 
 
 class _Window(LayerType):
+    kind = "pool"
+
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         if a["padding"] not in ("same", "valid"):
             _torch_padding(self, a, shape)  # torch refuses padding wider than half the kernel
@@ -85,6 +87,7 @@ def _adaptive_window(size: int, out: int) -> tuple[int, int]:
 
 
 class _Adaptive(LayerType):
+    kind = "pool"
     fields = {"output": Field("pair", 1, doc="output size, int or [h, w]", minimum=1)}
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:

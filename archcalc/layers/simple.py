@@ -20,6 +20,7 @@ class _Elementwise(LayerType):
     """Activations run in place (as torchvision's inplace=True): no new activation memory."""
 
     allocates = False
+    kind = "activation"
     torch_class = ""
 
     def torch_module(self, a: Attrs, shape: Shape):
@@ -49,6 +50,7 @@ for _spec, _torch, _text in [
 @register
 class Dropout(_Elementwise):
     name = "dropout"
+    kind = "regularisation"
     doc = "Dropout: the identity at inference; no memory, no cost."
     fields = {"p": Field(Number(minimum=0, below=1), 0.5, "probability of dropping a value, in [0, 1)")}
 
@@ -59,6 +61,7 @@ class Dropout(_Elementwise):
 @register
 class StochasticDepth(_Elementwise):
     name = "stochastic_depth"
+    kind = "regularisation"
     doc = "Drops a residual branch per sample in training; the identity at inference."
     fields = {"p": Field(Number(minimum=0, maximum=1), 0.0, "probability of dropping the branch, in [0, 1]")}
     torch_class = "Identity"
@@ -83,6 +86,7 @@ class Flatten(LayerType):
 @register
 class Softmax(LayerType):
     name = "softmax"
+    kind = "activation"
     doc = "Softmax over the channels/features (a new tensor; no MACs, fvcore counts 0)."
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:

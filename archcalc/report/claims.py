@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from dataclasses import dataclass
-from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
 from .. import fmt
 from ..core.calc import Analysis, analyze
+from ..core.figures import Figure, Verdict, compare
 from ..core.spec import Layer, Network, Node, load, resolve, variant_names, zoo_index
 from ..errors import SpecError
+from ..layers import REGISTRY, is_weight_layer
 
 CLAIMS_FILE = Path(__file__).with_name("claims.json")
-SCALES = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20, "%": 1, "x": 1}
 BYTES_PER_VALUE = 4  # fp32: the sources' convention for memory figures
 QUANTITIES = (
     "params", "weights", "biases", "non_trainable", "macs", "flops", "activations", "activation_bytes",
@@ -32,7 +31,6 @@ QUANTITIES = (
     "receptive_field", "jump",
 )
 SHAPES = ("output_shape", "output_shape_hwc", "output_size", "receptive_field", "jump")
-WEIGHT_LAYERS = ("conv2d", "conv_transpose2d", "linear")
 
 
 @dataclass(frozen=True)
@@ -54,33 +52,32 @@ class Claim:
     sources: tuple[str, ...]
     quote: str
     convention: str
-    value: Any
-    unit: str | None
+    figure: Figure  # the claimed figure, as the source writes it
     ref: Ref
     versus: Ref | None = None
     compare: str | None = None  # ratio (ref / versus), ratio_percent (100 x ratio), saving (100 x (1 - ratio)), product
     divide_by: int = 1
-    significant: int | None = None  # "800K" for 802,816: written to 2 significant digits
-    bound: str | None = None  # "above": the claim is "more than value" ("most" = above 50 %)
-    wrong: bool = False  # the source's figure does not add up
-    approximate: bool = False  # a loose figure: off by a fraction of a percent is what it says
     note: str = ""
+
+    value = property(lambda self: self.figure.value)
+    unit = property(lambda self: self.figure.unit)
+    significant = property(lambda self: self.figure.significant)
+    bound = property(lambda self: self.figure.bound)
+    wrong = property(lambda self: self.figure.wrong)
+    approximate = property(lambda self: self.figure.approximate)
 
 
 @dataclass(frozen=True)
 class Result:
-    claim: Claim
-    computed: Any  # exact: an int, a Fraction or a list; None when the network is not available
-    verdict: str  # exact, rounds, truncates, holds, off, differs, unavailable
-    off_percent: float | None = None
+    """A claim and its verdict; `computed` is the exact number (int, Fraction or list), None if unavailable."""
 
-    @property
-    def ok(self) -> bool:
-        """A claim that does not add up is fine only when the claims file says it is wrong."""
-        matches = self.verdict in ("exact", "rounds", "truncates", "holds")
-        if self.verdict == "unavailable":
-            return True
-        return not matches if self.claim.wrong else matches or self.claim.approximate
+    claim: Claim
+    verdict: Verdict
+
+    computed = property(lambda self: self.verdict.exact)
+    status = property(lambda self: self.verdict.status)
+    ok = property(lambda self: self.verdict.ok)
+    off_percent = property(lambda self: self.verdict.off_percent)
 
 
 @dataclass(frozen=True)
@@ -132,12 +129,13 @@ def _ref(raw: Mapping[str, Any]) -> Ref:
 
 
 def _claim(raw: dict) -> Claim:
+    figure = Figure(raw["value"], raw.get("unit"), raw.get("significant"), raw.get("rounding", "nearest"),
+                    raw.get("bound"), raw.get("wrong", False), raw.get("approximate", False))
     return Claim(
         id=raw["id"], topic=raw["topic"], sources=tuple(raw["sources"]), quote=raw["quote"],
-        convention=raw["convention"], value=raw["value"], unit=raw.get("unit"), ref=_ref(raw),
+        convention=raw["convention"], figure=figure, ref=_ref(raw),
         versus=_ref(raw["versus"]) if "versus" in raw else None, compare=raw.get("compare"),
-        divide_by=raw.get("divide_by", 1), significant=raw.get("significant"), bound=raw.get("bound"),
-        wrong=raw.get("wrong", False), approximate=raw.get("approximate", False), note=raw.get("note", ""),
+        divide_by=raw.get("divide_by", 1), note=raw.get("note", ""),
     )
 
 
@@ -160,13 +158,13 @@ def analysis(name: str, input_shape: tuple[int, ...] | None) -> Analysis | None:
 
 
 def biases(net: Network) -> dict[str, int]:
-    """Bias values of every weight layer, by path."""
+    """Bias values of every layer that has them, by path."""
     found: dict[str, int] = {}
 
     def walk(node: Node) -> None:
         if isinstance(node, Layer):
-            if node.type in WEIGHT_LAYERS and node.attrs["bias"]:
-                found[node.path] = node.attrs["out"]
+            if count := REGISTRY[node.type].biases(node.attrs):
+                found[node.path] = count
             return
         for child in node.children:
             walk(child)
@@ -182,7 +180,7 @@ def depth(node: Node) -> int:
     GoogLeNet's parallel convolutions do not add to it (ResNet-50: 50, GoogLeNet: 22).
     """
     if isinstance(node, Layer):
-        return int(node.type in WEIGHT_LAYERS)
+        return int(is_weight_layer(node.type))
     counts = [depth(child) for child in node.children]
     return sum(counts) if node.kind == "sequence" else max(counts, default=0)
 
@@ -235,14 +233,14 @@ def _summed(result: Analysis, ref: Ref) -> int:
     values = {
         "params": lambda r: r.params,
         "biases": lambda r: bias.get(r.path, 0),
-        "weights": lambda r: r.params - bias.get(r.path, 0) if r.type in WEIGHT_LAYERS else 0,
+        "weights": lambda r: r.params - bias.get(r.path, 0) if is_weight_layer(r.type) else 0,
         "non_trainable": lambda r: r.non_trainable,
         "macs": lambda r: r.macs,
         "flops": lambda r: 2 * r.macs,
         "activations": lambda r: r.activations,
         "activation_bytes": lambda r: r.activations * BYTES_PER_VALUE,
         "weights_bytes": lambda r: (r.params + r.non_trainable) * BYTES_PER_VALUE,
-        "layers": lambda r: int(r.type in WEIGHT_LAYERS),
+        "layers": lambda r: int(is_weight_layer(r.type)),
     }[ref.quantity]
     return sum(values(r) for r in rows)
 
@@ -264,34 +262,7 @@ def computed(claim: Claim) -> Any:
 
 
 def judge(claim: Claim) -> Result:
-    value = computed(claim)
-    if value is None:
-        return Result(claim, None, "unavailable")
-    if isinstance(value, list):
-        return Result(claim, value, "exact" if value == claim.value else "differs")
-    x = Fraction(value) / SCALES[claim.unit]
-    claimed = Fraction(Decimal(str(claim.value)))
-    if claim.bound == "above":
-        return Result(claim, value, "holds" if x > claimed else "off", None if x > claimed else _off(claimed, x))
-    if x == claimed:
-        return Result(claim, value, "exact")
-    step = Fraction(10) ** decimals(claim.value)
-    if claim.significant:
-        step = Fraction(10) ** (claim.significant - 1 - math.floor(math.log10(claim.value)))
-    if math.floor(x * step + Fraction(1, 2)) == claimed * step:
-        return Result(claim, value, "rounds")
-    if math.floor(x * step) == claimed * step:
-        return Result(claim, value, "truncates", _off(claimed, x))
-    return Result(claim, value, "off", _off(claimed, x))
-
-
-def _off(claimed: Fraction, x: Fraction) -> float | None:
-    """(claimed - computed) / computed, in percent."""
-    return float((claimed - x) / x * 100) if x else None
-
-
-def decimals(value: Any) -> int:
-    return max(0, -Decimal(str(value)).as_tuple().exponent)
+    return Result(claim, compare(claim.figure, computed(claim)))
 
 
 def results() -> list[Result]:
@@ -300,9 +271,7 @@ def results() -> list[Result]:
 
 def describe(result: Result) -> str:
     """One line for `archcalc check`, in the style of a spec's published figures."""
-    c = result.claim
-    matches = result.verdict in ("exact", "rounds", "truncates", "holds")
-    label = ("MARKED WRONG BUT MATCHES" if matches else "known wrong") if c.wrong else "ok" if result.ok else "MISS"
+    c, v = result.claim, result.verdict
     claimed = fmt.shape(c.value) if isinstance(c.value, list) else f"{c.value}{' ' + c.unit if c.unit else ''}"
     computed = result.computed
     if isinstance(computed, list):
@@ -312,4 +281,4 @@ def describe(result: Result) -> str:
     elif isinstance(computed, int):
         computed = f"{computed:,}"
     note = f"; {c.note}" if c.note and c.wrong else ""
-    return f"{label:>5}  claim {c.id}: claimed {claimed}, computed {computed} ({result.verdict}) [{', '.join(c.sources)}]{note}"
+    return f"{v.label:>5}  claim {c.id}: claimed {claimed}, computed {computed} ({v.status}) [{', '.join(c.sources)}]{note}"

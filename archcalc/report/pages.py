@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import fmt
 from ..core.calc import Analysis, analyze
-from ..core.figures import judge
+from ..core.figures import SCALES, Verdict, decimals, judge
 from ..core.spec import Network, load, zoo_index
 from ..files import write_atomic
 from ..fmt import anchor, cell, markdown_table
@@ -28,8 +28,6 @@ FOLD_DEPTH = 2
 MANAGED = ("*.md", "*.png", "*.svg")
 RECORDED = ("bench", "measured")  # runs recorded on a machine: never regenerated, pruned or compared
 PLOTTED_NETWORK = "vgg16"
-STATUS = {"exact": "exact", "rounds": "rounds", "miss": "**MISS**", "wrong": "**wrong in the source**",
-          "unexpected": "**marked wrong but matches**"}
 
 
 # ---- formatting ------------------------------------------------------------------------
@@ -76,12 +74,20 @@ def expect_table(analysis: Analysis) -> str:
     for v in verdicts:
         e = v.expect
         unit = f" {e.unit}" if e.unit else ""
-        places = claimslib.decimals(e.value) if e.unit else 0
+        places = decimals(e.value) if e.unit else 0
         published = f"{fmt.value(e.value, places)}{unit}"
-        verdict = {"rounds": f"rounds to {published}", "truncates": f"rounds down to {published}"}.get(v.status) or STATUS[v.status]
+        verdict = _expect_verdict(v.verdict, published)
         rows.append([e.what, e.layer or "", published, f"{fmt.value(v.computed, places)}{unit}", fmt.value(v.exact) if e.unit else "",
                      verdict, cell(e.source + (f" ({e.note})" if e.note else ""))])
     return markdown_table(rows, ["Figure", "Layer", "Published", "Computed", "Exact", "Verdict", "Source"], numeric=[2, 3, 4])
+
+
+def _expect_verdict(v: Verdict, published: str) -> str:
+    if v.figure.wrong:
+        return "**marked wrong but matches**" if v.matches else "**wrong in the source**"
+    if not v.ok:
+        return "**MISS**"
+    return {"rounds": f"rounds to {published}", "truncates": f"rounds down to {published}"}.get(v.status, v.status)
 
 
 def claims_section(network: Network, results: list[claimslib.Result]) -> list[str]:
@@ -231,8 +237,8 @@ def _claimed(c: claimslib.Claim) -> str:
 
 def _in_unit(r: claimslib.Result) -> str:
     c = r.claim
-    x = Fraction(r.computed) / claimslib.SCALES[c.unit]
-    places = claimslib.decimals(c.value) + 2
+    x = Fraction(r.computed) / SCALES[c.unit]
+    places = decimals(c.value) + 2
     return f"{float(x):,.{places}f}".rstrip("0").rstrip(".") + _unit(c)
 
 
@@ -251,14 +257,14 @@ def _computed(r: claimslib.Result) -> str:
 
 def _verdict(r: claimslib.Result) -> str:
     c = r.claim
-    if r.verdict == "rounds":
+    if r.status == "rounds":
         digits = f" ({c.significant} significant digit{'s' if c.significant > 1 else ''})" if c.significant else ""
         text = f"rounds to {_claimed(c)}{digits}"
-    elif r.verdict in ("off", "truncates"):
+    elif r.status in ("off", "truncates"):
         text = f"off by {r.off_percent:+.1f}%" if r.off_percent is not None else "off"
-        text += " (cut, not rounded)" if r.verdict == "truncates" else " (a loose figure)" if c.approximate else ""
+        text += " (cut, not rounded)" if r.status == "truncates" else " (a loose figure)" if c.approximate else ""
     else:
-        text = {"exact": "exact", "holds": "holds", "differs": "differs", "unavailable": "not computed"}[r.verdict]
+        text = {"exact": "exact", "holds": "holds", "differs": "differs", "unavailable": "not computed"}[r.status]
     return f"**wrong in the source**: {text}; see the note" if c.wrong else text
 
 
@@ -291,7 +297,7 @@ SUMMARY = {"exact": "exact", "rounds": "rounds to", "holds": "holds", "off": "of
 def claims_page(results: list[claimslib.Result]) -> str:
     counts: dict[str, int] = defaultdict(int)
     for r in results:
-        counts["wrong in the source" if r.claim.wrong else SUMMARY[r.verdict]] += 1
+        counts["wrong in the source" if r.claim.wrong else SUMMARY[r.status]] += 1
     summary = ", ".join(f"{counts[k]} {k}" for k in (*dict.fromkeys(SUMMARY.values()), "wrong in the source") if counts[k])
     numbers = claim_numbers(results)
     grouped = topics(results)

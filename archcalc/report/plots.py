@@ -7,6 +7,7 @@ from typing import Sequence
 
 from ..core.calc import Analysis, Row
 from ..deps import require
+from ..layers import layer_type
 
 FORMATS = ("png", "svg")
 KIND_COLORS = {"input": "tab:olive", "conv": "tab:blue", "linear": "tab:red", "pool": "tab:gray", "other": "tab:purple"}
@@ -154,11 +155,10 @@ def zoo_scatter(points: Sequence[tuple[str, str, int, int, int]]) -> dict[str, b
 # ---- one network: where the parameters and the activations are ---------------------------
 
 def _kind(row: Row) -> str:
-    if row.type.startswith("conv"):
-        return "conv"
-    if row.type in ("linear", "input"):
-        return row.type
-    return "pool" if "pool" in row.type else "other"
+    found = layer_type(row.type)
+    if found is None:
+        return "input" if row.path == "input" else "other"
+    return found.kind if found.kind in ("conv", "linear", "pool") else "other"
 
 
 def _shares(ax, values: list[float]) -> None:

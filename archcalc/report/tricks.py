@@ -6,6 +6,7 @@ from fractions import Fraction
 from ..core.calc import Analysis, analyze
 from ..core.spec import resolve
 from ..fmt import markdown_table
+from ..layers import layer_type
 
 TITLES = (
     "Stacked 3x3 convolutions instead of one large filter",
@@ -94,12 +95,17 @@ def receptive_fields() -> str:
     rows = []
     for label, layers in designs.items():
         a = net("rf", [8, 512, 512], layers)
-        rows.append([label] + [r.rf.label() for r in a.leaves() if r.type == "conv2d"])
+        rows.append([label] + [r.rf.label() for r in a.leaves() if _is_conv(r.type)])
     return (f"## {TITLES[3]}\n\n"
             "Receptive field (input pixels) after each of six stacked 3x3 convolutions: stride 1 adds 2 per layer, "
             "dilation 2^i doubles it each layer (Yu & Koltun) at full resolution, stride 2 doubles it while halving "
             "the resolution.\n\n"
             + _table(rows, ["Stack", *[f"after {i}" for i in range(1, 7)]]))
+
+
+def _is_conv(type_name: str) -> bool:
+    found = layer_type(type_name)
+    return found is not None and found.kind == "conv"
 
 
 def page(inception_link: str = "claims.md") -> str:
