@@ -115,8 +115,6 @@ def table(target: str, dims: tuple[int, ...] | None, batch: int, dtype: str, out
 @main.command("list")
 def list_networks() -> None:
     """The built-in zoo: name, family, input, parameters, MACs."""
-    from tabulate import tabulate
-
     from .core.calc import analyze
     from .core.spec import load, zoo_index
 
@@ -125,8 +123,7 @@ def list_networks() -> None:
         analysis = analyze(load(name))
         t = analysis.totals
         rows.append([name, analysis.network.family, fmt.shape(analysis.input_shape), f"{t.params:,}", f"{t.macs / 1e9:,.3f}"])
-    click.echo(tabulate(rows, ["Name", "Family", "Input", "Params", "GMACs"], disable_numparse=True,
-                        colalign=("left", "left", "right", "right", "right")))
+    click.echo(fmt.text_table(rows, ["Name", "Family", "Input", "Params", "GMACs"], numeric=(3, 4)))
 
 
 @main.command()

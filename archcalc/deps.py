@@ -17,7 +17,6 @@ EXTRAS = {
     "pandas": ("pandas", 'pip install "archcalc[dataframe]"'),
     "matplotlib": ("matplotlib", 'pip install "archcalc[report]"'),
 }
-INSTALL_HINT = EXTRAS["torch"][1]
 
 
 def require(package: str, extra: str | None = None, purpose: str = "this command"):

@@ -12,8 +12,6 @@ import re
 from fractions import Fraction
 from typing import Any, Iterable, Sequence
 
-from tabulate import tabulate
-
 MISSING = "-"
 
 
@@ -83,6 +81,8 @@ def scaled_bytes(n: int) -> str:
 
 def markdown_table(rows: list[list[str]], headers: list[str], numeric: Iterable[int] = ()) -> str:
     """A pipe table; columns in `numeric` are right-aligned (`---:`), the others left-aligned."""
+    from tabulate import tabulate  # imported by the commands that print tables, not at start-up
+
     numeric = set(numeric)
     align = tuple("right" if i in numeric else "left" for i in range(len(headers)))
     return tabulate(rows, headers, tablefmt="pipe", disable_numparse=True, colalign=align) + "\n"
@@ -90,6 +90,8 @@ def markdown_table(rows: list[list[str]], headers: list[str], numeric: Iterable[
 
 def text_table(rows: list[list[str]], headers: list[str], numeric: Iterable[int] = ()) -> str:
     """A plain-text table for a terminal: numeric columns right-aligned, cells as given."""
+    from tabulate import tabulate
+
     numeric = set(numeric)
     align = tuple("right" if i in numeric else "left" for i in range(len(headers)))
     return tabulate(rows, headers, tablefmt="simple", disable_numparse=True, colalign=align)

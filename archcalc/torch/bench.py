@@ -41,7 +41,6 @@ class Settings:
     warmup_seconds: float = 1.0
     iters: int = 50
     matmul_size: int | None = None  # None: MATMUL_SIZE[device]
-    cudnn_benchmark: bool = True
 
     @property
     def timer(self) -> str:
@@ -195,7 +194,7 @@ class CudaDevice(Device):
 
     def __init__(self, torch, settings: Settings):
         super().__init__(torch, settings)
-        torch.backends.cudnn.benchmark = settings.cudnn_benchmark
+        torch.backends.cudnn.benchmark = True  # pick the fastest kernels for the fixed shapes timed here
         self.flush_bytes = 0
         self.flush = None
         if settings.l2_flush:
@@ -328,6 +327,7 @@ def environment(torch, settings: Settings) -> dict[str, Any]:
             "gpu_memory_bytes": props.total_memory, "l2_bytes": getattr(props, "L2_cache_size", None),
             "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(), "driver": nvidia_driver(),
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
         })
     else:
         env["device_name"] = cpu_name()
