@@ -12,6 +12,7 @@ from .base import (
     Warn,
     numel,
     register,
+    rf_working,
     torch_nn,
 )
 
@@ -21,6 +22,7 @@ class _Elementwise(LayerType):
 
     allocates = False
     torch_class = ""
+    kind = "activation"
 
     def torch_module(self, a: Attrs, shape: Shape):
         return getattr(torch_nn(), self.torch_class)()
@@ -28,7 +30,7 @@ class _Elementwise(LayerType):
 
 def _activation(spec_name: str, torch_class: str, description: str) -> None:
     register(type(torch_class, (_Elementwise,), {
-        "name": spec_name, "torch_class": torch_class,
+        "name": spec_name, "torch_class": torch_class, "kind": "shape" if spec_name == "identity" else "activation",
         "doc": f"{description}, elementwise; no MACs, fvcore counts 0.",
     }))
 
@@ -51,6 +53,10 @@ class Dropout(_Elementwise):
     name = "dropout"
     doc = "Dropout: the identity at inference; no memory, no cost."
     fields = {"p": Field(Number(minimum=0, below=1), 0.5, "probability of dropping a value, in [0, 1)")}
+    kind = "regularisation"
+
+    def label(self, a: Attrs) -> str:
+        return f"dropout {a['p']:g}"
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().Dropout(a["p"])
@@ -62,6 +68,7 @@ class StochasticDepth(_Elementwise):
     doc = "Drops a residual branch per sample in training; the identity at inference."
     fields = {"p": Field(Number(minimum=0, maximum=1), 0.0, "probability of dropping the branch, in [0, 1]")}
     torch_class = "Identity"
+    kind = "regularisation"
 
 
 @register
@@ -73,6 +80,11 @@ class Flatten(LayerType):
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return (numel(shape),)
 
+    def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
+        product = "×".join(str(d) for d in shape)
+        return [f"output = {product} = {out[0]:,} features", "params = 0, MACs = 0 (a view)",
+                rf_working(rf, self.receptive_field(a, rf, shape))]
+
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return rf if len(shape) == 1 or shape[1:] == (1, 1) else GLOBAL_RF
 
@@ -83,6 +95,7 @@ class Flatten(LayerType):
 @register
 class Softmax(LayerType):
     name = "softmax"
+    kind = "activation"
     doc = "Softmax over the channels/features (a new tensor; no MACs, fvcore counts 0)."
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
