@@ -291,6 +291,23 @@ def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | No
     click.echo(f"wrote {out}")
 
 
+@main.command()
+@click.argument("target")
+@click.option("-o", "--out", "out", required=True, metavar="FILE", help="FILE.html")
+@input_option
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="Groups at depth N start folded.")
+def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None) -> None:
+    """One self-contained page: the figure, the totals, a foldable and sortable layer table, each layer's working."""
+    from .core.calc import analyze
+    from .core.spec import load
+    from .files import write_atomic
+    from .report.html import page
+
+    analysis = analyze(load(target), dims)
+    write_atomic(out, page(analysis, depth, depth))
+    click.echo(f"wrote {out}")
+
+
 @main.command("report")
 @click.argument("target", required=False)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True,

@@ -358,6 +358,8 @@ class _Builder:
         name = node.path.rsplit(".", 1)[-1]
         if node.label == "branch":
             name = f"branch {name}"
+        if covers:
+            name = f"{name}…{covers[-1].rsplit('.', 1)[-1]}"
         weighted = [leaf for leaf in leaves(node) if REGISTRY[leaf.type].kind in ("conv", "linear")]
         if len(weighted) == 1:
             layer = REGISTRY[weighted[0].type]
@@ -588,3 +590,13 @@ def render(analysis: Analysis, options: Options = Options(), suffix: str = "svg"
         return png(drawing)
     return svg(drawing)
 
+FIGURE_BOXES = 100  # a report's figure: every layer when it takes no more boxes than this
+
+
+def figure_depth(analysis: Analysis, limit: int = FIGURE_BOXES) -> int | None:
+    """None (every layer) when the full figure has at most `limit` boxes, else the deepest depth that has."""
+    deepest = max(r.depth for r in analysis.rows)
+    for depth in (None, *range(deepest - 1, 1, -1)):
+        if sum(1 for m in layout(analysis, Options(depth=depth)).marks if m.role in ("box", "merge")) <= limit:
+            return depth
+    return 1
