@@ -295,16 +295,17 @@ def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | No
 @click.argument("target")
 @click.option("-o", "--out", "out", required=True, metavar="FILE", help="FILE.html")
 @input_option
-@click.option("--depth", type=click.IntRange(min=1), default=None, help="Groups at depth N start folded.")
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="Groups at depth N start folded in the table.")
 def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None) -> None:
     """One self-contained page: the figure, the totals, a foldable and sortable layer table, each layer's working."""
     from .core.calc import analyze
     from .core.spec import load
     from .files import write_atomic
+    from .report.diagram import figure_depth
     from .report.html import page
 
     analysis = analyze(load(target), dims)
-    write_atomic(out, page(analysis, depth, depth))
+    write_atomic(out, page(analysis, depth, figure_depth(analysis)))
     click.echo(f"wrote {out}")
 
 
