@@ -127,11 +127,6 @@ class _Flow:
     def main_cross(self, w: int, h: int) -> tuple[int, int]:
         return (w, h) if self.horizontal else (h, w)
 
-    def rect(self, main: int, cross: int, size_main: int, size_cross: int) -> tuple[int, int, int, int]:
-        x, y = self.xy(main, cross)
-        w, h = (size_main, size_cross) if self.horizontal else (size_cross, size_main)
-        return x, y, w, h
-
 
 class _Element:
     """Something laid out: its size along and across the flow and its spine (where edges enter and leave)."""
@@ -158,9 +153,8 @@ class _Box(_Element):
 
     def place(self, flow: _Flow, m: int, c: int, out: list[Mark]) -> None:
         x, y = flow.xy(m, c)
-        colour = PALETTE[self.kind]
-        fill = "#FFFFFF" if self.kind in ("merge", "input") else "#EEEEEE" if self.kind == "block" else tint(colour)
-        parts: list = [Rect(x, y, self.w, self.h, fill, colour, radius=self.h // 2 if self.role == "merge" else 3)]
+        parts: list = [Rect(x, y, self.w, self.h, fill(self.kind), PALETTE[self.kind],
+                            radius=self.h // 2 if self.role == "merge" else 3)]
         total = sum(round(s * 1.3) for _, s, _ in self.lines)
         baseline = y + (self.h - total) // 2
         for text, size, bold in self.lines:
@@ -288,6 +282,11 @@ def tint(colour: str, amount: float = 0.28) -> str:
     return "#" + "".join(f"{round(255 - (255 - v) * amount):02X}" for v in (r, g, b))
 
 
+def fill(kind: str) -> str:
+    """A box's fill: a light tint of its kind's colour; white for merges and the input, grey for a folded block."""
+    return "#FFFFFF" if kind in ("merge", "input") else "#EEEEEE" if kind == "block" else tint(PALETTE[kind])
+
+
 # ---- from the spec tree to elements ------------------------------------------------------------
 
 class _Builder:
@@ -319,7 +318,7 @@ class _Builder:
         along = round(4 * math.log2(max(c, 1)))
         return (across, along) if not self.options.horizontal else (along, across)
 
-    def box(self, row: Row, label: str, kind: str, role: str = "box", badge: str = "", covers: Sequence[str] = ()) -> _Box:
+    def box(self, row: Row, label: str, kind: str, badge: str = "", covers: Sequence[str] = ()) -> _Box:
         self.kinds.add(kind)
         lines = [(label, LABEL_SIZE, True), (fmt.shape(row.output_shape), LINE_SIZE, False), *self.annotation(row)]
         title = (f"{row.path}: {row.type}, {fmt.shape(row.input_shape)} -> {fmt.shape(row.output_shape)}, "
@@ -327,7 +326,7 @@ class _Builder:
         attrs = [("path", row.path), ("kind", kind)]
         if covers:
             attrs.append(("covers", " ".join(covers)))
-        return _Box(self.flow, role, lines, kind, title, tuple(attrs), self.extra(row), badge)
+        return _Box(self.flow, "box", lines, kind, title, tuple(attrs), self.extra(row), badge)
 
     def node(self, node: Node, badge: str = "", covers: Sequence[str] = ()) -> _Element:
         row = self.rows[node.path]
@@ -356,8 +355,9 @@ class _Builder:
     def folded_box(self, node: Group, row: Row, badge: str, covers: Sequence[str]) -> _Box:
         """A group drawn as one box: named by its one weight layer (VGG's `conv 3x3, 64`), else by its block."""
         name = node.path.rsplit(".", 1)[-1]
-        if node.label == "branch":
-            name = f"branch {name}"
+        if node.label == "branch":  # named by its merge: `se: branch 1`
+            merge = node.path.rsplit(".", 2)[-2] if node.path.count(".") else ""
+            name = f"{merge}: branch {name}" if merge else f"branch {name}"
         if covers:
             name = f"{name}…{covers[-1].rsplit('.', 1)[-1]}"
         weighted = [leaf for leaf in leaves(node) if REGISTRY[leaf.type].kind in ("conv", "linear")]
@@ -426,31 +426,20 @@ def structure(node: Node) -> tuple:
 
 def find(root: Group, path: str) -> Node:
     """The node at `path`, or the one node whose path ends with `.path`."""
-    found: list[Node] = []
+    nodes: list[Node] = []
 
     def walk(node: Node) -> None:
-        if node.path == path or node.path.endswith("." + path):
-            found.append(node)
-        if isinstance(node, Group):
-            for child in node.children:
-                walk(child)
+        nodes.append(node)
+        for child in node.children if isinstance(node, Group) else ():
+            walk(child)
 
     walk(root)
-    exact = [n for n in found if n.path == path]
-    if exact or len(found) == 1:
-        return (exact or found)[0]
+    found = [n for n in nodes if n.path == path] or [n for n in nodes if n.path.endswith("." + path)]
+    if len(found) == 1:
+        return found[0]
     if found:
         raise UsageError(f"--focus {path!r} names {len(found)} nodes ({', '.join(n.path for n in found[:4])}, ...); give the whole path")
-    paths = []
-
-    def names(node: Node) -> None:
-        paths.append(node.path)
-        if isinstance(node, Group):
-            for child in node.children:
-                names(child)
-
-    names(root)
-    raise UsageError(f"--focus {path!r}: no such layer or block{suggest(path, [p for p in paths if p])}")
+    raise UsageError(f"--focus {path!r}: no such layer or block{suggest(path, [n.path for n in nodes if n.path])}")
 
 
 # ---- the figure ------------------------------------------------------------------------------
@@ -479,31 +468,29 @@ def layout(analysis: Analysis, options: Options = Options()) -> Drawing:
     m, c = (MARGIN, top) if flow.horizontal else (top, MARGIN)
     body.place(flow, m, c, marks)
     w, h = flow.xy(body.main, body.cross)
-    legend, legend_h = _legend(sorted(builder.kinds, key=list(PALETTE).index), MARGIN, top + h + 14, w)
-    width = max(w, legend[1]) + 2 * MARGIN if legend else w + 2 * MARGIN
+    legend, legend_w, legend_h = _legend(sorted(builder.kinds, key=list(PALETTE).index), MARGIN, top + h + 14, w)
+    width = max(w, legend_w) + 2 * MARGIN
     height = top + h + 14 + legend_h + MARGIN
     title = Mark("title", (Text(MARGIN, MARGIN + LABEL_SIZE, heading, LABEL_SIZE + 1, True, "start"),))
     width = max(width, text_width(heading, LABEL_SIZE + 1) + 2 * MARGIN)
-    marks = [title, *marks, *legend[0]]
+    marks = [title, *marks, *legend]
     return Drawing(width, height, tuple(marks), f"Architecture of {heading}")
 
 
-def _legend(kinds: list[str], x: int, y: int, width: int) -> tuple[tuple[list[Mark], int], int]:
+def _legend(kinds: list[str], x: int, y: int, width: int) -> tuple[list[Mark], int, int]:
+    """A swatch and a name for each kind drawn, in rows no wider than the figure: marks, width, height."""
     marks, at, row_y, widest = [], x, y, 0
     for kind in kinds:
         name = KIND_NAMES.get(kind, kind)
         size = 14 + text_width(name, LINE_SIZE) + 14
         if at + size > x + max(width, 360) and at > x:
             at, row_y = x, row_y + 18
-        colour = PALETTE[kind]
-        fill = "#FFFFFF" if kind in ("merge", "input") else "#EEEEEE" if kind == "block" else tint(colour)
-        marks.append(Mark("legend", (Rect(at, row_y, 10, 10, fill, colour, radius=2),
+        marks.append(Mark("legend", (Rect(at, row_y, 10, 10, fill(kind), PALETTE[kind], radius=2),
                                      Text(at + 14, row_y + 9, name, LINE_SIZE, anchor="start", colour=MUTED)), "",
                           (("kind", kind),)))
         at += size
         widest = max(widest, at - x)
-    height = row_y - y + 12 if kinds else 0
-    return (marks, widest), height
+    return marks, widest, row_y - y + 12 if kinds else 0
 
 
 # ---- writers --------------------------------------------------------------------------------
