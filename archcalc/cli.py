@@ -263,6 +263,49 @@ def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, bat
         sys.exit(130)
 
 
+@main.command()
+@click.argument("target")
+@click.option("-o", "--out", "out", required=True, metavar="FILE", help="FILE.svg or FILE.png.")
+@input_option
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="Draw every group at depth N as one box.")
+@click.option("--focus", metavar="PATH", help="Draw one block or layer only (its path, or the end of it).")
+@click.option("--horizontal", is_flag=True, help="Flow left to right instead of top to bottom.")
+@click.option("--annotate", metavar="LIST", help="Figures in each box: params,macs,rf.")
+@click.option("--scale", is_flag=True, help="Box size grows with the feature map (width) and the channels (thickness).")
+def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None, focus: str | None, horizontal: bool,
+            annotate: str | None, scale: bool) -> None:
+    """Architecture figure of a network: branches side by side, merges, skips, repeated blocks folded."""
+    from .core.calc import analyze
+    from .core.spec import load
+    from .files import write_atomic
+    from .report.diagram import Options, parse_annotate, render
+
+    suffix = out.rsplit(".", 1)[-1].lower() if "." in out else ""
+    if suffix not in ("svg", "png"):
+        raise UsageError(f"-o {out!r}: the figure is written as .svg or .png")
+    options = Options(depth, focus, horizontal, parse_annotate(annotate), scale)
+    write_atomic(out, render(analyze(load(target), dims), options, suffix))
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("target")
+@click.option("-o", "--out", "out", required=True, metavar="FILE", help="FILE.html")
+@input_option
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="Groups at depth N start folded in the table.")
+def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None) -> None:
+    """One self-contained page: the figure, the totals, a foldable and sortable layer table, each layer's working."""
+    from .core.calc import analyze
+    from .core.spec import load
+    from .files import write_atomic
+    from .report.diagram import figure_depth
+    from .report.html import page
+
+    analysis = analyze(load(target), dims)
+    write_atomic(out, page(analysis, depth, figure_depth(analysis)))
+    click.echo(f"wrote {out}")
+
+
 @main.command("report")
 @click.argument("target", required=False)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True,

@@ -81,7 +81,9 @@ def scaled_bytes(n: int) -> str:
 
 def markdown_table(rows: list[list[str]], headers: list[str], numeric: Iterable[int] = ()) -> str:
     """A pipe table; columns in `numeric` are right-aligned (`---:`), the others left-aligned."""
-    from tabulate import tabulate  # imported by the commands that print tables, not at start-up
+    from tabulate import (
+        tabulate,  # imported by the commands that print tables, not at start-up
+    )
 
     numeric = set(numeric)
     align = tuple("right" if i in numeric else "left" for i in range(len(headers)))

@@ -376,7 +376,7 @@ def test_check_finds_a_page_made_stale_by_a_spec_edit(zoo_copy, tmp_path):
     assert stale(out, "lenet5") == []
     path = zoo_copy / "lenet.json"
     path.write_text(path.read_text(encoding="utf-8").replace('"out": 120', '"out": 121', 1), encoding="utf-8")
-    assert stale(out, "lenet5") == ["networks/lenet5.md (differs)"]
+    assert stale(out, "lenet5") == ["diagrams/lenet5.svg (differs)", "html/lenet5.html (differs)", "networks/lenet5.md (differs)"]
     result = CliRunner().invoke(main, ["report", "lenet5", "--check", "--out", str(out)])
     assert result.exit_code == 1 and "networks/lenet5.md" in result.output
 

@@ -84,7 +84,7 @@ def test_zoo_network_agrees_with_torch_and_fvcore(name):
         if e.unit is None:
             assert count == e.value, (e.what, e.layer, count, e.value, e.source)
         else:
-            assert rounds_to(count, e.value, e.unit, e.significant), (e.what, e.layer, count, e.value, e.unit, e.source)
+            assert rounds_to(count, e.value, e.unit, e.figure.significant), (e.what, e.layer, count, e.value, e.unit, e.source)
 
 
 def test_fvcore_counts_vgg16_as_torchvision_macs_plus_its_average_pool():

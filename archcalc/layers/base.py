@@ -88,7 +88,8 @@ class LayerType:
     doc: ClassVar[str] = ""
     fields: ClassVar[dict[str, Field]] = {}
     allocates: ClassVar[bool] = True  # False: in place or a view, adds no activation memory
-    kind: ClassVar[str] = "shape"  # conv, linear, pool, norm, activation, regularisation or shape
+    # What the layer is, for figures and counts: conv, linear, pool, norm, activation, regularisation or shape.
+    kind: ClassVar[str] = "shape"
     weight_layer: ClassVar[bool] = False  # counted in "weight layers" and in a network's depth
 
     def biases(self, a: Attrs) -> int:
@@ -118,6 +119,15 @@ class LayerType:
 
     def torch_module(self, a: Attrs, shape: Shape):  # pragma: no cover - overridden
         raise NotImplementedError(self.name)
+
+    def label(self, a: Attrs) -> str:
+        """What a figure writes in the layer's box, e.g. `conv 3x3/2, 64`."""
+        return self.name.replace("_", " ")
+
+    def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
+        """The arithmetic of this layer with its numbers filled in, one step a line; `rf` is the input's field."""
+        return [same_shape_working(shape, out), *count_working(self, a, shape, out),
+                rf_working(rf, self.receptive_field(a, rf, shape))]
 
 
 REGISTRY: dict[str, LayerType] = {}
@@ -220,3 +230,89 @@ def window_rf(a: Attrs, rf: RF) -> RF:
     kernel, dilation = pair(a["kernel"]), pair(a.get("dilation", 1))
     span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     return rf.grow(span, pair(a["stride"] or a["kernel"]))  # type: ignore[arg-type]
+
+
+# ---- workings: the arithmetic above, written out with its numbers --------------------
+
+def same_shape_working(shape: Shape, out: Shape) -> str:
+    return f"output = input: {fmt.shape(out)}" if out == shape else f"output {fmt.shape(shape)} -> {fmt.shape(out)}"
+
+
+def count_working(layer: LayerType, a: Attrs, shape: Shape, out: Shape) -> list[str]:
+    """Parameters and MACs when the layer has neither: one line saying so."""
+    params, buffers, macs = layer.params(a, shape), layer.buffers(a, shape), layer.macs(a, shape, out)
+    if params or buffers or macs:  # pragma: no cover - such layers write their own working
+        return [f"params = {params:,}", f"MACs = {macs:,}"]
+    return ["params = 0, MACs = 0 (not counted)"]
+
+
+def _number(x: Fraction | int) -> str:
+    x = Fraction(x)
+    if x.denominator == 1:
+        return f"{x.numerator:,}"
+    decimal = float(x)
+    return f"{decimal:g}" if Fraction(decimal) == x else f"{x.numerator}/{x.denominator}"
+
+
+def axes_lines(per_axis: list[str]) -> list[str]:
+    """'H: ...' and 'W: ...' with the same arithmetic read as one 'H, W: ...'."""
+    if len(per_axis) == 2 and per_axis[0].startswith("H: ") and per_axis[1] == "W: " + per_axis[0][3:]:
+        return ["H, W: " + per_axis[0][3:]]
+    return per_axis
+
+
+SLIDING_FORMULA = "out = (N + 2P - D(F-1) - 1)/S + 1"
+
+
+def window_working(a: Attrs, shape: Shape, out: Shape, ceil_mode: bool = False) -> list[str]:
+    """Each spatial output size of a sliding window, as sliding_size computes it."""
+    kernel, stride, dilation = pair(a["kernel"]), pair(a["stride"] or a["kernel"]), pair(a.get("dilation", 1))
+    pads = resolve_padding(a, shape, stride, dilation)
+    lines = []
+    for n, k, s, (before, after), d, o, axis in zip(shape[1:], kernel, stride, pads, dilation, out[1:], "HW"):
+        padding = f"2×{before}" if before == after else f"{before} + {after}"
+        exact = Fraction(n + before + after - d * (k - 1) - 1, s) + 1
+        line = f"{axis}: ({n} + {padding} - {d}×({k} - 1) - 1)/{s} + 1 = {_number(exact)}"
+        if exact.denominator != 1:
+            rounded = math.ceil(exact) if ceil_mode else math.floor(exact)
+            line += f" -> {'ceil' if ceil_mode else 'floor'} {rounded}"
+            if rounded != o:
+                line += f" -> {o} (the last window must start inside the input)"
+        lines.append(line)
+    return [SLIDING_FORMULA, *axes_lines(lines)]
+
+
+def rf_working(before: RF, after: RF, spans: tuple[int, int] | None = None,
+               strides: tuple[Fraction, Fraction] | None = None) -> str:
+    """The receptive-field step: size + (span - 1) x jump, and the new jump."""
+    if after.size is None:
+        return "RF: global (every output sees the whole input)" + (" already" if before.size is None else "")
+    if after == before:
+        return f"RF unchanged: {after.label()}, jump {_jump(after)}"
+    if spans is None or strides is None or before.size is None:
+        return f"RF {before.label()} -> {after.label()}, jump {_jump(after)}"
+    per_axis = [f"{axis}: {s} + ({k} - 1)×{_number(j)} = {n}, jump {_number(j)}×{_number(st)} = {_number(nj)}"
+                for axis, s, k, j, st, n, nj in zip("HW", before.size, spans, before.jump, strides, after.size, after.jump)]
+    return "RF " + "; ".join(axes_lines(per_axis))
+
+
+def _jump(rf: RF) -> str:
+    h, w = rf.jump
+    return _number(h) if h == w else f"{_number(h)}x{_number(w)}"
+
+
+def window_spans(a: Attrs) -> tuple[tuple[int, int], tuple[Fraction, Fraction]]:
+    """The span D(K-1)+1 and the stride of each axis, as window_rf grows the field."""
+    kernel, dilation = pair(a["kernel"]), pair(a.get("dilation", 1))
+    spans = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    return spans, tuple(Fraction(s) for s in pair(a["stride"] or a["kernel"]))  # type: ignore[return-value]
+
+
+def window_label(word: str, a: Attrs) -> str:
+    """`conv 3x3/2`, `maxpool 3x3/2`: the kernel, and the stride when it is not 1."""
+    kh, kw = pair(a["kernel"])
+    stride = pair(a["stride"] or a["kernel"])
+    text = f"{word} {kh}x{kw}"
+    if stride != (1, 1):
+        text += f"/{stride[0]}" if stride[0] == stride[1] else f"/{stride[0]}x{stride[1]}"
+    return text

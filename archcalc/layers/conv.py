@@ -1,6 +1,8 @@
 """Convolutions and fully connected layers: the only layers that count MACs."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 from ..errors import SpecError
 from .base import (
     RF,
@@ -9,13 +11,18 @@ from .base import (
     LayerType,
     Shape,
     Warn,
+    axes_lines,
     need_image,
     pair,
     register,
     resolve_padding,
+    rf_working,
     torch_nn,
+    window_label,
     window_output,
     window_rf,
+    window_spans,
+    window_working,
 )
 
 _CONV_FIELDS = {
@@ -38,6 +45,27 @@ def _check_groups(a: Attrs, in_channels: int) -> None:
         )
 
 
+def _conv_label(word: str, a: Attrs) -> str:
+    """`conv 3x3/2, 64`, with `d2` for a dilation and `g32` for groups."""
+    text = f"{window_label(word, a)}, {a['out']}"
+    dilation = pair(a["dilation"])
+    if dilation != (1, 1):
+        text += f", d{dilation[0]}" if dilation[0] == dilation[1] else f", d{dilation[0]}x{dilation[1]}"
+    return text + (f", g{a['groups']}" if a["groups"] > 1 else "")
+
+
+def _weights_working(a: Attrs, cin: int, cout_per_group: int | None, params: int) -> str:
+    """params = Cout x (Cin/g) x Kh x Kw + bias, numbers filled in (transposed: Cin x Cout/g x ...)."""
+    kh, kw = pair(a["kernel"])
+    g = a["groups"]
+    bias = f" + {a['out']}" if a["bias"] else ""
+    if cout_per_group is None:
+        per_group = f"({cin}/{g})" if g > 1 else f"{cin}"
+        return f"params = Cout×(Cin/g)×Kh×Kw + bias = {a['out']}×{per_group}×{kh}×{kw}{bias} = {params:,}"
+    per_group = f"({a['out']}/{g})" if g > 1 else f"{a['out']}"
+    return f"params = Cin×(Cout/g)×Kh×Kw + bias = {cin}×{per_group}×{kh}×{kw}{bias} = {params:,}"
+
+
 def _kernel_volume(a: Attrs, in_channels: int) -> int:
     kh, kw = pair(a["kernel"])
     return in_channels // a["groups"] * kh * kw
@@ -53,6 +81,21 @@ class Conv2d(LayerType):
 
     def biases(self, a: Attrs) -> int:
         return a["out"] if a["bias"] else 0
+
+    def label(self, a: Attrs) -> str:
+        return _conv_label("conv", a)
+
+    def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
+        kh, kw = pair(a["kernel"])
+        g = a["groups"]
+        per_group = f"({shape[0]}/{g})" if g > 1 else f"{shape[0]}"
+        return [
+            *window_working(a, shape, out),
+            _weights_working(a, shape[0], None, self.params(a, shape)),
+            f"MACs = Cout×Hout×Wout×(Cin/g)×Kh×Kw = {out[0]}×{out[1]}×{out[2]}×{per_group}×{kh}×{kw} "
+            f"= {self.macs(a, shape, out):,}",
+            rf_working(rf, self.receptive_field(a, rf, shape), *window_spans(a)),
+        ]
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         channels, _, _ = need_image(self.name, shape)
@@ -85,7 +128,6 @@ class Conv2d(LayerType):
 @register
 class ConvTranspose2d(LayerType):
     name = "conv_transpose2d"
-    kind = "conv"
     weight_layer = True
     biases = Conv2d.biases
     doc = (
@@ -97,6 +139,31 @@ class ConvTranspose2d(LayerType):
         "padding": Field("pair", 0),
         "output_padding": Field("pair", 0),
     }
+    kind = "conv"
+
+    def label(self, a: Attrs) -> str:
+        return _conv_label("deconv", a)
+
+    def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
+        kh, kw = pair(a["kernel"])
+        g = a["groups"]
+        per_axis = [
+            f"{axis}: ({n} - 1)×{st} - 2×{p} + {d}×({k} - 1) + {op} + 1 = {o}"
+            for axis, n, k, st, p, op, d, o in zip("HW", shape[1:], pair(a["kernel"]), pair(a["stride"]),
+                                                   pair(a["padding"]), pair(a["output_padding"]), pair(a["dilation"]), out[1:])
+        ]
+        per_group = f"({a['out']}/{g})" if g > 1 else f"{a['out']}"
+        after = self.receptive_field(a, rf, shape)
+        stride, dilation = pair(a["stride"]), pair(a["dilation"])
+        spans = tuple(-(-(d * (k - 1) + 1) // st) for k, st, d in zip(pair(a["kernel"]), stride, dilation))
+        return [
+            "out = (N - 1)S - 2P + D(K-1) + output_padding + 1",
+            *axes_lines(per_axis),
+            _weights_working(a, shape[0], a["out"] // g, self.params(a, shape)),
+            f"MACs = Cin×Hin×Win×(Cout/g)×Kh×Kw = {shape[0]}×{shape[1]}×{shape[2]}×{per_group}×{kh}×{kw} "
+            f"= {self.macs(a, shape, out):,}",
+            rf_working(rf, after, spans, tuple(Fraction(1, st) for st in stride)),  # type: ignore[arg-type]
+        ]
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         channels, height, width = need_image(self.name, shape)
@@ -148,6 +215,18 @@ class Linear(LayerType):
     kind = "linear"
     weight_layer = True
     biases = Conv2d.biases
+
+    def label(self, a: Attrs) -> str:
+        return f"fc {a['out']}"
+
+    def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
+        bias = f" + {a['out']}" if a["bias"] else ""
+        return [
+            f"output {shape[0]} features -> {a['out']}",
+            f"params = in×out + bias = {shape[0]}×{a['out']}{bias} = {self.params(a, shape):,}",
+            f"MACs = in×out = {shape[0]}×{a['out']} = {self.macs(a, shape, out):,}",
+            rf_working(rf, self.receptive_field(a, rf, shape)),
+        ]
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         if len(shape) != 1:

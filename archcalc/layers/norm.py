@@ -5,6 +5,7 @@ import functools
 
 from ..core.kinds import Number
 from .base import (
+    RF,
     Attrs,
     Field,
     LayerType,
@@ -13,8 +14,31 @@ from .base import (
     need_image,
     numel,
     register,
+    rf_working,
+    same_shape_working,
     torch_nn,
 )
+
+
+class _Norm(LayerType):
+    kind = "norm"
+    word = ""
+
+    def counted(self, a: Attrs, shape: Shape) -> str:
+        """How the parameters come about, e.g. `2C (gamma, beta) = 2×64`."""
+        return f"2C = 2×{shape[0]}"
+
+    def label(self, a: Attrs) -> str:
+        return self.word
+
+    def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
+        lines = [same_shape_working(shape, out)]
+        params, buffers = self.params(a, shape), self.buffers(a, shape)
+        lines.append(f"params = {self.counted(a, shape)} = {params:,}" if params else "params = 0")
+        if buffers:
+            lines.append(f"non-trainable = 2C (running mean, variance) = 2×{shape[0]} = {buffers:,}")
+        lines.append("MACs = 0 (not counted)")
+        return [*lines, rf_working(rf, self.receptive_field(a, rf, shape))]
 
 
 @functools.cache
@@ -45,9 +69,13 @@ def _torch_classes():
 
 
 @register
-class BatchNorm2d(LayerType):
+class BatchNorm2d(_Norm):
     name = "batch_norm2d"
     kind = "norm"
+    word = "batchnorm"
+
+    def counted(self, a: Attrs, shape: Shape) -> str:
+        return f"2C (gamma, beta) = 2×{shape[0]}"
     doc = (
         "Batch normalisation. Trainable: gamma, beta (2C); non-trainable: running mean and "
         "variance (2C). fvcore counts 2 flops per element at inference (1 without affine)."
@@ -71,9 +99,10 @@ class BatchNorm2d(LayerType):
 
 
 @register
-class LayerNorm2d(LayerType):
+class LayerNorm2d(_Norm):
     name = "layer_norm2d"
     kind = "norm"
+    word = "layernorm"
     doc = (
         "LayerNorm over the channels at every position (ConvNeXt). 2C parameters. "
         "fvcore counts 5 flops per element."
@@ -94,9 +123,13 @@ class LayerNorm2d(LayerType):
 
 
 @register
-class LocalResponseNorm(LayerType):
+class LocalResponseNorm(_Norm):
     name = "lrn"
     kind = "norm"
+    word = "LRN"
+
+    def label(self, a: Attrs) -> str:
+        return f"LRN {a['size']}"
     doc = "Local response normalisation across channels (AlexNet). No parameters; fvcore counts 0."
     fields = {
         "size": Field("int", 5, "channels in the window", minimum=1), "alpha": Field("number", 1e-4),
@@ -111,9 +144,13 @@ class LocalResponseNorm(LayerType):
 
 
 @register
-class LayerScale(LayerType):
+class LayerScale(_Norm):
     name = "layer_scale"
     kind = "norm"
+    word = "layer scale"
+
+    def counted(self, a: Attrs, shape: Shape) -> str:
+        return f"C = {shape[0]}"
     doc = "Learned per-channel scale (ConvNeXt). C parameters; the multiply is not counted."
     fields = {"init": Field("number", 1e-6)}
 

@@ -10,14 +10,20 @@ from .base import (
     LayerType,
     Shape,
     Warn,
+    axes_lines,
     need_image,
     numel,
     pair,
     register,
     resolve_padding,
+    rf_working,
+    same_shape_working,
     torch_nn,
+    window_label,
     window_output,
     window_rf,
+    window_spans,
+    window_working,
 )
 
 _WINDOW = {
@@ -42,6 +48,14 @@ def _torch_padding(layer: LayerType, a: Attrs, shape: Shape) -> tuple[int, int]:
 
 class _Window(LayerType):
     kind = "pool"
+    word = ""
+
+    def label(self, a: Attrs) -> str:
+        return window_label(self.word, a)
+
+    def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
+        return [*window_working(a, shape, out, a["ceil_mode"]), f"channels kept: {shape[0]}; params = 0, MACs = 0",
+                rf_working(rf, self.receptive_field(a, rf, shape), *window_spans(a))]
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         if a["padding"] not in ("same", "valid"):
@@ -55,6 +69,7 @@ class _Window(LayerType):
 @register
 class MaxPool2d(_Window):
     name = "max_pool2d"
+    word = "maxpool"
     doc = "Max pooling (comparisons are not counted as MACs; fvcore counts 0)."
     fields = {**_WINDOW, "dilation": Field("pair", 1, minimum=1)}
 
@@ -68,6 +83,7 @@ class MaxPool2d(_Window):
 @register
 class AvgPool2d(_Window):
     name = "avg_pool2d"
+    word = "avgpool"
     doc = "Average pooling (additions are not counted as MACs; fvcore counts 0)."
     fields = {**_WINDOW, "count_include_pad": Field("bool", True)}
 
@@ -87,8 +103,20 @@ def _adaptive_window(size: int, out: int) -> tuple[int, int]:
 
 
 class _Adaptive(LayerType):
-    kind = "pool"
     fields = {"output": Field("pair", 1, doc="output size, int or [h, w]", minimum=1)}
+    kind = "pool"
+    word = ""
+
+    def label(self, a: Attrs) -> str:
+        h, w = pair(a["output"])
+        return f"global {self.word}" if (h, w) == (1, 1) else f"{self.word} -> {h}x{w}"
+
+    def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
+        windows = [f"{axis}: {n} -> {o}, windows up to {w} wide, {s} apart"
+                   for axis, n, o, (w, s) in zip("HW", shape[1:], out[1:],
+                                                 (_adaptive_window(n, o) for n, o in zip(shape[1:], out[1:])))]
+        return [same_shape_working(shape, out), *axes_lines(windows), "params = 0, MACs = 0",
+                rf_working(rf, self.receptive_field(a, rf, shape))]
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         need_image(self.name, shape)
@@ -105,6 +133,7 @@ class _Adaptive(LayerType):
 @register
 class AdaptiveAvgPool2d(_Adaptive):
     name = "adaptive_avg_pool2d"
+    word = "avgpool"
     doc = "Adaptive average pooling to a fixed output size. fvcore counts one flop per input element."
 
     def fvcore_flops(self, a: Attrs, shape: Shape, out: Shape) -> int:
@@ -117,6 +146,7 @@ class AdaptiveAvgPool2d(_Adaptive):
 @register
 class AdaptiveMaxPool2d(_Adaptive):
     name = "adaptive_max_pool2d"
+    word = "maxpool"
     doc = "Adaptive max pooling to a fixed output size (fvcore counts 0)."
 
     def torch_module(self, a: Attrs, shape: Shape):

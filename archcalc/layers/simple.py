@@ -12,6 +12,7 @@ from .base import (
     Warn,
     numel,
     register,
+    rf_working,
     torch_nn,
 )
 
@@ -20,8 +21,8 @@ class _Elementwise(LayerType):
     """Activations run in place (as torchvision's inplace=True): no new activation memory."""
 
     allocates = False
-    kind = "activation"
     torch_class = ""
+    kind = "activation"
 
     def torch_module(self, a: Attrs, shape: Shape):
         return getattr(torch_nn(), self.torch_class)()
@@ -29,7 +30,7 @@ class _Elementwise(LayerType):
 
 def _activation(spec_name: str, torch_class: str, description: str) -> None:
     register(type(torch_class, (_Elementwise,), {
-        "name": spec_name, "torch_class": torch_class,
+        "name": spec_name, "torch_class": torch_class, "kind": "shape" if spec_name == "identity" else "activation",
         "doc": f"{description}, elementwise; no MACs, fvcore counts 0.",
     }))
 
@@ -50,9 +51,12 @@ for _spec, _torch, _text in [
 @register
 class Dropout(_Elementwise):
     name = "dropout"
-    kind = "regularisation"
     doc = "Dropout: the identity at inference; no memory, no cost."
     fields = {"p": Field(Number(minimum=0, below=1), 0.5, "probability of dropping a value, in [0, 1)")}
+    kind = "regularisation"
+
+    def label(self, a: Attrs) -> str:
+        return f"dropout {a['p']:g}"
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().Dropout(a["p"])
@@ -61,10 +65,10 @@ class Dropout(_Elementwise):
 @register
 class StochasticDepth(_Elementwise):
     name = "stochastic_depth"
-    kind = "regularisation"
     doc = "Drops a residual branch per sample in training; the identity at inference."
     fields = {"p": Field(Number(minimum=0, maximum=1), 0.0, "probability of dropping the branch, in [0, 1]")}
     torch_class = "Identity"
+    kind = "regularisation"
 
 
 @register
@@ -75,6 +79,11 @@ class Flatten(LayerType):
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return (numel(shape),)
+
+    def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
+        product = "×".join(str(d) for d in shape)
+        return [f"output = {product} = {out[0]:,} features", "params = 0, MACs = 0 (a view)",
+                rf_working(rf, self.receptive_field(a, rf, shape))]
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return rf if len(shape) == 1 or shape[1:] == (1, 1) else GLOBAL_RF

@@ -21,12 +21,12 @@ from ..files import write_atomic
 from ..fmt import anchor, cell, markdown_table
 from ..render import table_rows
 from . import claims as claimslib
-from . import tricks
+from . import diagram, html, tricks
 
 FULL_TABLE_ROWS = 60  # networks with more layers than this are folded to depth 2
 FOLD_DEPTH = 2
-MANAGED = ("*.md", "*.png", "*.svg")
-RECORDED = ("bench", "measured")  # runs recorded on a machine: never regenerated, pruned or compared
+MANAGED = ("*.md", "*.png", "*.svg", "*.html")
+RECORDED = ("bench", "measured", "html/screenshots")  # recorded on a machine: never regenerated, pruned or compared
 PLOTTED_NETWORK = "vgg16"
 
 
@@ -116,6 +116,21 @@ def _regenerate(network: Network) -> str:
     return f"`archcalc report` on the spec file `{Path(network.file).name}`"
 
 
+def figure_section(network: Network) -> list[str]:
+    """The architecture figure (diagrams/NAME.svg) and the link to the interactive page (html/NAME.html)."""
+    return ["## Architecture\n",
+            f"![Architecture of {network.name}](../diagrams/{network.name}.svg)\n",
+            f"The same figure on [an interactive page](../html/{network.name}.html) (open it from a checkout: a foldable, "
+            "sortable layer table and the working of each layer). Regenerate one with `archcalc diagram` or `archcalc html`.\n"]
+
+
+def network_files(network: Network, analysis: Analysis) -> dict[str, bytes]:
+    """The figure and the interactive page of one network."""
+    depth = diagram.figure_depth(analysis)
+    return {f"diagrams/{network.name}.svg": diagram.svg(diagram.layout(analysis, diagram.Options(depth=depth))).encode(),
+            f"html/{network.name}.html": html.page(analysis, fold_depth(analysis), depth).encode()}
+
+
 def network_page(network: Network, results: list[claimslib.Result] | None = None, analysis: Analysis | None = None) -> str:
     analysis = analysis or analyze(network)
     depth = fold_depth(analysis)
@@ -130,6 +145,7 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
         "## Totals\n", totals_table(analysis),
         "## Published figures\n", expect_table(analysis),
         *claims_section(network, results if results is not None else claimslib.results()),
+        *figure_section(network),
         "## Layers\n",
         f"{folded} Output is C x H x W; Activations are values per image (the layer's output when it allocates one; "
         "x 4 bytes in fp32); RF is the receptive field in input pixels.\n",
@@ -352,12 +368,17 @@ def index_page(analyses: dict[str, Analysis], results: list[claimslib.Result]) -
         f"- [Lecture claims](claims.md): {len(results)} numeric claims of the lecture texts recomputed, "
         f"[{bad} wrong in their source](claims.md#wrong-in-the-source). Topics: {claim_topics}",
         "- [Tricks](tricks.md): " + ", ".join(f"[{title}](tricks.md#{anchor(title)})" for title in tricks.TITLES),
+        "- Networks (below): each page embeds its architecture figure (*figure*: `diagrams/NAME.svg`); *page* is a "
+        "self-contained HTML page (`html/NAME.html`) with the figure, a foldable and sortable layer table and the working "
+        "of each layer",
         "- Plots: [parameters against MACs of the zoo](plots/zoo_params_macs.svg) ([PNG](plots/zoo_params_macs.png)), "
         f"[per-layer parameters and activations of {PLOTTED_NETWORK}](plots/{PLOTTED_NETWORK}_layers.svg) "
         f"([PNG](plots/{PLOTTED_NETWORK}_layers.png))\n",
         "## Networks\n",
     ]
-    lines += [f"- {family}: " + ", ".join(f"[{a.network.name}](networks/{a.network.name}.md)" for a in members)
+    lines += [f"- {family}: " + ", ".join(f"[{a.network.name}](networks/{a.network.name}.md) "
+                                          f"([figure](diagrams/{a.network.name}.svg), [page](html/{a.network.name}.html))"
+                                          for a in members)
               for family, members in families(analyses).items()]
     lines += ["", "## Plots\n",
               "![Parameters against MACs of the zoo, bubble area = activation memory](plots/zoo_params_macs.png)\n",
@@ -378,7 +399,7 @@ def build(target: str | None = None) -> dict[str, bytes]:
     results = claimslib.results()
     if target is not None:
         network = load(target)
-        return {f"networks/{network.name}.md": network_page(network, results).encode()}
+        return {f"networks/{network.name}.md": network_page(network, results).encode(), **network_files(network, analyze(network))}
     analyses = {name: analyze(load(name)) for name in zoo_index()}
     files = {f"networks/{name}.md": network_page(a.network, results, a) for name, a in analyses.items()}
     files["zoo.md"] = zoo_page(analyses, claimslib.accuracy())
@@ -386,6 +407,8 @@ def build(target: str | None = None) -> dict[str, bytes]:
     files["tricks.md"] = tricks.page(topic_link(results, "Inception module"))
     files["README.md"] = index_page(analyses, results)
     out = {path: text.encode() for path, text in files.items()}
+    for a in analyses.values():
+        out.update(network_files(a.network, a))
     points = [(n, a.network.family, a.totals.params, a.totals.macs, a.activation_bytes) for n, a in analyses.items()]
     for suffix, data in plots.zoo_scatter(points).items():
         out[f"plots/zoo_params_macs.{suffix}"] = data
@@ -408,7 +431,7 @@ def write(out_dir: Path, files: dict[str, bytes], prune: bool) -> None:
 
 def managed(out_dir: Path) -> list[str]:
     found = {p.relative_to(out_dir) for pattern in MANAGED for p in out_dir.rglob(pattern)}
-    return sorted(str(p) for p in found if p.parts[0] not in RECORDED)
+    return sorted(str(p) for p in found if not any(p.as_posix().startswith(r + "/") for r in RECORDED))
 
 
 def generate(out_dir: Path, target: str | None = None) -> list[str]:

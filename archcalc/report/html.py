@@ -1,0 +1,356 @@
+"""`archcalc html`: one self-contained page per network, to explore it in a browser.
+
+The figure, the totals, and the layer table with groups that fold and unfold (the `--depth` of
+`archcalc table`), sortable columns, and the working of a clicked layer: its output size with the
+numbers filled in, its parameter and MAC formulas and its receptive-field step, as written by the
+layer's class (`LayerType.working`). CSS and script are inline; nothing is fetched, so the page
+works from file://. Deterministic: the same network gives the same bytes.
+"""
+from __future__ import annotations
+
+import json
+import math
+from html import escape
+
+from .. import fmt
+from ..core.calc import Analysis, Row
+from ..core.spec import Group, Layer, Node
+from ..layers import REGISTRY, RF
+from . import diagram
+
+TOTALS = [
+    ("params", "Parameters (trainable)"),
+    ("non_trainable", "Non-trainable values (BN running statistics)"),
+    ("macs", "MACs per image (conv + linear)"),
+    ("flops", "FLOPs per image (2 x MACs)"),
+    ("weight_layers", "Weight layers (conv, linear)"),
+    ("activations", "Activations per image (values, input included)"),
+    ("peak_activations", "Peak live activations (values)"),
+    ("weights_bytes", "Weights, fp32 (bytes)"),
+    ("activation_bytes", "Activations, fp32 (bytes)"),
+]
+
+
+def totals(analysis: Analysis) -> dict[str, int]:
+    """The totals the page shows, named as `archcalc table --format json` names them."""
+    t = analysis.totals
+    return {"params": t.params, "non_trainable": t.non_trainable, "macs": t.macs, "flops": t.flops,
+            "weight_layers": t.layers, "activations": t.activations * analysis.batch,
+            "peak_activations": t.peak_activations * analysis.batch, "weights_bytes": analysis.weights_bytes,
+            "activation_bytes": analysis.activation_bytes}
+
+
+# ---- workings ---------------------------------------------------------------------------------
+
+def input_fields(root: Group, rows: dict[str, Row]) -> dict[str, RF]:
+    """The receptive field each node receives: the previous sibling's, or its parent's input."""
+    fields: dict[str, RF] = {}
+
+    def walk(node: Node, before: RF) -> RF:
+        fields[node.path] = before
+        after = rows[node.path].rf if node.path else before
+        if isinstance(node, Group):
+            if node.kind == "sequence":
+                current = before
+                for child in node.children:
+                    current = walk(child, current)
+            else:
+                for child in node.children:
+                    walk(child, before)
+        return after
+
+    walk(root, RF())
+    return fields
+
+
+def workings(analysis: Analysis) -> dict[str, list[str]]:
+    """Path -> the lines of its working, for every row of the table."""
+    rows = {r.path: r for r in analysis.rows}
+    fields = input_fields(analysis.network.root, rows)
+    found: dict[str, list[str]] = {}
+    first = analysis.rows[0]
+    found["input"] = [f"input {fmt.shape(first.output_shape)} = {math.prod(first.output_shape):,} values per image"]
+
+    def walk(node: Node) -> None:
+        if isinstance(node, Layer):
+            row = rows[node.path]
+            found[node.path] = REGISTRY[node.type].working(node.attrs, row.input_shape, row.output_shape, fields[node.path])
+            return
+        for child in node.children:
+            walk(child)
+        if not node.path:
+            return
+        row = rows[node.path]
+        lines = [_merge_line(node, rows)] if node.kind != "sequence" else []
+        leaves = sum(1 for r in analysis.rows if r.leaf and r.path.startswith(node.path + "."))
+        lines += [f"{node.label}: {leaves} layers, {fmt.shape(row.input_shape)} -> {fmt.shape(row.output_shape)}",
+                  f"params = sum over its layers = {row.params:,}", f"MACs = sum over its layers = {row.macs:,}",
+                  f"RF {fields[node.path].label()} -> {row.rf.label()}"]
+        found[node.path] = lines
+        merged = f"{node.path}.{node.kind}"
+        if merged in rows:
+            found[merged] = [lines[0], f"a new tensor of {math.prod(row.output_shape):,} values"]
+
+    walk(analysis.network.root)
+    return found
+
+
+def _merge_line(node: Group, rows: dict[str, Row]) -> str:
+    shapes = [rows[child.path].output_shape for child in node.children]
+    out = rows[node.path].output_shape
+    if node.kind == "concat":
+        return f"concat channels: C = {' + '.join(str(s[0]) for s in shapes)} = {out[0]}, {fmt.shape(out)}"
+    if node.kind == "add":
+        return f"add: {' + '.join(fmt.shape(s) for s in shapes)} -> {fmt.shape(out)}, elementwise"
+    return f"multiply, broadcast: {' × '.join(fmt.shape(s) for s in shapes)} -> {fmt.shape(out)}"
+
+
+# ---- the page -------------------------------------------------------------------------------------
+
+def table_data(analysis: Analysis) -> dict:
+    """The rows as compact lists, and the working of each as indices into one list of distinct lines."""
+    found = workings(analysis)
+    parents = {r.path for r in analysis.rows if not r.leaf}
+    lines: dict[str, int] = {}
+    rows = []
+    for r in analysis.rows:
+        rf_sort = r.rf.size[0] * r.rf.size[1] if r.rf.size else -1
+        steps = [lines.setdefault(line, len(lines)) for line in found.get(r.path, [])]
+        rows.append([r.path, r.type, r.depth, int(r.path in parents), fmt.shape(r.output_shape), math.prod(r.output_shape),
+                     r.params, r.macs, r.activations * analysis.batch, r.rf.label(), rf_sort, steps])
+    return {"columns": ["path", "type", "depth", "group", "output", "size", "params", "macs", "activations", "rf", "rf_size",
+                        "working"], "rows": rows, "lines": list(lines)}
+
+
+def page(analysis: Analysis, depth: int | None = None, figure_depth: int | None = None) -> str:
+    """The page; groups deeper than `depth` start folded, the figure is drawn at `figure_depth`."""
+    network = analysis.network
+    figure = diagram.svg(diagram.layout(analysis, diagram.Options(depth=figure_depth)))
+    figure = figure.replace('<svg xmlns="http://www.w3.org/2000/svg"', '<svg xmlns="http://www.w3.org/2000/svg" id="figure-svg"', 1)
+    total_rows = "".join(f'<tr><th scope="row">{escape(label)}</th><td class="num" data-total="{key}">{value:,}</td></tr>'
+                         for (key, label), value in zip(TOTALS, totals(analysis).values()))
+    deepest = max(r.depth for r in analysis.rows)
+    depth_buttons = "".join(f'<button data-depth="{d}">{d}</button>' for d in range(1, deepest + 1))
+    data = json.dumps(table_data(analysis), ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    title = f"{network.name}: {network.title}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)} · archcalc</title>
+<link rel="icon" href="data:,">
+<style>{CSS}</style>
+</head>
+<body>
+<header>
+<h1>{escape(title)}</h1>
+<p>Family <code>{escape(network.family)}</code>, input {fmt.shape(analysis.input_shape)}, batch {analysis.batch}, {analysis.dtype}.
+Click a layer, in the table or in the figure, for its working. Generated by <code>archcalc html {escape(network.name)}</code>.</p>
+</header>
+<main>
+<section id="figure" aria-label="Architecture figure">
+{figure}</section>
+<section id="details">
+<table id="totals"><caption>Totals</caption>{total_rows}</table>
+<div id="working" aria-live="polite"><h2>Working</h2><p id="working-hint">Click a layer for its arithmetic.</p>
+<h3 id="working-title"></h3><ol id="working-lines"></ol></div>
+<div id="controls">Fold to depth: {depth_buttons}<button data-depth="all">all</button>
+<span id="shown"></span></div>
+<noscript><p>The layer table needs JavaScript; <code>archcalc table {escape(network.name)}</code> prints it.</p></noscript>
+<table id="layers" data-initial-depth="{depth or 'all'}">
+<thead><tr><th data-column="path">Layer</th><th data-column="type">Type</th><th data-column="size" class="num">Output</th>
+<th data-column="params" class="num">Params</th><th data-column="macs" class="num">MACs</th>
+<th data-column="activations" class="num">Activations</th><th data-column="rf_size" class="num">RF</th></tr></thead>
+<tbody></tbody>
+</table>
+</section>
+</main>
+<script type="application/json" id="table-data">{data}</script>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""
+
+
+CSS = """
+body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:0;color:#000;background:#fff;font-size:14px}
+header{padding:8px 16px;border-bottom:1px solid #ccc}h1{font-size:20px;margin:6px 0}header p{margin:4px 0;color:#333}
+main{display:flex;align-items:flex-start;gap:12px;padding:8px 16px}
+#figure{flex:0 0 auto;max-width:45%;max-height:calc(100vh - 110px);overflow:auto;position:sticky;top:8px;border:1px solid #ddd}
+#details{flex:1 1 auto;min-width:0}
+table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:left;white-space:nowrap}
+.num{text-align:right;font-variant-numeric:tabular-nums}
+#totals{margin-bottom:8px}#totals caption{text-align:left;font-weight:bold;padding:2px 0}
+#totals th{font-weight:normal;color:#333}
+#working{border:1px solid #0072B2;background:#F2F8FC;padding:4px 12px;margin:8px 0;min-height:60px}
+#working h2{font-size:15px;margin:4px 0}#working h3{font-size:14px;margin:4px 0;font-family:monospace}
+#working ol{margin:4px 0 6px 0;padding-left:22px;font-family:DejaVu Sans Mono,monospace;font-size:13px}
+#controls{margin:6px 0}#controls button{margin:0 2px}#shown{color:#555;margin-left:8px}
+#layers thead th{position:sticky;top:0;background:#fff;cursor:pointer;border-bottom:2px solid #999;user-select:none}
+#layers thead th[aria-sort=ascending]::after{content:" ▲"}#layers thead th[aria-sort=descending]::after{content:" ▼"}
+#layers tbody tr{cursor:pointer}#layers tbody tr:hover{background:#F5F5F5}
+#layers tbody tr.selected{background:#FFF3C4}#layers tr[data-group] td:first-child{font-weight:bold}
+#layers tr.hidden{display:none}
+.toggle{display:inline-block;width:1.3em;border:none;background:none;padding:0;cursor:pointer;font-size:12px}
+#figure-svg g.box,#figure-svg g.merge{cursor:pointer}
+#figure-svg g.selected rect{stroke:#000;stroke-width:3}
+@media print{#figure{position:static;max-height:none;max-width:none;overflow:visible}main{display:block}}
+"""
+
+SCRIPT = r"""
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("table-data").textContent);
+  var column = {};
+  data.columns.forEach(function (name, i) { column[name] = i; });
+  var table = document.getElementById("layers");
+  var body = table.tBodies[0];
+  var byPath = {}, record = {}, children = {"": []}, order = {}, rows = [];
+  function number(n) { return n.toLocaleString("en-US"); }
+  function cell(row, text, numeric) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    if (numeric) { td.className = "num"; }
+    row.appendChild(td);
+    return td;
+  }
+  data.rows.forEach(function (r, i) {
+    var path = r[column.path], row = document.createElement("tr");
+    row.dataset.path = path;
+    row.dataset.depth = r[column.depth];
+    var name = cell(row, "", false);
+    name.style.paddingLeft = (0.3 + 1.1 * Math.max(r[column.depth] - 1, 0)).toFixed(1) + "em";
+    name.title = path;
+    var toggle = document.createElement(r[column.group] ? "button" : "span");
+    toggle.className = "toggle";
+    name.appendChild(toggle);
+    name.appendChild(document.createTextNode(path.slice(path.lastIndexOf(".") + 1)));
+    if (r[column.group]) { row.dataset.group = ""; }
+    cell(row, r[column.type], false);
+    cell(row, r[column.output], true);
+    cell(row, number(r[column.params]), true);
+    cell(row, number(r[column.macs]), true);
+    cell(row, number(r[column.activations]), true);
+    cell(row, r[column.rf], true);
+    byPath[path] = row; record[path] = r; order[path] = i; children[path] = [];
+    rows.push(row);
+    body.appendChild(row);
+  });
+  function parentOf(path) {
+    var cut = path.lastIndexOf(".");
+    while (cut > 0) {
+      var up = path.slice(0, cut);
+      if (byPath[up]) { return up; }
+      cut = up.lastIndexOf(".");
+    }
+    return "";
+  }
+  rows.forEach(function (row) { children[parentOf(row.dataset.path)].push(row); });
+  var folded = {};
+  function update() {
+    var shown = 0;
+    rows.forEach(function (row) {
+      var hidden = false, up = parentOf(row.dataset.path);
+      while (up) { if (folded[up]) { hidden = true; break; } up = parentOf(up); }
+      row.classList.toggle("hidden", hidden);
+      if (!hidden) { shown += 1; }
+      var button = row.querySelector("button.toggle");
+      if (button) {
+        var open = !folded[row.dataset.path];
+        button.textContent = open ? "\u25be" : "\u25b8";
+        button.setAttribute("aria-expanded", String(open));
+        button.setAttribute("aria-label", open ? "fold" : "unfold");
+      }
+    });
+    document.getElementById("shown").textContent = shown + " of " + rows.length + " rows shown";
+  }
+  function foldTo(depth) {
+    folded = {};
+    rows.forEach(function (row) {
+      if (row.hasAttribute("data-group") && depth !== "all" && Number(row.dataset.depth) >= Number(depth)) {
+        folded[row.dataset.path] = true;
+      }
+    });
+    update();
+  }
+  var sortColumn = null, sortDirection = 0;
+  function sortKey(row, key) {
+    return record[row.dataset.path][column[key]];
+  }
+  function arrange() {
+    var sequence = [];
+    function visit(path) {
+      var list = children[path].slice();
+      if (sortDirection !== 0) {
+        list.sort(function (a, b) {
+          var x = sortKey(a, sortColumn), y = sortKey(b, sortColumn);
+          if (x < y) { return -sortDirection; }
+          if (x > y) { return sortDirection; }
+          return order[a.dataset.path] - order[b.dataset.path];
+        });
+      }
+      list.forEach(function (row) { sequence.push(row); visit(row.dataset.path); });
+    }
+    visit("");
+    sequence.forEach(function (row) { body.appendChild(row); });
+  }
+  Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
+    th.addEventListener("click", function () {
+      var key = th.dataset.column;
+      if (sortColumn !== key) { sortColumn = key; sortDirection = 1; }
+      else { sortDirection = sortDirection === 1 ? -1 : sortDirection === -1 ? 0 : 1; }
+      Array.prototype.forEach.call(table.tHead.rows[0].cells, function (other) { other.removeAttribute("aria-sort"); });
+      if (sortDirection !== 0) { th.setAttribute("aria-sort", sortDirection === 1 ? "ascending" : "descending"); }
+      arrange();
+    });
+  });
+  var svg = document.getElementById("figure-svg");
+  function select(path) {
+    if (!record[path]) { return; }
+    rows.forEach(function (row) { row.classList.toggle("selected", row.dataset.path === path); });
+    if (svg) {
+      Array.prototype.forEach.call(svg.querySelectorAll("g.box, g.merge"), function (g) {
+        g.classList.toggle("selected", g.getAttribute("data-path") === path);
+      });
+    }
+    document.getElementById("working-hint").hidden = true;
+    var row = byPath[path];
+    document.getElementById("working-title").textContent = path + " (" + row.cells[1].textContent + ")";
+    var list = document.getElementById("working-lines");
+    while (list.firstChild) { list.removeChild(list.firstChild); }
+    record[path][column.working].forEach(function (line) {
+      var item = document.createElement("li");
+      item.textContent = data.lines[line];
+      list.appendChild(item);
+    });
+  }
+  body.addEventListener("click", function (event) {
+    var row = event.target.closest("tr");
+    if (!row) { return; }
+    if (event.target.closest("button.toggle")) {
+      var path = row.dataset.path;
+      folded[path] = !folded[path];
+      update();
+      return;
+    }
+    select(row.dataset.path);
+  });
+  if (svg) {
+    svg.addEventListener("click", function (event) {
+      var g = event.target.closest("g.box, g.merge");
+      if (!g) { return; }
+      var path = g.getAttribute("data-path");
+      var up = parentOf(path);
+      while (up) { folded[up] = false; up = parentOf(up); }
+      update();
+      select(path);
+      if (byPath[path]) { byPath[path].scrollIntoView({block: "nearest"}); }
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("#controls button"), function (button) {
+    button.addEventListener("click", function () { foldTo(button.dataset.depth); });
+  });
+  foldTo(table.dataset.initialDepth);
+})();
+"""
