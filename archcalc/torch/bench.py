@@ -257,10 +257,9 @@ def torch_dtype(torch, dtype: str):
 
 def measure_matmul(torch, device: Device, dtype: str, settings: Settings) -> MatmulPeak:
     size = settings.matmul_size or MATMUL_SIZE[device.name]
-    a = torch.randn(size, size, device=device.name, dtype=torch_dtype(torch, dtype))
-    b = torch.randn(size, size, device=device.name, dtype=torch_dtype(torch, dtype))
-    stats = time_region(device, lambda: torch.mm(a, b), settings)
-    del a, b
+    operands = [torch.randn(size, size, device=device.name, dtype=torch_dtype(torch, dtype)) for _ in range(2)]
+    stats = time_region(device, lambda: torch.mm(*operands), settings)
+    operands.clear()  # free the operands before the next measurement
     device.release()
     return MatmulPeak(dtype, size, stats)
 
