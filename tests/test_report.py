@@ -337,7 +337,7 @@ def test_headline_counts_come_from_the_data(fresh):
     assert headline in page and headline in index
     assert f"{wrong} wrong in the source" in page and f"[{wrong} wrong in their source]" in index
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"{len(results)} numeric claims" in readme and f"{wrong} of them wrong" in readme
+    assert f"the {len(results)} numeric claims" in readme and f"{wrong} of them wrong" in readme
 
 
 def test_per_source_verdicts_of_one_claim(fresh):

@@ -141,6 +141,23 @@ def _regenerate(network: Network) -> str:
     return f"`archcalc report` on the spec file `{Path(network.file).name}`"
 
 
+def layout_notes(network: Network, analysis: Analysis, results: list[claimslib.Result] | None) -> list[str]:
+    """What a teacher needs to read this network's table: where it differs from its paper, what `global` means."""
+    notes = []
+    if network.name == "googlenet":
+        paper = claimslib.quantity(claimslib.Ref("googlenet_paper", "params"))
+        notes.append("The paper's Inception modules have a 1x1 -> 5x5 branch; torchvision builds that branch (`conv5x5`) as "
+                     "a 3x3 convolution, as in the weights it ports, with batch norm and no biases. The paper's layout "
+                     f"(5x5, biases, no batch norm; `googlenet_paper` in the claims file) has {paper:,} parameters against "
+                     f"{analysis.totals.params:,} here ([GoogLeNet claims](../{topic_link(results or [], 'GoogLeNet')})).\n")
+    if network.family == "efficientnet":
+        notes.append("RF `global` means that an output depends on every input pixel. Each MBConv block's squeeze-and-"
+                     "excitation averages its whole feature map and scales every channel by the result, so from the first "
+                     "such block on every value sees the whole image, whatever the kernels and strides span; the spatial "
+                     "receptive field of the convolution path alone is what the kernels and strides give.\n")
+    return ["## Reading this page\n", *notes] if notes else []
+
+
 def network_page(network: Network, results: list[claimslib.Result] | None = None, analysis: Analysis | None = None) -> str:
     analysis = analysis or analyze(network)
     depth = fold_depth(analysis)
@@ -155,6 +172,7 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
         "## Totals\n", totals_table(analysis),
         "## Published figures\n", expect_table(analysis),
         *claims_section(network, results if results is not None else claimslib.results()),
+        *layout_notes(network, analysis, results),
         "## Layers\n",
         f"{folded} Output is C x H x W; Activations are values per image (the layer's output when it allocates one; "
         "x 4 bytes in fp32); RF is the receptive field in input pixels.\n",

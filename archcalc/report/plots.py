@@ -237,7 +237,7 @@ def layer_bars(analysis: Analysis) -> dict[str, bytes]:
         return 100 * sum(values[i] for i in where) / sum(values)
 
     top.set_title(f"{analysis.network.name}: most parameters in the FC layers ({share(params, linear):.1f}%), most compute "
-                  f"in the convolutions ({share(macs, conv):.1f}% of the MACs), activations in the early convolutions "
+                  f"in the convolutions ({share(macs, conv):.1f}% of the MACs),\nactivations in the early convolutions "
                   f"(FC layers: {share(memory, linear):.2f}%); bars labelled with their share", fontsize=9)
     for ax in (top, middle, bottom):
         ax.grid(True, axis="y", linewidth=0.3)
