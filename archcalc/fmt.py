@@ -63,8 +63,14 @@ def _significant(x: float) -> str:
     return f"{x:.2f}"
 
 
-def scaled(n: int | float) -> str:
-    """A count scaled to its size: 416.5 K, 15.47 G; below 1,000 as it is."""
+UNITS = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def scaled(n: int | float, unit: str | None = None) -> str:
+    """A count scaled to its size: 416.5 K, 15.47 G; below 1,000 as it is. `unit` fixes the scale (a column's: 0.0617 M)."""
+    if unit is not None:
+        x = n / UNITS[unit]
+        return f"{_significant(x) if abs(x) >= 1 else f'{x:#.3g}'} {unit}"
     for factor, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "K")):
         if abs(n) >= factor:
             return f"{_significant(n / factor)} {suffix}"

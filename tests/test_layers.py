@@ -143,6 +143,89 @@ def test_conv_transpose2d_groups():
     assert row.params == 4 * (8 // 2) * 4 == 64
 
 
+# ---- a fixed connection table (LeNet-5's C3) ---------------------------------------
+
+def test_conv2d_connection_table():
+    table = [[0, 1], [1, 2], [0, 1, 2]]  # 2 + 2 + 3 = 7 connections
+    row = one({"type": "conv2d", "out": 3, "kernel": 3, "connections": table}, [3, 8, 8])
+    assert row.output_shape == (3, 6, 6)
+    assert row.params == 7 * 3 * 3 + 3 == 66  # a 3x3 kernel per connection, a bias per output
+    assert row.macs == 6 * 6 * 7 * 9 == 2_268
+    assert one({"type": "conv2d", "out": 3, "kernel": 3, "connections": table, "bias": False}, [3, 8, 8]).params == 63
+
+
+# LeCun et al. 1998, Table I: the S2 maps each C3 map reads (columns 0-15 of the table)
+LECUN_C3 = [[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5], [4, 5, 0], [5, 0, 1],
+            [0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 0], [4, 5, 0, 1], [5, 0, 1, 2],
+            [0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5], [0, 1, 2, 3, 4, 5]]
+
+
+def test_lenet5_c3_table_has_1516_parameters():
+    row = one({"type": "conv2d", "out": 16, "kernel": 5, "connections": LECUN_C3}, [6, 14, 14])
+    assert row.params == (6 * 3 + 9 * 4 + 6) * 25 + 16 == 1_516
+    assert row.macs == 10 * 10 * 60 * 25 == 150_000
+
+
+def test_lenet5_paper_against_a_plain_torch_model():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    from archcalc.core.spec import read_json, zoo_dir
+    from archcalc.torch.build import build_torch
+
+    spec_table = read_json(zoo_dir() / "lenet.json")["params"]["c3_table"]
+    assert [sorted(r) for r in spec_table] == [sorted(r) for r in LECUN_C3]
+
+    class LeNet5(nn.Module):  # the paper's network, written out: 156 + 12 + 1,516 + 32 + 48,120 + 10,164
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(1, 6, 5)
+            self.s2 = nn.Parameter(torch.ones(2, 6))  # a coefficient and a bias per map
+            self.c3 = nn.ModuleList(nn.Conv2d(len(r), 1, 5) for r in LECUN_C3)
+            self.s4 = nn.Parameter(torch.ones(2, 16))
+            self.c5, self.f6 = nn.Conv2d(16, 120, 5), nn.Linear(120, 84)
+            self.register_buffer("rbf", torch.zeros(10, 84))  # hand-chosen, not trained
+
+        def forward(self, x):
+            def sub(x, s):
+                return torch.tanh(nn.functional.avg_pool2d(x, 2) * s[0, :, None, None] + s[1, :, None, None])
+            x = sub(torch.tanh(self.c1(x)), self.s2)
+            x = torch.tanh(torch.cat([c(x[:, r]) for r, c in zip(LECUN_C3, self.c3)], 1))
+            x = torch.tanh(self.f6(torch.tanh(self.c5(sub(x, self.s4))).flatten(1)))
+            return ((x[:, None] - self.rbf) ** 2).sum(-1)
+
+    plain = LeNet5()
+    trainable = sum(p.numel() for p in plain.parameters())
+    assert trainable == 60_000 and plain(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+    analysis = analyze(load("lenet5_paper"))
+    assert (analysis.totals.params, analysis.totals.non_trainable) == (trainable, plain.rbf.numel())
+    built = build_torch(analysis)
+    assert sum(p.numel() for p in built.parameters()) == trainable
+    assert sum(b.numel() for b in built.buffers()) == 840
+    assert built(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("layer, message", [
+    ({"out": 2, "connections": [[0]]}, "1 rows, one per output channel is needed \\(2\\)"),
+    ({"out": 1, "connections": [[0, 5]]}, "input channels \\[5\\], the input has 3"),
+    ({"out": 2, "groups": 1, "connections": [[0], [0, 0]]}, "distinct input channels"),
+    ({"out": 3, "groups": 3, "connections": [[0], [1], [2]]}, "exclude each other"),
+])
+def test_conv2d_connection_table_errors(layer, message):
+    with pytest.raises(SpecError, match=message):
+        one({"type": "conv2d", "kernel": 1, **layer}, [3, 4, 4])
+
+
+# ---- RBF output units ----------------------------------------------------------------
+
+def test_rbf_units_hold_fixed_centres():
+    row = one({"type": "rbf", "out": 10}, [84])
+    assert row.output_shape == (10,)
+    assert (row.params, row.non_trainable) == (0, 84 * 10)  # LeNet-5: the centres are chosen by hand
+    assert row.macs == 840 and row.fvcore_flops == 0
+    with pytest.raises(SpecError, match="flat input"):
+        one({"type": "rbf", "out": 10}, [4, 2, 2])
+
+
 # ---- linear ------------------------------------------------------------------------
 
 def test_linear():
@@ -352,6 +435,6 @@ def test_every_layer_type_names_its_kind_and_weight_layers_count_biases():
     assert {name: lt.kind for name, lt in REGISTRY.items() if lt.kind not in kinds} == {}
     weight_layers = {name for name, lt in REGISTRY.items() if lt.weight_layer}
     assert {"conv2d", "conv_transpose2d", "linear"} <= weight_layers
-    for name in weight_layers:  # a weight layer with a bias of `out` values, by hand: out = 4
+    for name in (n for n in weight_layers if "bias" in REGISTRY[n].fields):  # a bias of `out` values, by hand: out = 4
         assert REGISTRY[name].biases({"out": 4, "bias": True}) == 4
         assert REGISTRY[name].biases({"out": 4, "bias": False}) == 0

@@ -347,7 +347,10 @@ def head(draw, shape):
         if i:
             layers.append(draw(activation((features,)))[0])
         features = draw(st.integers(1, 8))
-        layers.append({"type": "linear", "out": features, **({} if draw(st.booleans()) else {"bias": False})})
+        if draw(st.integers(0, 3)):
+            layers.append({"type": "linear", "out": features, **({} if draw(st.booleans()) else {"bias": False})})
+        else:  # LeNet-5's output: fixed centres, a squared distance per unit
+            layers.append({"type": "rbf", "out": features})
     return layers, (features,)
 
 
@@ -424,6 +427,8 @@ def torch_layer(layer: dict, c: int):
         return nn.BatchNorm2d(c, eps=get("eps", 1e-5), affine=get("affine", True))
     if kind == "linear":
         return nn.Linear(c, layer["out"], get("bias", True))
+    if kind == "rbf":
+        return RBF(c, layer["out"])
     if kind == "dropout":
         return nn.Dropout(get("p", 0.5))
     if kind == "layer_norm2d":  # LayerNorm over the channels of every position
@@ -452,6 +457,15 @@ class ChannelsLast(nn.Module):
 
     def forward(self, x):
         return self.inner(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class RBF(nn.Module):
+    def __init__(self, features: int, units: int):
+        super().__init__()
+        self.register_buffer("centres", torch.randn(units, features))
+
+    def forward(self, x):
+        return torch.cdist(x, self.centres) ** 2
 
 
 class Scale(nn.Module):

@@ -321,7 +321,27 @@ class Structure(Kind):
         return dict(self._schema)
 
 
-KINDS_BY_NAME = {"int": Integer, "number": Number, "bool": Boolean, "pair": Pair, "padding": Padding}
+class Table(Kind):
+    """A connection table: for each output channel, the input channels it reads (LeNet-5's C3)."""
+
+    expected = "a list, per output channel, of the distinct input channels it reads ([[0, 1, 2], [1, 2, 3], ...])"
+
+    def check(self, value: Any, where: str) -> tuple[tuple[int, ...], ...]:
+        if not (isinstance(value, (list, tuple)) and value and all(
+                isinstance(row, (list, tuple)) and row and all(is_integer(c) and c >= 0 for c in row)
+                and len(set(row)) == len(row) for row in value)):
+            raise kind_error(where, self.expected, value)
+        return tuple(tuple(row) for row in value)
+
+    def schema(self) -> dict:
+        row = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1, "uniqueItems": True}
+        return {"type": "array", "items": row, "minItems": 1}
+
+    def examples(self) -> tuple[list, list]:
+        return [[[0, 1], [1]]], [[], [[]], [[0, 0]], [[-1]], [1, 2], "0,1"]
+
+
+KINDS_BY_NAME = {"int": Integer, "number": Number, "bool": Boolean, "pair": Pair, "padding": Padding, "table": Table}
 
 
 def by_name(name: str, minimum: float | None = None) -> Kind:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from ..deps import require_torch
 from ..errors import SpecError
 from .base import (
     RF,
@@ -34,6 +35,8 @@ _CONV_FIELDS = {
     "groups": Field("int", 1, minimum=1),
     "bias": Field("bool", True),
 }
+_CONNECTIONS = Field("table", None, doc="per output channel, the input channels it reads (a fixed connection table, "
+                     "as LeNet-5's C3); absent: every channel of its group")
 
 
 def _check_groups(a: Attrs, in_channels: int) -> None:
@@ -64,18 +67,39 @@ def _weights_working(a: Attrs, cin: int, cout_per_group: int | None, params: int
         return f"params = Cout×(Cin/g)×Kh×Kw + bias = {a['out']}×{per_group}×{kh}×{kw}{bias} = {params:,}"
     per_group = f"({a['out']}/{g})" if g > 1 else f"{a['out']}"
     return f"params = Cin×(Cout/g)×Kh×Kw + bias = {cin}×{per_group}×{kh}×{kw}{bias} = {params:,}"
+def _check_connections(a: Attrs, in_channels: int) -> None:
+    table = a["connections"]
+    if table is None:
+        return
+    if a["groups"] != 1:
+        raise SpecError(f"connections and groups={a['groups']} exclude each other: the table says which channels each output reads")
+    if len(table) != a["out"]:
+        raise SpecError(f"connections has {len(table)} rows, one per output channel is needed ({a['out']})")
+    wide = sorted({c for row in table for c in row if c >= in_channels})
+    if wide:
+        raise SpecError(f"connections name input channels {wide}, the input has {in_channels} (0 to {in_channels - 1})")
 
 
 def _kernel_volume(a: Attrs, in_channels: int) -> int:
+    """Weights per output channel (on average, for a connection table: the total is what counts)."""
     kh, kw = pair(a["kernel"])
     return in_channels // a["groups"] * kh * kw
+
+
+def _weights(a: Attrs, in_channels: int) -> int:
+    """Weights of the whole layer: out x kernel volume, or the kernel area per connection of a table."""
+    if a.get("connections") is None:
+        return a["out"] * _kernel_volume(a, in_channels)
+    kh, kw = pair(a["kernel"])
+    return sum(len(row) for row in a["connections"]) * kh * kw
 
 
 @register
 class Conv2d(LayerType):
     name = "conv2d"
-    doc = "2-D convolution. MACs = Cout*Hout*Wout*(Cin/groups)*Kh*Kw; bias not counted."
-    fields = _CONV_FIELDS
+    doc = ("2-D convolution. MACs = Cout*Hout*Wout*(Cin/groups)*Kh*Kw; bias not counted. With `connections`, "
+           "output channel o reads only the channels of row o: weights = Kh*Kw*(connections in the table).")
+    fields = {**_CONV_FIELDS, "connections": _CONNECTIONS}
     kind = "conv"
     weight_layer = True
 
@@ -100,13 +124,14 @@ class Conv2d(LayerType):
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         channels, _, _ = need_image(self.name, shape)
         _check_groups(a, channels)
+        _check_connections(a, channels)
         return (a["out"], *window_output(self.name, a, shape, warn))
 
     def params(self, a: Attrs, shape: Shape) -> int:
-        return a["out"] * _kernel_volume(a, shape[0]) + (a["out"] if a["bias"] else 0)
+        return _weights(a, shape[0]) + (a["out"] if a["bias"] else 0)
 
     def macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
-        return out[0] * out[1] * out[2] * _kernel_volume(a, shape[0])
+        return out[1] * out[2] * _weights(a, shape[0])
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return window_rf(a, rf)
@@ -116,6 +141,9 @@ class Conv2d(LayerType):
         stride, dilation = pair(a["stride"]), pair(a["dilation"])
         (top, bottom), (left, right) = resolve_padding(a, shape, stride, dilation)
         symmetric = top == bottom and left == right
+        if a["connections"] is not None:
+            conv = table_conv(a["connections"], a["kernel"], stride, (top, left) if symmetric else 0, dilation, a["bias"])
+            return conv if symmetric else nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), conv)
         conv = nn.Conv2d(
             shape[0], a["out"], pair(a["kernel"]), stride, (top, left) if symmetric else 0,
             dilation, a["groups"], a["bias"],
@@ -123,6 +151,27 @@ class Conv2d(LayerType):
         if symmetric:
             return conv
         return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), conv)
+
+
+def table_conv(table, kernel, stride, padding, dilation, bias):
+    """A convolution with a fixed connection table: one Conv2d per output channel on the channels it reads.
+
+    Its parameters are exactly the table's (no masked weights), and fvcore counts each piece's MACs.
+    """
+    torch = require_torch()
+    nn = torch.nn
+
+    class TableConv2d(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = [list(row) for row in table]  # plain indices: no buffer to materialise
+            self.pieces = nn.ModuleList(nn.Conv2d(len(row), 1, pair(kernel), stride, padding, dilation, bias=bias)
+                                        for row in table)
+
+        def forward(self, x):
+            return torch.cat([piece(x[:, row]) for row, piece in zip(self.table, self.pieces)], 1)
+
+    return TableConv2d()
 
 
 @register
@@ -244,3 +293,43 @@ class Linear(LayerType):
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().Linear(shape[0], a["out"], a["bias"])
+
+
+@register
+class RBF(LayerType):
+    name = "rbf"
+    doc = ("Euclidean radial basis units (LeNet-5's output): unit j gives sum_i (x_i - w_ij)^2 with fixed, "
+           "hand-chosen centres w (in*out values, not trained). MACs = in*out (a difference squared and added each).")
+    fields = {"out": Field("int", doc="units (classes)", minimum=1)}
+    kind = "linear"
+    weight_layer = True
+
+    def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
+        if len(shape) != 1:
+            raise SpecError("rbf needs a flat input (add a flatten before it)")
+        return (a["out"],)
+
+    def buffers(self, a: Attrs, shape: Shape) -> int:
+        return shape[0] * a["out"]
+
+    def macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return shape[0] * a["out"]
+
+    def fvcore_flops(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return 0  # subtraction, power and sum: fvcore has no handle for them
+
+    def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
+        return RF(None)
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        torch = require_torch()
+
+        class RBFUnits(torch.nn.Module):
+            def __init__(self, features: int, units: int):
+                super().__init__()
+                self.register_buffer("centres", torch.zeros(units, features))
+
+            def forward(self, x):
+                return ((x.unsqueeze(1) - self.centres) ** 2).sum(-1)
+
+        return RBFUnits(shape[0], a["out"])

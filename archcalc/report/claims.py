@@ -3,14 +3,21 @@
 A claim (archcalc/report/claims.json) quotes its source and names what archcalc computes for it:
 a network (a zoo name, or a small spec of the claims file), a quantity, optionally a layer,
 an input size, and a comparison with a second quantity (`ratio`, `ratio_percent`, `saving`
-in percent, or `product`). A claim with `"bound": "above"` says "more than" (a majority,
-"most"). The claimed figure is data; the computed one never is. The file also lists the
-accuracy figures the lectures quote (`accuracy`), which archcalc shows but cannot compute.
+in percent, `product` or `difference`). A claim with `"bound": "above"` says "more than" (a majority,
+"most"). The claimed figure is data; the computed one never is. A claim quoted by several sources
+in different words lists them as `wordings` (each an id, its sources, its quote and what differs),
+so that each quote is judged once on what it says. `beside` computes the same figure another way
+(another layout) to show next to the verdict. Sources are seed file names; a claim from anywhere
+else names its real source and is counted apart from the lecture texts. The file also lists the
+accuracy figures the lectures quote (`accuracy`), which archcalc shows but cannot compute, and
+every other numeric statement of the lectures (`not_computed`), with a check where a paper gives one.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import json
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,7 +26,16 @@ from typing import Any, Mapping
 from .. import fmt
 from ..core.calc import Analysis, analyze
 from ..core.figures import Figure, Verdict, compare
-from ..core.spec import Layer, Network, Node, load, resolve, variant_names, zoo_index
+from ..core.spec import (
+    Layer,
+    Network,
+    Node,
+    load,
+    read_json,
+    resolve,
+    variant_names,
+    zoo_index,
+)
 from ..errors import SpecError
 from ..layers import REGISTRY, is_weight_layer
 
@@ -28,9 +44,10 @@ BYTES_PER_VALUE = 4  # fp32: the sources' convention for memory figures
 QUANTITIES = (
     "params", "weights", "biases", "non_trainable", "macs", "flops", "activations", "activation_bytes",
     "weights_bytes", "output_shape", "output_shape_hwc", "output_size", "layers", "depth", "count",
-    "receptive_field", "jump",
+    "receptive_field", "jump", "channels",
 )
-SHAPES = ("output_shape", "output_shape_hwc", "output_size", "receptive_field", "jump")
+SHAPES = ("output_shape", "output_shape_hwc", "output_size", "receptive_field", "jump", "channels")
+SEED = re.compile(r"\d{3}_[0-9a-f]{16}\.txt")  # a lecture text of ../shared/seeds
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,13 @@ class Claim:
     compare: str | None = None  # ratio (ref / versus), ratio_percent (100 x ratio), saving (100 x (1 - ratio)), product
     divide_by: int = 1
     note: str = ""
+    group: str | None = None  # the claim id its wordings share, when sources word it differently
+    beside: tuple["Beside", ...] = ()
+
+    @property
+    def in_lectures(self) -> bool:
+        """Quoted from the lecture texts (seed files), not from a source they copy."""
+        return all(SEED.fullmatch(s) for s in self.sources)
 
     value = property(lambda self: self.figure.value)
     unit = property(lambda self: self.figure.unit)
@@ -68,11 +92,28 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Beside:
+    """The claimed figure computed another way (another layout), shown next to the verdict."""
+
+    label: str
+    ref: Ref
+    versus: Ref | None = None
+    compare: str | None = None
+    divide_by: int = 1
+
+
+@dataclass(frozen=True)
 class Result:
-    """A claim and its verdict; `computed` is the exact number (int, Fraction or list), None if unavailable."""
+    """A claim and its verdict; `computed` is the exact number (int, Fraction or list), None if unavailable.
+
+    `error` is the message of a spec that cannot be built (a lecture's code that fails), `beside`
+    the values of the claim's `beside` computations.
+    """
 
     claim: Claim
     verdict: Verdict
+    error: str | None = None
+    beside: tuple[tuple[str, Any], ...] = ()
 
     computed = property(lambda self: self.verdict.exact)
     status = property(lambda self: self.verdict.status)
@@ -92,6 +133,17 @@ class Accuracy:
     top1: float | None = None  # accuracy, percent
     top5: float | None = None
     top5_error: float | None = None
+    check: str = ""  # what the paper behind the figure says, where it differs
+
+
+@dataclass(frozen=True)
+class Unchecked:
+    """A numeric statement of the lectures archcalc cannot compute (data, training, dates, timings)."""
+
+    what: str
+    quote: str
+    sources: tuple[str, ...]
+    check: str = ""  # a verdict from the papers, where one is possible
 
 
 # ---- the claims file -------------------------------------------------------------------
@@ -111,12 +163,27 @@ def local_specs(path: Path = CLAIMS_FILE) -> dict[str, dict]:
 
 
 def claims(path: Path = CLAIMS_FILE) -> list[Claim]:
-    return [_claim(raw) for raw in document(path)["claims"]]
+    found: list[Claim] = []
+    for raw in document(path)["claims"]:
+        shared = {k: v for k, v in raw.items() if k != "wordings"}
+        found += [_claim({**shared, **wording, "group": raw["id"]}) for wording in raw["wordings"]] if "wordings" in raw \
+            else [_claim(raw)]
+    ids = [c.id for c in found]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise SpecError(f"{CLAIMS_FILE.name}: claim ids used twice: {twice}")
+    return found
 
 
 def accuracy(path: Path = CLAIMS_FILE) -> list[Accuracy]:
     return [Accuracy(raw["label"], tuple(raw.get("networks", ())), raw["quote"], tuple(raw["sources"]), raw["measure"],
-                     raw.get("top1"), raw.get("top5"), raw.get("top5_error")) for raw in document(path).get("accuracy", [])]
+                     raw.get("top1"), raw.get("top5"), raw.get("top5_error"), raw.get("check", ""))
+            for raw in document(path).get("accuracy", [])]
+
+
+def unchecked(path: Path = CLAIMS_FILE) -> list[Unchecked]:
+    return [Unchecked(raw["what"], raw["quote"], tuple(raw["sources"]), raw.get("check", ""))
+            for raw in document(path).get("not_computed", [])]
 
 
 def _ref(raw: Mapping[str, Any]) -> Ref:
@@ -135,17 +202,30 @@ def _claim(raw: dict) -> Claim:
         id=raw["id"], topic=raw["topic"], sources=tuple(raw["sources"]), quote=raw["quote"],
         convention=raw["convention"], figure=figure, ref=_ref(raw),
         versus=_ref(raw["versus"]) if "versus" in raw else None, compare=raw.get("compare"),
-        divide_by=raw.get("divide_by", 1), note=raw.get("note", ""),
+        divide_by=raw.get("divide_by", 1), note=raw.get("note", ""), group=raw.get("group"),
+        beside=tuple(Beside(b["label"], _ref(b), _ref(b["versus"]) if "versus" in b else None, b.get("compare"),
+                            b.get("divide_by", 1)) for b in raw.get("beside", ())),
     )
 
 
 # ---- computing -------------------------------------------------------------------------
 
+def _extended(spec: dict) -> dict:
+    """A zoo family document with the claims file's `params` (a layout the zoo does not hold)."""
+    base = copy.deepcopy(read_json(zoo_index()[spec["extends"]]))
+    variant = (base.pop("variants", None) or {}).get(spec["extends"], {})
+    base.update({k: v for k, v in variant.items() if k not in ("params", "expect")})
+    base["params"] = {**base.get("params", {}), **variant.get("params", {}), **spec.get("params", {})}
+    base.update(name=spec["name"], title=spec["title"], expect=[])
+    return base
+
+
 @functools.cache
 def network(name: str) -> Network | None:
     specs = local_specs()
     if name in specs:
-        return resolve(specs[name], name, f"{CLAIMS_FILE.name}#{name}")
+        spec = _extended(specs[name]) if "extends" in specs[name] else specs[name]
+        return resolve(spec, name, f"{CLAIMS_FILE.name}#{name}")
     if name in zoo_index():
         return load(name)
     return None
@@ -199,6 +279,8 @@ def quantity(ref: Ref) -> Any:
 
 
 def _shape(row: Any, what: str) -> Any:
+    if what == "channels":
+        return row.output_shape[0]
     if what == "receptive_field":
         return list(row.rf.size) if row.rf.size else None
     if what == "jump":
@@ -245,7 +327,7 @@ def _summed(result: Analysis, ref: Ref) -> int:
     return sum(values(r) for r in rows)
 
 
-def computed(claim: Claim) -> Any:
+def computed(claim: Claim | Beside) -> Any:
     value = quantity(claim.ref)
     if value is None or isinstance(value, list):
         return value
@@ -255,6 +337,8 @@ def computed(claim: Claim) -> Any:
             return None
         if claim.compare == "product":
             value = value * other
+        elif claim.compare == "difference":
+            value = value - other
         else:
             ratio = Fraction(value, other)
             value = {"ratio": ratio, "ratio_percent": 100 * ratio, "saving": 100 * (1 - ratio)}[claim.compare]
@@ -262,7 +346,12 @@ def computed(claim: Claim) -> Any:
 
 
 def judge(claim: Claim) -> Result:
-    return Result(claim, compare(claim.figure, computed(claim)))
+    beside = tuple((b.label, computed(b)) for b in claim.beside)
+    try:
+        value = computed(claim)
+    except SpecError as exc:  # the lecture's own code, written as a spec, does not build
+        return Result(claim, compare(claim.figure, None), error=str(exc), beside=beside)
+    return Result(claim, compare(claim.figure, value), beside=beside)
 
 
 def results() -> list[Result]:

@@ -70,16 +70,25 @@ def expect_table(analysis: Analysis) -> str:
     verdicts = [judge(analysis, expect) for expect in analysis.network.expect]
     if not verdicts:
         return "No published figures in the spec.\n"
-    rows = []
+    rows, notes = [], Footnotes("e")
     for v in verdicts:
         e = v.expect
         unit = f" {e.unit}" if e.unit else ""
         places = decimals(e.value) if e.unit else 0
         published = f"{fmt.value(e.value, places)}{unit}"
-        verdict = _expect_verdict(v.verdict, published)
-        rows.append([e.what, e.layer or "", published, f"{fmt.value(v.computed, places)}{unit}", fmt.value(v.exact) if e.unit else "",
-                     verdict, cell(e.source + (f" ({e.note})" if e.note else ""))])
-    return markdown_table(rows, ["Figure", "Layer", "Published", "Computed", "Exact", "Verdict", "Source"], numeric=[2, 3, 4])
+        exact = fmt.value(v.exact)
+        if e.unit and v.exact is not None:
+            exact += f" ({in_unit(v.exact, e.unit)})"
+        rows.append([e.what, e.layer or "", published, exact, _expect_verdict(v.verdict, published),
+                     notes.mark(e.source + (f" ({e.note})" if e.note else ""))])
+    return (markdown_table(rows, ["Figure", "Layer", "Published", "archcalc (exact)", "Verdict", "Source"], numeric=[2, 3])
+            + notes.text())
+
+
+def in_unit(exact, unit: str) -> str:
+    """An exact number in a figure's unit, to 4 significant digits: 6,624,904 in M is 6.625 M."""
+    x = float(Fraction(exact) / SCALES[unit])
+    return f"{x:,.4g}{'' if unit in ('%', 'x') else ' '}{unit}"
 
 
 def _expect_verdict(v: Verdict, published: str) -> str:
@@ -87,7 +96,23 @@ def _expect_verdict(v: Verdict, published: str) -> str:
         return "**marked wrong but matches**" if v.matches else "**wrong in the source**"
     if not v.ok:
         return "**MISS**"
-    return {"rounds": f"rounds to {published}", "truncates": f"rounds down to {published}"}.get(v.status, v.status)
+    return {"rounds": f"exact value rounds to {published}", "truncates": f"exact value cut to {published}"}.get(v.status, v.status)
+
+
+class Footnotes:
+    """Long source strings as numbered Markdown footnotes; one number per distinct text."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.texts = prefix, {}
+
+    def mark(self, text: str) -> str:
+        if not text:
+            return ""
+        number = self.texts.setdefault(text, len(self.texts) + 1)
+        return f"[^{self.prefix}{number}]"
+
+    def text(self) -> str:
+        return "".join(f"\n[^{self.prefix}{n}]: {cell(t)}" for t, n in self.texts.items()) + ("\n" if self.texts else "")
 
 
 def claims_section(network: Network, results: list[claimslib.Result]) -> list[str]:
@@ -129,6 +154,21 @@ def network_files(network: Network, analysis: Analysis) -> dict[str, bytes]:
     depth = diagram.figure_depth(analysis)
     return {f"diagrams/{network.name}.svg": diagram.svg(diagram.layout(analysis, diagram.Options(depth=depth))).encode(),
             f"html/{network.name}.html": html.page(analysis, fold_depth(analysis), depth).encode()}
+def layout_notes(network: Network, analysis: Analysis, results: list[claimslib.Result] | None) -> list[str]:
+    """What a teacher needs to read this network's table: where it differs from its paper, what `global` means."""
+    notes = []
+    if network.name == "googlenet":
+        paper = claimslib.quantity(claimslib.Ref("googlenet_paper", "params"))
+        notes.append("The paper's Inception modules have a 1x1 -> 5x5 branch; torchvision builds that branch (`conv5x5`) as "
+                     "a 3x3 convolution, as in the weights it ports, with batch norm and no biases. The paper's layout "
+                     f"(5x5, biases, no batch norm; `googlenet_paper` in the claims file) has {paper:,} parameters against "
+                     f"{analysis.totals.params:,} here ([GoogLeNet claims](../{topic_link(results or [], 'GoogLeNet')})).\n")
+    if network.family == "efficientnet":
+        notes.append("RF `global` means that an output depends on every input pixel. Each MBConv block's squeeze-and-"
+                     "excitation averages its whole feature map and scales every channel by the result, so from the first "
+                     "such block on every value sees the whole image, whatever the kernels and strides span; the spatial "
+                     "receptive field of the convolution path alone is what the kernels and strides give.\n")
+    return ["## Reading this page\n", *notes] if notes else []
 
 
 def network_page(network: Network, results: list[claimslib.Result] | None = None, analysis: Analysis | None = None) -> str:
@@ -146,6 +186,7 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
         "## Published figures\n", expect_table(analysis),
         *claims_section(network, results if results is not None else claimslib.results()),
         *figure_section(network),
+        *layout_notes(network, analysis, results),
         "## Layers\n",
         f"{folded} Output is C x H x W; Activations are values per image (the layer's output when it allocates one; "
         "x 4 bytes in fp32); RF is the receptive field in input pixels.\n",
@@ -159,14 +200,38 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
 # ---- the zoo -----------------------------------------------------------------------------
 
 ZOO_HEADERS = ["Network", "Year", "Input", "Depth", "Weight layers", "Params", "MACs", "Weights fp32 (MiB)",
-               "Activations fp32 (MiB/image)", "Top-1 %", "Top-5 %", "Accuracy source"]
+               "Activations fp32 (MiB/image)", "torchvision top-1 %", "torchvision top-5 %", "Published top-1 %",
+               "Published top-5 %", "Protocol of the published figure"]
+TORCHVISION_PROTOCOL = ("ImageNet-1K validation, one network, one 224 centre crop (EfficientNet: the crop of its own input "
+                        "size), as torchvision's weights publish them (`_metrics` acc@1/acc@5)")
 
 
-def zoo_row(a: Analysis) -> list[str]:
-    t, meta = a.totals, a.network.meta
+def building_block(a: Analysis) -> bool:
+    """A module shown on its own (the lecture's Inception modules), not a network of the zoo."""
+    return bool(a.network.meta.get("building_block"))
+
+
+def accuracies(meta) -> tuple[tuple, tuple]:
+    """((top-1, top-5) by torchvision's protocol, (top-1, top-5, source) by another: the paper's or Keras')."""
+    source = meta.get("accuracy_source", "")
+    torchvision = source.startswith("torchvision")
+    ours = (meta.get("top1"), meta.get("top5")) if torchvision else (None, None)
+    if "paper_top1" in meta:
+        other = (meta["paper_top1"], meta.get("paper_top5"), meta["paper_accuracy_source"])
+    elif not torchvision and meta.get("top1") is not None:
+        other = (meta["top1"], meta.get("top5"), source)
+    else:
+        other = (None, None, "")
+    return ours, other
+
+
+def zoo_row(a: Analysis, notes: Footnotes) -> list[str]:
+    t = a.totals
+    (top1, top5), (paper1, paper5, source) = accuracies(a.network.meta)
     return [f"[{a.network.name}](networks/{a.network.name}.md)", str(_year(a) or ""), fmt.shape(a.input_shape),
-            f"{claimslib.depth(a.network.root):,}", f"{t.layers:,}", f"{t.params:,}", f"{t.macs:,}", fmt.mib(a.weights_bytes, unit=False),
-            fmt.mib(a.activation_bytes, unit=False), percent(meta.get("top1")), percent(meta.get("top5")), cell(meta.get("accuracy_source", ""))]
+            f"{claimslib.depth(a.network.root):,}", f"{t.layers:,}", fmt.scaled(t.params, "M"), fmt.scaled(t.macs, "G"),
+            fmt.mib(a.weights_bytes, unit=False), fmt.mib(a.activation_bytes, unit=False), percent(top1), percent(top5),
+            percent(paper1), percent(paper5), notes.mark(source)]
 
 
 def families(analyses: dict[str, Analysis]) -> dict[str, list[Analysis]]:
@@ -178,21 +243,57 @@ def families(analyses: dict[str, Analysis]) -> dict[str, list[Analysis]]:
     return {family: grouped[family] for family in order}
 
 
+def networks(analyses: dict[str, Analysis]) -> dict[str, Analysis]:
+    return {n: a for n, a in analyses.items() if not building_block(a)}
+
+
+def vgg16_totals_note(analyses: dict[str, Analysis]) -> str:
+    if "vgg16" not in analyses:
+        return ""
+    a = analyses["vgg16"]
+    table = claimslib.quantity(claimslib.Ref("vgg16", "activations", exclude=("avgpool",)))
+    avgpool = a.totals.activations - table
+    return (f"VGG16's activations are {a.totals.activations:,} values per image here: torchvision's layout has an adaptive "
+            f"average pool after the last max pool, whose 7x7x512 output ({avgpool:,} values) is a row of its own; the "
+            f"cs231n table of lecture 000 has no such row and sums to {table:,} "
+            f"([claims](claims.md#{anchor(OUTSIDE_HEADING)})). At a 224x224 input the pool copies its input unchanged.\n")
+
+
 def zoo_page(analyses: dict[str, Analysis], quoted: list[claimslib.Accuracy]) -> str:
+    notes = Footnotes("a")
     parts = ["# The zoo\n",
              "One row per network, at its own input size, batch 1, fp32, grouped by family in order of their year. "
              "*Depth* counts the weight layers (conv, linear) on the longest path from input to output, as papers count "
              "them (ResNet-50: 50, GoogLeNet: 22); *Weight layers* counts all of them, parallel branches and projection "
-             "shortcuts included. *MACs* are the multiply-accumulates of convolutions and linear layers (torchvision's "
-             "`_ops`; FLOPs = 2 x MACs). Weights include BN running statistics. Activations are the cs231n sum of the "
-             "layer outputs and the input. Top-1/top-5 are ImageNet-1K validation accuracies given by the model's "
-             "maintainers or its paper, with their source; the figures the lectures quote are [below]"
-             f"(#{anchor(QUOTED_HEADING)}).\n"]
-    numeric = [1, 3, 4, 5, 6, 7, 8, 9, 10]
-    for family, members in families(analyses).items():
-        parts += [f"## {family}\n", markdown_table([zoo_row(a) for a in members], ZOO_HEADERS, numeric=numeric)]
-    parts += [quoted_section(quoted, set(analyses))]
-    return "\n".join(parts)
+             "shortcuts included. *Params* (trainable) and *MACs* (the multiply-accumulates of convolutions and linear "
+             "layers, torchvision's `_ops`; FLOPs = 2 x MACs) are rounded to 3-4 significant digits here; the network pages "
+             "and `archcalc table --json` give them exactly. Weights include BN running statistics. Activations are the "
+             "cs231n sum of the layer outputs and the input.\n",
+             "Accuracies are ImageNet top-1/top-5 in percent, one protocol per column: *torchvision* is "
+             f"{TORCHVISION_PROTOCOL}; *Published* is the paper's own figure (or Keras' for its model), with its protocol in "
+             "the footnote: the VGG and AlexNet papers evaluate densely or on 10 crops, so their column compares with "
+             "itself, not with torchvision's. The figures the lectures quote are "
+             f"[below](#{anchor(QUOTED_HEADING)}); the lecture's Inception modules are "
+             f"[building blocks](#{anchor(BLOCKS_HEADING)}), not networks.\n"]
+    numeric = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    for family, members in families(networks(analyses)).items():
+        parts += [f"## {family}\n", markdown_table([zoo_row(a, notes) for a in members], ZOO_HEADERS, numeric=numeric)]
+        if family == "vgg":
+            parts.append(vgg16_totals_note(analyses))
+    parts += [blocks_section(analyses), quoted_section(quoted, set(networks(analyses)))]
+    return "\n".join(parts) + notes.text()
+
+
+BLOCKS_HEADING = "Building blocks"
+
+
+def blocks_section(analyses: dict[str, Analysis]) -> str:
+    rows = [[f"[{a.network.name}](networks/{a.network.name}.md)", cell(a.network.title), fmt.shape(a.input_shape),
+             f"{a.totals.params:,}", f"{a.totals.macs:,}", fmt.shape(a.output_shape)]
+            for a in analyses.values() if building_block(a)]
+    return (f"## {BLOCKS_HEADING}\n\n"
+            "Modules of the lectures computed on their own (not networks: no accuracy, not in the plots).\n\n"
+            + markdown_table(rows, ["Module", "What", "Input", "Params", "MACs", "Output"], numeric=[3, 4]))
 
 
 QUOTED_HEADING = "Accuracy figures the lectures quote"
@@ -203,13 +304,13 @@ def quoted_section(quoted: list[claimslib.Accuracy], names: set[str]) -> str:
     for q in quoted:
         links = ", ".join(f"[{n}](networks/{n}.md)" for n in q.networks if n in names)
         rows.append([cell(q.label), links, percent(q.top1), percent(q.top5), percent(q.top5_error), cell(q.measure),
-                     cell(q.quote), cell(", ".join(q.sources))])
+                     cell(q.quote), cell(", ".join(q.sources)), cell(q.check)])
     return (f"## {QUOTED_HEADING}\n\n"
-            "As the lecture texts write them (`archcalc/report/claims.json`, `accuracy`). Competition results are a team's "
-            "entry on the test set, not one network at one crop, so they do not compare with the validation "
-            "accuracies above.\n\n"
-            + markdown_table(rows, ["Network", "Zoo", "Top-1 %", "Top-5 %", "Top-5 error %", "Measure", "Quote", "Source"],
-                    numeric=[2, 3, 4]))
+            "As the lecture texts write them (`archcalc/report/claims.json`, `accuracy`), with what the papers say where "
+            "they differ (*Check*). Competition results are a team's entry on the test set (often an ensemble of "
+            "networks), not one network on the validation set, so they do not compare with the columns above.\n\n"
+            + markdown_table(rows, ["Network", "Zoo", "Top-1 %", "Top-5 %", "Top-5 error %", "Measure", "Quote", "Source",
+                                    "Check"], numeric=[2, 3, 4]))
 
 
 def _year(a: Analysis) -> int | None:
@@ -231,13 +332,16 @@ def topic_heading(number: int, topic: str) -> str:
 
 
 def topic_link(results: list[claimslib.Result], topic: str) -> str:
-    numbered = {name: t for t, name in enumerate(topics(results), start=1)}
+    numbered = {name: t for t, name in enumerate(topics([r for r in results if r.claim.in_lectures]), start=1)}
     return f"claims.md#{anchor(topic_heading(numbered[topic], topic))}" if topic in numbered else "claims.md"
 
 
 def claim_numbers(results: list[claimslib.Result]) -> dict[str, str]:
-    """Claim id -> its row number in claims.md: topic.row."""
-    return {r.claim.id: f"{t}.{i}" for t, rs in enumerate(topics(results).values(), start=1) for i, r in enumerate(rs, start=1)}
+    """Claim id -> its row number in claims.md: topic.row; the claims from outside the lectures are X.row."""
+    lectures = topics([r for r in results if r.claim.in_lectures])
+    numbers = {r.claim.id: f"{t}.{i}" for t, rs in enumerate(lectures.values(), start=1) for i, r in enumerate(rs, start=1)}
+    outside = [r for r in results if not r.claim.in_lectures]
+    return numbers | {r.claim.id: f"X.{i}" for i, r in enumerate(outside, start=1)}
 
 
 def _unit(c: claimslib.Claim) -> str:
@@ -253,12 +357,12 @@ def _claimed(c: claimslib.Claim) -> str:
 
 def _in_unit(r: claimslib.Result) -> str:
     c = r.claim
-    x = Fraction(r.computed) / SCALES[c.unit]
-    places = decimals(c.value) + 2
-    return f"{float(x):,.{places}f}".rstrip("0").rstrip(".") + _unit(c)
+    return in_unit(r.computed, c.unit)
 
 
 def _computed(r: claimslib.Result) -> str:
+    if r.error is not None:
+        return "does not build"
     if r.computed is None:
         return "network not in the zoo"
     if isinstance(r.computed, list):
@@ -271,17 +375,46 @@ def _computed(r: claimslib.Result) -> str:
     return exact
 
 
+def _plain(value) -> str:
+    if isinstance(value, list):
+        return fmt.shape(value)
+    if isinstance(value, Fraction) and value.denominator != 1:
+        return f"{float(value):,.4g}"
+    return fmt.value(int(value))
+
+
+def _counted(c: claimslib.Claim) -> bool:
+    """A count or a small whole number, where "3, not 2" says more than a percentage."""
+    return c.unit in (None, "x") and isinstance(c.value, int)
+
+
 def _verdict(r: claimslib.Result) -> str:
     c = r.claim
-    if r.status == "rounds":
-        digits = f" ({c.significant} significant digit{'s' if c.significant > 1 else ''})" if c.significant else ""
-        text = f"rounds to {_claimed(c)}{digits}"
+    if r.error is not None:
+        text = f"the code fails: {r.error}"
+    elif r.status == "rounds":
+        digits = f" to {c.significant} significant digit{'s' if c.significant > 1 else ''}" if c.significant else ""
+        text = f"the exact value, rounded{digits}, is the claim"
+    elif r.status in ("off", "truncates") and (_counted(c) or r.off_percent is None):
+        text = f"{_plain(r.computed)}{_unit(c)}, not {_claimed(c)}"
     elif r.status in ("off", "truncates"):
-        text = f"off by {r.off_percent:+.1f}%" if r.off_percent is not None else "off"
+        text = f"off by {r.off_percent:+.1f}%"
         text += " (cut, not rounded)" if r.status == "truncates" else " (a loose figure)" if c.approximate else ""
+    elif r.status == "differs":
+        text = f"{fmt.shape(r.computed)}, not {_claimed(c)}"
     else:
-        text = {"exact": "exact", "holds": "holds", "differs": "differs", "unavailable": "not computed"}[r.status]
+        text = {"exact": "exact", "holds": "holds", "unavailable": "not computed"}[r.status]
     return f"**wrong in the source**: {text}; see the note" if c.wrong else text
+
+
+def _beside(r: claimslib.Result) -> str:
+    return "; ".join(f"{label}: {_with_unit(value, r.claim.unit)}" for label, value in r.beside if value is not None)
+
+
+def _with_unit(value, unit: str | None) -> str:
+    if isinstance(value, list) or not unit:
+        return _plain(value)
+    return in_unit(value, unit) if unit in ("%", "x") else f"{_plain(value)} ({in_unit(value, unit)})"
 
 
 def _where(c: claimslib.Claim) -> str:
@@ -296,93 +429,177 @@ def _where(c: claimslib.Claim) -> str:
     return ref
 
 
-def wrong_section(results: list[claimslib.Result], numbers: dict[str, str]) -> str:
-    rows = [[numbers[r.claim.id], cell(r.claim.quote), cell(", ".join(r.claim.sources)), _claimed(r.claim), _computed(r),
-             cell(r.claim.note)] for r in results if r.claim.wrong]
-    return ("## Wrong in the source\n\n"
-            "Figures of the lecture material that do not add up, with the number archcalc computes instead and why. "
-            "They are marked in `archcalc/report/claims.json` (`wrong`), so they do not fail `archcalc check`; a figure marked "
-            "wrong that starts to match would.\n\n"
-            + markdown_table(rows, ["#", "Claim", "Source", "Claimed", "Correct (archcalc)", "Why"], numeric=[3, 4]))
-
-
-SUMMARY = {"exact": "exact", "rounds": "rounds to", "holds": "holds", "off": "off by", "truncates": "off by",
+SUMMARY = {"exact": "exact", "rounds": "rounds to the claim", "holds": "holds", "off": "off", "truncates": "off",
            "differs": "differs", "unavailable": "not computed"}
 
 
-def claims_page(results: list[claimslib.Result]) -> str:
+def lecture_results(results: list[claimslib.Result]) -> list[claimslib.Result]:
+    return [r for r in results if r.claim.in_lectures]
+
+
+def headline(results: list[claimslib.Result]) -> dict[str, int]:
+    """Counts of the lecture claims by verdict, wrong ones apart, from the results themselves."""
     counts: dict[str, int] = defaultdict(int)
-    for r in results:
+    for r in lecture_results(results):
         counts["wrong in the source" if r.claim.wrong else SUMMARY[r.status]] += 1
-    summary = ", ".join(f"{counts[k]} {k}" for k in (*dict.fromkeys(SUMMARY.values()), "wrong in the source") if counts[k])
+    return {k: counts[k] for k in (*dict.fromkeys(SUMMARY.values()), "wrong in the source") if counts[k]}
+
+
+def headline_text(results: list[claimslib.Result]) -> str:
+    counts = headline(results)
+    return f"{sum(counts.values())} claims of the lecture texts: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
+def _claim_rows(rs: list[claimslib.Result], numbers: dict[str, str]) -> list[list[str]]:
+    return [[numbers[r.claim.id], cell(r.claim.quote), cell(", ".join(r.claim.sources)), cell(r.claim.convention),
+             _where(r.claim), _claimed(r.claim), _computed(r), _verdict(r)] for r in rs]
+
+
+CLAIM_HEADERS = ["#", "Claim", "Source", "Convention", "Computed from", "Claimed", "archcalc", "Verdict"]
+
+
+def _notes(rs: list[claimslib.Result], numbers: dict[str, str]) -> str:
+    notes = []
+    for r in rs:
+        text = " ".join(t for t in (r.claim.note, f"Computed beside it: {_beside(r)}." if _beside(r) else "") if t)
+        if text:
+            notes.append(f"- **{numbers[r.claim.id]}** {cell(text)}\n")
+    return "Notes:\n\n" + "".join(notes) if notes else ""
+
+
+def wordings_section(results: list[claimslib.Result], numbers: dict[str, str]) -> str:
+    groups: dict[str, list[claimslib.Result]] = defaultdict(list)
+    for r in lecture_results(results):
+        if r.claim.group:
+            groups[r.claim.group].append(r)
+    rows = [[numbers[r.claim.id], cell(", ".join(r.claim.sources)), cell(r.claim.quote), cell(r.claim.convention), _claimed(r.claim),
+             _computed(r), _verdict(r)] for rs in groups.values() for r in rs]
+    return ("## One claim, several wordings\n\n"
+            "Where the sources say the same thing in different words, each wording is judged on what it says (one row per "
+            "quote and source).\n\n"
+            + markdown_table(rows, ["#", "Source", "Wording", "Read as", "Claimed", "archcalc", "Verdict"], numeric=[4, 5]))
+
+
+def wrong_section(results: list[claimslib.Result], numbers: dict[str, str]) -> str:
+    rows = [[numbers[r.claim.id], cell(r.claim.quote), cell(", ".join(r.claim.sources)), _claimed(r.claim), _computed(r),
+             cell(r.claim.note)] for r in lecture_results(results) if r.claim.wrong]
+    return ("## Wrong in the source\n\n"
+            "Figures of the lecture texts that do not add up or say more than the network does, with the number archcalc "
+            "computes instead and why. They are marked in `archcalc/report/claims.json` (`wrong`), so they do not fail "
+            "`archcalc check`; a figure marked wrong that starts to match would.\n\n"
+            + markdown_table(rows, ["#", "Claim", "Source", "Claimed", "Correct (archcalc)", "Why"], numeric=[3, 4]))
+
+
+OUTSIDE_HEADING = "From outside the lecture texts"
+
+
+def outside_section(results: list[claimslib.Result], numbers: dict[str, str]) -> str:
+    rs = [r for r in results if not r.claim.in_lectures]
+    return (f"## {OUTSIDE_HEADING}\n\n"
+            "Figures of the slides the lectures copy that the lecture texts themselves do not contain, with their real "
+            "source. They are checked like the others but are not counted among the lecture claims above.\n\n"
+            + markdown_table(_claim_rows(rs, numbers), CLAIM_HEADERS, numeric=[5, 6]) + "\n" + _notes(rs, numbers))
+
+
+def googlenet_layouts() -> str:
+    """GoogLeNet's parameters in the layouts the figures 4M, 5M and 12x may mean."""
+    rows = []
+    for label, name in (("the paper's (5x5 branches, biases, no batch norm)", "googlenet_paper"),
+                        ("torchvision's (3x3 in the '5x5' branch, batch norm)", "googlenet")):
+        total = claimslib.quantity(claimslib.Ref(name, "params"))
+        body = claimslib.quantity(claimslib.Ref(name, "params", exclude=("fc",)))
+        rows.append([label, f"`{name}`", f"{total:,}", fmt.scaled(total, "M"), f"{body:,}", fmt.scaled(body, "M")])
+    alexnet = {n: claimslib.quantity(claimslib.Ref(n, "params")) for n in ("alexnet_paper", "alexnet")}
+    ratios = [[f"`{a}` / `{g}`", f"{alexnet[a]:,} / {claimslib.quantity(claimslib.Ref(g, 'params')):,}",
+               f"{float(Fraction(alexnet[a], claimslib.quantity(claimslib.Ref(g, 'params')))):.2f}x"]
+              for a, g in (("alexnet_paper", "googlenet_paper"), ("alexnet", "googlenet"))]
+    return ("GoogLeNet's parameters, computed in both layouts, with and without the 1024 -> 1000 classifier (no auxiliary "
+            "classifiers). 5 M and 12x are the Inception authors' own round figures (60 M / 5 M, Szegedy et al., Rethinking "
+            "the Inception Architecture, CVPR 2016, Section 1); no layout has 5 M at one significant digit.\n\n"
+            + markdown_table(rows, ["Layout", "Spec", "Params", "in M", "Without the classifier", "in M"], numeric=[2, 3, 4, 5])
+            + "\n" + markdown_table(ratios, ["AlexNet / GoogLeNet", "Parameters", "Ratio"], numeric=[1, 2]))
+
+
+def not_computed_section(unchecked: list[claimslib.Unchecked], quoted: list[claimslib.Accuracy]) -> str:
+    rows = [[cell(u.what), cell(u.quote), cell(", ".join(u.sources)), cell(u.check)] for u in unchecked]
+    rows += [[cell(f"accuracy: {q.label}"), cell(q.quote), cell(", ".join(q.sources)), cell(q.check)] for q in quoted]
+    return ("## Not computed\n\n"
+            "Every other numeric statement of the lecture texts: data sets, training settings, timings, dates and "
+            "accuracies are not the shape or the cost of a network, so archcalc cannot compute them. *Check* gives "
+            "what the papers say where they allow a verdict (the accuracies are also in "
+            f"[the zoo](zoo.md#{anchor(QUOTED_HEADING)})).\n\n"
+            + markdown_table(rows, ["What", "Quote", "Source", "Check"]))
+
+
+def claims_page(results: list[claimslib.Result], unchecked: list[claimslib.Unchecked] | None = None,
+                quoted: list[claimslib.Accuracy] | None = None) -> str:
     numbers = claim_numbers(results)
-    grouped = topics(results)
+    grouped = topics(lecture_results(results))
     contents = "".join(f"{t}. [{topic}](#{anchor(topic_heading(t, topic))})\n" for t, topic in enumerate(grouped, start=1))
     parts = ["# Lecture claims, recomputed\n",
              f"Every numeric claim of the lecture texts about the shape or the cost of a network, next to what archcalc "
-             f"computes ({len(results)} claims: {summary}). The claimed figure is the source's, in the source's "
+             f"computes ({headline_text(results)}). The claimed figure is the source's, in the source's "
              "convention (*Convention*: weights only or with biases, MACs, values or bytes, C x H x W or H x W x C); "
              "the computed one comes from the named zoo network or small spec of `archcalc/report/claims.json` (*Computed "
-             "from*). Verdicts: *exact*; *rounds to* when the claim is the computed value rounded to the digits "
-             "written; *off by* (claimed - computed) / computed; *holds* for \"most\" (more than half). A claim that "
-             "is wrong in its source is marked so, with the correct number and a note.\n",
-             contents, wrong_section(results, numbers)]
+             "from*), and *archcalc* shows it exactly (in the claim's unit in brackets). Verdicts: *exact*; *rounds to the "
+             "claim* when the exact value rounded to the digits the claim writes is the claim; *off by* (claimed - "
+             "computed) / computed, or *N, not M* for counts; *holds* for \"most\" (more than half). A claim that "
+             f"is wrong in its source is marked so, with the correct number and a note. The slides' figures that the texts "
+             f"do not contain are [apart](#{anchor(OUTSIDE_HEADING)}); what archcalc cannot compute is listed under "
+             "[Not computed](#not-computed).\n",
+             contents, wrong_section(results, numbers), wordings_section(results, numbers)]
     for t, (topic, rs) in enumerate(grouped.items(), start=1):
-        rows = [[numbers[r.claim.id], cell(r.claim.quote), cell(", ".join(r.claim.sources)), cell(r.claim.convention),
-                 _where(r.claim), _claimed(r.claim), _computed(r), _verdict(r)] for r in rs]
-        parts += [f"## {topic_heading(t, topic)}\n",
-                  markdown_table(rows, ["#", "Claim", "Source", "Convention", "Computed from", "Claimed", "archcalc", "Verdict"],
-                        numeric=[5, 6])]
-        notes = [f"- **{numbers[r.claim.id]}** {cell(r.claim.note)}\n" for r in rs if r.claim.note]
-        if notes:
-            parts.append("Notes:\n\n" + "".join(notes))
-    parts.append(NOT_CHECKED)
+        parts += [f"## {topic_heading(t, topic)}\n", markdown_table(_claim_rows(rs, numbers), CLAIM_HEADERS, numeric=[5, 6])]
+        if notes := _notes(rs, numbers):
+            parts.append(notes)
+        if topic == "GoogLeNet":
+            parts.append(googlenet_layouts())
+    parts += [outside_section(results, numbers),
+              not_computed_section(claimslib.unchecked() if unchecked is None else unchecked,
+                                   claimslib.accuracy() if quoted is None else quoted)]
     return "\n".join(parts)
-
-
-NOT_CHECKED = """## Not computed
-
-Figures of the lectures that are not the shape or the cost of an architecture, so archcalc does not
-check them: error rates and accuracies (in [the zoo](zoo.md#accuracy-figures-the-lectures-quote)),
-Keras timings (ms per inference step), training and data (1.2M images and 1000 classes, batch 256,
-weight decay 5e-4, dropout 0.5, 2-3 weeks on 4 GPUs, a week on 2 GPUs, 50x GPU speed-up, 6x faster
-convergence with ReLU, 2048x more training patches, 3GB of GPU memory), dates, and the 56-layer plain
-network of the degradation experiment (CIFAR-10, not in the zoo).
-"""
 
 
 # ---- assembling --------------------------------------------------------------------------
 
+PLOTS = {
+    "zoo_params_macs": "parameters against MACs of the zoo (bubble area: activation memory per image)",
+    "zoo_accuracy_macs": "torchvision top-1 accuracy against GMACs (one protocol)",
+    f"{PLOTTED_NETWORK}_layers": f"per-layer parameters (log scale), MACs and activations of {PLOTTED_NETWORK}",
+}
+
+
 def index_page(analyses: dict[str, Analysis], results: list[claimslib.Result]) -> str:
-    bad = sum(1 for r in results if r.claim.wrong)
+    bad = headline(results).get("wrong in the source", 0)
+    shown = networks(analyses)
     claim_topics = ", ".join(f"[{topic}](claims.md#{anchor(topic_heading(t, topic))})"
-                             for t, topic in enumerate(topics(results), start=1))
+                             for t, topic in enumerate(topics(lecture_results(results)), start=1))
+    outside = len(results) - len(lecture_results(results))
     lines = [
         "# Reports\n",
         "Generated by `archcalc report` from `specs/*.json` and `archcalc/report/claims.json`; do not edit by hand. "
         "`archcalc report --check` fails when these files are stale; `archcalc report NAME --out DIR` writes one "
         "network's page. Tables are GitHub pipe tables: copy one into a slide or a course page as is.\n",
-        f"- [The zoo](zoo.md): {len(analyses)} networks, one row each, grouped by family: year, depth, parameters, "
-        "MACs, weights and activation memory, published accuracy with its source; "
+        f"- [The zoo](zoo.md): {len(shown)} networks, one row each, grouped by family: year, depth, parameters, "
+        "MACs, weights and activation memory, accuracy with one protocol per column; "
+        f"[building blocks](zoo.md#{anchor(BLOCKS_HEADING)}), "
         f"[accuracy figures the lectures quote](zoo.md#{anchor(QUOTED_HEADING)})",
-        f"- [Lecture claims](claims.md): {len(results)} numeric claims of the lecture texts recomputed, "
-        f"[{bad} wrong in their source](claims.md#wrong-in-the-source). Topics: {claim_topics}",
+        f"- [Lecture claims](claims.md): {headline_text(results)} "
+        f"([{bad} wrong in their source](claims.md#wrong-in-the-source)); {outside} figures of the slides they copy, "
+        f"[counted apart](claims.md#{anchor(OUTSIDE_HEADING)}); [what archcalc cannot compute](claims.md#not-computed). "
+        f"Topics: {claim_topics}",
         "- [Tricks](tricks.md): " + ", ".join(f"[{title}](tricks.md#{anchor(title)})" for title in tricks.TITLES),
         "- Networks (below): each page embeds its architecture figure (*figure*: `diagrams/NAME.svg`); *page* is a "
         "self-contained HTML page (`html/NAME.html`) with the figure, a foldable and sortable layer table and the working "
         "of each layer",
-        "- Plots: [parameters against MACs of the zoo](plots/zoo_params_macs.svg) ([PNG](plots/zoo_params_macs.png)), "
-        f"[per-layer parameters and activations of {PLOTTED_NETWORK}](plots/{PLOTTED_NETWORK}_layers.svg) "
-        f"([PNG](plots/{PLOTTED_NETWORK}_layers.png))\n",
+        "- Plots: " + ", ".join(f"[{what}](plots/{name}.svg) ([PNG](plots/{name}.png))" for name, what in PLOTS.items()) + "\n",
         "## Networks\n",
     ]
     lines += [f"- {family}: " + ", ".join(f"[{a.network.name}](networks/{a.network.name}.md) "
                                           f"([figure](diagrams/{a.network.name}.svg), [page](html/{a.network.name}.html))"
                                           for a in members)
               for family, members in families(analyses).items()]
-    lines += ["", "## Plots\n",
-              "![Parameters against MACs of the zoo, bubble area = activation memory](plots/zoo_params_macs.png)\n",
-              f"![Per-layer parameters and activation memory of {PLOTTED_NETWORK}](plots/{PLOTTED_NETWORK}_layers.png)\n",
+    lines += ["", "## Plots\n", *(f"![{what}](plots/{name}.png)\n" for name, what in PLOTS.items()),
               "## Recorded runs\n",
               "Measurements of one machine, written by the tools that took them and never regenerated here: "
               "`measured/` (`python benchmarks/table_speed.py`: how fast `archcalc table` answers) and "
@@ -409,12 +626,17 @@ def build(target: str | None = None) -> dict[str, bytes]:
     out = {path: text.encode() for path, text in files.items()}
     for a in analyses.values():
         out.update(network_files(a.network, a))
-    points = [(n, a.network.family, a.totals.params, a.totals.macs, a.activation_bytes) for n, a in analyses.items()]
-    for suffix, data in plots.zoo_scatter(points).items():
-        out[f"plots/zoo_params_macs.{suffix}"] = data
+    shown = networks(analyses)
+    points = [(n, a.network.family, a.totals.params, a.totals.macs, a.activation_bytes, a.input_shape[-1]) for n, a in shown.items()]
+    accuracy = [(n, a.network.family, a.totals.macs, accuracies(a.network.meta)[0][0]) for n, a in shown.items()]
+    drawn = {"zoo_params_macs": plots.zoo_scatter(points),
+             "zoo_accuracy_macs": plots.accuracy_scatter([p for p in accuracy if p[3] is not None],
+                                                         "torchvision's weights, ImageNet-1K validation, one centre crop")}
     if PLOTTED_NETWORK in analyses:
-        for suffix, data in plots.layer_bars(analyses[PLOTTED_NETWORK]).items():
-            out[f"plots/{PLOTTED_NETWORK}_layers.{suffix}"] = data
+        drawn[f"{PLOTTED_NETWORK}_layers"] = plots.layer_bars(analyses[PLOTTED_NETWORK])
+    for name, formats in drawn.items():
+        for suffix, data in formats.items():
+            out[f"plots/{name}.{suffix}"] = data
     return out
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from .. import fmt
 from ..core.calc import Analysis, analyze
 from ..core.spec import resolve
 from ..fmt import markdown_table
@@ -13,6 +14,9 @@ TITLES = (
     "1x1 bottlenecks",
     "Depthwise separable convolutions",
     "Receptive field growth",
+    "Parameter sharing",
+    "Global average pooling instead of FC layers",
+    "Output sizes of dilated and transposed convolutions",
 )
 
 
@@ -51,8 +55,10 @@ def stacks() -> str:
 
 def bottlenecks(inception_link: str) -> str:
     designs = [
-        ("ResNet block, 56x56x256: one 3x3 256->256", [256, 56, 56], [conv(256, 3)]),
-        ("... as 1x1 256->64, 3x3 64->64, 1x1 64->256", [256, 56, 56], [conv(64, 1), conv(64, 3), conv(256, 1)]),
+        ("ResNet basic block on 64 channels, 56x56 (He et al., Fig. 5 left): 3x3 64->64, 3x3 64->64", [64, 56, 56],
+         [conv(64, 3), conv(64, 3)]),
+        ("... the bottleneck on 256 channels (Fig. 5 right): 1x1 256->64, 3x3 64->64, 1x1 64->256", [256, 56, 56],
+         [conv(64, 1), conv(64, 3), conv(256, 1)]),
         ("Inception 5x5 branch, 28x28x256: 5x5 256->96", [256, 28, 28], [conv(96, 5)]),
         ("... as 1x1 256->64, 5x5 64->96", [256, 28, 28], [conv(64, 1), conv(96, 5)]),
         ("Inception 3x3 branch, 28x28x256: 3x3 256->192", [256, 28, 28], [conv(192, 3)]),
@@ -65,7 +71,9 @@ def bottlenecks(inception_link: str) -> str:
         saving = ("", "") if a is base else (_pct(a.totals.params, base.totals.params), _pct(a.totals.macs, base.totals.macs))
         rows.append([label, f"{a.totals.params:,}", f"{a.totals.macs:,}", *saving])
     return (f"## {TITLES[1]}\n\n"
-            "Reduce the channels with a 1x1 convolution before the expensive filter (no biases). The whole Inception "
+            "Reduce the channels with a 1x1 convolution before the expensive filter (no biases). He et al. compare their "
+            "blocks this way (Fig. 5): the bottleneck works on 4x the channels (256) for about the cost of the basic block "
+            "on 64, which is why ResNet-50/101/152 use it. The whole Inception "
             f"module of lecture 000 (854M against 271M MACs) is in [the claims]({inception_link}).\n\n"
             + _table(rows, ["Design", "Params", "MACs", "Params saved", "MACs saved"]))
 
@@ -103,6 +111,60 @@ def receptive_fields() -> str:
             + _table(rows, ["Stack", *[f"after {i}" for i in range(1, 7)]]))
 
 
+def sharing() -> str:
+    a = net("alexnet_conv1", [3, 227, 227], [{"type": "conv2d", "out": 96, "kernel": 11, "stride": 4}])
+    row = a.leaves()[-1]
+    per_output = row.params // 96  # 11 x 11 x 3 weights and a bias
+    rows = [["shared: one 11x11x3 filter (and bias) per output map", f"{row.params:,}", f"{per_output:,} x 96"],
+            ["unshared: one filter (and bias) per output value", f"{row.activations * per_output:,}",
+             f"{per_output:,} x {row.activations:,}"]]
+    return (f"## {TITLES[4]}\n\n"
+            f"AlexNet's conv1 (96 filters of 11x11x3, stride 4, 227x227 input, {fmt.shape(row.output_shape)} output, "
+            "lecture 004): a convolution uses the same filter at every position; without sharing, each of the "
+            f"{row.activations:,} outputs would need its own.\n\n"
+            + _table(rows, ["Design", "Params", "As"]))
+
+
+def pooling_heads() -> str:
+    designs = [
+        ("FC on the flattened 7x7x1024 map", [{"type": "flatten"}, {"type": "linear", "out": 1000}]),
+        ("GoogLeNet: global average pool, then FC 1024->1000", [{"type": "adaptive_avg_pool2d", "output": 1},
+                                                                {"type": "flatten"}, {"type": "linear", "out": 1000}]),
+        ("NiN: 1x1 convolution to 1000 maps, then global average pool", [{"type": "conv2d", "out": 1000, "kernel": 1},
+                                                                        {"type": "adaptive_avg_pool2d", "output": 1}]),
+    ]
+    rows = []
+    for label, layers in designs:
+        a = net("head", [1024, 7, 7], layers)
+        rows.append([label, f"{a.totals.params:,}", f"{a.totals.macs:,}", fmt.shape(a.output_shape)])
+    return (f"## {TITLES[5]}\n\n"
+            "The classifier on GoogLeNet's last feature map (1024 x 7 x 7). Averaging each map first (GoogLeNet, Szegedy "
+            "et al. 2014) keeps one small FC layer; Network in Network (Lin et al. 2014) makes the last convolution give "
+            "one map per class and averages it, with no FC layer at all.\n\n"
+            + _table(rows, ["Head", "Params", "MACs", "Output"]))
+
+
+def output_sizes() -> str:
+    """The output-size formula of lecture 002, with dilation, and the transposed convolution that inverts a stride."""
+    designs = [
+        ("conv 3x3, stride 1, pad 1, dilation 1", 32, conv(1, 3), (32 + 2 * 1 - 1 * (3 - 1) - 1) // 1 + 1),
+        ("conv 3x3, stride 1, pad 2, dilation 2", 32, conv(1, 3, dilation=2, padding=2), (32 + 2 * 2 - 2 * (3 - 1) - 1) // 1 + 1),
+        ("conv 3x3, stride 2, pad 0, dilation 3", 32, conv(1, 3, stride=2, dilation=3, padding=0),
+         (32 + 0 - 3 * (3 - 1) - 1) // 2 + 1),
+        ("conv_transpose 4x4, stride 2, pad 1", 16, {"type": "conv_transpose2d", "out": 1, "kernel": 4, "stride": 2,
+                                                     "padding": 1, "bias": False}, (16 - 1) * 2 - 2 * 1 + (4 - 1) + 1),
+    ]
+    rows = []
+    for label, size, layer, formula in designs:
+        a = net("size", [1, size, size], [layer])
+        rows.append([label, f"{size}", f"{a.output_shape[-1]}", f"{formula}"])
+    return (f"## {TITLES[6]}\n\n"
+            "Lecture 002: L_out = floor((L_in + 2 pad - dil (kernel - 1) - 1) / stride + 1); the transposed convolution "
+            "(`convtranspose`, which raises the resolution) gives (L_in - 1) stride - 2 pad + dil (kernel - 1) + 1. "
+            "*archcalc* is the calculator's output size; *formula* is the formula evaluated here.\n\n"
+            + _table(rows, ["Layer", "L_in", "archcalc", "formula"]))
+
+
 def _is_conv(type_name: str) -> bool:
     found = layer_type(type_name)
     return found is not None and found.kind == "conv"
@@ -112,5 +174,5 @@ def page(inception_link: str = "claims.md") -> str:
     return "\n".join([
         "# Tricks, computed\n",
         "Companions to the lectures: every number below is computed by archcalc on a small spec built here.\n",
-        stacks(), bottlenecks(inception_link), separable(), receptive_fields(),
+        stacks(), bottlenecks(inception_link), separable(), receptive_fields(), sharing(), pooling_heads(), output_sizes(),
     ])
