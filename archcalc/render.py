@@ -17,8 +17,8 @@ def table_rows(analysis: Analysis, depth: int | None, convention: str) -> list[l
     rows = []
     for row in analysis.at_depth(depth):
         params = row.params_keras if convention == "keras" else row.params
-        rows.append([row.path, row.type, fmt.shape(row.output_shape), params, row.macs,
-                     row.activations * analysis.batch, row.rf.label()])
+        rows.append([row.path, row.label, fmt.shape(row.output_shape), params, row.macs,
+                     row.allocated * analysis.batch, row.rf.label()])
     return rows
 
 
@@ -31,7 +31,7 @@ def summary_lines(analysis: Analysis, convention: str) -> list[str]:
         f"Trainable params: {t.params:,}",
         f"Non-trainable values (BN running statistics): {t.non_trainable:,}",
         f"MACs (conv + linear, per image): {t.macs:,} ({fmt.giga(t.macs)}); FLOPs = 2 x MACs: {fmt.giga(t.flops)}",
-        f"Weight layers (conv, linear): {t.layers}",
+        f"Weight layers (conv, linear): {t.weight_layers}",
         f"Input {fmt.shape(analysis.input_shape)} -> output {fmt.shape(analysis.output_shape)}; batch {b}, {d}",
         f"Weights memory: {fmt.mib(analysis.weights_bytes)} ({d}, parameters and running statistics)",
         f"Activation memory: {t.activations * b:,} values = {fmt.mib(analysis.activation_bytes)} "
@@ -78,7 +78,7 @@ def to_json(analysis: Analysis, depth: int | None = None, convention: str = "tor
             "macs": t.macs,
             "flops": t.flops,
             "fvcore_flops": t.fvcore_flops,
-            "weight_layers": t.layers,
+            "weight_layers": t.weight_layers,
             "activations": t.activations * analysis.batch,
             "peak_activations": t.peak_activations * analysis.batch,
             "weights_bytes": analysis.weights_bytes,

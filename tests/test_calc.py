@@ -42,7 +42,7 @@ def test_totals(net):
     assert t.macs == MACS == 22_688
     assert t.flops == 2 * MACS
     assert t.activations == ACTIVATIONS == 2_842
-    assert t.layers == 4  # three convs and a linear
+    assert t.weight_layers == 4  # three convs and a linear
 
 
 def test_fvcore_flops(net):
@@ -95,12 +95,12 @@ def test_bad_batch_and_dtype(net):
 def test_merge_rows(net):
     a = analyze(net)
     mix = a.row("mix")
-    assert not mix.leaf and mix.type == "concat"
+    assert not mix.leaf and mix.label == "concat"
     assert mix.output_shape == (16, 8, 8)
     assert mix.params == 36 + 292 and mix.macs == 2_048 + 18_432
-    assert mix.activations == 256 + 256 + 1024  # the branches plus the concatenation
+    assert mix.allocated == 256 + 256 + 1024  # the branches plus the concatenation
     merged = a.row("mix.concat")
-    assert merged.leaf and merged.activations == 1024 and merged.params == 0
+    assert merged.leaf and merged.allocated == 1024 and merged.params == 0
 
 
 def test_depth_folding(net):
@@ -112,7 +112,7 @@ def test_depth_folding(net):
         rows = a.at_depth(depth)
         assert sum(r.params for r in rows) == PARAMS
         assert sum(r.macs for r in rows) == MACS
-        assert sum(r.activations for r in rows) == ACTIVATIONS
+        assert sum(r.allocated for r in rows) == ACTIVATIONS
 
 
 def test_depth_folding_of_blocks():
@@ -135,7 +135,7 @@ def test_row_lookup(net):
 def test_output_shape_and_input_row(net):
     a = analyze(net)
     assert a.output_shape == (10,)
-    assert a.rows[0].path == "input" and a.rows[0].activations == 256
+    assert a.rows[0].path == "input" and a.rows[0].allocated == 256
 
 
 def test_to_dataframe(net):

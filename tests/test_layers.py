@@ -29,7 +29,7 @@ def test_conv2d_basic():
     assert row.params == 16 * 3 * 3 * 3 + 16 == 448
     assert row.macs == 16 * 32 * 32 * (3 * 3 * 3) == 442_368
     assert row.non_trainable == 0
-    assert row.activations == 16 * 32 * 32
+    assert row.allocated == 16 * 32 * 32
 
 
 def test_conv2d_without_bias():
@@ -163,7 +163,7 @@ def test_max_pool_stride_defaults_to_kernel():
     row = one({"type": "max_pool2d", "kernel": 2}, [64, 224, 224])
     assert row.output_shape == (64, 112, 112)
     assert row.params == 0 and row.macs == 0
-    assert row.activations == 64 * 112 * 112
+    assert row.allocated == 64 * 112 * 112
 
 
 def test_max_pool_with_padding():
@@ -222,14 +222,14 @@ def test_adaptive_pools():
 def test_flatten_is_a_view():
     row = one({"type": "flatten"}, [4, 3, 3])
     assert row.output_shape == (36,)
-    assert row.activations == 0
+    assert row.allocated == 0
 
 
 @pytest.mark.parametrize("kind", ["relu", "relu6", "tanh", "sigmoid", "gelu", "silu", "hardswish", "identity", "dropout"])
 def test_elementwise_layers_are_free_and_in_place(kind):
     row = one({"type": kind}, [8, 5, 5])
     assert row.output_shape == (8, 5, 5)
-    assert (row.params, row.non_trainable, row.macs, row.fvcore_flops, row.activations) == (0, 0, 0, 0, 0)
+    assert (row.params, row.non_trainable, row.macs, row.fvcore_flops, row.allocated) == (0, 0, 0, 0, 0)
 
 
 def test_dropout_probability_is_a_field():
@@ -239,7 +239,7 @@ def test_dropout_probability_is_a_field():
 def test_softmax_allocates():
     row = one({"type": "softmax"}, [1000])
     assert row.output_shape == (1000,)
-    assert row.activations == 1000 and row.params == 0
+    assert row.allocated == 1000 and row.params == 0
 
 
 # ---- normalisation -----------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_batch_norm2d():
     assert row.params_keras == 256
     assert row.macs == 0
     assert row.fvcore_flops == 2 * 64 * 56 * 56
-    assert row.activations == 64 * 56 * 56
+    assert row.allocated == 64 * 56 * 56
 
 
 def test_batch_norm2d_without_affine():
@@ -269,7 +269,7 @@ def test_lrn():
     row = one({"type": "lrn", "size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2}, [96, 55, 55])
     assert row.output_shape == (96, 55, 55)
     assert (row.params, row.non_trainable, row.macs) == (0, 0, 0)
-    assert row.activations == 96 * 55 * 55
+    assert row.allocated == 96 * 55 * 55
 
 
 def test_layer_scale():

@@ -15,10 +15,11 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from .. import fmt
 from ..errors import SpecError
+from .notes import InexactSize
 
 Shape = tuple[int, ...]
 Attrs = Mapping[str, Any]
-Warn = Callable[[str], None]
+Warn = Callable[[InexactSize], None]
 
 REQUIRED = object()
 
@@ -76,6 +77,7 @@ class LayerType:
     doc: ClassVar[str] = ""
     fields: ClassVar[dict[str, Field]] = {}
     allocates: ClassVar[bool] = True  # False: in place or a view, adds no activation memory
+    weight_layer: ClassVar[bool] = False  # counted among the weight layers (conv, linear)
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return shape
@@ -146,11 +148,7 @@ def sliding_size(
             f"input {size}+{pad_before + pad_after}={padded} along {axis}"
         )
     if numerator % stride:
-        exact = Fraction(numerator, stride) + 1
-        warn(
-            f"{axis}: ({size} + {pad_before + pad_after} - {span})/{stride} + 1 = {float(exact):g} is not whole; "
-            f"{'ceil' if ceil_mode else 'floor'} gives {out}"
-        )
+        warn(InexactSize(axis, size, pad_before + pad_after, span, stride, ceil_mode, out))
     return out
 
 

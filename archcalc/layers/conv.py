@@ -46,6 +46,7 @@ def _kernel_volume(a: Attrs, in_channels: int) -> int:
 @register
 class Conv2d(LayerType):
     name = "conv2d"
+    weight_layer = True
     doc = "2-D convolution. MACs = Cout*Hout*Wout*(Cin/groups)*Kh*Kw; bias not counted."
     fields = _CONV_FIELDS
 
@@ -80,6 +81,7 @@ class Conv2d(LayerType):
 @register
 class ConvTranspose2d(LayerType):
     name = "conv_transpose2d"
+    weight_layer = True
     doc = (
         "2-D transposed convolution. Output (N-1)*S - 2P + D(K-1) + output_padding + 1. "
         "MACs = Cin*Hin*Win*(Cout/groups)*Kh*Kw (each input pixel scatters one kernel)."
@@ -135,6 +137,7 @@ class ConvTranspose2d(LayerType):
 @register
 class Linear(LayerType):
     name = "linear"
+    weight_layer = True
     doc = "Fully connected layer on a flat input. MACs = in*out; bias not counted."
     fields = {"out": Field("int", doc="output features", minimum=1), "bias": Field("bool", True)}
 

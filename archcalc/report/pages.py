@@ -58,7 +58,7 @@ def totals_table(analysis: Analysis) -> str:
         ["MACs per image (conv + linear)", f"{t.macs:,}"],
         ["FLOPs per image (2 x MACs)", f"{t.flops:,}"],
         ["Depth (weight layers on the longest path)", f"{claimslib.depth(analysis.network.root):,}"],
-        ["Weight layers (conv, linear)", f"{t.layers:,}"],
+        ["Weight layers (conv, linear)", f"{t.weight_layers:,}"],
         ["Output", fmt.shape(analysis.output_shape)],
         ["Weights, fp32 (MiB)", fmt.mib(analysis.weights_bytes, unit=False)],
         ["Activations per image (values, input included)", f"{t.activations:,}"],
@@ -143,7 +143,7 @@ ZOO_HEADERS = ["Network", "Year", "Input", "Depth", "Weight layers", "Params", "
 def zoo_row(a: Analysis) -> list[str]:
     t, meta = a.totals, a.network.meta
     return [f"[{a.network.name}](networks/{a.network.name}.md)", str(_year(a) or ""), fmt.shape(a.input_shape),
-            f"{claimslib.depth(a.network.root):,}", f"{t.layers:,}", f"{t.params:,}", f"{t.macs:,}", fmt.mib(a.weights_bytes, unit=False),
+            f"{claimslib.depth(a.network.root):,}", f"{t.weight_layers:,}", f"{t.params:,}", f"{t.macs:,}", fmt.mib(a.weights_bytes, unit=False),
             fmt.mib(a.activation_bytes, unit=False), percent(meta.get("top1")), percent(meta.get("top5")), cell(meta.get("accuracy_source", ""))]
 
 

@@ -154,11 +154,11 @@ def zoo_scatter(points: Sequence[tuple[str, str, int, int, int]]) -> dict[str, b
 # ---- one network: where the parameters and the activations are ---------------------------
 
 def _kind(row: Row) -> str:
-    if row.type.startswith("conv"):
+    if row.label.startswith("conv"):
         return "conv"
-    if row.type in ("linear", "input"):
-        return row.type
-    return "pool" if "pool" in row.type else "other"
+    if row.label in ("linear", "input"):
+        return row.label
+    return "pool" if "pool" in row.label else "other"
 
 
 def _shares(ax, values: list[float]) -> None:
@@ -175,11 +175,11 @@ def layer_bars(analysis: Analysis) -> dict[str, bytes]:
     from matplotlib.patches import Patch
 
     plt = _pyplot()
-    rows = [r for r in analysis.leaves() if r.params or r.activations]
+    rows = [r for r in analysis.leaves() if r.params or r.allocated]
     labels = [r.path.removeprefix("features.").removesuffix(".conv") for r in rows]
     colors = [KIND_COLORS[_kind(r)] for r in rows]
     params = [r.params / 1e6 for r in rows]
-    memory = [r.activations * analysis.bytes_per_value / 2**20 for r in rows]
+    memory = [r.allocated * analysis.bytes_per_value / 2**20 for r in rows]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True)
     positions = list(range(len(rows)))
 

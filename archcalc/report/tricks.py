@@ -94,7 +94,7 @@ def receptive_fields() -> str:
     rows = []
     for label, layers in designs.items():
         a = net("rf", [8, 512, 512], layers)
-        rows.append([label] + [r.rf.label() for r in a.leaves() if r.type == "conv2d"])
+        rows.append([label] + [r.rf.label() for r in a.leaves() if r.layer_type == "conv2d"])
     return (f"## {TITLES[3]}\n\n"
             "Receptive field (input pixels) after each of six stacked 3x3 convolutions: stride 1 adds 2 per layer, "
             "dilation 2^i doubles it each layer (Yu & Koltun) at full resolution, stride 2 doubles it while halving "

@@ -157,7 +157,7 @@ def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int =
     for row in analysis.leaves()[1:]:  # the first is the input
         module = modules.get(row.path)
         checks.append(LayerCheck(
-            row.path, row.type, row.output_shape, shapes.get(row.path),
+            row.path, row.label, row.output_shape, shapes.get(row.path),
             row.params, None if module is None else _count(module),
             row.fvcore_flops * batch, flops.get(row.path) if module is not None else None,
         ))
@@ -241,7 +241,7 @@ def rf_target(analysis: Analysis) -> str | None:
     for row in analysis.leaves()[1:]:
         if len(row.output_shape) != 3 or row.rf.size is None:
             break
-        if not row.type.startswith("adaptive_"):
+        if not row.label.startswith("adaptive_"):
             found = row.path
     return found
 
