@@ -144,6 +144,8 @@ def row_record(row: Row) -> dict:
         "params": row.params, "non_trainable": row.non_trainable, "macs": row.macs,
         "fvcore_flops": row.fvcore_flops, "activations": row.allocated,
         "receptive_field": None if row.rf.size is None else list(row.rf.size),
+        "spatial_receptive_field": None if row.rf.spatial_size is None else list(row.rf.spatial_size),
+        "receptive_field_gate": row.rf.gate if row.rf.gated else None,
     }
 
 
@@ -200,7 +202,8 @@ class _Walk:
         else:
             children = [self.node(child, shape, rf) for child in node.children]
             out = _merge_shape(node, [c.output_shape for c in children])
-            out_rf = merge_rf([c.rf for c in children])
+            out_rf = merge_rf([c.rf for c in children], [_broadcast_gate(node, c.output_shape, out) for c in children],
+                              node.path)
             merged = _merged_row(node, out, out_rf)
         row = _group_row(node, shape, out, out_rf, children + ([merged] if merged else []))
         self.rows[at] = row
@@ -241,6 +244,12 @@ def _merged_row(node: Group, out: Shape, rf: RF) -> Row | None:
         return None
     path = f"{node.path}.{node.kind}" if node.path else node.kind
     return Row(path, "merge", node.kind, _depth(node.path) + 1, True, out, out, 0, 0, 0, 0, math.prod(out), 0, rf)
+
+
+def _broadcast_gate(node: Group, shape: Shape, out: Shape) -> bool:
+    """A branch of a mul whose output is broadcast over the positions (a squeeze-and-excitation gate)."""
+    padded = (1,) * (len(out) - len(shape)) + tuple(shape)
+    return node.kind == "mul" and len(out) == 3 and padded[1:] != out[1:]
 
 
 def _depth(path: str) -> int:

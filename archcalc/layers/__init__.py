@@ -1,5 +1,6 @@
 """Layer types, one class each, registered by their spec name."""
 from . import conv, norm, pool, simple  # noqa: F401  (registration)
-from .base import REGISTRY, RF, Field, LayerType, Shape, merge_rf
+from .base import REGISTRY, Field, LayerType, Shape
+from .rf import GLOBAL_RF, RF, merge_rf
 
-__all__ = ["REGISTRY", "RF", "Field", "LayerType", "Shape", "merge_rf"]
+__all__ = ["GLOBAL_RF", "REGISTRY", "RF", "Field", "LayerType", "Shape", "merge_rf"]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, Callable, ClassVar, Mapping
 
 from .. import fmt
 from ..errors import SpecError
 from .notes import InexactSize
+from .rf import GLOBAL_RF, RF, merge_rf  # noqa: F401  (the layer modules import them from here)
 
 Shape = tuple[int, ...]
 Attrs = Mapping[str, Any]
@@ -32,42 +32,6 @@ class Field:
     default: Any = REQUIRED
     doc: str = ""
     minimum: int = 0
-
-
-@dataclass(frozen=True)
-class RF:
-    """Receptive field of one output unit, in input pixels: size and jump (stride product).
-
-    size is None once every output depends on the whole input (global pooling, linear).
-    """
-
-    size: tuple[int, int] | None = (1, 1)
-    jump: tuple[Fraction, Fraction] = (Fraction(1), Fraction(1))
-
-    def grow(self, kernel: tuple[int, int], stride: tuple[int, int] | tuple[Fraction, Fraction]) -> "RF":
-        if self.size is None:
-            return self
-        size = tuple(s + (k - 1) * j for s, k, j in zip(self.size, kernel, self.jump))
-        jump = tuple(j * Fraction(st) for j, st in zip(self.jump, stride))
-        return RF(tuple(int(math.ceil(s)) for s in size), jump)  # type: ignore[arg-type]
-
-    def label(self) -> str:
-        if self.size is None:
-            return "global"
-        h, w = self.size
-        return f"{h}" if h == w else f"{h}x{w}"
-
-
-GLOBAL_RF = RF(None)
-
-
-def merge_rf(fields: list[RF]) -> RF:
-    """Receptive field after branches meet: the widest branch decides."""
-    if any(f.size is None for f in fields):
-        return GLOBAL_RF
-    size = tuple(max(f.size[i] for f in fields) for i in range(2))  # type: ignore[index]
-    jump = tuple(max(f.jump[i] for f in fields) for i in range(2))
-    return RF(size, jump)  # type: ignore[arg-type]
 
 
 class LayerType:
@@ -186,7 +150,7 @@ def window_output(name: str, a: Attrs, shape: Shape, warn: Warn, ceil_mode: bool
     )
 
 
-def window_rf(a: Attrs, rf: RF) -> RF:
-    kernel, dilation = pair(a["kernel"]), pair(a.get("dilation", 1))
-    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
-    return rf.grow(span, pair(a["stride"] or a["kernel"]))  # type: ignore[arg-type]
+def window_rf(a: Attrs, rf: RF, shape: Shape) -> RF:
+    kernel, stride, dilation = pair(a["kernel"]), pair(a["stride"] or a["kernel"]), pair(a.get("dilation", 1))
+    (top, _), (left, _) = resolve_padding(a, shape, stride, dilation)
+    return rf.window(kernel, stride, dilation, (top, left))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..errors import SpecError
 from .base import (
+    GLOBAL_RF,
     RF,
     Attrs,
     Field,
@@ -62,7 +63,7 @@ class Conv2d(LayerType):
         return out[0] * out[1] * out[2] * _kernel_volume(a, shape[0])
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        return window_rf(a, rf)
+        return window_rf(a, rf, shape)
 
     def torch_module(self, a: Attrs, shape: Shape):
         nn = torch_nn()
@@ -119,13 +120,7 @@ class ConvTranspose2d(LayerType):
         return shape[0] * shape[1] * shape[2] * (a["out"] // a["groups"]) * kh * kw
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        # An output pixel gathers at most ceil(span/S) input pixels per axis; the grid gets S times finer.
-        stride, dilation = pair(a["stride"]), pair(a["dilation"])
-        spans = tuple(-(-(d * (k - 1) + 1) // s) for k, s, d in zip(pair(a["kernel"]), stride, dilation))
-        grown = rf.grow(spans, (1, 1))
-        if grown.size is None:
-            return grown
-        return RF(grown.size, tuple(j / s for j, s in zip(grown.jump, stride)))  # type: ignore[arg-type]
+        return rf.transposed(pair(a["kernel"]), pair(a["stride"]), pair(a["dilation"]), pair(a["padding"]))
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().ConvTranspose2d(
@@ -153,7 +148,7 @@ class Linear(LayerType):
         return shape[0] * a["out"]
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        return RF(None)
+        return GLOBAL_RF
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().Linear(shape[0], a["out"], a["bias"])

@@ -47,7 +47,7 @@ class _Window(LayerType):
         return (shape[0], *window_output(self.name, a, shape, warn, a["ceil_mode"]))
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        return window_rf(a, rf)
+        return window_rf(a, rf, shape)
 
 
 @register
@@ -76,14 +76,6 @@ class AvgPool2d(_Window):
         )
 
 
-def _adaptive_window(size: int, out: int) -> tuple[int, int]:
-    """Largest window and the step between windows of torch's adaptive pooling."""
-    starts = [i * size // out for i in range(out)]
-    ends = [-(-(i + 1) * size // out) for i in range(out)]
-    widest = max(e - s for s, e in zip(starts, ends))
-    return widest, max(size // out, 1)
-
-
 class _Adaptive(LayerType):
     fields = {"output": Field("pair", 1, doc="output size, int or [h, w]", minimum=1)}
 
@@ -95,8 +87,7 @@ class _Adaptive(LayerType):
         out = pair(a["output"])
         if out == (1, 1) and shape[1:] != (1, 1):
             return GLOBAL_RF
-        windows = [_adaptive_window(n, o) for n, o in zip(shape[1:], out)]
-        return rf.grow(tuple(w for w, _ in windows), tuple(s for _, s in windows))  # type: ignore[arg-type]
+        return rf.adaptive(shape[1:], out)
 
 
 @register

@@ -66,14 +66,11 @@ class StochasticDepth(_Elementwise):
 @register
 class Flatten(LayerType):
     name = "flatten"
-    doc = "CxHxW to C*H*W (a view: no new memory). Every output sees the whole input."
+    doc = "CxHxW to C*H*W (a view: no new memory). Each element keeps the field of its position."
     allocates = False
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return (numel(shape),)
-
-    def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        return rf if len(shape) == 1 or shape[1:] == (1, 1) else GLOBAL_RF
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().Flatten()

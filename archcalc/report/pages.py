@@ -19,7 +19,7 @@ from ..core.figures import judge
 from ..core.spec import Network, load, zoo_index
 from ..files import write_atomic
 from ..fmt import anchor, cell, markdown_table
-from ..render import table_rows
+from ..render import rf_footnote, table_rows
 from . import claims as claimslib
 from . import tricks
 
@@ -129,6 +129,9 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
         "x 4 bytes in fp32); RF is the receptive field in input pixels.\n",
         layers,
     ]
+    footnote = rf_footnote(analysis, depth)
+    if footnote:
+        parts.append(footnote + ".\n")
     if analysis.warnings:
         parts += ["## Warnings\n", "".join(f"- `{n.path}`: {cell(n.message)}\n" for n in analysis.warnings)]
     return "\n".join(parts)
