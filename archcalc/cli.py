@@ -192,7 +192,8 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batch: int, every: 
     from .core.calc import analyze
     from .core.spec import load
     from .deps import require_fvcore
-    from .torch.verify import render_report, summary_line, verify_network
+    from .torch.verify import verify_network
+    from .torch.verify_render import render_report, summary_line
 
     if bool(target) == every:
         raise UsageError("verify takes a network (NAME or PATH) or --all, not both")

@@ -42,6 +42,7 @@ class LayerType:
     fields: ClassVar[dict[str, Field]] = {}
     allocates: ClassVar[bool] = True  # False: in place or a view, adds no activation memory
     weight_layer: ClassVar[bool] = False  # counted among the weight layers (conv, linear)
+    field_depends_on_size: ClassVar[bool] = False  # its receptive-field step changes with the input size
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return shape
@@ -66,6 +67,13 @@ class LayerType:
 
     def torch_module(self, a: Attrs, shape: Shape):  # pragma: no cover - overridden
         raise NotImplementedError(self.name)
+
+    def probe_module(self, module):
+        """The receptive-field probe's stand-in for this layer's torch module (archcalc.layers.probe):
+        by default the identity, right for every layer that works position by position."""
+        from . import probe
+
+        return probe.identity(module)
 
 
 REGISTRY: dict[str, LayerType] = {}

@@ -65,6 +65,11 @@ class Conv2d(LayerType):
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return window_rf(a, rf, shape)
 
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.window_sum(module)
+
     def torch_module(self, a: Attrs, shape: Shape):
         nn = torch_nn()
         stride, dilation = pair(a["stride"]), pair(a["dilation"])
@@ -121,6 +126,11 @@ class ConvTranspose2d(LayerType):
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return rf.transposed(pair(a["kernel"]), pair(a["stride"]), pair(a["dilation"]), pair(a["padding"]))
+
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.window_sum(module)
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().ConvTranspose2d(

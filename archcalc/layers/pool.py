@@ -56,6 +56,11 @@ class MaxPool2d(_Window):
     doc = "Max pooling (comparisons are not counted as MACs; fvcore counts 0)."
     fields = {**_WINDOW, "dilation": Field("pair", 1, minimum=1)}
 
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.window_sum(module)  # max pooling passes a gradient to one input per window
+
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().MaxPool2d(
             pair(a["kernel"]), pair(a["stride"] or a["kernel"]), _torch_padding(self, a, shape),
@@ -69,6 +74,11 @@ class AvgPool2d(_Window):
     doc = "Average pooling (additions are not counted as MACs; fvcore counts 0)."
     fields = {**_WINDOW, "count_include_pad": Field("bool", True)}
 
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.keep(module)
+
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().AvgPool2d(
             pair(a["kernel"]), pair(a["stride"] or a["kernel"]), _torch_padding(self, a, shape),
@@ -77,6 +87,7 @@ class AvgPool2d(_Window):
 
 
 class _Adaptive(LayerType):
+    field_depends_on_size = True
     fields = {"output": Field("pair", 1, doc="output size, int or [h, w]", minimum=1)}
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
@@ -98,6 +109,11 @@ class AdaptiveAvgPool2d(_Adaptive):
     def fvcore_flops(self, a: Attrs, shape: Shape, out: Shape) -> int:
         return numel(shape)
 
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.keep(module)
+
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().AdaptiveAvgPool2d(pair(a["output"]))
 
@@ -106,6 +122,11 @@ class AdaptiveAvgPool2d(_Adaptive):
 class AdaptiveMaxPool2d(_Adaptive):
     name = "adaptive_max_pool2d"
     doc = "Adaptive max pooling to a fixed output size (fvcore counts 0)."
+
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.adaptive_average(module)
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().AdaptiveMaxPool2d(pair(a["output"]))

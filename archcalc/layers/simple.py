@@ -72,6 +72,11 @@ class Flatten(LayerType):
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return (numel(shape),)
 
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.keep(module)
+
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().Flatten()
 
