@@ -69,8 +69,9 @@ class Totals:
     macs: int
     fvcore_flops: int
     activations: int  # elements per image, input included
-    peak_activations: int  # most elements alive at once in an inference pass, per image
+    peak_activations: int  # most fp32 values alive at once in an inference pass, per image (liveness)
     weight_layers: int  # conv and linear layers
+    peak_bytes: tuple[tuple[int, int], ...] = ()  # (bytes per value, peak bytes per image) for each dtype size
 
     @property
     def params_keras(self) -> int:
@@ -106,7 +107,7 @@ class Analysis:
 
     @property
     def peak_activation_bytes(self) -> int:
-        return self.totals.peak_activations * self.batch * self.bytes_per_value
+        return dict(self.totals.peak_bytes)[self.bytes_per_value] * self.batch
 
     def scaled(self, batch: int | None = None, dtype: str | None = None) -> "Analysis":
         """The same analysis at another batch or dtype (counts are per image; nothing is recomputed)."""
@@ -164,11 +165,12 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
     except SpecError as exc:
         raise exc.located(file=network.file) from None
     body = walk.rows[1:]  # walk.rows[0] is the root: the network itself, whose row is the totals
+    by_path = {r.path: r for r in walk.rows}
+    peaks = tuple((size, liveness.peak_bytes(network.root, by_path, shape, size)) for size in sorted(set(DTYPE_BYTES.values())))
     totals = Totals(
         params=root.params, non_trainable=root.non_trainable, macs=root.macs, fvcore_flops=root.fvcore_flops,
-        activations=first.allocated + root.allocated,
-        peak_activations=liveness.peak(network.root, {r.path: r for r in walk.rows}, shape),
-        weight_layers=root.weight_layers,
+        activations=first.allocated + root.allocated, peak_activations=dict(peaks)[4] // 4,
+        weight_layers=root.weight_layers, peak_bytes=peaks,
     )
     return Analysis(network, shape, root.output_shape, batch, dtype, (first, *body), totals, tuple(walk.warnings))
 

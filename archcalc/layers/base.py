@@ -43,6 +43,7 @@ class LayerType:
     allocates: ClassVar[bool] = True  # False: in place or a view, adds no activation memory
     weight_layer: ClassVar[bool] = False  # counted among the weight layers (conv, linear)
     field_depends_on_size: ClassVar[bool] = False  # its receptive-field step changes with the input size
+    returns_input: ClassVar[bool] = False  # its torch module returns the input's own memory (a view, the identity)
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return shape
@@ -64,6 +65,10 @@ class LayerType:
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return rf
+
+    def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
+        """Bytes its torch module holds at its peak in an inference pass, its input left out."""
+        return 0 if self.returns_input else numel(out) * value_bytes
 
     def torch_module(self, a: Attrs, shape: Shape):  # pragma: no cover - overridden
         raise NotImplementedError(self.name)

@@ -11,6 +11,7 @@ from .base import (
     Shape,
     Warn,
     need_image,
+    numel,
     pair,
     register,
     resolve_padding,
@@ -64,6 +65,11 @@ class Conv2d(LayerType):
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return window_rf(a, rf, shape)
+
+    def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
+        (top, bottom), (left, right) = resolve_padding(a, shape, pair(a["stride"]), pair(a["dilation"]))
+        padded = 0 if top == bottom and left == right else shape[0] * (shape[1] + top + bottom) * (shape[2] + left + right)
+        return (numel(out) + padded) * value_bytes  # an asymmetric padding is a padded copy (ZeroPad2d)
 
     def probe_module(self, module):
         from . import probe

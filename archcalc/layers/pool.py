@@ -56,6 +56,9 @@ class MaxPool2d(_Window):
     doc = "Max pooling (comparisons are not counted as MACs; fvcore counts 0)."
     fields = {**_WINDOW, "dilation": Field("pair", 1, minimum=1)}
 
+    def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
+        return numel(out) * (value_bytes + 8)  # torch computes the int64 indices of the maxima too
+
     def probe_module(self, module):
         from . import probe
 
@@ -122,6 +125,9 @@ class AdaptiveAvgPool2d(_Adaptive):
 class AdaptiveMaxPool2d(_Adaptive):
     name = "adaptive_max_pool2d"
     doc = "Adaptive max pooling to a fixed output size (fvcore counts 0)."
+
+    def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
+        return numel(out) * (value_bytes + 8)  # and the int64 indices of the maxima
 
     def probe_module(self, module):
         from . import probe

@@ -27,7 +27,7 @@ class _Elementwise(LayerType):
 
 def _activation(spec_name: str, torch_class: str, description: str) -> None:
     register(type(torch_class, (_Elementwise,), {
-        "name": spec_name, "torch_class": torch_class,
+        "name": spec_name, "torch_class": torch_class, "returns_input": torch_class == "Identity",
         "doc": f"{description}, elementwise; no MACs, fvcore counts 0.",
     }))
 
@@ -45,9 +45,11 @@ for _spec, _torch, _text in [
     _activation(_spec, _torch, _text)
 
 
+
 @register
 class Dropout(_Elementwise):
     name = "dropout"
+    returns_input = True
     doc = "Dropout: the identity at inference; no memory, no cost."
     fields = {"p": Field("number", 0.5)}
 
@@ -58,6 +60,7 @@ class Dropout(_Elementwise):
 @register
 class StochasticDepth(_Elementwise):
     name = "stochastic_depth"
+    returns_input = True
     doc = "Drops a residual branch per sample in training; the identity at inference."
     fields = {"p": Field("number", 0.0)}
     torch_class = "Identity"
@@ -66,6 +69,7 @@ class StochasticDepth(_Elementwise):
 @register
 class Flatten(LayerType):
     name = "flatten"
+    returns_input = True
     doc = "CxHxW to C*H*W (a view: no new memory). Each element keeps the field of its position."
     allocates = False
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from ..core.calc import Analysis
 from ..deps import require_fvcore, require_torch
 from ..layers import Shape
+from .memory import peak_live_bytes
 from .rf_probe import RFCheck, receptive_field_check
 
 
@@ -68,6 +69,7 @@ class Report:
     totals: tuple[LayerCheck, ...]  # the whole network: params, buffers and flops
     unsupported: Counter = field(default_factory=Counter)
     rf: RFCheck | None = None
+    peak_live: tuple[int, int] | None = None  # peak live activation bytes: (calculator, measured)
 
     @property
     def disagreeing(self) -> list[LayerCheck]:
@@ -75,7 +77,11 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not self.disagreeing and (self.rf is None or self.rf.ok)
+        return not self.disagreeing and (self.rf is None or self.rf.ok) and self.peak_live_ok
+
+    @property
+    def peak_live_ok(self) -> bool:
+        return self.peak_live is None or self.peak_live[0] == self.peak_live[1]
 
 
 # ---- layer by layer ---------------------------------------------------------------------
@@ -138,4 +144,5 @@ def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int =
         LayerCheck("(total)", "buffers", out, out, t.non_trainable, _count(model, buffers=True), 0, 0),
     )
     rf = receptive_field_check(network, analysis.input_shape) if receptive_field else None  # grown to fit
-    return Report(analysis, tuple(checks), totals, unsupported, rf)
+    peak = (analysis.peak_activation_bytes, peak_live_bytes(analysis))
+    return Report(analysis, tuple(checks), totals, unsupported, rf, peak)

@@ -38,6 +38,10 @@ def render_report(report: Report) -> str:
         "ops fvcore does not count (0 flops): "
         + (", ".join(f"{op} x{n}" for op, n in sorted(report.unsupported.items())) or "none"),
     ]
+    if report.peak_live is not None:
+        computed, measured = report.peak_live
+        lines.append(f"peak live activations (one inference pass, batch {a.batch}, {a.dtype}): calculator "
+                     f"{computed:,} bytes, torch's allocations {measured:,} bytes: {_mark(report.peak_live_ok)}")
     if report.rf is not None:
         lines.append(report.rf.describe())
     if report.ok:
@@ -47,6 +51,8 @@ def render_report(report: Report) -> str:
             lines.append(f"disagrees: {check.path} ({check.type}): {', '.join(check.problems())}")
         if report.rf is not None and not report.rf.ok:
             lines.append(f"disagrees: {report.rf.path}: receptive field")
+        if not report.peak_live_ok:
+            lines.append("disagrees: peak live activations")
     return "\n".join(lines) + "\n"
 
 
@@ -55,6 +61,7 @@ def summary_line(report: Report) -> str:
     rf = "" if report.rf is None else (
         f", RF {hw(report.rf.expected)} " + ("not measured" if not report.rf.measured_ok else _mark(report.rf.ok)))
     verdict = "ok" if report.ok else "DIFF " + ", ".join(
-        c.path for c in report.disagreeing) + ("" if report.rf is None or report.rf.ok else " receptive field")
+        c.path for c in report.disagreeing) + ("" if report.rf is None or report.rf.ok else " receptive field") + (
+        "" if report.peak_live_ok else " peak live")
     return (f"{a.network.name}: {verdict} (input {fmt.shape(a.input_shape)}, batch {a.batch}, "
             f"params {total.params:,}, fvcore flops {total.flops:,}{rf})")
