@@ -60,9 +60,14 @@ def summary_lines(analysis: Analysis, convention: str, depth: int | None = None)
     footnote = rf_footnote(analysis, depth)
     if footnote:
         lines.append(footnote)
-    for note in analysis.warnings:
-        lines.append(f"warning: {note.path}: {note.message}")
     return lines
+
+
+def warning_lines(analysis: Analysis, notes: bool = False) -> list[str]:
+    """For stderr: a warning where the rounding of an output size drops input pixels; with `notes`,
+    also the inexact sizes that drop nothing."""
+    return [f"{'warning' if n.drops_input else 'note'}: {n.path}: {n.message}"
+            for n in analysis.warnings if n.drops_input or notes]
 
 
 def render(analysis: Analysis, fmt: str = "text", depth: int | None = None, convention: str = "torchvision") -> str:
@@ -111,7 +116,7 @@ def to_json(analysis: Analysis, depth: int | None = None, convention: str = "tor
             "peak_activation_bytes": analysis.peak_activation_bytes,
         },
         "layers": [_json_row(r, analysis.batch) for r in analysis.at_depth(depth)],
-        "warnings": [{"path": n.path, "message": n.message} for n in analysis.warnings],
+        "warnings": [n.record() for n in analysis.warnings],  # kind: drops_input (a warning) or padding_unused
     }
 
 

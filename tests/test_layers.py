@@ -99,14 +99,16 @@ def test_alexnet_conv1_at_224_is_not_whole():
     assert row.output_shape == (96, 54, 54)  # floor(54.25)
     assert row.params == 96 * 3 * 11 * 11 + 96 == 34_944
     messages = [note.message for note in analysis.warnings]
-    assert messages == ["conv2d: H and W: (224 + 0 - 11)/4 + 1 = 54.25 is not whole; floor gives 54"]
-    assert all(note.path == "conv1" for note in analysis.warnings)
+    assert messages == ["conv2d: H and W: (224 + 0 - 11)/4 + 1 = 54.25 is not whole; floor gives 54: "
+                        "the last row and column of its input are never read"]  # windows 0..53 start at 0, 4, ..., 212
+    assert all(note.path == "conv1" and note.drops_input for note in analysis.warnings)
 
 
 def test_non_square_input_warns_per_axis():
     analysis = analyze(load(str(FIXTURES / "alexnet_conv1.json")), (3, 224, 227))
     messages = [note.message for note in analysis.warnings]
-    assert messages == ["conv2d: H: (224 + 0 - 11)/4 + 1 = 54.25 is not whole; floor gives 54"]
+    assert messages == ["conv2d: H: (224 + 0 - 11)/4 + 1 = 54.25 is not whole; floor gives 54: "
+                        "the last row of its input is never read"]
 
 
 def test_alexnet_conv1_at_227_is_whole():

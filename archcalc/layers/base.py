@@ -125,8 +125,17 @@ def sliding_size(
             f"input {size}+{pad_before + pad_after}={padded} along {axis}"
         )
     if numerator % stride:
-        warn(InexactSize(axis, size, pad_before + pad_after, span, stride, ceil_mode, out))
+        dropped = unread_by_rounding(size, kernel, stride, pad_before, dilation, out)
+        warn(InexactSize(axis, size, pad_before + pad_after, span, stride, ceil_mode, out, dropped))
     return out
+
+
+def unread_by_rounding(size: int, kernel: int, stride: int, pad_before: int, dilation: int, out: int) -> tuple[int, ...]:
+    """Input indices no window reads that one more window would read: what the rounding drops
+    (a pixel that the stride skips anyway, as a 1x1 stride-2 convolution does, is not dropped)."""
+    read = {i * stride + j * dilation for i in range(out) for j in range(kernel)}
+    following = (out * stride + j * dilation for j in range(kernel))
+    return tuple(sorted({p - pad_before for p in following if pad_before <= p < pad_before + size and p not in read}))
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:

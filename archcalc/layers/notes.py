@@ -10,7 +10,8 @@ class InexactSize:
     """A sliding window whose output size (N + P - span)/S + 1 is not whole, along one axis.
 
     `dropped` lists the input indices (0-based, along this axis) that no window reads but one
-    more window would: pixels the rounding throws away. Empty when only padding goes unused.
+    more window would: pixels the rounding throws away. Empty when the rounding drops only
+    padding, or pixels the stride skips anyway (a warning then would only teach to ignore it).
     """
 
     axis: str
@@ -45,8 +46,21 @@ class SizeNote:
         return self.detail.kind
 
     @property
+    def drops_input(self) -> bool:
+        """A warning: the rounding throws input pixels away. Otherwise a note: only padding is unused."""
+        return self.kind == "drops_input"
+
+    @property
     def message(self) -> str:
         return text(self)
+
+    def record(self) -> dict:
+        """The note for JSON: its kind, where, the numbers and the text."""
+        d = self.detail
+        return {"path": self.path, "kind": self.kind, "layer_type": self.layer_type, "axes": self.axes,
+                "size": d.size, "padding": d.padding, "span": d.span, "stride": d.stride,
+                "rounding": "ceil" if d.ceil_mode else "floor", "output": d.out, "dropped": list(d.dropped),
+                "message": self.message}
 
 
 def notes_for(path: str, layer_type: str, records: list[InexactSize]) -> list[SizeNote]:
@@ -63,5 +77,18 @@ def text(note: SizeNote) -> str:
     return line + _dropped(note)
 
 
+_LINES = {"H": ("row", "rows"), "W": ("column", "columns"), "H and W": ("row and column", "rows and columns")}
+
+
 def _dropped(note: SizeNote) -> str:
-    return ""
+    d = note.detail
+    if not d.dropped:
+        return "; the rounding drops no input pixel"
+    one, many = _LINES[note.axes]
+    n = len(d.dropped)
+    if d.dropped == tuple(range(d.size - n, d.size)):
+        where = f"the last {one}" if n == 1 else f"the last {n} {many}"
+    else:
+        where = f"{many if n > 1 else one} {', '.join(map(str, d.dropped))}"
+    plural = n > 1 or note.axes == "H and W"
+    return f": {where} of its input {'are' if plural else 'is'} never read"

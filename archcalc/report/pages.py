@@ -132,8 +132,9 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
     footnote = rf_footnote(analysis, depth)
     if footnote:
         parts.append(footnote + ".\n")
-    if analysis.warnings:
-        parts += ["## Warnings\n", "".join(f"- `{n.path}`: {cell(n.message)}\n" for n in analysis.warnings)]
+    dropping = [n for n in analysis.warnings if n.drops_input]
+    if dropping:
+        parts += ["## Warnings\n", "".join(f"- `{n.path}`: {cell(n.message)}\n" for n in dropping)]
     return "\n".join(parts)
 
 
