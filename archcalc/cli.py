@@ -102,14 +102,23 @@ def main() -> None:
 @click.option("--format", "out_format", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="Fold everything deeper than N into its block.")
 @convention_option
+@click.option("--all-warnings", is_flag=True,
+              help="Also note output sizes that are not whole but drop no input pixel (only padding goes unused).")
 def table(target: str, dims: tuple[int, ...] | None, batch: int, dtype: str, out_format: str, depth: int | None,
-          convention: str) -> None:
-    """Per-layer table of a zoo network (NAME) or a spec file (PATH, PATH:VARIANT)."""
+          convention: str, all_warnings: bool) -> None:
+    """Per-layer table of a zoo network (NAME) or a spec file (PATH, PATH:VARIANT).
+
+    Warnings (an output size whose rounding drops input pixels) go to stderr; JSON lists every
+    inexact size with its kind.
+    """
     from .core.calc import analyze
     from .core.spec import load
-    from .render import render
+    from .render import render, warning_lines
 
-    click.echo(render(analyze(load(target), dims, batch, dtype), out_format, depth, convention), nl=False)
+    analysis = analyze(load(target), dims, batch, dtype)
+    click.echo(render(analysis, out_format, depth, convention), nl=False)
+    for line in warning_lines(analysis, notes=all_warnings):
+        click.echo(line, err=True)
 
 
 @main.command("list")
@@ -189,7 +198,8 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batch: int, every: 
     from .core.calc import analyze
     from .core.spec import load
     from .deps import require_fvcore
-    from .torch.verify import render_report, summary_line, verify_network
+    from .torch.verify import verify_network
+    from .torch.verify_render import render_report, summary_line
 
     if bool(target) == every:
         raise UsageError("verify takes a network (NAME or PATH) or --all, not both")

@@ -156,7 +156,7 @@ def test_compound_scaling_by_hand(name, stem, layout, head, analyses):
     assert _stage_layout(analysis) == layout
     assert analysis.row("features.head.0").output_shape[0] == head
     for row in analysis.leaves():
-        if row.type == "conv2d" and ".se." not in row.path:
+        if row.label == "conv2d" and ".se." not in row.path:
             assert row.output_shape[0] % 8 == 0, row.path
 
 

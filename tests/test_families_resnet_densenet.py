@@ -86,12 +86,12 @@ def test_resnet_folds_into_stages_and_blocks(name, blocks, kind):
     assert stages == ["input", "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "flatten", "fc"]
     block_rows = [r for r in result.at_depth(2) if r.path.startswith("layer")]
     assert [r.path for r in block_rows] == [f"layer{s + 1}.{b}" for s, n in enumerate(blocks) for b in range(n)]
-    assert {r.type for r in block_rows} == {kind}
+    assert {r.label for r in block_rows} == {kind}
     for depth in (1, 2):
         rows = result.at_depth(depth)
         assert sum(r.params for r in rows) == result.totals.params
         assert sum(r.macs for r in rows) == result.totals.macs
-        assert sum(r.activations for r in rows) == result.totals.activations
+        assert sum(r.allocated for r in rows) == result.totals.activations
 
 
 def test_resnet50_stage_outputs():
@@ -147,7 +147,7 @@ def test_densenet_channels_and_folding(name, growth, config, init):
         rows = result.at_depth(depth)
         assert sum(r.params for r in rows) == result.totals.params
         assert sum(r.macs for r in rows) == result.totals.macs
-        assert sum(r.activations for r in rows) == result.totals.activations
+        assert sum(r.allocated for r in rows) == result.totals.activations
 
 
 # ---- Keras convention through the CLI ----------------------------------------------------

@@ -30,7 +30,7 @@ def test_conv2d_basic():
     assert row.params == 16 * 3 * 3 * 3 + 16 == 448
     assert row.macs == 16 * 32 * 32 * (3 * 3 * 3) == 442_368
     assert row.non_trainable == 0
-    assert row.activations == 16 * 32 * 32
+    assert row.allocated == 16 * 32 * 32
 
 
 def test_conv2d_without_bias():
@@ -100,14 +100,16 @@ def test_alexnet_conv1_at_224_is_not_whole():
     assert row.output_shape == (96, 54, 54)  # floor(54.25)
     assert row.params == 96 * 3 * 11 * 11 + 96 == 34_944
     messages = [note.message for note in analysis.warnings]
-    assert messages == ["conv2d: H and W: (224 + 0 - 11)/4 + 1 = 54.25 is not whole; floor gives 54"]
-    assert all(note.path == "conv1" for note in analysis.warnings)
+    assert messages == ["conv2d: H and W: (224 + 0 - 11)/4 + 1 = 54.25 is not whole; floor gives 54: "
+                        "the last row and column of its input are never read"]  # windows 0..53 start at 0, 4, ..., 212
+    assert all(note.path == "conv1" and note.drops_input for note in analysis.warnings)
 
 
 def test_non_square_input_warns_per_axis():
     analysis = analyze(load(str(FIXTURES / "alexnet_conv1.json")), (3, 224, 227))
     messages = [note.message for note in analysis.warnings]
-    assert messages == ["conv2d: H: (224 + 0 - 11)/4 + 1 = 54.25 is not whole; floor gives 54"]
+    assert messages == ["conv2d: H: (224 + 0 - 11)/4 + 1 = 54.25 is not whole; floor gives 54: "
+                        "the last row of its input is never read"]
 
 
 def test_alexnet_conv1_at_227_is_whole():
@@ -247,7 +249,7 @@ def test_max_pool_stride_defaults_to_kernel():
     row = one({"type": "max_pool2d", "kernel": 2}, [64, 224, 224])
     assert row.output_shape == (64, 112, 112)
     assert row.params == 0 and row.macs == 0
-    assert row.activations == 64 * 112 * 112
+    assert row.allocated == 64 * 112 * 112
 
 
 def test_max_pool_with_padding():
@@ -306,14 +308,14 @@ def test_adaptive_pools():
 def test_flatten_is_a_view():
     row = one({"type": "flatten"}, [4, 3, 3])
     assert row.output_shape == (36,)
-    assert row.activations == 0
+    assert row.allocated == 0
 
 
 @pytest.mark.parametrize("kind", ["relu", "relu6", "tanh", "sigmoid", "gelu", "silu", "hardswish", "identity", "dropout"])
 def test_elementwise_layers_are_free_and_in_place(kind):
     row = one({"type": kind}, [8, 5, 5])
     assert row.output_shape == (8, 5, 5)
-    assert (row.params, row.non_trainable, row.macs, row.fvcore_flops, row.activations) == (0, 0, 0, 0, 0)
+    assert (row.params, row.non_trainable, row.macs, row.fvcore_flops, row.allocated) == (0, 0, 0, 0, 0)
 
 
 def test_dropout_probability_is_a_field():
@@ -323,7 +325,7 @@ def test_dropout_probability_is_a_field():
 def test_softmax_allocates():
     row = one({"type": "softmax"}, [1000])
     assert row.output_shape == (1000,)
-    assert row.activations == 1000 and row.params == 0
+    assert row.allocated == 1000 and row.params == 0
 
 
 # ---- normalisation -----------------------------------------------------------------
@@ -335,7 +337,7 @@ def test_batch_norm2d():
     assert row.params_keras == 256
     assert row.macs == 0
     assert row.fvcore_flops == 2 * 64 * 56 * 56
-    assert row.activations == 64 * 56 * 56
+    assert row.allocated == 64 * 56 * 56
 
 
 def test_batch_norm2d_without_affine():
@@ -353,7 +355,7 @@ def test_lrn():
     row = one({"type": "lrn", "size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2}, [96, 55, 55])
     assert row.output_shape == (96, 55, 55)
     assert (row.params, row.non_trainable, row.macs) == (0, 0, 0)
-    assert row.activations == 96 * 55 * 55
+    assert row.allocated == 96 * 55 * 55
 
 
 def test_layer_scale():
@@ -417,7 +419,7 @@ def test_rf_merge_takes_the_widest_branch():
 def test_stochastic_depth_is_the_identity_at_inference():
     row = one({"type": "stochastic_depth", "p": 0.2}, [16, 7, 7])
     assert row.output_shape == (16, 7, 7)
-    assert (row.params, row.macs, row.fvcore_flops, row.activations) == (0, 0, 0, 0)  # no new tensor
+    assert (row.params, row.macs, row.fvcore_flops, row.allocated) == (0, 0, 0, 0)  # no new tensor
     with pytest.raises(SpecError, match=r"\.p: must be at most 1, got 1.5"):
         one({"type": "stochastic_depth", "p": 1.5}, [16, 7, 7])
 

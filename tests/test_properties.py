@@ -561,6 +561,83 @@ def test_valid_stacks_agree_with_torch_and_fvcore(stack):
     assert (count(built), count(built, buffers=True)) == (totals.params, totals.non_trainable)
 
 
+# ---- receptive fields: window stacks against the widest gradient support ---------------------
+
+RF_EXAMPLES = 30
+RF_SIZE = 48  # input side: large enough that most fields leave interior units to measure
+
+
+@st.composite
+def window_stacks(draw) -> list[dict]:
+    """1 to 4 of: conv (stride, padding, dilation), max/avg pooling (ceil_mode), transposed conv."""
+    layers, n = [], RF_SIZE
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["conv2d", "conv2d", "pool", "conv_transpose2d"]))
+        k, s = draw(st.integers(1, 4)), draw(st.integers(1, 2))
+        if kind == "conv_transpose2d" and n <= 32:
+            p = draw(st.integers(0, (k - 1) // 2))
+            layers.append({"type": kind, "out": 1, "kernel": k, "stride": s, "padding": p})
+            n = (n - 1) * s - 2 * p + k
+        elif kind == "pool":
+            p, ceil = draw(st.integers(0, k // 2)), draw(st.booleans())
+            if window_out(n, k, s, p, 1, ceil) < 2:
+                continue
+            layers.append({"type": draw(st.sampled_from(["max_pool2d", "avg_pool2d"])), "kernel": k, "stride": s,
+                           "padding": p, "ceil_mode": ceil})
+            n = window_out(n, k, s, p, 1, ceil)
+        else:
+            d = draw(st.integers(1, 2))
+            p = draw(st.integers(0, d * (k - 1)))
+            if window_out(n, k, s, p, d) < 2:
+                continue
+            layers.append({"type": "conv2d", "out": 1, "kernel": k, "stride": s, "padding": p, "dilation": d})
+            n = window_out(n, k, s, p, d)
+    return layers or [{"type": "conv2d", "out": 1, "kernel": 3}]
+
+
+def support_truth(layers: list[dict]):
+    """Widest (h, w) gradient support of the stack's output units on the diagonal, off the borders;
+    and how many units were measured. Max pooling passes its gradient to one input of each window,
+    so it is measured as the average pooling of the same windows."""
+    modules = []
+    for layer in layers:
+        if layer["type"] == "max_pool2d":
+            layer = {**layer, "type": "avg_pool2d"}
+        module = torch_layer(layer, 1)
+        with torch.no_grad():
+            for name, p in module.named_parameters():
+                p.fill_(1.0 if name == "weight" else 0.0)
+        modules.append(module)
+    model = nn.Sequential(*modules).double().requires_grad_(False)
+    x = torch.ones(1, 1, RF_SIZE, RF_SIZE, dtype=torch.float64, requires_grad=True)
+    out = model(x)
+    widest, measured = [0, 0], 0
+    side = min(out.shape[2], out.shape[3])
+    for t in range(max(0, side // 2 - 8), min(side, side // 2 + 8)):  # 16 units about the centre
+        (grad,) = torch.autograd.grad(out[0, 0, t, t], x, retain_graph=True)
+        mask = grad[0, 0] != 0
+        rows, cols = torch.nonzero(mask.any(1)).flatten().tolist(), torch.nonzero(mask.any(0)).flatten().tolist()
+        if rows and min(rows[0], cols[0]) > 0 and max(rows[-1], cols[-1]) < RF_SIZE - 1:
+            measured += 1
+            widest = [max(widest[0], rows[-1] - rows[0] + 1), max(widest[1], cols[-1] - cols[0] + 1)]
+    return tuple(widest), measured
+
+
+@seed(RUN_SEED)
+@settings(max_examples=RF_EXAMPLES, **PROPERTY_SETTINGS)
+@hypothesis.given(window_stacks())
+@example([{"type": "conv_transpose2d", "out": 1, "kernel": 4, "stride": 2, "padding": 1}] * 3)
+def test_receptive_field_is_the_widest_gradient_support(layers):
+    note(f"run seed {RUN_SEED!r}; layers: {json.dumps(layers)}")
+    rf = analyze(resolve({"input": [1, RF_SIZE, RF_SIZE], "layers": layers}, "random", "<drawn>")).leaves()[-1].rf
+    widest, measured = support_truth(layers)
+    period = max(axis.period for axis in rf.strict)
+    if measured >= period:  # every phase of the field has an interior unit: the widest is exact
+        assert rf.size == widest
+    else:
+        assert all(c >= m for c, m in zip(rf.size, widest))
+
+
 # ---- broken stacks: a valid prefix, then one layer the calculator and torch must refuse -----
 
 @st.composite

@@ -87,7 +87,7 @@ def mirror():
 
 def test_every_leaf_row_is_the_module_of_that_name(mirror):
     network, model = mirror
-    leaves = [row for row in analyze(network).leaves() if row.type != "input"]
+    leaves = [row for row in analyze(network).leaves() if row.label != "input"]
     assert {row.path for row in leaves} == set(MIRROR_LAYERS) | {"stem"}
     for row in leaves:
         module = model.get_submodule(row.path)
@@ -130,7 +130,7 @@ def test_groups_are_merges_and_sequences_named_like_the_rows(mirror):
         branch = model.get_submodule(path)
         assert isinstance(branch, nn.Sequential) and len(branch) == 0
     names = {name for name, _ in model.named_modules()}
-    rows = {row.path for row in analyze(network).rows if row.type != "input"}
+    rows = {row.path for row in analyze(network).rows if row.label != "input"}
     # Nothing is matched by position: torch's module names are exactly the calculator's row
     # paths, plus the root, the two halves of the padded stem and the additions (an addition
     # allocates nothing, so the calculator gives it no row of its own).
@@ -209,17 +209,17 @@ def test_zoo_modules_match_the_rows_by_type():
     for name in ("googlenet", "resnet18"):
         network = load(name)
         model = build_torch(network)
-        leaves = [row for row in analyze(network).leaves() if row.type != "input"]
+        leaves = [row for row in analyze(network).leaves() if row.label != "input"]
         seen = set()
         for row in leaves:
             module = model.get_submodule(row.path)
-            if row.type in classes:
-                assert type(module) is classes[row.type], (name, row.path, module)
-            elif row.type in ("concat", "add"):
-                assert type(module).__name__ == row.type.capitalize(), (name, row.path)
+            if row.label in classes:
+                assert type(module) is classes[row.label], (name, row.path, module)
+            elif row.label in ("concat", "add"):
+                assert type(module).__name__ == row.label.capitalize(), (name, row.path)
             else:
-                raise AssertionError(f"{name}: unexpected layer type {row.type} at {row.path}")
-            seen.add(row.type)
+                raise AssertionError(f"{name}: unexpected layer type {row.label} at {row.path}")
+            seen.add(row.label)
         assert {"conv2d", "batch_norm2d", "linear"} <= seen
     # torchvision's GoogLeNet: inception3a's 3x3 branch is a 1x1 reduce to 96 then a 3x3 to 128.
     model = build_torch(load("googlenet"))

@@ -96,13 +96,13 @@ def test_fixture_param_column_reads_as_printed(name):
 def test_seed001_keras_table_row_by_row(name):
     table = TABLES[name]["rows"]
     # torchvision's VGG adds an adaptive 7x7 average pool (the identity at 224x224) that Keras has not.
-    rows = [r for r in analysis(name).leaves() if r.type in KERAS_TYPES.values()]
-    assert [r.type for r in rows] == [KERAS_TYPES[kind] for kind, *_ in table]
+    rows = [r for r in analysis(name).leaves() if r.label in KERAS_TYPES.values()]
+    assert [r.label for r in rows] == [KERAS_TYPES[kind] for kind, *_ in table]
     for row, (kind, shape, _, params) in zip(rows, table):
         assert row.output_shape == keras_shape(shape), (row.path, kind, shape)
         assert row.params == params, (row.path, kind, shape)
-    weight_rows = [r for r in rows if r.type in ("conv2d", "linear")]
-    assert len(weight_rows) == analysis(name).totals.layers
+    weight_rows = [r for r in rows if r.label in ("conv2d", "linear")]
+    assert len(weight_rows) == analysis(name).totals.weight_layers
     assert analysis(name).totals.params == TABLES[name]["total"]
 
 
@@ -124,7 +124,7 @@ def test_alexnet_conv1_by_hand():
     for name in ("alexnet_paper", "alexnet_keras"):
         row = analysis(name).row("features.conv1.conv")
         assert row.output_shape == (96, 55, 55)
-        assert row.activations == 55 * 55 * 96 == 290_400
+        assert row.allocated == 55 * 55 * 96 == 290_400
         assert row.params == 11 * 11 * 3 * 96 + 96 == 34_944
         assert row.macs == 55 * 55 * 96 * 11 * 11 * 3 == 105_415_200
 
@@ -160,7 +160,7 @@ def test_vgg16_conv_weights_match_the_cs231n_table_of_seed_000():
     # Seed 000 (cs231n VGG16 table) counts weights only: params: (3*3*3)*64 = 1,728 ...
     weights = [1_728, 36_864, 73_728, 147_456, 294_912, 589_824, 589_824,
                1_179_648, 2_359_296, 2_359_296, 2_359_296, 2_359_296, 2_359_296]
-    convs = [r for r in analysis("vgg16").leaves() if r.type == "conv2d"]
+    convs = [r for r in analysis("vgg16").leaves() if r.label == "conv2d"]
     assert [r.params - r.output_shape[0] for r in convs] == weights
 
 
@@ -194,7 +194,7 @@ def test_vgg11_lrn_costs_what_vgg11_costs():
     lrn, plain = analysis("vgg11_lrn"), analysis("vgg11")
     assert lrn.totals.params == plain.totals.params == 132_863_336
     assert lrn.totals.macs == plain.totals.macs
-    assert [r.path for r in lrn.leaves() if r.type == "lrn"] == ["features.stage1.lrn"]
+    assert [r.path for r in lrn.leaves() if r.label == "lrn"] == ["features.stage1.lrn"]
 
 
 def test_inception_module_ops_by_hand():

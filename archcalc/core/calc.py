@@ -9,6 +9,7 @@ Conventions (the README spells them out):
 - Activation memory is the sum of the outputs of the layers that allocate a tensor
   (activations, dropout and flatten work in place; add accumulates into its first
   branch), plus the input: the cs231n convention.
+- Peak live activations follow the torch builder's forward discipline (`liveness`).
 """
 from __future__ import annotations
 
@@ -17,18 +18,28 @@ from dataclasses import dataclass, replace
 
 from .. import fmt
 from ..errors import SpecError
-from ..layers import REGISTRY, RF, Shape, is_weight_layer, merge_rf
+from ..layers import REGISTRY, RF, Shape, merge_rf
+from ..layers.notes import SizeNote, notes_for
+from . import liveness
 from .spec import Group, Layer, Network, Node
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 
+Note = SizeNote  # a warning or a note about one layer (archcalc.layers.notes)
+
 
 @dataclass(frozen=True)
 class Row:
-    """One layer, or one group with the totals of what it holds."""
+    """One layer, a group with the totals of what it holds, the input, or a merged tensor.
+
+    kind: "input", "layer", "group" or "merge" (the tensor a concat or mul allocates, a row of
+    its own so that the leaves add up). label: what a table shows as the type: the layer type,
+    the block name or the group's kind.
+    """
 
     path: str
-    type: str
+    kind: str
+    label: str
     depth: int
     leaf: bool
     input_shape: Shape
@@ -37,18 +48,18 @@ class Row:
     non_trainable: int
     macs: int
     fvcore_flops: int
-    activations: int  # elements this node allocates, per image
+    allocated: int  # elements this node allocates, per image (the cs231n convention)
+    weight_layers: int  # conv and linear layers in this node
     rf: RF
+
+    @property
+    def layer_type(self) -> str | None:
+        """The registry name of a layer row; None for the input, groups and merged tensors."""
+        return self.label if self.kind == "layer" else None
 
     @property
     def params_keras(self) -> int:
         return self.params + self.non_trainable
-
-
-@dataclass(frozen=True)
-class Note:
-    path: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -58,8 +69,9 @@ class Totals:
     macs: int
     fvcore_flops: int
     activations: int  # elements per image, input included
-    peak_activations: int  # most elements alive at once in an inference pass, per image
-    layers: int  # weight layers (conv, linear)
+    peak_activations: int  # most fp32 values alive at once in an inference pass, per image (liveness)
+    weight_layers: int  # conv and linear layers
+    peak_bytes: tuple[tuple[int, int], ...] = ()  # (bytes per value, peak bytes per image) for each dtype size
 
     @property
     def params_keras(self) -> int:
@@ -74,15 +86,12 @@ class Totals:
 class Analysis:
     network: Network
     input_shape: Shape
+    output_shape: Shape
     batch: int
     dtype: str
-    rows: tuple[Row, ...]  # pre-order: a group comes before what it holds
+    rows: tuple[Row, ...]  # pre-order: the input, then a group before what it holds (the root is the totals)
     totals: Totals
     warnings: tuple[Note, ...]
-
-    @property
-    def output_shape(self) -> Shape:
-        return self.rows[-1].output_shape if len(self.rows) > 1 else self.input_shape
 
     @property
     def bytes_per_value(self) -> int:
@@ -98,7 +107,7 @@ class Analysis:
 
     @property
     def peak_activation_bytes(self) -> int:
-        return self.totals.peak_activations * self.batch * self.bytes_per_value
+        return dict(self.totals.peak_bytes)[self.bytes_per_value] * self.batch
 
     def scaled(self, batch: int | None = None, dtype: str | None = None) -> "Analysis":
         """The same analysis at another batch or dtype (counts are per image; nothing is recomputed)."""
@@ -132,10 +141,12 @@ class Analysis:
 
 def row_record(row: Row) -> dict:
     return {
-        "path": row.path, "type": row.type, "output_shape": list(row.output_shape),
+        "path": row.path, "type": row.label, "output_shape": list(row.output_shape),
         "params": row.params, "non_trainable": row.non_trainable, "macs": row.macs,
-        "fvcore_flops": row.fvcore_flops, "activations": row.activations,
+        "fvcore_flops": row.fvcore_flops, "activations": row.allocated,
         "receptive_field": None if row.rf.size is None else list(row.rf.size),
+        "spatial_receptive_field": None if row.rf.spatial_size is None else list(row.rf.spatial_size),
+        "receptive_field_gate": row.rf.gate if row.rf.gated else None,
     }
 
 
@@ -147,24 +158,21 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
     """
     _check_batch_dtype(batch, dtype)
     shape = network.with_input(input_shape)
-    walker = _Walker(network)
-    rows = [Row("input", "input", 0, True, shape, shape, 0, 0, 0, 0, math.prod(shape), RF())]
+    walk = _Walk()
+    first = Row("input", "input", "input", 0, True, shape, shape, 0, 0, 0, 0, math.prod(shape), 0, RF())
     try:
-        flow = walker.node(network.root, shape, RF(), rows)
+        root = walk.node(network.root, shape, RF())
     except SpecError as exc:
         raise exc.located(file=network.file) from None
-    body = rows[2:]  # the root group row (index 1) is the network itself
-    leaves = [r for r in body if r.leaf]
+    body = walk.rows[1:]  # walk.rows[0] is the root: the network itself, whose row is the totals
+    by_path = {r.path: r for r in walk.rows}
+    peaks = tuple((size, liveness.peak_bytes(network.root, by_path, shape, size)) for size in sorted(set(DTYPE_BYTES.values())))
     totals = Totals(
-        params=sum(r.params for r in leaves),
-        non_trainable=sum(r.non_trainable for r in leaves),
-        macs=sum(r.macs for r in leaves),
-        fvcore_flops=sum(r.fvcore_flops for r in leaves),
-        activations=rows[0].activations + sum(r.activations for r in leaves),
-        peak_activations=flow.peak,
-        layers=sum(1 for r in leaves if is_weight_layer(r.type)),
+        params=root.params, non_trainable=root.non_trainable, macs=root.macs, fvcore_flops=root.fvcore_flops,
+        activations=first.allocated + root.allocated, peak_activations=dict(peaks)[4] // 4,
+        weight_layers=root.weight_layers, peak_bytes=peaks,
     )
-    return Analysis(network, shape, batch, dtype, (rows[0], *body), totals, tuple(walker.warnings))
+    return Analysis(network, shape, root.output_shape, batch, dtype, (first, *body), totals, tuple(walk.warnings))
 
 
 def _check_batch_dtype(batch: int, dtype: str) -> None:
@@ -174,76 +182,76 @@ def _check_batch_dtype(batch: int, dtype: str) -> None:
         raise SpecError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPE_BYTES)})")
 
 
-class _Walker:
-    def __init__(self, network: Network):
-        self.network = network
+class _Walk:
+    """The walk in pre-order: each node's row from its input shape and receptive field."""
+
+    def __init__(self):
+        self.rows: list[Row] = []
         self.warnings: list[Note] = []
 
-    def node(self, node: Node, shape: Shape, rf: RF, rows: list[Row]) -> "_Flow":
+    def node(self, node: Node, shape: Shape, rf: RF) -> Row:
         if isinstance(node, Layer):
-            return self.layer(node, shape, rf, rows)
-        at = len(rows)
-        rows.append(None)  # type: ignore[arg-type]  # the group's row, filled in below
-        size = math.prod(shape)
+            return self.layer(node, shape, rf)
+        at = len(self.rows)
+        self.rows.append(None)  # type: ignore[arg-type]  # the group's row, once its children are known
         if node.kind == "sequence":
-            flow = _Flow(shape, rf, size, True)
+            children = []
+            out, out_rf = shape, rf
             for child in node.children:
-                step = self.node(child, flow.shape, flow.rf, rows)
-                flow = _Flow(step.shape, step.rf, max(flow.peak, step.peak), flow.alias and step.alias)
-            out, out_rf, peak = flow.shape, flow.rf, flow.peak
+                children.append(self.node(child, out, out_rf))
+                out, out_rf = children[-1].output_shape, children[-1].rf
+            merged = None
         else:
-            # The input stays alive until every branch has run; finished branch outputs are held.
-            flows, held, peak = [], 0, size
-            for child in node.children:
-                step = self.node(child, shape, rf, rows)
-                peak = max(peak, held + step.peak)
-                held += 0 if step.alias else math.prod(step.shape)
-                flows.append(step)
-            out = _merge_shape(node, [f.shape for f in flows])
-            out_rf = merge_rf([f.rf for f in flows])
-        inner = [r for r in rows[at + 1:] if r.leaf]
-        allocated = math.prod(out) if node.kind in ("concat", "mul") else 0
-        if node.kind != "sequence":
-            peak = max(peak, size + held + allocated)
-        rows[at] = Row(
-            node.path, node.label, _depth(node.path), False, shape, out,
-            sum(r.params for r in inner), sum(r.non_trainable for r in inner), sum(r.macs for r in inner),
-            sum(r.fvcore_flops for r in inner), sum(r.activations for r in inner) + allocated, out_rf,
-        )
-        if allocated:  # the merged tensor itself, as a row of its own so that leaves add up
-            rows.append(Row(f"{node.path}.{node.kind}" if node.path else node.kind, node.kind, _depth(node.path) + 1,
-                            True, out, out, 0, 0, 0, 0, allocated, out_rf))
-        return _Flow(out, out_rf, peak, node.kind == "sequence" and flow.alias)
+            children = [self.node(child, shape, rf) for child in node.children]
+            out = _merge_shape(node, [c.output_shape for c in children])
+            out_rf = merge_rf([c.rf for c in children], [_broadcast_gate(node, c.output_shape, out) for c in children],
+                              node.path)
+            merged = _merged_row(node, out, out_rf)
+        row = _group_row(node, shape, out, out_rf, children + ([merged] if merged else []))
+        self.rows[at] = row
+        if merged:
+            self.rows.append(merged)
+        return row
 
-    def layer(self, node: Layer, shape: Shape, rf: RF, rows: list[Row]) -> "_Flow":
+    def layer(self, node: Layer, shape: Shape, rf: RF) -> Row:
         layer = REGISTRY[node.type]
         a = node.attrs
-
-        messages: list[str] = []
+        records = []
         try:
-            out = layer.output_shape(a, shape, messages.append)
+            out = layer.output_shape(a, shape, records.append)
         except SpecError as exc:
             raise SpecError(f"{exc.message} (input {fmt.shape(shape)})", path=f"{node.path} ({node.type}, {node.where})") from None
-        self.warnings.extend(Note(node.path, f"{node.type}: {m}") for m in _merge_axes(messages))
-        out_rf = layer.receptive_field(a, rf, shape)
-        allocated = math.prod(out) if layer.allocates else 0
-        rows.append(Row(
-            node.path, node.type, _depth(node.path), True, shape, out, layer.params(a, shape),
+        self.warnings.extend(notes_for(node.path, node.type, records))
+        row = Row(
+            node.path, "layer", node.type, _depth(node.path), True, shape, out, layer.params(a, shape),
             layer.buffers(a, shape), layer.macs(a, shape, out), layer.fvcore_flops(a, shape, out),
-            allocated, out_rf,
-        ))
-        return _Flow(out, out_rf, math.prod(shape) + allocated, not layer.allocates)
+            math.prod(out) if layer.allocates else 0, int(layer.weight_layer), layer.receptive_field(a, rf, shape),
+        )
+        self.rows.append(row)
+        return row
 
 
-@dataclass(frozen=True)
-class _Flow:
-    """What a node hands on: its output, receptive field, peak live elements (input included),
-    and whether its output is the input's own memory (in-place layers, identity branches)."""
+def _group_row(node: Group, shape: Shape, out: Shape, rf: RF, parts: list[Row]) -> Row:
+    """A group's row: the sums of its children (and of the tensor its merge allocates)."""
+    return Row(
+        node.path, "group", node.label, _depth(node.path), False, shape, out,
+        sum(r.params for r in parts), sum(r.non_trainable for r in parts), sum(r.macs for r in parts),
+        sum(r.fvcore_flops for r in parts), sum(r.allocated for r in parts), sum(r.weight_layers for r in parts), rf,
+    )
 
-    shape: Shape
-    rf: RF
-    peak: int
-    alias: bool
+
+def _merged_row(node: Group, out: Shape, rf: RF) -> Row | None:
+    """The tensor a concat or mul allocates (an add accumulates into its first branch: no row)."""
+    if node.kind == "add":
+        return None
+    path = f"{node.path}.{node.kind}" if node.path else node.kind
+    return Row(path, "merge", node.kind, _depth(node.path) + 1, True, out, out, 0, 0, 0, 0, math.prod(out), 0, rf)
+
+
+def _broadcast_gate(node: Group, shape: Shape, out: Shape) -> bool:
+    """A branch of a mul whose output is broadcast over the positions (a squeeze-and-excitation gate)."""
+    padded = (1,) * (len(out) - len(shape)) + tuple(shape)
+    return node.kind == "mul" and len(out) == 3 and padded[1:] != out[1:]
 
 
 def _depth(path: str) -> int:
@@ -274,10 +282,3 @@ def _broadcast(shapes: list[Shape], listed: str, where: str) -> Shape:
             raise SpecError(f"mul cannot broadcast {listed}", path=where)
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)
-
-
-def _merge_axes(messages: list[str]) -> list[str]:
-    """'H: x' and 'W: x' with the same x (a square input) read as one 'H and W: x'."""
-    if len(messages) == 2 and messages[0].startswith("H: ") and messages[1] == "W: " + messages[0][3:]:
-        return ["H and W: " + messages[0][3:]]
-    return messages

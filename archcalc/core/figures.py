@@ -199,7 +199,9 @@ def computed_value(analysis, expect: Expect) -> Any:
     if what == "flops":
         return 2 * source.macs
     if what == "layers":
-        return analysis.totals.layers
+        return analysis.totals.weight_layers
+    if what == "activations" and expect.layer is not None:
+        return source.allocated
     return getattr(source, what)
 
 

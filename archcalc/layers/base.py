@@ -16,10 +16,12 @@ from typing import Any, Callable, ClassVar, Mapping
 from .. import fmt
 from ..core.kinds import Kind, by_name
 from ..errors import SpecError
+from .notes import InexactSize
+from .rf import GLOBAL_RF, RF, merge_rf  # noqa: F401  (the layer modules import them from here)
 
 Shape = tuple[int, ...]
 Attrs = Mapping[str, Any]
-Warn = Callable[[str], None]
+Warn = Callable[[InexactSize], None]
 
 REQUIRED = object()
 
@@ -45,42 +47,6 @@ class Field:
             object.__setattr__(self, "kind", by_name(self.kind, self.minimum))
 
 
-@dataclass(frozen=True)
-class RF:
-    """Receptive field of one output unit, in input pixels: size and jump (stride product).
-
-    size is None once every output depends on the whole input (global pooling, linear).
-    """
-
-    size: tuple[int, int] | None = (1, 1)
-    jump: tuple[Fraction, Fraction] = (Fraction(1), Fraction(1))
-
-    def grow(self, kernel: tuple[int, int], stride: tuple[int, int] | tuple[Fraction, Fraction]) -> "RF":
-        if self.size is None:
-            return self
-        size = tuple(s + (k - 1) * j for s, k, j in zip(self.size, kernel, self.jump))
-        jump = tuple(j * Fraction(st) for j, st in zip(self.jump, stride))
-        return RF(tuple(int(math.ceil(s)) for s in size), jump)  # type: ignore[arg-type]
-
-    def label(self) -> str:
-        if self.size is None:
-            return "global"
-        h, w = self.size
-        return f"{h}" if h == w else f"{h}x{w}"
-
-
-GLOBAL_RF = RF(None)
-
-
-def merge_rf(fields: list[RF]) -> RF:
-    """Receptive field after branches meet: the widest branch decides."""
-    if any(f.size is None for f in fields):
-        return GLOBAL_RF
-    size = tuple(max(f.size[i] for f in fields) for i in range(2))  # type: ignore[index]
-    jump = tuple(max(f.jump[i] for f in fields) for i in range(2))
-    return RF(size, jump)  # type: ignore[arg-type]
-
-
 class LayerType:
     """Base class: a layer with no parameters, no cost and the input's shape."""
 
@@ -95,6 +61,8 @@ class LayerType:
     def biases(self, a: Attrs) -> int:
         """The bias values among the parameters (the lectures count weights and biases apart)."""
         return 0
+    field_depends_on_size: ClassVar[bool] = False  # its receptive-field step changes with the input size
+    returns_input: ClassVar[bool] = False  # its torch module returns the input's own memory (a view, the identity)
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return shape
@@ -117,6 +85,10 @@ class LayerType:
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return rf
 
+    def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
+        """Bytes its torch module holds at its peak in an inference pass, its input left out."""
+        return 0 if self.returns_input else numel(out) * value_bytes
+
     def torch_module(self, a: Attrs, shape: Shape):  # pragma: no cover - overridden
         raise NotImplementedError(self.name)
 
@@ -128,6 +100,13 @@ class LayerType:
         """The arithmetic of this layer with its numbers filled in, one step a line; `rf` is the input's field."""
         return [same_shape_working(shape, out), *count_working(self, a, shape, out),
                 rf_working(rf, self.receptive_field(a, rf, shape))]
+
+    def probe_module(self, module):
+        """The receptive-field probe's stand-in for this layer's torch module (archcalc.layers.probe):
+        by default the identity, right for every layer that works position by position."""
+        from . import probe
+
+        return probe.identity(module)
 
 
 REGISTRY: dict[str, LayerType] = {}
@@ -184,12 +163,17 @@ def sliding_size(
             f"input {size}+{pad_before + pad_after}={padded} along {axis}"
         )
     if numerator % stride:
-        exact = Fraction(numerator, stride) + 1
-        warn(
-            f"{axis}: ({size} + {pad_before + pad_after} - {span})/{stride} + 1 = {float(exact):g} is not whole; "
-            f"{'ceil' if ceil_mode else 'floor'} gives {out}"
-        )
+        dropped = unread_by_rounding(size, kernel, stride, pad_before, dilation, out)
+        warn(InexactSize(axis, size, pad_before + pad_after, span, stride, ceil_mode, out, dropped))
     return out
+
+
+def unread_by_rounding(size: int, kernel: int, stride: int, pad_before: int, dilation: int, out: int) -> tuple[int, ...]:
+    """Input indices no window reads that one more window would read: what the rounding drops
+    (a pixel that the stride skips anyway, as a 1x1 stride-2 convolution does, is not dropped)."""
+    read = {i * stride + j * dilation for i in range(out) for j in range(kernel)}
+    following = (out * stride + j * dilation for j in range(kernel))
+    return tuple(sorted({p - pad_before for p in following if pad_before <= p < pad_before + size and p not in read}))
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -226,10 +210,10 @@ def window_output(name: str, a: Attrs, shape: Shape, warn: Warn, ceil_mode: bool
     )
 
 
-def window_rf(a: Attrs, rf: RF) -> RF:
-    kernel, dilation = pair(a["kernel"]), pair(a.get("dilation", 1))
-    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
-    return rf.grow(span, pair(a["stride"] or a["kernel"]))  # type: ignore[arg-type]
+def window_rf(a: Attrs, rf: RF, shape: Shape) -> RF:
+    kernel, stride, dilation = pair(a["kernel"]), pair(a["stride"] or a["kernel"]), pair(a.get("dilation", 1))
+    (top, _), (left, _) = resolve_padding(a, shape, stride, dilation)
+    return rf.window(kernel, stride, dilation, (top, left))
 
 
 # ---- workings: the arithmetic above, written out with its numbers --------------------

@@ -6,6 +6,7 @@ from fractions import Fraction
 from ..deps import require_torch
 from ..errors import SpecError
 from .base import (
+    GLOBAL_RF,
     RF,
     Attrs,
     Field,
@@ -14,6 +15,7 @@ from .base import (
     Warn,
     axes_lines,
     need_image,
+    numel,
     pair,
     register,
     resolve_padding,
@@ -134,7 +136,17 @@ class Conv2d(LayerType):
         return out[1] * out[2] * _weights(a, shape[0])
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        return window_rf(a, rf)
+        return window_rf(a, rf, shape)
+
+    def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
+        (top, bottom), (left, right) = resolve_padding(a, shape, pair(a["stride"]), pair(a["dilation"]))
+        padded = 0 if top == bottom and left == right else shape[0] * (shape[1] + top + bottom) * (shape[2] + left + right)
+        return (numel(out) + padded) * value_bytes  # an asymmetric padding is a padded copy (ZeroPad2d)
+
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.window_sum(module)
 
     def torch_module(self, a: Attrs, shape: Shape):
         nn = torch_nn()
@@ -241,13 +253,12 @@ class ConvTranspose2d(LayerType):
         return shape[0] * shape[1] * shape[2] * (a["out"] // a["groups"]) * kh * kw
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        # An output pixel gathers at most ceil(span/S) input pixels per axis; the grid gets S times finer.
-        stride, dilation = pair(a["stride"]), pair(a["dilation"])
-        spans = tuple(-(-(d * (k - 1) + 1) // s) for k, s, d in zip(pair(a["kernel"]), stride, dilation))
-        grown = rf.grow(spans, (1, 1))
-        if grown.size is None:
-            return grown
-        return RF(grown.size, tuple(j / s for j, s in zip(grown.jump, stride)))  # type: ignore[arg-type]
+        return rf.transposed(pair(a["kernel"]), pair(a["stride"]), pair(a["dilation"]), pair(a["padding"]))
+
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.window_sum(module)
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().ConvTranspose2d(
@@ -259,6 +270,7 @@ class ConvTranspose2d(LayerType):
 @register
 class Linear(LayerType):
     name = "linear"
+    weight_layer = True
     doc = "Fully connected layer on a flat input. MACs = in*out; bias not counted."
     fields = {"out": Field("int", doc="output features", minimum=1), "bias": Field("bool", True)}
     kind = "linear"
@@ -289,7 +301,7 @@ class Linear(LayerType):
         return shape[0] * a["out"]
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        return RF(None)
+        return GLOBAL_RF
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().Linear(shape[0], a["out"], a["bias"])

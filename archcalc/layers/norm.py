@@ -118,6 +118,9 @@ class LayerNorm2d(_Norm):
     def fvcore_flops(self, a: Attrs, shape: Shape, out: Shape) -> int:
         return numel(shape) * 5
 
+    def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
+        return (numel(out) + 2 * shape[1] * shape[2]) * value_bytes  # and the mean and 1/std of each position
+
     def torch_module(self, a: Attrs, shape: Shape):
         return _torch_classes()[0](shape[0], eps=a["eps"])
 
@@ -138,6 +141,12 @@ class LocalResponseNorm(_Norm):
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return need_image(self.name, shape)
+
+    def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
+        # torch's local_response_norm: x*x, padded over the channels, pooled, scaled, divided; at most
+        # three tensors of the output's size, or the square and its padded copy, alive at once
+        padded = (shape[0] + a["size"] - 1) * shape[1] * shape[2]
+        return max(3 * numel(out), numel(out) + padded) * value_bytes
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"])

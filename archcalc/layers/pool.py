@@ -63,7 +63,7 @@ class _Window(LayerType):
         return (shape[0], *window_output(self.name, a, shape, warn, a["ceil_mode"]))
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        return window_rf(a, rf)
+        return window_rf(a, rf, shape)
 
 
 @register
@@ -72,6 +72,14 @@ class MaxPool2d(_Window):
     word = "maxpool"
     doc = "Max pooling (comparisons are not counted as MACs; fvcore counts 0)."
     fields = {**_WINDOW, "dilation": Field("pair", 1, minimum=1)}
+
+    def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
+        return numel(out) * (value_bytes + 8)  # torch computes the int64 indices of the maxima too
+
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.window_sum(module)  # max pooling passes a gradient to one input per window
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().MaxPool2d(
@@ -87,6 +95,11 @@ class AvgPool2d(_Window):
     doc = "Average pooling (additions are not counted as MACs; fvcore counts 0)."
     fields = {**_WINDOW, "count_include_pad": Field("bool", True)}
 
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.keep(module)
+
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().AvgPool2d(
             pair(a["kernel"]), pair(a["stride"] or a["kernel"]), _torch_padding(self, a, shape),
@@ -95,14 +108,13 @@ class AvgPool2d(_Window):
 
 
 def _adaptive_window(size: int, out: int) -> tuple[int, int]:
-    """Largest window and the step between windows of torch's adaptive pooling."""
-    starts = [i * size // out for i in range(out)]
-    ends = [-(-(i + 1) * size // out) for i in range(out)]
-    widest = max(e - s for s, e in zip(starts, ends))
+    """Largest window and the step between windows of torch's adaptive pooling (for the working)."""
+    widest = max(-(-(i + 1) * size // out) - i * size // out for i in range(out))
     return widest, max(size // out, 1)
 
 
 class _Adaptive(LayerType):
+    field_depends_on_size = True
     fields = {"output": Field("pair", 1, doc="output size, int or [h, w]", minimum=1)}
     kind = "pool"
     word = ""
@@ -126,8 +138,7 @@ class _Adaptive(LayerType):
         out = pair(a["output"])
         if out == (1, 1) and shape[1:] != (1, 1):
             return GLOBAL_RF
-        windows = [_adaptive_window(n, o) for n, o in zip(shape[1:], out)]
-        return rf.grow(tuple(w for w, _ in windows), tuple(s for _, s in windows))  # type: ignore[arg-type]
+        return rf.adaptive(shape[1:], out)
 
 
 @register
@@ -139,6 +150,11 @@ class AdaptiveAvgPool2d(_Adaptive):
     def fvcore_flops(self, a: Attrs, shape: Shape, out: Shape) -> int:
         return numel(shape)
 
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.keep(module)
+
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().AdaptiveAvgPool2d(pair(a["output"]))
 
@@ -148,6 +164,14 @@ class AdaptiveMaxPool2d(_Adaptive):
     name = "adaptive_max_pool2d"
     word = "maxpool"
     doc = "Adaptive max pooling to a fixed output size (fvcore counts 0)."
+
+    def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
+        return numel(out) * (value_bytes + 8)  # and the int64 indices of the maxima
+
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.adaptive_average(module)
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().AdaptiveMaxPool2d(pair(a["output"]))

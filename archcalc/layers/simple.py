@@ -31,6 +31,7 @@ class _Elementwise(LayerType):
 def _activation(spec_name: str, torch_class: str, description: str) -> None:
     register(type(torch_class, (_Elementwise,), {
         "name": spec_name, "torch_class": torch_class, "kind": "shape" if spec_name == "identity" else "activation",
+        "returns_input": torch_class == "Identity",
         "doc": f"{description}, elementwise; no MACs, fvcore counts 0.",
     }))
 
@@ -48,9 +49,11 @@ for _spec, _torch, _text in [
     _activation(_spec, _torch, _text)
 
 
+
 @register
 class Dropout(_Elementwise):
     name = "dropout"
+    returns_input = True
     doc = "Dropout: the identity at inference; no memory, no cost."
     fields = {"p": Field(Number(minimum=0, below=1), 0.5, "probability of dropping a value, in [0, 1)")}
     kind = "regularisation"
@@ -65,6 +68,7 @@ class Dropout(_Elementwise):
 @register
 class StochasticDepth(_Elementwise):
     name = "stochastic_depth"
+    returns_input = True
     doc = "Drops a residual branch per sample in training; the identity at inference."
     fields = {"p": Field(Number(minimum=0, maximum=1), 0.0, "probability of dropping the branch, in [0, 1]")}
     torch_class = "Identity"
@@ -74,7 +78,8 @@ class StochasticDepth(_Elementwise):
 @register
 class Flatten(LayerType):
     name = "flatten"
-    doc = "CxHxW to C*H*W (a view: no new memory). Every output sees the whole input."
+    returns_input = True
+    doc = "CxHxW to C*H*W (a view: no new memory). Each element keeps the field of its position."
     allocates = False
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
@@ -85,8 +90,10 @@ class Flatten(LayerType):
         return [f"output = {product} = {out[0]:,} features", "params = 0, MACs = 0 (a view)",
                 rf_working(rf, self.receptive_field(a, rf, shape))]
 
-    def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        return rf if len(shape) == 1 or shape[1:] == (1, 1) else GLOBAL_RF
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.keep(module)
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().Flatten()

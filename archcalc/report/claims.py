@@ -274,7 +274,7 @@ def quantity(ref: Ref) -> Any:
     if ref.quantity == "depth":
         return depth(_node(result.network.root, ref.layer) if ref.layer else result.network.root)
     if ref.quantity == "count":
-        return sum(1 for r in result.rows if r.type == ref.of and _inside(r.path, ref))
+        return sum(1 for r in result.rows if r.label == ref.of and _inside(r.path, ref))
     return _summed(result, ref)
 
 
@@ -315,14 +315,14 @@ def _summed(result: Analysis, ref: Ref) -> int:
     values = {
         "params": lambda r: r.params,
         "biases": lambda r: bias.get(r.path, 0),
-        "weights": lambda r: r.params - bias.get(r.path, 0) if is_weight_layer(r.type) else 0,
+        "weights": lambda r: r.params - bias.get(r.path, 0) if is_weight_layer(r.layer_type) else 0,
         "non_trainable": lambda r: r.non_trainable,
         "macs": lambda r: r.macs,
         "flops": lambda r: 2 * r.macs,
-        "activations": lambda r: r.activations,
-        "activation_bytes": lambda r: r.activations * BYTES_PER_VALUE,
+        "activations": lambda r: r.allocated,
+        "activation_bytes": lambda r: r.allocated * BYTES_PER_VALUE,
         "weights_bytes": lambda r: (r.params + r.non_trainable) * BYTES_PER_VALUE,
-        "layers": lambda r: int(is_weight_layer(r.type)),
+        "layers": lambda r: int(is_weight_layer(r.layer_type)),
     }[ref.quantity]
     return sum(values(r) for r in rows)
 

@@ -321,7 +321,7 @@ class _Builder:
     def box(self, row: Row, label: str, kind: str, badge: str = "", covers: Sequence[str] = ()) -> _Box:
         self.kinds.add(kind)
         lines = [(label, LABEL_SIZE, True), (fmt.shape(row.output_shape), LINE_SIZE, False), *self.annotation(row)]
-        title = (f"{row.path}: {row.type}, {fmt.shape(row.input_shape)} -> {fmt.shape(row.output_shape)}, "
+        title = (f"{row.path}: {row.label}, {fmt.shape(row.input_shape)} -> {fmt.shape(row.output_shape)}, "
                  f"{row.params:,} params, {row.macs:,} MACs, RF {row.rf.label()}")
         attrs = [("path", row.path), ("kind", kind)]
         if covers:

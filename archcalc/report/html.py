@@ -35,7 +35,7 @@ def totals(analysis: Analysis) -> dict[str, int]:
     """The totals the page shows, named as `archcalc table --format json` names them."""
     t = analysis.totals
     return {"params": t.params, "non_trainable": t.non_trainable, "macs": t.macs, "flops": t.flops,
-            "weight_layers": t.layers, "activations": t.activations * analysis.batch,
+            "weight_layers": t.weight_layers, "activations": t.activations * analysis.batch,
             "peak_activations": t.peak_activations * analysis.batch, "weights_bytes": analysis.weights_bytes,
             "activation_bytes": analysis.activation_bytes}
 
@@ -116,8 +116,8 @@ def table_data(analysis: Analysis) -> dict:
     for r in analysis.rows:
         rf_sort = r.rf.size[0] * r.rf.size[1] if r.rf.size else -1
         steps = [lines.setdefault(line, len(lines)) for line in found.get(r.path, [])]
-        rows.append([r.path, r.type, r.depth, int(r.path in parents), fmt.shape(r.output_shape), math.prod(r.output_shape),
-                     r.params, r.macs, r.activations * analysis.batch, r.rf.label(), rf_sort, steps])
+        rows.append([r.path, r.label, r.depth, int(r.path in parents), fmt.shape(r.output_shape), math.prod(r.output_shape),
+                     r.params, r.macs, r.allocated * analysis.batch, r.rf.label(), rf_sort, steps])
     return {"columns": ["path", "type", "depth", "group", "output", "size", "params", "macs", "activations", "rf", "rf_size",
                         "working"], "rows": rows, "lines": list(lines)}
 

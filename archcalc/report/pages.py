@@ -19,7 +19,7 @@ from ..core.figures import SCALES, Verdict, decimals, judge
 from ..core.spec import Network, load, zoo_index
 from ..files import write_atomic
 from ..fmt import anchor, cell, markdown_table
-from ..render import table_rows
+from ..render import rf_footnote, table_rows
 from . import claims as claimslib
 from . import diagram, html, tricks
 
@@ -56,7 +56,7 @@ def totals_table(analysis: Analysis) -> str:
         ["MACs per image (conv + linear)", f"{t.macs:,}"],
         ["FLOPs per image (2 x MACs)", f"{t.flops:,}"],
         ["Depth (weight layers on the longest path)", f"{claimslib.depth(analysis.network.root):,}"],
-        ["Weight layers (conv, linear)", f"{t.layers:,}"],
+        ["Weight layers (conv, linear)", f"{t.weight_layers:,}"],
         ["Output", fmt.shape(analysis.output_shape)],
         ["Weights, fp32 (MiB)", fmt.mib(analysis.weights_bytes, unit=False)],
         ["Activations per image (values, input included)", f"{t.activations:,}"],
@@ -192,8 +192,12 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
         "x 4 bytes in fp32); RF is the receptive field in input pixels.\n",
         layers,
     ]
-    if analysis.warnings:
-        parts += ["## Warnings\n", "".join(f"- `{n.path}`: {cell(n.message)}\n" for n in analysis.warnings)]
+    footnote = rf_footnote(analysis, depth)
+    if footnote:
+        parts.append(footnote + ".\n")
+    dropping = [n for n in analysis.warnings if n.drops_input]
+    if dropping:
+        parts += ["## Warnings\n", "".join(f"- `{n.path}`: {cell(n.message)}\n" for n in dropping)]
     return "\n".join(parts)
 
 
@@ -229,7 +233,7 @@ def zoo_row(a: Analysis, notes: Footnotes) -> list[str]:
     t = a.totals
     (top1, top5), (paper1, paper5, source) = accuracies(a.network.meta)
     return [f"[{a.network.name}](networks/{a.network.name}.md)", str(_year(a) or ""), fmt.shape(a.input_shape),
-            f"{claimslib.depth(a.network.root):,}", f"{t.layers:,}", fmt.scaled(t.params, "M"), fmt.scaled(t.macs, "G"),
+            f"{claimslib.depth(a.network.root):,}", f"{t.weight_layers:,}", fmt.scaled(t.params, "M"), fmt.scaled(t.macs, "G"),
             fmt.mib(a.weights_bytes, unit=False), fmt.mib(a.activation_bytes, unit=False), percent(top1), percent(top5),
             percent(paper1), percent(paper5), notes.mark(source)]
 

@@ -188,9 +188,9 @@ def accuracy_scatter(points: Sequence[tuple[str, str, int, float]], protocol: st
 # ---- one network: where the parameters and the activations are ---------------------------
 
 def _kind(row: Row) -> str:
-    found = layer_type(row.type)
+    found = layer_type(row.layer_type) if row.layer_type else None
     if found is None:
-        return "input" if row.path == "input" else "other"
+        return "input" if row.kind == "input" else "other"
     return found.kind if found.kind in ("conv", "linear", "pool") else "other"
 
 
@@ -208,12 +208,12 @@ def layer_bars(analysis: Analysis) -> dict[str, bytes]:
     from matplotlib.patches import Patch
 
     plt = _pyplot()
-    rows = [r for r in analysis.leaves() if r.params or r.activations or r.macs]
+    rows = [r for r in analysis.leaves() if r.params or r.allocated or r.macs]
     labels = [r.path.removeprefix("features.").removesuffix(".conv") for r in rows]
     colors = [KIND_COLORS[_kind(r)] for r in rows]
     params = [r.params for r in rows]
     macs = [r.macs / 1e9 for r in rows]
-    memory = [r.activations * analysis.bytes_per_value / 2**20 for r in rows]
+    memory = [r.allocated * analysis.bytes_per_value / 2**20 for r in rows]
     fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(11, 10), sharex=True)
     positions = list(range(len(rows)))
 

@@ -103,7 +103,7 @@ def receptive_fields() -> str:
     rows = []
     for label, layers in designs.items():
         a = net("rf", [8, 512, 512], layers)
-        rows.append([label] + [r.rf.label() for r in a.leaves() if _is_conv(r.type)])
+        rows.append([label] + [r.rf.label() for r in a.leaves() if _is_conv(r.layer_type)])
     return (f"## {TITLES[3]}\n\n"
             "Receptive field (input pixels) after each of six stacked 3x3 convolutions: stride 1 adds 2 per layer, "
             "dilation 2^i doubles it each layer (Yu & Koltun) at full resolution, stride 2 doubles it while halving "
@@ -116,12 +116,12 @@ def sharing() -> str:
     row = a.leaves()[-1]
     per_output = row.params // 96  # 11 x 11 x 3 weights and a bias
     rows = [["shared: one 11x11x3 filter (and bias) per output map", f"{row.params:,}", f"{per_output:,} x 96"],
-            ["unshared: one filter (and bias) per output value", f"{row.activations * per_output:,}",
-             f"{per_output:,} x {row.activations:,}"]]
+            ["unshared: one filter (and bias) per output value", f"{row.allocated * per_output:,}",
+             f"{per_output:,} x {row.allocated:,}"]]
     return (f"## {TITLES[4]}\n\n"
             f"AlexNet's conv1 (96 filters of 11x11x3, stride 4, 227x227 input, {fmt.shape(row.output_shape)} output, "
             "lecture 004): a convolution uses the same filter at every position; without sharing, each of the "
-            f"{row.activations:,} outputs would need its own.\n\n"
+            f"{row.allocated:,} outputs would need its own.\n\n"
             + _table(rows, ["Design", "Params", "As"]))
 
 

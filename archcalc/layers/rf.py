@@ -1,0 +1,185 @@
+"""Receptive fields, exact: the input interval each output position depends on, per axis.
+
+Along one axis a field is a table over one period of output positions: the first and the
+last input index each position depends on. Positions a period apart see intervals shifted
+by a whole number of input pixels, `shift`; the jump (input pixels per output position) is
+shift / period, an exact fraction (a transposed convolution makes it 1/S). A window layer
+maps output position o to the taps o*S - P + j*D; a transposed convolution to the i with
+i*S - P + j*D = o, which depend on o mod S; adaptive pooling to its own windows. The field
+of an output is the hull of its taps' fields, so the table stays exact through every layer
+and the widest field over all positions is read off it at the end. Fields are not clipped
+to the input (padding counts as if the input went on).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Iterable, Optional
+
+Interval = Optional[tuple[int, int]]  # (first, last) input index; None: depends on no input pixel
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The field along one axis: intervals for one period of output positions."""
+
+    period: int = 1
+    shift: int = 1
+    spans: tuple[Interval, ...] = ((0, 0),)
+
+    @property
+    def jump(self) -> Fraction:
+        return Fraction(self.shift, self.period)
+
+    @property
+    def widest(self) -> int:
+        return max((last - first + 1 for first, last in filter(None, self.spans)), default=0)
+
+    def at(self, position: int) -> Interval:
+        turns, phase = divmod(position, self.period)
+        span = self.spans[phase]
+        return None if span is None else (span[0] + turns * self.shift, span[1] + turns * self.shift)
+
+    def through(self, taps: Callable[[int], Iterable[int]], every: int, moves: int) -> "Axis":
+        """The field after a layer whose output o reads the input positions `taps(o)`,
+        with taps(o + every) = taps(o) + moves."""
+        turns = self.period // math.gcd(moves, self.period)  # repeats of `every` until the table repeats
+        period = every * turns
+        spans = tuple(_hull(self.at(x) for x in taps(o)) for o in range(period))
+        return Axis(period, moves * turns * self.shift // self.period, spans)
+
+
+def _hull(intervals: Iterable[Interval]) -> Interval:
+    present = [i for i in intervals if i is not None]
+    if not present:
+        return None
+    return min(i[0] for i in present), max(i[1] for i in present)
+
+
+def _union(axes: list[Axis]) -> Axis:
+    """The hull of several fields over the same output grid."""
+    if len({a.jump for a in axes}) > 1:  # grids that drift apart (adaptive pooling): keep the widest
+        return max(axes, key=lambda a: (a.widest, a.jump))
+    period = math.lcm(*(a.period for a in axes))
+    spans = tuple(_hull(a.at(o) for a in axes) for o in range(period))
+    return Axis(period, axes[0].jump.numerator * period // axes[0].jump.denominator, spans)
+
+
+Field2 = Optional[tuple[Axis, Axis]]  # None: every output depends on the whole input
+
+
+def _window_taps(stride: int, dilation: int, pad_before: int, kernel: int):
+    return lambda o: (o * stride - pad_before + j * dilation for j in range(kernel))
+
+
+def _transposed_taps(stride: int, dilation: int, padding: int, kernel: int):
+    def taps(o: int):
+        for j in range(kernel):
+            scattered = o + padding - j * dilation
+            if scattered % stride == 0:
+                yield scattered // stride
+    return taps
+
+
+def _adaptive_taps(size: int, out: int):
+    return lambda o: range(o * size // out, -(-(o + 1) * size // out))
+
+
+@dataclass(frozen=True)
+class RF:
+    """Receptive field of each output unit, in input pixels.
+
+    `strict` is the field; `spatial` the field of the path that carries the pixels, where a
+    broadcast gate (squeeze-and-excitation) is held constant; `gate` names the first gate
+    that makes them differ. None for a field means global: every output sees the whole input.
+    """
+
+    strict: Field2 = (Axis(), Axis())
+    spatial: Field2 = (Axis(), Axis())
+    gate: str | None = None
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """The widest field over all output positions, (h, w); None when global."""
+        return _widest(self.strict)
+
+    @property
+    def spatial_size(self) -> tuple[int, int] | None:
+        return _widest(self.spatial)
+
+    @property
+    def jump(self) -> tuple[Fraction, Fraction]:
+        field = self.strict or self.spatial
+        return (Fraction(0), Fraction(0)) if field is None else (field[0].jump, field[1].jump)
+
+    @property
+    def gated(self) -> bool:
+        return self.gate is not None and self.strict != self.spatial
+
+    def label(self) -> str:
+        return _label(self.size)
+
+    def spatial_label(self) -> str:
+        return _label(self.spatial_size)
+
+    def _map(self, step: Callable[[Axis, int], Axis]) -> "RF":
+        def apply(field: Field2) -> Field2:
+            return None if field is None else (step(field[0], 0), step(field[1], 1))
+        strict = apply(self.strict)
+        return RF(strict, strict if self.spatial == self.strict else apply(self.spatial), self.gate)
+
+    def window(self, kernel, stride, dilation=(1, 1), pad_before=(0, 0)) -> "RF":
+        """After a convolution or pooling window: output o reads o*S - P + j*D, j < K."""
+        return self._map(lambda a, i: a.through(_window_taps(stride[i], dilation[i], pad_before[i], kernel[i]), 1, stride[i]))
+
+    def grow(self, kernel, stride) -> "RF":
+        """A dense window of `kernel` taps every `stride` pixels."""
+        return self.window(kernel, stride)
+
+    def transposed(self, kernel, stride, dilation, padding) -> "RF":
+        """After a transposed convolution: output o gathers the inputs i with i*S - P + j*D = o."""
+        return self._map(lambda a, i: a.through(_transposed_taps(stride[i], dilation[i], padding[i], kernel[i]), stride[i], 1))
+
+    def adaptive(self, sizes, outs) -> "RF":
+        """After adaptive pooling of `sizes` to `outs`: output o pools floor(oN/O) .. ceil((o+1)N/O) - 1."""
+        def step(a: Axis, i: int) -> Axis:
+            g = math.gcd(sizes[i], outs[i])
+            return a.through(_adaptive_taps(sizes[i], outs[i]), outs[i] // g, sizes[i] // g)
+        return self._map(step)
+
+
+GLOBAL_RF = RF(None, None)
+
+
+def merge_rf(fields: list[RF], gates: list[bool] | None = None, path: str = "") -> RF:
+    """The field after branches meet: each output sees what any branch's output sees.
+
+    `gates` marks branches broadcast over the output (a squeeze-and-excitation gate): they
+    count for the strict field only; the spatial field holds them constant.
+    """
+    gates = gates or [False] * len(fields)
+    if all(gates):
+        gates = [False] * len(fields)
+    strict = _union_fields([f.strict for f in fields])
+    spatial = _union_fields([f.spatial for f, g in zip(fields, gates) if not g])
+    inherited = next((f.gate for f in fields if f.gate), None)
+    gate = inherited or (path if strict != spatial else None)
+    return RF(strict, spatial, gate if strict != spatial else None)
+
+
+def _union_fields(fields: list[Field2]) -> Field2:
+    if any(f is None for f in fields):
+        return None
+    return _union([f[0] for f in fields]), _union([f[1] for f in fields])  # type: ignore[index]
+
+
+def _widest(field: Field2) -> tuple[int, int] | None:
+    return None if field is None else (field[0].widest, field[1].widest)
+
+
+def _label(size: tuple[int, int] | None) -> str:
+    if size is None:
+        return "global"
+    h, w = size
+    return f"{h}" if h == w else f"{h}x{w}"

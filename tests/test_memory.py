@@ -1,0 +1,108 @@
+"""Peak live activations: the calculator against torch's own allocations in one inference pass.
+
+The measurement (archcalc.torch.memory) tracks every tensor storage the aten ops return,
+from creation until torch frees it; the hand figures below follow the builder's forward:
+a layer's input is alive while it runs, nn.Sequential drops a tensor once the next layer has
+returned, a merge holds its input through every branch and the branch outputs while combining.
+"""
+from __future__ import annotations
+
+import pytest
+
+import archcalc
+from archcalc.core.spec import resolve
+
+torch = pytest.importorskip("torch")
+from archcalc.torch.memory import peak_live_bytes  # noqa: E402
+
+ZOO = list(archcalc.zoo_index())
+F = 4  # bytes per fp32 value
+
+
+def network(layers: list[dict], input_shape: list[int]):
+    return archcalc.analyze(resolve({"input": input_shape, "layers": layers}, "t", "t.json"))
+
+
+def conv(out: int, kernel: int = 1, **extra) -> dict:
+    return {"type": "conv2d", "out": out, "kernel": kernel, "padding": kernel // 2, "bias": False, **extra}
+
+
+BN, RELU = {"type": "batch_norm2d"}, {"type": "relu"}
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_peak_is_what_torch_allocates(name):
+    analysis = archcalc.analyze(archcalc.load(name))
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
+
+
+@pytest.mark.parametrize("name, size", [("resnet18", 64), ("alexnet_paper", None), ("convnext_tiny", 64)])
+def test_the_meta_measurement_is_the_cpu_measurement(name, size):
+    analysis = archcalc.analyze(archcalc.load(name), None if size is None else (3, size, size))
+    assert peak_live_bytes(analysis, "cpu") == peak_live_bytes(analysis) == analysis.peak_activation_bytes
+
+
+def test_batch_and_dtype_scale_the_measured_peak():
+    analysis = archcalc.analyze(archcalc.load("resnet18"), (3, 64, 64), batch=3, dtype="bf16")
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
+
+
+def test_mobilenet_v2_inverted_residual_block():
+    # 24 -> 144 -> 24 at 56x56, stride 1, with the residual add. x = 24*56*56, e = 144*56*56.
+    layers = [{"name": "block", "type": "add", "branches": [[
+        conv(144), BN, {"type": "relu6"}, conv(144, 3, groups=144), BN, {"type": "relu6"}, conv(24), BN], []]}]
+    analysis = network(layers, [24, 56, 56])
+    x, e = 24 * 56 * 56, 144 * 56 * 56
+    # Worst moment: a batch norm (or activation) of the expanded tensor, its input and the block's
+    # input alive: x + e + e. At the add: x, the body's 24-channel output and the sum: 3x.
+    assert analysis.peak_activation_bytes == (x + 2 * e) * F == 3_913_728  # 3.73 MiB
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
+
+
+def test_resnet_basic_block_with_a_projection():
+    # 8x16x16 (x = 2048) -> conv3x3 s2 to 16x8x8 (h = 1024) ... ; shortcut conv1x1 s2 (h).
+    body = [conv(16, 3, stride=2), BN, RELU, conv(16, 3), BN]
+    layers = [{"name": "block", "type": "add", "branches": [body, [conv(16, 1, padding=0, stride=2), BN]]}, RELU]
+    analysis = network(layers, [8, 16, 16])
+    x, h = 8 * 16 * 16, 16 * 8 * 8
+    # body: x + h + h at most; shortcut while the body's output is held: h + (x + h + h);
+    # the add: x + h + h + h (the sum); the trailing relu: x (held by the caller) + h + h.
+    assert analysis.peak_activation_bytes == (x + 3 * h) * F
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
+
+
+def test_dense_block():
+    # Two dense layers on 4x8x8, growth 2: each is concat[[], [bn, relu, conv3x3 -> 2]].
+    def dense(c):
+        return {"type": "concat", "branches": [[], [BN, RELU, conv(2, 3)]]}
+
+    analysis = network([dense(4), dense(6)], [4, 8, 8])
+    p = 64  # positions
+    # Layer 1 on x = 4p: bn 4p + relu 4p over x: 12p; concat: x + 2p + 6p = 12p.
+    # Layer 2 on y = 6p (x still held by the caller): x + y + bn 6p + relu 6p = 22p; concat x + y + 2p + 8p = 20p.
+    assert analysis.peak_activation_bytes == 22 * p * F
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
+
+
+def test_inception_module():
+    # 8x8x8 input (x = 512): branches 1x1 -> 4, 1x1 -> 2 then 3x3 -> 4, max pool 3/1/1 then 1x1 -> 2.
+    branches = [[conv(4)], [conv(2), conv(4, 3)], [{"type": "max_pool2d", "kernel": 3, "stride": 1, "padding": 1},
+                                                   conv(2)]]
+    analysis = network([{"type": "concat", "branches": branches}], [8, 8, 8])
+    p, x = 64, 512
+    # branch 3 while branches 1 and 2 are held (4p + 4p): the pool's output (8p) and its int64
+    # indices (8p values x 8 bytes) beside x; then the concat: x + 4p + 4p + 2p + 10p.
+    pool = (x + 8 * p) * F + 8 * p * 8 + 8 * p * F
+    concat = (x + 10 * p + 10 * p) * F
+    assert analysis.peak_activation_bytes == max(pool, concat) == pool
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
+
+
+def test_squeeze_excitation_block():
+    se = {"type": "mul", "branches": [[], [{"type": "adaptive_avg_pool2d"}, conv(2), RELU, conv(8),
+                                           {"type": "sigmoid"}]]}
+    analysis = network([conv(8, 3), se], [4, 6, 6])
+    x, y = 4 * 36, 8 * 36
+    # conv: x + y; the gate's tensors are 8 or 2 values; the product: x + y + gate (8) + y.
+    assert analysis.peak_activation_bytes == (x + 2 * y + 8) * F
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
