@@ -69,6 +69,8 @@ def test_zoo_network_agrees_with_torch_and_fvcore(name):
         assert None not in (check.torch_shape, check.torch_params, check.torch_flops), check.path
     total, buffers = report.totals
     assert total.torch_flops == total.flops == report.analysis.totals.fvcore_flops  # fvcore's own total, exactly
+    # the peak of live activations: torch's allocations in one inference pass, to the byte
+    assert report.peak_live == (report.analysis.peak_activation_bytes,) * 2
     assert total.torch_params == report.analysis.totals.params
     assert buffers.torch_params == report.analysis.totals.non_trainable
     # The torch module against the published parameter counts (torchvision num_params, papers, Keras).
