@@ -77,8 +77,59 @@ class ListOf(click.ParamType):
 
 
 DTYPES = ["fp32", "fp16", "bf16", "int8"]
-TIMED_DTYPES = DTYPES[:3]  # what bench can run a model in
+TIMED_DTYPES = DTYPES[:3]  # what bench and verify can run a model in
 BATCHES = ListOf(click.IntRange(min=1), "1,32,256", "a whole number of at least 1")
+
+
+def dtype_list(choices: list[str]) -> ListOf:
+    return ListOf(click.Choice(choices), ",".join(choices[:2]), f"one of {', '.join(choices)}")
+
+
+def batch_option(help_text: str):
+    return click.option("--batch", "batches", type=BATCHES, default="1", show_default=True, help=help_text)
+
+
+def dtype_option(choices: list[str], help_text: str):
+    return click.option("--dtype", "dtypes", type=dtype_list(choices), default="fp32", show_default=True,
+                        help=f"{help_text} Comma-separated: {', '.join(choices)}.")
+
+
+out_option = click.option(
+    "--out", "outs", multiple=True, metavar="FILE", type=click.Path(dir_okay=False),
+    help="Also write the output to FILE, whole, in the format its suffix names (.txt, .md, .csv, .json; "
+         "else --format); repeatable.")
+format_option = click.option("--format", "out_format", type=click.Choice(FORMATS), default="text", show_default=True,
+                             help="text and markdown for people (scaled units), csv and json for machines (exact integers).")
+
+
+def write_outputs(paths: tuple[str, ...], produce, default_format: str) -> None:
+    """Each --out file whole (archcalc.files.write_atomic), in the format its suffix names."""
+    from .files import format_of, write_atomic
+
+    for path in paths:
+        try:
+            write_atomic(path, produce(format_of(path, default_format)))
+        except OSError as exc:
+            raise UsageError(f"--out {path}: cannot write: {exc.strerror or exc}") from None
+
+
+def stdout_isatty() -> bool:
+    return sys.stdout.isatty()
+
+
+def table_width(wide: bool) -> int | None:
+    """The width to fit a text table to: the terminal's (COLUMNS honoured); None when piped or --wide."""
+    import shutil
+
+    if wide or not stdout_isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def echo_notes(lines: list[str]) -> None:
+    """Warnings and notes go to stderr, so that stdout holds the table alone."""
+    for line in lines:
+        click.echo(line, err=True)
 
 input_option = click.option("--input", "dims", type=InputShape(), default=None,
                             help="Input size instead of the spec's: CxHxW, HxW (the spec's channels) or N (NxN; N features for a flat spec).")
@@ -88,28 +139,50 @@ convention_option = click.option(
 )
 
 
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.version_option(package_name="archcalc")
 def main() -> None:
     """What a convolutional network costs: shapes, parameters, MACs, memory, receptive field."""
 
 
-@main.command()
+@main.command(short_help="Per-layer table of a network: shapes, parameters, MACs, activations, receptive field.")
 @click.argument("target")
 @input_option
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per batch (memory figures).")
-@click.option("--dtype", type=click.Choice(DTYPES), default="fp32", show_default=True, help="Bytes per value (memory figures).")
-@click.option("--format", "out_format", type=click.Choice(FORMATS), default="text", show_default=True)
+@batch_option("Images per batch (memory and per-batch figures); several give one totals line per configuration.")
+@dtype_option(DTYPES, "Bytes per value of the memory figures.")
+@format_option
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="Fold everything deeper than N into its block.")
 @convention_option
-def table(target: str, dims: tuple[int, ...] | None, batch: int, dtype: str, out_format: str, depth: int | None,
-          convention: str) -> None:
-    """Per-layer table of a zoo network (NAME) or a spec file (PATH, PATH:VARIANT)."""
+@click.option("--wide", is_flag=True, help="Every column and whole paths, even when wider than the terminal.")
+@out_option
+def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...], out_format: str,
+          depth: int | None, convention: str, wide: bool, outs: tuple[str, ...]) -> None:
+    """Per-layer table of a zoo network (NAME) or a spec file (PATH, PATH:VARIANT).
+
+    Per-layer figures are per image (shapes carry no batch dimension); each --batch and --dtype
+    pair is one configuration line in the totals (MACs per batch, weights, activations, peak live).
+    On a terminal the text table fits its width (paths shortened, then Type, RF and Activations
+    hidden, with a note on stderr); piped, it keeps every column. Warnings go to stderr.
+    """
     from .core.calc import analyze
     from .core.spec import load
-    from .render import render
+    from .render import render, render_text, warning_lines
 
-    click.echo(render(analyze(load(target), dims, batch, dtype), out_format, depth, convention), nl=False)
+    analysis = analyze(load(target), dims, batches[0], dtypes[0])
+    configurations = [analysis.scaled(b, d) for d in dtypes for b in batches]
+
+    def produce(kind: str) -> str:
+        return render(analysis, kind, depth, convention, configurations)
+
+    write_outputs(outs, produce, out_format)
+    if out_format == "text":
+        fitted = render_text(analysis, depth, convention, configurations, table_width(wide))
+        click.echo(fitted.text, nl=False)
+        echo_notes([fitted.hint] if fitted.hint else [])
+    else:
+        click.echo(produce(out_format), nl=False)
+    if out_format != "json":  # JSON keeps them as data
+        echo_notes(warning_lines(analysis))
 
 
 @main.command("list")

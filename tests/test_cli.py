@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from archcalc.cli import main
@@ -60,13 +61,13 @@ def test_json():
     assert doc["input"] == [3, 224, 224]
     assert doc["output_shape"] == [1000]
     assert doc["totals"]["params"] == VGG16_PARAMS
-    assert doc["totals"]["macs"] == vgg16_macs()
+    assert doc["totals"]["macs_per_image"] == vgg16_macs()
     assert isinstance(doc["totals"]["params"], int)
     first = doc["layers"][1]
     assert first["path"].startswith("features.") and first["type"] == "conv2d"
     assert first["output_shape"] == [64, 224, 224]
     assert first["params"] == 3 * 64 * 9 + 64
-    assert first["macs"] == 64 * 224 * 224 * 27
+    assert first["macs_per_image"] == 64 * 224 * 224 * 27
     fc6 = next(layer for layer in doc["layers"] if layer["type"] == "linear")
     assert fc6["params"] == 25_088 * 4096 + 4096
     assert sum(layer["params"] for layer in doc["layers"]) == VGG16_PARAMS
@@ -99,7 +100,7 @@ def test_input_forms():
     for text in ("3x32x32", "32x32", "32"):
         doc = table_json("vgg16", "--input", text)
         assert doc["input"] == [3, 32, 32]
-        assert doc["totals"]["macs"] == vgg16_macs(32)
+        assert doc["totals"]["macs_per_image"] == vgg16_macs(32)
     assert table_json("vgg16", "--input", "1x64x64")["layers"][1]["params"] == 1 * 64 * 9 + 64
     assert table_json("vgg16", "--input", "3×32×32")["input"] == [3, 32, 32]
 
@@ -107,12 +108,15 @@ def test_input_forms():
 def test_batch_and_dtype():
     one = table_json(BRANCHING)
     doc = table_json(BRANCHING, "--batch", "4", "--dtype", "fp16")
-    assert doc["batch"] == 4 and doc["dtype"] == "fp16"
-    assert doc["totals"]["activations"] == 2_842 * 4
-    assert doc["totals"]["activation_bytes"] == 2_842 * 4 * 2
-    assert doc["totals"]["weights_bytes"] == (554 + 16) * 2
+    assert doc["totals"]["activations_per_image"] == 2_842
+    [config] = doc["configurations"]
+    assert (config["batch"], config["dtype"]) == (4, "fp16")
+    assert config["activations_per_batch"] == 2_842 * 4
+    assert config["activation_bytes_per_batch"] == 2_842 * 4 * 2
+    assert config["weights_bytes"] == (554 + 16) * 2
+    assert config["macs_per_batch"] == 4 * doc["totals"]["macs_per_image"]
     assert doc["totals"]["params"] == one["totals"]["params"] == 554
-    assert one["totals"]["activation_bytes"] == 2_842 * 4
+    assert one["configurations"][0]["activation_bytes_per_batch"] == 2_842 * 4
 
 
 def test_bad_option_values_exit_2():
@@ -136,9 +140,13 @@ def test_keras_convention_counts_running_statistics():
     assert doc["totals"]["trainable_params"] == 554
 
 
-def test_warnings_in_text():
-    out = ok(["table", str(FIXTURES / "alexnet_conv1.json")])
-    assert "warning: conv1: conv2d: H and W: (224 + 0 - 11)/4 + 1 = 54.25" in out
+def test_warnings_go_to_stderr_and_json_keeps_them():
+    result = runner().invoke(main, ["table", str(FIXTURES / "alexnet_conv1.json")])
+    assert result.exit_code == 0
+    assert "warning: conv1: conv2d: H and W: (224 + 0 - 11)/4 + 1 = 54.25" in result.stderr
+    assert "warning" not in result.stdout
+    doc = json.loads(runner().invoke(main, ["table", str(FIXTURES / "alexnet_conv1.json"), "--format", "json"]).stdout)
+    assert doc["warnings"][0]["path"] == "conv1"
 
 
 def test_list():
@@ -232,3 +240,81 @@ def test_input_n_on_a_flat_spec():
     assert doc["totals"]["params"] == 100 * 100 + 100 + 100 * 10 + 10  # by hand
     bad = runner().invoke(main, ["table", str(FIXTURES / "mlp.json"), "--input", "3x28x28"])
     assert bad.exit_code == 2 and "does not fit the spec's input 784" in bad.stderr
+
+
+# ---- the terminal: fitting, units, stdout and stderr --------------------------------------------
+
+def on_terminal(monkeypatch, columns: int, *args: str):
+    """`archcalc table ...` as a terminal of `columns` columns would show it (COLUMNS, stdout a TTY)."""
+    import archcalc.cli
+
+    monkeypatch.setattr(archcalc.cli, "stdout_isatty", lambda: True)
+    result = runner().invoke(main, ["table", *args], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def numbers_whole(line: str, figures: list[int]) -> bool:
+    return all(f"{n:,}" in line for n in figures)
+
+
+@pytest.mark.parametrize("name, columns", [("vgg16", 80), ("efficientnet_b0", 80), ("efficientnet_b0", 100),
+                                           ("resnet50", 72)])
+def test_table_fits_the_terminal(monkeypatch, name, columns):
+    result = on_terminal(monkeypatch, columns, name)
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns, max(lines, key=len)
+    assert "--wide" in result.stderr and "--wide" not in result.stdout
+    assert len(result.stderr.splitlines()[0]) <= 100  # one line
+
+
+def test_vgg16_at_80_columns_keeps_every_number_whole(monkeypatch):
+    # features.stage1.conv1.conv: 3*64*9 + 64 = 1,792 params, 64*224*224*27 = 86,704,128 MACs
+    result = on_terminal(monkeypatch, 80, "vgg16")
+    conv1 = next(line for line in result.stdout.splitlines() if line.endswith(".conv") and "64x224x224" in line)
+    assert numbers_whole(conv1, [1_792, 86_704_128]) and "…" in conv1
+    fc6 = next(line for line in result.stdout.splitlines() if "102,764,544" in line)
+    assert numbers_whole(fc6, [102_764_544, 25_088 * 4096])
+
+
+def test_paths_keep_their_leaf(monkeypatch):
+    result = on_terminal(monkeypatch, 80, "efficientnet_b0")
+    assert "paths shortened" in result.stderr
+    shortened = [line.split()[0] for line in result.stdout.splitlines() if "…" in line]
+    assert shortened and all(not path.endswith("…") for path in shortened)
+    assert any(path.endswith(".depthwise.0") for path in shortened)
+
+
+def test_wide_and_piped_output_keep_every_column(monkeypatch):
+    piped = runner().invoke(main, ["table", "efficientnet_b0"], env={"COLUMNS": "80"})
+    wide = on_terminal(monkeypatch, 80, "efficientnet_b0", "--wide")
+    for result in (wide, piped):
+        header = next(line for line in result.stdout.splitlines() if line.startswith("Layer"))
+        assert header.split() == ["Layer", "Type", "Output", "Params", "MACs", "Activations", "RF"]
+        assert "features.stage1.block0.block.depthwise.0" in result.stdout
+        assert "--wide" not in result.stderr
+    assert max(len(line) for line in piped.stdout.splitlines()) > 80
+
+
+def test_scaled_units_in_the_totals():
+    out = ok(["table", "lenet5"])
+    assert "416,520 (416.5 K)" in out and "0.000 G" not in out  # 416,520 MACs by LeCun's layer sizes
+    assert "241.0 KiB" in out  # 61,706 fp32 weights = 246,824 bytes
+    big = ok(["table", "vgg16", "--batch", "32"])
+    # VGG16's activations, input included: 15,262,696 values x 32 x 4 bytes = 1.82 GiB
+    assert "1.82 GiB" in big and "1,862" not in big
+
+
+def test_markdown_right_aligns_numbers():
+    out = ok(["table", "lenet5", "--format", "markdown"])
+    separator = next(line for line in out.splitlines() if line.startswith("|:--"))
+    cells = separator.strip("|").split("|")
+    assert cells[0].startswith(":") and not cells[0].endswith(":")  # Layer
+    assert all(cell.endswith(":") for cell in cells[2:])  # Output, Params, MACs, Activations, RF
+
+
+def test_stdout_holds_the_table_alone(tmp_path):
+    result = runner().invoke(main, ["table", "efficientnet_b0"])
+    assert "warning" not in result.stdout and result.stderr.count("warning:") == 5  # five stride-2 3x3/5x5 halvings
+    doc = json.loads(runner().invoke(main, ["table", "efficientnet_b0", "--format", "json"]).stdout)
+    assert len(doc["warnings"]) == 5

@@ -122,12 +122,10 @@ class Analysis:
         raise KeyError(path)
 
     def to_dataframe(self, depth: int | None = None):
-        """The rows as a pandas DataFrame (pandas is imported only here)."""
-        from ..deps import require
+        """The rows as a typed pandas DataFrame, the columns of `--format csv` (archcalc.render.dataframe)."""
+        from ..render import dataframe
 
-        pd = require("pandas", purpose="to_dataframe()")
-
-        return pd.DataFrame([row_record(r) for r in self.at_depth(depth)])
+        return dataframe(self, depth)
 
 
 def row_record(row: Row) -> dict:
