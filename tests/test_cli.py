@@ -271,7 +271,7 @@ def test_table_fits_the_terminal(monkeypatch, name, columns):
 def test_vgg16_at_80_columns_keeps_every_number_whole(monkeypatch):
     # features.stage1.conv1.conv: 3*64*9 + 64 = 1,792 params, 64*224*224*27 = 86,704,128 MACs
     result = on_terminal(monkeypatch, 80, "vgg16")
-    conv1 = next(line for line in result.stdout.splitlines() if line.endswith(".conv") and "64x224x224" in line)
+    conv1 = next(line for line in result.stdout.splitlines() if ".conv " in line and "64x224x224" in line)
     assert numbers_whole(conv1, [1_792, 86_704_128]) and "…" in conv1
     fc6 = next(line for line in result.stdout.splitlines() if "102,764,544" in line)
     assert numbers_whole(fc6, [102_764_544, 25_088 * 4096])
