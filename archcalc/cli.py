@@ -15,6 +15,17 @@ CONVENTIONS = ["torchvision", "keras"]
 class _Cli(click.Group):
     """Every error, archcalc's or the command line's, is one line on stderr: `archcalc: ...`."""
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with its whole first sentence (wrapped, never cut with '...')."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -145,7 +156,7 @@ def main() -> None:
     """What a convolutional network costs: shapes, parameters, MACs, memory, receptive field."""
 
 
-@main.command(short_help="Per-layer table of a network: shapes, parameters, MACs, activations, receptive field.")
+@main.command()
 @click.argument("target")
 @input_option
 @batch_option("Images per batch (memory and per-batch figures); several give one totals line per configuration.")
@@ -253,41 +264,63 @@ def schema() -> None:
 @main.command()
 @click.argument("target", required=False)
 @input_option
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per traced batch.")
-@click.option("--all", "every", is_flag=True, help="Verify the whole zoo; one line per network.")
+@batch_option("Images per traced batch; comma-separated for several.")
+@dtype_option(TIMED_DTYPES, "The dtype the model runs in (the counts do not depend on it).")
+@click.option("--all", "every", is_flag=True, help="Verify the whole zoo; one line per network and configuration.")
 @click.option("--no-rf", is_flag=True, help="Skip the receptive-field measurement.")
-def verify(target: str | None, dims: tuple[int, ...] | None, batch: int, every: bool, no_rf: bool) -> None:
+def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
+           every: bool, no_rf: bool) -> None:
     """Build the network in torch, trace it with fvcore and compare with the calculator.
 
     Per layer: output shape, parameters and fvcore's flop count (one multiply-add = 1).
-    Exit 0 when everything agrees, 1 when something disagrees, 2 on bad input.
+    Exit 0 when everything agrees, 1 when something disagrees, 2 on bad input, 130 when
+    interrupted (what was verified is printed).
     """
     from .core.calc import analyze
     from .core.spec import load
     from .deps import require_fvcore
     from .torch.verify import render_report, summary_line, verify_network
 
-    if bool(target) == every:
+    if not target and not every:
+        raise UsageError("verify needs a network: a zoo NAME (`archcalc list`), a spec PATH, or --all for the whole zoo")
+    if target and every:
         raise UsageError("verify takes a network (NAME or PATH) or --all, not both")
     require_fvcore()
-    if not every:
-        report = verify_network(analyze(load(target), dims, batch), receptive_field=not no_rf)
-        click.echo(render_report(report), nl=False)
-        sys.exit(0 if report.ok else 1)
-    from .core.spec import zoo_index
 
-    lines, failures = [], 0
-    with click.progressbar(list(zoo_index()), label="verifying", file=sys.stderr, item_show_func=lambda n: n) as names:
-        for name in names:
+    def configurations(name: str):
+        analysis = analyze(load(name), dims)
+        return [analysis.scaled(b, d) for d in dtypes for b in batches]
+
+    if not every:
+        reports = [verify_network(c, receptive_field=not no_rf) for c in configurations(target)]
+        click.echo("\n".join(render_report(report) for report in reports), nl=False)
+        sys.exit(0 if all(report.ok for report in reports) else 1)
+    from .core.spec import zoo_index
+    from .progress import ProgressBar
+
+    names = list(zoo_index())
+    progress = ProgressBar(sys.stderr)
+    lines, failures, interrupted = [], 0, False
+    try:
+        for done, name in enumerate(names):
+            progress(done, len(names), f"verifying {name}")
             try:
-                report = verify_network(analyze(load(name), dims, batch), receptive_field=not no_rf)
-                lines.append(summary_line(report))
-                failures += not report.ok
+                for config in configurations(name):
+                    report = verify_network(config, receptive_field=not no_rf)
+                    lines.append(summary_line(report))
+                    failures += not report.ok
             except SpecError as exc:
                 lines.append(f"{name}: error: {exc}")
                 failures += 1
+        progress(len(names), len(names), "verified")
+    except KeyboardInterrupt:
+        interrupted = True
     click.echo("\n".join(lines))
     click.echo(f"{len(lines) - failures} agree, {failures} disagree")
+    if interrupted:
+        click.echo(f"archcalc: interrupted; {len({line.split(':')[0] for line in lines})} of {len(names)} networks verified",
+                   err=True)
+        sys.exit(130)
     sys.exit(1 if failures else 0)
 
 
@@ -295,40 +328,50 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batch: int, every: 
 @click.argument("names", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Every network of the zoo.")
 @input_option
-@click.option("--batch", "batches", type=BATCHES, default="1", show_default=True, help="Comma-separated batch sizes, e.g. 1,32,256.")
-@click.option("--dtype", "dtypes", type=ListOf(click.Choice(TIMED_DTYPES), "fp32,bf16", f"one of {', '.join(TIMED_DTYPES)}"), default="fp32", show_default=True,
-              help="Comma-separated: fp32, fp16, bf16.")
+@batch_option("Comma-separated batch sizes, e.g. 1,32,256.")
+@dtype_option(TIMED_DTYPES, "The dtype the model runs in.")
 @click.option("--channels-last", is_flag=True, help="Model and input in channels_last memory format.")
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), default=None, help="Default: cuda when torch sees a GPU, else cpu.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads of torch on --device cpu (default: the physical cores); the output states it.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (with --cuda-graph: mode reduce-overhead).")
 @click.option("--cuda-graph", is_flag=True, help="Capture one forward pass in a CUDA graph and time its replay.")
 @click.option("--l2-flush", is_flag=True, help="Overwrite a buffer larger than the GPU's L2 before each repetition.")
-@click.option("--warmup-iters", type=click.IntRange(min=0), default=10, show_default=True)
-@click.option("--warmup-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--warmup-iters", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Untimed iterations before timing (at least this many, and --warmup-seconds).")
+@click.option("--warmup-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds of untimed iterations before timing (at least this long, and --warmup-iters).")
 @click.option("--iters", type=click.IntRange(min=1), default=50, show_default=True, help="Timed repetitions.")
 @click.option("--matmul-size", type=click.IntRange(min=16), default=None, help="Side of the peak matmul (default 8192 on CUDA, 1024 on CPU).")
-@click.option("--format", "out_format", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
-@click.option("--out", "outs", multiple=True, metavar="FILE", help="Also write the run to FILE (.json, .md, else --format); repeatable.")
+@format_option
+@out_option
 def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
-          channels_last: bool, device: str | None, compile_: bool, cuda_graph: bool, l2_flush: bool,
+          channels_last: bool, device: str | None, threads: int | None, compile_: bool, cuda_graph: bool, l2_flush: bool,
           warmup_iters: int, warmup_seconds: float, iters: int, matmul_size: int | None, out_format: str,
           outs: tuple[str, ...]) -> None:
-    """Measure latency, images/s, TFLOP/s and memory of networks, next to archcalc's figures."""
+    """Measure latency, images/s, TFLOP/s and memory of networks, next to archcalc's figures.
+
+    Ctrl-C stops cleanly: what was measured is printed and written (--out), and the exit code is 130.
+    """
     from .core.calc import analyze
     from .core.spec import load, zoo_index
     from .deps import require_torch
+    from .progress import ProgressBar
     from .torch.bench import NOISE_FACTOR, Settings, run
-    from .torch.bench_render import ProgressBar, render, write_outputs
+    from .torch.bench_render import render
 
     if bool(names) == every:
         raise UsageError("bench takes network names (or spec paths) or --all, not both and not neither")
     analyses = [analyze(load(name), dims) for name in (names or tuple(zoo_index()))]
     torch = require_torch()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    settings = Settings(device, channels_last, compile_, cuda_graph, l2_flush, warmup_iters, warmup_seconds, iters, matmul_size)
+    if threads is not None and device != "cpu":
+        raise UsageError("--threads applies to --device cpu")
+    settings = Settings(device, channels_last, compile_, cuda_graph, l2_flush, warmup_iters, warmup_seconds, iters,
+                        matmul_size, threads=threads)
     result = run(analyses, batches, dtypes, settings, progress=ProgressBar(sys.stderr))
     click.echo(render(result, out_format), nl=False)
-    write_outputs(result, outs, out_format)
+    write_outputs(outs, lambda kind: render(result, kind), out_format)
     for r in result.results:
         if r.noisy:
             click.echo(f"WARNING: {r.network} batch {r.batch} {r.dtype}: median {r.latency.median_ms:.4f} ms is within "
@@ -342,7 +385,7 @@ def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, bat
 @main.command("report")
 @click.argument("target", required=False)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True,
-              help="Folder of the report.")
+              help="The folder the pages and plots go to (a report is several files).")
 @click.option("--check", "check_only", is_flag=True, help="Regenerate into a temporary folder; exit 1 listing stale files.")
 def report_command(target: str | None, out_dir: str, check_only: bool) -> None:
     """Markdown pages and plots of the zoo, the lecture claims and the tricks (one network's page with TARGET)."""

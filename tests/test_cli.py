@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import click
 from click.testing import CliRunner
 
 from archcalc.cli import main
@@ -318,3 +319,51 @@ def test_stdout_holds_the_table_alone(tmp_path):
     assert "warning" not in result.stdout and result.stderr.count("warning:") == 5  # five stride-2 3x3/5x5 halvings
     doc = json.loads(runner().invoke(main, ["table", "efficientnet_b0", "--format", "json"]).stdout)
     assert len(doc["warnings"]) == 5
+
+
+# ---- one vocabulary: --out, lists, help --------------------------------------------------------
+
+def test_table_out_writes_whole_files_in_the_suffix_format(tmp_path):
+    outs = {kind: tmp_path / f"lenet.{kind}" for kind in ("json", "md", "csv", "txt")}
+    args = ["table", "lenet5"] + [arg for path in outs.values() for arg in ("--out", str(path))]
+    result = runner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(outs["json"].read_text())["totals"]["params"] == 61_706  # LeCun et al. 1998
+    assert outs["md"].read_text().startswith("### lenet5: ")
+    assert next(csv.DictReader(io.StringIO(outs["csv"].read_text())))["path"] == "input"
+    assert outs["txt"].read_text() == result.stdout  # the text table, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in outs.values())  # nothing left beside
+
+
+def test_table_out_into_an_unwritable_place_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = runner().invoke(main, ["table", "lenet5", "--out", str(blocker / "x.json")])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("archcalc: --out ") and len(result.stderr.splitlines()) == 1
+
+
+def test_table_one_configuration_line_per_batch_and_dtype():
+    doc = table_json(BRANCHING, "--batch", "1,8", "--dtype", "fp32,int8")
+    configs = [(c["batch"], c["dtype"], c["activation_bytes_per_batch"], c["weights_bytes"]) for c in doc["configurations"]]
+    # 2,842 activation values per image and 554 + 16 weights (by hand in tests/test_calc.py)
+    assert configs == [(1, "fp32", 2_842 * 4, 570 * 4), (8, "fp32", 2_842 * 8 * 4, 570 * 4),
+                       (1, "int8", 2_842, 570), (8, "int8", 2_842 * 8, 570)]
+    text = ok(["table", BRANCHING, "--batch", "1,8", "--dtype", "fp32,int8"])
+    block = text.split("Per configuration")[1].splitlines()
+    assert [line.split()[:2] for line in block[3:]] == [["1", "fp32"], ["8", "fp32"], ["1", "int8"], ["8", "int8"]]
+
+
+def test_every_option_has_help_and_the_command_list_is_whole():
+    from archcalc.cli import main as group
+
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"archcalc {name} {param.opts[0]} has no help text"
+    result = runner().invoke(main, ["--help"], env={"COLUMNS": "80"})
+    commands = result.stdout.split("Commands:")[1]
+    assert "..." not in commands
+    assert "next to archcalc's figures." in " ".join(commands.split())

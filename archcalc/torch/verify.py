@@ -27,7 +27,7 @@ from .. import fmt
 from ..core.calc import Analysis, analyze
 from ..core.spec import Network
 from ..deps import require_fvcore, require_torch
-from ..errors import SpecError
+from ..errors import SpecError, UsageError
 from ..layers import Shape
 
 
@@ -142,6 +142,9 @@ def trace(model, x) -> tuple[dict[str, Shape], Counter, Counter]:
     return shapes, Counter({k: int(v) for k, v in by_module.items()}), Counter(unsupported)
 
 
+_TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
 def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int = 0) -> Report:
     """Build, run and trace the analysed network at its input and batch; compare every leaf row and the totals."""
     torch = require_torch()
@@ -149,8 +152,11 @@ def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int =
 
     network, batch = analysis.network, analysis.batch
     torch.manual_seed(seed)
-    model = build_torch(analysis).eval()
-    x = torch.randn(batch, *analysis.input_shape)
+    dtype = _TORCH_DTYPES.get(analysis.dtype)
+    if dtype is None:
+        raise UsageError(f"verify runs a model in {', '.join(_TORCH_DTYPES)}, not {analysis.dtype}")
+    model = build_torch(analysis).eval().to(getattr(torch, dtype))
+    x = torch.randn(batch, *analysis.input_shape).to(getattr(torch, dtype))
     shapes, flops, unsupported = trace(model, x)
     modules = dict(model.named_modules())
     checks = []
@@ -332,7 +338,7 @@ def render_report(report: Report) -> str:
                      colalign=("left", "left", "right", "right", "left", "right", "right", "left", "right", "right", "left"))
     total, buffers = report.totals
     lines = [
-        f"{a.network.name}: calculator vs torch + fvcore, input {fmt.shape(a.input_shape)}, batch {a.batch}",
+        f"{a.network.name}: calculator vs torch + fvcore, input {fmt.shape(a.input_shape)}, batch {a.batch}, {a.dtype}",
         "",
         table,
         "",
@@ -363,5 +369,5 @@ def summary_line(report: Report) -> str:
         f", RF {_hw(report.rf.expected)} " + ("not measured" if report.rf.clipped else _mark(report.rf.ok)))
     verdict = "ok" if report.ok else "DIFF " + ", ".join(
         c.path for c in report.disagreeing) + ("" if report.rf is None or report.rf.ok else " receptive field")
-    return (f"{a.network.name}: {verdict} (input {fmt.shape(a.input_shape)}, batch {a.batch}, "
+    return (f"{a.network.name}: {verdict} (input {fmt.shape(a.input_shape)}, batch {a.batch}, {a.dtype}, "
             f"params {total.params:,}, fvcore flops {total.flops:,}{rf})")
