@@ -53,6 +53,8 @@ class Note:
 
 @dataclass(frozen=True)
 class Totals:
+    """The network's sums over its layers; counts per image (see Analysis for bytes at a batch and dtype)."""
+
     params: int
     non_trainable: int
     macs: int
@@ -72,6 +74,13 @@ class Totals:
 
 @dataclass(frozen=True)
 class Analysis:
+    """What `analyze` returns: the network at one input shape, batch and dtype.
+
+    `rows` holds every layer and group (pre-order), `totals` the sums per image; `weights_bytes`,
+    `activation_bytes` and `peak_activation_bytes` are the memory at `batch` and `dtype`;
+    `scaled(batch, dtype)` is the same analysis at another configuration.
+    """
+
     network: Network
     input_shape: Shape
     batch: int
