@@ -14,8 +14,11 @@ formats of the CLI; `build_torch` (torch needed) returns the network as an `nn.M
 """
 from .core.calc import Analysis, Row, Totals, analyze
 from .core.spec import Network, load, zoo_index
-from .render import render, to_json  # the functions: they take the name archcalc.render from the module
 from .errors import SpecError
+from .render import (  # the functions: they take the name archcalc.render from the module
+    render,
+    to_json,
+)
 
 __all__ = ["Analysis", "Network", "Row", "SpecError", "Totals", "analyze", "build_torch", "load", "render", "to_json",
            "zoo_index"]
