@@ -216,41 +216,70 @@ def list_networks() -> None:
 @main.command()
 @click.argument("targets", nargs=-1)
 @convention_option
-def check(targets: tuple[str, ...], convention: str) -> None:
-    """Check every published figure (`expect`) of the zoo or of the given specs; exit 1 on a miss.
+@click.option("-v", "--verbose", is_flag=True, help="List every figure, not only the failures.")
+@click.option("--format", "out_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: every figure with its verdict, for machines.")
+def check(targets: tuple[str, ...], convention: str, verbose: bool, out_format: str) -> None:
+    """Check the published figures and budgets (`expect`) of the zoo or of the given specs; exit 1 on a failure.
 
-    Without targets the lecture claims of archcalc/report/claims.json are checked too; a figure marked
-    wrong in its source passes as long as it stays wrong.
-
-    Each figure names its convention (`params` or `params_keras`); with --convention keras the
-    Keras-convention total of each network is printed as well.
+    Prints the failures and a summary (-v: every figure), one verdict word first on each line: ok,
+    known-wrong (a figure wrong in its source, still wrong), or in capitals MISS, OVER, UNDER
+    (a budget), MATCHES (marked wrong but it adds up). Without targets the lecture claims of
+    archcalc/report/claims.json are checked too. Exit 0: all pass; 1: a failure; 2: bad input.
     """
+    import json
+
     from .core.calc import analyze
     from .core.figures import check_network, describe
     from .core.spec import load, zoo_index
 
-    names = targets or tuple(zoo_index())
-    failures = total = 0
-    for name in names:
+    entries = []  # (verdict, line, record)
+    for name in targets or tuple(zoo_index()):
         network = load(name)
         analysis = analyze(network)
-        if convention == "keras":
-            click.echo(f"       {name}: params in Keras' convention (BN moving statistics included): "
+        if convention == "keras" and out_format == "text":
+            click.echo(f"{'note':<11} {name}: params in Keras' convention (BN moving statistics included): "
                        f"{analysis.totals.params_keras:,}")
-        for verdict in check_network(network, analysis):
-            total += 1
-            failures += not verdict.ok
-            click.echo(describe(verdict))
+        for checked in check_network(network, analysis):
+            entries.append((checked.verdict, describe(checked), _figure_record(checked)))
     if not targets:  # the whole zoo: the lecture claims (archcalc/report/claims.json) as well
         from .report.claims import describe as describe_claim
         from .report.claims import results as claim_results
 
         for result in claim_results():
-            total += 1
-            failures += not result.ok
-            click.echo(describe_claim(result))
-    click.echo(f"{total - failures} passed, {failures} failed")
+            entries.append((result.verdict, describe_claim(result), _claim_record(result)))
+    failures = [line for verdict, line, _ in entries if not verdict.ok]
+    known = sum(1 for verdict, _, _ in entries if verdict.ok and verdict.figure.wrong)
+    summary = f"{len(entries)} checked: {len(entries) - len(failures) - known} ok, {known} known-wrong, {len(failures)} failed"
+    if out_format == "json":
+        click.echo(json.dumps({"passed": len(entries) - len(failures), "failed": len(failures), "known_wrong": known,
+                               "figures": [record for _, _, record in entries]}, indent=2))
+    else:
+        for _, line, _ in entries:
+            if verbose or line in failures:
+                click.echo(line)
+        click.echo(summary)
     sys.exit(1 if failures else 0)
+
+
+def _verdict_record(verdict) -> dict:
+    exact = verdict.exact
+    if exact is not None and not isinstance(exact, (int, list)):
+        exact = "global" if exact == float("inf") else float(exact)
+    return {"verdict": verdict.word, "ok": verdict.ok, "status": verdict.status, "computed": exact}
+
+
+def _figure_record(checked) -> dict:
+    e = checked.expect
+    figure = {"value": e.value} if not e.figure.is_budget else {"min": e.figure.minimum, "max": e.figure.maximum}
+    return {"network": checked.network, "what": e.what, "layer": e.layer, **figure, "unit": e.unit,
+            "batch": e.batch, "dtype": e.dtype, "source": e.source or None, "reason": e.reason or None,
+            **_verdict_record(checked.verdict)}
+
+
+def _claim_record(result) -> dict:
+    c = result.claim
+    return {"claim": c.id, "value": c.value, "unit": c.unit, "sources": list(c.sources), **_verdict_record(result.verdict)}
 
 
 @main.command()

@@ -179,7 +179,7 @@ def test_check_miss_exits_1_with_claim_computed_and_source(tmp_path):
     assert result.exit_code == 1
     assert "MISS" in result.stdout
     assert "params claimed 113, computed 112 [Made-up paper, Table 1]" in result.stdout
-    assert "0 passed, 1 failed" in result.stdout
+    assert "1 checked: 0 ok, 0 known-wrong, 1 failed" in result.stdout
 
 
 def test_check_rounded_claims(tmp_path):
@@ -188,7 +188,7 @@ def test_check_rounded_claims(tmp_path):
                             {"what": "output_shape", "value": [4, 6, 6], "source": "by hand"}])
     result = runner().invoke(main, ["check", spec])
     assert result.exit_code == 0, result.stdout
-    assert "2 passed, 0 failed" in result.stdout
+    assert "2 checked: 2 ok, 0 known-wrong, 0 failed" in result.stdout
 
 
 def test_check_claims_written_to_significant_digits(tmp_path):
@@ -199,22 +199,22 @@ def test_check_claims_written_to_significant_digits(tmp_path):
     result = runner().invoke(main, ["check", spec])
     assert result.exit_code == 1, result.stdout
     assert "macs claimed 39 K, computed 40 K (38,880)" in result.stdout
-    assert "2 passed, 1 failed" in result.stdout
+    assert "3 checked: 2 ok, 0 known-wrong, 1 failed" in result.stdout
 
 
 def test_check_known_wrong_figure_passes(tmp_path):
     spec = write(tmp_path, [{"what": "params", "value": 120, "source": "A slide", "wrong": True,
                              "note": "counts the bias twice"}])
-    result = runner().invoke(main, ["check", spec])
+    result = runner().invoke(main, ["check", spec, "-v"])
     assert result.exit_code == 0
-    assert "known wrong" in result.stdout and "claimed 120, computed 112" in result.stdout
+    assert result.stdout.startswith("known-wrong ") and "claimed 120, computed 112" in result.stdout
 
 
 def test_check_wrong_mark_on_a_correct_figure_fails(tmp_path):
     spec = write(tmp_path, [{"what": "params", "value": 112, "source": "by hand", "wrong": True}])
     result = runner().invoke(main, ["check", spec])
     assert result.exit_code == 1
-    assert "MARKED WRONG BUT MATCHES" in result.stdout
+    assert result.stdout.startswith("MATCHES ")
 
 
 def test_schema_command_prints_json():
@@ -367,3 +367,74 @@ def test_every_option_has_help_and_the_command_list_is_whole():
     commands = result.stdout.split("Commands:")[1]
     assert "..." not in commands
     assert "next to archcalc's figures." in " ".join(commands.split())
+
+
+# ---- check as a CI gate: budgets, verdict words, -v, --format json ------------------------------
+
+# The one-conv spec of write(): conv 3 -> 4, 3x3, no padding, on 3x8x8, by hand:
+CONV_PARAMS = 4 * 3 * 9 + 4  # 112
+CONV_MACS = 4 * 6 * 6 * 27  # 3,888
+LIVE = 3 * 8 * 8 + 4 * 6 * 6  # the conv's input and output: 192 + 144 = 336 values, also the sum
+
+
+def test_budgets_pass_and_fail_with_one_word_each(tmp_path):
+    spec = write(tmp_path, [
+        {"what": "params", "max": 30_000_000, "reason": "fits the edge device"},
+        {"what": "params", "max": 100, "reason": "too tight"},
+        {"what": "macs", "min": 4_000, "reason": "enough capacity"},
+        {"what": "peak_activation_bytes", "max": LIVE * 32 * 2, "batch": 32, "dtype": "fp16", "reason": "16 GB card"},
+        {"what": "peak_activation_bytes", "max": LIVE * 32 * 2 - 1, "batch": 32, "dtype": "fp16", "reason": "one short"},
+        {"what": "activation_bytes", "max": LIVE * 4, "reason": "fp32, batch 1 by default"},
+        {"what": "receptive_field", "min": 3, "max": 3, "reason": "a 3x3 field"},
+        {"what": "params", "value": CONV_PARAMS, "source": "by hand"},
+    ])
+    result = runner().invoke(main, ["check", spec])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:-1]] == ["OVER", "UNDER", "OVER"]
+    assert lines[0] == f"OVER        net: params budget max 100, computed {CONV_PARAMS} [too tight]"
+    assert "macs budget min 4,000, computed 3,888" in lines[1]
+    assert f"peak_activation_bytes (batch 32, fp16) budget max {LIVE * 64 - 1:,}, computed {LIVE * 64:,}" in lines[2]
+    assert lines[-1] == "8 checked: 5 ok, 0 known-wrong, 3 failed"
+    every = runner().invoke(main, ["check", spec, "-v"]).stdout.splitlines()
+    assert len(every) == 9 and all(line.split()[0] in ("ok", "OVER", "UNDER") for line in every[:-1])
+
+
+def test_check_json_for_machines(tmp_path):
+    spec = write(tmp_path, [{"what": "params", "max": 100, "reason": "too tight"},
+                            {"what": "macs", "value": 3.9, "unit": "K", "source": "rounded"}])
+    result = runner().invoke(main, ["check", spec, "--format", "json"])
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert (doc["passed"], doc["failed"]) == (1, 1)
+    budget, published = doc["figures"]
+    assert (budget["verdict"], budget["max"], budget["computed"], budget["reason"]) == ("OVER", 100, CONV_PARAMS, "too tight")
+    assert (published["verdict"], published["status"], published["computed"]) == ("ok", "rounds", CONV_MACS)
+
+
+def test_every_line_of_the_zoo_check_has_one_verdict():
+    from archcalc.core.figures import WORDS
+
+    result = runner().invoke(main, ["check", "-v"])
+    assert result.exit_code == 0
+    for line in result.stdout.splitlines()[:-1]:
+        word = line.split()[0]
+        assert word in WORDS, line
+        assert not any(f"({status})" in line for status in ("off", "exact", "rounds", "truncates", "differs")), line
+
+
+@pytest.mark.parametrize("item, message", [
+    ({"what": "params", "max": 10}, "$.expect[0]: a budget needs a 'reason'"),
+    ({"what": "params", "value": 112}, "$.expect[0]: every published figure needs a source"),
+    ({"what": "params", "value": 112, "max": 200, "reason": "r"}, "a 'value' (published) or 'min'/'max' (a budget), not both"),
+    ({"what": "params", "max": 10, "batch": 2, "reason": "r"}, "$.expect[0].batch: goes with a memory figure"),
+    ({"what": "params", "max": 10, "dtype": "fp16", "reason": "r"}, "$.expect[0].dtype: goes with a memory figure"),
+    ({"what": "params", "min": 10, "max": 5, "reason": "r"}, "$.expect[0]: min 10 is above max 5"),
+    ({"what": "params", "max": 10, "unit": "M", "reason": "r"}, "$.expect[0].unit: goes with a published value"),
+    ({"what": "peak_activations", "layer": "conv", "max": 10, "reason": "r"}, "peak_activations is a figure of the whole network"),
+    ({"what": "params"}, "$.expect[0]: a published figure needs a 'value' (or 'min'/'max' for a budget)"),
+])
+def test_bad_budgets_are_one_line(tmp_path, item, message):
+    result = runner().invoke(main, ["check", write(tmp_path, [item])])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert message in result.stderr and len(result.stderr.splitlines()) == 1

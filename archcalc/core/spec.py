@@ -21,7 +21,7 @@ from .. import fmt
 from ..errors import SpecError
 from ..layers import REGISTRY
 from .expr import evaluate
-from .figures import Expect, Figure
+from .figures import Expect
 from .keys import (
     BLOCK,
     BLOCK_USE,
@@ -245,9 +245,7 @@ def _expects(raw: list, where: str) -> Iterator[Expect]:
         Object().check(item, here)
         check_keys(item, EXPECT, here)
         check_expect_value(item, here)
-        figure = Figure(item["value"], item.get("unit"), item.get("significant"), item.get("rounding", "nearest"),
-                        wrong=item.get("wrong", False))
-        yield Expect(item["what"], figure, item["source"], item.get("layer"), item.get("note", ""))
+        yield Expect.from_item(item)
 
 
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")
