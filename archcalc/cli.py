@@ -198,19 +198,38 @@ def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], d
 
 @main.command("list")
 def list_networks() -> None:
-    """The built-in zoo: name, family, input, parameters, MACs."""
-    from tabulate import tabulate
-
+    """The built-in zoo by family and year: name, year, input, parameters, MACs per image."""
     from .core.calc import analyze
     from .core.spec import load, zoo_index
 
-    rows = []
-    for name in zoo_index():
-        analysis = analyze(load(name))
-        t = analysis.totals
-        rows.append([name, analysis.network.family, fmt.shape(analysis.input_shape), f"{t.params:,}", f"{t.macs / 1e9:,.3f}"])
-    click.echo(tabulate(rows, ["Name", "Family", "Input", "Params", "GMACs"], disable_numparse=True,
-                        colalign=("left", "left", "right", "right", "right")))
+    analyses = [analyze(load(name)) for name in zoo_index()]
+    rows = [[a.network.name, a.network.family, str(a.network.meta.get("year", "")), fmt.shape(a.input_shape),
+             fmt.count(a.totals.params), fmt.scaled(a.totals.macs)] for a in zoo_order(analyses)]
+    click.echo(fmt.text_table(rows, ["Name", "Family", "Year", "Input", "Params", "MACs"], numeric=[2, 3, 4, 5]))
+
+
+def natural_key(name: str) -> tuple:
+    """vgg11 < vgg16 < vgg16_bn < vgg19, resnet50 < resnet50_v1 < resnet101: numbers by value."""
+    import re
+
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.findall(r"\d+|\D+", name))
+
+
+def zoo_order(analyses: list) -> list:
+    """Families by year, then name; inside a family the variants by their stem (vgg16 and vgg16_c, resnet50 and
+    resnet50_v1 side by side, numbers by value), the bare stem first, then as the family file lists them."""
+    position = {a.network.name: i for i, a in enumerate(analyses)}
+    first_year: dict[str, int] = {}
+    for a in analyses:
+        year = a.network.meta.get("year")
+        first_year[a.network.family] = min(first_year.get(a.network.family, 9999), year if isinstance(year, int) else 9999)
+
+    def key(a) -> tuple:
+        name = a.network.name
+        stem = name.split("_")[0]
+        return (first_year[a.network.family], a.network.family, natural_key(stem), name != stem, position[name])
+
+    return sorted(analyses, key=key)
 
 
 @main.command()

@@ -438,3 +438,17 @@ def test_bad_budgets_are_one_line(tmp_path, item, message):
     result = runner().invoke(main, ["check", write(tmp_path, [item])])
     assert result.exit_code == 2 and result.stdout == ""
     assert message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_list_by_family_and_year_variants_in_natural_order():
+    names = [line.split()[0] for line in ok(["list"]).splitlines()[2:]]
+    families = ["lenet5", "alexnet", "vgg16", "resnet50", "densenet121", "efficientnet_b0", "convnext_tiny"]
+    assert [names.index(n) for n in families] == sorted(names.index(n) for n in families)  # 1998, 2012, ..., 2022
+    vgg = [n for n in names if n.startswith("vgg")]
+    assert vgg.index("vgg16") < vgg.index("vgg16_c") < vgg.index("vgg19") and vgg.index("vgg11") == 0
+    resnet = [n for n in names if n.startswith("resnet")]
+    assert resnet[resnet.index("resnet50") + 1] == "resnet50_v1"
+    assert resnet.index("resnet50_keras") < resnet.index("resnet101") < resnet.index("resnet152")
+    assert [n for n in names if n.startswith("convnext")] == ["convnext_tiny", "convnext_small", "convnext_base",
+                                                              "convnext_large"]
+    assert [n for n in names if n.startswith("efficientnet")] == [f"efficientnet_b{i}" for i in range(8)]
