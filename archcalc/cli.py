@@ -274,9 +274,11 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, out_format: 
         click.echo(json.dumps({"passed": len(entries) - len(failures), "failed": len(failures), "known_wrong": known,
                                "figures": [record for _, _, record in entries]}, indent=2))
     else:
+        from .report.lectures import cite
+
         for _, line, _ in entries:
             if verbose or line in failures:
-                click.echo(line)
+                click.echo(cite(line))
         click.echo(summary)
     sys.exit(1 if failures else 0)
 

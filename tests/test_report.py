@@ -442,3 +442,15 @@ def test_report_modules_do_not_import_matplotlib():
     code = "import sys, archcalc.report.pages, archcalc.cli; print('matplotlib' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_every_cited_lecture_file_has_a_title():
+    from archcalc.report.lectures import LECTURES, cite
+
+    root = Path(__file__).parent.parent
+    texts = [p.read_text(encoding="utf-8") for p in [*(root / "specs").glob("*.json"), root / "archcalc/report/claims.json"]]
+    cited = {name for text in texts for name in re.findall(r"\d{3}_[0-9a-f]{16}\.txt", text)}
+    assert cited and cited <= set(LECTURES)
+    assert cite("seed 004_5313b15ce488b0b1.txt, slide 12") == (
+        '"Hwann-Tzong Chen, Convolutional Neural Networks, National Tsing Hua University, 2017" '
+        "(004_5313b15ce488b0b1.txt), slide 12")
