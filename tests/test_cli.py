@@ -452,3 +452,19 @@ def test_list_by_family_and_year_variants_in_natural_order():
     assert [n for n in names if n.startswith("convnext")] == ["convnext_tiny", "convnext_small", "convnext_base",
                                                               "convnext_large"]
     assert [n for n in names if n.startswith("efficientnet")] == [f"efficientnet_b{i}" for i in range(8)]
+
+
+def test_in_a_real_terminal_the_table_fits_it():
+    """Under `script` (a pseudo-terminal of 80 columns set with stty, no COLUMNS), as a person sees it."""
+    tool = shutil.which("script")
+    if tool is None:
+        pytest.skip("util-linux `script` is not installed: no pseudo-terminal to run the CLI in")
+    command = f"stty cols 80 rows 40; {sys.executable} -m archcalc.cli table vgg16"  # 111 columns wide in full
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["PYTHONPATH"] = str(Path(__file__).parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run([tool, "-qec", command, "/dev/null"], capture_output=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stdout[-2000:]
+    screen = done.stdout.decode("utf-8").replace("\r\n", "\n").splitlines()
+    assert "Layer" in "\n".join(screen) and any("--wide shows every column" in line for line in screen)
+    assert max(len(line) for line in screen) <= 80, max(screen, key=len)
+    assert any("1,849,688,064" in line for line in screen)  # conv1_2: 64*224*224*(64*9), whole
