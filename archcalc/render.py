@@ -270,8 +270,10 @@ def text_table(analysis: Analysis, depth: int | None = None, convention: str = "
     hidden = [c.header for i, c in enumerate(COLUMNS) if i not in shown]
     if not hidden and not path_limit:
         return Fitted(text, None)
-    what = [part for part in ("paths shortened" if path_limit else "", f"{', '.join(hidden)} hidden" if hidden else "") if part]
-    return Fitted(text, f"note: table fitted to {width} columns ({'; '.join(what)}); --wide shows every column")
+    names = " and ".join([", ".join(hidden[:-1]), hidden[-1]] if len(hidden) > 1 else hidden)
+    what = [part for part in ("paths shortened" if path_limit else "", f"{names} hidden" if hidden else "") if part]
+    hint = f"note: {', '.join(what)} to fit {width} columns; --wide shows all"
+    return Fitted(text, "\n".join(_wrap([hint], width)))
 
 
 _NUMBER_AND_UNIT = re.compile(r"(\d) (B|[KMGT]|[KMGT]iB)\b")

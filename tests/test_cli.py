@@ -465,6 +465,6 @@ def test_in_a_real_terminal_the_table_fits_it():
     done = subprocess.run([tool, "-qec", command, "/dev/null"], capture_output=True, timeout=120, env=env)
     assert done.returncode == 0, done.stdout[-2000:]
     screen = done.stdout.decode("utf-8").replace("\r\n", "\n").splitlines()
-    assert "Layer" in "\n".join(screen) and any("--wide shows every column" in line for line in screen)
+    assert "Layer" in "\n".join(screen) and any("--wide shows all" in line for line in screen)
     assert max(len(line) for line in screen) <= 80, max(screen, key=len)
     assert any("1,849,688,064" in line for line in screen)  # conv1_2: 64*224*224*(64*9), whole
