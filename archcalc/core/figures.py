@@ -177,6 +177,10 @@ class Expect:
     def rounding(self) -> str:
         return self.figure.rounding
 
+    @property
+    def significant(self) -> int | None:
+        return self.figure.significant
+
 
 @dataclass(frozen=True)
 class Checked:
