@@ -17,7 +17,6 @@ from typing import Any, Callable, Sequence
 
 from . import fmt
 from .core.calc import Analysis, Row
-from .layers import RF
 
 FORMATS = ("text", "markdown", "csv", "json")
 
@@ -47,7 +46,8 @@ def layer_record(row: Row, convention: str = "torchvision") -> dict[str, Any]:
     }
 
 
-LAYER_KEYS = tuple(layer_record(Row("", "", 0, True, (1,), (1,), 0, 0, 0, 0, 0, RF())))
+LAYER_KEYS = ("path", "type", "output_shape", "channels", "height", "width", "params", "non_trainable", "macs_per_image",
+              "fvcore_flops_per_image", "activations_per_image", "receptive_field", "rf_height", "rf_width", "rf_global")
 INTEGER_KEYS = ("params", "non_trainable", "macs_per_image", "fvcore_flops_per_image", "activations_per_image")
 OPTIONAL_INTEGER_KEYS = ("channels", "height", "width", "rf_height", "rf_width")
 

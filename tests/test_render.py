@@ -138,3 +138,10 @@ def test_to_dataframe_without_pandas_names_the_install_line():
 ])
 def test_shorten_path_keeps_the_leaf(path, limit, short):
     assert shorten_path(path, limit) == short and len(short) <= limit
+
+
+def test_layer_keys_are_the_records_keys():
+    from archcalc.render import layer_record
+
+    analysis = archcalc.analyze(archcalc.load(TINY))
+    assert all(tuple(layer_record(row)) == LAYER_KEYS for row in analysis.rows)
