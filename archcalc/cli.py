@@ -350,10 +350,10 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
 
     names = list(zoo_index())
     progress = ProgressBar(sys.stderr)
-    lines, failures, interrupted = [], 0, False
+    lines, failures, finished, interrupted = [], 0, 0, False
     try:
-        for done, name in enumerate(names):
-            progress(done, len(names), f"verifying {name}")
+        for name in names:
+            progress(finished, len(names), f"verifying {name}")
             try:
                 for config in configurations(name):
                     report = verify_network(config, receptive_field=not no_rf)
@@ -362,14 +362,14 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
             except SpecError as exc:
                 lines.append(f"{name}: error: {exc}")
                 failures += 1
+            finished += 1
         progress(len(names), len(names), "verified")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # keep what was measured, as bench does
         interrupted = True
     click.echo("\n".join(lines))
     click.echo(f"{len(lines) - failures} agree, {failures} disagree")
     if interrupted:
-        click.echo(f"archcalc: interrupted; {len({line.split(':')[0] for line in lines})} of {len(names)} networks verified",
-                   err=True)
+        click.echo(f"archcalc: interrupted; {finished} of {len(names)} networks verified", err=True)
         sys.exit(130)
     sys.exit(1 if failures else 0)
 
