@@ -157,8 +157,7 @@ COLUMNS = (
     Column("Activations", lambda r, c: fmt.count(r.activations), numeric=True, drop=3),
     Column("RF", lambda r, c: r.rf.label(), numeric=True, drop=2),
 )
-PER_IMAGE = ("Per image (shapes without the batch dimension): output, parameters, MACs, activation values "
-             "allocated, receptive field in input pixels.")
+PER_IMAGE = "Per image (shapes without the batch dimension); Activations: values allocated; RF: in input pixels."
 PATH_FLOOR = 24  # paths shrink to this before columns are hidden, then further down to MIN_PATH
 MIN_PATH = 10
 ELLIPSIS = "…"
@@ -187,7 +186,7 @@ def summary_lines(analysis: Analysis, convention: str) -> list[str]:
         f"MACs (conv + linear, per image): {t.macs:,} ({fmt.scaled(t.macs)}); FLOPs = 2 x MACs: {fmt.scaled(t.flops)}",
         f"Weight layers (conv, linear): {t.layers}",
         f"Input {fmt.shape(analysis.input_shape)} -> output {fmt.shape(analysis.output_shape)} (per image)",
-        f"Activations per image: {t.activations:,} values (the input and every layer output that allocates); "
+        f"Activations per image: {t.activations:,} values (input and allocated outputs); "
         f"peak live at inference: {t.peak_activations:,}",
     ]
 
@@ -198,8 +197,8 @@ def warning_lines(analysis: Analysis) -> list[str]:
 
 
 CONFIG_HEADERS = ["Batch", "Dtype", "MACs", "Weights", "Activations", "Peak live"]
-CONFIG_NOTE = ("Per configuration, for the whole batch: MACs; weights (parameters and running statistics); "
-               "activations (the input and every allocated layer output); the peak of live activations at inference.")
+CONFIG_NOTE = ("Whole batch: MACs; weights with running statistics; activations (input and allocated outputs); "
+               "peak live at inference.")
 
 
 def configuration_rows(configurations: Sequence[Analysis]) -> list[list[str]]:

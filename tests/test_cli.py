@@ -350,7 +350,7 @@ def test_table_one_configuration_line_per_batch_and_dtype():
     assert configs == [(1, "fp32", 2_842 * 4, 570 * 4), (8, "fp32", 2_842 * 8 * 4, 570 * 4),
                        (1, "int8", 2_842, 570), (8, "int8", 2_842 * 8, 570)]
     text = ok(["table", BRANCHING, "--batch", "1,8", "--dtype", "fp32,int8"])
-    block = text.split("Per configuration")[1].splitlines()
+    block = text.split("Whole batch:")[1].splitlines()
     assert [line.split()[:2] for line in block[3:]] == [["1", "fp32"], ["8", "fp32"], ["1", "int8"], ["8", "int8"]]
 
 
