@@ -15,6 +15,17 @@ CONVENTIONS = ["torchvision", "keras"]
 class _Cli(click.Group):
     """Every error, archcalc's or the command line's, is one line on stderr: `archcalc: ...`."""
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with its whole first sentence (wrapped, never cut with '...')."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -77,8 +88,59 @@ class ListOf(click.ParamType):
 
 
 DTYPES = ["fp32", "fp16", "bf16", "int8"]
-TIMED_DTYPES = DTYPES[:3]  # what bench can run a model in
+TIMED_DTYPES = DTYPES[:3]  # what bench and verify can run a model in
 BATCHES = ListOf(click.IntRange(min=1), "1,32,256", "a whole number of at least 1")
+
+
+def dtype_list(choices: list[str]) -> ListOf:
+    return ListOf(click.Choice(choices), ",".join(choices[:2]), f"one of {', '.join(choices)}")
+
+
+def batch_option(help_text: str):
+    return click.option("--batch", "batches", type=BATCHES, default="1", show_default=True, help=help_text)
+
+
+def dtype_option(choices: list[str], help_text: str):
+    return click.option("--dtype", "dtypes", type=dtype_list(choices), default="fp32", show_default=True,
+                        help=f"{help_text} Comma-separated: {', '.join(choices)}.")
+
+
+out_option = click.option(
+    "--out", "outs", multiple=True, metavar="FILE", type=click.Path(dir_okay=False),
+    help="Also write the output to FILE, whole, in the format its suffix names (.txt, .md, .csv, .json; "
+         "else --format); repeatable.")
+format_option = click.option("--format", "out_format", type=click.Choice(FORMATS), default="text", show_default=True,
+                             help="text and markdown for people (scaled units), csv and json for machines (exact integers).")
+
+
+def write_outputs(paths: tuple[str, ...], produce, default_format: str) -> None:
+    """Each --out file whole (archcalc.files.write_atomic), in the format its suffix names."""
+    from .files import format_of, write_atomic
+
+    for path in paths:
+        try:
+            write_atomic(path, produce(format_of(path, default_format)))
+        except OSError as exc:
+            raise UsageError(f"--out {path}: cannot write: {exc.strerror or exc}") from None
+
+
+def stdout_isatty() -> bool:
+    return sys.stdout.isatty()
+
+
+def table_width(wide: bool) -> int | None:
+    """The width to fit a text table to: the terminal's (COLUMNS honoured); None when piped or --wide."""
+    import shutil
+
+    if wide or not stdout_isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def echo_notes(lines: list[str]) -> None:
+    """Warnings and notes go to stderr, so that stdout holds the table alone."""
+    for line in lines:
+        click.echo(line, err=True)
 
 input_option = click.option("--input", "dims", type=InputShape(), default=None,
                             help="Input size instead of the spec's: CxHxW, HxW (the spec's channels) or N (NxN; N features for a flat spec).")
@@ -88,7 +150,7 @@ convention_option = click.option(
 )
 
 
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.version_option(package_name="archcalc")
 def main() -> None:
     """What a convolutional network costs: shapes, parameters, MACs, memory, receptive field."""
@@ -97,82 +159,151 @@ def main() -> None:
 @main.command()
 @click.argument("target")
 @input_option
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per batch (memory figures).")
-@click.option("--dtype", type=click.Choice(DTYPES), default="fp32", show_default=True, help="Bytes per value (memory figures).")
-@click.option("--format", "out_format", type=click.Choice(FORMATS), default="text", show_default=True)
+@batch_option("Images per batch (memory and per-batch figures); several give one totals line per configuration.")
+@dtype_option(DTYPES, "Bytes per value of the memory figures.")
+@format_option
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="Fold everything deeper than N into its block.")
 @convention_option
 @click.option("--all-warnings", is_flag=True,
               help="Also note output sizes that are not whole but drop no input pixel (only padding goes unused).")
-def table(target: str, dims: tuple[int, ...] | None, batch: int, dtype: str, out_format: str, depth: int | None,
-          convention: str, all_warnings: bool) -> None:
+@click.option("--wide", is_flag=True, help="Every column and whole paths, even when wider than the terminal.")
+@out_option
+def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...], out_format: str,
+          depth: int | None, convention: str, all_warnings: bool, wide: bool, outs: tuple[str, ...]) -> None:
     """Per-layer table of a zoo network (NAME) or a spec file (PATH, PATH:VARIANT).
 
-    Warnings (an output size whose rounding drops input pixels) go to stderr; JSON lists every
-    inexact size with its kind.
+    Per-layer figures are per image (shapes carry no batch dimension); each --batch and --dtype
+    pair is one configuration line in the totals (MACs per batch, weights, activations, peak live).
+    On a terminal the text table fits its width (paths shortened, then Type, RF and Activations
+    hidden, with a note on stderr); piped, it keeps every column. Warnings (an output size whose
+    rounding drops input pixels) go to stderr; JSON lists every inexact size with its kind.
     """
     from .core.calc import analyze
     from .core.spec import load
-    from .render import render, warning_lines
+    from .render import render, render_text, warning_lines
 
-    analysis = analyze(load(target), dims, batch, dtype)
-    click.echo(render(analysis, out_format, depth, convention), nl=False)
-    for line in warning_lines(analysis, notes=all_warnings):
-        click.echo(line, err=True)
+    analysis = analyze(load(target), dims, batches[0], dtypes[0])
+    configurations = [analysis.scaled(b, d) for d in dtypes for b in batches]
+
+    def produce(kind: str) -> str:
+        return render(analysis, kind, depth, convention, configurations)
+
+    write_outputs(outs, produce, out_format)
+    if out_format == "text":
+        fitted = render_text(analysis, depth, convention, configurations, table_width(wide))
+        click.echo(fitted.text, nl=False)
+        echo_notes([fitted.hint] if fitted.hint else [])
+    else:
+        click.echo(produce(out_format), nl=False)
+    if out_format != "json":  # JSON keeps them as data
+        echo_notes(warning_lines(analysis, notes=all_warnings))
 
 
 @main.command("list")
 def list_networks() -> None:
-    """The built-in zoo: name, family, input, parameters, MACs."""
+    """The built-in zoo by family and year: name, year, input, parameters, MACs per image."""
     from .core.calc import analyze
     from .core.spec import load, zoo_index
 
-    rows = []
-    for name in zoo_index():
-        analysis = analyze(load(name))
-        t = analysis.totals
-        rows.append([name, analysis.network.family, fmt.shape(analysis.input_shape), f"{t.params:,}", f"{t.macs / 1e9:,.3f}"])
-    click.echo(fmt.text_table(rows, ["Name", "Family", "Input", "Params", "GMACs"], numeric=(3, 4)))
+    analyses = [analyze(load(name)) for name in zoo_index()]
+    rows = [[a.network.name, a.network.family, str(a.network.meta.get("year", "")), fmt.shape(a.input_shape),
+             fmt.count(a.totals.params), fmt.scaled(a.totals.macs)] for a in zoo_order(analyses)]
+    click.echo(fmt.text_table(rows, ["Name", "Family", "Year", "Input", "Params", "MACs"], numeric=[2, 3, 4, 5]))
+
+
+def natural_key(name: str) -> tuple:
+    """vgg11 < vgg16 < vgg16_bn < vgg19, resnet50 < resnet50_v1 < resnet101: numbers by value."""
+    import re
+
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.findall(r"\d+|\D+", name))
+
+
+def zoo_order(analyses: list) -> list:
+    """Families by year, then name; inside a family the variants by their stem (vgg16 and vgg16_c, resnet50 and
+    resnet50_v1 side by side, numbers by value), the bare stem first, then as the family file lists them."""
+    position = {a.network.name: i for i, a in enumerate(analyses)}
+    first_year: dict[str, int] = {}
+    for a in analyses:
+        year = a.network.meta.get("year")
+        first_year[a.network.family] = min(first_year.get(a.network.family, 9999), year if isinstance(year, int) else 9999)
+
+    def key(a) -> tuple:
+        name = a.network.name
+        stem = name.split("_")[0]
+        return (first_year[a.network.family], a.network.family, natural_key(stem), name != stem, position[name])
+
+    return sorted(analyses, key=key)
 
 
 @main.command()
 @click.argument("targets", nargs=-1)
 @convention_option
-def check(targets: tuple[str, ...], convention: str) -> None:
-    """Check every published figure (`expect`) of the zoo or of the given specs; exit 1 on a miss.
+@click.option("-v", "--verbose", is_flag=True, help="List every figure, not only the failures.")
+@click.option("--format", "out_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: every figure with its verdict, for machines.")
+def check(targets: tuple[str, ...], convention: str, verbose: bool, out_format: str) -> None:
+    """Check the published figures and budgets (`expect`) of the zoo or of the given specs; exit 1 on a failure.
 
-    Without targets the lecture claims of archcalc/report/claims.json are checked too; a figure marked
-    wrong in its source passes as long as it stays wrong.
-
-    Each figure names its convention (`params` or `params_keras`); with --convention keras the
-    Keras-convention total of each network is printed as well.
+    Prints the failures and a summary (-v: every figure), one verdict word first on each line: ok,
+    known-wrong (a figure wrong in its source, still wrong), or in capitals MISS, OVER, UNDER
+    (a budget), MATCHES (marked wrong but it adds up). Without targets the lecture claims of
+    archcalc/report/claims.json are checked too. Exit 0: all pass; 1: a failure; 2: bad input.
     """
+    import json
+
     from .core.calc import analyze
     from .core.figures import check_network, describe
     from .core.spec import load, zoo_index
 
-    names = targets or tuple(zoo_index())
-    failures = total = 0
-    for name in names:
+    entries = []  # (verdict, line, record)
+    for name in targets or tuple(zoo_index()):
         network = load(name)
         analysis = analyze(network)
-        if convention == "keras":
-            click.echo(f"       {name}: params in Keras' convention (BN moving statistics included): "
+        if convention == "keras" and out_format == "text":
+            click.echo(f"{'note':<11} {name}: params in Keras' convention (BN moving statistics included): "
                        f"{analysis.totals.params_keras:,}")
-        for verdict in check_network(network, analysis):
-            total += 1
-            failures += not verdict.ok
-            click.echo(describe(verdict))
+        for checked in check_network(network, analysis):
+            entries.append((checked.verdict, describe(checked), _figure_record(checked)))
     if not targets:  # the whole zoo: the lecture claims (archcalc/report/claims.json) as well
         from .report.claims import describe as describe_claim
         from .report.claims import results as claim_results
 
         for result in claim_results():
-            total += 1
-            failures += not result.ok
-            click.echo(describe_claim(result))
-    click.echo(f"{total - failures} passed, {failures} failed")
+            entries.append((result.verdict, describe_claim(result), _claim_record(result)))
+    failures = [line for verdict, line, _ in entries if not verdict.ok]
+    known = sum(1 for verdict, _, _ in entries if verdict.ok and verdict.figure.wrong)
+    summary = f"{len(entries)} checked: {len(entries) - len(failures) - known} ok, {known} known-wrong, {len(failures)} failed"
+    if out_format == "json":
+        click.echo(json.dumps({"passed": len(entries) - len(failures), "failed": len(failures), "known_wrong": known,
+                               "figures": [record for _, _, record in entries]}, indent=2))
+    else:
+        from .report.lectures import cite
+
+        for _, line, _ in entries:
+            if verbose or line in failures:
+                click.echo(cite(line))
+        click.echo(summary)
     sys.exit(1 if failures else 0)
+
+
+def _verdict_record(verdict) -> dict:
+    exact = verdict.exact
+    if exact is not None and not isinstance(exact, (int, list)):
+        exact = "global" if exact == float("inf") else float(exact)
+    return {"verdict": verdict.word, "ok": verdict.ok, "status": verdict.status, "computed": exact}
+
+
+def _figure_record(checked) -> dict:
+    e = checked.expect
+    figure = {"value": e.value} if not e.figure.is_budget else {"min": e.figure.minimum, "max": e.figure.maximum}
+    return {"network": checked.network, "what": e.what, "layer": e.layer, **figure, "unit": e.unit,
+            "batch": e.batch, "dtype": e.dtype, "source": e.source or None, "reason": e.reason or None,
+            **_verdict_record(checked.verdict)}
+
+
+def _claim_record(result) -> dict:
+    c = result.claim
+    return {"claim": c.id, "value": c.value, "unit": c.unit, "sources": list(c.sources), **_verdict_record(result.verdict)}
 
 
 @main.command()
@@ -186,14 +317,17 @@ def schema() -> None:
 @main.command()
 @click.argument("target", required=False)
 @input_option
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per traced batch.")
-@click.option("--all", "every", is_flag=True, help="Verify the whole zoo; one line per network.")
+@batch_option("Images per traced batch; comma-separated for several.")
+@dtype_option(TIMED_DTYPES, "The dtype the model runs in (the counts do not depend on it).")
+@click.option("--all", "every", is_flag=True, help="Verify the whole zoo; one line per network and configuration.")
 @click.option("--no-rf", is_flag=True, help="Skip the receptive-field measurement.")
-def verify(target: str | None, dims: tuple[int, ...] | None, batch: int, every: bool, no_rf: bool) -> None:
+def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
+           every: bool, no_rf: bool) -> None:
     """Build the network in torch, trace it with fvcore and compare with the calculator.
 
     Per layer: output shape, parameters and fvcore's flop count (one multiply-add = 1).
-    Exit 0 when everything agrees, 1 when something disagrees, 2 on bad input.
+    Exit 0 when everything agrees, 1 when something disagrees, 2 on bad input, 130 when
+    interrupted (what was verified is printed).
     """
     from .core.calc import analyze
     from .core.spec import load
@@ -201,27 +335,46 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batch: int, every: 
     from .torch.verify import verify_network
     from .torch.verify_render import render_report, summary_line
 
-    if bool(target) == every:
+    if not target and not every:
+        raise UsageError("verify needs a network: a zoo NAME (`archcalc list`), a spec PATH, or --all for the whole zoo")
+    if target and every:
         raise UsageError("verify takes a network (NAME or PATH) or --all, not both")
     require_fvcore()
-    if not every:
-        report = verify_network(analyze(load(target), dims, batch), receptive_field=not no_rf)
-        click.echo(render_report(report), nl=False)
-        sys.exit(0 if report.ok else 1)
-    from .core.spec import zoo_index
 
-    lines, failures = [], 0
-    with click.progressbar(list(zoo_index()), label="verifying", file=sys.stderr, item_show_func=lambda n: n) as names:
+    def configurations(name: str):
+        analysis = analyze(load(name), dims)
+        return [analysis.scaled(b, d) for d in dtypes for b in batches]
+
+    if not every:
+        reports = [verify_network(c, receptive_field=not no_rf) for c in configurations(target)]
+        click.echo("\n".join(render_report(report) for report in reports), nl=False)
+        sys.exit(0 if all(report.ok for report in reports) else 1)
+    from .core.spec import zoo_index
+    from .progress import ProgressBar
+
+    names = list(zoo_index())
+    progress = ProgressBar(sys.stderr)
+    lines, failures, finished, interrupted = [], 0, 0, False
+    try:
         for name in names:
+            progress(finished, len(names), f"verifying {name}")
             try:
-                report = verify_network(analyze(load(name), dims, batch), receptive_field=not no_rf)
-                lines.append(summary_line(report))
-                failures += not report.ok
+                for config in configurations(name):
+                    report = verify_network(config, receptive_field=not no_rf)
+                    lines.append(summary_line(report))
+                    failures += not report.ok
             except SpecError as exc:
                 lines.append(f"{name}: error: {exc}")
                 failures += 1
+            finished += 1
+        progress(len(names), len(names), "verified")
+    except KeyboardInterrupt:  # keep what was measured, as bench does
+        interrupted = True
     click.echo("\n".join(lines))
     click.echo(f"{len(lines) - failures} agree, {failures} disagree")
+    if interrupted:
+        click.echo(f"archcalc: interrupted; {finished} of {len(names)} networks verified", err=True)
+        sys.exit(130)
     sys.exit(1 if failures else 0)
 
 
@@ -229,40 +382,50 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batch: int, every: 
 @click.argument("names", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Every network of the zoo.")
 @input_option
-@click.option("--batch", "batches", type=BATCHES, default="1", show_default=True, help="Comma-separated batch sizes, e.g. 1,32,256.")
-@click.option("--dtype", "dtypes", type=ListOf(click.Choice(TIMED_DTYPES), "fp32,bf16", f"one of {', '.join(TIMED_DTYPES)}"), default="fp32", show_default=True,
-              help="Comma-separated: fp32, fp16, bf16.")
+@batch_option("Comma-separated batch sizes, e.g. 1,32,256.")
+@dtype_option(TIMED_DTYPES, "The dtype the model runs in.")
 @click.option("--channels-last", is_flag=True, help="Model and input in channels_last memory format.")
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), default=None, help="Default: cuda when torch sees a GPU, else cpu.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads of torch on --device cpu (default: the physical cores); the output states it.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (with --cuda-graph: mode reduce-overhead).")
 @click.option("--cuda-graph", is_flag=True, help="Capture one forward pass in a CUDA graph and time its replay.")
 @click.option("--l2-flush", is_flag=True, help="Overwrite a buffer larger than the GPU's L2 before each repetition.")
-@click.option("--warmup-iters", type=click.IntRange(min=0), default=10, show_default=True)
-@click.option("--warmup-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--warmup-iters", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Untimed iterations before timing (at least this many, and --warmup-seconds).")
+@click.option("--warmup-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds of untimed iterations before timing (at least this long, and --warmup-iters).")
 @click.option("--iters", type=click.IntRange(min=1), default=50, show_default=True, help="Timed repetitions.")
 @click.option("--matmul-size", type=click.IntRange(min=16), default=None, help="Side of the peak matmul (default 8192 on CUDA, 1024 on CPU).")
-@click.option("--format", "out_format", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
-@click.option("--out", "outs", multiple=True, metavar="FILE", help="Also write the run to FILE (.json, .md, else --format); repeatable.")
+@format_option
+@out_option
 def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
-          channels_last: bool, device: str | None, compile_: bool, cuda_graph: bool, l2_flush: bool,
+          channels_last: bool, device: str | None, threads: int | None, compile_: bool, cuda_graph: bool, l2_flush: bool,
           warmup_iters: int, warmup_seconds: float, iters: int, matmul_size: int | None, out_format: str,
           outs: tuple[str, ...]) -> None:
-    """Measure latency, images/s, TFLOP/s and memory of networks, next to archcalc's figures."""
+    """Measure latency, images/s, TFLOP/s and memory of networks, next to archcalc's figures.
+
+    Ctrl-C stops cleanly: what was measured is printed and written (--out), and the exit code is 130.
+    """
     from .core.calc import analyze
     from .core.spec import load, zoo_index
     from .deps import require_torch
+    from .progress import ProgressBar
     from .torch.bench import NOISE_FACTOR, Settings, run
-    from .torch.bench_render import ProgressBar, render, write_outputs
+    from .torch.bench_render import render
 
     if bool(names) == every:
         raise UsageError("bench takes network names (or spec paths) or --all, not both and not neither")
     analyses = [analyze(load(name), dims) for name in (names or tuple(zoo_index()))]
     torch = require_torch()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    settings = Settings(device, channels_last, compile_, cuda_graph, l2_flush, warmup_iters, warmup_seconds, iters, matmul_size)
+    if threads is not None and device != "cpu":
+        raise UsageError("--threads applies to --device cpu")
+    settings = Settings(device, channels_last, compile_, cuda_graph, l2_flush, warmup_iters, warmup_seconds, iters,
+                        matmul_size, threads=threads)
     result = run(analyses, batches, dtypes, settings, progress=ProgressBar(sys.stderr))
     click.echo(render(result, out_format), nl=False)
-    write_outputs(result, outs, out_format)
+    write_outputs(outs, lambda kind: render(result, kind), out_format)
     for r in result.results:
         if r.noisy:
             click.echo(f"WARNING: {r.network} batch {r.batch} {r.dtype}: median {r.latency.median_ms:.4f} ms is within "
@@ -319,7 +482,7 @@ def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None)
 @main.command("report")
 @click.argument("target", required=False)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True,
-              help="Folder of the report.")
+              help="The folder the pages and plots go to (a report is several files).")
 @click.option("--check", "check_only", is_flag=True, help="Regenerate into a temporary folder; exit 1 listing stale files.")
 def report_command(target: str | None, out_dir: str, check_only: bool) -> None:
     """Markdown pages and plots of the zoo, the lecture claims and the tricks (one network's page with TARGET)."""

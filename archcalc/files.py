@@ -18,3 +18,11 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".txt": "text"}
+
+
+def format_of(path: str | Path, default: str) -> str:
+    """The output format a file's suffix names (.json, .md, .csv, .txt), else `default`."""
+    return SUFFIX_FORMATS.get(Path(path).suffix.lower(), default)

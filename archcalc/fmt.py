@@ -53,35 +53,54 @@ def giga(n: int) -> str:
 
 
 def _significant(x: float) -> str:
-    """3 significant digits, 4 from 1,000 up: 1.23, 12.3, 123, 1,234."""
+    """4 significant digits with at most 2 decimals: 2.67, 15.47, 416.5, 1,234 (3-4 digits in all)."""
     if x >= 1000:
         return f"{x:,.0f}"
     if x >= 100:
-        return f"{x:.0f}"
-    if x >= 10:
         return f"{x:.1f}"
     return f"{x:.2f}"
 
 
-UNITS = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+def _in_units(n: int | float, units: Sequence[tuple[int, str]]) -> str | None:
+    """`n` in the largest unit it reaches, moving up one when rounding reaches 1,000 (999.96 K is 1.00 M)."""
+    for i, (factor, suffix) in enumerate(units):
+        if abs(n) < factor:
+            continue
+        text = _significant(abs(n) / factor)
+        if i and float(text.replace(",", "")) >= 1000:
+            factor, suffix = units[i - 1]
+            text = _significant(abs(n) / factor)
+        return f"{'-' if n < 0 else ''}{text} {suffix}"
+    return None
+
+
+_COUNT_UNITS = ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "K"))
+_BYTE_UNITS = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
+
+
+UNITS = {suffix: factor for factor, suffix in _COUNT_UNITS}
 
 
 def scaled(n: int | float, unit: str | None = None) -> str:
-    """A count scaled to its size: 416.5 K, 15.47 G; below 1,000 as it is. `unit` fixes the scale (a column's: 0.0617 M)."""
+    """A count scaled to its size: 416.5 K, 15.47 G; below 1,000 as it is (999.96 K reads 1.00 M).
+
+    `unit` fixes the scale, as a column of one unit wants (0.0617 M)."""
     if unit is not None:
         x = n / UNITS[unit]
         return f"{_significant(x) if abs(x) >= 1 else f'{x:#.3g}'} {unit}"
-    for factor, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "K")):
-        if abs(n) >= factor:
-            return f"{_significant(n / factor)} {suffix}"
+    text = _in_units(n, _COUNT_UNITS)
+    if text is not None:
+        return text
     return f"{n:,}" if isinstance(n, int) else f"{n:.3g}"
 
 
 def scaled_bytes(n: int) -> str:
-    """Bytes scaled to their size: 240 B, 58.6 KiB, 527.8 MiB, 2.67 GiB."""
-    for factor, suffix in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if n >= factor:
-            return f"{_significant(n / factor)} {suffix}"
+    """Bytes scaled to their size: 240 B, 241.0 KiB, 527.8 MiB, 2.67 GiB (1,023.9 KiB reads 1.00 MiB)."""
+    text = _in_units(n, _BYTE_UNITS)
+    if text is not None:
+        return text
+    if n >= 1000:  # 1,000 to 1,023 B: already 0.98 KiB and more
+        return f"{n / 2**10:.2f} KiB"
     return f"{n:,} B"
 
 

@@ -1,23 +1,187 @@
-"""Tables of an analysis: text and Markdown (tabulate), CSV and JSON (exact integers)."""
+"""Tables of an analysis: text (fitted to a width) and Markdown for people, CSV, JSON and a DataFrame for machines.
+
+Batch semantics, the same in every format: per-layer figures and the totals named `*_per_image` are
+per image (shapes carry no batch dimension); everything that grows with the batch sits in one
+*configuration* (batch, dtype) and is named `*_per_batch`. Text and Markdown scale the totals to
+K/M/G and KiB/MiB/GiB; JSON, CSV and the DataFrame keep exact integers under the same names.
+"""
 from __future__ import annotations
 
 import csv
 import io
 import json
-
-from tabulate import tabulate
+import re
+import textwrap
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from . import fmt
-from .core.calc import Analysis, Row, row_record
-from .layers import RF
+from .core.calc import Analysis, Row
 
-HEADERS = ["Layer", "Type", "Output", "Params", "MACs", "Activations", "RF"]
-CSV_HEADERS = ["path", "type", "output_shape", "params", "macs", "activations", "receptive_field",
-               "spatial_receptive_field"]
+FORMATS = ("text", "markdown", "csv", "json")
+
+
+# ---- records: one per layer, one per configuration -------------------------------------------
+
+def layer_record(row: Row, convention: str = "torchvision") -> dict[str, Any]:
+    """A row as JSON holds it (exact integers); CSV and the DataFrame hold the same keys."""
+    dims = tuple(row.output_shape)
+    size, spatial = row.rf.size, row.rf.spatial_size
+    return {
+        "path": row.path,
+        "type": row.label,
+        "output_shape": list(dims),
+        "channels": dims[0] if dims else None,
+        "height": dims[1] if len(dims) >= 3 else None,
+        "width": dims[2] if len(dims) >= 3 else None,
+        "params": row.params_keras if convention == "keras" else row.params,
+        "non_trainable": row.non_trainable,
+        "macs_per_image": row.macs,
+        "fvcore_flops_per_image": row.fvcore_flops,
+        "activations_per_image": row.allocated,
+        "receptive_field": "global" if size is None else fmt.shape(size),
+        "rf_height": None if size is None else size[0],
+        "rf_width": None if size is None else size[1],
+        "rf_global": size is None,
+        "spatial_receptive_field": "global" if spatial is None else fmt.shape(spatial),
+        "rf_gate": row.rf.gate,
+    }
+
+
+LAYER_KEYS = ("path", "type", "output_shape", "channels", "height", "width", "params", "non_trainable", "macs_per_image",
+              "fvcore_flops_per_image", "activations_per_image", "receptive_field", "rf_height", "rf_width", "rf_global",
+              "spatial_receptive_field", "rf_gate")
+INTEGER_KEYS = ("params", "non_trainable", "macs_per_image", "fvcore_flops_per_image", "activations_per_image")
+OPTIONAL_INTEGER_KEYS = ("channels", "height", "width", "rf_height", "rf_width")
+
+
+def configuration_record(analysis: Analysis) -> dict[str, Any]:
+    """What one (batch, dtype) costs: everything that grows with the batch, and the bytes of the dtype."""
+    t, b = analysis.totals, analysis.batch
+    return {
+        "batch": b,
+        "dtype": analysis.dtype,
+        "bytes_per_value": analysis.bytes_per_value,
+        "macs_per_batch": t.macs * b,
+        "flops_per_batch": t.flops * b,
+        "weights_bytes": analysis.weights_bytes,
+        "activations_per_batch": t.activations * b,
+        "activation_bytes_per_batch": analysis.activation_bytes,
+        "peak_activations_per_batch": t.peak_activations * b,
+        "peak_activation_bytes_per_batch": analysis.peak_activation_bytes,
+    }
+
+
+def _configurations(analysis: Analysis, configurations: Sequence[Analysis] | None) -> list[Analysis]:
+    return list(configurations) if configurations else [analysis]
+
+
+def to_json(analysis: Analysis, depth: int | None = None, convention: str = "torchvision",
+            configurations: Sequence[Analysis] | None = None) -> dict:
+    """The analysis as a JSON-ready dict of exact integers (what `archcalc table --format json` prints)."""
+    t = analysis.totals
+    return {
+        "name": analysis.network.name,
+        "family": analysis.network.family,
+        "input": list(analysis.input_shape),
+        "output_shape": list(analysis.output_shape),
+        "convention": convention,
+        "totals": {
+            "params": t.params_keras if convention == "keras" else t.params,
+            "trainable_params": t.params,
+            "non_trainable": t.non_trainable,
+            "weight_layers": t.weight_layers,
+            "macs_per_image": t.macs,
+            "flops_per_image": t.flops,
+            "fvcore_flops_per_image": t.fvcore_flops,
+            "activations_per_image": t.activations,
+            "peak_activations_per_image": t.peak_activations,
+        },
+        "configurations": [configuration_record(c) for c in _configurations(analysis, configurations)],
+        "layers": [layer_record(r, convention) for r in analysis.at_depth(depth)],
+        "warnings": [n.record() for n in analysis.warnings],  # kind: drops_input (a warning) or padding_unused
+    }
+
+
+def to_csv(analysis: Analysis, depth: int | None = None, convention: str = "torchvision") -> str:
+    """One line per layer with every key of the JSON layer records; shapes as CxHxW, empty for none."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(LAYER_KEYS)
+    for row in analysis.at_depth(depth):
+        record = layer_record(row, convention)
+        writer.writerow([_csv_value(record[key]) for key in LAYER_KEYS])
+    return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return fmt.shape(value)
+    return str(value)
+
+
+def dataframe(analysis: Analysis, depth: int | None = None, convention: str = "torchvision"):
+    """The layer records as a typed pandas DataFrame: integers as int64 (Int64 where a value may be
+    missing), shapes and receptive fields as strings, `rf_global` as a boolean."""
+    from .deps import require
+
+    pd = require("pandas", purpose="to_dataframe()")
+    records = [layer_record(r, convention) for r in analysis.at_depth(depth)]
+    for record in records:
+        record["output_shape"] = fmt.shape(record["output_shape"])
+    frame = pd.DataFrame(records, columns=list(LAYER_KEYS))
+    types = {key: "string" for key in ("path", "type", "output_shape", "receptive_field", "spatial_receptive_field",
+                                        "rf_gate")}
+    types.update({key: "int64" for key in INTEGER_KEYS})
+    types.update({key: "Int64" for key in OPTIONAL_INTEGER_KEYS})
+    types["rf_global"] = "bool"
+    return frame.astype(types)
+
+
+# ---- text and Markdown -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    cell: Callable[[Row, str], str]
+    numeric: bool = False
+    drop: int = 0  # 0: always shown; else the order in which it goes when the table does not fit
+
+
+COLUMNS = (
+    Column("Layer", lambda r, c: r.path),
+    Column("Type", lambda r, c: r.label, drop=1),
+    Column("Output", lambda r, c: fmt.shape(r.output_shape), numeric=True),
+    Column("Params", lambda r, c: fmt.count(r.params_keras if c == "keras" else r.params), numeric=True),
+    Column("MACs", lambda r, c: fmt.count(r.macs), numeric=True),
+    Column("Activations", lambda r, c: fmt.count(r.allocated), numeric=True, drop=3),
+    Column("RF", lambda r, c: rf_cell(r.rf), numeric=True, drop=2),
+)
+PER_IMAGE = "Per image (shapes without the batch dimension); Activations: values allocated; RF: in input pixels."
+PATH_FLOOR = 24  # paths shrink to this before columns are hidden, then further down to MIN_PATH
+MIN_PATH = 10
+ELLIPSIS = "…"
+GAP = 2  # the space between the columns of a text table
+
+
+def table_rows(analysis: Analysis, depth: int | None, convention: str) -> list[list]:
+    """Rows for the report pages: path, type, shape, and exact integers (activations at the analysis' batch)."""
+    rows = []
+    for row in analysis.at_depth(depth):
+        params = row.params_keras if convention == "keras" else row.params
+        rows.append([row.path, row.label, fmt.shape(row.output_shape), params, row.macs,
+                     row.allocated * analysis.batch, rf_cell(row.rf)])
+    return rows
+
+
 GATED = "*"  # marks a spatial field where the strict one is global because of a gate
 
 
-def rf_cell(rf: RF) -> str:
+def rf_cell(rf) -> str:
     """The spatial field, marked, where a broadcast gate makes the strict field global; else the field."""
     if rf.gated and rf.spatial_size is not None:
         return rf.spatial_label() + GATED
@@ -33,34 +197,22 @@ def rf_footnote(analysis: Analysis, depth: int | None) -> str | None:
             f"because the gate at {gates[0]} pools the whole input (held constant for the spatial field)")
 
 
-def table_rows(analysis: Analysis, depth: int | None, convention: str) -> list[list]:
-    rows = []
-    for row in analysis.at_depth(depth):
-        params = row.params_keras if convention == "keras" else row.params
-        rows.append([row.path, row.label, fmt.shape(row.output_shape), params, row.macs,
-                     row.allocated * analysis.batch, rf_cell(row.rf)])
-    return rows
-
-
 def summary_lines(analysis: Analysis, convention: str, depth: int | None = None) -> list[str]:
-    t, b, d = analysis.totals, analysis.batch, analysis.dtype
+    """The totals that do not depend on the batch: parameters, MACs per image, shapes, activation values."""
+    t = analysis.totals
     params = t.params_keras if convention == "keras" else t.params
     label = "Total params (Keras: trainable + BN moving statistics)" if convention == "keras" else "Total params"
-    lines = [
-        f"{label}: {params:,}",
+    return [
+        f"{label}: {params:,} ({fmt.scaled(params)})",
         f"Trainable params: {t.params:,}",
         f"Non-trainable values (BN running statistics): {t.non_trainable:,}",
-        f"MACs (conv + linear, per image): {t.macs:,} ({fmt.giga(t.macs)}); FLOPs = 2 x MACs: {fmt.giga(t.flops)}",
+        f"MACs (conv + linear, per image): {t.macs:,} ({fmt.scaled(t.macs)}); FLOPs = 2 x MACs: {fmt.scaled(t.flops)}",
         f"Weight layers (conv, linear): {t.weight_layers}",
-        f"Input {fmt.shape(analysis.input_shape)} -> output {fmt.shape(analysis.output_shape)}; batch {b}, {d}",
-        f"Weights memory: {fmt.mib(analysis.weights_bytes)} ({d}, parameters and running statistics)",
-        f"Activation memory: {t.activations * b:,} values = {fmt.mib(analysis.activation_bytes)} "
-        f"(sum of layer outputs and input, batch {b}); peak live at inference: {fmt.mib(analysis.peak_activation_bytes)}",
+        f"Input {fmt.shape(analysis.input_shape)} -> output {fmt.shape(analysis.output_shape)} (per image)",
+        f"Activations per image: {t.activations:,} values (input and allocated outputs); "
+        f"peak live at inference: {t.peak_activations:,}",
+        *filter(None, [rf_footnote(analysis, depth)]),
     ]
-    footnote = rf_footnote(analysis, depth)
-    if footnote:
-        lines.append(footnote)
-    return lines
 
 
 def warning_lines(analysis: Analysis, notes: bool = False) -> list[str]:
@@ -70,57 +222,142 @@ def warning_lines(analysis: Analysis, notes: bool = False) -> list[str]:
             for n in analysis.warnings if n.drops_input or notes]
 
 
-def render(analysis: Analysis, fmt: str = "text", depth: int | None = None, convention: str = "torchvision") -> str:
-    if fmt == "json":
-        return json.dumps(to_json(analysis, depth, convention), indent=2) + "\n"
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(CSV_HEADERS)
-        rows = analysis.at_depth(depth)
-        writer.writerows(cells[:6] + [row.rf.label(), row.rf.spatial_label()]
-                         for cells, row in zip(table_rows(analysis, depth, convention), rows))
-        return buffer.getvalue()
-    rows = table_rows(analysis, depth, convention)
+CONFIG_HEADERS = ["Batch", "Dtype", "MACs", "Weights", "Activations", "Peak live"]
+CONFIG_NOTE = ("Whole batch: MACs; weights with running statistics; activations (input and allocated outputs); "
+               "peak live at inference.")
+
+
+def configuration_rows(configurations: Sequence[Analysis]) -> list[list[str]]:
+    return [[fmt.count(c.batch), c.dtype, fmt.scaled(c.totals.macs * c.batch), fmt.scaled_bytes(c.weights_bytes),
+             fmt.scaled_bytes(c.activation_bytes), fmt.scaled_bytes(c.peak_activation_bytes)] for c in configurations]
+
+
+def _cells(analysis: Analysis, depth: int | None, convention: str) -> list[list[str]]:
+    return [[column.cell(row, convention) for column in COLUMNS] for row in analysis.at_depth(depth)]
+
+
+def shorten_path(path: str, limit: int) -> str:
+    """`path` in at most `limit` characters: the leaf kept (with as many whole components before it as
+    fit), the middle elided: features.st….depthwise.0."""
+    if len(path) <= limit:
+        return path
+    parts = path.split(".")
+    if len(parts[-1]) + 2 >= limit:
+        return ELLIPSIS + parts[-1][-(limit - 1):]
+    room = limit - 2 - min(6, len(parts[0]))  # what the tail may take, leaving a few characters of the head
+    tail = parts[-1]
+    for k in range(2, len(parts)):
+        longer = ".".join(parts[-k:])
+        if len(longer) > room:
+            break
+        tail = longer
+    return path[:limit - len(tail) - 2] + ELLIPSIS + "." + tail
+
+
+@dataclass(frozen=True)
+class Fitted:
+    text: str
+    hint: str | None  # what was shortened or hidden, with how to see everything
+
+
+def _widest(rows: list[list[str]], column: int) -> int:
+    """The column's width in fmt.text_table (tabulate pads a header by 2)."""
+    return max([len(COLUMNS[column].header) + 2] + [len(r[column]) for r in rows])
+
+
+def _plan(rows: list[list[str]], width: int | None) -> tuple[list[int], int | None]:
+    """Which columns to show and how long a path may be so that the table fits `width` (None: all, whole)."""
+    everything = list(range(len(COLUMNS)))
+    droppable = [i for _, i in sorted((c.drop, i) for i, c in enumerate(COLUMNS) if c.drop)]
+    minimal = [i for i in everything if i not in droppable]
+    steps = [([i for i in everything if i not in droppable[:k]], PATH_FLOOR) for k in range(len(droppable) + 1)]
+    steps.append((minimal, MIN_PATH))
+    longest = _widest(rows, 0)
+    for keep, floor in steps:
+        if width is None:
+            return keep, None
+        limit = width - sum(_widest(rows, i) for i in keep if i) - GAP * (len(keep) - 1)
+        if limit >= longest:
+            return keep, None
+        if limit >= floor:
+            return keep, limit
+    return minimal, MIN_PATH  # narrower than any plan: the least that still shows every number whole
+
+
+def text_table(analysis: Analysis, depth: int | None = None, convention: str = "torchvision", width: int | None = None) -> Fitted:
+    """The layer table, fitted to `width` columns: paths shortened first, then Type, RF and Activations hidden."""
+    rows = _cells(analysis, depth, convention)
+    shown, path_limit = _plan(rows, width)
+    headers = [COLUMNS[i].header for i in shown]
+    body = [[shorten_path(r[i], path_limit) if i == 0 and path_limit else r[i] for i in shown] for r in rows]
+    numeric = [k for k, i in enumerate(shown) if COLUMNS[i].numeric]
+    text = fmt.text_table(body, headers, numeric=numeric)
+    hidden = [c.header for i, c in enumerate(COLUMNS) if i not in shown]
+    if not hidden and not path_limit:
+        return Fitted(text, None)
+    names = " and ".join([", ".join(hidden[:-1]), hidden[-1]] if len(hidden) > 1 else hidden)
+    what = [part for part in ("paths shortened" if path_limit else "", f"{names} hidden" if hidden else "") if part]
+    hint = f"note: {', '.join(what)} to fit {width} columns; --wide shows all"
+    return Fitted(text, "\n".join(_wrap([hint], width)))
+
+
+_NUMBER_AND_UNIT = re.compile(r"(\d) (B|[KMGT]|[KMGT]iB)\b")
+_KEEP = "\u00a0"  # holds a number to its unit while wrapping
+
+
+def _wrap(lines: list[str], width: int | None) -> list[str]:
+    """Lines wrapped to `width` at spaces: a word, a number or a number with its unit is never broken."""
+    if width is None:
+        return lines
+    wrapped = []
+    for line in lines:
+        held = _NUMBER_AND_UNIT.sub(rf"\1{_KEEP}\2", line)
+        parts = textwrap.wrap(held, width, break_long_words=False, break_on_hyphens=False, subsequent_indent="  ")
+        wrapped += [part.replace(_KEEP, " ") for part in parts] or [""]
+    return wrapped
+
+
+def render_text(analysis: Analysis, depth: int | None = None, convention: str = "torchvision",
+                configurations: Sequence[Analysis] | None = None, width: int | None = None) -> Fitted:
+    """The text table, its totals and one line per configuration; with `width`, fitted to it."""
+    table = text_table(analysis, depth, convention, width)
+    configs = fmt.text_table(configuration_rows(_configurations(analysis, configurations)), CONFIG_HEADERS,
+                             numeric=[0, 2, 3, 4, 5])
+    head = _wrap([f"{analysis.network.name}: {analysis.network.title}", PER_IMAGE], width)
+    lines = [*head, "", table.text, "", *_wrap(summary_lines(analysis, convention, depth), width), "",
+             *_wrap([CONFIG_NOTE], width), configs]
+    return Fitted("\n".join(lines) + "\n", table.hint)
+
+
+def render_markdown(analysis: Analysis, depth: int | None = None, convention: str = "torchvision",
+                    configurations: Sequence[Analysis] | None = None) -> str:
+    rows = [[fmt.cell(r[0]), *r[1:]] for r in _cells(analysis, depth, convention)]
+    layers = fmt.markdown_table(rows, [c.header for c in COLUMNS], numeric=[i for i, c in enumerate(COLUMNS) if c.numeric])
+    configs = fmt.markdown_table(configuration_rows(_configurations(analysis, configurations)), CONFIG_HEADERS,
+                                 numeric=[0, 2, 3, 4, 5])
+    summary = "\n".join(f"- {line}" for line in summary_lines(analysis, convention, depth))
     title = f"{analysis.network.name}: {analysis.network.title}"
-    if fmt == "markdown":
-        table = tabulate(rows, HEADERS, tablefmt="github", intfmt=",", colalign=("left", "left", "right", "right", "right", "right", "right"))
-        summary = "\n".join(f"- {line}" for line in summary_lines(analysis, convention, depth))
-        return f"### {title}\n\n{table}\n\n{summary}\n"
-    table = tabulate(rows, HEADERS, tablefmt="simple", intfmt=",", colalign=("left", "left", "right", "right", "right", "right", "right"))
-    return f"{title}\n\n{table}\n\n" + "\n".join(summary_lines(analysis, convention, depth)) + "\n"
+    return f"### {title}\n\n{PER_IMAGE}\n\n{layers}\n{summary}\n\n{CONFIG_NOTE}\n\n{configs}"
 
 
-def to_json(analysis: Analysis, depth: int | None = None, convention: str = "torchvision") -> dict:
-    t = analysis.totals
-    return {
-        "name": analysis.network.name,
-        "family": analysis.network.family,
-        "input": list(analysis.input_shape),
-        "batch": analysis.batch,
-        "dtype": analysis.dtype,
-        "convention": convention,
-        "output_shape": list(analysis.output_shape),
-        "totals": {
-            "params": t.params_keras if convention == "keras" else t.params,
-            "trainable_params": t.params,
-            "non_trainable": t.non_trainable,
-            "macs": t.macs,
-            "flops": t.flops,
-            "fvcore_flops": t.fvcore_flops,
-            "weight_layers": t.weight_layers,
-            "activations": t.activations * analysis.batch,
-            "peak_activations": t.peak_activations * analysis.batch,
-            "weights_bytes": analysis.weights_bytes,
-            "activation_bytes": analysis.activation_bytes,
-            "peak_activation_bytes": analysis.peak_activation_bytes,
-        },
-        "layers": [_json_row(r, analysis.batch) for r in analysis.at_depth(depth)],
-        "warnings": [n.record() for n in analysis.warnings],  # kind: drops_input (a warning) or padding_unused
-    }
+def render(analysis: Analysis, format: str = "text", depth: int | None = None, convention: str = "torchvision",
+           configurations: Sequence[Analysis] | None = None, width: int | None = None) -> str:
+    """The analysis as `archcalc table` prints it: format text, markdown, csv or json.
 
+    `depth` folds deeper rows into their block; `convention` "keras" counts BN moving statistics as
+    parameters; `configurations` are the same analysis at other batches and dtypes
+    (`analysis.scaled(batch, dtype)`), one line each in the totals; `width` fits the text table to
+    that many columns (None: every column, whole). Warnings are not part of text and Markdown
+    (`warning_lines` has them); JSON keeps them.
+    """
+    if format == "json":
+        return json.dumps(to_json(analysis, depth, convention, configurations), indent=2) + "\n"
+    if format == "csv":
+        return to_csv(analysis, depth, convention)
+    if format == "markdown":
+        return render_markdown(analysis, depth, convention, configurations)
+    if format == "text":
+        return render_text(analysis, depth, convention, configurations, width).text
+    from .errors import UsageError
 
-def _json_row(row: Row, batch: int) -> dict:
-    record = row_record(row)
-    record["activations"] *= batch
-    return record
+    raise UsageError(f"unknown format {format!r} (one of {', '.join(FORMATS)})")

@@ -234,3 +234,33 @@ def test_ctrl_c_in_the_command_prints_and_writes_then_exits_130(monkeypatch, tmp
     assert "interrupted; 1 of 3 configurations measured" in result.stderr
     written = json.loads(out.read_text())
     assert written["interrupted"] is True and [r["batch"] for r in written["results"]] == [1]
+
+
+def test_csv_output_one_line_per_configuration(tmp_path):
+    import csv
+    import io
+
+    out = tmp_path / "run.csv"
+    result = invoke(TINY, "--batch", "1,2", *FAST_FLAGS, "--format", "csv", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["network"], r["batch"]) for r in rows] == [("bench_tiny", "1"), ("bench_tiny", "2")]
+    assert int(rows[1]["flops"]) == 2 * (CONV_MACS + FC_MACS) * 2  # 2 FLOPs per MAC, batch 2
+    assert float(rows[0]["latency_p10_ms"]) <= float(rows[0]["latency_median_ms"])
+    assert out.read_text() == result.stdout  # the file's format from its suffix
+
+
+def test_threads_are_set_and_stated():
+    result = invoke(TINY, *FAST_FLAGS, "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert "; 1 CPU threads (--threads; default the physical cores)" in result.stdout
+    assert torch.get_num_threads() == 1
+    default = invoke(TINY, *FAST_FLAGS, "--format", "json")
+    assert json.loads(default.stdout)["settings"]["threads"] == bench.physical_cores()
+    assert json.loads(default.stdout)["environment"]["threads"] == bench.physical_cores()
+
+
+def test_physical_cores_count_cores_not_hyperthreads():
+    import os
+
+    assert 1 <= bench.physical_cores() <= (os.cpu_count() or 1)

@@ -145,8 +145,10 @@ def test_to_dataframe(net):
     frame = analyze(net).to_dataframe()
     assert list(frame["path"]) == ["input", "0", "1", "2", "mix.0.0", "mix.1.0", "mix.1.1", "mix.concat", "4", "5", "fc"]
     assert int(frame["params"].sum()) == PARAMS
-    assert int(frame["macs"].sum()) == MACS
-    assert frame.set_index("path").loc["mix.1.0", "output_shape"] == [4, 8, 8]
-    assert {"type", "non_trainable", "fvcore_flops", "activations", "receptive_field"} <= set(frame.columns)
+    assert int(frame["macs_per_image"].sum()) == MACS
+    mix = frame.set_index("path").loc["mix.1.0"]
+    assert mix["output_shape"] == "4x8x8" and (mix["channels"], mix["height"], mix["width"]) == (4, 8, 8)
+    assert {"type", "non_trainable", "fvcore_flops_per_image", "activations_per_image", "rf_height", "rf_width",
+            "rf_global"} <= set(frame.columns)
     folded = analyze(net).to_dataframe(depth=1)
     assert len(folded) == 8 and int(folded["params"].sum()) == PARAMS

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
+import pytest
 from click.testing import CliRunner
 
 from archcalc.cli import main
@@ -60,13 +62,13 @@ def test_json():
     assert doc["input"] == [3, 224, 224]
     assert doc["output_shape"] == [1000]
     assert doc["totals"]["params"] == VGG16_PARAMS
-    assert doc["totals"]["macs"] == vgg16_macs()
+    assert doc["totals"]["macs_per_image"] == vgg16_macs()
     assert isinstance(doc["totals"]["params"], int)
     first = doc["layers"][1]
     assert first["path"].startswith("features.") and first["type"] == "conv2d"
     assert first["output_shape"] == [64, 224, 224]
     assert first["params"] == 3 * 64 * 9 + 64
-    assert first["macs"] == 64 * 224 * 224 * 27
+    assert first["macs_per_image"] == 64 * 224 * 224 * 27
     fc6 = next(layer for layer in doc["layers"] if layer["type"] == "linear")
     assert fc6["params"] == 25_088 * 4096 + 4096
     assert sum(layer["params"] for layer in doc["layers"]) == VGG16_PARAMS
@@ -99,7 +101,7 @@ def test_input_forms():
     for text in ("3x32x32", "32x32", "32"):
         doc = table_json("vgg16", "--input", text)
         assert doc["input"] == [3, 32, 32]
-        assert doc["totals"]["macs"] == vgg16_macs(32)
+        assert doc["totals"]["macs_per_image"] == vgg16_macs(32)
     assert table_json("vgg16", "--input", "1x64x64")["layers"][1]["params"] == 1 * 64 * 9 + 64
     assert table_json("vgg16", "--input", "3×32×32")["input"] == [3, 32, 32]
 
@@ -107,12 +109,15 @@ def test_input_forms():
 def test_batch_and_dtype():
     one = table_json(BRANCHING)
     doc = table_json(BRANCHING, "--batch", "4", "--dtype", "fp16")
-    assert doc["batch"] == 4 and doc["dtype"] == "fp16"
-    assert doc["totals"]["activations"] == 2_842 * 4
-    assert doc["totals"]["activation_bytes"] == 2_842 * 4 * 2
-    assert doc["totals"]["weights_bytes"] == (554 + 16) * 2
+    assert doc["totals"]["activations_per_image"] == 2_842
+    [config] = doc["configurations"]
+    assert (config["batch"], config["dtype"]) == (4, "fp16")
+    assert config["activations_per_batch"] == 2_842 * 4
+    assert config["activation_bytes_per_batch"] == 2_842 * 4 * 2
+    assert config["weights_bytes"] == (554 + 16) * 2
+    assert config["macs_per_batch"] == 4 * doc["totals"]["macs_per_image"]
     assert doc["totals"]["params"] == one["totals"]["params"] == 554
-    assert one["totals"]["activation_bytes"] == 2_842 * 4
+    assert one["configurations"][0]["activation_bytes_per_batch"] == 2_842 * 4
 
 
 def test_bad_option_values_exit_2():
@@ -136,11 +141,13 @@ def test_keras_convention_counts_running_statistics():
     assert doc["totals"]["trainable_params"] == 554
 
 
-def test_warnings_on_stderr_not_in_the_table():
+def test_warnings_go_to_stderr_and_json_keeps_them():
     result = runner().invoke(main, ["table", str(FIXTURES / "alexnet_conv1.json")])
     assert result.exit_code == 0
     assert result.stderr.startswith("warning: conv1: conv2d: H and W: (224 + 0 - 11)/4 + 1 = 54.25")
     assert "warning" not in result.stdout
+    doc = json.loads(runner().invoke(main, ["table", str(FIXTURES / "alexnet_conv1.json"), "--format", "json"]).stdout)
+    assert doc["warnings"][0]["path"] == "conv1"
 
 
 def test_list():
@@ -172,7 +179,7 @@ def test_check_miss_exits_1_with_claim_computed_and_source(tmp_path):
     assert result.exit_code == 1
     assert "MISS" in result.stdout
     assert "params claimed 113, computed 112 [Made-up paper, Table 1]" in result.stdout
-    assert "0 passed, 1 failed" in result.stdout
+    assert "1 checked: 0 ok, 0 known-wrong, 1 failed" in result.stdout
 
 
 def test_check_rounded_claims(tmp_path):
@@ -181,7 +188,7 @@ def test_check_rounded_claims(tmp_path):
                             {"what": "output_shape", "value": [4, 6, 6], "source": "by hand"}])
     result = runner().invoke(main, ["check", spec])
     assert result.exit_code == 0, result.stdout
-    assert "2 passed, 0 failed" in result.stdout
+    assert "2 checked: 2 ok, 0 known-wrong, 0 failed" in result.stdout
 
 
 def test_check_claims_written_to_significant_digits(tmp_path):
@@ -192,22 +199,22 @@ def test_check_claims_written_to_significant_digits(tmp_path):
     result = runner().invoke(main, ["check", spec])
     assert result.exit_code == 1, result.stdout
     assert "macs claimed 39 K, computed 40 K (38,880)" in result.stdout
-    assert "2 passed, 1 failed" in result.stdout
+    assert "3 checked: 2 ok, 0 known-wrong, 1 failed" in result.stdout
 
 
 def test_check_known_wrong_figure_passes(tmp_path):
     spec = write(tmp_path, [{"what": "params", "value": 120, "source": "A slide", "wrong": True,
                              "note": "counts the bias twice"}])
-    result = runner().invoke(main, ["check", spec])
+    result = runner().invoke(main, ["check", spec, "-v"])
     assert result.exit_code == 0
-    assert "known wrong" in result.stdout and "claimed 120, computed 112" in result.stdout
+    assert result.stdout.startswith("known-wrong ") and "claimed 120, computed 112" in result.stdout
 
 
 def test_check_wrong_mark_on_a_correct_figure_fails(tmp_path):
     spec = write(tmp_path, [{"what": "params", "value": 112, "source": "by hand", "wrong": True}])
     result = runner().invoke(main, ["check", spec])
     assert result.exit_code == 1
-    assert "MARKED WRONG BUT MATCHES" in result.stdout
+    assert result.stdout.startswith("MATCHES ")
 
 
 def test_schema_command_prints_json():
@@ -234,3 +241,233 @@ def test_input_n_on_a_flat_spec():
     assert doc["totals"]["params"] == 100 * 100 + 100 + 100 * 10 + 10  # by hand
     bad = runner().invoke(main, ["table", str(FIXTURES / "mlp.json"), "--input", "3x28x28"])
     assert bad.exit_code == 2 and "does not fit the spec's input 784" in bad.stderr
+
+
+# ---- the terminal: fitting, units, stdout and stderr --------------------------------------------
+
+def on_terminal(monkeypatch, columns: int, *args: str):
+    """`archcalc table ...` as a terminal of `columns` columns would show it (COLUMNS, stdout a TTY)."""
+    import archcalc.cli
+
+    monkeypatch.setattr(archcalc.cli, "stdout_isatty", lambda: True)
+    result = runner().invoke(main, ["table", *args], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def numbers_whole(line: str, figures: list[int]) -> bool:
+    return all(f"{n:,}" in line for n in figures)
+
+
+@pytest.mark.parametrize("name, columns", [("vgg16", 80), ("efficientnet_b0", 80), ("efficientnet_b0", 100),
+                                           ("resnet50", 72)])
+def test_table_fits_the_terminal(monkeypatch, name, columns):
+    result = on_terminal(monkeypatch, columns, name)
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns, max(lines, key=len)
+    assert "--wide" in result.stderr and "--wide" not in result.stdout
+    assert len(result.stderr.splitlines()[0]) <= 100  # one line
+
+
+def test_vgg16_at_80_columns_keeps_every_number_whole(monkeypatch):
+    # features.stage1.conv1.conv: 3*64*9 + 64 = 1,792 params, 64*224*224*27 = 86,704,128 MACs
+    result = on_terminal(monkeypatch, 80, "vgg16")
+    conv1 = next(line for line in result.stdout.splitlines() if ".conv " in line and "64x224x224" in line)
+    assert numbers_whole(conv1, [1_792, 86_704_128]) and "…" in conv1
+    fc6 = next(line for line in result.stdout.splitlines() if "102,764,544" in line)
+    assert numbers_whole(fc6, [102_764_544, 25_088 * 4096])
+
+
+def test_paths_keep_their_leaf(monkeypatch):
+    result = on_terminal(monkeypatch, 80, "efficientnet_b0")
+    assert "paths shortened" in result.stderr
+    shortened = [line.split()[0] for line in result.stdout.splitlines() if "…" in line]
+    assert shortened and all(not path.endswith("…") for path in shortened)
+    assert any(path.endswith(".depthwise.0") for path in shortened)
+
+
+def test_wide_and_piped_output_keep_every_column(monkeypatch):
+    piped = runner().invoke(main, ["table", "efficientnet_b0"], env={"COLUMNS": "80"})
+    wide = on_terminal(monkeypatch, 80, "efficientnet_b0", "--wide")
+    for result in (wide, piped):
+        header = next(line for line in result.stdout.splitlines() if line.startswith("Layer"))
+        assert header.split() == ["Layer", "Type", "Output", "Params", "MACs", "Activations", "RF"]
+        assert "features.stage1.block0.block.depthwise.0" in result.stdout
+        assert "--wide" not in result.stderr
+    assert max(len(line) for line in piped.stdout.splitlines()) > 80
+
+
+def test_scaled_units_in_the_totals():
+    out = ok(["table", "lenet5"])
+    assert "416,520 (416.5 K)" in out and "0.000 G" not in out  # 416,520 MACs by LeCun's layer sizes
+    assert "241.0 KiB" in out  # 61,706 fp32 weights = 246,824 bytes
+    big = ok(["table", "vgg16", "--batch", "32"])
+    # VGG16's activations, input included: 15,262,696 values x 32 x 4 bytes = 1.82 GiB
+    assert "1.82 GiB" in big and "1,862" not in big
+
+
+def test_markdown_right_aligns_numbers():
+    out = ok(["table", "lenet5", "--format", "markdown"])
+    separator = next(line for line in out.splitlines() if line.startswith("|:--"))
+    cells = separator.strip("|").split("|")
+    assert cells[0].startswith(":") and not cells[0].endswith(":")  # Layer
+    assert all(cell.endswith(":") for cell in cells[2:])  # Output, Params, MACs, Activations, RF
+
+
+def test_stdout_holds_the_table_alone(tmp_path):
+    # five stride-2 3x3/5x5 halvings of an even size: (N + 2P - K)/2 + 1 is not whole, but only padding goes unused
+    result = runner().invoke(main, ["table", "efficientnet_b0"])
+    assert result.exit_code == 0 and result.stderr == ""
+    noted = runner().invoke(main, ["table", "efficientnet_b0", "--all-warnings"])
+    assert "note" not in noted.stdout and noted.stderr.count("note:") == 5
+    doc = json.loads(runner().invoke(main, ["table", "efficientnet_b0", "--format", "json"]).stdout)
+    assert [w["kind"] for w in doc["warnings"]] == ["padding_unused"] * 5
+
+
+# ---- one vocabulary: --out, lists, help --------------------------------------------------------
+
+def test_table_out_writes_whole_files_in_the_suffix_format(tmp_path):
+    outs = {kind: tmp_path / f"lenet.{kind}" for kind in ("json", "md", "csv", "txt")}
+    args = ["table", "lenet5"] + [arg for path in outs.values() for arg in ("--out", str(path))]
+    result = runner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(outs["json"].read_text())["totals"]["params"] == 61_706  # LeCun et al. 1998
+    assert outs["md"].read_text().startswith("### lenet5: ")
+    assert next(csv.DictReader(io.StringIO(outs["csv"].read_text())))["path"] == "input"
+    assert outs["txt"].read_text() == result.stdout  # the text table, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in outs.values())  # nothing left beside
+
+
+def test_table_out_into_an_unwritable_place_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = runner().invoke(main, ["table", "lenet5", "--out", str(blocker / "x.json")])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("archcalc: --out ") and len(result.stderr.splitlines()) == 1
+
+
+def test_table_one_configuration_line_per_batch_and_dtype():
+    doc = table_json(BRANCHING, "--batch", "1,8", "--dtype", "fp32,int8")
+    configs = [(c["batch"], c["dtype"], c["activation_bytes_per_batch"], c["weights_bytes"]) for c in doc["configurations"]]
+    # 2,842 activation values per image and 554 + 16 weights (by hand in tests/test_calc.py)
+    assert configs == [(1, "fp32", 2_842 * 4, 570 * 4), (8, "fp32", 2_842 * 8 * 4, 570 * 4),
+                       (1, "int8", 2_842, 570), (8, "int8", 2_842 * 8, 570)]
+    text = ok(["table", BRANCHING, "--batch", "1,8", "--dtype", "fp32,int8"])
+    block = text.split("Whole batch:")[1].splitlines()
+    assert [line.split()[:2] for line in block[3:]] == [["1", "fp32"], ["8", "fp32"], ["1", "int8"], ["8", "int8"]]
+
+
+def test_every_option_has_help_and_the_command_list_is_whole():
+    from archcalc.cli import main as group
+
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"archcalc {name} {param.opts[0]} has no help text"
+    result = runner().invoke(main, ["--help"], env={"COLUMNS": "80"})
+    commands = result.stdout.split("Commands:")[1]
+    assert "..." not in commands
+    assert "next to archcalc's figures." in " ".join(commands.split())
+
+
+# ---- check as a CI gate: budgets, verdict words, -v, --format json ------------------------------
+
+# The one-conv spec of write(): conv 3 -> 4, 3x3, no padding, on 3x8x8, by hand:
+CONV_PARAMS = 4 * 3 * 9 + 4  # 112
+CONV_MACS = 4 * 6 * 6 * 27  # 3,888
+LIVE = 3 * 8 * 8 + 4 * 6 * 6  # the conv's input and output: 192 + 144 = 336 values, also the sum
+
+
+def test_budgets_pass_and_fail_with_one_word_each(tmp_path):
+    spec = write(tmp_path, [
+        {"what": "params", "max": 30_000_000, "reason": "fits the edge device"},
+        {"what": "params", "max": 100, "reason": "too tight"},
+        {"what": "macs", "min": 4_000, "reason": "enough capacity"},
+        {"what": "peak_activation_bytes", "max": LIVE * 32 * 2, "batch": 32, "dtype": "fp16", "reason": "16 GB card"},
+        {"what": "peak_activation_bytes", "max": LIVE * 32 * 2 - 1, "batch": 32, "dtype": "fp16", "reason": "one short"},
+        {"what": "activation_bytes", "max": LIVE * 4, "reason": "fp32, batch 1 by default"},
+        {"what": "receptive_field", "min": 3, "max": 3, "reason": "a 3x3 field"},
+        {"what": "params", "value": CONV_PARAMS, "source": "by hand"},
+    ])
+    result = runner().invoke(main, ["check", spec])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:-1]] == ["OVER", "UNDER", "OVER"]
+    assert lines[0] == f"OVER        net: params budget max 100, computed {CONV_PARAMS} [too tight]"
+    assert "macs budget min 4,000, computed 3,888" in lines[1]
+    assert f"peak_activation_bytes (batch 32, fp16) budget max {LIVE * 64 - 1:,}, computed {LIVE * 64:,}" in lines[2]
+    assert lines[-1] == "8 checked: 5 ok, 0 known-wrong, 3 failed"
+    every = runner().invoke(main, ["check", spec, "-v"]).stdout.splitlines()
+    assert len(every) == 9 and all(line.split()[0] in ("ok", "OVER", "UNDER") for line in every[:-1])
+
+
+def test_check_json_for_machines(tmp_path):
+    spec = write(tmp_path, [{"what": "params", "max": 100, "reason": "too tight"},
+                            {"what": "macs", "value": 3.9, "unit": "K", "source": "rounded"}])
+    result = runner().invoke(main, ["check", spec, "--format", "json"])
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert (doc["passed"], doc["failed"]) == (1, 1)
+    budget, published = doc["figures"]
+    assert (budget["verdict"], budget["max"], budget["computed"], budget["reason"]) == ("OVER", 100, CONV_PARAMS, "too tight")
+    assert (published["verdict"], published["status"], published["computed"]) == ("ok", "rounds", CONV_MACS)
+
+
+def test_every_line_of_the_zoo_check_has_one_verdict():
+    from archcalc.core.figures import WORDS
+
+    result = runner().invoke(main, ["check", "-v"])
+    assert result.exit_code == 0
+    for line in result.stdout.splitlines()[:-1]:
+        word = line.split()[0]
+        assert word in WORDS, line
+        assert not any(f"({status})" in line for status in ("off", "exact", "rounds", "truncates", "differs")), line
+
+
+@pytest.mark.parametrize("item, message", [
+    ({"what": "params", "max": 10}, "$.expect[0]: a budget needs a 'reason'"),
+    ({"what": "params", "value": 112}, "$.expect[0]: every published figure needs a source"),
+    ({"what": "params", "value": 112, "max": 200, "reason": "r"}, "a 'value' (published) or 'min'/'max' (a budget), not both"),
+    ({"what": "params", "max": 10, "batch": 2, "reason": "r"}, "$.expect[0].batch: goes with a memory figure"),
+    ({"what": "params", "max": 10, "dtype": "fp16", "reason": "r"}, "$.expect[0].dtype: goes with a memory figure"),
+    ({"what": "params", "min": 10, "max": 5, "reason": "r"}, "$.expect[0]: min 10 is above max 5"),
+    ({"what": "params", "max": 10, "unit": "M", "reason": "r"}, "$.expect[0].unit: goes with a published value"),
+    ({"what": "peak_activations", "layer": "conv", "max": 10, "reason": "r"}, "peak_activations is a figure of the whole network"),
+    ({"what": "params"}, "$.expect[0]: a published figure needs a 'value' (or 'min'/'max' for a budget)"),
+])
+def test_bad_budgets_are_one_line(tmp_path, item, message):
+    result = runner().invoke(main, ["check", write(tmp_path, [item])])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_list_by_family_and_year_variants_in_natural_order():
+    names = [line.split()[0] for line in ok(["list"]).splitlines()[2:]]
+    families = ["lenet5", "alexnet", "vgg16", "resnet50", "densenet121", "efficientnet_b0", "convnext_tiny"]
+    assert [names.index(n) for n in families] == sorted(names.index(n) for n in families)  # 1998, 2012, ..., 2022
+    vgg = [n for n in names if n.startswith("vgg")]
+    assert vgg.index("vgg16") < vgg.index("vgg16_c") < vgg.index("vgg19") and vgg.index("vgg11") == 0
+    resnet = [n for n in names if n.startswith("resnet")]
+    assert resnet[resnet.index("resnet50") + 1] == "resnet50_v1"
+    assert resnet.index("resnet50_keras") < resnet.index("resnet101") < resnet.index("resnet152")
+    assert [n for n in names if n.startswith("convnext")] == ["convnext_tiny", "convnext_small", "convnext_base",
+                                                              "convnext_large"]
+    assert [n for n in names if n.startswith("efficientnet")] == [f"efficientnet_b{i}" for i in range(8)]
+
+
+def test_in_a_real_terminal_the_table_fits_it():
+    """Under `script` (a pseudo-terminal of 80 columns set with stty, no COLUMNS), as a person sees it."""
+    tool = shutil.which("script")
+    if tool is None:
+        pytest.skip("util-linux `script` is not installed: no pseudo-terminal to run the CLI in")
+    command = f"stty cols 80 rows 40; {sys.executable} -m archcalc.cli table vgg16"  # 111 columns wide in full
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["PYTHONPATH"] = str(Path(__file__).parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run([tool, "-qec", command, "/dev/null"], capture_output=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stdout[-2000:]
+    screen = done.stdout.decode("utf-8").replace("\r\n", "\n").splitlines()
+    assert "Layer" in "\n".join(screen) and any("--wide shows all" in line for line in screen)
+    assert max(len(line) for line in screen) <= 80, max(screen, key=len)
+    assert any("1,849,688,064" in line for line in screen)  # conv1_2: 64*224*224*(64*9), whole

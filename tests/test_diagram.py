@@ -68,8 +68,8 @@ def test_sequence_boxes_by_hand():
 def test_sequence_annotations_by_hand():
     text = figure("sequence", Options(annotate=("params", "macs", "rf")))
     # conv: 16*3*3*3 + 16 = 448 params, 16*16*16*27 = 110,592 MACs, RF 3; fc: 1024*10 + 10 = 10,250 params
-    assert boxes(text)["conv1"][2] == "448 params · 111 K MACs · RF 3"
-    assert boxes(text)["fc"][2] == "10.2 K params · 10.2 K MACs · RF global"
+    assert boxes(text)["conv1"][2] == "448 params · 110.6 K MACs · RF 3"
+    assert boxes(text)["fc"][2] == "10.25 K params · 10.24 K MACs · RF global"
 
 
 def test_concat_meets_its_three_branches():

@@ -177,8 +177,8 @@ def test_folded_tables_add_up_to_the_full_table(name):
         args = ["table", name, "--format", "json"] + ([] if depth is None else ["--depth", str(depth)])
         result = runner.invoke(main, args)
         assert result.exit_code == 0, result.output
-        rows = json.loads(result.output)["layers"]
-        sums[depth] = tuple(sum(r[key] for r in rows) for key in ("params", "macs", "activations"))
+        rows = json.loads(result.stdout)["layers"]
+        sums[depth] = tuple(sum(r[key] for r in rows) for key in ("params", "macs_per_image", "activations_per_image"))
     assert sums[1] == sums[2] == sums[None]
     assert sums[None][0] == PUBLISHED[name][0]
     assert round(sums[None][1] / 1e9, 3) == PUBLISHED[name][1]

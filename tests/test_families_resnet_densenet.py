@@ -155,7 +155,7 @@ def test_densenet_channels_and_folding(name, growth, config, init):
 def cli_totals(*args: str) -> dict:
     outcome = CliRunner().invoke(main, ["table", *args, "--format", "json"])
     assert outcome.exit_code == 0, outcome.output
-    return json.loads(outcome.output)["totals"]
+    return json.loads(outcome.stdout)["totals"]
 
 
 def test_keras_resnet50_counts_biases_and_moving_statistics():

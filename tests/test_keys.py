@@ -117,3 +117,34 @@ def test_loader_and_schema_agree_on_every_layer_field(validator, name):
                 disagreements.append((field_name, value, loader, schema))
     assert disagreements == []
     assert agree(validator, wrap({**base, "nonsense": 1})) == (False, False)
+
+
+BUDGETS = [  # (expect entry, what both the loader and the schema say)
+    ({"what": "params", "max": 10, "reason": "r"}, True),
+    ({"what": "macs", "min": 1, "max": 10, "reason": "r"}, True),
+    ({"what": "peak_activation_bytes", "max": 10, "batch": 32, "dtype": "fp16", "reason": "r"}, True),
+    ({"what": "receptive_field", "min": 3, "reason": "r", "source": "also fine"}, True),
+    ({"what": "params", "max": 10}, False),  # no reason
+    ({"what": "params", "value": 1}, False),  # no source
+    ({"what": "params", "source": "s"}, False),  # neither value nor budget
+    ({"what": "params", "value": 1, "max": 2, "reason": "r", "source": "s"}, False),
+    ({"what": "params", "max": 10, "unit": "M", "reason": "r"}, False),
+    ({"what": "params", "max": 10, "batch": 2, "reason": "r"}, False),
+    ({"what": "activations", "max": 10, "dtype": "fp16", "reason": "r"}, False),
+    ({"what": "activation_bytes", "max": 10, "layer": "act", "reason": "r"}, False),
+    ({"what": "output_shape", "max": 10, "reason": "r"}, False),
+    ({"what": "params", "max": 10, "reason": ""}, False),
+    ({"what": "params", "max": "10", "reason": "r"}, False),
+]
+
+
+@pytest.mark.parametrize("item, accepted", BUDGETS)
+def test_loader_and_schema_agree_on_budgets(validator, item, accepted):
+    document = {**copy.deepcopy(BASE), "expect": [item]}
+    assert agree(validator, document) == (accepted, accepted)
+
+
+def test_dtypes_of_the_key_table_are_the_calculators():
+    from archcalc.core.calc import DTYPE_BYTES
+
+    assert keys.DTYPES == tuple(DTYPE_BYTES)

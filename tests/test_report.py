@@ -111,7 +111,7 @@ def test_zoo_rows_by_hand(fresh):
     macs = sum(s * s * o * 9 * i for i, o, s in convs) + sum(i * o for i, o in fcs)
     row = _zoo_row(zoo, "vgg16")
     assert row["Year"] == "2014" and row["Depth"] == "16" and row["Weight layers"] == "16"
-    assert row["Params"] == f"{params / 1e6:.0f} M" and row["MACs"] == f"{macs / 1e9:.1f} G"  # 138 M, 15.5 G
+    assert row["Params"] == f"{params / 1e6:.1f} M" and row["MACs"] == f"{macs / 1e9:.2f} G"  # 138.4 M, 15.47 G
     assert row["Weights fp32 (MiB)"] == f"{4 * params / 2**20:.2f}"  # 527.79: Keras' 528 MB
     assert (row["torchvision top-1 %"], row["torchvision top-5 %"]) == ("71.592", "90.382")  # VGG16_Weights.IMAGENET1K_V1
     assert (row["Published top-1 %"], row["Published top-5 %"]) == (f"{100 - 27.0:.1f}", f"{100 - 8.8:.1f}")  # paper, Table 3
@@ -405,9 +405,9 @@ def test_wrong_claims_show_the_correct_number_and_pass_archcalc_check():
     assert all(r.claim.note and r.ok for r in wrong)
     assert "271,351,808" in results["inception_bottleneck_353m"].claim.note
     assert "15,237,608" in results["vgg16_total_memory"].claim.note
-    output = CliRunner().invoke(main, ["check"])
+    output = CliRunner().invoke(main, ["check", "-v"])
     assert output.exit_code == 0, output.output
-    assert "known wrong  claim inception_bottleneck_353m: claimed 353 M, computed 271,351,808" in output.output
+    assert "known-wrong claim inception_bottleneck_353m: claimed 353 M, computed 271,351,808" in output.output
 
 
 def test_claims_page_lists_wrong_claims_with_correct_numbers(fresh):
@@ -539,3 +539,15 @@ def test_report_modules_do_not_import_matplotlib():
     code = "import sys, archcalc.report.pages, archcalc.cli; print('matplotlib' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_every_cited_lecture_file_has_a_title():
+    from archcalc.report.lectures import LECTURES, cite
+
+    root = Path(__file__).parent.parent
+    texts = [p.read_text(encoding="utf-8") for p in [*(root / "specs").glob("*.json"), root / "archcalc/report/claims.json"]]
+    cited = {name for text in texts for name in re.findall(r"\d{3}_[0-9a-f]{16}\.txt", text)}
+    assert cited and cited <= set(LECTURES)
+    assert cite("seed 004_5313b15ce488b0b1.txt, slide 12") == (
+        '"Hwann-Tzong Chen, Convolutional Neural Networks, National Tsing Hua University, 2017" '
+        "(004_5313b15ce488b0b1.txt), slide 12")

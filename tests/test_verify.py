@@ -134,7 +134,7 @@ def test_cli_batch_and_non_square_input():
     result = runner().invoke(main, ["verify", "resnet18", "--input", "3x240x320", "--batch", "4", "--no-rf"])
     assert result.exit_code == 0, (result.output, result.exception)
     out = result.stdout
-    assert out.startswith("resnet18: calculator vs torch + fvcore, input 3x240x320, batch 4\n")
+    assert out.startswith("resnet18: calculator vs torch + fvcore, input 3x240x320, batch 4, fp32\n")
     # conv1 (7x7, stride 2, padding 3) gives 64x120x160; the hook saw the same; fvcore counts
     # 4 images x 64*120*160 outputs x 3*7*7 multiply-adds.
     conv1 = next(line for line in out.splitlines() if line.startswith("conv1 "))
@@ -197,7 +197,7 @@ def test_cli_verify_all_progress_and_summary(monkeypatch):
     assert "verifying" in result.stderr and "verifying" not in result.stdout
     lines = result.stdout.splitlines()
     assert len(lines) == 3
-    assert lines[0].startswith("lenet5: ok (input 1x32x32, batch 1, params 61,706,")
+    assert lines[0].startswith("lenet5: ok (input 1x32x32, batch 1, fp32, params 61,706,")
     assert lines[0].endswith("RF 32 ok)")
     assert lines[1].startswith("inception_naive: ok (input 256x28x28")
     assert lines[2] == "2 agree, 0 disagree"
@@ -216,11 +216,55 @@ def test_cli_verify_all_counts_failures(monkeypatch):
     assert lines[-1] == "1 agree, 1 disagree"
 
 
-@pytest.mark.parametrize("args", [["verify"], ["verify", "lenet5", "--all"]])
-def test_cli_verify_needs_one_target_or_all(args):
+@pytest.mark.parametrize("args, message", [
+    (["verify"], "archcalc: verify needs a network: a zoo NAME (`archcalc list`), a spec PATH, or --all"),
+    (["verify", "lenet5", "--all"], "archcalc: verify takes a network (NAME or PATH) or --all, not both"),
+])
+def test_cli_verify_needs_one_target_or_all(args, message):
     result = runner().invoke(main, args)
     assert result.exit_code == 2
-    assert result.stderr.startswith("archcalc: verify takes a network") and result.stdout == ""
+    assert result.stderr.startswith(message) and result.stdout == ""
+
+
+def test_cli_verify_all_one_line_per_network_when_stderr_is_not_a_terminal(monkeypatch):
+    real = archcalc.core.spec.zoo_index()
+    monkeypatch.setattr(archcalc.core.spec, "zoo_index", lambda: {name: real[name] for name in ("lenet5", "inception_naive")})
+    result = runner().invoke(main, ["verify", "--all", "--no-rf"])
+    progress = result.stderr.splitlines()
+    assert len(progress) == 3 and "\r" not in result.stderr
+    assert progress[0].endswith("0/2 verifying lenet5") and progress[1].endswith("1/2 verifying inception_naive")
+
+
+def test_cli_verify_all_ctrl_c_keeps_what_was_measured(monkeypatch):
+    import archcalc.torch.verify as verify_module
+
+    real = archcalc.core.spec.zoo_index()
+    monkeypatch.setattr(archcalc.core.spec, "zoo_index",
+                        lambda: {name: real[name] for name in ("lenet5", "inception_naive", "alexnet")})
+    genuine, calls = verify_module.verify_network, []
+
+    def interrupted_on_the_second(analysis, **kwargs):
+        calls.append(analysis.network.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return genuine(analysis, **kwargs)
+
+    monkeypatch.setattr(verify_module, "verify_network", interrupted_on_the_second)
+    result = runner().invoke(main, ["verify", "--all", "--no-rf"])
+    assert result.exit_code == 130
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("lenet5: ok ") and lines[-1] == "1 agree, 0 disagree"
+    assert "archcalc: interrupted; 1 of 3 networks verified" in result.stderr
+    assert calls == ["lenet5", "inception_naive"]
+
+
+def test_cli_verify_batches_and_dtypes():
+    result = runner().invoke(main, ["verify", "lenet5", "--batch", "1,3", "--dtype", "fp32,bf16", "--no-rf"])
+    assert result.exit_code == 0, result.output
+    heads = [line for line in result.stdout.splitlines() if "calculator vs torch" in line]
+    assert [h.split("input 1x32x32, ")[1] for h in heads] == ["batch 1, fp32", "batch 3, fp32", "batch 1, bf16", "batch 3, bf16"]
+    # LeNet-5's 416,520 MACs per image (C1 117,600 + C3 240,000 + C5 48,000 + F6 10,080 + output 840), x 3
+    assert "fvcore flops (one multiply-add = 1; batch 3): calculator 1,249,560, fvcore 1,249,560: ok" in result.stdout
 
 
 MISSING = """

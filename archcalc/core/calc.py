@@ -64,6 +64,8 @@ class Row:
 
 @dataclass(frozen=True)
 class Totals:
+    """The network's sums over its layers; counts per image (see Analysis for bytes at a batch and dtype)."""
+
     params: int
     non_trainable: int
     macs: int
@@ -84,6 +86,13 @@ class Totals:
 
 @dataclass(frozen=True)
 class Analysis:
+    """What `analyze` returns: the network at one input shape, batch and dtype.
+
+    `rows` holds every layer and group (pre-order), `totals` the sums per image; `weights_bytes`,
+    `activation_bytes` and `peak_activation_bytes` are the memory at `batch` and `dtype`;
+    `scaled(batch, dtype)` is the same analysis at another configuration.
+    """
+
     network: Network
     input_shape: Shape
     output_shape: Shape
@@ -131,12 +140,10 @@ class Analysis:
         raise KeyError(path)
 
     def to_dataframe(self, depth: int | None = None):
-        """The rows as a pandas DataFrame (pandas is imported only here)."""
-        from ..deps import require
+        """The rows as a typed pandas DataFrame, the columns of `--format csv` (archcalc.render.dataframe)."""
+        from ..render import dataframe
 
-        pd = require("pandas", purpose="to_dataframe()")
-
-        return pd.DataFrame([row_record(r) for r in self.at_depth(depth)])
+        return dataframe(self, depth)
 
 
 def row_record(row: Row) -> dict:

@@ -19,8 +19,11 @@ from ..errors import SpecError
 
 SCALES = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20, "%": 1, "x": 1}
 # exact, rounds (to the digits written), truncates (cut to them), holds ("more than"), within (a budget),
-# off (a number that does not add up), differs (a shape), unavailable (nothing to compute it on)
+# over and under (a budget missed), off (a number that does not add up), differs (a shape),
+# unavailable (nothing to compute it on)
 MATCHING = ("exact", "rounds", "holds", "within")
+# The one word `archcalc check` starts a line with: lower case passes, upper case fails.
+WORDS = ("ok", "known-wrong", "MISS", "OVER", "UNDER", "MATCHES")
 
 
 def decimals(value: Any) -> int:
@@ -95,6 +98,15 @@ class Verdict:
         return "ok" if self.ok else ("OVER BUDGET" if self.figure.is_budget else "MISS")
 
     @property
+    def word(self) -> str:
+        """The verdict in one word (WORDS): ok, known-wrong, or in capitals what failed."""
+        if self.figure.wrong:
+            return "MATCHES" if self.matches else "known-wrong"
+        if self.ok:
+            return "ok"
+        return {"over": "OVER", "under": "UNDER"}.get(self.status, "MISS")
+
+    @property
     def computed(self) -> Any:
         """The computed number as the source would write it (for display next to the claim)."""
         return None if self.exact is None else self.figure.written(self.exact)
@@ -104,9 +116,11 @@ def compare(figure: Figure, exact: Any) -> Verdict:
     if exact is None:
         return Verdict(figure, None, "unavailable")
     if figure.is_budget:
-        low = figure.minimum is None or exact >= figure.minimum
-        high = figure.maximum is None or exact <= figure.maximum
-        return Verdict(figure, exact, "within" if low and high else "off")
+        if figure.minimum is not None and exact < figure.minimum:
+            return Verdict(figure, exact, "under")
+        if figure.maximum is not None and exact > figure.maximum:
+            return Verdict(figure, exact, "over")
+        return Verdict(figure, exact, "within")
     if isinstance(exact, (list, tuple)) or isinstance(figure.value, list):
         return Verdict(figure, exact, "exact" if list(exact) == figure.value else "differs")
     x = Fraction(exact) / figure.scale
@@ -132,9 +146,20 @@ class Expect:
 
     what: str
     figure: Figure
-    source: str
+    source: str  # a published figure's source; "" for a budget (its `reason` says why)
     layer: str | None = None
     note: str = ""
+    reason: str = ""  # why a budget holds
+    batch: int | None = None  # a memory figure's batch (default: the analysis')
+    dtype: str | None = None  # a memory figure's dtype (default: the analysis')
+
+    @classmethod
+    def from_item(cls, item: dict) -> "Expect":
+        """An `expect` entry of a spec, checked (archcalc.core.keys.check_expect_value) beforehand."""
+        figure = Figure(item.get("value"), item.get("unit"), item.get("significant"), item.get("rounding", "nearest"),
+                        wrong=item.get("wrong", False), minimum=item.get("min"), maximum=item.get("max"))
+        return cls(item["what"], figure, item.get("source", ""), item.get("layer"), item.get("note", ""),
+                   item.get("reason", ""), item.get("batch"), item.get("dtype"))
 
     @property
     def value(self) -> Any:
@@ -151,6 +176,10 @@ class Expect:
     @property
     def rounding(self) -> str:
         return self.figure.rounding
+
+    @property
+    def significant(self) -> int | None:
+        return self.figure.significant
 
 
 @dataclass(frozen=True)
@@ -192,17 +221,32 @@ def computed_value(analysis, expect: Expect) -> Any:
     else:
         source = analysis.totals
     what = expect.what
+    config = analysis.scaled(expect.batch, expect.dtype)
     if what == "output_shape":
         return list(source.output_shape if expect.layer else analysis.output_shape)
     if what == "weights_bytes":
-        return (source.params + source.non_trainable) * analysis.bytes_per_value
+        return (source.params + source.non_trainable) * config.bytes_per_value
     if what == "flops":
         return 2 * source.macs
     if what == "layers":
         return analysis.totals.weight_layers
+    if what == "receptive_field":
+        return receptive_field(analysis, expect.layer)
+    if what in ("activation_bytes", "peak_activation_bytes"):
+        return getattr(config, what)
     if what == "activations" and expect.layer is not None:
-        return source.allocated
+        return source.allocated * (expect.batch or 1)
+    if what in ("activations", "peak_activations"):
+        return getattr(source, what) * (expect.batch or 1)
     return getattr(source, what)
+
+
+def receptive_field(analysis, layer: str | None = None) -> float:
+    """The side of the receptive field (the larger of H and W) of `layer`, or of the last row whose field
+    is not yet the whole input (the feature extractor's); infinite once it is global."""
+    rows = [analysis.row(layer)] if layer else [r for r in analysis.leaves() if r.rf.size is not None]
+    size = rows[-1].rf.size if rows else None
+    return math.inf if size is None else max(size)
 
 
 def judge(analysis, expect: Expect) -> Checked:
@@ -217,16 +261,33 @@ def check_network(network, analysis=None) -> list[Checked]:
 
 
 def describe(checked: Checked) -> str:
+    """One line: the verdict word, the network, what was claimed or budgeted, what was computed, and why."""
     e, v = checked.expect, checked.verdict
+    if e.figure.is_budget:
+        return f"{v.word:<11} {checked.network}: {_subject(e)} {_limits(e.figure)}, computed {_number(v.exact)} [{e.reason}]"
     unit = f" {e.unit}" if e.unit else ""
-    subject = f"{e.what}" + (f" of {e.layer}" if e.layer else "")
+    subject = _subject(e)
     claimed = f"{_number(e.value)}{unit}"
     cut = v.status == "truncates" and v.matches
     computed = f"{_number(v.computed)}{unit}" + (" rounded down" if cut else "")
     exact = f" ({_number(v.exact)})" if e.unit else ""
     note = f"; {e.note}" if e.note and ((e.wrong and not v.matches) or cut) else ""
-    return f"{v.label:>5}  {checked.network}: {subject} claimed {claimed}, computed {computed}{exact} [{e.source}]{note}"
+    return f"{v.word:<11} {checked.network}: {subject} claimed {claimed}, computed {computed}{exact} [{e.source}]{note}"
+
+
+def _subject(e: Expect) -> str:
+    at = [f"batch {e.batch}"] if e.batch else []
+    at += [e.dtype] if e.dtype else []
+    return e.what + (f" of {e.layer}" if e.layer else "") + (f" ({', '.join(at)})" if at else "")
+
+
+def _limits(f: Figure) -> str:
+    parts = ([f"min {_number(f.minimum)}"] if f.minimum is not None else []) + (
+        [f"max {_number(f.maximum)}"] if f.maximum is not None else [])
+    return "budget " + ", ".join(parts)
 
 
 def _number(value: Any) -> str:
+    if value == math.inf:
+        return "global"
     return fmt.value(value) if isinstance(value, (int, list)) and not isinstance(value, bool) else str(value)

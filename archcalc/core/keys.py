@@ -55,16 +55,25 @@ NODES = Structure(ref("nodes"), "a list", list)
 
 EXPECT_WHATS = (
     "params", "params_keras", "non_trainable", "macs", "flops", "fvcore_flops",
-    "output_shape", "activations", "weights_bytes", "layers",
+    "output_shape", "activations", "peak_activations", "weights_bytes", "activation_bytes",
+    "peak_activation_bytes", "layers", "receptive_field",
 )
 UNITS = ("K", "M", "G", "MB", "MiB")
+DTYPES = ("fp32", "fp16", "bf16", "int8")  # the keys of archcalc.core.calc.DTYPE_BYTES
+BATCHED = ("activations", "peak_activations", "activation_bytes", "peak_activation_bytes")  # take `batch`
+SIZED = ("weights_bytes", "activation_bytes", "peak_activation_bytes")  # take `dtype`
+WHOLE_NETWORK = ("peak_activations", "activation_bytes", "peak_activation_bytes", "layers")  # no `layer`
+PUBLISHED_ONLY = ("unit", "wrong", "significant", "rounding")  # how a source writes a figure: not for budgets
 
 EXPECT = table(
     Key("what", Choice(*EXPECT_WHATS), "the quantity: each names its convention (params or params_keras)", required=True),
-    Key("value", Structure({}, "a number or a shape"), "the published figure, as the source writes it", required=True,
-        missing="a published figure needs a 'value'"),
-    Key("source", Text(non_empty=True), "who published the figure, and where", required=True,
-        missing="every published figure needs a source"),
+    Key("value", Structure({}, "a number or a shape"), "a published figure, as the source writes it (needs source)"),
+    Key("min", Number(), "a budget: the computed figure is at least this (needs reason)"),
+    Key("max", Number(), "a budget: the computed figure is at most this (needs reason)"),
+    Key("source", Text(non_empty=True), "who published the figure, and where"),
+    Key("reason", Text(non_empty=True), "why the budget holds: what it protects"),
+    Key("batch", Integer(minimum=1), f"the batch of a memory figure ({', '.join(BATCHED)}; default 1)"),
+    Key("dtype", Choice(*DTYPES), f"the bytes per value of a memory figure ({', '.join(SIZED)}; default fp32)"),
     Key("unit", Choice(*UNITS), "the unit the source writes the figure in"),
     Key("layer", Text(), "the row the figure is about (default: the whole network)"),
     Key("wrong", Boolean(), "the source's figure is known to be wrong"),
@@ -72,6 +81,26 @@ EXPECT = table(
     Key("significant", Integer(minimum=1), "the figure is written to this many significant digits (60 M for 60,965,224)"),
     Key("rounding", Choice("nearest", "down"), "how the source rounded the figure: to the nearest, or down (cut)"),
 )
+
+
+def _present(*names: str) -> dict:
+    return {"anyOf": [{"required": [name]} for name in names]}
+
+
+# What the key table alone cannot say, for the schema: a published value with its source, or a budget
+# (min and/or max) with its reason; batch, dtype and layer only where they mean something.
+EXPECT_RULES = {
+    "oneOf": [
+        {"required": ["value", "source"], "not": _present("min", "max")},
+        {"required": ["reason"], **_present("min", "max"), "not": _present("value", *PUBLISHED_ONLY)},
+    ],
+    "allOf": [
+        {"if": {"required": ["batch"]}, "then": {"properties": {"what": {"enum": list(BATCHED)}}}},
+        {"if": {"required": ["dtype"]}, "then": {"properties": {"what": {"enum": list(SIZED)}}}},
+        {"if": {"required": ["layer"]}, "then": {"properties": {"what": {"not": {"enum": list(WHOLE_NETWORK)}}}}},
+        {"if": {"properties": {"what": {"const": "output_shape"}}, "required": ["what"]}, "then": {"not": _present("min", "max")}},
+    ],
+}
 EXPECTS = Structure({"type": "array", "items": ref("expect")}, "a list of published figures", list)
 
 # ---- documents, variants, blocks -------------------------------------------------------------
@@ -161,7 +190,20 @@ def check_keys(obj: Mapping[str, Any], keys: Mapping[str, Key], where: str, owne
 
 
 def check_expect_value(item: Mapping[str, Any], where: str) -> None:
-    """What the key table alone cannot say: how `value`, `unit`, `significant` and `rounding` go together."""
+    """What the key table alone cannot say: a published value or a budget, and how the keys go together."""
+    what = item["what"]
+    for key, allowed in (("batch", BATCHED), ("dtype", SIZED)):
+        if key in item and what not in allowed:
+            raise SpecError(f"{where}.{key}: goes with a memory figure ({', '.join(allowed)}), not {what}")
+    if "layer" in item and what in WHOLE_NETWORK:
+        raise SpecError(f"{where}.layer: {what} is a figure of the whole network")
+    if "min" in item or "max" in item:
+        _check_budget(item, where)
+        return
+    if "value" not in item:
+        raise SpecError(f"{where}: a published figure needs a 'value' (or 'min'/'max' for a budget)")
+    if "source" not in item:
+        raise SpecError(f"{where}: every published figure needs a source")
     value, unit = item["value"], item.get("unit")
     if unit and not is_number(value):
         raise SpecError(f"{where}.value: expected a number of {unit}, got {shown(value)}")
@@ -171,3 +213,18 @@ def check_expect_value(item: Mapping[str, Any], where: str) -> None:
         raise SpecError(f"{where}.rounding: 'down' goes with a unit")
     if not unit and not isinstance(value, list):
         Number().check(value, f"{where}.value")
+
+
+def _check_budget(item: Mapping[str, Any], where: str) -> None:
+    if "value" in item:
+        raise SpecError(f"{where}: a figure has a 'value' (published) or 'min'/'max' (a budget), not both")
+    if "reason" not in item:
+        raise SpecError(f"{where}: a budget needs a 'reason' (what the limit protects)")
+    for key in PUBLISHED_ONLY:
+        if key in item:
+            raise SpecError(f"{where}.{key}: goes with a published value, not a budget")
+    if item["what"] == "output_shape":
+        raise SpecError(f"{where}: output_shape takes a value, not a budget")
+    low, high = item.get("min"), item.get("max")
+    if low is not None and high is not None and low > high:
+        raise SpecError(f"{where}: min {shown(low)} is above max {shown(high)}")

@@ -10,6 +10,7 @@ from .keys import (
     BLOCK_USE,
     DOCUMENT,
     EXPECT,
+    EXPECT_RULES,
     MERGE,
     SEQUENCE,
     VARIANT,
@@ -57,7 +58,7 @@ def build_schema() -> dict:
         "sequence": _object(SEQUENCE, "nodes applied one after the other"),
         "block": _object(BLOCK),
         "variant": _object(VARIANT),
-        "expect": _object(EXPECT),
+        "expect": {**_object(EXPECT), **EXPECT_RULES},
         **{f"layer_{n}": s for n, s in layers.items()},
     }
     return {

@@ -21,7 +21,7 @@ from .. import fmt
 from ..errors import SpecError
 from ..layers import REGISTRY
 from .expr import evaluate
-from .figures import Expect, Figure
+from .figures import Expect
 from .keys import (
     BLOCK,
     BLOCK_USE,
@@ -141,10 +141,20 @@ def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def load(target: str) -> Network:
-    """A zoo name, a spec file, or FILE:VARIANT for a family file of one's own."""
+def load(target: "str | Path | Mapping[str, Any]", variant: str | None = None) -> Network:
+    """A network from a zoo name, a spec file, FILE:VARIANT, or a spec document given as a dict.
+
+        >>> load("resnet50")                                  # the zoo
+        >>> load("my_net.json"), load("family.json:small")   # files
+        >>> load({"input": [3, 32, 32], "layers": [...]})     # a dict, as a spec file holds it
+
+    `variant` names the network of a family (a dict's, or a file's). Raises SpecError (bad input,
+    with the file and the JSON path) when the spec cannot be read or resolved.
+    """
+    if isinstance(target, Mapping):
+        return load_document(target, variant)
+    target = str(target)
     path = Path(target)
-    variant = None
     if not path.exists() and ":" in target and target.rsplit(":", 1)[0].endswith(".json"):
         file_part, variant = target.rsplit(":", 1)
         path = Path(file_part)
@@ -153,20 +163,33 @@ def load(target: str) -> Network:
         if target not in index:
             raise SpecError(f"unknown network {target!r}{suggest(target, list(index))}; `archcalc list` shows the zoo")
         path, variant = index[target], target
-    document = read_json(path)
-    names = variant_names(document, path)
+    return load_document(read_json(path), variant, str(path))
+
+
+def load_document(document: Mapping[str, Any], variant: str | None = None, file: str | None = None) -> Network:
+    """The network of a spec document (a dict, as a spec file holds it); `variant` picks a family's network."""
+    where = file or "<dict>"
+    if file is None:  # a document from Python: JSON values only (tuples become lists), checked like a file
+        try:
+            document = json.loads(json.dumps(document))
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"$: not a JSON document: {exc}", file=where) from None
+    if not isinstance(document, dict):
+        raise SpecError("$: a spec is a JSON object", file=where)
+    names = variant_names(document, Path(where))
     if variant is None:
         if len(names) != 1:
-            raise SpecError(f"the file holds {len(names)} variants; name one as {path}:VARIANT ({', '.join(names)})", file=str(path))
+            how = f"{where}:VARIANT" if file else "load(document, VARIANT)"
+            raise SpecError(f"the file holds {len(names)} variants; name one as {how} ({', '.join(names)})", file=where)
         variant = names[0]
     if variant not in names:
         nearest = difflib.get_close_matches(variant, names, n=len(names), cutoff=0) + names
         raise SpecError(f"no variant {variant!r}{suggest(variant, names)}; the file has {', '.join(dict.fromkeys(nearest))}",
-                        file=str(path))
+                        file=where)
     try:
-        return resolve(document, variant, str(path))
+        return resolve(document, variant, where)
     except SpecError as exc:
-        raise exc.located(file=str(path)) from None
+        raise exc.located(file=where) from None
 
 
 # ---- resolution ----------------------------------------------------------------------
@@ -222,9 +245,7 @@ def _expects(raw: list, where: str) -> Iterator[Expect]:
         Object().check(item, here)
         check_keys(item, EXPECT, here)
         check_expect_value(item, here)
-        figure = Figure(item["value"], item.get("unit"), item.get("significant"), item.get("rounding", "nearest"),
-                        wrong=item.get("wrong", False))
-        yield Expect(item["what"], figure, item["source"], item.get("layer"), item.get("note", ""))
+        yield Expect.from_item(item)
 
 
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")

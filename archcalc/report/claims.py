@@ -370,4 +370,20 @@ def describe(result: Result) -> str:
     elif isinstance(computed, int):
         computed = f"{computed:,}"
     note = f"; {c.note}" if c.note and c.wrong else ""
-    return f"{v.label:>5}  claim {c.id}: claimed {claimed}, computed {computed} ({v.status}) [{', '.join(c.sources)}]{note}"
+    return f"{v.word:<11} claim {c.id}: claimed {claimed}, computed {computed}{_how(v)} [{', '.join(c.sources)}]{note}"
+
+
+def _how(v) -> str:
+    """How the computed number meets the claim, in words that are not a second verdict."""
+    if v.figure.wrong:
+        return ""  # the note says why
+    if v.status == "rounds":
+        return " (to the digits written)"
+    if v.status == "unavailable":
+        return " (not computed)"
+    if v.status in ("off", "truncates") and v.off_percent is not None:
+        if v.status == "truncates" and not v.figure.approximate:
+            return " (cut to the digits written)"
+        side = "above" if v.off_percent > 0 else "below"
+        return f" ({'a loose figure, ' if v.ok else ''}{abs(v.off_percent):.1f}% {side})"
+    return ""

@@ -18,26 +18,25 @@ from ..core.spec import Group, Layer, Node
 from ..layers import REGISTRY, RF
 from . import diagram
 
-TOTALS = [
-    ("params", "Parameters (trainable)"),
+TOTALS = [  # named as `archcalc table --format json` names its totals
+    ("params", "Parameters"),
+    ("trainable_params", "Trainable parameters"),
     ("non_trainable", "Non-trainable values (BN running statistics)"),
-    ("macs", "MACs per image (conv + linear)"),
-    ("flops", "FLOPs per image (2 x MACs)"),
+    ("macs_per_image", "MACs per image (conv + linear)"),
+    ("flops_per_image", "FLOPs per image (2 x MACs)"),
+    ("fvcore_flops_per_image", "fvcore's count per image"),
     ("weight_layers", "Weight layers (conv, linear)"),
-    ("activations", "Activations per image (values, input included)"),
-    ("peak_activations", "Peak live activations (values)"),
-    ("weights_bytes", "Weights, fp32 (bytes)"),
-    ("activation_bytes", "Activations, fp32 (bytes)"),
+    ("activations_per_image", "Activations per image (values, input included)"),
+    ("peak_activations_per_image", "Peak live activations per image (values)"),
 ]
 
 
 def totals(analysis: Analysis) -> dict[str, int]:
-    """The totals the page shows, named as `archcalc table --format json` names them."""
-    t = analysis.totals
-    return {"params": t.params, "non_trainable": t.non_trainable, "macs": t.macs, "flops": t.flops,
-            "weight_layers": t.weight_layers, "activations": t.activations * analysis.batch,
-            "peak_activations": t.peak_activations * analysis.batch, "weights_bytes": analysis.weights_bytes,
-            "activation_bytes": analysis.activation_bytes}
+    """The totals the page shows: those of `archcalc table --format json`, from the same function."""
+    from ..render import to_json
+
+    shown = to_json(analysis)["totals"]
+    return {key: shown[key] for key, _ in TOTALS}
 
 
 # ---- workings ---------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ class Settings:
     warmup_seconds: float = 1.0
     iters: int = 50
     matmul_size: int | None = None  # None: MATMUL_SIZE[device]
+    threads: int | None = None  # CPU threads of torch; None: the physical cores (on CPU)
 
     @property
     def timer(self) -> str:
@@ -345,6 +346,23 @@ def nvidia_driver() -> str | None:
     return done.stdout.strip().splitlines()[0] if done.stdout.strip() else None
 
 
+def physical_cores() -> int:
+    """Physical CPU cores (hyper-threads not counted), from /proc/cpuinfo; else the logical count."""
+    import os
+
+    cores, socket = set(), "0"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "physical id":
+                socket = value.strip()
+            elif key.strip() == "core id":
+                cores.add((socket, value.strip()))
+    except OSError:
+        pass
+    return len(cores) or os.cpu_count() or 1
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -368,6 +386,9 @@ def run(analyses: Sequence[Analysis], batches: Sequence[int], dtypes: Sequence[s
     check_settings(torch, settings)
     if build is None:
         from .build import build_torch as build
+    if settings.device == "cpu":
+        settings = replace(settings, threads=settings.threads or physical_cores())
+        torch.set_num_threads(settings.threads)
     device = make_device(torch, settings)
     state = Run(environment(torch, settings), settings, len(analyses) * len(batches) * len(dtypes))
     configs = [a.scaled(b, d) for a in analyses for d in dtypes for b in batches]

@@ -1,6 +1,8 @@
 """Output of `archcalc bench`: a text or Markdown table with its context, or JSON (exact integers)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import asdict
 from typing import Any
@@ -8,6 +10,7 @@ from typing import Any
 from tabulate import tabulate
 
 from .. import fmt
+from ..progress import ProgressBar  # noqa: F401  (benchmarks/gpu_zoo.py takes it from here)
 from .bench import NOISE_FACTOR, Result, Run
 
 HEADERS = ["Network", "Batch", "Dtype", "Median ms", "p10 ms", "p90 ms", "Images/s", "TFLOP/s",
@@ -46,7 +49,8 @@ def context_lines(run: Run) -> list[str]:
     if s.device == "cuda":
         device += f"; driver {env.get('driver') or 'unknown'}, CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}"
     lines = [
-        f"Device: {device}; torch {env.get('torch')}; {env.get('threads')} CPU threads",
+        f"Device: {device}; torch {env.get('torch')}; {env.get('threads')} CPU threads"
+        + (" (--threads; default the physical cores)" if s.device == "cpu" else ""),
         f"Timer: {s.timer}",
         f"Settings: warm-up at least {s.warmup_iters} iterations and {s.warmup_seconds:g} s, {s.iters} timed repetitions; "
         f"channels_last {_yes(s.channels_last)}, torch.compile {_yes(s.compile)}, CUDA graph {_yes(s.cuda_graph)}, "
@@ -90,6 +94,8 @@ def footer_lines(run: Run) -> list[str]:
 def render(run: Run, fmt: str = "text") -> str:
     if fmt == "json":
         return json.dumps(to_json(run), indent=2) + "\n"
+    if fmt == "csv":
+        return to_csv(run)
     rows = [_row(r) for r in run.results]
     if fmt == "markdown":
         table = tabulate(rows, HEADERS, tablefmt="github", colalign=ALIGN, disable_numparse=True)
@@ -127,29 +133,17 @@ def _result_json(r: Result) -> dict[str, Any]:
     }
 
 
-def write_outputs(run: Run, paths: tuple[str, ...], fmt: str) -> None:
-    """Each --out file whole: .json as JSON, .md as Markdown, anything else in --format."""
-    from ..files import write_atomic
-
-    for path in paths:
-        suffix = path.lower().rsplit(".", 1)[-1] if "." in path else ""
-        kind = {"json": "json", "md": "markdown", "markdown": "markdown"}.get(suffix, fmt)
-        write_atomic(path, render(run, kind))
-
-
-class ProgressBar:
-    """One line on stderr, redrawn in place on a terminal, one line per step otherwise."""
-
-    def __init__(self, stream, width: int = 30):
-        self.stream = stream
-        self.width = width
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-
-    def __call__(self, done: int, total: int, label: str) -> None:
-        filled = self.width * done // max(total, 1)
-        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {label}"
-        if self.tty:
-            self.stream.write(f"\r{line[:120]:<120}" + ("\n" if done == total else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+def to_csv(run: Run) -> str:
+    """One line per measured configuration: the keys of the JSON results, latency as latency_<stat>."""
+    records = []
+    for r in run.results:
+        record = _result_json(r)
+        latency = record.pop("latency")
+        record["input"] = "x".join(str(d) for d in record["input"])
+        records.append({**record, **{f"latency_{key}": value for key, value in latency.items()}})
+    buffer = io.StringIO()
+    if records:
+        writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+    return buffer.getvalue()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ..core.calc import Analysis
 from ..deps import require_fvcore, require_torch
+from ..errors import UsageError
 from ..layers import Shape
 from .memory import peak_live_bytes
 from .rf_probe import RFCheck, receptive_field_check
@@ -118,6 +119,9 @@ def trace(model, x) -> tuple[dict[str, Shape], Counter, Counter]:
     return shapes, Counter({k: int(v) for k, v in by_module.items()}), Counter(unsupported)
 
 
+_TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
 def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int = 0) -> Report:
     """Build, run and trace the analysed network at its input and batch; compare every leaf row and the totals."""
     torch = require_torch()
@@ -125,8 +129,11 @@ def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int =
 
     network, batch = analysis.network, analysis.batch
     torch.manual_seed(seed)
-    model = build_torch(analysis).eval()
-    x = torch.randn(batch, *analysis.input_shape)
+    dtype = _TORCH_DTYPES.get(analysis.dtype)
+    if dtype is None:
+        raise UsageError(f"verify runs a model in {', '.join(_TORCH_DTYPES)}, not {analysis.dtype}")
+    model = build_torch(analysis).eval().to(getattr(torch, dtype))
+    x = torch.randn(batch, *analysis.input_shape).to(getattr(torch, dtype))
     shapes, flops, unsupported = trace(model, x)
     modules = dict(model.named_modules())
     checks = []

@@ -25,7 +25,7 @@ def render_report(report: Report) -> str:
                      colalign=("left", "left", "right", "right", "left", "right", "right", "left", "right", "right", "left"))
     total, buffers = report.totals
     lines = [
-        f"{a.network.name}: calculator vs torch + fvcore, input {fmt.shape(a.input_shape)}, batch {a.batch}",
+        f"{a.network.name}: calculator vs torch + fvcore, input {fmt.shape(a.input_shape)}, batch {a.batch}, {a.dtype}",
         "",
         table,
         "",
@@ -63,5 +63,5 @@ def summary_line(report: Report) -> str:
     verdict = "ok" if report.ok else "DIFF " + ", ".join(
         c.path for c in report.disagreeing) + ("" if report.rf is None or report.rf.ok else " receptive field") + (
         "" if report.peak_live_ok else " peak live")
-    return (f"{a.network.name}: {verdict} (input {fmt.shape(a.input_shape)}, batch {a.batch}, "
+    return (f"{a.network.name}: {verdict} (input {fmt.shape(a.input_shape)}, batch {a.batch}, {a.dtype}, "
             f"params {total.params:,}, fvcore flops {total.flops:,}{rf})")

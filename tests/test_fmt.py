@@ -1,0 +1,35 @@
+"""Scaled units for people: K/M/G for counts, KiB/MiB/GiB for bytes, 3-4 significant digits."""
+from __future__ import annotations
+
+import pytest
+
+from archcalc import fmt
+
+
+@pytest.mark.parametrize("n, text", [
+    (0, "0"), (999, "999"), (1_000, "1.00 K"),
+    (416_520, "416.5 K"),  # LeNet-5's MACs: 416,520 / 1,000
+    (15_470_264_320, "15.47 G"),  # VGG16's MACs, torchvision's 15.47 GFLOPS
+    (138_357_544, "138.4 M"),
+    (999_960, "1.00 M"),  # 999.96 K rounds to 1,000 K: the next unit up
+    (2_000_000_000_000_000, "2,000 T"),
+])
+def test_scaled_counts(n, text):
+    assert fmt.scaled(n) == text
+
+
+@pytest.mark.parametrize("n, text", [
+    (0, "0 B"), (240, "240 B"), (1_000, "0.98 KiB"), (1_024, "1.00 KiB"),
+    (61_706 * 4, "241.0 KiB"),  # LeNet-5's weights in fp32: 246,824 / 1,024 = 241.04
+    (int(2_733.59 * 2**20), "2.67 GiB"),  # 2,733.59 MiB / 1,024 = 2.6695
+    (2**20 - 1, "1.00 MiB"),  # 1,023.999 KiB reads as the next unit
+    (138_357_544 * 4, "527.8 MiB"),  # VGG16's fp32 weights: 553,430,176 / 2**20 = 527.79
+])
+def test_scaled_bytes(n, text):
+    assert fmt.scaled_bytes(n) == text
+
+
+def test_markdown_table_right_aligns_numeric_columns():
+    text = fmt.markdown_table([["a", "1,000"]], ["Name", "Count"], numeric=[1])
+    separator = text.splitlines()[1]
+    assert separator.startswith("|:-") and separator.endswith("-:|")
