@@ -606,7 +606,7 @@ def index_page(analyses: dict[str, Analysis], results: list[claimslib.Result]) -
     lines += ["", "## Plots\n", *(f"![{what}](plots/{name}.png)\n" for name, what in PLOTS.items()),
               "## Recorded runs\n",
               "Measurements of one machine, written by the tools that took them and never regenerated here: "
-              "`measured/` (`python benchmarks/table_speed.py`: how fast `archcalc table` answers) and "
+              "`measured/` (`python benchmarks/calc_speed.py`: how fast the calculator answers, next to fvcore and torchinfo) and "
               "`bench/` (`archcalc bench ... --out reports/bench/DEVICE.md`: GPU latency, when a GPU was at hand)."]
     return "\n".join(lines) + "\n"
 
