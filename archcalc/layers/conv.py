@@ -1,6 +1,8 @@
 """Convolutions and fully connected layers: the only layers that count MACs."""
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import SpecError
 from .base import (
     RF,
@@ -9,10 +11,12 @@ from .base import (
     LayerType,
     Shape,
     Warn,
+    compact_pair,
     need_image,
     pair,
     register,
     resolve_padding,
+    spec_padding,
     torch_nn,
     window_output,
     window_rf,
@@ -76,6 +80,32 @@ class Conv2d(LayerType):
             return conv
         return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), conv)
 
+    torch_modules = ("Conv2d",)
+    onnx_ops = ("Conv",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "module":
+            m = op.attrs
+            if m["padding_mode"] != "zeros":
+                return None
+            kernel, stride, dilation, padding = m["kernel_size"], m["stride"], m["dilation"], m["padding"]
+            out, groups, bias = m["out_channels"], m["groups"], m["bias"] is not None
+        elif op.origin == "onnx":
+            a, weight = op.attrs, op.weights[0]
+            kernel, stride, dilation = a.get("kernel_shape", weight[2:]), a.get("strides", 1), a.get("dilations", 1)
+            padding = _onnx_padding(a)
+            out, groups, bias = weight[0], a.get("group", 1), len(op.weights) > 1
+        else:
+            return None
+        if isinstance(padding, str) and any(op.pad):
+            return None
+        if not isinstance(padding, str):
+            top, left = (padding, padding) if isinstance(padding, int) else padding[:2]
+            bottom, right = (top, left) if isinstance(padding, int) or len(padding) == 2 else padding[2:]
+            padding = spec_padding((top, bottom, left, right), op, kernel, stride, dilation)
+        return {"out": out, "kernel": compact_pair(kernel), "stride": compact_pair(stride), "padding": padding,
+                "dilation": compact_pair(dilation), "groups": groups, "bias": bias}
+
 
 @register
 class ConvTranspose2d(LayerType):
@@ -131,6 +161,29 @@ class ConvTranspose2d(LayerType):
             pair(a["output_padding"]), a["groups"], a["bias"], pair(a["dilation"]),
         )
 
+    torch_modules = ("ConvTranspose2d",)
+    onnx_ops = ("ConvTranspose",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "module":
+            m = op.attrs
+            if m["padding_mode"] != "zeros" or any(op.pad):
+                return None
+            return {"out": m["out_channels"], "kernel": compact_pair(m["kernel_size"]), "stride": compact_pair(m["stride"]),
+                    "padding": compact_pair(m["padding"]), "output_padding": compact_pair(m["output_padding"]),
+                    "dilation": compact_pair(m["dilation"]), "groups": m["groups"], "bias": m["bias"] is not None}
+        if op.origin != "onnx" or any(op.pad) or "output_shape" in op.attrs:
+            return None
+        a, weight = op.attrs, op.weights[0]
+        pads = a.get("pads", [0, 0, 0, 0])
+        if pads[:2] != pads[2:]:
+            return None
+        groups = a.get("group", 1)
+        return {"out": weight[1] * groups, "kernel": compact_pair(a.get("kernel_shape", weight[2:])),
+                "stride": compact_pair(a.get("strides", 1)), "padding": compact_pair(pads[:2]),
+                "output_padding": compact_pair(a.get("output_padding", 0)), "dilation": compact_pair(a.get("dilations", 1)),
+                "groups": groups, "bias": len(op.weights) > 1}
+
 
 @register
 class Linear(LayerType):
@@ -154,3 +207,29 @@ class Linear(LayerType):
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().Linear(shape[0], a["out"], a["bias"])
+
+    torch_modules = ("Linear",)
+    onnx_ops = ("Gemm", "MatMul")
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "module":
+            return {"out": op.attrs["out_features"], "bias": op.attrs["bias"] is not None}
+        if op.origin != "onnx" or not op.weights or len(op.weights[0]) != 2:
+            return None
+        a = op.attrs
+        if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
+            return None
+        out = op.weights[0][0] if a.get("transB", 0) else op.weights[0][1]
+        return {"out": out, "bias": len(op.weights) > 1}
+
+
+def _onnx_padding(a: Any) -> Any:
+    """Padding of an ONNX Conv or pool: (top, left, bottom, right), or 'same' from auto_pad."""
+    auto = a.get("auto_pad", "NOTSET")
+    if auto == "SAME_UPPER":
+        return "same"
+    if auto == "VALID":
+        return 0
+    if auto != "NOTSET":
+        raise SpecError(f"auto_pad {auto} (extra padding at the top/left) has no archcalc form")
+    return list(a.get("pads", [0, 0, 0, 0]))
