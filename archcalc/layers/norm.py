@@ -190,7 +190,8 @@ class LayerScale(LayerType):
 
     def import_fields(self, op: Any) -> dict | None:
         if op.origin == "module":
-            return {"init": float(op.attrs["gamma"].flatten()[0])}
+            gamma = op.attrs["gamma"]
+            return {} if gamma.is_meta else {"init": float(gamma.detach().flatten()[0])}
         if op.origin == "call" and len(op.weights) == 1 and tuple(op.weights[0]) == (op.input[0], 1, 1):
             return {}
         return None
