@@ -41,3 +41,55 @@ def test_zoo_round_trip_through_torch(name):
     original, imported = analyze(network, shape), analyze(resolve(document, name, f"{name}.json"))
     assert rows_differ(original, imported) == []
     assert imported.totals == original.totals
+
+
+# ---- networks written by hand in plain PyTorch ----------------------------------------------
+
+HANDWRITTEN = {
+    "tiny_resnet": (lambda: handwritten_models.TinyResNet(), (3, 32, 32)),
+    "mobile_se": (lambda: handwritten_models.MobileSE(), (3, 48, 40)),
+    "unet": (lambda: handwritten_models.UNet(), (3, 32, 48)),
+    "asymmetric": (lambda: handwritten_models.Asymmetric(), (3, 16, 16)),
+}
+
+import handwritten_models  # noqa: E402  (tests/ is on the path under pytest)
+
+
+def hooked_run(model, shape):
+    """Output shapes of every module call (by module name, in call order), parameters and fvcore's total."""
+    fvnn = pytest.importorskip("fvcore.nn")
+    calls: dict[str, list[tuple[int, ...]]] = {}
+    handles = [m.register_forward_hook(lambda m, i, o, name=name: calls.setdefault(name, []).append(tuple(o.shape[1:])))
+               for name, m in model.named_modules() if not list(m.children())]
+    x = torch.randn(1, *shape)
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    flops = fvnn.FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    return calls, sum(p.numel() for p in model.parameters()), flops.total()
+
+
+@pytest.mark.parametrize("name", list(HANDWRITTEN))
+def test_handwritten_network_counts_equal_fvcore_and_hooks(name):
+    from archcalc.importers.match import by_name
+    from archcalc.importers.torch_fx import import_torch
+
+    build, shape = HANDWRITTEN[name]
+    torch.manual_seed(0)
+    model = build().eval()
+    calls, params, flops = hooked_run(model, shape)
+    document = import_torch(model, shape, name, f"handwritten_models:{name}")
+    analysis = analyze(resolve(document, name, f"{name}.json"))
+    assert analysis.totals.params == params
+    assert analysis.totals.fvcore_flops == flops
+    rows = by_name(analysis, set(calls))
+    # every module that ran is a row of the spec, none dropped; an explicit pad is the next conv's padding
+    assert set(calls) - set(rows) == ({"pad"} if name == "asymmetric" else set())
+    for module, shapes in calls.items():
+        if module not in rows:
+            continue
+        assert [row.output_shape for row in rows[module]] == shapes, module
+    expected = {"what": "params", "value": params, "source": f"imported from handwritten_models:{name} at "
+                f"{shape[0]}x{shape[1]}x{shape[2]}"}
+    assert expected in document["expect"]

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from .. import fmt
 from ..errors import SpecError
 from ..layers import REGISTRY, Shape
+from ..layers.base import REQUIRED
 
 INPUT = "input"
 MERGE_KINDS = ("add", "concat", "mul")
@@ -81,11 +82,21 @@ def spec_layers(op: Op, where: str) -> list[dict]:
             raise SpecError(f"{where}: {exc.message}") from None
         if fields is None or (any(op.pad) and "padding" not in layer.fields):
             continue
-        return fields if isinstance(fields, list) else [{"type": name, **fields}]
+        if isinstance(fields, list):
+            return fields
+        defaults = {k: f.default for k, f in layer.fields.items()}
+        return [{"type": name, **{k: v for k, v in fields.items() if not _same(v, defaults.get(k, REQUIRED))}}]
     if claimed:
         raise SpecError(f"{where}: {word} {op.target} with these attributes has no archcalc layer type "
                         f"({_describe(op)})")
     raise SpecError(f"{where}: {word} {op.target} has no archcalc layer type")
+
+
+def _same(value: Any, default: Any) -> bool:
+    """A field equal to its default is left out of the spec."""
+    if isinstance(default, (tuple, list)) or isinstance(value, (tuple, list)):
+        return list(default) == list(value) if isinstance(default, (tuple, list)) and isinstance(value, (tuple, list)) else False
+    return type(value) is type(default) and value == default
 
 
 def _describe(op: Op) -> str:

@@ -5,7 +5,6 @@ so functional calls, `+`, `torch.cat` and `*` in `forward` become ops of the gra
 """
 from __future__ import annotations
 
-import inspect
 import operator
 from typing import Any, Iterator, Mapping
 
@@ -205,17 +204,14 @@ class _Reader:
             attrs = {**named, **kwargs, "args": tuple(args[1:])}
         else:
             attrs = {**kwargs, "args": tuple(args[1:])}
-            try:
-                signature = inspect.signature(inspect.unwrap(n.target))
-                bound = signature.bind(*args, **kwargs)
-                bound.apply_defaults()
-                attrs.update({k: v for k, v in list(bound.arguments.items())[1:]})
-            except (TypeError, ValueError):
-                from torch.fx.operator_schemas import normalize_function
+            from torch.fx.operator_schemas import normalize_function
 
+            try:
                 pair = normalize_function(n.target, tuple(args), kwargs, normalize_to_only_use_kwargs=True)
-                if pair is not None:
-                    attrs.update(dict(list(pair.kwargs.items())[1:]))
+            except Exception:  # an overload it cannot choose without the argument types
+                pair = None
+            if pair is not None:
+                attrs.update(dict(list(pair.kwargs.items())[1:]))
         return {k: self.resolve(v) for k, v in attrs.items()}
 
     def resolve(self, v: Any) -> Any:
