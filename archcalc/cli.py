@@ -36,8 +36,11 @@ def parse_input(text: str | None) -> tuple[int, ...] | None:
 
 def load_network(target: str, input_text: str | None):
     from .core.spec import load
+    from .importers.commands import is_import_target, load_imported
 
     dims = parse_input(input_text)
+    if is_import_target(target):  # model.onnx or torch:MODULE:CALLABLE, imported on the fly
+        return load_imported(target, dims), None
     network = load(target)
     if dims is None:
         return network, None
@@ -133,6 +136,28 @@ def check(targets: tuple[str, ...], convention: str) -> None:
             click.echo(describe_claim(result))
     click.echo(f"{total - failures} passed, {failures} failed")
     sys.exit(1 if failures else 0)
+
+
+@main.command("import")
+@click.argument("kind", type=click.Choice(["torch", "onnx"]))
+@click.argument("source")
+@input_option
+@click.option("--kwargs", "kwargs_text", metavar="JSON", help="torch: keyword arguments of the callable, a JSON object.")
+@click.option("-o", "--out", metavar="FILE", help="Write the spec to FILE (default: print it).")
+def import_command(kind: str, source: str, input_text: str | None, kwargs_text: str | None, out: str | None) -> None:
+    """A spec from a torch callable (MODULE:CALLABLE or FILE.py:CALLABLE) or an ONNX file.
+
+    The graph becomes sequences and add/concat/mul branches grouped by module path; `expect` records
+    the parameters (and fvcore's total) measured on the model. An op archcalc has no layer type for,
+    or a graph that is not series-parallel, stops the import with one line naming the node.
+    """
+    from .importers.commands import import_document, write_document
+    from .importers.loading import parse_kwargs
+
+    document = import_document(kind, source, parse_input(input_text), parse_kwargs(kwargs_text))
+    text = write_document(document, out)
+    if not out:
+        click.echo(text, nl=False)
 
 
 @main.command()

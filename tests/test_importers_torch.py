@@ -9,7 +9,6 @@ pytest.importorskip("fvcore")
 import archcalc  # noqa: E402
 from archcalc.core.calc import analyze  # noqa: E402
 from archcalc.core.spec import load, resolve  # noqa: E402
-from archcalc.errors import SpecError  # noqa: E402
 from archcalc.importers.graph import to_spec  # noqa: E402
 from archcalc.importers.torch_fx import trace_graph  # noqa: E402
 from archcalc.torch.build import build_torch  # noqa: E402

@@ -5,7 +5,6 @@ so functional calls, `+`, `torch.cat` and `*` in `forward` become ops of the gra
 """
 from __future__ import annotations
 
-import operator
 from typing import Any, Iterator, Mapping
 
 from .. import fmt
@@ -259,4 +258,5 @@ def import_torch(model, input_shape: Shape, name: str, source: str) -> dict:
     where = f"imported from {source} at {fmt.shape(input_shape)}"
     expect = [{"what": "params", "value": params, "source": where},
               {"what": "fvcore_flops", "value": flops, "source": where}]
-    return to_spec(graph, name, f"{name} ({type(model).__name__})", source, expect)
+    kind = type(model).__name__
+    return to_spec(graph, name, name if name == kind else f"{name} ({kind})", source, expect)

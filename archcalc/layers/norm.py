@@ -187,12 +187,13 @@ class LayerScale(LayerType):
 
     torch_modules = ("LayerScale",)
     torch_functions = ("mul",)  # x * self.gamma with a (C, 1, 1) parameter, as torchvision's ConvNeXt
+    onnx_ops = ("Mul",)
 
     def import_fields(self, op: Any) -> dict | None:
         if op.origin == "module":
             gamma = op.attrs["gamma"]
             return {} if gamma.is_meta else {"init": float(gamma.detach().flatten()[0])}
-        if op.origin == "call" and len(op.weights) == 1 and tuple(op.weights[0]) == (op.input[0], 1, 1):
+        if len(op.weights) == 1 and tuple(op.weights[0]) == (op.input[0], 1, 1):
             return {}
         return None
 

@@ -77,7 +77,7 @@ for _spec, _torch, _text, _functions, _onnx, _base in [
     ("tanh", "Tanh", "tanh", ("tanh",), ("Tanh",), _Elementwise),
     ("sigmoid", "Sigmoid", "logistic sigmoid", ("sigmoid",), ("Sigmoid",), _Elementwise),
     ("gelu", "GELU", "Gaussian error linear unit", ("gelu",), ("Gelu",), _GELU),
-    ("silu", "SiLU", "x*sigmoid(x) (swish)", ("silu",), (), _Elementwise),
+    ("silu", "SiLU", "x*sigmoid(x) (swish)", ("silu",), ("Swish",), _Elementwise),
     ("hardswish", "Hardswish", "hard swish", ("hardswish",), ("HardSwish",), _Elementwise),
     ("hardsigmoid", "Hardsigmoid", "hard sigmoid, relu6(x + 3)/6", ("hardsigmoid",), ("HardSigmoid",), _HardSigmoid),
     ("identity", "Identity", "the identity", (), ("Identity",), _Elementwise),
