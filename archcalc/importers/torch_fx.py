@@ -77,7 +77,7 @@ def trace_graph(model, input_shape: Shape) -> tuple[Graph, Any]:
         with torch.no_grad():
             Recorder(module).run(x)
     except Exception as exc:
-        raise SpecError(f"the model fails on an input of 1x{fmt.shape(input_shape)}: {type(exc).__name__}: "
+        raise SpecError(f"the model fails on one image of {fmt.shape(input_shape)}: {type(exc).__name__}: "
                         f"{' '.join(str(exc).split())[:300]}") from None
     return _Reader(torch, module, values, input_shape).graph(), x
 
