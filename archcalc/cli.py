@@ -174,18 +174,32 @@ def schema() -> None:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--all", "every", is_flag=True, help="Verify the whole zoo; one line per network.")
 @click.option("--no-rf", is_flag=True, help="Skip the receptive-field measurement.")
-def verify(target: str | None, input_text: str | None, batch: int, every: bool, no_rf: bool) -> None:
+@click.option("--model", "model_target", metavar="MODULE:CALLABLE", help="Compare with your own module instead of archcalc's build.")
+@click.option("--match", "match_by", type=click.Choice(["name", "order"]), default="name", show_default=True,
+              help="With --model: pair layers with modules by name, or the k-th weighted layer with the k-th weighted module.")
+@click.option("--kwargs", "kwargs_text", metavar="JSON", help="With --model: keyword arguments of the callable.")
+def verify(target: str | None, input_text: str | None, batch: int, every: bool, no_rf: bool,
+           model_target: str | None, match_by: str, kwargs_text: str | None) -> None:
     """Build the network in torch, trace it with fvcore and compare with the calculator.
 
     Per layer: output shape, parameters and fvcore's flop count (one multiply-add = 1).
+    With --model the spec is compared with your own module (MODULE:CALLABLE or FILE.py:CALLABLE).
     Exit 0 when everything agrees, 1 when something disagrees, 2 on bad input.
     """
     from .deps import require_fvcore
     from .torch.verify import render_report, summary_line, verify_network
 
-    if bool(target) == every:
-        raise UsageError("verify takes a network (NAME or PATH) or --all, not both")
+    if bool(target) == every or (model_target and every):
+        raise UsageError("verify takes a network (NAME or PATH) or --all, not both; --model takes a network")
     require_fvcore()
+    if model_target:
+        from .importers.loading import parse_kwargs
+        from .importers.verify_model import verify_model
+
+        network, dims = load_network(target, input_text)
+        report = verify_model(network, dims, batch, model_target, match_by, parse_kwargs(kwargs_text))
+        click.echo(render_report(report), nl=False)
+        sys.exit(0 if report.ok else 1)
     if not every:
         network, dims = load_network(target, input_text)
         report = verify_network(network, dims, batch, receptive_field=not no_rf)

@@ -190,3 +190,21 @@ class Unsupported(nn.Module):
 
     def forward(self, x):
         return self.norm(self.conv(x))
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 as it is usually typed in: other names than archcalc's zoo spec, the same layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 6, 5)
+        self.c3 = nn.Conv2d(6, 16, 5)
+        self.c5 = nn.Conv2d(16, 120, 5)
+        self.f6 = nn.Linear(120, 84)
+        self.out = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.avg_pool2d(torch.tanh(self.c1(x)), 2)
+        x = F.avg_pool2d(torch.tanh(self.c3(x)), 2)
+        x = torch.flatten(torch.tanh(self.c5(x)), 1)
+        return self.out(torch.tanh(self.f6(x)))

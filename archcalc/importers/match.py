@@ -16,7 +16,7 @@ def _candidates(path: str, merges: set[str]) -> list[str]:
     i = 0
     while i < len(parts):
         no_index.append(parts[i])
-        if ".".join(parts[:i + 1]) in merges and i + 1 < len(parts):
+        if ".".join(parts[:i + 1]) in merges and i + 1 < len(parts) and parts[i + 1].isdigit():
             i += 2  # the branch index after the merge's name
             continue
         no_merge.append(parts[i])
