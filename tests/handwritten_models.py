@@ -36,18 +36,22 @@ class BasicBlock(nn.Module):
 
 
 class TinyResNet(nn.Module):
+    """The stem and the classifier as functional calls on parameters of the module."""
+
     def __init__(self, classes: int = 10):
         super().__init__()
-        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.stem_weight = nn.Parameter(torch.randn(16, 3, 3, 3) * 0.1)
+        self.stem_bias = nn.Parameter(torch.zeros(16))
         self.layer1 = nn.Sequential(BasicBlock(16, 16), BasicBlock(16, 32, stride=2))
-        self.fc = nn.Linear(32, classes)
+        self.fc_weight = nn.Parameter(torch.randn(classes, 32) * 0.1)
+        self.fc_bias = nn.Parameter(torch.zeros(classes))
 
     def forward(self, x):
-        x = F.relu(self.stem(x))
+        x = F.relu(F.conv2d(x, self.stem_weight, self.stem_bias, padding=1))
         x = F.max_pool2d(x, 3, stride=2, padding=1)
         x = self.layer1(x)
         x = F.adaptive_avg_pool2d(x, 1)
-        return self.fc(torch.flatten(x, 1))
+        return F.linear(torch.flatten(x, 1), self.fc_weight, self.fc_bias)
 
 
 class SqueezeExcite(nn.Module):

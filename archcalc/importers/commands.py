@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import fmt
-from ..errors import SpecError, UsageError
+from ..errors import UsageError
 from ..files import write_atomic
 
 TORCH_PREFIX = "torch:"
@@ -61,8 +61,3 @@ def write_document(document: dict, out: str | None) -> str:
     if out:
         write_atomic(out, text)
     return text
-
-
-def check_input(text: str | None, dims: tuple[int, ...] | None, kind: str) -> None:
-    if kind == "onnx" and dims is not None and len(dims) != 3:
-        raise SpecError(f"--input {text!r}: an ONNX import takes CxHxW")

@@ -81,6 +81,7 @@ class Conv2d(LayerType):
         return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), conv)
 
     torch_modules = ("Conv2d",)
+    torch_functions = ("conv2d",)
     onnx_ops = ("Conv",)
 
     def import_fields(self, op: Any) -> dict | None:
@@ -90,6 +91,10 @@ class Conv2d(LayerType):
                 return None
             kernel, stride, dilation, padding = m["kernel_size"], m["stride"], m["dilation"], m["padding"]
             out, groups, bias = m["out_channels"], m["groups"], m["bias"] is not None
+        elif op.origin == "call" and op.weights:  # F.conv2d(x, self.weight, self.bias, ...)
+            a, weight = op.attrs, op.weights[0]
+            kernel, stride, dilation, padding = weight[2:], a.get("stride", 1), a.get("dilation", 1), a.get("padding", 0)
+            out, groups, bias = weight[0], a.get("groups", 1), len(op.weights) > 1
         elif op.origin == "onnx":
             a, weight = op.attrs, op.weights[0]
             kernel, stride, dilation = a.get("kernel_shape", weight[2:]), a.get("strides", 1), a.get("dilations", 1)
@@ -209,11 +214,14 @@ class Linear(LayerType):
         return torch_nn().Linear(shape[0], a["out"], a["bias"])
 
     torch_modules = ("Linear",)
+    torch_functions = ("linear",)
     onnx_ops = ("Gemm", "MatMul")
 
     def import_fields(self, op: Any) -> dict | None:
         if op.origin == "module":
             return {"out": op.attrs["out_features"], "bias": op.attrs["bias"] is not None}
+        if op.origin == "call" and op.weights and len(op.weights[0]) == 2:  # F.linear(x, self.weight, self.bias)
+            return {"out": op.weights[0][0], "bias": len(op.weights) > 1}
         if op.origin != "onnx" or not op.weights or len(op.weights[0]) != 2:
             return None
         a = op.attrs
