@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -61,6 +62,7 @@ def trace_seconds(python: str) -> float:
 
 def measure(repeat: int) -> dict:
     python = sys.executable
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder:
         out = str(Path(folder) / "resnet50.json")
         command = [python, "-m", "archcalc.cli", "import", "torch", f"{HERE.relative_to(ROOT)}:resnet50",
@@ -77,7 +79,8 @@ def measure(repeat: int) -> dict:
     baseline = medians["import_torch"] + medians["fvcore_trace"]
     return {
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "processor": platform.processor() or platform.machine()},
+                    "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                    "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
         "repeat": repeat,
         "runs_s": runs,
         "median_s": medians,
@@ -101,8 +104,10 @@ def markdown(result: dict) -> str:
     return "\n".join([
         "# How fast `archcalc import torch` is",
         "",
-        f"Measured by `benchmarks/import_speed.py` on {m['processor']}, {m['platform']}, Python {m['python']}: "
-        f"medians of {result['repeat']} alternating runs of fresh processes (wall clock), all in one run.",
+        f"Measured by `benchmarks/import_speed.py` on {m['processor']} ({m['cpus']} CPUs, load average "
+        f"{m['load_average_1min'][0]} at the start and {m['load_average_1min'][1]} at the end), {m['platform']}, "
+        f"Python {m['python']}: medians of {result['repeat']} alternating runs of fresh processes (wall clock), "
+        "all in one run.",
         "",
         table(rows, ["What", "s"], numeric=(1,)),
         f"The import takes {result['ratio']:.2f}x `import torch` plus one fvcore trace: {verdict} the 2x target. "

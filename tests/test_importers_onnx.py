@@ -1,6 +1,7 @@
 """`archcalc import onnx`: graphs built with onnx.helper (no torch), torch exports of zoo networks."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import warnings
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from jsonschema import Draft202012Validator
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -36,8 +38,12 @@ def save(tmp_path, nodes, initializers, input_shape, name="graph"):
     return path
 
 
+SCHEMA = json.loads((Path(__file__).parent.parent / "specs" / "schema.json").read_text())
+
+
 def imported(path):
     document = import_onnx(path)
+    assert list(Draft202012Validator(SCHEMA).iter_errors(document)) == []  # a spec like any other
     return document, analyze(resolve(document, document["name"], str(path)))
 
 

@@ -1,7 +1,11 @@
 """`archcalc import torch`: specs from torch modules, against the spec they were built from and against fvcore."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+from jsonschema import Draft202012Validator
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("fvcore")
@@ -14,6 +18,9 @@ from archcalc.importers.torch_fx import trace_graph  # noqa: E402
 from archcalc.torch.build import build_torch  # noqa: E402
 
 ZOO = list(archcalc.zoo_index())
+SCHEMA = json.loads((Path(__file__).parent.parent / "specs" / "schema.json").read_text())
+# imported specs checked against specs/schema.json: every kind of node, and quick to validate
+VALIDATED = {"lenet5_keras", "alexnet_paper", "resnet18", "googlenet", "efficientnet_b0", "convnext_tiny"}
 ROW_FIELDS = ("output_shape", "params", "non_trainable", "macs", "fvcore_flops", "activations", "rf")
 
 
@@ -37,6 +44,8 @@ def test_zoo_round_trip_through_torch(name):
         model = build_torch(network, shape)
     graph, _ = trace_graph(model.eval(), shape)  # on meta tensors: shapes without arithmetic
     document = to_spec(graph, name, name, "zoo")
+    if name in VALIDATED:
+        assert list(Draft202012Validator(SCHEMA).iter_errors(document)) == []
     original, imported = analyze(network, shape), analyze(resolve(document, name, f"{name}.json"))
     assert rows_differ(original, imported) == []
     assert imported.totals == original.totals
