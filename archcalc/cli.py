@@ -144,6 +144,18 @@ def echo_notes(lines: list[str]) -> None:
 
 input_option = click.option("--input", "dims", type=InputShape(), default=None,
                             help="Input size instead of the spec's: CxHxW, HxW (the spec's channels) or N (NxN; N features for a flat spec).")
+
+
+def load_target(target: str, dims: tuple[int, ...] | None):
+    """(network, dims left to apply): a zoo name or spec file, or a model imported on the fly
+    (`model.onnx`, `torch:MODULE:CALLABLE`, traced at `dims`, which it then already has)."""
+    from .core.spec import load
+    from .importers.commands import is_import_target, load_imported
+
+    if is_import_target(target):
+        return load_imported(target, dims), None
+    return load(target), dims
+
 convention_option = click.option(
     "--convention", type=click.Choice(CONVENTIONS), default="torchvision", show_default=True,
     help="keras: count BN moving statistics as (non-trainable) parameters, as model.summary() does.",
@@ -179,10 +191,9 @@ def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], d
     rounding drops input pixels) go to stderr; JSON lists every inexact size with its kind.
     """
     from .core.calc import analyze
-    from .core.spec import load
     from .render import render, render_text, warning_lines
 
-    analysis = analyze(load(target), dims, batches[0], dtypes[0])
+    analysis = analyze(*load_target(target, dims), batches[0], dtypes[0])
     configurations = [analysis.scaled(b, d) for d in dtypes for b in batches]
 
     def produce(kind: str) -> str:
@@ -306,6 +317,28 @@ def _claim_record(result) -> dict:
     return {"claim": c.id, "value": c.value, "unit": c.unit, "sources": list(c.sources), **_verdict_record(result.verdict)}
 
 
+@main.command("import")
+@click.argument("kind", type=click.Choice(["torch", "onnx"]))
+@click.argument("source")
+@input_option
+@click.option("--kwargs", "kwargs_text", metavar="JSON", help="torch: keyword arguments of the callable, a JSON object.")
+@click.option("-o", "--out", metavar="FILE", help="Write the spec to FILE (default: print it).")
+def import_command(kind: str, source: str, dims: tuple[int, ...] | None, kwargs_text: str | None, out: str | None) -> None:
+    """A spec from a torch callable (MODULE:CALLABLE or FILE.py:CALLABLE) or an ONNX file.
+
+    The graph becomes sequences and add/concat/mul branches grouped by module path; `expect` records
+    the parameters (and fvcore's total) measured on the model. An op archcalc has no layer type for,
+    or a graph that is not series-parallel, stops the import with one line naming the node.
+    """
+    from .importers.commands import import_document, write_document
+    from .importers.loading import parse_kwargs
+
+    document = import_document(kind, source, dims, parse_kwargs(kwargs_text))
+    text = write_document(document, out)
+    if not out:
+        click.echo(text, nl=False)
+
+
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of specs (the one in specs/schema.json)."""
@@ -321,16 +354,20 @@ def schema() -> None:
 @dtype_option(TIMED_DTYPES, "The dtype the model runs in (the counts do not depend on it).")
 @click.option("--all", "every", is_flag=True, help="Verify the whole zoo; one line per network and configuration.")
 @click.option("--no-rf", is_flag=True, help="Skip the receptive-field measurement.")
+@click.option("--model", "model_target", metavar="MODULE:CALLABLE", help="Compare with your own module instead of archcalc's build.")
+@click.option("--match", "match_by", type=click.Choice(["name", "order"]), default="name", show_default=True,
+              help="With --model: pair layers with modules by name, or the k-th weighted layer with the k-th weighted module.")
+@click.option("--kwargs", "kwargs_text", metavar="JSON", help="With --model: keyword arguments of the callable.")
 def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
-           every: bool, no_rf: bool) -> None:
+           every: bool, no_rf: bool, model_target: str | None, match_by: str, kwargs_text: str | None) -> None:
     """Build the network in torch, trace it with fvcore and compare with the calculator.
 
     Per layer: output shape, parameters and fvcore's flop count (one multiply-add = 1).
+    With --model the spec is compared with your own module (MODULE:CALLABLE or FILE.py:CALLABLE).
     Exit 0 when everything agrees, 1 when something disagrees, 2 on bad input, 130 when
     interrupted (what was verified is printed).
     """
     from .core.calc import analyze
-    from .core.spec import load
     from .deps import require_fvcore
     from .torch.verify import verify_network
     from .torch.verify_render import render_report, summary_line
@@ -340,9 +377,20 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
     if target and every:
         raise UsageError("verify takes a network (NAME or PATH) or --all, not both")
     require_fvcore()
+    if model_target:
+        from .importers.loading import parse_kwargs
+        from .importers.verify_model import verify_model
+
+        if every:
+            raise UsageError("--model takes a network (NAME or PATH), not --all")
+        network, left = load_target(target, dims)
+        report = verify_model(network, left, batches[0], model_target, match_by, parse_kwargs(kwargs_text))
+        click.echo(render_report(report), nl=False)
+        sys.exit(0 if report.ok else 1)
 
     def configurations(name: str):
-        analysis = analyze(load(name), dims)
+        network, left = load_target(name, dims)
+        analysis = analyze(network, left)
         return [analysis.scaled(b, d) for d in dtypes for b in batches]
 
     if not every:
@@ -408,7 +456,7 @@ def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, bat
     Ctrl-C stops cleanly: what was measured is printed and written (--out), and the exit code is 130.
     """
     from .core.calc import analyze
-    from .core.spec import load, zoo_index
+    from .core.spec import zoo_index
     from .deps import require_torch
     from .progress import ProgressBar
     from .torch.bench import NOISE_FACTOR, Settings, run
@@ -416,7 +464,7 @@ def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, bat
 
     if bool(names) == every:
         raise UsageError("bench takes network names (or spec paths) or --all, not both and not neither")
-    analyses = [analyze(load(name), dims) for name in (names or tuple(zoo_index()))]
+    analyses = [analyze(*load_target(name, dims)) for name in (names or tuple(zoo_index()))]
     torch = require_torch()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if threads is not None and device != "cpu":
@@ -449,7 +497,6 @@ def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | No
             annotate: str | None, scale: bool) -> None:
     """Architecture figure of a network: branches side by side, merges, skips, repeated blocks folded."""
     from .core.calc import analyze
-    from .core.spec import load
     from .files import write_atomic
     from .report.diagram import Options, parse_annotate, render
 
@@ -457,7 +504,7 @@ def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | No
     if suffix not in ("svg", "png"):
         raise UsageError(f"-o {out!r}: the figure is written as .svg or .png")
     options = Options(depth, focus, horizontal, parse_annotate(annotate), scale)
-    write_atomic(out, render(analyze(load(target), dims), options, suffix))
+    write_atomic(out, render(analyze(*load_target(target, dims)), options, suffix))
     click.echo(f"wrote {out}")
 
 
@@ -469,12 +516,11 @@ def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | No
 def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None) -> None:
     """One self-contained page: the figure, the totals, a foldable and sortable layer table, each layer's working."""
     from .core.calc import analyze
-    from .core.spec import load
     from .files import write_atomic
     from .report.diagram import figure_depth
     from .report.html import page
 
-    analysis = analyze(load(target), dims)
+    analysis = analyze(*load_target(target, dims))
     write_atomic(out, page(analysis, depth, figure_depth(analysis)))
     click.echo(f"wrote {out}")
 

@@ -440,3 +440,54 @@ def test_every_layer_type_names_its_kind_and_weight_layers_count_biases():
     for name in (n for n in weight_layers if "bias" in REGISTRY[n].fields):  # a bias of `out` values, by hand: out = 4
         assert REGISTRY[name].biases({"out": 4, "bias": True}) == 4
         assert REGISTRY[name].biases({"out": 4, "bias": False}) == 0
+
+
+# ---- group_norm, upsample, hardsigmoid, mean --------------------------------------
+
+def test_group_norm():
+    row = one({"type": "group_norm", "groups": 4}, [32, 10, 12])
+    assert row.output_shape == (32, 10, 12)
+    assert row.params == 2 * 32  # gamma and beta per channel, whatever the groups
+    assert row.non_trainable == 0  # no running statistics
+    assert row.fvcore_flops == 5 * 32 * 10 * 12  # fvcore's norm handle: 5 per element with affine
+    assert row.macs == 0
+
+
+def test_group_norm_without_affine_and_groups_that_do_not_divide():
+    row = one({"type": "group_norm", "groups": 2, "affine": False}, [6, 4, 4])
+    assert (row.params, row.fvcore_flops) == (0, 4 * 6 * 4 * 4)
+    with pytest.raises(SpecError, match=r"groups=4 must divide the channels \(6\)"):
+        one({"type": "group_norm", "groups": 4}, [6, 4, 4])
+
+
+def test_upsample_nearest_and_bilinear():
+    nearest = one({"type": "upsample", "scale": 2}, [8, 7, 5])
+    assert nearest.output_shape == (8, 14, 10)
+    assert nearest.fvcore_flops == 1 * 8 * 14 * 10  # fvcore: 1 per output element for nearest
+    assert (nearest.params, nearest.macs, nearest.allocated) == (0, 0, 8 * 14 * 10)
+    bilinear = one({"type": "upsample", "scale": [2, 3], "bilinear": True}, [4, 5, 5])
+    assert bilinear.output_shape == (4, 10, 15)
+    assert bilinear.fvcore_flops == 4 * 4 * 10 * 15  # 4 per output element for bilinear
+    sized = one({"type": "upsample", "size": [9, 11]}, [2, 4, 5])
+    assert sized.output_shape == (2, 9, 11)
+
+
+def test_upsample_receptive_field():
+    # conv 3x3 (field 3, jump 1), nearest x2: one input pixel per output, the grid twice as fine
+    # (jump 1/2); then a 3x3 conv adds (3 - 1) * 1/2 = 1: field 4. Bilinear reads two neighbours: +1.
+    for bilinear, expected in ((False, 4), (True, 5)):
+        result = run([{"type": "conv2d", "out": 2, "kernel": 3}, {"type": "upsample", "bilinear": bilinear},
+                      {"name": "last", "type": "conv2d", "out": 2, "kernel": 3}], [1, 16, 16])
+        assert result.row("last").rf.size == (expected, expected)
+        assert result.row("last").rf.jump == (Fraction(1, 2), Fraction(1, 2))
+
+
+def test_hardsigmoid_is_free_and_in_place():
+    row = one({"type": "hardsigmoid"}, [3, 4, 4])
+    assert (row.output_shape, row.params, row.fvcore_flops, row.allocated) == ((3, 4, 4), 0, 0, 0)
+
+
+def test_mean_over_height_and_width():
+    row = one({"type": "mean"}, [16, 7, 7])
+    assert (row.output_shape, row.fvcore_flops, row.rf.size) == ((16,), 0, None)
+    assert one({"type": "mean", "keepdim": True}, [16, 7, 7]).output_shape == (16, 1, 1)

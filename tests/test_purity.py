@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["torch", "fvcore", "pandas", "matplotlib"]
+HEAVY = ["torch", "fvcore", "onnx", "pandas", "matplotlib"]
 
 SCRIPT = """
 import contextlib, io, json, sys

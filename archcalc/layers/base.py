@@ -108,6 +108,17 @@ class LayerType:
 
         return probe.identity(module)
 
+    # What an imported graph op this type stands for (archcalc.importers): names of torch module
+    # classes, of torch functions and tensor methods, and of ONNX op types.
+    torch_modules: ClassVar[tuple[str, ...]] = ()
+    torch_functions: ClassVar[tuple[str, ...]] = ()
+    onnx_ops: ClassVar[tuple[str, ...]] = ()
+
+    def import_fields(self, op: Any) -> dict | list[dict] | None:
+        """Spec fields of this type for an imported op (archcalc.importers.graph.Op), a list of
+        spec nodes when the op stands for several layers, or None when the type does not fit it."""
+        return {}
+
 
 REGISTRY: dict[str, LayerType] = {}
 
@@ -300,3 +311,27 @@ def window_label(word: str, a: Attrs) -> str:
     if stride != (1, 1):
         text += f"/{stride[0]}" if stride[0] == stride[1] else f"/{stride[0]}x{stride[1]}"
     return text
+
+
+# ---- reading imported ops (archcalc.importers) -------------------------------------
+
+def compact_pair(value: Any) -> int | list[int]:
+    """A spec pair from an int or a sequence of two: an int when both agree."""
+    h, w = pair(value) if isinstance(value, int) else tuple(int(v) for v in value)
+    return h if h == w else [h, w]
+
+
+def spec_padding(sides: tuple[int, int, int, int], op: Any, kernel: Any, stride: Any, dilation: Any = 1) -> Any:
+    """A spec padding field from (top, bottom, left, right), an explicit pad before the op added.
+
+    Unequal sides are accepted only as the TensorFlow 'same' rule for this input size.
+    """
+    top, bottom, left, right = (s + e for s, e in zip(sides, op.pad))
+    if top == bottom and left == right:
+        return compact_pair((top, left))
+    shape = need_image(op.target, op.input)
+    same = tuple(same_padding(n, k, s, d) for n, k, s, d in zip(shape[1:], pair(kernel), pair(stride), pair(dilation)))
+    if same == ((top, bottom), (left, right)):
+        return "same"
+    raise SpecError(f"padding top {top}, bottom {bottom}, left {left}, right {right} is neither symmetric "
+                    f"nor the 'same' rule for input {fmt.shape(shape)}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 from ..deps import require_torch
 from ..errors import SpecError
@@ -14,12 +15,14 @@ from .base import (
     Shape,
     Warn,
     axes_lines,
+    compact_pair,
     need_image,
     numel,
     pair,
     register,
     resolve_padding,
     rf_working,
+    spec_padding,
     torch_nn,
     window_label,
     window_output,
@@ -164,6 +167,37 @@ class Conv2d(LayerType):
             return conv
         return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), conv)
 
+    torch_modules = ("Conv2d",)
+    torch_functions = ("conv2d",)
+    onnx_ops = ("Conv",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "module":
+            m = op.attrs
+            if m["padding_mode"] != "zeros":
+                return None
+            kernel, stride, dilation, padding = m["kernel_size"], m["stride"], m["dilation"], m["padding"]
+            out, groups, bias = m["out_channels"], m["groups"], m["bias"] is not None
+        elif op.origin == "call" and op.weights:  # F.conv2d(x, self.weight, self.bias, ...)
+            a, weight = op.attrs, op.weights[0]
+            kernel, stride, dilation, padding = weight[2:], a.get("stride", 1), a.get("dilation", 1), a.get("padding", 0)
+            out, groups, bias = weight[0], a.get("groups", 1), len(op.weights) > 1
+        elif op.origin == "onnx":
+            a, weight = op.attrs, op.weights[0]
+            kernel, stride, dilation = a.get("kernel_shape", weight[2:]), a.get("strides", 1), a.get("dilations", 1)
+            padding = _onnx_padding(a)
+            out, groups, bias = weight[0], a.get("group", 1), len(op.weights) > 1
+        else:
+            return None
+        if isinstance(padding, str) and any(op.pad):
+            return None
+        if not isinstance(padding, str):
+            top, left = (padding, padding) if isinstance(padding, int) else padding[:2]
+            bottom, right = (top, left) if isinstance(padding, int) or len(padding) == 2 else padding[2:]
+            padding = spec_padding((top, bottom, left, right), op, kernel, stride, dilation)
+        return {"out": out, "kernel": compact_pair(kernel), "stride": compact_pair(stride), "padding": padding,
+                "dilation": compact_pair(dilation), "groups": groups, "bias": bias}
+
 
 def table_conv(table, kernel, stride, padding, dilation, bias):
     """A convolution with a fixed connection table: one Conv2d per output channel on the channels it reads.
@@ -266,6 +300,29 @@ class ConvTranspose2d(LayerType):
             pair(a["output_padding"]), a["groups"], a["bias"], pair(a["dilation"]),
         )
 
+    torch_modules = ("ConvTranspose2d",)
+    onnx_ops = ("ConvTranspose",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "module":
+            m = op.attrs
+            if m["padding_mode"] != "zeros" or any(op.pad):
+                return None
+            return {"out": m["out_channels"], "kernel": compact_pair(m["kernel_size"]), "stride": compact_pair(m["stride"]),
+                    "padding": compact_pair(m["padding"]), "output_padding": compact_pair(m["output_padding"]),
+                    "dilation": compact_pair(m["dilation"]), "groups": m["groups"], "bias": m["bias"] is not None}
+        if op.origin != "onnx" or any(op.pad) or "output_shape" in op.attrs:
+            return None
+        a, weight = op.attrs, op.weights[0]
+        pads = a.get("pads", [0, 0, 0, 0])
+        if pads[:2] != pads[2:]:
+            return None
+        groups = a.get("group", 1)
+        return {"out": weight[1] * groups, "kernel": compact_pair(a.get("kernel_shape", weight[2:])),
+                "stride": compact_pair(a.get("strides", 1)), "padding": compact_pair(pads[:2]),
+                "output_padding": compact_pair(a.get("output_padding", 0)), "dilation": compact_pair(a.get("dilations", 1)),
+                "groups": groups, "bias": len(op.weights) > 1}
+
 
 @register
 class Linear(LayerType):
@@ -306,6 +363,34 @@ class Linear(LayerType):
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().Linear(shape[0], a["out"], a["bias"])
 
+    torch_modules = ("Linear",)
+    torch_functions = ("linear",)
+    onnx_ops = ("Gemm", "MatMul")
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "module":
+            return {"out": op.attrs["out_features"], "bias": op.attrs["bias"] is not None}
+        if op.origin == "call" and op.weights and len(op.weights[0]) == 2:  # F.linear(x, self.weight, self.bias)
+            return {"out": op.weights[0][0], "bias": len(op.weights) > 1}
+        if op.origin != "onnx" or not op.weights or len(op.weights[0]) != 2:
+            return None
+        a = op.attrs
+        if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
+            return None
+        out = op.weights[0][0] if a.get("transB", 0) else op.weights[0][1]
+        return {"out": out, "bias": len(op.weights) > 1}
+
+
+def _onnx_padding(a: Any) -> Any:
+    """Padding of an ONNX Conv or pool: (top, left, bottom, right), or 'same' from auto_pad."""
+    auto = a.get("auto_pad", "NOTSET")
+    if auto == "SAME_UPPER":
+        return "same"
+    if auto == "VALID":
+        return 0
+    if auto != "NOTSET":
+        raise SpecError(f"auto_pad {auto} (extra padding at the top/left) has no archcalc form")
+    return list(a.get("pads", [0, 0, 0, 0]))
 
 @register
 class RBF(LayerType):

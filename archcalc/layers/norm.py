@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from ..core.kinds import Number
+from ..errors import SpecError
 from .base import (
     RF,
     Attrs,
@@ -97,6 +99,18 @@ class BatchNorm2d(_Norm):
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().BatchNorm2d(shape[0], eps=a["eps"], affine=a["affine"])
 
+    torch_modules = ("BatchNorm2d",)
+    onnx_ops = ("BatchNormalization",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "module":
+            if not op.attrs["track_running_stats"]:
+                return None
+            return {"eps": op.attrs["eps"], "affine": op.attrs["affine"]}
+        if op.origin == "onnx":
+            return {"eps": _rounded(op.attrs.get("epsilon", 1e-5))}
+        return None
+
 
 @register
 class LayerNorm2d(_Norm):
@@ -123,6 +137,44 @@ class LayerNorm2d(_Norm):
 
     def torch_module(self, a: Attrs, shape: Shape):
         return _torch_classes()[0](shape[0], eps=a["eps"])
+
+    torch_modules = ("LayerNorm2d",)  # archcalc's and torchvision's (ConvNeXt) module of this name
+
+    def import_fields(self, op: Any) -> dict | None:
+        return {"eps": op.attrs["eps"]} if op.origin == "module" and op.attrs["elementwise_affine"] else None
+
+
+@register
+class GroupNorm(LayerType):
+    name = "group_norm"
+    doc = (
+        "Group normalisation: the channels in `groups` groups, each normalised over its channels and "
+        "positions. 2C parameters (C without affine); fvcore counts 5 flops per element (4 without affine)."
+    )
+    fields = {"groups": Field("int", doc="number of groups; divides the channels", minimum=1),
+              "eps": Field("number", 1e-5), "affine": Field("bool", True)}
+
+    def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
+        channels, _, _ = need_image(self.name, shape)
+        if channels % a["groups"]:
+            raise SpecError(f"groups={a['groups']} must divide the channels ({channels})")
+        return shape
+
+    def params(self, a: Attrs, shape: Shape) -> int:
+        return 2 * shape[0] if a["affine"] else 0
+
+    def fvcore_flops(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return numel(shape) * (5 if a["affine"] else 4)
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        return torch_nn().GroupNorm(a["groups"], shape[0], eps=a["eps"], affine=a["affine"])
+
+    torch_modules = ("GroupNorm",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin != "module":
+            return None
+        return {"groups": op.attrs["num_groups"], "eps": op.attrs["eps"], "affine": op.attrs["affine"]}
 
 
 @register
@@ -151,6 +203,18 @@ class LocalResponseNorm(_Norm):
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"])
 
+    torch_modules = ("LocalResponseNorm",)
+    onnx_ops = ("LRN",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        a = op.attrs
+        if op.origin == "module":
+            return {"size": a["size"], "alpha": a["alpha"], "beta": a["beta"], "k": a["k"]}
+        if op.origin == "onnx":
+            return {"size": a["size"], "alpha": _rounded(a.get("alpha", 1e-4)), "beta": _rounded(a.get("beta", 0.75)),
+                    "k": _rounded(a.get("bias", 1.0))}
+        return None
+
 
 @register
 class LayerScale(_Norm):
@@ -171,3 +235,20 @@ class LayerScale(_Norm):
 
     def torch_module(self, a: Attrs, shape: Shape):
         return _torch_classes()[1](shape[0], a["init"])
+
+    torch_modules = ("LayerScale",)
+    torch_functions = ("mul",)  # x * self.gamma with a (C, 1, 1) parameter, as torchvision's ConvNeXt
+    onnx_ops = ("Mul",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "module":
+            gamma = op.attrs["gamma"]
+            return {} if gamma.is_meta else {"init": float(gamma.detach().flatten()[0])}
+        if len(op.weights) == 1 and tuple(op.weights[0]) == (op.input[0], 1, 1):
+            return {}
+        return None
+
+
+def _rounded(value: float) -> float:
+    """An ONNX float attribute (float32) as the decimal it was written as."""
+    return float(f"{value:.6g}")

@@ -1,5 +1,8 @@
-"""Pooling: no parameters, no MACs. fvcore counts only adaptive average pooling."""
+"""Pooling, means and upsampling: no parameters, no MACs. fvcore counts adaptive average pooling and upsampling."""
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 from ..errors import SpecError
 from .base import (
@@ -11,6 +14,7 @@ from .base import (
     Shape,
     Warn,
     axes_lines,
+    compact_pair,
     need_image,
     numel,
     pair,
@@ -18,6 +22,7 @@ from .base import (
     resolve_padding,
     rf_working,
     same_shape_working,
+    spec_padding,
     torch_nn,
     window_label,
     window_output,
@@ -65,6 +70,31 @@ class _Window(LayerType):
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return window_rf(a, rf, shape)
 
+    def import_fields(self, op: Any) -> dict | None:
+        """Kernel, stride, padding and ceil_mode of a torch module, a functional call or an ONNX pool."""
+        a = op.attrs
+        if op.origin == "onnx":
+            from .conv import _onnx_padding
+
+            kernel, stride, padding = a["kernel_shape"], a.get("strides", 1), _onnx_padding(a)
+            ceil_mode, dilation = bool(a.get("ceil_mode", 0)), a.get("dilations", 1)
+        else:
+            kernel, stride, padding = a["kernel_size"], a["stride"] or a["kernel_size"], a["padding"]
+            ceil_mode, dilation = a["ceil_mode"], a.get("dilation", 1)
+        if isinstance(padding, str):
+            if any(op.pad):
+                return None
+        else:
+            top, left = (padding, padding) if isinstance(padding, int) else padding[:2]
+            bottom, right = (top, left) if isinstance(padding, int) or len(padding) == 2 else padding[2:]
+            padding = spec_padding((top, bottom, left, right), op, kernel, stride, dilation)
+        fields = {"kernel": compact_pair(kernel), "stride": compact_pair(stride), "padding": padding, "ceil_mode": ceil_mode}
+        if "dilation" in self.fields:
+            fields["dilation"] = compact_pair(dilation)
+        elif compact_pair(dilation) != 1:
+            return None
+        return fields
+
 
 @register
 class MaxPool2d(_Window):
@@ -87,6 +117,15 @@ class MaxPool2d(_Window):
             pair(a["dilation"]), ceil_mode=a["ceil_mode"],
         )
 
+    torch_modules = ("MaxPool2d",)
+    torch_functions = ("max_pool2d",)
+    onnx_ops = ("MaxPool",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.attrs.get("return_indices") or op.attrs.get("storage_order", 0):
+            return None
+        return super().import_fields(op)
+
 
 @register
 class AvgPool2d(_Window):
@@ -105,6 +144,19 @@ class AvgPool2d(_Window):
             pair(a["kernel"]), pair(a["stride"] or a["kernel"]), _torch_padding(self, a, shape),
             a["ceil_mode"], a["count_include_pad"],
         )
+
+    torch_modules = ("AvgPool2d",)
+    torch_functions = ("avg_pool2d",)
+    onnx_ops = ("AveragePool",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.attrs.get("divisor_override") is not None:
+            return None
+        fields = super().import_fields(op)
+        if fields is not None:
+            default = 0 if op.origin == "onnx" else True
+            fields["count_include_pad"] = bool(op.attrs.get("count_include_pad", default))
+        return fields
 
 
 def _adaptive_window(size: int, out: int) -> tuple[int, int]:
@@ -140,6 +192,14 @@ class _Adaptive(LayerType):
             return GLOBAL_RF
         return rf.adaptive(shape[1:], out)
 
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "onnx":
+            return {"output": 1}  # GlobalAveragePool, GlobalMaxPool
+        size = op.attrs["output_size"]
+        if size is None or (not isinstance(size, int) and None in tuple(size)):
+            return None
+        return {"output": compact_pair(size)}
+
 
 @register
 class AdaptiveAvgPool2d(_Adaptive):
@@ -158,6 +218,10 @@ class AdaptiveAvgPool2d(_Adaptive):
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().AdaptiveAvgPool2d(pair(a["output"]))
 
+    torch_modules = ("AdaptiveAvgPool2d",)
+    torch_functions = ("adaptive_avg_pool2d",)
+    onnx_ops = ("GlobalAveragePool",)
+
 
 @register
 class AdaptiveMaxPool2d(_Adaptive):
@@ -175,3 +239,133 @@ class AdaptiveMaxPool2d(_Adaptive):
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().AdaptiveMaxPool2d(pair(a["output"]))
+
+    torch_modules = ("AdaptiveMaxPool2d",)
+    torch_functions = ("adaptive_max_pool2d",)
+    onnx_ops = ("GlobalMaxPool",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        return None if op.attrs.get("return_indices") else super().import_fields(op)
+
+
+@functools.cache
+def _torch_classes():
+    """Modules torch.nn lacks: the mean over H and W."""
+    nn = torch_nn()
+
+    class Mean(nn.Module):
+        def __init__(self, keepdim: bool):
+            super().__init__()
+            self.keepdim = keepdim
+
+        def forward(self, x):
+            return x.mean((2, 3), keepdim=self.keepdim)
+
+    return (Mean,)
+
+
+@register
+class Mean(LayerType):
+    name = "mean"
+    doc = (
+        "Mean over H and W, as x.mean((2, 3)): output C (Cx1x1 with keepdim). Every output sees the "
+        "whole input. fvcore counts 0 (it has no handle for aten::mean)."
+    )
+    fields = {"keepdim": Field("bool", False)}
+
+    def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
+        channels, _, _ = need_image(self.name, shape)
+        return (channels, 1, 1) if a["keepdim"] else (channels,)
+
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.keep(module)
+
+    def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
+        return GLOBAL_RF if shape[1:] != (1, 1) else rf
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        return _torch_classes()[0](a["keepdim"])
+
+    torch_modules = ("Mean",)
+    torch_functions = ("mean",)
+    onnx_ops = ("ReduceMean",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        a = op.attrs
+        if op.origin == "module":
+            return {"keepdim": a["keepdim"]}
+        if op.origin == "call":
+            dims, keepdim = a.get("dim"), a.get("keepdim", False)
+        else:
+            dims, keepdim = a.get("axes", op.values[0] if op.values else None), a.get("keepdims", 1)
+        if dims is None or sorted(d % 4 for d in dims) != [2, 3]:
+            return None
+        return {"keepdim": bool(keepdim)}
+
+
+@register
+class Upsample(LayerType):
+    name = "upsample"
+    doc = (
+        "Upsampling by an integer `scale` (or to `size`), nearest neighbour or bilinear. No parameters, no MACs; "
+        "fvcore counts 1 flop per output element for nearest, 4 for bilinear."
+    )
+    fields = {
+        "scale": Field("pair", 2, doc="factor along H and W, int or [h, w]", minimum=1),
+        "size": Field("pair", None, doc="output size [h, w] instead of the scale", minimum=1),
+        "bilinear": Field("bool", False, doc="bilinear interpolation (else nearest neighbour)"),
+        "align_corners": Field("bool", False, doc="torch's align_corners (bilinear only)"),
+    }
+
+    def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
+        channels, height, width = need_image(self.name, shape)
+        if a["size"] is not None:
+            return (channels, *pair(a["size"]))
+        sh, sw = pair(a["scale"])
+        return (channels, height * sh, width * sw)
+
+    def fvcore_flops(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return numel(out) * (4 if a["bilinear"] else 1)
+
+    def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
+        # An output pixel reads one input pixel (nearest) or two neighbours per axis (bilinear); the grid gets finer.
+        out = self.output_shape(a, shape, lambda _: None)
+        return rf.resampled(shape[1:], out[1:], a["bilinear"], a["align_corners"])
+
+    def probe_module(self, module):
+        from . import probe
+
+        return probe.keep(module)
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        size = None if a["size"] is None else pair(a["size"])
+        scale = None if size else tuple(float(s) for s in pair(a["scale"]))
+        mode = "bilinear" if a["bilinear"] else "nearest"
+        return torch_nn().Upsample(size, scale, mode, a["align_corners"] if a["bilinear"] else None)
+
+    torch_modules = ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d")
+    torch_functions = ("interpolate", "upsample")
+    onnx_ops = ("Resize", "Upsample")
+
+    def import_fields(self, op: Any) -> dict | None:
+        a = op.attrs
+        if op.origin == "onnx":
+            mode = a.get("mode", "nearest")
+            if mode not in ("nearest", "linear") or op.output is None:
+                return None
+            bilinear, align = mode == "linear", a.get("coordinate_transformation_mode") == "align_corners"
+        else:
+            mode = a.get("mode", "nearest")
+            if mode not in ("nearest", "bilinear"):
+                return None
+            bilinear, align = mode == "bilinear", bool(a.get("align_corners"))
+        if op.output is None or len(op.input) != 3:
+            return None
+        fields: dict = {"bilinear": bilinear, "align_corners": align}
+        if all(o % n == 0 for n, o in zip(op.input[1:], op.output[1:])):
+            fields["scale"] = compact_pair([o // n for n, o in zip(op.input[1:], op.output[1:])])
+        else:
+            fields["size"] = list(op.output[1:])
+        return fields

@@ -86,6 +86,25 @@ def _adaptive_taps(size: int, out: int):
     return lambda o: range(o * size // out, -(-(o + 1) * size // out))
 
 
+def _resampled_taps(size: int, out: int, bilinear: bool, align_corners: bool):
+    """Input positions output o of torch's nearest or bilinear resampling reads with a non-zero weight."""
+    if not bilinear:
+        return lambda o: (min(o * size // out, size - 1),)
+    if align_corners:  # src = o (N - 1) / (O - 1)
+        def corners(o: int):
+            num, den = o * (size - 1), max(out - 1, 1)
+            return (num // den, num // den + 1) if num % den else (num // den,)
+        return corners
+
+    def half_pixel(o: int):  # src = (o + 1/2) N / O - 1/2, clamped at 0
+        num, den = (2 * o + 1) * size - out, 2 * out
+        if num <= 0:
+            return (0,)
+        first = num // den
+        return (first, first + 1) if num % den and first + 1 < size else (first,)
+    return half_pixel
+
+
 @dataclass(frozen=True)
 class RF:
     """Receptive field of each output unit, in input pixels.
@@ -140,6 +159,16 @@ class RF:
     def transposed(self, kernel, stride, dilation, padding) -> "RF":
         """After a transposed convolution: output o gathers the inputs i with i*S - P + j*D = o."""
         return self._map(lambda a, i: a.through(_transposed_taps(stride[i], dilation[i], padding[i], kernel[i]), stride[i], 1))
+
+    def resampled(self, sizes, outs, bilinear: bool, align_corners: bool = False) -> "RF":
+        """After nearest or bilinear upsampling of `sizes` to `outs` (torch's source-index rules)."""
+        def step(a: Axis, i: int) -> Axis:
+            n, o = sizes[i], outs[i]
+            if bilinear and align_corners:  # not periodic: every output position in one table
+                return a.through(_resampled_taps(n, o, True, True), o, n)
+            g = math.gcd(n, o)
+            return a.through(_resampled_taps(n, o, bilinear, False), o // g, n // g)
+        return self._map(step)
 
     def adaptive(self, sizes, outs) -> "RF":
         """After adaptive pooling of `sizes` to `outs`: output o pools floor(oN/O) .. ceil((o+1)N/O) - 1."""

@@ -26,10 +26,14 @@ def _classes():
     class Concat(nn.Module):
         """Joins branch outputs along the channels."""
 
+        merge = "concat"  # what archcalc.importers reads it as
+
         def forward(self, *xs):
             return torch.cat(xs, dim=1)
 
     class Add(nn.Module):
+        merge = "add"
+
         def forward(self, *xs):
             out = xs[0]
             for x in xs[1:]:
@@ -38,6 +42,8 @@ def _classes():
 
     class Mul(nn.Module):
         """Elementwise product; a per-image shape of lower rank is padded with ones on the left."""
+
+        merge = "mul"
 
         def forward(self, *xs):
             rank = max(x.dim() for x in xs)

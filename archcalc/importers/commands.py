@@ -1,0 +1,63 @@
+"""What the CLI asks of the importers: a spec document from a torch callable or an ONNX file."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import fmt
+from ..errors import UsageError
+from ..files import write_atomic
+
+TORCH_PREFIX = "torch:"
+
+
+def is_import_target(target: str) -> bool:
+    """`model.onnx` and `torch:MODULE:CALLABLE` are imported on the fly (table, verify)."""
+    return target.startswith(TORCH_PREFIX) or target.lower().endswith(".onnx")
+
+
+def import_document(kind: str, source: str, dims: tuple[int, ...] | None, kwargs: dict[str, Any] | None = None) -> dict:
+    if kind == "torch":
+        if dims is None or len(dims) != 3:
+            given = "" if dims is None else f" (got {fmt.shape(dims)})"
+            raise UsageError(f"import torch needs the input size as --input CxHxW, e.g. 3x224x224{given}")
+        from .loading import load_model
+        from .torch_fx import import_torch
+
+        model = load_model(source, kwargs)
+        name = source.rpartition(":")[2].split(".")[-1]
+        return import_torch(model, dims, name, source)
+    from .onnx_graph import import_onnx
+
+    return import_onnx(Path(source), dims)
+
+
+def load_imported(target: str, dims: tuple[int, ...] | None):
+    """The network of an on-the-fly import, resolved as a spec would be."""
+    from ..core.spec import resolve
+
+    kind, source = ("torch", target[len(TORCH_PREFIX):]) if target.startswith(TORCH_PREFIX) else ("onnx", target)
+    document = import_document(kind, source, dims)
+    return resolve(document, document["name"], source)
+
+
+def dumps(document: dict) -> str:
+    """JSON with one layer per line: indented structure, compact leaves."""
+    def render(value: Any, indent: int) -> str:
+        pad, inner = "  " * indent, "  " * (indent + 1)
+        if isinstance(value, dict) and ("layers" in value or "branches" in value or indent == 0):
+            items = [f"{inner}{json.dumps(k)}: {render(v, indent + 1)}" for k, v in value.items()]
+            return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+        if isinstance(value, list) and value and all(isinstance(v, (dict, list)) for v in value):
+            return "[\n" + ",\n".join(f"{inner}{render(v, indent + 1)}" for v in value) + f"\n{pad}]"
+        return json.dumps(value)
+
+    return render(document, 0) + "\n"
+
+
+def write_document(document: dict, out: str | None) -> str:
+    text = dumps(document)
+    if out:
+        write_atomic(out, text)
+    return text

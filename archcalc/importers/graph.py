@@ -1,0 +1,387 @@
+"""A small graph of imported ops, and its series-parallel decomposition into a spec document.
+
+A front end (torch_fx, onnx_graph) lists the data nodes of a model in topological order:
+layers (an `Op` that a layer type claims), merges (add, concat, mul of several data inputs)
+and explicit pads (folded into the window layer after them). `to_spec` decomposes the DAG into
+sequences and merges whose branches start at one node and meet at the next, groups the items
+by module path (ONNX: node name scopes) and checks every shape against the calculator.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from .. import fmt
+from ..errors import SpecError
+from ..layers import REGISTRY, Shape
+from ..layers.base import REQUIRED
+
+INPUT = "input"
+MERGE_KINDS = ("add", "concat", "mul")
+ORIGINS = {"module": ("torch_modules", "torch module"), "call": ("torch_functions", "torch call"),
+           "onnx": ("onnx_ops", "ONNX op")}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One imported operation, as a layer type's `import_fields` reads it.
+
+    attrs: a torch module's attributes, a call's arguments by name, or an ONNX node's attributes;
+    weights / values: shapes and (small) values of the constant tensor operands; pad: an explicit
+    (top, bottom, left, right) zero pad folded in from the op before it.
+    """
+
+    origin: str  # module, call or onnx
+    target: str  # module class, function or method name, ONNX op type
+    attrs: Mapping[str, Any]
+    input: Shape
+    output: Shape | None
+    weights: tuple[Shape, ...] = ()
+    values: tuple[Any, ...] = ()
+    pad: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+
+@dataclass
+class Node:
+    """A data node. scope: the module (ONNX: name scope) it ran in; path: scope plus its own name."""
+
+    id: str
+    kind: str  # layer, merge, pad
+    inputs: tuple[str, ...]
+    scope: tuple[str, ...]
+    path: tuple[str, ...]
+    where: str  # for messages: the module path or ONNX node name, and the op
+    shape: Shape | None
+    op: Op | None = None
+    merge: str = ""
+    pad: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+
+@dataclass
+class Graph:
+    nodes: list[Node]  # topological order, the input excluded
+    input_shape: Shape
+    output: str
+    notes: list[str] = field(default_factory=list)
+
+
+# ---- layers from the registry ---------------------------------------------------------
+
+def spec_layers(op: Op, where: str) -> list[dict]:
+    """The spec node(s) of the first layer type that claims `op` and accepts its attributes."""
+    key, word = ORIGINS[op.origin]
+    claimed = False
+    for name, layer in REGISTRY.items():
+        if op.target not in getattr(layer, key):
+            continue
+        claimed = True
+        try:
+            fields = layer.import_fields(op)
+        except SpecError as exc:
+            raise SpecError(f"{where}: {exc.message}") from None
+        if fields is None or (any(op.pad) and "padding" not in layer.fields):
+            continue
+        if isinstance(fields, list):
+            return fields
+        defaults = {k: f.default for k, f in layer.fields.items()}
+        return [{"type": name, **{k: v for k, v in fields.items() if not _same(v, defaults.get(k, REQUIRED))}}]
+    if claimed:
+        raise SpecError(f"{where}: {word} {op.target} with these attributes has no archcalc layer type "
+                        f"({_describe(op)})")
+    raise SpecError(f"{where}: {word} {op.target} has no archcalc layer type")
+
+
+def _same(value: Any, default: Any) -> bool:
+    """A field equal to its default is left out of the spec."""
+    if isinstance(default, (tuple, list)) or isinstance(value, (tuple, list)):
+        return list(default) == list(value) if isinstance(default, (tuple, list)) and isinstance(value, (tuple, list)) else False
+    return type(value) is type(default) and value == default
+
+
+def _describe(op: Op) -> str:
+    shown = {k: v for k, v in op.attrs.items() if isinstance(v, (int, float, str, bool, tuple, list, type(None)))}
+    parts = [f"{k}={v}" for k, v in list(shown.items())[:8]] if isinstance(op.attrs, dict) else []
+    return ", ".join(parts + [f"input {fmt.shape(op.input)}"])
+
+
+# ---- decomposition --------------------------------------------------------------------
+
+@dataclass
+class _Leaf:
+    node: Node
+
+
+@dataclass
+class _Merge:
+    node: Node
+    branches: list[list]
+    comps: tuple[str, ...] = ()
+    base: tuple[str, ...] = ()  # what branch items are named relative to
+
+
+class _Decomposer:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.by_id = {n.id: n for n in graph.nodes}
+        self.order = {INPUT: -1, **{n.id: i for i, n in enumerate(graph.nodes)}}
+        self.consumers: dict[str, list[str]] = {INPUT: [], **{n.id: [] for n in graph.nodes}}
+        for n in graph.nodes:
+            for i in n.inputs:
+                self.consumers[i].append(n.id)
+
+    def fail(self, node_id: str, message: str) -> SpecError:
+        node = self.by_id.get(node_id)
+        return SpecError(f"{node.where if node else 'the input'}: {message}")
+
+    def check_reaches_output(self) -> None:
+        live, stack = set(), [self.graph.output]
+        while stack:
+            n = stack.pop()
+            if n in live or n == INPUT:
+                continue
+            live.add(n)
+            stack.extend(self.by_id[n].inputs)
+        for n in self.graph.nodes:
+            if n.id not in live:
+                raise self.fail(n.id, "its result does not reach the model's output (archcalc needs one output)")
+
+    def sequence(self, src: str, dst: str, region: set[str]) -> list:
+        items: list = []
+        cur = src
+        while cur != dst:
+            succ = [c for c in self.consumers[cur] if c in region]
+            if not succ:
+                raise self.fail(cur, "its result leaves the block it is in: the graph is not series-parallel")
+            if len(succ) == 1 and self.by_id[succ[0]].kind != "merge":
+                items.append(_Leaf(self.by_id[succ[0]]))
+                cur = succ[0]
+                continue
+            join = self.join(cur, succ, region, dst)
+            items.append(self.merge(cur, join, region))
+            cur = join
+        return items
+
+    def join(self, cur: str, succ: list[str], region: set[str], dst: str) -> str:
+        """Where every path leaving `cur` meets again: the first node all pending edges lead into."""
+        pending: dict[str, int] = {}
+        for c in succ:
+            pending[c] = pending.get(c, 0) + 1
+        total = len(succ)
+        for n in self.graph.nodes[self.order[cur] + 1:]:
+            if n.id not in pending:
+                continue
+            count = pending.pop(n.id)
+            if count == total and n.kind == "merge":
+                return n.id
+            outs = [c for c in self.consumers[n.id] if c in region]
+            if n.id == dst or not outs:
+                break
+            total += len(outs) - count
+            for c in outs:
+                pending[c] = pending.get(c, 0) + 1
+        raise self.fail(cur, "the paths leaving it do not meet in one add, concat or mul: "
+                             "the graph is not series-parallel")
+
+    def merge(self, cur: str, join: str, region: set[str]) -> _Merge:
+        node = self.by_id[join]
+        claimed: set[str] = set()
+        branches = []
+        for inp in node.inputs:
+            if inp == cur:
+                branches.append([])
+                continue
+            sub = self.between(cur, inp, region)
+            if sub & claimed:
+                shared = min(sub & claimed, key=self.order.__getitem__)
+                raise self.fail(shared, f"it feeds two inputs of {node.where}: the graph is not series-parallel")
+            claimed |= sub
+            branches.append(self.sequence(cur, inp, sub))
+        for n in claimed:
+            for c in self.consumers[n]:
+                if c not in claimed and c != join:
+                    raise self.fail(n, f"its result is used outside the branches of {node.where}: "
+                                       "the graph is not series-parallel")
+        if len(branches) < 2:
+            raise self.fail(join, f"{node.merge} of a single input")
+        return _Merge(node, branches)
+
+    def between(self, src: str, end: str, region: set[str]) -> set[str]:
+        """The nodes on the paths from `src` to `end` (`end` included), all inside `region`."""
+        found, stack = set(), [end]
+        while stack:
+            n = stack.pop()
+            if n == src or n in found:
+                continue
+            if n not in region or self.order[n] < self.order[src]:
+                raise self.fail(end, "it reads a value from outside the block it is in: the graph is not series-parallel")
+            found.add(n)
+            stack.extend(self.by_id[n].inputs)
+        return found
+
+
+def _fold_pads(graph: Graph) -> None:
+    """An explicit zero pad becomes padding of the window layer after it (named by their common module)."""
+    consumers: dict[str, list[Node]] = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            consumers.setdefault(i, []).append(n)
+    kept = []
+    for n in graph.nodes:
+        if n.kind != "pad":
+            kept.append(n)
+            continue
+        users = consumers.get(n.id, [])
+        if len(users) != 1 or users[0].kind != "layer":
+            raise SpecError(f"{n.where}: an explicit pad is folded into the convolution or pooling after it; "
+                            "here it feeds something else")
+        user = users[0]
+        sides = tuple(a + b for a, b in zip(user.op.pad, n.pad))
+        user.op = replace(user.op, pad=sides, input=_input_shape(graph, n))
+        user.inputs = n.inputs
+        common = _common(n.scope, user.scope)
+        if common and all(m is n or m is user or m.scope[:len(common)] != common for m in graph.nodes):
+            user.path = common  # archcalc's own build: Sequential(ZeroPad2d, Conv2d) under the layer's name
+    graph.nodes[:] = kept
+
+
+def _input_shape(graph: Graph, node: Node) -> Shape:
+    source = node.inputs[0]
+    if source == INPUT:
+        return graph.input_shape
+    return next(n.shape for n in graph.nodes if n.id == source)
+
+
+def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    k = 0
+    while k < min(len(a), len(b)) and a[k] == b[k]:
+        k += 1
+    return a[:k]
+
+
+def _name_merges(graph: Graph, items: list) -> None:
+    """A merge is named by the module holding exactly its branches and op, else by its op."""
+    for item in items:
+        if isinstance(item, _Merge):
+            for branch in item.branches:
+                _name_merges(graph, branch)
+            inside = _nodes_of(item)
+            common = item.node.scope
+            for n in inside:
+                common = _common(common, n.scope)
+            ids = {n.id for n in inside}
+            if common and all(n.id in ids or n.scope[:len(common)] != common for n in graph.nodes):
+                item.comps, item.base = common, common
+            else:
+                item.comps, item.base = item.node.path, item.node.path[:-1]
+            _flatten(item)
+
+
+def _flatten(item: _Merge) -> None:
+    """(a + b) + c is one add of three branches; so are nested concatenations."""
+    first = item.branches[0]
+    if (item.node.merge in ("add", "concat") and len(first) == 1 and isinstance(first[0], _Merge)
+            and first[0].node.merge == item.node.merge and first[0].comps == first[0].node.path):
+        item.branches[:1] = first[0].branches
+
+
+def _nodes_of(item) -> list[Node]:
+    if isinstance(item, _Leaf):
+        return [item.node]
+    return [item.node, *(n for branch in item.branches for child in branch for n in _nodes_of(child))]
+
+
+# ---- naming and nesting -----------------------------------------------------------------
+
+def _clean(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "_"
+
+
+class _Namer:
+    def __init__(self):
+        self.paths: dict[str, str] = {}  # node id -> spec path of its row
+
+    def nest(self, items: list, base: tuple[str, ...], prefix: str) -> list[dict]:
+        out: list[dict] = []
+        used: set[str] = set()
+
+        def unique(name: str) -> str:
+            name, k = _clean(name), 1
+            candidate = name
+            while candidate in used:
+                candidate = f"{name}_{k}"
+                k += 1
+            used.add(candidate)
+            return candidate
+
+        i = 0
+        while i < len(items):
+            comps = _comps(items[i])
+            k = len(_common(comps, base))
+            rel = comps[k:]
+            if len(rel) <= 1:
+                name = unique(rel[0] if rel else _comps(items[i])[-1] if comps else "layer")
+                out.append(self.item(items[i], name, f"{prefix}.{name}" if prefix else name))
+                i += 1
+                continue
+            j = i + 1
+            while j < len(items):
+                other = _comps(items[j])
+                if len(other) <= k + 1 or other[:k + 1] != comps[:k + 1]:
+                    break
+                j += 1
+            name = unique(rel[0])
+            path = f"{prefix}.{name}" if prefix else name
+            out.append({"name": name, "layers": self.nest(items[i:j], comps[:k + 1], path)})
+            i = j
+        return out
+
+    def item(self, item, name: str, path: str) -> dict:
+        if isinstance(item, _Leaf):
+            layers = spec_layers(item.node.op, item.node.where)
+            if len(layers) == 1:
+                self.paths[item.node.id] = path
+                return {"name": name, **layers[0]}
+            self.paths[item.node.id] = f"{path}.{len(layers) - 1}"
+            return {"name": name, "layers": layers}
+        branches = []
+        for b, branch in enumerate(item.branches):
+            branches.append(self.nest(branch, (*item.base, str(b)) if item.base == item.comps else item.base, f"{path}.{b}"))
+        return {"name": name, "type": item.node.merge, "branches": branches}
+
+
+def _comps(item) -> tuple[str, ...]:
+    return item.comps if isinstance(item, _Merge) else item.node.path
+
+
+# ---- the spec document --------------------------------------------------------------------
+
+def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict] | None = None) -> dict:
+    """The spec document of `graph`; raises SpecError naming the node that does not fit."""
+    _fold_pads(graph)
+    decomposer = _Decomposer(graph)
+    decomposer.check_reaches_output()
+    items = decomposer.sequence(INPUT, graph.output, {n.id for n in graph.nodes})
+    _name_merges(graph, items)
+    namer = _Namer()
+    layers = namer.nest(items, (), "")
+    document: dict[str, Any] = {"name": _clean(name), "title": title, "description": f"{title}, imported from {source}",
+                                "input": list(graph.input_shape), "layers": layers}
+    if graph.notes:
+        document["comment"] = "; ".join(graph.notes)
+    if expect:
+        document["expect"] = expect
+    _check_shapes(document, graph, namer.paths)
+    return document
+
+
+def _check_shapes(document: dict, graph: Graph, paths: dict[str, str]) -> None:
+    from ..core.calc import analyze
+    from ..core.spec import resolve
+
+    analysis = analyze(resolve(document, document["name"], f"{document['name']}.json"))
+    rows = {row.path: row for row in analysis.rows}
+    for node in graph.nodes:
+        if node.id in paths and node.shape is not None and rows[paths[node.id]].output_shape != tuple(node.shape):
+            raise SpecError(f"{node.where}: archcalc computes {fmt.shape(rows[paths[node.id]].output_shape)} "
+                            f"where the model gives {fmt.shape(node.shape)}")

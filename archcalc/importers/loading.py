@@ -1,0 +1,75 @@
+"""Loading a user's model: MODULE:CALLABLE or path/to/file.py:CALLABLE, called and put in eval()."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..deps import require_torch
+from ..errors import SpecError, UsageError
+
+
+def parse_kwargs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--kwargs {text!r}: not JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"--kwargs {text!r}: expected a JSON object of keyword arguments")
+    return value
+
+
+def _module(location: str, target: str):
+    if location.endswith(".py") or os.sep in location or "/" in location:
+        path = Path(location)
+        if not path.is_file():
+            raise SpecError(f"{target}: no such file {location}")
+        name = f"_archcalc_model_{abs(hash(str(path.resolve())))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        return module
+    if os.getcwd() not in sys.path:  # `archcalc import torch mypkg.models:f` from the project's folder
+        sys.path.insert(0, os.getcwd())
+    return importlib.import_module(location)
+
+
+def load_model(target: str, kwargs: dict[str, Any] | None = None):
+    """The nn.Module that `target` (MODULE:CALLABLE or FILE.py:CALLABLE) builds, in eval mode.
+
+    The callable is a function returning a module, or a module class; it gets `kwargs`.
+    Whatever goes wrong, one SpecError names the callable and the exception.
+    """
+    torch = require_torch()
+    location, sep, attribute = target.rpartition(":")
+    if not sep or not location or not attribute:
+        raise UsageError(f"{target!r}: expected MODULE:CALLABLE or path/to/file.py:CALLABLE")
+    try:
+        obj = _module(location, target)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except SpecError:
+        raise
+    except Exception as exc:  # the user's import can fail in any way
+        raise SpecError(f"{target}: cannot load it: {type(exc).__name__}: {_one_line(exc)}") from None
+    if not callable(obj):
+        raise SpecError(f"{target}: {type(obj).__name__} is not callable")
+    try:
+        model = obj(**(kwargs or {}))
+    except Exception as exc:
+        raise SpecError(f"{target}: calling it raised {type(exc).__name__}: {_one_line(exc)}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise SpecError(f"{target}: returned {type(model).__name__}, not a torch.nn.Module")
+    return model.eval()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] + ("..." if len(text) > 300 else "")

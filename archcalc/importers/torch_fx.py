@@ -1,0 +1,262 @@
+"""The torch front end: torch.fx symbolic tracing, one forward pass for the shapes, fvcore for the total.
+
+Modules that a layer type claims (by class name) stay whole; everything else is traced through,
+so functional calls, `+`, `torch.cat` and `*` in `forward` become ops of the graph.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+from .. import fmt
+from ..deps import require_torch
+from ..errors import SpecError
+from ..layers import REGISTRY, Shape
+from .graph import INPUT, MERGE_KINDS, Graph, Node, Op, to_spec
+
+MERGE_CALLS = {"add": "add", "iadd": "add", "cat": "concat", "concat": "concat", "mul": "mul", "imul": "mul"}
+PASS_THROUGH = {"contiguous", "clone", "detach"}
+PAD_MODULES = ("ZeroPad2d", "ConstantPad2d")
+# positional arguments of tensor methods after self (torch.fx leaves them positional)
+METHOD_ARGS = {
+    "mean": ("dim", "keepdim"), "flatten": ("start_dim", "end_dim"), "clamp": ("min", "max"),
+    "clamp_": ("min", "max"), "clip": ("min", "max"), "softmax": ("dim",), "add": ("other",), "mul": ("other",),
+}
+
+
+def claimed_modules() -> set[str]:
+    return {name for layer in REGISTRY.values() for name in layer.torch_modules}
+
+
+class _ModuleAttrs(Mapping):
+    """A torch module's attributes, read on demand by a layer type's import_fields."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self.module, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def trace_graph(model, input_shape: Shape) -> tuple[Graph, Any]:
+    """The graph of `model` (in eval mode) on one image of `input_shape`, and that input."""
+    torch = require_torch()
+    fx = torch.fx
+    claimed = claimed_modules()
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m, qualname: str) -> bool:
+            return (type(m).__name__ in claimed or getattr(m, "merge", None) in MERGE_KINDS
+                    or super().is_leaf_module(m, qualname))
+
+    try:
+        tracer = Tracer()
+        graph = tracer.trace(model)
+        module = fx.GraphModule(tracer.root, graph)
+    except Exception as exc:
+        raise SpecError(f"torch.fx cannot trace {type(model).__name__}: {type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:300]}") from None
+    parameter = next(model.parameters(), None)  # a model on the meta device runs on meta tensors: shapes only
+    x = torch.randn(1, *input_shape, device=parameter.device if parameter is not None else "cpu")
+    values: dict = {}
+
+    class Recorder(fx.Interpreter):
+        def run_node(self, n):
+            values[n] = super().run_node(n)
+            return values[n]
+
+    try:
+        with torch.no_grad():
+            Recorder(module).run(x)
+    except Exception as exc:
+        raise SpecError(f"the model fails on one image of {fmt.shape(input_shape)}: {type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:300]}") from None
+    return _Reader(torch, module, values, input_shape).graph(), x
+
+
+class _Reader:
+    def __init__(self, torch, module, values: dict, input_shape: Shape):
+        self.torch, self.module, self.values = torch, module, values
+        self.ids: dict[Any, str] = {}  # fx node -> graph node id (or the id of what it passes through)
+        self.nodes: list[Node] = []
+        self.input_shape = input_shape
+
+    def is_data(self, n) -> bool:
+        return n in self.ids
+
+    def graph(self) -> Graph:
+        output = None
+        for n in self.module.graph.nodes:
+            if n.op == "placeholder":
+                if self.ids:
+                    raise SpecError(f"{n.name}: the model takes more than one input; archcalc needs one image input")
+                self.ids[n] = INPUT
+            elif n.op == "output":
+                output = n.args[0]
+            elif n.op != "get_attr":
+                self.node(n)
+        if not hasattr(output, "op") or output not in self.ids:
+            raise SpecError("the model's output is not one tensor computed from its input (archcalc needs one output)")
+        return Graph(self.nodes, self.input_shape, self.ids[output])
+
+    def data_inputs(self, n) -> list:
+        found = []
+
+        def visit(a):
+            if hasattr(a, "op") and self.is_data(a):
+                found.append(a)
+            elif isinstance(a, (list, tuple)):
+                for b in a:
+                    visit(b)
+            elif isinstance(a, dict):
+                for b in a.values():
+                    visit(b)
+
+        visit(n.args)
+        visit(n.kwargs)
+        return found
+
+    def node(self, n) -> None:
+        inputs = self.data_inputs(n)
+        value = self.values.get(n)
+        if not inputs or not isinstance(value, self.torch.Tensor):
+            return  # a constant, or sizes and other metadata read off a tensor
+        stack = n.meta.get("nn_module_stack") or {}
+        scope = tuple(list(stack)[-1].split(".")) if stack else ()
+        if scope == ("",):
+            scope = ()
+        where_module = ".".join(scope) or "the top-level module"
+        shape = tuple(int(d) for d in value.shape[1:])
+        input_shape = self.shape_of(inputs[0])
+        ids = tuple(self.ids[i] for i in inputs)
+        if n.op == "call_module":
+            module = self.module.get_submodule(n.target)
+            kind = type(module).__name__
+            where = f"module {n.target} ({kind})"
+            path = tuple(n.target.split("."))
+            merge = getattr(module, "merge", None)
+            if merge in MERGE_KINDS:
+                self.add(n, Node(n.name, "merge", ids, path, path, where, shape, merge=merge))
+                return
+            if kind in PAD_MODULES:
+                self.add(n, self.pad(n, ids, path, where, shape, list(module.padding), getattr(module, "value", 0.0), "constant"))
+                return
+            self.one_input(ids, where)
+            op = Op("module", kind, _ModuleAttrs(module), input_shape, shape, self.weights(n))
+            self.add(n, Node(n.name, "layer", ids, path, path, where, shape, op=op))
+            return
+        name = getattr(n.target, "__name__", str(n.target)) if n.op == "call_function" else str(n.target)
+        where = f"{n.name} ({name}, in {where_module})"
+        path = (*scope, n.name)
+        if name in PASS_THROUGH and len(ids) == 1:
+            self.ids[n] = ids[0]
+            return
+        attrs = self.arguments(n, name)
+        if name in MERGE_CALLS and len(inputs) >= 2:
+            kind = MERGE_CALLS[name]
+            if kind == "concat" and attrs.get("dim", 0) % (len(input_shape) + 1) != 1:
+                raise SpecError(f"{where}: torch.cat along dim {attrs.get('dim', 0)}; archcalc joins along the channels (dim 1)")
+            if kind == "add" and attrs.get("alpha", 1) != 1:
+                raise SpecError(f"{where}: add with alpha={attrs['alpha']} has no archcalc form")
+            self.add(n, Node(n.name, "merge", ids, scope, path, where, shape, merge=kind))
+            return
+        if name == "pad":
+            pad = attrs.get("pad")
+            self.add(n, self.pad(n, ids, path, where, shape, list(pad or ()), attrs.get("value") or 0.0,
+                              attrs.get("mode", "constant"), scope))
+            return
+        self.one_input(ids, where)
+        op = Op("call", name, attrs, input_shape, shape, self.weights(n), self.small_values(n))
+        self.add(n, Node(n.name, "layer", ids, scope, path, where, shape, op=op))
+
+    def add(self, n, node: Node) -> None:
+        self.nodes.append(node)
+        self.ids[n] = node.id
+
+    def shape_of(self, n) -> Shape:
+        return tuple(int(d) for d in self.values[n].shape[1:])
+
+    def one_input(self, ids: tuple[str, ...], where: str) -> None:
+        if len(ids) != 1:
+            raise SpecError(f"{where}: {len(ids)} tensor inputs; archcalc layers take one (merges: +, torch.cat, *)")
+
+    def pad(self, n, ids, path, where, shape, sides: list, value: float, mode: str, scope=None) -> Node:
+        if len(sides) != 4 or value != 0 or mode != "constant" or min(sides) < 0:
+            raise SpecError(f"{where}: only a zero pad of left, right, top, bottom is folded into the next layer "
+                            f"(got pad {sides}, value {value}, mode {mode})")
+        left, right, top, bottom = sides
+        return Node(n.name, "pad", ids, path if scope is None else scope, path, where, shape, pad=(top, bottom, left, right))
+
+    def arguments(self, n, name: str) -> dict:
+        """The call's arguments by name: nodes replaced by their values (tensors by None)."""
+        args, kwargs = list(n.args), dict(n.kwargs)
+        if n.op == "call_method":
+            named = dict(zip(METHOD_ARGS.get(name, ()), args[1:]))
+            attrs = {**named, **kwargs, "args": tuple(args[1:])}
+        else:
+            attrs = {**kwargs, "args": tuple(args[1:])}
+            from torch.fx.operator_schemas import normalize_function
+
+            try:
+                pair = normalize_function(n.target, tuple(args), kwargs, normalize_to_only_use_kwargs=True)
+            except Exception:  # an overload it cannot choose without the argument types
+                pair = None
+            if pair is not None:
+                attrs.update(dict(list(pair.kwargs.items())[1:]))
+        return {k: self.resolve(v) for k, v in attrs.items()}
+
+    def resolve(self, v: Any) -> Any:
+        if hasattr(v, "op"):
+            value = self.values.get(v) if v.op != "get_attr" else None
+            return None if isinstance(value, self.torch.Tensor) else value
+        if isinstance(v, (list, tuple)):
+            return type(v)(self.resolve(b) for b in v)
+        return v
+
+    def constants(self, n) -> list:
+        out = []
+        for a in (*n.args, *n.kwargs.values()):
+            if hasattr(a, "op") and not self.is_data(a):
+                value = _attr(self.module, a.target) if a.op == "get_attr" else self.values.get(a)
+                if isinstance(value, self.torch.Tensor):
+                    out.append(value)
+        return out
+
+    def weights(self, n) -> tuple[Shape, ...]:
+        return tuple(tuple(int(d) for d in t.shape) for t in self.constants(n)) if n.op != "call_module" else ()
+
+    def small_values(self, n) -> tuple:
+        return tuple(t.flatten().tolist() if t.numel() <= 64 and not t.is_meta else None for t in self.constants(n))
+
+
+def _attr(module, target: str):
+    for part in target.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def measure(model, x) -> tuple[int, int]:
+    """Trainable parameters and fvcore's total flop count for one image."""
+    from ..torch.verify import trace
+
+    _, by_module, _ = trace(model, x)
+    return sum(p.numel() for p in model.parameters()), by_module[""]
+
+
+def import_torch(model, input_shape: Shape, name: str, source: str) -> dict:
+    """The spec document of `model`, with the parameters and fvcore total it measured in `expect`."""
+    graph, x = trace_graph(model, input_shape)
+    params, flops = measure(model, x)
+    where = f"imported from {source} at {fmt.shape(input_shape)}"
+    expect = [{"what": "params", "value": params, "source": where},
+              {"what": "fvcore_flops", "value": flops, "source": where}]
+    kind = type(model).__name__
+    return to_spec(graph, name, name if name == kind else f"{name} ({kind})", source, expect)

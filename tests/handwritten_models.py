@@ -1,0 +1,214 @@
+"""Networks written by hand in plain PyTorch (not built by archcalc), for the import tests.
+
+Each is the kind of `forward` code people write: functional calls, `+=` and `torch.cat`,
+squeeze-and-excitation gates, a U-Net with skips, transposed, grouped, depthwise, dilated and
+asymmetric convolutions, explicit pads.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BasicBlock(nn.Module):
+    """torchvision's: one ReLU module used twice, `out += identity`, an optional downsample."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class TinyResNet(nn.Module):
+    """The stem and the classifier as functional calls on parameters of the module."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.stem_weight = nn.Parameter(torch.randn(16, 3, 3, 3) * 0.1)
+        self.stem_bias = nn.Parameter(torch.zeros(16))
+        self.layer1 = nn.Sequential(BasicBlock(16, 16), BasicBlock(16, 32, stride=2))
+        self.fc_weight = nn.Parameter(torch.randn(classes, 32) * 0.1)
+        self.fc_bias = nn.Parameter(torch.zeros(classes))
+
+    def forward(self, x):
+        x = F.relu(F.conv2d(x, self.stem_weight, self.stem_bias, padding=1))
+        x = F.max_pool2d(x, 3, stride=2, padding=1)
+        x = self.layer1(x)
+        x = F.adaptive_avg_pool2d(x, 1)
+        return F.linear(torch.flatten(x, 1), self.fc_weight, self.fc_bias)
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int, squeeze: int, hard: bool):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.hard = hard
+
+    def forward(self, x):
+        s = x.mean((2, 3), keepdim=True)
+        s = self.fc2(F.relu(self.fc1(s)))
+        return x * (F.hardsigmoid(s) if self.hard else torch.sigmoid(s))
+
+
+class MobileBlock(nn.Module):
+    """Expand 1x1, depthwise 3x3 (groups = channels), SE, project; ReLU6 written three ways."""
+
+    def __init__(self, cin: int, cout: int, expand: int, stride: int, hard: bool):
+        super().__init__()
+        mid = cin * expand
+        self.expand = nn.Conv2d(cin, mid, 1, bias=False)
+        self.bn0 = nn.BatchNorm2d(mid)
+        self.depthwise = nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.act = nn.Hardtanh(0.0, 6.0)
+        self.se = SqueezeExcite(mid, max(1, cin // 4), hard)
+        self.project = nn.Conv2d(mid, cout, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = F.relu6(self.bn0(self.expand(x)))
+        y = self.act(self.bn1(self.depthwise(y)))
+        y = self.se(y).clamp(0, 6)
+        y = self.bn2(self.project(y))
+        return x + y if self.residual else y
+
+
+class MobileSE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish())
+        self.blocks = nn.Sequential(MobileBlock(16, 16, 2, 1, False), MobileBlock(16, 24, 3, 2, True),
+                                    MobileBlock(24, 24, 3, 1, True))
+        self.grouped = nn.Conv2d(24, 48, 3, padding=1, groups=4)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(48, 5))
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x))
+        x = F.silu(self.grouped(x))
+        return self.head(F.adaptive_avg_pool2d(x, (1, 1))).softmax(dim=1)
+
+
+def double_conv(cin: int, cout: int, groups: int = 4) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(groups, cout), nn.ReLU(),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(groups, cout), nn.ReLU())
+
+
+class UNet(nn.Module):
+    """Two levels down, two up: transposed-conv and bilinear upsampling, skips joined by torch.cat."""
+
+    def __init__(self, channels: int = 3, classes: int = 2, width: int = 8):
+        super().__init__()
+        self.enc1 = double_conv(channels, width)
+        self.enc2 = double_conv(width, 2 * width)
+        self.mid = double_conv(2 * width, 4 * width)
+        self.up2 = nn.ConvTranspose2d(4 * width, 2 * width, 2, stride=2)
+        self.dec2 = double_conv(4 * width, 2 * width)
+        self.reduce = nn.Conv2d(2 * width, width, 1)
+        self.dec1 = double_conv(2 * width, width)
+        self.out = nn.Conv2d(width, classes, 1)
+
+    def forward(self, x):
+        e1 = self.enc1(x)
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        m = self.mid(F.max_pool2d(e2, 2))
+        d2 = self.dec2(torch.cat([self.up2(m), e2], dim=1))
+        up = F.interpolate(self.reduce(d2), scale_factor=2, mode="bilinear", align_corners=False)
+        d1 = self.dec1(torch.cat([up, e1], dim=1))
+        return self.out(d1)
+
+
+class Asymmetric(nn.Module):
+    """Factorised 1x7 / 7x1 kernels in an Inception-style concat, a TensorFlow-style explicit pad,
+    dilation, a dense-style concat, pooling with ceil_mode and count_include_pad=False, LRN."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad = nn.ZeroPad2d((0, 1, 0, 1))
+        self.stem = nn.Conv2d(3, 12, 3, stride=2)
+        self.lrn = nn.LocalResponseNorm(5)
+        self.branch_a = nn.Conv2d(12, 8, (1, 7), padding=(0, 3))
+        self.branch_b = nn.Sequential(nn.Conv2d(12, 8, (7, 1), padding=(3, 0)), nn.ReLU(),
+                                      nn.Conv2d(8, 8, 3, padding=2, dilation=2))
+        self.pool = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.dense = nn.Conv2d(16, 4, 3, padding=1)
+        self.upsample = nn.Upsample(scale_factor=2)
+        self.wide = nn.ConvTranspose2d(20, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+        self.fc = nn.Linear(6 * 4 * 4, 3)
+
+    def forward(self, x):
+        x = self.lrn(torch.tanh(self.stem(self.pad(x))))
+        x = torch.cat([self.branch_a(x), self.branch_b(x)], 1)
+        x = self.pool(x)
+        x = torch.cat([x, F.relu(self.dense(x))], 1)
+        x = F.max_pool2d(self.upsample(x), kernel_size=2, ceil_mode=True)
+        x = F.adaptive_max_pool2d(self.wide(x), 4)
+        return self.fc(x.view(x.size(0), -1))
+
+
+def tiny_resnet() -> nn.Module:
+    return TinyResNet()
+
+
+def broken() -> nn.Module:
+    raise RuntimeError("no weights here")
+
+
+class NotSeriesParallel(nn.Module):
+    """b reads a's output and the input: the two paths from the input cross."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 3, 1)
+        self.b = nn.Conv2d(3, 3, 1)
+        self.c = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        a = self.a(x)
+        b = self.b(x) + a
+        return self.c(a) + b
+
+
+class Unsupported(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.InstanceNorm2d(4)
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 as it is usually typed in: other names than archcalc's zoo spec, the same layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 6, 5)
+        self.c3 = nn.Conv2d(6, 16, 5)
+        self.c5 = nn.Conv2d(16, 120, 5)
+        self.f6 = nn.Linear(120, 84)
+        self.out = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.avg_pool2d(torch.tanh(self.c1(x)), 2)
+        x = F.avg_pool2d(torch.tanh(self.c3(x)), 2)
+        x = torch.flatten(torch.tanh(self.c5(x)), 1)
+        return self.out(torch.tanh(self.f6(x)))

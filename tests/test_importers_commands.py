@@ -1,0 +1,107 @@
+"""The import commands: `archcalc import torch|onnx`, `table model.onnx`, `table torch:...`, and their errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from jsonschema import Draft202012Validator
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("fvcore")
+
+from archcalc.cli import main  # noqa: E402
+from archcalc.core.spec import load  # noqa: E402
+
+TESTS = Path(__file__).parent
+MODELS = str(TESTS / "handwritten_models.py")
+SCHEMA = json.loads((TESTS.parent / "specs" / "schema.json").read_text())
+
+
+def run(args: list[str]):
+    try:
+        runner = CliRunner(mix_stderr=False)  # click < 8.2
+    except TypeError:
+        runner = CliRunner()
+    return runner.invoke(main, args)
+
+
+def test_import_torch_writes_a_spec_that_loads_validates_and_checks(tmp_path):
+    out = tmp_path / "tiny.json"
+    result = run(["import", "torch", f"{MODELS}:TinyResNet", "--input", "3x32x32", "--kwargs", '{"classes": 7}',
+                  "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert list(Draft202012Validator(SCHEMA).iter_errors(document)) == []
+    network = load(str(out))
+    assert network.input == (3, 32, 32)
+    # 7 classes: the fc layer is 32 * 7 + 7; the whole model by hand:
+    # stem 3*16*9+16, block 1: 2 x (16*16*9 + 32), block 2: 16*32*9 + 64 + 32*32*9 + 64 + (16*32 + 64), fc 231
+    params = 448 + 2 * (2304 + 32) + (4608 + 64 + 9216 + 64 + 512 + 64) + 231
+    assert {"what": "params", "value": params, "source": f"imported from {MODELS}:TinyResNet at 3x32x32"} \
+        in document["expect"]
+    assert run(["check", str(out)]).exit_code == 0
+    # the spec edited out of step with the model: check fails
+    edited = out.read_text().replace('"out": 7', '"out": 8')
+    out.write_text(edited)
+    checked = run(["check", str(out)])
+    assert checked.exit_code == 1 and "MISS" in checked.stdout
+
+
+def test_import_torch_by_module_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(TESTS)  # `handwritten_models` is importable from the current folder
+    result = run(["import", "torch", "handwritten_models:tiny_resnet", "--input", "3x16x16"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["input"] == [3, 16, 16]
+
+
+def test_table_of_a_torch_target():
+    result = run(["table", f"torch:{MODELS}:UNet", "--input", "3x32x32", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    table = json.loads(result.stdout)
+    # UNet(width 8): enc1 840 + ... as fvcore's model.parameters() counts them
+    assert table["totals"]["params"] == sum(p.numel() for p in __import__("handwritten_models").UNet().parameters())
+
+
+def test_import_onnx_and_table_of_the_file(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 8 * 8, 2)).eval()
+    path = tmp_path / "small.onnx"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.randn(1, 3, 8, 8), str(path), dynamo=False)
+    out = tmp_path / "small.json"
+    assert run(["import", "onnx", str(path), "-o", str(out)]).exit_code == 0
+    assert load(str(out)).input == (3, 8, 8)
+    table = run(["table", str(path), "--format", "json"])
+    assert json.loads(table.stdout)["totals"]["params"] == 3 * 4 * 9 + 4 + 256 * 2 + 2
+
+
+ERRORS = [
+    (["import", "torch", f"{MODELS}:broken", "--input", "3x8x8"],
+     f"{MODELS}:broken: calling it raised RuntimeError: no weights here"),
+    (["import", "torch", f"{MODELS}:Unsupported", "--input", "3x8x8"],
+     "module norm (InstanceNorm2d): torch module InstanceNorm2d has no archcalc layer type"),
+    (["import", "torch", f"{MODELS}:NotSeriesParallel", "--input", "3x8x8"], "not series-parallel"),
+    (["import", "torch", f"{MODELS}:TinyResNet", "--input", "3x32"], "import torch needs the input size as --input CxHxW"),
+    (["import", "torch", f"{MODELS}:TinyResNet", "--input", "three"], "'--input': 'three': expected CxHxW"),
+    (["import", "torch", f"{MODELS}:TinyResNet", "--input", "1x32x32"], "the model fails on one image of 1x32x32"),
+    (["import", "torch", f"{MODELS}:NoSuchThing", "--input", "3x8x8"], "cannot load it: AttributeError"),
+    (["import", "torch", "no_such_package.models:net", "--input", "3x8x8"], "cannot load it: ModuleNotFoundError"),
+    (["import", "torch", f"{MODELS}:TinyResNet", "--input", "3x8x8", "--kwargs", "[1]"], "expected a JSON object"),
+    (["import", "onnx", str(TESTS / "fixtures" / "branching.json")], "not an ONNX model"),
+]
+
+
+@pytest.mark.parametrize("args, message", ERRORS, ids=[e[1][:40] for e in ERRORS])
+def test_bad_input_is_one_line_exit_2_and_no_file(args, message, tmp_path):
+    out = tmp_path / "out.json"
+    result = run([*args, "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not out.exists() and list(tmp_path.iterdir()) == []
