@@ -1,6 +1,8 @@
 """The `archcalc` command. torch, fvcore, pandas and matplotlib load only in the commands that need them."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import click
@@ -17,14 +19,24 @@ class _Cli(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()
+            return result
         except ArchcalcError as exc:
-            click.echo(f"archcalc: {exc}", err=True)
+            _say(f"archcalc: {exc}")
             sys.exit(exc.exit_code)
+        except OSError as exc:  # writing the output: a full disk, a closed pipe
+            from .files import reason
+
+            _silence_stdout()
+            _say(f"archcalc: {exc.filename or '<stdout>'}: cannot write: {reason(exc)}")
+            sys.exit(2)
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # unwind (temporary files go) as on Ctrl-C
+            signal.signal(signal.SIGTERM, _interrupt)
         try:
             super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
@@ -38,6 +50,26 @@ class _Cli(click.Group):
             click.echo("archcalc: interrupted", err=True)
             sys.exit(130)
         sys.exit(0)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _say(line: str) -> None:
+    try:
+        click.echo(line, err=True)
+    except OSError:
+        pass
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the exit's flush does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (tests capture it)
+        pass
 
 
 class InputShape(click.ParamType):

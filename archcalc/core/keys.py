@@ -13,6 +13,7 @@ from ..errors import SpecError
 from .kinds import (
     Boolean,
     Choice,
+    FileName,
     Integer,
     Kind,
     Number,
@@ -93,13 +94,14 @@ BLOCK = table(
 )
 DOCUMENT = table(
     Key("$schema", Text()),
-    Key("name", Text(), "the network's name, or the family's when it has variants"),
+    Key("name", FileName(), "the network's name, or the family's when it has variants (it names the report page)"),
     Key("source", Text(), "where the architecture comes from"),
     *_DESCRIBED,
     Key("blocks", Structure({"type": "object", "additionalProperties": ref("block")}, "an object of blocks", dict),
         "named blocks the layers use"),
     Key("layers", NODES, "the network's nodes, in order", required=True, missing="a spec needs 'layers', the list of its nodes"),
-    Key("variants", Structure({"type": "object", "additionalProperties": ref("variant")}, "an object of variants", dict),
+    Key("variants", Structure({"type": "object", "additionalProperties": ref("variant"), "minProperties": 1,
+                               "propertyNames": FileName().schema()}, "an object of variants", dict),
         "networks of the family: each overrides params, input, expect, meta"),
 )
 
