@@ -22,6 +22,7 @@ from .kinds import (
     Structure,
     Text,
     is_number,
+    quoted,
     shown,
 )
 
@@ -149,17 +150,32 @@ def _required():
 
 def check_keys(obj: Mapping[str, Any], keys: Mapping[str, Key], where: str, owner: str = "") -> None:
     """Unknown keys (with a suggestion), missing required keys, and the kind of every literal value."""
-    from .spec import suggest
+    if not keys.keys() >= obj.keys():
+        from .spec import suggest
 
-    for key in obj:
-        if key not in keys:
-            subject = f"{owner} has no field" if owner else "unknown key"
-            raise SpecError(f"{where}: {subject} {str(key)!r}{suggest(str(key), sorted(keys))}")
-    for key in keys.values():
-        if key.required and key.name not in obj:
+        for key in obj:
+            if key not in keys:
+                subject = f"{owner} has no field" if owner else "unknown key"
+                raise SpecError(f"{where}: {subject} {quoted(str(key))}{suggest(str(key), sorted(keys))}")
+    required, literal = _plan(keys)
+    for key in required:
+        if key.name not in obj:
             raise SpecError(f"{where}: {key.missing or (owner + ' ' if owner else '') + f'needs {key.name!r}'}")
-        if key.name in obj and not key.expression:
+    for key in literal:
+        if key.name in obj:
             key.kind.check(obj[key.name], f"{where}.{key.name}")
+
+
+_PLANS: dict[int, tuple[Mapping, tuple[Key, ...], tuple[Key, ...]]] = {}
+
+
+def _plan(keys: Mapping[str, Key]) -> tuple[tuple[Key, ...], tuple[Key, ...]]:
+    """The required keys and the keys checked as literals of a table, worked out once per table."""
+    plan = _PLANS.get(id(keys))
+    if plan is None or plan[0] is not keys:
+        plan = _PLANS[id(keys)] = (keys, tuple(k for k in keys.values() if k.required),
+                                   tuple(k for k in keys.values() if not k.expression))
+    return plan[1], plan[2]
 
 
 def check_expect_value(item: Mapping[str, Any], where: str) -> None:

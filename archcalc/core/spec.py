@@ -263,6 +263,7 @@ class _Context:
         self.depth = 0
         self.nodes = 0  # layers and groups made
         self.steps = 0  # repeat iterations run (a `when` may leave one with no node)
+        self.checked: set[str] = set()  # blocks whose definition was checked
 
     def made(self, node: Node) -> Node:
         self.nodes += 1
@@ -349,8 +350,11 @@ class _Context:
         name = raw["block"]
         if name not in self.blocks:
             raise SpecError(f"{where}.block: unknown block {quoted(name)}{suggest(name, list(self.blocks))}")
-        definition = Object().check(self.blocks[name], f"$.blocks.{name}")
-        check_keys(definition, BLOCK, f"$.blocks.{name}")
+        definition = self.blocks[name]
+        if name not in self.checked:
+            Object().check(definition, f"$.blocks.{name}")
+            check_keys(definition, BLOCK, f"$.blocks.{name}")
+            self.checked.add(name)
         defaults = definition.get("args", {})
         given = raw.get("args", {})
         for key in given:
