@@ -71,7 +71,7 @@ EXPECT = table(
     Key("layer", Text(), "the row the figure is about (default: the whole network)"),
     Key("wrong", Boolean(), "the source's figure is known to be wrong"),
     Key("note", Text()),
-    Key("significant", Integer(minimum=1), "the figure is written to this many significant digits (60 M for 60,965,224)"),
+    Key("significant", Integer(minimum=1, maximum=17), "the figure is written to this many significant digits (60 M for 60,965,224)"),
     Key("rounding", Choice("nearest", "down"), "how the source rounded the figure: to the nearest, or down (cut)"),
 )
 EXPECTS = Structure({"type": "array", "items": ref("expect")}, "a list of published figures", list)

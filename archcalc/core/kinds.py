@@ -228,7 +228,7 @@ class Choice(Kind):
             from .spec import suggest
 
             hint = suggest(value, self.values) if isinstance(value, str) else ""
-            given = repr(value) if isinstance(value, str) else shown(value)
+            given = quoted(value) if isinstance(value, str) else shown(value)
             raise SpecError(f"{where}: {given} is not {self.expected}{hint}")
         return value
 

@@ -93,15 +93,15 @@ def parse(text: str) -> Any:
 
     def integer(literal: str) -> Any:
         if len(literal.lstrip("-")) > _LONGEST_INT_LITERAL:
-            return _Literal(literal, f"an integer of {len(literal.lstrip('-')):,} digits")
+            return _Literal(literal, f"an integer of {len(literal.lstrip('-')):,} digits, beyond {budget.describe('int_bits')}")
         return int(literal)
 
     def number(literal: str) -> Any:
         value = float(literal)
-        return value if math.isfinite(value) else _Literal(literal, f"{shown(literal, 40)} overflows to infinity")
+        return value if math.isfinite(value) else _Literal(literal, f"{shown(literal, 40)} overflows to infinity; give a finite number")
 
     def constant(literal: str) -> Any:
-        return _Literal(literal, f"{literal} is not a number JSON allows")
+        return _Literal(literal, f"{literal} is not a number JSON allows; give a finite number")
 
     try:
         document = json.loads(text, object_pairs_hook=pairs_to_object, parse_int=integer,
@@ -145,7 +145,7 @@ def _check(document: Any, budget, duplicates: dict, surrogates: bool) -> None:
             if surrogates and _SURROGATE.search(value):
                 raise SpecError(f"{_path(trail)}: {shown(value)} holds a lone UTF-16 surrogate, which is not text")
         elif isinstance(value, _Literal):
-            raise SpecError(f"{_path(trail)}: {value.problem}; give a finite number within {budget.int_bits}-bit integers")
+            raise SpecError(f"{_path(trail)}: {value.problem}")
         elif isinstance(value, int) and not -top <= value < top:
             raise SpecError(f"{_path(trail)}: {shown(value, 40)} is beyond {budget.describe('int_bits')}")
 
@@ -156,4 +156,5 @@ def _path(trail: tuple | None) -> str:
         trail, key = trail
         parts.append(f"[{key}]" if isinstance(key, int) else (f".{key}" if re.fullmatch(r"[A-Za-z_$][\w$]*", key)
                                                               else f"[{shown(key, 40)}]"))
-    return "$" + "".join(reversed(parts))
+    path = "$" + "".join(reversed(parts))
+    return path if len(path) <= 120 else f"{path[:60]}...{path[-40:]} ({len(parts)} levels)"

@@ -168,6 +168,8 @@ def _load(target: str) -> Network:
         path, variant = index[target], target
     document = read_json(path)
     names = variant_names(document, path)
+    if not names:
+        raise SpecError("$.variants: a family needs at least one variant, got {}", file=str(path))
     if variant is None:
         if len(names) != 1:
             listed = ", ".join(str(name)[:40] for name in names[:20]) + (", ..." if len(names) > 20 else "")
@@ -284,7 +286,8 @@ class _Context:
     def item(self, raw: Any, env: Mapping[str, Any], prefix: str, index: int, where: str) -> list[Node]:
         """The nodes one spec item stands for: none (`when`), one, or a spliced `repeat`."""
         Object().check(raw, where)
-        if "when" in raw and not Boolean().check(self.value(raw["when"], env, f"{where}.when"), f"{where}.when"):
+        if "when" in raw and Boolean().literal(raw["when"], f"{where}.when") is None \
+                and not Boolean().check(self.value(raw["when"], env, f"{where}.when"), f"{where}.when"):
             return []
         if "repeat" in raw and "name" not in raw:
             return self.repeat(raw, env, prefix, index, where)
@@ -391,7 +394,7 @@ class _Context:
         layer_type = REGISTRY.get(kind)
         if layer_type is None:
             known = sorted(REGISTRY) + list(MERGES)
-            raise SpecError(f"{where}.type: unknown layer type {kind!r}{suggest(kind, known)}")
+            raise SpecError(f"{where}.type: unknown layer type {quoted(kind)}{suggest(kind, known)}")
         check_keys(raw, _layer_keys(kind), where, owner=kind)
         attrs: dict[str, Any] = {}
         for key, spec_field in layer_type.fields.items():

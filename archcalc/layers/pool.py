@@ -1,6 +1,8 @@
 """Pooling: no parameters, no MACs. fvcore counts only adaptive average pooling."""
 from __future__ import annotations
 
+import math
+
 from ..errors import SpecError
 from .base import (
     GLOBAL_RF,
@@ -77,11 +79,15 @@ class AvgPool2d(_Window):
 
 
 def _adaptive_window(size: int, out: int) -> tuple[int, int]:
-    """Largest window and the step between windows of torch's adaptive pooling."""
-    starts = [i * size // out for i in range(out)]
-    ends = [-(-(i + 1) * size // out) for i in range(out)]
-    widest = max(e - s for s, e in zip(starts, ends))
-    return widest, max(size // out, 1)
+    """Largest window and the step between windows of torch's adaptive pooling.
+
+    Window i spans [floor(i*N/O), ceil((i+1)*N/O)). With N = q*O + r its width is q + ceil((a + r)/O)
+    for a = i*r mod O, which runs over the multiples of gcd(r, O): the widest is q when r = 0,
+    q + 2 when gcd(r, O) < r (some a exceeds O - r), else q + 1. Closed form: O may be 10**9.
+    """
+    q, r = divmod(size, out)
+    widest = q if r == 0 else q + (2 if math.gcd(r, out) < r else 1)
+    return widest, max(q, 1)
 
 
 class _Adaptive(LayerType):

@@ -142,16 +142,29 @@ def trace(model, x) -> tuple[dict[str, Shape], Counter, Counter]:
     return shapes, Counter({k: int(v) for k, v in by_module.items()}), Counter(unsupported)
 
 
+VERIFY_BYTES = 8 * 2**30  # what verify may ask torch for
+
+
 def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int = 0) -> Report:
     """Build, run and trace the analysed network at its input and batch; compare every leaf row and the totals."""
     torch = require_torch()
     from .build import build_torch
 
     network, batch = analysis.network, analysis.batch
+    needed = analysis.weights_bytes + analysis.peak_activation_bytes
+    if needed > VERIFY_BYTES:  # checked before torch allocates anything
+        raise SpecError(f"verify would allocate {fmt.scaled_bytes(needed)} (weights and peak activations), "
+                        f"over the {fmt.scaled_bytes(VERIFY_BYTES)} it allows", file=network.file)
     torch.manual_seed(seed)
-    model = build_torch(analysis).eval()
-    x = torch.randn(batch, *analysis.input_shape)
-    shapes, flops, unsupported = trace(model, x)
+    try:
+        model = build_torch(analysis).eval()
+        x = torch.randn(batch, *analysis.input_shape)
+        shapes, flops, unsupported = trace(model, x)
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError) and "alloc" not in str(exc):
+            raise
+        raise SpecError(f"torch could not allocate the network: {str(exc).splitlines()[0][:120]}",
+                        file=network.file) from None
     modules = dict(model.named_modules())
     checks = []
     for row in analysis.leaves()[1:]:  # the first is the input
