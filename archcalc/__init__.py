@@ -5,11 +5,12 @@
     >>> result.totals.params
     138357544
 """
+from .core.budget import Budget
 from .core.calc import Analysis, Row, Totals, analyze
 from .core.spec import Network, load, zoo_index
 from .errors import SpecError
 
-__all__ = ["Analysis", "Network", "Row", "SpecError", "Totals", "analyze", "load", "zoo_index"]
+__all__ = ["Analysis", "Budget", "Network", "Row", "SpecError", "Totals", "analyze", "load", "zoo_index"]
 __version__ = "0.1.0"
 
 

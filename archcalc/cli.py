@@ -35,8 +35,7 @@ class _Cli(click.Group):
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # unwind (temporary files go) as on Ctrl-C
-            signal.signal(signal.SIGTERM, _interrupt)
+        previous = _on_sigterm(_interrupt)  # unwind (temporary files go) as on Ctrl-C
         try:
             super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
@@ -49,11 +48,26 @@ class _Cli(click.Group):
         except click.Abort:
             click.echo("archcalc: interrupted", err=True)
             sys.exit(130)
+        finally:
+            if previous is not None:
+                _on_sigterm(previous)
         sys.exit(0)
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def _on_sigterm(handler):
+    """Install `handler` for SIGTERM where none was set; the handler it replaced, else None."""
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is signal.SIG_DFL or handler is not _interrupt:
+            signal.signal(signal.SIGTERM, handler)
+            return previous
+    except ValueError:  # not the main thread
+        pass
+    return None
 
 
 def _say(line: str) -> None:
