@@ -100,6 +100,8 @@ class InputShape(click.ParamType):
             self.fail(f"{value!r}: expected CxHxW, HxW or N, e.g. 3x224x224", param, ctx)
         if not 1 <= len(dims) <= 3 or min(dims) < 1:
             self.fail(f"{value!r}: expected CxHxW, HxW or N with positive sizes", param, ctx)
+        if max(dims) >= 2**31:
+            self.fail(f"{value[:40]!r}: sizes are below 2**31", param, ctx)
         return dims
 
 

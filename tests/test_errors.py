@@ -205,6 +205,8 @@ MESSAGES = {
     "repeat_billion": "$.layers[0].repeat: 1,000,000,000 repetitions are over the budget of 50,000 nodes (Budget.nodes)",
     "repeat_by_expression": "$.layers[0].repeat: 1,000,000,000 repetitions are over the budget of 50,000 nodes (Budget.nodes)",
     "repeat_fraction": "$.layers[0].repeat: expected an integer, got 2.5",
+    "repeat_huge_float": "$.layers[0].repeat: 1000000000000000052504760255204420248... is beyond the budget of 64 bits (Budget.int_bits)",
+    "kernel_huge_float": "$.layers[0].kernel: 10000000000000000000 is beyond the budget of 64 bits (Budget.int_bits)",
     "repeat_list_million": "$.layers[0].repeat: in expression '[0] * 10**6': repetition too long: over the budget of 100,000 items",
     "repeat_list_tera": "$.layers[0].repeat: in expression '[0] * 10**12': repetition too long: over the budget of 100,000 items",
     "repeat_negative": "$.layers[0].repeat: must be at least 0, got -1",
@@ -334,6 +336,7 @@ def test_family_file_without_a_variant():
     ("big", "'--input': 'big': expected CxHxW, HxW or N"),
     ("0x3", "'--input': '0x3': expected CxHxW, HxW or N with positive sizes"),
     ("1x2x3x4", "'--input': '1x2x3x4': expected CxHxW, HxW or N with positive sizes"),
+    ("3x99999999999999999999x8", "'--input': '3x99999999999999999999x8': sizes are below 2**31"),
 ])
 def test_bad_input_option(text, expected):
     fails_cleanly(["table", "vgg16", "--input", text], expected)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SpecError
+from .budget import current
 
 EXPR = {"type": "string", "description": "an expression over the family's params, loop variables and block args"}
 PADDING_MODES = ("same", "valid")
@@ -125,6 +126,9 @@ class Integer(Kind):
             value = int(value)
         if not is_integer(value):
             raise kind_error(where, self.expected, value)
+        bits = current().int_bits
+        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            raise SpecError(f"{where}: {shown(value, 40)} is beyond {current().describe('int_bits')}")
         self.bounds.check(value, where)
         return value
 
