@@ -88,7 +88,7 @@ MESSAGES = {
     "batch_norm_eps_negative": "$.layers[0].eps: must be greater than 0, got -1e-05",
     "batch_norm_eps_zero": "$.layers[0].eps: must be greater than 0, got 0",
     "block_args_not_object": "$.layers[0].args: expected an object, got [1]",
-    "block_doubles_itself": "$.blocks.s.layers[0]: the network grows past the budget of 50,000 nodes (Budget.nodes) at",
+    "block_doubles_itself": "the network grows past the budget of 20,000 nodes (Budget.nodes) at 0.0.0.0.0.0.0.0.",
     "block_not_object": "$.blocks.b: expected an object, got [1]",
     "block_uses_itself": "$.blocks.a.layers[0]: nodes nest deeper than the budget of 100 levels (Budget.depth) (a block that uses",
     "block_without_layers": "$.blocks.b: needs 'layers'",
@@ -161,7 +161,7 @@ MESSAGES = {
     "long_expression_echo_cut": "$.layers[0].out: cannot parse expression '(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1",
     "loop_variable_list": "$.layers[0].as: expected a string, got [\"i\"]",
     "lrn_size_zero": "$.layers[0].size: must be at least 1, got 0",
-    "many_branches": "$.layers[0].branches[50000]: the network grows past the budget of 50,000 nodes (Budget.nodes) at 0.50000",
+    "many_branches": "$.layers[0].branches[20000]: the network grows past the budget of 20,000 nodes (Budget.nodes) at 0.20000",
     "many_known_names": "$.layers[0].out: in expression 'zz': unknown name 'zz' (known: n0, n1, n10, n11, n12, n13, n14, n15, n16,",
     "meta_list": "$.meta: expected an object, got [1, 2]",
     "meta_number": "$.meta: expected an object, got 2015",
@@ -180,8 +180,8 @@ MESSAGES = {
     "nan_literal": "$.layers[0].p: NaN is not a number JSON allows; give a finite number",
     "negative_infinity_literal": "$.layers[0].init: -Infinity is not a number JSON allows; give a finite number",
     "negative_int_beyond_64_bits": "$.layers[0].padding: -18446744073709551616 is beyond the budget of 64 bits (Budget.int_bits)",
-    "nested_repeats_cubed": "$.layers[0].layers[0].layers[0].repeat: 1,000 repetitions (after 50,000 others) are over the budget of 50,000",
-    "nested_repeats_nothing_made": "$.layers[0].layers[0].repeat: 1,000 repetitions (after 50,000 others) are over the budget of 50,000 nodes",
+    "nested_repeats_cubed": "$.layers[0].layers[0].layers[0].repeat: 1,000 repetitions (after 20,000 others) are over the budget of 20,000 nodes",
+    "nested_repeats_nothing_made": "$.layers[0].layers[0].repeat: 1,000 repetitions (after 20,000 others) are over the budget of 20,000 nodes",
     "node_is_text": "$.layers[0]: expected an object, got \"relu\"",
     "node_two_kinds": "$.layers[0]: a node has exactly one of 'type', 'block' or 'layers' (found ['type', 'block'])",
     "nul_in_expression": "$.layers[0].out: cannot parse expression '4\\x00': source code string cannot contain null bytes (text is",
@@ -200,10 +200,10 @@ MESSAGES = {
     "power_beyond_64_bits": "$.layers[0].out: in expression '2 ** 63': an integer of 64 bits, beyond the budget of 64 bits",
     "product_4300_digits": "$.params.b: in expression 'a * a * a * a': an integer of 120 bits, beyond the budget of 64 bits",
     "product_beyond_64_bits": "$.layers[0].out: in expression '10**18 * 10**18': an integer of 120 bits, beyond the budget of 64 bits",
-    "repeat_100000": "$.layers[0].repeat: 100,000 repetitions are over the budget of 50,000 nodes (Budget.nodes)",
+    "repeat_100000": "$.layers[0].repeat: 100,000 repetitions are over the budget of 20,000 nodes (Budget.nodes)",
     "repeat_bare_word": "$.layers[0].repeat: in expression 'three': unknown name 'three' (known: none)",
-    "repeat_billion": "$.layers[0].repeat: 1,000,000,000 repetitions are over the budget of 50,000 nodes (Budget.nodes)",
-    "repeat_by_expression": "$.layers[0].repeat: 1,000,000,000 repetitions are over the budget of 50,000 nodes (Budget.nodes)",
+    "repeat_billion": "$.layers[0].repeat: 1,000,000,000 repetitions are over the budget of 20,000 nodes (Budget.nodes)",
+    "repeat_by_expression": "$.layers[0].repeat: 1,000,000,000 repetitions are over the budget of 20,000 nodes (Budget.nodes)",
     "repeat_fraction": "$.layers[0].repeat: expected an integer, got 2.5",
     "repeat_huge_float": "$.layers[0].repeat: 1000000000000000052504760255204420248... is beyond the budget of 64 bits (Budget.int_bits)",
     "kernel_huge_float": "$.layers[0].kernel: 10000000000000000000 is beyond the budget of 64 bits (Budget.int_bits)",
@@ -216,7 +216,7 @@ MESSAGES = {
     "round_huge_digits": "$.layers[0].out: in expression 'round(10**18, -10**6)': round(x, n) takes n between -30 and 30, got -1000000",
     "slice_expression": "$.layers[0].repeat: in expression 'w[0:1]': Subscript is not allowed in a spec expression",
     "starred_argument": "$.layers[0].out: in expression 'max(*w)': Starred is not allowed in a spec expression",
-    "steps_over_budget": "$.layers[1].repeat: 30,000 repetitions (after 30,000 others) are over the budget of 50,000 nodes",
+    "steps_over_budget": "$.layers[1].repeat: 15,000 repetitions (after 15,000 others) are over the budget of 20,000 nodes",
     "stochastic_depth_over_one": "$.layers[0].p: must be at most 1, got 1.5",
     "sum_3000_terms_unknown_name": "$.layers[0].out: in expression '1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1...",
     "surrogate_from_expression": "$.layers[0].padding: in expression \"'\\\\ud800'\": a text holding a lone UTF-16 surrogate, which is not text",
@@ -425,7 +425,7 @@ def test_file_over_the_size_budget_is_refused_before_reading(tmp_path):
 def test_budget_from_the_python_api(tmp_path):
     spec = tmp_path / "net.json"
     spec.write_text(json.dumps({"input": [3, 8, 8], "layers": [{"repeat": 60000, "type": "relu"}]}))
-    with pytest.raises(SpecError, match="over the budget of 50,000 nodes"):
+    with pytest.raises(SpecError, match="over the budget of 20,000 nodes"):
         load(str(spec))
     network = load(str(spec), budget=Budget(nodes=70_000))  # 60,000 relus and the repeat's group
     assert len(network.root.children) == 60_000

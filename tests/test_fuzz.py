@@ -138,7 +138,7 @@ def run_mutants(count: int, seed: int, folder: Path, seconds: float | None = Non
     runner = CliRunner()
     outcomes: Counter = Counter()
     failures, slow = [], []
-    slowest = 0.0
+    slowest, slowest_spec = 0.0, ""
     summary: dict = {}
     for n in range(count):
         if seconds is not None and time.monotonic() - began > seconds:
@@ -151,7 +151,8 @@ def run_mutants(count: int, seed: int, folder: Path, seconds: float | None = Non
         started = time.process_time()
         result = runner.invoke(main, args)
         spent = time.process_time() - started
-        slowest = max(slowest, spent)
+        if spent > slowest:
+            slowest, slowest_spec = spent, text.decode(errors="replace")[:300]
         lines = result.stderr.splitlines()
         ok = (result.exit_code == 0 and not isinstance(result.exception, Exception)) or (
             result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("archcalc: ") and result.stdout == "")
@@ -168,7 +169,7 @@ def run_mutants(count: int, seed: int, folder: Path, seconds: float | None = Non
             slow.append({"mutant": n, "cpu_s": round(spent, 2), "spec": text.decode(errors="replace")[:2000]})
         if report is not None and (n + 1) % 500 == 0 or n + 1 == count:
             summary = {"seed": seed, "asked": count, "mutants": n + 1, **outcomes, "failures": failures,
-                       "over_2s": slow, "slowest_cpu_s": round(slowest, 3), "wall_s": round(time.monotonic() - began, 1)}
+                       "over_2s": slow, "slowest_cpu_s": round(slowest, 3), "slowest_spec": slowest_spec, "wall_s": round(time.monotonic() - began, 1)}
             if report is not None:
                 report.write_text(json.dumps(summary, indent=2) + "\n")
     return summary or {"seed": seed, "asked": count, "mutants": 0}

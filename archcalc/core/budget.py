@@ -23,7 +23,7 @@ from typing import Iterator
 class Budget:
     file_bytes: int = 64 * 2**20  # a spec file, refused before it is read
     depth: int = 100  # JSON nesting, and groups (blocks, sequences, merges) inside each other
-    nodes: int = 50_000  # layers and groups of one network, and repeat iterations (each limited apart)
+    nodes: int = 20_000  # layers and groups of one network, and repeat iterations (each limited apart)
     items: int = 100_000  # items of a list value, nested lists counted in full
     int_bits: int = 64  # integers, in the JSON and from expressions: |n| < 2**63
     text: int = 10_000  # characters of a string an expression computes
