@@ -172,6 +172,7 @@ MESSAGES = {
     "name_equals_position": "$.layers[1].name: '1' names two nodes of one group ($.layers[0] and $.layers[1]); give each its own name",
     "name_escapes": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",
     "name_hidden": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",
+    "name_is_object": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters",
     "name_not_text": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",
     "name_too_long": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",
     "name_with_newline": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",

@@ -19,6 +19,7 @@ import json
 import os
 import random
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
 
@@ -163,7 +164,9 @@ def run_mutants(count: int, seed: int, folder: Path, seconds: float | None = Non
                 ok = False
         outcomes["accepted" if result.exit_code == 0 else "refused" if ok else "failed"] += 1
         if not ok:
+            where = traceback.format_exception(*result.exc_info)[-4:] if result.exc_info else []
             failures.append({"mutant": n, "exit": result.exit_code, "exception": repr(result.exception),
+                             "traceback": "".join(where)[-1500:],
                              "stderr": result.stderr[-500:], "spec": text.decode(errors="replace")[:2000]})
         if spent > CPU_SECONDS:
             slow.append({"mutant": n, "cpu_s": round(spent, 2), "spec": text.decode(errors="replace")[:2000]})

@@ -130,11 +130,14 @@ def zoo_index() -> dict[str, Path]:
 
 def variant_names(document: dict, path: Path) -> list[str]:
     variants = document.get("variants")
-    return list(variants) if isinstance(variants, dict) else [document.get("name") or path.stem]
+    name = document.get("name")
+    return list(variants) if isinstance(variants, dict) else [name if isinstance(name, str) and name else path.stem]
 
 
 def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    if not isinstance(word, str) or len(word) > 200:  # difflib is quadratic in the word's length
+        return ""
+    close = difflib.get_close_matches(word, [c for c in choices if isinstance(c, str)], n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
