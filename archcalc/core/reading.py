@@ -32,9 +32,6 @@ class _Literal:
         self.text, self.problem = text, problem
 
 
-_WALKED = (dict, list, str, int, _Literal)
-
-
 def read_bytes(path: Path) -> bytes:
     """The file's bytes; a FIFO, a device, a folder or an oversized file is refused before reading."""
     limit = current().file_bytes
@@ -112,7 +109,8 @@ def parse(text: str) -> Any:
         raise SpecError(f"$: JSON nests deeper than {budget.describe('depth')}") from None
     except (ValueError, MemoryError) as exc:
         raise SpecError(f"invalid JSON: {shown(str(exc), 80)}") from None
-    _check(document, budget, duplicates, bool(_SURROGATE_ESCAPE.search(text)))
+    if isinstance(document, (dict, list)):  # a bare scalar is no spec: read_json says so
+        _check(document, budget, duplicates, bool(_SURROGATE_ESCAPE.search(text)))
     return document
 
 
@@ -122,32 +120,32 @@ def _check(document: Any, budget, duplicates: dict, surrogates: bool) -> None:
     stack: list[tuple[Any, int, tuple | None]] = [(document, 0, None)]
     while stack:
         value, depth, trail = stack.pop()
+        if depth >= budget.depth:
+            raise SpecError(f"{_path(trail)}: JSON nests deeper than {budget.describe('depth')}")
         if isinstance(value, dict):
-            if depth >= budget.depth:
-                raise SpecError(f"{_path(trail)}: JSON nests deeper than {budget.describe('depth')}")
             if id(value) in duplicates:
                 raise SpecError(f"{_path(trail)}: duplicate key {shown(duplicates[id(value)][1])} "
                                 "(JSON keeps only the last; give each key once)")
-            for key, item in value.items():
-                if surrogates and _SURROGATE.search(key):
-                    raise SpecError(f"{_path(trail)}: key {shown(key)} holds a lone UTF-16 surrogate, which is not text")
-                if isinstance(item, _WALKED) and item is not True and item is not False:
-                    stack.append((item, depth + 1, (trail, key)))
-        elif isinstance(value, list):
-            if depth >= budget.depth:
-                raise SpecError(f"{_path(trail)}: JSON nests deeper than {budget.describe('depth')}")
+            if surrogates:
+                for key in value:
+                    if _SURROGATE.search(key):
+                        raise SpecError(f"{_path(trail)}: key {shown(key)} holds a lone UTF-16 surrogate, which is not text")
+            items = value.items()
+        else:
             if len(value) > budget.items:
                 raise SpecError(f"{_path(trail)}: a list of {len(value):,} items, over {budget.describe('items')}")
-            for i, item in enumerate(value):
-                if isinstance(item, _WALKED) and item is not True and item is not False:
-                    stack.append((item, depth + 1, (trail, i)))
-        elif isinstance(value, str):
-            if surrogates and _SURROGATE.search(value):
-                raise SpecError(f"{_path(trail)}: {shown(value)} holds a lone UTF-16 surrogate, which is not text")
-        elif isinstance(value, _Literal):
-            raise SpecError(f"{_path(trail)}: {value.problem}")
-        elif isinstance(value, int) and not -top <= value < top:
-            raise SpecError(f"{_path(trail)}: {shown(value, 40)} is beyond {budget.describe('int_bits')}")
+            items = enumerate(value)
+        for key, item in items:  # scalars are checked here; containers go on the stack
+            kind = type(item)
+            if kind is dict or kind is list:
+                stack.append((item, depth + 1, (trail, key)))
+            elif kind is int:
+                if not -top <= item < top:
+                    raise SpecError(f"{_path((trail, key))}: {shown(item, 40)} is beyond {budget.describe('int_bits')}")
+            elif kind is _Literal:
+                raise SpecError(f"{_path((trail, key))}: {item.problem}")
+            elif surrogates and kind is str and _SURROGATE.search(item):
+                raise SpecError(f"{_path((trail, key))}: {shown(item)} holds a lone UTF-16 surrogate, which is not text")
 
 
 def _path(trail: tuple | None) -> str:
