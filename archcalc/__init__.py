@@ -12,6 +12,7 @@
 memory at its batch and dtype); `render`, `to_json` and `Analysis.to_dataframe()` give the
 formats of the CLI; `build_torch` (torch needed) returns the network as an `nn.Module`.
 """
+from .core.budget import Budget
 from .core.calc import Analysis, Row, Totals, analyze
 from .core.spec import Network, load, zoo_index
 from .errors import SpecError
@@ -20,8 +21,8 @@ from .render import (  # the functions: they take the name archcalc.render from 
     to_json,
 )
 
-__all__ = ["Analysis", "Network", "Row", "SpecError", "Totals", "analyze", "build_torch", "load", "render", "to_json",
-           "zoo_index"]
+__all__ = ["Analysis", "Budget", "Network", "Row", "SpecError", "Totals", "analyze", "build_torch", "load", "render",
+           "to_json", "zoo_index"]
 __version__ = "0.1.0"
 
 

@@ -1,6 +1,8 @@
 """The `archcalc` command. torch, fvcore, pandas and matplotlib load only in the commands that need them."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import click
@@ -28,14 +30,23 @@ class _Cli(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()
+            return result
         except ArchcalcError as exc:
-            click.echo(f"archcalc: {exc}", err=True)
+            _say(f"archcalc: {exc}")
             sys.exit(exc.exit_code)
+        except OSError as exc:  # writing the output: a full disk, a closed pipe
+            from .files import reason
+
+            _silence_stdout()
+            _say(f"archcalc: {exc.filename or '<stdout>'}: cannot write: {reason(exc)}")
+            sys.exit(2)
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
+        previous = _on_sigterm(_interrupt)  # unwind (temporary files go) as on Ctrl-C
         try:
             super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
@@ -48,7 +59,42 @@ class _Cli(click.Group):
         except click.Abort:
             click.echo("archcalc: interrupted", err=True)
             sys.exit(130)
+        finally:
+            if previous is not None:
+                _on_sigterm(previous)
         sys.exit(0)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(handler):
+    """Install `handler` for SIGTERM where none was set; the handler it replaced, else None."""
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is signal.SIG_DFL or handler is not _interrupt:
+            signal.signal(signal.SIGTERM, handler)
+            return previous
+    except ValueError:  # not the main thread
+        pass
+    return None
+
+
+def _say(line: str) -> None:
+    try:
+        click.echo(line, err=True)
+    except OSError:
+        pass
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the exit's flush does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (tests capture it)
+        pass
 
 
 class InputShape(click.ParamType):
@@ -65,6 +111,8 @@ class InputShape(click.ParamType):
             self.fail(f"{value!r}: expected CxHxW, HxW or N, e.g. 3x224x224", param, ctx)
         if not 1 <= len(dims) <= 3 or min(dims) < 1:
             self.fail(f"{value!r}: expected CxHxW, HxW or N with positive sizes", param, ctx)
+        if max(dims) >= 2**31:
+            self.fail(f"{value[:40]!r}: sizes are below 2**31", param, ctx)
         return dims
 
 

@@ -2,8 +2,9 @@
 
 ArchcalcError is the base: a message, and where it applies (a file, a path in the spec).
 SpecError: bad input (a spec, a model file, a value); UsageError: the command line;
-MissingDependency: an optional package is not installed (the message gives the install line).
-All three exit with code 2.
+MissingDependency: an optional package is not installed (the message gives the install line);
+FileError: a file or folder that cannot be read or written.
+All of them exit with code 2.
 """
 from __future__ import annotations
 
@@ -36,3 +37,7 @@ class UsageError(ArchcalcError):
 
 class MissingDependency(ArchcalcError):
     """An optional package a command needs is not installed."""
+
+
+class FileError(ArchcalcError):
+    """A file or folder archcalc cannot read or write (permissions, a full disk, a file in the way)."""

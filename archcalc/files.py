@@ -1,23 +1,82 @@
-"""Files archcalc writes are written whole: a temporary file beside the target, then a rename."""
+"""Files archcalc writes are written whole: a temporary file beside the target, fsync, then a rename.
+
+The temporary file is named `.NAME.XXXXXXXX.archcalc-tmp`; it is removed on every way out of
+write_atomic (an error, Ctrl-C, SIGTERM through the CLI's handler), and one left by a killed run
+is recognised by `is_temporary` so that `archcalc report` removes it and `--check` reports it.
+Every OS error becomes a FileError naming the path and the reason.
+"""
 from __future__ import annotations
 
+import errno
 import os
+import re
 import tempfile
 from pathlib import Path
+
+from .errors import FileError
+
+TEMP_SUFFIX = ".archcalc-tmp"
+# ours, and those of earlier versions (`.NAME.md.XXXXXXXX`, no suffix)
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + r"|\..+\.(md|png|svg|json)\.[a-z0-9_]{8}")
+
+
+def reason(exc: OSError) -> str:
+    """The OS's words for an error, e.g. 'Permission denied'."""
+    if isinstance(exc, FileExistsError) or exc.errno == errno.EEXIST:
+        return "a file is in the way (not a folder)"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def is_temporary(name: str) -> bool:
+    return bool(_TEMPORARY.fullmatch(name))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileError(f"cannot create the folder: {reason(exc)}", file=str(exc.filename or folder)) from None
+    if not folder.is_dir():
+        raise FileError("cannot create the folder: a file is in the way", file=str(folder))
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    make_folder(path.parent)
+    temporary = None
+    done = False
     try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=TEMP_SUFFIX, dir=path.parent)
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
+            stream.flush()
+            os.fchmod(stream.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600 files
+            os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        done = True
+    except OSError as exc:
+        raise FileError(f"cannot write: {reason(exc)}", file=str(path)) from None
+    finally:
+        if temporary is not None and not done:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+
+
+def same_content(path: Path, data: bytes) -> bool:
+    """Whether `path` already holds exactly `data` (False when it cannot be read)."""
+    try:
+        return path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
 
 
 SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".txt": "text"}

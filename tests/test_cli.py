@@ -343,7 +343,8 @@ def test_table_out_into_an_unwritable_place_is_one_line(tmp_path):
     blocker.write_text("")
     result = runner().invoke(main, ["table", "lenet5", "--out", str(blocker / "x.json")])
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr.startswith("archcalc: --out ") and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"archcalc: {blocker}: ") and "a file is in the way" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
 
 
 def test_table_one_configuration_line_per_batch_and_dtype():

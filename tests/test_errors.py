@@ -4,6 +4,13 @@ Every file under tests/bad_specs/ is pinned here to a part of its message.
 """
 from __future__ import annotations
 
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +18,10 @@ from click.testing import CliRunner
 
 from archcalc import SpecError, load
 from archcalc.cli import main
+from archcalc.core.budget import Budget, use
+from archcalc.errors import FileError
+from archcalc.files import is_temporary, write_atomic
+from archcalc.report.pages import confined
 
 BAD = Path(__file__).parent / "bad_specs"
 
@@ -73,6 +84,166 @@ MESSAGES = {
     "dropout_out_of_range": "$.layers[0].p: must be less than 1, got 2",
     "variants_not_object": '$.variants: expected an object of variants, got ["a"]',
     "input_with_batch": "$.input: expected an input shape [C, H, W], [H, W] or [F] of positive integers (no batch), got [1, 3, 8, 8]",
+    "adaptive_output_zero": "$.layers[0].output: must be at least 1, got 0",
+    "batch_norm_eps_negative": "$.layers[0].eps: must be greater than 0, got -1e-05",
+    "batch_norm_eps_zero": "$.layers[0].eps: must be greater than 0, got 0",
+    "block_args_not_object": "$.layers[0].args: expected an object, got [1]",
+    "block_doubles_itself": "the network grows past the budget of 20,000 nodes (Budget.nodes) at 0.0.0.0.0.0.0.0.",
+    "block_not_object": "$.blocks.b: expected an object, got [1]",
+    "block_uses_itself": "$.blocks.a.layers[0]: nodes nest deeper than the budget of 100 levels (Budget.depth) (a block that uses",
+    "block_without_layers": "$.blocks.b: needs 'layers'",
+    "blocks_nest_120_deep": "$.blocks.b99.layers[0]: nodes nest deeper than the budget of 100 levels (Budget.depth) (a block that uses",
+    "blocks_not_object": "$.blocks: expected an object of blocks, got [1]",
+    "blocks_use_each_other": "$.blocks.b.layers[0]: nodes nest deeper than the budget of 100 levels (Budget.depth) (a block that uses",
+    "branches_not_list": "$.layers[0].branches: expected a list of branches, got {\"a\": [{\"type\": \"relu\"}]}",
+    "comment_not_text": "$.layers[0].comment: expected a string, got 5",
+    "complex_power": "$.layers[0].out: in expression '(-8) ** (1/3)': the result is a complex number, not a real number, a text or",
+    "conv_out_zero": "$.layers[0].out: must be at least 1, got 0",
+    "dilation_zero": "$.layers[0].dilation: must be at least 1, got 0",
+    "division_by_zero": "$.layers[0].out: in expression '4 // 0': integer division or modulo by zero",
+    "dropout_by_expression": "$.layers[0].p: must be less than 1, got 2",
+    "dropout_huge": "$.layers[0].p: must be less than 1, got 1e+300",
+    "dropout_negative": "$.layers[0].p: must be at least 0, got -1",
+    "dropout_one": "$.layers[0].p: must be less than 1, got 1",
+    "dunder_attribute": "$.layers[0].out: in expression '().__class__': Attribute is not allowed in a spec expression",
+    "dup_key_layer": "$.layers[0]: duplicate key \"out\" (JSON keeps only the last; give each key once)",
+    "dup_key_params": "$.params: duplicate key \"w\" (JSON keeps only the last; give each key once)",
+    "dup_key_top": "$: duplicate key \"input\" (JSON keeps only the last; give each key once)",
+    "duplicate_block_instances": "$.layers[1].name: 's' names two nodes of one group ($.layers[0] and $.layers[1]); give each its own name",
+    "duplicate_layer_names": "$.layers[1].name: 'conv' names two nodes of one group ($.layers[0] and $.layers[1]); give each its own name",
+    "duplicate_names_in_block": "$.blocks.b.layers[1].name: 'a' names two nodes of one group ($.blocks.b.layers[0] and $.blocks.b.layers[1]);",
+    "duplicate_names_in_branch": "$.layers[0].branches[0][1].name: 'a' names two nodes of one group ($.layers[0].branches[0][0] and",
+    "duplicate_names_in_named_repeat": "$.layers[0].name: 'a' names two nodes of one group ($.layers[0]); give each its own name",
+    "duplicate_repeat_names": "$.layers[0].name: 'x' names two nodes of one group ($.layers[0]); give each its own name",
+    "empty_file": "invalid JSON at line 1, column 1: Expecting value",
+    "expect_entry_not_object": "$.expect[0]: expected an object, got [\"params\", 0]",
+    "expect_huge_significant": "$.expect[0].significant: must be at most 17, got 1000000",
+    "expect_layer_as_int": "$.expect[0].layer: expected a string, got 3",
+    "expect_not_list": "$.expect: expected a list of published figures, got {\"what\": \"params\"}",
+    "expect_rounding_without_unit": "$.expect[0].rounding: 'down' goes with a unit",
+    "expect_significant_without_unit": "$.expect[0].significant: goes with a unit and a positive value",
+    "expect_source_empty": "$.expect[0].source: expected a non-empty string, got \"\"",
+    "expect_unit_with_shape": "$.expect[0].value: expected a number of M, got [1, 2]",
+    "expect_unknown_unit": "$.expect[0].unit: 'X' is not one of K, M, G, MB, MiB",
+    "expect_value_text": "$.expect[0].value: expected a number, got \"0\"",
+    "expect_without_value": "$.expect[0]: a published figure needs a 'value'",
+    "expect_wrong_as_text": "$.expect[0].wrong: expected true or false, got \"false\"",
+    "expression_too_long": "$.layers[0].out: an expression of 30,001 characters, over the budget of 20,000 characters (Budget.expression)",
+    "f_string": "$.layers[0].name: in expression \"f'x'\": JoinedStr is not allowed in a spec expression",
+    "float_overflow": "$.layers[0].p: \"1e400\" overflows to infinity; give a finite number",
+    "float_overflow_expression": "$.layers[0].p: in expression '1e308 * 10': the result inf is not a finite number",
+    "format_method": "$.layers[0].out: in expression \"'{:1000000}'.format(1)\": Call is not allowed in a spec expression",
+    "groups_zero": "$.layers[0].groups: must be at least 1, got 0",
+    "index_out_of_range": "$.layers[0].out: in expression 'w[10]': list index out of range",
+    "index_variable_list": "$.layers[0].index: expected a string, got [\"k\"]",
+    "infinity_literal": "$.layers[0].eps: Infinity is not a number JSON allows; give a finite number",
+    "input_empty": "$.input: expected an input shape [C, H, W], [H, W] or [F] of positive integers (no batch), got []",
+    "input_fraction": "$.input: expected an input shape [C, H, W], [H, W] or [F] of positive integers (no batch), got [3, 8.5, 8]",
+    "input_text": "$.input: expected an input shape [C, H, W], [H, W] or [F] of positive integers (no batch), got \"3x8x8\"",
+    "int_4301_digits": "$.params.n: an integer of 4,301 digits, beyond the budget of 64 bits (Budget.int_bits)",
+    "int_5000_digits": "$.layers[0].out: an integer of 5,000 digits, beyond the budget of 64 bits (Budget.int_bits)",
+    "int_beyond_64_bits": "$.layers[0].out: 9223372036854775808 is beyond the budget of 64 bits (Budget.int_bits)",
+    "int_of_long_text": "$.layers[0].out: in expression \"int('9' * 5000)\": int() of a text of 5,000 characters: beyond 64-bit integers",
+    "json_nested_100000": "$: JSON nests deeper than the budget of 100 levels (Budget.depth)",
+    "json_nested_101_lists": "$.params.x[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0...][0][0][0][0][0][0][0][0][0][0][0][0][0] (100",
+    "json_nested_objects_150": "$.meta.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a....a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a (100",
+    "kernel_three_items_expression": "$.layers[0].kernel: expected an integer or [h, w], got [3, 3, 3]",
+    "kernel_zero": "$.layers[0].kernel: must be at least 1, got 0",
+    "lambda_expression": "$.layers[0].out: in expression '(lambda: 4)()': Call is not allowed in a spec expression",
+    "layer_norm_eps_zero": "$.layers[0].eps: must be greater than 0, got 0",
+    "layers_null": "$.layers: expected a list, got null",
+    "linear_out_zero": "$.layers[1].out: must be at least 1, got 0",
+    "list_comprehension": "$.layers[0].repeat: in expression '[i for i in [1, 2]]': ListComp is not allowed in a spec expression",
+    "list_over_budget": "$.layers[0].repeat: a list of 100,001 items, over the budget of 100,000 items (Budget.items)",
+    "lone_surrogate_in_list": "$.meta.authors[1]: \"b\\udc00\" holds a lone UTF-16 surrogate, which is not text",
+    "lone_surrogate_key": "$.meta: key \"\\udfff\" holds a lone UTF-16 surrogate, which is not text",
+    "lone_surrogate_title": "$.title: \"net \\ud800\" holds a lone UTF-16 surrogate, which is not text",
+    "long_expression_echo_cut": "$.layers[0].out: cannot parse expression '(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1",
+    "loop_variable_list": "$.layers[0].as: expected a string, got [\"i\"]",
+    "lrn_size_zero": "$.layers[0].size: must be at least 1, got 0",
+    "many_branches": "$.layers[0].branches[20000]: the network grows past the budget of 20,000 nodes (Budget.nodes) at 0.20000",
+    "many_known_names": "$.layers[0].out: in expression 'zz': unknown name 'zz' (known: n0, n1, n10, n11, n12, n13, n14, n15, n16,",
+    "meta_list": "$.meta: expected an object, got [1, 2]",
+    "meta_number": "$.meta: expected an object, got 2015",
+    "meta_text": "$.meta: expected an object, got \"2015\"",
+    "min_of_nothing": "$.layers[0].out: in expression 'min([])': min() arg is an empty sequence",
+    "name_absolute": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",
+    "name_empty": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",
+    "name_equals_position": "$.layers[1].name: '1' names two nodes of one group ($.layers[0] and $.layers[1]); give each its own name",
+    "name_escapes": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",
+    "name_hidden": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",
+    "name_is_object": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters",
+    "name_not_text": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",
+    "name_too_long": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",
+    "name_with_newline": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",
+    "name_with_slash": "$.name: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with '.',",
+    "names_not_text": "$.layers[0].name: expected a string, got 5",
+    "nan_literal": "$.layers[0].p: NaN is not a number JSON allows; give a finite number",
+    "negative_infinity_literal": "$.layers[0].init: -Infinity is not a number JSON allows; give a finite number",
+    "negative_int_beyond_64_bits": "$.layers[0].padding: -18446744073709551616 is beyond the budget of 64 bits (Budget.int_bits)",
+    "nested_repeats_cubed": "$.layers[0].layers[0].layers[0].repeat: 1,000 repetitions (after 20,000 others) are over the budget of 20,000 nodes",
+    "nested_repeats_nothing_made": "$.layers[0].layers[0].repeat: 1,000 repetitions (after 20,000 others) are over the budget of 20,000 nodes",
+    "node_is_text": "$.layers[0]: expected an object, got \"relu\"",
+    "node_two_kinds": "$.layers[0]: a node has exactly one of 'type', 'block' or 'layers' (found ['type', 'block'])",
+    "nul_in_expression": "$.layers[0].out: cannot parse expression '4\\x00': source code string cannot contain null bytes (text is",
+    "out_as_boolean": "$.layers[0].out: expected an integer, got true",
+    "out_as_list_expression": "$.layers[0].out: expected an integer, got [1, 2]",
+    "output_padding_negative": "$.layers[0].output_padding: must be at least 0, got -1",
+    "padding_mode_full": "$.layers[0].padding: in expression 'full': unknown name 'full' (known: none)",
+    "padding_negative": "$.layers[0].padding: must be at least 0, got -1",
+    "param_bad_expression": "$.params.w: cannot parse expression '4 +': invalid syntax (text is quoted inside the string: \"'4 +'\")",
+    "params_double_a_list": "$.params.p7: in expression 'p6 + p6': a concatenation over the budget of 100,000 items (Budget.items)",
+    "params_double_a_text": "$.params.s13: in expression 's12 + s12': a concatenation over the budget of 10,000 characters (Budget.text)",
+    "params_nest_a_list": "$.params.l15: in expression '[l14, l14]': a list of more than the budget of 100,000 items (Budget.items)",
+    "params_not_object": "$.params: expected an object, got [1]",
+    "params_square_a_list": "$.params.p1: in expression 'p0 * len(p0)': repetition too long: over the budget of 100,000 items",
+    "percent_format": "$.layers[0].out: in expression \"'%.1000000f' % 1\": text formatting with % is not allowed",
+    "power_beyond_64_bits": "$.layers[0].out: in expression '2 ** 63': an integer of 64 bits, beyond the budget of 64 bits",
+    "product_4300_digits": "$.params.b: in expression 'a * a * a * a': an integer of 120 bits, beyond the budget of 64 bits",
+    "product_beyond_64_bits": "$.layers[0].out: in expression '10**18 * 10**18': an integer of 120 bits, beyond the budget of 64 bits",
+    "repeat_100000": "$.layers[0].repeat: 100,000 repetitions are over the budget of 20,000 nodes (Budget.nodes)",
+    "repeat_bare_word": "$.layers[0].repeat: in expression 'three': unknown name 'three' (known: none)",
+    "repeat_billion": "$.layers[0].repeat: 1,000,000,000 repetitions are over the budget of 20,000 nodes (Budget.nodes)",
+    "repeat_by_expression": "$.layers[0].repeat: 1,000,000,000 repetitions are over the budget of 20,000 nodes (Budget.nodes)",
+    "repeat_fraction": "$.layers[0].repeat: expected an integer, got 2.5",
+    "repeat_huge_float": "$.layers[0].repeat: 1000000000000000052504760255204420248... is beyond the budget of 64 bits (Budget.int_bits)",
+    "kernel_huge_float": "$.layers[0].kernel: 10000000000000000000 is beyond the budget of 64 bits (Budget.int_bits)",
+    "repeat_list_million": "$.layers[0].repeat: in expression '[0] * 10**6': repetition too long: over the budget of 100,000 items",
+    "repeat_list_tera": "$.layers[0].repeat: in expression '[0] * 10**12': repetition too long: over the budget of 100,000 items",
+    "repeat_negative": "$.layers[0].repeat: must be at least 0, got -1",
+    "repeat_negative_expression": "$.layers[0].repeat: must be at least 0, got -3",
+    "repeat_object": "$.layers[0].repeat: expected an integer, got {\"n\": 2}",
+    "repeat_true": "$.layers[0].repeat: expected an integer, got true",
+    "round_huge_digits": "$.layers[0].out: in expression 'round(10**18, -10**6)': round(x, n) takes n between -30 and 30, got -1000000",
+    "slice_expression": "$.layers[0].repeat: in expression 'w[0:1]': Subscript is not allowed in a spec expression",
+    "starred_argument": "$.layers[0].out: in expression 'max(*w)': Starred is not allowed in a spec expression",
+    "steps_over_budget": "$.layers[1].repeat: 15,000 repetitions (after 15,000 others) are over the budget of 20,000 nodes",
+    "stochastic_depth_over_one": "$.layers[0].p: must be at most 1, got 1.5",
+    "sum_3000_terms_unknown_name": "$.layers[0].out: in expression '1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1...",
+    "surrogate_from_expression": "$.layers[0].padding: in expression \"'\\\\ud800'\": a text holding a lone UTF-16 surrogate, which is not text",
+    "syntax_warning_literal": "$.layers[0].when: expected true or false, got 4",
+    "text_times_float": "$.layers[0].out: in expression \"'a' * 2.5\": can't multiply sequence by non-int of type 'float'",
+    "title_not_text": "$.title: expected a string, got [\"a\"]",
+    "top_level_list": "$: a spec is a JSON object",
+    "top_level_string": "$: a spec is a JSON object",
+    "trailing_garbage": "invalid JSON at line 1, column 36: Extra data",
+    "type_null": "$.layers[0].type: expected a string, got null",
+    "unary_10000": "$.layers[0].out: cannot parse expression '--------------------------------------------------------------------",
+    "unary_1000_unknown_name": "$.layers[0].out: in expression '---------------------------------------------------------------------------...",
+    "unknown_field_long": "$.layers[0]: relu has no field 'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy...",
+    "unknown_function": "$.layers[0].out: in expression 'pow(2, 3)': unknown function 'pow' (allowed: abs, ceil, floor, int, len,",
+    "unknown_type_long": "$.layers[0].type: unknown layer type 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "utf16_file": "not UTF-8 text: invalid start byte at byte 0",
+    "utf8_bom": "invalid JSON at line 1, column 1: Unexpected UTF-8 BOM (decode using utf-8-sig)",
+    "variant_meta_list": "$.variants.a.meta: expected an object, got [1]",
+    "variant_name_backslash": "$.variants: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with",
+    "variant_name_escapes": "$.variants: expected a name of 1 to 100 characters without '/', '\\' or control characters, not starting with",
+    "variant_not_object": "$.variants.a: expected an object, got [1]",
+    "variant_unknown_key": "$.variants.a: unknown key 'layers' (did you mean 'params'?)",
+    "variants_empty": "$.variants: a family needs at least one variant, got {}",
+    "walrus": "$.layers[0].out: in expression '(n := 4)': NamedExpr is not allowed in a spec expression",
+    "when_number": "$.layers[0].when: expected true or false, got 1",
+    "when_text_true": "$.layers[0].when: \"true\" is a string; use the JSON value true",
 }
 
 
@@ -166,6 +337,7 @@ def test_family_file_without_a_variant():
     ("big", "'--input': 'big': expected CxHxW, HxW or N"),
     ("0x3", "'--input': '0x3': expected CxHxW, HxW or N with positive sizes"),
     ("1x2x3x4", "'--input': '1x2x3x4': expected CxHxW, HxW or N with positive sizes"),
+    ("3x99999999999999999999x8", "'--input': '3x99999999999999999999x8': sizes are below 2**31"),
 ])
 def test_bad_input_option(text, expected):
     fails_cleanly(["table", "vgg16", "--input", text], expected)
@@ -203,3 +375,217 @@ def test_huge_repetition_is_refused(tmp_path):
     spec = tmp_path / "net.json"
     spec.write_text('{"input": [3, 8, 8], "params": {"a": "[0] * 10**12"}, "layers": []}')
     fails_cleanly(["table", str(spec)], "$.params.a: in expression '[0] * 10**12': repetition too long", file=str(spec))
+
+
+# ---- every bad spec under a time and memory limit --------------------------------------------
+
+CPU_SECONDS = 2  # CPU time, not wall time: this machine's wall clock is shared and noisy
+MEMORY_MB = 200
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not Path("/proc/self/statm").exists(), reason="needs fork and /proc")
+def test_every_bad_spec_exits_2_within_the_limits():
+    """Each case in a forked child (archcalc imported once, by the parent) under RLIMIT_CPU and RLIMIT_AS."""
+    paths = sorted(str(p) for p in BAD.glob("*.json"))
+    worker = Path(__file__).parent / "limits_worker.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")])}
+    halves = [paths[::2], paths[1::2]]  # two workers, one per core
+    runs = [subprocess.Popen([sys.executable, str(worker), str(CPU_SECONDS), str(MEMORY_MB), *half],
+                             stdout=subprocess.PIPE, env=env) for half in halves]
+    results = [r for run in runs for r in json.loads(run.communicate(timeout=300)[0])]
+    assert len(results) == len(paths)
+    for r in results:
+        name = Path(r["path"]).stem
+        lines = r["stderr"].splitlines()
+        assert (r["exit"], r["stdout"], len(lines)) == (2, "", 1), r
+        assert lines[0].startswith(f"archcalc: {r['path']}: ") and MESSAGES[name] in lines[0], r
+        assert r["cpu_s"] < CPU_SECONDS and r["max_rss_mb"] < MEMORY_MB, r
+        assert r["wall_s"] < 30, r  # a hang, whatever the load
+
+
+# ---- files that are not specs, and places that cannot be written -------------------------------
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    fails_cleanly(["table", str(fifo)], "not a regular file (a FIFO, device or socket)", file=str(fifo))
+
+
+def test_device_is_refused_before_reading():
+    fails_cleanly(["table", "/dev/zero"], "not a regular file", file="/dev/zero")
+
+
+def test_file_over_the_size_budget_is_refused_before_reading(tmp_path):
+    big = tmp_path / "big.json"
+    with open(big, "wb") as stream:  # sparse: 64 MiB + 1 byte of nothing, refused by its size alone
+        stream.truncate(64 * 2**20 + 1)
+    fails_cleanly(["table", str(big)], "the file is 67,108,865 bytes, over the budget of 67,108,864 bytes (Budget.file_bytes)",
+                  file=str(big))
+
+
+def test_budget_from_the_python_api(tmp_path):
+    spec = tmp_path / "net.json"
+    spec.write_text(json.dumps({"input": [3, 8, 8], "layers": [{"repeat": 60000, "type": "relu"}]}))
+    with pytest.raises(SpecError, match="over the budget of 20,000 nodes"):
+        load(str(spec))
+    network = load(str(spec), budget=Budget(nodes=70_000))  # 60,000 relus and the repeat's group
+    assert len(network.root.children) == 60_000
+    with use(Budget(file_bytes=10)):
+        with pytest.raises(SpecError, match="over the budget of 10 bytes"):
+            load(str(spec))
+
+
+def test_name_too_long():
+    name = "a" * 300 + ".json"
+    fails_cleanly(["table", name], "cannot read: File name too long", file=name)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
+def test_unreadable_directory(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    (folder / "net.json").write_text('{"input": [3, 8, 8], "layers": []}')
+    folder.chmod(0)
+    try:
+        fails_cleanly(["table", str(folder / "net.json")], "cannot read: Permission denied")
+    finally:
+        folder.chmod(0o755)
+
+
+def test_report_into_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    spec = BAD.parent / "fixtures" / "report_tiny.json"
+    fails_cleanly(["report", str(spec), "--out", str(tmp_path / "file" / "out")], "cannot create the folder: Not a directory")
+    fails_cleanly(["report", str(spec), "--out", "/proc/archcalc"], "cannot create the folder")
+
+
+def _cli(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    return subprocess.Popen([sys.executable, "-m", "archcalc.cli", *args], env=env, stderr=subprocess.PIPE, **kwargs)
+
+
+def test_full_disk_on_stdout():
+    with open("/dev/full", "wb") as full:
+        run = _cli("table", "vgg16", stdout=full)
+        _, err = run.communicate(timeout=60)
+    assert run.returncode == 2
+    assert err.decode().splitlines() == ["archcalc: <stdout>: cannot write: No space left on device"]
+
+
+def test_broken_pipe():
+    run = _cli("table", "resnet152", stdout=subprocess.PIPE)
+    run.stdout.close()  # before archcalc writes its 100 kB
+    run.wait(timeout=60)
+    err = run.stderr.read().decode()
+    assert run.returncode == 2
+    assert err.splitlines() == ["archcalc: <stdout>: cannot write: Broken pipe"]
+
+
+# ---- writing: whole files, the umask, temporary files, the output folder -----------------------
+
+def test_written_file_honours_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "a.md", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.md").stat().st_mode) == 0o640
+
+
+def test_interrupted_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(tmp_path / "a.md", "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_error_is_a_file_error(tmp_path):
+    (tmp_path / "a.md").mkdir()  # a folder where the file goes
+    with pytest.raises(FileError, match="cannot write: Is a directory"):
+        write_atomic(tmp_path / "a.md", "x")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.md"]
+
+
+def test_stale_temporary_files_are_reported_and_removed(tmp_path):
+    spec = str(BAD.parent / "fixtures" / "report_tiny.json")
+    out = tmp_path / "out"
+    assert runner().invoke(main, ["report", spec, "--out", str(out)]).exit_code == 0
+    leftover = out / "networks" / ".report_tiny.md.abcd1234.archcalc-tmp"  # a run killed mid-write
+    leftover.write_text("half")
+    result = runner().invoke(main, ["report", spec, "--out", str(out), "--check"])
+    assert result.exit_code == 1
+    assert "networks/.report_tiny.md.abcd1234.archcalc-tmp (a temporary file of an interrupted run)" in result.stdout
+    assert runner().invoke(main, ["report", spec, "--out", str(out)]).exit_code == 0
+    assert not leftover.exists()
+
+
+def test_sigterm_during_a_report_leaves_no_temporary_file(tmp_path):
+    out = tmp_path / "out"
+    run = _cli("report", "--out", str(out), stdout=subprocess.DEVNULL)
+    time.sleep(3)
+    run.send_signal(signal.SIGTERM)
+    run.wait(timeout=60)
+    left = [p for p in out.rglob("*") if is_temporary(p.name)] if out.exists() else []
+    assert left == []
+
+
+def test_names_never_leave_the_output_folder(tmp_path):
+    (tmp_path / "out").mkdir()
+    spec = tmp_path / "net.json"
+    spec.write_text('{"name": "../../../escaped", "input": [3, 8, 8], "layers": [{"type": "relu"}]}')
+    fails_cleanly(["report", str(spec), "--out", str(tmp_path / "out")], "$.name: expected a name of 1 to 100 characters")
+    fails_cleanly(["report", str(spec), "--out", str(tmp_path / "out"), "--check"], "$.name: expected a name")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["net.json", "out"]  # nothing written, inside or out
+    (tmp_path / "out" / "networks").mkdir()
+    (tmp_path / "out" / "networks" / "link.md").symlink_to(tmp_path / "outside.md")
+    for relative, why in [("../x.md", "not a plain file name"), ("/etc/x.md", "not a plain file name"),
+                          ("networks/a\nb.md", "not a plain file name"), ("networks/link.md", "resolves outside")]:
+        with pytest.raises(FileError, match=why):
+            confined(tmp_path / "out", relative)
+
+
+# ---- accepted, and fast, where it used to hang or crash ----------------------------------------
+
+def test_huge_adaptive_output_is_quick(tmp_path):
+    # 224 -> 10**9: the windows repeat every 10**9 / gcd(224, 10**9) = 31,250,000 outputs, more than
+    # the field table holds: refused at once with the reason, never a loop over every output
+    spec = tmp_path / "net.json"
+    spec.write_text('{"input": [3, 224, 224], "layers": [{"type": "adaptive_avg_pool2d", "output": 1000000000}]}')
+    started = time.process_time()
+    result = runner().invoke(main, ["table", str(spec), "--format", "json"])
+    assert time.process_time() - started < 2
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert "repeats only every 31,250,000 output positions" in result.stderr
+    from archcalc.layers.pool import _adaptive_window
+
+    assert _adaptive_window(224, 10**9) == (2, 1)  # widths 0 + 1 or 0 + 2 (gcd(224, 10**9) = 32 < 224)
+
+
+def test_output_is_utf8_json(tmp_path):
+    spec = tmp_path / "net.json"
+    spec.write_text('{"title": "Réseau \\ud83d\\ude00", "input": [3, 8, 8], "layers": [{"type": "relu"}]}', encoding="utf-8")
+    for out_format in ("json", "text", "markdown"):
+        result = runner().invoke(main, ["table", str(spec), "--format", out_format])
+        assert result.exit_code == 0, result.output
+        result.stdout_bytes.decode("utf-8")
+    assert json.loads(runner().invoke(main, ["table", str(spec), "--format", "json"]).stdout)["name"] == "net"
+
+
+def test_sum_of_3000_terms_and_1000_unary_minus_evaluate(tmp_path):
+    spec = tmp_path / "net.json"
+    out = "+".join(["1"] * 3000)
+    spec.write_text(json.dumps({"input": [3, 8, 8], "params": {"a": out, "b": "-" * 1000 + "4"},
+                                "layers": [{"type": "conv2d", "out": "a // 1000 + b", "kernel": 1}]}))
+    network = load(str(spec))
+    assert network.root.children[0].attrs["out"] == 3 + 4  # 1000 minus signs cancel
+
+
+def test_verify_refuses_a_layer_too_big_to_allocate(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("fvcore")
+    spec = tmp_path / "net.json"
+    spec.write_text('{"input": [16], "layers": [{"type": "linear", "out": 10000000000}]}')
+    fails_cleanly(["verify", str(spec), "--no-rf"], "verify would allocate", file=str(spec))

@@ -44,9 +44,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -417,12 +419,17 @@ def torch_layer(layer: dict, c: int):
     if kind == "conv_transpose2d":
         return nn.ConvTranspose2d(c, layer["out"], get("kernel"), get("stride", 1), get("padding", 0),
                                   get("output_padding", 0), get("groups", 1), get("bias", True), get("dilation", 1))
-    if kind == "max_pool2d":
-        return nn.MaxPool2d(get("kernel"), get("stride"), get("padding", 0), get("dilation", 1),
-                            ceil_mode=get("ceil_mode", False))
-    if kind == "avg_pool2d":
-        return nn.AvgPool2d(get("kernel"), get("stride"), get("padding", 0), get("ceil_mode", False),
-                            get("count_include_pad", True))
+    if kind in ("max_pool2d", "avg_pool2d"):
+        padding = get("padding", 0)
+        numeric = 0 if padding in ("same", "valid") else padding
+        if kind == "max_pool2d":
+            pool = nn.MaxPool2d(get("kernel"), get("stride"), numeric, get("dilation", 1), ceil_mode=get("ceil_mode", False))
+        else:
+            pool = nn.AvgPool2d(get("kernel"), get("stride"), numeric, get("ceil_mode", False), get("count_include_pad", True))
+        if padding != "same":
+            return pool
+        kernel = pair2(get("kernel"))
+        return nn.Sequential(SamePadding(kernel, pair2(get("stride") or kernel), pair2(get("dilation", 1))), pool)
     if kind == "batch_norm2d":
         return nn.BatchNorm2d(c, eps=get("eps", 1e-5), affine=get("affine", True))
     if kind == "linear":
@@ -777,13 +784,122 @@ def test_broken_stacks_are_refused_by_the_calculator_and_by_torch(drawn):
         assert stack.layers[broken]["type"] == "conv_transpose2d" and 0 in shapes[""], f"torch accepted it: {shapes}"
 
 
+# ---- mutants: a valid stack with one field set to another value, often out of its domain ---------
+
+MUTANT_EXAMPLES = 1700
+MIN_ACCEPTED_MUTANTS = 1000
+MUTANT_VALUES = {  # mostly inside the field's domain (so that most mutants are accepted), some outside
+    "kernel": [1, 2, 3, 4, 5, [1, 4], [3, 1], 0], "stride": [1, 2, 3, [2, 1], [1, 3], 0],
+    "padding": [0, 1, 2, "same", "valid", [0, 1], [1, 0], -1], "dilation": [1, 2, 3, [1, 2], 0],
+    "groups": [1, 2, 3, 4, 0], "out": [1, 2, 3, 8, 0], "bias": [True, False, True, False, 0, "false"],
+    "p": [0, 0.3, 0.5, 0.999, 1, -0.1], "eps": [1e-3, 1e-5, 1e-12, 0.1, 0, -1e-5],
+    "output": [1, 2, 3, [1, 3], [3, 1], 0], "ceil_mode": [True, False, 1], "output_padding": [0, 1, 2, -1],
+    "count_include_pad": [True, False], "affine": [True, False],
+}
+MUTATED_FIELDS = {
+    "conv2d": ["out", "kernel", "stride", "padding", "dilation", "groups", "bias"],
+    "conv_transpose2d": ["out", "kernel", "stride", "padding", "output_padding", "dilation", "groups", "bias"],
+    "max_pool2d": ["kernel", "stride", "padding", "dilation", "ceil_mode"],
+    "avg_pool2d": ["kernel", "stride", "padding", "ceil_mode", "count_include_pad"],
+    "batch_norm2d": ["eps", "affine"], "dropout": ["p"], "linear": ["out", "bias"],
+    "adaptive_avg_pool2d": ["output"], "adaptive_max_pool2d": ["output"],
+}
+# Refusals of archcalc's own, where torch builds the module anyway (each is listed in the README,
+# section "Stated rules"): the README phrase, and the message that shows the rule.
+STATED_RULES = {
+    "sizes are at least 1": r"\.(out|output): must be at least 1",
+    "dropout p below 1": r"\.p: must be less than 1, got 1\b",
+    "eps above 0": r"\.eps: must be greater than 0",
+    "booleans are JSON true or false": r"expected true or false|is a string; use the JSON value",
+    "no 'same' padding for transposed convolutions": r"the padding mode 'same' is not defined",
+}
+# archcalc computes pooling with TensorFlow's 'same' padding, but torch's pooling pads both sides
+# alike and by at most half the kernel: archcalc.torch.build (and so verify) refuses what it cannot express.
+BUILDER_LIMIT = r"(max|avg)_pool2d: (asymmetric 'same' padding has no torch equivalent|padding \d+ must be at most half)"
+MUTANTS: Counter = Counter()
+
+
+@st.composite
+def mutated_stacks(draw) -> tuple[Stack, str]:
+    """(stack, what was changed): one field of one layer (inside a concat branch too) set anew."""
+    stack = draw(stacks())
+    layers = json.loads(json.dumps(stack.layers))
+    spots = [(layers, i) for i, layer in enumerate(layers) if layer["type"] in MUTATED_FIELDS]
+    spots += [(branch, i) for layer in layers if layer["type"] == "concat" for branch in layer["branches"]
+              for i, inner in enumerate(branch) if inner["type"] in MUTATED_FIELDS]
+    if not spots:
+        return Stack(layers, stack.input, stack.batch, (), ()), "nothing"
+    container, i = draw(st.sampled_from(spots))
+    key = draw(st.sampled_from(MUTATED_FIELDS[container[i]["type"]]))
+    value = draw(st.sampled_from(MUTANT_VALUES[key]))
+    container[i] = {**container[i], key: value}
+    return Stack(layers, stack.input, stack.batch, (), ()), f"{container[i]['type']}.{key} = {value!r}"
+
+
+@seed(RUN_SEED)
+@settings(max_examples=MUTANT_EXAMPLES, **PROPERTY_SETTINGS)
+@hypothesis.given(mutated_stacks())
+def test_mutants_agree_with_torch_or_are_refused_by_both(drawn):
+    """Accepted: torch builds the same shapes and parameters; refused: torch refuses too, or a stated rule."""
+    stack, change = drawn
+    note(f"run seed {RUN_SEED!r}; change {change}; spec {json.dumps(stack.spec)} (batch {stack.batch})")
+    try:
+        analysis = analyze(resolve(stack.spec, "random", "<drawn>"), batch=stack.batch)
+    except SpecError as refused:
+        MUTANTS["refused"] += 1
+        rules = [rule for rule, pattern in STATED_RULES.items() if re.search(pattern, str(refused))]
+        if rules:
+            MUTANTS[f"rule: {rules[0]}"] += 1
+            return
+        with pytest.raises((RuntimeError, ValueError, TypeError, IndexError, OverflowError)):
+            _, _, shapes = torch_side(stack)
+            if any(0 in shape for shape in shapes.values()):  # torch's quirk: an empty tensor, not an error (see above)
+                raise RuntimeError("empty output")
+        return
+    MUTANTS["accepted"] += 1
+    SEEN["mutant"].add(json.dumps([stack.spec, stack.batch], sort_keys=True))
+    model, x, shapes = torch_side(stack)
+    modules = dict(model.named_modules())
+    for row in analysis.rows[1:]:
+        module = modules[row.path]
+        assert (shapes[row.path], count(module), count(module, buffers=True)) == \
+            (row.output_shape, row.params, row.non_trainable), row.path
+    assert (analysis.output_shape, count(model), count(model, buffers=True)) == \
+        (shapes[""], analysis.totals.params, analysis.totals.non_trainable)
+    with torch.no_grad():  # archcalc's own builder: the same parameters and output
+        try:
+            built = build_torch(analysis).eval()
+        except SpecError as limit:  # stated in the README too: computed, but not built
+            assert re.search(BUILDER_LIMIT, str(limit)), limit
+            MUTANTS["not built: 'same' pooling"] += 1
+            return
+        assert tuple(built(x).shape[1:]) == analysis.output_shape
+    assert (count(built), count(built, buffers=True)) == (analysis.totals.params, analysis.totals.non_trainable)
+
+
+def test_enough_accepted_mutants_ran(request):
+    if not MUTANTS:
+        pytest.skip("the mutant property did not run in this session")
+    if request.session.testsfailed:
+        pytest.skip("a property failed, so hypothesis stopped early")
+    print(f"mutants: {dict(MUTANTS)}")
+    assert len(SEEN["mutant"]) >= MIN_ACCEPTED_MUTANTS, (dict(MUTANTS), RUN_SEED)
+
+
+def test_stated_rules_are_in_the_readme():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### Stated rules", 1)[-1]
+    for rule in STATED_RULES:
+        assert rule in section, rule
+
+
 def test_enough_distinct_examples_ran(request):
     """Runs after the two properties above (pytest keeps the file's order)."""
-    if set(SEEN) != {"valid", "broken"}:
+    if not {"valid", "broken"} <= set(SEEN):
         pytest.skip("the property tests did not run in this session")
     if request.session.testsfailed:
         pytest.skip("a property failed, so hypothesis stopped early")
-    counts = {name: len(specs) for name, specs in SEEN.items()}
+    counts = {name: len(specs) for name, specs in SEEN.items() if name != "mutant"}
     assert sum(counts.values()) >= MIN_EXAMPLES, (counts, RUN_SEED)
 
 

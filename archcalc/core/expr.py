@@ -7,11 +7,19 @@ Nothing is ever passed to Python's eval.
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
+import re
+import sys
+import warnings
 from typing import Any, Callable, Mapping
 
 from ..errors import SpecError
+from .budget import Budget, current
+from .kinds import quoted, shown
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -23,12 +31,25 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     return rounded
 
 
+def _round(value: Any, digits: Any = None) -> Any:
+    """round(), with a number of digits that cannot make a huge power of ten."""
+    if digits is not None and (not isinstance(digits, int) or abs(digits) > 30):
+        raise SpecError(f"round(x, n) takes n between -30 and 30, got {shown(digits, 24)}")
+    return round(value) if digits is None else round(value, digits)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, str) and len(value.strip().lstrip("+-")) > 20:
+        raise SpecError(f"int() of a text of {len(value):,} characters: beyond 64-bit integers")
+    return int(value)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min,
     "max": max,
     "abs": abs,
-    "int": int,
-    "round": round,
+    "int": _int,
+    "round": _round,
     "len": len,
     "sum": sum,
     "ceil": math.ceil,
@@ -51,83 +72,182 @@ _COMPARE = {
 
 def evaluate(source: str, env: Mapping[str, Any]) -> Any:
     """Evaluate one expression; raise SpecError naming the expression on any problem."""
+    budget = current()
+    if len(source) > budget.expression:
+        raise SpecError(f"an expression of {len(source):,} characters, over {budget.describe('expression')}")
+    tree = _parse(source.strip(), budget.expression_depth)
+    if isinstance(tree, str):
+        raise SpecError(tree.replace("{source}", quoted(source)))
     try:
-        tree = ast.parse(source.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise SpecError(f"cannot parse expression {source!r}: {exc.msg} (text is quoted inside the string: "
-                        f"\"'{source}'\")") from None
-    try:
-        return _eval(tree.body, env)
+        return _eval(tree, env, budget)
     except SpecError as exc:
-        raise SpecError(f"in expression {source!r}: {exc.message}") from None
+        raise SpecError(f"in expression {quoted(source)}: {exc.message}") from None
     except (ArithmeticError, TypeError, IndexError, KeyError, ValueError) as exc:
-        raise SpecError(f"in expression {source!r}: {exc}") from None
+        raise SpecError(f"in expression {quoted(source)}: {str(exc)[:120]}") from None
+    except (RecursionError, MemoryError):
+        raise SpecError(f"in expression {quoted(source)}: too large to evaluate") from None
 
 
-def _bits(value: Any) -> int:
-    return abs(value).bit_length() if isinstance(value, int) else 0
+@functools.lru_cache(maxsize=4096)
+def _parse(source: str, depth_limit: int) -> ast.expr | str:
+    """The expression's tree, or the message (with {source} for the expression) saying why there is none."""
+    with warnings.catch_warnings():  # "4if 1 else 2" warns; the spec's author sees errors, not warnings
+        warnings.simplefilter("ignore")
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(limit + len(source))  # a sum of n terms is n levels deep in Python's tree
+        try:
+            tree = ast.parse(source, mode="eval")
+        except SyntaxError as exc:
+            shown_text = quoted(source)[1:-1]
+            return (f"cannot parse expression {{source}}: {exc.msg} (text is quoted inside the string: "
+                    f"\"'{shown_text}'\")")
+        except (RecursionError, MemoryError):
+            return "cannot parse expression {source}: it nests too deeply"
+        except ValueError as exc:  # a NUL character
+            return f"cannot parse expression {{source}}: {exc}"
+        finally:
+            sys.setrecursionlimit(limit)
+    stack = [(tree.body, 0)]
+    while stack:  # how deep _eval will recurse: chains of binary and unary operators are walked in a loop
+        node, depth = stack.pop()
+        if depth > depth_limit:
+            return f"expression {{source}} nests deeper than {current().describe('expression_depth')}"
+        if isinstance(node, ast.BinOp):
+            stack += [(node.left, depth), (node.right, depth + 1)]
+        elif isinstance(node, ast.UnaryOp):
+            stack.append((node.operand, depth))
+        else:
+            stack += [(child, depth + 1) for child in ast.iter_child_nodes(node)]
+    return tree.body
 
 
-def _too_long(left: Any, right: Any) -> bool:
-    """A string or list repeated into more than a million items."""
-    for sequence, count in ((left, right), (right, left)):
-        if isinstance(sequence, (str, list)) and isinstance(count, int) and len(sequence) * count > 10**6:
-            return True
-    return False
+def _checked(value: Any, budget: Budget) -> Any:
+    """Every value an expression makes stays within the budget: it is checked as soon as it is made."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if value.bit_length() >= budget.int_bits:
+            raise SpecError(f"an integer of {value.bit_length():,} bits, beyond {budget.describe('int_bits')}")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise SpecError(f"the result {value} is not a finite number")
+    elif isinstance(value, str):
+        if len(value) > budget.text:
+            raise SpecError(f"a text of {len(value):,} characters, over {budget.describe('text')}")
+        if _SURROGATE.search(value):
+            raise SpecError("a text holding a lone UTF-16 surrogate, which is not text")
+    elif isinstance(value, list):
+        if _size(value, budget.items) > budget.items:
+            raise SpecError(f"a list of more than {budget.describe('items')}")
+    else:
+        kind = "a complex number" if isinstance(value, complex) else f"of type {type(value).__name__}"
+        raise SpecError(f"the result is {kind}, not a real number, a text or a list")
+    return value
 
 
-def _eval(node: ast.AST, env: Mapping[str, Any]) -> Any:
+def _size(value: list, limit: int) -> int:
+    """Items of a list, the items of nested lists counted in full; counting stops past `limit`."""
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        items = stack.pop()
+        total += len(items)
+        stack += [item for item in items if isinstance(item, list)]
+    return total
+
+
+def _sizes(value: Any) -> int:
+    return len(value) if isinstance(value, str) else _size(value, 2**62) if isinstance(value, list) else 0
+
+
+def _binary(op: ast.operator, left: Any, right: Any, budget: Budget) -> Any:
+    """One arithmetic step, its size bounded before it is computed where it could be huge."""
+    kind = type(op)
+    if kind is ast.Mod and isinstance(left, str):
+        raise SpecError("text formatting with % is not allowed")
+    if kind is ast.Pow and isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1 \
+            and (abs(left).bit_length() - 1) * right >= budget.int_bits:
+        raise SpecError(f"exponent too large: {shown(left, 24)} ** {shown(right, 24)} is beyond {budget.describe('int_bits')}")
+    if kind is ast.Mult:
+        for sequence, count in ((left, right), (right, left)):
+            if isinstance(sequence, (str, list)) and isinstance(count, int) and count > 0:
+                name = "text" if isinstance(sequence, str) else "items"
+                if _sizes(sequence) * count > getattr(budget, name):
+                    raise SpecError(f"repetition too long: over {budget.describe(name)}")
+    if kind is ast.Add and isinstance(left, (str, list)) and type(left) is type(right):
+        name = "text" if isinstance(left, str) else "items"
+        if _sizes(left) + _sizes(right) > getattr(budget, name):
+            raise SpecError(f"a concatenation over {budget.describe(name)}")
+    return _checked(_BINARY[kind](left, right), budget)
+
+
+def _names(env: Mapping[str, Any]) -> str:
+    names = sorted(env)
+    listed = ", ".join(quoted(n, 40)[1:-1] for n in names[:12])
+    return (listed + (f" and {len(names) - 12:,} more" if len(names) > 12 else "")) or "none"
+
+
+def _eval(node: ast.AST, env: Mapping[str, Any], budget: Budget) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
-        return node.value
+        return _checked(node.value, budget)
     if isinstance(node, ast.Name):
         if node.id in env:
             return env[node.id]
-        names = ", ".join(sorted(env)) or "none"
-        raise SpecError(f"unknown name {node.id!r} (known: {names})")
+        raise SpecError(f"unknown name {quoted(node.id, 40)} (known: {_names(env)})")
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _eval(node.left, env), _eval(node.right, env)
-        if isinstance(node.op, ast.Pow) and (abs(right) > 64 or _bits(left) * abs(right) > 4096):
-            raise SpecError("exponent too large")
-        if isinstance(node.op, ast.Mult) and _too_long(left, right):
-            raise SpecError("repetition too long")
-        return _BINARY[type(node.op)](left, right)
+        chain = []  # a + b + c is ((a + b) + c): the left spine is walked in a loop, not by recursion
+        while isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            chain.append(node)
+            node = node.left
+        value = _eval(node, env, budget)
+        for step in reversed(chain):
+            value = _binary(step.op, value, _eval(step.right, env, budget), budget)
+        return value
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_eval(node.operand, env))
+        ops = []
+        while isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            ops.append(node.op)
+            node = node.operand
+        value = _eval(node, env, budget)
+        for op in reversed(ops):
+            value = _checked(_UNARY[type(op)](value), budget)
+        return value
     if isinstance(node, ast.BoolOp):
         values = node.values
         if isinstance(node.op, ast.And):
             result: Any = True
             for value in values:
-                result = _eval(value, env)
+                result = _eval(value, env, budget)
                 if not result:
                     return result
             return result
         result = False
         for value in values:
-            result = _eval(value, env)
+            result = _eval(value, env, budget)
             if result:
                 return result
         return result
     if isinstance(node, ast.Compare):
-        left = _eval(node.left, env)
+        left = _eval(node.left, env, budget)
         for op, comparator in zip(node.ops, node.comparators):
             if type(op) not in _COMPARE:
                 break
-            right = _eval(comparator, env)
+            right = _eval(comparator, env, budget)
             if not _COMPARE[type(op)](left, right):
                 return False
             left = right
         else:
             return True
     if isinstance(node, ast.IfExp):
-        return _eval(node.body, env) if _eval(node.test, env) else _eval(node.orelse, env)
-    if isinstance(node, ast.Subscript):
-        return _eval(node.value, env)[_eval(node.slice, env)]
+        return _eval(node.body, env, budget) if _eval(node.test, env, budget) else _eval(node.orelse, env, budget)
+    if isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Slice):
+        return _eval(node.value, env, budget)[_eval(node.slice, env, budget)]
     if isinstance(node, (ast.List, ast.Tuple)):
-        return [_eval(element, env) for element in node.elts]
+        return _checked([_eval(element, env, budget) for element in node.elts], budget)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         function = FUNCTIONS.get(node.func.id)
         if function is None:
-            raise SpecError(f"unknown function {node.func.id!r} (allowed: {', '.join(sorted(FUNCTIONS))})")
-        return function(*(_eval(arg, env) for arg in node.args))
+            raise SpecError(f"unknown function {quoted(node.func.id, 40)} (allowed: {', '.join(sorted(FUNCTIONS))})")
+        if any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise SpecError("Starred is not allowed in a spec expression")
+        return _checked(function(*(_eval(arg, env, budget) for arg in node.args)), budget)
     raise SpecError(f"{type(node).__name__} is not allowed in a spec expression")

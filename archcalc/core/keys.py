@@ -13,6 +13,7 @@ from ..errors import SpecError
 from .kinds import (
     Boolean,
     Choice,
+    FileName,
     Integer,
     Kind,
     Number,
@@ -21,6 +22,7 @@ from .kinds import (
     Structure,
     Text,
     is_number,
+    quoted,
     shown,
 )
 
@@ -78,7 +80,7 @@ EXPECT = table(
     Key("layer", Text(), "the row the figure is about (default: the whole network)"),
     Key("wrong", Boolean(), "the source's figure is known to be wrong"),
     Key("note", Text()),
-    Key("significant", Integer(minimum=1), "the figure is written to this many significant digits (60 M for 60,965,224)"),
+    Key("significant", Integer(minimum=1, maximum=17), "the figure is written to this many significant digits (60 M for 60,965,224)"),
     Key("rounding", Choice("nearest", "down"), "how the source rounded the figure: to the nearest, or down (cut)"),
 )
 
@@ -122,13 +124,14 @@ BLOCK = table(
 )
 DOCUMENT = table(
     Key("$schema", Text()),
-    Key("name", Text(), "the network's name, or the family's when it has variants"),
+    Key("name", FileName(), "the network's name, or the family's when it has variants (it names the report page)"),
     Key("source", Text(), "where the architecture comes from"),
     *_DESCRIBED,
     Key("blocks", Structure({"type": "object", "additionalProperties": ref("block")}, "an object of blocks", dict),
         "named blocks the layers use"),
     Key("layers", NODES, "the network's nodes, in order", required=True, missing="a spec needs 'layers', the list of its nodes"),
-    Key("variants", Structure({"type": "object", "additionalProperties": ref("variant")}, "an object of variants", dict),
+    Key("variants", Structure({"type": "object", "additionalProperties": ref("variant"), "minProperties": 1,
+                               "propertyNames": FileName().schema()}, "an object of variants", dict),
         "networks of the family: each overrides params, input, expect, meta"),
 )
 
@@ -176,17 +179,32 @@ def _required():
 
 def check_keys(obj: Mapping[str, Any], keys: Mapping[str, Key], where: str, owner: str = "") -> None:
     """Unknown keys (with a suggestion), missing required keys, and the kind of every literal value."""
-    from .spec import suggest
+    if not keys.keys() >= obj.keys():
+        from .spec import suggest
 
-    for key in obj:
-        if key not in keys:
-            subject = f"{owner} has no field" if owner else "unknown key"
-            raise SpecError(f"{where}: {subject} {str(key)!r}{suggest(str(key), sorted(keys))}")
-    for key in keys.values():
-        if key.required and key.name not in obj:
+        for key in obj:
+            if key not in keys:
+                subject = f"{owner} has no field" if owner else "unknown key"
+                raise SpecError(f"{where}: {subject} {quoted(str(key))}{suggest(str(key), sorted(keys))}")
+    required, literal = _plan(keys)
+    for key in required:
+        if key.name not in obj:
             raise SpecError(f"{where}: {key.missing or (owner + ' ' if owner else '') + f'needs {key.name!r}'}")
-        if key.name in obj and not key.expression:
+    for key in literal:
+        if key.name in obj:
             key.kind.check(obj[key.name], f"{where}.{key.name}")
+
+
+_PLANS: dict[int, tuple[Mapping, tuple[Key, ...], tuple[Key, ...]]] = {}
+
+
+def _plan(keys: Mapping[str, Key]) -> tuple[tuple[Key, ...], tuple[Key, ...]]:
+    """The required keys and the keys checked as literals of a table, worked out once per table."""
+    plan = _PLANS.get(id(keys))
+    if plan is None or plan[0] is not keys:
+        plan = _PLANS[id(keys)] = (keys, tuple(k for k in keys.values() if k.required),
+                                   tuple(k for k in keys.values() if not k.expression))
+    return plan[1], plan[2]
 
 
 def check_expect_value(item: Mapping[str, Any], where: str) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SpecError
+from .budget import current
 
 EXPR = {"type": "string", "description": "an expression over the family's params, loop variables and block args"}
 PADDING_MODES = ("same", "valid")
@@ -25,6 +27,12 @@ def shown(value: Any, limit: int = 80) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def quoted(text: Any, limit: int = 80) -> str:
+    """repr(text), cut to `limit` characters: for names and expressions echoed in a message."""
+    out = repr(text)
+    return out if len(out) <= limit else out[: limit - 4] + "...'"
 
 
 def kind_error(where: str, expected: str, value: Any) -> SpecError:
@@ -118,6 +126,9 @@ class Integer(Kind):
             value = int(value)
         if not is_integer(value):
             raise kind_error(where, self.expected, value)
+        bits = current().int_bits
+        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            raise SpecError(f"{where}: {shown(value, 40)} is beyond {current().describe('int_bits')}")
         self.bounds.check(value, where)
         return value
 
@@ -191,6 +202,26 @@ class Text(Kind):
         return ["text"], [1, None, *([""] if self.non_empty else [])]
 
 
+class FileName(Text):
+    """A name that becomes a file name (a network's report page): it must stay one file in the folder."""
+
+    longest = 100
+    pattern = "^(?![.])[^/\\\\\\x00-\\x1f\\x7f-\\x9f]{1,%d}$" % longest
+    expected = (f"a name of 1 to {longest} characters without '/', '\\' or control characters, "
+                "not starting with '.'")
+
+    def check(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not re.fullmatch(self.pattern, value):
+            raise kind_error(where, self.expected, value)
+        return value
+
+    def schema(self) -> dict:
+        return {"type": "string", "pattern": self.pattern}
+
+    def examples(self) -> tuple[list, list]:
+        return ["resnet50", "ResNet-50 (v1.5)"], ["../escaped", "a/b", ".hidden", "x" * 101, "tab\there", "", 1]
+
+
 class Choice(Kind):
     def __init__(self, *values: str):
         self.values = values
@@ -201,7 +232,7 @@ class Choice(Kind):
             from .spec import suggest
 
             hint = suggest(value, self.values) if isinstance(value, str) else ""
-            given = repr(value) if isinstance(value, str) else shown(value)
+            given = quoted(value) if isinstance(value, str) else shown(value)
             raise SpecError(f"{where}: {given} is not {self.expected}{hint}")
         return value
 

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence, Union
 from .. import fmt
 from ..errors import SpecError
 from ..layers import REGISTRY
+from .budget import Budget, current, use
 from .expr import evaluate
 from .figures import Expect
 from .keys import (
@@ -35,7 +36,8 @@ from .keys import (
     check_keys,
     layer_keys,
 )
-from .kinds import Boolean, Integer, Object, Shape, Text
+from .kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
+from .reading import read_json
 
 
 @dataclass(frozen=True)
@@ -101,24 +103,6 @@ def zoo_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).parent.parent.parent / "specs"
 
 
-def read_json(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("no such file", file=str(path)) from None
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", file=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"not UTF-8 text: {exc.reason} at byte {exc.start}", file=str(path)) from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=str(path)) from None
-    if not isinstance(document, dict):
-        raise SpecError("$: a spec is a JSON object", file=str(path))
-    return document
-
-
 def zoo_index() -> dict[str, Path]:
     """Every built-in network name and the file that defines it."""
     index: dict[str, Path] = {}
@@ -133,35 +117,51 @@ def zoo_index() -> dict[str, Path]:
 
 def variant_names(document: dict, path: Path) -> list[str]:
     variants = document.get("variants")
-    return list(variants) if isinstance(variants, dict) else [document.get("name") or path.stem]
+    name = document.get("name")
+    return list(variants) if isinstance(variants, dict) else [name if isinstance(name, str) and name else path.stem]
 
 
 def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    if not isinstance(word, str) or len(word) > 200:  # difflib is quadratic in the word's length
+        return ""
+    close = difflib.get_close_matches(word, [c for c in choices if isinstance(c, str)], n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def load(target: "str | Path | Mapping[str, Any]", variant: str | None = None) -> Network:
+def _exists(path: Path) -> bool:
+    """Whether something is at `path`; True when the OS cannot tell (the read names the reason)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return True
+
+
+def load(target: "str | Path | Mapping[str, Any]", variant: str | None = None, *, budget: Budget | None = None) -> Network:
     """A network from a zoo name, a spec file, FILE:VARIANT, or a spec document given as a dict.
 
         >>> load("resnet50")                                  # the zoo
         >>> load("my_net.json"), load("family.json:small")   # files
         >>> load({"input": [3, 32, 32], "layers": [...]})     # a dict, as a spec file holds it
 
-    `variant` names the network of a family (a dict's, or a file's). Raises SpecError (bad input,
-    with the file and the JSON path) when the spec cannot be read or resolved.
+    `variant` names the network of a family (a dict's, or a file's); `budget`
+    (archcalc.core.budget.Budget) raises or lowers the limits the spec is read and expanded under.
+    Raises SpecError (bad input, with the file and the JSON path) when the spec cannot be read or resolved.
     """
-    if isinstance(target, Mapping):
-        return load_document(target, variant)
-    target = str(target)
+    with use(budget):
+        if isinstance(target, Mapping):
+            return load_document(target, variant)
+        return _load(str(target), variant)
+
+
+def _load(target: str, variant: str | None = None) -> Network:
     path = Path(target)
-    if not path.exists() and ":" in target and target.rsplit(":", 1)[0].endswith(".json"):
+    if not _exists(path) and ":" in target and target.rsplit(":", 1)[0].endswith(".json"):
         file_part, variant = target.rsplit(":", 1)
         path = Path(file_part)
-    if path.suffix != ".json" and not path.exists():
+    if path.suffix != ".json" and not _exists(path):
         index = zoo_index()
         if target not in index:
-            raise SpecError(f"unknown network {target!r}{suggest(target, list(index))}; `archcalc list` shows the zoo")
+            raise SpecError(f"unknown network {quoted(target)}{suggest(target, list(index))}; `archcalc list` shows the zoo")
         path, variant = index[target], target
     return load_document(read_json(path), variant, str(path))
 
@@ -172,20 +172,24 @@ def load_document(document: Mapping[str, Any], variant: str | None = None, file:
     if file is None:  # a document from Python: JSON values only (tuples become lists), checked like a file
         try:
             document = json.loads(json.dumps(document))
-        except (TypeError, ValueError) as exc:
-            raise SpecError(f"$: not a JSON document: {exc}", file=where) from None
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise SpecError(f"$: not a JSON document: {str(exc)[:80]}", file=where) from None
     if not isinstance(document, dict):
         raise SpecError("$: a spec is a JSON object", file=where)
     names = variant_names(document, Path(where))
+    if not names:
+        raise SpecError("$.variants: a family needs at least one variant, got {}", file=where)
     if variant is None:
         if len(names) != 1:
             how = f"{where}:VARIANT" if file else "load(document, VARIANT)"
-            raise SpecError(f"the file holds {len(names)} variants; name one as {how} ({', '.join(names)})", file=where)
+            listed = ", ".join(str(name)[:40] for name in names[:20]) + (", ..." if len(names) > 20 else "")
+            raise SpecError(f"the file holds {len(names)} variants; name one as {how} ({listed})", file=where)
         variant = names[0]
     if variant not in names:
         nearest = difflib.get_close_matches(variant, names, n=len(names), cutoff=0) + names
-        raise SpecError(f"no variant {variant!r}{suggest(variant, names)}; the file has {', '.join(dict.fromkeys(nearest))}",
-                        file=where)
+        listed = ", ".join(str(name)[:40] for name in list(dict.fromkeys(nearest))[:20])
+        raise SpecError(f"no variant {quoted(variant)}{suggest(variant, names)}; the file has {listed}"
+                        + (f" and {len(names) - 20:,} more" if len(names) > 20 else ""), file=where)
     try:
         return resolve(document, variant, where)
     except SpecError as exc:
@@ -194,11 +198,18 @@ def load_document(document: Mapping[str, Any], variant: str | None = None, file:
 
 # ---- resolution ----------------------------------------------------------------------
 
-def resolve(document: dict, variant: str, file: str) -> Network:
+def resolve(document: dict, variant: str, file: str, *, budget: Budget | None = None) -> Network:
     """The network `variant` of a spec document (a family's variant, or the document's one network)."""
+    with use(budget):
+        return _resolve(document, variant, file)
+
+
+def _resolve(document: dict, variant: str, file: str) -> Network:
     check_keys(document, DOCUMENT, "$")
     variants = document.get("variants")
     chosen, where = (variants[variant], f"$.variants.{variant}") if variants else (document, "$")
+    # the network's name becomes a file name (its report page): it must stay one file name
+    FileName().check(variant, "$.variants" if variants else ("$.name" if "name" in document else file))
     if chosen is not document:
         Object().check(chosen, where)
         check_keys(chosen, VARIANT, where)
@@ -228,7 +239,7 @@ def _params(document: dict, chosen: dict, where: str) -> dict[str, Any]:
     overrides = chosen.get("params", {}) if chosen is not document else {}
     for key in overrides:
         if key not in defaults:
-            raise SpecError(f"{where}.params: {key!r} is not a family parameter{suggest(key, list(defaults))}")
+            raise SpecError(f"{where}.params: {quoted(key)} is not a family parameter{suggest(key, list(defaults))}")
     env: dict[str, Any] = {}
     for key, default in defaults.items():
         raw = overrides.get(key, default)
@@ -254,38 +265,56 @@ _COUNT = Integer(minimum=0)
 
 
 class _Context:
+    """One expansion: the blocks, and what it has used of the budget so far."""
+
     def __init__(self, blocks: dict):
         self.blocks = blocks
+        self.budget = current()
         self.depth = 0
+        self.nodes = 0  # layers and groups made
+        self.steps = 0  # repeat iterations run (a `when` may leave one with no node)
+        self.checked: set[str] = set()  # blocks whose definition was checked
+
+    def made(self, node: Node) -> Node:
+        self.nodes += 1
+        if self.nodes > self.budget.nodes:
+            raise SpecError(f"{node.where}: the network grows past {self.budget.describe('nodes')} "
+                            f"at {node.path or 'the root'}")
+        return node
 
     def items(self, raw_items: list, env: Mapping[str, Any], prefix: str, where: str) -> Iterator[Node]:
         index = 0
+        names: dict[str, Node] = {}
         for i, raw in enumerate(raw_items):
             for node in self.item(raw, env, prefix, index, f"{where}[{i}]"):
                 index += 1
+                _unique(node, names)
                 yield node
 
     def item(self, raw: Any, env: Mapping[str, Any], prefix: str, index: int, where: str) -> list[Node]:
         """The nodes one spec item stands for: none (`when`), one, or a spliced `repeat`."""
         Object().check(raw, where)
-        if "when" in raw and not Boolean().check(self.value(raw["when"], env, f"{where}.when"), f"{where}.when"):
+        if "when" in raw and Boolean().literal(raw["when"], f"{where}.when") is None \
+                and not Boolean().check(self.value(raw["when"], env, f"{where}.when"), f"{where}.when"):
             return []
         if "repeat" in raw and "name" not in raw:
             return self.repeat(raw, env, prefix, index, where)
         name = self.name(raw.get("name"), env, where) if "name" in raw else str(index)
         if not _NAME.fullmatch(name):
-            raise SpecError(f"{where}.name: {name!r} may hold only letters, digits and underscores")
+            raise SpecError(f"{where}.name: {quoted(name)} may hold only letters, digits and underscores")
         path = f"{prefix}.{name}" if prefix else name
         if "repeat" in raw:
-            return [Group(path, "sequence", "repeat", tuple(self.repeat(raw, env, path, 0, where)), where)]
+            names: dict[str, Node] = {}
+            children = tuple(_unique(node, names) for node in self.repeat(raw, env, path, 0, where))
+            return [self.made(Group(path, "sequence", "repeat", children, where))]
         return [self.single(raw, env, path, where)]
 
     def single(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Node:
         self.depth += 1
-        if self.depth > 64:
-            raise SpecError(f"{where}: blocks nest more than 64 deep (a block that uses itself?)")
+        if self.depth > self.budget.depth:
+            raise SpecError(f"{where}: nodes nest deeper than {self.budget.describe('depth')} (a block that uses itself?)")
         try:
-            return self.node(raw, env, path, where)
+            return self.made(self.node(raw, env, path, where))
         finally:
             self.depth -= 1
 
@@ -309,6 +338,11 @@ class _Context:
         """One node per value; each is named by the `names` template, else by its position."""
         count = self.value(raw["repeat"], env, f"{where}.repeat")
         values = count if isinstance(count, list) else range(_COUNT.check(count, f"{where}.repeat"))
+        if self.steps + len(values) > self.budget.nodes:
+            raise SpecError(f"{where}.repeat: {len(values):,} repetitions"
+                            f"{f' (after {self.steps:,} others)' if self.steps else ''} are over "
+                            f"{self.budget.describe('nodes')}")
+        self.steps += len(values)
         body = {k: v for k, v in raw.items() if k not in ("repeat", "as", "index", "name", "names", "when")}
         if "names" in raw:
             body["name"] = raw["names"]
@@ -326,9 +360,12 @@ class _Context:
         check_keys(raw, BLOCK_USE, where)
         name = raw["block"]
         if name not in self.blocks:
-            raise SpecError(f"{where}.block: unknown block {name!r}{suggest(name, list(self.blocks))}")
-        definition = Object().check(self.blocks[name], f"$.blocks.{name}")
-        check_keys(definition, BLOCK, f"$.blocks.{name}")
+            raise SpecError(f"{where}.block: unknown block {quoted(name)}{suggest(name, list(self.blocks))}")
+        definition = self.blocks[name]
+        if name not in self.checked:
+            Object().check(definition, f"$.blocks.{name}")
+            check_keys(definition, BLOCK, f"$.blocks.{name}")
+            self.checked.add(name)
         defaults = definition.get("args", {})
         given = raw.get("args", {})
         for key in given:
@@ -356,7 +393,8 @@ class _Context:
             here = f"{where}.branches[{b}]"
             if not isinstance(branch, list):
                 branch = [branch]  # a single node
-            children.append(Group(f"{path}.{b}", "sequence", "branch", tuple(self.items(branch, env, f"{path}.{b}", here)), here))
+            children.append(self.made(Group(f"{path}.{b}", "sequence", "branch",
+                                            tuple(self.items(branch, env, f"{path}.{b}", here)), here)))
         return Group(path, raw["type"], raw["type"], tuple(children), where)
 
     def layer(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Layer:
@@ -364,7 +402,7 @@ class _Context:
         layer_type = REGISTRY.get(kind)
         if layer_type is None:
             known = sorted(REGISTRY) + list(MERGES)
-            raise SpecError(f"{where}.type: unknown layer type {kind!r}{suggest(kind, known)}")
+            raise SpecError(f"{where}.type: unknown layer type {quoted(kind)}{suggest(kind, known)}")
         check_keys(raw, _layer_keys(kind), where, owner=kind)
         attrs: dict[str, Any] = {}
         for key, spec_field in layer_type.fields.items():
@@ -392,6 +430,17 @@ class _Context:
             return _evaluated(raw, env)
         except SpecError as exc:
             raise SpecError(f"{where}: {exc.message}") from None
+
+
+def _unique(node: Node, names: dict[str, Node]) -> Node:
+    """Each node of a group has its own name: two with one name would be one torch module."""
+    other = names.setdefault(node.path, node)
+    if other is not node:
+        name = node.path.rsplit(".", 1)[-1]
+        places = other.where if other.where == node.where else f"{other.where} and {node.where}"
+        raise SpecError(f"{node.where}.name: {quoted(name)} names two nodes of one group ({places}); "
+                        "give each its own name")
+    return node
 
 
 def _evaluated(raw: Any, env: Mapping[str, Any]) -> Any:

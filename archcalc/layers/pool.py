@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 from ..errors import SpecError
@@ -160,9 +161,15 @@ class AvgPool2d(_Window):
 
 
 def _adaptive_window(size: int, out: int) -> tuple[int, int]:
-    """Largest window and the step between windows of torch's adaptive pooling (for the working)."""
-    widest = max(-(-(i + 1) * size // out) - i * size // out for i in range(out))
-    return widest, max(size // out, 1)
+    """Largest window and the step between windows of torch's adaptive pooling.
+
+    Window i spans [floor(i*N/O), ceil((i+1)*N/O)). With N = q*O + r its width is q + ceil((a + r)/O)
+    for a = i*r mod O, which runs over the multiples of gcd(r, O): the widest is q when r = 0,
+    q + 2 when gcd(r, O) < r (some a exceeds O - r), else q + 1. Closed form: O may be 10**9.
+    """
+    q, r = divmod(size, out)
+    widest = q if r == 0 else q + (2 if math.gcd(r, out) < r else 1)
+    return widest, max(q, 1)
 
 
 class _Adaptive(LayerType):

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterable, Optional
 
+from ..errors import SpecError
+
+MAX_PERIOD = 1 << 16  # output positions one field table may hold
+
 Interval = Optional[tuple[int, int]]  # (first, last) input index; None: depends on no input pixel
 
 
@@ -46,6 +50,9 @@ class Axis:
         with taps(o + every) = taps(o) + moves."""
         turns = self.period // math.gcd(moves, self.period)  # repeats of `every` until the table repeats
         period = every * turns
+        if period > MAX_PERIOD:
+            raise SpecError(f"the receptive field repeats only every {period:,} output positions; archcalc "
+                            f"tabulates at most {MAX_PERIOD:,} (an output size with few common factors with the input)")
         spans = tuple(_hull(self.at(x) for x in taps(o)) for o in range(period))
         return Axis(period, moves * turns * self.shift // self.period, spans)
 

@@ -6,7 +6,7 @@ Tables are GitHub pipe tables with numbers right-aligned (archcalc/report/markdo
 """
 from __future__ import annotations
 
-import filecmp
+import os
 import re
 import tempfile
 from collections import defaultdict
@@ -17,7 +17,8 @@ from .. import fmt
 from ..core.calc import Analysis, analyze
 from ..core.figures import SCALES, Verdict, decimals, judge
 from ..core.spec import Network, load, zoo_index
-from ..files import write_atomic
+from ..errors import FileError
+from ..files import is_temporary, make_folder, reason, same_content, write_atomic
 from ..fmt import anchor, cell, markdown_table
 from ..render import rf_footnote, table_rows
 from . import claims as claimslib
@@ -645,19 +646,72 @@ def build(target: str | None = None) -> dict[str, bytes]:
 
 
 def write(out_dir: Path, files: dict[str, bytes], prune: bool) -> None:
+    """Write what changed, remove temporary files left by killed runs, and (`prune`) pages no longer made."""
+    targets = {path: confined(out_dir, path) for path in files}  # all checked before anything is written
+    make_folder(out_dir)
+    for leftover in temporaries(out_dir):
+        _remove(out_dir / leftover)
     for path, data in sorted(files.items()):
-        target = out_dir / path
-        if not (target.exists() and target.read_bytes() == data):
-            write_atomic(target, data)
+        if not same_content(targets[path], data):
+            write_atomic(targets[path], data)
     if prune:
         for path in managed(out_dir):
             if path not in files:
-                (out_dir / path).unlink()
+                _remove(out_dir / path)
+
+
+def confined(out_dir: Path, relative: str) -> Path:
+    """out_dir / relative, refused unless it stays inside out_dir (a spec names the pages)."""
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") or "\\" in part or not part.isprintable() or len(part) > 255 for part in parts) \
+            or Path(relative).is_absolute():
+        raise FileError(f"refusing to write {relative!r}: not a plain file name inside the folder", file=str(out_dir))
+    target = out_dir / relative
+    try:
+        inside = target.resolve().is_relative_to(out_dir.resolve())
+    except (OSError, RuntimeError) as exc:
+        raise FileError(f"cannot write {relative!r}: {exc}", file=str(out_dir)) from None
+    if not inside:
+        raise FileError(f"refusing to write {relative!r}: it resolves outside the folder", file=str(out_dir))
+    return target
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise FileError(f"cannot remove: {reason(exc)}", file=str(path)) from None
+
+
+def _files_under(out_dir: Path) -> list[Path]:
+    """Files in out_dir and its sub-folders, two levels down: as deep as a report goes."""
+    found: list[Path] = []
+    folders = [(out_dir, 0)]
+    try:
+        while folders:
+            folder, level = folders.pop()
+            if not folder.is_dir():
+                continue
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False) and level < 1:
+                        folders.append((Path(entry.path), level + 1))
+                    elif entry.is_file(follow_symlinks=False):
+                        found.append(Path(entry.path))
+    except OSError as exc:
+        raise FileError(f"cannot list: {reason(exc)}", file=str(exc.filename or out_dir)) from None
+    return found
+
+
+def temporaries(out_dir: Path) -> list[str]:
+    """Temporary files a killed run left behind (archcalc.files names them)."""
+    return sorted(str(p.relative_to(out_dir)) for p in _files_under(out_dir) if is_temporary(p.name))
 
 
 def managed(out_dir: Path) -> list[str]:
-    found = {p.relative_to(out_dir) for pattern in MANAGED for p in out_dir.rglob(pattern)}
-    return sorted(str(p) for p in found if not any(p.as_posix().startswith(r + "/") for r in RECORDED))
+    found = {p.relative_to(out_dir) for p in _files_under(out_dir) if any(p.match(pattern) for pattern in MANAGED)}
+    return sorted(str(p) for p in found
+                  if not any(p.as_posix().startswith(r + "/") for r in RECORDED) and not is_temporary(p.name))
 
 
 def generate(out_dir: Path, target: str | None = None) -> list[str]:
@@ -685,9 +739,10 @@ def compare(out_dir: Path, fresh: Path, complete: bool = True) -> list[str]:
     same_drawing = plotted_with(out_dir) == plotted_with(fresh)
     compared = [p for p in expected if p in present and (same_drawing or not _is_plot(p))]
     problems = [f"{p} (missing)" for p in expected if p not in present]
-    problems += [f"{p} (differs)" for p in compared if not filecmp.cmp(fresh / p, out_dir / p, shallow=False)]
+    problems += [f"{p} (differs)" for p in compared if not same_content(out_dir / p, (fresh / p).read_bytes())]
     if complete:
         problems += [f"{p} (not generated)" for p in sorted(present - set(expected))]
+    problems += [f"{p} (a temporary file of an interrupted run)" for p in temporaries(out_dir)]
     return sorted(problems)
 
 

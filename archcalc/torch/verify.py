@@ -21,9 +21,10 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .. import fmt
 from ..core.calc import Analysis
 from ..deps import require_fvcore, require_torch
-from ..errors import UsageError
+from ..errors import SpecError, UsageError
 from ..layers import Shape
 from .memory import peak_live_bytes
 from .rf_probe import RFCheck, receptive_field_check
@@ -120,6 +121,7 @@ def trace(model, x) -> tuple[dict[str, Shape], Counter, Counter]:
 
 
 _TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+VERIFY_BYTES = 8 * 2**30  # what verify may ask torch for
 
 
 def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int = 0) -> Report:
@@ -128,13 +130,23 @@ def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int =
     from .build import build_torch
 
     network, batch = analysis.network, analysis.batch
+    needed = analysis.weights_bytes + analysis.peak_activation_bytes
+    if needed > VERIFY_BYTES:  # checked before torch allocates anything
+        raise SpecError(f"verify would allocate {fmt.scaled_bytes(needed)} (weights and peak activations), "
+                        f"over the {fmt.scaled_bytes(VERIFY_BYTES)} it allows", file=network.file)
     torch.manual_seed(seed)
     dtype = _TORCH_DTYPES.get(analysis.dtype)
     if dtype is None:
         raise UsageError(f"verify runs a model in {', '.join(_TORCH_DTYPES)}, not {analysis.dtype}")
-    model = build_torch(analysis).eval().to(getattr(torch, dtype))
-    x = torch.randn(batch, *analysis.input_shape).to(getattr(torch, dtype))
-    shapes, flops, unsupported = trace(model, x)
+    try:
+        model = build_torch(analysis).eval().to(getattr(torch, dtype))
+        x = torch.randn(batch, *analysis.input_shape).to(getattr(torch, dtype))
+        shapes, flops, unsupported = trace(model, x)
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError) and "alloc" not in str(exc):
+            raise
+        raise SpecError(f"torch could not allocate the network: {str(exc).splitlines()[0][:120]}",
+                        file=network.file) from None
     modules = dict(model.named_modules())
     checks = []
     for row in analysis.leaves()[1:]:  # the first is the input
