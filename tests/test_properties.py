@@ -72,7 +72,7 @@ VALID_EXAMPLES = 250
 INVALID_EXAMPLES = 150
 MIN_EXAMPLES = 300  # distinct specs per run, both tests together
 ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
-               "silu": nn.SiLU, "hardswish": nn.Hardswish, "identity": nn.Identity}
+               "silu": nn.SiLU, "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid, "identity": nn.Identity}
 SEEN: dict[str, set[str]] = defaultdict(set)
 
 
@@ -233,8 +233,16 @@ def activation(draw, shape):
 @st.composite
 def channel_layer(draw, shape):
     """Layers that keep the shape and mix or scale channels: the rest of the registry's image layers."""
-    name = draw(st.sampled_from(["layer_norm2d", "lrn", "layer_scale", "softmax", "stochastic_depth"]))
+    name = draw(st.sampled_from(["layer_norm2d", "lrn", "layer_scale", "softmax", "stochastic_depth", "group_norm",
+                                 "upsample"]))
     layer = {"type": name}
+    if name == "upsample":  # nearest or bilinear, x1 or x2 per axis: (C, H*sh, W*sw)
+        scale = [draw(st.integers(1, 2)), draw(st.integers(1, 2))] if shape[1] * shape[2] <= 400 else [1, 1]
+        layer.update({"scale": scale, "bilinear": draw(st.booleans())})
+        return layer, (shape[0], shape[1] * scale[0], shape[2] * scale[1])
+    if name == "group_norm":
+        layer["groups"] = draw(st.sampled_from(divisors(shape[0])))
+        put(draw, layer, "affine", draw(st.booleans()), True)
     if name == "layer_norm2d":
         put(draw, layer, "eps", draw(st.sampled_from([1e-6, 1e-3])), 1e-6)
     elif name == "lrn":
@@ -337,13 +345,17 @@ def body(draw) -> Stack:
 @st.composite
 def head(draw, shape):
     layers = []
-    if draw(st.booleans()) or shape[0] * shape[1] * shape[2] > 4096:
+    if not draw(st.integers(0, 4)):  # x.mean((2, 3)): global average pooling straight to a flat vector
+        layers.append({"type": "mean"})
+        shape = (shape[0], 1, 1)
+    elif draw(st.booleans()) or shape[0] * shape[1] * shape[2] > 4096:
         layer = {"type": draw(st.sampled_from(["adaptive_avg_pool2d", "adaptive_max_pool2d"]))}
         size = draw(st.sampled_from([1, 1, 2, [1, 3], [2, 1]]))
         put(draw, layer, "output", size, 1)
         layers.append(layer)
         shape = (shape[0], *(size if isinstance(size, list) else [size, size]))
-    layers.append({"type": "flatten"})
+    if layers[-1:] != [{"type": "mean"}]:
+        layers.append({"type": "flatten"})
     features = shape[0] * shape[1] * shape[2]
     for i in range(draw(st.integers(1, 2))):
         if i:
@@ -446,6 +458,13 @@ def torch_layer(layer: dict, c: int):
         return Scale(c, get("init", 1e-6))
     if kind == "softmax":
         return nn.Softmax(dim=1)
+    if kind == "group_norm":
+        return nn.GroupNorm(layer["groups"], c, affine=get("affine", True))
+    if kind == "upsample":
+        return nn.Upsample(scale_factor=tuple(float(s) for s in layer["scale"]),
+                           mode="bilinear" if layer["bilinear"] else "nearest")
+    if kind == "mean":
+        return SpatialMean()
     if kind == "stochastic_depth":  # the identity at inference
         return nn.Identity()
     if kind == "flatten":
@@ -473,6 +492,11 @@ class RBF(nn.Module):
 
     def forward(self, x):
         return torch.cdist(x, self.centres) ** 2
+
+
+class SpatialMean(nn.Module):
+    def forward(self, x):
+        return x.mean((2, 3))
 
 
 class Scale(nn.Module):
@@ -812,6 +836,7 @@ STATED_RULES = {
     "eps above 0": r"\.eps: must be greater than 0",
     "booleans are JSON true or false": r"expected true or false|is a string; use the JSON value",
     "no 'same' padding for transposed convolutions": r"the padding mode 'same' is not defined",
+    "a group norm group holds more than one value": r"groups hold(s)? one value",
 }
 # archcalc computes pooling with TensorFlow's 'same' padding, but torch's pooling pads both sides
 # alike and by at most half the kernel: archcalc.torch.build (and so verify) refuses what it cannot express.

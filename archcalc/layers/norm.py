@@ -155,9 +155,12 @@ class GroupNorm(LayerType):
               "eps": Field("number", 1e-5), "affine": Field("bool", True)}
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
-        channels, _, _ = need_image(self.name, shape)
+        channels, height, width = need_image(self.name, shape)
         if channels % a["groups"]:
             raise SpecError(f"groups={a['groups']} must divide the channels ({channels})")
+        if channels // a["groups"] * height * width == 1:  # torch refuses it for one image
+            raise SpecError(f"the {a['groups']} groups hold one value each ({channels}/{a['groups']} channels x "
+                            f"{height}x{width}): nothing to normalise over")
         return shape
 
     def params(self, a: Attrs, shape: Shape) -> int:
