@@ -551,3 +551,15 @@ def test_every_cited_lecture_file_has_a_title():
     assert cite("seed 004_5313b15ce488b0b1.txt, slide 12") == (
         '"Hwann-Tzong Chen, Convolutional Neural Networks, National Tsing Hua University, 2017" '
         "(004_5313b15ce488b0b1.txt), slide 12")
+
+
+def test_one_network_page_links_resolve_inside_its_folder(tmp_path):
+    out = tmp_path / "one"
+    result = CliRunner().invoke(main, ["report", "vgg16", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out / "networks" / "vgg16.md"
+    text = page.read_text()
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    assert targets and all((page.parent / t).resolve().is_file() for t in targets if "://" not in t), targets
+    assert f"`archcalc report vgg16 --out {out}`" in text  # the line that regenerates this very page
+    assert CliRunner().invoke(main, ["report", "vgg16", "--out", str(out), "--check"]).exit_code == 0

@@ -7,6 +7,7 @@ Tables are GitHub pipe tables with numbers right-aligned (archcalc/report/markdo
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import tempfile
 from collections import defaultdict
@@ -612,8 +613,9 @@ def index_page(analyses: dict[str, Analysis], results: list[claimslib.Result]) -
     return "\n".join(lines) + "\n"
 
 
-def build(target: str | None = None) -> dict[str, bytes]:
-    """Relative path -> content of every report file (one network's page when `target` is given)."""
+def build(target: str | None = None, out: str = "reports") -> dict[str, bytes]:
+    """Relative path -> content of every report file (one network's page when `target` is given,
+    written to be read in the folder `out`: its links resolve there, and it says how to regenerate it)."""
     from . import plots
 
     claimslib.network.cache_clear()  # the specs may have changed since the last build
@@ -621,7 +623,9 @@ def build(target: str | None = None) -> dict[str, bytes]:
     results = claimslib.results()
     if target is not None:
         network = load(target)
-        return {f"networks/{network.name}.md": network_page(network, results).encode(), **network_files(network, analyze(network))}
+        files = {f"networks/{network.name}.md": network_page(network, results).encode(),
+                 **network_files(network, analyze(network))}
+        return standalone(files, f"networks/{network.name}.md", target, out)
     analyses = {name: analyze(load(name)) for name in zoo_index()}
     files = {f"networks/{name}.md": network_page(a.network, results, a) for name, a in analyses.items()}
     files["zoo.md"] = zoo_page(analyses, claimslib.accuracy())
@@ -714,8 +718,27 @@ def managed(out_dir: Path) -> list[str]:
                   if not any(p.as_posix().startswith(r + "/") for r in RECORDED) and not is_temporary(p.name))
 
 
-def generate(out_dir: Path, target: str | None = None) -> list[str]:
-    files = build(target)
+def standalone(files: dict[str, bytes], page: str, target: str, out: str) -> dict[str, bytes]:
+    """One network's page on its own: links to report files not written with it become plain text,
+    and its "regenerate with" line names the folder."""
+    text = files[page].decode()
+    base = posixpath.dirname(page)
+
+    def unlink(match: re.Match) -> str:
+        label, href = match.group(1), match.group(2)
+        if "://" in href or href.startswith("#"):
+            return match.group(0)
+        written = posixpath.normpath(posixpath.join(base, href.split("#")[0]))
+        return match.group(0) if written in files else label
+
+    text = re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", unlink, text)
+    command = f"`archcalc report {target}`"
+    text = text.replace(command, f"`archcalc report {target} --out {out}`", 1)
+    return {**files, page: text.encode()}
+
+
+def generate(out_dir: Path, target: str | None = None, label: Path | None = None) -> list[str]:
+    files = build(target, str(label or out_dir)) if target is not None else build()
     write(out_dir, files, prune=target is None)
     return sorted(files)
 
@@ -724,7 +747,7 @@ def stale(out_dir: Path, target: str | None = None) -> list[str]:
     """Files of `out_dir` that differ from a fresh generation, are missing or should not be there."""
     with tempfile.TemporaryDirectory(prefix="archcalc-report-") as temporary:
         fresh = Path(temporary)
-        generate(fresh, target)
+        generate(fresh, target, label=out_dir)
         return compare(out_dir, fresh, complete=target is None)
 
 
