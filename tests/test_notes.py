@@ -110,3 +110,23 @@ def test_alexnet_at_224():
     doc = __import__("json").loads(run(["table", "alexnet_paper", "--input", "224", "--format", "json"]).stdout)
     first = doc["warnings"][0]
     assert (first["kind"], first["dropped"], first["size"], first["stride"]) == ("drops_input", [223], 224, 4)
+
+
+def test_dropped_pixels_are_solved_not_searched():
+    """The closed form against a search over every window and tap, and a kernel too large to search."""
+    import itertools
+
+    from archcalc.layers.base import unread_by_rounding
+
+    def searched(size, kernel, stride, pad, dilation, out):
+        read = {i * stride + j * dilation for i in range(out) for j in range(kernel)}
+        nxt = (out * stride + j * dilation for j in range(kernel))
+        return tuple(sorted({p - pad for p in nxt if pad <= p < pad + size and p not in read}))
+
+    for size, kernel, stride, pad, dilation in itertools.product(range(1, 12), range(1, 5), range(1, 5), range(3), range(1, 4)):
+        span = dilation * (kernel - 1) + 1
+        if size + 2 * pad >= span:
+            out = (size + 2 * pad - span) // stride + 1
+            assert unread_by_rounding(size, kernel, stride, pad, dilation, out) == searched(size, kernel, stride, pad, dilation, out)
+    # kernel 10**6 with stride 3 on 10**6 + 2 pixels: one window reads 0 .. 10**6 - 1, the last 2 are dropped
+    assert unread_by_rounding(10**6 + 2, 10**6, 3, 0, 1, 1) == (10**6, 10**6 + 1)

@@ -182,9 +182,29 @@ def sliding_size(
 def unread_by_rounding(size: int, kernel: int, stride: int, pad_before: int, dilation: int, out: int) -> tuple[int, ...]:
     """Input indices no window reads that one more window would read: what the rounding drops
     (a pixel that the stride skips anyway, as a 1x1 stride-2 convolution does, is not dropped)."""
-    read = {i * stride + j * dilation for i in range(out) for j in range(kernel)}
-    following = (out * stride + j * dilation for j in range(kernel))
-    return tuple(sorted({p - pad_before for p in following if pad_before <= p < pad_before + size and p not in read}))
+    start = out * stride  # the next window, in padded coordinates
+    first = max(0, -(-(pad_before - start) // dilation))
+    last = min(kernel - 1, (pad_before + size - 1 - start) // dilation)
+    first = max(first, last - MAX_DROPPED + 1)  # the taps nearest the end, where the rounding drops pixels
+    taps = (start + j * dilation for j in range(first, last + 1))
+    return tuple(p - pad_before for p in taps if not _read_by_a_window(p, kernel, stride, dilation, out))
+
+
+MAX_DROPPED = 4096  # input pixels looked at past the last window
+
+
+def _read_by_a_window(p: int, kernel: int, stride: int, dilation: int, out: int) -> bool:
+    """Whether p = i*stride + j*dilation for a window i < out and a tap j < kernel (solved, not searched)."""
+    low = max(0, -(-(p - (out - 1) * stride) // dilation))  # taps j that keep i within 0 .. out - 1
+    high = min(kernel - 1, p // dilation)
+    if low > high:
+        return False
+    g = math.gcd(dilation, stride)
+    if p % g:
+        return False
+    period = stride // g  # j*dilation = p (mod stride) holds on one residue class of j mod period
+    j0 = (p // g) * pow(dilation // g, -1, period) % period if period > 1 else 0
+    return low + (j0 - low) % period <= high
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Optional
 
 from ..errors import SpecError
 
-MAX_PERIOD = 1 << 16  # output positions one field table may hold
+MAX_PERIOD = 1 << 8  # output positions one field table may hold (each row keeps its table)
 
 Interval = Optional[tuple[int, int]]  # (first, last) input index; None: depends on no input pixel
 
@@ -53,8 +53,20 @@ class Axis:
         if period > MAX_PERIOD:
             raise SpecError(f"the receptive field repeats only every {period:,} output positions; archcalc "
                             f"tabulates at most {MAX_PERIOD:,} (an output size with few common factors with the input)")
-        spans = tuple(_hull(self.at(x) for x in taps(o)) for o in range(period))
+        spans = tuple(_hull(self.at(x) for x in self._extremes(taps(o))) for o in range(period))
         return Axis(period, moves * turns * self.shift // self.period, spans)
+
+
+    def _extremes(self, xs: Iterable[int]) -> Iterable[int]:
+        """The positions of `xs` that can bound the hull: for a long progression (a large kernel), per phase
+        only its first and last position, since a phase's interval moves on with the position."""
+        if not isinstance(xs, range) or len(xs) <= 2 * self.period:
+            return xs
+        cycle = self.period // math.gcd(xs.step, self.period)
+        ends = []
+        for j in range(min(len(xs), cycle)):
+            ends += [xs[j], xs[j + (len(xs) - 1 - j) // cycle * cycle]]
+        return ends
 
 
 def _hull(intervals: Iterable[Interval]) -> Interval:
@@ -77,7 +89,7 @@ Field2 = Optional[tuple[Axis, Axis]]  # None: every output depends on the whole 
 
 
 def _window_taps(stride: int, dilation: int, pad_before: int, kernel: int):
-    return lambda o: (o * stride - pad_before + j * dilation for j in range(kernel))
+    return lambda o: range(o * stride - pad_before, o * stride - pad_before + kernel * dilation, dilation)
 
 
 def _transposed_taps(stride: int, dilation: int, padding: int, kernel: int):
