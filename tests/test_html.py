@@ -76,7 +76,7 @@ def test_report_writes_pages_and_keeps_recorded_screenshots(tmp_path):
     shot.parent.mkdir()
     shot.write_bytes(b"\x89PNG")
     fresh = tmp_path / "fresh"
-    generate(fresh, "lenet5")
+    generate(fresh, "lenet5", label=out)  # as `report --check` regenerates it
     assert compare(out, fresh) == []  # a recorded screenshot is neither stale nor pruned
     (out / "html" / "lenet5.html").write_text("edited", encoding="utf-8")
     assert compare(out, fresh) == ["html/lenet5.html (differs)"]
