@@ -34,8 +34,7 @@ class _Elementwise(LayerType):
 def _activation(spec_name: str, torch_class: str, description: str, functions: tuple[str, ...], onnx: tuple[str, ...],
                 base: type = _Elementwise) -> None:
     register(type(torch_class, (base,), {
-        "name": spec_name, "torch_class": torch_class, "kind": "shape" if spec_name == "identity" else "activation",
-        "returns_input": torch_class == "Identity",
+        "name": spec_name, "torch_class": torch_class,
         "doc": f"{description}, elementwise; no MACs, fvcore counts 0.",
         "torch_modules": (torch_class, *base.also_modules), "torch_functions": functions, "onnx_ops": onnx,
     }))
@@ -75,6 +74,13 @@ class _GELU(_Elementwise):
         return {} if op.attrs.get("approximate", "none") == "none" else None
 
 
+class _Identity(_Elementwise):
+    """Its torch module hands on the input itself: a shape-keeping layer, not an activation."""
+
+    kind = "shape"
+    returns_input = True
+
+
 for _spec, _torch, _text, _functions, _onnx, _base in [
     ("relu", "ReLU", "max(0, x)", ("relu", "relu_"), ("Relu",), _Elementwise),
     ("relu6", "ReLU6", "min(max(0, x), 6)", ("relu6", "hardtanh", "clamp", "clip"), ("Clip",), _ReLU6),
@@ -84,7 +90,7 @@ for _spec, _torch, _text, _functions, _onnx, _base in [
     ("silu", "SiLU", "x*sigmoid(x) (swish)", ("silu",), ("Swish",), _Elementwise),
     ("hardswish", "Hardswish", "hard swish", ("hardswish",), ("HardSwish",), _Elementwise),
     ("hardsigmoid", "Hardsigmoid", "hard sigmoid, relu6(x + 3)/6", ("hardsigmoid",), ("HardSigmoid",), _HardSigmoid),
-    ("identity", "Identity", "the identity", (), ("Identity",), _Elementwise),
+    ("identity", "Identity", "the identity", (), ("Identity",), _Identity),
 ]:
     _activation(_spec, _torch, _text, _functions, _onnx, _base)
 
