@@ -146,17 +146,6 @@ class Analysis:
         return dataframe(self, depth)
 
 
-def row_record(row: Row) -> dict:
-    return {
-        "path": row.path, "type": row.label, "output_shape": list(row.output_shape),
-        "params": row.params, "non_trainable": row.non_trainable, "macs": row.macs,
-        "fvcore_flops": row.fvcore_flops, "activations": row.allocated,
-        "receptive_field": None if row.rf.size is None else list(row.rf.size),
-        "spatial_receptive_field": None if row.rf.spatial_size is None else list(row.rf.spatial_size),
-        "receptive_field_gate": row.rf.gate if row.rf.gated else None,
-    }
-
-
 def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, dtype: str = "fp32") -> Analysis:
     """Every row of `network` at `input_shape` (CxHxW, HxW or N, completed by `Network.with_input`).
 
