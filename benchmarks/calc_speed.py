@@ -169,7 +169,7 @@ def inner_generated(path: str) -> dict:
     from archcalc.render import render
 
     t0 = time.perf_counter()
-    network = load(path, budget=Budget(nodes=1_000_000))  # the generated specs are past the default budget
+    network = load(path, budget=Budget(nodes=1_000_000, items=1_000_000))  # past the default budget
     t1 = time.perf_counter()
     analysis = analyze(network)
     t2 = time.perf_counter()
