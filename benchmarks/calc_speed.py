@@ -60,7 +60,12 @@ def install(workdir: Path) -> Path:
 
     Path(purelib, "_shared_site.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     wheel = next(wheels.glob("archcalc-*.whl"))
-    subprocess.run([*pip, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)], check=True)
+    # --ignore-installed: the shared site-packages may already hold an archcalc (a non-editable
+    # install of this tree), which pip would otherwise take as satisfying the wheel.
+    subprocess.run([*pip, "--python", str(python), "install", "--no-deps", "--no-index", "--ignore-installed",
+                    str(wheel)], check=True)
+    if not (venv / "bin" / "archcalc").exists():
+        raise SystemExit(f"the wheel {wheel.name} installed no archcalc command into {venv}")
     return venv / "bin"
 
 
