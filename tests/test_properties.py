@@ -929,9 +929,9 @@ def test_enough_distinct_examples_ran(request):
 
 
 def test_the_generator_covers_every_layer_type():
-    """Every registered layer type turns up in the random stacks (and so is cross-checked with torch)."""
-    from hypothesis.errors import NonInteractiveExampleWarning
+    """Every registered layer type turns up in the random stacks (and so is cross-checked with torch).
 
+    Drawn by hypothesis itself under the run's seed (`.example()` would pick from one small cached batch)."""
     from archcalc.layers import REGISTRY
 
     seen: set[str] = set()
@@ -942,10 +942,12 @@ def test_the_generator_covers_every_layer_type():
             for branch in layer.get("branches", []):
                 collect(branch)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NonInteractiveExampleWarning)
-        for _ in range(400):
-            collect(stacks().example().layers)
-            if set(REGISTRY) <= seen:
-                break
-    assert sorted(set(REGISTRY) - seen) == []
+    @seed(RUN_SEED)
+    @settings(max_examples=400, database=None, phases=[Phase.generate], **{
+        k: v for k, v in PROPERTY_SETTINGS.items() if k in ("deadline", "suppress_health_check")})
+    @hypothesis.given(stacks())
+    def draw(stack) -> None:
+        collect(stack.layers)
+
+    draw()
+    assert sorted(set(REGISTRY) - seen) == [], RUN_SEED

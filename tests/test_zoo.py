@@ -225,3 +225,17 @@ def test_googlenet_sizes_with_ceil_mode():
     got = [a.row(p).output_shape[1] for p in ("conv1", "maxpool1", "maxpool2", "maxpool3", "maxpool4")]
     assert got == sizes
     assert a.row("fc").params == 1024 * 1000 + 1000
+
+
+def test_every_zoo_name_is_defined_by_one_file_and_found_there():
+    """A name in two files would make `load(name)` depend on the order files are looked in."""
+    from archcalc.core.spec import _zoo_file, _zoo_files, variant_names, zoo_document
+
+    seen: dict[str, list[str]] = {}
+    for path in _zoo_files():
+        for name in variant_names(json.loads(path.read_text()), path):
+            seen.setdefault(name, []).append(path.name)
+    assert {name: files for name, files in seen.items() if len(files) > 1} == {}
+    for name, (file,) in seen.items():
+        assert _zoo_file(name).name == file
+    assert zoo_document(_zoo_files()[0]) is zoo_document(_zoo_files()[0])  # read once per process

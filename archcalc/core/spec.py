@@ -106,13 +106,38 @@ def zoo_dir() -> Path:
 def zoo_index() -> dict[str, Path]:
     """Every built-in network name and the file that defines it."""
     index: dict[str, Path] = {}
-    for path in sorted(zoo_dir().glob("*.json")):
-        if path.name == "schema.json":
-            continue
-        document = read_json(path)
-        for name in variant_names(document, path):
+    for path in _zoo_files():
+        for name in variant_names(zoo_document(path), path):
             index[name] = path
     return index
+
+
+def _zoo_files() -> list[Path]:
+    return [path for path in sorted(zoo_dir().glob("*.json")) if path.name != "schema.json"]
+
+
+_ZOO_DOCUMENTS: dict[Path, tuple[tuple[int, int, int], dict]] = {}
+
+
+def zoo_document(path: Path) -> dict:
+    """A zoo file's document, read once per process (again when the file changes). Never mutate it."""
+    info = path.stat()
+    stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+    cached = _ZOO_DOCUMENTS.get(path)
+    if cached is None or cached[0] != stamp:
+        cached = _ZOO_DOCUMENTS[path] = (stamp, read_json(path))
+    return cached[1]
+
+
+def _zoo_file(name: str) -> Path | None:
+    """The zoo file that defines `name`: first the files whose name begins the network's (vgg.json
+    for vgg16), then the whole index."""
+    files = _zoo_files()
+    likely = sorted((p for p in files if name.startswith(p.stem)), key=lambda p: -len(p.stem))
+    for path in likely:
+        if name in variant_names(zoo_document(path), path):
+            return path
+    return zoo_index().get(name)
 
 
 def variant_names(document: dict, path: Path) -> list[str]:
@@ -159,10 +184,11 @@ def _load(target: str, variant: str | None = None) -> Network:
         file_part, variant = target.rsplit(":", 1)
         path = Path(file_part)
     if path.suffix != ".json" and not _exists(path):
-        index = zoo_index()
-        if target not in index:
-            raise SpecError(f"unknown network {quoted(target)}{suggest(target, list(index))}; `archcalc list` shows the zoo")
-        path, variant = index[target], target
+        found = _zoo_file(target)
+        if found is None:
+            raise SpecError(f"unknown network {quoted(target)}{suggest(target, list(zoo_index()))}; "
+                            "`archcalc list` shows the zoo")
+        return load_document(zoo_document(found), target, str(found))
     return load_document(read_json(path), variant, str(path))
 
 

@@ -31,9 +31,9 @@ from ..core.spec import (
     Network,
     Node,
     load,
-    read_json,
     resolve,
     variant_names,
+    zoo_document,
     zoo_index,
 )
 from ..errors import SpecError
@@ -212,7 +212,7 @@ def _claim(raw: dict) -> Claim:
 
 def _extended(spec: dict) -> dict:
     """A zoo family document with the claims file's `params` (a layout the zoo does not hold)."""
-    base = copy.deepcopy(read_json(zoo_index()[spec["extends"]]))
+    base = copy.deepcopy(zoo_document(zoo_index()[spec["extends"]]))
     variant = (base.pop("variants", None) or {}).get(spec["extends"], {})
     base.update({k: v for k, v in variant.items() if k not in ("params", "expect")})
     base["params"] = {**base.get("params", {}), **variant.get("params", {}), **spec.get("params", {})}
