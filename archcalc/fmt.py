@@ -106,22 +106,49 @@ def scaled_bytes(n: int) -> str:
 
 def markdown_table(rows: list[list[str]], headers: list[str], numeric: Iterable[int] = ()) -> str:
     """A pipe table; columns in `numeric` are right-aligned (`---:`), the others left-aligned."""
-    from tabulate import (
-        tabulate,  # imported by the commands that print tables, not at start-up
-    )
-
-    numeric = set(numeric)
-    align = tuple("right" if i in numeric else "left" for i in range(len(headers)))
-    return tabulate(rows, headers, tablefmt="pipe", disable_numparse=True, colalign=align) + "\n"
+    return _table(rows, headers, set(numeric), "pipe") + "\n"
 
 
 def text_table(rows: list[list[str]], headers: list[str], numeric: Iterable[int] = ()) -> str:
     """A plain-text table for a terminal: numeric columns right-aligned, cells as given."""
+    return _table(rows, headers, set(numeric), "simple")
+
+
+_PLAIN_CELL = re.compile(r"[^\n\r\x1b\u1100-\uffff]*")  # no line breaks, escapes or possibly wide characters
+
+
+def _table(rows: list[list[str]], headers: list[str], numeric: set[int], style: str) -> str:
+    """tabulate's `pipe` and `simple` layouts (disable_numparse, a colalign) for one-line text cells.
+
+    Written out because importing tabulate costs more than a whole `archcalc table`, and it
+    takes microseconds per cell; any other table (no rows, line breaks, terminal escapes, wide
+    characters, non-text cells) goes to tabulate itself, as do the tests that compare the two.
+    """
+    cells = [*headers, *(c for row in rows for c in row)]
+    if not rows or any(len(row) != len(headers) for row in rows) or \
+            not all(type(c) is str and _PLAIN_CELL.fullmatch(c) for c in cells):
+        return _tabulated(rows, headers, numeric, style)
+    right = [i in numeric for i in range(len(headers))]
+    columns = [[row[i].strip() for row in rows] for i in range(len(headers))]
+    widths = [max(len(h) + 2, *map(len, col)) for h, col in zip(headers, columns)]
+
+    def line(values: list[str]) -> list[str]:
+        return [v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)]
+
+    body = [line(list(values)) for values in zip(*columns)]
+    if style == "simple":
+        lines = ["  ".join(line(headers)), "  ".join("-" * w for w in widths), *("  ".join(b) for b in body)]
+    else:
+        rule = "|".join(("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1)) for w, r in zip(widths, right))
+        lines = [f"| {' | '.join(line(headers))} |", f"|{rule}|", *(f"| {' | '.join(b)} |" for b in body)]
+    return "\n".join(text.rstrip() for text in lines)
+
+
+def _tabulated(rows: list[list[str]], headers: list[str], numeric: set[int], style: str) -> str:
     from tabulate import tabulate
 
-    numeric = set(numeric)
     align = tuple("right" if i in numeric else "left" for i in range(len(headers)))
-    return tabulate(rows, headers, tablefmt="simple", disable_numparse=True, colalign=align)
+    return tabulate(rows, headers, tablefmt=style, disable_numparse=True, colalign=align)
 
 
 _ALWAYS = re.compile(r"([\\|]|<(?=[A-Za-z/!?]))")

@@ -33,3 +33,33 @@ def test_markdown_table_right_aligns_numeric_columns():
     text = fmt.markdown_table([["a", "1,000"]], ["Name", "Count"], numeric=[1])
     separator = text.splitlines()[1]
     assert separator.startswith("|:-") and separator.endswith("-:|")
+
+
+# ---- tables: the written-out layouts against tabulate's own --------------------------------
+
+def _compare_with_tabulate(rows, headers, numeric):
+    for style in ("simple", "pipe"):
+        assert fmt._table(rows, headers, numeric, style) == fmt._tabulated(rows, headers, numeric, style), style
+
+
+def test_tables_equal_tabulates_layouts():
+    pytest.importorskip("tabulate")
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    cell = st.text(alphabet=" ab1,.-|:µ×²—*_\\`", max_size=9)
+
+    @hypothesis.settings(max_examples=300, deadline=None, database=None)
+    @hypothesis.given(st.integers(1, 5).flatmap(lambda n: st.tuples(
+        st.lists(cell, min_size=n, max_size=n), st.lists(st.lists(cell, min_size=n, max_size=n), min_size=1, max_size=6),
+        st.sets(st.integers(0, n - 1)))))
+    def check(case):
+        _compare_with_tabulate(case[1], case[0], case[2])
+
+    check()
+
+
+@pytest.mark.parametrize("rows", [[], [["two\nlines", "x"]], [["\x1b[1mbold\x1b[0m", "x"]], [["宽", "x"]], [[1, "x"]]])
+def test_tables_with_cells_the_layout_does_not_handle_go_to_tabulate(rows):
+    """No rows, line breaks, escapes, wide characters, non-text cells: tabulate's own output."""
+    pytest.importorskip("tabulate")
+    _compare_with_tabulate(rows, ["a", "b"], {1})

@@ -7,15 +7,14 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from tabulate import tabulate
-
 from .. import fmt
+from ..fmt import markdown_table, text_table
 from ..progress import ProgressBar  # noqa: F401  (benchmarks/gpu_zoo.py takes it from here)
 from .bench import NOISE_FACTOR, Result, Run
 
 HEADERS = ["Network", "Batch", "Dtype", "Median ms", "p10 ms", "p90 ms", "Images/s", "TFLOP/s",
            "% of matmul peak", "Peak alloc. MiB", "Estimate MiB (W + A)", "Peak live act. MiB"]
-ALIGN = ("left", "right", "left") + ("right",) * 9
+NUMERIC = (1, *range(3, 12))  # right-aligned columns: all but the network and the dtype
 
 
 def _tflops(x: float) -> str:
@@ -98,11 +97,11 @@ def render(run: Run, fmt: str = "text") -> str:
         return to_csv(run)
     rows = [_row(r) for r in run.results]
     if fmt == "markdown":
-        table = tabulate(rows, HEADERS, tablefmt="github", colalign=ALIGN, disable_numparse=True)
+        table = markdown_table(rows, HEADERS, NUMERIC).rstrip("\n")
         bullets = "\n".join(f"- {line}" for line in context_lines(run))
         notes = "\n".join(f"- {line}" for line in footer_lines(run))
         return f"### {title(run)}\n\n{bullets}\n\n{table}\n\n{notes}\n"
-    table = tabulate(rows, HEADERS, tablefmt="simple", colalign=ALIGN, disable_numparse=True)
+    table = text_table(rows, HEADERS, NUMERIC)
     return "\n".join([title(run), "", *context_lines(run), "", table, "", *footer_lines(run)]) + "\n"
 
 

@@ -11,8 +11,6 @@ def _mark(ok: bool) -> str:
 
 
 def render_report(report: Report) -> str:
-    from tabulate import tabulate
-
     a = report.analysis
     headers = ["Layer", "Type", "Output", "torch", "", "Params", "torch", "", "fvcore flops", "fvcore", ""]
     rows = [
@@ -21,8 +19,7 @@ def render_report(report: Report) -> str:
          fmt.count(c.flops), fmt.count(c.torch_flops), _mark(c.flops_ok)]
         for c in report.layers
     ]
-    table = tabulate(rows, headers, tablefmt="simple", disable_numparse=True,
-                     colalign=("left", "left", "right", "right", "left", "right", "right", "left", "right", "right", "left"))
+    table = fmt.text_table(rows, headers, numeric=(2, 3, 5, 6, 8, 9))
     total, buffers = report.totals
     lines = [
         f"{a.network.name}: calculator vs torch + fvcore, input {fmt.shape(a.input_shape)}, batch {a.batch}, {a.dtype}",
