@@ -8,6 +8,7 @@ so that `224*224*3` or `a | b` stay literal.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from fractions import Fraction
 from typing import Any, Iterable, Sequence
@@ -124,24 +125,27 @@ def _table(rows: list[list[str]], headers: list[str], numeric: set[int], style: 
     takes microseconds per cell; any other table (no rows, line breaks, terminal escapes, wide
     characters, non-text cells) goes to tabulate itself, as do the tests that compare the two.
     """
-    cells = [*headers, *(c for row in rows for c in row)]
-    if not rows or any(len(row) != len(headers) for row in rows) or \
-            not all(type(c) is str and _PLAIN_CELL.fullmatch(c) for c in cells):
+    if not rows or any(len(row) != len(headers) for row in rows) or not all(
+            type(c) is str and _PLAIN_CELL.fullmatch(c) for c in itertools.chain(headers, *rows)):
         return _tabulated(rows, headers, numeric, style)
     right = [i in numeric for i in range(len(headers))]
-    columns = [[row[i].strip() for row in rows] for i in range(len(headers))]
-    widths = [max(len(h) + 2, *map(len, col)) for h, col in zip(headers, columns)]
+    widths = [len(h) + 2 for h in headers]
+    for row in rows:
+        widths = [max(w, len(c.strip())) for w, c in zip(widths, row)]
 
-    def line(values: list[str]) -> list[str]:
-        return [v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right)]
+    def line(values: list[str], strip: bool = True) -> list[str]:  # tabulate strips cells, not headers
+        return [(v.strip() if strip else v).rjust(w) if r else (v.strip() if strip else v).ljust(w)
+                for v, w, r in zip(values, widths, right)]
 
-    body = [line(list(values)) for values in zip(*columns)]
     if style == "simple":
-        lines = ["  ".join(line(headers)), "  ".join("-" * w for w in widths), *("  ".join(b) for b in body)]
+        head, rule, before, between, after = line(headers, False), "  ".join("-" * w for w in widths), "", "  ", ""
     else:
-        rule = "|".join(("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1)) for w, r in zip(widths, right))
-        lines = [f"| {' | '.join(line(headers))} |", f"|{rule}|", *(f"| {' | '.join(b)} |" for b in body)]
-    return "\n".join(text.rstrip() for text in lines)
+        head = line(headers, False)
+        rule = "|" + "|".join(("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1)) for w, r in zip(widths, right)) + "|"
+        before, between, after = "| ", " | ", " |"
+    lines = [(before + between.join(head) + after).rstrip(), rule]
+    lines += [(before + between.join(line(row)) + after).rstrip() for row in rows]
+    return "\n".join(lines)
 
 
 def _tabulated(rows: list[list[str]], headers: list[str], numeric: set[int], style: str) -> str:

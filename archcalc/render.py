@@ -233,7 +233,10 @@ def configuration_rows(configurations: Sequence[Analysis]) -> list[list[str]]:
 
 
 def _cells(analysis: Analysis, depth: int | None, convention: str) -> list[list[str]]:
-    return [[column.cell(row, convention) for column in COLUMNS] for row in analysis.at_depth(depth)]
+    """The cells of every row shown; equal cells are one string (a long network repeats most of them)."""
+    one = {}.setdefault
+    return [[one(text, text) for text in [column.cell(row, convention) for column in COLUMNS]]
+            for row in analysis.at_depth(depth)]
 
 
 def shorten_path(path: str, limit: int) -> str:
@@ -289,9 +292,10 @@ def text_table(analysis: Analysis, depth: int | None = None, convention: str = "
     rows = _cells(analysis, depth, convention)
     shown, path_limit = _plan(rows, width)
     headers = [COLUMNS[i].header for i in shown]
-    body = [[shorten_path(r[i], path_limit) if i == 0 and path_limit else r[i] for i in shown] for r in rows]
+    if path_limit or len(shown) < len(COLUMNS):
+        rows = [[shorten_path(r[i], path_limit) if i == 0 and path_limit else r[i] for i in shown] for r in rows]
     numeric = [k for k, i in enumerate(shown) if COLUMNS[i].numeric]
-    text = fmt.text_table(body, headers, numeric=numeric)
+    text = fmt.text_table(rows, headers, numeric=numeric)
     hidden = [c.header for i, c in enumerate(COLUMNS) if i not in shown]
     if not hidden and not path_limit:
         return Fitted(text, None)

@@ -28,7 +28,7 @@ DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 Note = SizeNote  # a warning or a note about one layer (archcalc.layers.notes)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """One layer, a group with the totals of what it holds, the input, or a merged tensor.
 
@@ -62,7 +62,7 @@ class Row:
         return self.params + self.non_trainable
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Totals:
     """The network's sums over its layers; counts per image (see Analysis for bytes at a batch and dtype)."""
 
@@ -162,7 +162,8 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         raise exc.located(file=network.file) from None
     body = walk.rows[1:]  # walk.rows[0] is the root: the network itself, whose row is the totals
     by_path = {r.path: r for r in walk.rows}
-    peaks = tuple((size, liveness.peak_bytes(network.root, by_path, shape, size)) for size in sorted(set(DTYPE_BYTES.values())))
+    sizes = tuple(sorted(set(DTYPE_BYTES.values())))
+    peaks = tuple(zip(sizes, liveness.peak_bytes(network.root, by_path, shape, sizes)))
     totals = Totals(
         params=root.params, non_trainable=root.non_trainable, macs=root.macs, fvcore_flops=root.fvcore_flops,
         activations=first.allocated + root.allocated, peak_activations=dict(peaks)[4] // 4,

@@ -13,51 +13,57 @@ into a new tensor (an add of k branches keeps two partial sums from the third on
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from ..layers import REGISTRY
 from .spec import Group, Layer, Node
 
-
-@dataclass(frozen=True)
-class _Flow:
-    peak: int  # most bytes alive at once while the node runs, its input included
-    alias: bool  # the output is the input's own memory
+Peaks = tuple[int, ...]  # bytes, one figure per value size
 
 
-def peak_bytes(root: Node, rows: dict, input_shape, value_bytes: int) -> int:
-    """Most activation bytes alive at once, per image, in an inference pass of `root`."""
-    return _flow(root, rows, math.prod(input_shape) * value_bytes, value_bytes).peak
+def peak_bytes(root: Node, rows: dict, input_shape, value_sizes: tuple[int, ...]) -> Peaks:
+    """Most activation bytes alive at once, per image, in an inference pass of `root`, for each value size
+    (one walk serves every dtype: a layer's live bytes are not proportional to the value size)."""
+    return _Walk(rows, value_sizes).flow(root, _sized(math.prod(input_shape), value_sizes))[0]
 
 
-def _flow(node: Node, rows: dict, held_input: int, value_bytes: int) -> _Flow:
-    row = rows[node.path]
-    if isinstance(node, Layer):
-        layer = REGISTRY[node.type]
-        return _Flow(held_input + layer.live_bytes(node.attrs, row.input_shape, row.output_shape, value_bytes),
-                     layer.returns_input)
-    if node.kind == "sequence":
-        return _sequence(node, rows, held_input, value_bytes)
-    return _merge(node, rows, held_input, value_bytes)
+def _sized(values: int, sizes: tuple[int, ...]) -> Peaks:
+    return tuple(values * size for size in sizes)
 
 
-def _sequence(node: Group, rows: dict, held_input: int, value_bytes: int) -> _Flow:
-    top, alias = held_input, True
-    for child in node.children:
-        size = math.prod(rows[child.path].input_shape) * value_bytes
-        step = _flow(child, rows, size, value_bytes)
-        # the sequence's input stays alive (its caller holds it) beside a child working on a later tensor
-        top = max(top, step.peak + (0 if alias else held_input))
-        alias = alias and step.alias
-    return _Flow(top, alias)
+class _Walk:
+    def __init__(self, rows: dict, sizes: tuple[int, ...]):
+        self.rows, self.sizes = rows, sizes
 
+    def flow(self, node: Node, held_input: Peaks) -> tuple[Peaks, bool]:
+        """The node's peak (its input included) and whether its output is its input's own memory."""
+        row = self.rows[node.path]
+        if isinstance(node, Layer):
+            layer = REGISTRY[node.type]
+            if layer.returns_input:
+                return held_input, True
+            a, shape, out = node.attrs, row.input_shape, row.output_shape
+            return tuple(h + layer.live_bytes(a, shape, out, size) for h, size in zip(held_input, self.sizes)), False
+        if node.kind == "sequence":
+            return self.sequence(node, held_input)
+        return self.merge(node, held_input)
 
-def _merge(node: Group, rows: dict, held_input: int, value_bytes: int) -> _Flow:
-    top, held = held_input, 0
-    for child in node.children:
-        step = _flow(child, rows, held_input, value_bytes)
-        top = max(top, held + step.peak)
-        held += 0 if step.alias else math.prod(rows[child.path].output_shape) * value_bytes
-    out = math.prod(rows[node.path].output_shape) * value_bytes
-    partial_sums = 1 if node.kind == "concat" or len(node.children) < 3 else 2
-    return _Flow(max(top, held_input + held + partial_sums * out), False)
+    def sequence(self, node: Group, held_input: Peaks) -> tuple[Peaks, bool]:
+        top, alias = held_input, True
+        for child in node.children:
+            peak, child_alias = self.flow(child, _sized(math.prod(self.rows[child.path].input_shape), self.sizes))
+            # the sequence's input stays alive (its caller holds it) beside a child working on a later tensor
+            top = tuple(max(t, p) for t, p in zip(top, peak)) if alias else \
+                tuple(max(t, p + h) for t, p, h in zip(top, peak, held_input))
+            alias = alias and child_alias
+        return top, alias
+
+    def merge(self, node: Group, held_input: Peaks) -> tuple[Peaks, bool]:
+        top, held = held_input, 0
+        for child in node.children:
+            peak, alias = self.flow(child, held_input)
+            top = tuple(max(t, held * size + p) for t, p, size in zip(top, peak, self.sizes))
+            held += 0 if alias else math.prod(self.rows[child.path].output_shape)
+        out = math.prod(self.rows[node.path].output_shape)
+        partial_sums = 1 if node.kind == "concat" or len(node.children) < 3 else 2
+        return tuple(max(t, h + (held + partial_sums * out) * size)
+                     for t, h, size in zip(top, held_input, self.sizes)), False

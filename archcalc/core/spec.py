@@ -40,7 +40,7 @@ from .kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
 from .reading import read_json
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Layer:
     path: str
     type: str
@@ -48,7 +48,7 @@ class Layer:
     where: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Group:
     path: str
     kind: str  # sequence, concat, add or mul
@@ -300,6 +300,7 @@ class _Context:
         self.nodes = 0  # layers and groups made
         self.steps = 0  # repeat iterations run (a `when` may leave one with no node)
         self.checked: set[str] = set()  # blocks whose definition was checked
+        self.attrs: dict[tuple, Mapping[str, Any]] = {}  # layer fields, shared where equal
 
     def made(self, node: Node) -> Node:
         self.nodes += 1
@@ -441,7 +442,15 @@ class _Context:
             else:
                 value = spec_field.default
             attrs[key] = None if value is None and spec_field.default is None else spec_field.kind.check(value, here)
-        return Layer(path, kind, MappingProxyType(attrs), where)
+        return Layer(path, kind, self.shared(kind, attrs), where)
+
+    def shared(self, kind: str, attrs: dict[str, Any]) -> Mapping[str, Any]:
+        """Equal fields of one layer type are one mapping (a generated network repeats a few layers)."""
+        try:
+            key = (kind, *((k, type(v), v) for k, v in attrs.items()))  # 1 and 1.0 stay apart
+            return self.attrs.setdefault(key, MappingProxyType(attrs))
+        except TypeError:  # an unhashable value (a connection table): its own mapping
+            return MappingProxyType(attrs)
 
     def name(self, template: Any, env: Mapping[str, Any], where: str) -> str:
         Text().check(template, f"{where}.name")

@@ -13,7 +13,7 @@ to the input (padding counts as if the input went on).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Iterable, Optional
 
@@ -24,21 +24,22 @@ MAX_PERIOD = 1 << 8  # output positions one field table may hold (each row keeps
 Interval = Optional[tuple[int, int]]  # (first, last) input index; None: depends on no input pixel
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Axis:
     """The field along one axis: intervals for one period of output positions."""
 
     period: int = 1
     shift: int = 1
     spans: tuple[Interval, ...] = ((0, 0),)
+    widest: int = field(init=False, compare=False, repr=False)  # the largest field over the positions
+
+    def __post_init__(self):
+        widest = max((last - first + 1 for first, last in filter(None, self.spans)), default=0)
+        object.__setattr__(self, "widest", widest)
 
     @property
     def jump(self) -> Fraction:
         return Fraction(self.shift, self.period)
-
-    @property
-    def widest(self) -> int:
-        return max((last - first + 1 for first, last in filter(None, self.spans)), default=0)
 
     def at(self, position: int) -> Interval:
         turns, phase = divmod(position, self.period)
@@ -78,11 +79,12 @@ def _hull(intervals: Iterable[Interval]) -> Interval:
 
 def _union(axes: list[Axis]) -> Axis:
     """The hull of several fields over the same output grid."""
-    if len({a.jump for a in axes}) > 1:  # grids that drift apart (adaptive pooling): keep the widest
-        return max(axes, key=lambda a: (a.widest, a.jump))
+    first = axes[0]
+    if any(a.shift * first.period != first.shift * a.period for a in axes):  # grids that drift apart
+        return max(axes, key=lambda a: (a.widest, a.jump))  # (adaptive pooling): keep the widest
     period = math.lcm(*(a.period for a in axes))
     spans = tuple(_hull(a.at(o) for a in axes) for o in range(period))
-    return Axis(period, axes[0].jump.numerator * period // axes[0].jump.denominator, spans)
+    return Axis(period, first.shift * period // first.period, spans)
 
 
 Field2 = Optional[tuple[Axis, Axis]]  # None: every output depends on the whole input
@@ -124,7 +126,7 @@ def _resampled_taps(size: int, out: int, bilinear: bool, align_corners: bool):
     return half_pixel
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RF:
     """Receptive field of each output unit, in input pixels.
 
@@ -161,15 +163,23 @@ class RF:
     def spatial_label(self) -> str:
         return _label(self.spatial_size)
 
-    def _map(self, step: Callable[[Axis, int], Axis]) -> "RF":
+    def _map(self, step: Callable[..., Axis], *per_axis: tuple) -> "RF":
+        """Each axis through `step(axis, *its parameters)`; `per_axis` holds (H value, W value) per parameter.
+        A square field through a square layer is computed once and shared by both axes."""
+        h_args, w_args = tuple(p[0] for p in per_axis), tuple(p[1] for p in per_axis)
+
         def apply(field: Field2) -> Field2:
-            return None if field is None else (step(field[0], 0), step(field[1], 1))
+            if field is None:
+                return None
+            h = step(field[0], *h_args)
+            return (h, h) if field[1] == field[0] and w_args == h_args else (h, step(field[1], *w_args))
         strict = apply(self.strict)
-        return RF(strict, strict if self.spatial == self.strict else apply(self.spatial), self.gate)
+        same = self.spatial is self.strict or self.spatial == self.strict
+        return RF(strict, strict if same else apply(self.spatial), self.gate)
 
     def window(self, kernel, stride, dilation=(1, 1), pad_before=(0, 0)) -> "RF":
         """After a convolution or pooling window: output o reads o*S - P + j*D, j < K."""
-        return self._map(lambda a, i: a.through(_window_taps(stride[i], dilation[i], pad_before[i], kernel[i]), 1, stride[i]))
+        return self._map(lambda a, k, s, d, p: a.through(_window_taps(s, d, p, k), 1, s), kernel, stride, dilation, pad_before)
 
     def grow(self, kernel, stride) -> "RF":
         """A dense window of `kernel` taps every `stride` pixels."""
@@ -177,24 +187,23 @@ class RF:
 
     def transposed(self, kernel, stride, dilation, padding) -> "RF":
         """After a transposed convolution: output o gathers the inputs i with i*S - P + j*D = o."""
-        return self._map(lambda a, i: a.through(_transposed_taps(stride[i], dilation[i], padding[i], kernel[i]), stride[i], 1))
+        return self._map(lambda a, k, s, d, p: a.through(_transposed_taps(s, d, p, k), s, 1), kernel, stride, dilation, padding)
 
     def resampled(self, sizes, outs, bilinear: bool, align_corners: bool = False) -> "RF":
         """After nearest or bilinear upsampling of `sizes` to `outs` (torch's source-index rules)."""
-        def step(a: Axis, i: int) -> Axis:
-            n, o = sizes[i], outs[i]
+        def step(a: Axis, n: int, o: int) -> Axis:
             if bilinear and align_corners:  # not periodic: every output position in one table
                 return a.through(_resampled_taps(n, o, True, True), o, n)
             g = math.gcd(n, o)
             return a.through(_resampled_taps(n, o, bilinear, False), o // g, n // g)
-        return self._map(step)
+        return self._map(step, tuple(sizes), tuple(outs))
 
     def adaptive(self, sizes, outs) -> "RF":
         """After adaptive pooling of `sizes` to `outs`: output o pools floor(oN/O) .. ceil((o+1)N/O) - 1."""
-        def step(a: Axis, i: int) -> Axis:
-            g = math.gcd(sizes[i], outs[i])
-            return a.through(_adaptive_taps(sizes[i], outs[i]), outs[i] // g, sizes[i] // g)
-        return self._map(step)
+        def step(a: Axis, n: int, o: int) -> Axis:
+            g = math.gcd(n, o)
+            return a.through(_adaptive_taps(n, o), o // g, n // g)
+        return self._map(step, tuple(sizes), tuple(outs))
 
 
 GLOBAL_RF = RF(None, None)
