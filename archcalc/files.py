@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from .errors import FileError
@@ -53,6 +52,8 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     temporary = None
     done = False
     try:
+        import tempfile  # loaded by the commands that write files
+
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=TEMP_SUFFIX, dir=path.parent)
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)

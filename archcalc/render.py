@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import re
-import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -313,6 +312,8 @@ def _wrap(lines: list[str], width: int | None) -> list[str]:
     """Lines wrapped to `width` at spaces: a word, a number or a number with its unit is never broken."""
     if width is None:
         return lines
+    import textwrap  # a terminal's table only
+
     wrapped = []
     for line in lines:
         held = _NUMBER_AND_UNIT.sub(rf"\1{_KEEP}\2", line)

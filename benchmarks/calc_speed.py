@@ -251,6 +251,7 @@ def command_pairs(launcher: Launcher, python: Path, archcalc: str, args: argpars
         pair(launcher, f"archcalc table {args.network} vs start-up", py, (f"archcalc table {args.network}", table), repeat, warm),
         pair(launcher, "archcalc check vs start-up", py, ("archcalc check", [archcalc, "check"]), repeat, warm),
         pair(launcher, "archcalc list vs start-up", py, ("archcalc list", [archcalc, "list"]), repeat, warm),
+        pair(launcher, "import click vs start-up", py, ('python -c "import click"', [str(python), "-c", "import click"]), repeat, warm),
         pair(launcher, "import torch vs start-up", py, ('python -c "import torch"', [str(python), "-c", "import torch"]), heavy, warm),
     ]
     counted: dict[str, dict] = {}
@@ -361,12 +362,18 @@ def markdown(result: dict) -> str:
         "",
     ]
     rows = []
+    pairs = {p["name"].split(" vs ")[0]: p for p in result["pairs"]}
     for p in result["pairs"]:
         a, b, r = p["a"], p["b"], p["ratio"]
         rows.append([f"`{a['label']}`", f"`{b['label']}`", f"{r['median']:.2f}x", f"{r['min']:.2f}-{r['max']:.2f}",
                      ms(a["wall_s"]["median"]), ms(b["wall_s"]["median"]), f"{a['peak_rss_mib']:.1f}", f"{b['peak_rss_mib']:.1f}"])
     lines.append(markdown_table(rows, ["A", "B", "B / A (median)", "min-max", "A ms", "B ms", "A MiB", "B MiB"],
                                 numeric=range(2, 8)))
+    if "import click" in pairs:  # records from before it was timed have no such pair
+        click_ratio, table_ratio = pairs["import click"]["ratio"]["median"], pairs[f"archcalc table {s['network']}"]["ratio"]["median"]
+        lines += [f"The floor under any click command: `import click` alone is {click_ratio:.2f}x `python -c pass`, "
+                  f"so {table_ratio - click_ratio:.2f}x of `archcalc table {s['network']}`'s {table_ratio:.2f}x is archcalc's "
+                  "own import and work.", ""]
     agree = result["agreement"]
     lines += [f"Same network, same counts: resnet18 at {REFERENCE_INPUT} has {agree['archcalc']['params']:,} parameters "
               f"in archcalc, fvcore and torchinfo ({'agree' if agree['params_agree'] else 'DISAGREE'}); fvcore's "

@@ -26,7 +26,7 @@ def test_every_pair_is_timed_alternately_with_its_spread(quick_run):
     result, _ = quick_run
     names = [p["name"] for p in result["pairs"]]
     assert names == ["archcalc table vgg16 vs start-up", "archcalc check vs start-up", "archcalc list vs start-up",
-                     "import torch vs start-up", "fvcore vs archcalc, resnet18 3x240x320",
+                     "import click vs start-up", "import torch vs start-up", "fvcore vs archcalc, resnet18 3x240x320",
                      "torchinfo vs archcalc, resnet18 3x240x320", "archcalc table vgg16: input 4096 vs 224",
                      "archcalc table vgg16: batch 4096 vs 1"]
     for p in result["pairs"]:

@@ -8,7 +8,6 @@ expected are expressions, evaluated by archcalc.expr, never by Python.
 """
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import re
@@ -149,6 +148,8 @@ def variant_names(document: dict, path: Path) -> list[str]:
 def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
     if not isinstance(word, str) or len(word) > 200:  # difflib is quadratic in the word's length
         return ""
+    import difflib  # only for a message: not at start-up
+
     close = difflib.get_close_matches(word, [c for c in choices if isinstance(c, str)], n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -212,6 +213,8 @@ def load_document(document: Mapping[str, Any], variant: str | None = None, file:
             raise SpecError(f"the file holds {len(names)} variants; name one as {how} ({listed})", file=where)
         variant = names[0]
     if variant not in names:
+        import difflib
+
         nearest = difflib.get_close_matches(variant, names, n=len(names), cutoff=0) + names
         listed = ", ".join(str(name)[:40] for name in list(dict.fromkeys(nearest))[:20])
         raise SpecError(f"no variant {quoted(variant)}{suggest(variant, names)}; the file has {listed}"
