@@ -60,8 +60,9 @@ def read_bytes(path: Path) -> bytes:
     return data
 
 
-def read_json(path: Path) -> dict:
-    data = read_bytes(path)
+def read_json(path: Path, data: bytes | None = None) -> dict:
+    """The spec document of the file at `path` (its bytes `data` when already read)."""
+    data = read_bytes(path) if data is None else data
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -36,7 +36,7 @@ from .keys import (
     layer_keys,
 )
 from .kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
-from .reading import read_json
+from .reading import read_bytes, read_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +115,15 @@ def _zoo_files() -> list[Path]:
     return [path for path in sorted(zoo_dir().glob("*.json")) if path.name != "schema.json"]
 
 
-_ZOO_DOCUMENTS: dict[Path, tuple[tuple[int, int, int], dict]] = {}
+_ZOO_DOCUMENTS: dict[Path, tuple[bytes, dict]] = {}
 
 
 def zoo_document(path: Path) -> dict:
-    """A zoo file's document, read once per process (again when the file changes). Never mutate it."""
-    info = path.stat()
-    stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+    """A zoo file's document, parsed once per process (again when the file's bytes change). Never mutate it."""
+    data = read_bytes(path)
     cached = _ZOO_DOCUMENTS.get(path)
-    if cached is None or cached[0] != stamp:
-        cached = _ZOO_DOCUMENTS[path] = (stamp, read_json(path))
+    if cached is None or cached[0] != data:
+        cached = _ZOO_DOCUMENTS[path] = (data, read_json(path, data))
     return cached[1]
 
 
@@ -189,8 +188,21 @@ def _load(target: str, variant: str | None = None) -> Network:
         if found is None:
             raise SpecError(f"unknown network {quoted(target)}{suggest(target, list(zoo_index()))}; "
                             "`archcalc list` shows the zoo")
-        return load_document(zoo_document(found), target, str(found))
+        return _zoo_network(target, found)
     return load_document(read_json(path), variant, str(path))
+
+
+_ZOO_NETWORKS: dict[tuple, tuple[dict, Network]] = {}  # the document it was resolved from, and it
+
+
+def _zoo_network(name: str, path: Path) -> Network:
+    """A zoo network, resolved once per process for each version of its file and budget (a Network is immutable)."""
+    document = zoo_document(path)
+    key = (name, path, current())
+    cached = _ZOO_NETWORKS.get(key)
+    if cached is None or cached[0] is not document:
+        cached = _ZOO_NETWORKS[key] = (document, load_document(document, name, str(path)))
+    return cached[1]
 
 
 def load_document(document: Mapping[str, Any], variant: str | None = None, file: str | None = None) -> Network:

@@ -233,8 +233,23 @@ def network(name: str) -> Network | None:
 
 @functools.cache
 def analysis(name: str, input_shape: tuple[int, ...] | None) -> Analysis | None:
+    if name in zoo_index() and name not in local_specs():
+        return zoo_analysis(name, input_shape)
     net = network(name)
     return None if net is None else analyze(net, input_shape)
+
+
+_ZOO_ANALYSES: dict[tuple[int, tuple[int, ...] | None], tuple[Network, Analysis]] = {}
+
+
+def zoo_analysis(name: str, input_shape: tuple[int, ...] | None = None) -> Analysis:
+    """A zoo network's analysis, shared by `archcalc check` and the claims; again when its file changes
+    (`load` resolves each version of a zoo file once: the same Network while the file stays as it is)."""
+    network = load(name)
+    key = (id(network), input_shape)
+    if key not in _ZOO_ANALYSES:  # the entry holds the network, so its id is not reused meanwhile
+        _ZOO_ANALYSES[key] = (network, analyze(network, input_shape))
+    return _ZOO_ANALYSES[key][1]
 
 
 def biases(net: Network) -> dict[str, int]:
