@@ -13,6 +13,7 @@ import operator
 import re
 import sys
 import warnings
+from keyword import iskeyword
 from typing import Any, Callable, Mapping
 
 from ..errors import SpecError
@@ -75,6 +76,8 @@ def evaluate(source: str, env: Mapping[str, Any]) -> Any:
     budget = current()
     if len(source) > budget.expression:
         raise SpecError(f"an expression of {len(source):,} characters, over {budget.describe('expression')}")
+    if source in env and source.isidentifier() and not iskeyword(source):  # the most common one: a name
+        return env[source]
     tree = _parse(source.strip(), budget.expression_depth)
     if isinstance(tree, str):
         raise SpecError(tree.replace("{source}", quoted(source)))
