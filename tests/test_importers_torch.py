@@ -18,12 +18,9 @@ from archcalc.importers.torch_fx import trace_graph  # noqa: E402
 from archcalc.torch.build import build_torch  # noqa: E402
 
 ZOO = list(archcalc.zoo_index())
-# lenet5_paper's C3 is a connection-table convolution, built as one small convolution per output
-# channel; the importer does not read that module back into a `connections` field yet.
-ZOO = [name for name in ZOO if name != "lenet5_paper"]
 SCHEMA = json.loads((Path(__file__).parent.parent / "specs" / "schema.json").read_text())
 # imported specs checked against specs/schema.json: every kind of node, and quick to validate
-VALIDATED = {"lenet5_keras", "alexnet_paper", "resnet18", "googlenet", "efficientnet_b0", "convnext_tiny"}
+VALIDATED = {"lenet5_keras", "lenet5_paper", "alexnet_paper", "resnet18", "googlenet", "efficientnet_b0", "convnext_tiny"}
 ROW_FIELDS = ("output_shape", "params", "non_trainable", "macs", "fvcore_flops", "allocated", "rf")
 
 

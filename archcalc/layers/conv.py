@@ -167,11 +167,13 @@ class Conv2d(LayerType):
             return conv
         return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), conv)
 
-    torch_modules = ("Conv2d",)
+    torch_modules = ("Conv2d", "TableConv2d")  # TableConv2d: table_conv's module, one Conv2d per output channel
     torch_functions = ("conv2d",)
     onnx_ops = ("Conv",)
 
     def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "module" and op.target == "TableConv2d":
+            return _table_fields(op)
         if op.origin == "module":
             m = op.attrs
             if m["padding_mode"] != "zeros":
@@ -197,6 +199,24 @@ class Conv2d(LayerType):
             padding = spec_padding((top, bottom, left, right), op, kernel, stride, dilation)
         return {"out": out, "kernel": compact_pair(kernel), "stride": compact_pair(stride), "padding": padding,
                 "dilation": compact_pair(dilation), "groups": groups, "bias": bias}
+
+
+def _table_fields(op: Any) -> dict | None:
+    """The conv2d fields of a module table_conv built: its table, and the settings all its pieces share."""
+    table, pieces = op.attrs.get("table"), op.attrs.get("pieces")
+    if not table or pieces is None or len(pieces) != len(table):
+        return None
+    settings = {(p.kernel_size, p.stride, p.padding, p.dilation, p.groups, p.padding_mode, p.bias is not None)
+                for p in pieces}
+    if len(settings) != 1 or any(p.out_channels != 1 or p.in_channels != len(row) for p, row in zip(pieces, table)):
+        return None
+    kernel, stride, padding, dilation, groups, mode, bias = settings.pop()
+    if groups != 1 or mode != "zeros" or isinstance(padding, str):
+        return None
+    top, left = padding
+    return {"out": len(table), "kernel": compact_pair(kernel), "stride": compact_pair(stride),
+            "padding": spec_padding((top, top, left, left), op, kernel, stride, dilation),
+            "dilation": compact_pair(dilation), "bias": bias, "connections": [[int(c) for c in row] for row in table]}
 
 
 def table_conv(table, kernel, stride, padding, dilation, bias):
@@ -430,3 +450,13 @@ class RBF(LayerType):
                 return ((x.unsqueeze(1) - self.centres) ** 2).sum(-1)
 
         return RBFUnits(shape[0], a["out"])
+
+    torch_modules = ("RBFUnits",)  # the module torch_module builds: fixed centres as a buffer
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin != "module":
+            return None
+        centres = op.attrs.get("centres")
+        if centres is None or tuple(centres.shape) != (op.output[0], op.input[0]) or len(op.input) != 1:
+            return None
+        return {"out": int(centres.shape[0])}
