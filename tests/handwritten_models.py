@@ -212,3 +212,75 @@ class LeNet5(nn.Module):
         x = F.avg_pool2d(torch.tanh(self.c3(x)), 2)
         x = torch.flatten(torch.tanh(self.c5(x)), 1)
         return self.out(torch.tanh(self.f6(x)))
+
+
+class ConvNeXtBlock(nn.Module):
+    """The ConvNeXt block as its authors wrote it: the MLP as Linear layers on a channels-last tensor,
+    the layer scale a (C,) parameter multiplied before the permute back."""
+
+    def __init__(self, dim: int, layer_scale: float = 1e-6):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, 4 * dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(layer_scale * torch.ones(dim))
+
+    def forward(self, x):
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        return x + (self.gamma * y).permute(0, 3, 1, 2)
+
+
+class ChannelsFirstNorm(nn.Module):
+    """LayerNorm over the channels of an NCHW tensor, written with torch.permute and F.layer_norm."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        x = torch.permute(x, (0, 2, 3, 1))
+        return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, 1e-6).permute([0, 3, 1, 2])
+
+
+class TinyConvNeXt(nn.Module):
+    """A patchify stem, two blocks, a downsampling layer, one block, a linear head."""
+
+    def __init__(self, classes: int = 5):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 4, stride=4), ChannelsFirstNorm(16))
+        self.stage1 = nn.Sequential(ConvNeXtBlock(16), ConvNeXtBlock(16))
+        self.downsample = nn.Sequential(ChannelsFirstNorm(16), nn.Conv2d(16, 32, 2, stride=2))
+        self.stage2 = ConvNeXtBlock(32)
+        self.head = nn.Linear(32, classes)
+
+    def forward(self, x):
+        x = self.stage2(self.downsample(self.stage1(self.stem(x))))
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class StrayPermute(nn.Module):
+    """A permute to channels-last that is never undone: the linear layer reads the image's width."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).permute(0, 1, 3, 2))
+
+
+class NormOverTheImage(nn.Module):
+    """LayerNorm over C, H and W of an NCHW tensor: not a norm over the channels of each position."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.LayerNorm([4, 6, 6])
+
+    def forward(self, x):
+        return self.norm(self.conv(x))

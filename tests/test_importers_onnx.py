@@ -28,11 +28,11 @@ def ints(name: str, *values: int):
     return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
 
 
-def save(tmp_path, nodes, initializers, input_shape, name="graph"):
+def save(tmp_path, nodes, initializers, input_shape, name="graph", opset=17):
     graph = helper.make_graph(
         nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, *input_shape])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     path = tmp_path / f"{name}.onnx"
     onnx.save(model, str(path))
     return path
@@ -132,7 +132,113 @@ def test_torch_export_with_batch_norm_folded_says_so(tmp_path):
     assert "folds batch norm into the convolution" in document["comment"]
 
 
-ONNX_SAMPLE = ["lenet5", "inception_naive", "resnet18", "tests/fixtures/mirror.json"]  # residual, concat, SE, same
+def scalar(name: str, value: float):
+    return numpy_helper.from_array(np.array(value, dtype=np.float32), name)
+
+
+def test_helper_graph_with_group_normalization(tmp_path):
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="/conv/Conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("GroupNormalization", ["c", "scale", "bias"], ["n"], name="/norm/GroupNormalization",
+                              num_groups=2, epsilon=1e-3),
+             helper.make_node("Relu", ["n"], ["y"], name="/act/Relu")]
+    inits = [weight("w", 8, 3, 3, 3), weight("b", 8), weight("scale", 8), weight("bias", 8)]
+    document, analysis = imported(save(tmp_path, nodes, inits, (3, 8, 8), opset=21))
+    norm = document["layers"][1]
+    assert (norm["type"], norm["groups"], norm["eps"]) == ("group_norm", 2, 1e-3)
+    rows = {row.path: row for row in analysis.leaves()}
+    assert rows["norm"].params == 2 * 8  # a scale and a bias per channel
+    assert rows["norm"].fvcore_flops == 5 * 8 * 8 * 8  # 5 per element with affine
+    assert analysis.totals.params == 8 * 3 * 9 + 16
+
+
+def test_helper_graph_with_a_channels_last_layer_norm_and_linear(tmp_path):
+    # ConvNeXt's block as its authors write it: LayerNorm and the MLP on a channels-last tensor
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="/block/Transpose", perm=[0, 2, 3, 1]),
+             helper.make_node("LayerNormalization", ["t", "g", "b"], ["n"], name="/block/norm/LayerNormalization",
+                              axis=-1, epsilon=1e-6),
+             helper.make_node("MatMul", ["n", "w1"], ["m"], name="/block/pwconv1/MatMul"),
+             helper.make_node("Add", ["m", "b1"], ["a"], name="/block/pwconv1/Add"),
+             helper.make_node("Gelu", ["a"], ["e"], name="/block/act/Gelu"),
+             helper.make_node("Mul", ["e", "gamma"], ["s"], name="/block/Mul"),
+             helper.make_node("Transpose", ["s"], ["y"], name="/block/Transpose_1", perm=[0, 3, 1, 2])]
+    inits = [weight("g", 6), weight("b", 6), weight("w1", 6, 24), weight("b1", 24), weight("gamma", 24)]
+    _, analysis = imported(save(tmp_path, nodes, inits, (6, 5, 7), opset=20))
+    rows = {row.path: row for row in analysis.leaves()}
+    assert [row.label for row in analysis.leaves()[1:]] == ["layer_norm2d", "conv2d", "gelu", "layer_scale"]
+    assert rows["block.norm"].output_shape == (6, 5, 7) and rows["block.norm"].params == 2 * 6
+    assert rows["block.norm"].fvcore_flops == 5 * 6 * 5 * 7
+    assert rows["block.pwconv1"].output_shape == (24, 5, 7)  # a 1x1 convolution: 6 -> 24 channels
+    assert rows["block.pwconv1"].params == 6 * 24 + 24
+    assert rows["block.pwconv1"].macs == 5 * 7 * 6 * 24
+    assert rows["block.Mul"].params == 24
+    assert analysis.totals.params == 12 + 168 + 24 and analysis.output_shape == (24, 5, 7)
+
+
+def test_helper_graph_with_lrn_node(tmp_path):
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="/conv/Conv", kernel_shape=[1, 1]),
+             helper.make_node("LRN", ["c"], ["y"], name="/lrn/LRN", size=3, alpha=2e-4, beta=0.5, bias=2.0)]
+    document, analysis = imported(save(tmp_path, nodes, [weight("w", 7, 3, 1, 1)], (3, 5, 5)))
+    # ONNX's alpha, beta, bias and size are torch's alpha, beta, k and size: both divide by
+    # (k + alpha/size * sum of the squares in the window)^beta
+    assert document["layers"][1] == {"name": "lrn", "type": "lrn", "size": 3, "alpha": 2e-4, "beta": 0.5, "k": 2.0}
+    lrn = analysis.leaves()[-1]
+    assert (lrn.output_shape, lrn.params, lrn.macs, lrn.fvcore_flops) == ((7, 5, 5), 0, 0, 0)
+    assert analysis.totals.params == 7 * 3
+
+
+def lrn_sequence(kernel: list[int], alpha: float = 3e-4, beta: float = 0.6, k: float = 2.0) -> tuple[list, list]:
+    """torch's local_response_norm as its exporter writes it (x*x, a window over the channels, ...)."""
+    size = kernel[0]
+    nodes = [helper.make_node("Mul", ["x", "x"], ["sq"], name="/lrn/Mul"),
+             helper.make_node("Reshape", ["sq", "five"], ["r"], name="/lrn/Reshape"),
+             helper.make_node("Pad", ["r", "pads"], ["p"], name="/lrn/Pad"),
+             helper.make_node("AveragePool", ["p"], ["a"], name="/lrn/AveragePool", kernel_shape=kernel,
+                              strides=[1, 1, 1], pads=[0, 0, 0, 0, 0, 0]),
+             helper.make_node("Squeeze", ["a", "one"], ["q"], name="/lrn/Squeeze"),
+             helper.make_node("Mul", ["q", "alpha"], ["m"], name="/lrn/Mul_1"),
+             helper.make_node("Add", ["m", "k"], ["s"], name="/lrn/Add"),
+             helper.make_node("Pow", ["s", "beta"], ["d"], name="/lrn/Pow"),
+             helper.make_node("Div", ["x", "d"], ["y"], name="/lrn/Div")]
+    inits = [ints("five", 1, 1, 6, 4, 4), ints("pads", 0, 0, size // 2, 0, 0, 0, 0, (size - 1) // 2, 0, 0),
+             ints("one", 1), scalar("alpha", alpha), scalar("k", k), scalar("beta", beta)]
+    return nodes, inits
+
+
+def test_helper_graph_with_torchs_lrn_sequence(tmp_path):
+    document, analysis = imported(save(tmp_path, *lrn_sequence([3, 1, 1]), (6, 4, 4)))
+    assert document["layers"] == [{"name": "lrn", "type": "lrn", "size": 3, "alpha": 3e-4, "beta": 0.6, "k": 2.0}]
+    assert analysis.leaves()[-1].output_shape == (6, 4, 4) and analysis.totals.params == 0
+
+
+def test_torch_exports_of_group_norm_lrn_layer_norm_and_gelu_sequences(tmp_path):
+    # the exporter's sequences at its default opset and at 14 (LayerNorm and GELU decomposed),
+    # against the module's parameters and fvcore's total
+    torch = pytest.importorskip("torch")
+    fvnn = pytest.importorskip("fvcore.nn")
+    import handwritten_models
+
+    nn = torch.nn
+    models = {"convnext": (handwritten_models.TinyConvNeXt, (3, 32, 40)),
+              "norms": (lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.GroupNorm(4, 8, affine=False), nn.LocalResponseNorm(3),
+                                              nn.Conv2d(8, 8, 3), nn.GroupNorm(2, 8), nn.ReLU()), (3, 12, 10))}
+    for name, (build, shape) in models.items():
+        for opset in (None, 14):
+            torch.manual_seed(0)
+            model = build().eval()
+            x = torch.randn(1, *shape)
+            path = tmp_path / f"{name}{opset}.onnx"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model, x, str(path), dynamo=False, **({"opset_version": opset} if opset else {}))
+            _, analysis = imported(path)
+            flops = fvnn.FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            assert analysis.totals.params == sum(p.numel() for p in model.parameters()), (name, opset)
+            assert analysis.totals.fvcore_flops == flops.total(), (name, opset)
+            assert analysis.output_shape == tuple(model(x).shape[1:])
+
+
+# residual, concat, SE, same; ConvNeXt (layer norm between transposes); AlexNet as published (LRN)
+ONNX_SAMPLE = ["lenet5", "inception_naive", "resnet18", "tests/fixtures/mirror.json", "convnext_tiny", "alexnet_paper"]
 
 
 @pytest.mark.parametrize("name", ONNX_SAMPLE)
@@ -168,6 +274,40 @@ def test_unsupported_op_names_the_node(tmp_path):
     with pytest.raises(SpecError, match=r"ONNX node /body/norm/InstanceNormalization \(InstanceNormalization\): "
                                         r"ONNX op InstanceNormalization has no archcalc layer type"):
         import_onnx(path)
+
+
+BROKEN = {
+    "a layer norm over H, W and C": (
+        [helper.make_node("Transpose", ["x"], ["t"], name="/norm/Transpose", perm=[0, 2, 3, 1]),
+         helper.make_node("LayerNormalization", ["t", "g", "b"], ["n"], name="/norm/LayerNormalization", axis=1),
+         helper.make_node("Transpose", ["n"], ["y"], name="/norm/Transpose_1", perm=[0, 3, 1, 2])],
+        [weight("g", 4, 4, 6), weight("b", 4, 4, 6)], 17,
+        (r"ONNX node /norm/LayerNormalization \(LayerNormalization\): ONNX op LayerNormalization with these attributes "
+         r"has no archcalc layer type \(axis=1, input 6x4x4 on the channels-last \(permuted\) tensor\)")),
+    "a layer norm on NCHW": (
+        [helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], name="/norm/LayerNormalization", axis=1)],
+        [weight("g", 6, 4, 4), weight("b", 6, 4, 4)], 17,
+        r"ONNX node /norm/LayerNormalization \(LayerNormalization\): ONNX op LayerNormalization with these attributes"),
+    "a transpose not undone": (
+        [helper.make_node("Transpose", ["x"], ["t"], name="/head/Transpose", perm=[0, 2, 3, 1]),
+         helper.make_node("Relu", ["t"], ["y"], name="/head/Relu")], [], 17,
+        r"ONNX node /head/Transpose \(Transpose\): permute \[0, 2, 3, 1\] has no archcalc layer type"),
+    "a group norm's scale per group": (
+        [helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], name="/gn/GroupNormalization", num_groups=2)],
+        [weight("s", 2), weight("b", 2)], 18,
+        r"ONNX node /gn/GroupNormalization \(GroupNormalization\): ONNX op GroupNormalization with these attributes"),
+    "a window over H and W, not the channels": (
+        *lrn_sequence([1, 3, 3]), 17, r"ONNX node /lrn/Pad \(Pad\): only a zero pad of H and W"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_a_broken_variant_of_a_recognised_sequence_names_the_node(case, tmp_path):
+    nodes, inits, opset, message = BROKEN[case]
+    path = save(tmp_path, nodes, inits, (6, 4, 4), opset=opset)
+    with pytest.raises(SpecError, match=message) as caught:
+        import_onnx(path)
+    assert "\n" not in str(caught.value)
 
 
 def test_not_series_parallel_names_the_node(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,9 @@ from archcalc.importers.torch_fx import trace_graph  # noqa: E402
 from archcalc.torch.build import build_torch  # noqa: E402
 
 ZOO = list(archcalc.zoo_index())
-# lenet5_paper's C3 is a connection-table convolution, built as one small convolution per output
-# channel; the importer does not read that module back into a `connections` field yet.
-ZOO = [name for name in ZOO if name != "lenet5_paper"]
 SCHEMA = json.loads((Path(__file__).parent.parent / "specs" / "schema.json").read_text())
 # imported specs checked against specs/schema.json: every kind of node, and quick to validate
-VALIDATED = {"lenet5_keras", "alexnet_paper", "resnet18", "googlenet", "efficientnet_b0", "convnext_tiny"}
+VALIDATED = {"lenet5_keras", "lenet5_paper", "alexnet_paper", "resnet18", "googlenet", "efficientnet_b0", "convnext_tiny"}
 ROW_FIELDS = ("output_shape", "params", "non_trainable", "macs", "fvcore_flops", "allocated", "rf")
 
 
@@ -61,7 +59,11 @@ HANDWRITTEN = {
     "mobile_se": (lambda: handwritten_models.MobileSE(), (3, 48, 40)),
     "unet": (lambda: handwritten_models.UNet(), (3, 32, 48)),
     "asymmetric": (lambda: handwritten_models.Asymmetric(), (3, 16, 16)),
+    "tiny_convnext": (lambda: handwritten_models.TinyConvNeXt(), (3, 32, 40)),
 }
+# modules that run on a channels-last tensor (between the permutes of a ConvNeXt block): their hooks
+# see (H, W, C), the spec's rows (C, H, W)
+CHANNELS_LAST = {"tiny_convnext": re.compile(r"stage\d(\.\d)?\.(norm|pwconv1|act|pwconv2)")}
 
 import handwritten_models  # noqa: E402  (tests/ is on the path under pytest)
 
@@ -97,9 +99,12 @@ def test_handwritten_network_counts_equal_fvcore_and_hooks(name):
     rows = by_name(analysis, set(calls))
     # every module that ran is a row of the spec, none dropped; an explicit pad is the next conv's padding
     assert set(calls) - set(rows) == ({"pad"} if name == "asymmetric" else set())
+    channels_last = CHANNELS_LAST.get(name, re.compile("$^"))
     for module, shapes in calls.items():
         if module not in rows:
             continue
+        if channels_last.fullmatch(module):
+            shapes = [(c, h, w) for h, w, c in shapes]
         assert [row.output_shape for row in rows[module]] == shapes, module
     expected = {"what": "params", "value": params, "source": f"imported from handwritten_models:{name} at "
                 f"{shape[0]}x{shape[1]}x{shape[2]}"}

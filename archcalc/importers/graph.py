@@ -1,8 +1,10 @@
 """A small graph of imported ops, and its series-parallel decomposition into a spec document.
 
 A front end (torch_fx, onnx_graph) lists the data nodes of a model in topological order:
-layers (an `Op` that a layer type claims), merges (add, concat, mul of several data inputs)
-and explicit pads (folded into the window layer after them). `to_spec` decomposes the DAG into
+layers (an `Op` that a layer type claims), merges (add, concat, mul of several data inputs),
+explicit pads (folded into the window layer after them) and permutes (a permute to channels-last,
+layers that work on the channels of each position, a permute back: those layers on the channels-last
+view, every other permute an error). `to_spec` decomposes the DAG into
 sequences and merges whose branches start at one node and meet at the next, groups the items
 by module path (ONNX: node name scopes) and checks every shape against the calculator.
 """
@@ -29,7 +31,8 @@ class Op:
 
     attrs: a torch module's attributes, a call's arguments by name, or an ONNX node's attributes;
     weights / values: shapes and (small) values of the constant tensor operands; pad: an explicit
-    (top, bottom, left, right) zero pad folded in from the op before it.
+    (top, bottom, left, right) zero pad folded in from the op before it; channels_last: the op ran
+    between a permute to (N, H, W, C) and one back, input and output still given as (C, H, W).
     """
 
     origin: str  # module, call or onnx
@@ -40,6 +43,7 @@ class Op:
     weights: tuple[Shape, ...] = ()
     values: tuple[Any, ...] = ()
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)
+    channels_last: bool = False
 
 
 @dataclass
@@ -47,7 +51,7 @@ class Node:
     """A data node. scope: the module (ONNX: name scope) it ran in; path: scope plus its own name."""
 
     id: str
-    kind: str  # layer, merge, pad
+    kind: str  # layer, merge, pad, permute
     inputs: tuple[str, ...]
     scope: tuple[str, ...]
     path: tuple[str, ...]
@@ -56,6 +60,7 @@ class Node:
     op: Op | None = None
     merge: str = ""
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)
+    perm: tuple[int, ...] = ()  # of a permute, batch axis included
 
 
 @dataclass
@@ -76,6 +81,8 @@ def spec_layers(op: Op, where: str) -> list[dict]:
         if op.target not in getattr(layer, key):
             continue
         claimed = True
+        if op.channels_last and not layer.reads_channels_last:
+            continue
         try:
             fields = layer.import_fields(op)
         except SpecError as exc:
@@ -102,7 +109,8 @@ def _same(value: Any, default: Any) -> bool:
 def _describe(op: Op) -> str:
     shown = {k: v for k, v in op.attrs.items() if isinstance(v, (int, float, str, bool, tuple, list, type(None)))}
     parts = [f"{k}={v}" for k, v in list(shown.items())[:8]] if isinstance(op.attrs, dict) else []
-    return ", ".join(parts + [f"input {fmt.shape(op.input)}"])
+    layout = " on the channels-last (permuted) tensor" if op.channels_last else ""
+    return ", ".join(parts + [f"input {fmt.shape(op.input)}{layout}"])
 
 
 # ---- decomposition --------------------------------------------------------------------
@@ -245,6 +253,70 @@ def _fold_pads(graph: Graph) -> None:
     graph.nodes[:] = kept
 
 
+TO_CHANNELS_LAST, TO_CHANNELS_FIRST = (0, 2, 3, 1), (0, 3, 1, 2)
+
+
+def fold_permutes(graph: Graph) -> None:
+    """permute(0, 2, 3, 1), a chain of layers, permute(0, 3, 1, 2): the layers, on the channels-last view.
+
+    Any other permute stops the import: archcalc's layers work on (C, H, W)."""
+    consumers = _consumers(graph)
+    dropped: set[str] = set()
+    for n in graph.nodes:
+        if n.kind == "permute" and n.perm == TO_CHANNELS_LAST and n.id not in dropped:
+            chain = _channels_last_chain(n, consumers)
+            if chain is not None:
+                dropped |= _fold_chain(graph, n, chain, consumers)
+    graph.nodes[:] = [n for n in graph.nodes if n.id not in dropped]
+    for n in graph.nodes:
+        if n.kind == "permute":
+            raise SpecError(f"{n.where}: permute {list(n.perm)} has no archcalc layer type; a permute is read only "
+                            f"as {list(TO_CHANNELS_LAST)}, layers one after the other, {list(TO_CHANNELS_FIRST)}")
+
+
+def _consumers(graph: Graph) -> dict[str, list[Node]]:
+    consumers: dict[str, list[Node]] = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            consumers.setdefault(i, []).append(n)
+    return consumers
+
+
+def _channels_last_chain(start: Node, consumers: dict[str, list[Node]]) -> list[Node] | None:
+    """The layers from `start` to the permute back (that permute last), each the only user of the one
+    before; None when the path forks, merges or ends first."""
+    chain, cur = [], start
+    while True:
+        users = consumers.get(cur.id, [])
+        if len(users) != 1 or len(users[0].inputs) != 1:
+            return None
+        cur = users[0]
+        chain.append(cur)
+        if cur.kind == "permute":
+            return chain if cur.perm == TO_CHANNELS_FIRST else None
+        if cur.kind != "layer":
+            return None
+
+
+def _channels_first(shape: Shape | None) -> Shape | None:
+    return (shape[2], shape[0], shape[1]) if shape is not None and len(shape) == 3 else shape
+
+
+def _fold_chain(graph: Graph, start: Node, chain: list[Node], consumers: dict[str, list[Node]]) -> set[str]:
+    end, layers = chain[-1], chain[:-1]
+    source = layers[-1].id if layers else start.inputs[0]
+    for n in layers:
+        n.shape = _channels_first(n.shape)
+        n.op = replace(n.op, channels_last=True, input=_channels_first(n.op.input), output=_channels_first(n.op.output))
+    if layers:
+        layers[0].inputs = start.inputs
+    for user in consumers.get(end.id, []):
+        user.inputs = tuple(source if i == end.id else i for i in user.inputs)
+    if graph.output == end.id:
+        graph.output = source
+    return {start.id, end.id}
+
+
 def _input_shape(graph: Graph, node: Node) -> Shape:
     source = node.inputs[0]
     if source == INPUT:
@@ -358,6 +430,7 @@ def _comps(item) -> tuple[str, ...]:
 
 def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict] | None = None) -> dict:
     """The spec document of `graph`; raises SpecError naming the node that does not fit."""
+    fold_permutes(graph)
     _fold_pads(graph)
     decomposer = _Decomposer(graph)
     decomposer.check_reaches_output()

@@ -13,13 +13,16 @@ from .. import fmt
 from ..deps import require
 from ..errors import SpecError
 from ..layers import Shape
-from .graph import INPUT, Graph, Node, Op, to_spec
+from .graph import INPUT, Graph, Node, Op, fold_permutes, to_spec
+from .onnx_sequences import outer_inputs, rewrite
 
 MERGES = {"Add": "add", "Sum": "add", "Concat": "concat", "Mul": "mul"}
 METADATA = {"Shape", "Size"}
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}  # a no-op when the per-image shape stays
 SETTINGS = {"Clip", "Pad", "Resize", "Upsample", "Reshape", "ReduceMean", "Squeeze", "Unsqueeze", "Dropout"}
 """ ops whose constant inputs are settings (bounds, pads, scales, shapes), not weights"""
+KEEPS_SHAPE = {"GroupNormalization", "LayerNormalization", "LRN", "Gelu"}
+""" ops whose output has their input's shape, which ONNX's shape inference leaves open for some (functions)"""
 
 
 def _read(path: Path, dims: tuple[int, ...] | None):
@@ -48,17 +51,17 @@ def _read(path: Path, dims: tuple[int, ...] | None):
         for d, size in zip(shape.dim[1:], dims):
             d.ClearField("dim_param")
             d.dim_value = size
-    model = _fold_constants(onnx, model, inputs[0].name)
+    model, computed = _fold_constants(onnx, model, inputs[0].name)
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception as exc:
         raise SpecError(f"ONNX shape inference fails: {' '.join(str(exc).split())[:300]}", file=str(path)) from None
-    return onnx, model, inputs[0].name
+    return onnx, model, inputs[0].name, computed
 
 
 def _fold_constants(onnx, model, input_name: str):
-    """The model with every small value computed from constants only (the pads of an exported ZeroPad2d)
-    stored as an initializer, so that shape inference sees it."""
+    """The model with every small value computed from constants only (the pads of an exported ZeroPad2d,
+    a Constant node's value) stored as an initializer, so that shape inference sees it; and their names."""
     from onnx.reference import ReferenceEvaluator
 
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
@@ -86,12 +89,12 @@ def _fold_constants(onnx, model, input_name: str):
             values[name] = value
             folded.append(numpy_helper.from_array(value, name))
     if not folded:
-        return model
+        return model, frozenset()
     model = onnx.ModelProto.FromString(model.SerializeToString())
     del model.graph.node[:]
     model.graph.node.extend(kept)
     model.graph.initializer.extend(folded)
-    return model
+    return model, frozenset(t.name for t in folded)
 
 
 def _per_image(value_info) -> Shape | None:
@@ -123,8 +126,8 @@ def _scope(name: str) -> tuple[tuple[str, ...], str]:
 
 
 class _Reader:
-    def __init__(self, onnx, model, input_name: str, file: str):
-        self.onnx, self.file = onnx, file
+    def __init__(self, onnx, model, input_name: str, file: str, computed: frozenset[str] = frozenset()):
+        self.onnx, self.file, self.computed = onnx, file, computed
         self.graph = model.graph
         numpy_helper = onnx.numpy_helper
         self.constants: dict[str, Any] = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
@@ -145,12 +148,13 @@ class _Reader:
         return out
 
     def read(self) -> Graph:
+        self.ops = rewrite(self.onnx, list(self.graph.node), self.constants, self.shapes, self.computed)
         consumers: dict[str, list] = {}
-        for node in self.graph.node:
-            for i in node.input:
+        for node in self.ops:
+            for i in (*node.input, *outer_inputs(node)):
                 consumers.setdefault(i, []).append(node)
         self.consumers = consumers
-        for index, node in enumerate(self.graph.node):
+        for index, node in enumerate(self.ops):
             self.node(node, index)
         if len(self.graph.output) != 1 or self.graph.output[0].name not in self.ids:
             raise SpecError(f"the graph has {len(self.graph.output)} outputs; archcalc needs one computed from the input",
@@ -161,6 +165,8 @@ class _Reader:
                               "the convolution before it, which then has a bias")
         if not any(n.op_type == "Dropout" for n in self.graph.node):
             self.notes.append("no Dropout in the graph: exporters leave dropout out at inference")
+        graph = Graph(self.nodes, self.shapes[self.input_name] or (), self.ids[self.graph.output[0].name], self.notes)
+        fold_permutes(graph)  # before naming: a layer norm between two transposes is its module's only op
         counts: dict[tuple[str, ...], int] = {}
         for n in self.nodes:
             for k in range(1, len(n.scope) + 1):
@@ -168,10 +174,10 @@ class _Reader:
         for n in self.nodes:
             if n.scope and counts[n.scope] == 1:
                 n.path = n.scope  # the module's only op (a conv, a bn): named by the module
-        return Graph(self.nodes, self.shapes[self.input_name] or (), self.ids[self.graph.output[0].name], self.notes)
+        return graph
 
     def node(self, node, index: int) -> None:
-        data = [i for i in node.input if i in self.ids]
+        data = [i for i in (*node.input, *outer_inputs(node)) if i in self.ids]
         name = node.name or f"{node.op_type}_{index}"
         if not data or node.op_type in METADATA:
             if node.op_type == "Constant":
@@ -185,6 +191,8 @@ class _Reader:
         out = node.output[0]
         shape = self.shapes.get(out)
         input_shape = self.shapes.get(data[0]) if data[0] != self.input_name else self.shapes[self.input_name]
+        if shape is None and node.op_type in KEEPS_SHAPE:
+            shape = self.shapes[out] = input_shape
         ids = tuple(self.ids[i] for i in data)
         path = (*scope, own)
         attrs = self.attrs(node)
@@ -203,6 +211,10 @@ class _Reader:
             return
         constants = [i for i in node.input if i and i not in self.ids]
         arrays = [self.constants.get(i) for i in constants]
+        if node.op_type == "Transpose":
+            perm = tuple(attrs.get("perm", range(len(input_shape or ()) + 1)[::-1]))
+            self.add(out, Node(name, "permute", ids, scope, path, where, shape, perm=perm))
+            return
         if node.op_type == "Pad":
             pad = self.pad(node, ids, scope, path, where, shape, attrs, arrays)
             if shape is None and input_shape is not None:  # pads computed in the graph: shape inference left it open
@@ -234,7 +246,7 @@ class _Reader:
 
     def _silu(self, node, data: list[str]) -> bool:
         """x * sigmoid(x), torch's export of SiLU, is one `Swish` op."""
-        producers = {n.output[0]: n for n in self.graph.node}
+        producers = {n.output[0]: n for n in self.ops}
         for x, s in (data, data[::-1]):
             sig = producers.get(s)
             if sig is not None and sig.op_type == "Sigmoid" and sig.input[0] == x and len(self.consumers[s]) == 1:
@@ -270,8 +282,8 @@ class _Reader:
 
 def import_onnx(path: Path, dims: tuple[int, ...] | None = None) -> dict:
     """The spec document of the ONNX model at `path`; `expect` records the parameters it holds."""
-    onnx, model, input_name = _read(path, dims)
-    reader = _Reader(onnx, model, input_name, str(path))
+    onnx, model, input_name, computed = _read(path, dims)
+    reader = _Reader(onnx, model, input_name, str(path), computed)
     graph = reader.read()
     if len(graph.input_shape) != 3 or None in graph.input_shape:
         raise SpecError(f"the input's size per image is {fmt.shape(graph.input_shape) or 'unknown'}; "

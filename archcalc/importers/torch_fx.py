@@ -11,7 +11,7 @@ from .. import fmt
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import REGISTRY, Shape
-from .graph import INPUT, MERGE_KINDS, Graph, Node, Op, to_spec
+from .graph import INPUT, MERGE_KINDS, Graph, Node, Op, fold_permutes, to_spec
 
 MERGE_CALLS = {"add": "add", "iadd": "add", "cat": "concat", "concat": "concat", "mul": "mul", "imul": "mul"}
 PASS_THROUGH = {"contiguous", "clone", "detach"}
@@ -105,7 +105,10 @@ class _Reader:
                 self.node(n)
         if not hasattr(output, "op") or output not in self.ids:
             raise SpecError("the model's output is not one tensor computed from its input (archcalc needs one output)")
-        return Graph(self.nodes, self.input_shape, self.ids[output])
+        graph = Graph(self.nodes, self.input_shape, self.ids[output])
+        fold_permutes(graph)
+        _name_lone_calls(graph)
+        return graph
 
     def data_inputs(self, n) -> list:
         found = []
@@ -167,6 +170,9 @@ class _Reader:
             if kind == "add" and attrs.get("alpha", 1) != 1:
                 raise SpecError(f"{where}: add with alpha={attrs['alpha']} has no archcalc form")
             self.add(n, Node(n.name, "merge", ids, scope, path, where, shape, merge=kind))
+            return
+        if name == "permute" and len(ids) == 1:
+            self.add(n, Node(n.name, "permute", ids, scope, path, where, shape, perm=_dims(attrs, len(input_shape) + 1)))
             return
         if name == "pad":
             pad = attrs.get("pad")
@@ -235,6 +241,25 @@ class _Reader:
 
     def small_values(self, n) -> tuple:
         return tuple(t.flatten().tolist() if t.numel() <= 64 and not t.is_meta else None for t in self.constants(n))
+
+
+def _name_lone_calls(graph: Graph) -> None:
+    """A functional call that is the only op of its module (F.layer_norm in a norm module) is named by the module."""
+    counts: dict[tuple[str, ...], int] = {}
+    for n in graph.nodes:
+        for k in range(1, len(n.scope) + 1):
+            counts[n.scope[:k]] = counts.get(n.scope[:k], 0) + 1
+    for n in graph.nodes:
+        if n.kind == "layer" and n.op.origin == "call" and n.scope and counts[n.scope] == 1:
+            n.path = n.scope
+
+
+def _dims(attrs: dict, rank: int) -> tuple[int, ...]:
+    """The order of x.permute(0, 2, 3, 1), x.permute([0, 2, 3, 1]) or torch.permute(x, dims), batch axis included."""
+    dims = attrs.get("dims") or attrs.get("args") or ()
+    if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+        dims = dims[0]
+    return tuple(int(d) % rank if isinstance(d, int) else -1 for d in dims)
 
 
 def _attr(module, target: str):

@@ -113,6 +113,9 @@ class LayerType:
     torch_modules: ClassVar[tuple[str, ...]] = ()
     torch_functions: ClassVar[tuple[str, ...]] = ()
     onnx_ops: ClassVar[tuple[str, ...]] = ()
+    # Whether import_fields also reads an op run on the channels-last view of a (C, H, W) tensor
+    # (between permute(0, 2, 3, 1) and permute(0, 3, 1, 2)): op.channels_last.
+    reads_channels_last: ClassVar[bool] = False
 
     def import_fields(self, op: Any) -> dict | list[dict] | None:
         """Spec fields of this type for an imported op (archcalc.importers.graph.Op), a list of

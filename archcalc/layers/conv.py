@@ -1,6 +1,7 @@
 """Convolutions and fully connected layers: the only layers that count MACs."""
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -8,6 +9,7 @@ from ..deps import require_torch
 from ..errors import SpecError
 from .base import (
     GLOBAL_RF,
+    REGISTRY,
     RF,
     Attrs,
     Field,
@@ -167,11 +169,20 @@ class Conv2d(LayerType):
             return conv
         return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), conv)
 
-    torch_modules = ("Conv2d",)
-    torch_functions = ("conv2d",)
-    onnx_ops = ("Conv",)
+    # TableConv2d: table_conv's module, one Conv2d per output channel; a linear layer on the channels
+    # of a permuted (channels-last) tensor is a 1x1 convolution
+    torch_modules = ("Conv2d", "TableConv2d", "Linear")
+    torch_functions = ("conv2d", "linear")
+    onnx_ops = ("Conv", "Gemm", "MatMul")
+    reads_channels_last = True
 
     def import_fields(self, op: Any) -> dict | None:
+        if op.target in Linear.torch_modules + Linear.torch_functions + Linear.onnx_ops:
+            return _pointwise_fields(op)
+        if op.channels_last:
+            return None
+        if op.origin == "module" and op.target == "TableConv2d":
+            return _table_fields(op)
         if op.origin == "module":
             m = op.attrs
             if m["padding_mode"] != "zeros":
@@ -197,6 +208,34 @@ class Conv2d(LayerType):
             padding = spec_padding((top, bottom, left, right), op, kernel, stride, dilation)
         return {"out": out, "kernel": compact_pair(kernel), "stride": compact_pair(stride), "padding": padding,
                 "dilation": compact_pair(dilation), "groups": groups, "bias": bias}
+
+
+def _pointwise_fields(op: Any) -> dict | None:
+    """A linear layer on the channels of each position of a channels-last tensor: a 1x1 convolution."""
+    if not op.channels_last:
+        return None
+    fields = REGISTRY["linear"].import_fields(replace(op, input=op.input[:1]))
+    if fields is None or len(op.input) != 3 or op.output != (fields["out"], *op.input[1:]):
+        return None
+    return {"out": fields["out"], "kernel": 1, "bias": fields["bias"]}
+
+
+def _table_fields(op: Any) -> dict | None:
+    """The conv2d fields of a module table_conv built: its table, and the settings all its pieces share."""
+    table, pieces = op.attrs.get("table"), op.attrs.get("pieces")
+    if not table or pieces is None or len(pieces) != len(table):
+        return None
+    settings = {(p.kernel_size, p.stride, p.padding, p.dilation, p.groups, p.padding_mode, p.bias is not None)
+                for p in pieces}
+    if len(settings) != 1 or any(p.out_channels != 1 or p.in_channels != len(row) for p, row in zip(pieces, table)):
+        return None
+    kernel, stride, padding, dilation, groups, mode, bias = settings.pop()
+    if groups != 1 or mode != "zeros" or isinstance(padding, str):
+        return None
+    top, left = padding
+    return {"out": len(table), "kernel": compact_pair(kernel), "stride": compact_pair(stride),
+            "padding": spec_padding((top, top, left, left), op, kernel, stride, dilation),
+            "dilation": compact_pair(dilation), "bias": bias, "connections": [[int(c) for c in row] for row in table]}
 
 
 def table_conv(table, kernel, stride, padding, dilation, bias):
@@ -430,3 +469,13 @@ class RBF(LayerType):
                 return ((x.unsqueeze(1) - self.centres) ** 2).sum(-1)
 
         return RBFUnits(shape[0], a["out"])
+
+    torch_modules = ("RBFUnits",)  # the module torch_module builds: fixed centres as a buffer
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin != "module":
+            return None
+        centres = op.attrs.get("centres")
+        if centres is None or tuple(centres.shape) != (op.output[0], op.input[0]) or len(op.input) != 1:
+            return None
+        return {"out": int(centres.shape[0])}

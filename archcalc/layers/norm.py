@@ -138,10 +138,26 @@ class LayerNorm2d(_Norm):
     def torch_module(self, a: Attrs, shape: Shape):
         return _torch_classes()[0](shape[0], eps=a["eps"])
 
-    torch_modules = ("LayerNorm2d",)  # archcalc's and torchvision's (ConvNeXt) module of this name
+    # archcalc's and torchvision's (ConvNeXt) LayerNorm2d; LayerNorm over the channels of a permuted tensor
+    torch_modules = ("LayerNorm2d", "LayerNorm")
+    torch_functions = ("layer_norm",)
+    onnx_ops = ("LayerNormalization",)
+    reads_channels_last = True
 
     def import_fields(self, op: Any) -> dict | None:
-        return {"eps": op.attrs["eps"]} if op.origin == "module" and op.attrs["elementwise_affine"] else None
+        if op.target == "LayerNorm2d":
+            return {"eps": op.attrs["eps"]} if not op.channels_last and op.attrs["elementwise_affine"] else None
+        if not op.channels_last:
+            return None
+        channels, a = op.input[0], op.attrs
+        if op.origin == "module":
+            affine = a["elementwise_affine"] and a["bias"] is not None
+            return {"eps": a["eps"]} if tuple(a["normalized_shape"]) == (channels,) and affine else None
+        if op.weights != ((channels,), (channels,)):  # weight and bias: 2C parameters
+            return None
+        if op.origin == "call":  # F.layer_norm(x, (C,), weight, bias, eps)
+            return {"eps": a.get("eps", 1e-5)} if tuple(a.get("normalized_shape") or ()) == (channels,) else None
+        return {"eps": _rounded(a.get("epsilon", 1e-5))} if a.get("axis", -1) in (-1, 3) else None
 
 
 @register
@@ -173,11 +189,18 @@ class GroupNorm(LayerType):
         return torch_nn().GroupNorm(a["groups"], shape[0], eps=a["eps"], affine=a["affine"])
 
     torch_modules = ("GroupNorm",)
+    onnx_ops = ("GroupNormalization",)
 
     def import_fields(self, op: Any) -> dict | None:
-        if op.origin != "module":
+        if op.origin == "module":
+            return {"groups": op.attrs["num_groups"], "eps": op.attrs["eps"], "affine": op.attrs["affine"]}
+        if op.origin != "onnx" or len(op.weights) not in (0, 2):
             return None
-        return {"groups": op.attrs["num_groups"], "eps": op.attrs["eps"], "affine": op.attrs["affine"]}
+        # a scale and a bias of one value per channel (opset 21; opset 18's one per group only where G = C)
+        if any(numel(w) != op.input[0] for w in op.weights):
+            return None
+        return {"groups": op.attrs["num_groups"], "eps": _rounded(op.attrs.get("epsilon", 1e-5)),
+                "affine": bool(op.weights)}
 
 
 @register
@@ -240,16 +263,17 @@ class LayerScale(_Norm):
         return _torch_classes()[1](shape[0], a["init"])
 
     torch_modules = ("LayerScale",)
-    torch_functions = ("mul",)  # x * self.gamma with a (C, 1, 1) parameter, as torchvision's ConvNeXt
+    # x * self.gamma with a (C, 1, 1) parameter, as torchvision's ConvNeXt; (C,) on a channels-last tensor
+    torch_functions = ("mul",)
     onnx_ops = ("Mul",)
+    reads_channels_last = True
 
     def import_fields(self, op: Any) -> dict | None:
         if op.origin == "module":
             gamma = op.attrs["gamma"]
             return {} if gamma.is_meta else {"init": float(gamma.detach().flatten()[0])}
-        if len(op.weights) == 1 and tuple(op.weights[0]) == (op.input[0], 1, 1):
-            return {}
-        return None
+        shape = (op.input[0],) if op.channels_last else (op.input[0], 1, 1)
+        return {} if len(op.weights) == 1 and tuple(op.weights[0]) == shape else None
 
 
 def _rounded(value: float) -> float:

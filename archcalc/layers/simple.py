@@ -26,6 +26,7 @@ class _Elementwise(LayerType):
     torch_class = ""
     kind = "activation"
     also_modules: tuple[str, ...] = ()
+    reads_channels_last = True  # value by value: the layout does not matter
 
     def torch_module(self, a: Attrs, shape: Shape):
         return getattr(torch_nn(), self.torch_class)()
