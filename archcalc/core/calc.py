@@ -24,6 +24,7 @@ from . import liveness
 from .spec import Group, Layer, Network, Node
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
 
 Note = SizeNote  # a warning or a note about one layer (archcalc.layers.notes)
 
@@ -73,7 +74,6 @@ class Totals:
     activations: int  # elements per image, input included
     peak_activations: int  # most fp32 values alive at once in an inference pass, per image (liveness)
     weight_layers: int  # conv and linear layers
-    peak_bytes: tuple[tuple[int, int], ...] = ()  # (bytes per value, peak bytes per image) for each dtype size
 
     @property
     def params_keras(self) -> int:
@@ -116,7 +116,15 @@ class Analysis:
 
     @property
     def peak_activation_bytes(self) -> int:
-        return dict(self.totals.peak_bytes)[self.bytes_per_value] * self.batch
+        """Not peak_activations x bytes per value: int64 indices and the like keep their size in every dtype."""
+        size = self.bytes_per_value
+        if size == FP32_BYTES:
+            return self.totals.peak_activations * FP32_BYTES * self.batch
+        peaks = self.__dict__.setdefault("_peaks", {})  # another dtype: walked once, when first asked
+        if size not in peaks:
+            rows = {r.path: r for r in self.rows[1:]}  # rows[0] is the input
+            peaks[size] = liveness.peak_bytes(self.network.root, rows, self.input_shape, size)
+        return peaks[size] * self.batch
 
     def scaled(self, batch: int | None = None, dtype: str | None = None) -> "Analysis":
         """The same analysis at another batch or dtype (counts are per image; nothing is recomputed)."""
@@ -162,12 +170,11 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         raise exc.located(file=network.file) from None
     body = walk.rows[1:]  # walk.rows[0] is the root: the network itself, whose row is the totals
     by_path = {r.path: r for r in walk.rows}
-    sizes = tuple(sorted(set(DTYPE_BYTES.values())))
-    peaks = tuple(zip(sizes, liveness.peak_bytes(network.root, by_path, shape, sizes)))
     totals = Totals(
         params=root.params, non_trainable=root.non_trainable, macs=root.macs, fvcore_flops=root.fvcore_flops,
-        activations=first.allocated + root.allocated, peak_activations=dict(peaks)[4] // 4,
-        weight_layers=root.weight_layers, peak_bytes=peaks,
+        activations=first.allocated + root.allocated,
+        peak_activations=liveness.peak_bytes(network.root, by_path, shape, FP32_BYTES) // FP32_BYTES,
+        weight_layers=root.weight_layers,
     )
     return Analysis(network, shape, root.output_shape, batch, dtype, (first, *body), totals, tuple(walk.warnings))
 

@@ -17,53 +17,43 @@ import math
 from ..layers import REGISTRY
 from .spec import Group, Layer, Node
 
-Peaks = tuple[int, ...]  # bytes, one figure per value size
 
-
-def peak_bytes(root: Node, rows: dict, input_shape, value_sizes: tuple[int, ...]) -> Peaks:
-    """Most activation bytes alive at once, per image, in an inference pass of `root`, for each value size
-    (one walk serves every dtype: a layer's live bytes are not proportional to the value size)."""
-    return _Walk(rows, value_sizes).flow(root, _sized(math.prod(input_shape), value_sizes))[0]
-
-
-def _sized(values: int, sizes: tuple[int, ...]) -> Peaks:
-    return tuple(values * size for size in sizes)
+def peak_bytes(root: Node, rows: dict, input_shape, value_bytes: int) -> int:
+    """Most activation bytes alive at once, per image, in an inference pass of `root` (rows by path)."""
+    return _Walk(rows, value_bytes).flow(root, math.prod(input_shape) * value_bytes)[0]
 
 
 class _Walk:
-    def __init__(self, rows: dict, sizes: tuple[int, ...]):
-        self.rows, self.sizes = rows, sizes
+    def __init__(self, rows: dict, value_bytes: int):
+        self.rows, self.size = rows, value_bytes
 
-    def flow(self, node: Node, held_input: Peaks) -> tuple[Peaks, bool]:
+    def flow(self, node: Node, held_input: int) -> tuple[int, bool]:
         """The node's peak (its input included) and whether its output is its input's own memory."""
-        row = self.rows[node.path]
         if isinstance(node, Layer):
             layer = REGISTRY[node.type]
             if layer.returns_input:
                 return held_input, True
-            a, shape, out = node.attrs, row.input_shape, row.output_shape
-            return tuple(h + layer.live_bytes(a, shape, out, size) for h, size in zip(held_input, self.sizes)), False
+            row = self.rows[node.path]
+            return held_input + layer.live_bytes(node.attrs, row.input_shape, row.output_shape, self.size), False
         if node.kind == "sequence":
             return self.sequence(node, held_input)
         return self.merge(node, held_input)
 
-    def sequence(self, node: Group, held_input: Peaks) -> tuple[Peaks, bool]:
-        top, alias = held_input, True
+    def sequence(self, node: Group, held_input: int) -> tuple[int, bool]:
+        top, alias, rows, size = held_input, True, self.rows, self.size
         for child in node.children:
-            peak, child_alias = self.flow(child, _sized(math.prod(self.rows[child.path].input_shape), self.sizes))
+            peak, child_alias = self.flow(child, math.prod(rows[child.path].input_shape) * size)
             # the sequence's input stays alive (its caller holds it) beside a child working on a later tensor
-            top = tuple(max(t, p) for t, p in zip(top, peak)) if alias else \
-                tuple(max(t, p + h) for t, p, h in zip(top, peak, held_input))
+            top = max(top, peak if alias else peak + held_input)
             alias = alias and child_alias
         return top, alias
 
-    def merge(self, node: Group, held_input: Peaks) -> tuple[Peaks, bool]:
+    def merge(self, node: Group, held_input: int) -> tuple[int, bool]:
         top, held = held_input, 0
         for child in node.children:
             peak, alias = self.flow(child, held_input)
-            top = tuple(max(t, held * size + p) for t, p, size in zip(top, peak, self.sizes))
-            held += 0 if alias else math.prod(self.rows[child.path].output_shape)
-        out = math.prod(self.rows[node.path].output_shape)
+            top = max(top, held + peak)
+            held += 0 if alias else math.prod(self.rows[child.path].output_shape) * self.size
+        out = math.prod(self.rows[node.path].output_shape) * self.size
         partial_sums = 1 if node.kind == "concat" or len(node.children) < 3 else 2
-        return tuple(max(t, h + (held + partial_sums * out) * size)
-                     for t, h, size in zip(top, held_input, self.sizes)), False
+        return max(top, held_input + held + partial_sums * out), False
