@@ -92,6 +92,13 @@ def evaluate(source: str, env: Mapping[str, Any]) -> Any:
 
 
 @functools.lru_cache(maxsize=4096)
+def names(source: str, depth_limit: int) -> frozenset[str] | None:
+    """The names an expression reads; None when it does not parse (evaluating it says why)."""
+    tree = _parse(source.strip(), depth_limit)
+    return None if isinstance(tree, str) else frozenset(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
+
+
+@functools.lru_cache(maxsize=4096)
 def _parse(source: str, depth_limit: int) -> ast.expr | str:
     """The expression's tree, or the message (with {source} for the expression) saying why there is none."""
     with warnings.catch_warnings():  # "4if 1 else 2" warns; the spec's author sees errors, not warnings

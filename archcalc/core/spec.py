@@ -20,7 +20,7 @@ from .. import fmt
 from ..errors import SpecError
 from ..layers import REGISTRY
 from .budget import Budget, current, use
-from .expr import evaluate
+from .expr import evaluate, names
 from .figures import Expect
 from .keys import (
     BLOCK,
@@ -300,6 +300,8 @@ def _expects(raw: list, where: str) -> Iterator[Expect]:
         yield Expect.from_item(item)
 
 
+_NOT_FIELDS = ("type", "name", "names", "when", "repeat", "as", "index")  # keys of a layer item that are no field
+_UNSET = object()  # a name the environment does not hold
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 _COUNT = Integer(minimum=0)
@@ -316,6 +318,8 @@ class _Context:
         self.steps = 0  # repeat iterations run (a `when` may leave one with no node)
         self.checked: set[str] = set()  # blocks whose definition was checked
         self.attrs: dict[tuple, Mapping[str, Any]] = {}  # layer fields, shared where equal
+        self.layers: dict[tuple, tuple[dict, str, Mapping[str, Any]]] = {}  # by layer_key
+        self.reads: dict[Any, tuple[dict, tuple[str, ...] | None]] = {}  # the names each layer item reads
 
     def made(self, node: Node) -> Node:
         self.nodes += 1
@@ -440,6 +444,37 @@ class _Context:
         return Group(path, raw["type"], raw["type"], tuple(children), where)
 
     def layer(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Layer:
+        """A layer; its fields are checked once for each spec item and values of the names it reads."""
+        key = self.layer_key(raw, env)
+        if key is None:
+            return Layer(path, raw["type"], self.fields(raw, env, where), where)
+        if key not in self.layers:
+            self.layers[key] = (raw, raw["type"], self.fields(raw, env, where))
+        _, kind, attrs = self.layers[key]
+        return Layer(path, kind, attrs, where)
+
+    def layer_key(self, raw: dict, env: Mapping[str, Any]) -> tuple | None:
+        """The item and the values of every name its fields read; None when a value is unhashable or an
+        expression does not parse (then the fields are checked anew and say why)."""
+        try:  # equal items are one (a generated spec repeats a layer as text); types apart: 1, 1.0 and true
+            item: Any = tuple((k, type(v), v) for k, v in raw.items())
+            hash(item)
+        except TypeError:  # a list value: the item itself
+            item = id(raw)
+        if item not in self.reads:  # the entry holds raw: its id stays its own
+            read = _reads([v for k, v in raw.items() if k not in _NOT_FIELDS], self.budget.expression_depth)
+            self.reads[item] = (raw, None if read is None else tuple(sorted(read)))
+        read_names = self.reads[item][1]
+        if read_names is None:
+            return None
+        values = tuple((type(v), v) for v in (env.get(n, _UNSET) for n in read_names))
+        try:
+            hash(values)
+        except TypeError:
+            return None
+        return item, values
+
+    def fields(self, raw: dict, env: Mapping[str, Any], where: str) -> Mapping[str, Any]:
         kind = raw["type"]
         layer_type = REGISTRY.get(kind)
         if layer_type is None:
@@ -457,7 +492,7 @@ class _Context:
             else:
                 value = spec_field.default
             attrs[key] = None if value is None and spec_field.default is None else spec_field.kind.check(value, here)
-        return Layer(path, kind, self.shared(kind, attrs), where)
+        return self.shared(kind, attrs)
 
     def shared(self, kind: str, attrs: dict[str, Any]) -> Mapping[str, Any]:
         """Equal fields of one layer type are one mapping (a generated network repeats a few layers)."""
@@ -480,6 +515,23 @@ class _Context:
             return _evaluated(raw, env)
         except SpecError as exc:
             raise SpecError(f"{where}: {exc.message}") from None
+
+
+def _reads(values: list, depth_limit: int) -> set[str] | None:
+    """The names the expression strings among `values` (lists of them too, nested) read; None when one
+    does not parse."""
+    read: set[str] = set()
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack += value
+        elif isinstance(value, str):
+            found = names(value, depth_limit)
+            if found is None:
+                return None
+            read |= found
+    return read
 
 
 def _unique(node: Node, names: dict[str, Node]) -> Node:
