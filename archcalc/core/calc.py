@@ -192,6 +192,7 @@ class _Walk:
     def __init__(self):
         self.rows: list[Row] = []
         self.warnings: list[Note] = []
+        self.counts: dict[tuple, tuple] = {}  # by (fields, type, input shape)
 
     def node(self, node: Node, shape: Shape, rf: RF) -> Row:
         if isinstance(node, Layer):
@@ -218,21 +219,30 @@ class _Walk:
         return row
 
     def layer(self, node: Layer, shape: Shape, rf: RF) -> Row:
+        key = (id(node.attrs), node.type, shape)  # equal fields are one mapping (archcalc.core.spec)
+        counts = self.counts.get(key)
+        if counts is None:
+            counts = self.counts[key] = (node.attrs, *self.count(node, shape))  # holds attrs: its id stays its own
+        _, out, params, buffers, macs, fvcore_flops, allocated, records = counts
+        if records:
+            self.warnings.extend(notes_for(node.path, node.type, records))
         layer = REGISTRY[node.type]
-        a = node.attrs
-        records = []
+        row = Row(node.path, "layer", node.type, _depth(node.path), True, shape, out, params, buffers, macs, fvcore_flops,
+                  allocated, int(layer.weight_layer), layer.receptive_field(node.attrs, rf, shape))
+        self.rows.append(row)
+        return row
+
+    @staticmethod
+    def count(node: Layer, shape: Shape) -> tuple:
+        """What a layer's row holds apart from its receptive field: the same for equal fields and input."""
+        layer, a = REGISTRY[node.type], node.attrs
+        records: list = []
         try:
             out = layer.output_shape(a, shape, records.append)
         except SpecError as exc:
             raise SpecError(f"{exc.message} (input {fmt.shape(shape)})", path=f"{node.path} ({node.type}, {node.where})") from None
-        self.warnings.extend(notes_for(node.path, node.type, records))
-        row = Row(
-            node.path, "layer", node.type, _depth(node.path), True, shape, out, layer.params(a, shape),
-            layer.buffers(a, shape), layer.macs(a, shape, out), layer.fvcore_flops(a, shape, out),
-            math.prod(out) if layer.allocates else 0, int(layer.weight_layer), layer.receptive_field(a, rf, shape),
-        )
-        self.rows.append(row)
-        return row
+        return (out, layer.params(a, shape), layer.buffers(a, shape), layer.macs(a, shape, out),
+                layer.fvcore_flops(a, shape, out), math.prod(out) if layer.allocates else 0, tuple(records))
 
 
 def _group_row(node: Group, shape: Shape, out: Shape, rf: RF, parts: list[Row]) -> Row:

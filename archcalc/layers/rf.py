@@ -58,6 +58,15 @@ class Axis:
         return Axis(period, moves * turns * self.shift // self.period, spans)
 
 
+    def window(self, kernel: int, stride: int, dilation: int, pad_before: int) -> "Axis":
+        """Through a window layer: output o reads o*S - P + j*D, j < K."""
+        if self.period == 1:  # one interval moving `shift` a position: the hull of the first and last tap
+            (span,), shift = self.spans, self.shift
+            first_tap, last_tap = -pad_before, -pad_before + (kernel - 1) * dilation
+            return Axis(1, stride * shift, (None if span is None else
+                                            (span[0] + first_tap * shift, span[1] + last_tap * shift),))
+        return self.through(_window_taps(stride, dilation, pad_before, kernel), 1, stride)
+
     def _extremes(self, xs: Iterable[int]) -> Iterable[int]:
         """The positions of `xs` that can bound the hull: for a long progression (a large kernel), per phase
         only its first and last position, since a phase's interval moves on with the position."""
@@ -179,7 +188,7 @@ class RF:
 
     def window(self, kernel, stride, dilation=(1, 1), pad_before=(0, 0)) -> "RF":
         """After a convolution or pooling window: output o reads o*S - P + j*D, j < K."""
-        return self._map(lambda a, k, s, d, p: a.through(_window_taps(s, d, p, k), 1, s), kernel, stride, dilation, pad_before)
+        return self._map(Axis.window, kernel, stride, dilation, pad_before)
 
     def grow(self, kernel, stride) -> "RF":
         """A dense window of `kernel` taps every `stride` pixels."""
