@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,40 @@ def test_a_callable_that_raises_is_one_line_exit_2():
     result = run(["verify", "lenet5", "--model", f"{MODELS}:broken"])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"archcalc: {MODELS}:broken: calling it raised RuntimeError: no weights here"
+
+
+def _imported(tmp_path, model: str, shape: str) -> Path:
+    out = tmp_path / f"{model}.json"
+    result = run(["import", "torch", f"{MODELS}:{model}", "--input", shape, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_channels_last_modules_and_a_parameter_of_the_block_are_checked(tmp_path):
+    """ConvNeXt as its authors write it: LayerNorm and Linear on a permuted (N, H, W, C) tensor are compared
+    in (C, H, W) order; gamma * x, a parameter of the block itself, against the block's own parameters."""
+    result = run(["verify", str(_imported(tmp_path, "TinyConvNeXt", "3x64x64")), "--model", f"{MODELS}:TinyConvNeXt"])
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout.rstrip().endswith("all agree")
+    # the first stage-1 block: LayerNorm(16) after the permute, 2 x 16 values; gamma, 16 values of the block
+    assert re.search(r"stage1\.0\.1\.norm = stage1\.0\.norm +layer_norm2d +16x16x16 +16x16x16 +ok +32 +32 +ok", result.stdout)
+    assert re.search(r"stage1\.0\.1\.mul \(in stage1\.0\) +layer_scale +16x16x16 +- +- +16 +16 +ok", result.stdout)
+
+
+def test_functional_calls_are_checked_against_the_parameters_of_their_module(tmp_path):
+    """TinyResNet's stem and classifier are F.conv2d and F.linear on parameters of the model itself:
+    (16 x 3 x 3 x 3 + 16) + (10 x 32 + 10) = 778 values; a stem without its bias is 16 short."""
+    spec = _imported(tmp_path, "TinyResNet", "3x32x32")
+    result = run(["verify", str(spec), "--model", f"{MODELS}:TinyResNet"])
+    assert result.exit_code == 0, result.stdout
+    assert re.search(r"conv2d \.\.\. \(in the model\) .* 778 +778 +ok", result.stdout)
+    document = json.loads(spec.read_text())
+    assert document["layers"][0] == {"name": "conv2d", "type": "conv2d", "out": 16, "kernel": 3, "padding": 1}
+    document["layers"][0]["bias"] = False
+    spec.write_text(json.dumps(document))
+    result = run(["verify", str(spec), "--model", f"{MODELS}:TinyResNet"])
+    assert result.exit_code == 1
+    assert re.search(r"conv2d \.\.\. \(in the model\) .* 762 +778 +DIFF", result.stdout)
+    # fvcore counts no bias: only the parameters differ
+    assert "disagrees: conv2d ... (in the model) (conv2d+relu+max_pool2d+adaptive_avg_pool2d+flatten+linear): params\n" \
+        in result.stdout

@@ -7,7 +7,7 @@ from ..core.calc import Analysis, Row
 from ..core.spec import MERGES
 
 
-def _candidates(path: str, merges: set[str]) -> list[str]:
+def candidates(path: str, merges: set[str]) -> list[str]:
     """The row's own path; without merge branch indices; without the merge and its branch index;
     each also without a `_N` suffix that told apart two calls of one module."""
     parts = path.split(".")
@@ -34,7 +34,7 @@ def by_name(analysis: Analysis, modules: set[str]) -> dict[str, list[Row]]:
     merges = {row.path for row in analysis.rows if not row.leaf and row.label in MERGES}
     matched: dict[str, list[Row]] = {}
     for row in analysis.leaves()[1:]:
-        for name in _candidates(row.path, merges):
+        for name in candidates(row.path, merges):
             if name in modules:
                 matched.setdefault(name, []).append(row)
                 break

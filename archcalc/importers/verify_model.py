@@ -4,6 +4,12 @@ Rows are matched to modules by name (a spec imported from the model carries its 
 merge and branch components of the path are looked past) or, with match="order", the k-th row
 with parameters to the k-th module call with parameters. Per matched module: output shape of
 each call (forward hooks), parameters, and fvcore's count; then the totals.
+
+A module that ran on a channels-last view (between permute(0, 2, 3, 1) and permute(0, 3, 1, 2),
+input and output both (H, W, C) where the rows say (C, H, W)) is compared in the rows' order.
+Rows no module computes (functional calls on a module's own parameters: `F.conv2d(x, self.w)`,
+`x * self.gamma`) are checked together against the module that holds them: its own parameters
+(not its children's) and fvcore's count for it less its children's; their shapes are not measured.
 """
 from __future__ import annotations
 
@@ -17,16 +23,18 @@ from . import match
 from .loading import load_model
 
 
-def _calls(model, x) -> tuple[dict[str, list[Shape]], list[str]]:
-    """Output shapes of every call of every module, and the modules with parameters in call order."""
+def _calls(model, x) -> tuple[dict[str, list[tuple[Shape | None, Shape]]], list[str]]:
+    """(input, output) shapes of every call of every module, and the modules with parameters in call order."""
     torch = require_torch()
-    shapes: dict[str, list[Shape]] = {}
+    shapes: dict[str, list[tuple[Shape | None, Shape]]] = {}
     order: list[str] = []
 
     def hook(name):
         def record(module, inputs, output):
             if isinstance(output, torch.Tensor):
-                shapes.setdefault(name, []).append(tuple(int(d) for d in output.shape[1:]))
+                given = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+                shapes.setdefault(name, []).append((None if given is None else tuple(int(d) for d in given.shape[1:]),
+                                                    tuple(int(d) for d in output.shape[1:])))
             if not list(module.children()) and any(True for _ in module.parameters(recurse=False)) and name not in order:
                 order.append(name)
         return record
@@ -67,14 +75,12 @@ def verify_model(network: Network, input_shape: Shape | None, batch: int, target
             label = row.path if row.path == name else f"{row.path} = {name}"
             first = k == 0
             checks.append(LayerCheck(
-                label, row.label, row.output_shape, shapes[k] if k < len(shapes) else None,
+                label, row.label, row.output_shape, _as_rows(row, shapes[k]) if k < len(shapes) else None,
                 row.params, _count(module) if first else 0,
                 sum(r.fvcore_flops for r in rows) * batch if first else 0, flops.get(name, 0) if first else 0,
             ))
-    for row in analysis.leaves()[1:]:
-        if row.path not in seen and row.params:  # functional ops' counts land in their module's: the totals hold them
-            checks.append(LayerCheck(row.path, row.label, row.output_shape, None, row.params, None,
-                                     row.fvcore_flops * batch, None))
+    checks += _held_by_modules(analysis, [r for r in analysis.leaves()[1:] if r.path not in seen], modules,
+                               set(matched), flops, batch)
     covered = set(matched)
     for name, module in modules.items():
         weighted = not list(module.children()) and any(True for _ in module.parameters(recurse=False))
@@ -90,3 +96,51 @@ def verify_model(network: Network, input_shape: Shape | None, batch: int, target
         LayerCheck("(total)", "buffers", output, output, t.non_trainable, _count(model, buffers=True), 0, 0),
     )
     return Report(analysis, tuple(checks), totals, Counter(unsupported), None)
+
+
+def _as_rows(row, call: tuple[Shape | None, Shape]) -> Shape:
+    """The call's output shape, in the rows' (C, H, W) order when the module ran on a channels-last view."""
+    given, out = call
+    last = lambda shape: (*shape[1:], shape[0]) if len(shape) == 3 else None  # noqa: E731
+    if out != row.output_shape and given is not None and given == last(row.input_shape) and out == last(row.output_shape):
+        return row.output_shape
+    return out
+
+
+def _held_by_modules(analysis: Analysis, rows: list, modules: dict, matched: set[str], flops: dict, batch: int) -> list:
+    """One check per module holding rows that no module of its own computes (functional calls)."""
+    from ..core.spec import MERGES
+    from ..torch.verify import LayerCheck
+
+    merges = {row.path for row in analysis.rows if not row.leaf and row.label in MERGES}
+    groups: dict[str, list] = {}
+    for row in rows:
+        groups.setdefault(_holder(match.candidates(row.path, merges), modules), []).append(row)
+    checks = []
+    for name, held in groups.items():
+        module = modules[name]
+        own_params = sum(p.numel() for p in module.parameters(recurse=False))
+        children = [child for child in modules if child != name and child.startswith(f"{name}." if name else "")
+                    and "." not in child[len(name) + 1 if name else 0:]]
+        own_flops = flops.get(name, 0) - sum(flops.get(child, 0) for child in children)
+        params, counted = sum(r.params for r in held), sum(r.fvcore_flops for r in held) * batch
+        if name in matched or not (own_params or own_flops):  # rows no module computes: each its own miss
+            checks += [LayerCheck(r.path, r.label, r.output_shape, None, r.params, None, r.fvcore_flops * batch, None)
+                       for r in held if r.params]
+            continue
+        label = f"{held[0].path}{' ...' if len(held) > 1 else ''} (in {name or 'the model'})"
+        checks.append(LayerCheck(label, "+".join(dict.fromkeys(r.label for r in held)), held[0].output_shape, None,
+                                 params, own_params, counted, own_flops, shape_measured=False))
+    return checks
+
+
+def _holder(names: list[str], modules: dict) -> str:
+    """The deepest module that one of a row's candidate names lies in ('' is the model)."""
+    best = ""
+    for name in names:
+        parts = name.split(".")
+        for k in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:k])
+            if prefix in modules and len(prefix) > len(best):
+                best = prefix
+    return best

@@ -14,7 +14,7 @@ def render_report(report: Report) -> str:
     a = report.analysis
     headers = ["Layer", "Type", "Output", "torch", "", "Params", "torch", "", "fvcore flops", "fvcore", ""]
     rows = [
-        [c.path, c.type, fmt.shape(c.shape), fmt.shape(c.torch_shape), _mark(c.shape_ok),
+        [c.path, c.type, fmt.shape(c.shape), fmt.shape(c.torch_shape), _mark(c.shape_ok) if c.shape_measured else "-",
          fmt.count(c.params), fmt.count(c.torch_params), _mark(c.params_ok),
          fmt.count(c.flops), fmt.count(c.torch_flops), _mark(c.flops_ok)]
         for c in report.layers
