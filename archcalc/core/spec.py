@@ -339,7 +339,8 @@ class _Context:
 
     def item(self, raw: Any, env: Mapping[str, Any], prefix: str, index: int, where: str) -> list[Node]:
         """The nodes one spec item stands for: none (`when`), one, or a spliced `repeat`."""
-        Object().check(raw, where)
+        if not isinstance(raw, dict):
+            Object().check(raw, where)
         if "when" in raw and Boolean().literal(raw["when"], f"{where}.when") is None \
                 and not Boolean().check(self.value(raw["when"], env, f"{where}.when"), f"{where}.when"):
             return []
@@ -365,11 +366,12 @@ class _Context:
             self.depth -= 1
 
     def node(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Node:
-        kinds = [key for key in ("type", "block", "layers") if key in raw]
-        if len(kinds) != 1:
+        if ("type" in raw) + ("block" in raw) + ("layers" in raw) != 1:
+            kinds = [key for key in ("type", "block", "layers") if key in raw]
             raise SpecError(f"{where}: a node has exactly one of 'type', 'block' or 'layers' (found {kinds or 'none'})")
-        if kinds[0] != "layers":
-            Text().check(raw[kinds[0]], f"{where}.{kinds[0]}")
+        kind = "type" if "type" in raw else "block" if "block" in raw else "layers"
+        if kind != "layers" and not isinstance(raw[kind], str):
+            Text().check(raw[kind], f"{where}.{kind}")
         if "block" in raw:
             return self.block(raw, env, path, where)
         if "layers" in raw:
@@ -503,7 +505,10 @@ class _Context:
             return MappingProxyType(attrs)
 
     def name(self, template: Any, env: Mapping[str, Any], where: str) -> str:
-        Text().check(template, f"{where}.name")
+        if not isinstance(template, str):
+            Text().check(template, f"{where}.name")
+        if "{" not in template:
+            return template
         try:
             return _NAME_FIELD.sub(lambda m: str(evaluate(m.group(1), env)), template)
         except SpecError as exc:
