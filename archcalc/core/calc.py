@@ -247,11 +247,16 @@ class _Walk:
 
 def _group_row(node: Group, shape: Shape, out: Shape, rf: RF, parts: list[Row]) -> Row:
     """A group's row: the sums of its children (and of the tensor its merge allocates)."""
-    return Row(
-        node.path, "group", node.label, _depth(node.path), False, shape, out,
-        sum(r.params for r in parts), sum(r.non_trainable for r in parts), sum(r.macs for r in parts),
-        sum(r.fvcore_flops for r in parts), sum(r.allocated for r in parts), sum(r.weight_layers for r in parts), rf,
-    )
+    params = non_trainable = macs = fvcore_flops = allocated = weight_layers = 0
+    for r in parts:
+        params += r.params
+        non_trainable += r.non_trainable
+        macs += r.macs
+        fvcore_flops += r.fvcore_flops
+        allocated += r.allocated
+        weight_layers += r.weight_layers
+    return Row(node.path, "group", node.label, _depth(node.path), False, shape, out, params, non_trainable, macs,
+               fvcore_flops, allocated, weight_layers, rf)
 
 
 def _merged_row(node: Group, out: Shape, rf: RF) -> Row | None:
