@@ -89,6 +89,8 @@ def _hull(intervals: Iterable[Interval]) -> Interval:
 def _union(axes: list[Axis]) -> Axis:
     """The hull of several fields over the same output grid."""
     first = axes[0]
+    if all(a.period == 1 and a.shift == first.shift for a in axes):  # one interval each: their hull
+        return Axis(1, first.shift, (_hull(a.spans[0] for a in axes),))
     if any(a.shift * first.period != first.shift * a.period for a in axes):  # grids that drift apart
         return max(axes, key=lambda a: (a.widest, a.jump))  # (adaptive pooling): keep the widest
     period = math.lcm(*(a.period for a in axes))
