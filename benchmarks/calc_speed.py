@@ -18,6 +18,8 @@ How it is timed:
   (the per-child form of resource.getrusage(RUSAGE_CHILDREN));
 - in-process figures (the whole zoo, generated specs, resolution and batch) run in a fresh child of
   the same environment for each repetition, timed there around the calls only.
+- where valgrind is installed (not with --quick), the instructions of the start-up commands, counted
+  by callgrind: what a loaded machine does not change, beside the wall clock that it does.
 Medians are reported with min and max; nothing here asserts a time.
 """
 from __future__ import annotations
@@ -267,6 +269,27 @@ def command_pairs(launcher: Launcher, python: Path, archcalc: str, args: argpars
     return pairs, counted
 
 
+def instructions(python: Path, archcalc: str, network: str) -> dict | None:
+    """Instructions each command executes, counted by valgrind's callgrind: the same count however busy
+    the machine is (wall clock is not). None where valgrind is missing."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    commands = [("python -c pass", [str(python), "-c", "pass"]),
+                ('python -c "import click"', [str(python), "-c", "import click"]),
+                (f"archcalc table {network}", [archcalc, "table", network]),
+                ("archcalc list", [archcalc, "list"]), ("archcalc check", [archcalc, "check"])]
+    counts = {}
+    for label, command in commands:
+        done = subprocess.run([valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+                              capture_output=True, text=True, check=False)
+        found = [line for line in done.stderr.splitlines() if "Collected :" in line]
+        if done.returncode not in (0, 1) or not found:
+            raise RuntimeError(f"valgrind {' '.join(command)} exited {done.returncode}: {done.stderr[-500:]}")
+        counts[label] = int(found[-1].split(":")[-1])
+    return counts
+
+
 def measure(args: argparse.Namespace, workdir: Path) -> dict:
     started_on = machine()
     bin_dir = install(workdir)
@@ -285,6 +308,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict:
             "zoo": repeated(launcher, python, args.repeat, "zoo"),
             "generated": generated(launcher, python, workdir, args),
             "scale": repeated(launcher, python, 1, "scale", str(20 if args.quick else 200)),
+            "instructions": None if args.quick else instructions(python, archcalc, args.network),
         }
         result["targets"] = targets(result)
         return result
@@ -397,6 +421,14 @@ def markdown(result: dict) -> str:
     lines += [f"{seq[1]['spec']} / {seq[0]['spec']}: {seq[1]['total_s']['median'] / seq[0]['total_s']['median']:.1f}x the time "
               f"for {seq[1]['rows'] / seq[0]['rows']:.1f}x the rows; residual / sequential per row: "
               f"{(seq[2]['total_s']['median'] / seq[2]['rows']) / (seq[0]['total_s']['median'] / seq[0]['rows']):.2f}x.", ""]
+    counts = result.get("instructions")
+    if counts:
+        base = counts["python -c pass"]
+        lines += ["## Instructions", "",
+                  "Counted by valgrind's callgrind (`--tool=callgrind`), one run each: a count that a busy machine does "
+                  "not move, unlike the wall clock above.", "",
+                  markdown_table([[f"`{label}`", f"{n:,}", f"{n / base:.2f}x"] for label, n in counts.items()],
+                                 ["command", "instructions", "/ `python -c pass`"], numeric=(1, 2))]
     sc = result["scale"]
     lines += [f"vgg16's `analyze()` alternated in one process: {ms(sc['224']['median'])} ms at 224, "
               f"{ms(sc['4096']['median'])} ms at 4096 (ratio {sc['ratio 4096/224']['median']:.2f}), "
