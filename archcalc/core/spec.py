@@ -319,7 +319,8 @@ class _Context:
         self.checked: set[str] = set()  # blocks whose definition was checked
         self.attrs: dict[tuple, Mapping[str, Any]] = {}  # layer fields, shared where equal
         self.layers: dict[tuple, tuple[dict, str, Mapping[str, Any]]] = {}  # by layer_key
-        self.reads: dict[Any, tuple[dict, tuple[str, ...] | None]] = {}  # the names each layer item reads
+        self.reads: dict[Any, tuple[str, ...] | None] = {}  # the names each layer item reads
+        self.items_seen: dict[int, tuple[dict, Any, tuple[str, ...] | None]] = {}  # by id: the item, its key, reads
 
     def made(self, node: Node) -> Node:
         self.nodes += 1
@@ -458,15 +459,20 @@ class _Context:
     def layer_key(self, raw: dict, env: Mapping[str, Any]) -> tuple | None:
         """The item and the values of every name its fields read; None when a value is unhashable or an
         expression does not parse (then the fields are checked anew and say why)."""
-        try:  # equal items are one (a generated spec repeats a layer as text); types apart: 1, 1.0 and true
-            item: Any = tuple((k, type(v), v) for k, v in raw.items())
-            hash(item)
-        except TypeError:  # a list value: the item itself
-            item = id(raw)
-        if item not in self.reads:  # the entry holds raw: its id stays its own
-            read = _reads([v for k, v in raw.items() if k not in _NOT_FIELDS], self.budget.expression_depth)
-            self.reads[item] = (raw, None if read is None else tuple(sorted(read)))
-        read_names = self.reads[item][1]
+        known = self.items_seen.get(id(raw))
+        if known is not None and known[0] is raw:  # the item met before (a block's, a repeat's)
+            item, read_names = known[1], known[2]
+        else:
+            try:  # equal items are one (a generated spec repeats a layer as text); types apart: 1, 1.0 and true
+                item = tuple((k, type(v), v) for k, v in raw.items())
+                hash(item)
+            except TypeError:  # a list value: the item itself
+                item = id(raw)
+            if item not in self.reads:
+                read = _reads([v for k, v in raw.items() if k not in _NOT_FIELDS], self.budget.expression_depth)
+                self.reads[item] = None if read is None else tuple(sorted(read))
+            read_names = self.reads[item]
+            self.items_seen[id(raw)] = (raw, item, read_names)  # holds raw: its id stays its own
         if read_names is None:
             return None
         values = tuple((type(v), v) for v in (env.get(n, _UNSET) for n in read_names))
