@@ -186,3 +186,47 @@ def test_flat_spec_at_another_width():
     analysis = analyze(load(str(FIXTURES / "mlp.json")), (100,))
     assert analysis.input_shape == (100,)
     assert analysis.totals.params == 100 * 100 + 100 + 100 * 10 + 10
+
+
+# ---- a block expanded once and used again -------------------------------------------------
+
+def _stage(uses: int, out: str = "c") -> dict:
+    """`uses` uses of one block of a conv and a relu; the block reads `c` (the outer loop's value) if asked."""
+    return {"input": [3, 8, 8], "params": {"c": 4},
+            "blocks": {"unit": {"args": {"w": None},
+                                "layers": [{"name": "conv", "type": "conv2d", "out": "w", "kernel": 1}, {"type": "relu"}]}},
+            "layers": [{"name": "s", "repeat": [1, 2, 3][:uses] if uses <= 3 else uses, "as": "i",
+                        "layers": [{"name": "u{i}", "block": "unit", "args": {"w": out}}]}]}
+
+
+def test_a_block_used_again_sits_at_its_own_path():
+    network = load(_stage(3))
+    paths = [row.path for row in analyze(network).rows if row.kind == "layer"]
+    assert paths == ["s.0.u1.conv", "s.0.u1.1", "s.1.u2.conv", "s.1.u2.1", "s.2.u3.conv", "s.2.u3.1"]
+
+
+def test_a_block_reading_a_changing_value_is_expanded_for_each():
+    rows = analyze(load(_stage(3, out="c * i"))).rows
+    assert [r.output_shape[0] for r in rows if r.label == "conv2d"] == [4, 8, 12]
+
+
+def test_a_block_used_again_counts_against_the_node_budget():
+    from archcalc import Budget
+
+    # each use: the repeat's item (a sequence), the block's group, the conv and the relu: 4 nodes;
+    # and the repeat's own group
+    load(_stage(12), budget=Budget(nodes=4 * 12 + 1))
+    with pytest.raises(SpecError, match="grows past"):
+        load(_stage(13), budget=Budget(nodes=4 * 12 + 1))
+
+
+def test_a_block_used_again_deeper_meets_the_depth_budget():
+    from archcalc import Budget
+
+    unit = {"args": {}, "layers": [{"name": "conv", "type": "conv2d", "out": 4, "kernel": 1}]}
+    deep = {"input": [3, 8, 8], "blocks": {"unit": unit},
+            "layers": [{"name": "a", "block": "unit"},  # a (1), a.conv (2)
+                       {"name": "b", "layers": [{"name": "c", "layers": [{"name": "d", "block": "unit"}]}]}]}  # b.c.d.conv: 4
+    load(deep, budget=Budget(depth=4))
+    with pytest.raises(SpecError, match="nest deeper than"):
+        load(deep, budget=Budget(depth=3))

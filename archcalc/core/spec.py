@@ -307,6 +307,25 @@ _NAME = re.compile(r"[A-Za-z0-9_]+")
 _COUNT = Integer(minimum=0)
 
 
+@dataclass(frozen=True)
+class _Expanded:
+    """A block's nodes as one use made them, at `path`; what they took of the budget."""
+
+    path: str
+    children: tuple[Node, ...]
+    nodes: int
+    steps: int
+    depth: int  # levels below the use
+
+
+def _moved(node: Node, old: str, new: str) -> Node:
+    """`node` with the path prefix `old` replaced by `new` (a block's nodes at another use)."""
+    path = new + node.path[len(old):]
+    if isinstance(node, Layer):
+        return Layer(path, node.type, node.attrs, node.where)
+    return Group(path, node.kind, node.label, tuple(_moved(c, old, new) for c in node.children), node.where)
+
+
 class _Context:
     """One expansion: the blocks, and what it has used of the budget so far."""
 
@@ -321,6 +340,9 @@ class _Context:
         self.layers: dict[tuple, tuple[dict, str, Mapping[str, Any]]] = {}  # by layer_key
         self.reads: dict[Any, tuple[str, ...] | None] = {}  # the names each layer item reads
         self.items_seen: dict[int, tuple[dict, Any, tuple[str, ...] | None]] = {}  # by id: the item, its key, reads
+        self.expanded: dict[tuple, _Expanded] = {}  # by block_key
+        self.reads_of_blocks: dict[str, tuple[str, ...] | None] = {}
+        self.deepest = 0  # the deepest `depth` reached, while a block is expanded
 
     def made(self, node: Node) -> Node:
         self.nodes += 1
@@ -359,6 +381,7 @@ class _Context:
 
     def single(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Node:
         self.depth += 1
+        self.deepest = max(self.deepest, self.depth)
         if self.depth > self.budget.depth:
             raise SpecError(f"{where}: nodes nest deeper than {self.budget.describe('depth')} (a block that uses itself?)")
         try:
@@ -428,9 +451,51 @@ class _Context:
                 raise SpecError(f"{where}.args: block {name!r} needs argument {key!r}")
             else:
                 scope[key] = self.value(default, scope, f"$.blocks.{name}.args.{key}")
-        layers_where = f"$.blocks.{name}.layers"
-        children = tuple(self.items(definition["layers"], scope, path, layers_where))
+        key = self.block_key(name, scope)
+        done = self.expanded.get(key) if key is not None else None
+        if done is not None and self.fits(done):
+            self.nodes, self.steps = self.nodes + done.nodes, self.steps + done.steps
+            return Group(path, "sequence", name, tuple(_moved(c, done.path, path) for c in done.children), where)
+        nodes, steps, deepest = self.nodes, self.steps, self.deepest
+        self.deepest = self.depth
+        children = tuple(self.items(definition["layers"], scope, path, f"$.blocks.{name}.layers"))
+        if key is not None:
+            self.expanded[key] = _Expanded(path, children, self.nodes - nodes, self.steps - steps, self.deepest - self.depth)
+        self.deepest = max(deepest, self.deepest)
         return Group(path, "sequence", name, children, where)
+
+    def fits(self, done: _Expanded) -> bool:
+        """Whether an expansion made before fits what is left of the budget here (else it is made again,
+        and says where it stops)."""
+        return (self.nodes + done.nodes <= self.budget.nodes and self.steps + done.steps <= self.budget.nodes
+                and self.depth + done.depth <= self.budget.depth)
+
+    def block_key(self, name: str, scope: Mapping[str, Any]) -> tuple | None:
+        """The block and the values of the names its layers read (nested blocks' too); None when one of its
+        strings does not parse, it uses itself, or a value is unhashable: then it is expanded each time."""
+        read = self.block_reads(name)
+        if read is None:
+            return None
+        key = (name, *((type(v), v) for v in (scope.get(n, _UNSET) for n in read)))
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def block_reads(self, name: str) -> tuple[str, ...] | None:
+        if name not in self.reads_of_blocks:
+            self.reads_of_blocks[name] = None  # while it is worked out: a block that uses itself is not kept
+            found = _reads_in(self.blocks[name].get("layers", []), self.budget.expression_depth)
+            if found is not None:
+                read, nested = found
+                for other in nested:
+                    more = self.block_reads(other) if other in self.blocks else None
+                    if more is None:
+                        return None
+                    read |= set(more)
+                self.reads_of_blocks[name] = tuple(sorted(read))
+        return self.reads_of_blocks[name]
 
     def merge(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Group:
         check_keys(raw, MERGE, where)
@@ -526,6 +591,34 @@ class _Context:
             return _evaluated(raw, env)
         except SpecError as exc:
             raise SpecError(f"{where}: {exc.message}") from None
+
+
+def _reads_in(layers: Any, depth_limit: int) -> tuple[set[str], set[str]] | None:
+    """The names the layers of a block read (expressions, name templates, nested blocks' arguments) and
+    the blocks they use; None when a string does not parse."""
+    read: set[str] = set()
+    nested: set[str] = set()
+    stack = [layers]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack += value
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if key == "block":
+                    if isinstance(item, str):
+                        nested.add(item)
+                elif key in ("name", "names"):
+                    templates = [item] if isinstance(item, str) else item if isinstance(item, list) else []
+                    stack += [field for t in templates if isinstance(t, str) for field in _NAME_FIELD.findall(t)]
+                elif key != "type":
+                    stack.append(item)
+        elif isinstance(value, str):
+            found = names(value, depth_limit)
+            if found is None:
+                return None
+            read |= found
+    return read, nested
 
 
 def _reads(values: list, depth_limit: int) -> set[str] | None:
