@@ -34,7 +34,11 @@ class Axis:
     widest: int = field(init=False, compare=False, repr=False)  # the largest field over the positions
 
     def __post_init__(self):
-        widest = max((last - first + 1 for first, last in filter(None, self.spans)), default=0)
+        if len(self.spans) == 1:  # most fields: one interval
+            span = self.spans[0]
+            widest = 0 if span is None else span[1] - span[0] + 1
+        else:
+            widest = max((last - first + 1 for first, last in filter(None, self.spans)), default=0)
         object.__setattr__(self, "widest", widest)
 
     @property
