@@ -327,7 +327,11 @@ def _moved(node: Node, old: str, new: str) -> Node:
 
 
 class _Context:
-    """One expansion: the blocks, and what it has used of the budget so far."""
+    """One expansion: the blocks, what it has used of the budget so far, and what it has already made.
+
+    A layer item's fields and a block's nodes depend only on the item (or block) and the values of the
+    names it reads: both are made once for each such set of values and used again (a block at another
+    path), which is what keeps a network of many equal blocks, or a generated spec, quick to read."""
 
     def __init__(self, blocks: dict):
         self.blocks = blocks
