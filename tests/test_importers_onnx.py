@@ -276,6 +276,27 @@ def test_unsupported_op_names_the_node(tmp_path):
         import_onnx(path)
 
 
+@pytest.mark.parametrize("command", ["import", "table"])
+def test_unsupported_op_through_the_command_line_is_one_line_exit_2_and_no_file(tmp_path, command):
+    from click.testing import CliRunner
+
+    from archcalc.cli import main
+
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="/body/conv/Conv", kernel_shape=[1, 1]),
+             helper.make_node("InstanceNormalization", ["c", "s", "b"], ["y"], name="/body/norm/InstanceNormalization")]
+    model = save(tmp_path, nodes, [weight("w", 2, 3, 1, 1), weight("s", 2), weight("b", 2)], (3, 4, 4))
+    out = tmp_path / "out" / "model.json"
+    args = ["import", "onnx", str(model), "-o", str(out)] if command == "import" else ["table", str(model)]
+    try:
+        result = CliRunner(mix_stderr=False).invoke(main, args)  # click < 8.2
+    except TypeError:
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (f"archcalc: {model}: ONNX node /body/norm/InstanceNormalization (InstanceNormalization): "
+                             "ONNX op InstanceNormalization has no archcalc layer type\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [model.name]  # no out folder, no file
+
+
 BROKEN = {
     "a layer norm over H, W and C": (
         [helper.make_node("Transpose", ["x"], ["t"], name="/norm/Transpose", perm=[0, 2, 3, 1]),
