@@ -154,3 +154,23 @@ def test_flatten_keeps_each_elements_field_and_linear_makes_it_global():
     rows, cols = torch.nonzero(mask.any(1)).flatten(), torch.nonzero(mask.any(0)).flatten()
     assert analysis.row("flat").rf.size == (int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)) == (4, 4)
     assert analysis.row("fc").rf.size is None
+
+
+# ---- closed forms against the table walk they shortcut ---------------------------------------
+
+def test_one_interval_fields_through_windows_and_unions_equal_the_table_walk():
+    """Axis.window and _union take a closed form for one-interval fields; the tabulated walk
+    (Axis.through over every tap, the hull over every position) must give the same field."""
+    import itertools
+
+    from archcalc.layers.rf import Axis, _hull, _union, _window_taps
+
+    fields = [Axis(), Axis(1, 2, ((-1, 3),)), Axis(1, 3, ((0, 6),)), Axis(1, 1, (None,))]
+    for axis, k, s, d, p in itertools.product(fields, (1, 2, 3, 7), (1, 2, 3), (1, 2), (0, 1, 3)):
+        walked = axis.through(_window_taps(s, d, p, k), 1, s)
+        assert axis.window(k, s, d, p) == walked and axis.window(k, s, d, p).widest == walked.widest, (axis, k, s, d, p)
+    for a, b in itertools.product(fields, repeat=2):
+        if a.shift == b.shift:
+            period = 1
+            spans = tuple(_hull(x.at(o) for x in (a, b)) for o in range(period))
+            assert _union([a, b]) == Axis(1, a.shift, spans), (a, b)
