@@ -43,12 +43,14 @@ a failure prints it with the falsifying spec and a @reproduce_failure blob.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import re
 import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -647,13 +649,21 @@ def support_truth(layers: list[dict]):
     model = nn.Sequential(*modules).double().requires_grad_(False)
     x = torch.ones(1, 1, RF_SIZE, RF_SIZE, dtype=torch.float64, requires_grad=True)
     out = model(x)
+    # A unit is measured where every input its field could hold lies inside the input: further from each
+    # border than `reach`, a bound on any field's extent (a tap in the padding has no gradient, and a
+    # strided field has holes, so the pixels a unit touches do not show that it reaches the border).
+    reach, jump = 1, Fraction(1)
+    for layer in layers:
+        k, d, s = layer["kernel"], layer.get("dilation", 1), layer.get("stride", layer["kernel"])
+        reach += math.ceil(k * d * jump)
+        jump = jump / s if layer["type"] == "conv_transpose2d" else jump * s
     widest, measured = [0, 0], 0
     side = min(out.shape[2], out.shape[3])
     for t in range(max(0, side // 2 - 8), min(side, side // 2 + 8)):  # 16 units about the centre
         (grad,) = torch.autograd.grad(out[0, 0, t, t], x, retain_graph=True)
         mask = grad[0, 0] != 0
         rows, cols = torch.nonzero(mask.any(1)).flatten().tolist(), torch.nonzero(mask.any(0)).flatten().tolist()
-        if rows and min(rows[0], cols[0]) > 0 and max(rows[-1], cols[-1]) < RF_SIZE - 1:
+        if rows and min(rows[0], cols[0]) >= reach and max(rows[-1], cols[-1]) <= RF_SIZE - 1 - reach:
             measured += 1
             widest = [max(widest[0], rows[-1] - rows[0] + 1), max(widest[1], cols[-1] - cols[0] + 1)]
     return tuple(widest), measured
