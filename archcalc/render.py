@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from . import fmt
+from .core.alloc import paused_gc
 from .core.calc import Analysis, Row
 
 FORMATS = ("text", "markdown", "csv", "json")
@@ -345,6 +346,7 @@ def render_markdown(analysis: Analysis, depth: int | None = None, convention: st
     return f"### {title}\n\n{PER_IMAGE}\n\n{layers}\n{summary}\n\n{CONFIG_NOTE}\n\n{configs}"
 
 
+@paused_gc
 def render(analysis: Analysis, format: str = "text", depth: int | None = None, convention: str = "torchvision",
            configurations: Sequence[Analysis] | None = None, width: int | None = None) -> str:
     """The analysis as `archcalc table` prints it: format text, markdown, csv or json.

@@ -21,6 +21,7 @@ from ..errors import SpecError
 from ..layers import REGISTRY, RF, Shape, merge_rf
 from ..layers.notes import SizeNote, notes_for
 from . import liveness
+from .alloc import paused_gc
 from .spec import Group, Layer, Network, Node
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
@@ -154,6 +155,7 @@ class Analysis:
         return dataframe(self, depth)
 
 
+@paused_gc
 def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, dtype: str = "fp32") -> Analysis:
     """Every row of `network` at `input_shape` (CxHxW, HxW or N, completed by `Network.with_input`).
 

@@ -19,6 +19,7 @@ from typing import Any, Iterator, Mapping, Sequence, Union
 from .. import fmt
 from ..errors import SpecError
 from ..layers import REGISTRY
+from .alloc import paused_gc
 from .budget import Budget, current, use
 from .expr import evaluate, names
 from .figures import Expect
@@ -161,6 +162,7 @@ def _exists(path: Path) -> bool:
         return True
 
 
+@paused_gc
 def load(target: "str | Path | Mapping[str, Any]", variant: str | None = None, *, budget: Budget | None = None) -> Network:
     """A network from a zoo name, a spec file, FILE:VARIANT, or a spec document given as a dict.
 
@@ -239,6 +241,7 @@ def load_document(document: Mapping[str, Any], variant: str | None = None, file:
 
 # ---- resolution ----------------------------------------------------------------------
 
+@paused_gc
 def resolve(document: dict, variant: str, file: str, *, budget: Budget | None = None) -> Network:
     """The network `variant` of a spec document (a family's variant, or the document's one network)."""
     with use(budget):
