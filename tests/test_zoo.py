@@ -229,7 +229,7 @@ def test_googlenet_sizes_with_ceil_mode():
 
 def test_every_zoo_name_is_defined_by_one_file_and_found_there():
     """A name in two files would make `load(name)` depend on the order files are looked in."""
-    from archcalc.core.spec import _zoo_file, _zoo_files, variant_names, zoo_document
+    from archcalc.core.spec import _zoo_files, variant_names, zoo_document, zoo_file
 
     seen: dict[str, list[str]] = {}
     for path in _zoo_files():
@@ -237,5 +237,5 @@ def test_every_zoo_name_is_defined_by_one_file_and_found_there():
             seen.setdefault(name, []).append(path.name)
     assert {name: files for name, files in seen.items() if len(files) > 1} == {}
     for name, (file,) in seen.items():
-        assert _zoo_file(name).name == file
+        assert zoo_file(name).name == file
     assert zoo_document(_zoo_files()[0]) is zoo_document(_zoo_files()[0])  # read once per process

@@ -128,7 +128,7 @@ def zoo_document(path: Path) -> dict:
     return cached[1]
 
 
-def _zoo_file(name: str) -> Path | None:
+def zoo_file(name: str) -> Path | None:
     """The zoo file that defines `name`: first the files whose name begins the network's (vgg.json
     for vgg16), then the whole index."""
     files = _zoo_files()
@@ -186,7 +186,7 @@ def _load(target: str, variant: str | None = None) -> Network:
         file_part, variant = target.rsplit(":", 1)
         path = Path(file_part)
     if path.suffix != ".json" and not _exists(path):
-        found = _zoo_file(target)
+        found = zoo_file(target)
         if found is None:
             raise SpecError(f"unknown network {quoted(target)}{suggest(target, list(zoo_index()))}; "
                             "`archcalc list` shows the zoo")

@@ -34,7 +34,7 @@ from ..core.spec import (
     resolve,
     variant_names,
     zoo_document,
-    zoo_index,
+    zoo_file,
 )
 from ..errors import SpecError
 from ..layers import REGISTRY, is_weight_layer
@@ -212,7 +212,7 @@ def _claim(raw: dict) -> Claim:
 
 def _extended(spec: dict) -> dict:
     """A zoo family document with the claims file's `params` (a layout the zoo does not hold)."""
-    base = copy.deepcopy(zoo_document(zoo_index()[spec["extends"]]))
+    base = copy.deepcopy(zoo_document(zoo_file(spec["extends"])))
     variant = (base.pop("variants", None) or {}).get(spec["extends"], {})
     base.update({k: v for k, v in variant.items() if k not in ("params", "expect")})
     base["params"] = {**base.get("params", {}), **variant.get("params", {}), **spec.get("params", {})}
@@ -226,14 +226,14 @@ def network(name: str) -> Network | None:
     if name in specs:
         spec = _extended(specs[name]) if "extends" in specs[name] else specs[name]
         return resolve(spec, name, f"{CLAIMS_FILE.name}#{name}")
-    if name in zoo_index():
+    if zoo_file(name):
         return load(name)
     return None
 
 
 @functools.cache
 def analysis(name: str, input_shape: tuple[int, ...] | None) -> Analysis | None:
-    if name in zoo_index() and name not in local_specs():
+    if name not in local_specs() and zoo_file(name):
         return zoo_analysis(name, input_shape)
     net = network(name)
     return None if net is None else analyze(net, input_shape)
