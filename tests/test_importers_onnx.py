@@ -297,6 +297,15 @@ def test_unsupported_op_through_the_command_line_is_one_line_exit_2_and_no_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == [model.name]  # no out folder, no file
 
 
+def test_a_fifo_in_place_of_an_onnx_file_is_refused_without_reading(tmp_path):
+    import os
+
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)  # reading it would wait for a writer for ever
+    with pytest.raises(SpecError, match="not a regular file .*archcalc reads ONNX models from files only"):
+        import_onnx(fifo)
+
+
 BROKEN = {
     "a layer norm over H, W and C": (
         [helper.make_node("Transpose", ["x"], ["t"], name="/norm/Transpose", perm=[0, 2, 3, 1]),

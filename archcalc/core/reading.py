@@ -32,9 +32,12 @@ class _Literal:
         self.text, self.problem = text, problem
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's bytes; a FIFO, a device, a folder or an oversized file is refused before reading."""
-    limit = current().file_bytes
+def read_bytes(path: Path, limit: int | None = None, what: str = "specs") -> bytes:
+    """The file's bytes; a FIFO, a device, a folder or an oversized file is refused before reading.
+
+    `limit`: the most bytes read (default: the budget's file_bytes); `what` the files are, in messages."""
+    over = current().describe("file_bytes") if limit is None else f"the {limit:,} bytes archcalc reads of {what}"
+    limit = current().file_bytes if limit is None else limit
     try:
         handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -48,15 +51,14 @@ def read_bytes(path: Path) -> bytes:
                 raise SpecError("cannot read: a folder, not a file", file=str(path))
             if not stat.S_ISREG(info.st_mode):
                 raise SpecError("cannot read: not a regular file (a FIFO, device or socket); "
-                                "archcalc reads specs from files only", file=str(path))
+                                f"archcalc reads {what} from files only", file=str(path))
             if info.st_size > limit:
-                raise SpecError(f"the file is {info.st_size:,} bytes, over {current().describe('file_bytes')}",
-                                file=str(path))
+                raise SpecError(f"the file is {info.st_size:,} bytes, over {over}", file=str(path))
             data = stream.read(limit + 1)
     except OSError as exc:
         raise SpecError(f"cannot read: {reason(exc)}", file=str(path)) from None
     if len(data) > limit:  # it grew while it was read (or /proc reports 0 bytes)
-        raise SpecError(f"the file is over {current().describe('file_bytes')}", file=str(path))
+        raise SpecError(f"the file is over {over}", file=str(path))
     return data
 
 

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import fmt
+from ..core.reading import read_bytes
 from ..deps import require
 from ..errors import SpecError
 from ..layers import Shape
 from .graph import INPUT, Graph, Node, Op, fold_permutes, to_spec
 from .onnx_sequences import outer_inputs, rewrite
 
+ONNX_BYTES = 2**31  # protobuf's limit for one message: an ONNX file without external data
 MERGES = {"Add": "add", "Sum": "add", "Concat": "concat", "Mul": "mul"}
 METADATA = {"Shape", "Size"}
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}  # a no-op when the per-image shape stays
@@ -27,12 +29,7 @@ KEEPS_SHAPE = {"GroupNormalization", "LayerNormalization", "LRN", "Gelu"}
 
 def _read(path: Path, dims: tuple[int, ...] | None):
     onnx = require("onnx", purpose="reading an ONNX file")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SpecError("no such file", file=str(path)) from None
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    data = read_bytes(path, ONNX_BYTES, "ONNX models")
     try:
         model = onnx.load_from_string(data)
     except Exception as exc:  # protobuf's DecodeError and friends
