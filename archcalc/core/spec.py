@@ -345,8 +345,7 @@ class _Context:
         self.checked: set[str] = set()  # blocks whose definition was checked
         self.attrs: dict[tuple, Mapping[str, Any]] = {}  # layer fields, shared where equal
         self.layers: dict[tuple, tuple[dict, str, Mapping[str, Any]]] = {}  # by layer_key
-        self.reads: dict[Any, tuple[str, ...] | None] = {}  # the names each layer item reads
-        self.items_seen: dict[int, tuple[dict, Any, tuple[str, ...] | None]] = {}  # by id: the item, its key, reads
+        self.reads: dict[Any, tuple[dict, tuple[str, ...] | None]] = {}  # each layer item, and the names it reads
         self.expanded: dict[tuple, _Expanded] = {}  # by block_key
         self.reads_of_blocks: dict[str, tuple[str, ...] | None] = {}
         self.deepest = 0  # the deepest `depth` reached, while a block is expanded
@@ -531,20 +530,15 @@ class _Context:
     def layer_key(self, raw: dict, env: Mapping[str, Any]) -> tuple | None:
         """The item and the values of every name its fields read; None when a value is unhashable or an
         expression does not parse (then the fields are checked anew and say why)."""
-        known = self.items_seen.get(id(raw))
-        if known is not None and known[0] is raw:  # the item met before (a block's, a repeat's)
-            item, read_names = known[1], known[2]
-        else:
-            try:  # equal items are one (a generated spec repeats a layer as text); types apart: 1, 1.0 and true
-                item = tuple((k, type(v), v) for k, v in raw.items())
-                hash(item)
-            except TypeError:  # a list value: the item itself
-                item = id(raw)
-            if item not in self.reads:
-                read = _reads([v for k, v in raw.items() if k not in _NOT_FIELDS], self.budget.expression_depth)
-                self.reads[item] = None if read is None else tuple(sorted(read))
-            read_names = self.reads[item]
-            self.items_seen[id(raw)] = (raw, item, read_names)  # holds raw: its id stays its own
+        try:  # equal items are one (a generated spec repeats a layer as text); types apart: 1, 1.0 and true
+            item: Any = tuple((k, type(v), v) for k, v in raw.items())
+            hash(item)
+        except TypeError:  # a list value: the item itself
+            item = id(raw)
+        if item not in self.reads:  # the entry holds raw: its id stays its own
+            found = _reads_in({k: v for k, v in raw.items() if k not in _NOT_FIELDS}, self.budget.expression_depth)
+            self.reads[item] = (raw, None if found is None else tuple(sorted(found[0])))
+        read_names = self.reads[item][1]
         if read_names is None:
             return None
         values = tuple((type(v), v) for v in (env.get(n, _UNSET) for n in read_names))
@@ -601,8 +595,8 @@ class _Context:
 
 
 def _reads_in(layers: Any, depth_limit: int) -> tuple[set[str], set[str]] | None:
-    """The names the layers of a block read (expressions, name templates, nested blocks' arguments) and
-    the blocks they use; None when a string does not parse."""
+    """The names spec items read (expressions, lists of them, name templates, nested blocks' arguments)
+    and the blocks they use; None when a string does not parse."""
     read: set[str] = set()
     nested: set[str] = set()
     stack = [layers]
@@ -626,23 +620,6 @@ def _reads_in(layers: Any, depth_limit: int) -> tuple[set[str], set[str]] | None
                 return None
             read |= found
     return read, nested
-
-
-def _reads(values: list, depth_limit: int) -> set[str] | None:
-    """The names the expression strings among `values` (lists of them too, nested) read; None when one
-    does not parse."""
-    read: set[str] = set()
-    stack = list(values)
-    while stack:
-        value = stack.pop()
-        if isinstance(value, list):
-            stack += value
-        elif isinstance(value, str):
-            found = names(value, depth_limit)
-            if found is None:
-                return None
-            read |= found
-    return read
 
 
 def _unique(node: Node, names: dict[str, Node]) -> Node:
