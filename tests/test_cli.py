@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
+from conftest import cli_runner
 
 from archcalc.cli import main
 
@@ -34,15 +34,8 @@ def vgg16_macs(size: int = 224) -> int:
     return macs + 512 * 7 * 7 * 4096 + 4096 * 4096 + 4096 * 1000
 
 
-def runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # click < 8.2
-    except TypeError:
-        return CliRunner()
-
-
 def ok(args: list[str]) -> str:
-    result = runner().invoke(main, args)
+    result = cli_runner().invoke(main, args)
     assert result.exit_code == 0, (result.output, result.exception)
     assert result.stderr == ""
     return result.stdout
@@ -121,9 +114,9 @@ def test_batch_and_dtype():
 
 
 def test_bad_option_values_exit_2():
-    assert runner().invoke(main, ["table", "vgg16", "--batch", "0"]).exit_code == 2
-    assert runner().invoke(main, ["table", "vgg16", "--dtype", "fp64"]).exit_code == 2
-    assert runner().invoke(main, ["table", "vgg16", "--depth", "0"]).exit_code == 2
+    assert cli_runner().invoke(main, ["table", "vgg16", "--batch", "0"]).exit_code == 2
+    assert cli_runner().invoke(main, ["table", "vgg16", "--dtype", "fp64"]).exit_code == 2
+    assert cli_runner().invoke(main, ["table", "vgg16", "--depth", "0"]).exit_code == 2
 
 
 def test_depth():
@@ -142,11 +135,11 @@ def test_keras_convention_counts_running_statistics():
 
 
 def test_warnings_go_to_stderr_and_json_keeps_them():
-    result = runner().invoke(main, ["table", str(FIXTURES / "alexnet_conv1.json")])
+    result = cli_runner().invoke(main, ["table", str(FIXTURES / "alexnet_conv1.json")])
     assert result.exit_code == 0
     assert result.stderr.startswith("warning: conv1: conv2d: H and W: (224 + 0 - 11)/4 + 1 = 54.25")
     assert "warning" not in result.stdout
-    doc = json.loads(runner().invoke(main, ["table", str(FIXTURES / "alexnet_conv1.json"), "--format", "json"]).stdout)
+    doc = json.loads(cli_runner().invoke(main, ["table", str(FIXTURES / "alexnet_conv1.json"), "--format", "json"]).stdout)
     assert doc["warnings"][0]["path"] == "conv1"
 
 
@@ -157,7 +150,7 @@ def test_list():
 
 
 def test_check_zoo_passes():
-    result = runner().invoke(main, ["check"])
+    result = cli_runner().invoke(main, ["check"])
     assert result.exit_code == 0, result.stdout
     assert " 0 failed" in result.stdout
 
@@ -175,7 +168,7 @@ def write(tmp_path: Path, expect: list[dict], out: int = 4) -> str:
 def test_check_miss_exits_1_with_claim_computed_and_source(tmp_path):
     # 4*3*9 + 4 = 112 parameters; the claim says 113.
     spec = write(tmp_path, [{"what": "params", "value": 113, "source": "Made-up paper, Table 1"}])
-    result = runner().invoke(main, ["check", spec])
+    result = cli_runner().invoke(main, ["check", spec])
     assert result.exit_code == 1
     assert "MISS" in result.stdout
     assert "params claimed 113, computed 112 [Made-up paper, Table 1]" in result.stdout
@@ -186,7 +179,7 @@ def test_check_rounded_claims(tmp_path):
     # MACs 4*6*6*27 = 3,888 = 3.9 K when written with one decimal
     spec = write(tmp_path, [{"what": "macs", "value": 3.9, "unit": "K", "source": "rounded"},
                             {"what": "output_shape", "value": [4, 6, 6], "source": "by hand"}])
-    result = runner().invoke(main, ["check", spec])
+    result = cli_runner().invoke(main, ["check", spec])
     assert result.exit_code == 0, result.stdout
     assert "2 checked: 2 ok, 0 known-wrong, 0 failed" in result.stdout
 
@@ -196,7 +189,7 @@ def test_check_claims_written_to_significant_digits(tmp_path):
     spec = write(tmp_path, [{"what": "macs", "value": 40, "unit": "K", "significant": 1, "source": "round"},
                             {"what": "params", "value": 1.1, "unit": "K", "significant": 2, "source": "round"},
                             {"what": "macs", "value": 39, "unit": "K", "significant": 1, "source": "too fine"}], out=40)
-    result = runner().invoke(main, ["check", spec])
+    result = cli_runner().invoke(main, ["check", spec])
     assert result.exit_code == 1, result.stdout
     assert "macs claimed 39 K, computed 40 K (38,880)" in result.stdout
     assert "3 checked: 2 ok, 0 known-wrong, 1 failed" in result.stdout
@@ -205,14 +198,14 @@ def test_check_claims_written_to_significant_digits(tmp_path):
 def test_check_known_wrong_figure_passes(tmp_path):
     spec = write(tmp_path, [{"what": "params", "value": 120, "source": "A slide", "wrong": True,
                              "note": "counts the bias twice"}])
-    result = runner().invoke(main, ["check", spec, "-v"])
+    result = cli_runner().invoke(main, ["check", spec, "-v"])
     assert result.exit_code == 0
     assert result.stdout.startswith("known-wrong ") and "claimed 120, computed 112" in result.stdout
 
 
 def test_check_wrong_mark_on_a_correct_figure_fails(tmp_path):
     spec = write(tmp_path, [{"what": "params", "value": 112, "source": "by hand", "wrong": True}])
-    result = runner().invoke(main, ["check", spec])
+    result = cli_runner().invoke(main, ["check", spec])
     assert result.exit_code == 1
     assert result.stdout.startswith("MATCHES ")
 
@@ -239,7 +232,7 @@ def test_input_n_on_a_flat_spec():
     doc = table_json(str(FIXTURES / "mlp.json"), "--input", "100")
     assert doc["input"] == [100]
     assert doc["totals"]["params"] == 100 * 100 + 100 + 100 * 10 + 10  # by hand
-    bad = runner().invoke(main, ["table", str(FIXTURES / "mlp.json"), "--input", "3x28x28"])
+    bad = cli_runner().invoke(main, ["table", str(FIXTURES / "mlp.json"), "--input", "3x28x28"])
     assert bad.exit_code == 2 and "does not fit the spec's input 784" in bad.stderr
 
 
@@ -250,7 +243,7 @@ def on_terminal(monkeypatch, columns: int, *args: str):
     import archcalc.cli
 
     monkeypatch.setattr(archcalc.cli, "stdout_isatty", lambda: True)
-    result = runner().invoke(main, ["table", *args], env={"COLUMNS": str(columns)})
+    result = cli_runner().invoke(main, ["table", *args], env={"COLUMNS": str(columns)})
     assert result.exit_code == 0, (result.output, result.exception)
     return result
 
@@ -287,7 +280,7 @@ def test_paths_keep_their_leaf(monkeypatch):
 
 
 def test_wide_and_piped_output_keep_every_column(monkeypatch):
-    piped = runner().invoke(main, ["table", "efficientnet_b0"], env={"COLUMNS": "80"})
+    piped = cli_runner().invoke(main, ["table", "efficientnet_b0"], env={"COLUMNS": "80"})
     wide = on_terminal(monkeypatch, 80, "efficientnet_b0", "--wide")
     for result in (wide, piped):
         header = next(line for line in result.stdout.splitlines() if line.startswith("Layer"))
@@ -316,11 +309,11 @@ def test_markdown_right_aligns_numbers():
 
 def test_stdout_holds_the_table_alone(tmp_path):
     # five stride-2 3x3/5x5 halvings of an even size: (N + 2P - K)/2 + 1 is not whole, but only padding goes unused
-    result = runner().invoke(main, ["table", "efficientnet_b0"])
+    result = cli_runner().invoke(main, ["table", "efficientnet_b0"])
     assert result.exit_code == 0 and result.stderr == ""
-    noted = runner().invoke(main, ["table", "efficientnet_b0", "--all-warnings"])
+    noted = cli_runner().invoke(main, ["table", "efficientnet_b0", "--all-warnings"])
     assert "note" not in noted.stdout and noted.stderr.count("note:") == 5
-    doc = json.loads(runner().invoke(main, ["table", "efficientnet_b0", "--format", "json"]).stdout)
+    doc = json.loads(cli_runner().invoke(main, ["table", "efficientnet_b0", "--format", "json"]).stdout)
     assert [w["kind"] for w in doc["warnings"]] == ["padding_unused"] * 5
 
 
@@ -329,7 +322,7 @@ def test_stdout_holds_the_table_alone(tmp_path):
 def test_table_out_writes_whole_files_in_the_suffix_format(tmp_path):
     outs = {kind: tmp_path / f"lenet.{kind}" for kind in ("json", "md", "csv", "txt")}
     args = ["table", "lenet5"] + [arg for path in outs.values() for arg in ("--out", str(path))]
-    result = runner().invoke(main, args)
+    result = cli_runner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert json.loads(outs["json"].read_text())["totals"]["params"] == 61_706  # LeCun et al. 1998
     assert outs["md"].read_text().startswith("### lenet5: ")
@@ -341,7 +334,7 @@ def test_table_out_writes_whole_files_in_the_suffix_format(tmp_path):
 def test_table_out_into_an_unwritable_place_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = runner().invoke(main, ["table", "lenet5", "--out", str(blocker / "x.json")])
+    result = cli_runner().invoke(main, ["table", "lenet5", "--out", str(blocker / "x.json")])
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith(f"archcalc: {blocker}: ") and "a file is in the way" in result.stderr
     assert len(result.stderr.splitlines()) == 1
@@ -367,7 +360,7 @@ def test_every_option_has_help_and_the_command_list_is_whole():
         for param in command.params:
             if isinstance(param, click.Option):
                 assert param.help, f"archcalc {name} {param.opts[0]} has no help text"
-    result = runner().invoke(main, ["--help"], env={"COLUMNS": "80"})
+    result = cli_runner().invoke(main, ["--help"], env={"COLUMNS": "80"})
     commands = result.stdout.split("Commands:")[1]
     assert "..." not in commands
     assert "next to archcalc's figures." in " ".join(commands.split())
@@ -392,7 +385,7 @@ def test_budgets_pass_and_fail_with_one_word_each(tmp_path):
         {"what": "receptive_field", "min": 3, "max": 3, "reason": "a 3x3 field"},
         {"what": "params", "value": CONV_PARAMS, "source": "by hand"},
     ])
-    result = runner().invoke(main, ["check", spec])
+    result = cli_runner().invoke(main, ["check", spec])
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines[:-1]] == ["OVER", "UNDER", "OVER"]
@@ -400,14 +393,14 @@ def test_budgets_pass_and_fail_with_one_word_each(tmp_path):
     assert "macs budget min 4,000, computed 3,888" in lines[1]
     assert f"peak_activation_bytes (batch 32, fp16) budget max {LIVE * 64 - 1:,}, computed {LIVE * 64:,}" in lines[2]
     assert lines[-1] == "8 checked: 5 ok, 0 known-wrong, 3 failed"
-    every = runner().invoke(main, ["check", spec, "-v"]).stdout.splitlines()
+    every = cli_runner().invoke(main, ["check", spec, "-v"]).stdout.splitlines()
     assert len(every) == 9 and all(line.split()[0] in ("ok", "OVER", "UNDER") for line in every[:-1])
 
 
 def test_check_json_for_machines(tmp_path):
     spec = write(tmp_path, [{"what": "params", "max": 100, "reason": "too tight"},
                             {"what": "macs", "value": 3.9, "unit": "K", "source": "rounded"}])
-    result = runner().invoke(main, ["check", spec, "--format", "json"])
+    result = cli_runner().invoke(main, ["check", spec, "--format", "json"])
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     assert (doc["passed"], doc["failed"]) == (1, 1)
@@ -419,7 +412,7 @@ def test_check_json_for_machines(tmp_path):
 def test_every_line_of_the_zoo_check_has_one_verdict():
     from archcalc.core.figures import WORDS
 
-    result = runner().invoke(main, ["check", "-v"])
+    result = cli_runner().invoke(main, ["check", "-v"])
     assert result.exit_code == 0
     for line in result.stdout.splitlines()[:-1]:
         word = line.split()[0]
@@ -439,7 +432,7 @@ def test_every_line_of_the_zoo_check_has_one_verdict():
     ({"what": "params"}, "$.expect[0]: a published figure needs a 'value' (or 'min'/'max' for a budget)"),
 ])
 def test_bad_budgets_are_one_line(tmp_path, item, message):
-    result = runner().invoke(main, ["check", write(tmp_path, [item])])
+    result = cli_runner().invoke(main, ["check", write(tmp_path, [item])])
     assert result.exit_code == 2 and result.stdout == ""
     assert message in result.stderr and len(result.stderr.splitlines()) == 1
 

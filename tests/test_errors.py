@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import cli_runner
 
 from archcalc import SpecError, load
 from archcalc.cli import main
@@ -247,16 +247,9 @@ MESSAGES = {
 }
 
 
-def runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # click < 8.2
-    except TypeError:
-        return CliRunner()  # click >= 8.2 keeps stderr apart
-
-
 def fails_cleanly(args: list[str], expected: str, file: str | None = None) -> str:
     """Run the CLI; it must print exactly one line on stderr holding `expected`, nothing on stdout, exit 2."""
-    result = runner().invoke(main, args)
+    result = cli_runner().invoke(main, args)
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
     assert result.stdout == ""
     lines = result.stderr.splitlines()
@@ -321,7 +314,7 @@ def test_family_level_expect_is_checked_for_every_variant():
     # conv 3 -> 4 (3x3): 4*3*9 + 4 = 112 parameters, 3 -> 8: 8*3*9 + 8 = 224; the family claims 1 for both.
     path = str(BAD / "family_expect_wrong.json")
     for variant, computed in (("a", 112), ("b", 224)):
-        result = runner().invoke(main, ["check", f"{path}:{variant}"])
+        result = cli_runner().invoke(main, ["check", f"{path}:{variant}"])
         assert result.exit_code == 1, result.output
         assert f"params claimed 1, computed {computed}" in result.stdout
         assert "1 checked: 0 ok, 0 known-wrong, 1 failed" in result.stdout
@@ -353,7 +346,7 @@ def test_wrong_expect_layer_is_a_spec_error(tmp_path):
     spec = tmp_path / "net.json"
     spec.write_text('{"input": [3, 8, 8], "layers": [{"name": "conv", "type": "conv2d", "out": 4, "kernel": 3}],'
                     ' "expect": [{"what": "params", "layer": "cnov", "value": 112, "source": "by hand"}]}')
-    result = runner().invoke(main, ["check", str(spec)])
+    result = cli_runner().invoke(main, ["check", str(spec)])
     assert result.exit_code == 2
     assert "no layer 'cnov' (did you mean 'conv'?)" in result.stderr
 
@@ -512,13 +505,13 @@ def test_write_error_is_a_file_error(tmp_path):
 def test_stale_temporary_files_are_reported_and_removed(tmp_path):
     spec = str(BAD.parent / "fixtures" / "report_tiny.json")
     out = tmp_path / "out"
-    assert runner().invoke(main, ["report", spec, "--out", str(out)]).exit_code == 0
+    assert cli_runner().invoke(main, ["report", spec, "--out", str(out)]).exit_code == 0
     leftover = out / "networks" / ".report_tiny.md.abcd1234.archcalc-tmp"  # a run killed mid-write
     leftover.write_text("half")
-    result = runner().invoke(main, ["report", spec, "--out", str(out), "--check"])
+    result = cli_runner().invoke(main, ["report", spec, "--out", str(out), "--check"])
     assert result.exit_code == 1
     assert "networks/.report_tiny.md.abcd1234.archcalc-tmp (a temporary file of an interrupted run)" in result.stdout
-    assert runner().invoke(main, ["report", spec, "--out", str(out)]).exit_code == 0
+    assert cli_runner().invoke(main, ["report", spec, "--out", str(out)]).exit_code == 0
     assert not leftover.exists()
 
 
@@ -555,7 +548,7 @@ def test_huge_adaptive_output_is_quick(tmp_path):
     spec = tmp_path / "net.json"
     spec.write_text('{"input": [3, 224, 224], "layers": [{"type": "adaptive_avg_pool2d", "output": 1000000000}]}')
     started = time.process_time()
-    result = runner().invoke(main, ["table", str(spec), "--format", "json"])
+    result = cli_runner().invoke(main, ["table", str(spec), "--format", "json"])
     assert time.process_time() - started < 2
     assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
     assert "repeats only every 31,250,000 output positions" in result.stderr
@@ -568,10 +561,10 @@ def test_output_is_utf8_json(tmp_path):
     spec = tmp_path / "net.json"
     spec.write_text('{"title": "Réseau \\ud83d\\ude00", "input": [3, 8, 8], "layers": [{"type": "relu"}]}', encoding="utf-8")
     for out_format in ("json", "text", "markdown"):
-        result = runner().invoke(main, ["table", str(spec), "--format", out_format])
+        result = cli_runner().invoke(main, ["table", str(spec), "--format", out_format])
         assert result.exit_code == 0, result.output
         result.stdout_bytes.decode("utf-8")
-    assert json.loads(runner().invoke(main, ["table", str(spec), "--format", "json"]).stdout)["name"] == "net"
+    assert json.loads(cli_runner().invoke(main, ["table", str(spec), "--format", "json"]).stdout)["name"] == "net"
 
 
 def test_sum_of_3000_terms_and_1000_unary_minus_evaluate(tmp_path):

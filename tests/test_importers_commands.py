@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import cli_runner
 from jsonschema import Draft202012Validator
 
 torch = pytest.importorskip("torch")
@@ -20,11 +20,7 @@ SCHEMA = json.loads((TESTS.parent / "specs" / "schema.json").read_text())
 
 
 def run(args: list[str]):
-    try:
-        runner = CliRunner(mix_stderr=False)  # click < 8.2
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(main, args)
+    return cli_runner().invoke(main, args)
 
 
 def test_import_torch_writes_a_spec_that_loads_validates_and_checks(tmp_path):

@@ -278,7 +278,7 @@ def test_unsupported_op_names_the_node(tmp_path):
 
 @pytest.mark.parametrize("command", ["import", "table"])
 def test_unsupported_op_through_the_command_line_is_one_line_exit_2_and_no_file(tmp_path, command):
-    from click.testing import CliRunner
+    from conftest import cli_runner
 
     from archcalc.cli import main
 
@@ -287,10 +287,7 @@ def test_unsupported_op_through_the_command_line_is_one_line_exit_2_and_no_file(
     model = save(tmp_path, nodes, [weight("w", 2, 3, 1, 1), weight("s", 2), weight("b", 2)], (3, 4, 4))
     out = tmp_path / "out" / "model.json"
     args = ["import", "onnx", str(model), "-o", str(out)] if command == "import" else ["table", str(model)]
-    try:
-        result = CliRunner(mix_stderr=False).invoke(main, args)  # click < 8.2
-    except TypeError:
-        result = CliRunner().invoke(main, args)
+    result = cli_runner().invoke(main, args)
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == (f"archcalc: {model}: ONNX node /body/norm/InstanceNormalization (InstanceNormalization): "
                              "ONNX op InstanceNormalization has no archcalc layer type\n")

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import cli_runner
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("fvcore")
@@ -17,11 +17,7 @@ MODELS = str(Path(__file__).parent / "handwritten_models.py")
 
 
 def run(args: list[str]):
-    try:
-        runner = CliRunner(mix_stderr=False)  # click < 8.2
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(main, args)
+    return cli_runner().invoke(main, args)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import cli_runner
 
 import archcalc
 from archcalc.cli import main
@@ -75,11 +75,7 @@ def test_warning_text_says_which_rows_are_dropped():
 
 
 def run(args: list[str]):
-    try:
-        runner = CliRunner(mix_stderr=False)  # click < 8.2
-    except TypeError:
-        runner = CliRunner()
-    result = runner.invoke(main, args)
+    result = cli_runner().invoke(main, args)
     assert result.exit_code == 0, (result.output, result.exception)
     return result
 
