@@ -230,3 +230,38 @@ def test_a_block_used_again_deeper_meets_the_depth_budget():
     load(deep, budget=Budget(depth=4))
     with pytest.raises(SpecError, match="nest deeper than"):
         load(deep, budget=Budget(depth=3))
+
+
+# ---- the variants of a zoo file share what they expand -------------------------------------
+
+def _layers(node) -> list[tuple]:
+    """Every layer as (path, type, fields, JSON path), pre-order."""
+    if isinstance(node, Group):
+        return [layer for child in node.children for layer in _layers(child)]
+    return [(node.path, node.type, dict(node.attrs), node.where)]
+
+
+def test_variants_resolved_one_after_another_equal_each_resolved_alone():
+    from archcalc.core.spec import read_json, resolve, zoo_file
+
+    names = ["resnet50", "resnet50_v1", "resnet101", "resnet18", "plain34", "efficientnet_b0", "efficientnet_b3"]
+    for name in names:
+        shared = load(name)  # after the others: the file's expansions are used again
+        path = zoo_file(name)
+        alone = resolve(read_json(path), name, str(path))  # a fresh expansion of its own
+        assert _layers(shared.root) == _layers(alone.root), name
+        assert paths(shared.root) == paths(alone.root), name
+
+
+def test_a_variant_after_another_still_meets_the_node_budget():
+    from archcalc import Budget
+
+    def nodes(node) -> int:
+        return 1 + sum(nodes(c) for c in node.children) if isinstance(node, Group) else 1
+
+    small, large = nodes(load("resnet18").root) - 1, nodes(load("resnet34").root) - 1  # the root is no node made
+    budget = Budget(nodes=small)
+    load("resnet18", budget=budget)  # fills the file's expansions under this budget
+    with pytest.raises(SpecError, match="grows past"):
+        load("resnet34", budget=budget)
+    assert large > small

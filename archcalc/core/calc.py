@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from .. import fmt
 from ..errors import SpecError
@@ -30,13 +31,14 @@ FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
 Note = SizeNote  # a warning or a note about one layer (archcalc.layers.notes)
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     """One layer, a group with the totals of what it holds, the input, or a merged tensor.
 
     kind: "input", "layer", "group" or "merge" (the tensor a concat or mul allocates, a row of
     its own so that the leaves add up). label: what a table shows as the type: the layer type,
     the block name or the group's kind.
+
+    A named tuple, as the nodes are (archcalc.core.spec): a network has a row per node.
     """
 
     path: str

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, Sequence, Union
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence, Union
 
 from .. import fmt
 from ..errors import SpecError
@@ -40,16 +41,18 @@ from .kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
 from .reading import read_bytes, read_json
 
 
-@dataclass(frozen=True, slots=True)
-class Layer:
+# The nodes are named tuples, immutable as a frozen dataclass is: a network is made of many, and a
+# frozen dataclass takes several times as long to make (its __init__ sets each field through
+# object.__setattr__).
+
+class Layer(NamedTuple):
     path: str
     type: str
     attrs: Mapping[str, Any]
     where: str
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
+class Group(NamedTuple):
     path: str
     kind: str  # sequence, concat, add or mul
     label: str  # what a table shows as its type: the block name or the kind
@@ -112,19 +115,38 @@ def zoo_index() -> dict[str, Path]:
     return index
 
 
+def _version(path: Path) -> tuple | None:
+    """What changes when the file or folder at `path` is written (its change time cannot be set back)."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+_ZOO_FILES: dict[Path, tuple[tuple | None, list[Path]]] = {}
+
+
 def _zoo_files() -> list[Path]:
-    return [path for path in sorted(zoo_dir().glob("*.json")) if path.name != "schema.json"]
+    folder = zoo_dir()
+    version = _version(folder)  # a file added or removed changes the folder
+    cached = _ZOO_FILES.get(folder)
+    if cached is None or cached[0] != version or version is None:
+        files = [path for path in sorted(folder.glob("*.json")) if path.name != "schema.json"]
+        cached = _ZOO_FILES[folder] = (version, files)
+    return cached[1]
 
 
-_ZOO_DOCUMENTS: dict[Path, tuple[bytes, dict]] = {}
+_ZOO_DOCUMENTS: dict[Path, tuple[tuple, dict]] = {}
 
 
 def zoo_document(path: Path) -> dict:
-    """A zoo file's document, parsed once per process (again when the file's bytes change). Never mutate it."""
-    data = read_bytes(path)
+    """A zoo file's document, parsed once per process (again when the file changes). Never mutate it."""
+    version = _version(path)
     cached = _ZOO_DOCUMENTS.get(path)
-    if cached is None or cached[0] != data:
-        cached = _ZOO_DOCUMENTS[path] = (data, read_json(path, data))
+    if cached is None or cached[0] != version or version is None:
+        document = read_json(path)
+        cached = _ZOO_DOCUMENTS[path] = (version, document)
     return cached[1]
 
 
@@ -195,6 +217,7 @@ def _load(target: str, variant: str | None = None) -> Network:
 
 
 _ZOO_NETWORKS: dict[tuple, tuple[dict, Network]] = {}  # the document it was resolved from, and it
+_ZOO_MEMOS: dict[tuple, tuple[dict, "_Memo"]] = {}  # by file and budget: the document, what its variants made
 
 
 def _zoo_network(name: str, path: Path) -> Network:
@@ -203,12 +226,18 @@ def _zoo_network(name: str, path: Path) -> Network:
     key = (name, path, current())
     cached = _ZOO_NETWORKS.get(key)
     if cached is None or cached[0] is not document:
-        cached = _ZOO_NETWORKS[key] = (document, load_document(document, name, str(path)))
+        memo = _ZOO_MEMOS.get(key[1:])
+        if memo is None or memo[0] is not document:  # the variants of one file share what they expand
+            memo = _ZOO_MEMOS[key[1:]] = (document, _Memo())
+        cached = _ZOO_NETWORKS[key] = (document, load_document(document, name, str(path), memo=memo[1]))
     return cached[1]
 
 
-def load_document(document: Mapping[str, Any], variant: str | None = None, file: str | None = None) -> Network:
-    """The network of a spec document (a dict, as a spec file holds it); `variant` picks a family's network."""
+def load_document(document: Mapping[str, Any], variant: str | None = None, file: str | None = None, *,
+                  memo: "_Memo | None" = None) -> Network:
+    """The network of a spec document (a dict, as a spec file holds it); `variant` picks a family's network.
+
+    `memo`: what resolving other variants of this same document made (see _Memo)."""
     where = file or "<dict>"
     if file is None:  # a document from Python: JSON values only (tuples become lists), checked like a file
         try:
@@ -234,7 +263,7 @@ def load_document(document: Mapping[str, Any], variant: str | None = None, file:
         raise SpecError(f"no variant {quoted(variant)}{suggest(variant, names)}; the file has {listed}"
                         + (f" and {len(names) - 20:,} more" if len(names) > 20 else ""), file=where)
     try:
-        return resolve(document, variant, where)
+        return resolve(document, variant, where, memo=memo)
     except SpecError as exc:
         raise exc.located(file=where) from None
 
@@ -242,13 +271,14 @@ def load_document(document: Mapping[str, Any], variant: str | None = None, file:
 # ---- resolution ----------------------------------------------------------------------
 
 @paused_gc
-def resolve(document: dict, variant: str, file: str, *, budget: Budget | None = None) -> Network:
+def resolve(document: dict, variant: str, file: str, *, budget: Budget | None = None,
+            memo: "_Memo | None" = None) -> Network:
     """The network `variant` of a spec document (a family's variant, or the document's one network)."""
     with use(budget):
-        return _resolve(document, variant, file)
+        return _resolve(document, variant, file, memo)
 
 
-def _resolve(document: dict, variant: str, file: str) -> Network:
+def _resolve(document: dict, variant: str, file: str, memo: "_Memo | None") -> Network:
     check_keys(document, DOCUMENT, "$")
     variants = document.get("variants")
     chosen, where = (variants[variant], f"$.variants.{variant}") if variants else (document, "$")
@@ -259,7 +289,7 @@ def _resolve(document: dict, variant: str, file: str) -> Network:
         check_keys(chosen, VARIANT, where)
     env = _params(document, chosen, where)
     shape = Shape().check(chosen.get("input", document.get("input")), f"{where}.input")
-    context = _Context(document.get("blocks", {}))
+    context = _Context(document.get("blocks", {}), memo)
     children = tuple(context.items(document["layers"], env, "", "$.layers"))
     root = Group("", "sequence", "network", children, "$")
     meta = {**document.get("meta", {}), **chosen.get("meta", {})} if chosen is not document else document.get("meta", {})
@@ -329,6 +359,20 @@ def _moved(node: Node, old: str, new: str) -> Node:
     return Group(path, node.kind, node.label, tuple(_moved(c, old, new) for c in node.children), node.where)
 
 
+class _Memo:
+    """What expanding a document's items has made, by what each depends on (see _Context): it holds for
+    every variant of that document under one budget, so a family's variants share it. The budget's
+    counts are kept apart, per network (_Context)."""
+
+    def __init__(self):
+        self.checked: set[str] = set()  # blocks whose definition was checked
+        self.attrs: dict[tuple, Mapping[str, Any]] = {}  # layer fields, shared where equal
+        self.layers: dict[tuple, tuple[dict, str, Mapping[str, Any]]] = {}  # by layer_key
+        self.reads: dict[Any, tuple[dict, tuple[str, ...] | None]] = {}  # each layer item, and the names it reads
+        self.expanded: dict[tuple, _Expanded] = {}  # by block_key
+        self.reads_of_blocks: dict[str, tuple[str, ...] | None] = {}
+
+
 class _Context:
     """One expansion: the blocks, what it has used of the budget so far, and what it has already made.
 
@@ -336,19 +380,16 @@ class _Context:
     names it reads: both are made once for each such set of values and used again (a block at another
     path), which is what keeps a network of many equal blocks, or a generated spec, quick to read."""
 
-    def __init__(self, blocks: dict):
+    def __init__(self, blocks: dict, memo: "_Memo | None" = None):
         self.blocks = blocks
         self.budget = current()
         self.depth = 0
         self.nodes = 0  # layers and groups made
         self.steps = 0  # repeat iterations run (a `when` may leave one with no node)
-        self.checked: set[str] = set()  # blocks whose definition was checked
-        self.attrs: dict[tuple, Mapping[str, Any]] = {}  # layer fields, shared where equal
-        self.layers: dict[tuple, tuple[dict, str, Mapping[str, Any]]] = {}  # by layer_key
-        self.reads: dict[Any, tuple[dict, tuple[str, ...] | None]] = {}  # each layer item, and the names it reads
-        self.expanded: dict[tuple, _Expanded] = {}  # by block_key
-        self.reads_of_blocks: dict[str, tuple[str, ...] | None] = {}
         self.deepest = 0  # the deepest `depth` reached, while a block is expanded
+        memo = memo or _Memo()
+        self.checked, self.attrs, self.layers = memo.checked, memo.attrs, memo.layers
+        self.reads, self.expanded, self.reads_of_blocks = memo.reads, memo.expanded, memo.reads_of_blocks
 
     def made(self, node: Node) -> Node:
         self.nodes += 1

@@ -13,9 +13,8 @@ to the input (padding counts as if the input went on).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, NamedTuple, Optional
 
 from ..errors import SpecError
 
@@ -24,22 +23,22 @@ MAX_PERIOD = 1 << 8  # output positions one field table may hold (each row keeps
 Interval = Optional[tuple[int, int]]  # (first, last) input index; None: depends on no input pixel
 
 
-@dataclass(frozen=True, slots=True)
-class Axis:
-    """The field along one axis: intervals for one period of output positions."""
+class Axis(NamedTuple):
+    """The field along one axis: intervals for one period of output positions.
+
+    Fields, like rows, are named tuples (see archcalc.core.spec): every layer makes one."""
 
     period: int = 1
     shift: int = 1
     spans: tuple[Interval, ...] = ((0, 0),)
-    widest: int = field(init=False, compare=False, repr=False)  # the largest field over the positions
 
-    def __post_init__(self):
+    @property
+    def widest(self) -> int:
+        """The largest field over the positions."""
         if len(self.spans) == 1:  # most fields: one interval
             span = self.spans[0]
-            widest = 0 if span is None else span[1] - span[0] + 1
-        else:
-            widest = max((last - first + 1 for first, last in filter(None, self.spans)), default=0)
-        object.__setattr__(self, "widest", widest)
+            return 0 if span is None else span[1] - span[0] + 1
+        return max((last - first + 1 for first, last in filter(None, self.spans)), default=0)
 
     @property
     def jump(self) -> Fraction:
@@ -141,8 +140,7 @@ def _resampled_taps(size: int, out: int, bilinear: bool, align_corners: bool):
     return half_pixel
 
 
-@dataclass(frozen=True, slots=True)
-class RF:
+class RF(NamedTuple):
     """Receptive field of each output unit, in input pixels.
 
     `strict` is the field; `spatial` the field of the path that carries the pixels, where a
