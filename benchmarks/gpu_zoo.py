@@ -70,7 +70,7 @@ def crosscheck(torch, analyses: dict, result) -> list[dict]:
         x = torch.randn((r.batch, *r.input_shape), device="cuda", dtype=dtype)
         with torch.inference_mode():
             timer_ms = Timer("model(x)", globals={"model": model, "x": x}).blocked_autorange(min_run_time=1.0).median * 1e3
-            kernels_ms = kernel_total_ms(torch, lambda: model(x))
+            kernels_ms = kernel_total_ms(torch, lambda model=model, x=x: model(x))
         rows.append({
             "network": r.network, "batch": r.batch, "dtype": r.dtype, "events_median_ms": r.latency.median_ms,
             "benchmark_timer_median_ms": timer_ms, "profiler_kernel_total_ms": kernels_ms,

@@ -38,8 +38,7 @@ from .keys import (
     layer_keys,
 )
 from .kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
-from .reading import read_bytes, read_json
-
+from .reading import read_json
 
 # The nodes are named tuples, immutable as a frozen dataclass is: a network is made of many, and a
 # frozen dataclass takes several times as long to make (its __init__ sets each field through
