@@ -228,6 +228,22 @@ def test_installed_console_script_from_another_directory(tmp_path):
     assert bad.stderr.strip().splitlines() == ["archcalc: unknown network 'vgg16x' (did you mean 'vgg16'?); `archcalc list` shows the zoo"]
 
 
+def test_the_program_ends_at_once_with_its_whole_output_and_exit_code(tmp_path):
+    """`entry` ends the process without the interpreter's teardown: what was written, and the code, still arrive."""
+    def program(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "from archcalc.cli import entry; entry()", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    listed = program("list")
+    assert listed.returncode == 0 and listed.stdout == ok(["list"])
+    csv_text = program("table", "densenet201", "--format", "csv")  # ~80 KB: many buffers' worth
+    assert csv_text.returncode == 0 and csv_text.stdout == ok(["table", "densenet201", "--format", "csv"])
+    missed = program("check", write(tmp_path, [{"what": "params", "value": 113, "source": "Made-up"}]))
+    assert missed.returncode == 1 and "MISS" in missed.stdout
+    bad = program("table", "vgg16x")
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.startswith("archcalc: unknown network 'vgg16x'")
+
+
 def test_input_n_on_a_flat_spec():
     doc = table_json(str(FIXTURES / "mlp.json"), "--input", "100")
     assert doc["input"] == [100]
