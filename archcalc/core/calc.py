@@ -225,14 +225,15 @@ class _Walk:
     def layer(self, node: Layer, shape: Shape, rf: RF) -> Row:
         key = (id(node.attrs), node.type, shape)  # equal fields are one mapping (archcalc.core.spec)
         counts = self.counts.get(key)
-        if counts is None:
-            counts = self.counts[key] = (node.attrs, *self.count(node, shape))  # holds attrs: its id stays its own
-        _, out, params, buffers, macs, fvcore_flops, allocated, records = counts
+        if counts is None:  # the entry holds attrs: its id stays its own
+            layer = REGISTRY[node.type]
+            counts = self.counts[key] = (node.attrs, layer, int(layer.weight_layer), *self.count(node, shape))
+        _, layer, weight_layers, out, params, buffers, macs, fvcore_flops, allocated, records = counts
         if records:
             self.warnings.extend(notes_for(node.path, node.type, records))
-        layer = REGISTRY[node.type]
-        row = Row(node.path, "layer", node.type, _depth(node.path), True, shape, out, params, buffers, macs, fvcore_flops,
-                  allocated, int(layer.weight_layer), layer.receptive_field(node.attrs, rf, shape))
+        path = node.path
+        row = Row(path, "layer", node.type, path.count(".") + 1, True, shape, out, params, buffers, macs, fvcore_flops,
+                  allocated, weight_layers, layer.receptive_field(node.attrs, rf, shape))
         self.rows.append(row)
         return row
 

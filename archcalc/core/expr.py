@@ -78,11 +78,11 @@ def evaluate(source: str, env: Mapping[str, Any]) -> Any:
         raise SpecError(f"an expression of {len(source):,} characters, over {budget.describe('expression')}")
     if source in env and source.isidentifier() and not iskeyword(source):  # the most common one: a name
         return env[source]
-    tree = _parse(source.strip(), budget.expression_depth)
-    if isinstance(tree, str):
-        raise SpecError(tree.replace("{source}", quoted(source)))
+    compiled = _compiled(source.strip(), budget.expression_depth)
+    if isinstance(compiled, str):
+        raise SpecError(compiled.replace("{source}", quoted(source)))
     try:
-        return _eval(tree, env, budget)
+        return compiled(env, budget)
     except SpecError as exc:
         raise SpecError(f"in expression {quoted(source)}: {exc.message}") from None
     except (ArithmeticError, TypeError, IndexError, KeyError, ValueError) as exc:
@@ -196,68 +196,107 @@ def _names(env: Mapping[str, Any]) -> str:
     return (listed + (f" and {len(names) - 12:,} more" if len(names) > 12 else "")) or "none"
 
 
-def _eval(node: ast.AST, env: Mapping[str, Any], budget: Budget) -> Any:
+Compiled = Callable[[Mapping[str, Any], Budget], Any]  # (environment, budget) -> value
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(source: str, depth_limit: int) -> Compiled | str:
+    """The expression as a function of the environment and budget, or the message saying why there is none."""
+    tree = _parse(source, depth_limit)
+    return tree if isinstance(tree, str) else _compile(tree)
+
+
+def _compile(node: ast.AST) -> Compiled:
+    """A tree as nested closures, made once per expression. Evaluating one checks what the tree walk would,
+    in the same order: a construct that is not allowed raises when it is reached, not before."""
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
-        return _checked(node.value, budget)
+        value = node.value
+        return lambda env, budget: _checked(value, budget)
     if isinstance(node, ast.Name):
-        if node.id in env:
-            return env[node.id]
-        raise SpecError(f"unknown name {quoted(node.id, 40)} (known: {_names(env)})")
+        name = node.id
+
+        def lookup(env, budget):
+            if name in env:
+                return env[name]
+            raise SpecError(f"unknown name {quoted(name, 40)} (known: {_names(env)})")
+        return lookup
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        chain = []  # a + b + c is ((a + b) + c): the left spine is walked in a loop, not by recursion
+        chain = []  # a + b + c is ((a + b) + c): the left spine is compiled and run in a loop, not by recursion
         while isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             chain.append(node)
             node = node.left
-        value = _eval(node, env, budget)
-        for step in reversed(chain):
-            value = _binary(step.op, value, _eval(step.right, env, budget), budget)
-        return value
+        first = _compile(node)
+        steps = [(step.op, _compile(step.right)) for step in reversed(chain)]
+
+        def arithmetic(env, budget):
+            value = first(env, budget)
+            for op, right in steps:
+                value = _binary(op, value, right(env, budget), budget)
+            return value
+        return arithmetic
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         ops = []
         while isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-            ops.append(node.op)
+            ops.append(_UNARY[type(node.op)])
             node = node.operand
-        value = _eval(node, env, budget)
-        for op in reversed(ops):
-            value = _checked(_UNARY[type(op)](value), budget)
-        return value
+        operand, ops = _compile(node), ops[::-1]
+
+        def unary(env, budget):
+            value = operand(env, budget)
+            for op in ops:
+                value = _checked(op(value), budget)
+            return value
+        return unary
     if isinstance(node, ast.BoolOp):
-        values = node.values
-        if isinstance(node.op, ast.And):
-            result: Any = True
+        values, conjunction = [_compile(v) for v in node.values], isinstance(node.op, ast.And)
+
+        def logic(env, budget):
+            result: Any = conjunction
             for value in values:
-                result = _eval(value, env, budget)
-                if not result:
+                result = value(env, budget)
+                if bool(result) is not conjunction:  # a false operand ends an and, a true one an or
                     return result
             return result
-        result = False
-        for value in values:
-            result = _eval(value, env, budget)
-            if result:
-                return result
-        return result
+        return logic
     if isinstance(node, ast.Compare):
-        left = _eval(node.left, env, budget)
-        for op, comparator in zip(node.ops, node.comparators):
-            if type(op) not in _COMPARE:
-                break
-            right = _eval(comparator, env, budget)
-            if not _COMPARE[type(op)](left, right):
-                return False
-            left = right
-        else:
+        left_of = _compile(node.left)
+        pairs = [(_COMPARE.get(type(op)), _compile(comparator)) for op, comparator in zip(node.ops, node.comparators)]
+        kind = type(node).__name__
+
+        def compare(env, budget):
+            left = left_of(env, budget)
+            for op, right_of in pairs:
+                if op is None:
+                    raise SpecError(f"{kind} is not allowed in a spec expression")
+                right = right_of(env, budget)
+                if not op(left, right):
+                    return False
+                left = right
             return True
+        return compare
     if isinstance(node, ast.IfExp):
-        return _eval(node.body, env, budget) if _eval(node.test, env, budget) else _eval(node.orelse, env, budget)
+        test, body, orelse = _compile(node.test), _compile(node.body), _compile(node.orelse)
+        return lambda env, budget: body(env, budget) if test(env, budget) else orelse(env, budget)
     if isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Slice):
-        return _eval(node.value, env, budget)[_eval(node.slice, env, budget)]
+        container, index = _compile(node.value), _compile(node.slice)
+        return lambda env, budget: container(env, budget)[index(env, budget)]
     if isinstance(node, (ast.List, ast.Tuple)):
-        return _checked([_eval(element, env, budget) for element in node.elts], budget)
+        elements = [_compile(element) for element in node.elts]
+        return lambda env, budget: _checked([element(env, budget) for element in elements], budget)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-        function = FUNCTIONS.get(node.func.id)
-        if function is None:
-            raise SpecError(f"unknown function {quoted(node.func.id, 40)} (allowed: {', '.join(sorted(FUNCTIONS))})")
-        if any(isinstance(arg, ast.Starred) for arg in node.args):
-            raise SpecError("Starred is not allowed in a spec expression")
-        return _checked(function(*(_eval(arg, env, budget) for arg in node.args)), budget)
-    raise SpecError(f"{type(node).__name__} is not allowed in a spec expression")
+        name, starred = node.func.id, any(isinstance(arg, ast.Starred) for arg in node.args)
+        args = [] if starred else [_compile(arg) for arg in node.args]
+
+        def call(env, budget):
+            function = FUNCTIONS.get(name)
+            if function is None:
+                raise SpecError(f"unknown function {quoted(name, 40)} (allowed: {', '.join(sorted(FUNCTIONS))})")
+            if starred:
+                raise SpecError("Starred is not allowed in a spec expression")
+            return _checked(function(*(arg(env, budget) for arg in args)), budget)
+        return call
+    message = f"{type(node).__name__} is not allowed in a spec expression"
+
+    def refused(env, budget):
+        raise SpecError(message)
+    return refused

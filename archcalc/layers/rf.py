@@ -179,13 +179,14 @@ class RF(NamedTuple):
     def _map(self, step: Callable[..., Axis], *per_axis: tuple) -> "RF":
         """Each axis through `step(axis, *its parameters)`; `per_axis` holds (H value, W value) per parameter.
         A square field through a square layer is computed once and shared by both axes."""
-        h_args, w_args = tuple(p[0] for p in per_axis), tuple(p[1] for p in per_axis)
+        h_args, w_args = zip(*per_axis)
+        square = h_args == w_args
 
         def apply(field: Field2) -> Field2:
             if field is None:
                 return None
             h = step(field[0], *h_args)
-            return (h, h) if field[1] == field[0] and w_args == h_args else (h, step(field[1], *w_args))
+            return (h, h) if square and field[1] == field[0] else (h, step(field[1], *w_args))
         strict = apply(self.strict)
         same = self.spatial is self.strict or self.spatial == self.strict
         return RF(strict, strict if same else apply(self.spatial), self.gate)
