@@ -87,6 +87,32 @@ def test_rejected(source, message):
     assert repr(source.strip()) in str(caught.value) or "cannot parse" in str(caught.value)
 
 
+@pytest.mark.parametrize("source, env, outcome", [
+    # a construct that is not allowed is refused where evaluation reaches it, not before
+    ("1 if flag else width @ 2", {"flag": True}, 1),
+    ("1 if flag else width @ 2", {"flag": False}, "BinOp is not allowed"),
+    ("flag and depth", {"flag": False}, False),  # `and` stops at the first false operand
+    ("flag or depth", {"flag": 3}, 3),
+    ("flag or depth", {"flag": 0}, "unknown name 'depth'"),
+    ("1 > 2 is 3", {}, False),  # a chain of comparisons stops at the first false one
+    ("2 > 1 is 1", {}, "Compare is not allowed"),
+    ("depth @ 2", {}, "BinOp is not allowed"),  # before its operands are looked up
+    ("~depth", {}, "UnaryOp is not allowed"),
+    ("nosuch(depth)", {}, "unknown function 'nosuch'"),  # before its arguments
+    ("max(*widths)", {"widths": [1, 2]}, "Starred is not allowed"),
+    ("nope[depth]", {}, "unknown name 'nope'"),  # the list first, then its index
+    ("1j", {}, "Constant is not allowed"),
+    ("-(-(-width))", {"width": 4}, -4),
+    ("[width, width + 1][1] * 2", {"width": 4}, 10),
+])
+def test_evaluated_in_order(source, env, outcome):
+    if isinstance(outcome, str):
+        with pytest.raises(SpecError, match=outcome):
+            evaluate(source, env)
+    else:
+        assert evaluate(source, env) == outcome and type(evaluate(source, env)) is type(outcome)
+
+
 def test_names_are_looked_up_not_executed():
     # A name that is a Python builtin is still just an unknown name here.
     with pytest.raises(SpecError, match="unknown name 'print'"):
