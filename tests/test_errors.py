@@ -90,6 +90,7 @@ MESSAGES = {
     "block_args_not_object": "$.layers[0].args: expected an object, got [1]",
     "block_doubles_itself": "the network grows past the budget of 20,000 nodes (Budget.nodes) at 0.0.0.0.0.0.0.0.",
     "block_not_object": "$.blocks.b: expected an object, got [1]",
+    "nested_block_not_object": "$.blocks.inner: expected an object, got [1]",  # found while the outer block is keyed
     "block_uses_itself": "$.blocks.a.layers[0]: nodes nest deeper than the budget of 100 levels (Budget.depth) (a block that uses",
     "block_without_layers": "$.blocks.b: needs 'layers'",
     "blocks_nest_120_deep": "$.blocks.b99.layers[0]: nodes nest deeper than the budget of 100 levels (Budget.depth) (a block that uses",

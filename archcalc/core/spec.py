@@ -532,7 +532,10 @@ class _Context:
     def block_reads(self, name: str) -> tuple[str, ...] | None:
         if name not in self.reads_of_blocks:
             self.reads_of_blocks[name] = None  # while it is worked out: a block that uses itself is not kept
-            found = _reads_in(self.blocks[name].get("layers", []), self.budget.expression_depth)
+            definition = self.blocks[name]
+            if not isinstance(definition, dict):  # a nested block not yet checked: its use says what is wrong
+                return None
+            found = _reads_in(definition.get("layers", []), self.budget.expression_depth)
             if found is not None:
                 read, nested = found
                 for other in nested:
