@@ -45,6 +45,28 @@ def test_totals(net):
     assert t.weight_layers == 4  # three convs and a linear
 
 
+def test_rows_add_up_to_the_totals_worked_out_without_them(net):
+    """analyze works the totals out on its own walk; the rows, made when first read, agree with them by hand."""
+    a = analyze(net)
+    leaves = a.leaves()
+    assert sum(r.params for r in leaves) == a.totals.params == PARAMS
+    assert sum(r.macs for r in leaves) == a.totals.macs == MACS
+    assert sum(r.allocated for r in leaves) == a.totals.activations == ACTIVATIONS  # the input row included
+    assert a.rows[0].kind == "input" and a.row("mix").allocated == 256 + 256 + 1_024  # the branches and the concat
+    assert a.scaled(batch=2, dtype="fp16").rows is a.rows  # made once for every configuration
+
+
+def test_a_receptive_field_too_long_to_tabulate_is_refused_when_the_rows_are_read(tmp_path):
+    # 224 -> 10**9 positions: the field table would repeat every 31,250,000 outputs (see test_errors)
+    spec = tmp_path / "net.json"
+    spec.write_text('{"input": [3, 224, 224], "layers": [{"type": "adaptive_avg_pool2d", "output": 1000000000}]}')
+    a = analyze(load(str(spec)))
+    assert a.output_shape == (3, 10**9, 10**9) and a.totals.params == 0
+    with pytest.raises(SpecError, match="repeats only every 31,250,000 output positions") as caught:
+        a.rows
+    assert str(spec) in str(caught.value)
+
+
 def test_fvcore_flops(net):
     # MACs + batch norm 2 per element (2*512) + adaptive average pool 1 per input element (1024)
     assert analyze(net).totals.fvcore_flops == MACS + 2 * 512 + 1024

@@ -14,7 +14,7 @@ Conventions (the README spells them out):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from .. import fmt
@@ -91,9 +91,9 @@ class Totals:
 class Analysis:
     """What `analyze` returns: the network at one input shape, batch and dtype.
 
-    `rows` holds every layer and group (pre-order), `totals` the sums per image; `weights_bytes`,
-    `activation_bytes` and `peak_activation_bytes` are the memory at `batch` and `dtype`;
-    `scaled(batch, dtype)` is the same analysis at another configuration.
+    `rows` holds every layer and group (pre-order; made when first read), `totals` the sums per image;
+    `weights_bytes`, `activation_bytes` and `peak_activation_bytes` are the memory at `batch` and
+    `dtype`; `scaled(batch, dtype)` is the same analysis at another configuration.
     """
 
     network: Network
@@ -101,9 +101,17 @@ class Analysis:
     output_shape: Shape
     batch: int
     dtype: str
-    rows: tuple[Row, ...]  # pre-order: the input, then a group before what it holds (the root is the totals)
     totals: Totals
     warnings: tuple[Note, ...]
+    made: "_Rows" = field(repr=False, compare=False)  # the rows, made when first read (shared by `scaled`)
+
+    @property
+    def rows(self) -> tuple[Row, ...]:
+        """Pre-order: the input, then a group before what it holds (the root is the totals).
+
+        Made when first read: the receptive fields are most of their cost, and totals do not need them.
+        Raises SpecError (located in the spec's file) for a receptive field archcalc cannot tabulate."""
+        return self.made.rows()
 
     @property
     def bytes_per_value(self) -> int:
@@ -125,8 +133,8 @@ class Analysis:
             return self.totals.peak_activations * FP32_BYTES * self.batch
         peaks = self.__dict__.setdefault("_peaks", {})  # another dtype: walked once, when first asked
         if size not in peaks:
-            rows = {r.path: r for r in self.rows[1:]}  # rows[0] is the input
-            peaks[size] = liveness.peak_bytes(self.network.root, rows, self.input_shape, size)
+            shapes = {r.path: (r.input_shape, r.output_shape) for r in self.rows[1:]}  # rows[0] is the input
+            peaks[size] = liveness.peak_bytes(self.network.root, shapes, self.input_shape, size)
         return peaks[size] * self.batch
 
     def scaled(self, batch: int | None = None, dtype: str | None = None) -> "Analysis":
@@ -163,24 +171,23 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
 
     Counts are per image; `batch` and `dtype` scale the memory figures (`activation_bytes`,
     `peak_activation_bytes`, `weights_bytes`). Raises SpecError when a layer cannot take its input.
+    The totals are worked out here; the rows when first read (`Analysis.rows`).
     """
     _check_batch_dtype(batch, dtype)
     shape = network.with_input(input_shape)
-    walk = _Walk()
-    first = Row("input", "input", "input", 0, True, shape, shape, 0, 0, 0, 0, math.prod(shape), 0, RF())
+    walk = _Sums()
     try:
-        root = walk.node(network.root, shape, RF())
+        root = walk.node(network.root, shape)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
-    body = walk.rows[1:]  # walk.rows[0] is the root: the network itself, whose row is the totals
-    by_path = {r.path: r for r in walk.rows}
+    _, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers = root
     totals = Totals(
-        params=root.params, non_trainable=root.non_trainable, macs=root.macs, fvcore_flops=root.fvcore_flops,
-        activations=first.allocated + root.allocated,
-        peak_activations=liveness.peak_bytes(network.root, by_path, shape, FP32_BYTES) // FP32_BYTES,
-        weight_layers=root.weight_layers,
+        params=params, non_trainable=non_trainable, macs=macs, fvcore_flops=fvcore_flops,
+        activations=math.prod(shape) + allocated,
+        peak_activations=liveness.peak_bytes(network.root, walk.sums, shape, FP32_BYTES) // FP32_BYTES,
+        weight_layers=weight_layers,
     )
-    return Analysis(network, shape, root.output_shape, batch, dtype, (first, *body), totals, tuple(walk.warnings))
+    return Analysis(network, shape, out, batch, dtype, totals, tuple(walk.warnings), _Rows(network, shape, walk))
 
 
 def _check_batch_dtype(batch: int, dtype: str) -> None:
@@ -190,52 +197,49 @@ def _check_batch_dtype(batch: int, dtype: str) -> None:
         raise SpecError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPE_BYTES)})")
 
 
-class _Walk:
-    """The walk in pre-order: each node's row from its input shape and receptive field."""
+Sums = tuple  # (input shape, output shape, params, non_trainable, macs, fvcore_flops, allocated, weight_layers)
+
+
+class _Sums:
+    """The walk in pre-order that every figure but the receptive field comes from: each node's shapes and
+    the sums of what it holds, by path (a group's include the tensor its merge allocates)."""
 
     def __init__(self):
-        self.rows: list[Row] = []
         self.warnings: list[Note] = []
         self.counts: dict[tuple, tuple] = {}  # by (fields, type, input shape)
+        self.sums: dict[str, Sums] = {}
 
-    def node(self, node: Node, shape: Shape, rf: RF) -> Row:
+    def node(self, node: Node, shape: Shape) -> Sums:
         if isinstance(node, Layer):
-            return self.layer(node, shape, rf)
-        at = len(self.rows)
-        self.rows.append(None)  # type: ignore[arg-type]  # the group's row, once its children are known
-        if node.kind == "sequence":
-            children = []
-            out, out_rf = shape, rf
-            for child in node.children:
-                children.append(self.node(child, out, out_rf))
-                out, out_rf = children[-1].output_shape, children[-1].rf
-            merged = None
-        else:
-            children = [self.node(child, shape, rf) for child in node.children]
-            out = _merge_shape(node, [c.output_shape for c in children])
-            out_rf = merge_rf([c.rf for c in children], [_broadcast_gate(node, c.output_shape, out) for c in children],
-                              node.path)
-            merged = _merged_row(node, out, out_rf)
-        row = _group_row(node, shape, out, out_rf, children + ([merged] if merged else []))
-        self.rows[at] = row
-        if merged:
-            self.rows.append(merged)
-        return row
-
-    def layer(self, node: Layer, shape: Shape, rf: RF) -> Row:
-        key = (id(node.attrs), node.type, shape)  # equal fields are one mapping (archcalc.core.spec)
-        counts = self.counts.get(key)
-        if counts is None:  # the entry holds attrs: its id stays its own
-            layer = REGISTRY[node.type]
-            counts = self.counts[key] = (node.attrs, layer, int(layer.weight_layer), *self.count(node, shape))
-        _, layer, weight_layers, out, params, buffers, macs, fvcore_flops, allocated, records = counts
-        if records:
-            self.warnings.extend(notes_for(node.path, node.type, records))
-        path = node.path
-        row = Row(path, "layer", node.type, path.count(".") + 1, True, shape, out, params, buffers, macs, fvcore_flops,
-                  allocated, weight_layers, layer.receptive_field(node.attrs, rf, shape))
-        self.rows.append(row)
-        return row
+            key = (id(node.attrs), node.type, shape)  # equal fields are one mapping (archcalc.core.spec)
+            counts = self.counts.get(key)
+            if counts is None:  # the entry holds attrs: its id stays its own
+                counts = self.counts[key] = (node.attrs, *self.count(node, shape))
+            _, out, params, buffers, macs, fvcore_flops, allocated, weight_layers, records = counts
+            if records:
+                self.warnings.extend(notes_for(node.path, node.type, records))
+            sums = self.sums[node.path] = (shape, out, params, buffers, macs, fvcore_flops, allocated, weight_layers)
+            return sums
+        self.sums[node.path] = ()  # keeps pre-order: the group's entry is filled once its children are known
+        params = non_trainable = macs = fvcore_flops = allocated = weight_layers = 0
+        outs = []
+        out = shape
+        for child in node.children:
+            part = self.node(child, out if node.kind == "sequence" else shape)
+            outs.append(part[1])
+            if node.kind == "sequence":
+                out = part[1]
+            params += part[2]
+            non_trainable += part[3]
+            macs += part[4]
+            fvcore_flops += part[5]
+            allocated += part[6]
+            weight_layers += part[7]
+        if node.kind != "sequence":
+            out = _merge_shape(node, outs)
+            allocated += _merged_values(node, out) or 0
+        sums = self.sums[node.path] = (shape, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers)
+        return sums
 
     @staticmethod
     def count(node: Layer, shape: Shape) -> tuple:
@@ -247,29 +251,76 @@ class _Walk:
         except SpecError as exc:
             raise SpecError(f"{exc.message} (input {fmt.shape(shape)})", path=f"{node.path} ({node.type}, {node.where})") from None
         return (out, layer.params(a, shape), layer.buffers(a, shape), layer.macs(a, shape, out),
-                layer.fvcore_flops(a, shape, out), math.prod(out) if layer.allocates else 0, tuple(records))
+                layer.fvcore_flops(a, shape, out), math.prod(out) if layer.allocates else 0, int(layer.weight_layer),
+                tuple(records))
 
 
-def _group_row(node: Group, shape: Shape, out: Shape, rf: RF, parts: list[Row]) -> Row:
-    """A group's row: the sums of its children (and of the tensor its merge allocates)."""
-    params = non_trainable = macs = fvcore_flops = allocated = weight_layers = 0
-    for r in parts:
-        params += r.params
-        non_trainable += r.non_trainable
-        macs += r.macs
-        fvcore_flops += r.fvcore_flops
-        allocated += r.allocated
-        weight_layers += r.weight_layers
-    return Row(node.path, "group", node.label, _depth(node.path), False, shape, out, params, non_trainable, macs,
-               fvcore_flops, allocated, weight_layers, rf)
+def _merged_values(node: Group, out: Shape) -> int | None:
+    """The values of the tensor a concat or mul allocates (a row of its own, so that the leaves add up);
+    None for an add, which accumulates into its first branch."""
+    return None if node.kind == "add" else math.prod(out)
 
 
-def _merged_row(node: Group, out: Shape, rf: RF) -> Row | None:
-    """The tensor a concat or mul allocates (an add accumulates into its first branch: no row)."""
-    if node.kind == "add":
-        return None
-    path = f"{node.path}.{node.kind}" if node.path else node.kind
-    return Row(path, "merge", node.kind, _depth(node.path) + 1, True, out, out, 0, 0, 0, 0, math.prod(out), 0, rf)
+class _Rows:
+    """An analysis's rows, made from its sums once they are first read."""
+
+    def __init__(self, network: Network, shape: Shape, walk: _Sums):
+        self.network, self.shape, self.sums = network, shape, walk.sums
+        self.made: tuple[Row, ...] | None = None
+
+    def rows(self) -> tuple[Row, ...]:
+        if self.made is None:
+            self.made = _made_rows(self.network, self.shape, self.sums)
+            self.sums = None  # type: ignore[assignment]  # what they were made from
+        return self.made
+
+
+@paused_gc
+def _made_rows(network: Network, shape: Shape, sums: dict[str, Sums]) -> tuple[Row, ...]:
+    walk = _RowWalk(sums)
+    try:
+        walk.node(network.root, RF())
+    except SpecError as exc:
+        raise exc.located(file=network.file) from None
+    first = Row("input", "input", "input", 0, True, shape, shape, 0, 0, 0, 0, math.prod(shape), 0, RF())
+    return (first, *walk.rows[1:])  # walk.rows[0] is the root: the network itself, whose row is the totals
+
+
+class _RowWalk:
+    """The rows in pre-order: each node's sums (_Sums) with its receptive field."""
+
+    def __init__(self, sums: dict[str, Sums]):
+        self.sums = sums
+        self.rows: list[Row] = []
+
+    def node(self, node: Node, rf: RF) -> Row:
+        path = node.path
+        sums = self.sums[path]
+        if isinstance(node, Layer):
+            row = Row(path, "layer", node.type, path.count(".") + 1, True, *sums,
+                      REGISTRY[node.type].receptive_field(node.attrs, rf, sums[0]))
+            self.rows.append(row)
+            return row
+        at = len(self.rows)
+        self.rows.append(None)  # type: ignore[arg-type]  # the group's row, once its children are known
+        merged = None
+        if node.kind == "sequence":
+            out_rf = rf
+            for child in node.children:
+                out_rf = self.node(child, out_rf).rf
+        else:
+            children = [self.node(child, rf) for child in node.children]
+            out = sums[1]
+            out_rf = merge_rf([c.rf for c in children], [_broadcast_gate(node, c.output_shape, out) for c in children],
+                              path)
+            values = _merged_values(node, out)
+            if values is not None:
+                merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
+                             out, out, 0, 0, 0, 0, values, 0, out_rf)
+        self.rows[at] = Row(path, "group", node.label, _depth(path), False, *sums, out_rf)
+        if merged:
+            self.rows.append(merged)
+        return self.rows[at]
 
 
 def _broadcast_gate(node: Group, shape: Shape, out: Shape) -> bool:

@@ -13,19 +13,21 @@ into a new tensor (an add of k branches keeps two partial sums from the third on
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 from ..layers import REGISTRY
 from .spec import Group, Layer, Node
 
 
-def peak_bytes(root: Node, rows: dict, input_shape, value_bytes: int) -> int:
-    """Most activation bytes alive at once, per image, in an inference pass of `root` (rows by path)."""
-    return _Walk(rows, value_bytes).flow(root, math.prod(input_shape) * value_bytes)[0]
+def peak_bytes(root: Node, shapes: Mapping[str, tuple], input_shape, value_bytes: int) -> int:
+    """Most activation bytes alive at once, per image, in an inference pass of `root`; `shapes` holds each
+    node's (input shape, output shape, ...) by path."""
+    return _Walk(shapes, value_bytes).flow(root, math.prod(input_shape) * value_bytes)[0]
 
 
 class _Walk:
-    def __init__(self, rows: dict, value_bytes: int):
-        self.rows, self.size = rows, value_bytes
+    def __init__(self, shapes: Mapping[str, tuple], value_bytes: int):
+        self.shapes, self.size = shapes, value_bytes
 
     def flow(self, node: Node, held_input: int) -> tuple[int, bool]:
         """The node's peak (its input included) and whether its output is its input's own memory."""
@@ -33,16 +35,16 @@ class _Walk:
             layer = REGISTRY[node.type]
             if layer.returns_input:
                 return held_input, True
-            row = self.rows[node.path]
-            return held_input + layer.live_bytes(node.attrs, row.input_shape, row.output_shape, self.size), False
+            shapes = self.shapes[node.path]
+            return held_input + layer.live_bytes(node.attrs, shapes[0], shapes[1], self.size), False
         if node.kind == "sequence":
             return self.sequence(node, held_input)
         return self.merge(node, held_input)
 
     def sequence(self, node: Group, held_input: int) -> tuple[int, bool]:
-        top, alias, rows, size = held_input, True, self.rows, self.size
+        top, alias, shapes, size = held_input, True, self.shapes, self.size
         for child in node.children:
-            peak, child_alias = self.flow(child, math.prod(rows[child.path].input_shape) * size)
+            peak, child_alias = self.flow(child, math.prod(shapes[child.path][0]) * size)
             # the sequence's input stays alive (its caller holds it) beside a child working on a later tensor
             top = max(top, peak if alias else peak + held_input)
             alias = alias and child_alias
@@ -53,7 +55,7 @@ class _Walk:
         for child in node.children:
             peak, alias = self.flow(child, held_input)
             top = max(top, held + peak)
-            held += 0 if alias else math.prod(self.rows[child.path].output_shape) * self.size
-        out = math.prod(self.rows[node.path].output_shape) * self.size
+            held += 0 if alias else math.prod(self.shapes[child.path][1]) * self.size
+        out = math.prod(self.shapes[node.path][1]) * self.size
         partial_sums = 1 if node.kind == "concat" or len(node.children) < 3 else 2
         return max(top, held_input + held + partial_sums * out), False
