@@ -220,14 +220,13 @@ class _Sums:
                 self.warnings.extend(notes_for(node.path, node.type, records))
             sums = self.sums[node.path] = (shape, out, params, buffers, macs, fvcore_flops, allocated, weight_layers)
             return sums
-        self.sums[node.path] = ()  # keeps pre-order: the group's entry is filled once its children are known
         params = non_trainable = macs = fvcore_flops = allocated = weight_layers = 0
         outs = []
-        out = shape
+        out, chained = shape, node.kind == "sequence"
         for child in node.children:
-            part = self.node(child, out if node.kind == "sequence" else shape)
+            part = self.node(child, out if chained else shape)
             outs.append(part[1])
-            if node.kind == "sequence":
+            if chained:
                 out = part[1]
             params += part[2]
             non_trainable += part[3]
@@ -235,7 +234,7 @@ class _Sums:
             fvcore_flops += part[5]
             allocated += part[6]
             weight_layers += part[7]
-        if node.kind != "sequence":
+        if not chained:
             out = _merge_shape(node, outs)
             allocated += _merged_values(node, out) or 0
         sums = self.sums[node.path] = (shape, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers)
