@@ -126,8 +126,8 @@ class Integer(Kind):
             value = int(value)
         if not is_integer(value):
             raise kind_error(where, self.expected, value)
-        bits = current().int_bits
-        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        top = 1 << (current().int_bits - 1)
+        if not -top <= value < top:
             raise SpecError(f"{where}: {shown(value, 40)} is beyond {current().describe('int_bits')}")
         self.bounds.check(value, where)
         return value
