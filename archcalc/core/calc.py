@@ -187,7 +187,7 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         peak_activations=liveness.peak_bytes(network.root, walk.sums, shape, FP32_BYTES) // FP32_BYTES,
         weight_layers=weight_layers,
     )
-    return Analysis(network, shape, out, batch, dtype, totals, tuple(walk.warnings), _Rows(network, shape, walk))
+    return Analysis(network, shape, out, batch, dtype, totals, tuple(walk.warnings), _Rows(network, shape, walk.sums))
 
 
 def _check_batch_dtype(batch: int, dtype: str) -> None:
@@ -201,8 +201,8 @@ Sums = tuple  # (input shape, output shape, params, non_trainable, macs, fvcore_
 
 
 class _Sums:
-    """The walk in pre-order that every figure but the receptive field comes from: each node's shapes and
-    the sums of what it holds, by path (a group's include the tensor its merge allocates)."""
+    """The walk every figure but the receptive field comes from: each node's shapes and the sums of what
+    it holds, by path (a group's include the tensor its merge allocates); warnings in pre-order."""
 
     def __init__(self):
         self.warnings: list[Note] = []
@@ -263,8 +263,8 @@ def _merged_values(node: Group, out: Shape) -> int | None:
 class _Rows:
     """An analysis's rows, made from its sums once they are first read."""
 
-    def __init__(self, network: Network, shape: Shape, walk: _Sums):
-        self.network, self.shape, self.sums = network, shape, walk.sums
+    def __init__(self, network: Network, shape: Shape, sums: dict[str, Sums]):
+        self.network, self.shape, self.sums = network, shape, sums
         self.made: tuple[Row, ...] | None = None
 
     def rows(self) -> tuple[Row, ...]:
