@@ -180,12 +180,10 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         root = walk.node(network.root, shape)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
-    _, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers = root
+    _, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers, peak, _ = root
     totals = Totals(
         params=params, non_trainable=non_trainable, macs=macs, fvcore_flops=fvcore_flops,
-        activations=math.prod(shape) + allocated,
-        peak_activations=liveness.peak_bytes(network.root, walk.sums, shape, FP32_BYTES) // FP32_BYTES,
-        weight_layers=weight_layers,
+        activations=math.prod(shape) + allocated, peak_activations=peak // FP32_BYTES, weight_layers=weight_layers,
     )
     return Analysis(network, shape, out, batch, dtype, totals, tuple(walk.warnings), _Rows(network, shape, walk.sums))
 
@@ -197,7 +195,9 @@ def _check_batch_dtype(batch: int, dtype: str) -> None:
         raise SpecError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPE_BYTES)})")
 
 
-Sums = tuple  # (input shape, output shape, params, non_trainable, macs, fvcore_flops, allocated, weight_layers)
+# (input shape, output shape, params, non_trainable, macs, fvcore_flops, allocated, weight_layers, then the
+# fp32 peak of live activations and whether the output is the input's own memory: archcalc.core.liveness)
+Sums = tuple
 
 
 class _Sums:
@@ -215,17 +215,16 @@ class _Sums:
             counts = self.counts.get(key)
             if counts is None:  # the entry holds attrs: its id stays its own
                 counts = self.counts[key] = (node.attrs, *self.count(node, shape))
-            _, out, params, buffers, macs, fvcore_flops, allocated, weight_layers, records = counts
-            if records:
-                self.warnings.extend(notes_for(node.path, node.type, records))
-            sums = self.sums[node.path] = (shape, out, params, buffers, macs, fvcore_flops, allocated, weight_layers)
+            sums = self.sums[node.path] = (shape, *counts[1:-1])
+            if counts[-1]:
+                self.warnings.extend(notes_for(node.path, node.type, counts[-1]))
             return sums
         params = non_trainable = macs = fvcore_flops = allocated = weight_layers = 0
-        outs = []
+        parts = []
         out, chained = shape, node.kind == "sequence"
         for child in node.children:
             part = self.node(child, out if chained else shape)
-            outs.append(part[1])
+            parts.append(part)
             if chained:
                 out = part[1]
             params += part[2]
@@ -234,10 +233,16 @@ class _Sums:
             fvcore_flops += part[5]
             allocated += part[6]
             weight_layers += part[7]
-        if not chained:
-            out = _merge_shape(node, outs)
+        held_input = math.prod(shape) * FP32_BYTES
+        if chained:
+            peak = liveness.sequence_peak(held_input, [(p[8], p[9]) for p in parts])
+        else:
+            out = _merge_shape(node, [p[1] for p in parts])
             allocated += _merged_values(node, out) or 0
-        sums = self.sums[node.path] = (shape, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers)
+            peak = liveness.merge_peak(node.kind, held_input, [(p[8], p[9], math.prod(p[1]) * FP32_BYTES) for p in parts],
+                                       math.prod(out) * FP32_BYTES)
+        sums = self.sums[node.path] = (shape, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers,
+                                       *peak)
         return sums
 
     @staticmethod
@@ -251,7 +256,7 @@ class _Sums:
             raise SpecError(f"{exc.message} (input {fmt.shape(shape)})", path=f"{node.path} ({node.type}, {node.where})") from None
         return (out, layer.params(a, shape), layer.buffers(a, shape), layer.macs(a, shape, out),
                 layer.fvcore_flops(a, shape, out), math.prod(out) if layer.allocates else 0, int(layer.weight_layer),
-                tuple(records))
+                *liveness.layer_peak(layer, a, shape, out, FP32_BYTES), tuple(records))
 
 
 def _merged_values(node: Group, out: Shape) -> int | None:
@@ -296,7 +301,7 @@ class _RowWalk:
         path = node.path
         sums = self.sums[path]
         if isinstance(node, Layer):
-            row = Row(path, "layer", node.type, path.count(".") + 1, True, *sums,
+            row = Row(path, "layer", node.type, path.count(".") + 1, True, *sums[:8],
                       REGISTRY[node.type].receptive_field(node.attrs, rf, sums[0]))
             self.rows.append(row)
             return row
@@ -316,7 +321,7 @@ class _RowWalk:
             if values is not None:
                 merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
                              out, out, 0, 0, 0, 0, values, 0, out_rf)
-        self.rows[at] = Row(path, "group", node.label, _depth(path), False, *sums, out_rf)
+        self.rows[at] = Row(path, "group", node.label, _depth(path), False, *sums[:8], out_rf)
         if merged:
             self.rows.append(merged)
         return self.rows[at]

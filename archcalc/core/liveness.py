@@ -16,46 +16,50 @@ import math
 from typing import Mapping
 
 from ..layers import REGISTRY
-from .spec import Group, Layer, Node
+from .spec import Layer, Node
 
 
 def peak_bytes(root: Node, shapes: Mapping[str, tuple], input_shape, value_bytes: int) -> int:
     """Most activation bytes alive at once, per image, in an inference pass of `root`; `shapes` holds each
-    node's (input shape, output shape, ...) by path."""
-    return _Walk(shapes, value_bytes).flow(root, math.prod(input_shape) * value_bytes)[0]
+    node's (input shape, output shape, ...) by path. (analyze works the fp32 figure out on its own walk,
+    with the rules below.)"""
+    return _peak(root, tuple(input_shape), shapes, value_bytes)[0]
 
 
-class _Walk:
-    def __init__(self, shapes: Mapping[str, tuple], value_bytes: int):
-        self.shapes, self.size = shapes, value_bytes
+def _peak(node: Node, shape, shapes: Mapping[str, tuple], size: int) -> tuple[int, bool]:
+    if isinstance(node, Layer):
+        return layer_peak(REGISTRY[node.type], node.attrs, shape, shapes[node.path][1], size)
+    if node.kind == "sequence":
+        parts = [_peak(child, shapes[child.path][0], shapes, size) for child in node.children]
+        return sequence_peak(math.prod(shape) * size, parts)
+    branches = [(*_peak(child, shape, shapes, size), math.prod(shapes[child.path][1]) * size) for child in node.children]
+    return merge_peak(node.kind, math.prod(shape) * size, branches, math.prod(shapes[node.path][1]) * size)
 
-    def flow(self, node: Node, held_input: int) -> tuple[int, bool]:
-        """The node's peak (its input included) and whether its output is its input's own memory."""
-        if isinstance(node, Layer):
-            layer = REGISTRY[node.type]
-            if layer.returns_input:
-                return held_input, True
-            shapes = self.shapes[node.path]
-            return held_input + layer.live_bytes(node.attrs, shapes[0], shapes[1], self.size), False
-        if node.kind == "sequence":
-            return self.sequence(node, held_input)
-        return self.merge(node, held_input)
 
-    def sequence(self, node: Group, held_input: int) -> tuple[int, bool]:
-        top, alias, shapes, size = held_input, True, self.shapes, self.size
-        for child in node.children:
-            peak, child_alias = self.flow(child, math.prod(shapes[child.path][0]) * size)
-            # the sequence's input stays alive (its caller holds it) beside a child working on a later tensor
-            top = max(top, peak if alias else peak + held_input)
-            alias = alias and child_alias
-        return top, alias
+# The rules: each gives a node's peak (its input included) and whether its output is its input's own memory.
 
-    def merge(self, node: Group, held_input: int) -> tuple[int, bool]:
-        top, held = held_input, 0
-        for child in node.children:
-            peak, alias = self.flow(child, held_input)
-            top = max(top, held + peak)
-            held += 0 if alias else math.prod(self.shapes[child.path][1]) * self.size
-        out = math.prod(self.shapes[node.path][1]) * self.size
-        partial_sums = 1 if node.kind == "concat" or len(node.children) < 3 else 2
-        return max(top, held_input + held + partial_sums * out), False
+def layer_peak(layer, attrs, shape, out, value_bytes: int) -> tuple[int, bool]:
+    held_input = math.prod(shape) * value_bytes
+    if layer.returns_input:
+        return held_input, True
+    return held_input + layer.live_bytes(attrs, shape, out, value_bytes), False
+
+
+def sequence_peak(held_input: int, parts: list[tuple[int, bool]]) -> tuple[int, bool]:
+    """`parts`: each child's (peak, returns its input)."""
+    top, alias = held_input, True
+    for peak, child_alias in parts:
+        # the sequence's input stays alive (its caller holds it) beside a child working on a later tensor
+        top = max(top, peak if alias else peak + held_input)
+        alias = alias and child_alias
+    return top, alias
+
+
+def merge_peak(kind: str, held_input: int, parts: list[tuple[int, bool, int]], out: int) -> tuple[int, bool]:
+    """`parts`: each branch's (peak, returns its input, output bytes); `out`: the merged tensor's bytes."""
+    top, held = held_input, 0
+    for peak, alias, branch_out in parts:
+        top = max(top, held + peak)
+        held += 0 if alias else branch_out
+    partial_sums = 1 if kind == "concat" or len(parts) < 3 else 2
+    return max(top, held_input + held + partial_sums * out), False
