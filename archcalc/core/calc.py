@@ -206,18 +206,20 @@ class _Sums:
 
     def __init__(self):
         self.warnings: list[Note] = []
-        self.counts: dict[tuple, tuple] = {}  # by (fields, type, input shape)
+        self.counts: dict[tuple, tuple] = {}  # (fields, sums, warnings) by (fields, type, input shape)
         self.sums: dict[str, Sums] = {}
 
     def node(self, node: Node, shape: Shape) -> Sums:
         if isinstance(node, Layer):
             key = (id(node.attrs), node.type, shape)  # equal fields are one mapping (archcalc.core.spec)
-            counts = self.counts.get(key)
-            if counts is None:  # the entry holds attrs: its id stays its own
-                counts = self.counts[key] = (node.attrs, *self.count(node, shape))
-            sums = self.sums[node.path] = (shape, *counts[1:-1])
-            if counts[-1]:
-                self.warnings.extend(notes_for(node.path, node.type, counts[-1]))
+            known = self.counts.get(key)
+            if known is None:  # the entry holds attrs: its id stays its own
+                *counts, records = self.count(node, shape)
+                known = self.counts[key] = (node.attrs, (shape, *counts), records)
+            _, sums, records = known
+            self.sums[node.path] = sums
+            if records:
+                self.warnings.extend(notes_for(node.path, node.type, records))
             return sums
         params = non_trainable = macs = fvcore_flops = allocated = weight_layers = 0
         parts = []
