@@ -1,4 +1,5 @@
-"""The calculator: walks a resolved network and computes every row. Pure Python.
+"""The calculator: walks a resolved network for its shapes and totals, and for its rows when they are
+read. Pure Python.
 
 Conventions (the README spells them out):
 - MACs count multiplications of convolutions and linear layers only, bias excluded;
