@@ -62,6 +62,8 @@ def test_a_receptive_field_too_long_to_tabulate_is_refused_when_the_rows_are_rea
     spec.write_text('{"input": [3, 224, 224], "layers": [{"type": "adaptive_avg_pool2d", "output": 1000000000}]}')
     a = analyze(load(str(spec)))
     assert a.output_shape == (3, 10**9, 10**9) and a.totals.params == 0
+    # memory at another dtype comes from the totals' walk, not from the rows: the input and the output, in fp16
+    assert a.scaled(dtype="fp16").peak_activation_bytes == (3 * 224 * 224 + 3 * 10**18) * 2
     with pytest.raises(SpecError, match="repeats only every 31,250,000 output positions") as caught:
         a.rows
     assert str(spec) in str(caught.value)

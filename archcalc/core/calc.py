@@ -104,7 +104,7 @@ class Analysis:
     dtype: str
     totals: Totals
     warnings: tuple[Note, ...]
-    made: "_Rows" = field(repr=False, compare=False)  # the rows, made when first read (shared by `scaled`)
+    _walked: "_Walked" = field(repr=False, compare=False)  # what is made when first asked (shared by `scaled`)
 
     @property
     def rows(self) -> tuple[Row, ...]:
@@ -112,7 +112,7 @@ class Analysis:
 
         Made when first read: the receptive fields are most of their cost, and totals do not need them.
         Raises SpecError (located in the spec's file) for a receptive field archcalc cannot tabulate."""
-        return self.made.rows()
+        return self._walked.rows()
 
     @property
     def bytes_per_value(self) -> int:
@@ -132,11 +132,7 @@ class Analysis:
         size = self.bytes_per_value
         if size == FP32_BYTES:
             return self.totals.peak_activations * FP32_BYTES * self.batch
-        peaks = self.__dict__.setdefault("_peaks", {})  # another dtype: walked once, when first asked
-        if size not in peaks:
-            shapes = {r.path: (r.input_shape, r.output_shape) for r in self.rows[1:]}  # rows[0] is the input
-            peaks[size] = liveness.peak_bytes(self.network.root, shapes, self.input_shape, size)
-        return peaks[size] * self.batch
+        return self._walked.peak_bytes(size) * self.batch
 
     def scaled(self, batch: int | None = None, dtype: str | None = None) -> "Analysis":
         """The same analysis at another batch or dtype (counts are per image; nothing is recomputed)."""
@@ -168,7 +164,7 @@ class Analysis:
 
 @paused_gc
 def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, dtype: str = "fp32") -> Analysis:
-    """Every row of `network` at `input_shape` (CxHxW, HxW or N, completed by `Network.with_input`).
+    """The analysis of `network` at `input_shape` (CxHxW, HxW or N, completed by `Network.with_input`).
 
     Counts are per image; `batch` and `dtype` scale the memory figures (`activation_bytes`,
     `peak_activation_bytes`, `weights_bytes`). Raises SpecError when a layer cannot take its input.
@@ -186,7 +182,7 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         params=params, non_trainable=non_trainable, macs=macs, fvcore_flops=fvcore_flops,
         activations=math.prod(shape) + allocated, peak_activations=peak // FP32_BYTES, weight_layers=weight_layers,
     )
-    return Analysis(network, shape, out, batch, dtype, totals, tuple(walk.warnings), _Rows(network, shape, walk.sums))
+    return Analysis(network, shape, out, batch, dtype, totals, tuple(walk.warnings), _Walked(network, shape, walk.sums))
 
 
 def _check_batch_dtype(batch: int, dtype: str) -> None:
@@ -268,18 +264,23 @@ def _merged_values(node: Group, out: Shape) -> int | None:
     return None if node.kind == "add" else math.prod(out)
 
 
-class _Rows:
-    """An analysis's rows, made from its sums once they are first read."""
+class _Walked:
+    """What an analysis makes from its sums when first asked: the rows, and the peak at another dtype."""
 
     def __init__(self, network: Network, shape: Shape, sums: dict[str, Sums]):
         self.network, self.shape, self.sums = network, shape, sums
         self.made: tuple[Row, ...] | None = None
+        self.peaks: dict[int, int] = {}  # by bytes per value
 
     def rows(self) -> tuple[Row, ...]:
         if self.made is None:
             self.made = _made_rows(self.network, self.shape, self.sums)
-            self.sums = None  # type: ignore[assignment]  # what they were made from
         return self.made
+
+    def peak_bytes(self, value_bytes: int) -> int:
+        if value_bytes not in self.peaks:
+            self.peaks[value_bytes] = liveness.peak_bytes(self.network.root, self.sums, self.shape, value_bytes)
+        return self.peaks[value_bytes]
 
 
 @paused_gc
@@ -304,7 +305,7 @@ class _RowWalk:
         path = node.path
         sums = self.sums[path]
         if isinstance(node, Layer):
-            row = Row(path, "layer", node.type, path.count(".") + 1, True, *sums[:8],
+            row = Row(path, "layer", node.type, _depth(path), True, *sums[:8],
                       REGISTRY[node.type].receptive_field(node.attrs, rf, sums[0]))
             self.rows.append(row)
             return row

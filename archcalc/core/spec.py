@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence, Union
 
 from .. import fmt
 from ..errors import SpecError
@@ -123,30 +123,28 @@ def _version(path: Path) -> tuple | None:
     return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
-_ZOO_FILES: dict[Path, tuple[tuple | None, list[Path]]] = {}
-
-
-def _zoo_files() -> list[Path]:
-    folder = zoo_dir()
-    version = _version(folder)  # a file added or removed changes the folder
-    cached = _ZOO_FILES.get(folder)
+def _while_unchanged(cache: dict, path: Path, make: Callable[[], Any]) -> Any:
+    """`make()`, made again only when the file or folder at `path` has changed since (see _version)."""
+    version = _version(path)
+    cached = cache.get(path)
     if cached is None or cached[0] != version or version is None:
-        files = [path for path in sorted(folder.glob("*.json")) if path.name != "schema.json"]
-        cached = _ZOO_FILES[folder] = (version, files)
+        cached = cache[path] = (version, make())
     return cached[1]
 
 
-_ZOO_DOCUMENTS: dict[Path, tuple[tuple, dict]] = {}
+_ZOO_FILES: dict[Path, tuple] = {}
+_ZOO_DOCUMENTS: dict[Path, tuple] = {}
+
+
+def _zoo_files() -> list[Path]:
+    folder = zoo_dir()  # a file added or removed changes the folder
+    return _while_unchanged(_ZOO_FILES, folder, lambda: [path for path in sorted(folder.glob("*.json"))
+                                                          if path.name != "schema.json"])
 
 
 def zoo_document(path: Path) -> dict:
     """A zoo file's document, parsed once per process (again when the file changes). Never mutate it."""
-    version = _version(path)
-    cached = _ZOO_DOCUMENTS.get(path)
-    if cached is None or cached[0] != version or version is None:
-        document = read_json(path)
-        cached = _ZOO_DOCUMENTS[path] = (version, document)
-    return cached[1]
+    return _while_unchanged(_ZOO_DOCUMENTS, path, lambda: read_json(path))
 
 
 def zoo_file(name: str) -> Path | None:

@@ -31,7 +31,7 @@ def candidates(path: str, merges: set[str]) -> list[str]:
 
 def by_name(analysis: Analysis, modules: set[str]) -> dict[str, list[Row]]:
     """Module name -> the leaf rows it computes, in spec order."""
-    merges = {row.path for row in analysis.rows if not row.leaf and row.label in MERGES}
+    merges = merge_paths(analysis)
     matched: dict[str, list[Row]] = {}
     for row in analysis.leaves()[1:]:
         for name in candidates(row.path, merges):
@@ -48,3 +48,8 @@ def by_order(analysis: Analysis, calls: list[str], is_weighted) -> dict[str, lis
     for name, row in zip(calls, rows):
         matched.setdefault(name, []).append(row)
     return matched
+
+
+def merge_paths(analysis: Analysis) -> set[str]:
+    """The paths of the merges (concat, add, mul), which `candidates` looks past."""
+    return {row.path for row in analysis.rows if not row.leaf and row.label in MERGES}

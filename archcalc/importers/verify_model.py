@@ -109,10 +109,9 @@ def _as_rows(row, call: tuple[Shape | None, Shape]) -> Shape:
 
 def _held_by_modules(analysis: Analysis, rows: list, modules: dict, matched: set[str], flops: dict, batch: int) -> list:
     """One check per module holding rows that no module of its own computes (functional calls)."""
-    from ..core.spec import MERGES
     from ..torch.verify import LayerCheck
 
-    merges = {row.path for row in analysis.rows if not row.leaf and row.label in MERGES}
+    merges = match.merge_paths(analysis)
     groups: dict[str, list] = {}
     for row in rows:
         groups.setdefault(_holder(match.candidates(row.path, merges), modules), []).append(row)

@@ -60,7 +60,6 @@ class Axis(NamedTuple):
         spans = tuple(_hull(self.at(x) for x in self._extremes(taps(o))) for o in range(period))
         return Axis(period, moves * turns * self.shift // self.period, spans)
 
-
     def window(self, kernel: int, stride: int, dilation: int, pad_before: int) -> "Axis":
         """Through a window layer: output o reads o*S - P + j*D, j < K."""
         if self.period == 1:  # one interval moving `shift` a position: the hull of the first and last tap
