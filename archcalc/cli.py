@@ -179,10 +179,10 @@ def stdout_isatty() -> bool:
 
 def table_width(wide: bool) -> int | None:
     """The width to fit a text table to: the terminal's (COLUMNS honoured); None when piped or --wide."""
-    import shutil
-
     if wide or not stdout_isatty():
         return None
+    import shutil  # (with the compression modules it imports) only for a terminal
+
     return shutil.get_terminal_size().columns
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import errno
 import os
 import re
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import FileError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 TEMP_SUFFIX = ".archcalc-tmp"
 # ours, and those of earlier versions (`.NAME.md.XXXXXXXX`, no suffix)
@@ -37,6 +40,9 @@ def _umask() -> int:
 
 
 def make_folder(folder: Path) -> None:
+    from pathlib import Path  # only where a file is written: not at start-up
+
+    folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -46,6 +52,8 @@ def make_folder(folder: Path) -> None:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
+    from pathlib import Path
+
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     make_folder(path.parent)
@@ -75,7 +83,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
 def same_content(path: Path, data: bytes) -> bool:
     """Whether `path` already holds exactly `data` (False when it cannot be read)."""
     try:
-        return path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
+        if not os.path.isfile(path) or os.path.getsize(path) != len(data):
+            return False
+        with open(path, "rb") as stream:
+            return stream.read() == data
     except OSError:
         return False
 
@@ -85,4 +96,6 @@ SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", "
 
 def format_of(path: str | Path, default: str) -> str:
     """The output format a file's suffix names (.json, .md, .csv, .txt), else `default`."""
-    return SUFFIX_FORMATS.get(Path(path).suffix.lower(), default)
+    name = os.path.basename(os.fspath(path).rstrip("/"))
+    dot = name.rfind(".")  # pathlib's suffix
+    return SUFFIX_FORMATS.get(name[dot:].lower() if 0 < dot < len(name) - 1 else "", default)

@@ -7,12 +7,10 @@ K/M/G and KiB/MiB/GiB; JSON, CSV and the DataFrame keep exact integers under the
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from . import fmt
 from .core.alloc import paused_gc
@@ -105,6 +103,8 @@ def to_json(analysis: Analysis, depth: int | None = None, convention: str = "tor
 
 def to_csv(analysis: Analysis, depth: int | None = None, convention: str = "torchvision") -> str:
     """One line per layer with every key of the JSON layer records; shapes as CxHxW, empty for none."""
+    import csv  # only for this format
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(LAYER_KEYS)
@@ -144,8 +144,7 @@ def dataframe(analysis: Analysis, depth: int | None = None, convention: str = "t
 
 # ---- text and Markdown -----------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Column:
+class Column(NamedTuple):
     header: str
     cell: Callable[[Row, str], str]
     numeric: bool = False
@@ -257,8 +256,7 @@ def shorten_path(path: str, limit: int) -> str:
     return path[:limit - len(tail) - 2] + ELLIPSIS + "." + tail
 
 
-@dataclass(frozen=True)
-class Fitted:
+class Fitted(NamedTuple):
     text: str
     hint: str | None  # what was shortened or hidden, with how to see everything
 

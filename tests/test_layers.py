@@ -174,7 +174,7 @@ def test_lenet5_paper_against_a_plain_torch_model():
     from archcalc.core.spec import read_json, zoo_dir
     from archcalc.torch.build import build_torch
 
-    spec_table = read_json(zoo_dir() / "lenet.json")["params"]["c3_table"]
+    spec_table = read_json(Path(zoo_dir()) / "lenet.json")["params"]["c3_table"]
     assert [sorted(r) for r in spec_table] == [sorted(r) for r in LECUN_C3]
 
     class LeNet5(nn.Module):  # the paper's network, written out: 156 + 12 + 1,516 + 32 + 48,120 + 10,164

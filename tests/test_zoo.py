@@ -232,7 +232,7 @@ def test_every_zoo_name_is_defined_by_one_file_and_found_there():
     from archcalc.core.spec import _zoo_files, variant_names, zoo_document, zoo_file
 
     seen: dict[str, list[str]] = {}
-    for path in _zoo_files():
+    for path in map(Path, _zoo_files()):
         for name in variant_names(json.loads(path.read_text()), path):
             seen.setdefault(name, []).append(path.name)
     assert {name: files for name, files in seen.items() if len(files) > 1} == {}

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(NamedTuple):
     file_bytes: int = 64 * 2**20  # a spec file, refused before it is read
     depth: int = 100  # JSON nesting, and groups (blocks, sequences, merges) inside each other
     nodes: int = 20_000  # layers and groups of one network, and repeat iterations (each limited apart)

@@ -15,7 +15,6 @@ Conventions (the README spells them out):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from .. import fmt
@@ -67,8 +66,7 @@ class Row(NamedTuple):
         return self.params + self.non_trainable
 
 
-@dataclass(frozen=True, slots=True)
-class Totals:
+class Totals(NamedTuple):
     """The network's sums over its layers; counts per image (see Analysis for bytes at a batch and dtype)."""
 
     params: int
@@ -88,8 +86,7 @@ class Totals:
         return 2 * self.macs
 
 
-@dataclass(frozen=True)
-class Analysis:
+class Analysis(NamedTuple):
     """What `analyze` returns: the network at one input shape, batch and dtype.
 
     `rows` holds every layer and group (pre-order; made when first read), `totals` the sums per image;
@@ -104,7 +101,7 @@ class Analysis:
     dtype: str
     totals: Totals
     warnings: tuple[Note, ...]
-    _walked: "_Walked" = field(repr=False, compare=False)  # what is made when first asked (shared by `scaled`)
+    walked: "_Walked"  # what is made when first asked (shared by `scaled`)
 
     @property
     def rows(self) -> tuple[Row, ...]:
@@ -112,7 +109,7 @@ class Analysis:
 
         Made when first read: the receptive fields are most of their cost, and totals do not need them.
         Raises SpecError (located in the spec's file) for a receptive field archcalc cannot tabulate."""
-        return self._walked.rows()
+        return self.walked.rows()
 
     @property
     def bytes_per_value(self) -> int:
@@ -132,13 +129,13 @@ class Analysis:
         size = self.bytes_per_value
         if size == FP32_BYTES:
             return self.totals.peak_activations * FP32_BYTES * self.batch
-        return self._walked.peak_bytes(size) * self.batch
+        return self.walked.peak_bytes(size) * self.batch
 
     def scaled(self, batch: int | None = None, dtype: str | None = None) -> "Analysis":
         """The same analysis at another batch or dtype (counts are per image; nothing is recomputed)."""
         batch, dtype = batch or self.batch, dtype or self.dtype
         _check_batch_dtype(batch, dtype)
-        return replace(self, batch=batch, dtype=dtype)
+        return self._replace(batch=batch, dtype=dtype)
 
     def leaves(self) -> list[Row]:
         return [row for row in self.rows if row.leaf]

@@ -9,10 +9,9 @@ for a spec's `expect`, the lecture claims and the reports alike.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import fmt
 from ..errors import SpecError
@@ -31,8 +30,7 @@ def decimals(value: Any) -> int:
     return max(0, -Decimal(str(value)).as_tuple().exponent)
 
 
-@dataclass(frozen=True)
-class Figure:
+class Figure(NamedTuple):
     value: Any = None  # a number or a shape (list); None for a budget
     unit: str | None = None
     significant: int | None = None  # "60 million" for 60,965,224: written to 1 significant digit
@@ -71,8 +69,7 @@ class Figure:
         return round(digits / 10**places, places) if places > 0 else digits * 10**-places
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     figure: Figure
     exact: Any  # the computed number (int or Fraction) or shape (list); None: not computed
     status: str
@@ -140,8 +137,7 @@ def compare(figure: Figure, exact: Any) -> Verdict:
 
 # ---- a spec's `expect` -----------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Expect:
+class Expect(NamedTuple):
     """A figure of a spec: what is counted (each names its convention), on which row, by whom."""
 
     what: str
@@ -182,8 +178,7 @@ class Expect:
         return self.figure.significant
 
 
-@dataclass(frozen=True)
-class Checked:
+class Checked(NamedTuple):
     """The verdict on one `expect` of a network."""
 
     network: str

@@ -6,8 +6,7 @@ documents. A key whose value may be an expression (`expression=True`) is checked
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from ..errors import SpecError
 from .kinds import (
@@ -27,8 +26,7 @@ from .kinds import (
 )
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     name: str
     kind: Kind
     doc: str = ""

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import SpecError
 from .budget import current
@@ -69,8 +68,7 @@ class Kind:
         return EXPR
 
 
-@dataclass(frozen=True)
-class Bounds:
+class Bounds(NamedTuple):
     """A closed or open interval; None leaves a side unbounded."""
 
     minimum: float | None = None

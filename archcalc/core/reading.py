@@ -12,7 +12,6 @@ import math
 import os
 import re
 import stat
-from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
@@ -32,7 +31,7 @@ class _Literal:
         self.text, self.problem = text, problem
 
 
-def read_bytes(path: Path, limit: int | None = None, what: str = "specs") -> bytes:
+def read_bytes(path: str | os.PathLike, limit: int | None = None, what: str = "specs") -> bytes:
     """The file's bytes; a FIFO, a device, a folder or an oversized file is refused before reading.
 
     `limit`: the most bytes read (default: the budget's file_bytes); `what` the files are, in messages."""
@@ -62,7 +61,7 @@ def read_bytes(path: Path, limit: int | None = None, what: str = "specs") -> byt
     return data
 
 
-def read_json(path: Path, data: bytes | None = None) -> dict:
+def read_json(path: str | os.PathLike, data: bytes | None = None) -> dict:
     """The spec document of the file at `path` (its bytes `data` when already read)."""
     data = read_bytes(path) if data is None else data
     try:

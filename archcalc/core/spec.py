@@ -8,14 +8,22 @@ expected are expressions, evaluated by archcalc.expr, never by Python.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Iterator,
+    Mapping,
+    NamedTuple,
+    Sequence,
+    Union,
+)
 
 from .. import fmt
 from ..errors import SpecError
@@ -40,9 +48,14 @@ from .keys import (
 from .kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
 from .reading import read_json
 
-# The nodes are named tuples, immutable as a frozen dataclass is: a network is made of many, and a
-# frozen dataclass takes several times as long to make (its __init__ sets each field through
-# object.__setattr__).
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# The calculator's records (nodes, rows, totals, keys, figures) are named tuples, immutable as a
+# frozen dataclass is. A network is made of many nodes, and a frozen dataclass's __init__ sets each
+# field through object.__setattr__ (several times as slow); and every dataclass compiles its
+# methods from source when its module is imported: the sixteen of them were a quarter of
+# `archcalc table vgg16`'s instructions. (The reports' and importers' records stay dataclasses.)
 
 class Layer(NamedTuple):
     path: str
@@ -62,8 +75,7 @@ class Group(NamedTuple):
 Node = Union[Layer, Group]
 
 
-@dataclass(frozen=True)
-class Network:
+class Network(NamedTuple):
     name: str
     family: str
     file: str
@@ -71,7 +83,7 @@ class Network:
     input: tuple[int, ...]
     root: Group
     expect: tuple[Expect, ...] = ()
-    meta: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = MappingProxyType({})
 
     def with_input(self, dims: Sequence[int] | None) -> tuple[int, ...]:
         """The input shape with `dims` in place, completed by the spec's own rank.
@@ -100,21 +112,39 @@ class Network:
 
 # ---- files and the zoo ---------------------------------------------------------------
 
-def zoo_dir() -> Path:
-    packaged = Path(__file__).parent.parent / "zoo"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent.parent / "specs"
+# Paths here are strings: pathlib (with the urllib and ipaddress it imports) was a tenth of
+# `archcalc table vgg16`'s start-up. It loads for a spec file the user names (see _load).
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def zoo_dir() -> str:
+    packaged = os.path.join(_PACKAGE, "zoo")
+    return packaged if os.path.isdir(packaged) else os.path.join(os.path.dirname(_PACKAGE), "specs")
 
 
 def zoo_index() -> dict[str, Path]:
     """Every built-in network name and the file that defines it."""
-    index: dict[str, Path] = {}
+    from pathlib import Path
+
+    return {name: Path(path) for name, path in _zoo_paths().items()}
+
+
+def _zoo_paths() -> dict[str, str]:
+    index: dict[str, str] = {}
     for path in _zoo_files():
         for name in variant_names(zoo_document(path), path):
             index[name] = path
     return index
 
 
-def _version(path: Path) -> tuple | None:
+def _stem(path: str) -> str:
+    """pathlib's `stem` of a path as pathlib writes it: the name without its last suffix."""
+    name = os.path.basename(path)
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
+
+
+def _version(path: str) -> tuple | None:
     """What changes when the file or folder at `path` is written (its change time cannot be set back)."""
     try:
         info = os.stat(path)
@@ -123,7 +153,7 @@ def _version(path: Path) -> tuple | None:
     return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
-def _while_unchanged(cache: dict, path: Path, make: Callable[[], Any]) -> Any:
+def _while_unchanged(cache: dict, path: str, make: Callable[[], Any]) -> Any:
     """`make()`, made again only when the file or folder at `path` has changed since (see _version)."""
     version = _version(path)
     cached = cache.get(path)
@@ -132,36 +162,44 @@ def _while_unchanged(cache: dict, path: Path, make: Callable[[], Any]) -> Any:
     return cached[1]
 
 
-_ZOO_FILES: dict[Path, tuple] = {}
-_ZOO_DOCUMENTS: dict[Path, tuple] = {}
+_ZOO_FILES: dict[str, tuple] = {}
+_ZOO_DOCUMENTS: dict[str, tuple] = {}
 
 
-def _zoo_files() -> list[Path]:
-    folder = zoo_dir()  # a file added or removed changes the folder
-    return _while_unchanged(_ZOO_FILES, folder, lambda: [path for path in sorted(folder.glob("*.json"))
-                                                          if path.name != "schema.json"])
+def _zoo_files() -> list[str]:
+    folder = os.fspath(zoo_dir())  # a file added or removed changes the folder
+    return _while_unchanged(_ZOO_FILES, folder, lambda: [
+        os.path.join(folder, name) for name in sorted(os.listdir(folder))
+        if name.endswith(".json") and not name.startswith(".") and name != "schema.json"])
 
 
-def zoo_document(path: Path) -> dict:
+def zoo_document(path: str | os.PathLike) -> dict:
     """A zoo file's document, parsed once per process (again when the file changes). Never mutate it."""
+    path = os.fspath(path)
     return _while_unchanged(_ZOO_DOCUMENTS, path, lambda: read_json(path))
 
 
 def zoo_file(name: str) -> Path | None:
     """The zoo file that defines `name`: first the files whose name begins the network's (vgg.json
     for vgg16), then the whole index."""
-    files = _zoo_files()
-    likely = sorted((p for p in files if name.startswith(p.stem)), key=lambda p: -len(p.stem))
+    from pathlib import Path
+
+    path = _zoo_path(name)
+    return None if path is None else Path(path)
+
+
+def _zoo_path(name: str) -> str | None:
+    likely = sorted((p for p in _zoo_files() if name.startswith(_stem(p))), key=lambda p: -len(_stem(p)))
     for path in likely:
         if name in variant_names(zoo_document(path), path):
             return path
-    return zoo_index().get(name)
+    return _zoo_paths().get(name)
 
 
-def variant_names(document: dict, path: Path) -> list[str]:
+def variant_names(document: dict, path: str | os.PathLike) -> list[str]:
     variants = document.get("variants")
     name = document.get("name")
-    return list(variants) if isinstance(variants, dict) else [name if isinstance(name, str) and name else path.stem]
+    return list(variants) if isinstance(variants, dict) else [name if isinstance(name, str) and name else _stem(os.fspath(path))]
 
 
 def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -173,12 +211,15 @@ def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _exists(path: Path) -> bool:
+def _exists(path: str | os.PathLike) -> bool:
     """Whether something is at `path`; True when the OS cannot tell (the read names the reason)."""
     try:
-        return path.exists()
-    except (OSError, ValueError):
+        os.stat(path)
+    except OSError as exc:  # pathlib's exists() says False for these, and raises for the others
+        return exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
+    except ValueError:
         return True
+    return True
 
 
 @paused_gc
@@ -200,14 +241,20 @@ def load(target: "str | Path | Mapping[str, Any]", variant: str | None = None, *
 
 
 def _load(target: str, variant: str | None = None) -> Network:
+    if target.replace("_", "").isalnum() and not _exists(target):  # a zoo name
+        found = _zoo_path(target)
+        if found is not None:
+            return _zoo_network(target, found)
+    from pathlib import Path  # a file the user names, written as pathlib writes it
+
     path = Path(target)
     if not _exists(path) and ":" in target and target.rsplit(":", 1)[0].endswith(".json"):
         file_part, variant = target.rsplit(":", 1)
         path = Path(file_part)
     if path.suffix != ".json" and not _exists(path):
-        found = zoo_file(target)
+        found = _zoo_path(target)
         if found is None:
-            raise SpecError(f"unknown network {quoted(target)}{suggest(target, list(zoo_index()))}; "
+            raise SpecError(f"unknown network {quoted(target)}{suggest(target, list(_zoo_paths()))}; "
                             "`archcalc list` shows the zoo")
         return _zoo_network(target, found)
     return load_document(read_json(path), variant, str(path))
@@ -217,7 +264,7 @@ _ZOO_NETWORKS: dict[tuple, tuple[dict, Network]] = {}  # the document it was res
 _ZOO_MEMOS: dict[tuple, tuple[dict, "_Memo"]] = {}  # by file and budget: the document, what its variants made
 
 
-def _zoo_network(name: str, path: Path) -> Network:
+def _zoo_network(name: str, path: str) -> Network:
     """A zoo network, resolved once per process for each version of its file and budget (a Network is immutable)."""
     document = zoo_document(path)
     key = (name, path, current())
@@ -226,7 +273,7 @@ def _zoo_network(name: str, path: Path) -> Network:
         memo = _ZOO_MEMOS.get(key[1:])
         if memo is None or memo[0] is not document:  # the variants of one file share what they expand
             memo = _ZOO_MEMOS[key[1:]] = (document, _Memo())
-        cached = _ZOO_NETWORKS[key] = (document, load_document(document, name, str(path), memo=memo[1]))
+        cached = _ZOO_NETWORKS[key] = (document, load_document(document, name, path, memo=memo[1]))
     return cached[1]
 
 
@@ -243,7 +290,7 @@ def load_document(document: Mapping[str, Any], variant: str | None = None, file:
             raise SpecError(f"$: not a JSON document: {str(exc)[:80]}", file=where) from None
     if not isinstance(document, dict):
         raise SpecError("$: a spec is a JSON object", file=where)
-    names = variant_names(document, Path(where))
+    names = variant_names(document, where)
     if not names:
         raise SpecError("$.variants: a family needs at least one variant, got {}", file=where)
     if variant is None:
@@ -295,7 +342,7 @@ def _resolve(document: dict, variant: str, file: str, memo: "_Memo | None") -> N
         expects += _expects(chosen.get("expect", []), f"{where}.expect")
     return Network(
         name=variant,
-        family=str(document.get("name") or Path(file).stem),
+        family=str(document.get("name") or _stem(file)),
         file=file,
         title=str(chosen.get("title") or document.get("title") or variant),
         input=shape,
@@ -337,8 +384,7 @@ _NAME = re.compile(r"[A-Za-z0-9_]+")
 _COUNT = Integer(minimum=0)
 
 
-@dataclass(frozen=True)
-class _Expanded:
+class _Expanded(NamedTuple):
     """A block's nodes as one use made them, at `path`; what they took of the budget."""
 
     path: str

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from .. import fmt
@@ -28,6 +27,8 @@ def import_document(kind: str, source: str, dims: tuple[int, ...] | None, kwargs
         model = load_model(source, kwargs)
         name = source.rpartition(":")[2].split(".")[-1]
         return import_torch(model, dims, name, source)
+    from pathlib import Path
+
     from .onnx_graph import import_onnx
 
     return import_onnx(Path(source), dims)

@@ -9,9 +9,8 @@ Shapes never include the batch: (C, H, W) or (F,).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 
 from .. import fmt
 from ..core.kinds import Kind, by_name
@@ -26,8 +25,15 @@ Warn = Callable[[InexactSize], None]
 REQUIRED = object()
 
 
-@dataclass(frozen=True)
-class Field:
+class _FieldRecord(NamedTuple):
+    kind: Kind
+    default: Any
+    doc: str
+    minimum: float | None
+    default_from: str | None
+
+
+class Field(_FieldRecord):
     """One attribute of a layer in a spec: the kind of its value (with its domain), default and meaning.
 
     `kind` is a Kind (archcalc.core.kinds) or the name of one: int, number, bool, pair, padding,
@@ -36,15 +42,12 @@ class Field:
     (pairs as (h, w)), so layer code reads it as it is.
     """
 
-    kind: Kind | str
-    default: Any = REQUIRED
-    doc: str = ""
-    minimum: float | None = None
-    default_from: str | None = None
+    __slots__ = ()
 
-    def __post_init__(self):
-        if isinstance(self.kind, str):
-            object.__setattr__(self, "kind", by_name(self.kind, self.minimum))
+    def __new__(cls, kind: Kind | str, default: Any = REQUIRED, doc: str = "", minimum: float | None = None,
+                default_from: str | None = None):
+        return super().__new__(cls, by_name(kind, minimum) if isinstance(kind, str) else kind, default, doc, minimum,
+                               default_from)
 
 
 class LayerType:

@@ -1,7 +1,6 @@
 """Convolutions and fully connected layers: the only layers that count MACs."""
 from __future__ import annotations
 
-from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -214,6 +213,9 @@ def _pointwise_fields(op: Any) -> dict | None:
     """A linear layer on the channels of each position of a channels-last tensor: a 1x1 convolution."""
     if not op.channels_last:
         return None
+    # an importer's op (a dataclass): the dataclasses module stays off the calculator's import
+    from dataclasses import replace
+
     fields = REGISTRY["linear"].import_fields(replace(op, input=op.input[:1]))
     if fields is None or len(op.input) != 3 or op.output != (fields["out"], *op.input[1:]):
         return None

@@ -1,12 +1,11 @@
 """What a layer reports about its output size, as records (their text is written in one place: `text`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class InexactSize:
+class InexactSize(NamedTuple):
     """A sliding window whose output size (N + P - span)/S + 1 is not whole, along one axis.
 
     `dropped` lists the input indices (0-based, along this axis) that no window reads but one
@@ -32,8 +31,7 @@ class InexactSize:
         return "drops_input" if self.dropped else "padding_unused"
 
 
-@dataclass(frozen=True)
-class SizeNote:
+class SizeNote(NamedTuple):
     """An inexact output size at one layer, along one axis or both (`axes` "H", "W" or "H and W")."""
 
     path: str
@@ -65,7 +63,7 @@ class SizeNote:
 
 def notes_for(path: str, layer_type: str, records: list[InexactSize]) -> list[SizeNote]:
     """One note per axis; equal records on H and W (a square input) read as one 'H and W' note."""
-    if len(records) == 2 and replace(records[0], axis="") == replace(records[1], axis=""):
+    if len(records) == 2 and records[0]._replace(axis="") == records[1]._replace(axis=""):
         return [SizeNote(path, layer_type, "H and W", records[0])]
     return [SizeNote(path, layer_type, r.axis, r) for r in records]
 
