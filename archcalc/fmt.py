@@ -128,26 +128,29 @@ def _table(rows: list[list[str]], headers: list[str], numeric: set[int], style: 
     takes microseconds per cell; any other table (no rows, line breaks, terminal escapes, wide
     characters, non-text cells) goes to tabulate itself, as do the tests that compare the two.
     """
-    if not rows or any(len(row) != len(headers) for row in rows) or not all(
-            _plain(c) for c in itertools.chain(headers, *rows)):
+    if not rows or any(len(row) != len(headers) for row in rows):
+        return _tabulated(rows, headers, numeric, style)
+    try:
+        columns = [set(column) for column in zip(*rows)]  # a long table repeats most cells: each is done once
+    except TypeError:  # an unhashable cell is no text
+        return _tabulated(rows, headers, numeric, style)
+    if not all(_plain(c) for c in itertools.chain(headers, *columns)):
         return _tabulated(rows, headers, numeric, style)
     right = [i in numeric for i in range(len(headers))]
-    widths = [len(h) + 2 for h in headers]
-    for row in rows:
-        widths = [max(w, len(c.strip())) for w, c in zip(widths, row)]
+    widths = [max([len(h) + 2, *(len(c.strip()) for c in cells)]) for h, cells in zip(headers, columns)]
 
-    def line(values: list[str], strip: bool = True) -> list[str]:  # tabulate strips cells, not headers
-        return [(v.strip() if strip else v).rjust(w) if r else (v.strip() if strip else v).ljust(w)
-                for v, w, r in zip(values, widths, right)]
+    def pad(value: str, i: int) -> str:
+        return value.rjust(widths[i]) if right[i] else value.ljust(widths[i])
 
+    padded = [{c: pad(c.strip(), i) for c in cells} for i, cells in enumerate(columns)]  # tabulate strips cells
+    head = [pad(h, i) for i, h in enumerate(headers)]  # ... not headers
     if style == "simple":
-        head, rule, before, between, after = line(headers, False), "  ".join("-" * w for w in widths), "", "  ", ""
+        rule, before, between, after = "  ".join("-" * w for w in widths), "", "  ", ""
     else:
-        head = line(headers, False)
         rule = "|" + "|".join(("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1)) for w, r in zip(widths, right)) + "|"
         before, between, after = "| ", " | ", " |"
     lines = [(before + between.join(head) + after).rstrip(), rule]
-    lines += [(before + between.join(line(row)) + after).rstrip() for row in rows]
+    lines += [(before + between.join(map(dict.__getitem__, padded, row)) + after).rstrip() for row in rows]
     return "\n".join(lines)
 
 

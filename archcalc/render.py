@@ -182,14 +182,16 @@ GATED = "*"  # marks a spatial field where the strict one is global because of a
 
 def rf_cell(rf) -> str:
     """The spatial field, marked, where a broadcast gate makes the strict field global; else the field."""
-    if rf.gated and rf.spatial_size is not None:
-        return rf.spatial_label() + GATED
-    return rf.label()
+    return rf.spatial_label() + GATED if _marked(rf) else rf.label()
+
+
+def _marked(rf) -> bool:
+    return rf.gated and rf.spatial_size is not None
 
 
 def rf_footnote(analysis: Analysis, depth: int | None) -> str | None:
     """What the mark means, naming the first gate of the rows shown; None when no row is marked."""
-    gates = [r.rf.gate for r in analysis.at_depth(depth) if rf_cell(r.rf).endswith(GATED)]
+    gates = [r.rf.gate for r in analysis.at_depth(depth) if _marked(r.rf)]
     if not gates:
         return None
     return (f"RF {GATED}: the spatial field, of the path that carries the pixels; the strict field is global "
