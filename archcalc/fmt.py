@@ -130,8 +130,10 @@ def _table(rows: list[list[str]], headers: list[str], numeric: set[int], style: 
     """
     if not rows or any(len(row) != len(headers) for row in rows):
         return _tabulated(rows, headers, numeric, style)
+    # A long table repeats most of its cells: a column's distinct cells are checked and padded once.
+    # A column whose first cells differ (the paths) is done cell by cell: a set of them all costs more.
     try:
-        columns = [set(column) for column in zip(*rows)]  # a long table repeats most cells: each is done once
+        columns = [column if len(set(column[:256])) > 128 else set(column) for column in zip(*rows)]
     except TypeError:  # an unhashable cell is no text
         return _tabulated(rows, headers, numeric, style)
     if not all(_plain(c) for c in itertools.chain(headers, *columns)):
@@ -142,15 +144,20 @@ def _table(rows: list[list[str]], headers: list[str], numeric: set[int], style: 
     def pad(value: str, i: int) -> str:
         return value.rjust(widths[i]) if right[i] else value.ljust(widths[i])
 
-    padded = [{c: pad(c.strip(), i) for c in cells} for i, cells in enumerate(columns)]  # tabulate strips cells
-    head = [pad(h, i) for i, h in enumerate(headers)]  # ... not headers
+    def padder(i: int, cells: set[str] | tuple[str, ...]):  # tabulate strips cells, not headers
+        if isinstance(cells, set):
+            return {c: pad(c.strip(), i) for c in cells}.__getitem__
+        return lambda c: pad(c.strip(), i)
+
+    padded = [padder(i, cells) for i, cells in enumerate(columns)]
+    head = [pad(h, i) for i, h in enumerate(headers)]
     if style == "simple":
         rule, before, between, after = "  ".join("-" * w for w in widths), "", "  ", ""
     else:
         rule = "|" + "|".join(("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1)) for w, r in zip(widths, right)) + "|"
         before, between, after = "| ", " | ", " |"
     lines = [(before + between.join(head) + after).rstrip(), rule]
-    lines += [(before + between.join(map(dict.__getitem__, padded, row)) + after).rstrip() for row in rows]
+    lines += [(before + between.join([f(c) for f, c in zip(padded, row)]) + after).rstrip() for row in rows]
     return "\n".join(lines)
 
 

@@ -18,8 +18,9 @@ How it is timed:
   (the per-child form of resource.getrusage(RUSAGE_CHILDREN));
 - in-process figures (the whole zoo, generated specs, resolution and batch) run in a fresh child of
   the same environment for each repetition, timed there around the calls only.
-- where valgrind is installed (not with --quick), the instructions of the start-up commands, counted
-  by callgrind: what a loaded machine does not change, beside the wall clock that it does.
+- where valgrind is installed (not with --quick), the instructions of the start-up commands and of
+  each generated spec's load + analyze + render, counted by callgrind: what a loaded machine (or a
+  larger heap missing the caches) does not change, beside the wall clock that it does.
 Medians are reported with min and max; nothing here asserts a time.
 """
 from __future__ import annotations
@@ -275,23 +276,23 @@ def command_pairs(launcher: Launcher, python: Path, archcalc: str, args: argpars
 def instructions(python: Path, archcalc: str, network: str) -> dict | None:
     """Instructions each command executes, counted by valgrind's callgrind: the same count however busy
     the machine is (wall clock is not). None where valgrind is missing."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
+    if shutil.which("valgrind") is None:
         return None
     commands = [("python -c pass", [str(python), "-c", "pass"]),
                 ('python -c "import click"', [str(python), "-c", "import click"]),
                 (f'python -c "{STANDARD}"', [str(python), "-c", STANDARD]),
                 (f"archcalc table {network}", [archcalc, "table", network]),
                 ("archcalc list", [archcalc, "list"]), ("archcalc check", [archcalc, "check"])]
-    counts = {}
-    for label, command in commands:
-        done = subprocess.run([valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
-                              capture_output=True, text=True, check=False)
-        found = [line for line in done.stderr.splitlines() if "Collected :" in line]
-        if done.returncode not in (0, 1) or not found:
-            raise RuntimeError(f"valgrind {' '.join(command)} exited {done.returncode}: {done.stderr[-500:]}")
-        counts[label] = int(found[-1].split(":")[-1])
-    return counts
+    return {label: callgrind(command) for label, command in commands}
+
+
+def callgrind(command: list[str]) -> int:
+    done = subprocess.run([shutil.which("valgrind"), "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+                          capture_output=True, text=True, check=False)
+    found = [line for line in done.stderr.splitlines() if "Collected :" in line]
+    if done.returncode not in (0, 1) or not found:
+        raise RuntimeError(f"valgrind {' '.join(command)} exited {done.returncode}: {done.stderr[-500:]}")
+    return int(found[-1].split(":")[-1])
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> dict:
@@ -329,6 +330,8 @@ def generated(launcher: Launcher, python: Path, workdir: Path, args: argparse.Na
         path = workdir / f"{spec['name']}.json"
         path.write_text(json.dumps(spec))
         out.append({"spec": label, **repeated(launcher, python, runs, "generated", str(path))})
+        if not args.quick and shutil.which("valgrind"):  # the work, which a busy machine or its caches do not move
+            out[-1]["instructions"] = callgrind([str(python), str(HERE), "--inner", "generated", str(path)])
     return out
 
 
@@ -347,6 +350,8 @@ def targets(result: dict) -> list[dict]:
         ("load + analyze the whole zoo, one process", "<=", 0.1, sec, result["zoo"]["load_analyze_s"]["median"]),
         (f"{seq['spec']}: load + analyze + render text", "<=", 1, sec, seq["total_s"]["median"]),
         (f"{big['spec']} / {seq['spec']}, time", "<=", 11, x, big["total_s"]["median"] / seq["total_s"]["median"]),
+        *([(f"{big['spec']} / {seq['spec']}, instructions", "<=", 11, x, big["instructions"] / seq["instructions"])]
+          if "instructions" in big and "instructions" in seq else []),
         (f"{big['spec']}: peak RSS", "<=", 300, mib, big["peak_rss_mib"]["median"]),
         ("residual / sequential, time per row", "<=", 2, x, per_row(res) / per_row(seq)),
         ("vgg16 analyze at 4096 / at 224", "~", 1, x, result["scale"]["ratio 4096/224"]["median"]),
@@ -421,12 +426,16 @@ def markdown(result: dict) -> str:
         total = g["total_s"]["median"]
         rows.append([g["spec"], f"{g['rows']:,}", ms(g["load_s"]["median"]), ms(g["analyze_s"]["median"]),
                      ms(g["render_s"]["median"]), f"{ms(total)} ({ms(g['total_s']['min'])}-{ms(g['total_s']['max'])})",
-                     f"{total / g['rows'] * 1e6:,.1f}", f"{g['peak_rss_mib']['median']:.0f}"])
+                     f"{total / g['rows'] * 1e6:,.1f}", f"{g['peak_rss_mib']['median']:.0f}",
+                     f"{g['instructions']:,}" if "instructions" in g else "-"])
     lines.append(markdown_table(rows, ["Generated spec", "rows", "load ms", "analyze ms", "render text ms",
-                                       "total ms (min-max)", "µs per row", "peak RSS MiB"], numeric=range(1, 8)))
+                                       "total ms (min-max)", "µs per row", "peak RSS MiB", "instructions"],
+                                numeric=range(1, 9)))
     seq = result["generated"]
     lines += [f"{seq[1]['spec']} / {seq[0]['spec']}: {seq[1]['total_s']['median'] / seq[0]['total_s']['median']:.1f}x the time "
-              f"for {seq[1]['rows'] / seq[0]['rows']:.1f}x the rows; residual / sequential per row: "
+              + (f"and {seq[1]['instructions'] / seq[0]['instructions']:.1f}x the instructions (the process's, start-up "
+                 "included) " if "instructions" in seq[0] and "instructions" in seq[1] else "")
+              + f"for {seq[1]['rows'] / seq[0]['rows']:.1f}x the rows; residual / sequential per row: "
               f"{(seq[2]['total_s']['median'] / seq[2]['rows']) / (seq[0]['total_s']['median'] / seq[0]['rows']):.2f}x.", ""]
     counts = result.get("instructions")
     if counts:
