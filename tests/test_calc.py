@@ -56,6 +56,17 @@ def test_rows_add_up_to_the_totals_worked_out_without_them(net):
     assert a.scaled(batch=2, dtype="fp16").rows is a.rows  # made once for every configuration
 
 
+def test_analyses_compare_by_their_figures_not_by_what_they_defer(net):
+    """An analysis is a record: two of one network at one configuration are equal, whether or not
+    one has made its rows; another batch or dtype is another analysis."""
+    first, second = analyze(net), analyze(net)
+    first.rows
+    assert first == second and not first != second
+    assert first.scaled(4) != first and first.scaled(dtype="fp16") != first
+    assert first.scaled(4).scaled(1) == second
+    assert first != tuple(first)  # a named tuple, but not equal to any tuple of its values
+
+
 def test_a_receptive_field_too_long_to_tabulate_is_refused_when_the_rows_are_read(tmp_path):
     # 224 -> 10**9 positions: the field table would repeat every 31,250,000 outputs (see test_errors)
     spec = tmp_path / "net.json"

@@ -101,7 +101,15 @@ class Analysis(NamedTuple):
     dtype: str
     totals: Totals
     warnings: tuple[Note, ...]
-    walked: "_Walked"  # what is made when first asked (shared by `scaled`)
+    walked: "_Walked"  # what is made when first asked (shared by `scaled`); not compared
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Analysis) and self[:-1] == other[:-1]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]  # its network's meta is a mapping
 
     @property
     def rows(self) -> tuple[Row, ...]:
@@ -268,6 +276,9 @@ class _Walked:
         self.network, self.shape, self.sums = network, shape, sums
         self.made: tuple[Row, ...] | None = None
         self.peaks: dict[int, int] = {}  # by bytes per value
+
+    def __repr__(self) -> str:
+        return "<rows made when first read>" if self.made is None else f"<{len(self.made)} rows>"
 
     def rows(self) -> tuple[Row, ...]:
         if self.made is None:
