@@ -9,7 +9,7 @@ import click
 
 from . import fmt
 from .core.alloc import paused_gc
-from .errors import ArchcalcError, SpecError, UsageError
+from .errors import ArchcalcError, SpecError, UsageError, one_line
 
 FORMATS = ["text", "markdown", "csv", "json"]
 CONVENTIONS = ["torchvision", "keras"]
@@ -41,7 +41,7 @@ class _Cli(click.Group):
             from .files import reason
 
             _silence_stdout()
-            _say(f"archcalc: {exc.filename or '<stdout>'}: cannot write: {reason(exc)}")
+            _say(one_line(f"archcalc: {exc.filename or '<stdout>'}: cannot write: {reason(exc)}"))
             sys.exit(2)
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
@@ -52,10 +52,10 @@ class _Cli(click.Group):
             super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx else "archcalc"
-            click.echo(f"archcalc: {exc.format_message()} (see '{command} --help')", err=True)
+            click.echo(one_line(f"archcalc: {exc.format_message()} (see '{command} --help')"), err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            click.echo(f"archcalc: {exc.format_message()}", err=True)
+            click.echo(one_line(f"archcalc: {exc.format_message()}"), err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("archcalc: interrupted", err=True)
@@ -136,6 +136,15 @@ class ListOf(click.ParamType):
         return tuple(dict.fromkeys(values))
 
 
+class FilePath(click.Path):
+    """click's Path, refusing a NUL character (which os.stat raises on) as a bad value."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and "\0" in value:
+            self.fail(f"{value!r}: a path holds no NUL character", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 DTYPES = ["fp32", "fp16", "bf16", "int8"]
 TIMED_DTYPES = DTYPES[:3]  # what bench and verify can run a model in
 BATCHES = ListOf(click.IntRange(min=1), "1,32,256", "a whole number of at least 1")
@@ -155,7 +164,7 @@ def dtype_option(choices: list[str], help_text: str):
 
 
 out_option = click.option(
-    "--out", "outs", multiple=True, metavar="FILE", type=click.Path(dir_okay=False),
+    "--out", "outs", multiple=True, metavar="FILE", type=FilePath(dir_okay=False),
     help="Also write the output to FILE, whole, in the format its suffix names (.txt, .md, .csv, .json; "
          "else --format); repeatable.")
 format_option = click.option("--format", "out_format", type=click.Choice(FORMATS), default="text", show_default=True,
@@ -600,7 +609,7 @@ def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None)
 
 @main.command("report")
 @click.argument("target", required=False)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="reports", show_default=True,
+@click.option("--out", "out_dir", type=FilePath(file_okay=False), default="reports", show_default=True,
               help="The folder the pages and plots go to (a report is several files).")
 @click.option("--check", "check_only", is_flag=True, help="Regenerate into a temporary folder; exit 1 listing stale files.")
 @paused_gc  # the whole zoo: its trees stay alive to the end, and hold no cycles (core.alloc)

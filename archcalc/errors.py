@@ -8,6 +8,15 @@ All of them exit with code 2.
 """
 from __future__ import annotations
 
+# Control characters (a newline or NUL in a file name, an escape in a value) shown as escapes: an
+# error stays one line on stderr, and writes nothing to the terminal but text.
+_ESCAPES = {**{c: f"\\x{c:02x}" for c in [*range(32), 127]}, 0: "\\0", ord("\n"): "\\n", ord("\r"): "\\r",
+            ord("\t"): "\\t"}
+
+
+def one_line(text: str) -> str:
+    return text.translate(_ESCAPES)
+
 
 class ArchcalcError(Exception):
     exit_code = 2
@@ -24,7 +33,7 @@ class ArchcalcError(Exception):
 
     def __str__(self) -> str:
         where = ": ".join(part for part in (self.file, self.path) if part)
-        return f"{where}: {self.message}" if where else self.message
+        return one_line(f"{where}: {self.message}" if where else self.message)
 
 
 class SpecError(ArchcalcError):

@@ -47,6 +47,9 @@ def make_folder(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FileError(f"cannot create the folder: {reason(exc)}", file=str(exc.filename or folder)) from None
+    except ValueError:
+        raise FileError("cannot create the folder: the path holds a NUL character",
+                        file=str(folder)) from None
     if not folder.is_dir():
         raise FileError("cannot create the folder: a file is in the way", file=str(folder))
 
@@ -72,6 +75,8 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         done = True
     except OSError as exc:
         raise FileError(f"cannot write: {reason(exc)}", file=str(path)) from None
+    except ValueError:  # a NUL character: no file name holds one
+        raise FileError("cannot write: the path holds a NUL character", file=str(path)) from None
     finally:
         if temporary is not None and not done:
             try:

@@ -289,6 +289,30 @@ def test_missing_file(tmp_path):
     fails_cleanly(["table", path], "no such file", file=path)
 
 
+def test_a_file_name_with_a_newline_or_an_escape_stays_one_line(tmp_path):
+    line = fails_cleanly(["table", str(tmp_path / "two\nlines.json")], "no such file")
+    assert line == f"archcalc: {tmp_path}/two\\nlines.json: no such file"
+    line = fails_cleanly(["table", "red\x1b[31m"], "unknown network")
+    assert "\x1b" not in line and "red\\x1b[31m" in line
+
+
+@pytest.mark.parametrize("args", [["table", "a\0b.json"], ["table", "a\0b"], ["check", "a\0b.json"],
+                                  ["diagram", "vgg16", "-o", "a\0b.svg"]])
+def test_a_path_with_a_nul_character_is_refused(args):
+    line = fails_cleanly(args, "the path holds a NUL character")
+    assert "a\\0b" in line and "\0" not in line
+
+
+@pytest.mark.parametrize("args", [["table", "vgg16", "--out", "a\0b.md"], ["report", "--out", "a\0b"]])
+def test_an_output_path_with_a_nul_character_is_a_bad_value(args):
+    fails_cleanly(args, "a path holds no NUL character")
+
+
+def test_the_api_refuses_a_nul_character_as_bad_input():
+    with pytest.raises(SpecError, match="NUL character"):
+        load("vgg\0.json")
+
+
 def test_directory_is_not_a_spec(tmp_path):
     folder = tmp_path / "specs.json"
     folder.mkdir()

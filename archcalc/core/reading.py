@@ -43,6 +43,8 @@ def read_bytes(path: str | os.PathLike, limit: int | None = None, what: str = "s
         raise SpecError("no such file", file=str(path)) from None
     except OSError as exc:
         raise SpecError(f"cannot read: {reason(exc)}", file=str(path)) from None
+    except ValueError:  # no file name holds one
+        raise SpecError("cannot read: the path holds a NUL character", file=str(path)) from None
     try:
         with os.fdopen(handle, "rb") as stream:
             info = os.fstat(handle)
