@@ -190,9 +190,18 @@ def table_width(wide: bool) -> int | None:
     """The width to fit a text table to: the terminal's (COLUMNS honoured); None when piped or --wide."""
     if wide or not stdout_isatty():
         return None
-    import shutil  # (with the compression modules it imports) only for a terminal
-
-    return shutil.get_terminal_size().columns
+    # shutil.get_terminal_size's columns, without importing shutil (and the compression modules it
+    # imports: a tenth of a table's start-up)
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 def echo_notes(lines: list[str]) -> None:
