@@ -4,7 +4,7 @@ ArchcalcError is the base: a message, and where it applies (a file, a path in th
 SpecError: bad input (a spec, a model file, a value); UsageError: the command line;
 MissingDependency: an optional package is not installed (the message gives the install line);
 FileError: a file or folder that cannot be read or written.
-All of them exit with code 2.
+All of them exit with code 2, their line passed through `one_line` (as the CLI's other errors are).
 """
 from __future__ import annotations
 
