@@ -22,8 +22,11 @@ TEMP_SUFFIX = ".archcalc-tmp"
 _TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + r"|\..+\.(md|png|svg|json)\.[a-z0-9_]{8}")
 
 
-def reason(exc: OSError) -> str:
-    """The OS's words for an error, e.g. 'Permission denied'."""
+def reason(exc: OSError | ValueError) -> str:
+    """The OS's words for an error, e.g. 'Permission denied'; a NUL character (the ValueError the OS
+    calls raise for one) in the path's own words."""
+    if isinstance(exc, ValueError):
+        return "the path holds a NUL character" if "null" in str(exc) else str(exc)
     if isinstance(exc, FileExistsError) or exc.errno == errno.EEXIST:
         return "a file is in the way (not a folder)"
     return exc.strerror or str(exc) or type(exc).__name__
@@ -45,11 +48,9 @@ def make_folder(folder: Path) -> None:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FileError(f"cannot create the folder: {reason(exc)}", file=str(exc.filename or folder)) from None
-    except ValueError:
-        raise FileError("cannot create the folder: the path holds a NUL character",
-                        file=str(folder)) from None
+    except (OSError, ValueError) as exc:
+        where = getattr(exc, "filename", None) or folder
+        raise FileError(f"cannot create the folder: {reason(exc)}", file=str(where)) from None
     if not folder.is_dir():
         raise FileError("cannot create the folder: a file is in the way", file=str(folder))
 
@@ -73,10 +74,8 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
             os.fsync(stream.fileno())
         os.replace(temporary, path)
         done = True
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise FileError(f"cannot write: {reason(exc)}", file=str(path)) from None
-    except ValueError:  # a NUL character: no file name holds one
-        raise FileError("cannot write: the path holds a NUL character", file=str(path)) from None
     finally:
         if temporary is not None and not done:
             try:
@@ -101,6 +100,11 @@ SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", "
 
 def format_of(path: str | Path, default: str) -> str:
     """The output format a file's suffix names (.json, .md, .csv, .txt), else `default`."""
+    return SUFFIX_FORMATS.get(split_name(path)[1].lower(), default)
+
+
+def split_name(path: str | os.PathLike) -> tuple[str, str]:
+    """pathlib's stem and suffix of a path's last name, without importing pathlib (start-up)."""
     name = os.path.basename(os.fspath(path).rstrip("/"))
-    dot = name.rfind(".")  # pathlib's suffix
-    return SUFFIX_FORMATS.get(name[dot:].lower() if 0 < dot < len(name) - 1 else "", default)
+    dot = name.rfind(".")
+    return (name[:dot], name[dot:]) if 0 < dot < len(name) - 1 else (name, "")

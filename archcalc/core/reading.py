@@ -41,10 +41,8 @@ def read_bytes(path: str | os.PathLike, limit: int | None = None, what: str = "s
         handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise SpecError("no such file", file=str(path)) from None
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
         raise SpecError(f"cannot read: {reason(exc)}", file=str(path)) from None
-    except ValueError:  # no file name holds one
-        raise SpecError("cannot read: the path holds a NUL character", file=str(path)) from None
     try:
         with os.fdopen(handle, "rb") as stream:
             info = os.fstat(handle)

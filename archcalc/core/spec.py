@@ -27,6 +27,7 @@ from typing import (
 
 from .. import fmt
 from ..errors import SpecError
+from ..files import split_name
 from ..layers import REGISTRY
 from .alloc import paused_gc
 from .budget import Budget, current, use
@@ -137,13 +138,6 @@ def _zoo_paths() -> dict[str, str]:
     return index
 
 
-def _stem(path: str) -> str:
-    """pathlib's `stem` of a path as pathlib writes it: the name without its last suffix."""
-    name = os.path.basename(path)
-    dot = name.rfind(".")
-    return name[:dot] if 0 < dot < len(name) - 1 else name
-
-
 def _version(path: str) -> tuple | None:
     """What changes when the file or folder at `path` is written (its change time cannot be set back)."""
     try:
@@ -189,7 +183,8 @@ def zoo_file(name: str) -> Path | None:
 
 
 def _zoo_path(name: str) -> str | None:
-    likely = sorted((p for p in _zoo_files() if name.startswith(_stem(p))), key=lambda p: -len(_stem(p)))
+    stems = {path: split_name(path)[0] for path in _zoo_files()}
+    likely = sorted((p for p, stem in stems.items() if name.startswith(stem)), key=lambda p: -len(stems[p]))
     for path in likely:
         if name in variant_names(zoo_document(path), path):
             return path
@@ -199,7 +194,7 @@ def _zoo_path(name: str) -> str | None:
 def variant_names(document: dict, path: str | os.PathLike) -> list[str]:
     variants = document.get("variants")
     name = document.get("name")
-    return list(variants) if isinstance(variants, dict) else [name if isinstance(name, str) and name else _stem(os.fspath(path))]
+    return list(variants) if isinstance(variants, dict) else [name if isinstance(name, str) and name else split_name(path)[0]]
 
 
 def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -241,10 +236,8 @@ def load(target: "str | Path | Mapping[str, Any]", variant: str | None = None, *
 
 
 def _load(target: str, variant: str | None = None) -> Network:
-    if target.replace("_", "").isalnum() and not _exists(target):  # a zoo name
-        found = _zoo_path(target)
-        if found is not None:
-            return _zoo_network(target, found)
+    if target.replace("_", "").isalnum() and not _exists(target):  # a name, which pathlib would leave as it is
+        return _zoo_named(target)
     from pathlib import Path  # a file the user names, written as pathlib writes it
 
     path = Path(target)
@@ -252,12 +245,16 @@ def _load(target: str, variant: str | None = None) -> Network:
         file_part, variant = target.rsplit(":", 1)
         path = Path(file_part)
     if path.suffix != ".json" and not _exists(path):
-        found = _zoo_path(target)
-        if found is None:
-            raise SpecError(f"unknown network {quoted(target)}{suggest(target, list(_zoo_paths()))}; "
-                            "`archcalc list` shows the zoo")
-        return _zoo_network(target, found)
+        return _zoo_named(target)
     return load_document(read_json(path), variant, str(path))
+
+
+def _zoo_named(name: str) -> Network:
+    found = _zoo_path(name)
+    if found is None:
+        raise SpecError(f"unknown network {quoted(name)}{suggest(name, list(_zoo_paths()))}; "
+                        "`archcalc list` shows the zoo")
+    return _zoo_network(name, found)
 
 
 _ZOO_NETWORKS: dict[tuple, tuple[dict, Network]] = {}  # the document it was resolved from, and it
@@ -342,7 +339,7 @@ def _resolve(document: dict, variant: str, file: str, memo: "_Memo | None") -> N
         expects += _expects(chosen.get("expect", []), f"{where}.expect")
     return Network(
         name=variant,
-        family=str(document.get("name") or _stem(file)),
+        family=str(document.get("name") or split_name(file)[0]),
         file=file,
         title=str(chosen.get("title") or document.get("title") or variant),
         input=shape,
