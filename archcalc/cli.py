@@ -303,7 +303,8 @@ def list_networks() -> None:
     from .core.spec import load, zoo_index
 
     analyses = [analyze(load(name)) for name in zoo_index()]
-    rows = [[a.network.name, a.network.family, str(a.network.meta.get("year", "")), fmt.shape(a.input_shape),
+    rows = [[one_line(a.network.name), one_line(a.network.family), one_line(str(a.network.meta.get("year", ""))),
+             fmt.shape(a.input_shape),
              fmt.count(a.totals.params), fmt.scaled(a.totals.macs)] for a in zoo_order(analyses)]
     click.echo(fmt.text_table(rows, ["Name", "Family", "Year", "Input", "Params", "MACs"], numeric=[2, 3, 4, 5]))
 
@@ -362,7 +363,7 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, out_format: 
         analysis = analysed(name)
         network = analysis.network
         if convention == "keras" and out_format == "text":
-            click.echo(f"{'note':<11} {name}: params in Keras' convention (BN moving statistics included): "
+            click.echo(f"{'note':<11} {one_line(name)}: params in Keras' convention (BN moving statistics included): "
                        f"{analysis.totals.params_keras:,}")
         for checked in check_network(network, analysis):
             entries.append((checked.verdict, describe(checked), _figure_record(checked)))
@@ -383,7 +384,7 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, out_format: 
 
         for _, line, _ in entries:
             if verbose or line in failures:
-                click.echo(cite(line))
+                click.echo(cite(one_line(line)))  # a spec's sources and reasons, escaped
         click.echo(summary)
     sys.exit(1 if failures else 0)
 

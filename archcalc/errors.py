@@ -8,14 +8,26 @@ All of them exit with code 2, their line passed through `one_line` (as the CLI's
 """
 from __future__ import annotations
 
-# Control characters (a newline or NUL in a file name, an escape in a value) shown as escapes: an
-# error stays one line on stderr, and writes nothing to the terminal but text.
-_ESCAPES = {**{c: f"\\x{c:02x}" for c in [*range(32), 127]}, 0: "\\0", ord("\n"): "\\n", ord("\r"): "\\r",
-            ord("\t"): "\\t"}
+import re
+
+# Control characters shown as escapes, wherever archcalc shows a text it did not write (an error's
+# file name or value; a spec's title, block names or sources; a model file's name): a line stays one
+# line and the terminal is sent nothing but text. C0 and DEL, the C1 controls a terminal may obey
+# (\x9b is CSI), and what XML 1.0 cannot hold even as a reference (lone surrogates, U+FFFE, U+FFFF)
+# so that an SVG stays well-formed; U+2028 and U+2029 break lines for some readers.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u2028\u2029]")
+_NAMED = {"\0": "\\0", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match) -> str:
+    c = match.group()
+    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
 
 
 def one_line(text: str) -> str:
-    return text.translate(_ESCAPES)
+    """`text` with its control characters as escapes (`\\x1b`, `\\n`): what every output shows of a
+    text from a spec, a model file or the command line (Markdown, CSV and SVG add their own escapes)."""
+    return text if text.isprintable() else _CONTROL.sub(_escaped, text)
 
 
 class ArchcalcError(Exception):

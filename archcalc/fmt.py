@@ -13,6 +13,8 @@ import re
 from fractions import Fraction
 from typing import Any, Iterable, Sequence
 
+from .errors import one_line
+
 MISSING = "-"
 
 
@@ -168,22 +170,43 @@ def _tabulated(rows: list[list[str]], headers: list[str], numeric: set[int], sty
     return tabulate(rows, headers, tablefmt=style, disable_numparse=True, colalign=align)
 
 
-_ALWAYS = re.compile(r"([\\|]|<(?=[A-Za-z/!?]))")
-_PAIRED = {"*": re.compile(r"\*"), "~": re.compile(r"~"), "`": re.compile(r"`"),
+_ALWAYS = re.compile(r"([\\|`]|\](?=[(\[])|\{(?=[^}]*\}))")  # a backtick even alone: code spans cross cells
+_HTML = re.compile(r"<|&(?=#?\w+;)")  # a tag, or a character reference; `\<` is literal text in CommonMark only
+_PAIRED = {"*": re.compile(r"\*"), "~": re.compile(r"~"),
            "_": re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")}  # an underscore inside a word never emphasises
 
 
 def cell(text: Any) -> str:
-    """Free text made literal inside a table cell: one line, Markdown punctuation escaped.
+    """Text from a spec made literal in Markdown (a table cell, a heading, a footnote): on one line,
+    control characters escaped (errors.one_line), no HTML, link, code or emphasis, no cell break.
 
-    Emphasis, strikethrough and code need two marks, so a lone `*`, `~`, backtick or word-edge `_`
-    stays as written (the Markdown remains readable when copied); pairs are escaped.
+    `<` and the `&` of a character reference become entities, which every Markdown renders as
+    written (Python-Markdown leaves `\\<` to HTML); `\\`, `|`, backticks, the `]` of a link and the
+    `{` of an attribute list are escaped. Emphasis and strikethrough need two marks, so a lone `*`,
+    `~` or word-edge `_` stays as written (the Markdown remains readable when copied); pairs are escaped.
     """
     text = _ALWAYS.sub(r"\\\1", " ".join(str(text).split()))
+    text = _HTML.sub(lambda m: "&lt;" if m.group() == "<" else "&amp;", text)
     for pattern in _PAIRED.values():
         if len(pattern.findall(text)) >= 2:
             text = pattern.sub(lambda m: "\\" + m.group(0), text)
-    return text
+    return one_line(text)
+
+
+def code(text: str) -> str:
+    """Text from a spec as inline code outside a table: `text`, or escaped text (`cell`) where it holds a
+    backtick, which would end the span, or a control character."""
+    return f"`{text}`" if text.isprintable() and "`" not in text else cell(text)
+
+
+CSV_FORMULA = ("=", "+", "-", "@")  # what makes a spreadsheet read a cell as a formula
+
+
+def csv_text(text: str) -> str:
+    """Text from a spec in a CSV cell: control characters escaped, and a leading `'` where the text
+    starts as a formula would (a block named `=HYPERLINK(...)`), which spreadsheets show as text."""
+    text = one_line(text)
+    return "'" + text if text.startswith(CSV_FORMULA) else text
 
 
 def anchor(heading: str) -> str:

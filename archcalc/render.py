@@ -15,6 +15,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 from . import fmt
 from .core.alloc import paused_gc
 from .core.calc import Analysis, Row
+from .errors import one_line
 
 FORMATS = ("text", "markdown", "csv", "json")
 
@@ -121,7 +122,7 @@ def _csv_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return fmt.shape(value)
-    return str(value)
+    return fmt.csv_text(value) if isinstance(value, str) else str(value)
 
 
 def dataframe(analysis: Analysis, depth: int | None = None, convention: str = "torchvision"):
@@ -149,11 +150,12 @@ class Column(NamedTuple):
     cell: Callable[[Row, str], str]
     numeric: bool = False
     drop: int = 0  # 0: always shown; else the order in which it goes when the table does not fit
+    spec_text: bool = False  # text from the spec (a path, a block name): escaped for the output format
 
 
 COLUMNS = (
-    Column("Layer", lambda r, c: r.path),
-    Column("Type", lambda r, c: r.label, drop=1),
+    Column("Layer", lambda r, c: r.path, spec_text=True),
+    Column("Type", lambda r, c: r.label, drop=1, spec_text=True),
     Column("Output", lambda r, c: fmt.shape(r.output_shape), numeric=True),
     Column("Params", lambda r, c: fmt.count(r.params_keras if c == "keras" else r.params), numeric=True),
     Column("MACs", lambda r, c: fmt.count(r.macs), numeric=True),
@@ -195,7 +197,7 @@ def rf_footnote(analysis: Analysis, depth: int | None) -> str | None:
     if not gates:
         return None
     return (f"RF {GATED}: the spatial field, of the path that carries the pixels; the strict field is global "
-            f"because the gate at {gates[0]} pools the whole input (held constant for the spatial field)")
+            f"because the gate at {one_line(gates[0])} pools the whole input (held constant for the spatial field)")
 
 
 def summary_lines(analysis: Analysis, convention: str, depth: int | None = None) -> list[str]:
@@ -219,7 +221,7 @@ def summary_lines(analysis: Analysis, convention: str, depth: int | None = None)
 def warning_lines(analysis: Analysis, notes: bool = False) -> list[str]:
     """For stderr: a warning where the rounding of an output size drops input pixels; with `notes`,
     also the inexact sizes that drop nothing."""
-    return [f"{'warning' if n.drops_input else 'note'}: {n.path}: {n.message}"
+    return [one_line(f"{'warning' if n.drops_input else 'note'}: {n.path}: {n.message}")
             for n in analysis.warnings if n.drops_input or notes]
 
 
@@ -233,10 +235,20 @@ def configuration_rows(configurations: Sequence[Analysis]) -> list[list[str]]:
              fmt.scaled_bytes(c.activation_bytes), fmt.scaled_bytes(c.peak_activation_bytes)] for c in configurations]
 
 
-def _cells(analysis: Analysis, depth: int | None, convention: str) -> list[list[str]]:
-    """The cells of every row shown; equal cells are one string (a long network repeats most of them)."""
+def _cells(analysis: Analysis, depth: int | None, convention: str,
+           shown: Callable[[str], str] = one_line) -> list[list[str]]:
+    """The cells of every row shown, the spec's text `shown` as the format wants it (one_line: control
+    characters escaped; fmt.cell for Markdown); equal cells are one string (a long network repeats most
+    of them)."""
     one = {}.setdefault
-    return [[one(text, text) for text in [column.cell(row, convention) for column in COLUMNS]]
+    escaped: dict[str, str] = {}  # a block's name repeats on many rows: escaped once
+
+    def spec_text(text: str) -> str:
+        found = escaped.get(text)
+        return found if found is not None else escaped.setdefault(text, shown(text))
+
+    return [[one(text, text) for text in [spec_text(column.cell(row, convention)) if column.spec_text
+                                          else column.cell(row, convention) for column in COLUMNS]]
             for row in analysis.at_depth(depth)]
 
 
@@ -329,7 +341,7 @@ def render_text(analysis: Analysis, depth: int | None = None, convention: str = 
     table = text_table(analysis, depth, convention, width)
     configs = fmt.text_table(configuration_rows(_configurations(analysis, configurations)), CONFIG_HEADERS,
                              numeric=[0, 2, 3, 4, 5])
-    head = _wrap([f"{analysis.network.name}: {analysis.network.title}", PER_IMAGE], width)
+    head = _wrap([one_line(f"{analysis.network.name}: {analysis.network.title}"), PER_IMAGE], width)
     lines = [*head, "", table.text, "", *_wrap(summary_lines(analysis, convention, depth), width), "",
              *_wrap([CONFIG_NOTE], width), configs]
     return Fitted("\n".join(lines) + "\n", table.hint)
@@ -337,12 +349,12 @@ def render_text(analysis: Analysis, depth: int | None = None, convention: str = 
 
 def render_markdown(analysis: Analysis, depth: int | None = None, convention: str = "torchvision",
                     configurations: Sequence[Analysis] | None = None) -> str:
-    rows = [[fmt.cell(r[0]), *r[1:]] for r in _cells(analysis, depth, convention)]
+    rows = _cells(analysis, depth, convention, fmt.cell)
     layers = fmt.markdown_table(rows, [c.header for c in COLUMNS], numeric=[i for i, c in enumerate(COLUMNS) if c.numeric])
     configs = fmt.markdown_table(configuration_rows(_configurations(analysis, configurations)), CONFIG_HEADERS,
                                  numeric=[0, 2, 3, 4, 5])
     summary = "\n".join(f"- {line}" for line in summary_lines(analysis, convention, depth))
-    title = f"{analysis.network.name}: {analysis.network.title}"
+    title = f"{fmt.cell(analysis.network.name)}: {fmt.cell(analysis.network.title)}"
     return f"### {title}\n\n{PER_IMAGE}\n\n{layers}\n{summary}\n\n{CONFIG_NOTE}\n\n{configs}"
 
 

@@ -264,3 +264,22 @@ def test_physical_cores_count_cores_not_hyperthreads():
     import os
 
     assert 1 <= bench.physical_cores() <= (os.cpu_count() or 1)
+
+
+def test_a_network_s_name_and_a_failure_s_message_are_shown_as_text(tiny_run):
+    import csv
+    import io
+
+    from hostile_text import assert_plain_markdown, controls, pipe_cells, tables
+
+    name = "=cmd|' /C calc'!A0 <b>`x`</b> [l](javascript:alert(1))"  # what a spec's name may hold
+    failure = bench.Failure(name, 4, "fp32", "torch said \x1b]0;pwned\x07 \x9b31m\nnext")
+    run = replace(tiny_run, results=(replace(tiny_run.results[0], network=name),), failures=(failure,))
+    text = render(run, "text")
+    assert controls(text) == [] and "torch said \\x1b]0;pwned\\x07 \\x9b31m\\nnext" in text
+    markdown = render(run, "markdown")
+    assert_plain_markdown(markdown)
+    (table,) = tables(markdown)
+    assert len(pipe_cells(table[2])) == len(pipe_cells(table[0])) == 12
+    (row,) = csv.DictReader(io.StringIO(render(run, "csv")))
+    assert row["network"] == "'" + name  # a spreadsheet shows it as text, not as a formula

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import pytest
 from conftest import cli_runner
+from hostile_text import HOSTILE, controls
 
 from archcalc.cli import main
 
@@ -481,3 +482,29 @@ def test_in_a_real_terminal_the_table_fits_it():
     assert "Layer" in "\n".join(screen) and any("--wide shows all" in line for line in screen)
     assert max(len(line) for line in screen) <= 80, max(screen, key=len)
     assert any("1,849,688,064" in line for line in screen)  # conv1_2: 64*224*224*(64*9), whole
+
+
+# ---- a spec's text reaches the terminal as text -------------------------------------------------
+
+@pytest.mark.parametrize("args", [[], ["--depth", "1"], ["--format", "markdown"], ["--format", "csv", "--depth", "1"],
+                                  ["--format", "json"], ["--all-warnings"]])
+def test_table_sends_a_terminal_no_control_character_of_a_spec(args):
+    result = cli_runner().invoke(main, ["table", str(HOSTILE), *args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert controls(result.stdout) == [] and controls(result.stderr) == []
+    assert "pwned" in result.stdout or {"csv", "json"} & set(args)  # the title is shown, escaped
+
+
+def test_table_on_a_terminal_sends_no_control_character_of_a_spec(monkeypatch):
+    result = on_terminal(monkeypatch, 60, str(HOSTILE), "--depth", "1")
+    assert controls(result.stdout) == [] and controls(result.stderr) == []
+
+
+def test_check_shows_a_spec_s_sources_and_reasons_escaped_one_line_each():
+    result = cli_runner().invoke(main, ["check", str(HOSTILE), "-v"])
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert controls(result.stdout) == []
+    miss, over, summary = result.stdout.rstrip("\n").split("\n")
+    assert miss.startswith("MISS") and miss.endswith("[source \\x1b]0;pwned\\x07 <script>alert(5)</script> | `x`\\nline]")
+    assert over.startswith("OVER") and over.endswith("[reason \\x1b]0;pwned\\x07 \\x9b31m <b>x</b>\\nline]")
+    assert summary == "2 checked: 0 ok, 0 known-wrong, 2 failed"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hostile_text import BLOCK_SHOWN, HOSTILE, NAME, controls
 
 from archcalc import analyze, load
 from archcalc.cli import main
@@ -219,3 +220,29 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
     result = CliRunner().invoke(main, ["diagram", *args])
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+# ---- a spec's text is drawn as text ---------------------------------------------------------------
+
+@pytest.mark.parametrize("options", [Options(), Options(depth=1), Options(horizontal=True, annotate=("params",))])
+def test_svg_of_a_hostile_spec_is_well_formed_xml_and_shows_its_names_escaped(options):
+    text = svg(layout(analyze(load(str(HOSTILE))), options))
+    assert controls(text) == []
+    root = ET.fromstring(text)  # XML 1.0 holds no control character, not even as a reference
+    shown = [t.text for t in root.iter(f"{NS}text")] + [t.text for t in root.iter(f"{NS}title")]
+    assert any(NAME in s for s in shown)  # `<` and `&` come back from the entities
+    block = [s for s in shown if BLOCK_SHOWN in s]
+    assert block and all(s.startswith("stem") for s in block)  # the frame or the folded box of `stem`
+    assert not root.findall(f".//{NS}script") and not root.findall(f".//{NS}b")
+
+
+def test_png_draws_a_dollar_sign_as_text():
+    pytest.importorskip("matplotlib")
+    from archcalc.report.diagram import png
+
+    spec = {"name": "money", "input": [3, 8, 8],
+            "blocks": {"a$\\nosuch{$b": {"layers": [{"type": "conv2d", "out": 4, "kernel": 3},
+                                                    {"type": "conv2d", "out": 4, "kernel": 1}]}},
+            "layers": [{"name": "stem", "block": "a$\\nosuch{$b"}]}
+    drawn = png(layout(analyze(load(spec)), Options(depth=1)))  # matplotlib's mathtext would refuse it
+    assert drawn[:8] == b"\x89PNG\r\n\x1a\n"

@@ -607,3 +607,17 @@ def test_verify_refuses_a_layer_too_big_to_allocate(tmp_path):
     spec = tmp_path / "net.json"
     spec.write_text('{"input": [16], "layers": [{"type": "linear", "out": 10000000000}]}')
     fails_cleanly(["verify", str(spec), "--no-rf"], "verify would allocate", file=str(spec))
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("plain text, é, 日本, \u00a0", "plain text, é, 日本, \u00a0"),
+    ("a\x1b]0;t\x07b", "a\\x1b]0;t\\x07b"),
+    ("\0\n\r\t\x7f", "\\0\\n\\r\\t\\x7f"),
+    ("csi \x9b2J nel \x85", "csi \\x9b2J nel \\x85"),  # C1: a terminal may obey them
+    ("\ud800 \ufffe \uffff", "\\ud800 \\ufffe \\uffff"),  # XML 1.0 cannot hold them even as references
+    ("\u2028\u2029", "\\u2028\\u2029"),  # line breaks to some readers
+])
+def test_one_line_escapes_every_control_character(text, shown):
+    from archcalc.errors import one_line
+
+    assert one_line(text) == shown

@@ -63,3 +63,38 @@ def test_tables_with_cells_the_layout_does_not_handle_go_to_tabulate(rows):
     """No rows, line breaks, escapes, wide characters, non-text cells: tabulate's own output."""
     pytest.importorskip("tabulate")
     _compare_with_tabulate(rows, ["a", "b"], {1})
+
+
+@pytest.mark.parametrize("text, escaped", [
+    ("<script>alert(1)</script>", "&lt;script>alert(1)&lt;/script>"),  # Python-Markdown keeps `\<` a tag
+    ("a < b", "a &lt; b"),
+    ("&lt; &#60; & b", "&amp;lt; &amp;#60; & b"),  # a reference would be read; a lone & is text
+    ("[x](javascript:alert(1))", "[x\\](javascript:alert(1))"),
+    ("![x](y) [a][b]", "![x\\](y) [a\\][b]"),
+    ("[55x55x96] = 290,400", "[55x55x96] = 290,400"),  # brackets alone are text
+    ("one ` tick", "one \\` tick"),  # a lone backtick would pair with one in another cell
+    ("title {: onclick=x}", "title \\{: onclick=x}"),  # an attribute list (Python-Markdown's attr_list)
+    ("red\x1b[31m\x07 \x9b \x7f", "red\\x1b[31m\\x07 \\x9b \\x7f"),
+    ("a\nb\tc\u2028d", "a b c d"),
+])
+def test_cell_leaves_no_html_link_code_or_control_character(text, escaped):
+    assert fmt.cell(text) == escaped
+
+
+@pytest.mark.parametrize("text, written", [
+    ("vgg16.json", "`vgg16.json`"),
+    ("a`b", "a\\`b"),  # a backtick would end the span
+    ("a\x1bb <i>", "a\\x1bb &lt;i>"),
+])
+def test_code_spans_only_plain_text(text, written):
+    assert fmt.code(text) == written
+
+
+@pytest.mark.parametrize("text, written", [
+    ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+    ("+1", "'+1"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("conv2d", "conv2d"), ("a=b", "a=b"),
+    ("\tx\ny", "\\tx\\ny"),
+])
+def test_csv_text_escapes_control_characters_and_guards_formulas(text, written):
+    assert fmt.csv_text(text) == written

@@ -11,10 +11,12 @@ import json
 import os
 import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hostile_text import BLOCK_SHOWN, HOSTILE, NAME, TITLE_SHOWN, controls
 
 from archcalc import analyze, load
 from archcalc.cli import main
@@ -197,3 +199,36 @@ def test_every_zoo_family_page_loads_without_errors(browser, tmp_path):
         rows = browser.execute_script("return document.querySelectorAll('#layers tbody tr').length;")
         assert rows == len(analysis.rows), name
         assert _errors(browser) == [], name
+
+
+class _Elements(HTMLParser):
+    """The elements of a page as a browser's parser finds them, and the text of each heading."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.text, self.open = [], {}, None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.open = tag
+
+    def handle_endtag(self, tag):
+        self.open = None
+
+    def handle_data(self, data):
+        if self.open:
+            self.text[self.open] = self.text.get(self.open, "") + data
+
+
+def test_page_of_a_hostile_spec_has_no_element_or_control_character_of_the_spec():
+    text = page(analyze(load(str(HOSTILE))), 1)
+    assert controls(text) == []
+    elements = _Elements()
+    elements.feed(text)
+    assert elements.tags.count("script") == 2 and "img" not in elements.tags and "b" not in elements.tags
+    assert elements.text["h1"] == f"{NAME}: {TITLE_SHOWN}"
+    embedded = re.search(r'<script type="application/json" id="table-data">(.*?)</script>', text, re.S).group(1)
+    assert "<" not in embedded  # neither `</script>` nor `<!--` from a name
+    data = json.loads(embedded)
+    stem = next(row for row in data["rows"] if row[0] == "stem")
+    assert stem[1] == BLOCK_SHOWN  # the table shows it with textContent: as written, escaped

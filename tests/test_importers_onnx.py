@@ -373,3 +373,22 @@ def test_table_of_an_onnx_file_works_without_torch(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Total params: 135" in result.stdout  # 5 * 3 * 3 * 3
     assert "5x7x7" in result.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["--format", "markdown"], ["--format", "csv"]])
+def test_a_model_file_s_name_is_its_title_shown_escaped(tmp_path, args):
+    from conftest import cli_runner
+    from hostile_text import controls
+
+    from archcalc.cli import main
+
+    name = "net\x1b]0;pwned\x07\x9b31m\nx <script>"  # a file name may hold any of these
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="/conv/Conv", kernel_shape=[1, 1])]
+    path = save(tmp_path, nodes, [weight("w", 2, 3, 1, 1)], (3, 4, 4), name=name)
+    result = cli_runner().invoke(main, ["table", str(path), *args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert controls(result.stdout) == [] and controls(result.stderr) == []
+    if not args:
+        assert result.stdout.split("\n")[0].endswith(": net\\x1b]0;pwned\\x07\\x9b31m\\nx <script>")  # name: title
+    elif "markdown" in args:
+        assert result.stdout.split("\n")[0].endswith(": net\\x1b]0;pwned\\x07\\x9b31m x &lt;script>")

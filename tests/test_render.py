@@ -10,9 +10,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from hostile_text import (
+    BLOCK,
+    BLOCK_SHOWN,
+    HOSTILE,
+    NAME,
+    TITLE_SHOWN,
+    assert_plain_markdown,
+    controls,
+    pipe_cells,
+    tables,
+)
 
 import archcalc
-from archcalc.render import LAYER_KEYS, shorten_path
+from archcalc.render import LAYER_KEYS, render_text, shorten_path
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BRANCHING = str(FIXTURES / "branching.json")
@@ -145,3 +156,48 @@ def test_layer_keys_are_the_records_keys():
 
     analysis = archcalc.analyze(archcalc.load(TINY))
     assert all(tuple(layer_record(row)) == LAYER_KEYS for row in analysis.rows)
+
+
+# ---- a spec's text is shown as text in every format --------------------------------------------
+
+def hostile_analysis():
+    return archcalc.analyze(archcalc.load(str(HOSTILE)))
+
+
+@pytest.mark.parametrize("width", [None, 80])
+def test_text_shows_a_hostile_title_on_one_line_with_its_escapes_visible(width):
+    text = render_text(hostile_analysis(), depth=1, width=width).text
+    assert controls(text) == []
+    lines = text.split("\n")
+    head = lines[:next(i for i, line in enumerate(lines) if line.startswith("Per image"))]
+    assert len(head) == 1 or width  # one line, or wrapped to the terminal at spaces
+    assert " ".join(line.strip() for line in head) == f"{NAME}: {TITLE_SHOWN}"
+    if width is None:  # on a terminal of 80 columns the Type column is hidden
+        assert BLOCK_SHOWN in next(line for line in lines if line.startswith("stem "))
+
+
+def test_markdown_of_a_hostile_spec_has_no_markup_of_its_own():
+    text = archcalc.render(hostile_analysis(), "markdown", depth=1)
+    assert_plain_markdown(text)
+    heading, blank = text.split("\n")[:2]
+    assert heading.startswith("### hostile&lt;img src=x") and blank == ""  # the title's newline is a space
+    layers = tables(text)[0]
+    stem = next(pipe_cells(line) for line in layers if line.startswith("| stem "))
+    assert len(stem) == 7 and stem[1].startswith('=HYPERLINK("http://x") \\x1b[31mred')
+
+
+def test_csv_of_a_hostile_spec_keeps_its_columns_and_guards_formulas():
+    analysis = hostile_analysis()
+    text = archcalc.render(analysis, "csv", depth=1)
+    assert controls(text) == []
+    rows = list(csv.reader(io.StringIO(text)))
+    assert len(rows) == 1 + len(analysis.at_depth(1)) and {len(r) for r in rows} == {len(LAYER_KEYS)}
+    stem = next(r for r in rows if r[0] == "stem")
+    assert stem[1] == "'" + BLOCK.replace("\x1b", "\\x1b").replace("\n", "\\n")  # read as text by a spreadsheet
+
+
+def test_json_keeps_a_hostile_block_name_exact_and_escaped():
+    text = archcalc.render(hostile_analysis(), "json", depth=1)
+    assert controls(text) == [] and "\\u001b" in text
+    document = json.loads(text)
+    assert document["name"] == NAME and document["layers"][1]["type"] == BLOCK  # the data whole

@@ -1,15 +1,18 @@
 """`archcalc report`: golden page, lecture claims against hand calculations, tables, determinism, staleness."""
 from __future__ import annotations
 
+import posixpath
 import re
 import shutil
 import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from click.testing import CliRunner
+from hostile_text import HOSTILE, NAME, controls, pipe_cells, tables, unescaped
 
 from archcalc import load
 from archcalc.cli import main
@@ -563,3 +566,40 @@ def test_one_network_page_links_resolve_inside_its_folder(tmp_path):
     assert targets and all((page.parent / t).resolve().is_file() for t in targets if "://" not in t), targets
     assert f"`archcalc report vgg16 --out {out}`" in text  # the line that regenerates this very page
     assert CliRunner().invoke(main, ["report", "vgg16", "--out", str(out), "--check"]).exit_code == 0
+
+
+# ---- a spec's text on its page -----------------------------------------------------------------
+
+def hostile_page() -> tuple[str, dict[str, bytes]]:
+    files = build(str(HOSTILE), "out")
+    return files[f"networks/{NAME}.md"].decode(), files
+
+
+def test_page_of_a_hostile_spec_shows_its_text_as_text():
+    text, files = hostile_page()
+    assert controls(text) == []
+    assert not re.search(r"<[A-Za-z/!?]", text), "a raw HTML tag"
+    lines = text.split("\n")
+    assert lines[0].startswith("# hostile&lt;img src=x") and lines[1] == ""  # the title's newline is a space
+    assert unescaped(lines[0], "`") == 0 and unescaped(lines[2], "`") == 6  # the family line: three code spans of its own
+    for rows in tables(text):
+        assert len({len(pipe_cells(line)) for line in rows}) == 1, rows
+        assert all(unescaped(line, "`") == 0 for line in rows)
+    footnote = next(line for line in lines if line.startswith("[^e1]: "))
+    assert footnote == "[^e1]: source \\x1b]0;pwned\\x07 &lt;script>alert(5)&lt;/script> \\| \\`x\\` line (note \\x1b[31m)"
+    links = re.findall(r"(?<!\\)\]\(([^)]*)\)", text)  # the figure and the interactive page, nothing of the spec's
+    assert [posixpath.normpath(posixpath.join("networks", unquote(link))) for link in links] == [
+        f"diagrams/{NAME}.svg", f"html/{NAME}.html"]
+    assert all(" " not in link and "<" not in link for link in links)
+    assert set(files) == {f"networks/{NAME}.md", f"diagrams/{NAME}.svg", f"html/{NAME}.html"}
+
+
+def test_page_of_a_hostile_spec_rendered_by_python_markdown_has_no_element_of_the_spec():
+    markdown = pytest.importorskip("markdown")
+    text, _ = hostile_page()
+    html = markdown.markdown(text, extensions=["tables", "footnotes", "attr_list"])
+    tags = set(re.findall(r"<([a-z0-9]+)", html))
+    assert tags <= {"h1", "h2", "p", "code", "table", "thead", "tbody", "tr", "th", "td", "strong", "img", "a", "div",
+                    "hr", "ol", "li", "sup", "ul"}
+    assert "javascript:" not in "".join(re.findall(r'(?:href|src)="([^"]*)"', html))
+    assert "onclick" not in "".join(re.findall(r"<h1[^>]*>", html))

@@ -434,3 +434,20 @@ def test_the_one_channel_probe_measures_what_the_full_module_does():
         supports.append((int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)))
     assert check.measured == check.expected
     assert (max(s[0] for s in supports), max(s[1] for s in supports)) == check.measured
+
+
+def test_report_shows_a_spec_s_names_as_text():
+    from dataclasses import replace
+
+    from hostile_text import BLOCK, BLOCK_SHOWN, HOSTILE, NAME, controls
+
+    from archcalc.torch.verify_render import render_report, summary_line
+
+    report = verify_network(analyze(load(str(HOSTILE))), receptive_field=False)
+    assert report.ok
+    differing = replace(report.layers[0], type=BLOCK, torch_params=None)  # as a block's row would read
+    report = replace(report, layers=(differing, *report.layers[1:]))
+    text = render_report(report)
+    assert controls(text) == [] and text.startswith(f"{NAME}: calculator vs torch")
+    assert f"disagrees: stem.conv ({BLOCK_SHOWN}): params" in text
+    assert controls(summary_line(report)) == [] and "\n" not in summary_line(report)

@@ -18,7 +18,7 @@ from typing import Sequence
 from .. import fmt
 from ..core.calc import Analysis, Row
 from ..core.spec import Group, Layer, Node, suggest
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 from ..layers import REGISTRY
 
 # Okabe & Ito's colour-blind safe palette: a light tint fills the box, the colour draws its edge.
@@ -41,7 +41,14 @@ MIN_BOX = 92
 
 
 def text_width(text: str, size: int) -> int:
-    return math.ceil(len(text) * size * CHAR)
+    """The width of `text` as the writers draw it (control characters as escapes, as `xml_text` writes it)."""
+    return math.ceil(len(one_line(text)) * size * CHAR)
+
+
+def xml_text(text: str) -> str:
+    """A text of the figure (a block name, a title) in SVG: control characters as escapes (XML 1.0 holds
+    none, not even as a reference), then markup characters as entities."""
+    return escape(one_line(text))
 
 
 # ---- drawing primitives -------------------------------------------------------------------
@@ -501,15 +508,15 @@ def svg(drawing: Drawing) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{drawing.width}" height="{drawing.height}" '
         f'viewBox="0 0 {drawing.width} {drawing.height}" role="img" aria-labelledby="figure-title" '
         f'font-family="{FONT}">',
-        f'<title id="figure-title">{escape(drawing.description)}</title>',
+        f'<title id="figure-title">{xml_text(drawing.description)}</title>',
         "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" "
         "orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#333333\"/></marker></defs>",
         f'<rect width="{drawing.width}" height="{drawing.height}" fill="#FFFFFF"/>',
     ]
     for mark in drawing.marks:
-        attrs = "".join(f' data-{k}="{escape(v)}"' for k, v in mark.attrs)
+        attrs = "".join(f' data-{k}="{xml_text(v)}"' for k, v in mark.attrs)
         body = "".join(_svg_part(p) for p in mark.parts)
-        title = f"<title>{escape(mark.title)}</title>" if mark.title else ""
+        title = f"<title>{xml_text(mark.title)}</title>" if mark.title else ""
         lines.append(f'<g class="{mark.role}"{attrs}>{title}{body}</g>')
     lines.append("</svg>")
     return "\n".join(lines) + "\n"
@@ -525,7 +532,7 @@ def _svg_part(part) -> str:
         if part.halo:
             weight += ' stroke="#FFFFFF" stroke-width="3" paint-order="stroke"'
         return (f'<text x="{part.x}" y="{part.y}" font-size="{part.size}" text-anchor="{part.anchor}" '
-                f'fill="{part.colour}"{weight}>{escape(part.text)}</text>')
+                f'fill="{part.colour}"{weight}>{xml_text(part.text)}</text>')
     d = "M" + " L".join(f"{x},{y}" for x, y in part.points)
     arrow = ' marker-end="url(#arrow)"' if part.arrow else ""
     return f'<path d="{d}" fill="none" stroke="#333333" stroke-width="1.2"{arrow}/>'
@@ -556,7 +563,7 @@ def png(drawing: Drawing, dpi: int = 144) -> bytes:
                     facecolor="none" if part.fill == "none" else part.fill, edgecolor=part.stroke,
                     linestyle=(0, (4, 3)) if part.dashed else "solid"))
             elif isinstance(part, Text):
-                axes.text(part.x, part.y, part.text, fontsize=part.size, ha={"start": "left", "end": "right"}.get(part.anchor, "center"),
+                axes.text(part.x, part.y, one_line(part.text), parse_math=False, fontsize=part.size, ha={"start": "left", "end": "right"}.get(part.anchor, "center"),
                           va="baseline", color=part.colour, fontweight="bold" if part.bold else "normal", family="DejaVu Sans",
                           zorder=3, bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5} if part.halo else None)
             else:

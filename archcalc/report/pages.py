@@ -13,6 +13,7 @@ import tempfile
 from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from .. import fmt
 from ..core.calc import Analysis, analyze
@@ -20,7 +21,7 @@ from ..core.figures import SCALES, Verdict, decimals, judge
 from ..core.spec import Network, load, zoo_index
 from ..errors import FileError
 from ..files import is_temporary, make_folder, reason, same_content, write_atomic
-from ..fmt import anchor, cell, markdown_table
+from ..fmt import anchor, cell, code, markdown_table
 from ..render import rf_footnote, table_rows
 from . import claims as claimslib
 from . import diagram, html, tricks
@@ -81,7 +82,7 @@ def expect_table(analysis: Analysis) -> str:
         exact = fmt.value(v.exact)
         if e.unit and v.exact is not None:
             exact += f" ({in_unit(v.exact, e.unit)})"
-        rows.append([e.what, e.layer or "", published, exact, _expect_verdict(v.verdict, published),
+        rows.append([cell(e.what), cell(e.layer or ""), published, exact, _expect_verdict(v.verdict, published),
                      notes.mark(e.source + (f" ({e.note})" if e.note else ""))])
     return (markdown_table(rows, ["Figure", "Layer", "Published", "archcalc (exact)", "Verdict", "Source"], numeric=[2, 3])
             + notes.text())
@@ -140,14 +141,15 @@ def _in_zoo(network: Network) -> bool:
 def _regenerate(network: Network) -> str:
     if _in_zoo(network):
         return f"`archcalc report {network.name}`"
-    return f"`archcalc report` on the spec file `{Path(network.file).name}`"
+    return f"`archcalc report` on the spec file {code(Path(network.file).name)}"
 
 
 def figure_section(network: Network) -> list[str]:
     """The architecture figure (diagrams/NAME.svg) and the link to the interactive page (html/NAME.html)."""
+    name = quote(network.name)  # in a link: `)`, `<` or a space in a spec's name would end it
     return ["## Architecture\n",
-            f"![Architecture of {network.name}](../diagrams/{network.name}.svg)\n",
-            f"The same figure on [an interactive page](../html/{network.name}.html) (open it from a checkout: a foldable, "
+            f"![Architecture of {cell(network.name)}](../diagrams/{name}.svg)\n",
+            f"The same figure on [an interactive page](../html/{name}.html) (open it from a checkout: a foldable, "
             "sortable layer table and the working of each layer). Regenerate one with `archcalc diagram` or `archcalc html`.\n"]
 
 
@@ -176,13 +178,13 @@ def layout_notes(network: Network, analysis: Analysis, results: list[claimslib.R
 def network_page(network: Network, results: list[claimslib.Result] | None = None, analysis: Analysis | None = None) -> str:
     analysis = analysis or analyze(network)
     depth = fold_depth(analysis)
-    rows = [[cell(r[0]), r[1], r[2], f"{r[3]:,}", f"{r[4]:,}", f"{r[5]:,}", r[6]] for r in table_rows(analysis, depth, "torchvision")]
+    rows = [[cell(r[0]), cell(r[1]), r[2], f"{r[3]:,}", f"{r[4]:,}", f"{r[5]:,}", r[6]] for r in table_rows(analysis, depth, "torchvision")]
     layers = markdown_table(rows, ["Layer", "Type", "Output", "Params", "MACs", "Activations", "RF"], numeric=[2, 3, 4, 5, 6])
     folded = (f"{len(analysis.leaves()):,} layers, folded to depth {depth}: a row of a block carries the totals of "
               "what it holds." if depth is not None else "Every layer.")
     parts = [
-        f"# {network.name}: {network.title}\n",
-        f"Family `{network.family}` (`{Path(network.file).name}`), input {fmt.shape(analysis.input_shape)}, "
+        f"# {cell(network.name)}: {cell(network.title)}\n",
+        f"Family {code(network.family)} ({code(Path(network.file).name)}), input {fmt.shape(analysis.input_shape)}, "
         f"batch 1, fp32. Regenerate with {_regenerate(network)}; conventions in the README.\n",
         "## Totals\n", totals_table(analysis),
         "## Published figures\n", expect_table(analysis),
@@ -199,7 +201,7 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
         parts.append(footnote + ".\n")
     dropping = [n for n in analysis.warnings if n.drops_input]
     if dropping:
-        parts += ["## Warnings\n", "".join(f"- `{n.path}`: {cell(n.message)}\n" for n in dropping)]
+        parts += ["## Warnings\n", "".join(f"- {code(n.path)}: {cell(n.message)}\n" for n in dropping)]
     return "\n".join(parts)
 
 
@@ -728,10 +730,10 @@ def standalone(files: dict[str, bytes], page: str, target: str, out: str) -> dic
         label, href = match.group(1), match.group(2)
         if "://" in href or href.startswith("#"):
             return match.group(0)
-        written = posixpath.normpath(posixpath.join(base, href.split("#")[0]))
+        written = posixpath.normpath(posixpath.join(base, unquote(href.split("#")[0])))
         return match.group(0) if written in files else label
 
-    text = re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", unlink, text)
+    text = re.sub(r"(?<!!)\[([^\]]+)(?<!\\)\]\(([^)\s]+)\)", unlink, text)  # an escaped `\]` ends no link
     command = f"`archcalc report {target}`"
     text = text.replace(command, f"`archcalc report {target} --out {out}`", 1)
     return {**files, page: text.encode()}

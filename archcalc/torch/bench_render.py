@@ -8,7 +8,8 @@ from dataclasses import asdict
 from typing import Any
 
 from .. import fmt
-from ..fmt import markdown_table, text_table
+from ..errors import one_line
+from ..fmt import cell, csv_text, markdown_table, text_table
 from ..progress import ProgressBar  # noqa: F401  (benchmarks/gpu_zoo.py takes it from here)
 from .bench import NOISE_FACTOR, Result, Run
 
@@ -21,10 +22,11 @@ def _tflops(x: float) -> str:
     return f"{x:,.3f}" if x >= 0.01 else f"{x:.2e}"
 
 
-def _row(r: Result) -> list[str]:
+def _row(r: Result, shown=one_line) -> list[str]:
+    """The cells of a result; the network's name `shown` as the format wants it (fmt.cell for Markdown)."""
     percent = "n/a" if r.percent_of_peak is None else f"{r.percent_of_peak:,.1f}"
     return [
-        r.network, f"{r.batch:,}", r.dtype, f"{r.latency.median_ms:,.3f}" + (" !" if r.noisy else ""),
+        shown(r.network), f"{r.batch:,}", r.dtype, f"{r.latency.median_ms:,.3f}" + (" !" if r.noisy else ""),
         f"{r.latency.p10_ms:,.3f}", f"{r.latency.p90_ms:,.3f}", f"{r.images_per_s:,.1f}",
         _tflops(r.achieved_tflops), percent, fmt.mib(r.peak_allocated_bytes, unit=False, decimals=1), fmt.mib(r.estimate_bytes, unit=False, decimals=1),
         fmt.mib(r.peak_activation_bytes, unit=False, decimals=1),
@@ -76,7 +78,8 @@ def _yes(flag: bool) -> str:
     return "on" if flag else "off"
 
 
-def footer_lines(run: Run) -> list[str]:
+def footer_lines(run: Run, shown=one_line) -> list[str]:
+    """The notes under the table; a failure's network and message `shown` as the format wants them."""
     lines = [
         "TFLOP/s: archcalc's MACs (conv + linear, per image) x 2 x batch / median latency. "
         "Estimate: archcalc's weights + activations (sum of layer outputs) at that batch and dtype.",
@@ -84,7 +87,7 @@ def footer_lines(run: Run) -> list[str]:
     if any(r.noisy for r in run.results):
         lines.append(f"! median within {NOISE_FACTOR}x of the empty timed region: the figure is mostly timer overhead")
     for f in run.failures:
-        lines.append(f"failed: {f.network} batch {f.batch} {f.dtype}: {f.message}")
+        lines.append(f"failed: {shown(f.network)} batch {f.batch} {f.dtype}: {shown(f.message)}")
     if run.interrupted:
         lines.append(f"INTERRUPTED: {len(run.results) + len(run.failures)} of {run.planned} configurations measured")
     return lines
@@ -95,13 +98,13 @@ def render(run: Run, fmt: str = "text") -> str:
         return json.dumps(to_json(run), indent=2) + "\n"
     if fmt == "csv":
         return to_csv(run)
-    rows = [_row(r) for r in run.results]
     if fmt == "markdown":
+        rows = [_row(r, cell) for r in run.results]
         table = markdown_table(rows, HEADERS, NUMERIC).rstrip("\n")
         bullets = "\n".join(f"- {line}" for line in context_lines(run))
-        notes = "\n".join(f"- {line}" for line in footer_lines(run))
+        notes = "\n".join(f"- {line}" for line in footer_lines(run, cell))
         return f"### {title(run)}\n\n{bullets}\n\n{table}\n\n{notes}\n"
-    table = text_table(rows, HEADERS, NUMERIC)
+    table = text_table([_row(r) for r in run.results], HEADERS, NUMERIC)
     return "\n".join([title(run), "", *context_lines(run), "", table, "", *footer_lines(run)]) + "\n"
 
 
@@ -139,6 +142,7 @@ def to_csv(run: Run) -> str:
         record = _result_json(r)
         latency = record.pop("latency")
         record["input"] = "x".join(str(d) for d in record["input"])
+        record["network"] = csv_text(record["network"])
         records.append({**record, **{f"latency_{key}": value for key, value in latency.items()}})
     buffer = io.StringIO()
     if records:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import fmt
+from ..errors import one_line
 from .rf_probe import hw
 from .verify import Report
 
@@ -14,7 +15,7 @@ def render_report(report: Report) -> str:
     a = report.analysis
     headers = ["Layer", "Type", "Output", "torch", "", "Params", "torch", "", "fvcore flops", "fvcore", ""]
     rows = [
-        [c.path, c.type, fmt.shape(c.shape), fmt.shape(c.torch_shape), _mark(c.shape_ok) if c.shape_measured else "-",
+        [one_line(c.path), one_line(c.type), fmt.shape(c.shape), fmt.shape(c.torch_shape), _mark(c.shape_ok) if c.shape_measured else "-",
          fmt.count(c.params), fmt.count(c.torch_params), _mark(c.params_ok),
          fmt.count(c.flops), fmt.count(c.torch_flops), _mark(c.flops_ok)]
         for c in report.layers
@@ -22,7 +23,7 @@ def render_report(report: Report) -> str:
     table = fmt.text_table(rows, headers, numeric=(2, 3, 5, 6, 8, 9))
     total, buffers = report.totals
     lines = [
-        f"{a.network.name}: calculator vs torch + fvcore, input {fmt.shape(a.input_shape)}, batch {a.batch}, {a.dtype}",
+        f"{one_line(a.network.name)}: calculator vs torch + fvcore, input {fmt.shape(a.input_shape)}, batch {a.batch}, {a.dtype}",
         "",
         table,
         "",
@@ -40,14 +41,14 @@ def render_report(report: Report) -> str:
         lines.append(f"peak live activations (one inference pass, batch {a.batch}, {a.dtype}): calculator "
                      f"{computed:,} bytes, torch's allocations {measured:,} bytes: {_mark(report.peak_live_ok)}")
     if report.rf is not None:
-        lines.append(report.rf.describe())
+        lines.append(one_line(report.rf.describe()))
     if report.ok:
         lines.append("all agree")
     else:
         for check in report.disagreeing:
-            lines.append(f"disagrees: {check.path} ({check.type}): {', '.join(check.problems())}")
+            lines.append(one_line(f"disagrees: {check.path} ({check.type}): {', '.join(check.problems())}"))
         if report.rf is not None and not report.rf.ok:
-            lines.append(f"disagrees: {report.rf.path}: receptive field")
+            lines.append(f"disagrees: {one_line(report.rf.path)}: receptive field")
         if not report.peak_live_ok:
             lines.append("disagrees: peak live activations")
     return "\n".join(lines) + "\n"
@@ -60,5 +61,5 @@ def summary_line(report: Report) -> str:
     verdict = "ok" if report.ok else "DIFF " + ", ".join(
         c.path for c in report.disagreeing) + ("" if report.rf is None or report.rf.ok else " receptive field") + (
         "" if report.peak_live_ok else " peak live")
-    return (f"{a.network.name}: {verdict} (input {fmt.shape(a.input_shape)}, batch {a.batch}, {a.dtype}, "
-            f"params {total.params:,}, fvcore flops {total.flops:,}{rf})")
+    return one_line(f"{a.network.name}: {verdict} (input {fmt.shape(a.input_shape)}, batch {a.batch}, {a.dtype}, "
+                    f"params {total.params:,}, fvcore flops {total.flops:,}{rf})")
