@@ -621,9 +621,16 @@ def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None)
 @click.option("--out", "out_dir", type=FilePath(file_okay=False), default="reports", show_default=True,
               help="The folder the pages and plots go to (a report is several files).")
 @click.option("--check", "check_only", is_flag=True, help="Regenerate into a temporary folder; exit 1 listing stale files.")
+@click.option("--force", is_flag=True,
+              help="Write into a folder archcalc did not make (no .archcalc-manifest), over files of the names it "
+                   "generates; it still removes nothing it did not write.")
 @paused_gc  # the whole zoo: its trees stay alive to the end, and hold no cycles (core.alloc)
-def report_command(target: str | None, out_dir: str, check_only: bool) -> None:
-    """Markdown pages and plots of the zoo, the lecture claims and the tricks (one network's page with TARGET)."""
+def report_command(target: str | None, out_dir: str, check_only: bool, force: bool) -> None:
+    """Markdown pages and plots of the zoo, the lecture claims and the tricks (one network's page with TARGET).
+
+    archcalc lists the files it writes in DIR/.archcalc-manifest and removes or overwrites no other:
+    a folder that holds files and no manifest is refused unless --force.
+    """
     from pathlib import Path
 
     from .report.pages import generate, plot_note, stale
@@ -639,7 +646,7 @@ def report_command(target: str | None, out_dir: str, check_only: bool) -> None:
             sys.exit(1)
         click.echo(f"{out_dir} is up to date")
         return
-    written = generate(Path(out_dir), target)
+    written = generate(Path(out_dir), target, force=force)
     click.echo(f"{len(written)} files in {out_dir}")
 
 

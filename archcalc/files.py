@@ -2,7 +2,8 @@
 
 The temporary file is named `.NAME.XXXXXXXX.archcalc-tmp`; it is removed on every way out of
 write_atomic (an error, Ctrl-C, SIGTERM through the CLI's handler), and one left by a killed run
-is recognised by `is_temporary` so that `archcalc report` removes it and `--check` reports it.
+is recognised by `is_temporary` (`is_temporary_of` a given file) so that `archcalc report` removes
+those of its own files and `--check` reports them.
 Every OS error becomes a FileError naming the path and the reason.
 """
 from __future__ import annotations
@@ -34,6 +35,17 @@ def reason(exc: OSError | ValueError) -> str:
 
 def is_temporary(name: str) -> bool:
     return bool(_TEMPORARY.fullmatch(name))
+
+
+def is_temporary_of(name: str, target: str) -> bool:
+    """Whether `name` is a temporary file that write_atomic (or an earlier version) made on its way to
+    the file named `target` in the same folder."""
+    if not is_temporary(name):
+        return False
+    ours = f".{target[:64]}."
+    if name.startswith(ours) and len(name) == len(ours) + 8 + len(TEMP_SUFFIX):
+        return True
+    return name.startswith(f".{target}.") and len(name) == len(target) + 10  # `.NAME.XXXXXXXX`
 
 
 def _umask() -> int:

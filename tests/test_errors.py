@@ -21,7 +21,7 @@ from archcalc.cli import main
 from archcalc.core.budget import Budget, use
 from archcalc.errors import FileError
 from archcalc.files import is_temporary, write_atomic
-from archcalc.report.pages import confined
+from archcalc.report.folder import confined
 
 BAD = Path(__file__).parent / "bad_specs"
 
