@@ -47,6 +47,7 @@ class _Cli(click.Group):
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
+        _checked_writes()
         previous = _on_sigterm(_interrupt)  # unwind (temporary files go) as on Ctrl-C
         try:
             super().main(*args, standalone_mode=False, **kwargs)
@@ -64,6 +65,25 @@ class _Cli(click.Group):
             if previous is not None:
                 _on_sigterm(previous)
         sys.exit(0)
+
+
+_UNBUFFERED: list = []  # the streams _checked_writes replaced: kept open (closing one closes the file)
+
+
+def _checked_writes() -> None:
+    """Under PYTHONUNBUFFERED (python -u) stdout and stderr write straight to the file, and the text
+    layer ignores a write the OS cuts short (on a full disk, the part that fitted): exit 0 after a
+    truncated output. A buffered layer between writes everything or raises; click flushes after each
+    echo, and `invoke` turns the error into its line and exit 2."""
+    import io
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if isinstance(getattr(stream, "buffer", None), io.RawIOBase):
+            _UNBUFFERED.append(stream)
+            setattr(sys, name, io.TextIOWrapper(io.BufferedWriter(stream.buffer), encoding=stream.encoding,
+                                                errors=stream.errors, newline="\n", line_buffering=stream.line_buffering,
+                                                write_through=True))
 
 
 def _interrupt(signum, frame):
