@@ -569,12 +569,15 @@ def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, bat
     from .core.calc import analyze
     from .core.spec import zoo_index
     from .deps import require_torch
+    from .files import check_writable
     from .progress import ProgressBar
     from .torch.bench import NOISE_FACTOR, Settings, run
     from .torch.bench_render import render
 
     if bool(names) == every:
         raise UsageError("bench takes network names (or spec paths) or --all, not both and not neither")
+    for path in outs:  # before minutes of measuring
+        check_writable(path)
     analyses = [analyze(*load_target(name, dims)) for name in (names or tuple(zoo_index()))]
     torch = require_torch()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

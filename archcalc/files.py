@@ -96,6 +96,28 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
                 pass
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Refuse now a file write_atomic could not write (a read-only folder, a folder or a file in the
+    way), before the work that makes its content. Creates nothing: its folder is made when written,
+    and the probe file, made in the deepest folder that exists, is removed at once."""
+    import tempfile
+
+    target = os.fspath(path)
+    if os.path.isdir(target):
+        raise FileError("cannot write: Is a directory", file=target)
+    folder = os.path.dirname(os.path.abspath(target))
+    while not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise FileError("cannot create the folder: a file is in the way", file=folder)
+    try:
+        handle, probe = tempfile.mkstemp(prefix=f".{os.path.basename(target)[:64]}.", suffix=TEMP_SUFFIX, dir=folder)
+    except (OSError, ValueError) as exc:
+        raise FileError(f"cannot write: {reason(exc)}", file=target) from None
+    os.close(handle)
+    os.unlink(probe)
+
+
 def same_content(path: Path, data: bytes) -> bool:
     """Whether `path` already holds exactly `data` (False when it cannot be read)."""
     try:
