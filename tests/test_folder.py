@@ -73,6 +73,15 @@ def test_a_folder_with_files_and_no_manifest_is_refused_and_kept(report, tmp_pat
     assert check.exit_code == 0 and check.stdout == f"{out} is up to date\n"  # the user's files are not stale
 
 
+def test_one_networks_page_into_a_folder_of_the_users_is_refused(report, tmp_path):
+    out = tmp_path / "P"
+    (out / "networks").mkdir(parents=True)
+    (out / "networks" / "a.md").write_text("my notes on a\n")
+    report.files = {"networks/a.md": FILES["networks/a.md"], "diagrams/a.svg": FILES["diagrams/a.svg"]}
+    refused(run("a", "--out", str(out)), f"archcalc: {out}: ", "archcalc did not write")
+    assert tree(out) == {"networks/a.md": b"my notes on a\n"}
+
+
 def test_an_empty_or_new_folder_needs_no_force(report, tmp_path):
     (tmp_path / "empty").mkdir()
     for out in (tmp_path / "empty", tmp_path / "new" / "deeper"):
