@@ -47,6 +47,7 @@ class _Cli(click.Group):
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
+        _checked_writes()
         previous = _on_sigterm(_interrupt)  # unwind (temporary files go) as on Ctrl-C
         try:
             super().main(*args, standalone_mode=False, **kwargs)
@@ -64,6 +65,25 @@ class _Cli(click.Group):
             if previous is not None:
                 _on_sigterm(previous)
         sys.exit(0)
+
+
+_UNBUFFERED: list = []  # the streams _checked_writes replaced: kept open (closing one closes the file)
+
+
+def _checked_writes() -> None:
+    """Under PYTHONUNBUFFERED (python -u) stdout and stderr write straight to the file, and the text
+    layer ignores a write the OS cuts short (on a full disk, the part that fitted): exit 0 after a
+    truncated output. A buffered layer between writes everything or raises; click flushes after each
+    echo, and `invoke` turns the error into its line and exit 2."""
+    import io
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if isinstance(getattr(stream, "buffer", None), io.RawIOBase):
+            _UNBUFFERED.append(stream)
+            setattr(sys, name, io.TextIOWrapper(io.BufferedWriter(stream.buffer), encoding=stream.encoding,
+                                                errors=stream.errors, newline="\n", line_buffering=stream.line_buffering,
+                                                write_through=True))
 
 
 def _interrupt(signum, frame):
@@ -550,12 +570,15 @@ def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, bat
     from .core.calc import analyze
     from .core.spec import zoo_index
     from .deps import require_torch
+    from .files import check_writable
     from .progress import ProgressBar
     from .torch.bench import NOISE_FACTOR, Settings, run
     from .torch.bench_render import render
 
     if bool(names) == every:
         raise UsageError("bench takes network names (or spec paths) or --all, not both and not neither")
+    for path in outs:  # before minutes of measuring
+        check_writable(path)
     analyses = [analyze(*load_target(name, dims)) for name in (names or tuple(zoo_index()))]
     torch = require_torch()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -622,9 +645,16 @@ def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None)
 @click.option("--out", "out_dir", type=FilePath(file_okay=False), default="reports", show_default=True,
               help="The folder the pages and plots go to (a report is several files).")
 @click.option("--check", "check_only", is_flag=True, help="Regenerate into a temporary folder; exit 1 listing stale files.")
+@click.option("--force", is_flag=True,
+              help="Write into a folder archcalc did not make (no .archcalc-manifest), over files of the names it "
+                   "generates; it still removes nothing it did not write.")
 @paused_gc  # the whole zoo: its trees stay alive to the end, and hold no cycles (core.alloc)
-def report_command(target: str | None, out_dir: str, check_only: bool) -> None:
-    """Markdown pages and plots of the zoo, the lecture claims and the tricks (one network's page with TARGET)."""
+def report_command(target: str | None, out_dir: str, check_only: bool, force: bool) -> None:
+    """Markdown pages and plots of the zoo, the lecture claims and the tricks (one network's page with TARGET).
+
+    archcalc lists the files it writes in DIR/.archcalc-manifest and removes or overwrites no other:
+    a folder that holds files and no manifest is refused unless --force.
+    """
     from pathlib import Path
 
     from .report.pages import generate, plot_note, stale
@@ -640,7 +670,7 @@ def report_command(target: str | None, out_dir: str, check_only: bool) -> None:
             sys.exit(1)
         click.echo(f"{out_dir} is up to date")
         return
-    written = generate(Path(out_dir), target)
+    written = generate(Path(out_dir), target, force=force)
     click.echo(f"{len(written)} files in {out_dir}")
 
 

@@ -2,7 +2,8 @@
 
 The temporary file is named `.NAME.XXXXXXXX.archcalc-tmp`; it is removed on every way out of
 write_atomic (an error, Ctrl-C, SIGTERM through the CLI's handler), and one left by a killed run
-is recognised by `is_temporary` so that `archcalc report` removes it and `--check` reports it.
+is recognised by `is_temporary` (`is_temporary_of` a given file) so that `archcalc report` removes
+those of its own files and `--check` reports them.
 Every OS error becomes a FileError naming the path and the reason.
 """
 from __future__ import annotations
@@ -34,6 +35,17 @@ def reason(exc: OSError | ValueError) -> str:
 
 def is_temporary(name: str) -> bool:
     return bool(_TEMPORARY.fullmatch(name))
+
+
+def is_temporary_of(name: str, target: str) -> bool:
+    """Whether `name` is a temporary file that write_atomic (or an earlier version) made on its way to
+    the file named `target` in the same folder."""
+    if not is_temporary(name):
+        return False
+    ours = f".{target[:64]}."
+    if name.startswith(ours) and len(name) == len(ours) + 8 + len(TEMP_SUFFIX):
+        return True
+    return name.startswith(f".{target}.") and len(name) == len(target) + 10  # `.NAME.XXXXXXXX`
 
 
 def _umask() -> int:
@@ -82,6 +94,28 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
                 os.unlink(temporary)
             except OSError:
                 pass
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Refuse now a file write_atomic could not write (a read-only folder, a folder or a file in the
+    way), before the work that makes its content. Creates nothing: its folder is made when written,
+    and the probe file, made in the deepest folder that exists, is removed at once."""
+    import tempfile
+
+    target = os.fspath(path)
+    if os.path.isdir(target):
+        raise FileError("cannot write: Is a directory", file=target)
+    folder = os.path.dirname(os.path.abspath(target))
+    while not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise FileError("cannot create the folder: a file is in the way", file=folder)
+    try:
+        handle, probe = tempfile.mkstemp(prefix=f".{os.path.basename(target)[:64]}.", suffix=TEMP_SUFFIX, dir=folder)
+    except (OSError, ValueError) as exc:
+        raise FileError(f"cannot write: {reason(exc)}", file=target) from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def same_content(path: Path, data: bytes) -> bool:

@@ -6,6 +6,7 @@ against hand counts (MACs, bytes) and torch's own FLOP counter, never against a 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -202,6 +203,29 @@ def test_unknown_network_and_no_network():
     assert len(unknown.stderr.strip().splitlines()) == 1
     neither = invoke(*FAST_FLAGS)
     assert neither.exit_code == 2 and "--all" in neither.stderr
+
+
+def _unwritable_outs(tmp_path: Path) -> list[tuple[str, str]]:
+    """(--out, the start of the one line): a file in the way of the folder, a system folder no one
+    writes to, and (not as root) a read-only folder."""
+    (tmp_path / "file").write_text("x")
+    outs = [(str(tmp_path / "file" / "run.md"), f"{tmp_path / 'file'}: cannot create the folder: a file is in the way"),
+            ("/sys/archcalc-run.md", "/sys/archcalc-run.md: cannot write: ")]
+    if os.geteuid() != 0:  # root writes into a read-only folder
+        (tmp_path / "locked").mkdir(mode=0o555)
+        outs.append((str(tmp_path / "locked" / "run.md"), f"{tmp_path / 'locked' / 'run.md'}: cannot write: Permission denied"))
+    return outs
+
+
+def test_an_unwritable_out_is_refused_before_measuring(monkeypatch, tmp_path):
+    measured = []
+    monkeypatch.setattr(bench, "measure_config", lambda *args, **kwargs: measured.append(args))
+    for out, line in _unwritable_outs(tmp_path):
+        before = sorted(tmp_path.rglob("*"))
+        result = invoke(TINY, *FAST_FLAGS, "--out", str(tmp_path / "fine.json"), "--out", out)
+        assert result.exit_code == 2 and result.stdout == "", (out, result.output)
+        assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"archcalc: {line}"), result.stderr
+        assert measured == [] and sorted(tmp_path.rglob("*")) == before  # nothing measured, nothing written
 
 
 def _interrupt_after(monkeypatch, count: int) -> None:

@@ -21,7 +21,7 @@ from archcalc.cli import main
 from archcalc.core.budget import Budget, use
 from archcalc.errors import FileError
 from archcalc.files import is_temporary, write_atomic
-from archcalc.report.pages import confined
+from archcalc.report.folder import confined
 
 BAD = Path(__file__).parent / "bad_specs"
 
@@ -488,6 +488,41 @@ def test_full_disk_on_stdout():
         _, err = run.communicate(timeout=60)
     assert run.returncode == 2
     assert err.decode().splitlines() == ["archcalc: <stdout>: cannot write: No space left on device"]
+
+
+def _entry(*args: str, limit_bytes: int | None = None, **kwargs) -> subprocess.Popen:
+    """The installed program (`archcalc.cli:entry`, which ends with os._exit), unbuffered as under
+    PYTHONUNBUFFERED=1, with files capped at `limit_bytes` (a disk that fills up after that many)."""
+    import resource
+
+    def cap():
+        if limit_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))  # Python ignores SIGXFSZ
+
+    code = f"import sys; sys.argv = ['archcalc', *{list(args)!r}]; from archcalc.cli import entry; entry()"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, preexec_fn=cap, **kwargs)
+
+
+def test_a_disk_that_fills_up_under_unbuffered_output(tmp_path):
+    # unbuffered, the OS writes the first 8,192 bytes and refuses the rest: that is an error, not exit 0
+    with open(tmp_path / "t.txt", "wb") as out:
+        run = _entry("table", "densenet121", limit_bytes=8192, stdout=out)
+        _, err = run.communicate(timeout=60)
+    assert (run.returncode, err.decode().splitlines()) == (2, ["archcalc: <stdout>: cannot write: File too large"])
+    with open("/dev/full", "wb") as full:
+        run = _entry("table", "densenet121", stdout=full)
+        _, err = run.communicate(timeout=60)
+    assert (run.returncode, err.decode().splitlines()) == (2, ["archcalc: <stdout>: cannot write: No space left on device"])
+    assert (tmp_path / "t.txt").stat().st_size == 8192  # what fitted; the exit code says it is not all
+
+
+def test_a_disk_that_fills_up_under_out_leaves_no_file(tmp_path):
+    out = tmp_path / "t.txt"
+    run = _entry("table", "densenet121", "--out", str(out), limit_bytes=8192, stdout=subprocess.DEVNULL)
+    _, err = run.communicate(timeout=60)
+    assert (run.returncode, err.decode().splitlines()) == (2, [f"archcalc: {out}: cannot write: File too large"])
+    assert list(tmp_path.iterdir()) == []  # neither a part of the file nor its temporary file
 
 
 def test_broken_pipe():

@@ -18,3 +18,20 @@ def test_split_name_is_pathlibs_stem_and_suffix(name):
 def test_format_of_follows_the_suffix():
     assert [format_of(n, "text") for n in ("t.md", "T.MD", "t.markdown", "t.csv", "t.json", "t.txt", "t.html", "md")] \
         == ["markdown", "markdown", "markdown", "csv", "json", "text", "text", "text"]
+
+
+@pytest.mark.parametrize("target", ["zoo.md", "a" * 100 + ".html", ".archcalc-manifest"])
+def test_is_temporary_of_knows_the_temporary_files_write_atomic_makes(tmp_path, monkeypatch, target):
+    import os
+
+    from archcalc.files import is_temporary_of, write_atomic
+
+    made = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda source, destination: made.append(Path(source).name) or real_replace(source, destination))
+    write_atomic(tmp_path / target, "x")
+    (name,) = made
+    assert is_temporary_of(name, target)
+    assert not is_temporary_of(name, "other.md") and not is_temporary_of(name, "b" + target)
+    assert not is_temporary_of(f".{target}.notes", target)  # a name of the user's beside it
+    assert is_temporary_of(".zoo.md.abcd1234", "zoo.md")  # an earlier version's `.NAME.XXXXXXXX`

@@ -481,18 +481,21 @@ def test_check_finds_a_page_made_stale_by_a_spec_edit(zoo_copy, tmp_path):
     assert result.exit_code == 1 and "networks/lenet5.md" in result.output
 
 
-def test_check_finds_the_whole_report_stale_after_a_spec_edit(zoo_copy, tmp_path):
+def test_check_finds_the_whole_report_stale_after_a_spec_edit(fresh, zoo_copy, tmp_path):
+    from archcalc.report.pages import write
+
     out = tmp_path / "reports"
-    generate(out)
+    write(out, {**fresh, "networks/gone.md": b"the page of a network since removed"}, prune=True)  # an earlier run
+    (out / "networks" / "mine.md").write_text("a page of the user's", encoding="utf-8")
     path = zoo_copy / "lenet.json"
     path.write_text(path.read_text(encoding="utf-8").replace('"out": 120', '"out": 121', 1), encoding="utf-8")
-    (out / "networks" / "gone.md").write_text("left over", encoding="utf-8")
     result = CliRunner().invoke(main, ["report", "--check", "--out", str(out)])
     assert result.exit_code == 1
     stale_files = {line.removeprefix(f"stale: {out}/") for line in result.stdout.splitlines()}
     assert {"networks/lenet5.md (differs)", "zoo.md (differs)", "claims.md (differs)",
             "networks/gone.md (not generated)"} <= stale_files  # LeNet is in no plot: below the zoo plot's MACs
     assert "networks/vgg16.md (differs)" not in stale_files
+    assert not any("mine.md" in line for line in stale_files)  # not archcalc's: not in its manifest
 
 
 def test_recorded_runs_are_kept_and_not_called_stale(fresh, tmp_path):
@@ -500,12 +503,13 @@ def test_recorded_runs_are_kept_and_not_called_stale(fresh, tmp_path):
 
     reference, out = tmp_path / "fresh", tmp_path / "reports"
     write(reference, fresh, prune=True)
-    recorded = [out / "bench" / "NVIDIA_H100.md", out / "measured" / "table_speed.md", out / "networks" / "gone.md"]
-    for path in recorded:
+    write(out, {**fresh, "networks/gone.md": b"the page of a network since removed"}, prune=True)  # an earlier run
+    kept = [out / "bench" / "NVIDIA_H100.md", out / "measured" / "table_speed.md", out / "networks" / "mine.md"]
+    for path in kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("a run", encoding="utf-8")
     write(out, fresh, prune=True)
-    assert [p.exists() for p in recorded] == [True, True, False]
+    assert [p.exists() for p in kept] == [True, True, True] and not (out / "networks" / "gone.md").exists()
     assert compare(out, reference) == []
 
 

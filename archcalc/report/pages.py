@@ -6,7 +6,6 @@ Tables are GitHub pipe tables with numbers right-aligned (archcalc/report/markdo
 """
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 import tempfile
@@ -19,17 +18,15 @@ from .. import fmt
 from ..core.calc import Analysis, analyze
 from ..core.figures import SCALES, Verdict, decimals, judge
 from ..core.spec import Network, load, zoo_index
-from ..errors import FileError
-from ..files import is_temporary, make_folder, reason, same_content, write_atomic
+from ..files import same_content
 from ..fmt import anchor, cell, code, markdown_table
 from ..render import rf_footnote, table_rows
 from . import claims as claimslib
 from . import diagram, html, tricks
+from .folder import MANIFEST, leftovers, locked, read_manifest, write
 
 FULL_TABLE_ROWS = 60  # networks with more layers than this are folded to depth 2
 FOLD_DEPTH = 2
-MANAGED = ("*.md", "*.png", "*.svg", "*.html")
-RECORDED = ("bench", "measured", "html/screenshots")  # recorded on a machine: never regenerated, pruned or compared
 PLOTTED_NETWORK = "vgg16"
 
 
@@ -651,75 +648,6 @@ def build(target: str | None = None, out: str = "reports") -> dict[str, bytes]:
     return out
 
 
-def write(out_dir: Path, files: dict[str, bytes], prune: bool) -> None:
-    """Write what changed, remove temporary files left by killed runs, and (`prune`) pages no longer made."""
-    targets = {path: confined(out_dir, path) for path in files}  # all checked before anything is written
-    make_folder(out_dir)
-    for leftover in temporaries(out_dir):
-        _remove(out_dir / leftover)
-    for path, data in sorted(files.items()):
-        if not same_content(targets[path], data):
-            write_atomic(targets[path], data)
-    if prune:
-        for path in managed(out_dir):
-            if path not in files:
-                _remove(out_dir / path)
-
-
-def confined(out_dir: Path, relative: str) -> Path:
-    """out_dir / relative, refused unless it stays inside out_dir (a spec names the pages)."""
-    parts = relative.split("/")
-    if any(part in ("", ".", "..") or "\\" in part or not part.isprintable() or len(part) > 255 for part in parts) \
-            or Path(relative).is_absolute():
-        raise FileError(f"refusing to write {relative!r}: not a plain file name inside the folder", file=str(out_dir))
-    target = out_dir / relative
-    try:
-        inside = target.resolve().is_relative_to(out_dir.resolve())
-    except (OSError, RuntimeError) as exc:
-        raise FileError(f"cannot write {relative!r}: {exc}", file=str(out_dir)) from None
-    if not inside:
-        raise FileError(f"refusing to write {relative!r}: it resolves outside the folder", file=str(out_dir))
-    return target
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:
-        raise FileError(f"cannot remove: {reason(exc)}", file=str(path)) from None
-
-
-def _files_under(out_dir: Path) -> list[Path]:
-    """Files in out_dir and its sub-folders, two levels down: as deep as a report goes."""
-    found: list[Path] = []
-    folders = [(out_dir, 0)]
-    try:
-        while folders:
-            folder, level = folders.pop()
-            if not folder.is_dir():
-                continue
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False) and level < 1:
-                        folders.append((Path(entry.path), level + 1))
-                    elif entry.is_file(follow_symlinks=False):
-                        found.append(Path(entry.path))
-    except OSError as exc:
-        raise FileError(f"cannot list: {reason(exc)}", file=str(exc.filename or out_dir)) from None
-    return found
-
-
-def temporaries(out_dir: Path) -> list[str]:
-    """Temporary files a killed run left behind (archcalc.files names them)."""
-    return sorted(str(p.relative_to(out_dir)) for p in _files_under(out_dir) if is_temporary(p.name))
-
-
-def managed(out_dir: Path) -> list[str]:
-    found = {p.relative_to(out_dir) for p in _files_under(out_dir) if any(p.match(pattern) for pattern in MANAGED)}
-    return sorted(str(p) for p in found
-                  if not any(p.as_posix().startswith(r + "/") for r in RECORDED) and not is_temporary(p.name))
-
-
 def standalone(files: dict[str, bytes], page: str, target: str, out: str) -> dict[str, bytes]:
     """One network's page on its own: links to report files not written with it become plain text,
     and its "regenerate with" line names the folder."""
@@ -739,9 +667,9 @@ def standalone(files: dict[str, bytes], page: str, target: str, out: str) -> dic
     return {**files, page: text.encode()}
 
 
-def generate(out_dir: Path, target: str | None = None, label: Path | None = None) -> list[str]:
+def generate(out_dir: Path, target: str | None = None, label: Path | None = None, force: bool = False) -> list[str]:
     files = build(target, str(label or out_dir)) if target is not None else build()
-    write(out_dir, files, prune=target is None)
+    write(out_dir, files, prune=target is None, force=force)
     return sorted(files)
 
 
@@ -754,20 +682,30 @@ def stale(out_dir: Path, target: str | None = None) -> list[str]:
 
 
 def compare(out_dir: Path, fresh: Path, complete: bool = True) -> list[str]:
-    """Files of `out_dir` that differ from those of `fresh`, are missing, or (`complete`) are extra.
+    """Files archcalc writes in `out_dir` that differ from those of `fresh`, are missing, are not in
+    its manifest, or (`complete`) are listed there but no longer generated. Files the manifest does
+    not list are the user's (or recorded runs: bench/, measured/) and are not compared.
 
     Plots are compared byte for byte only when the same matplotlib version drew them (their SVGs
     name it): another version draws the same figure with other bytes.
     """
-    expected = managed(fresh)
-    present = set(managed(out_dir)) if out_dir.is_dir() else set()
-    same_drawing = plotted_with(out_dir) == plotted_with(fresh)
-    compared = [p for p in expected if p in present and (same_drawing or not _is_plot(p))]
-    problems = [f"{p} (missing)" for p in expected if p not in present]
-    problems += [f"{p} (differs)" for p in compared if not same_content(out_dir / p, (fresh / p).read_bytes())]
-    if complete:
-        problems += [f"{p} (not generated)" for p in sorted(present - set(expected))]
-    problems += [f"{p} (a temporary file of an interrupted run)" for p in temporaries(out_dir)]
+    expected = sorted(read_manifest(fresh) or ())
+    if not out_dir.is_dir():
+        return sorted(f"{p} (missing)" for p in [MANIFEST, *expected])
+    with locked(out_dir, shared=True):
+        listed = read_manifest(out_dir)
+        same_drawing = plotted_with(out_dir) == plotted_with(fresh)
+        problems = [f"{MANIFEST} (missing)"] if listed is None else []
+        for p in expected:
+            if not (out_dir / p).is_file():
+                problems.append(f"{p} (missing)")
+            elif (same_drawing or not _is_plot(p)) and not same_content(out_dir / p, (fresh / p).read_bytes()):
+                problems.append(f"{p} (differs)")
+            elif listed is not None and p not in listed:
+                problems.append(f"{p} (not in {MANIFEST})")
+        if complete and listed is not None:
+            problems += [f"{p} (not generated)" for p in sorted(listed - set(expected))]
+        problems += [f"{p} (a temporary file of an interrupted run)" for p in leftovers(out_dir, {*expected, *(listed or ())})]
     return sorted(problems)
 
 
