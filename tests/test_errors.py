@@ -215,6 +215,8 @@ MESSAGES = {
     "repeat_negative_expression": "$.layers[0].repeat: must be at least 0, got -3",
     "repeat_object": "$.layers[0].repeat: expected an integer, got {\"n\": 2}",
     "repeat_true": "$.layers[0].repeat: expected an integer, got true",
+    "rf_branch_periods_too_long": ("0 (add, $.layers[0]): the receptive field repeats only every 60,491 output positions; "
+                                   "archcalc tabulates at most 256 (branches whose fields repeat with different periods)"),
     "round_huge_digits": "$.layers[0].out: in expression 'round(10**18, -10**6)': round(x, n) takes n between -30 and 30, got -1000000",
     "slice_expression": "$.layers[0].repeat: in expression 'w[0:1]': Subscript is not allowed in a spec expression",
     "starred_argument": "$.layers[0].out: in expression 'max(*w)': Starred is not allowed in a spec expression",

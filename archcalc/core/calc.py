@@ -313,8 +313,11 @@ class _RowWalk:
         path = node.path
         sums = self.sums[path]
         if isinstance(node, Layer):
-            row = Row(path, "layer", node.type, _depth(path), True, *sums[:8],
-                      REGISTRY[node.type].receptive_field(node.attrs, rf, sums[0]))
+            try:
+                field = REGISTRY[node.type].receptive_field(node.attrs, rf, sums[0])
+            except SpecError as exc:
+                raise exc.located(path=f"{path} ({node.type}, {node.where})") from None
+            row = Row(path, "layer", node.type, _depth(path), True, *sums[:8], field)
             self.rows.append(row)
             return row
         at = len(self.rows)
@@ -327,8 +330,11 @@ class _RowWalk:
         else:
             children = [self.node(child, rf) for child in node.children]
             out = sums[1]
-            out_rf = merge_rf([c.rf for c in children], [_broadcast_gate(node, c.output_shape, out) for c in children],
-                              path)
+            try:
+                out_rf = merge_rf([c.rf for c in children], [_broadcast_gate(node, c.output_shape, out) for c in children],
+                                  path)
+            except SpecError as exc:
+                raise exc.located(path=f"{path or 'network'} ({node.kind}, {node.where})") from None
             values = _merged_values(node, out)
             if values is not None:
                 merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
