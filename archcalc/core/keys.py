@@ -83,6 +83,10 @@ EXPECT = table(
 )
 
 
+OUTPUT_SHAPE = Shape("an output")  # the value of an output_shape figure, written exactly
+SHAPE_REFUSES = ("unit", "significant", "rounding")  # how a number is written, not a shape
+
+
 def _present(*names: str) -> dict:
     return {"anyOf": [{"required": [name]} for name in names]}
 
@@ -99,6 +103,9 @@ EXPECT_RULES = {
         {"if": {"required": ["dtype"]}, "then": {"properties": {"what": {"enum": list(SIZED)}}}},
         {"if": {"required": ["layer"]}, "then": {"properties": {"what": {"not": {"enum": list(WHOLE_NETWORK)}}}}},
         {"if": {"properties": {"what": {"const": "output_shape"}}, "required": ["what"]}, "then": {"not": _present("min", "max")}},
+        {"if": {"properties": {"what": {"const": "output_shape"}}, "required": ["what"]},
+         "then": {"properties": {"value": OUTPUT_SHAPE.schema()}, "not": _present(*SHAPE_REFUSES)},
+         "else": {"properties": {"value": Number().schema()}}},
     ],
 }
 EXPECTS = Structure({"type": "array", "items": ref("expect")}, "a list of published figures", list)
@@ -221,13 +228,19 @@ def check_expect_value(item: Mapping[str, Any], where: str) -> None:
     if "source" not in item:
         raise SpecError(f"{where}: every published figure needs a source")
     value, unit = item["value"], item.get("unit")
+    if what == "output_shape":
+        for key in SHAPE_REFUSES:
+            if key in item:
+                raise SpecError(f"{where}.{key}: an output_shape is a shape, written exactly: it takes no {key}")
+        OUTPUT_SHAPE.check(value, f"{where}.value")
+        return
     if unit and not is_number(value):
         raise SpecError(f"{where}.value: expected a number of {unit}, got {shown(value)}")
     if item.get("significant") is not None and not (unit and value > 0):
         raise SpecError(f"{where}.significant: goes with a unit and a positive value")
     if item.get("rounding") == "down" and not unit:
         raise SpecError(f"{where}.rounding: 'down' goes with a unit")
-    if not unit and not isinstance(value, list):
+    if not unit:
         Number().check(value, f"{where}.value")
 
 
