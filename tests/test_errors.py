@@ -65,7 +65,7 @@ MESSAGES = {
         "is below 1 along H (input 3x1x1)"
     ),
     "concat_size_mismatch": "mix (concat, $.layers[0]): concat needs equal sizes apart from the channels, got 4x6x6, 4x8x8",
-    "add_channel_mismatch": "res (add, $.layers[0]): add needs equal shapes, got 8x8x8, 3x8x8",
+    "add_channel_mismatch": "res (add, $.layers[0]): add cannot broadcast 8x8x8, 3x8x8",
     "groups_do_not_divide": (
         "dw (conv2d, $.layers[0]): groups=2 must divide both the input channels (3) and the output channels (4)"
     ),

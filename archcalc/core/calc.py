@@ -242,7 +242,7 @@ class _Sums:
             peak = liveness.sequence_peak(held_input, [(p[8], p[9]) for p in parts])
         else:
             out = _merge_shape(node, [p[1] for p in parts])
-            allocated += _merged_values(node, out) or 0
+            allocated += _merged_values(node, parts[0][1], out) or 0
             peak = liveness.merge_peak(node.kind, held_input, [(p[8], p[9], math.prod(p[1]) * FP32_BYTES) for p in parts],
                                        math.prod(out) * FP32_BYTES)
         sums = self.sums[node.path] = (shape, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers,
@@ -263,10 +263,10 @@ class _Sums:
                 *liveness.layer_peak(layer, a, shape, out, FP32_BYTES), tuple(records))
 
 
-def _merged_values(node: Group, out: Shape) -> int | None:
+def _merged_values(node: Group, first: Shape, out: Shape) -> int | None:
     """The values of the tensor a concat or mul allocates (a row of its own, so that the leaves add up);
-    None for an add, which accumulates into its first branch."""
-    return None if node.kind == "add" else math.prod(out)
+    None for an add, which accumulates into its first branch, unless broadcasting makes the sum larger."""
+    return None if node.kind == "add" and tuple(first) == tuple(out) else math.prod(out)
 
 
 class _Walked:
@@ -335,7 +335,7 @@ class _RowWalk:
                                   path)
             except SpecError as exc:
                 raise exc.located(path=f"{path or 'network'} ({node.kind}, {node.where})") from None
-            values = _merged_values(node, out)
+            values = _merged_values(node, children[0].output_shape, out)
             if values is not None:
                 merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
                              out, out, 0, 0, 0, 0, values, 0, out_rf)
@@ -346,9 +346,10 @@ class _RowWalk:
 
 
 def _broadcast_gate(node: Group, shape: Shape, out: Shape) -> bool:
-    """A branch of a mul whose output is broadcast over the positions (a squeeze-and-excitation gate)."""
+    """A branch of a mul or add whose output is broadcast over the positions (a squeeze-and-excitation gate,
+    a global context added to every position)."""
     padded = (1,) * (len(out) - len(shape)) + tuple(shape)
-    return node.kind == "mul" and len(out) == 3 and padded[1:] != out[1:]
+    return node.kind in ("mul", "add") and len(out) == 3 and padded[1:] != out[1:]
 
 
 def _depth(path: str) -> int:
@@ -362,20 +363,17 @@ def _merge_shape(node: Group, shapes: list[Shape]) -> Shape:
         if len({len(s) for s in shapes}) != 1 or len({s[1:] for s in shapes}) != 1:
             raise SpecError(f"concat needs equal sizes apart from the channels, got {listed}", path=where)
         return (sum(s[0] for s in shapes), *shapes[0][1:])
-    if node.kind == "add":
-        if len(set(shapes)) != 1:
-            raise SpecError(f"add needs equal shapes, got {listed}", path=where)
-        return shapes[0]
-    return _broadcast(shapes, listed, where)
+    return _broadcast(node.kind, shapes, listed, where)
 
 
-def _broadcast(shapes: list[Shape], listed: str, where: str) -> Shape:
+def _broadcast(kind: str, shapes: list[Shape], listed: str, where: str) -> Shape:
+    """torch's broadcasting of per-image shapes (each padded with ones on the left, after the batch)."""
     rank = max(len(s) for s in shapes)
     padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
     out = []
     for dims in zip(*padded):
         sizes = {d for d in dims if d != 1}
         if len(sizes) > 1:
-            raise SpecError(f"mul cannot broadcast {listed}", path=where)
+            raise SpecError(f"{kind} cannot broadcast {listed}", path=where)
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)

@@ -31,26 +31,33 @@ def _classes():
         def forward(self, *xs):
             return torch.cat(xs, dim=1)
 
+    def aligned(xs):
+        """Per-image shapes of lower rank padded with ones on the left, after the batch: then torch broadcasts."""
+        rank = max(x.dim() for x in xs)
+        return [x.reshape(x.shape[0], *([1] * (rank - x.dim())), *x.shape[1:]) for x in xs]
+
     class Add(nn.Module):
+        """Elementwise sum, broadcast as the calculator's shapes are."""
+
         merge = "add"
 
         def forward(self, *xs):
+            xs = aligned(xs)
             out = xs[0]
             for x in xs[1:]:
                 out = out + x
             return out
 
     class Mul(nn.Module):
-        """Elementwise product; a per-image shape of lower rank is padded with ones on the left."""
+        """Elementwise product, broadcast as the calculator's shapes are."""
 
         merge = "mul"
 
         def forward(self, *xs):
-            rank = max(x.dim() for x in xs)
-            out = None
-            for x in xs:
-                x = x.reshape(x.shape[0], *([1] * (rank - x.dim())), *x.shape[1:])
-                out = x if out is None else out * x
+            xs = aligned(xs)
+            out = xs[0]
+            for x in xs[1:]:
+                out = out * x
             return out
 
     class Merge(nn.Module):
