@@ -224,6 +224,11 @@ MESSAGES = {
     "slice_expression": "$.layers[0].repeat: in expression 'w[0:1]': Subscript is not allowed in a spec expression",
     "starred_argument": "$.layers[0].out: in expression 'max(*w)': Starred is not allowed in a spec expression",
     "steps_over_budget": "$.layers[1].repeat: 15,000 repetitions (after 15,000 others) are over the budget of 20,000 nodes",
+    "shares_unknown_layer": "again (conv2d, $.layers[1]): shares 'cnov': no layer before this one has that path (did you mean 'conv'?)",
+    "shares_a_later_layer": "again (conv2d, $.layers[0]): shares 'conv': no layer before this one has that path",
+    "shares_another_layer": ("other (conv2d, $.layers[1]): shares 'conv': not the same layer (type, fields and input channels): "
+                             "conv 3x3, 3 on 3x8x8, here conv 3x3/2, 3 on 3x8x8"),
+    "shares_not_text": "$.layers[1].shares: expected a non-empty string, got 0",
     "stochastic_depth_over_one": "$.layers[0].p: must be at most 1, got 1.5",
     "sum_3000_terms_unknown_name": "$.layers[0].out: in expression '1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1...",
     "surrogate_from_expression": "$.layers[0].padding: in expression \"'\\\\ud800'\": a text holding a lone UTF-16 surrogate, which is not text",

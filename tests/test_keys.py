@@ -157,6 +157,12 @@ PUBLISHED = [  # (expect entry, what both the loader and the schema say): a numb
 ]
 
 
+@pytest.mark.parametrize("shares, accepted", [("act", True), ("", False), (0, False), (["act"], False), (None, False)])
+def test_loader_and_schema_agree_on_shares(validator, shares, accepted):
+    document = {"input": [3, 8, 8], "layers": [{"name": "act", "type": "relu"}, {"type": "relu", "shares": shares}]}
+    assert agree(validator, document) == (accepted, accepted)
+
+
 @pytest.mark.parametrize("item, accepted", PUBLISHED)
 def test_loader_and_schema_agree_on_published_values(validator, item, accepted):
     document = {**copy.deepcopy(BASE), "expect": [{**item, "source": "by hand"}]}

@@ -23,7 +23,8 @@ from ..layers import REGISTRY, RF, Shape, merge_rf
 from ..layers.notes import SizeNote, notes_for
 from . import liveness
 from .alloc import paused_gc
-from .spec import Group, Layer, Network, Node
+from .kinds import quoted
+from .spec import Group, Layer, Network, Node, suggest
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
@@ -210,6 +211,21 @@ class _Sums:
         self.warnings: list[Note] = []
         self.counts: dict[tuple, tuple] = {}  # (fields, sums, warnings) by (fields, type, input shape)
         self.sums: dict[str, Sums] = {}
+        self.layers: dict[str, Layer] = {}  # the layers walked so far, by path
+
+    def sharing(self, node: Layer, sums: Sums) -> Sums:
+        """The sums of a layer that uses the parameters of an earlier one: its parameters count there."""
+        where = f"{node.path} ({node.type}, {node.where})"
+        shared = self.layers.get(node.shares)  # type: ignore[arg-type]
+        if shared is None:
+            raise SpecError(f"shares {quoted(node.shares)}: no layer before this one has that path"
+                            f"{suggest(node.shares, list(self.layers))}", path=where)  # type: ignore[arg-type]
+        theirs = self.sums[shared.path]
+        if (shared.type, shared.attrs, theirs[0][0], theirs[2:4]) != (node.type, node.attrs, sums[0][0], sums[2:4]):
+            raise SpecError(f"shares {quoted(node.shares)}: not the same layer (type, fields and input channels): "
+                            f"{REGISTRY[shared.type].label(shared.attrs)} on {fmt.shape(theirs[0])}, here "
+                            f"{REGISTRY[node.type].label(node.attrs)} on {fmt.shape(sums[0])}", path=where)
+        return (*sums[:2], 0, 0, *sums[4:])
 
     def node(self, node: Node, shape: Shape) -> Sums:
         if isinstance(node, Layer):
@@ -219,6 +235,9 @@ class _Sums:
                 *counts, records = self.count(node, shape)
                 known = self.counts[key] = (node.attrs, (shape, *counts), records)
             _, sums, records = known
+            if node.shares is not None:
+                sums = self.sharing(node, sums)
+            self.layers[node.path] = node
             self.sums[node.path] = sums
             if records:
                 self.warnings.extend(notes_for(node.path, node.type, records))

@@ -167,11 +167,16 @@ BLOCK_USE = table(
 SEQUENCE = table(Key("layers", NODES, required=True), *COMMON.values())
 
 
+SHARES = Key("shares", Text(non_empty=True),
+             "the path of an earlier layer of the same type, fields and input channels whose parameters this layer "
+             "uses (a module called twice, tied weights): they are counted there, and 0 here; its MACs count here")
+
+
 def layer_keys(layer_type) -> dict[str, Key]:
-    """The keys of a layer node: its type, the common keys, and the layer type's fields."""
+    """The keys of a layer node: its type, the common keys, `shares`, and the layer type's fields."""
     fields = {name: Key(name, f.kind, f.doc, required=f.default is _required(), expression=True)
               for name, f in layer_type.fields.items()}
-    return {"type": Key("type", Choice(layer_type.name), required=True), **COMMON, **fields}
+    return {"type": Key("type", Choice(layer_type.name), required=True), **COMMON, "shares": SHARES, **fields}
 
 
 def _required():
