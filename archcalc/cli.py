@@ -153,7 +153,8 @@ def _cut(value: str, limit: int = 40) -> str:
 DTYPES = ["fp32", "fp16", "bf16", "int8"]
 TIMED_DTYPES = DTYPES[:3]  # what bench and verify can run a model in
 MAX_BATCH = 2**31 - 1  # as for input sizes: what torch indexes, and scaled figures stay within a float
-BATCHES = ListOf(click.IntRange(min=1, max=MAX_BATCH), "1,32,256", f"a whole number from 1 to {MAX_BATCH:,}")
+BATCHES = ListOf(click.IntRange(min=1, max=MAX_BATCH), "1,32,256",
+                 f"a whole number of at least 1 and at most {MAX_BATCH:,}")
 
 
 def dtype_list(choices: list[str]) -> ListOf:

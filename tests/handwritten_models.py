@@ -212,6 +212,18 @@ class TiedConvs(nn.Module):
         return self.bn(self.b(F.relu(self.bn(self.a(x)))))
 
 
+class FunctionalTwice(nn.Module):
+    """One weight and bias, applied twice by F.conv2d."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.b = nn.Parameter(torch.randn(4, 4, 3, 3)), nn.Parameter(torch.zeros(4))
+
+    def forward(self, x):
+        x = F.conv2d(F.relu(F.conv2d(x, self.w, self.b, padding=1)), self.w, self.b, padding=1)
+        return F.relu(x)
+
+
 class NotSeriesParallel(nn.Module):
     """b reads a's output and the input: the two paths from the input cross."""
 

@@ -361,7 +361,7 @@ def test_a_batch_beyond_its_bound_is_one_short_line_exit_2(batch):
     result = cli_runner().invoke(main, ["table", "vgg16", "--batch", batch])
     assert result.exit_code == 2 and "Traceback" not in result.output
     (line,) = result.stderr.splitlines()
-    assert "is not a whole number from 1 to 2,147,483,647" in line and len(line) < 300
+    assert "is not a whole number of at least 1 and at most 2,147,483,647" in line and len(line) < 300
 
 
 def test_the_largest_batch_scales_exactly():

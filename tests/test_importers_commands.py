@@ -128,6 +128,7 @@ def test_bad_input_is_one_line_exit_2_and_no_file(args, message, tmp_path):
 @pytest.mark.parametrize("model, shape, shares", [
     ("shared_conv", "3x8x8", {"0_1": "0"}),  # Sequential(conv, ReLU(), conv): one module called twice
     ("TiedConvs", "4x8x8", {"b": "a", "bn_1": "bn"}),  # b's weight and bias are a's; one batch norm used twice
+    ("FunctionalTwice", "4x8x8", {"conv2d_1": "conv2d"}),  # F.conv2d(x, self.w, self.b) twice
 ])
 def test_shared_weights_count_once_and_the_spec_checks(model, shape, shares, tmp_path):
     import handwritten_models
@@ -140,7 +141,8 @@ def test_shared_weights_count_once_and_the_spec_checks(model, shape, shares, tmp
     checked = run(["check", str(out)])
     assert checked.exit_code == 0, checked.output
     torch_params = sum(p.numel() for p in getattr(handwritten_models, model)().parameters())  # shared ones once
-    assert torch_params == {"shared_conv": 3 * 3 * 9 + 3, "TiedConvs": 4 * 4 * 9 + 4 + 2 * 4}[model]
+    assert torch_params == {"shared_conv": 3 * 3 * 9 + 3, "TiedConvs": 4 * 4 * 9 + 4 + 2 * 4,
+                            "FunctionalTwice": 4 * 4 * 9 + 4}[model]
     table = json.loads(run(["table", str(out), "--format", "json"]).stdout)
     assert table["totals"]["params"] == torch_params
     # the spec built by archcalc ties the modules as the model does: verify agrees row by row, and with the model

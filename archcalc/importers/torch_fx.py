@@ -102,6 +102,7 @@ class _Reader:
         self.ids: dict[Any, str] = {}  # fx node -> graph node id (or the id of what it passes through)
         self.nodes: list[Node] = []
         self.input_shape = input_shape
+        self.weights_of_model = {id(t) for t in (*module.parameters(), *module.buffers())}  # what `shares` is about
 
     def is_data(self, n) -> bool:
         return n in self.ids
@@ -196,7 +197,7 @@ class _Reader:
             return
         self.one_input(ids, where)
         op = Op("call", name, attrs, input_shape, shape, self.weights(n), self.small_values(n))
-        tensors = tuple(id(t) for t in self.constants(n))
+        tensors = tuple(id(t) for t in self.constants(n) if id(t) in self.weights_of_model)
         self.add(n, Node(n.name, "layer", ids, scope, path, where, shape, op=op, tensors=tensors))
 
     def add(self, n, node: Node) -> None:
