@@ -152,7 +152,7 @@ class ListOf(click.ParamType):
             try:
                 values.append(self.item.convert(part, param, ctx))
             except click.BadParameter:
-                self.fail(f"{value!r}: {part!r} is not {self.each} (e.g. {self.example})", param, ctx)
+                self.fail(f"{_cut(value)}: {_cut(part)} is not {self.each} (e.g. {self.example})", param, ctx)
         return tuple(dict.fromkeys(values))
 
 
@@ -165,9 +165,16 @@ class FilePath(click.Path):
         return super().convert(value, param, ctx)
 
 
+def _cut(value: str, limit: int = 40) -> str:
+    """A command-line value in a message, cut so that the message stays short."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value):,} characters)"
+
+
 DTYPES = ["fp32", "fp16", "bf16", "int8"]
 TIMED_DTYPES = DTYPES[:3]  # what bench and verify can run a model in
-BATCHES = ListOf(click.IntRange(min=1), "1,32,256", "a whole number of at least 1")
+MAX_BATCH = 2**31 - 1  # as for input sizes: what torch indexes, and scaled figures stay within a float
+BATCHES = ListOf(click.IntRange(min=1, max=MAX_BATCH), "1,32,256",
+                 f"a whole number of at least 1 and at most {MAX_BATCH:,}")
 
 
 def dtype_list(choices: list[str]) -> ListOf:

@@ -6,6 +6,8 @@ asymmetric convolutions, explicit pads.
 """
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -169,6 +171,57 @@ def tiny_resnet() -> nn.Module:
 
 def broken() -> nn.Module:
     raise RuntimeError("no weights here")
+
+
+def exits() -> nn.Module:
+    sys.exit(3)
+
+
+class ExitsInForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        sys.exit(4)
+
+
+def upsamples_a_thousandfold() -> nn.Module:
+    """A small input, activations of 3 x 8,000 x 8,000 x 4 bytes = 768 MB per upsampling, 100 of them: 76.8 GB."""
+    return nn.Sequential(*[nn.Sequential(nn.Upsample(scale_factor=1000), nn.MaxPool2d(1000)) for _ in range(100)])
+
+
+def shared_conv() -> nn.Module:
+    """One convolution used twice: its weights are counted once (torch's parameters(), fvcore's count)."""
+    conv = nn.Conv2d(3, 3, 3, padding=1)
+    return nn.Sequential(conv, nn.ReLU(), conv)
+
+
+class TiedConvs(nn.Module):
+    """Two convolutions with one set of weights (b's are a's), and a batch norm used twice."""
+
+    def __init__(self, tie_bias: bool = True):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.b.weight = self.a.weight
+        if tie_bias:
+            self.b.bias = self.a.bias
+
+    def forward(self, x):
+        return self.bn(self.b(F.relu(self.bn(self.a(x)))))
+
+
+class FunctionalTwice(nn.Module):
+    """One weight and bias, applied twice by F.conv2d."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.b = nn.Parameter(torch.randn(4, 4, 3, 3)), nn.Parameter(torch.zeros(4))
+
+    def forward(self, x):
+        x = F.conv2d(F.relu(F.conv2d(x, self.w, self.b, padding=1)), self.w, self.b, padding=1)
+        return F.relu(x)
 
 
 class NotSeriesParallel(nn.Module):

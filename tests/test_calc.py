@@ -187,3 +187,15 @@ def test_to_dataframe(net):
             "rf_global"} <= set(frame.columns)
     folded = analyze(net).to_dataframe(depth=1)
     assert len(folded) == 8 and int(folded["params"].sum()) == PARAMS
+
+
+def test_add_broadcasts_as_torch_does():
+    # x (8x5x14) + conv(x) (1x5x14): 8x5x14, accumulated into x; conv(x) + x: the sum is larger than its
+    # first branch, so it is a new tensor of 8 x 5 x 14 = 560 values; x + pooled context (8x1x1): 8x5x14
+    analysis = analyze(load(str(Path(__file__).parent / "fixtures" / "broadcast_add.json")))
+    rows = {row.path: row for row in analysis.rows}
+    assert rows["res"].output_shape == rows["res2"].output_shape == rows["ctx"].output_shape == (8, 5, 14)
+    assert "res.add" not in rows and "ctx.add" not in rows
+    assert rows["res2.add"].allocated == 8 * 5 * 14
+    # input, res's conv, res2's conv, res2's sum, the pool, the context conv, the head (4x3x12)
+    assert analysis.totals.activations == 560 + 70 + 70 + 560 + 8 + 8 + 4 * 3 * 12

@@ -357,6 +357,20 @@ def test_table_out_into_an_unwritable_place_is_one_line(tmp_path):
     assert len(result.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize("batch", ["1" + "0" * 400, "2147483648", "1," + "9" * 5000])
+def test_a_batch_beyond_its_bound_is_one_short_line_exit_2(batch):
+    result = cli_runner().invoke(main, ["table", "vgg16", "--batch", batch])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (line,) = result.stderr.splitlines()
+    assert "is not a whole number of at least 1 and at most 2,147,483,647" in line and len(line) < 300
+
+
+def test_the_largest_batch_scales_exactly():
+    doc = table_json(BRANCHING, "--batch", "2147483647")
+    (config,) = doc["configurations"]
+    assert config["macs_per_batch"] == doc["totals"]["macs_per_image"] * 2147483647
+
+
 def test_table_one_configuration_line_per_batch_and_dtype():
     doc = table_json(BRANCHING, "--batch", "1,8", "--dtype", "fp32,int8")
     configs = [(c["batch"], c["dtype"], c["activation_bytes_per_batch"], c["weights_bytes"]) for c in doc["configurations"]]

@@ -65,7 +65,7 @@ MESSAGES = {
         "is below 1 along H (input 3x1x1)"
     ),
     "concat_size_mismatch": "mix (concat, $.layers[0]): concat needs equal sizes apart from the channels, got 4x6x6, 4x8x8",
-    "add_channel_mismatch": "res (add, $.layers[0]): add needs equal shapes, got 8x8x8, 3x8x8",
+    "add_channel_mismatch": "res (add, $.layers[0]): add cannot broadcast 8x8x8, 3x8x8",
     "groups_do_not_divide": (
         "dw (conv2d, $.layers[0]): groups=2 must divide both the input channels (3) and the output channels (4)"
     ),
@@ -126,6 +126,9 @@ MESSAGES = {
     "expect_source_empty": "$.expect[0].source: expected a non-empty string, got \"\"",
     "expect_unit_with_shape": "$.expect[0].value: expected a number of M, got [1, 2]",
     "expect_unknown_unit": "$.expect[0].unit: 'X' is not one of K, M, G, MB, MiB",
+    "expect_value_list": "$.expect[0].value: expected a number, got [1, 2]",
+    "expect_shape_with_unit": "$.expect[0].unit: an output_shape is a shape, written exactly: it takes no unit",
+    "expect_shape_not_a_list": "$.expect[0].value: expected an output shape [C, H, W], [H, W] or [F] of positive integers",
     "expect_value_text": "$.expect[0].value: expected a number, got \"0\"",
     "expect_without_value": "$.expect[0]: a published figure needs a 'value'",
     "expect_wrong_as_text": "$.expect[0].wrong: expected true or false, got \"false\"",
@@ -215,10 +218,17 @@ MESSAGES = {
     "repeat_negative_expression": "$.layers[0].repeat: must be at least 0, got -3",
     "repeat_object": "$.layers[0].repeat: expected an integer, got {\"n\": 2}",
     "repeat_true": "$.layers[0].repeat: expected an integer, got true",
+    "rf_branch_periods_too_long": ("0 (add, $.layers[0]): the receptive field repeats only every 60,491 output positions; "
+                                   "archcalc tabulates at most 256 (branches whose fields repeat with different periods)"),
     "round_huge_digits": "$.layers[0].out: in expression 'round(10**18, -10**6)': round(x, n) takes n between -30 and 30, got -1000000",
     "slice_expression": "$.layers[0].repeat: in expression 'w[0:1]': Subscript is not allowed in a spec expression",
     "starred_argument": "$.layers[0].out: in expression 'max(*w)': Starred is not allowed in a spec expression",
     "steps_over_budget": "$.layers[1].repeat: 15,000 repetitions (after 15,000 others) are over the budget of 20,000 nodes",
+    "shares_unknown_layer": "again (conv2d, $.layers[1]): shares 'cnov': no layer before this one has that path (did you mean 'conv'?)",
+    "shares_a_later_layer": "again (conv2d, $.layers[0]): shares 'conv': no layer before this one has that path",
+    "shares_another_layer": ("other (conv2d, $.layers[1]): shares 'conv': not the same layer (type, fields and input channels): "
+                             "conv 3x3, 3 on 3x8x8, here conv 3x3/2, 3 on 3x8x8"),
+    "shares_not_text": "$.layers[1].shares: expected a non-empty string, got 0",
     "stochastic_depth_over_one": "$.layers[0].p: must be at most 1, got 1.5",
     "sum_3000_terms_unknown_name": "$.layers[0].out: in expression '1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1...",
     "surrogate_from_expression": "$.layers[0].padding: in expression \"'\\\\ud800'\": a text holding a lone UTF-16 surrogate, which is not text",

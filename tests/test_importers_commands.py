@@ -93,15 +93,58 @@ ERRORS = [
     (["import", "torch", "no_such_package.models:net", "--input", "3x8x8"], "cannot load it: ModuleNotFoundError"),
     (["import", "torch", f"{MODELS}:TinyResNet", "--input", "3x8x8", "--kwargs", "[1]"], "expected a JSON object"),
     (["import", "onnx", str(TESTS / "fixtures" / "branching.json")], "not an ONNX model"),
+    # the input alone is 3 x 10^10 values (120 GB): refused before torch allocates it
+    (["import", "torch", f"{MODELS}:TinyResNet", "--input", "3x100000x100000"],
+     "TiB (activations of one image of 3x100000x100000), over the 8.00 GiB it allows"),
+    # a 768-byte input, then 100 upsamplings of 3 x 8,000 x 8,000 values (768,000,000 bytes each), each pooled
+    # back to 768 bytes (and 1,536 of int64 indices): 768 + 100 x 768,002,304 bytes = 71.53 GiB, all kept
+    (["import", "torch", f"{MODELS}:upsamples_a_thousandfold", "--input", "3x8x8"],
+     "import would allocate 71.53 GiB (activations of one image of 3x8x8)"),
+    (["import", "torch", f"{MODELS}:TinyResNet", "--input", "3x8x8", "--kwargs", '{"a": ' + "[" * 30000 + "]" * 30000 + "}"],
+     "JSON nests deeper than the budget of 100 levels (Budget.depth)"),
+    (["import", "torch", f"{MODELS}:TinyResNet", "--input", "3x8x8", "--kwargs", '{"classes": NaN}'],
+     "$.classes: NaN is not a number JSON allows"),
+    (["import", "torch", f"{MODELS}:exits", "--input", "3x8x8"], f"{MODELS}:exits: the model's code called sys.exit(3)"),
+    (["import", "torch", f"{MODELS}:ExitsInForward", "--input", "3x8x8"],
+     f"{MODELS}:ExitsInForward: the model's code called sys.exit(4)"),
+    (["table", f"torch:{MODELS}:ExitsInForward", "--input", "3x8x8"],
+     f"{MODELS}:ExitsInForward: the model's code called sys.exit(4)"),
+    (["import", "torch", f"{MODELS}:TiedConvs", "--input", "4x8x8", "--kwargs", '{"tie_bias": false}'],
+     "module b (Conv2d): shares some of its parameters with a; archcalc shares a layer's parameters whole"),
 ]
 
 
 @pytest.mark.parametrize("args, message", ERRORS, ids=[e[1][:40] for e in ERRORS])
 def test_bad_input_is_one_line_exit_2_and_no_file(args, message, tmp_path):
     out = tmp_path / "out.json"
-    result = run([*args, "-o", str(out)])
+    result = run([*args, "-o", str(out)] if args[0] == "import" else args)
     assert result.exit_code == 2, result.output
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and message in lines[0], lines
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("model, shape, shares", [
+    ("shared_conv", "3x8x8", {"0_1": "0"}),  # Sequential(conv, ReLU(), conv): one module called twice
+    ("TiedConvs", "4x8x8", {"b": "a", "bn_1": "bn"}),  # b's weight and bias are a's; one batch norm used twice
+    ("FunctionalTwice", "4x8x8", {"conv2d_1": "conv2d"}),  # F.conv2d(x, self.w, self.b) twice
+])
+def test_shared_weights_count_once_and_the_spec_checks(model, shape, shares, tmp_path):
+    import handwritten_models
+
+    out = tmp_path / "shared.json"
+    assert run(["import", "torch", f"{MODELS}:{model}", "--input", shape, "-o", str(out)]).exit_code == 0
+    document = json.loads(out.read_text())
+    assert {layer["name"]: layer["shares"] for layer in document["layers"] if "shares" in layer} == shares
+    assert list(Draft202012Validator(SCHEMA).iter_errors(document)) == []
+    checked = run(["check", str(out)])
+    assert checked.exit_code == 0, checked.output
+    torch_params = sum(p.numel() for p in getattr(handwritten_models, model)().parameters())  # shared ones once
+    assert torch_params == {"shared_conv": 3 * 3 * 9 + 3, "TiedConvs": 4 * 4 * 9 + 4 + 2 * 4,
+                            "FunctionalTwice": 4 * 4 * 9 + 4}[model]
+    table = json.loads(run(["table", str(out), "--format", "json"]).stdout)
+    assert table["totals"]["params"] == torch_params
+    # the spec built by archcalc ties the modules as the model does: verify agrees row by row, and with the model
+    assert run(["verify", str(out), "--no-rf"]).exit_code == 0
+    assert run(["verify", str(out), "--no-rf", "--model", f"{MODELS}:{model}"]).exit_code == 0

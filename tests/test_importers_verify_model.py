@@ -66,6 +66,16 @@ def test_a_callable_that_raises_is_one_line_exit_2():
     assert result.stderr.strip() == f"archcalc: {MODELS}:broken: calling it raised RuntimeError: no weights here"
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--model", f"{MODELS}:exits"], f"archcalc: {MODELS}:exits: the model's code called sys.exit(3)"),
+    (["--model", f"{MODELS}:LeNet5", "--input", "1x100000x100000"], "verify --model would allocate"),
+])
+def test_a_callable_that_exits_or_an_input_too_big_is_one_line_exit_2(args, message):
+    result = run(["verify", "lenet5", *args])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
 def _imported(tmp_path, model: str, shape: str) -> Path:
     out = tmp_path / f"{model}.json"
     result = run(["import", "torch", f"{MODELS}:{model}", "--input", shape, "-o", str(out)])

@@ -138,6 +138,37 @@ BUDGETS = [  # (expect entry, what both the loader and the schema say)
 ]
 
 
+PUBLISHED = [  # (expect entry, what both the loader and the schema say): a number, or for output_shape a shape
+    ({"what": "params", "value": 5}, True),
+    ({"what": "params", "value": 1.5, "unit": "M"}, True),
+    ({"what": "params", "value": [1, 2]}, False),
+    ({"what": "params", "value": [1, 2], "unit": "M"}, False),
+    ({"what": "params", "value": "5"}, False),
+    ({"what": "output_shape", "value": [3, 8, 8]}, True),
+    ({"what": "output_shape", "value": [10]}, True),
+    ({"what": "output_shape", "value": 3}, False),
+    ({"what": "output_shape", "value": 3, "unit": "M"}, False),
+    ({"what": "output_shape", "value": [3, 8, 8], "unit": "M"}, False),
+    ({"what": "output_shape", "value": [3, 8, 8], "significant": 1}, False),
+    ({"what": "output_shape", "value": [3, "8", 8]}, False),
+    ({"what": "output_shape", "value": [3, 0, 8]}, False),
+    ({"what": "output_shape", "value": []}, False),
+    ({"what": "output_shape", "value": [[3], 8, 8]}, False),
+]
+
+
+@pytest.mark.parametrize("shares, accepted", [("act", True), ("", False), (0, False), (["act"], False), (None, False)])
+def test_loader_and_schema_agree_on_shares(validator, shares, accepted):
+    document = {"input": [3, 8, 8], "layers": [{"name": "act", "type": "relu"}, {"type": "relu", "shares": shares}]}
+    assert agree(validator, document) == (accepted, accepted)
+
+
+@pytest.mark.parametrize("item, accepted", PUBLISHED)
+def test_loader_and_schema_agree_on_published_values(validator, item, accepted):
+    document = {**copy.deepcopy(BASE), "expect": [{**item, "source": "by hand"}]}
+    assert agree(validator, document) == (accepted, accepted)
+
+
 @pytest.mark.parametrize("item, accepted", BUDGETS)
 def test_loader_and_schema_agree_on_budgets(validator, item, accepted):
     document = {**copy.deepcopy(BASE), "expect": [item]}

@@ -174,3 +174,47 @@ def test_one_interval_fields_through_windows_and_unions_equal_the_table_walk():
             period = 1
             spans = tuple(_hull(x.at(o) for x in (a, b)) for o in range(period))
             assert _union([a, b]) == Axis(1, a.shift, spans), (a, b)
+
+
+def _stepped_transposed_taps(stride: int, dilation: int, padding: int, kernel: int, o: int) -> list[int]:
+    """The definition, tap by tap: the inputs i with i*S - P + j*D = o for some j < K."""
+    return sorted((o + padding - j * dilation) // stride for j in range(kernel)
+                  if (o + padding - j * dilation) % stride == 0)
+
+
+def test_transposed_taps_in_closed_form_equal_the_tap_by_tap_definition():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    from archcalc.layers.rf import Axis, _transposed_taps
+
+    @hypothesis.settings(max_examples=1500, deadline=None, database=None)
+    @hypothesis.given(st.integers(1, 12), st.integers(1, 12), st.integers(0, 15), st.integers(1, 40), st.integers(-30, 60))
+    def check(s, d, p, k, o):
+        assert sorted(_transposed_taps(s, d, p, k)(o)) == _stepped_transposed_taps(s, d, p, k, o)
+
+    check()
+    # and the whole field through it, from periodic fields, against the field the stepped taps give
+    axes = [Axis(), Axis(2, 3, ((0, 1), (1, 4))), Axis(3, 2, ((0, 0), None, (-1, 2)))]
+    for axis in axes:
+        for s, d, p, k in [(1, 1, 0, 5), (2, 1, 1, 4), (3, 2, 2, 7), (4, 6, 0, 9), (5, 3, 4, 13), (2, 2, 0, 3)]:
+            closed = axis.through(_transposed_taps(s, d, p, k), s, 1)
+            stepped = axis.through(lambda o: _stepped_transposed_taps(s, d, p, k, o), s, 1)
+            assert closed == stepped, (axis, s, d, p, k)
+
+
+def test_a_huge_transposed_kernel_takes_no_time_or_memory():
+    """Kernel 10^12, stride 2: output o gathers every other tap, so the widest field is 5*10^11 + 1 inputs
+    (the taps j = 0, 2, ..., 10^12). Stepping through the taps took minutes and gigabytes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_CPU, (10, 11));"
+            "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30));"
+            "from archcalc import analyze; from archcalc.core.spec import resolve;"
+            "layer = {'type': 'conv_transpose2d', 'out': 1, 'kernel': [1, 10**12 + 1], 'stride': [1, 2], 'padding': [0, 3]};"
+            "print(analyze(resolve({'input': [1, 1, 8], 'layers': [layer]}, 't', 't.json')).leaves()[-1].rf.size)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    assert (result.returncode, result.stdout.strip()) == (0, f"(1, {5 * 10**11 + 1})"), result.stderr[-2000:]

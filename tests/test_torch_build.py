@@ -14,7 +14,6 @@ nn = torch.nn
 import archcalc  # noqa: E402
 from archcalc.core.calc import analyze  # noqa: E402
 from archcalc.core.spec import load  # noqa: E402
-from archcalc.errors import SpecError  # noqa: E402
 from archcalc.torch.build import build_torch  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -146,13 +145,62 @@ def test_names_that_shadow_torch_methods_still_resolve(mirror):
     model.train()
 
 
-def test_a_name_torch_assigns_to_is_refused(tmp_path):
-    spec = {"name": "clash", "input": [1, 4, 4], "layers": [{"name": "training", "type": "relu"}]}
+def _module_attributes() -> list[str]:
+    """The names a spec may give a layer that are attributes of torch's modules, as torch itself lists them."""
+    import re
+
+    module = nn.Sequential()
+    names = set(vars(module)) | {n for n in dir(module) if not callable(getattr(module, n, None))}
+    return sorted(n for n in names if re.fullmatch(r"[A-Za-z0-9_]+", n))
+
+
+def test_names_that_are_attributes_of_torch_modules_build_and_run():
+    """`training` (which Module.train() assigns), `_parameters`, `_modules`...: table accepts them, so the
+    build does too: the child is reachable by its name and the module still trains, evaluates and runs."""
+    names = _module_attributes()
+    assert {"training", "_modules", "_parameters", "dump_patches"} <= set(names)
+    layers = [{"name": name, "type": "conv2d", "out": 2, "kernel": 1} for name in names]
+    network = archcalc.core.spec.resolve({"input": [2, 4, 4], "layers": layers}, "clash", "clash.json")
+    model = build_torch(network)
+    for name in names:
+        assert isinstance(model.get_submodule(name), nn.Conv2d), name
+    assert [n for n, _ in model.named_children()] == names
+    model.eval()
+    assert model.training is False and not any(m.training for m in model.modules())
+    model.train()
+    assert model.training is True
+    assert sum(p.numel() for p in model.parameters()) == len(names) * (2 * 2 + 2)
+    assert model(torch.ones(1, 2, 4, 4)).shape == (1, 2, 4, 4)
+
+
+def test_a_layer_named_training_verifies(tmp_path):
+    from click.testing import CliRunner
+
+    from archcalc.cli import main
+
     path = tmp_path / "clash.json"
-    path.write_text(json.dumps(spec), encoding="utf-8")
-    with pytest.raises(SpecError) as caught:
-        build_torch(load(str(path)))
-    assert "training" in str(caught.value) and "clash.json" in str(caught.value)
+    path.write_text(json.dumps({"input": [1, 6, 6], "layers": [{"name": "training", "type": "conv2d", "out": 2, "kernel": 3}]}))
+    result = CliRunner().invoke(main, ["verify", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_layer_that_shares_uses_the_same_tensors(tmp_path):
+    """conv, relu, the conv again, then a batch norm used twice: torch counts each tensor once."""
+    spec = {"input": [4, 6, 6], "layers": [
+        {"name": "conv", "type": "conv2d", "out": 4, "kernel": 3, "padding": 1}, {"name": "bn", "type": "batch_norm2d"},
+        {"type": "relu"}, {"name": "again", "type": "conv2d", "out": 4, "kernel": 3, "padding": 1, "shares": "conv"},
+        {"name": "bn2", "type": "batch_norm2d", "shares": "bn"}]}
+    network = archcalc.core.spec.resolve(spec, "tied", "tied.json")
+    model = build_torch(network).eval()
+    conv, again = model.get_submodule("conv"), model.get_submodule("again")
+    assert conv is not again and conv.weight is again.weight and conv.bias is again.bias
+    assert model.get_submodule("bn").running_mean is model.get_submodule("bn2").running_mean
+    assert sum(p.numel() for p in model.parameters()) == 4 * 4 * 9 + 4 + 2 * 4 == analyze(network).totals.params
+    assert sum(b.numel() for n, b in model.named_buffers() if "num_batches" not in n) == 8 == analyze(network).totals.non_trainable
+    x = torch.randn(1, 4, 6, 6)
+    with torch.no_grad():
+        bn = model.get_submodule("bn")
+        assert torch.equal(model(x), bn(conv(torch.relu(bn(conv(x))))))
 
 
 def test_forward_pass_on_batch_and_non_square_input(mirror):

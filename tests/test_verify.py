@@ -119,6 +119,18 @@ def test_every_merge_kind_on_a_batch_of_non_square_images():
     assert report.rf is not None and not report.rf.clipped and report.rf.measured == report.rf.expected
 
 
+def test_adds_that_broadcast_agree_with_torch():
+    # tests/fixtures/broadcast_add.json on 8x5x14: x + conv(x) with one channel out (1x5x14 broadcast over the
+    # channels), conv(x) + x (the first branch smaller than the sum: a new tensor), and x + a pooled context
+    # (8x1x1, broadcast over the positions); shapes, counts, peak memory and the field as torch measures them
+    report = verify_network(analyze(load(fixture("broadcast_add")), batch=2))
+    assert report.ok, [c.path for c in report.disagreeing]
+    checks = {c.path: c for c in report.layers}
+    assert checks["res2.add"].torch_shape == tuple((torch.zeros(2, 1, 5, 14) + torch.zeros(2, 8, 5, 14)).shape[1:])
+    assert report.peak_live is not None and report.peak_live[0] == report.peak_live[1]
+    assert report.rf is not None and report.rf.measured == report.rf.expected
+
+
 # ---- the command ----------------------------------------------------------------------
 
 def test_cli_agrees_on_a_network_with_receptive_field():

@@ -23,7 +23,8 @@ from ..layers import REGISTRY, RF, Shape, merge_rf
 from ..layers.notes import SizeNote, notes_for
 from . import liveness
 from .alloc import paused_gc
-from .spec import Group, Layer, Network, Node
+from .kinds import quoted
+from .spec import Group, Layer, Network, Node, suggest
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
@@ -210,6 +211,21 @@ class _Sums:
         self.warnings: list[Note] = []
         self.counts: dict[tuple, tuple] = {}  # (fields, sums, warnings) by (fields, type, input shape)
         self.sums: dict[str, Sums] = {}
+        self.layers: dict[str, Layer] = {}  # the layers walked so far, by path
+
+    def sharing(self, node: Layer, sums: Sums) -> Sums:
+        """The sums of a layer that uses the parameters of an earlier one: its parameters count there."""
+        where = f"{node.path} ({node.type}, {node.where})"
+        shared = self.layers.get(node.shares)  # type: ignore[arg-type]
+        if shared is None:
+            raise SpecError(f"shares {quoted(node.shares)}: no layer before this one has that path"
+                            f"{suggest(node.shares, list(self.layers))}", path=where)  # type: ignore[arg-type]
+        theirs = self.sums[shared.path]
+        if (shared.type, shared.attrs, theirs[0][0], theirs[2:4]) != (node.type, node.attrs, sums[0][0], sums[2:4]):
+            raise SpecError(f"shares {quoted(node.shares)}: not the same layer (type, fields and input channels): "
+                            f"{REGISTRY[shared.type].label(shared.attrs)} on {fmt.shape(theirs[0])}, here "
+                            f"{REGISTRY[node.type].label(node.attrs)} on {fmt.shape(sums[0])}", path=where)
+        return (*sums[:2], 0, 0, *sums[4:])
 
     def node(self, node: Node, shape: Shape) -> Sums:
         if isinstance(node, Layer):
@@ -219,6 +235,9 @@ class _Sums:
                 *counts, records = self.count(node, shape)
                 known = self.counts[key] = (node.attrs, (shape, *counts), records)
             _, sums, records = known
+            if node.shares is not None:
+                sums = self.sharing(node, sums)
+            self.layers[node.path] = node
             self.sums[node.path] = sums
             if records:
                 self.warnings.extend(notes_for(node.path, node.type, records))
@@ -242,7 +261,7 @@ class _Sums:
             peak = liveness.sequence_peak(held_input, [(p[8], p[9]) for p in parts])
         else:
             out = _merge_shape(node, [p[1] for p in parts])
-            allocated += _merged_values(node, out) or 0
+            allocated += _merged_values(node, parts[0][1], out) or 0
             peak = liveness.merge_peak(node.kind, held_input, [(p[8], p[9], math.prod(p[1]) * FP32_BYTES) for p in parts],
                                        math.prod(out) * FP32_BYTES)
         sums = self.sums[node.path] = (shape, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers,
@@ -263,10 +282,10 @@ class _Sums:
                 *liveness.layer_peak(layer, a, shape, out, FP32_BYTES), tuple(records))
 
 
-def _merged_values(node: Group, out: Shape) -> int | None:
+def _merged_values(node: Group, first: Shape, out: Shape) -> int | None:
     """The values of the tensor a concat or mul allocates (a row of its own, so that the leaves add up);
-    None for an add, which accumulates into its first branch."""
-    return None if node.kind == "add" else math.prod(out)
+    None for an add, which accumulates into its first branch, unless broadcasting makes the sum larger."""
+    return None if node.kind == "add" and tuple(first) == tuple(out) else math.prod(out)
 
 
 class _Walked:
@@ -313,8 +332,11 @@ class _RowWalk:
         path = node.path
         sums = self.sums[path]
         if isinstance(node, Layer):
-            row = Row(path, "layer", node.type, _depth(path), True, *sums[:8],
-                      REGISTRY[node.type].receptive_field(node.attrs, rf, sums[0]))
+            try:
+                field = REGISTRY[node.type].receptive_field(node.attrs, rf, sums[0])
+            except SpecError as exc:
+                raise exc.located(path=f"{path} ({node.type}, {node.where})") from None
+            row = Row(path, "layer", node.type, _depth(path), True, *sums[:8], field)
             self.rows.append(row)
             return row
         at = len(self.rows)
@@ -327,9 +349,12 @@ class _RowWalk:
         else:
             children = [self.node(child, rf) for child in node.children]
             out = sums[1]
-            out_rf = merge_rf([c.rf for c in children], [_broadcast_gate(node, c.output_shape, out) for c in children],
-                              path)
-            values = _merged_values(node, out)
+            try:
+                out_rf = merge_rf([c.rf for c in children], [_broadcast_gate(node, c.output_shape, out) for c in children],
+                                  path)
+            except SpecError as exc:
+                raise exc.located(path=f"{path or 'network'} ({node.kind}, {node.where})") from None
+            values = _merged_values(node, children[0].output_shape, out)
             if values is not None:
                 merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
                              out, out, 0, 0, 0, 0, values, 0, out_rf)
@@ -340,9 +365,10 @@ class _RowWalk:
 
 
 def _broadcast_gate(node: Group, shape: Shape, out: Shape) -> bool:
-    """A branch of a mul whose output is broadcast over the positions (a squeeze-and-excitation gate)."""
+    """A branch of a mul or add whose output is broadcast over the positions (a squeeze-and-excitation gate,
+    a global context added to every position)."""
     padded = (1,) * (len(out) - len(shape)) + tuple(shape)
-    return node.kind == "mul" and len(out) == 3 and padded[1:] != out[1:]
+    return node.kind in ("mul", "add") and len(out) == 3 and padded[1:] != out[1:]
 
 
 def _depth(path: str) -> int:
@@ -356,20 +382,17 @@ def _merge_shape(node: Group, shapes: list[Shape]) -> Shape:
         if len({len(s) for s in shapes}) != 1 or len({s[1:] for s in shapes}) != 1:
             raise SpecError(f"concat needs equal sizes apart from the channels, got {listed}", path=where)
         return (sum(s[0] for s in shapes), *shapes[0][1:])
-    if node.kind == "add":
-        if len(set(shapes)) != 1:
-            raise SpecError(f"add needs equal shapes, got {listed}", path=where)
-        return shapes[0]
-    return _broadcast(shapes, listed, where)
+    return _broadcast(node.kind, shapes, listed, where)
 
 
-def _broadcast(shapes: list[Shape], listed: str, where: str) -> Shape:
+def _broadcast(kind: str, shapes: list[Shape], listed: str, where: str) -> Shape:
+    """torch's broadcasting of per-image shapes (each padded with ones on the left, after the batch)."""
     rank = max(len(s) for s in shapes)
     padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
     out = []
     for dims in zip(*padded):
         sizes = {d for d in dims if d != 1}
         if len(sizes) > 1:
-            raise SpecError(f"mul cannot broadcast {listed}", path=where)
+            raise SpecError(f"{kind} cannot broadcast {listed}", path=where)
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)

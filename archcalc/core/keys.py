@@ -83,6 +83,10 @@ EXPECT = table(
 )
 
 
+OUTPUT_SHAPE = Shape("an output")  # the value of an output_shape figure, written exactly
+SHAPE_REFUSES = ("unit", "significant", "rounding")  # how a number is written, not a shape
+
+
 def _present(*names: str) -> dict:
     return {"anyOf": [{"required": [name]} for name in names]}
 
@@ -99,6 +103,9 @@ EXPECT_RULES = {
         {"if": {"required": ["dtype"]}, "then": {"properties": {"what": {"enum": list(SIZED)}}}},
         {"if": {"required": ["layer"]}, "then": {"properties": {"what": {"not": {"enum": list(WHOLE_NETWORK)}}}}},
         {"if": {"properties": {"what": {"const": "output_shape"}}, "required": ["what"]}, "then": {"not": _present("min", "max")}},
+        {"if": {"properties": {"what": {"const": "output_shape"}}, "required": ["what"]},
+         "then": {"properties": {"value": OUTPUT_SHAPE.schema()}, "not": _present(*SHAPE_REFUSES)},
+         "else": {"properties": {"value": Number().schema()}}},
     ],
 }
 EXPECTS = Structure({"type": "array", "items": ref("expect")}, "a list of published figures", list)
@@ -160,11 +167,16 @@ BLOCK_USE = table(
 SEQUENCE = table(Key("layers", NODES, required=True), *COMMON.values())
 
 
+SHARES = Key("shares", Text(non_empty=True),
+             "the path of an earlier layer of the same type, fields and input channels whose parameters this layer "
+             "uses (a module called twice, tied weights): they are counted there, and 0 here; its MACs count here")
+
+
 def layer_keys(layer_type) -> dict[str, Key]:
-    """The keys of a layer node: its type, the common keys, and the layer type's fields."""
+    """The keys of a layer node: its type, the common keys, `shares`, and the layer type's fields."""
     fields = {name: Key(name, f.kind, f.doc, required=f.default is _required(), expression=True)
               for name, f in layer_type.fields.items()}
-    return {"type": Key("type", Choice(layer_type.name), required=True), **COMMON, **fields}
+    return {"type": Key("type", Choice(layer_type.name), required=True), **COMMON, "shares": SHARES, **fields}
 
 
 def _required():
@@ -221,13 +233,19 @@ def check_expect_value(item: Mapping[str, Any], where: str) -> None:
     if "source" not in item:
         raise SpecError(f"{where}: every published figure needs a source")
     value, unit = item["value"], item.get("unit")
+    if what == "output_shape":
+        for key in SHAPE_REFUSES:
+            if key in item:
+                raise SpecError(f"{where}.{key}: an output_shape is a shape, written exactly: it takes no {key}")
+        OUTPUT_SHAPE.check(value, f"{where}.value")
+        return
     if unit and not is_number(value):
         raise SpecError(f"{where}.value: expected a number of {unit}, got {shown(value)}")
     if item.get("significant") is not None and not (unit and value > 0):
         raise SpecError(f"{where}.significant: goes with a unit and a positive value")
     if item.get("rounding") == "down" and not unit:
         raise SpecError(f"{where}.rounding: 'down' goes with a unit")
-    if not unit and not isinstance(value, list):
+    if not unit:
         Number().check(value, f"{where}.value")
 
 

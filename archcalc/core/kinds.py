@@ -304,9 +304,10 @@ class Padding(Pair):
 
 
 class Shape(Kind):
-    """An input shape without the batch: [C, H, W], [H, W] or [F], positive integers."""
+    """A shape without the batch: [C, H, W], [H, W] or [F], positive integers; an input's unless told."""
 
-    expected = "an input shape [C, H, W], [H, W] or [F] of positive integers (no batch)"
+    def __init__(self, of: str = "an input"):
+        self.expected = f"{of} shape [C, H, W], [H, W] or [F] of positive integers (no batch)"
 
     def check(self, value: Any, where: str) -> tuple[int, ...]:
         if not (isinstance(value, list) and 1 <= len(value) <= 3 and all(is_integer(v) and v > 0 for v in value)):

@@ -63,6 +63,7 @@ class Layer(NamedTuple):
     type: str
     attrs: Mapping[str, Any]
     where: str
+    shares: str | None = None  # the path of an earlier layer whose parameters this one uses
 
 
 class Group(NamedTuple):
@@ -374,7 +375,7 @@ def _expects(raw: list, where: str) -> Iterator[Expect]:
         yield Expect.from_item(item)
 
 
-_NOT_FIELDS = ("type", "name", "names", "when", "repeat", "as", "index")  # keys of a layer item that are no field
+_NOT_FIELDS = ("type", "name", "names", "when", "repeat", "as", "index", "shares")  # keys of a layer item that are no field
 _UNSET = object()  # a name the environment does not hold
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")
 _NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -395,7 +396,7 @@ def _moved(node: Node, old: str, new: str) -> Node:
     """`node` with the path prefix `old` replaced by `new` (a block's nodes at another use)."""
     path = new + node.path[len(old):]
     if isinstance(node, Layer):
-        return Layer(path, node.type, node.attrs, node.where)
+        return Layer(path, node.type, node.attrs, node.where, node.shares)
     return Group(path, node.kind, node.label, tuple(_moved(c, old, new) for c in node.children), node.where)
 
 
@@ -605,11 +606,11 @@ class _Context:
         """A layer; its fields are checked once for each spec item and values of the names it reads."""
         key = self.layer_key(raw, env)
         if key is None:
-            return Layer(path, raw["type"], self.fields(raw, env, where), where)
+            return Layer(path, raw["type"], self.fields(raw, env, where), where, raw.get("shares"))
         if key not in self.layers:
             self.layers[key] = (raw, raw["type"], self.fields(raw, env, where))
         _, kind, attrs = self.layers[key]
-        return Layer(path, kind, attrs, where)
+        return Layer(path, kind, attrs, where, raw.get("shares"))
 
     def layer_key(self, raw: dict, env: Mapping[str, Any]) -> tuple | None:
         """The item and the values of every name its fields read; None when a value is unhashable or an

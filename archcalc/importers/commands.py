@@ -21,12 +21,13 @@ def import_document(kind: str, source: str, dims: tuple[int, ...] | None, kwargs
         if dims is None or len(dims) != 3:
             given = "" if dims is None else f" (got {fmt.shape(dims)})"
             raise UsageError(f"import torch needs the input size as --input CxHxW, e.g. 3x224x224{given}")
-        from .loading import load_model
+        from .loading import load_model, running
         from .torch_fx import import_torch
 
-        model = load_model(source, kwargs)
-        name = source.rpartition(":")[2].split(".")[-1]
-        return import_torch(model, dims, name, source)
+        with running(source):
+            model = load_model(source, kwargs)
+            name = source.rpartition(":")[2].split(".")[-1]
+            return import_torch(model, dims, name, source)
     from pathlib import Path
 
     from .onnx_graph import import_onnx

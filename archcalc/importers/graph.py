@@ -61,6 +61,7 @@ class Node:
     merge: str = ""
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)
     perm: tuple[int, ...] = ()  # of a permute, batch axis included
+    tensors: tuple[int, ...] = ()  # the identities of its parameter and buffer tensors: equal ones are shared
 
 
 @dataclass
@@ -372,6 +373,7 @@ def _clean(name: str) -> str:
 class _Namer:
     def __init__(self):
         self.paths: dict[str, str] = {}  # node id -> spec path of its row
+        self.owners: dict[int, str] = {}  # parameter tensor -> the spec path of the first layer that holds it
 
     def nest(self, items: list, base: tuple[str, ...], prefix: str) -> list[dict]:
         out: list[dict] = []
@@ -411,15 +413,31 @@ class _Namer:
     def item(self, item, name: str, path: str) -> dict:
         if isinstance(item, _Leaf):
             layers = spec_layers(item.node.op, item.node.where)
+            shares = self.shares(item.node, path, len(layers))
             if len(layers) == 1:
                 self.paths[item.node.id] = path
-                return {"name": name, **layers[0]}
+                return {"name": name, **layers[0], **({"shares": shares} if shares else {})}
             self.paths[item.node.id] = f"{path}.{len(layers) - 1}"
             return {"name": name, "layers": layers}
         branches = []
         for b, branch in enumerate(item.branches):
             branches.append(self.nest(branch, (*item.base, str(b)) if item.base == item.comps else item.base, f"{path}.{b}"))
         return {"name": name, "type": item.node.merge, "branches": branches}
+
+
+    def shares(self, node: Node, path: str, layers: int) -> str | None:
+        """The path of the earlier layer whose parameters `node` uses (a module called again, tied weights);
+        None when they are its own. Sharing only some of them, or across several layers, has no spec form."""
+        owners = {self.owners.get(t) for t in node.tensors}
+        if owners <= {None}:
+            self.owners.update((t, path) for t in node.tensors)
+            return None
+        owner = next(iter(owners))
+        if len(owners) == 1 and layers == 1 and {t for t, p in self.owners.items() if p == owner} == set(node.tensors):
+            return owner
+        others = ", ".join(sorted(o for o in owners if o is not None))
+        raise SpecError(f"{node.where}: shares some of its parameters with {others}; archcalc shares a layer's "
+                        "parameters whole, with one earlier layer")
 
 
 def _comps(item) -> tuple[str, ...]:

@@ -1,27 +1,30 @@
 """Loading a user's model: MODULE:CALLABLE or path/to/file.py:CALLABLE, called and put in eval()."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from ..core.kinds import quoted
+from ..core.reading import parse
 from ..deps import require_torch
 from ..errors import SpecError, UsageError
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:
+    """The --kwargs JSON object, read as strictly as a spec (nesting, integers and lists within the budget)."""
     if not text:
         return {}
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--kwargs {text!r}: not JSON ({exc.msg})") from None
+        value = parse(text)
+    except SpecError as exc:
+        raise UsageError(f"--kwargs {quoted(text)}: {exc.message}") from None
     if not isinstance(value, dict):
-        raise UsageError(f"--kwargs {text!r}: expected a JSON object of keyword arguments")
+        raise UsageError(f"--kwargs {quoted(text)}: expected a JSON object of keyword arguments")
     return value
 
 
@@ -68,6 +71,16 @@ def load_model(target: str, kwargs: dict[str, Any] | None = None):
     if not isinstance(model, torch.nn.Module):
         raise SpecError(f"{target}: returned {type(model).__name__}, not a torch.nn.Module")
     return model.eval()
+
+
+@contextlib.contextmanager
+def running(target: str) -> Iterator[None]:
+    """Around everything that runs the user's code (its module, the callable, its forward): a sys.exit
+    there is one line naming the callable, not archcalc's own exit. Ctrl-C stays Ctrl-C."""
+    try:
+        yield
+    except SystemExit as exc:
+        raise SpecError(f"{target}: the model's code called sys.exit({exc.code!r})") from None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -5,6 +5,7 @@ so functional calls, `+`, `torch.cat` and `*` in `forward` become ops of the gra
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator, Mapping
 
 from .. import fmt
@@ -65,7 +66,10 @@ def trace_graph(model, input_shape: Shape) -> tuple[Graph, Any]:
         raise SpecError(f"torch.fx cannot trace {type(model).__name__}: {type(exc).__name__}: "
                         f"{' '.join(str(exc).split())[:300]}") from None
     parameter = next(model.parameters(), None)  # a model on the meta device runs on meta tensors: shapes only
-    x = torch.randn(1, *input_shape, device=parameter.device if parameter is not None else "cpu")
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    if device.type != "meta":
+        _check_memory(module, input_shape)
+    x = torch.randn(1, *input_shape, device=device)
     values: dict = {}
 
     class Recorder(fx.Interpreter):
@@ -82,12 +86,23 @@ def trace_graph(model, input_shape: Shape) -> tuple[Graph, Any]:
     return _Reader(torch, module, values, input_shape).graph(), x
 
 
+def _check_memory(module, input_shape: Shape) -> None:
+    """The values one pass keeps (the recorder keeps them all) within the budget verify has, measured on fake
+    tensors before anything is allocated; the input alone when the model cannot run on fake tensors."""
+    from ..torch.memory import check_allocation, fake_values_bytes
+
+    needed = fake_values_bytes(module, (1, *input_shape))
+    check_allocation(math.prod(input_shape) * 4 if needed is None else needed, "import",
+                     f"{'the input' if needed is None else 'activations'} of one image of {fmt.shape(input_shape)}")
+
+
 class _Reader:
     def __init__(self, torch, module, values: dict, input_shape: Shape):
         self.torch, self.module, self.values = torch, module, values
         self.ids: dict[Any, str] = {}  # fx node -> graph node id (or the id of what it passes through)
         self.nodes: list[Node] = []
         self.input_shape = input_shape
+        self.weights_of_model = {id(t) for t in (*module.parameters(), *module.buffers())}  # what `shares` is about
 
     def is_data(self, n) -> bool:
         return n in self.ids
@@ -154,7 +169,8 @@ class _Reader:
                 return
             self.one_input(ids, where)
             op = Op("module", kind, _ModuleAttrs(module), input_shape, shape, self.weights(n))
-            self.add(n, Node(n.name, "layer", ids, path, path, where, shape, op=op))
+            tensors = tuple(id(t) for t in (*module.parameters(), *module.buffers()))
+            self.add(n, Node(n.name, "layer", ids, path, path, where, shape, op=op, tensors=tensors))
             return
         name = getattr(n.target, "__name__", str(n.target)) if n.op == "call_function" else str(n.target)
         where = f"{n.name} ({name}, in {where_module})"
@@ -181,7 +197,8 @@ class _Reader:
             return
         self.one_input(ids, where)
         op = Op("call", name, attrs, input_shape, shape, self.weights(n), self.small_values(n))
-        self.add(n, Node(n.name, "layer", ids, scope, path, where, shape, op=op))
+        tensors = tuple(id(t) for t in self.constants(n) if id(t) in self.weights_of_model)
+        self.add(n, Node(n.name, "layer", ids, scope, path, where, shape, op=op, tensors=tensors))
 
     def add(self, n, node: Node) -> None:
         self.nodes.append(node)

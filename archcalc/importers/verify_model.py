@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+from .. import fmt
 from ..core.calc import Analysis, analyze
 from ..core.spec import Network
 from ..deps import require_torch
 from ..layers import Shape
 from . import match
-from .loading import load_model
+from .loading import load_model, running
 
 
 def _calls(model, x) -> tuple[dict[str, list[tuple[Shape | None, Shape]]], list[str]]:
@@ -52,11 +53,20 @@ def _calls(model, x) -> tuple[dict[str, list[tuple[Shape | None, Shape]]], list[
 def verify_model(network: Network, input_shape: Shape | None, batch: int, target: str, how: str = "name",
                  kwargs: dict | None = None):
     """The verify Report of `network` against the module that `target` builds."""
+    analysis: Analysis = analyze(network, input_shape, batch)
+    with running(target):
+        return _verified(analysis, batch, target, how, load_model(target, kwargs))
+
+
+def _verified(analysis: Analysis, batch: int, target: str, how: str, model):
+    """The checks of `analysis` against `model`, one module per matched row, then the totals."""
     torch = require_torch()
+    from ..torch.memory import check_allocation, fake_values_bytes
     from ..torch.verify import LayerCheck, Report, _count, trace
 
-    analysis: Analysis = analyze(network, input_shape, batch)
-    model = load_model(target, kwargs)
+    needed = fake_values_bytes(model, (batch, *analysis.input_shape))  # None: the model needs real values
+    check_allocation(analysis.peak_activation_bytes if needed is None else needed, "verify --model",
+                     f"activations of a batch of {batch} at {fmt.shape(analysis.input_shape)}", analysis.network.file)
     torch.manual_seed(0)
     x = torch.randn(batch, *analysis.input_shape)
     calls, order = _calls(model, x)
@@ -67,6 +77,7 @@ def verify_model(network: Network, input_shape: Shape | None, batch: int, target
     else:
         matched = match.by_name(analysis, set(modules) - {""})
     checks, seen = [], set()
+    counted: set[int] = set()  # parameters met in an earlier module: tied ones count there, as the rows do
     for name, rows in matched.items():
         module = modules[name]
         shapes = calls.get(name, [])
@@ -76,7 +87,7 @@ def verify_model(network: Network, input_shape: Shape | None, batch: int, target
             first = k == 0
             checks.append(LayerCheck(
                 label, row.label, row.output_shape, _as_rows(row, shapes[k]) if k < len(shapes) else None,
-                row.params, _count(module) if first else 0,
+                row.params, _count(module, counted=counted) if first else 0,
                 sum(r.fvcore_flops for r in rows) * batch if first else 0, flops.get(name, 0) if first else 0,
             ))
     checks += _held_by_modules(analysis, [r for r in analysis.leaves()[1:] if r.path not in seen], modules,

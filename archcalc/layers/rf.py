@@ -53,10 +53,7 @@ class Axis(NamedTuple):
         """The field after a layer whose output o reads the input positions `taps(o)`,
         with taps(o + every) = taps(o) + moves."""
         turns = self.period // math.gcd(moves, self.period)  # repeats of `every` until the table repeats
-        period = every * turns
-        if period > MAX_PERIOD:
-            raise SpecError(f"the receptive field repeats only every {period:,} output positions; archcalc "
-                            f"tabulates at most {MAX_PERIOD:,} (an output size with few common factors with the input)")
+        period = _tabulable(every * turns, "an output size with few common factors with the input")
         spans = tuple(_hull(self.at(x) for x in self._extremes(taps(o))) for o in range(period))
         return Axis(period, moves * turns * self.shift // self.period, spans)
 
@@ -81,6 +78,13 @@ class Axis(NamedTuple):
         return ends
 
 
+def _tabulable(period: int, why: str) -> int:
+    if period > MAX_PERIOD:
+        raise SpecError(f"the receptive field repeats only every {period:,} output positions; archcalc "
+                        f"tabulates at most {MAX_PERIOD:,} ({why})")
+    return period
+
+
 def _hull(intervals: Iterable[Interval]) -> Interval:
     present = [i for i in intervals if i is not None]
     if not present:
@@ -95,7 +99,9 @@ def _union(axes: list[Axis]) -> Axis:
         return Axis(1, first.shift, (_hull(a.spans[0] for a in axes),))
     if any(a.shift * first.period != first.shift * a.period for a in axes):  # grids that drift apart
         return max(axes, key=lambda a: (a.widest, a.jump))  # (adaptive pooling): keep the widest
-    period = math.lcm(*(a.period for a in axes))
+    period = 1
+    for a in axes:  # checked as it grows: many branches can have periods whose product is astronomical
+        period = _tabulable(math.lcm(period, a.period), "branches whose fields repeat with different periods")
     spans = tuple(_hull(a.at(o) for a in axes) for o in range(period))
     return Axis(period, first.shift * period // first.period, spans)
 
@@ -108,11 +114,21 @@ def _window_taps(stride: int, dilation: int, pad_before: int, kernel: int):
 
 
 def _transposed_taps(stride: int, dilation: int, padding: int, kernel: int):
-    def taps(o: int):
-        for j in range(kernel):
-            scattered = o + padding - j * dilation
-            if scattered % stride == 0:
-                yield scattered // stride
+    """The inputs i with i*S - P + j*D = o for a tap j < K, solved rather than searched (K may be huge):
+    the taps j that land on a multiple of S form one residue class mod S/g (g = gcd(S, D)), so the
+    inputs they reach form a progression with step D/g."""
+    g = math.gcd(stride, dilation)
+    cycle = stride // g  # taps j a cycle apart reach inputs D/g apart
+
+    def taps(o: int) -> range:
+        scattered = o + padding
+        if scattered % g:
+            return range(0)
+        first_j = (scattered // g) * pow(dilation // g, -1, cycle) % cycle if cycle > 1 else 0
+        if first_j >= kernel:
+            return range(0)
+        last_j = first_j + (kernel - 1 - first_j) // cycle * cycle
+        return range((scattered - last_j * dilation) // stride, (scattered - first_j * dilation) // stride + 1, dilation // g)
     return taps
 
 

@@ -31,26 +31,33 @@ def _classes():
         def forward(self, *xs):
             return torch.cat(xs, dim=1)
 
+    def aligned(xs):
+        """Per-image shapes of lower rank padded with ones on the left, after the batch: then torch broadcasts."""
+        rank = max(x.dim() for x in xs)
+        return [x.reshape(x.shape[0], *([1] * (rank - x.dim())), *x.shape[1:]) for x in xs]
+
     class Add(nn.Module):
+        """Elementwise sum, broadcast as the calculator's shapes are."""
+
         merge = "add"
 
         def forward(self, *xs):
+            xs = aligned(xs)
             out = xs[0]
             for x in xs[1:]:
                 out = out + x
             return out
 
     class Mul(nn.Module):
-        """Elementwise product; a per-image shape of lower rank is padded with ones on the left."""
+        """Elementwise product, broadcast as the calculator's shapes are."""
 
         merge = "mul"
 
         def forward(self, *xs):
-            rank = max(x.dim() for x in xs)
-            out = None
-            for x in xs:
-                x = x.reshape(x.shape[0], *([1] * (rank - x.dim())), *x.shape[1:])
-                out = x if out is None else out * x
+            xs = aligned(xs)
+            out = xs[0]
+            for x in xs[1:]:
+                out = out * x
             return out
 
     class Merge(nn.Module):
@@ -76,6 +83,12 @@ def _classes():
     class Sequential(nn.Sequential):
         get_submodule = _get_submodule
 
+        def __setattr__(self, name: str, value) -> None:
+            if name in self.__dict__ and name in self.__dict__["_modules"]:  # `training`, also a child's name
+                object.__setattr__(self, name, value)
+            else:
+                super().__setattr__(name, value)
+
     return Sequential, Merge
 
 
@@ -89,26 +102,38 @@ def _get_submodule(self, target: str):
     return module
 
 
-def _attach(parent, name: str, module, path: str) -> None:
-    """add_module, also for spec names that shadow a Module method (`type`, `forward`)."""
+def _attach(parent, name: str, module) -> None:
+    """add_module, also for spec names that shadow a Module attribute (`type`, `forward`, `training`,
+    `_parameters`): the child is reached through `_modules` (get_submodule, named_modules), the attribute
+    stays the Module's own (Sequential.__setattr__ keeps `training` assignable)."""
     try:
         parent.add_module(name, module)
     except KeyError:
-        if not callable(getattr(parent, name)):  # `training`: Module.train() would assign to it
-            raise SpecError(f"the name {name!r} is an attribute of torch's modules; rename the layer", path=path) from None
         parent._modules[name] = module
 
 
-def _build(node: Node, shapes: dict[str, Shape]):
+def _build(node: Node, shapes: dict[str, Shape], layers: dict):
+    """The module of `node`; `layers` holds the layers' modules built so far, by path (for `shares`)."""
     sequential, merge = _classes()
     if isinstance(node, Layer):
-        return REGISTRY[node.type].torch_module(node.attrs, shapes[node.path])
+        module = layers[node.path] = REGISTRY[node.type].torch_module(node.attrs, shapes[node.path])
+        if node.shares is not None:
+            _tie(module, layers[node.shares])
+        return module
     if node.kind == "sequence":
         module = sequential()
         for child in node.children:
-            _attach(module, child.path.rsplit(".", 1)[-1], _build(child, shapes), child.path)
+            _attach(module, child.path.rsplit(".", 1)[-1], _build(child, shapes, layers))
         return module
-    return merge(node.kind, [_build(child, shapes) for child in node.children])
+    return merge(node.kind, [_build(child, shapes, layers) for child in node.children])
+
+
+def _tie(module, shared) -> None:
+    """`module` uses the parameters and buffers of `shared`, a module of the same layer (the calculator
+    checked): torch's parameters() then counts them once, and each module still runs on its own input."""
+    for name, tensor in [*shared.named_parameters(), *shared.named_buffers()]:
+        owner, _, leaf = name.rpartition(".")
+        setattr(module.get_submodule(owner) if owner else module, leaf, tensor)
 
 
 def build_torch(analysis: Analysis | Network):
@@ -123,6 +148,6 @@ def build_torch(analysis: Analysis | Network):
     network = analysis.network
     shapes = {row.path: row.input_shape for row in analysis.rows if row.leaf}
     try:
-        return _build(network.root, shapes)
+        return _build(network.root, shapes, {})
     except SpecError as exc:
         raise exc.located(file=network.file) from None

@@ -11,10 +11,57 @@ mean and 1/std the CPU kernel leaves empty: those are not counted.
 """
 from __future__ import annotations
 
+import logging
+import math
 import weakref
 
+from .. import fmt
 from ..core.calc import Analysis
 from ..deps import require_torch
+from ..errors import SpecError
+
+TORCH_BYTES = 8 * 2**30  # what verify and import may ask torch for
+
+
+def check_allocation(needed: int, command: str, of_what: str, file: str | None = None) -> None:
+    """Refuse, before torch allocates anything, a run that would need more than TORCH_BYTES."""
+    if needed > TORCH_BYTES:
+        raise SpecError(f"{command} would allocate {fmt.scaled_bytes(needed)} ({of_what}), "
+                        f"over the {fmt.scaled_bytes(TORCH_BYTES)} it allows", file=file)
+
+
+def fake_values_bytes(run, input_shape: tuple[int, ...]) -> int | None:
+    """The bytes of every tensor `run(x)` makes (the input included) on an input of `input_shape`, all
+    counted as if kept alive at once, measured on fake tensors: nothing is allocated or computed.
+    None when the code cannot run on fake tensors (it reads tensor values, as `.item()` does)."""
+    torch = require_torch()
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    storages: dict[int, object] = {}  # by address: a view adds nothing; kept, so that no address is reused
+
+    class Outputs(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, torch.Tensor):
+                    storage = t.untyped_storage()
+                    storages[storage._cdata] = storage
+            return out
+
+    log = logging.getLogger("torch._subclasses.fake_tensor")  # which logs an op it cannot run on stderr
+    quiet, log.disabled = log.disabled, True
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+            x = torch.empty(input_shape)
+            with Outputs():
+                run(x)
+    except Exception:  # data-dependent code, an op without a fake kernel: the real run says what is wrong
+        return None
+    finally:
+        log.disabled = quiet
+    return math.prod(input_shape) * 4 + sum(storage.nbytes() for storage in storages.values())  # type: ignore[attr-defined]
 
 
 def _tracker_class():

@@ -114,15 +114,18 @@ def _combine(kind: str, hold_gates: bool):
         broadcast over the positions held constant when measuring the spatial field."""
 
         def forward(self, *xs):
-            if kind != "mul":
+            if kind == "concat":
                 return sum(xs[1:], xs[0])
             size = max(x.shape[-2:] for x in xs if x.dim() == 4) if any(x.dim() == 4 for x in xs) else None
             out = None
             for x in xs:
                 x = x.reshape(x.shape[0], *([1] * (4 - x.dim())), *x.shape[1:])
-                if size is not None and x.shape[-2:] != size:  # a gate: scaled to at most 1, or held at 1
-                    x = torch.ones_like(x) if hold_gates else x / x.detach().amax()
-                out = x if out is None else out * x
+                if size is not None and x.shape[-2:] != size:  # a gate: scaled to at most 1, or held constant
+                    if kind == "mul":
+                        x = torch.ones_like(x) if hold_gates else x / x.detach().amax()
+                    elif hold_gates:
+                        x = torch.zeros_like(x)
+                out = x if out is None else out * x if kind == "mul" else out + x
             return out
 
     return Combine()

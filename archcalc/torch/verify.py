@@ -21,12 +21,11 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .. import fmt
 from ..core.calc import Analysis
 from ..deps import require_fvcore, require_torch
 from ..errors import SpecError, UsageError
 from ..layers import Shape
-from .memory import peak_live_bytes
+from .memory import check_allocation, peak_live_bytes
 from .rf_probe import RFCheck, receptive_field_check
 
 
@@ -89,10 +88,15 @@ class Report:
 
 # ---- layer by layer ---------------------------------------------------------------------
 
-def _count(module, buffers: bool = False) -> int:
+def _count(module, buffers: bool = False, counted: set[int] | None = None) -> int:
+    """Parameter (or buffer) values of `module`, each tensor once; with `counted`, those not in it, added to it."""
     if buffers:
         return sum(b.numel() for name, b in module.named_buffers() if not name.endswith("num_batches_tracked"))
-    return sum(p.numel() for p in module.parameters())
+    if counted is None:
+        return sum(p.numel() for p in module.parameters())
+    new = [p for p in module.parameters() if id(p) not in counted]
+    counted.update(id(p) for p in new)
+    return sum(p.numel() for p in new)
 
 
 def trace(model, x) -> tuple[dict[str, Shape], Counter, Counter]:
@@ -122,7 +126,6 @@ def trace(model, x) -> tuple[dict[str, Shape], Counter, Counter]:
 
 
 _TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-VERIFY_BYTES = 8 * 2**30  # what verify may ask torch for
 
 
 def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int = 0) -> Report:
@@ -131,10 +134,8 @@ def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int =
     from .build import build_torch
 
     network, batch = analysis.network, analysis.batch
-    needed = analysis.weights_bytes + analysis.peak_activation_bytes
-    if needed > VERIFY_BYTES:  # checked before torch allocates anything
-        raise SpecError(f"verify would allocate {fmt.scaled_bytes(needed)} (weights and peak activations), "
-                        f"over the {fmt.scaled_bytes(VERIFY_BYTES)} it allows", file=network.file)
+    check_allocation(analysis.weights_bytes + analysis.peak_activation_bytes, "verify", "weights and peak activations",
+                     network.file)
     torch.manual_seed(seed)
     dtype = _TORCH_DTYPES.get(analysis.dtype)
     if dtype is None:
@@ -150,11 +151,12 @@ def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int =
                         file=network.file) from None
     modules = dict(model.named_modules())
     checks = []
+    counted: set[int] = set()  # parameters met in an earlier row's module: a shared one counts there
     for row in analysis.leaves()[1:]:  # the first is the input
         module = modules.get(row.path)
         checks.append(LayerCheck(
             row.path, row.label, row.output_shape, shapes.get(row.path),
-            row.params, None if module is None else _count(module),
+            row.params, None if module is None else _count(module, counted=counted),
             row.fvcore_flops * batch, flops.get(row.path) if module is not None else None,
         ))
     t = analysis.totals
