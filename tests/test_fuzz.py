@@ -3,9 +3,12 @@
 Each mutant is a spec file that one to four mutations made from a zoo spec or a random stack:
 a value replaced by an awkward one (0, -1, 2**63, 1e300, "", "../x", "(-8) ** (1/3)", a list of a
 million, ...), a key dropped, renamed or doubled, an item repeated or removed, a value wrapped in a
-list, or (sometimes) the JSON text itself cut, doubled or given a stray byte. `archcalc table` must
-then either print a table (exit 0, UTF-8 output) or refuse it in one line on stderr (exit 2): never a
-traceback or an unhandled exception, and never more than 2 s of CPU for one mutant.
+list, or (sometimes) the JSON text itself cut, doubled or given a stray byte. Each goes through
+`archcalc table` (in one of the four formats) or `archcalc check`, which must print its table
+(exit 0, UTF-8 output) or its verdicts (`check`: exit 0 or 1), or refuse the spec in one line on
+stderr (exit 2): never a traceback or an unhandled exception, never more than 2 s of CPU and never
+more than 1 GiB of memory for one mutant (the mutants run in a forked child whose address space is
+limited; a child that dies is a failure of the mutant it was running).
 
 ARCHCALC_FUZZ_N sets the number of mutants (default 2,000), ARCHCALC_FUZZ_SEED the seed (default
 20261201, so that CI is reproducible; `random` draws a fresh one, printed on failure). A release run: `ARCHCALC_FUZZ_N=100000 pytest tests/test_fuzz.py`.
@@ -18,11 +21,15 @@ import copy
 import json
 import os
 import random
+import resource
+import signal
+import sys
 import time
 import traceback
 from collections import Counter
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from archcalc.cli import main
@@ -33,6 +40,7 @@ COUNT = int(os.environ.get("ARCHCALC_FUZZ_N", "2000"))
 _SEED_TEXT = os.environ.get("ARCHCALC_FUZZ_SEED") or "20261201"
 SEED = random.SystemRandom().randrange(2**32) if _SEED_TEXT == "random" else int(_SEED_TEXT)
 CPU_SECONDS = 2.0
+MEMORY_MB = 1024  # the child's address space beyond its own size: what one mutant may take
 
 AWKWARD = [
     0, -1, 1, 2, 3, 7, 64, 1000, 10**6, 10**9, 2**31, 2**63 - 1, 2**63, -(2**63), 2**64,
@@ -93,9 +101,14 @@ def places(document) -> list[tuple]:
 
 
 def mutate(document: dict, rng: random.Random) -> dict:
+    """One to four mutations; a third of the documents have theirs inside `expect` figures, which few
+    places of a whole spec are, so that `check`'s reading of figures is reached often."""
     document = copy.deepcopy(document)
+    figures_only = rng.random() < 0.3
     for _ in range(rng.randint(1, 4)):
         spots = places(document)
+        if figures_only:
+            spots = [spot for spot in spots if isinstance(spot[0], dict) and "what" in spot[0]] or spots
         if not spots:
             break
         container, key = rng.choice(spots)
@@ -133,51 +146,131 @@ def mutant_text(rng: random.Random, zoo: list[dict]) -> tuple[bytes, str]:
     return text, variant
 
 
-def run_mutants(count: int, seed: int, folder: Path, seconds: float | None = None, report: Path | None = None) -> dict:
-    """Run `count` mutants (fewer when `seconds` of wall time run out); `report` gets the counts as they grow."""
+COMMANDS = ["text", "json", "csv", "markdown", "check"]
+
+
+def judged(result, command: str) -> bool:
+    """Whether a CLI result is one of the allowed outcomes: a table (exit 0, UTF-8), `check`'s verdict
+    (exit 0 or 1, no exception), or a refusal in one line on stderr with nothing on stdout (exit 2)."""
+    lines = result.stderr.splitlines()
+    if result.exit_code == 2:
+        return len(lines) == 1 and lines[0].startswith("archcalc: ") and result.stdout == ""
+    if isinstance(result.exception, Exception) or result.exit_code not in ((0, 1) if command == "check" else (0,)):
+        return False
+    try:
+        result.stdout_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _run_range(first: int, count: int, seed: int, folder: Path, seconds: float | None, began: float,
+               progress: Path, report: Path | None) -> None:
+    """Mutants first..count-1 of the seed's sequence (those before `first` are drawn, not run); the
+    counts go to `progress` as JSON after each mutant, so that a parent sees where a crash happened."""
     rng = random.Random(seed)
-    began = time.monotonic()
     zoo = zoo_documents()
     runner = CliRunner()
-    outcomes: Counter = Counter()
-    failures, slow = [], []
-    slowest, slowest_spec = 0.0, ""
-    summary: dict = {}
+    state = json.loads(progress.read_text()) if progress.exists() else {}
+    outcomes: Counter = Counter(state.get("outcomes", {}))
+    failures, slow = state.get("failures", []), state.get("over_2s", [])
+    slowest, slowest_spec = state.get("slowest_cpu_s", 0.0), state.get("slowest_spec", "")
+    grown = state.get("most_memory_mb", 0.0)
     for n in range(count):
+        text, variant = mutant_text(rng, zoo)
+        command = rng.choice(COMMANDS)
+        if n < first:
+            continue
         if seconds is not None and time.monotonic() - began > seconds:
             break
-        text, variant = mutant_text(rng, zoo)
         path = folder / f"mutant{n % 10}.json"
         path.write_bytes(text)
         target = f"{path}:{variant}" if variant and ":" not in variant else str(path)
-        args = ["table", target, "--format", rng.choice(["text", "json", "csv", "markdown"])]
-        started = time.process_time()
+        args = ["check", target] if command == "check" else ["table", target, "--format", command]
+        state.update(running=n, running_spec=text.decode(errors="replace")[:2000], running_args=args[:1] + args[2:])
+        progress.write_text(json.dumps(state))
+        rss_before, started = _max_rss_mb(), time.process_time()
         result = runner.invoke(main, args)
-        spent = time.process_time() - started
+        spent, rss_grown = time.process_time() - started, _max_rss_mb() - rss_before
         if spent > slowest:
             slowest, slowest_spec = spent, text.decode(errors="replace")[:300]
-        lines = result.stderr.splitlines()
-        ok = (result.exit_code == 0 and not isinstance(result.exception, Exception)) or (
-            result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("archcalc: ") and result.stdout == "")
-        if result.exit_code == 0:
-            try:
-                result.stdout_bytes.decode("utf-8")
-            except UnicodeDecodeError:
-                ok = False
-        outcomes["accepted" if result.exit_code == 0 else "refused" if ok else "failed"] += 1
+        grown = max(grown, rss_grown)
+        ok = judged(result, command)
+        outcomes["accepted" if result.exit_code in (0, 1) and ok else "refused" if ok else "failed"] += 1
         if not ok:
             where = traceback.format_exception(*result.exc_info)[-4:] if result.exc_info else []
-            failures.append({"mutant": n, "exit": result.exit_code, "exception": repr(result.exception),
-                             "traceback": "".join(where)[-1500:],
+            failures.append({"mutant": n, "args": args[:1] + args[2:], "exit": result.exit_code,
+                             "exception": repr(result.exception), "traceback": "".join(where)[-1500:],
                              "stderr": result.stderr[-500:], "spec": text.decode(errors="replace")[:2000]})
         if spent > CPU_SECONDS:
             slow.append({"mutant": n, "cpu_s": round(spent, 2), "spec": text.decode(errors="replace")[:2000]})
-        if report is not None and (n + 1) % 500 == 0 or n + 1 == count:
-            summary = {"seed": seed, "asked": count, "mutants": n + 1, **outcomes, "failures": failures,
-                       "over_2s": slow, "slowest_cpu_s": round(slowest, 3), "slowest_spec": slowest_spec, "wall_s": round(time.monotonic() - began, 1)}
-            if report is not None:
-                report.write_text(json.dumps(summary, indent=2) + "\n")
-    return summary or {"seed": seed, "asked": count, "mutants": 0}
+        state = {"seed": seed, "asked": count, "mutants": n + 1, "outcomes": dict(outcomes), "failures": failures,
+                 "over_2s": slow, "slowest_cpu_s": round(slowest, 3), "slowest_spec": slowest_spec,
+                 "most_memory_mb": round(grown, 1), "wall_s": round(time.monotonic() - began, 1)}
+        if report is not None and ((n + 1) % 500 == 0 or n + 1 == count):
+            report.write_text(json.dumps(_summary(state), indent=2) + "\n")
+    state.pop("running", None)
+    progress.write_text(json.dumps(state))
+
+
+def _summary(state: dict) -> dict:
+    kept = {k: v for k, v in state.items() if k not in ("outcomes", "running", "running_spec", "running_args")}
+    return {**kept, **state.get("outcomes", {})}
+
+
+def _address_space() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def run_mutants(count: int, seed: int, folder: Path, seconds: float | None = None, report: Path | None = None) -> dict:
+    """Run `count` mutants (fewer when `seconds` of wall time run out); `report` gets the counts as they grow.
+
+    The mutants run in a forked child whose address space is limited to its own size plus MEMORY_MB, so
+    that a mutant wanting more fails (a MemoryError, or the child's death) instead of taking the machine;
+    a child that dies is recorded as a failure of the mutant it was running, and a new child goes on
+    after it. Each mutant's growth of the peak resident memory is recorded too.
+    """
+    began = time.monotonic()
+    progress = folder / "progress.json"
+    first = 0
+    while True:
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 0
+            try:
+                limit = _address_space() + MEMORY_MB * 2**20
+                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+                _run_range(first, count, seed, folder, seconds, began, progress, report)
+            except BaseException:  # the parent records the mutant in flight
+                traceback.print_exc()
+                code = 70
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        state = json.loads(progress.read_text()) if progress.exists() else {}
+        if os.waitstatus_to_exitcode(status) == 0 and "running" not in state:
+            break
+        n = state.get("running", first)
+        state.setdefault("failures", []).append(
+            {"mutant": n, "args": state.get("running_args"), "exit": os.waitstatus_to_exitcode(status),
+             "exception": "the fuzzer's child process died", "spec": state.get("running_spec", "")})
+        state.setdefault("outcomes", {})["failed"] = state.get("outcomes", {}).get("failed", 0) + 1
+        state.update(mutants=n + 1)
+        state.pop("running", None)
+        progress.write_text(json.dumps(state))
+        first = n + 1
+        if first >= count:
+            break
+    state = json.loads(progress.read_text()) if progress.exists() else {}
+    summary = _summary(state) if state else {"seed": seed, "asked": count, "mutants": 0}
+    if report is not None:
+        report.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def test_mutants_never_crash_or_hang(tmp_path):
@@ -188,3 +281,32 @@ def test_mutants_never_crash_or_hang(tmp_path):
     assert summary["failures"] == [], (rerun, summary["failures"][:3])
     assert summary["over_2s"] == [], (rerun, summary["over_2s"][:3])
     assert summary.get("accepted", 0) > summary["mutants"] // 10, summary  # the mutants reach the calculator too
+
+
+_CALLS: dict[str, Path] = {}
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def _hostile(args) -> None:
+    """Stands in for archcalc: the 3rd call wants 2 GiB, the 5th kills its process, the others print.
+    The calls are counted in a file, since a new child process goes on after the 5th."""
+    counter = _CALLS["file"]
+    calls = int(counter.read_text() or 0) + 1 if counter.exists() else 1
+    counter.write_text(str(calls))
+    if calls == 3:
+        bytearray(2 * 2**30)
+    if calls == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+    click.echo("a table")
+
+
+def test_the_fuzzer_catches_memory_hogs_and_deaths(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "main", _hostile)
+    monkeypatch.setitem(_CALLS, "file", tmp_path / "calls")
+    summary = run_mutants(8, 1, tmp_path)
+    failed = {f["mutant"]: f for f in summary["failures"]}
+    assert sorted(failed) == [2, 4], summary["failures"]
+    assert "MemoryError" in failed[2]["exception"]
+    assert failed[4]["exception"] == "the fuzzer's child process died" and failed[4]["exit"] == -signal.SIGKILL
+    assert summary["mutants"] == 8 and summary["accepted"] == 6
