@@ -243,8 +243,8 @@ _ZOO_ANALYSES: dict[tuple[int, tuple[int, ...] | None], tuple[Network, Analysis]
 
 
 def zoo_analysis(name: str, input_shape: tuple[int, ...] | None = None) -> Analysis:
-    """A zoo network's analysis, shared by `archcalc check` and the claims; again when its file changes
-    (`load` resolves each version of a zoo file once: the same Network while the file stays as it is)."""
+    """A zoo network's analysis, shared by its own figures and the claims in `archcalc check --claims`; again when its
+    file changes (`load` resolves each version of a zoo file once: the same Network while the file stays as it is)."""
     network = load(name)
     key = (id(network), input_shape)
     if key not in _ZOO_ANALYSES:  # the entry holds the network, so its id is not reused meanwhile
@@ -374,7 +374,7 @@ def results() -> list[Result]:
 
 
 def describe(result: Result) -> str:
-    """One line for `archcalc check`, in the style of a spec's published figures."""
+    """One line for `archcalc check --claims`, in the style of a spec's published figures."""
     c, v = result.claim, result.verdict
     claimed = fmt.shape(c.value) if isinstance(c.value, list) else f"{c.value}{' ' + c.unit if c.unit else ''}"
     computed = result.computed

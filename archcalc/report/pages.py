@@ -491,7 +491,7 @@ def wrong_section(results: list[claimslib.Result], numbers: dict[str, str]) -> s
     return ("## Wrong in the source\n\n"
             "Figures of the lecture texts that do not add up or say more than the network does, with the number archcalc "
             "computes instead and why. They are marked in `archcalc/report/claims.json` (`wrong`), so they do not fail "
-            "`archcalc check`; a figure marked wrong that starts to match would.\n\n"
+            "`archcalc check --claims`; a figure marked wrong that starts to match would.\n\n"
             + markdown_table(rows, ["#", "Claim", "Source", "Claimed", "Correct (archcalc)", "Why"], numeric=[3, 4]))
 
 
