@@ -377,10 +377,10 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
     from .core.spec import load, zoo_index
 
     entries = []  # (verdict, line, record)
-    if with_claims:  # the zoo's analyses shared with the claims, which are computed on the same networks
-        from .report.claims import zoo_analysis as analysed
-    else:
+    if not with_claims:
         analysed = lambda name: analyze(load(name))  # noqa: E731
+    else:  # the zoo's analyses shared with the claims, which are computed on the same networks
+        from .report.claims import zoo_analysis as analysed
     for name in targets or tuple(zoo_index()):
         analysis = analysed(name)
         network = analysis.network
