@@ -187,6 +187,13 @@ def test_check_without_claims_checks_the_zoo_figures_only():
     assert lines[-1].startswith(f"{zoo_figures()} checked: ")
 
 
+def test_check_of_the_specs_reads_nothing_of_the_lecture_claims():
+    code = ("import sys\nfrom archcalc.cli import main\ntry:\n    main(['check'], standalone_mode=False)\n"
+            "except SystemExit as done:\n    assert done.code == 0\nprint('archcalc.report.claims' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "False"
+
+
 def test_check_claims_adds_exactly_the_lecture_claims():
     result = cli_runner().invoke(main, ["check", "--claims", "--format", "json"])
     assert result.exit_code == 0, result.stdout
