@@ -364,16 +364,18 @@ def zoo_order(analyses: list) -> list:
 @click.argument("targets", nargs=-1)
 @convention_option
 @click.option("-v", "--verbose", is_flag=True, help="List every figure, not only the failures.")
+@click.option("--claims", "with_claims", is_flag=True,
+              help="Judge the lecture claims of archcalc/report/claims.json as well.")
 @click.option("--format", "out_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: every figure with its verdict, for machines.")
 @paused_gc  # the whole zoo: its trees stay alive to the end, and hold no cycles (core.alloc)
-def check(targets: tuple[str, ...], convention: str, verbose: bool, out_format: str) -> None:
+def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims: bool, out_format: str) -> None:
     """Check the published figures and budgets (`expect`) of the zoo or of the given specs; exit 1 on a failure.
 
     Prints the failures and a summary (-v: every figure), one verdict word first on each line: ok,
     known-wrong (a figure wrong in its source, still wrong), or in capitals MISS, OVER, UNDER
-    (a budget), MATCHES (marked wrong but it adds up). Without targets the lecture claims of
-    archcalc/report/claims.json are checked too. Exit 0: all pass; 1: a failure; 2: bad input.
+    (a budget), MATCHES (marked wrong but it adds up). --claims judges the lecture claims of
+    archcalc/report/claims.json too. Exit 0: all pass; 1: a failure; 2: bad input.
     """
     import json
 
@@ -382,9 +384,9 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, out_format: 
     from .core.spec import load, zoo_index
 
     entries = []  # (verdict, line, record)
-    if targets:
+    if not with_claims:
         analysed = lambda name: analyze(load(name))  # noqa: E731
-    else:  # the zoo: analysed once for its own figures and the lecture claims
+    else:  # the zoo's analyses shared with the claims, which are computed on the same networks
         from .report.claims import zoo_analysis as analysed
     for name in targets or tuple(zoo_index()):
         analysis = analysed(name)
@@ -394,7 +396,7 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, out_format: 
                        f"{analysis.totals.params_keras:,}")
         for checked in check_network(network, analysis):
             entries.append((checked.verdict, describe(checked), _figure_record(checked)))
-    if not targets:  # the whole zoo: the lecture claims (archcalc/report/claims.json) as well
+    if with_claims:
         from .report.claims import describe as describe_claim
         from .report.claims import results as claim_results
 

@@ -185,12 +185,33 @@ def cell(text: Any) -> str:
     `{` of an attribute list are escaped. Emphasis and strikethrough need two marks, so a lone `*`,
     `~` or word-edge `_` stays as written (the Markdown remains readable when copied); pairs are escaped.
     """
-    text = _ALWAYS.sub(r"\\\1", " ".join(str(text).split()))
+    text = " ".join(str(text).split())
+    return one_line(_literal(text, _paired(text)))
+
+
+def prose(text: Any) -> str:
+    """Text from a spec as a paragraph of Markdown (a note on a network's page): literal as `cell` makes
+    it, but a span between two backticks stays inline code (`code`). Emphasis marks are counted across
+    the code spans, which emphasis may enclose."""
+    pieces = _CODE_SPAN.split(" ".join(str(text).split()))  # prose, code, prose, ...; a lone backtick is prose
+    paired = _paired(" ".join(pieces[0::2]))
+    return one_line("".join(code(p) if i % 2 else _literal(p, paired) for i, p in enumerate(pieces)))
+
+
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def _paired(text: str) -> list[re.Pattern]:
+    """The emphasis marks `text` holds two of or more: those that could pair."""
+    return [pattern for pattern in _PAIRED.values() if len(pattern.findall(text)) >= 2]
+
+
+def _literal(text: str, paired: Iterable[re.Pattern]) -> str:
+    text = _ALWAYS.sub(r"\\\1", text)
     text = _HTML.sub(lambda m: "&lt;" if m.group() == "<" else "&amp;", text)
-    for pattern in _PAIRED.values():
-        if len(pattern.findall(text)) >= 2:
-            text = pattern.sub(lambda m: "\\" + m.group(0), text)
-    return one_line(text)
+    for pattern in paired:
+        text = pattern.sub(lambda m: "\\" + m.group(0), text)
+    return text
 
 
 def code(text: str) -> str:

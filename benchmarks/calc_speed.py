@@ -43,6 +43,8 @@ REFERENCE = HERE.with_name("reference.py")
 REFERENCE_INPUT = "3x240x320"
 # The standard modules `archcalc table` cannot do without: a floor under its start-up.
 STANDARD = "import re, json, ast, typing"
+# The zoo's figures and the lecture claims: the gate timed since the first record (`check` alone skips the claims).
+CHECK = "archcalc check --claims"
 
 
 # ---- the installed archcalc ------------------------------------------------------------------
@@ -254,7 +256,7 @@ def command_pairs(launcher: Launcher, python: Path, archcalc: str, args: argpars
     table = [archcalc, "table", args.network]
     pairs = [
         pair(launcher, f"archcalc table {args.network} vs start-up", py, (f"archcalc table {args.network}", table), repeat, warm),
-        pair(launcher, "archcalc check vs start-up", py, ("archcalc check", [archcalc, "check"]), repeat, warm),
+        pair(launcher, f"{CHECK} vs start-up", py, (CHECK, [archcalc, *CHECK.split()[1:]]), repeat, warm),
         pair(launcher, "archcalc list vs start-up", py, ("archcalc list", [archcalc, "list"]), repeat, warm),
         pair(launcher, "import click vs start-up", py, ('python -c "import click"', [str(python), "-c", "import click"]), repeat, warm),
         pair(launcher, "standard modules vs start-up", py, (f'python -c "{STANDARD}"', [str(python), "-c", STANDARD]), repeat, warm),
@@ -282,7 +284,7 @@ def instructions(python: Path, archcalc: str, network: str) -> dict | None:
                 ('python -c "import click"', [str(python), "-c", "import click"]),
                 (f'python -c "{STANDARD}"', [str(python), "-c", STANDARD]),
                 (f"archcalc table {network}", [archcalc, "table", network]),
-                ("archcalc list", [archcalc, "list"]), ("archcalc check", [archcalc, "check"])]
+                ("archcalc list", [archcalc, "list"]), (CHECK, [archcalc, *CHECK.split()[1:]])]
     return {label: callgrind(command) for label, command in commands}
 
 
@@ -345,7 +347,7 @@ def targets(result: dict) -> list[dict]:
     rows = [
         (f"`archcalc table {network}` / `python -c pass`", "<=", 3, x, table["ratio"]["median"]),
         (f"`archcalc table {network}` peak RSS", "<=", 30, mib, table["b"]["peak_rss_mib"]),
-        ("`archcalc check`", "<=", 0.5, sec, pairs["archcalc check"]["b"]["wall_s"]["median"]),
+        (f"`{CHECK}`", "<=", 0.5, sec, pairs[CHECK]["b"]["wall_s"]["median"]),
         ("`archcalc list`", "<=", 0.5, sec, pairs["archcalc list"]["b"]["wall_s"]["median"]),
         ("load + analyze the whole zoo, one process", "<=", 0.1, sec, result["zoo"]["load_analyze_s"]["median"]),
         (f"{seq['spec']}: load + analyze + render text", "<=", 1, sec, seq["total_s"]["median"]),

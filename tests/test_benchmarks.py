@@ -25,7 +25,7 @@ def quick_run(tmp_path_factory):
 def test_every_pair_is_timed_alternately_with_its_spread(quick_run):
     result, _ = quick_run
     names = [p["name"] for p in result["pairs"]]
-    assert names == ["archcalc table vgg16 vs start-up", "archcalc check vs start-up", "archcalc list vs start-up",
+    assert names == ["archcalc table vgg16 vs start-up", "archcalc check --claims vs start-up", "archcalc list vs start-up",
                      "import click vs start-up", "standard modules vs start-up", "import torch vs start-up",
                      "fvcore vs archcalc, resnet18 3x240x320",
                      "torchinfo vs archcalc, resnet18 3x240x320", "archcalc table vgg16: input 4096 vs 224",

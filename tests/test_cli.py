@@ -17,6 +17,7 @@ from hostile_text import HOSTILE, controls
 
 from archcalc.cli import main
 
+ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 BRANCHING = str(FIXTURES / "branching.json")
 
@@ -154,6 +155,55 @@ def test_check_zoo_passes():
     result = cli_runner().invoke(main, ["check"])
     assert result.exit_code == 0, result.stdout
     assert " 0 failed" in result.stdout
+
+
+def zoo_figures() -> int:
+    """The `expect` entries of the zoo's files: a family's own hold for each of its variants, then each variant's."""
+    count = 0
+    for path in (ROOT / "specs").glob("*.json"):
+        if path.name == "schema.json":
+            continue
+        document = json.loads(path.read_text(encoding="utf-8"))
+        family = len(document.get("expect", []))
+        variants = document.get("variants")
+        count += sum(family + len(v.get("expect", [])) for v in variants.values()) if variants else family
+    return count
+
+
+def lecture_claim_ids() -> list[str]:
+    """The claims of archcalc/report/claims.json, a claim its sources word differently once per wording."""
+    document = json.loads((ROOT / "archcalc" / "report" / "claims.json").read_text(encoding="utf-8"))
+    return [w["id"] for raw in document["claims"] for w in raw.get("wordings", [raw])]
+
+
+def test_check_without_claims_checks_the_zoo_figures_only():
+    result = cli_runner().invoke(main, ["check", "--format", "json"])
+    assert result.exit_code == 0, result.stdout
+    figures = json.loads(result.stdout)["figures"]
+    assert len(figures) == zoo_figures() > 100
+    assert all("network" in f and "claim" not in f for f in figures)
+    lines = cli_runner().invoke(main, ["check", "-v"]).stdout.splitlines()
+    assert not [line for line in lines if line.split()[1] == "claim"]
+    assert lines[-1].startswith(f"{zoo_figures()} checked: ")
+
+
+def test_check_of_the_specs_reads_nothing_of_the_lecture_claims():
+    code = ("import sys\nfrom archcalc.cli import main\ntry:\n    main(['check'], standalone_mode=False)\n"
+            "except SystemExit as done:\n    assert done.code == 0\nprint('archcalc.report.claims' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "False"
+
+
+def test_check_claims_adds_exactly_the_lecture_claims():
+    result = cli_runner().invoke(main, ["check", "--claims", "--format", "json"])
+    assert result.exit_code == 0, result.stdout
+    figures = json.loads(result.stdout)["figures"]
+    assert len([f for f in figures if "network" in f]) == zoo_figures()
+    assert sorted(f["claim"] for f in figures if "claim" in f) == sorted(lecture_claim_ids())
+    assert len(figures) == zoo_figures() + len(lecture_claim_ids())
+    lines = cli_runner().invoke(main, ["check", "--claims", "-v"]).stdout.splitlines()
+    assert len([line for line in lines if line.split()[1] == "claim"]) == len(lecture_claim_ids())
+    assert lines[-1].startswith(f"{zoo_figures() + len(lecture_claim_ids())} checked: ")
 
 
 def write(tmp_path: Path, expect: list[dict], out: int = 4) -> str:
@@ -443,7 +493,7 @@ def test_check_json_for_machines(tmp_path):
 def test_every_line_of_the_zoo_check_has_one_verdict():
     from archcalc.core.figures import WORDS
 
-    result = cli_runner().invoke(main, ["check", "-v"])
+    result = cli_runner().invoke(main, ["check", "--claims", "-v"])
     assert result.exit_code == 0
     for line in result.stdout.splitlines()[:-1]:
         word = line.split()[0]

@@ -1,6 +1,8 @@
 """`archcalc report`: golden page, lecture claims against hand calculations, tables, determinism, staleness."""
 from __future__ import annotations
 
+import ast
+import dataclasses
 import posixpath
 import re
 import shutil
@@ -19,9 +21,11 @@ from archcalc.cli import main
 from archcalc.core import spec
 from archcalc.core.figures import Figure
 from archcalc.core.spec import resolve
+from archcalc.errors import SpecError
 from archcalc.fmt import cell
 from archcalc.fmt import markdown_table as table
 from archcalc.report import claims as claimslib
+from archcalc.report import pages
 from archcalc.report.pages import build, generate, network_page, stale
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -408,7 +412,7 @@ def test_wrong_claims_show_the_correct_number_and_pass_archcalc_check():
     assert all(r.claim.note and r.ok for r in wrong)
     assert "271,351,808" in results["inception_bottleneck_353m"].claim.note
     assert "15,237,608" in results["vgg16_total_memory"].claim.note
-    output = CliRunner().invoke(main, ["check", "-v"])
+    output = CliRunner().invoke(main, ["check", "--claims", "-v"])
     assert output.exit_code == 0, output.output
     assert "known-wrong claim inception_bottleneck_353m: claimed 353 M, computed 271,351,808" in output.output
 
@@ -607,3 +611,111 @@ def test_page_of_a_hostile_spec_rendered_by_python_markdown_has_no_element_of_th
                     "hr", "ol", "li", "sup", "ul"}
     assert "javascript:" not in "".join(re.findall(r'(?:href|src)="([^"]*)"', html))
     assert "onclick" not in "".join(re.findall(r"<h1[^>]*>", html))
+
+
+# ---- notes: data of a spec or of the claims file, never a network's name in the code -----------------
+
+NOTES = FIXTURES / "report_notes.json"
+
+
+def _reading_section(page: str) -> str:
+    return page[page.index("## Reading this page\n"):page.index("## Layers\n")] if "## Reading this page" in page else ""
+
+
+def test_a_spec_note_is_on_its_page_with_its_code_spans_and_nothing_else_of_markup():
+    page = network_page(load(f"{NOTES}:with_family_notes"), results=[])
+    assert _reading_section(page) == (
+        "## Reading this page\n\n"
+        "RF `global` means that an output sees the whole input; `a<b` stays code.\n\n"
+        "A &lt;b>tag&lt;/b>, a [link\\](javascript:alert(1)) and \\*a `star` pair\\* stay text.\n\n")
+
+
+def test_a_variant_note_replaces_its_family_notes_and_none_leaves_no_section():
+    assert _reading_section(network_page(load(f"{NOTES}:with_its_own_note"), results=[])) == (
+        "## Reading this page\n\nOne note of the variant's.\n\n")
+    assert "## Reading this page" not in network_page(load(f"{NOTES}:without_notes"), results=[])
+
+
+def test_spec_notes_rendered_by_python_markdown_keep_only_their_code_spans():
+    markdown = pytest.importorskip("markdown")
+    html = markdown.markdown(_reading_section(network_page(load(f"{NOTES}:with_family_notes"), results=[])))
+    assert re.findall(r"<code>([^<]*)</code>", html) == ["global", "a&lt;b", "star"]
+    assert set(re.findall(r"<([a-z0-9]+)", html)) == {"h2", "p", "code"}
+
+
+def test_notes_that_are_not_texts_are_one_line_naming_the_file(tmp_path):
+    spec = tmp_path / "net.json"
+    spec.write_text('{"input": [3, 8, 8], "meta": {"notes": [1]}, "layers": [{"type": "relu"}]}')
+    result = CliRunner().invoke(main, ["report", str(spec), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output == f"archcalc: {spec}: meta.notes: expected a text or a list of texts, got [1]\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_zoo_pages_carry_the_notes_of_their_spec_and_of_the_claims_file(fresh):
+    efficientnet = [fresh[f"networks/efficientnet_b{i}.md"].decode() for i in range(8)]
+    assert all("RF `global` means that an output depends on every input pixel." in page for page in efficientnet)
+    googlenet = _reading_section(fresh["networks/googlenet.md"].decode())
+    # the paper's layout and torchvision's: 6,998,552 and 6,624,904 parameters (README, The zoo)
+    assert "has 6,998,552 parameters against 6,624,904 here ([GoogLeNet claims](../claims.md#" in googlenet
+    vgg = fresh["zoo.md"].decode().split("\n## ")
+    note = next(part for part in vgg if part.startswith("vgg\n"))
+    table = 150_528 + 2 * 3_211_264 + 802_816 + 2 * 1_605_632 + 401_408 + 3 * 802_816 + 200_704 + 3 * 401_408 + 100_352 \
+        + 3 * 100_352 + 25_088 + 4096 + 4096 + 1000  # cs231n's VGG16 table: input, every conv and pool, the FC layers
+    assert f"whose 7x7x512 output ({7 * 7 * 512:,} values) is a row of its own" in note
+    assert f"sums to {table:,} ([claims](claims.md#from-outside-the-lecture-texts))" in note
+
+
+def test_a_claims_note_names_a_zoo_network_not_any_spec_of_that_name(tmp_path):
+    spec = tmp_path / "googlenet.json"
+    spec.write_text('{"name": "googlenet", "input": [3, 8, 8], "layers": [{"type": "relu"}]}')
+    assert "## Reading this page" not in network_page(load(str(spec)), results=[])
+
+
+def test_a_claims_note_fills_in_computed_figures_and_links():
+    note = claimslib.Note("{p} parameters ([apart]({out})).", network="out7_s1",
+                          values=(claimslib.Beside("p", claimslib.Ref("out7_s1", "params")),),
+                          links=(("out", "heading", "From outside the lecture texts"),))
+    assert pages.note_text(note, [], "../") == "10 parameters ([apart](../claims.md#from-outside-the-lecture-texts)).\n"
+    with pytest.raises(SpecError, match=r"\{q\}, which none of its values or links names"):
+        pages.note_text(dataclasses.replace(note, text="{q}"), [], "")
+
+
+def _zoo_words() -> set[str]:
+    names = set(spec.zoo_index())
+    return names | {load(name).family for name in names}
+
+
+def name_checks(source: str, words: set[str]) -> list[str]:
+    """Where `source` tells networks apart by name: a comparison (==, !=, in, is) or a `case` with one of
+    `words`, or a test of the name's start or end with one."""
+    def named(node: ast.AST) -> bool:
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return any(named(e) for e in node.elts)
+        return isinstance(node, ast.Constant) and node.value in words
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare) and any(named(n) for n in (node.left, *node.comparators)) \
+                or isinstance(node, ast.MatchValue) and named(node.value) \
+                or isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in ("startswith", "endswith") and any(named(a) for a in node.args):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+@pytest.mark.parametrize("code", [
+    'if network.name == "googlenet": pass', 'if network.family == "efficientnet": pass', 'x = family != "vgg"',
+    'x = a.network.name in ("vgg16", "vgg19")', 'x = "vgg16" not in analyses', 'x = name.startswith("resnet")',
+    'match network.name:\n    case "lenet5": pass',
+])
+def test_name_checks_finds_a_network_told_apart_by_its_name(code):
+    assert len(name_checks(code, _zoo_words())) == 1
+
+
+def test_no_code_tells_a_zoo_network_apart_by_its_name():
+    words = _zoo_words()
+    assert {"googlenet", "efficientnet", "vgg", "vgg16"} <= words
+    found = {str(path.relative_to(ROOT)): checks for path in sorted((ROOT / "archcalc").rglob("*.py"))
+             if (checks := name_checks(path.read_text(encoding="utf-8"), words))}
+    assert found == {}

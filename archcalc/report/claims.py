@@ -10,7 +10,9 @@ so that each quote is judged once on what it says. `beside` computes the same fi
 (another layout) to show next to the verdict. Sources are seed file names; a claim from anywhere
 else names its real source and is counted apart from the lecture texts. The file also lists the
 accuracy figures the lectures quote (`accuracy`), which archcalc shows but cannot compute, and
-every other numeric statement of the lectures (`not_computed`), with a check where a paper gives one.
+every other numeric statement of the lectures (`not_computed`), with a check where a paper gives one,
+and the paragraphs the report adds about zoo networks (`notes`, see Note): what the lectures say of
+a network stays in this file, not in the code that writes the pages.
 """
 from __future__ import annotations
 
@@ -137,6 +139,19 @@ class Accuracy:
 
 
 @dataclass(frozen=True)
+class Note:
+    """A paragraph the report adds about a zoo network: on its page (`network`), or on the zoo page under
+    its family's table (`zoo_family`). `text` is Markdown of the claims file's own in which `{name}` stands
+    for a figure of `values` (computed as a claim's `beside` is) or a link of `links` into claims.md."""
+
+    text: str
+    network: str | None = None
+    zoo_family: str | None = None
+    values: tuple[Beside, ...] = ()  # each named by its label
+    links: tuple[tuple[str, str, str], ...] = ()  # (name, "topic" or "heading", the topic or heading of claims.md)
+
+
+@dataclass(frozen=True)
 class Unchecked:
     """A numeric statement of the lectures archcalc cannot compute (data, training, dates, timings)."""
 
@@ -186,6 +201,24 @@ def unchecked(path: Path = CLAIMS_FILE) -> list[Unchecked]:
             for raw in document(path).get("not_computed", [])]
 
 
+def notes(path: Path = CLAIMS_FILE) -> list[Note]:
+    return [_note(raw) for raw in document(path).get("notes", [])]
+
+
+def _note(raw: Mapping[str, Any]) -> Note:
+    if ("network" in raw) == ("zoo_family" in raw):
+        raise SpecError(f"{CLAIMS_FILE.name}: a note names a 'network' (its page) or a 'zoo_family' (the zoo page), "
+                        f"one of them: {raw.get('text', '')[:40]!r}")
+    links = []
+    for name, link in raw.get("links", {}).items():
+        if not isinstance(link, dict) or len(link) != 1 or not {"topic", "heading"} >= link.keys():
+            raise SpecError(f"{CLAIMS_FILE.name}: note link {name!r}: one 'topic' or 'heading' of claims.md, got {link}")
+        [(kind, target)] = link.items()
+        links.append((name, kind, target))
+    return Note(raw["text"], raw.get("network"), raw.get("zoo_family"),
+                tuple(_beside(name, value) for name, value in raw.get("values", {}).items()), tuple(links))
+
+
 def _ref(raw: Mapping[str, Any]) -> Ref:
     if raw["quantity"] not in QUANTITIES:
         raise SpecError(f"{CLAIMS_FILE.name}: unknown quantity {raw['quantity']!r}")
@@ -203,9 +236,13 @@ def _claim(raw: dict) -> Claim:
         convention=raw["convention"], figure=figure, ref=_ref(raw),
         versus=_ref(raw["versus"]) if "versus" in raw else None, compare=raw.get("compare"),
         divide_by=raw.get("divide_by", 1), note=raw.get("note", ""), group=raw.get("group"),
-        beside=tuple(Beside(b["label"], _ref(b), _ref(b["versus"]) if "versus" in b else None, b.get("compare"),
-                            b.get("divide_by", 1)) for b in raw.get("beside", ())),
+        beside=tuple(_beside(b["label"], b) for b in raw.get("beside", ())),
     )
+
+
+def _beside(label: str, raw: Mapping[str, Any]) -> Beside:
+    return Beside(label, _ref(raw), _ref(raw["versus"]) if "versus" in raw else None, raw.get("compare"),
+                  raw.get("divide_by", 1))
 
 
 # ---- computing -------------------------------------------------------------------------
@@ -243,8 +280,8 @@ _ZOO_ANALYSES: dict[tuple[int, tuple[int, ...] | None], tuple[Network, Analysis]
 
 
 def zoo_analysis(name: str, input_shape: tuple[int, ...] | None = None) -> Analysis:
-    """A zoo network's analysis, shared by `archcalc check` and the claims; again when its file changes
-    (`load` resolves each version of a zoo file once: the same Network while the file stays as it is)."""
+    """A zoo network's analysis, shared by its own figures and the claims in `archcalc check --claims`; again when its
+    file changes (`load` resolves each version of a zoo file once: the same Network while the file stays as it is)."""
     network = load(name)
     key = (id(network), input_shape)
     if key not in _ZOO_ANALYSES:  # the entry holds the network, so its id is not reused meanwhile
@@ -374,7 +411,7 @@ def results() -> list[Result]:
 
 
 def describe(result: Result) -> str:
-    """One line for `archcalc check`, in the style of a spec's published figures."""
+    """One line for `archcalc check --claims`, in the style of a spec's published figures."""
     c, v = result.claim, result.verdict
     claimed = fmt.shape(c.value) if isinstance(c.value, list) else f"{c.value}{' ' + c.unit if c.unit else ''}"
     computed = result.computed

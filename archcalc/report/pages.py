@@ -18,6 +18,7 @@ from .. import fmt
 from ..core.calc import Analysis, analyze
 from ..core.figures import SCALES, Verdict, decimals, judge
 from ..core.spec import Network, load, zoo_index
+from ..errors import SpecError, one_line
 from ..files import same_content
 from ..fmt import anchor, cell, code, markdown_table
 from ..render import rf_footnote, table_rows
@@ -155,25 +156,52 @@ def network_files(network: Network, analysis: Analysis) -> dict[str, bytes]:
     depth = diagram.figure_depth(analysis)
     return {f"diagrams/{network.name}.svg": diagram.svg(diagram.layout(analysis, diagram.Options(depth=depth))).encode(),
             f"html/{network.name}.html": html.page(analysis, fold_depth(analysis), depth).encode()}
-def layout_notes(network: Network, analysis: Analysis, results: list[claimslib.Result] | None) -> list[str]:
-    """What a teacher needs to read this network's table: where it differs from its paper, what `global` means."""
-    notes = []
-    if network.name == "googlenet":
-        paper = claimslib.quantity(claimslib.Ref("googlenet_paper", "params"))
-        notes.append("The paper's Inception modules have a 1x1 -> 5x5 branch; torchvision builds that branch (`conv5x5`) as "
-                     "a 3x3 convolution, as in the weights it ports, with batch norm and no biases. The paper's layout "
-                     f"(5x5, biases, no batch norm; `googlenet_paper` in the claims file) has {paper:,} parameters against "
-                     f"{analysis.totals.params:,} here ([GoogLeNet claims](../{topic_link(results or [], 'GoogLeNet')})).\n")
-    if network.family == "efficientnet":
-        notes.append("RF `global` means that an output depends on every input pixel. Each MBConv block's squeeze-and-"
-                     "excitation averages its whole feature map and scales every channel by the result, so from the first "
-                     "such block on every value sees the whole image, whatever the kernels and strides span; the spatial "
-                     "receptive field of the convolution path alone is what the kernels and strides give.\n")
+
+
+def reading_notes(network: Network, results: list[claimslib.Result]) -> list[str]:
+    """What a reader needs to read this network's table: the spec's own notes (`meta.notes`, text of the
+    spec's, escaped), then for a zoo network those of the claims file (`notes`, Markdown of archcalc's)."""
+    notes = [fmt.prose(text) + "\n" for text in spec_notes(network)]
+    if _in_zoo(network):
+        notes += [text for note in claimslib.notes() if note.network == network.name
+                  if (text := note_text(note, results, "../"))]
     return ["## Reading this page\n", *notes] if notes else []
+
+
+def spec_notes(network: Network) -> list[str]:
+    """`meta.notes` of a spec: a text, or a list of texts (one paragraph each)."""
+    notes = network.meta.get("notes", [])
+    notes = [notes] if isinstance(notes, str) else notes
+    if not isinstance(notes, list) or not all(isinstance(text, str) for text in notes):
+        raise SpecError(f"meta.notes: expected a text or a list of texts, got {one_line(repr(notes))[:80]}", file=network.file)
+    return notes
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def note_text(note: claimslib.Note, results: list[claimslib.Result], up: str) -> str | None:
+    """A note of the claims file with its figures computed and its links into claims.md made relative to the page
+    (`up`: the way from the page's folder to the report's); None where a figure's network is not in the zoo."""
+    figures = {value.label: claimslib.computed(value) for value in note.values}
+    if any(figure is None for figure in figures.values()):
+        return None
+    filled = {name: _plain(figure) for name, figure in figures.items()}
+    filled |= {name: up + (topic_link(results, target) if kind == "topic" else f"claims.md#{anchor(target)}")
+               for name, kind, target in note.links}
+
+    def fill(match: re.Match) -> str:
+        if match.group(1) not in filled:
+            raise SpecError(f"{claimslib.CLAIMS_FILE.name}: a note about {note.network or note.zoo_family} uses "
+                            f"{match.group(0)}, which none of its values or links names")
+        return filled[match.group(1)]
+
+    return _PLACEHOLDER.sub(fill, note.text) + "\n"
 
 
 def network_page(network: Network, results: list[claimslib.Result] | None = None, analysis: Analysis | None = None) -> str:
     analysis = analysis or analyze(network)
+    results = results if results is not None else claimslib.results()
     depth = fold_depth(analysis)
     rows = [[cell(r[0]), cell(r[1]), r[2], f"{r[3]:,}", f"{r[4]:,}", f"{r[5]:,}", r[6]] for r in table_rows(analysis, depth, "torchvision")]
     layers = markdown_table(rows, ["Layer", "Type", "Output", "Params", "MACs", "Activations", "RF"], numeric=[2, 3, 4, 5, 6])
@@ -185,9 +213,9 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
         f"batch 1, fp32. Regenerate with {_regenerate(network)}; conventions in the README.\n",
         "## Totals\n", totals_table(analysis),
         "## Published figures\n", expect_table(analysis),
-        *claims_section(network, results if results is not None else claimslib.results()),
+        *claims_section(network, results),
         *figure_section(network),
-        *layout_notes(network, analysis, results),
+        *reading_notes(network, results),
         "## Layers\n",
         f"{folded} Output is C x H x W; Activations are values per image (the layer's output when it allocates one; "
         "x 4 bytes in fp32); RF is the receptive field in input pixels.\n",
@@ -252,19 +280,7 @@ def networks(analyses: dict[str, Analysis]) -> dict[str, Analysis]:
     return {n: a for n, a in analyses.items() if not building_block(a)}
 
 
-def vgg16_totals_note(analyses: dict[str, Analysis]) -> str:
-    if "vgg16" not in analyses:
-        return ""
-    a = analyses["vgg16"]
-    table = claimslib.quantity(claimslib.Ref("vgg16", "activations", exclude=("avgpool",)))
-    avgpool = a.totals.activations - table
-    return (f"VGG16's activations are {a.totals.activations:,} values per image here: torchvision's layout has an adaptive "
-            f"average pool after the last max pool, whose 7x7x512 output ({avgpool:,} values) is a row of its own; the "
-            f"cs231n table of lecture 000 has no such row and sums to {table:,} "
-            f"([claims](claims.md#{anchor(OUTSIDE_HEADING)})). At a 224x224 input the pool copies its input unchanged.\n")
-
-
-def zoo_page(analyses: dict[str, Analysis], quoted: list[claimslib.Accuracy]) -> str:
+def zoo_page(analyses: dict[str, Analysis], quoted: list[claimslib.Accuracy], results: list[claimslib.Result]) -> str:
     notes = Footnotes("a")
     parts = ["# The zoo\n",
              "One row per network, at its own input size, batch 1, fp32, grouped by family in order of their year. "
@@ -283,8 +299,7 @@ def zoo_page(analyses: dict[str, Analysis], quoted: list[claimslib.Accuracy]) ->
     numeric = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     for family, members in families(networks(analyses)).items():
         parts += [f"## {family}\n", markdown_table([zoo_row(a, notes) for a in members], ZOO_HEADERS, numeric=numeric)]
-        if family == "vgg":
-            parts.append(vgg16_totals_note(analyses))
+        parts += [text for note in claimslib.notes() if note.zoo_family == family if (text := note_text(note, results, ""))]
     parts += [blocks_section(analyses), quoted_section(quoted, set(networks(analyses)))]
     return "\n".join(parts) + notes.text()
 
@@ -491,7 +506,7 @@ def wrong_section(results: list[claimslib.Result], numbers: dict[str, str]) -> s
     return ("## Wrong in the source\n\n"
             "Figures of the lecture texts that do not add up or say more than the network does, with the number archcalc "
             "computes instead and why. They are marked in `archcalc/report/claims.json` (`wrong`), so they do not fail "
-            "`archcalc check`; a figure marked wrong that starts to match would.\n\n"
+            "`archcalc check --claims`; a figure marked wrong that starts to match would.\n\n"
             + markdown_table(rows, ["#", "Claim", "Source", "Claimed", "Correct (archcalc)", "Why"], numeric=[3, 4]))
 
 
@@ -627,7 +642,7 @@ def build(target: str | None = None, out: str = "reports") -> dict[str, bytes]:
         return standalone(files, f"networks/{network.name}.md", target, out)
     analyses = {name: analyze(load(name)) for name in zoo_index()}
     files = {f"networks/{name}.md": network_page(a.network, results, a) for name, a in analyses.items()}
-    files["zoo.md"] = zoo_page(analyses, claimslib.accuracy())
+    files["zoo.md"] = zoo_page(analyses, claimslib.accuracy(), results)
     files["claims.md"] = claims_page(results)
     files["tricks.md"] = tricks.page(topic_link(results, "Inception module"))
     files["README.md"] = index_page(analyses, results)
