@@ -2,7 +2,7 @@
 
 The browser is Debian's chromium with chromium-driver, driven by selenium (`.ci/run` installs them);
 the browser tests are skipped, saying why, only where they cannot be had. With
-ARCHCALC_SCREENSHOT=FILE the resnet50 test also saves its screenshot there (the README's picture:
+ARCHCALC_SCREENSHOT=FILE the resnet50 test also saves its screenshot there (the picture in docs/diagrams.md:
 reports/html/screenshots/resnet50.png).
 """
 from __future__ import annotations

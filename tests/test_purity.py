@@ -1,6 +1,6 @@
 """The calculator is pure: importing archcalc and `archcalc table` load no heavy library.
 
-Nor the standard modules that cost start-up and that the calculator does without (README, Speed):
+Nor the standard modules that cost start-up and that the calculator does without (docs/performance.md):
 dataclasses (its records are named tuples), pathlib, csv (only for --format csv) and shutil
 (only to measure a terminal)."""
 from __future__ import annotations

@@ -343,8 +343,8 @@ def test_headline_counts_come_from_the_data(fresh):
     page, index = fresh["claims.md"].decode(), fresh["README.md"].decode()
     assert headline in page and headline in index
     assert f"{wrong} wrong in the source" in page and f"[{wrong} wrong in their source]" in index
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"the {len(results)} numeric claims" in readme and f"{wrong} of them wrong" in readme
+    zoo = (ROOT / "docs" / "zoo.md").read_text(encoding="utf-8")  # the paragraph on the claims
+    assert f"the {len(results)} numeric claims" in zoo and f"{wrong} of them wrong" in zoo
 
 
 def test_per_source_verdicts_of_one_claim(fresh):
