@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from .. import fmt
+from ..core.budget import current
 from ..errors import SpecError
 from ..layers import REGISTRY, Shape
 from ..layers.base import REQUIRED
@@ -61,6 +62,7 @@ class Node:
     merge: str = ""
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)
     perm: tuple[int, ...] = ()  # of a permute, batch axis included
+    held: int | None = None  # values of the weights the model holds for a layer (ONNX), checked against its row
 
 
 @dataclass
@@ -131,6 +133,7 @@ class _Merge:
 class _Decomposer:
     def __init__(self, graph: Graph):
         self.graph = graph
+        self.budget = current()
         self.by_id = {n.id: n for n in graph.nodes}
         self.order = {INPUT: -1, **{n.id: i for i, n in enumerate(graph.nodes)}}
         self.consumers: dict[str, list[str]] = {INPUT: [], **{n.id: [] for n in graph.nodes}}
@@ -154,7 +157,10 @@ class _Decomposer:
             if n.id not in live:
                 raise self.fail(n.id, "its result does not reach the model's output (archcalc needs one output)")
 
-    def sequence(self, src: str, dst: str, region: set[str]) -> list:
+    def sequence(self, src: str, dst: str, region: set[str], depth: int = 0) -> list:
+        """The items from `src` to `dst` inside `region`; `depth`: merges around them."""
+        if depth > self.budget.depth:
+            raise self.fail(src, f"merges nest inside each other deeper than {self.budget.describe('depth')}")
         items: list = []
         cur = src
         while cur != dst:
@@ -166,7 +172,7 @@ class _Decomposer:
                 cur = succ[0]
                 continue
             join = self.join(cur, succ, region, dst)
-            items.append(self.merge(cur, join, region))
+            items.append(self.merge(cur, join, region, depth))
             cur = join
         return items
 
@@ -191,7 +197,7 @@ class _Decomposer:
         raise self.fail(cur, "the paths leaving it do not meet in one add, concat or mul: "
                              "the graph is not series-parallel")
 
-    def merge(self, cur: str, join: str, region: set[str]) -> _Merge:
+    def merge(self, cur: str, join: str, region: set[str], depth: int) -> _Merge:
         node = self.by_id[join]
         claimed: set[str] = set()
         branches = []
@@ -204,7 +210,7 @@ class _Decomposer:
                 shared = min(sub & claimed, key=self.order.__getitem__)
                 raise self.fail(shared, f"it feeds two inputs of {node.where}: the graph is not series-parallel")
             claimed |= sub
-            branches.append(self.sequence(cur, inp, sub))
+            branches.append(self.sequence(cur, inp, sub, depth + 1))
         for n in claimed:
             for c in self.consumers[n]:
                 if c not in claimed and c != join:
@@ -372,8 +378,12 @@ def _clean(name: str) -> str:
 class _Namer:
     def __init__(self):
         self.paths: dict[str, str] = {}  # node id -> spec path of its row
+        self.whole: dict[str, str] = {}  # node id -> spec path of the row of all it became (a layer or a group)
 
-    def nest(self, items: list, base: tuple[str, ...], prefix: str) -> list[dict]:
+    def nest(self, items: list, base: tuple[str, ...], prefix: str, depth: int = 0) -> list[dict]:
+        """Spec items of `items`, grouped by module below `base`; `depth`: the groups and merges around them."""
+        if depth > current().depth:
+            raise SpecError(f"{prefix}: groups nest inside each other deeper than {current().describe('depth')}")
         out: list[dict] = []
         used: set[str] = set()
 
@@ -393,7 +403,7 @@ class _Namer:
             rel = comps[k:]
             if len(rel) <= 1:
                 name = unique(rel[0] if rel else _comps(items[i])[-1] if comps else "layer")
-                out.append(self.item(items[i], name, f"{prefix}.{name}" if prefix else name))
+                out.append(self.item(items[i], name, f"{prefix}.{name}" if prefix else name, depth))
                 i += 1
                 continue
             j = i + 1
@@ -404,13 +414,14 @@ class _Namer:
                 j += 1
             name = unique(rel[0])
             path = f"{prefix}.{name}" if prefix else name
-            out.append({"name": name, "layers": self.nest(items[i:j], comps[:k + 1], path)})
+            out.append({"name": name, "layers": self.nest(items[i:j], comps[:k + 1], path, depth + 1)})
             i = j
         return out
 
-    def item(self, item, name: str, path: str) -> dict:
+    def item(self, item, name: str, path: str, depth: int) -> dict:
         if isinstance(item, _Leaf):
             layers = spec_layers(item.node.op, item.node.where)
+            self.whole[item.node.id] = path
             if len(layers) == 1:
                 self.paths[item.node.id] = path
                 return {"name": name, **layers[0]}
@@ -418,7 +429,8 @@ class _Namer:
             return {"name": name, "layers": layers}
         branches = []
         for b, branch in enumerate(item.branches):
-            branches.append(self.nest(branch, (*item.base, str(b)) if item.base == item.comps else item.base, f"{path}.{b}"))
+            branches.append(self.nest(branch, (*item.base, str(b)) if item.base == item.comps else item.base, f"{path}.{b}",
+                                      depth + 1))
         return {"name": name, "type": item.node.merge, "branches": branches}
 
 
@@ -444,17 +456,26 @@ def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict]
         document["comment"] = "; ".join(graph.notes)
     if expect:
         document["expect"] = expect
-    _check_shapes(document, graph, namer.paths)
+    _check_shapes(document, graph, namer)
     return document
 
 
-def _check_shapes(document: dict, graph: Graph, paths: dict[str, str]) -> None:
+def _check_shapes(document: dict, graph: Graph, namer: _Namer) -> None:
+    """Each node's shape (and the weights the model holds for it) against the calculator's row."""
     from ..core.calc import analyze
     from ..core.spec import resolve
 
     analysis = analyze(resolve(document, document["name"], f"{document['name']}.json"))
     rows = {row.path: row for row in analysis.rows}
+    paths = namer.paths
     for node in graph.nodes:
         if node.id in paths and node.shape is not None and rows[paths[node.id]].output_shape != tuple(node.shape):
             raise SpecError(f"{node.where}: archcalc computes {fmt.shape(rows[paths[node.id]].output_shape)} "
                             f"where the model gives {fmt.shape(node.shape)}")
+        row = rows.get(namer.whole.get(node.id, ""))
+        if node.held is not None and row is not None and row.params + row.non_trainable != node.held:
+            weights = ", ".join(fmt.shape(w) or "scalar" for w in node.op.weights)
+            raise SpecError(f"{node.where}: its weights ({weights}) hold {node.held:,} values where archcalc's "
+                            f"{row.label} on its input {fmt.shape(row.input_shape)} has "
+                            f"{row.params + row.non_trainable:,} parameters: the weights do not fit the input "
+                            "or the attributes")

@@ -6,8 +6,12 @@ torch's exporter writes `/layer1/layer1.0/conv1/Conv` for the module `layer1.0.c
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from .. import fmt
 from ..core.reading import read_bytes
@@ -15,7 +19,9 @@ from ..deps import require
 from ..errors import SpecError
 from ..layers import Shape
 from .graph import INPUT, Graph, Node, Op, fold_permutes, to_spec
+from .onnx_fold import Folder
 from .onnx_sequences import outer_inputs, rewrite
+from .onnx_tensors import SMALL, Tensors
 
 ONNX_BYTES = 2**31  # protobuf's limit for one message: an ONNX file without external data
 MERGES = {"Add": "add", "Sum": "add", "Concat": "concat", "Mul": "mul"}
@@ -27,71 +33,177 @@ KEEPS_SHAPE = {"GroupNormalization", "LayerNormalization", "LRN", "Gelu"}
 """ ops whose output has their input's shape, which ONNX's shape inference leaves open for some (functions)"""
 
 
-def _read(path: Path, dims: tuple[int, ...] | None):
+class _Loaded(NamedTuple):
+    """A parsed ONNX file: its model (folded constants as initializers, shapes inferred), the name of
+    its input, the values of its constants, and which of those it computes (Constant nodes, folded values)."""
+
+    onnx: Any
+    model: Any
+    input_name: str
+    constants: dict[str, Any]
+    computed: frozenset[str]
+
+
+def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
     onnx = require("onnx", purpose="reading an ONNX file")
     data = read_bytes(path, ONNX_BYTES, "ONNX models")
     try:
         model = onnx.load_from_string(data)
     except Exception as exc:  # protobuf's DecodeError and friends
-        raise SpecError(f"not an ONNX model ({type(exc).__name__})", file=str(path)) from None
+        raise SpecError(f"not an ONNX model ({type(exc).__name__})") from None
     if not model.graph.node or not model.graph.output:
-        raise SpecError("not an ONNX model (no graph nodes or outputs)", file=str(path))
+        raise SpecError("not an ONNX model (no graph nodes or outputs)")
+    _check_opset(onnx, model)
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1:
-        raise SpecError(f"the graph has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); archcalc needs one",
-                        file=str(path))
+        raise SpecError(f"the graph has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); archcalc needs one")
+    ordered = _in_order(model.graph)
+    tensors = Tensors(onnx, str(path.parent))
+    constants = {i.name: tensors.array(i, f"initializer {i.name}") for i in model.graph.initializer}
+    model = _copy(onnx, model, ordered, constants)
+    input_value = next(i for i in model.graph.input if i.name not in initializers)
     if dims is not None:
-        shape = inputs[0].type.tensor_type.shape
+        shape = input_value.type.tensor_type.shape
         if len(shape.dim) != len(dims) + 1:
-            raise SpecError(f"--input {fmt.shape(dims)}: the graph's input has rank {len(shape.dim)}", file=str(path))
+            raise SpecError(f"--input {fmt.shape(dims)}: the graph's input has rank {len(shape.dim)}")
         for d, size in zip(shape.dim[1:], dims):
             d.ClearField("dim_param")
             d.dim_value = size
-    model, computed = _fold_constants(onnx, model, inputs[0].name)
+    computed = _fold_constants(onnx, model, input_value.name, constants, tensors)
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception as exc:
-        raise SpecError(f"ONNX shape inference fails: {' '.join(str(exc).split())[:300]}", file=str(path)) from None
-    return onnx, model, inputs[0].name, computed
+        raise SpecError(f"ONNX shape inference fails: {' '.join(str(exc).split())[:300]}") from None
+    return _Loaded(onnx, model, input_value.name, constants, computed)
 
 
-def _fold_constants(onnx, model, input_name: str):
-    """The model with every small value computed from constants only (the pads of an exported ZeroPad2d,
-    a Constant node's value) stored as an initializer, so that shape inference sees it; and their names."""
-    from onnx.reference import ReferenceEvaluator
+def _check_opset(onnx, model) -> None:
+    """The ONNX operator set the file is written in: one this onnx package knows."""
+    versions = {o.domain: o.version for o in model.opset_import}
+    version = versions.get("", versions.get("ai.onnx"))
+    newest = onnx.defs.onnx_opset_version()
+    if version is None:
+        raise SpecError("the model names no version of the ONNX operator set (opset_import)")
+    if not 1 <= version <= newest:
+        raise SpecError(f"ONNX operator set {version}: the onnx package {onnx.__version__} knows versions 1 to {newest}")
 
-    helper, numpy_helper = onnx.helper, onnx.numpy_helper
-    values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    data, kept, folded = {input_name}, [], []
-    for node in model.graph.node:
+
+def _label(node, index: int) -> str:
+    return f"{node.name or f'{node.op_type}_{index}'} ({node.op_type})"
+
+
+def _in_order(graph) -> list:
+    """The nodes, each after the nodes whose values it reads: the file's order when it is one (ONNX's rule),
+    else that order sorted. A value read and never made, a value made twice, or a cycle is a SpecError."""
+    given = {i.name for i in (*graph.input, *graph.initializer)} | {i.values.name for i in graph.sparse_initializer}
+    nodes = list(graph.node)
+    producer: dict[str, int] = {}
+    for k, node in enumerate(nodes):
+        for out in node.output:
+            if out and (out in given or out in producer):
+                other = f"the output of ONNX node {_label(nodes[producer[out]], producer[out])}" if out in producer \
+                    else "an input or initializer of the graph"
+                raise SpecError(f"ONNX node {_label(node, k)}: its output {out!r} is also {other}")
+            if out:
+                producer[out] = k
+    reads: list[list[int]] = []
+    for k, node in enumerate(nodes):
+        names = [i for i in (*node.input, *outer_inputs(node)) if i]
+        missing = next((i for i in names if i not in given and i not in producer), None)
+        if missing is not None:
+            raise SpecError(f"ONNX node {_label(node, k)}: its input {missing!r} is not computed by any node, "
+                            "nor an input or initializer of the graph")
+        reads.append(sorted({producer[i] for i in names if i in producer}))
+    if all(j < k for k, before in enumerate(reads) for j in before):
+        return nodes
+    return [nodes[k] for k in _sorted(nodes, reads)]
+
+
+def _sorted(nodes: list, reads: list[list[int]]) -> list[int]:
+    """Kahn's topological order of the node indices, smallest index first; a cycle is a SpecError naming it."""
+    waiting = [len(before) for before in reads]
+    readers: list[list[int]] = [[] for _ in nodes]
+    for k, before in enumerate(reads):
+        for j in before:
+            readers[j].append(k)
+    ready = [k for k, n in enumerate(waiting) if n == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(k)
+        for r in readers[k]:
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                heapq.heappush(ready, r)
+    if len(order) == len(nodes):
+        return order
+    k, seen = next(k for k, n in enumerate(waiting) if n), []
+    while k not in seen:  # back along unfinished inputs: every node left waits on one, so this comes round
+        seen.append(k)
+        k = next(j for j in reads[k] if waiting[j])
+    cycle = seen[seen.index(k):][::-1]  # in the direction the values flow
+    shown = " -> ".join(_label(nodes[j], j) for j in (*cycle[:6], cycle[0])) if len(cycle) <= 6 else \
+        " -> ".join(_label(nodes[j], j) for j in cycle[:6]) + f" -> ... ({len(cycle)} nodes)"
+    raise SpecError(f"the graph has a cycle: ONNX nodes {shown}, each reading the value of the one before")
+
+
+def _copy(onnx, model, nodes: list, constants: dict[str, Any]):
+    """The model with `nodes` in that order and small external tensors inline (shape inference then
+    reads them from here, not from a path relative to the current folder)."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    if list(model.graph.node) != nodes:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    for k, tensor in enumerate(model.graph.initializer):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL and constants[tensor.name].size <= SMALL:
+            model.graph.initializer[k].CopyFrom(onnx.numpy_helper.from_array(constants[tensor.name], tensor.name))
+    return model
+
+
+def _fold_constants(onnx, model, input_name: str, constants: dict[str, Any], tensors: Tensors):
+    """Every value computed from constants only that the budget allows (the pads of an exported ZeroPad2d,
+    a Constant node's value), added to `constants` and stored in `model` as an initializer, so that shape
+    inference sees it; their names."""
+    folder = Folder(onnx, model.opset_import)
+    data, kept, folded = {input_name}, [], {}
+    for index, node in enumerate(model.graph.node):
         if any(i in data for i in node.input):
             if node.op_type not in METADATA:
                 data.update(node.output)
             kept.append(node)
             continue
-        feeds = {i: values.get(i) for i in node.input if i}
-        try:
-            if any(v is None for v in feeds.values()) or sum(v.size for v in feeds.values()) > 4096:
-                raise ValueError("not a small constant")
-            graph = helper.make_graph(
-                [node], "fold", [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-                                 for k, v in feeds.items()],
-                [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output])
-            results = ReferenceEvaluator(helper.make_model(graph, opset_imports=model.opset_import)).run(None, feeds)
-        except Exception:  # not foldable: the node stays, its value unknown
+        if node.op_type == "Constant":
+            results = _constant(onnx, node, tensors, f"ONNX node {_label(node, index)}")
+        elif all(i in constants for i in node.input if i):
+            results = folder.fold(node, constants, f"ONNX node {_label(node, index)}")
+        else:
+            results = None
+        if results is None:  # not computed: the node stays, its value unknown
             kept.append(node)
             continue
         for name, value in zip(node.output, results):
-            values[name] = value
-            folded.append(numpy_helper.from_array(value, name))
-    if not folded:
-        return model, frozenset()
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    del model.graph.node[:]
-    model.graph.node.extend(kept)
-    model.graph.initializer.extend(folded)
-    return model, frozenset(t.name for t in folded)
+            constants[name] = folded[name] = value
+    if folded:
+        del model.graph.node[:]
+        model.graph.node.extend(kept)
+        model.graph.initializer.extend(onnx.numpy_helper.from_array(v, k) for k, v in folded.items())
+    return frozenset(folded)
+
+
+def _constant(onnx, node, tensors: Tensors, what: str) -> list | None:
+    """A Constant node's value (None for a sparse tensor or text, which the importer never reads)."""
+    if len(node.attribute) != 1 or len(node.output) != 1:
+        return None
+    attribute = node.attribute[0]
+    if attribute.name == "value" and attribute.type == onnx.AttributeProto.TENSOR:
+        return [tensors.array(attribute.t, what)]
+    if attribute.name in ("value_float", "value_floats"):
+        return [np.array(onnx.helper.get_attribute_value(attribute), dtype=np.float32)]
+    if attribute.name in ("value_int", "value_ints"):
+        return [np.array(onnx.helper.get_attribute_value(attribute), dtype=np.int64)]
+    return None
 
 
 def _per_image(value_info) -> Shape | None:
@@ -123,16 +235,17 @@ def _scope(name: str) -> tuple[tuple[str, ...], str]:
 
 
 class _Reader:
-    def __init__(self, onnx, model, input_name: str, file: str, computed: frozenset[str] = frozenset()):
-        self.onnx, self.file, self.computed = onnx, file, computed
+    def __init__(self, loaded: _Loaded):
+        onnx, model, input_name = loaded.onnx, loaded.model, loaded.input_name
+        self.onnx, self.computed = onnx, loaded.computed
         self.graph = model.graph
-        numpy_helper = onnx.numpy_helper
-        self.constants: dict[str, Any] = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
+        self.constants: dict[str, Any] = loaded.constants
         self.shapes = {v.name: _per_image(v) for v in (*self.graph.value_info, *self.graph.output, *self.graph.input)}
         self.ids = {input_name: INPUT}  # data tensor -> graph node id
         self.nodes: list[Node] = []
         self.notes: list[str] = []
         self.used: set[str] = set()  # initializers read by the layers
+        self.taken = {INPUT}  # graph node ids
         self.input_name = input_name
 
     def attrs(self, node) -> dict:
@@ -154,8 +267,7 @@ class _Reader:
         for index, node in enumerate(self.ops):
             self.node(node, index)
         if len(self.graph.output) != 1 or self.graph.output[0].name not in self.ids:
-            raise SpecError(f"the graph has {len(self.graph.output)} outputs; archcalc needs one computed from the input",
-                            file=self.file)
+            raise SpecError(f"the graph has {len(self.graph.output)} outputs; archcalc needs one computed from the input")
         if not any(n.op and n.op.target == "BatchNormalization" for n in self.nodes) and any(
                 n.op and n.op.target == "Conv" for n in self.nodes):
             self.notes.append("no BatchNormalization in the graph: an exporter in eval mode folds batch norm into "
@@ -177,9 +289,8 @@ class _Reader:
         data = [i for i in (*node.input, *outer_inputs(node)) if i in self.ids]
         name = node.name or f"{node.op_type}_{index}"
         if not data or node.op_type in METADATA:
-            if node.op_type == "Constant":
-                self.constants[node.output[0]] = self.onnx.numpy_helper.to_array(node.attribute[0].t) \
-                    if node.attribute and node.attribute[0].type == self.onnx.AttributeProto.TENSOR else None
+            if node.op_type == "Constant":  # one not computed (a sparse tensor, text): its value unknown
+                self.constants[node.output[0]] = None
             elif node.op_type == "Identity" and node.input[0] in self.constants:
                 self.constants[node.output[0]] = self.constants[node.input[0]]
             return
@@ -227,17 +338,22 @@ class _Reader:
         if target == "MatMul":
             attrs = {**attrs, "transB": 0}
         op = Op("onnx", target, attrs, input_shape, shape, weights, values)
+        held = None if node.op_type in SETTINGS or any(a is None for a in arrays) else sum(int(a.size) for a in arrays)
         if target in ("MatMul", "Gemm") and self._bias_after(node):
             add = self.consumers[out][0]
             bias = [i for i in add.input if i != out][0]
             op = Op("onnx", target, attrs, input_shape, self.shapes.get(add.output[0]), (*weights, self.constants[bias].shape))
             self.used.add(bias)
+            held = None if held is None else held + int(self.constants[bias].size)
             out = add.output[0]
         if node.op_type not in SETTINGS:
             self.used.update(constants)
-        self.add(out, Node(name, "layer", ids, scope, path, where, shape, op=op))
+        self.add(out, Node(name, "layer", ids, scope, path, where, shape, op=op, held=held))
 
     def add(self, out: str, node: Node) -> None:
+        if node.id in self.taken:  # two nodes of one name (or one named like the input): ids stay apart
+            node.id = next(f"{node.id}#{k}" for k in itertools.count(len(self.nodes)) if f"{node.id}#{k}" not in self.taken)
+        self.taken.add(node.id)
         self.nodes.append(node)
         self.ids[out] = node.id
 
@@ -278,21 +394,25 @@ class _Reader:
 
 
 def import_onnx(path: Path, dims: tuple[int, ...] | None = None) -> dict:
-    """The spec document of the ONNX model at `path`; `expect` records the parameters it holds."""
-    onnx, model, input_name, computed = _read(path, dims)
-    reader = _Reader(onnx, model, input_name, str(path), computed)
+    """The spec document of the ONNX model at `path`; `expect` records the parameters it holds.
+
+    Whatever in the file does not fit is one SpecError naming the file."""
+    try:
+        return _import(path, dims)
+    except SpecError as exc:
+        raise exc.located(file=str(path)) from None
+
+
+def _import(path: Path, dims: tuple[int, ...] | None) -> dict:
+    loaded = _read(path, dims)
+    reader = _Reader(loaded)
     graph = reader.read()
     if len(graph.input_shape) != 3 or None in graph.input_shape:
-        raise SpecError(f"the input's size per image is {fmt.shape(graph.input_shape) or 'unknown'}; "
-                        "give --input CxHxW", file=str(path))
+        raise SpecError(f"the input's size per image is {fmt.shape(graph.input_shape) or 'unknown'}; give --input CxHxW")
     params = sum(int(reader.constants[i].size) for i in reader.used if reader.constants.get(i) is not None)
-    running = sum(int(reader.constants[i].size) for n in model.graph.node if n.op_type == "BatchNormalization"
+    running = sum(int(reader.constants[i].size) for n in loaded.model.graph.node if n.op_type == "BatchNormalization"
                   for i in n.input[3:5] if reader.constants.get(i) is not None)
     source = f"imported from {path.name} at {fmt.shape(graph.input_shape)}"
     expect = [{"what": "params", "value": params - running, "source": source},
               {"what": "non_trainable", "value": running, "source": source}]
-    name = path.stem
-    try:
-        return to_spec(graph, name, name, path.name, expect)
-    except SpecError as exc:
-        raise exc.located(file=str(path)) from None
+    return to_spec(graph, path.stem, path.stem, path.name, expect)
