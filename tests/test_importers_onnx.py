@@ -710,3 +710,56 @@ def test_node_names_nested_deeper_than_the_budget_are_one_line(tmp_path):
              helper.make_node("Relu", ["c"], ["y"], name=f"{scope}/relu/Relu")]
     message = refused(save(tmp_path, nodes, [weight("w", 3, 3, 1, 1)], (3, 4, 4)))
     assert "nest inside each other deeper than the budget of 100 levels (Budget.depth)" in message, message
+
+
+def residual_blocks(tmp_path, blocks: int, channels: int = 4):
+    """`blocks` residual blocks (conv, relu, conv, add of the block's input) in a row, then a relu."""
+    nodes, x = [], "x"
+    for i in range(blocks):
+        p = f"/layer{i}"
+        nodes += [helper.make_node("Conv", [x, "w"], [f"{p}/c1"], name=f"{p}/conv1/Conv", kernel_shape=[3, 3],
+                                   pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"{p}/c1"], [f"{p}/r"], name=f"{p}/relu/Relu"),
+                  helper.make_node("Conv", [f"{p}/r", "w"], [f"{p}/c2"], name=f"{p}/conv2/Conv", kernel_shape=[3, 3],
+                                   pads=[1, 1, 1, 1]),
+                  helper.make_node("Add", [f"{p}/c2", x], [f"{p}/a"], name=f"{p}/Add")]
+        x = f"{p}/a"
+    nodes.append(helper.make_node("Relu", [x], ["y"], name="/out/Relu"))
+    return save(tmp_path, nodes, [weight("w", channels, channels, 3, 3)], (channels, 8, 8), name=f"res{blocks}")
+
+
+def test_import_time_grows_linearly_with_the_graph(tmp_path):
+    import time
+
+    def cpu(blocks: int) -> float:
+        path = residual_blocks(tmp_path, blocks)
+        import_onnx(path)  # the first run pays for imports and caches
+        times = []
+        for _ in range(2):  # the faster of two: a machine shared with other work slows some runs
+            started = time.process_time()
+            document = import_onnx(path)
+            times.append(time.process_time() - started)
+        network = resolve(document, document["name"], str(path))
+        assert len(analyze(network).leaves()) == 1 + 3 * blocks + 1  # the input, 3 layers a block, the last relu
+        return min(times)
+
+    small, large = cpu(500), cpu(2000)
+    # linear: 4 times the blocks, about 4 times the time (measured 4.5); the quadratic naming of merges took 14 times
+    assert large < 8 * small, (small, large)
+
+
+def test_a_graph_over_the_node_budget_is_refused_while_its_nodes_are_read(tmp_path):
+    from archcalc.core.budget import Budget
+
+    message = refused(residual_blocks(tmp_path, 400), budget=Budget(nodes=1000))
+    # 1,001 layers make more than 1,000 nodes of a spec: refused there, before the spec is made and checked
+    assert message.endswith("ONNX node /layer333/relu/Relu (Relu): the graph has more than 1,000 layers, "
+                            "past the budget of 1,000 nodes (Budget.nodes)"), message
+
+
+def test_an_onnx_graph_of_too_many_nodes_is_refused_before_it_is_read(tmp_path):
+    from archcalc.core.budget import Budget
+
+    path = residual_blocks(tmp_path, 25)
+    assert refused(path, budget=Budget(onnx_nodes=100)) == \
+        f"{path}: the graph has 101 nodes, past the budget of 100 nodes (Budget.onnx_nodes)"

@@ -182,7 +182,9 @@ class _Decomposer:
         for c in succ:
             pending[c] = pending.get(c, 0) + 1
         total = len(succ)
-        for n in self.graph.nodes[self.order[cur] + 1:]:
+        nodes = self.graph.nodes
+        for k in range(self.order[cur] + 1, len(nodes)):  # not a slice: a copy of the rest at every fork
+            n = nodes[k]
             if n.id not in pending:
                 continue
             count = pending.pop(n.id)
@@ -240,6 +242,7 @@ def _fold_pads(graph: Graph) -> None:
     for n in graph.nodes:
         for i in n.inputs:
             consumers.setdefault(i, []).append(n)
+    scopes, shapes = ScopeCounts(graph.nodes), {n.id: n.shape for n in graph.nodes}
     kept = []
     for n in graph.nodes:
         if n.kind != "pad":
@@ -251,10 +254,10 @@ def _fold_pads(graph: Graph) -> None:
                             "here it feeds something else")
         user = users[0]
         sides = tuple(a + b for a, b in zip(user.op.pad, n.pad))
-        user.op = replace(user.op, pad=sides, input=_input_shape(graph, n))
+        user.op = replace(user.op, pad=sides, input=graph.input_shape if n.inputs[0] == INPUT else shapes[n.inputs[0]])
         user.inputs = n.inputs
         common = _common(n.scope, user.scope)
-        if common and all(m is n or m is user or m.scope[:len(common)] != common for m in graph.nodes):
+        if common and scopes.under(n, len(common)) == 2:  # no other node in their common module
             user.path = common  # archcalc's own build: Sequential(ZeroPad2d, Conv2d) under the layer's name
     graph.nodes[:] = kept
 
@@ -323,13 +326,6 @@ def _fold_chain(graph: Graph, start: Node, chain: list[Node], consumers: dict[st
     return {start.id, end.id}
 
 
-def _input_shape(graph: Graph, node: Node) -> Shape:
-    source = node.inputs[0]
-    if source == INPUT:
-        return graph.input_shape
-    return next(n.shape for n in graph.nodes if n.id == source)
-
-
 def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     k = 0
     while k < min(len(a), len(b)) and a[k] == b[k]:
@@ -337,18 +333,41 @@ def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     return a[:k]
 
 
-def _name_merges(graph: Graph, items: list) -> None:
+class ScopeCounts:
+    """How many nodes lie under each prefix of their scopes, counted in one pass: prefixes are numbered
+    component by component, so the work grows with the scopes' lengths, not with their squares."""
+
+    def __init__(self, nodes: list[Node]):
+        self.numbers: dict[tuple[int, str], int] = {}
+        self.prefixes = {n.id: self._number(n.scope) for n in nodes}
+        self.counts: dict[int, int] = {}
+        for prefixes in self.prefixes.values():
+            for p in prefixes:
+                self.counts[p] = self.counts.get(p, 0) + 1
+
+    def _number(self, scope: tuple[str, ...]) -> list[int]:
+        prefixes, parent = [], -1
+        for comp in scope:
+            parent = self.numbers.setdefault((parent, comp), len(self.numbers))
+            prefixes.append(parent)
+        return prefixes
+
+    def under(self, node: Node, length: int) -> int:
+        """The nodes whose scope starts with node.scope[:length] (length at least 1)."""
+        return self.counts[self.prefixes[node.id][length - 1]]
+
+
+def _name_merges(scopes: ScopeCounts, items: list) -> None:
     """A merge is named by the module holding exactly its branches and op, else by its op."""
     for item in items:
         if isinstance(item, _Merge):
             for branch in item.branches:
-                _name_merges(graph, branch)
+                _name_merges(scopes, branch)
             inside = _nodes_of(item)
             common = item.node.scope
             for n in inside:
                 common = _common(common, n.scope)
-            ids = {n.id for n in inside}
-            if common and all(n.id in ids or n.scope[:len(common)] != common for n in graph.nodes):
+            if common and scopes.under(item.node, len(common)) == len(inside):  # nothing else in that module
                 item.comps, item.base = common, common
             else:
                 item.comps, item.base = item.node.path, item.node.path[:-1]
@@ -447,7 +466,7 @@ def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict]
     decomposer = _Decomposer(graph)
     decomposer.check_reaches_output()
     items = decomposer.sequence(INPUT, graph.output, {n.id for n in graph.nodes})
-    _name_merges(graph, items)
+    _name_merges(ScopeCounts(graph.nodes), items)
     namer = _Namer()
     layers = namer.nest(items, (), "")
     document: dict[str, Any] = {"name": _clean(name), "title": title, "description": f"{title}, imported from {source}",

@@ -14,11 +14,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import fmt
+from ..core.budget import current
 from ..core.reading import read_bytes
 from ..deps import require
 from ..errors import SpecError
 from ..layers import Shape
-from .graph import INPUT, Graph, Node, Op, fold_permutes, to_spec
+from .graph import INPUT, Graph, Node, Op, ScopeCounts, fold_permutes, to_spec
 from .onnx_fold import Folder
 from .onnx_sequences import outer_inputs, rewrite
 from .onnx_tensors import SMALL, Tensors
@@ -53,6 +54,8 @@ def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
         raise SpecError(f"not an ONNX model ({type(exc).__name__})") from None
     if not model.graph.node or not model.graph.output:
         raise SpecError("not an ONNX model (no graph nodes or outputs)")
+    if len(model.graph.node) > current().onnx_nodes:
+        raise SpecError(f"the graph has {len(model.graph.node):,} nodes, past {current().describe('onnx_nodes')}")
     _check_opset(onnx, model)
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
@@ -245,6 +248,7 @@ class _Reader:
         self.nodes: list[Node] = []
         self.notes: list[str] = []
         self.used: set[str] = set()  # initializers read by the layers
+        self.budget, self.layers = current(), 0
         self.taken = {INPUT}  # graph node ids
         self.input_name = input_name
 
@@ -259,6 +263,8 @@ class _Reader:
 
     def read(self) -> Graph:
         self.ops = rewrite(self.onnx, list(self.graph.node), self.constants, self.shapes, self.computed)
+        self.producers = {o: n for n in self.ops for o in n.output}
+        self.fused: set[str] = set()  # ids of nodes that became part of the next one (a sigmoid of a SiLU)
         consumers: dict[str, list] = {}
         for node in self.ops:
             for i in (*node.input, *outer_inputs(node)):
@@ -266,6 +272,7 @@ class _Reader:
         self.consumers = consumers
         for index, node in enumerate(self.ops):
             self.node(node, index)
+        self.nodes = [n for n in self.nodes if n.id not in self.fused]
         if len(self.graph.output) != 1 or self.graph.output[0].name not in self.ids:
             raise SpecError(f"the graph has {len(self.graph.output)} outputs; archcalc needs one computed from the input")
         if not any(n.op and n.op.target == "BatchNormalization" for n in self.nodes) and any(
@@ -276,12 +283,9 @@ class _Reader:
             self.notes.append("no Dropout in the graph: exporters leave dropout out at inference")
         graph = Graph(self.nodes, self.shapes[self.input_name] or (), self.ids[self.graph.output[0].name], self.notes)
         fold_permutes(graph)  # before naming: a layer norm between two transposes is its module's only op
-        counts: dict[tuple[str, ...], int] = {}
+        scopes = ScopeCounts(self.nodes)
         for n in self.nodes:
-            for k in range(1, len(n.scope) + 1):
-                counts[n.scope[:k]] = counts.get(n.scope[:k], 0) + 1
-        for n in self.nodes:
-            if n.scope and counts[n.scope] == 1:
+            if n.scope and scopes.under(n, len(n.scope)) == 1:
                 n.path = n.scope  # the module's only op (a conv, a bn): named by the module
         return graph
 
@@ -356,14 +360,18 @@ class _Reader:
         self.taken.add(node.id)
         self.nodes.append(node)
         self.ids[out] = node.id
+        if node.kind == "layer":  # each one a node of the spec at least: refused here, before the spec is made
+            self.layers += 1
+            if self.layers > self.budget.nodes:
+                raise SpecError(f"{node.where}: the graph has more than {self.budget.nodes:,} layers, "
+                                f"past {self.budget.describe('nodes')}")
 
     def _silu(self, node, data: list[str]) -> bool:
         """x * sigmoid(x), torch's export of SiLU, is one `Swish` op."""
-        producers = {n.output[0]: n for n in self.ops}
         for x, s in (data, data[::-1]):
-            sig = producers.get(s)
+            sig = self.producers.get(s)
             if sig is not None and sig.op_type == "Sigmoid" and sig.input[0] == x and len(self.consumers[s]) == 1:
-                self.nodes = [n for n in self.nodes if n.id != self.ids[s]]
+                self.fused.add(self.ids[s])
                 name = node.name or sig.name
                 scope, own = _scope(name)
                 shape = self.shapes.get(node.output[0])
