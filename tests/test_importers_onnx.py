@@ -763,3 +763,44 @@ def test_an_onnx_graph_of_too_many_nodes_is_refused_before_it_is_read(tmp_path):
     path = residual_blocks(tmp_path, 25)
     assert refused(path, budget=Budget(onnx_nodes=100)) == \
         f"{path}: the graph has 101 nodes, past the budget of 100 nodes (Budget.onnx_nodes)"
+
+
+# found by tests/test_fuzz.py's ONNX mutator: each was a traceback
+FUZZED = {
+    "a Concat without its axis": (
+        [helper.make_node("Conv", ["x", "w"], ["a"], name="conv", kernel_shape=[1, 1]),
+         helper.make_node("Concat", ["a", "x"], ["y"], name="cat")], 17,
+        "ONNX node cat (Concat): Concat along axis None; archcalc joins along the channels (axis 1)"),
+    "a Pad whose constant value has several values": (
+        [helper.make_node("Pad", ["x", "pads", "fill"], ["p"], name="pad"),
+         helper.make_node("Conv", ["p", "w"], ["y"], name="conv", kernel_shape=[1, 1])], 17,
+        "ONNX node pad (Pad): its constant value has 3 values; a Pad takes one"),
+    "a perm of floats": (
+        [helper.make_node("Conv", ["x", "w"], ["a"], name="conv", kernel_shape=[1, 1]),
+         helper.make_node("Transpose", ["a"], ["y"], name="t", perm=[0.0, 2.0, 3.0, 1.0])], 17,
+        "ONNX node t (Transpose): attribute perm is FLOATS; ONNX's Transpose takes INTS"),
+    "an attribute given twice": (
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", kernel_shape=[1, 1], group=1)], 17,
+        "ONNX node conv (Conv): attribute group is given twice"),
+    "a convolution whose weight is a vector": (
+        [helper.make_node("Conv", ["x", "b"], ["y"], name="conv")], 7,
+        "ONNX node conv (Conv): its weight is 3; archcalc reads a 2-D convolution, whose weight is a constant of 4 "
+        "dimensions"),
+}
+
+
+@pytest.mark.parametrize("case", list(FUZZED))
+def test_malformed_nodes_found_by_the_fuzzer_are_one_line(case, tmp_path):
+    nodes, opset, said = FUZZED[case]
+    if case == "an attribute given twice":
+        nodes[0].attribute.append(helper.make_attribute("group", 2))
+    inits = [weight("w", 3, 3, 1, 1), weight("b", 3), ints("pads", 0, 0, 1, 1, 0, 0, 1, 1),
+             numpy_helper.from_array(np.zeros(3, np.float32), "fill")]
+    path = save(tmp_path, nodes, inits, (3, 4, 4), opset=opset)
+    assert refused(path) == f"{path}: {said}"
+
+
+def test_a_name_that_is_not_utf8_is_one_line(tmp_path):
+    path = conv_relu(tmp_path)
+    path.write_bytes(path.read_bytes().replace(b"relu", b"r\xffu\xfe"))  # same length: the protobuf still parses
+    assert refused(path) == f"{path}: not an ONNX model: onnx.NodeProto.name is not UTF-8 text"

@@ -54,6 +54,9 @@ def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
         raise SpecError(f"not an ONNX model ({type(exc).__name__})") from None
     if not model.graph.node or not model.graph.output:
         raise SpecError("not an ONNX model (no graph nodes or outputs)")
+    broken = _not_text(model)
+    if broken is not None:
+        raise SpecError(f"not an ONNX model: {broken} is not UTF-8 text")
     if len(model.graph.node) > current().onnx_nodes:
         raise SpecError(f"the graph has {len(model.graph.node):,} nodes, past {current().describe('onnx_nodes')}")
     _check_opset(onnx, model)
@@ -62,6 +65,7 @@ def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
     if len(inputs) != 1:
         raise SpecError(f"the graph has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); archcalc needs one")
     ordered = _in_order(model.graph)
+    _check_attributes(onnx, model)
     tensors = Tensors(onnx, str(path.parent))
     constants = {i.name: tensors.array(i, f"initializer {i.name}") for i in model.graph.initializer}
     model = _copy(onnx, model, ordered, constants)
@@ -79,6 +83,21 @@ def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
     except Exception as exc:
         raise SpecError(f"ONNX shape inference fails: {' '.join(str(exc).split())[:300]}") from None
     return _Loaded(onnx, model, input_value.name, constants, computed)
+
+
+def _not_text(model) -> str | None:
+    """The first text field of the model (names, op types, ...) whose bytes are not UTF-8, which protobuf
+    then gives as bytes, not str: its full name. One pass over the model's messages."""
+    stack = [model]
+    while stack:
+        message = stack.pop()
+        for field, value in message.ListFields():
+            values = value if field.is_repeated else [value]
+            if field.type == field.TYPE_MESSAGE:
+                stack.extend(values)
+            elif field.type == field.TYPE_STRING and any(isinstance(v, bytes) for v in values):
+                return field.full_name
+    return None
 
 
 def _check_opset(onnx, model) -> None:
@@ -150,6 +169,32 @@ def _sorted(nodes: list, reads: list[list[int]]) -> list[int]:
     shown = " -> ".join(_label(nodes[j], j) for j in (*cycle[:6], cycle[0])) if len(cycle) <= 6 else \
         " -> ".join(_label(nodes[j], j) for j in cycle[:6]) + f" -> ... ({len(cycle)} nodes)"
     raise SpecError(f"the graph has a cycle: ONNX nodes {shown}, each reading the value of the one before")
+
+
+def _check_attributes(onnx, model) -> None:
+    """Each node's attributes given once and of the type ONNX's schema of its op says (a `perm` of floats
+    would reach the importer as a float), where the op has a schema in the file's operator set."""
+    version = {o.domain: o.version for o in model.opset_import}
+    schemas: dict[tuple[str, str], Any] = {}
+    for index, node in enumerate(model.graph.node):
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        key = (node.op_type, domain)
+        if key not in schemas:
+            try:
+                schemas[key] = onnx.defs.get_schema(node.op_type, version.get(domain, version.get("ai.onnx", 1)), domain)
+            except Exception:  # no schema: an op no layer type claims, refused when it is read
+                schemas[key] = None
+        declared = schemas[key].attributes if schemas[key] is not None else {}
+        seen: set[str] = set()
+        for a in node.attribute:
+            kind = onnx.AttributeProto.AttributeType.Name(a.type) if a.type in onnx.AttributeProto.AttributeType.values() \
+                else str(a.type)
+            if a.name in seen:
+                raise SpecError(f"ONNX node {_label(node, index)}: attribute {a.name} is given twice")
+            seen.add(a.name)
+            if a.name in declared and int(declared[a.name].type.value) != a.type:
+                raise SpecError(f"ONNX node {_label(node, index)}: attribute {a.name} is {kind}; "
+                                f"ONNX's {node.op_type} takes {declared[a.name].type.name}")
 
 
 def _copy(onnx, model, nodes: list, constants: dict[str, Any]):
@@ -310,7 +355,8 @@ class _Reader:
         attrs = self.attrs(node)
         if node.op_type in MERGES and len(data) >= 2:
             kind = MERGES[node.op_type]
-            if kind == "concat" and attrs.get("axis") % (len(input_shape or ()) + 1) != 1:
+            axis = attrs.get("axis")  # required by ONNX: a file may still leave it out
+            if kind == "concat" and (not isinstance(axis, int) or axis % (len(input_shape or ()) + 1) != 1):
                 raise SpecError(f"{where}: Concat along axis {attrs.get('axis')}; archcalc joins along the channels (axis 1)")
             if kind == "mul" and self._silu(node, data):
                 return
@@ -336,6 +382,10 @@ class _Reader:
             return
         if input_shape is None:
             raise SpecError(f"{where}: the shape of its input is unknown (give --input CxHxW)")
+        if node.op_type in ("Conv", "ConvTranspose") and (not arrays or arrays[0] is None or arrays[0].ndim != 4):
+            shown = "unknown" if not arrays or arrays[0] is None else fmt.shape(arrays[0].shape) or "a scalar"
+            raise SpecError(f"{where}: its weight is {shown}; archcalc reads a 2-D convolution, whose weight is a "
+                            "constant of 4 dimensions")
         weights = tuple(tuple(int(d) for d in a.shape) for a in arrays if a is not None)
         values = tuple(a.flatten().tolist() if a is not None and a.size <= 64 else None for a in arrays)
         target = node.op_type
@@ -394,7 +444,10 @@ class _Reader:
 
     def pad(self, node, ids, scope, path, where, shape, attrs, arrays) -> Node:
         pads = attrs.get("pads", arrays[0].tolist() if arrays and arrays[0] is not None else None)
-        value = attrs.get("value", arrays[1].item() if len(arrays) > 1 and arrays[1] is not None else 0.0)
+        fill = arrays[1] if len(arrays) > 1 else None
+        if fill is not None and fill.size != 1:
+            raise SpecError(f"{where}: its constant value has {fill.size:,} values; a Pad takes one")
+        value = attrs.get("value", 0.0 if fill is None else fill.reshape(-1)[0].item())
         if attrs.get("mode", "constant") != "constant" or value != 0 or pads is None or len(pads) != 8 \
                 or any(pads[i] for i in (0, 1, 4, 5)):
             raise SpecError(f"{where}: only a zero pad of H and W is folded into the next layer (pads {pads})")
