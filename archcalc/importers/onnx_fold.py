@@ -119,13 +119,13 @@ ELEMENTWISE = ("Add Sub Mul Div Pow Mod Neg Abs Sqrt Exp Log Ceil Floor Round Re
                "Equal Less Greater LessOrEqual GreaterOrEqual Where Max Min Sum Mean Clip Relu Sigmoid Tanh Erf "
                "IsNaN IsInf BitwiseAnd BitwiseOr BitwiseXor BitwiseNot Cast CastLike").split()
 AT_MOST_FIRST = ("Reshape Flatten Squeeze Unsqueeze Transpose Identity Slice Trilu CumSum ReduceSum "
-                 "ReduceMean ReduceMax ReduceMin ReduceProd ArgMax ArgMin GatherElements ScatterElements "
-                 "ScatterND").split()
+                 "ReduceMean ReduceMax ReduceMin ReduceProd ArgMax ArgMin ScatterElements ScatterND").split()
 SIZES: dict[str, Callable[[Any, list, dict], int | None]] = {
     **{op: _elementwise for op in ELEMENTWISE}, **{op: _first for op in AT_MOST_FIRST},
     "Concat": _all_inputs, "Split": _all_inputs, "Shape": _rank, "Size": lambda *_: 1, "NonZero": _nonzero,
     "Range": _range, "ConstantOfShape": _constant_of_shape, "Expand": _expand, "Tile": _tile, "Pad": _pad,
-    "Gather": _gather, "Dropout": lambda *args: 2 * (_first(*args) or 0),  # the output and its mask
+    "Gather": _gather, "GatherElements": lambda node, feeds, attrs: _first(node, feeds[1:], attrs),  # indices' shape
+    "Dropout": lambda *args: 2 * (_first(*args) or 0),  # the output and its mask
 }
 """ op type -> the most values its outputs can have, from its inputs (None: not known beforehand)"""
 INT64_OUT = {"Shape", "Size", "NonZero", "ArgMax", "ArgMin"}

@@ -47,18 +47,19 @@ class _Loaded(NamedTuple):
 
 def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
     onnx = require("onnx", purpose="reading an ONNX file")
-    data = read_bytes(path, ONNX_BYTES, "ONNX models")
     try:
-        model = onnx.load_from_string(data)
+        model = onnx.load_from_string(read_bytes(path, ONNX_BYTES, "ONNX models"))  # the bytes go once parsed
+    except SpecError:
+        raise
     except Exception as exc:  # protobuf's DecodeError and friends
         raise SpecError(f"not an ONNX model ({type(exc).__name__})") from None
     if not model.graph.node or not model.graph.output:
         raise SpecError("not an ONNX model (no graph nodes or outputs)")
+    if len(model.graph.node) > current().onnx_nodes:
+        raise SpecError(f"the graph has {len(model.graph.node):,} nodes, past {current().describe('onnx_nodes')}")
     broken = _not_text(model)
     if broken is not None:
         raise SpecError(f"not an ONNX model: {broken} is not UTF-8 text")
-    if len(model.graph.node) > current().onnx_nodes:
-        raise SpecError(f"the graph has {len(model.graph.node):,} nodes, past {current().describe('onnx_nodes')}")
     _check_opset(onnx, model)
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
@@ -68,8 +69,8 @@ def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
     _check_attributes(onnx, model)
     tensors = Tensors(onnx, str(path.parent))
     constants = {i.name: tensors.array(i, f"initializer {i.name}") for i in model.graph.initializer}
-    model = _copy(onnx, model, ordered, constants)
-    input_value = next(i for i in model.graph.input if i.name not in initializers)
+    _prepare(onnx, model, ordered, constants)
+    input_value = inputs[0]
     if dims is not None:
         shape = input_value.type.tensor_type.shape
         if len(shape.dim) != len(dims) + 1:
@@ -92,7 +93,8 @@ def _not_text(model) -> str | None:
     while stack:
         message = stack.pop()
         for field, value in message.ListFields():
-            values = value if field.is_repeated else [value]
+            repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+            values = value if repeated else [value]
             if field.type == field.TYPE_MESSAGE:
                 stack.extend(values)
             elif field.type == field.TYPE_STRING and any(isinstance(v, bytes) for v in values):
@@ -197,17 +199,15 @@ def _check_attributes(onnx, model) -> None:
                                 f"ONNX's {node.op_type} takes {declared[a.name].type.name}")
 
 
-def _copy(onnx, model, nodes: list, constants: dict[str, Any]):
-    """The model with `nodes` in that order and small external tensors inline (shape inference then
-    reads them from here, not from a path relative to the current folder)."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
+def _prepare(onnx, model, nodes: list, constants: dict[str, Any]) -> None:
+    """`nodes` as the model's nodes, in that order, and its small external tensors inline (shape inference
+    then reads them from here, not from a path relative to the current folder)."""
     if list(model.graph.node) != nodes:
         del model.graph.node[:]
         model.graph.node.extend(nodes)
     for k, tensor in enumerate(model.graph.initializer):
         if tensor.data_location == onnx.TensorProto.EXTERNAL and constants[tensor.name].size <= SMALL:
             model.graph.initializer[k].CopyFrom(onnx.numpy_helper.from_array(constants[tensor.name], tensor.name))
-    return model
 
 
 def _fold_constants(onnx, model, input_name: str, constants: dict[str, Any], tensors: Tensors):
