@@ -804,3 +804,26 @@ def test_a_name_that_is_not_utf8_is_one_line(tmp_path):
     path = conv_relu(tmp_path)
     path.write_bytes(path.read_bytes().replace(b"relu", b"r\xffu\xfe"))  # same length: the protobuf still parses
     assert refused(path) == f"{path}: not an ONNX model: onnx.NodeProto.name is not UTF-8 text"
+
+
+@pytest.mark.parametrize("case", ["range", "short raw_data", "external /etc/passwd", "cycle"])
+def test_hostile_files_through_the_command_line_are_one_line_exit_2_and_no_file(case, tmp_path):
+    from conftest import cli_runner
+
+    from archcalc.cli import main
+
+    if case == "range":
+        path = conv_relu(tmp_path, [helper.make_node("Range", ["s", "l", "d"], ["r"], name="r")],
+                         [int64("s", 0), int64("l", 5 * 10**6), int64("d", 1)])  # 40 MB, past the budget
+    elif case == "short raw_data":
+        path = save(tmp_path, [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", kernel_shape=[3, 3])],
+                    [tensor("w", [5, 3, 3, 3], raw_data=bytes(20))], (3, 8, 8))
+    elif case == "external /etc/passwd":
+        path = relu6_with_external_bounds(tmp_path / "model", "/etc/passwd")
+    else:
+        path = save(tmp_path, [helper.make_node("Add", ["x", "z"], ["y"], name="add"),
+                               helper.make_node("Relu", ["y"], ["z"], name="relu")], [], (3, 4, 4))
+    out = tmp_path / "out.json"
+    result = cli_runner().invoke(main, ["import", "onnx", str(path), "-o", str(out)])
+    assert (result.exit_code, result.stdout, out.exists()) == (2, "", False)
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"archcalc: {path}: "), result.stderr
