@@ -27,12 +27,16 @@ class Budget(NamedTuple):
     text: int = 10_000  # characters of a string an expression computes
     expression: int = 20_000  # characters of one expression
     expression_depth: int = 100  # operators nested inside each other (a chain of + or - counts once)
+    onnx_nodes: int = 200_000  # nodes of an ONNX graph, counted before the graph is read
+    fold_elements: int = 1_000_000  # values an ONNX import computes from constants, all together
+    fold_bytes: int = 8 * 2**20  # the same values' bytes; both checked before a value is computed
 
     def describe(self, name: str) -> str:
         """`nodes` -> 'the budget of 100,000 nodes (Budget.nodes)'."""
         units = {"file_bytes": "bytes", "depth": "levels", "nodes": "nodes", "items": "items",
                  "int_bits": "bits", "text": "characters", "expression": "characters",
-                 "expression_depth": "levels"}
+                 "expression_depth": "levels", "onnx_nodes": "nodes",
+                 "fold_elements": "elements", "fold_bytes": "bytes"}
         return f"the budget of {getattr(self, name):,} {units[name]} (Budget.{name})"
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from .. import fmt
+from ..core.budget import current
 from ..errors import SpecError
 from ..layers import REGISTRY, Shape
 from ..layers.base import REQUIRED
@@ -62,6 +63,7 @@ class Node:
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)
     perm: tuple[int, ...] = ()  # of a permute, batch axis included
     tensors: tuple[int, ...] = ()  # the identities of its parameter and buffer tensors: equal ones are shared
+    held: int | None = None  # values of the weights the model holds for a layer (ONNX), checked against its row
 
 
 @dataclass
@@ -132,6 +134,7 @@ class _Merge:
 class _Decomposer:
     def __init__(self, graph: Graph):
         self.graph = graph
+        self.budget = current()
         self.by_id = {n.id: n for n in graph.nodes}
         self.order = {INPUT: -1, **{n.id: i for i, n in enumerate(graph.nodes)}}
         self.consumers: dict[str, list[str]] = {INPUT: [], **{n.id: [] for n in graph.nodes}}
@@ -155,7 +158,10 @@ class _Decomposer:
             if n.id not in live:
                 raise self.fail(n.id, "its result does not reach the model's output (archcalc needs one output)")
 
-    def sequence(self, src: str, dst: str, region: set[str]) -> list:
+    def sequence(self, src: str, dst: str, region: set[str], depth: int = 0) -> list:
+        """The items from `src` to `dst` inside `region`; `depth`: merges around them."""
+        if depth > self.budget.depth:
+            raise self.fail(src, f"merges nest inside each other deeper than {self.budget.describe('depth')}")
         items: list = []
         cur = src
         while cur != dst:
@@ -167,7 +173,7 @@ class _Decomposer:
                 cur = succ[0]
                 continue
             join = self.join(cur, succ, region, dst)
-            items.append(self.merge(cur, join, region))
+            items.append(self.merge(cur, join, region, depth))
             cur = join
         return items
 
@@ -177,7 +183,9 @@ class _Decomposer:
         for c in succ:
             pending[c] = pending.get(c, 0) + 1
         total = len(succ)
-        for n in self.graph.nodes[self.order[cur] + 1:]:
+        nodes = self.graph.nodes
+        for k in range(self.order[cur] + 1, len(nodes)):  # not a slice: a copy of the rest at every fork
+            n = nodes[k]
             if n.id not in pending:
                 continue
             count = pending.pop(n.id)
@@ -192,7 +200,7 @@ class _Decomposer:
         raise self.fail(cur, "the paths leaving it do not meet in one add, concat or mul: "
                              "the graph is not series-parallel")
 
-    def merge(self, cur: str, join: str, region: set[str]) -> _Merge:
+    def merge(self, cur: str, join: str, region: set[str], depth: int) -> _Merge:
         node = self.by_id[join]
         claimed: set[str] = set()
         branches = []
@@ -205,7 +213,7 @@ class _Decomposer:
                 shared = min(sub & claimed, key=self.order.__getitem__)
                 raise self.fail(shared, f"it feeds two inputs of {node.where}: the graph is not series-parallel")
             claimed |= sub
-            branches.append(self.sequence(cur, inp, sub))
+            branches.append(self.sequence(cur, inp, sub, depth + 1))
         for n in claimed:
             for c in self.consumers[n]:
                 if c not in claimed and c != join:
@@ -235,6 +243,7 @@ def _fold_pads(graph: Graph) -> None:
     for n in graph.nodes:
         for i in n.inputs:
             consumers.setdefault(i, []).append(n)
+    scopes, shapes = ScopeCounts(graph.nodes), {n.id: n.shape for n in graph.nodes}
     kept = []
     for n in graph.nodes:
         if n.kind != "pad":
@@ -246,10 +255,10 @@ def _fold_pads(graph: Graph) -> None:
                             "here it feeds something else")
         user = users[0]
         sides = tuple(a + b for a, b in zip(user.op.pad, n.pad))
-        user.op = replace(user.op, pad=sides, input=_input_shape(graph, n))
+        user.op = replace(user.op, pad=sides, input=graph.input_shape if n.inputs[0] == INPUT else shapes[n.inputs[0]])
         user.inputs = n.inputs
         common = _common(n.scope, user.scope)
-        if common and all(m is n or m is user or m.scope[:len(common)] != common for m in graph.nodes):
+        if common and scopes.under(n, len(common)) == 2:  # no other node in their common module
             user.path = common  # archcalc's own build: Sequential(ZeroPad2d, Conv2d) under the layer's name
     graph.nodes[:] = kept
 
@@ -318,13 +327,6 @@ def _fold_chain(graph: Graph, start: Node, chain: list[Node], consumers: dict[st
     return {start.id, end.id}
 
 
-def _input_shape(graph: Graph, node: Node) -> Shape:
-    source = node.inputs[0]
-    if source == INPUT:
-        return graph.input_shape
-    return next(n.shape for n in graph.nodes if n.id == source)
-
-
 def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     k = 0
     while k < min(len(a), len(b)) and a[k] == b[k]:
@@ -332,18 +334,41 @@ def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     return a[:k]
 
 
-def _name_merges(graph: Graph, items: list) -> None:
+class ScopeCounts:
+    """How many nodes lie under each prefix of their scopes, counted in one pass: prefixes are numbered
+    component by component, so the work grows with the scopes' lengths, not with their squares."""
+
+    def __init__(self, nodes: list[Node]):
+        self.numbers: dict[tuple[int, str], int] = {}
+        self.prefixes = {n.id: self._number(n.scope) for n in nodes}
+        self.counts: dict[int, int] = {}
+        for prefixes in self.prefixes.values():
+            for p in prefixes:
+                self.counts[p] = self.counts.get(p, 0) + 1
+
+    def _number(self, scope: tuple[str, ...]) -> list[int]:
+        prefixes, parent = [], -1
+        for comp in scope:
+            parent = self.numbers.setdefault((parent, comp), len(self.numbers))
+            prefixes.append(parent)
+        return prefixes
+
+    def under(self, node: Node, length: int) -> int:
+        """The nodes whose scope starts with node.scope[:length] (length at least 1)."""
+        return self.counts[self.prefixes[node.id][length - 1]]
+
+
+def _name_merges(scopes: ScopeCounts, items: list) -> None:
     """A merge is named by the module holding exactly its branches and op, else by its op."""
     for item in items:
         if isinstance(item, _Merge):
             for branch in item.branches:
-                _name_merges(graph, branch)
+                _name_merges(scopes, branch)
             inside = _nodes_of(item)
             common = item.node.scope
             for n in inside:
                 common = _common(common, n.scope)
-            ids = {n.id for n in inside}
-            if common and all(n.id in ids or n.scope[:len(common)] != common for n in graph.nodes):
+            if common and scopes.under(item.node, len(common)) == len(inside):  # nothing else in that module
                 item.comps, item.base = common, common
             else:
                 item.comps, item.base = item.node.path, item.node.path[:-1]
@@ -374,8 +399,12 @@ class _Namer:
     def __init__(self):
         self.paths: dict[str, str] = {}  # node id -> spec path of its row
         self.owners: dict[int, str] = {}  # parameter tensor -> the spec path of the first layer that holds it
+        self.whole: dict[str, str] = {}  # node id -> spec path of the row of all it became (a layer or a group)
 
-    def nest(self, items: list, base: tuple[str, ...], prefix: str) -> list[dict]:
+    def nest(self, items: list, base: tuple[str, ...], prefix: str, depth: int = 0) -> list[dict]:
+        """Spec items of `items`, grouped by module below `base`; `depth`: the groups and merges around them."""
+        if depth > current().depth:
+            raise SpecError(f"{prefix}: groups nest inside each other deeper than {current().describe('depth')}")
         out: list[dict] = []
         used: set[str] = set()
 
@@ -395,7 +424,7 @@ class _Namer:
             rel = comps[k:]
             if len(rel) <= 1:
                 name = unique(rel[0] if rel else _comps(items[i])[-1] if comps else "layer")
-                out.append(self.item(items[i], name, f"{prefix}.{name}" if prefix else name))
+                out.append(self.item(items[i], name, f"{prefix}.{name}" if prefix else name, depth))
                 i += 1
                 continue
             j = i + 1
@@ -406,14 +435,15 @@ class _Namer:
                 j += 1
             name = unique(rel[0])
             path = f"{prefix}.{name}" if prefix else name
-            out.append({"name": name, "layers": self.nest(items[i:j], comps[:k + 1], path)})
+            out.append({"name": name, "layers": self.nest(items[i:j], comps[:k + 1], path, depth + 1)})
             i = j
         return out
 
-    def item(self, item, name: str, path: str) -> dict:
+    def item(self, item, name: str, path: str, depth: int) -> dict:
         if isinstance(item, _Leaf):
             layers = spec_layers(item.node.op, item.node.where)
             shares = self.shares(item.node, path, len(layers))
+            self.whole[item.node.id] = path
             if len(layers) == 1:
                 self.paths[item.node.id] = path
                 return {"name": name, **layers[0], **({"shares": shares} if shares else {})}
@@ -421,7 +451,8 @@ class _Namer:
             return {"name": name, "layers": layers}
         branches = []
         for b, branch in enumerate(item.branches):
-            branches.append(self.nest(branch, (*item.base, str(b)) if item.base == item.comps else item.base, f"{path}.{b}"))
+            branches.append(self.nest(branch, (*item.base, str(b)) if item.base == item.comps else item.base, f"{path}.{b}",
+                                      depth + 1))
         return {"name": name, "type": item.node.merge, "branches": branches}
 
 
@@ -453,7 +484,7 @@ def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict]
     decomposer = _Decomposer(graph)
     decomposer.check_reaches_output()
     items = decomposer.sequence(INPUT, graph.output, {n.id for n in graph.nodes})
-    _name_merges(graph, items)
+    _name_merges(ScopeCounts(graph.nodes), items)
     namer = _Namer()
     layers = namer.nest(items, (), "")
     document: dict[str, Any] = {"name": _clean(name), "title": title, "description": f"{title}, imported from {source}",
@@ -462,17 +493,26 @@ def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict]
         document["comment"] = "; ".join(graph.notes)
     if expect:
         document["expect"] = expect
-    _check_shapes(document, graph, namer.paths)
+    _check_shapes(document, graph, namer)
     return document
 
 
-def _check_shapes(document: dict, graph: Graph, paths: dict[str, str]) -> None:
+def _check_shapes(document: dict, graph: Graph, namer: _Namer) -> None:
+    """Each node's shape (and the weights the model holds for it) against the calculator's row."""
     from ..core.calc import analyze
     from ..core.spec import resolve
 
     analysis = analyze(resolve(document, document["name"], f"{document['name']}.json"))
     rows = {row.path: row for row in analysis.rows}
+    paths = namer.paths
     for node in graph.nodes:
         if node.id in paths and node.shape is not None and rows[paths[node.id]].output_shape != tuple(node.shape):
             raise SpecError(f"{node.where}: archcalc computes {fmt.shape(rows[paths[node.id]].output_shape)} "
                             f"where the model gives {fmt.shape(node.shape)}")
+        row = rows.get(namer.whole.get(node.id, ""))
+        if node.held is not None and row is not None and row.params + row.non_trainable != node.held:
+            weights = ", ".join(fmt.shape(w) or "scalar" for w in node.op.weights)
+            raise SpecError(f"{node.where}: its weights ({weights}) hold {node.held:,} values where archcalc's "
+                            f"{row.label} on its input {fmt.shape(row.input_shape)} has "
+                            f"{row.params + row.non_trainable:,} parameters: the weights do not fit the input "
+                            "or the attributes")

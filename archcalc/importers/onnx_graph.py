@@ -6,16 +6,23 @@ torch's exporter writes `/layer1/layer1.0/conv1/Conv` for the module `layer1.0.c
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from .. import fmt
+from ..core.budget import current
 from ..core.reading import read_bytes
 from ..deps import require
 from ..errors import SpecError
 from ..layers import Shape
-from .graph import INPUT, Graph, Node, Op, fold_permutes, to_spec
+from .graph import INPUT, Graph, Node, Op, ScopeCounts, fold_permutes, to_spec
+from .onnx_fold import Folder
 from .onnx_sequences import outer_inputs, rewrite
+from .onnx_tensors import SMALL, Tensors
 
 ONNX_BYTES = 2**31  # protobuf's limit for one message: an ONNX file without external data
 MERGES = {"Add": "add", "Sum": "add", "Concat": "concat", "Mul": "mul"}
@@ -27,71 +34,224 @@ KEEPS_SHAPE = {"GroupNormalization", "LayerNormalization", "LRN", "Gelu"}
 """ ops whose output has their input's shape, which ONNX's shape inference leaves open for some (functions)"""
 
 
-def _read(path: Path, dims: tuple[int, ...] | None):
+class _Loaded(NamedTuple):
+    """A parsed ONNX file: its model (folded constants as initializers, shapes inferred), the name of
+    its input, the values of its constants, and which of those it computes (Constant nodes, folded values)."""
+
+    onnx: Any
+    model: Any
+    input_name: str
+    constants: dict[str, Any]
+    computed: frozenset[str]
+
+
+def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
     onnx = require("onnx", purpose="reading an ONNX file")
-    data = read_bytes(path, ONNX_BYTES, "ONNX models")
     try:
-        model = onnx.load_from_string(data)
+        model = onnx.load_from_string(read_bytes(path, ONNX_BYTES, "ONNX models"))  # the bytes go once parsed
+    except SpecError:
+        raise
     except Exception as exc:  # protobuf's DecodeError and friends
-        raise SpecError(f"not an ONNX model ({type(exc).__name__})", file=str(path)) from None
+        raise SpecError(f"not an ONNX model ({type(exc).__name__})") from None
     if not model.graph.node or not model.graph.output:
-        raise SpecError("not an ONNX model (no graph nodes or outputs)", file=str(path))
+        raise SpecError("not an ONNX model (no graph nodes or outputs)")
+    if len(model.graph.node) > current().onnx_nodes:
+        raise SpecError(f"the graph has {len(model.graph.node):,} nodes, past {current().describe('onnx_nodes')}")
+    broken = _not_text(model)
+    if broken is not None:
+        raise SpecError(f"not an ONNX model: {broken} is not UTF-8 text")
+    _check_opset(onnx, model)
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1:
-        raise SpecError(f"the graph has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); archcalc needs one",
-                        file=str(path))
+        raise SpecError(f"the graph has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); archcalc needs one")
+    ordered = _in_order(model.graph)
+    _check_attributes(onnx, model)
+    tensors = Tensors(onnx, str(path.parent))
+    constants = {i.name: tensors.array(i, f"initializer {i.name}") for i in model.graph.initializer}
+    _prepare(onnx, model, ordered, constants)
+    input_value = inputs[0]
     if dims is not None:
-        shape = inputs[0].type.tensor_type.shape
+        shape = input_value.type.tensor_type.shape
         if len(shape.dim) != len(dims) + 1:
-            raise SpecError(f"--input {fmt.shape(dims)}: the graph's input has rank {len(shape.dim)}", file=str(path))
+            raise SpecError(f"--input {fmt.shape(dims)}: the graph's input has rank {len(shape.dim)}")
         for d, size in zip(shape.dim[1:], dims):
             d.ClearField("dim_param")
             d.dim_value = size
-    model, computed = _fold_constants(onnx, model, inputs[0].name)
+    computed = _fold_constants(onnx, model, input_value.name, constants, tensors)
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception as exc:
-        raise SpecError(f"ONNX shape inference fails: {' '.join(str(exc).split())[:300]}", file=str(path)) from None
-    return onnx, model, inputs[0].name, computed
+        raise SpecError(f"ONNX shape inference fails: {' '.join(str(exc).split())[:300]}") from None
+    return _Loaded(onnx, model, input_value.name, constants, computed)
 
 
-def _fold_constants(onnx, model, input_name: str):
-    """The model with every small value computed from constants only (the pads of an exported ZeroPad2d,
-    a Constant node's value) stored as an initializer, so that shape inference sees it; and their names."""
-    from onnx.reference import ReferenceEvaluator
+def _not_text(model) -> str | None:
+    """The first text field of the model (names, op types, ...) whose bytes are not UTF-8, which protobuf
+    then gives as bytes, not str: its full name. One pass over the model's messages."""
+    stack = [model]
+    while stack:
+        message = stack.pop()
+        for field, value in message.ListFields():
+            repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+            values = value if repeated else [value]
+            if field.type == field.TYPE_MESSAGE:
+                stack.extend(values)
+            elif field.type == field.TYPE_STRING and any(isinstance(v, bytes) for v in values):
+                return field.full_name
+    return None
 
-    helper, numpy_helper = onnx.helper, onnx.numpy_helper
-    values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    data, kept, folded = {input_name}, [], []
-    for node in model.graph.node:
+
+def _check_opset(onnx, model) -> None:
+    """The ONNX operator set the file is written in: one this onnx package knows."""
+    versions = {o.domain: o.version for o in model.opset_import}
+    version = versions.get("", versions.get("ai.onnx"))
+    newest = onnx.defs.onnx_opset_version()
+    if version is None:
+        raise SpecError("the model names no version of the ONNX operator set (opset_import)")
+    if not 1 <= version <= newest:
+        raise SpecError(f"ONNX operator set {version}: the onnx package {onnx.__version__} knows versions 1 to {newest}")
+
+
+def _label(node, index: int) -> str:
+    return f"{node.name or f'{node.op_type}_{index}'} ({node.op_type})"
+
+
+def _in_order(graph) -> list:
+    """The nodes, each after the nodes whose values it reads: the file's order when it is one (ONNX's rule),
+    else that order sorted. A value read and never made, a value made twice, or a cycle is a SpecError."""
+    given = {i.name for i in (*graph.input, *graph.initializer)} | {i.values.name for i in graph.sparse_initializer}
+    nodes = list(graph.node)
+    producer: dict[str, int] = {}
+    for k, node in enumerate(nodes):
+        for out in node.output:
+            if out and (out in given or out in producer):
+                other = f"the output of ONNX node {_label(nodes[producer[out]], producer[out])}" if out in producer \
+                    else "an input or initializer of the graph"
+                raise SpecError(f"ONNX node {_label(node, k)}: its output {out!r} is also {other}")
+            if out:
+                producer[out] = k
+    reads: list[list[int]] = []
+    for k, node in enumerate(nodes):
+        names = [i for i in (*node.input, *outer_inputs(node)) if i]
+        missing = next((i for i in names if i not in given and i not in producer), None)
+        if missing is not None:
+            raise SpecError(f"ONNX node {_label(node, k)}: its input {missing!r} is not computed by any node, "
+                            "nor an input or initializer of the graph")
+        reads.append(sorted({producer[i] for i in names if i in producer}))
+    if all(j < k for k, before in enumerate(reads) for j in before):
+        return nodes
+    return [nodes[k] for k in _sorted(nodes, reads)]
+
+
+def _sorted(nodes: list, reads: list[list[int]]) -> list[int]:
+    """Kahn's topological order of the node indices, smallest index first; a cycle is a SpecError naming it."""
+    waiting = [len(before) for before in reads]
+    readers: list[list[int]] = [[] for _ in nodes]
+    for k, before in enumerate(reads):
+        for j in before:
+            readers[j].append(k)
+    ready = [k for k, n in enumerate(waiting) if n == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(k)
+        for r in readers[k]:
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                heapq.heappush(ready, r)
+    if len(order) == len(nodes):
+        return order
+    k, seen = next(k for k, n in enumerate(waiting) if n), []
+    while k not in seen:  # back along unfinished inputs: every node left waits on one, so this comes round
+        seen.append(k)
+        k = next(j for j in reads[k] if waiting[j])
+    cycle = seen[seen.index(k):][::-1]  # in the direction the values flow
+    shown = " -> ".join(_label(nodes[j], j) for j in (*cycle[:6], cycle[0])) if len(cycle) <= 6 else \
+        " -> ".join(_label(nodes[j], j) for j in cycle[:6]) + f" -> ... ({len(cycle)} nodes)"
+    raise SpecError(f"the graph has a cycle: ONNX nodes {shown}, each reading the value of the one before")
+
+
+def _check_attributes(onnx, model) -> None:
+    """Each node's attributes given once and of the type ONNX's schema of its op says (a `perm` of floats
+    would reach the importer as a float), where the op has a schema in the file's operator set."""
+    version = {o.domain: o.version for o in model.opset_import}
+    schemas: dict[tuple[str, str], Any] = {}
+    for index, node in enumerate(model.graph.node):
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        key = (node.op_type, domain)
+        if key not in schemas:
+            try:
+                schemas[key] = onnx.defs.get_schema(node.op_type, version.get(domain, version.get("ai.onnx", 1)), domain)
+            except Exception:  # no schema: an op no layer type claims, refused when it is read
+                schemas[key] = None
+        declared = schemas[key].attributes if schemas[key] is not None else {}
+        seen: set[str] = set()
+        for a in node.attribute:
+            kind = onnx.AttributeProto.AttributeType.Name(a.type) if a.type in onnx.AttributeProto.AttributeType.values() \
+                else str(a.type)
+            if a.name in seen:
+                raise SpecError(f"ONNX node {_label(node, index)}: attribute {a.name} is given twice")
+            seen.add(a.name)
+            if a.name in declared and int(declared[a.name].type.value) != a.type:
+                raise SpecError(f"ONNX node {_label(node, index)}: attribute {a.name} is {kind}; "
+                                f"ONNX's {node.op_type} takes {declared[a.name].type.name}")
+
+
+def _prepare(onnx, model, nodes: list, constants: dict[str, Any]) -> None:
+    """`nodes` as the model's nodes, in that order, and its small external tensors inline (shape inference
+    then reads them from here, not from a path relative to the current folder)."""
+    if list(model.graph.node) != nodes:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    for k, tensor in enumerate(model.graph.initializer):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL and constants[tensor.name].size <= SMALL:
+            model.graph.initializer[k].CopyFrom(onnx.numpy_helper.from_array(constants[tensor.name], tensor.name))
+
+
+def _fold_constants(onnx, model, input_name: str, constants: dict[str, Any], tensors: Tensors):
+    """Every value computed from constants only that the budget allows (the pads of an exported ZeroPad2d,
+    a Constant node's value), added to `constants` and stored in `model` as an initializer, so that shape
+    inference sees it; their names."""
+    folder = Folder(onnx, model.opset_import)
+    data, kept, folded = {input_name}, [], {}
+    for index, node in enumerate(model.graph.node):
         if any(i in data for i in node.input):
             if node.op_type not in METADATA:
                 data.update(node.output)
             kept.append(node)
             continue
-        feeds = {i: values.get(i) for i in node.input if i}
-        try:
-            if any(v is None for v in feeds.values()) or sum(v.size for v in feeds.values()) > 4096:
-                raise ValueError("not a small constant")
-            graph = helper.make_graph(
-                [node], "fold", [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-                                 for k, v in feeds.items()],
-                [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output])
-            results = ReferenceEvaluator(helper.make_model(graph, opset_imports=model.opset_import)).run(None, feeds)
-        except Exception:  # not foldable: the node stays, its value unknown
+        if node.op_type == "Constant":
+            results = _constant(onnx, node, tensors, f"ONNX node {_label(node, index)}")
+        elif all(i in constants for i in node.input if i):
+            results = folder.fold(node, constants, f"ONNX node {_label(node, index)}")
+        else:
+            results = None
+        if results is None:  # not computed: the node stays, its value unknown
             kept.append(node)
             continue
         for name, value in zip(node.output, results):
-            values[name] = value
-            folded.append(numpy_helper.from_array(value, name))
-    if not folded:
-        return model, frozenset()
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    del model.graph.node[:]
-    model.graph.node.extend(kept)
-    model.graph.initializer.extend(folded)
-    return model, frozenset(t.name for t in folded)
+            constants[name] = folded[name] = value
+    if folded:
+        del model.graph.node[:]
+        model.graph.node.extend(kept)
+        model.graph.initializer.extend(onnx.numpy_helper.from_array(v, k) for k, v in folded.items())
+    return frozenset(folded)
+
+
+def _constant(onnx, node, tensors: Tensors, what: str) -> list | None:
+    """A Constant node's value (None for a sparse tensor or text, which the importer never reads)."""
+    if len(node.attribute) != 1 or len(node.output) != 1:
+        return None
+    attribute = node.attribute[0]
+    if attribute.name == "value" and attribute.type == onnx.AttributeProto.TENSOR:
+        return [tensors.array(attribute.t, what)]
+    if attribute.name in ("value_float", "value_floats"):
+        return [np.array(onnx.helper.get_attribute_value(attribute), dtype=np.float32)]
+    if attribute.name in ("value_int", "value_ints"):
+        return [np.array(onnx.helper.get_attribute_value(attribute), dtype=np.int64)]
+    return None
 
 
 def _per_image(value_info) -> Shape | None:
@@ -123,16 +283,18 @@ def _scope(name: str) -> tuple[tuple[str, ...], str]:
 
 
 class _Reader:
-    def __init__(self, onnx, model, input_name: str, file: str, computed: frozenset[str] = frozenset()):
-        self.onnx, self.file, self.computed = onnx, file, computed
+    def __init__(self, loaded: _Loaded):
+        onnx, model, input_name = loaded.onnx, loaded.model, loaded.input_name
+        self.onnx, self.computed = onnx, loaded.computed
         self.graph = model.graph
-        numpy_helper = onnx.numpy_helper
-        self.constants: dict[str, Any] = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
+        self.constants: dict[str, Any] = loaded.constants
         self.shapes = {v.name: _per_image(v) for v in (*self.graph.value_info, *self.graph.output, *self.graph.input)}
         self.ids = {input_name: INPUT}  # data tensor -> graph node id
         self.nodes: list[Node] = []
         self.notes: list[str] = []
         self.used: set[str] = set()  # initializers read by the layers
+        self.budget, self.layers = current(), 0
+        self.taken = {INPUT}  # graph node ids
         self.input_name = input_name
 
     def attrs(self, node) -> dict:
@@ -146,6 +308,8 @@ class _Reader:
 
     def read(self) -> Graph:
         self.ops = rewrite(self.onnx, list(self.graph.node), self.constants, self.shapes, self.computed)
+        self.producers = {o: n for n in self.ops for o in n.output}
+        self.fused: set[str] = set()  # ids of nodes that became part of the next one (a sigmoid of a SiLU)
         consumers: dict[str, list] = {}
         for node in self.ops:
             for i in (*node.input, *outer_inputs(node)):
@@ -153,9 +317,9 @@ class _Reader:
         self.consumers = consumers
         for index, node in enumerate(self.ops):
             self.node(node, index)
+        self.nodes = [n for n in self.nodes if n.id not in self.fused]
         if len(self.graph.output) != 1 or self.graph.output[0].name not in self.ids:
-            raise SpecError(f"the graph has {len(self.graph.output)} outputs; archcalc needs one computed from the input",
-                            file=self.file)
+            raise SpecError(f"the graph has {len(self.graph.output)} outputs; archcalc needs one computed from the input")
         if not any(n.op and n.op.target == "BatchNormalization" for n in self.nodes) and any(
                 n.op and n.op.target == "Conv" for n in self.nodes):
             self.notes.append("no BatchNormalization in the graph: an exporter in eval mode folds batch norm into "
@@ -164,12 +328,9 @@ class _Reader:
             self.notes.append("no Dropout in the graph: exporters leave dropout out at inference")
         graph = Graph(self.nodes, self.shapes[self.input_name] or (), self.ids[self.graph.output[0].name], self.notes)
         fold_permutes(graph)  # before naming: a layer norm between two transposes is its module's only op
-        counts: dict[tuple[str, ...], int] = {}
+        scopes = ScopeCounts(self.nodes)
         for n in self.nodes:
-            for k in range(1, len(n.scope) + 1):
-                counts[n.scope[:k]] = counts.get(n.scope[:k], 0) + 1
-        for n in self.nodes:
-            if n.scope and counts[n.scope] == 1:
+            if n.scope and scopes.under(n, len(n.scope)) == 1:
                 n.path = n.scope  # the module's only op (a conv, a bn): named by the module
         return graph
 
@@ -177,9 +338,8 @@ class _Reader:
         data = [i for i in (*node.input, *outer_inputs(node)) if i in self.ids]
         name = node.name or f"{node.op_type}_{index}"
         if not data or node.op_type in METADATA:
-            if node.op_type == "Constant":
-                self.constants[node.output[0]] = self.onnx.numpy_helper.to_array(node.attribute[0].t) \
-                    if node.attribute and node.attribute[0].type == self.onnx.AttributeProto.TENSOR else None
+            if node.op_type == "Constant":  # one not computed (a sparse tensor, text): its value unknown
+                self.constants[node.output[0]] = None
             elif node.op_type == "Identity" and node.input[0] in self.constants:
                 self.constants[node.output[0]] = self.constants[node.input[0]]
             return
@@ -195,7 +355,8 @@ class _Reader:
         attrs = self.attrs(node)
         if node.op_type in MERGES and len(data) >= 2:
             kind = MERGES[node.op_type]
-            if kind == "concat" and attrs.get("axis") % (len(input_shape or ()) + 1) != 1:
+            axis = attrs.get("axis")  # required by ONNX: a file may still leave it out
+            if kind == "concat" and (not isinstance(axis, int) or axis % (len(input_shape or ()) + 1) != 1):
                 raise SpecError(f"{where}: Concat along axis {attrs.get('axis')}; archcalc joins along the channels (axis 1)")
             if kind == "mul" and self._silu(node, data):
                 return
@@ -221,33 +382,46 @@ class _Reader:
             return
         if input_shape is None:
             raise SpecError(f"{where}: the shape of its input is unknown (give --input CxHxW)")
+        if node.op_type in ("Conv", "ConvTranspose") and (not arrays or arrays[0] is None or arrays[0].ndim != 4):
+            shown = "unknown" if not arrays or arrays[0] is None else fmt.shape(arrays[0].shape) or "a scalar"
+            raise SpecError(f"{where}: its weight is {shown}; archcalc reads a 2-D convolution, whose weight is a "
+                            "constant of 4 dimensions")
         weights = tuple(tuple(int(d) for d in a.shape) for a in arrays if a is not None)
         values = tuple(a.flatten().tolist() if a is not None and a.size <= 64 else None for a in arrays)
         target = node.op_type
         if target == "MatMul":
             attrs = {**attrs, "transB": 0}
         op = Op("onnx", target, attrs, input_shape, shape, weights, values)
+        held = None if node.op_type in SETTINGS or any(a is None for a in arrays) else sum(int(a.size) for a in arrays)
         if target in ("MatMul", "Gemm") and self._bias_after(node):
             add = self.consumers[out][0]
             bias = [i for i in add.input if i != out][0]
             op = Op("onnx", target, attrs, input_shape, self.shapes.get(add.output[0]), (*weights, self.constants[bias].shape))
             self.used.add(bias)
+            held = None if held is None else held + int(self.constants[bias].size)
             out = add.output[0]
         if node.op_type not in SETTINGS:
             self.used.update(constants)
-        self.add(out, Node(name, "layer", ids, scope, path, where, shape, op=op))
+        self.add(out, Node(name, "layer", ids, scope, path, where, shape, op=op, held=held))
 
     def add(self, out: str, node: Node) -> None:
+        if node.id in self.taken:  # two nodes of one name (or one named like the input): ids stay apart
+            node.id = next(f"{node.id}#{k}" for k in itertools.count(len(self.nodes)) if f"{node.id}#{k}" not in self.taken)
+        self.taken.add(node.id)
         self.nodes.append(node)
         self.ids[out] = node.id
+        if node.kind == "layer":  # each one a node of the spec at least: refused here, before the spec is made
+            self.layers += 1
+            if self.layers > self.budget.nodes:
+                raise SpecError(f"{node.where}: the graph has more than {self.budget.nodes:,} layers, "
+                                f"past {self.budget.describe('nodes')}")
 
     def _silu(self, node, data: list[str]) -> bool:
         """x * sigmoid(x), torch's export of SiLU, is one `Swish` op."""
-        producers = {n.output[0]: n for n in self.ops}
         for x, s in (data, data[::-1]):
-            sig = producers.get(s)
+            sig = self.producers.get(s)
             if sig is not None and sig.op_type == "Sigmoid" and sig.input[0] == x and len(self.consumers[s]) == 1:
-                self.nodes = [n for n in self.nodes if n.id != self.ids[s]]
+                self.fused.add(self.ids[s])
                 name = node.name or sig.name
                 scope, own = _scope(name)
                 shape = self.shapes.get(node.output[0])
@@ -270,7 +444,10 @@ class _Reader:
 
     def pad(self, node, ids, scope, path, where, shape, attrs, arrays) -> Node:
         pads = attrs.get("pads", arrays[0].tolist() if arrays and arrays[0] is not None else None)
-        value = attrs.get("value", arrays[1].item() if len(arrays) > 1 and arrays[1] is not None else 0.0)
+        fill = arrays[1] if len(arrays) > 1 else None
+        if fill is not None and fill.size != 1:
+            raise SpecError(f"{where}: its constant value has {fill.size:,} values; a Pad takes one")
+        value = attrs.get("value", 0.0 if fill is None else fill.reshape(-1)[0].item())
         if attrs.get("mode", "constant") != "constant" or value != 0 or pads is None or len(pads) != 8 \
                 or any(pads[i] for i in (0, 1, 4, 5)):
             raise SpecError(f"{where}: only a zero pad of H and W is folded into the next layer (pads {pads})")
@@ -278,21 +455,25 @@ class _Reader:
 
 
 def import_onnx(path: Path, dims: tuple[int, ...] | None = None) -> dict:
-    """The spec document of the ONNX model at `path`; `expect` records the parameters it holds."""
-    onnx, model, input_name, computed = _read(path, dims)
-    reader = _Reader(onnx, model, input_name, str(path), computed)
+    """The spec document of the ONNX model at `path`; `expect` records the parameters it holds.
+
+    Whatever in the file does not fit is one SpecError naming the file."""
+    try:
+        return _import(path, dims)
+    except SpecError as exc:
+        raise exc.located(file=str(path)) from None
+
+
+def _import(path: Path, dims: tuple[int, ...] | None) -> dict:
+    loaded = _read(path, dims)
+    reader = _Reader(loaded)
     graph = reader.read()
     if len(graph.input_shape) != 3 or None in graph.input_shape:
-        raise SpecError(f"the input's size per image is {fmt.shape(graph.input_shape) or 'unknown'}; "
-                        "give --input CxHxW", file=str(path))
+        raise SpecError(f"the input's size per image is {fmt.shape(graph.input_shape) or 'unknown'}; give --input CxHxW")
     params = sum(int(reader.constants[i].size) for i in reader.used if reader.constants.get(i) is not None)
-    running = sum(int(reader.constants[i].size) for n in model.graph.node if n.op_type == "BatchNormalization"
+    running = sum(int(reader.constants[i].size) for n in loaded.model.graph.node if n.op_type == "BatchNormalization"
                   for i in n.input[3:5] if reader.constants.get(i) is not None)
     source = f"imported from {path.name} at {fmt.shape(graph.input_shape)}"
     expect = [{"what": "params", "value": params - running, "source": source},
               {"what": "non_trainable", "value": running, "source": source}]
-    name = path.stem
-    try:
-        return to_spec(graph, name, name, path.name, expect)
-    except SpecError as exc:
-        raise exc.located(file=str(path)) from None
+    return to_spec(graph, path.stem, path.stem, path.name, expect)
