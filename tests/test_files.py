@@ -35,3 +35,22 @@ def test_is_temporary_of_knows_the_temporary_files_write_atomic_makes(tmp_path, 
     assert not is_temporary_of(name, "other.md") and not is_temporary_of(name, "b" + target)
     assert not is_temporary_of(f".{target}.notes", target)  # a name of the user's beside it
     assert is_temporary_of(".zoo.md.abcd1234", "zoo.md")  # an earlier version's `.NAME.XXXXXXXX`
+
+
+def test_reading_a_small_file_reserves_no_more_than_it_holds(tmp_path):
+    """Under an address-space limit of 256 MiB beyond the process's own, a 3-byte file read with a
+    2 GiB limit (the ONNX files' limit) is read; one read of the whole limit would need 2 GiB at once."""
+    import subprocess
+    import sys
+
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"abc")
+    code = (
+        "import os, resource\n"
+        "from archcalc.core.reading import read_bytes\n"
+        "size = int(open('/proc/self/statm').read().split()[0]) * os.sysconf('SC_PAGE_SIZE')\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (size + 2**28, size + 2**28))\n"
+        f"print(read_bytes({str(small)!r}, limit=2**31, what='models'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "b'abc'"), done.stderr[-500:]

@@ -53,12 +53,25 @@ def read_bytes(path: str | os.PathLike, limit: int | None = None, what: str = "s
                                 f"archcalc reads {what} from files only", file=str(path))
             if info.st_size > limit:
                 raise SpecError(f"the file is {info.st_size:,} bytes, over {over}", file=str(path))
-            data = stream.read(limit + 1)
+            data = _read_up_to(stream, info.st_size, limit + 1)
     except OSError as exc:
         raise SpecError(f"cannot read: {reason(exc)}", file=str(path)) from None
     if len(data) > limit:  # it grew while it was read (or /proc reports 0 bytes)
         raise SpecError(f"the file is over {over}", file=str(path))
     return data
+
+
+def _read_up_to(stream, size: int, most: int) -> bytes:
+    """At most `most` bytes, asked for in pieces near the file's size: one read of `most` bytes would
+    reserve them all at once (2 GiB for an ONNX file), whatever the file holds."""
+    chunks, total = [], 0
+    while total < most:
+        chunk = stream.read(min(max(size + 1 - total, 1 << 16), most - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
 
 
 def read_json(path: str | os.PathLike, data: bytes | None = None) -> dict:
