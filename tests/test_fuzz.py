@@ -42,6 +42,7 @@ _SEED_TEXT = os.environ.get("ARCHCALC_FUZZ_SEED") or "20261201"
 SEED = random.SystemRandom().randrange(2**32) if _SEED_TEXT == "random" else int(_SEED_TEXT)
 CPU_SECONDS = 2.0
 MEMORY_MB = 1024  # the child's address space beyond its own size: what one mutant may take
+CHILD_MUTANTS = 2000  # mutants one forked child runs before a fresh one goes on
 
 AWKWARD = [
     0, -1, 1, 2, 3, 7, 64, 1000, 10**6, 10**9, 2**31, 2**63 - 1, 2**63, -(2**63), 2**64,
@@ -171,8 +172,9 @@ def _max_rss_mb() -> float:
 
 def _run_range(first: int, count: int, seed: int, folder: Path, seconds: float | None, began: float,
                progress: Path, report: Path | None) -> None:
-    """Mutants first..count-1 of the seed's sequence (those before `first` are drawn, not run); the
-    counts go to `progress` as JSON after each mutant, so that a parent sees where a crash happened."""
+    """Mutants first.. of the seed's sequence (those before `first` are drawn, not run), CHILD_MUTANTS
+    at most; the counts go to `progress` as JSON after each mutant, so that a parent sees where a crash
+    happened and where to go on."""
     rng = random.Random(seed)
     zoo = zoo_documents()
     runner = CliRunner()
@@ -181,19 +183,20 @@ def _run_range(first: int, count: int, seed: int, folder: Path, seconds: float |
     failures, slow = state.get("failures", []), state.get("over_2s", [])
     slowest, slowest_spec = state.get("slowest_cpu_s", 0.0), state.get("slowest_spec", "")
     grown = state.get("most_memory_mb", 0.0)
-    for n in range(count):
+    for n in range(min(count, first + CHILD_MUTANTS)):
         text, variant = mutant_text(rng, zoo)
         command = rng.choice(COMMANDS)
         if n < first:
             continue
         if seconds is not None and time.monotonic() - began > seconds:
+            state["stopped"] = True
             break
         path = folder / f"mutant{n % 10}.json"
         path.write_bytes(text)
         target = f"{path}:{variant}" if variant and ":" not in variant else str(path)
         args = ["check", target] if command == "check" else ["table", target, "--format", command]
         state.update(running=n, running_spec=text.decode(errors="replace")[:2000], running_args=args[:1] + args[2:])
-        progress.write_text(json.dumps(state))
+        _save(progress, state)
         rss_before, started = _max_rss_mb(), time.process_time()
         result = runner.invoke(main, args)
         spent, rss_grown = time.process_time() - started, _max_rss_mb() - rss_before
@@ -215,11 +218,18 @@ def _run_range(first: int, count: int, seed: int, folder: Path, seconds: float |
         if report is not None and ((n + 1) % 500 == 0 or n + 1 == count):
             report.write_text(json.dumps(_summary(state), indent=2) + "\n")
     state.pop("running", None)
-    progress.write_text(json.dumps(state))
+    _save(progress, state)
+
+
+def _save(progress: Path, state: dict) -> None:
+    """Whole or not at all: a child that dies while writing leaves the last state."""
+    temporary = progress.with_suffix(".tmp")
+    temporary.write_text(json.dumps(state))
+    os.replace(temporary, progress)
 
 
 def _summary(state: dict) -> dict:
-    kept = {k: v for k, v in state.items() if k not in ("outcomes", "running", "running_spec", "running_args")}
+    kept = {k: v for k, v in state.items() if k not in ("outcomes", "running", "running_spec", "running_args", "stopped")}
     return {**kept, **state.get("outcomes", {})}
 
 
@@ -234,7 +244,9 @@ def run_mutants(count: int, seed: int, folder: Path, seconds: float | None = Non
     The mutants run in a forked child whose address space is limited to its own size plus MEMORY_MB, so
     that a mutant wanting more fails (a MemoryError, or the child's death) instead of taking the machine;
     a child that dies is recorded as a failure of the mutant it was running, and a new child goes on
-    after it. Each mutant's growth of the peak resident memory is recorded too.
+    after it. A child runs CHILD_MUTANTS at most, so that what a long run accumulates (the test runner's
+    captured output) never eats into one mutant's bound. Each mutant's growth of the peak resident
+    memory is recorded too.
     """
     began = time.monotonic()
     progress = folder / "progress.json"
@@ -255,7 +267,10 @@ def run_mutants(count: int, seed: int, folder: Path, seconds: float | None = Non
         _, status = os.waitpid(pid, 0)
         state = json.loads(progress.read_text()) if progress.exists() else {}
         if os.waitstatus_to_exitcode(status) == 0 and "running" not in state:
-            break
+            if state.get("stopped") or state.get("mutants", 0) >= count:
+                break
+            first = state.get("mutants", 0)
+            continue
         n = state.get("running", first)
         state.setdefault("failures", []).append(
             {"mutant": n, "args": state.get("running_args"), "exit": os.waitstatus_to_exitcode(status),
@@ -263,7 +278,7 @@ def run_mutants(count: int, seed: int, folder: Path, seconds: float | None = Non
         state.setdefault("outcomes", {})["failed"] = state.get("outcomes", {}).get("failed", 0) + 1
         state.update(mutants=n + 1)
         state.pop("running", None)
-        progress.write_text(json.dumps(state))
+        _save(progress, state)
         first = n + 1
         if first >= count:
             break
@@ -305,6 +320,7 @@ def _hostile(args) -> None:
 def test_the_fuzzer_catches_memory_hogs_and_deaths(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "main", _hostile)
     monkeypatch.setitem(_CALLS, "file", tmp_path / "calls")
+    monkeypatch.setattr(sys.modules[__name__], "CHILD_MUTANTS", 3)  # fresh children go on, every 3 mutants
     summary = run_mutants(8, 1, tmp_path)
     failed = {f["mutant"]: f for f in summary["failures"]}
     assert sorted(failed) == [2, 4], summary["failures"]
