@@ -4,12 +4,17 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import fmt
 from .core.alloc import paused_gc
 from .errors import ArchcalcError, SpecError, UsageError, one_line
+
+if TYPE_CHECKING:
+    from .core.spec import Network
 
 FORMATS = ["text", "markdown", "csv", "json"]
 CONVENTIONS = ["torchvision", "keras"]
@@ -44,13 +49,14 @@ class _Cli(click.Group):
             _say(one_line(f"archcalc: {exc.filename or '<stdout>'}: cannot write: {reason(exc)}"))
             sys.exit(2)
 
-    def main(self, *args, standalone_mode: bool = True, **kwargs):
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         _checked_writes()
         previous = _on_sigterm(_interrupt)  # unwind (temporary files go) as on Ctrl-C
         try:
-            super().main(*args, standalone_mode=False, **kwargs)
+            super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx else "archcalc"
             click.echo(one_line(f"archcalc: {exc.format_message()} (see '{command} --help')"), err=True)
@@ -224,8 +230,9 @@ def table_width(wide: bool) -> int | None:
     except (KeyError, ValueError):
         columns = 0
     if columns <= 0:
+        stdout = sys.__stdout__  # None when Python started without one
         try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+            columns = os.get_terminal_size(stdout.fileno()).columns if stdout is not None else 0
         except (AttributeError, ValueError, OSError):
             columns = 0
     return columns or 80
@@ -240,7 +247,7 @@ input_option = click.option("--input", "dims", type=InputShape(), default=None,
                             help="Input size instead of the spec's: CxHxW, HxW (the spec's channels) or N (NxN; N features for a flat spec).")
 
 
-def load_target(target: str, dims: tuple[int, ...] | None):
+def load_target(target: str, dims: tuple[int, ...] | None) -> tuple[Network, tuple[int, ...] | None]:
     """(network, dims left to apply): a zoo name or spec file, or a model imported on the fly
     (`model.onnx`, `torch:MODULE:CALLABLE`, traced at `dims`, which it then already has)."""
     from .core.spec import load
@@ -305,7 +312,8 @@ def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], d
     from .core.calc import analyze
     from .render import render, render_text, warning_lines
 
-    analysis = analyze(*load_target(target, dims), batches[0], dtypes[0])
+    network, left = load_target(target, dims)
+    analysis = analyze(network, left, batches[0], dtypes[0])
     configurations = [analysis.scaled(b, d) for d in dtypes for b in batches]
 
     def produce(kind: str) -> str:
@@ -502,7 +510,7 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
         from .importers.loading import parse_kwargs
         from .importers.verify_model import verify_model
 
-        if every:
+        if not target:  # --all
             raise UsageError("--model takes a network (NAME or PATH), not --all")
         network, left = load_target(target, dims)
         report = verify_model(network, left, batches[0], model_target, match_by, parse_kwargs(kwargs_text))
@@ -514,7 +522,7 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
         analysis = analyze(network, left)
         return [analysis.scaled(b, d) for d in dtypes for b in batches]
 
-    if not every:
+    if target:  # not --all
         reports = [verify_network(c, receptive_field=not no_rf) for c in configurations(target)]
         click.echo("\n".join(render_report(report) for report in reports), nl=False)
         sys.exit(0 if all(report.ok for report in reports) else 1)

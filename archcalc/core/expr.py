@@ -117,7 +117,7 @@ def _parse(source: str, depth_limit: int) -> ast.expr | str:
             return f"cannot parse expression {{source}}: {exc}"
         finally:
             sys.setrecursionlimit(limit)
-    stack = [(tree.body, 0)]
+    stack: list[tuple[ast.AST, int]] = [(tree.body, 0)]
     while stack:  # how deep _eval will recurse: chains of binary and unary operators are walked in a loop
         node, depth = stack.pop()
         if depth > depth_limit:

@@ -377,8 +377,10 @@ KINDS_BY_NAME = {"int": Integer, "number": Number, "bool": Boolean, "pair": Pair
 def by_name(name: str, minimum: float | None = None) -> Kind:
     """The kind a layer field names (`Field("pair", minimum=1)`)."""
     cls = KINDS_BY_NAME[name]
-    if cls in (Integer, Number):
-        return cls(minimum)
+    if cls is Integer:
+        return Integer(None if minimum is None else int(minimum))
+    if cls is Number:
+        return Number(minimum)
     if cls in (Pair, Padding):
         return cls(int(minimum or 0))
     return cls()

@@ -12,6 +12,7 @@ import math
 import os
 import re
 import stat
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import SpecError
@@ -133,6 +134,7 @@ def _check(document: Any, budget, duplicates: dict, surrogates: bool) -> None:
     """Walk the parsed document once (no recursion) and refuse the first thing it must not hold."""
     top = 2 ** (budget.int_bits - 1)
     stack: list[tuple[Any, int, tuple | None]] = [(document, 0, None)]
+    items: Iterable[tuple[Any, Any]]
     while stack:
         value, depth, trail = stack.pop()
         if depth >= budget.depth:

@@ -194,7 +194,8 @@ class Folder:
                 [node], "fold", [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
                                  for k, v in feeds.items()],
                 [helper.make_tensor_value_info(o, self.onnx.TensorProto.UNDEFINED, None) for o in node.output])
-            return ReferenceEvaluator(helper.make_model(graph, opset_imports=self.opsets)).run(None, feeds)
+            outputs = ReferenceEvaluator(helper.make_model(graph, opset_imports=self.opsets)).run(None, feeds)
+            return outputs if isinstance(outputs, list) else None  # a dict only when asked for intermediate values
         except Exception:  # not computable (a wrong attribute, an unknown op): the node stays, its value unknown
             return None
 

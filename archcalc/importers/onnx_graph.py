@@ -392,7 +392,8 @@ class _Reader:
         if target == "MatMul":
             attrs = {**attrs, "transB": 0}
         op = Op("onnx", target, attrs, input_shape, shape, weights, values)
-        held = None if node.op_type in SETTINGS or any(a is None for a in arrays) else sum(int(a.size) for a in arrays)
+        known = [a for a in arrays if a is not None]
+        held = None if node.op_type in SETTINGS or len(known) < len(arrays) else sum(int(a.size) for a in known)
         if target in ("MatMul", "Gemm") and self._bias_after(node):
             add = self.consumers[out][0]
             bias = [i for i in add.input if i != out][0]

@@ -67,7 +67,7 @@ def outer_inputs(node) -> list[str]:
 
 def _through_shapes(view: _View, name: str) -> tuple[str, list]:
     """Back from `name` past reshapes, squeezes and an If whose branches only reshape one value."""
-    passed = []
+    passed: list = []
     while True:
         node = view.producer.get(name)
         if node is None or node.op_type not in SHAPE_ONLY:
@@ -90,17 +90,19 @@ def _lrn(view: _View, div) -> tuple[list, Any, Any] | None:
     add = view.made_by(power.input[0], "Add")
     muls = [] if add is None else [view.made_by(i, "Mul") for i in add.input]
     mul = next((m for m in muls if m is not None), None)
-    if mul is None or view.scalar(view.other(add, mul.output[0]) or "") is None:
+    bias = None if mul is None else view.scalar(view.other(add, mul.output[0]) or "")
+    if mul is None or bias is None:
         return None
     alpha = next((i for i in mul.input if view.scalar(i) is not None), None)
-    if alpha is None or view.other(mul, alpha) is None:
+    averaged = None if alpha is None else view.other(mul, alpha)
+    if alpha is None or averaged is None:
         return None
-    pooled, passed = _through_shapes(view, view.other(mul, alpha))
-    pool = view.made_by(pooled, "AveragePool")
-    pad = None if pool is None else view.made_by(pool.input[0], "Pad")
-    reshape = None if pad is None else view.made_by(pad.input[0], "Reshape")
-    square = None if reshape is None else view.made_by(reshape.input[0], "Mul")
-    if square is None or list(square.input) != [x, x]:
+    pooled, passed = _through_shapes(view, averaged)
+    before = _before(view, pooled, ["AveragePool", "Pad", "Reshape", "Mul"])
+    if before is None:
+        return None
+    pool, pad, reshape, square = before
+    if list(square.input) != [x, x]:
         return None
     size = view.attr(pool, "kernel_shape", [0])[0]
     pads = view.constants.get(pad.input[1]) if len(pad.input) > 1 else None
@@ -111,7 +113,7 @@ def _lrn(view: _View, div) -> tuple[list, Any, Any] | None:
     # the same for an odd size; neither changes a count
     node = view.onnx.helper.make_node(
         "LRN", [x], [div.output[0]], name=_scoped(div.name, "LRN"), size=size, alpha=view.scalar(alpha),
-        beta=view.scalar(power.input[1]), bias=view.scalar(view.other(add, mul.output[0])))
+        beta=view.scalar(power.input[1]), bias=bias)
     return [square, reshape, pad, pool, *passed, mul, add, power], node, div
 
 
@@ -136,7 +138,7 @@ def _group_norm(view: _View, norm) -> tuple[list, Any, Any] | None:
     add = None if mul is None else _per_channel(view, mul, "Add", shape[0])
     if add is not None:
         inner, last = [first, norm, back, mul], add
-        weights = [view.other(mul, back.output[0]), view.other(add, mul.output[0])]
+        weights = [view.other(mul, back.output[0]) or "", view.other(add, mul.output[0]) or ""]
         # without affine, torch's exporter still multiplies by ones and adds zeros, from Constant nodes
         if not (set(weights) <= view.computed and (view.constants[weights[0]] == 1).all()
                 and not view.constants[weights[1]].any()):
@@ -168,7 +170,9 @@ def _layer_norm(view: _View, mean) -> tuple[list, Any, Any] | None:
     x = mean.input[0]
     sub = next((r for r in view.readers.get(mean.output[0], [])
                 if r.op_type == "Sub" and list(r.input) == [x, mean.output[0]]), None)
-    chain = None if sub is None else _follow(view, sub, ["Pow", "ReduceMean", "Add", "Sqrt", "Div", "Mul", "Add"])
+    if sub is None:
+        return None
+    chain = _follow(view, sub, ["Pow", "ReduceMean", "Add", "Sqrt", "Div", "Mul", "Add"])
     if chain is None:
         return None
     power, mean2, plus, root, div, mul, add = chain
@@ -192,6 +196,18 @@ def _follow(view: _View, start, op_types: list[str]) -> list | None:
             return None
         chain.append(users[0])
         cur = users[0]
+    return chain
+
+
+def _before(view: _View, name: str, op_types: list[str]) -> list | None:
+    """The nodes of `op_types` before `name`, each the maker of the first input of the node after."""
+    chain = []
+    for op_type in op_types:
+        node = view.made_by(name, op_type)
+        if node is None:
+            return None
+        chain.append(node)
+        name = node.input[0]
     return chain
 
 

@@ -217,7 +217,7 @@ def _pointwise_fields(op: Any) -> dict | None:
     from dataclasses import replace
 
     fields = REGISTRY["linear"].import_fields(replace(op, input=op.input[:1]))
-    if fields is None or len(op.input) != 3 or op.output != (fields["out"], *op.input[1:]):
+    if not isinstance(fields, dict) or len(op.input) != 3 or op.output != (fields["out"], *op.input[1:]):
         return None
     return {"out": fields["out"], "kernel": 1, "bias": fields["bias"]}
 
@@ -461,8 +461,9 @@ class RBF(LayerType):
 
     def torch_module(self, a: Attrs, shape: Shape):
         torch = require_torch()
+        module: Any = torch.nn.Module  # torch is loaded on demand: a base class known only at run time
 
-        class RBFUnits(torch.nn.Module):
+        class RBFUnits(module):
             def __init__(self, features: int, units: int):
                 super().__init__()
                 self.register_buffer("centres", torch.zeros(units, features))

@@ -33,7 +33,7 @@ class _Elementwise(LayerType):
 
 
 def _activation(spec_name: str, torch_class: str, description: str, functions: tuple[str, ...], onnx: tuple[str, ...],
-                base: type = _Elementwise) -> None:
+                base: type[_Elementwise] = _Elementwise) -> None:
     register(type(torch_class, (base,), {
         "name": spec_name, "torch_class": torch_class,
         "doc": f"{description}, elementwise; no MACs, fvcore counts 0.",

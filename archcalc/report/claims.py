@@ -249,7 +249,10 @@ def _beside(label: str, raw: Mapping[str, Any]) -> Beside:
 
 def _extended(spec: dict) -> dict:
     """A zoo family document with the claims file's `params` (a layout the zoo does not hold)."""
-    base = copy.deepcopy(zoo_document(zoo_file(spec["extends"])))
+    path = zoo_file(spec["extends"])
+    if path is None:
+        raise SpecError(f"{CLAIMS_FILE.name}: {spec['name']!r} extends {spec['extends']!r}, which is not in the zoo")
+    base = copy.deepcopy(zoo_document(path))
     variant = (base.pop("variants", None) or {}).get(spec["extends"], {})
     base.update({k: v for k, v in variant.items() if k not in ("params", "expect")})
     base["params"] = {**base.get("params", {}), **variant.get("params", {}), **spec.get("params", {})}
@@ -393,7 +396,11 @@ def computed(claim: Claim | Beside) -> Any:
             value = value - other
         else:
             ratio = Fraction(value, other)
-            value = {"ratio": ratio, "ratio_percent": 100 * ratio, "saving": 100 * (1 - ratio)}[claim.compare]
+            ratios = {"ratio": ratio, "ratio_percent": 100 * ratio, "saving": 100 * (1 - ratio)}
+            if claim.compare not in ratios:
+                raise SpecError(f"{CLAIMS_FILE.name}: compare {claim.compare!r} is none of product, difference, "
+                                f"{', '.join(ratios)}")
+            value = ratios[claim.compare]
     return Fraction(value, claim.divide_by) if claim.divide_by != 1 else value
 
 

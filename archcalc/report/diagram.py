@@ -457,6 +457,7 @@ MARGIN = 16
 def layout(analysis: Analysis, options: Options = Options()) -> Drawing:
     builder = _Builder(analysis, options)
     network = analysis.network
+    content: _Element | None
     if options.focus:
         node = find(network.root, options.focus)
         content = builder.node(node)

@@ -104,7 +104,8 @@ class Footnotes:
     """Long source strings as numbered Markdown footnotes; one number per distinct text."""
 
     def __init__(self, prefix: str):
-        self.prefix, self.texts = prefix, {}
+        self.prefix = prefix
+        self.texts: dict[str, int] = {}  # text -> its number
 
     def mark(self, text: str) -> str:
         if not text:
@@ -641,14 +642,14 @@ def build(target: str | None = None, out: str = "reports") -> dict[str, bytes]:
                  **network_files(network, analyze(network))}
         return standalone(files, f"networks/{network.name}.md", target, out)
     analyses = {name: analyze(load(name)) for name in zoo_index()}
-    files = {f"networks/{name}.md": network_page(a.network, results, a) for name, a in analyses.items()}
-    files["zoo.md"] = zoo_page(analyses, claimslib.accuracy(), results)
-    files["claims.md"] = claims_page(results)
-    files["tricks.md"] = tricks.page(topic_link(results, "Inception module"))
-    files["README.md"] = index_page(analyses, results)
-    out = {path: text.encode() for path, text in files.items()}
+    pages = {f"networks/{name}.md": network_page(a.network, results, a) for name, a in analyses.items()}
+    pages["zoo.md"] = zoo_page(analyses, claimslib.accuracy(), results)
+    pages["claims.md"] = claims_page(results)
+    pages["tricks.md"] = tricks.page(topic_link(results, "Inception module"))
+    pages["README.md"] = index_page(analyses, results)
+    built = {path: text.encode() for path, text in pages.items()}
     for a in analyses.values():
-        out.update(network_files(a.network, a))
+        built.update(network_files(a.network, a))
     shown = networks(analyses)
     points = [(n, a.network.family, a.totals.params, a.totals.macs, a.activation_bytes, a.input_shape[-1]) for n, a in shown.items()]
     accuracy = [(n, a.network.family, a.totals.macs, accuracies(a.network.meta)[0][0]) for n, a in shown.items()]
@@ -659,8 +660,8 @@ def build(target: str | None = None, out: str = "reports") -> dict[str, bytes]:
         drawn[f"{PLOTTED_NETWORK}_layers"] = plots.layer_bars(analyses[PLOTTED_NETWORK])
     for name, formats in drawn.items():
         for suffix, data in formats.items():
-            out[f"plots/{name}.{suffix}"] = data
-    return out
+            built[f"plots/{name}.{suffix}"] = data
+    return built
 
 
 def standalone(files: dict[str, bytes], page: str, target: str, out: str) -> dict[str, bytes]:

@@ -194,7 +194,7 @@ def _kind(row: Row) -> str:
     return found.kind if found.kind in ("conv", "linear", "pool") else "other"
 
 
-def _shares(ax, values: list[float]) -> None:
+def _shares(ax, values: Sequence[float]) -> None:
     """Label the bars that hold a good share of the total with it."""
     total = sum(values)
     for i, value in enumerate(values):
@@ -233,7 +233,7 @@ def layer_bars(analysis: Analysis) -> dict[str, bytes]:
     linear = [i for i, r in enumerate(rows) if _kind(r) == "linear"]
     conv = [i for i, r in enumerate(rows) if _kind(r) == "conv"]
 
-    def share(values: list[float], where: list[int]) -> float:
+    def share(values: Sequence[float], where: list[int]) -> float:
         return 100 * sum(values[i] for i in where) / sum(values)
 
     top.set_title(f"{analysis.network.name}: most parameters in the FC layers ({share(params, linear):.1f}%), most compute "

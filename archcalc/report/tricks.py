@@ -68,7 +68,7 @@ def bottlenecks(inception_link: str) -> str:
     for label, shape, layers in designs:
         a = net("bottleneck", shape, layers)
         base = a if not label.startswith("...") else base
-        saving = ("", "") if a is base else (_pct(a.totals.params, base.totals.params), _pct(a.totals.macs, base.totals.macs))
+        saving = ("", "") if base is None or a is base else (_pct(a.totals.params, base.totals.params), _pct(a.totals.macs, base.totals.macs))
         rows.append([label, f"{a.totals.params:,}", f"{a.totals.macs:,}", *saving])
     return (f"## {TITLES[1]}\n\n"
             "Reduce the channels with a 1x1 convolution before the expensive filter (no biases). He et al. compare their "
@@ -126,7 +126,7 @@ def sharing() -> str:
 
 
 def pooling_heads() -> str:
-    designs = [
+    designs: list[tuple[str, list[dict]]] = [
         ("FC on the flattened 7x7x1024 map", [{"type": "flatten"}, {"type": "linear", "out": 1000}]),
         ("GoogLeNet: global average pool, then FC 1024->1000", [{"type": "adaptive_avg_pool2d", "output": 1},
                                                                 {"type": "flatten"}, {"type": "linear", "out": 1000}]),
@@ -165,8 +165,8 @@ def output_sizes() -> str:
             + _table(rows, ["Layer", "L_in", "archcalc", "formula"]))
 
 
-def _is_conv(type_name: str) -> bool:
-    found = layer_type(type_name)
+def _is_conv(type_name: str | None) -> bool:
+    found = None if type_name is None else layer_type(type_name)
     return found is not None and found.kind == "conv"
 
 

@@ -385,7 +385,9 @@ def run(analyses: Sequence[Analysis], batches: Sequence[int], dtypes: Sequence[s
     torch = require_torch()
     check_settings(torch, settings)
     if build is None:
-        from .build import build_torch as build
+        from .build import build_torch
+
+        build = build_torch
     if settings.device == "cpu":
         settings = replace(settings, threads=settings.threads or physical_cores())
         torch.set_num_threads(settings.threads)
@@ -394,13 +396,14 @@ def run(analyses: Sequence[Analysis], batches: Sequence[int], dtypes: Sequence[s
     configs = [a.scaled(b, d) for a in analyses for d in dtypes for b in batches]
     try:
         with torch.inference_mode():
-            state = replace(state, overhead=time_region(device, lambda: None, settings))
+            overhead = time_region(device, lambda: None, settings)
+            state = replace(state, overhead=overhead)
             for dtype in dtypes:
                 state = replace(state, peaks=(*state.peaks, measure_matmul(torch, device, dtype, settings)))
             for done, config in enumerate(configs):
                 if progress:
                     progress(done, len(configs), f"{config.network.name} batch {config.batch} {config.dtype}")
-                state = _one(torch, device, state, config, build)
+                state = _one(torch, device, state, config, build, overhead.median_ms)
             if progress:
                 progress(len(configs), len(configs), "done")
     except KeyboardInterrupt:
@@ -410,11 +413,10 @@ def run(analyses: Sequence[Analysis], batches: Sequence[int], dtypes: Sequence[s
     return state
 
 
-def _one(torch, device: Device, state: Run, analysis: Analysis, build: Callable) -> Run:
+def _one(torch, device: Device, state: Run, analysis: Analysis, build: Callable, overhead_ms: float) -> Run:
     network, batch, dtype = analysis.network, analysis.batch, analysis.dtype
     try:
-        result = measure_config(torch, device, analysis, state.settings, build, state.overhead.median_ms,
-                                state.peak(dtype))
+        result = measure_config(torch, device, analysis, state.settings, build, overhead_ms, state.peak(dtype))
     except (RuntimeError, NotImplementedError, SpecError) as exc:  # out of memory, an op missing at a dtype
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return replace(state, failures=(*state.failures, Failure(network.name, batch, dtype, message)))

@@ -72,7 +72,8 @@ def _tracker_class():
     class LiveStorages(TorchDispatchMode):
         def __init__(self, excluded: set[int]):
             super().__init__()
-            self.excluded, self.live, self.current, self.peak = excluded, {}, 0, 0
+            self.excluded, self.current, self.peak = excluded, 0, 0
+            self.live: dict[int, int] = {}  # storage -> its bytes
 
         def track(self, tensor) -> None:
             storage = tensor.untyped_storage()

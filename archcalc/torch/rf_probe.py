@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from .. import fmt
 from ..core.calc import Analysis, analyze
@@ -96,20 +97,23 @@ def probe_model(analysis: Analysis, hold_gates: bool):
 
 
 def _replace(module, node: Node, hold_gates: bool, shapes: dict) -> None:
-    for i, child in enumerate(node.children if isinstance(node, Group) else ()):
+    if not isinstance(node, Group):
+        return
+    for i, child in enumerate(node.children):
         name = child.path.rsplit(".", 1)[-1] if node.kind == "sequence" else str(i)
         if isinstance(child, Layer):
             module._modules[name] = REGISTRY[child.type].probe_module(module._modules[name])
         else:
             _replace(module._modules[name], child, hold_gates, shapes)
-    if isinstance(node, Group) and node.kind != "sequence":
+    if node.kind != "sequence":
         module._modules[node.kind] = _combine(node.kind, hold_gates)
 
 
 def _combine(kind: str, hold_gates: bool):
     torch = require_torch()
+    module: Any = torch.nn.Module  # torch is loaded on demand: a base class known only at run time
 
-    class Combine(torch.nn.Module):
+    class Combine(module):
         """Sums the branches (concat, add: one channel each), or multiplies them (mul), a branch
         broadcast over the positions held constant when measuring the spatial field."""
 
@@ -157,7 +161,8 @@ def _supports(analysis: Analysis, path: str, positions: int, hold_gates: bool) -
         handle.remove()
     h0, w0 = out.shape[2] // 2, out.shape[3] // 2
     units = [(h0 + t, w0 + t) for t in range(positions) if h0 + t < out.shape[2] and w0 + t < out.shape[3]]
-    inside, touching = [], []
+    inside: list[tuple[int, int]] = []
+    touching: list[tuple[int, int]] = []
     for i, (h, w) in enumerate(units):
         (grad,) = torch.autograd.grad(out[0, :, h, w].sum(), x, retain_graph=i < len(units) - 1)
         mask = grad[0, 0] != 0
@@ -192,20 +197,20 @@ def receptive_field_check(network: Network, input_shape: Shape | None = None, pa
         rf = analysis.row(target).rf
         spatial = rf.gated
         expected = rf.spatial_size if spatial else rf.size
-        if expected is None:
-            return None
         field = rf.spatial if spatial else rf.strict
+        if expected is None or field is None:  # one is None exactly when the other is: a global field
+            return None
         positions = min(MAX_POSITIONS, 2 * max(axis.period for axis in field))
         # the smallest input holding every probed unit's field, with a stride of slack each side
         fits = tuple(max(n, e + 2 * (math.ceil(axis.jump * positions) + 1))
                      for n, e, axis in zip(shape[1:], expected, field))
         if tries > 1 and fits != tuple(shape[1:]):
             if math.prod(fits) > max_pixels:
-                return RFCheck(target, (shape[0], *fits), tuple(expected), (0, 0), False, 0, spatial, True)
+                return RFCheck(target, (shape[0], *fits), expected, (0, 0), False, 0, spatial, True)
             shape = (shape[0], *fits)
             if attempt < tries - 1:
                 continue  # analyse again: a field after adaptive pooling changes with the input
         support = _supports(analysis if tuple(analysis.input_shape) == shape else analyze(network, shape),
                             target, positions, hold_gates=spatial)
-        return RFCheck(target, shape, tuple(expected), support.size, support.clipped, support.positions, spatial)
+        return RFCheck(target, shape, expected, support.size, support.clipped, support.positions, spatial)
     raise AssertionError("unreachable")  # pragma: no cover
