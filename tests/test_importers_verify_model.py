@@ -60,10 +60,25 @@ def test_names_that_differ_need_match_order():
     assert "features.C1 = c1" in by_order.stdout and "classifier.output = out" in by_order.stdout
 
 
+def test_a_module_no_row_matches_shows_its_output_shape():
+    # c1, Conv2d(1, 6, 5) on 1x32x32: 6x28x28; 6 x 25 + 6 = 156 parameters; 6 x 28 x 28 x 25 = 117,600 multiply-adds
+    result = run(["verify", "lenet5", "--model", f"{MODELS}:LeNet5"])
+    assert re.search(r"\(model\) c1 +Conv2d +6x28x28 +DIFF +0 +156 +DIFF +0 +117,600 +DIFF\n", result.stdout), result.stdout
+
+
 def test_a_callable_that_raises_is_one_line_exit_2():
     result = run(["verify", "lenet5", "--model", f"{MODELS}:broken"])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"archcalc: {MODELS}:broken: calling it raised RuntimeError: no weights here"
+
+
+def test_a_forward_that_raises_is_one_line_exit_2():
+    # TinyResNet's stem wants 3 channels; lenet5's input has 1
+    result = run(["verify", "lenet5", "--model", f"{MODELS}:TinyResNet"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"archcalc: {MODELS}:TinyResNet: the model fails on a batch of 1 at 1x32x32: "
+                                    "RuntimeError: Given groups=1, weight of size [16, 3, 3, 3]")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("args, message", [

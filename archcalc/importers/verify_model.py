@@ -17,13 +17,14 @@ from .. import fmt
 from ..core.calc import Analysis, Row, analyze
 from ..core.spec import Network
 from ..deps import require_torch
+from ..errors import ArchcalcError, SpecError
 from ..layers import Shape
 from ..torch.memory import check_allocation, fake_values_bytes
 from ..torch.record import Call, Recording, parameter_count, record
 from ..torch.verify import LayerCheck, Report, compare_modules, compared
 from . import match
 from .graph import channels_last
-from .loading import load_model, running
+from .loading import exception_text, load_model, running
 
 
 def verify_model(network: Network, input_shape: Shape | None, batch: int, target: str, how: str = "name",
@@ -31,13 +32,13 @@ def verify_model(network: Network, input_shape: Shape | None, batch: int, target
     """The verify Report of `network` against the module that `target` builds."""
     analysis = analyze(network, input_shape, batch)
     with running(target):
-        return _verified(analysis, how, load_model(target, kwargs))
+        return _verified(analysis, how, target, load_model(target, kwargs))
 
 
-def _verified(analysis: Analysis, how: str, model) -> Report:
+def _verified(analysis: Analysis, how: str, target: str, model) -> Report:
     """The checks of `analysis` against `model`: one module per matched row, the rows no module computes,
     the modules with weights no row matched; then the totals."""
-    recording = _run(analysis, model)
+    recording = _run(analysis, target, model)
     modules = dict(model.named_modules())
     if how == "order":
         matched = match.by_order(analysis, recording.weighted, lambda row: row.params > 0)
@@ -51,15 +52,22 @@ def _verified(analysis: Analysis, how: str, model) -> Report:
     return compared(analysis, model, recording, checks)
 
 
-def _run(analysis: Analysis, model) -> Recording:
-    """One recorded pass of `model` on a random batch, once the activations it needs fit the budget."""
+def _run(analysis: Analysis, target: str, model) -> Recording:
+    """One recorded pass of `model` on a random batch, once the activations it needs fit the budget; what its
+    forward raises is one line naming `target`."""
     torch = require_torch()
     batch = analysis.batch
     needed = fake_values_bytes(model, (batch, *analysis.input_shape))  # None: the model needs real values
     check_allocation(analysis.peak_activation_bytes if needed is None else needed, "verify --model",
                      f"activations of a batch of {batch} at {fmt.shape(analysis.input_shape)}", analysis.network.file)
     torch.manual_seed(0)
-    return record(model, torch.randn(batch, *analysis.input_shape))
+    try:
+        return record(model, torch.randn(batch, *analysis.input_shape))
+    except ArchcalcError:
+        raise
+    except Exception as exc:  # the user's forward can fail in any way
+        raise SpecError(f"{target}: the model fails on a batch of {batch} at {fmt.shape(analysis.input_shape)}: "
+                        f"{type(exc).__name__}: {exception_text(exc)}") from None
 
 
 def _as_rows(row: Row, call: Call) -> Shape:
@@ -76,7 +84,7 @@ def _unmatched(modules: dict, matched: set[str], recording: Recording) -> list[L
     for name, module in modules.items():
         weighted = not list(module.children()) and any(True for _ in module.parameters(recurse=False))
         if name and weighted and not any(name == m or name.startswith(m + ".") for m in matched):
-            checks.append(LayerCheck(f"(model) {name}", type(module).__name__, (), (recording.calls.get(name) or [None])[-1],
+            checks.append(LayerCheck(f"(model) {name}", type(module).__name__, (), recording.output(name),
                                      0, parameter_count(module), 0, recording.flops.get(name, 0)))
     return checks
 
