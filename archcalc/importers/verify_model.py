@@ -20,7 +20,7 @@ from ..deps import require_torch
 from ..errors import ArchcalcError, SpecError
 from ..layers import Shape
 from ..torch.memory import check_allocation, fake_values_bytes
-from ..torch.record import Call, Recording, parameter_count, record
+from ..torch.record import Call, Recording, holds_weights, parameter_count, record
 from ..torch.verify import LayerCheck, Report, compare_modules, compared
 from . import match
 from .graph import channels_last
@@ -82,8 +82,7 @@ def _unmatched(modules: dict, matched: set[str], recording: Recording) -> list[L
     """One check per module with weights of its own that is not (inside) a matched module: no row computes it."""
     checks = []
     for name, module in modules.items():
-        weighted = not list(module.children()) and any(True for _ in module.parameters(recurse=False))
-        if name and weighted and not any(name == m or name.startswith(m + ".") for m in matched):
+        if name and holds_weights(module) and not any(name == m or name.startswith(m + ".") for m in matched):
             checks.append(LayerCheck(f"(model) {name}", type(module).__name__, (), recording.output(name),
                                      0, parameter_count(module), 0, recording.flops.get(name, 0)))
     return checks

@@ -3,7 +3,7 @@ and `verify --model` (the user's own module).
 
 `record` runs the module once, under fvcore's tracer with a forward hook on every submodule: the
 input and output shape of each call of each module, the modules with weights in the order they
-first ran, fvcore's count per module and the ops it does not count. `parameter_count` and
+first ran (`holds_weights`), fvcore's count per module and the ops it does not count. `parameter_count` and
 `buffer_count` are what a module holds, each tensor once.
 """
 from __future__ import annotations
@@ -47,13 +47,13 @@ def record(model, x) -> Recording:
     weighted: dict[str, None] = {}  # ordered: first call first
 
     def hook(name: str, module):
-        holds_weights = bool(name) and not list(module.children()) and any(True for _ in module.parameters(recurse=False))
+        weights = bool(name) and holds_weights(module)  # the model itself is not one of its layers
 
         def record_call(module, inputs, output):
             if isinstance(output, torch.Tensor):
                 given = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
                 calls.setdefault(name, []).append(Call(None if given is None else _shape(given), _shape(output)))
-            if holds_weights:
+            if weights:
                 weighted.setdefault(name)
         return record_call
 
@@ -69,6 +69,11 @@ def record(model, x) -> Recording:
         for handle in handles:
             handle.remove()
     return Recording(calls, list(weighted), Counter({k: int(v) for k, v in by_module.items()}), Counter(unsupported))
+
+
+def holds_weights(module) -> bool:
+    """A module without children that holds parameters of its own: a layer with weights."""
+    return not list(module.children()) and any(True for _ in module.parameters(recurse=False))
 
 
 def parameter_count(module, counted: set[int] | None = None, recurse: bool = True) -> int:
