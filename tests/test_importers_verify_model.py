@@ -60,10 +60,25 @@ def test_names_that_differ_need_match_order():
     assert "features.C1 = c1" in by_order.stdout and "classifier.output = out" in by_order.stdout
 
 
+def test_a_module_no_row_matches_shows_its_output_shape():
+    # c1, Conv2d(1, 6, 5) on 1x32x32: 6x28x28; 6 x 25 + 6 = 156 parameters; 6 x 28 x 28 x 25 = 117,600 multiply-adds
+    result = run(["verify", "lenet5", "--model", f"{MODELS}:LeNet5"])
+    assert re.search(r"\(model\) c1 +Conv2d +6x28x28 +DIFF +0 +156 +DIFF +0 +117,600 +DIFF\n", result.stdout), result.stdout
+
+
 def test_a_callable_that_raises_is_one_line_exit_2():
     result = run(["verify", "lenet5", "--model", f"{MODELS}:broken"])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"archcalc: {MODELS}:broken: calling it raised RuntimeError: no weights here"
+
+
+def test_a_forward_that_raises_is_one_line_exit_2():
+    # TinyResNet's stem wants 3 channels; lenet5's input has 1
+    result = run(["verify", "lenet5", "--model", f"{MODELS}:TinyResNet"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"archcalc: {MODELS}:TinyResNet: the model fails on a batch of 1 at 1x32x32: "
+                                    "RuntimeError: Given groups=1, weight of size [16, 3, 3, 3]")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -111,3 +126,19 @@ def test_functional_calls_are_checked_against_the_parameters_of_their_module(tmp
     # fvcore counts no bias: only the parameters differ
     assert "disagrees: conv2d ... (in the model) (conv2d+relu+max_pool2d+adaptive_avg_pool2d+flatten+linear): params\n" \
         in result.stdout
+
+
+def test_a_spec_built_in_torch_and_given_back_as_the_model_measures_as_verify_does(tmp_path):
+    """One recorder and one comparison: archcalc's own build of a spec, given as --model, shows what `verify` of
+    the spec shows, line by line (verify adds the peak live activations); both agree with the calculator."""
+    spec = Path(__file__).parent / "fixtures" / "branching.json"
+    maker = tmp_path / "built.py"
+    maker.write_text("from archcalc.core.calc import analyze\nfrom archcalc.core.spec import load\n"
+                     "from archcalc.torch.build import build_torch\n\n\n"
+                     f"def built():\n    return build_torch(analyze(load({str(spec)!r}), batch=2))\n")
+    own = run(["verify", str(spec), "--batch", "2", "--no-rf"])
+    given = run(["verify", str(spec), "--batch", "2", "--model", f"{maker}:built"])
+    assert own.exit_code == given.exit_code == 0, own.stdout + given.stdout
+    assert [line for line in own.stdout.splitlines() if not line.startswith("peak live")] == given.stdout.splitlines()
+    # the branch's 3x3 convolution: 4 x (8 x 9) + 4 weights, 4 x 8 x 8 x 72 multiply-adds per image
+    assert re.search(r"mix\.1\.0 +conv2d +4x8x8 +4x8x8 +ok +292 +292 +ok +36,864 +36,864 +ok", given.stdout)

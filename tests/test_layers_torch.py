@@ -8,7 +8,7 @@ fvnn = pytest.importorskip("fvcore.nn")
 
 from archcalc.core.spec import resolve  # noqa: E402
 from archcalc.layers import REGISTRY  # noqa: E402
-from archcalc.torch.verify import trace  # noqa: E402
+from archcalc.torch.record import record  # noqa: E402
 
 CASES = [
     # layer, input, torch module written here, fvcore flops by hand
@@ -33,8 +33,7 @@ def test_new_layer_types_match_torch_and_fvcore(layer, shape, reference, flops):
     assert torch.allclose(built(x), reference().eval()(x))
     assert tuple(built(x).shape[1:]) == row.output_shape
     assert sum(p.numel() for p in built.parameters()) == row.params
-    _, by_module, _ = trace(torch.nn.Sequential(built), x[:1])
-    assert by_module[""] == row.fvcore_flops == flops
+    assert record(torch.nn.Sequential(built), x[:1]).flops[""] == row.fvcore_flops == flops
 
 
 def row_attrs(layer: dict, shape):

@@ -308,7 +308,13 @@ def _channels_last_chain(start: Node, consumers: dict[str, list[Node]]) -> list[
             return None
 
 
+def channels_last(shape: Shape) -> Shape | None:
+    """A (C, H, W) shape as permute(0, 2, 3, 1) leaves it: (H, W, C); None for another rank."""
+    return (*shape[1:], shape[0]) if len(shape) == 3 else None
+
+
 def _channels_first(shape: Shape | None) -> Shape | None:
+    """An (H, W, C) shape back in (C, H, W) order; another rank as it is."""
     return (shape[2], shape[0], shape[1]) if shape is not None and len(shape) == 3 else shape
 
 
@@ -478,8 +484,8 @@ def _comps(item) -> tuple[str, ...]:
 # ---- the spec document --------------------------------------------------------------------
 
 def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict] | None = None) -> dict:
-    """The spec document of `graph`; raises SpecError naming the node that does not fit."""
-    fold_permutes(graph)
+    """The spec document of `graph`, its permutes folded by the front end (`fold_permutes`, before it names
+    its nodes); raises SpecError naming the node that does not fit."""
     _fold_pads(graph)
     decomposer = _Decomposer(graph)
     decomposer.check_reaches_output()

@@ -61,13 +61,13 @@ def load_model(target: str, kwargs: dict[str, Any] | None = None):
     except SpecError:
         raise
     except Exception as exc:  # the user's import can fail in any way
-        raise SpecError(f"{target}: cannot load it: {type(exc).__name__}: {_one_line(exc)}") from None
+        raise SpecError(f"{target}: cannot load it: {type(exc).__name__}: {exception_text(exc)}") from None
     if not callable(obj):
         raise SpecError(f"{target}: {type(obj).__name__} is not callable")
     try:
         model = obj(**(kwargs or {}))
     except Exception as exc:
-        raise SpecError(f"{target}: calling it raised {type(exc).__name__}: {_one_line(exc)}") from None
+        raise SpecError(f"{target}: calling it raised {type(exc).__name__}: {exception_text(exc)}") from None
     if not isinstance(model, torch.nn.Module):
         raise SpecError(f"{target}: returned {type(model).__name__}, not a torch.nn.Module")
     return model.eval()
@@ -83,6 +83,7 @@ def running(target: str) -> Iterator[None]:
         raise SpecError(f"{target}: the model's code called sys.exit({exc.code!r})") from None
 
 
-def _one_line(exc: BaseException) -> str:
+def exception_text(exc: BaseException) -> str:
+    """What an exception from the user's code says, on one line, at most 300 characters."""
     text = " ".join(str(exc).split())
     return text[:300] + ("..." if len(text) > 300 else "")

@@ -287,10 +287,9 @@ def _attr(module, target: str):
 
 def measure(model, x) -> tuple[int, int]:
     """Trainable parameters and fvcore's total flop count for one image."""
-    from ..torch.verify import trace
+    from ..torch.record import parameter_count, record
 
-    _, by_module, _ = trace(model, x)
-    return sum(p.numel() for p in model.parameters()), by_module[""]
+    return parameter_count(model), record(model, x).flops[""]
 
 
 def import_torch(model, input_shape: Shape, name: str, source: str) -> dict:

@@ -13,115 +13,85 @@ Rows no module computes (functional calls on a module's own parameters: `F.conv2
 """
 from __future__ import annotations
 
-from collections import Counter
-
 from .. import fmt
-from ..core.calc import Analysis, analyze
+from ..core.calc import Analysis, Row, analyze
 from ..core.spec import Network
 from ..deps import require_torch
+from ..errors import ArchcalcError, SpecError
 from ..layers import Shape
+from ..torch.memory import check_allocation, fake_values_bytes
+from ..torch.record import Call, Recording, holds_weights, parameter_count, record
+from ..torch.verify import LayerCheck, Report, compare_modules, compared
 from . import match
-from .loading import load_model, running
-
-
-def _calls(model, x) -> tuple[dict[str, list[tuple[Shape | None, Shape]]], list[str]]:
-    """(input, output) shapes of every call of every module, and the modules with parameters in call order."""
-    torch = require_torch()
-    shapes: dict[str, list[tuple[Shape | None, Shape]]] = {}
-    order: list[str] = []
-
-    def hook(name):
-        def record(module, inputs, output):
-            if isinstance(output, torch.Tensor):
-                given = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-                shapes.setdefault(name, []).append((None if given is None else tuple(int(d) for d in given.shape[1:]),
-                                                    tuple(int(d) for d in output.shape[1:])))
-            if not list(module.children()) and any(True for _ in module.parameters(recurse=False)) and name not in order:
-                order.append(name)
-        return record
-
-    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if name]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return shapes, order
+from .graph import channels_last
+from .loading import exception_text, load_model, running
 
 
 def verify_model(network: Network, input_shape: Shape | None, batch: int, target: str, how: str = "name",
-                 kwargs: dict | None = None):
+                 kwargs: dict | None = None) -> Report:
     """The verify Report of `network` against the module that `target` builds."""
-    analysis: Analysis = analyze(network, input_shape, batch)
+    analysis = analyze(network, input_shape, batch)
     with running(target):
-        return _verified(analysis, batch, target, how, load_model(target, kwargs))
+        return _verified(analysis, how, target, load_model(target, kwargs))
 
 
-def _verified(analysis: Analysis, batch: int, target: str, how: str, model):
-    """The checks of `analysis` against `model`, one module per matched row, then the totals."""
+def _verified(analysis: Analysis, how: str, target: str, model) -> Report:
+    """The checks of `analysis` against `model`: one module per matched row, the rows no module computes,
+    the modules with weights no row matched; then the totals."""
+    recording = _run(analysis, target, model)
+    modules = dict(model.named_modules())
+    if how == "order":
+        matched = match.by_order(analysis, recording.weighted, lambda row: row.params > 0)
+    else:
+        matched = match.by_name(analysis, set(modules) - {""})
+    checks = compare_modules(matched, modules, recording, analysis.batch, read=_as_rows)
+    seen = {row.path for rows in matched.values() for row in rows}
+    checks += _held_by_modules(analysis, [r for r in analysis.leaves()[1:] if r.path not in seen], modules,
+                               set(matched), recording)
+    checks += _unmatched(modules, set(matched), recording)
+    return compared(analysis, model, recording, checks)
+
+
+def _run(analysis: Analysis, target: str, model) -> Recording:
+    """One recorded pass of `model` on a random batch, once the activations it needs fit the budget; what its
+    forward raises is one line naming `target`."""
     torch = require_torch()
-    from ..torch.memory import check_allocation, fake_values_bytes
-    from ..torch.verify import LayerCheck, Report, _count, trace
-
+    batch = analysis.batch
     needed = fake_values_bytes(model, (batch, *analysis.input_shape))  # None: the model needs real values
     check_allocation(analysis.peak_activation_bytes if needed is None else needed, "verify --model",
                      f"activations of a batch of {batch} at {fmt.shape(analysis.input_shape)}", analysis.network.file)
     torch.manual_seed(0)
-    x = torch.randn(batch, *analysis.input_shape)
-    calls, order = _calls(model, x)
-    _, flops, unsupported = trace(model, x)
-    modules = dict(model.named_modules())
-    if how == "order":
-        matched = match.by_order(analysis, order, lambda row: row.params > 0)
-    else:
-        matched = match.by_name(analysis, set(modules) - {""})
-    checks, seen = [], set()
-    counted: set[int] = set()  # parameters met in an earlier module: tied ones count there, as the rows do
-    for name, rows in matched.items():
-        module = modules[name]
-        shapes = calls.get(name, [])
-        for k, row in enumerate(rows):
-            seen.add(row.path)
-            label = row.path if row.path == name else f"{row.path} = {name}"
-            first = k == 0
-            checks.append(LayerCheck(
-                label, row.label, row.output_shape, _as_rows(row, shapes[k]) if k < len(shapes) else None,
-                row.params, _count(module, counted=counted) if first else 0,
-                sum(r.fvcore_flops for r in rows) * batch if first else 0, flops.get(name, 0) if first else 0,
-            ))
-    checks += _held_by_modules(analysis, [r for r in analysis.leaves()[1:] if r.path not in seen], modules,
-                               set(matched), flops, batch)
-    covered = set(matched)
-    for name, module in modules.items():
-        weighted = not list(module.children()) and any(True for _ in module.parameters(recurse=False))
-        if name and weighted and not any(name == c or name.startswith(c + ".") for c in covered):
-            checks.append(LayerCheck(f"(model) {name}", type(module).__name__, (), (calls.get(name) or [None])[-1],
-                                     0, _count(module), 0, flops.get(name, 0)))
-    t = analysis.totals
-    output = analysis.output_shape
-    with torch.no_grad():
-        output_torch = tuple(int(d) for d in model(x).shape[1:])
-    totals = (
-        LayerCheck("(total)", "params", output, output_torch, t.params, _count(model), t.fvcore_flops * batch, flops[""]),
-        LayerCheck("(total)", "buffers", output, output, t.non_trainable, _count(model, buffers=True), 0, 0),
-    )
-    return Report(analysis, tuple(checks), totals, Counter(unsupported), None)
+    try:
+        return record(model, torch.randn(batch, *analysis.input_shape))
+    except ArchcalcError:
+        raise
+    except Exception as exc:  # the user's forward can fail in any way
+        raise SpecError(f"{target}: the model fails on a batch of {batch} at {fmt.shape(analysis.input_shape)}: "
+                        f"{type(exc).__name__}: {exception_text(exc)}") from None
 
 
-def _as_rows(row, call: tuple[Shape | None, Shape]) -> Shape:
+def _as_rows(row: Row, call: Call) -> Shape:
     """The call's output shape, in the rows' (C, H, W) order when the module ran on a channels-last view."""
-    given, out = call
-    last = lambda shape: (*shape[1:], shape[0]) if len(shape) == 3 else None  # noqa: E731
-    if out != row.output_shape and given is not None and given == last(row.input_shape) and out == last(row.output_shape):
+    if (call.output != row.output_shape and call.input is not None and call.input == channels_last(row.input_shape)
+            and call.output == channels_last(row.output_shape)):
         return row.output_shape
-    return out
+    return call.output
 
 
-def _held_by_modules(analysis: Analysis, rows: list, modules: dict, matched: set[str], flops: dict, batch: int) -> list:
+def _unmatched(modules: dict, matched: set[str], recording: Recording) -> list[LayerCheck]:
+    """One check per module with weights of its own that is not (inside) a matched module: no row computes it."""
+    checks = []
+    for name, module in modules.items():
+        if name and holds_weights(module) and not any(name == m or name.startswith(m + ".") for m in matched):
+            checks.append(LayerCheck(f"(model) {name}", type(module).__name__, (), recording.output(name),
+                                     0, parameter_count(module), 0, recording.flops.get(name, 0)))
+    return checks
+
+
+def _held_by_modules(analysis: Analysis, rows: list[Row], modules: dict, matched: set[str],
+                     recording: Recording) -> list[LayerCheck]:
     """One check per module holding rows that no module of its own computes (functional calls)."""
-    from ..torch.verify import LayerCheck
-
+    flops, batch = recording.flops, analysis.batch
     merges = match.merge_paths(analysis)
     groups: dict[str, list] = {}
     for row in rows:
@@ -129,7 +99,7 @@ def _held_by_modules(analysis: Analysis, rows: list, modules: dict, matched: set
     checks = []
     for name, held in groups.items():
         module = modules[name]
-        own_params = sum(p.numel() for p in module.parameters(recurse=False))
+        own_params = parameter_count(module, recurse=False)
         children = [child for child in modules if child != name and child.startswith(f"{name}." if name else "")
                     and "." not in child[len(name) + 1 if name else 0:]]
         own_flops = flops.get(name, 0) - sum(flops.get(child, 0) for child in children)

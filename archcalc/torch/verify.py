@@ -1,9 +1,11 @@
 """Cross-checking the calculator against a real torch model and fvcore's counts.
 
-`verify_network` builds the spec as torch modules (archcalc.torch_build), runs it once
-under fvcore's tracer and compares, layer by layer, matched by path: the output shape
-(forward hooks), the parameters (counted on the module) and the operations (fvcore's
-`by_module`) against the calculator's `output_shape`, `params` and `fvcore_flops` x batch.
+`verify_network` builds the spec as torch modules (archcalc.torch.build), runs it once
+under fvcore's tracer (archcalc.torch.record) and compares, layer by layer, matched by path:
+the output shape (forward hooks), the parameters (counted on the module) and the operations
+(fvcore's `by_module`) against the calculator's `output_shape`, `params` and `fvcore_flops`
+x batch. `compare_modules` and `compared` are the comparison; `verify --model`
+(archcalc.importers.verify_model) uses them with the user's module and its own matching.
 
 fvcore's convention (its default handles): one multiply-add is one flop for
 convolutions, linear layers and matrix products (bias not counted; a transposed
@@ -17,15 +19,16 @@ archcalc.torch.verify_render.
 """
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
-from ..core.calc import Analysis
-from ..deps import require_fvcore, require_torch
+from ..core.calc import Analysis, Row
+from ..deps import require_torch
 from ..errors import SpecError, UsageError
 from ..layers import Shape
 from .memory import check_allocation, peak_live_bytes
+from .record import Call, Recording, buffer_count, parameter_count, record
 from .rf_probe import RFCheck, receptive_field_check
 
 
@@ -86,43 +89,42 @@ class Report:
         return self.peak_live is None or self.peak_live[0] == self.peak_live[1]
 
 
-# ---- layer by layer ---------------------------------------------------------------------
+# ---- the comparison -------------------------------------------------------------------
 
-def _count(module, buffers: bool = False, counted: set[int] | None = None) -> int:
-    """Parameter (or buffer) values of `module`, each tensor once; with `counted`, those not in it, added to it."""
-    if buffers:
-        return sum(b.numel() for name, b in module.named_buffers() if not name.endswith("num_batches_tracked"))
-    if counted is None:
-        return sum(p.numel() for p in module.parameters())
-    new = [p for p in module.parameters() if id(p) not in counted]
-    counted.update(id(p) for p in new)
-    return sum(p.numel() for p in new)
+def compare_modules(matched: Mapping[str, list[Row]], modules: Mapping[str, Any], recording: Recording, batch: int,
+                    read: Callable[[Row, Call], Shape] = lambda row, call: call.output) -> list[LayerCheck]:
+    """Each module against the rows it computes, in order: the k-th row's output against the module's k-th call
+    (as `read` gives it); the module's parameters (a tensor met in an earlier module counts there, as a shared
+    layer's do in the rows) and fvcore's count for it against the first row, with the counts of all its rows.
+    A row whose module is missing (None) has nothing measured."""
+    checks = []
+    counted: set[int] = set()
+    for name, rows in matched.items():
+        module = modules.get(name)
+        calls = recording.calls.get(name, [])
+        params = None if module is None else parameter_count(module, counted)
+        flops = None if module is None else recording.flops.get(name, 0)
+        for k, row in enumerate(rows):
+            first = k == 0
+            checks.append(LayerCheck(
+                row.path if row.path == name else f"{row.path} = {name}", row.label, row.output_shape,
+                read(row, calls[k]) if k < len(calls) else None,
+                row.params, params if first else 0,
+                sum(r.fvcore_flops for r in rows) * batch if first else 0, flops if first else 0,
+            ))
+    return checks
 
 
-def trace(model, x) -> tuple[dict[str, Shape], Counter, Counter]:
-    """Output shapes per module path (batch left out), fvcore's by_module counts, unsupported ops."""
-    torch = require_torch()
-    fvnn = require_fvcore()
-    shapes: dict[str, Shape] = {}
-
-    def hook(name):
-        def record(module, inputs, output):
-            if isinstance(output, torch.Tensor):
-                shapes[name] = tuple(int(d) for d in output.shape[1:])  # ints, also while tracing
-        return record
-
-    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules()]
-    analysis = (fvnn.FlopCountAnalysis(model, x).unsupported_ops_warnings(False)
-                .uncalled_modules_warnings(False).tracer_warnings("none"))
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            by_module = analysis.by_module()
-            unsupported = analysis.unsupported_ops()
-    finally:
-        for handle in handles:
-            handle.remove()
-    return shapes, Counter({k: int(v) for k, v in by_module.items()}), Counter(unsupported)
+def compared(analysis: Analysis, model, recording: Recording, checks: list[LayerCheck], rf: RFCheck | None = None,
+             peak_live: tuple[int, int] | None = None) -> Report:
+    """The Report of `checks` and the whole network's: parameters, buffers, fvcore's total and the output."""
+    t, out = analysis.totals, analysis.output_shape
+    totals = (
+        LayerCheck("(total)", "params", out, recording.output(""), t.params, parameter_count(model),
+                   t.fvcore_flops * analysis.batch, recording.flops[""]),
+        LayerCheck("(total)", "buffers", out, out, t.non_trainable, buffer_count(model), 0, 0),
+    )
+    return Report(analysis, tuple(checks), totals, recording.unsupported, rf, peak_live)
 
 
 _TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -143,28 +145,13 @@ def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int =
     try:
         model = build_torch(analysis).eval().to(getattr(torch, dtype))
         x = torch.randn(batch, *analysis.input_shape).to(getattr(torch, dtype))
-        shapes, flops, unsupported = trace(model, x)
+        recording = record(model, x)
     except (MemoryError, RuntimeError) as exc:
         if not isinstance(exc, MemoryError) and "alloc" not in str(exc):
             raise
         raise SpecError(f"torch could not allocate the network: {str(exc).splitlines()[0][:120]}",
                         file=network.file) from None
-    modules = dict(model.named_modules())
-    checks = []
-    counted: set[int] = set()  # parameters met in an earlier row's module: a shared one counts there
-    for row in analysis.leaves()[1:]:  # the first is the input
-        module = modules.get(row.path)
-        checks.append(LayerCheck(
-            row.path, row.label, row.output_shape, shapes.get(row.path),
-            row.params, None if module is None else _count(module, counted=counted),
-            row.fvcore_flops * batch, flops.get(row.path) if module is not None else None,
-        ))
-    t = analysis.totals
-    out = analysis.output_shape
-    totals = (
-        LayerCheck("(total)", "params", out, shapes.get(""), t.params, _count(model), t.fvcore_flops * batch, flops[""]),
-        LayerCheck("(total)", "buffers", out, out, t.non_trainable, _count(model, buffers=True), 0, 0),
-    )
+    leaves = {row.path: [row] for row in analysis.leaves()[1:]}  # the first is the input
+    checks = compare_modules(leaves, dict(model.named_modules()), recording, batch)
     rf = receptive_field_check(network, analysis.input_shape) if receptive_field else None  # grown to fit
-    peak = (analysis.peak_activation_bytes, peak_live_bytes(analysis))
-    return Report(analysis, tuple(checks), totals, unsupported, rf, peak)
+    return compared(analysis, model, recording, checks, rf, (analysis.peak_activation_bytes, peak_live_bytes(analysis)))

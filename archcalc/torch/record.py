@@ -1,0 +1,92 @@
+"""What one run of a torch module shows, read the same way for `verify` (archcalc's build of a spec)
+and `verify --model` (the user's own module).
+
+`record` runs the module once, under fvcore's tracer with a forward hook on every submodule: the
+input and output shape of each call of each module, the modules with weights in the order they
+first ran (`holds_weights`), fvcore's count per module and the ops it does not count. `parameter_count` and
+`buffer_count` are what a module holds, each tensor once.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from typing import NamedTuple
+
+from ..deps import require_fvcore, require_torch
+from ..layers import Shape
+
+
+class Call(NamedTuple):
+    """One call of a module that returned a tensor; shapes leave the batch axis out."""
+
+    input: Shape | None  # None: its first argument is not a tensor
+    output: Shape
+
+
+class Recording(NamedTuple):
+    calls: dict[str, list[Call]]  # module path ('' is the model) -> each of its calls, in order
+    weighted: list[str]  # modules without children that hold parameters, in the order of their first call
+    flops: Counter  # fvcore's count per module path ('' is the model)
+    unsupported: Counter  # the ops fvcore does not count, and how often each ran
+
+    def output(self, name: str) -> Shape | None:
+        """The output shape of the last call of module `name`; None when it returned no tensor."""
+        calls = self.calls.get(name)
+        return calls[-1].output if calls else None
+
+
+def _shape(tensor) -> Shape:
+    return tuple(int(d) for d in tensor.shape[1:])  # ints, also while tracing
+
+
+def record(model, x) -> Recording:
+    """Run `model` on `x` once, under fvcore's tracer and forward hooks on all its modules."""
+    torch = require_torch()
+    fvnn = require_fvcore()
+    calls: dict[str, list[Call]] = {}
+    weighted: dict[str, None] = {}  # ordered: first call first
+
+    def hook(name: str, module):
+        weights = bool(name) and holds_weights(module)  # the model itself is not one of its layers
+
+        def record_call(module, inputs, output):
+            if isinstance(output, torch.Tensor):
+                given = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+                calls.setdefault(name, []).append(Call(None if given is None else _shape(given), _shape(output)))
+            if weights:
+                weighted.setdefault(name)
+        return record_call
+
+    handles = [m.register_forward_hook(hook(name, m)) for name, m in model.named_modules()]
+    analysis = (fvnn.FlopCountAnalysis(model, x).unsupported_ops_warnings(False)
+                .uncalled_modules_warnings(False).tracer_warnings("none"))
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            by_module = analysis.by_module()
+            unsupported = analysis.unsupported_ops()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return Recording(calls, list(weighted), Counter({k: int(v) for k, v in by_module.items()}), Counter(unsupported))
+
+
+def holds_weights(module) -> bool:
+    """A module without children that holds parameters of its own: a layer with weights."""
+    return not list(module.children()) and any(True for _ in module.parameters(recurse=False))
+
+
+def parameter_count(module, counted: set[int] | None = None, recurse: bool = True) -> int:
+    """The values of `module`'s parameters, each tensor once (recurse=False: its own, not its children's).
+    With `counted`: only the tensors not in it, which are then added to it (a shared tensor counts where it
+    was met first)."""
+    tensors = list(module.parameters(recurse=recurse))
+    if counted is not None:
+        tensors = [p for p in tensors if id(p) not in counted]
+        counted.update(id(p) for p in tensors)
+    return sum(p.numel() for p in tensors)
+
+
+def buffer_count(module) -> int:
+    """The values of `module`'s buffers (batch norm's running statistics), its step counter left out."""
+    return sum(b.numel() for name, b in module.named_buffers() if not name.endswith("num_batches_tracked"))
