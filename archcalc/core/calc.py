@@ -182,12 +182,13 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         root = walk.node(network.root, shape)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
-    _, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers, peak, _ = root
     totals = Totals(
-        params=params, non_trainable=non_trainable, macs=macs, fvcore_flops=fvcore_flops,
-        activations=math.prod(shape) + allocated, peak_activations=peak // FP32_BYTES, weight_layers=weight_layers,
+        params=root.params, non_trainable=root.non_trainable, macs=root.macs, fvcore_flops=root.fvcore_flops,
+        activations=math.prod(shape) + root.allocated, peak_activations=root.peak // FP32_BYTES,
+        weight_layers=root.weight_layers,
     )
-    return Analysis(network, shape, out, batch, dtype, totals, tuple(walk.warnings), _Walked(network, shape, walk.sums))
+    return Analysis(network, shape, root.output_shape, batch, dtype, totals, tuple(walk.warnings),
+                    _Walked(network, shape, walk.sums))
 
 
 def _check_batch_dtype(batch: int, dtype: str) -> None:
@@ -197,27 +198,37 @@ def _check_batch_dtype(batch: int, dtype: str) -> None:
         raise SpecError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPE_BYTES)})")
 
 
-# (input shape, output shape, params, non_trainable, macs, fvcore_flops, allocated, weight_layers, then the
-# fp32 peak of live activations and whether the output is the input's own memory: archcalc.core.liveness)
-Sums = tuple
+class NodeSums(NamedTuple):
+    """What the walk finds for one node: its shapes, the sums of what it holds (a group's include the
+    tensor its merge allocates), and its liveness (archcalc.core.liveness)."""
+
+    input_shape: Shape
+    output_shape: Shape
+    params: int
+    non_trainable: int
+    macs: int
+    fvcore_flops: int
+    allocated: int
+    weight_layers: int
+    peak: int  # fp32 bytes alive at once at its most while it runs, its input included
+    returns_input: bool  # its output is its input's own memory
 
 
 class _Sums:
-    """The walk every figure but the receptive field comes from: each node's shapes and the sums of what
-    it holds, by path (a group's include the tensor its merge allocates); warnings in pre-order."""
+    """The one walk every figure but the receptive field comes from: a NodeSums per node, by path;
+    warnings in pre-order."""
 
     def __init__(self):
         self.warnings: list[Note] = []
         self.counts: dict[tuple, tuple] = {}  # (fields, sums, warnings) by (fields, type, input shape)
-        self.sums: dict[str, Sums] = {}
+        self.sums: dict[str, NodeSums] = {}
 
-    def node(self, node: Node, shape: Shape) -> Sums:
+    def node(self, node: Node, shape: Shape) -> NodeSums:
         if isinstance(node, Layer):
             key = (id(node.attrs), node.type, shape)  # equal fields are one mapping (archcalc.core.spec)
             known = self.counts.get(key)
             if known is None:  # the entry holds attrs: its id stays its own
-                *counts, records = self.count(node, shape)
-                known = self.counts[key] = (node.attrs, (shape, *counts), records)
+                known = self.counts[key] = (node.attrs, *self.count(node, shape))
             _, sums, records = known
             self.sums[node.path] = sums
             if records:
@@ -230,37 +241,39 @@ class _Sums:
             part = self.node(child, out if chained else shape)
             parts.append(part)
             if chained:
-                out = part[1]
-            params += part[2]
-            non_trainable += part[3]
-            macs += part[4]
-            fvcore_flops += part[5]
-            allocated += part[6]
-            weight_layers += part[7]
+                out = part.output_shape
+            params += part.params
+            non_trainable += part.non_trainable
+            macs += part.macs
+            fvcore_flops += part.fvcore_flops
+            allocated += part.allocated
+            weight_layers += part.weight_layers
         held_input = math.prod(shape) * FP32_BYTES
         if chained:
-            peak = liveness.sequence_peak(held_input, [(p[8], p[9]) for p in parts])
+            peak = liveness.sequence_peak(held_input, [(p.peak, p.returns_input) for p in parts])
         else:
-            out = _merge_shape(node, [p[1] for p in parts])
+            out = _merge_shape(node, [p.output_shape for p in parts])
             allocated += _merged_values(node, out) or 0
-            peak = liveness.merge_peak(node.kind, held_input, [(p[8], p[9], math.prod(p[1]) * FP32_BYTES) for p in parts],
+            peak = liveness.merge_peak(node.kind, held_input, [(p.peak, p.returns_input,
+                                                                math.prod(p.output_shape) * FP32_BYTES) for p in parts],
                                        math.prod(out) * FP32_BYTES)
-        sums = self.sums[node.path] = (shape, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers,
-                                       *peak)
+        sums = self.sums[node.path] = NodeSums(shape, out, params, non_trainable, macs, fvcore_flops, allocated,
+                                               weight_layers, *peak)
         return sums
 
     @staticmethod
-    def count(node: Layer, shape: Shape) -> tuple:
-        """What a layer's row holds apart from its receptive field: the same for equal fields and input."""
+    def count(node: Layer, shape: Shape) -> tuple[NodeSums, tuple]:
+        """A layer's sums, the same for equal fields and input, and the notes on its size."""
         layer, a = REGISTRY[node.type], node.attrs
         records: list = []
         try:
             out = layer.output_shape(a, shape, records.append)
         except SpecError as exc:
             raise SpecError(f"{exc.message} (input {fmt.shape(shape)})", path=f"{node.path} ({node.type}, {node.where})") from None
-        return (out, layer.params(a, shape), layer.buffers(a, shape), layer.macs(a, shape, out),
-                layer.fvcore_flops(a, shape, out), math.prod(out) if layer.allocates else 0, int(layer.weight_layer),
-                *liveness.layer_peak(layer, a, shape, out, FP32_BYTES), tuple(records))
+        sums = NodeSums(shape, out, layer.params(a, shape), layer.buffers(a, shape), layer.macs(a, shape, out),
+                        layer.fvcore_flops(a, shape, out), math.prod(out) if layer.allocates else 0,
+                        int(layer.weight_layer), *liveness.layer_peak(layer, a, shape, out, FP32_BYTES))
+        return sums, tuple(records)
 
 
 def _merged_values(node: Group, out: Shape) -> int | None:
@@ -272,7 +285,7 @@ def _merged_values(node: Group, out: Shape) -> int | None:
 class _Walked:
     """What an analysis makes from its sums when first asked: the rows, and the peak at another dtype."""
 
-    def __init__(self, network: Network, shape: Shape, sums: dict[str, Sums]):
+    def __init__(self, network: Network, shape: Shape, sums: dict[str, NodeSums]):
         self.network, self.shape, self.sums = network, shape, sums
         self.made: tuple[Row, ...] | None = None
         self.peaks: dict[int, int] = {}  # by bytes per value
@@ -287,12 +300,12 @@ class _Walked:
 
     def peak_bytes(self, value_bytes: int) -> int:
         if value_bytes not in self.peaks:
-            self.peaks[value_bytes] = liveness.peak_bytes(self.network.root, self.sums, self.shape, value_bytes)
+            self.peaks[value_bytes] = liveness.peak_bytes(self.network.root, self.sums, value_bytes)
         return self.peaks[value_bytes]
 
 
 @paused_gc
-def _made_rows(network: Network, shape: Shape, sums: dict[str, Sums]) -> tuple[Row, ...]:
+def _made_rows(network: Network, shape: Shape, sums: dict[str, NodeSums]) -> tuple[Row, ...]:
     walk = _RowWalk(sums)
     try:
         walk.node(network.root, RF())
@@ -305,7 +318,7 @@ def _made_rows(network: Network, shape: Shape, sums: dict[str, Sums]) -> tuple[R
 class _RowWalk:
     """The rows in pre-order: each node's sums (_Sums) with its receptive field."""
 
-    def __init__(self, sums: dict[str, Sums]):
+    def __init__(self, sums: dict[str, NodeSums]):
         self.sums = sums
         self.rows: list[Row] = []
 
@@ -313,8 +326,8 @@ class _RowWalk:
         path = node.path
         sums = self.sums[path]
         if isinstance(node, Layer):
-            row = Row(path, "layer", node.type, _depth(path), True, *sums[:8],
-                      REGISTRY[node.type].receptive_field(node.attrs, rf, sums[0]))
+            row = _row(path, "layer", node.type, True, sums, REGISTRY[node.type].receptive_field(node.attrs, rf,
+                                                                                                sums.input_shape))
             self.rows.append(row)
             return row
         at = len(self.rows)
@@ -326,17 +339,23 @@ class _RowWalk:
                 out_rf = self.node(child, out_rf).rf
         else:
             children = [self.node(child, rf) for child in node.children]
-            out = sums[1]
+            out = sums.output_shape
             out_rf = merge_rf([c.rf for c in children], [_broadcast_gate(node, c.output_shape, out) for c in children],
                               path)
             values = _merged_values(node, out)
             if values is not None:
                 merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
                              out, out, 0, 0, 0, 0, values, 0, out_rf)
-        self.rows[at] = Row(path, "group", node.label, _depth(path), False, *sums[:8], out_rf)
+        self.rows[at] = _row(path, "group", node.label, False, sums, out_rf)
         if merged:
             self.rows.append(merged)
         return self.rows[at]
+
+
+def _row(path: str, kind: str, label: str, leaf: bool, sums: NodeSums, rf: RF) -> Row:
+    return Row(path, kind, label, _depth(path), leaf, sums.input_shape, sums.output_shape, params=sums.params,
+               non_trainable=sums.non_trainable, macs=sums.macs, fvcore_flops=sums.fvcore_flops,
+               allocated=sums.allocated, weight_layers=sums.weight_layers, rf=rf)
 
 
 def _broadcast_gate(node: Group, shape: Shape, out: Shape) -> bool:
