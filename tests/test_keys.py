@@ -72,7 +72,7 @@ LITERAL = ("title", "description", "comment", "meta", "input", "params", "source
 @pytest.mark.parametrize("table, place, names", [
     (keys.DOCUMENT, _top, LITERAL),
     (keys.VARIANT, _variant, LITERAL),
-    (keys.EXPECT, _expect, ("what", "source", "layer", "wrong", "note")),
+    (keys.expect_keys(), _expect, ("what", "source", "layer", "wrong", "note")),
 ])
 def test_loader_and_schema_agree_on_documents_from_the_tables(validator, table, place, names):
     cases = documents_for({k: v for k, v in table.items() if k in names}, place)

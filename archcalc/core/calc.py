@@ -15,13 +15,14 @@ Conventions (the README spells them out):
 from __future__ import annotations
 
 import math
+import operator
 from typing import NamedTuple
 
 from .. import fmt
 from ..errors import SpecError
 from ..layers import REGISTRY, RF, Shape, merge_rf
 from ..layers.notes import SizeNote, notes_for
-from . import liveness
+from . import liveness, quantities
 from .alloc import paused_gc
 from .spec import Group, Layer, Network, Node
 
@@ -31,12 +32,16 @@ FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
 Note = SizeNote  # a warning or a note about one layer (archcalc.layers.notes)
 
 
+@quantities.expose
 class Row(NamedTuple):
     """One layer, a group with the totals of what it holds, the input, or a merged tensor.
 
     kind: "input", "layer", "group" or "merge" (the tensor a concat or mul allocates, a row of
     its own so that the leaves add up). label: what a table shows as the type: the layer type,
-    the block name or the group's kind.
+    the block name or the group's kind. `counts` holds the counted quantities
+    (archcalc.core.quantities), each also an attribute: `row.params`, `row.macs`, `row.activations`
+    (the values the node allocates, per image: the cs231n convention), `row.weight_layers` ...;
+    so are the quantities derived from them (`row.params_keras`, `row.flops`).
 
     A named tuple, as the nodes are (archcalc.core.spec): a network has a row per node.
     """
@@ -48,12 +53,7 @@ class Row(NamedTuple):
     leaf: bool
     input_shape: Shape
     output_shape: Shape
-    params: int
-    non_trainable: int
-    macs: int
-    fvcore_flops: int
-    allocated: int  # elements this node allocates, per image (the cs231n convention)
-    weight_layers: int  # conv and linear layers in this node
+    counts: tuple[int, ...]  # per image, in the order of archcalc.core.quantities.counted()
     rf: RF
 
     @property
@@ -62,28 +62,20 @@ class Row(NamedTuple):
         return self.label if self.kind == "layer" else None
 
     @property
-    def params_keras(self) -> int:
-        return self.params + self.non_trainable
+    def allocated(self) -> int:
+        """The values this node allocates, per image: its activations."""
+        return self.activations  # type: ignore[attr-defined]
 
 
+@quantities.expose
 class Totals(NamedTuple):
-    """The network's sums over its layers; counts per image (see Analysis for bytes at a batch and dtype)."""
+    """The network's sums over its layers, its input included; counts per image (see Analysis for
+    bytes at a batch and dtype). Each counted quantity (archcalc.core.quantities) is an attribute:
+    `totals.params`, `totals.macs`, `totals.activations` (values, the input's included) ..., as are
+    those derived from them (`totals.params_keras`, `totals.flops`)."""
 
-    params: int
-    non_trainable: int
-    macs: int
-    fvcore_flops: int
-    activations: int  # elements per image, input included
+    counts: tuple[int, ...]  # in the order of archcalc.core.quantities.counted()
     peak_activations: int  # most fp32 values alive at once in an inference pass, per image (liveness)
-    weight_layers: int  # conv and linear layers
-
-    @property
-    def params_keras(self) -> int:
-        return self.params + self.non_trainable
-
-    @property
-    def flops(self) -> int:
-        return 2 * self.macs
 
 
 class Analysis(NamedTuple):
@@ -125,11 +117,11 @@ class Analysis(NamedTuple):
 
     @property
     def weights_bytes(self) -> int:
-        return (self.totals.params + self.totals.non_trainable) * self.bytes_per_value
+        return quantities.figure(quantities.QUANTITIES["weights_bytes"], self)
 
     @property
     def activation_bytes(self) -> int:
-        return self.totals.activations * self.batch * self.bytes_per_value
+        return quantities.figure(quantities.QUANTITIES["activation_bytes"], self)
 
     @property
     def peak_activation_bytes(self) -> int:
@@ -182,11 +174,7 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         root = walk.node(network.root, shape)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
-    totals = Totals(
-        params=root.params, non_trainable=root.non_trainable, macs=root.macs, fvcore_flops=root.fvcore_flops,
-        activations=math.prod(shape) + root.allocated, peak_activations=root.peak // FP32_BYTES,
-        weight_layers=root.weight_layers,
-    )
+    totals = Totals(walk.add(root.counts, quantities.input_counts(shape)), root.peak // FP32_BYTES)
     return Analysis(network, shape, root.output_shape, batch, dtype, totals, tuple(walk.warnings),
                     _Walked(network, shape, walk.sums))
 
@@ -199,17 +187,12 @@ def _check_batch_dtype(batch: int, dtype: str) -> None:
 
 
 class NodeSums(NamedTuple):
-    """What the walk finds for one node: its shapes, the sums of what it holds (a group's include the
-    tensor its merge allocates), and its liveness (archcalc.core.liveness)."""
+    """What the walk finds for one node: its shapes, the counted quantities it holds (a group's include
+    what its merge adds: the tensor a concat allocates), and its liveness (archcalc.core.liveness)."""
 
     input_shape: Shape
     output_shape: Shape
-    params: int
-    non_trainable: int
-    macs: int
-    fvcore_flops: int
-    allocated: int
-    weight_layers: int
+    counts: tuple[int, ...]  # in the order of archcalc.core.quantities.counted()
     peak: int  # fp32 bytes alive at once at its most while it runs, its input included
     returns_input: bool  # its output is its input's own memory
 
@@ -222,6 +205,9 @@ class _Sums:
         self.warnings: list[Note] = []
         self.counts: dict[tuple, tuple] = {}  # (fields, sums, warnings) by (fields, type, input shape)
         self.sums: dict[str, NodeSums] = {}
+        self.layer_counts = quantities.layer_counter()
+        self.add = quantities.adder()
+        self.zeros = quantities.zero_counts()
 
     def node(self, node: Node, shape: Shape) -> NodeSums:
         if isinstance(node, Layer):
@@ -234,35 +220,28 @@ class _Sums:
             if records:
                 self.warnings.extend(notes_for(node.path, node.type, records))
             return sums
-        params = non_trainable = macs = fvcore_flops = allocated = weight_layers = 0
         parts = []
+        counts = self.zeros
         out, chained = shape, node.kind == "sequence"
         for child in node.children:
             part = self.node(child, out if chained else shape)
             parts.append(part)
+            counts = self.add(counts, part.counts)
             if chained:
                 out = part.output_shape
-            params += part.params
-            non_trainable += part.non_trainable
-            macs += part.macs
-            fvcore_flops += part.fvcore_flops
-            allocated += part.allocated
-            weight_layers += part.weight_layers
         held_input = math.prod(shape) * FP32_BYTES
         if chained:
-            peak = liveness.sequence_peak(held_input, [(p.peak, p.returns_input) for p in parts])
+            peak = liveness.sequence_peak(held_input, map(_LIVENESS, parts))
         else:
             out = _merge_shape(node, [p.output_shape for p in parts])
-            allocated += _merged_values(node, out) or 0
+            counts = self.add(counts, quantities.merge_counts(node.kind, out))
             peak = liveness.merge_peak(node.kind, held_input, [(p.peak, p.returns_input,
                                                                 math.prod(p.output_shape) * FP32_BYTES) for p in parts],
                                        math.prod(out) * FP32_BYTES)
-        sums = self.sums[node.path] = NodeSums(shape, out, params, non_trainable, macs, fvcore_flops, allocated,
-                                               weight_layers, *peak)
+        sums = self.sums[node.path] = _new(NodeSums, (shape, out, counts, *peak))
         return sums
 
-    @staticmethod
-    def count(node: Layer, shape: Shape) -> tuple[NodeSums, tuple]:
+    def count(self, node: Layer, shape: Shape) -> tuple[NodeSums, tuple]:
         """A layer's sums, the same for equal fields and input, and the notes on its size."""
         layer, a = REGISTRY[node.type], node.attrs
         records: list = []
@@ -270,10 +249,13 @@ class _Sums:
             out = layer.output_shape(a, shape, records.append)
         except SpecError as exc:
             raise SpecError(f"{exc.message} (input {fmt.shape(shape)})", path=f"{node.path} ({node.type}, {node.where})") from None
-        sums = NodeSums(shape, out, layer.params(a, shape), layer.buffers(a, shape), layer.macs(a, shape, out),
-                        layer.fvcore_flops(a, shape, out), math.prod(out) if layer.allocates else 0,
-                        int(layer.weight_layer), *liveness.layer_peak(layer, a, shape, out, FP32_BYTES))
+        counts = self.layer_counts(layer, a, shape, out)
+        sums = _new(NodeSums, (shape, out, counts, *liveness.layer_peak(layer, a, shape, out, FP32_BYTES)))
         return sums, tuple(records)
+
+
+_LIVENESS = operator.attrgetter("peak", "returns_input")
+_new = tuple.__new__  # _new(NodeSums, fields): a NodeSums without the frame of a named tuple's __new__ (one per node)
 
 
 def _merged_values(node: Group, out: Shape) -> int | None:
@@ -311,7 +293,7 @@ def _made_rows(network: Network, shape: Shape, sums: dict[str, NodeSums]) -> tup
         walk.node(network.root, RF())
     except SpecError as exc:
         raise exc.located(file=network.file) from None
-    first = Row("input", "input", "input", 0, True, shape, shape, 0, 0, 0, 0, math.prod(shape), 0, RF())
+    first = Row("input", "input", "input", 0, True, shape, shape, quantities.input_counts(shape), RF())
     return (first, *walk.rows[1:])  # walk.rows[0] is the root: the network itself, whose row is the totals
 
 
@@ -345,7 +327,7 @@ class _RowWalk:
             values = _merged_values(node, out)
             if values is not None:
                 merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
-                             out, out, 0, 0, 0, 0, values, 0, out_rf)
+                             out, out, quantities.merge_counts(node.kind, out), out_rf)
         self.rows[at] = _row(path, "group", node.label, False, sums, out_rf)
         if merged:
             self.rows.append(merged)
@@ -353,9 +335,7 @@ class _RowWalk:
 
 
 def _row(path: str, kind: str, label: str, leaf: bool, sums: NodeSums, rf: RF) -> Row:
-    return Row(path, kind, label, _depth(path), leaf, sums.input_shape, sums.output_shape, params=sums.params,
-               non_trainable=sums.non_trainable, macs=sums.macs, fvcore_flops=sums.fvcore_flops,
-               allocated=sums.allocated, weight_layers=sums.weight_layers, rf=rf)
+    return Row(path, kind, label, _depth(path), leaf, sums.input_shape, sums.output_shape, sums.counts, rf)
 
 
 def _broadcast_gate(node: Group, shape: Shape, out: Shape) -> bool:
@@ -369,26 +349,33 @@ def _depth(path: str) -> int:
 
 
 def _merge_shape(node: Group, shapes: list[Shape]) -> Shape:
-    listed = ", ".join(fmt.shape(s) for s in shapes)
-    where = f"{node.path or 'network'} ({node.kind}, {node.where})"
     if node.kind == "concat":
         if len({len(s) for s in shapes}) != 1 or len({s[1:] for s in shapes}) != 1:
-            raise SpecError(f"concat needs equal sizes apart from the channels, got {listed}", path=where)
+            raise _merge_error(node, shapes, "concat needs equal sizes apart from the channels, got")
         return (sum(s[0] for s in shapes), *shapes[0][1:])
     if node.kind == "add":
         if len(set(shapes)) != 1:
-            raise SpecError(f"add needs equal shapes, got {listed}", path=where)
+            raise _merge_error(node, shapes, "add needs equal shapes, got")
         return shapes[0]
-    return _broadcast(shapes, listed, where)
+    out = _broadcast(shapes)
+    if out is None:
+        raise _merge_error(node, shapes, "mul cannot broadcast")
+    return out
 
 
-def _broadcast(shapes: list[Shape], listed: str, where: str) -> Shape:
+def _merge_error(node: Group, shapes: list[Shape], what: str) -> SpecError:
+    listed = ", ".join(fmt.shape(s) for s in shapes)
+    return SpecError(f"{what} {listed}", path=f"{node.path or 'network'} ({node.kind}, {node.where})")
+
+
+def _broadcast(shapes: list[Shape]) -> Shape | None:
+    """The shape `shapes` broadcast to (a shorter one padded with ones on the left); None when they do not."""
     rank = max(len(s) for s in shapes)
     padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
     out = []
     for dims in zip(*padded):
         sizes = {d for d in dims if d != 1}
         if len(sizes) > 1:
-            raise SpecError(f"mul cannot broadcast {listed}", path=where)
+            return None
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)

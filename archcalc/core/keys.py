@@ -24,6 +24,7 @@ from .kinds import (
     quoted,
     shown,
 )
+from .quantities import expect_names, per_table, takes_batch, takes_dtype
 
 
 class Key(NamedTuple):
@@ -53,54 +54,79 @@ NODES = Structure(ref("nodes"), "a list", list)
 
 # ---- figures: a published value, or a budget ------------------------------------------------
 
-EXPECT_WHATS = (
-    "params", "params_keras", "non_trainable", "macs", "flops", "fvcore_flops",
-    "output_shape", "activations", "peak_activations", "weights_bytes", "activation_bytes",
-    "peak_activation_bytes", "layers", "receptive_field",
-)
+# What `what` may name, and which names take `batch`, `dtype` or no `layer`, is what the quantities'
+# declarations say (archcalc.core.quantities): the tables below are made from them.
 UNITS = ("K", "M", "G", "MB", "MiB")
 DTYPES = ("fp32", "fp16", "bf16", "int8")  # the keys of archcalc.core.calc.DTYPE_BYTES
-BATCHED = ("activations", "peak_activations", "activation_bytes", "peak_activation_bytes")  # take `batch`
-SIZED = ("weights_bytes", "activation_bytes", "peak_activation_bytes")  # take `dtype`
-WHOLE_NETWORK = ("peak_activations", "activation_bytes", "peak_activation_bytes", "layers")  # no `layer`
 PUBLISHED_ONLY = ("unit", "wrong", "significant", "rounding")  # how a source writes a figure: not for budgets
 
-EXPECT = table(
-    Key("what", Choice(*EXPECT_WHATS), "the quantity: each names its convention (params or params_keras)", required=True),
-    Key("value", Structure({}, "a number or a shape"), "a published figure, as the source writes it (needs source)"),
-    Key("min", Number(), "a budget: the computed figure is at least this (needs reason)"),
-    Key("max", Number(), "a budget: the computed figure is at most this (needs reason)"),
-    Key("source", Text(non_empty=True), "who published the figure, and where"),
-    Key("reason", Text(non_empty=True), "why the budget holds: what it protects"),
-    Key("batch", Integer(minimum=1), f"the batch of a memory figure ({', '.join(BATCHED)}; default 1)"),
-    Key("dtype", Choice(*DTYPES), f"the bytes per value of a memory figure ({', '.join(SIZED)}; default fp32)"),
-    Key("unit", Choice(*UNITS), "the unit the source writes the figure in"),
-    Key("layer", Text(), "the row the figure is about (default: the whole network)"),
-    Key("wrong", Boolean(), "the source's figure is known to be wrong"),
-    Key("note", Text()),
-    Key("significant", Integer(minimum=1, maximum=17), "the figure is written to this many significant digits (60 M for 60,965,224)"),
-    Key("rounding", Choice("nearest", "down"), "how the source rounded the figure: to the nearest, or down (cut)"),
-)
+
+def batched() -> tuple[str, ...]:
+    """The names that take a `batch`."""
+    return expect_names(takes_batch)
+
+
+def sized() -> tuple[str, ...]:
+    """The names that take a `dtype`."""
+    return expect_names(takes_dtype)
+
+
+def whole_network() -> tuple[str, ...]:
+    """The names that take no `layer`."""
+    return expect_names(lambda q: q.whole_network)
+
+
+def shapes() -> tuple[str, ...]:
+    """The names whose figure is a shape: a published value, never a budget."""
+    return expect_names(lambda q: q.unit == "shape")
+
+
+@per_table
+def expect_keys() -> dict[str, Key]:
+    """The keys of an `expect` entry."""
+    return table(
+        Key("what", Choice(*expect_names()), "the quantity: each names its convention (params or params_keras)",
+            required=True),
+        Key("value", Structure({}, "a number or a shape"), "a published figure, as the source writes it (needs source)"),
+        Key("min", Number(), "a budget: the computed figure is at least this (needs reason)"),
+        Key("max", Number(), "a budget: the computed figure is at most this (needs reason)"),
+        Key("source", Text(non_empty=True), "who published the figure, and where"),
+        Key("reason", Text(non_empty=True), "why the budget holds: what it protects"),
+        Key("batch", Integer(minimum=1), f"the batch of a memory figure ({', '.join(batched())}; default 1)"),
+        Key("dtype", Choice(*DTYPES), f"the bytes per value of a memory figure ({', '.join(sized())}; default fp32)"),
+        Key("unit", Choice(*UNITS), "the unit the source writes the figure in"),
+        Key("layer", Text(), "the row the figure is about (default: the whole network)"),
+        Key("wrong", Boolean(), "the source's figure is known to be wrong"),
+        Key("note", Text()),
+        Key("significant", Integer(minimum=1, maximum=17),
+            "the figure is written to this many significant digits (60 M for 60,965,224)"),
+        Key("rounding", Choice("nearest", "down"), "how the source rounded the figure: to the nearest, or down (cut)"),
+    )
 
 
 def _present(*names: str) -> dict:
     return {"anyOf": [{"required": [name]} for name in names]}
 
 
-# What the key table alone cannot say, for the schema: a published value with its source, or a budget
-# (min and/or max) with its reason; batch, dtype and layer only where they mean something.
-EXPECT_RULES = {
-    "oneOf": [
-        {"required": ["value", "source"], "not": _present("min", "max")},
-        {"required": ["reason"], **_present("min", "max"), "not": _present("value", *PUBLISHED_ONLY)},
-    ],
-    "allOf": [
-        {"if": {"required": ["batch"]}, "then": {"properties": {"what": {"enum": list(BATCHED)}}}},
-        {"if": {"required": ["dtype"]}, "then": {"properties": {"what": {"enum": list(SIZED)}}}},
-        {"if": {"required": ["layer"]}, "then": {"properties": {"what": {"not": {"enum": list(WHOLE_NETWORK)}}}}},
-        {"if": {"properties": {"what": {"const": "output_shape"}}, "required": ["what"]}, "then": {"not": _present("min", "max")}},
-    ],
-}
+@per_table
+def expect_rules() -> dict:
+    """What the key table alone cannot say, for the schema: a published value with its source, or a budget
+    (min and/or max) with its reason; batch, dtype and layer only where they mean something."""
+    return {
+        "oneOf": [
+            {"required": ["value", "source"], "not": _present("min", "max")},
+            {"required": ["reason"], **_present("min", "max"), "not": _present("value", *PUBLISHED_ONLY)},
+        ],
+        "allOf": [
+            {"if": {"required": ["batch"]}, "then": {"properties": {"what": {"enum": list(batched())}}}},
+            {"if": {"required": ["dtype"]}, "then": {"properties": {"what": {"enum": list(sized())}}}},
+            {"if": {"required": ["layer"]}, "then": {"properties": {"what": {"not": {"enum": list(whole_network())}}}}},
+            *({"if": {"properties": {"what": {"const": name}}, "required": ["what"]}, "then": {"not": _present("min", "max")}}
+              for name in shapes()),
+        ],
+    }
+
+
 EXPECTS = Structure({"type": "array", "items": ref("expect")}, "a list of published figures", list)
 
 # ---- documents, variants, blocks -------------------------------------------------------------
@@ -208,10 +234,10 @@ def _plan(keys: Mapping[str, Key]) -> tuple[tuple[Key, ...], tuple[Key, ...]]:
 def check_expect_value(item: Mapping[str, Any], where: str) -> None:
     """What the key table alone cannot say: a published value or a budget, and how the keys go together."""
     what = item["what"]
-    for key, allowed in (("batch", BATCHED), ("dtype", SIZED)):
+    for key, allowed in (("batch", batched()), ("dtype", sized())):
         if key in item and what not in allowed:
             raise SpecError(f"{where}.{key}: goes with a memory figure ({', '.join(allowed)}), not {what}")
-    if "layer" in item and what in WHOLE_NETWORK:
+    if "layer" in item and what in whole_network():
         raise SpecError(f"{where}.layer: {what} is a figure of the whole network")
     if "min" in item or "max" in item:
         _check_budget(item, where)
@@ -239,8 +265,8 @@ def _check_budget(item: Mapping[str, Any], where: str) -> None:
     for key in PUBLISHED_ONLY:
         if key in item:
             raise SpecError(f"{where}.{key}: goes with a published value, not a budget")
-    if item["what"] == "output_shape":
-        raise SpecError(f"{where}: output_shape takes a value, not a budget")
+    if item["what"] in shapes():
+        raise SpecError(f"{where}: {item['what']} takes a value, not a budget")
     low, high = item.get("min"), item.get("max")
     if low is not None and high is not None and low > high:
         raise SpecError(f"{where}: min {shown(low)} is above max {shown(high)}")

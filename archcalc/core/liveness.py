@@ -13,7 +13,7 @@ into a new tensor (an add of k branches keeps two partial sums from the third on
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..layers import REGISTRY
 from .spec import Layer, Node
@@ -46,7 +46,7 @@ def layer_peak(layer, attrs, shape, out, value_bytes: int) -> tuple[int, bool]:
     return held_input + layer.live_bytes(attrs, shape, out, value_bytes), False
 
 
-def sequence_peak(held_input: int, parts: list[tuple[int, bool]]) -> tuple[int, bool]:
+def sequence_peak(held_input: int, parts: Iterable[tuple[int, bool]]) -> tuple[int, bool]:
     """`parts`: each child's (peak, returns its input)."""
     top, alias = held_input, True
     for peak, child_alias in parts:

@@ -9,12 +9,12 @@ from .keys import (
     BLOCK,
     BLOCK_USE,
     DOCUMENT,
-    EXPECT,
-    EXPECT_RULES,
     MERGE,
     SEQUENCE,
     VARIANT,
     Key,
+    expect_keys,
+    expect_rules,
     layer_keys,
     ref,
 )
@@ -58,7 +58,7 @@ def build_schema() -> dict:
         "sequence": _object(SEQUENCE, "nodes applied one after the other"),
         "block": _object(BLOCK),
         "variant": _object(VARIANT),
-        "expect": {**_object(EXPECT), **EXPECT_RULES},
+        "expect": {**_object(expect_keys()), **expect_rules()},
         **{f"layer_{n}": s for n, s in layers.items()},
     }
     return {

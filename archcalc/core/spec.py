@@ -37,13 +37,13 @@ from .keys import (
     BLOCK,
     BLOCK_USE,
     DOCUMENT,
-    EXPECT,
     MERGE,
     MERGES,
     SEQUENCE,
     VARIANT,
     check_expect_value,
     check_keys,
+    expect_keys,
     layer_keys,
 )
 from .kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
@@ -369,7 +369,7 @@ def _expects(raw: list, where: str) -> Iterator[Expect]:
     for i, item in enumerate(raw):
         here = f"{where}[{i}]"
         Object().check(item, here)
-        check_keys(item, EXPECT, here)
+        check_keys(item, expect_keys(), here)
         check_expect_value(item, here)
         yield Expect.from_item(item)
 
