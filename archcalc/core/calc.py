@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from .. import fmt
 from ..errors import SpecError
-from ..layers import REGISTRY, RF, Shape, merge_rf
+from ..layers import MERGES, REGISTRY, RF, Shape
 from ..layers.notes import SizeNote, notes_for
 from . import liveness, quantities
 from .alloc import paused_gc
@@ -233,10 +233,11 @@ class _Sums:
         if chained:
             peak = liveness.sequence_peak(held_input, map(_LIVENESS, parts))
         else:
+            merge = MERGES[node.kind]
             out = _merge_shape(node, [p.output_shape for p in parts])
-            counts = self.add(counts, quantities.merge_counts(node.kind, out))
-            peak = liveness.merge_peak(node.kind, held_input, [(p.peak, p.returns_input,
-                                                                math.prod(p.output_shape) * FP32_BYTES) for p in parts],
+            counts = self.add(counts, quantities.merge_counts(merge, out))
+            peak = liveness.merge_peak(merge, held_input, [(p.peak, p.returns_input,
+                                                            math.prod(p.output_shape) * FP32_BYTES) for p in parts],
                                        math.prod(out) * FP32_BYTES)
         sums = self.sums[node.path] = _new(NodeSums, (shape, out, counts, *peak))
         return sums
@@ -256,12 +257,6 @@ class _Sums:
 
 _LIVENESS = operator.attrgetter("peak", "returns_input")
 _new = tuple.__new__  # _new(NodeSums, fields): a NodeSums without the frame of a named tuple's __new__ (one per node)
-
-
-def _merged_values(node: Group, out: Shape) -> int | None:
-    """The values of the tensor a concat or mul allocates (a row of its own, so that the leaves add up);
-    None for an add, which accumulates into its first branch."""
-    return None if node.kind == "add" else math.prod(out)
 
 
 class _Walked:
@@ -320,14 +315,13 @@ class _RowWalk:
             for child in node.children:
                 out_rf = self.node(child, out_rf).rf
         else:
+            merge = MERGES[node.kind]
             children = [self.node(child, rf) for child in node.children]
             out = sums.output_shape
-            out_rf = merge_rf([c.rf for c in children], [_broadcast_gate(node, c.output_shape, out) for c in children],
-                              path)
-            values = _merged_values(node, out)
-            if values is not None:
+            out_rf = merge.receptive_field([c.rf for c in children], [c.output_shape for c in children], out, path)
+            if merge.allocates:  # the tensor it allocates: a row of its own, so that the leaves add up
                 merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
-                             out, out, quantities.merge_counts(node.kind, out), out_rf)
+                             out, out, quantities.merge_counts(merge, out), out_rf)
         self.rows[at] = _row(path, "group", node.label, False, sums, out_rf)
         if merged:
             self.rows.append(merged)
@@ -338,44 +332,12 @@ def _row(path: str, kind: str, label: str, leaf: bool, sums: NodeSums, rf: RF) -
     return Row(path, kind, label, _depth(path), leaf, sums.input_shape, sums.output_shape, sums.counts, rf)
 
 
-def _broadcast_gate(node: Group, shape: Shape, out: Shape) -> bool:
-    """A branch of a mul whose output is broadcast over the positions (a squeeze-and-excitation gate)."""
-    padded = (1,) * (len(out) - len(shape)) + tuple(shape)
-    return node.kind == "mul" and len(out) == 3 and padded[1:] != out[1:]
-
-
 def _depth(path: str) -> int:
     return path.count(".") + 1 if path else 0
 
 
 def _merge_shape(node: Group, shapes: list[Shape]) -> Shape:
-    if node.kind == "concat":
-        if len({len(s) for s in shapes}) != 1 or len({s[1:] for s in shapes}) != 1:
-            raise _merge_error(node, shapes, "concat needs equal sizes apart from the channels, got")
-        return (sum(s[0] for s in shapes), *shapes[0][1:])
-    if node.kind == "add":
-        if len(set(shapes)) != 1:
-            raise _merge_error(node, shapes, "add needs equal shapes, got")
-        return shapes[0]
-    out = _broadcast(shapes)
-    if out is None:
-        raise _merge_error(node, shapes, "mul cannot broadcast")
-    return out
-
-
-def _merge_error(node: Group, shapes: list[Shape], what: str) -> SpecError:
-    listed = ", ".join(fmt.shape(s) for s in shapes)
-    return SpecError(f"{what} {listed}", path=f"{node.path or 'network'} ({node.kind}, {node.where})")
-
-
-def _broadcast(shapes: list[Shape]) -> Shape | None:
-    """The shape `shapes` broadcast to (a shorter one padded with ones on the left); None when they do not."""
-    rank = max(len(s) for s in shapes)
-    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
-    out = []
-    for dims in zip(*padded):
-        sizes = {d for d in dims if d != 1}
-        if len(sizes) > 1:
-            return None
-        out.append(sizes.pop() if sizes else 1)
-    return tuple(out)
+    try:
+        return MERGES[node.kind].output_shape(shapes)
+    except SpecError as exc:
+        raise SpecError(exc.message, path=f"{node.path or 'network'} ({node.kind}, {node.where})") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping, NamedTuple
 
 from ..errors import SpecError
+from ..layers.merge import MERGES
 from .kinds import (
     Boolean,
     Choice,
@@ -171,13 +172,23 @@ COMMON = table(
     Key("index", Text(), "a variable holding the repetition's position"),
     Key("comment", Text()),
 )
-MERGES = ("concat", "add", "mul")
-MERGE = table(
-    Key("type", Choice(*MERGES), required=True),
-    *COMMON.values(),
-    Key("branches", Structure({"type": "array", "minItems": 2, "items": {"anyOf": [ref("nodes"), ref("node")]}},
-                              "a list of branches", list), "branches applied to the same input", required=True),
-)
+_MERGE_KEYS: dict[tuple[str, ...], dict[str, Key]] = {}  # by the names of the merge types
+
+
+def merge_keys() -> dict[str, Key]:
+    """The keys of a merge node: its type is one of the merge types (archcalc.layers.merge)."""
+    names = tuple(MERGES)
+    keys = _MERGE_KEYS.get(names)
+    if keys is None:
+        keys = _MERGE_KEYS[names] = table(
+            Key("type", Choice(*names), required=True),
+            *COMMON.values(),
+            Key("branches", Structure({"type": "array", "minItems": 2, "items": {"anyOf": [ref("nodes"), ref("node")]}},
+                                      "a list of branches", list), "branches applied to the same input", required=True),
+        )
+    return keys
+
+
 BLOCK_USE = table(
     Key("block", Text(), required=True),
     Key("args", Object()),

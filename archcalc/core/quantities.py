@@ -272,7 +272,7 @@ declare(Quantity(
 declare(Quantity(
     "activations", "values a node allocates (the cs231n convention; the totals count the input too)",
     layer=lambda t, a, shape, out: math.prod(out) if t.allocates else 0,
-    merge=lambda kind, out: 0 if kind == "add" else math.prod(out), network_input=math.prod, batched=True,
+    merge=lambda merge, out: merge.allocated_values(out), network_input=math.prod, batched=True,
     per_image="activations_per_image", per_batch="activations_per_batch", header="Activations", drop=3,
     expect="activations", memory=True))
 declare(Quantity(

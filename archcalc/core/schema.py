@@ -9,13 +9,13 @@ from .keys import (
     BLOCK,
     BLOCK_USE,
     DOCUMENT,
-    MERGE,
     SEQUENCE,
     VARIANT,
     Key,
     expect_keys,
     expect_rules,
     layer_keys,
+    merge_keys,
     ref,
 )
 
@@ -53,7 +53,7 @@ def build_schema() -> dict:
     defs: dict[str, Any] = {
         "node": {"oneOf": [ref(f"layer_{n}") for n in layers] + [ref("merge"), ref("block_use"), ref("sequence")]},
         "nodes": {"type": "array", "items": ref("node")},
-        "merge": _object(MERGE, "branches applied to the same input, then merged"),
+        "merge": _object(merge_keys(), "branches applied to the same input, then merged"),
         "block_use": _object(BLOCK_USE, "an instance of a named block"),
         "sequence": _object(SEQUENCE, "nodes applied one after the other"),
         "block": _object(BLOCK),

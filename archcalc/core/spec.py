@@ -37,7 +37,6 @@ from .keys import (
     BLOCK,
     BLOCK_USE,
     DOCUMENT,
-    MERGE,
     MERGES,
     SEQUENCE,
     VARIANT,
@@ -45,6 +44,7 @@ from .keys import (
     check_keys,
     expect_keys,
     layer_keys,
+    merge_keys,
 )
 from .kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
 from .reading import read_json
@@ -588,7 +588,7 @@ class _Context:
         return self.reads_of_blocks[name]
 
     def merge(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Group:
-        check_keys(raw, MERGE, where)
+        check_keys(raw, merge_keys(), where)
         branches = raw["branches"]
         if len(branches) < 2:
             raise SpecError(f"{where}.branches: {raw['type']} needs at least two branches, got {len(branches)}")

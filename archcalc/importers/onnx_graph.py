@@ -13,12 +13,11 @@ from .. import fmt
 from ..core.reading import read_bytes
 from ..deps import require
 from ..errors import SpecError
-from ..layers import Shape
+from ..layers import MERGES, Shape
 from .graph import INPUT, Graph, Node, Op, fold_permutes, to_spec
 from .onnx_sequences import outer_inputs, rewrite
 
 ONNX_BYTES = 2**31  # protobuf's limit for one message: an ONNX file without external data
-MERGES = {"Add": "add", "Sum": "add", "Concat": "concat", "Mul": "mul"}
 METADATA = {"Shape", "Size"}
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}  # a no-op when the per-image shape stays
 SETTINGS = {"Clip", "Pad", "Resize", "Upsample", "Reshape", "ReduceMean", "Squeeze", "Unsqueeze", "Dropout"}
@@ -193,8 +192,8 @@ class _Reader:
         ids = tuple(self.ids[i] for i in data)
         path = (*scope, own)
         attrs = self.attrs(node)
-        if node.op_type in MERGES and len(data) >= 2:
-            kind = MERGES[node.op_type]
+        kind = next((merge.name for merge in MERGES.values() if node.op_type in merge.onnx_ops), None)
+        if kind and len(data) >= 2:
             if kind == "concat" and attrs.get("axis") % (len(input_shape or ()) + 1) != 1:
                 raise SpecError(f"{where}: Concat along axis {attrs.get('axis')}; archcalc joins along the channels (axis 1)")
             if kind == "mul" and self._silu(node, data):
