@@ -62,21 +62,25 @@ DTYPES = ("fp32", "fp16", "bf16", "int8")  # the keys of archcalc.core.calc.DTYP
 PUBLISHED_ONLY = ("unit", "wrong", "significant", "rounding")  # how a source writes a figure: not for budgets
 
 
+@per_table
 def batched() -> tuple[str, ...]:
     """The names that take a `batch`."""
     return expect_names(takes_batch)
 
 
+@per_table
 def sized() -> tuple[str, ...]:
     """The names that take a `dtype`."""
     return expect_names(takes_dtype)
 
 
+@per_table
 def whole_network() -> tuple[str, ...]:
     """The names that take no `layer`."""
     return expect_names(lambda q: q.whole_network)
 
 
+@per_table
 def shapes() -> tuple[str, ...]:
     """The names whose figure is a shape: a published value, never a budget."""
     return expect_names(lambda q: q.unit == "shape")

@@ -20,7 +20,6 @@ The calculator (archcalc.core.calc), the formats (archcalc.render) and a spec's 
 (archcalc.core.keys, archcalc.core.figures) read this table: a new quantity is its declaration
 here and its per-layer rule. `declared(...)` adds quantities for the length of a `with` block.
 """
-from __future__ import annotations
 
 import contextlib
 import functools
