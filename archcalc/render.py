@@ -17,82 +17,22 @@ from .core import quantities
 from .core.alloc import paused_gc
 from .core.calc import Analysis, Row
 from .core.quantities import QUANTITIES, Quantity
+from .core.records import (  # noqa: F401  (the formats of archcalc.render, as they always were)
+    OPTIONAL_INTEGER_KEYS,
+    configuration_record,
+    dataframe,
+    each_configuration,
+    integer_keys,
+    layer_keys,
+    layer_record,
+    to_json,
+)
 from .errors import one_line
 
 FORMATS = ("text", "markdown", "csv", "json")
 
 
-# ---- records: one per layer, one per configuration -------------------------------------------
-
-def layer_record(row: Row, convention: str = "torchvision") -> dict[str, Any]:
-    """A row as JSON holds it (exact integers); CSV and the DataFrame hold the same keys."""
-    dims = tuple(row.output_shape)
-    size, spatial = row.rf.size, row.rf.spatial_size
-    return {
-        "path": row.path,
-        "type": row.label,
-        "output_shape": list(dims),
-        "channels": dims[0] if dims else None,
-        "height": dims[1] if len(dims) >= 3 else None,
-        "width": dims[2] if len(dims) >= 3 else None,
-        **{q.per_image: quantities.shown(q, row, convention) for q in _in_layers()},
-        "receptive_field": "global" if size is None else fmt.shape(size),
-        "rf_height": None if size is None else size[0],
-        "rf_width": None if size is None else size[1],
-        "rf_global": size is None,
-        "spatial_receptive_field": "global" if spatial is None else fmt.shape(spatial),
-        "rf_gate": row.rf.gate,
-    }
-
-
-def _in_layers() -> list[Quantity]:
-    """The quantities of a layer record (archcalc.core.quantities), in their order."""
-    return [q for q in QUANTITIES.values() if q.per_image and q.in_layers]
-
-
-def layer_keys() -> tuple[str, ...]:
-    """The keys of a layer record, in order: the columns of --format csv and of the DataFrame."""
-    return ("path", "type", "output_shape", "channels", "height", "width", *integer_keys(), "receptive_field",
-            "rf_height", "rf_width", "rf_global", "spatial_receptive_field", "rf_gate")
-
-
-def integer_keys() -> tuple[str, ...]:
-    return tuple(q.per_image for q in _in_layers())  # type: ignore[misc]
-
-
-OPTIONAL_INTEGER_KEYS = ("channels", "height", "width", "rf_height", "rf_width")
-
-
-def configuration_record(analysis: Analysis) -> dict[str, Any]:
-    """What one (batch, dtype) costs: everything that grows with the batch, and the bytes of the dtype."""
-    return {
-        "batch": analysis.batch,
-        "dtype": analysis.dtype,
-        "bytes_per_value": analysis.bytes_per_value,
-        **{q.per_batch: quantities.figure(q, analysis) for q in QUANTITIES.values() if q.per_batch},
-    }
-
-
-def _configurations(analysis: Analysis, configurations: Sequence[Analysis] | None) -> list[Analysis]:
-    return list(configurations) if configurations else [analysis]
-
-
-def to_json(analysis: Analysis, depth: int | None = None, convention: str = "torchvision",
-            configurations: Sequence[Analysis] | None = None) -> dict:
-    """The analysis as a JSON-ready dict of exact integers (what `archcalc table --format json` prints)."""
-    t = analysis.totals
-    return {
-        "name": analysis.network.name,
-        "family": analysis.network.family,
-        "input": list(analysis.input_shape),
-        "output_shape": list(analysis.output_shape),
-        "convention": convention,
-        "totals": {q.per_image: quantities.shown(q, t, convention) for q in QUANTITIES.values() if q.per_image},
-        "configurations": [configuration_record(c) for c in _configurations(analysis, configurations)],
-        "layers": [layer_record(r, convention) for r in analysis.at_depth(depth)],
-        "warnings": [n.record() for n in analysis.warnings],  # kind: drops_input (a warning) or padding_unused
-    }
-
+# ---- CSV: the layer records (archcalc.core.records) one a line ----------------------------------
 
 def to_csv(analysis: Analysis, depth: int | None = None, convention: str = "torchvision") -> str:
     """One line per layer with every key of the JSON layer records; shapes as CxHxW, empty for none."""
@@ -116,24 +56,6 @@ def _csv_value(value: Any) -> str:
     if isinstance(value, list):
         return fmt.shape(value)
     return fmt.csv_text(value) if isinstance(value, str) else str(value)
-
-
-def dataframe(analysis: Analysis, depth: int | None = None, convention: str = "torchvision"):
-    """The layer records as a typed pandas DataFrame: integers as int64 (Int64 where a value may be
-    missing), shapes and receptive fields as strings, `rf_global` as a boolean."""
-    from .deps import require
-
-    pd = require("pandas", purpose="to_dataframe()")
-    records = [layer_record(r, convention) for r in analysis.at_depth(depth)]
-    for record in records:
-        record["output_shape"] = fmt.shape(record["output_shape"])
-    frame = pd.DataFrame(records, columns=list(layer_keys()))
-    types = {key: "string" for key in ("path", "type", "output_shape", "receptive_field", "spatial_receptive_field",
-                                        "rf_gate")}
-    types.update({key: "int64" for key in integer_keys()})
-    types.update({key: "Int64" for key in OPTIONAL_INTEGER_KEYS})
-    types["rf_global"] = "bool"
-    return frame.astype(types)
 
 
 # ---- text and Markdown -----------------------------------------------------------------------
@@ -355,7 +277,7 @@ def render_text(analysis: Analysis, depth: int | None = None, convention: str = 
                 configurations: Sequence[Analysis] | None = None, width: int | None = None) -> Fitted:
     """The text table, its totals and one line per configuration; with `width`, fitted to it."""
     table = text_table(analysis, depth, convention, width)
-    configs = fmt.text_table(configuration_rows(_configurations(analysis, configurations)), config_headers(),
+    configs = fmt.text_table(configuration_rows(each_configuration(analysis, configurations)), config_headers(),
                              numeric=_config_numeric())
     head = _wrap([one_line(f"{analysis.network.name}: {analysis.network.title}"), PER_IMAGE], width)
     lines = [*head, "", table.text, "", *_wrap(summary_lines(analysis, convention, depth), width), "",
@@ -368,7 +290,7 @@ def render_markdown(analysis: Analysis, depth: int | None = None, convention: st
     cols = columns()
     rows = _cells(analysis, depth, convention, cols, fmt.cell)
     layers = fmt.markdown_table(rows, [c.header for c in cols], numeric=[i for i, c in enumerate(cols) if c.numeric])
-    configs = fmt.markdown_table(configuration_rows(_configurations(analysis, configurations)), config_headers(),
+    configs = fmt.markdown_table(configuration_rows(each_configuration(analysis, configurations)), config_headers(),
                                  numeric=_config_numeric())
     summary = "\n".join(f"- {line}" for line in summary_lines(analysis, convention, depth))
     title = f"{fmt.cell(analysis.network.name)}: {fmt.cell(analysis.network.title)}"

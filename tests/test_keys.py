@@ -13,6 +13,7 @@ from archcalc.core import keys
 from archcalc.core.schema import build_schema
 from archcalc.core.spec import resolve
 from archcalc.layers import REGISTRY
+from archcalc.layers.base import REQUIRED
 
 BASE = {"input": [3, 8, 8], "layers": [{"name": "act", "type": "relu"}]}
 
@@ -86,7 +87,7 @@ def _layer_doc(layer: dict) -> dict:
 
 
 MINIMAL = {name: {"type": name, **{k: (8 if k == "out" else 1) for k, f in lt.fields.items()
-                                   if f.default is keys._required()}} for name, lt in REGISTRY.items()}
+                                   if f.default is REQUIRED}} for name, lt in REGISTRY.items()}
 MINIMAL["linear"] = None  # needs a flat input: tested through the flat document below
 
 

@@ -9,8 +9,7 @@ import pytest
 
 import archcalc
 from archcalc.core import quantities
-from archcalc.core.calc import Row, Totals
-from archcalc.core.figures import check_network
+from archcalc.core.calc import Row, Totals, check_network
 from archcalc.core.quantities import Quantity
 from archcalc.core.schema import build_schema
 from archcalc.errors import SpecError

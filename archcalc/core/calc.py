@@ -22,8 +22,9 @@ from .. import fmt
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, RF, Shape
 from ..layers.notes import SizeNote, notes_for
-from . import liveness, quantities
+from . import liveness, quantities, records
 from .alloc import paused_gc
+from .figures import Checked, judge
 from .spec import Group, Layer, Network, Node
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
@@ -153,10 +154,8 @@ class Analysis(NamedTuple):
         raise KeyError(path)
 
     def to_dataframe(self, depth: int | None = None):
-        """The rows as a typed pandas DataFrame, the columns of `--format csv` (archcalc.render.dataframe)."""
-        from ..render import dataframe
-
-        return dataframe(self, depth)
+        """The rows as a typed pandas DataFrame, the columns of `--format csv` (archcalc.core.records)."""
+        return records.dataframe(self, depth)
 
 
 @paused_gc
@@ -177,6 +176,12 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
     totals = Totals(walk.add(root.counts, quantities.input_counts(shape)), root.peak // FP32_BYTES)
     return Analysis(network, shape, root.output_shape, batch, dtype, totals, tuple(walk.warnings),
                     _Walked(network, shape, walk.sums))
+
+
+def check_network(network: Network, analysis: Analysis | None = None) -> list[Checked]:
+    """The verdict on each `expect` of `network` (archcalc.core.figures), on `analysis` or on its own."""
+    analysis = analysis or analyze(network)
+    return [judge(analysis, expect) for expect in network.expect]
 
 
 def _check_batch_dtype(batch: int, dtype: str) -> None:

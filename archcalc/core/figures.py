@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 from .. import fmt
-from ..errors import SpecError
+from ..errors import SpecError, suggest
 from . import quantities
 
 SCALES = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20, "%": 1, "x": 1}
@@ -211,8 +211,6 @@ def computed_value(analysis, expect: Expect) -> Any:
         try:
             row = analysis.row(expect.layer)
         except KeyError:
-            from .spec import suggest
-
             paths = [row.path for row in analysis.rows]
             raise SpecError(f"expect: no layer {expect.layer!r}{suggest(expect.layer, paths)}",
                             file=analysis.network.file) from None
@@ -227,13 +225,6 @@ def receptive_field(analysis, layer: str | None = None) -> float:
 
 def judge(analysis, expect: Expect) -> Checked:
     return Checked(analysis.network.name, expect, compare(expect.figure, computed_value(analysis, expect)))
-
-
-def check_network(network, analysis=None) -> list[Checked]:
-    from .calc import analyze
-
-    analysis = analysis or analyze(network)
-    return [judge(analysis, expect) for expect in network.expect]
 
 
 def describe(checked: Checked) -> str:

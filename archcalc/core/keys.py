@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
 
-from ..errors import SpecError
-from ..layers.merge import MERGES
-from .kinds import (
+from ..errors import SpecError, suggest
+from ..kinds import (
     Boolean,
     Choice,
     FileName,
@@ -25,6 +24,8 @@ from .kinds import (
     quoted,
     shown,
 )
+from ..layers.base import REQUIRED
+from ..layers.merge import MERGES
 from .quantities import expect_names, per_table, takes_batch, takes_dtype
 
 
@@ -203,15 +204,9 @@ SEQUENCE = table(Key("layers", NODES, required=True), *COMMON.values())
 
 def layer_keys(layer_type) -> dict[str, Key]:
     """The keys of a layer node: its type, the common keys, and the layer type's fields."""
-    fields = {name: Key(name, f.kind, f.doc, required=f.default is _required(), expression=True)
+    fields = {name: Key(name, f.kind, f.doc, required=f.default is REQUIRED, expression=True)
               for name, f in layer_type.fields.items()}
     return {"type": Key("type", Choice(layer_type.name), required=True), **COMMON, **fields}
-
-
-def _required():
-    from ..layers.base import REQUIRED
-
-    return REQUIRED
 
 
 # ---- checking ----------------------------------------------------------------------------------
@@ -219,8 +214,6 @@ def _required():
 def check_keys(obj: Mapping[str, Any], keys: Mapping[str, Key], where: str, owner: str = "") -> None:
     """Unknown keys (with a suggestion), missing required keys, and the kind of every literal value."""
     if not keys.keys() >= obj.keys():
-        from .spec import suggest
-
         for key in obj:
             if key not in keys:
                 subject = f"{owner} has no field" if owner else "unknown key"

@@ -5,6 +5,7 @@ import json
 from typing import Any, Mapping
 
 from ..layers import REGISTRY
+from ..layers.base import REQUIRED
 from .keys import (
     BLOCK,
     BLOCK_USE,
@@ -37,15 +38,9 @@ def _layer(name: str) -> dict:
     schema = _object(layer_keys(layer_type), layer_type.doc)
     for field_name, spec_field in layer_type.fields.items():
         default = spec_field.default
-        if default is not None and field_name in schema["properties"] and not _is_required(default):
+        if default is not None and field_name in schema["properties"] and default is not REQUIRED:
             schema["properties"][field_name]["default"] = list(default) if isinstance(default, tuple) else default
     return schema
-
-
-def _is_required(default: Any) -> bool:
-    from ..layers.base import REQUIRED
-
-    return default is REQUIRED
 
 
 def build_schema() -> dict:

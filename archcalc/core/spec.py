@@ -26,11 +26,12 @@ from typing import (
 )
 
 from .. import fmt
-from ..errors import SpecError
+from ..budget import Budget, current, use
+from ..errors import SpecError, suggest
 from ..files import split_name
+from ..kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
 from ..layers import REGISTRY
 from .alloc import paused_gc
-from .budget import Budget, current, use
 from .expr import evaluate, names
 from .figures import Expect
 from .keys import (
@@ -46,7 +47,6 @@ from .keys import (
     layer_keys,
     merge_keys,
 )
-from .kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
 from .reading import read_json
 
 if TYPE_CHECKING:
@@ -197,15 +197,6 @@ def variant_names(document: dict, path: str | os.PathLike) -> list[str]:
     return list(variants) if isinstance(variants, dict) else [name if isinstance(name, str) and name else split_name(path)[0]]
 
 
-def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    if not isinstance(word, str) or len(word) > 200:  # difflib is quadratic in the word's length
-        return ""
-    import difflib  # only for a message: not at start-up
-
-    close = difflib.get_close_matches(word, [c for c in choices if isinstance(c, str)], n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _exists(path: str | os.PathLike) -> bool:
     """Whether something is at `path`; True when the OS cannot tell (the read names the reason)."""
     try:
@@ -226,7 +217,7 @@ def load(target: "str | Path | Mapping[str, Any]", variant: str | None = None, *
         >>> load({"input": [3, 32, 32], "layers": [...]})     # a dict, as a spec file holds it
 
     `variant` names the network of a family (a dict's, or a file's); `budget`
-    (archcalc.core.budget.Budget) raises or lowers the limits the spec is read and expanded under.
+    (archcalc.budget.Budget) raises or lowers the limits the spec is read and expanded under.
     Raises SpecError (bad input, with the file and the JSON path) when the spec cannot be read or resolved.
     """
     with use(budget):

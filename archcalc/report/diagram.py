@@ -17,8 +17,8 @@ from typing import Sequence
 
 from .. import fmt
 from ..core.calc import Analysis, Row
-from ..core.spec import Group, Layer, Node, suggest
-from ..errors import UsageError, one_line
+from ..core.spec import Group, Layer, Node
+from ..errors import UsageError, one_line, suggest
 from ..layers import MERGES, REGISTRY
 
 # Okabe & Ito's colour-blind safe palette: a light tint fills the box, the colour draws its edge.
