@@ -1,16 +1,11 @@
-"""The calculator: walks a resolved network for its shapes and totals, and for its rows when they are
-read. Pure Python.
+"""The calculator: one walk of a resolved network gives each node its shapes, the counted quantities it
+holds and its liveness (a NodeSums); the totals are read from the root's, the rows from each node's
+when they are first read. Pure Python.
 
-Conventions (the README spells them out):
-- MACs count multiplications of convolutions and linear layers only, bias excluded;
-  FLOPs = 2 x MACs. This is torchvision's published `_ops`.
-- fvcore_flops is what fvcore's default handles report: conv/linear MACs plus batch
-  norm (2 per element), layer norm (5 per element) and adaptive average pooling (1 per
-  input element).
-- Activation memory is the sum of the outputs of the layers that allocate a tensor
-  (activations, dropout and flatten work in place; add accumulates into its first
-  branch), plus the input: the cs231n convention.
-- Peak live activations follow the torch builder's forward discipline (`liveness`).
+What is counted, and how a layer and a merge count it, is declared in archcalc.core.quantities
+(MACs: convolutions and linear layers, bias excluded, torchvision's `_ops`; activations: the
+outputs of the layers and merges that allocate a tensor, plus the input, the cs231n convention);
+peak live activations follow the torch builder's forward discipline (archcalc.core.liveness).
 """
 from __future__ import annotations
 
