@@ -217,12 +217,6 @@ def computed_value(analysis, expect: Expect) -> Any:
     return quantities.figure(quantities.by_expect()[expect.what], analysis.scaled(expect.batch or 1, expect.dtype), row)
 
 
-def receptive_field(analysis, layer: str | None = None) -> float:
-    """The side of the receptive field (the larger of H and W) of `layer`, or of the last row whose field
-    is not yet the whole input (the feature extractor's); infinite once it is global."""
-    return quantities.figure(quantities.QUANTITIES["receptive_field"], analysis, analysis.row(layer) if layer else None)
-
-
 def judge(analysis, expect: Expect) -> Checked:
     return Checked(analysis.network.name, expect, compare(expect.figure, computed_value(analysis, expect)))
 
