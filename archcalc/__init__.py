@@ -12,7 +12,7 @@
 memory at its batch and dtype); `render`, `to_json` and `Analysis.to_dataframe()` give the
 formats of the CLI; `build_torch` (torch needed) returns the network as an `nn.Module`.
 """
-from .core.budget import Budget
+from .budget import Budget
 from .core.calc import Analysis, Row, Totals, analyze
 from .core.spec import Network, load, zoo_index
 from .errors import SpecError

@@ -387,8 +387,8 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
     """
     import json
 
-    from .core.calc import analyze
-    from .core.figures import check_network, describe
+    from .core.calc import analyze, check_network
+    from .core.figures import describe
     from .core.spec import load, zoo_index
 
     entries = []  # (verdict, line, record)

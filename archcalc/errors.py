@@ -30,6 +30,16 @@ def one_line(text: str) -> str:
     return text if text.isprintable() else _CONTROL.sub(_escaped, text)
 
 
+def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    """The end of a message naming an unknown word: ` (did you mean 'conv2d'?)`, or nothing."""
+    if not isinstance(word, str) or len(word) > 200:  # difflib is quadratic in the word's length
+        return ""
+    import difflib  # only for a message: not at start-up
+
+    close = difflib.get_close_matches(word, [c for c in choices if isinstance(c, str)], n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class ArchcalcError(Exception):
     exit_code = 2
 

@@ -13,94 +13,26 @@ import re
 from typing import Any, Callable, NamedTuple, Sequence
 
 from . import fmt
+from .core import quantities
 from .core.alloc import paused_gc
 from .core.calc import Analysis, Row
+from .core.quantities import QUANTITIES, Quantity
+from .core.records import (  # noqa: F401  (the formats of archcalc.render, as they always were)
+    OPTIONAL_INTEGER_KEYS,
+    configuration_record,
+    dataframe,
+    each_configuration,
+    integer_keys,
+    layer_keys,
+    layer_record,
+    to_json,
+)
 from .errors import one_line
 
 FORMATS = ("text", "markdown", "csv", "json")
 
 
-# ---- records: one per layer, one per configuration -------------------------------------------
-
-def layer_record(row: Row, convention: str = "torchvision") -> dict[str, Any]:
-    """A row as JSON holds it (exact integers); CSV and the DataFrame hold the same keys."""
-    dims = tuple(row.output_shape)
-    size, spatial = row.rf.size, row.rf.spatial_size
-    return {
-        "path": row.path,
-        "type": row.label,
-        "output_shape": list(dims),
-        "channels": dims[0] if dims else None,
-        "height": dims[1] if len(dims) >= 3 else None,
-        "width": dims[2] if len(dims) >= 3 else None,
-        "params": row.params_keras if convention == "keras" else row.params,
-        "non_trainable": row.non_trainable,
-        "macs_per_image": row.macs,
-        "fvcore_flops_per_image": row.fvcore_flops,
-        "activations_per_image": row.allocated,
-        "receptive_field": "global" if size is None else fmt.shape(size),
-        "rf_height": None if size is None else size[0],
-        "rf_width": None if size is None else size[1],
-        "rf_global": size is None,
-        "spatial_receptive_field": "global" if spatial is None else fmt.shape(spatial),
-        "rf_gate": row.rf.gate,
-    }
-
-
-LAYER_KEYS = ("path", "type", "output_shape", "channels", "height", "width", "params", "non_trainable", "macs_per_image",
-              "fvcore_flops_per_image", "activations_per_image", "receptive_field", "rf_height", "rf_width", "rf_global",
-              "spatial_receptive_field", "rf_gate")
-INTEGER_KEYS = ("params", "non_trainable", "macs_per_image", "fvcore_flops_per_image", "activations_per_image")
-OPTIONAL_INTEGER_KEYS = ("channels", "height", "width", "rf_height", "rf_width")
-
-
-def configuration_record(analysis: Analysis) -> dict[str, Any]:
-    """What one (batch, dtype) costs: everything that grows with the batch, and the bytes of the dtype."""
-    t, b = analysis.totals, analysis.batch
-    return {
-        "batch": b,
-        "dtype": analysis.dtype,
-        "bytes_per_value": analysis.bytes_per_value,
-        "macs_per_batch": t.macs * b,
-        "flops_per_batch": t.flops * b,
-        "weights_bytes": analysis.weights_bytes,
-        "activations_per_batch": t.activations * b,
-        "activation_bytes_per_batch": analysis.activation_bytes,
-        "peak_activations_per_batch": t.peak_activations * b,
-        "peak_activation_bytes_per_batch": analysis.peak_activation_bytes,
-    }
-
-
-def _configurations(analysis: Analysis, configurations: Sequence[Analysis] | None) -> list[Analysis]:
-    return list(configurations) if configurations else [analysis]
-
-
-def to_json(analysis: Analysis, depth: int | None = None, convention: str = "torchvision",
-            configurations: Sequence[Analysis] | None = None) -> dict:
-    """The analysis as a JSON-ready dict of exact integers (what `archcalc table --format json` prints)."""
-    t = analysis.totals
-    return {
-        "name": analysis.network.name,
-        "family": analysis.network.family,
-        "input": list(analysis.input_shape),
-        "output_shape": list(analysis.output_shape),
-        "convention": convention,
-        "totals": {
-            "params": t.params_keras if convention == "keras" else t.params,
-            "trainable_params": t.params,
-            "non_trainable": t.non_trainable,
-            "weight_layers": t.weight_layers,
-            "macs_per_image": t.macs,
-            "flops_per_image": t.flops,
-            "fvcore_flops_per_image": t.fvcore_flops,
-            "activations_per_image": t.activations,
-            "peak_activations_per_image": t.peak_activations,
-        },
-        "configurations": [configuration_record(c) for c in _configurations(analysis, configurations)],
-        "layers": [layer_record(r, convention) for r in analysis.at_depth(depth)],
-        "warnings": [n.record() for n in analysis.warnings],  # kind: drops_input (a warning) or padding_unused
-    }
-
+# ---- CSV: the layer records (archcalc.core.records) one a line ----------------------------------
 
 def to_csv(analysis: Analysis, depth: int | None = None, convention: str = "torchvision") -> str:
     """One line per layer with every key of the JSON layer records; shapes as CxHxW, empty for none."""
@@ -108,10 +40,11 @@ def to_csv(analysis: Analysis, depth: int | None = None, convention: str = "torc
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(LAYER_KEYS)
+    keys = layer_keys()
+    writer.writerow(keys)
     for row in analysis.at_depth(depth):
         record = layer_record(row, convention)
-        writer.writerow([_csv_value(record[key]) for key in LAYER_KEYS])
+        writer.writerow([_csv_value(record[key]) for key in keys])
     return buffer.getvalue()
 
 
@@ -125,24 +58,6 @@ def _csv_value(value: Any) -> str:
     return fmt.csv_text(value) if isinstance(value, str) else str(value)
 
 
-def dataframe(analysis: Analysis, depth: int | None = None, convention: str = "torchvision"):
-    """The layer records as a typed pandas DataFrame: integers as int64 (Int64 where a value may be
-    missing), shapes and receptive fields as strings, `rf_global` as a boolean."""
-    from .deps import require
-
-    pd = require("pandas", purpose="to_dataframe()")
-    records = [layer_record(r, convention) for r in analysis.at_depth(depth)]
-    for record in records:
-        record["output_shape"] = fmt.shape(record["output_shape"])
-    frame = pd.DataFrame(records, columns=list(LAYER_KEYS))
-    types = {key: "string" for key in ("path", "type", "output_shape", "receptive_field", "spatial_receptive_field",
-                                        "rf_gate")}
-    types.update({key: "int64" for key in INTEGER_KEYS})
-    types.update({key: "Int64" for key in OPTIONAL_INTEGER_KEYS})
-    types["rf_global"] = "bool"
-    return frame.astype(types)
-
-
 # ---- text and Markdown -----------------------------------------------------------------------
 
 class Column(NamedTuple):
@@ -153,15 +68,21 @@ class Column(NamedTuple):
     spec_text: bool = False  # text from the spec (a path, a block name): escaped for the output format
 
 
-COLUMNS = (
-    Column("Layer", lambda r, c: r.path, spec_text=True),
-    Column("Type", lambda r, c: r.label, drop=1, spec_text=True),
-    Column("Output", lambda r, c: fmt.shape(r.output_shape), numeric=True),
-    Column("Params", lambda r, c: fmt.count(r.params_keras if c == "keras" else r.params), numeric=True),
-    Column("MACs", lambda r, c: fmt.count(r.macs), numeric=True),
-    Column("Activations", lambda r, c: fmt.count(r.allocated), numeric=True, drop=3),
-    Column("RF", lambda r, c: rf_cell(r.rf), numeric=True, drop=2),
-)
+def columns() -> tuple[Column, ...]:
+    """The columns of the text and Markdown layer tables: a quantity's where it has a `header`."""
+    return (
+        Column("Layer", lambda r, c: r.path, spec_text=True),
+        Column("Type", lambda r, c: r.label, drop=1, spec_text=True),
+        Column("Output", lambda r, c: fmt.shape(r.output_shape), numeric=True),
+        *(Column(q.header, _exact_cell(q), numeric=True, drop=q.drop) for q in QUANTITIES.values() if q.header),
+        Column("RF", lambda r, c: rf_cell(r.rf), numeric=True, drop=2),
+    )
+
+
+def _exact_cell(q: Quantity) -> Callable[[Row, str], str]:
+    return lambda row, convention: fmt.count(quantities.shown(q, row, convention))
+
+
 PER_IMAGE = "Per image (shapes without the batch dimension); Activations: values allocated; RF: in input pixels."
 PATH_FLOOR = 24  # paths shrink to this before columns are hidden, then further down to MIN_PATH
 MIN_PATH = 10
@@ -225,17 +146,33 @@ def warning_lines(analysis: Analysis, notes: bool = False) -> list[str]:
             for n in analysis.warnings if n.drops_input or notes]
 
 
-CONFIG_HEADERS = ["Batch", "Dtype", "MACs", "Weights", "Activations", "Peak live"]
+def _in_configurations() -> list[Quantity]:
+    return [q for q in QUANTITIES.values() if q.batch_header]
+
+
+def config_headers() -> list[str]:
+    return ["Batch", "Dtype", *(q.batch_header for q in _in_configurations())]  # type: ignore[misc]
+
+
 CONFIG_NOTE = ("Whole batch: MACs; weights with running statistics; activations (input and allocated outputs); "
                "peak live at inference.")
 
 
+def _config_numeric() -> list[int]:
+    """Every column of the configurations but the dtype."""
+    return [0, *range(2, len(config_headers()))]
+
+
 def configuration_rows(configurations: Sequence[Analysis]) -> list[list[str]]:
-    return [[fmt.count(c.batch), c.dtype, fmt.scaled(c.totals.macs * c.batch), fmt.scaled_bytes(c.weights_bytes),
-             fmt.scaled_bytes(c.activation_bytes), fmt.scaled_bytes(c.peak_activation_bytes)] for c in configurations]
+    shown = _in_configurations()
+    return [[fmt.count(c.batch), c.dtype, *(_scaled(q, quantities.figure(q, c)) for q in shown)] for c in configurations]
 
 
-def _cells(analysis: Analysis, depth: int | None, convention: str,
+def _scaled(q: Quantity, value: int) -> str:
+    return fmt.scaled_bytes(value) if q.unit == "bytes" else fmt.scaled(value)
+
+
+def _cells(analysis: Analysis, depth: int | None, convention: str, cols: Sequence[Column],
            shown: Callable[[str], str] = one_line) -> list[list[str]]:
     """The cells of every row shown, the spec's text `shown` as the format wants it (one_line: control
     characters escaped; fmt.cell for Markdown); equal cells are one string (a long network repeats most
@@ -248,7 +185,7 @@ def _cells(analysis: Analysis, depth: int | None, convention: str,
         return found if found is not None else escaped.setdefault(text, shown(text))
 
     return [[one(text, text) for text in [spec_text(column.cell(row, convention)) if column.spec_text
-                                          else column.cell(row, convention) for column in COLUMNS]]
+                                          else column.cell(row, convention) for column in cols]]
             for row in analysis.at_depth(depth)]
 
 
@@ -275,23 +212,23 @@ class Fitted(NamedTuple):
     hint: str | None  # what was shortened or hidden, with how to see everything
 
 
-def _widest(rows: list[list[str]], column: int) -> int:
+def _widest(rows: list[list[str]], cols: Sequence[Column], column: int) -> int:
     """The column's width in fmt.text_table (tabulate pads a header by 2)."""
-    return max([len(COLUMNS[column].header) + 2] + [len(r[column]) for r in rows])
+    return max([len(cols[column].header) + 2] + [len(r[column]) for r in rows])
 
 
-def _plan(rows: list[list[str]], width: int | None) -> tuple[list[int], int | None]:
+def _plan(rows: list[list[str]], cols: Sequence[Column], width: int | None) -> tuple[list[int], int | None]:
     """Which columns to show and how long a path may be so that the table fits `width` (None: all, whole)."""
-    everything = list(range(len(COLUMNS)))
-    droppable = [i for _, i in sorted((c.drop, i) for i, c in enumerate(COLUMNS) if c.drop)]
+    everything = list(range(len(cols)))
+    droppable = [i for _, i in sorted((c.drop, i) for i, c in enumerate(cols) if c.drop)]
     minimal = [i for i in everything if i not in droppable]
     steps = [([i for i in everything if i not in droppable[:k]], PATH_FLOOR) for k in range(len(droppable) + 1)]
     steps.append((minimal, MIN_PATH))
-    longest = _widest(rows, 0)
+    longest = _widest(rows, cols, 0)
     for keep, floor in steps:
         if width is None:
             return keep, None
-        limit = width - sum(_widest(rows, i) for i in keep if i) - GAP * (len(keep) - 1)
+        limit = width - sum(_widest(rows, cols, i) for i in keep if i) - GAP * (len(keep) - 1)
         if limit >= longest:
             return keep, None
         if limit >= floor:
@@ -301,14 +238,15 @@ def _plan(rows: list[list[str]], width: int | None) -> tuple[list[int], int | No
 
 def text_table(analysis: Analysis, depth: int | None = None, convention: str = "torchvision", width: int | None = None) -> Fitted:
     """The layer table, fitted to `width` columns: paths shortened first, then Type, RF and Activations hidden."""
-    rows = _cells(analysis, depth, convention)
-    shown, path_limit = _plan(rows, width)
-    headers = [COLUMNS[i].header for i in shown]
-    if path_limit or len(shown) < len(COLUMNS):
+    cols = columns()
+    rows = _cells(analysis, depth, convention, cols)
+    shown, path_limit = _plan(rows, cols, width)
+    headers = [cols[i].header for i in shown]
+    if path_limit or len(shown) < len(cols):
         rows = [[shorten_path(r[i], path_limit) if i == 0 and path_limit else r[i] for i in shown] for r in rows]
-    numeric = [k for k, i in enumerate(shown) if COLUMNS[i].numeric]
+    numeric = [k for k, i in enumerate(shown) if cols[i].numeric]
     text = fmt.text_table(rows, headers, numeric=numeric)
-    hidden = [c.header for i, c in enumerate(COLUMNS) if i not in shown]
+    hidden = [c.header for i, c in enumerate(cols) if i not in shown]
     if not hidden and not path_limit:
         return Fitted(text, None)
     names = " and ".join([", ".join(hidden[:-1]), hidden[-1]] if len(hidden) > 1 else hidden)
@@ -339,8 +277,8 @@ def render_text(analysis: Analysis, depth: int | None = None, convention: str = 
                 configurations: Sequence[Analysis] | None = None, width: int | None = None) -> Fitted:
     """The text table, its totals and one line per configuration; with `width`, fitted to it."""
     table = text_table(analysis, depth, convention, width)
-    configs = fmt.text_table(configuration_rows(_configurations(analysis, configurations)), CONFIG_HEADERS,
-                             numeric=[0, 2, 3, 4, 5])
+    configs = fmt.text_table(configuration_rows(each_configuration(analysis, configurations)), config_headers(),
+                             numeric=_config_numeric())
     head = _wrap([one_line(f"{analysis.network.name}: {analysis.network.title}"), PER_IMAGE], width)
     lines = [*head, "", table.text, "", *_wrap(summary_lines(analysis, convention, depth), width), "",
              *_wrap([CONFIG_NOTE], width), configs]
@@ -349,10 +287,11 @@ def render_text(analysis: Analysis, depth: int | None = None, convention: str = 
 
 def render_markdown(analysis: Analysis, depth: int | None = None, convention: str = "torchvision",
                     configurations: Sequence[Analysis] | None = None) -> str:
-    rows = _cells(analysis, depth, convention, fmt.cell)
-    layers = fmt.markdown_table(rows, [c.header for c in COLUMNS], numeric=[i for i, c in enumerate(COLUMNS) if c.numeric])
-    configs = fmt.markdown_table(configuration_rows(_configurations(analysis, configurations)), CONFIG_HEADERS,
-                                 numeric=[0, 2, 3, 4, 5])
+    cols = columns()
+    rows = _cells(analysis, depth, convention, cols, fmt.cell)
+    layers = fmt.markdown_table(rows, [c.header for c in cols], numeric=[i for i, c in enumerate(cols) if c.numeric])
+    configs = fmt.markdown_table(configuration_rows(each_configuration(analysis, configurations)), config_headers(),
+                                 numeric=_config_numeric())
     summary = "\n".join(f"- {line}" for line in summary_lines(analysis, convention, depth))
     title = f"{fmt.cell(analysis.network.name)}: {fmt.cell(analysis.network.title)}"
     return f"### {title}\n\n{PER_IMAGE}\n\n{layers}\n{summary}\n\n{CONFIG_NOTE}\n\n{configs}"

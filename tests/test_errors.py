@@ -17,8 +17,8 @@ import pytest
 from conftest import cli_runner
 
 from archcalc import SpecError, load
+from archcalc.budget import Budget, use
 from archcalc.cli import main
-from archcalc.core.budget import Budget, use
 from archcalc.errors import FileError
 from archcalc.files import is_temporary, write_atomic
 from archcalc.report.folder import confined

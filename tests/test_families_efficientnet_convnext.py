@@ -8,8 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from archcalc.cli import main
-from archcalc.core.calc import analyze
-from archcalc.core.figures import check_network
+from archcalc.core.calc import analyze, check_network
 from archcalc.core.spec import load
 from archcalc.render import render
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 import archcalc
 from archcalc.cli import main
-from archcalc.core.figures import check_network
+from archcalc.core.calc import check_network
 
 
 def analysis(name: str) -> archcalc.Analysis:

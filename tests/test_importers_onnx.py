@@ -409,7 +409,7 @@ def int64(name: str, value: int):
 
 def refused(path, *, budget=None) -> str:
     """The one-line message of the SpecError that importing `path` raises (under `budget`)."""
-    from archcalc.core.budget import use
+    from archcalc.budget import use
 
     with use(budget), pytest.raises(SpecError) as caught:
         import_onnx(path)
@@ -429,7 +429,7 @@ def test_a_range_computed_from_constants_is_refused_before_it_is_computed(tmp_pa
 
 
 def test_a_folded_value_within_a_raised_budget_is_computed(tmp_path):
-    from archcalc.core.budget import Budget, use
+    from archcalc.budget import Budget, use
 
     path = conv_relu(tmp_path, [helper.make_node("Range", ["start", "limit", "delta"], ["r"], name="/big/Range")],
                      [int64("start", 0), int64("limit", 2_000_000), int64("delta", 1)])
@@ -466,7 +466,7 @@ BOMBS = {
 
 @pytest.mark.parametrize("case", list(BOMBS))
 def test_every_op_computed_from_constants_is_bounded_before_it_runs(case, tmp_path):
-    from archcalc.core.budget import Budget
+    from archcalc.budget import Budget
 
     nodes, inits, shown = BOMBS[case]
     message = refused(conv_relu(tmp_path, nodes, inits), budget=Budget(fold_elements=9_999, fold_bytes=10**6))
@@ -768,7 +768,7 @@ def test_import_time_grows_linearly_with_the_graph(tmp_path):
 
 
 def test_a_graph_over_the_node_budget_is_refused_while_its_nodes_are_read(tmp_path):
-    from archcalc.core.budget import Budget
+    from archcalc.budget import Budget
 
     message = refused(residual_blocks(tmp_path, 400), budget=Budget(nodes=1000))
     # 1,001 layers make more than 1,000 nodes of a spec: refused there, before the spec is made and checked
@@ -777,7 +777,7 @@ def test_a_graph_over_the_node_budget_is_refused_while_its_nodes_are_read(tmp_pa
 
 
 def test_an_onnx_graph_of_too_many_nodes_is_refused_before_it_is_read(tmp_path):
-    from archcalc.core.budget import Budget
+    from archcalc.budget import Budget
 
     path = residual_blocks(tmp_path, 25)
     assert refused(path, budget=Budget(onnx_nodes=100)) == \

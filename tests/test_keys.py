@@ -13,6 +13,7 @@ from archcalc.core import keys
 from archcalc.core.schema import build_schema
 from archcalc.core.spec import resolve
 from archcalc.layers import REGISTRY
+from archcalc.layers.base import REQUIRED
 
 BASE = {"input": [3, 8, 8], "layers": [{"name": "act", "type": "relu"}]}
 
@@ -72,7 +73,7 @@ LITERAL = ("title", "description", "comment", "meta", "input", "params", "source
 @pytest.mark.parametrize("table, place, names", [
     (keys.DOCUMENT, _top, LITERAL),
     (keys.VARIANT, _variant, LITERAL),
-    (keys.EXPECT, _expect, ("what", "source", "layer", "wrong", "note")),
+    (keys.expect_keys(), _expect, ("what", "source", "layer", "wrong", "note")),
 ])
 def test_loader_and_schema_agree_on_documents_from_the_tables(validator, table, place, names):
     cases = documents_for({k: v for k, v in table.items() if k in names}, place)
@@ -86,7 +87,7 @@ def _layer_doc(layer: dict) -> dict:
 
 
 MINIMAL = {name: {"type": name, **{k: (8 if k == "out" else 1) for k, f in lt.fields.items()
-                                   if f.default is keys._required()}} for name, lt in REGISTRY.items()}
+                                   if f.default is REQUIRED}} for name, lt in REGISTRY.items()}
 MINIMAL["linear"] = None  # needs a flat input: tested through the flat document below
 
 

@@ -23,7 +23,7 @@ from hostile_text import (
 )
 
 import archcalc
-from archcalc.render import LAYER_KEYS, render_text, shorten_path
+from archcalc.render import layer_keys, render_text, shorten_path
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BRANCHING = str(FIXTURES / "branching.json")
@@ -57,10 +57,10 @@ def test_json_csv_and_dataframe_agree_on_every_field(target, depth):
     layers = archcalc.to_json(analysis, depth)["layers"]
     rows = csv_rows(analysis, depth=depth)
     frame = analysis.to_dataframe(depth)
-    assert list(rows[0]) == list(frame.columns) == list(layers[0]) == list(LAYER_KEYS)
+    assert list(rows[0]) == list(frame.columns) == list(layers[0]) == list(layer_keys())
     assert len(layers) == len(rows) == len(frame)
     for record, row, (_, framed) in zip(layers, rows, frame.iterrows()):
-        for key in LAYER_KEYS:
+        for key in layer_keys():
             assert row[key] == as_csv(record[key]), (record["path"], key)
             value = framed[key]
             expected = as_csv(record[key]) if key == "output_shape" else record[key]
@@ -155,7 +155,7 @@ def test_layer_keys_are_the_records_keys():
     from archcalc.render import layer_record
 
     analysis = archcalc.analyze(archcalc.load(TINY))
-    assert all(tuple(layer_record(row)) == LAYER_KEYS for row in analysis.rows)
+    assert all(tuple(layer_record(row)) == layer_keys() for row in analysis.rows)
 
 
 # ---- a spec's text is shown as text in every format --------------------------------------------
@@ -191,7 +191,7 @@ def test_csv_of_a_hostile_spec_keeps_its_columns_and_guards_formulas():
     text = archcalc.render(analysis, "csv", depth=1)
     assert controls(text) == []
     rows = list(csv.reader(io.StringIO(text)))
-    assert len(rows) == 1 + len(analysis.at_depth(1)) and {len(r) for r in rows} == {len(LAYER_KEYS)}
+    assert len(rows) == 1 + len(analysis.at_depth(1)) and {len(r) for r in rows} == {len(layer_keys())}
     stem = next(r for r in rows if r[0] == "stem")
     assert stem[1] == "'" + BLOCK.replace("\x1b", "\\x1b").replace("\n", "\\n")  # read as text by a spreadsheet
 

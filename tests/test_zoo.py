@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 import archcalc
 from archcalc.cli import main
-from archcalc.core.calc import Analysis, analyze
-from archcalc.core.figures import check_network, describe
+from archcalc.core.calc import Analysis, analyze, check_network
+from archcalc.core.figures import describe
 from archcalc.core.spec import load
 
 LECTURE_ZOO = [

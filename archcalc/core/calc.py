@@ -1,30 +1,27 @@
-"""The calculator: walks a resolved network for its shapes and totals, and for its rows when they are
-read. Pure Python.
+"""The calculator: one walk of a resolved network gives each node its shapes, the counted quantities it
+holds and its liveness (a NodeSums); the totals are read from the root's, the rows from each node's
+when they are first read. Pure Python.
 
-Conventions (the README spells them out):
-- MACs count multiplications of convolutions and linear layers only, bias excluded;
-  FLOPs = 2 x MACs. This is torchvision's published `_ops`.
-- fvcore_flops is what fvcore's default handles report: conv/linear MACs plus batch
-  norm (2 per element), layer norm (5 per element) and adaptive average pooling (1 per
-  input element).
-- Activation memory is the sum of the outputs of the layers that allocate a tensor
-  (activations, dropout and flatten work in place; add accumulates into its first
-  branch), plus the input: the cs231n convention.
-- Peak live activations follow the torch builder's forward discipline (`liveness`).
+What is counted, and how a layer and a merge count it, is declared in archcalc.core.quantities
+(MACs: convolutions and linear layers, bias excluded, torchvision's `_ops`; activations: the
+outputs of the layers and merges that allocate a tensor, plus the input, the cs231n convention);
+peak live activations follow the torch builder's forward discipline (archcalc.core.liveness).
 """
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+import operator
+from typing import Any, NamedTuple
 
 from .. import fmt
-from ..errors import SpecError
-from ..layers import REGISTRY, RF, Shape, merge_rf
+from ..errors import SpecError, suggest
+from ..kinds import quoted
+from ..layers import MERGES, REGISTRY, RF, Shape
 from ..layers.notes import SizeNote, notes_for
-from . import liveness
+from . import liveness, quantities, records
 from .alloc import paused_gc
-from .kinds import quoted
-from .spec import Group, Layer, Network, Node, suggest
+from .figures import Checked, judge
+from .spec import Group, Layer, Network, Node
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
@@ -32,12 +29,16 @@ FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
 Note = SizeNote  # a warning or a note about one layer (archcalc.layers.notes)
 
 
+@quantities.expose
 class Row(NamedTuple):
     """One layer, a group with the totals of what it holds, the input, or a merged tensor.
 
     kind: "input", "layer", "group" or "merge" (the tensor a concat or mul allocates, a row of
     its own so that the leaves add up). label: what a table shows as the type: the layer type,
-    the block name or the group's kind.
+    the block name or the group's kind. `counts` holds the counted quantities
+    (archcalc.core.quantities), each also an attribute: `row.params`, `row.macs`, `row.activations`
+    (the values the node allocates, per image: the cs231n convention), `row.weight_layers` ...;
+    so are the quantities derived from them (`row.params_keras`, `row.flops`).
 
     A named tuple, as the nodes are (archcalc.core.spec): a network has a row per node.
     """
@@ -49,12 +50,7 @@ class Row(NamedTuple):
     leaf: bool
     input_shape: Shape
     output_shape: Shape
-    params: int
-    non_trainable: int
-    macs: int
-    fvcore_flops: int
-    allocated: int  # elements this node allocates, per image (the cs231n convention)
-    weight_layers: int  # conv and linear layers in this node
+    counts: tuple[int, ...]  # per image, in the order of archcalc.core.quantities.counted()
     rf: RF
 
     @property
@@ -63,28 +59,26 @@ class Row(NamedTuple):
         return self.label if self.kind == "layer" else None
 
     @property
-    def params_keras(self) -> int:
-        return self.params + self.non_trainable
+    def allocated(self) -> int:
+        """The values this node allocates, per image: its activations."""
+        return self.activations
+
+    def __getattr__(self, name: str) -> Any:  # typed: the quantities quantities.expose gives the class
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
+@quantities.expose
 class Totals(NamedTuple):
-    """The network's sums over its layers; counts per image (see Analysis for bytes at a batch and dtype)."""
+    """The network's sums over its layers, its input included; counts per image (see Analysis for
+    bytes at a batch and dtype). Each counted quantity (archcalc.core.quantities) is an attribute:
+    `totals.params`, `totals.macs`, `totals.activations` (values, the input's included) ..., as are
+    those derived from them (`totals.params_keras`, `totals.flops`)."""
 
-    params: int
-    non_trainable: int
-    macs: int
-    fvcore_flops: int
-    activations: int  # elements per image, input included
+    counts: tuple[int, ...]  # in the order of archcalc.core.quantities.counted()
     peak_activations: int  # most fp32 values alive at once in an inference pass, per image (liveness)
-    weight_layers: int  # conv and linear layers
 
-    @property
-    def params_keras(self) -> int:
-        return self.params + self.non_trainable
-
-    @property
-    def flops(self) -> int:
-        return 2 * self.macs
+    def __getattr__(self, name: str) -> Any:  # typed: the quantities quantities.expose gives the class
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 class Analysis(NamedTuple):
@@ -126,11 +120,11 @@ class Analysis(NamedTuple):
 
     @property
     def weights_bytes(self) -> int:
-        return (self.totals.params + self.totals.non_trainable) * self.bytes_per_value
+        return quantities.figure(quantities.QUANTITIES["weights_bytes"], self)
 
     @property
     def activation_bytes(self) -> int:
-        return self.totals.activations * self.batch * self.bytes_per_value
+        return quantities.figure(quantities.QUANTITIES["activation_bytes"], self)
 
     @property
     def peak_activation_bytes(self) -> int:
@@ -162,10 +156,8 @@ class Analysis(NamedTuple):
         raise KeyError(path)
 
     def to_dataframe(self, depth: int | None = None):
-        """The rows as a typed pandas DataFrame, the columns of `--format csv` (archcalc.render.dataframe)."""
-        from ..render import dataframe
-
-        return dataframe(self, depth)
+        """The rows as a typed pandas DataFrame, the columns of `--format csv` (archcalc.core.records)."""
+        return records.dataframe(self, depth)
 
 
 @paused_gc
@@ -183,12 +175,15 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         root = walk.node(network.root, shape)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
-    _, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers, peak, _ = root
-    totals = Totals(
-        params=params, non_trainable=non_trainable, macs=macs, fvcore_flops=fvcore_flops,
-        activations=math.prod(shape) + allocated, peak_activations=peak // FP32_BYTES, weight_layers=weight_layers,
-    )
-    return Analysis(network, shape, out, batch, dtype, totals, tuple(walk.warnings), _Walked(network, shape, walk.sums))
+    totals = Totals(walk.add(root.counts, quantities.input_counts(shape)), root.peak // FP32_BYTES)
+    return Analysis(network, shape, root.output_shape, batch, dtype, totals, tuple(walk.warnings),
+                    _Walked(network, shape, walk.sums))
+
+
+def check_network(network: Network, analysis: Analysis | None = None) -> list[Checked]:
+    """The verdict on each `expect` of `network` (archcalc.core.figures), on `analysis` or on its own."""
+    analysis = analysis or analyze(network)
+    return [judge(analysis, expect) for expect in network.expect]
 
 
 def _check_batch_dtype(batch: int, dtype: str) -> None:
@@ -198,42 +193,53 @@ def _check_batch_dtype(batch: int, dtype: str) -> None:
         raise SpecError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPE_BYTES)})")
 
 
-# (input shape, output shape, params, non_trainable, macs, fvcore_flops, allocated, weight_layers, then the
-# fp32 peak of live activations and whether the output is the input's own memory: archcalc.core.liveness)
-Sums = tuple
+class NodeSums(NamedTuple):
+    """What the walk finds for one node: its shapes, the counted quantities it holds (a group's include
+    what its merge adds: the tensor a concat allocates), and its liveness (archcalc.core.liveness)."""
+
+    input_shape: Shape
+    output_shape: Shape
+    counts: tuple[int, ...]  # in the order of archcalc.core.quantities.counted()
+    peak: int  # fp32 bytes alive at once at its most while it runs, its input included
+    returns_input: bool  # its output is its input's own memory
 
 
 class _Sums:
-    """The walk every figure but the receptive field comes from: each node's shapes and the sums of what
-    it holds, by path (a group's include the tensor its merge allocates); warnings in pre-order."""
+    """The one walk every figure but the receptive field comes from: a NodeSums per node, by path;
+    warnings in pre-order."""
 
     def __init__(self):
         self.warnings: list[Note] = []
         self.counts: dict[tuple, tuple] = {}  # (fields, sums, warnings) by (fields, type, input shape)
-        self.sums: dict[str, Sums] = {}
+        self.sums: dict[str, NodeSums] = {}
         self.layers: dict[str, Layer] = {}  # the layers walked so far, by path
+        self.layer_counts = quantities.layer_counter()
+        self.add = quantities.adder()
+        self.zeros = quantities.zero_counts()
+        self.unshared = quantities.unshared()
 
-    def sharing(self, node: Layer, sums: Sums) -> Sums:
+    def sharing(self, node: Layer, sums: NodeSums) -> NodeSums:
         """The sums of a layer that uses the parameters of an earlier one: its parameters count there."""
         where = f"{node.path} ({node.type}, {node.where})"
-        shared = self.layers.get(node.shares)  # type: ignore[arg-type]
+        shares = node.shares or ""
+        shared = self.layers.get(shares)
         if shared is None:
-            raise SpecError(f"shares {quoted(node.shares)}: no layer before this one has that path"
-                            f"{suggest(node.shares, list(self.layers))}", path=where)  # type: ignore[arg-type]
+            raise SpecError(f"shares {quoted(shares)}: no layer before this one has that path"
+                            f"{suggest(shares, list(self.layers))}", path=where)
         theirs = self.sums[shared.path]
-        if (shared.type, shared.attrs, theirs[0][0], theirs[2:4]) != (node.type, node.attrs, sums[0][0], sums[2:4]):
-            raise SpecError(f"shares {quoted(node.shares)}: not the same layer (type, fields and input channels): "
-                            f"{REGISTRY[shared.type].label(shared.attrs)} on {fmt.shape(theirs[0])}, here "
-                            f"{REGISTRY[node.type].label(node.attrs)} on {fmt.shape(sums[0])}", path=where)
-        return (*sums[:2], 0, 0, *sums[4:])
+        if (shared.type, shared.attrs, theirs.input_shape[0]) != (node.type, node.attrs, sums.input_shape[0]):
+            raise SpecError(f"shares {quoted(shares)}: not the same layer (type, fields and input channels): "
+                            f"{REGISTRY[shared.type].label(shared.attrs)} on {fmt.shape(theirs.input_shape)}, here "
+                            f"{REGISTRY[node.type].label(node.attrs)} on {fmt.shape(sums.input_shape)}", path=where)
+        return sums._replace(counts=self.unshared(sums.counts))
 
-    def node(self, node: Node, shape: Shape) -> Sums:
+
+    def node(self, node: Node, shape: Shape) -> NodeSums:
         if isinstance(node, Layer):
             key = (id(node.attrs), node.type, shape)  # equal fields are one mapping (archcalc.core.spec)
             known = self.counts.get(key)
             if known is None:  # the entry holds attrs: its id stays its own
-                *counts, records = self.count(node, shape)
-                known = self.counts[key] = (node.attrs, (shape, *counts), records)
+                known = self.counts[key] = (node.attrs, *self.count(node, shape))
             _, sums, records = known
             if node.shares is not None:
                 sums = self.sharing(node, sums)
@@ -242,56 +248,50 @@ class _Sums:
             if records:
                 self.warnings.extend(notes_for(node.path, node.type, records))
             return sums
-        params = non_trainable = macs = fvcore_flops = allocated = weight_layers = 0
         parts = []
+        counts = self.zeros
         out, chained = shape, node.kind == "sequence"
         for child in node.children:
             part = self.node(child, out if chained else shape)
             parts.append(part)
+            counts = self.add(counts, part.counts)
             if chained:
-                out = part[1]
-            params += part[2]
-            non_trainable += part[3]
-            macs += part[4]
-            fvcore_flops += part[5]
-            allocated += part[6]
-            weight_layers += part[7]
+                out = part.output_shape
         held_input = math.prod(shape) * FP32_BYTES
         if chained:
-            peak = liveness.sequence_peak(held_input, [(p[8], p[9]) for p in parts])
+            peak = liveness.sequence_peak(held_input, map(_LIVENESS, parts))
         else:
-            out = _merge_shape(node, [p[1] for p in parts])
-            allocated += _merged_values(node, parts[0][1], out) or 0
-            peak = liveness.merge_peak(node.kind, held_input, [(p[8], p[9], math.prod(p[1]) * FP32_BYTES) for p in parts],
+            merge = MERGES[node.kind]
+            shapes = [p.output_shape for p in parts]
+            out = _merge_shape(node, shapes)
+            counts = self.add(counts, quantities.merge_counts(merge, shapes, out))
+            peak = liveness.merge_peak(merge, held_input, [(p.peak, p.returns_input,
+                                                            math.prod(p.output_shape) * FP32_BYTES) for p in parts],
                                        math.prod(out) * FP32_BYTES)
-        sums = self.sums[node.path] = (shape, out, params, non_trainable, macs, fvcore_flops, allocated, weight_layers,
-                                       *peak)
+        sums = self.sums[node.path] = _new(NodeSums, (shape, out, counts, *peak))
         return sums
 
-    @staticmethod
-    def count(node: Layer, shape: Shape) -> tuple:
-        """What a layer's row holds apart from its receptive field: the same for equal fields and input."""
+    def count(self, node: Layer, shape: Shape) -> tuple[NodeSums, tuple]:
+        """A layer's sums, the same for equal fields and input, and the notes on its size."""
         layer, a = REGISTRY[node.type], node.attrs
         records: list = []
         try:
             out = layer.output_shape(a, shape, records.append)
         except SpecError as exc:
             raise SpecError(f"{exc.message} (input {fmt.shape(shape)})", path=f"{node.path} ({node.type}, {node.where})") from None
-        return (out, layer.params(a, shape), layer.buffers(a, shape), layer.macs(a, shape, out),
-                layer.fvcore_flops(a, shape, out), math.prod(out) if layer.allocates else 0, int(layer.weight_layer),
-                *liveness.layer_peak(layer, a, shape, out, FP32_BYTES), tuple(records))
+        counts = self.layer_counts(layer, a, shape, out)
+        sums = _new(NodeSums, (shape, out, counts, *liveness.layer_peak(layer, a, shape, out, FP32_BYTES)))
+        return sums, tuple(records)
 
 
-def _merged_values(node: Group, first: Shape, out: Shape) -> int | None:
-    """The values of the tensor a concat or mul allocates (a row of its own, so that the leaves add up);
-    None for an add, which accumulates into its first branch, unless broadcasting makes the sum larger."""
-    return None if node.kind == "add" and tuple(first) == tuple(out) else math.prod(out)
+_LIVENESS = operator.attrgetter("peak", "returns_input")
+_new = tuple.__new__  # _new(NodeSums, fields): a NodeSums without the frame of a named tuple's __new__ (one per node)
 
 
 class _Walked:
     """What an analysis makes from its sums when first asked: the rows, and the peak at another dtype."""
 
-    def __init__(self, network: Network, shape: Shape, sums: dict[str, Sums]):
+    def __init__(self, network: Network, shape: Shape, sums: dict[str, NodeSums]):
         self.network, self.shape, self.sums = network, shape, sums
         self.made: tuple[Row, ...] | None = None
         self.peaks: dict[int, int] = {}  # by bytes per value
@@ -306,25 +306,25 @@ class _Walked:
 
     def peak_bytes(self, value_bytes: int) -> int:
         if value_bytes not in self.peaks:
-            self.peaks[value_bytes] = liveness.peak_bytes(self.network.root, self.sums, self.shape, value_bytes)
+            self.peaks[value_bytes] = liveness.peak_bytes(self.network.root, self.sums, value_bytes)
         return self.peaks[value_bytes]
 
 
 @paused_gc
-def _made_rows(network: Network, shape: Shape, sums: dict[str, Sums]) -> tuple[Row, ...]:
+def _made_rows(network: Network, shape: Shape, sums: dict[str, NodeSums]) -> tuple[Row, ...]:
     walk = _RowWalk(sums)
     try:
         walk.node(network.root, RF())
     except SpecError as exc:
         raise exc.located(file=network.file) from None
-    first = Row("input", "input", "input", 0, True, shape, shape, 0, 0, 0, 0, math.prod(shape), 0, RF())
+    first = Row("input", "input", "input", 0, True, shape, shape, quantities.input_counts(shape), RF())
     return (first, *walk.rows[1:])  # walk.rows[0] is the root: the network itself, whose row is the totals
 
 
 class _RowWalk:
     """The rows in pre-order: each node's sums (_Sums) with its receptive field."""
 
-    def __init__(self, sums: dict[str, Sums]):
+    def __init__(self, sums: dict[str, NodeSums]):
         self.sums = sums
         self.rows: list[Row] = []
 
@@ -333,10 +333,10 @@ class _RowWalk:
         sums = self.sums[path]
         if isinstance(node, Layer):
             try:
-                field = REGISTRY[node.type].receptive_field(node.attrs, rf, sums[0])
+                field = REGISTRY[node.type].receptive_field(node.attrs, rf, sums.input_shape)
             except SpecError as exc:
                 raise exc.located(path=f"{path} ({node.type}, {node.where})") from None
-            row = Row(path, "layer", node.type, _depth(path), True, *sums[:8], field)
+            row = _row(path, "layer", node.type, True, sums, field)
             self.rows.append(row)
             return row
         at = len(self.rows)
@@ -347,28 +347,25 @@ class _RowWalk:
             for child in node.children:
                 out_rf = self.node(child, out_rf).rf
         else:
+            merge = MERGES[node.kind]
             children = [self.node(child, rf) for child in node.children]
-            out = sums[1]
+            out = sums.output_shape
+            shapes = [c.output_shape for c in children]
             try:
-                out_rf = merge_rf([c.rf for c in children], [_broadcast_gate(node, c.output_shape, out) for c in children],
-                                  path)
+                out_rf = merge.receptive_field([c.rf for c in children], shapes, out, path)
             except SpecError as exc:
                 raise exc.located(path=f"{path or 'network'} ({node.kind}, {node.where})") from None
-            values = _merged_values(node, children[0].output_shape, out)
-            if values is not None:
+            if merge.allocated_values(shapes, out):  # the tensor it allocates: a row of its own, so that the leaves add up
                 merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
-                             out, out, 0, 0, 0, 0, values, 0, out_rf)
-        self.rows[at] = Row(path, "group", node.label, _depth(path), False, *sums[:8], out_rf)
+                             out, out, quantities.merge_counts(merge, shapes, out), out_rf)
+        self.rows[at] = _row(path, "group", node.label, False, sums, out_rf)
         if merged:
             self.rows.append(merged)
         return self.rows[at]
 
 
-def _broadcast_gate(node: Group, shape: Shape, out: Shape) -> bool:
-    """A branch of a mul or add whose output is broadcast over the positions (a squeeze-and-excitation gate,
-    a global context added to every position)."""
-    padded = (1,) * (len(out) - len(shape)) + tuple(shape)
-    return node.kind in ("mul", "add") and len(out) == 3 and padded[1:] != out[1:]
+def _row(path: str, kind: str, label: str, leaf: bool, sums: NodeSums, rf: RF) -> Row:
+    return Row(path, kind, label, _depth(path), leaf, sums.input_shape, sums.output_shape, sums.counts, rf)
 
 
 def _depth(path: str) -> int:
@@ -376,23 +373,7 @@ def _depth(path: str) -> int:
 
 
 def _merge_shape(node: Group, shapes: list[Shape]) -> Shape:
-    listed = ", ".join(fmt.shape(s) for s in shapes)
-    where = f"{node.path or 'network'} ({node.kind}, {node.where})"
-    if node.kind == "concat":
-        if len({len(s) for s in shapes}) != 1 or len({s[1:] for s in shapes}) != 1:
-            raise SpecError(f"concat needs equal sizes apart from the channels, got {listed}", path=where)
-        return (sum(s[0] for s in shapes), *shapes[0][1:])
-    return _broadcast(node.kind, shapes, listed, where)
-
-
-def _broadcast(kind: str, shapes: list[Shape], listed: str, where: str) -> Shape:
-    """torch's broadcasting of per-image shapes (each padded with ones on the left, after the batch)."""
-    rank = max(len(s) for s in shapes)
-    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
-    out = []
-    for dims in zip(*padded):
-        sizes = {d for d in dims if d != 1}
-        if len(sizes) > 1:
-            raise SpecError(f"{kind} cannot broadcast {listed}", path=where)
-        out.append(sizes.pop() if sizes else 1)
-    return tuple(out)
+    try:
+        return MERGES[node.kind].output_shape(shapes)
+    except SpecError as exc:
+        raise SpecError(exc.message, path=f"{node.path or 'network'} ({node.kind}, {node.where})") from None

@@ -16,9 +16,9 @@ import warnings
 from keyword import iskeyword
 from typing import Any, Callable, Mapping
 
+from ..budget import Budget, current
 from ..errors import SpecError
-from .budget import Budget, current
-from .kinds import quoted, shown
+from ..kinds import quoted, shown
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -14,7 +14,8 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 from .. import fmt
-from ..errors import SpecError
+from ..errors import SpecError, suggest
+from . import quantities
 
 SCALES = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20, "%": 1, "x": 1}
 # exact, rounds (to the digits written), truncates (cut to them), holds ("more than"), within (a budget),
@@ -203,56 +204,21 @@ class Checked(NamedTuple):
 
 
 def computed_value(analysis, expect: Expect) -> Any:
-    """The number or shape an `expect` is about, from an analysis (archcalc.core.calc.Analysis)."""
+    """The number or shape an `expect` is about, from an analysis (archcalc.core.calc.Analysis), at the
+    expect's batch (default 1) and dtype: the figure its quantity declares (archcalc.core.quantities)."""
+    row = None
     if expect.layer is not None:
         try:
-            source: Any = analysis.row(expect.layer)
+            row = analysis.row(expect.layer)
         except KeyError:
-            from .spec import suggest
-
             paths = [row.path for row in analysis.rows]
             raise SpecError(f"expect: no layer {expect.layer!r}{suggest(expect.layer, paths)}",
                             file=analysis.network.file) from None
-    else:
-        source = analysis.totals
-    what = expect.what
-    config = analysis.scaled(expect.batch, expect.dtype)
-    if what == "output_shape":
-        return list(source.output_shape if expect.layer else analysis.output_shape)
-    if what == "weights_bytes":
-        return (source.params + source.non_trainable) * config.bytes_per_value
-    if what == "flops":
-        return 2 * source.macs
-    if what == "layers":
-        return analysis.totals.weight_layers
-    if what == "receptive_field":
-        return receptive_field(analysis, expect.layer)
-    if what in ("activation_bytes", "peak_activation_bytes"):
-        return getattr(config, what)
-    if what == "activations" and expect.layer is not None:
-        return source.allocated * (expect.batch or 1)
-    if what in ("activations", "peak_activations"):
-        return getattr(source, what) * (expect.batch or 1)
-    return getattr(source, what)
-
-
-def receptive_field(analysis, layer: str | None = None) -> float:
-    """The side of the receptive field (the larger of H and W) of `layer`, or of the last row whose field
-    is not yet the whole input (the feature extractor's); infinite once it is global."""
-    rows = [analysis.row(layer)] if layer else [r for r in analysis.leaves() if r.rf.size is not None]
-    size = rows[-1].rf.size if rows else None
-    return math.inf if size is None else max(size)
+    return quantities.figure(quantities.by_expect()[expect.what], analysis.scaled(expect.batch or 1, expect.dtype), row)
 
 
 def judge(analysis, expect: Expect) -> Checked:
     return Checked(analysis.network.name, expect, compare(expect.figure, computed_value(analysis, expect)))
-
-
-def check_network(network, analysis=None) -> list[Checked]:
-    from .calc import analyze
-
-    analysis = analysis or analyze(network)
-    return [judge(analysis, expect) for expect in network.expect]
 
 
 def describe(checked: Checked) -> str:

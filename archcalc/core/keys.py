@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
 
-from ..errors import SpecError
-from .kinds import (
+from ..errors import SpecError, suggest
+from ..kinds import (
     Boolean,
     Choice,
     FileName,
@@ -24,6 +24,9 @@ from .kinds import (
     quoted,
     shown,
 )
+from ..layers.base import REQUIRED
+from ..layers.merge import MERGES
+from .quantities import expect_names, per_table, takes_batch, takes_dtype
 
 
 class Key(NamedTuple):
@@ -53,34 +56,58 @@ NODES = Structure(ref("nodes"), "a list", list)
 
 # ---- figures: a published value, or a budget ------------------------------------------------
 
-EXPECT_WHATS = (
-    "params", "params_keras", "non_trainable", "macs", "flops", "fvcore_flops",
-    "output_shape", "activations", "peak_activations", "weights_bytes", "activation_bytes",
-    "peak_activation_bytes", "layers", "receptive_field",
-)
+# What `what` may name, and which names take `batch`, `dtype` or no `layer`, is what the quantities'
+# declarations say (archcalc.core.quantities): the tables below are made from them.
 UNITS = ("K", "M", "G", "MB", "MiB")
 DTYPES = ("fp32", "fp16", "bf16", "int8")  # the keys of archcalc.core.calc.DTYPE_BYTES
-BATCHED = ("activations", "peak_activations", "activation_bytes", "peak_activation_bytes")  # take `batch`
-SIZED = ("weights_bytes", "activation_bytes", "peak_activation_bytes")  # take `dtype`
-WHOLE_NETWORK = ("peak_activations", "activation_bytes", "peak_activation_bytes", "layers")  # no `layer`
 PUBLISHED_ONLY = ("unit", "wrong", "significant", "rounding")  # how a source writes a figure: not for budgets
 
-EXPECT = table(
-    Key("what", Choice(*EXPECT_WHATS), "the quantity: each names its convention (params or params_keras)", required=True),
-    Key("value", Structure({}, "a number or a shape"), "a published figure, as the source writes it (needs source)"),
-    Key("min", Number(), "a budget: the computed figure is at least this (needs reason)"),
-    Key("max", Number(), "a budget: the computed figure is at most this (needs reason)"),
-    Key("source", Text(non_empty=True), "who published the figure, and where"),
-    Key("reason", Text(non_empty=True), "why the budget holds: what it protects"),
-    Key("batch", Integer(minimum=1), f"the batch of a memory figure ({', '.join(BATCHED)}; default 1)"),
-    Key("dtype", Choice(*DTYPES), f"the bytes per value of a memory figure ({', '.join(SIZED)}; default fp32)"),
-    Key("unit", Choice(*UNITS), "the unit the source writes the figure in"),
-    Key("layer", Text(), "the row the figure is about (default: the whole network)"),
-    Key("wrong", Boolean(), "the source's figure is known to be wrong"),
-    Key("note", Text()),
-    Key("significant", Integer(minimum=1, maximum=17), "the figure is written to this many significant digits (60 M for 60,965,224)"),
-    Key("rounding", Choice("nearest", "down"), "how the source rounded the figure: to the nearest, or down (cut)"),
-)
+
+@per_table
+def batched() -> tuple[str, ...]:
+    """The names that take a `batch`."""
+    return expect_names(takes_batch)
+
+
+@per_table
+def sized() -> tuple[str, ...]:
+    """The names that take a `dtype`."""
+    return expect_names(takes_dtype)
+
+
+@per_table
+def whole_network() -> tuple[str, ...]:
+    """The names that take no `layer`."""
+    return expect_names(lambda q: q.whole_network)
+
+
+@per_table
+def shapes() -> tuple[str, ...]:
+    """The names whose figure is a shape: a published value, never a budget."""
+    return expect_names(lambda q: q.unit == "shape")
+
+
+@per_table
+def expect_keys() -> dict[str, Key]:
+    """The keys of an `expect` entry."""
+    return table(
+        Key("what", Choice(*expect_names()), "the quantity: each names its convention (params or params_keras)",
+            required=True),
+        Key("value", Structure({}, "a number or a shape"), "a published figure, as the source writes it (needs source)"),
+        Key("min", Number(), "a budget: the computed figure is at least this (needs reason)"),
+        Key("max", Number(), "a budget: the computed figure is at most this (needs reason)"),
+        Key("source", Text(non_empty=True), "who published the figure, and where"),
+        Key("reason", Text(non_empty=True), "why the budget holds: what it protects"),
+        Key("batch", Integer(minimum=1), f"the batch of a memory figure ({', '.join(batched())}; default 1)"),
+        Key("dtype", Choice(*DTYPES), f"the bytes per value of a memory figure ({', '.join(sized())}; default fp32)"),
+        Key("unit", Choice(*UNITS), "the unit the source writes the figure in"),
+        Key("layer", Text(), "the row the figure is about (default: the whole network)"),
+        Key("wrong", Boolean(), "the source's figure is known to be wrong"),
+        Key("note", Text()),
+        Key("significant", Integer(minimum=1, maximum=17),
+            "the figure is written to this many significant digits (60 M for 60,965,224)"),
+        Key("rounding", Choice("nearest", "down"), "how the source rounded the figure: to the nearest, or down (cut)"),
+    )
 
 
 OUTPUT_SHAPE = Shape("an output")  # the value of an output_shape figure, written exactly
@@ -91,23 +118,30 @@ def _present(*names: str) -> dict:
     return {"anyOf": [{"required": [name]} for name in names]}
 
 
-# What the key table alone cannot say, for the schema: a published value with its source, or a budget
-# (min and/or max) with its reason; batch, dtype and layer only where they mean something.
-EXPECT_RULES = {
-    "oneOf": [
-        {"required": ["value", "source"], "not": _present("min", "max")},
-        {"required": ["reason"], **_present("min", "max"), "not": _present("value", *PUBLISHED_ONLY)},
-    ],
-    "allOf": [
-        {"if": {"required": ["batch"]}, "then": {"properties": {"what": {"enum": list(BATCHED)}}}},
-        {"if": {"required": ["dtype"]}, "then": {"properties": {"what": {"enum": list(SIZED)}}}},
-        {"if": {"required": ["layer"]}, "then": {"properties": {"what": {"not": {"enum": list(WHOLE_NETWORK)}}}}},
-        {"if": {"properties": {"what": {"const": "output_shape"}}, "required": ["what"]}, "then": {"not": _present("min", "max")}},
-        {"if": {"properties": {"what": {"const": "output_shape"}}, "required": ["what"]},
-         "then": {"properties": {"value": OUTPUT_SHAPE.schema()}, "not": _present(*SHAPE_REFUSES)},
-         "else": {"properties": {"value": Number().schema()}}},
-    ],
-}
+@per_table
+def expect_rules() -> dict:
+    """What the key table alone cannot say, for the schema: a published value with its source, or a budget
+    (min and/or max) with its reason; batch, dtype and layer only where they mean something; the value of a
+    shape a list of positive integers written exactly, any other value a number."""
+    return {
+        "oneOf": [
+            {"required": ["value", "source"], "not": _present("min", "max")},
+            {"required": ["reason"], **_present("min", "max"), "not": _present("value", *PUBLISHED_ONLY)},
+        ],
+        "allOf": [
+            {"if": {"required": ["batch"]}, "then": {"properties": {"what": {"enum": list(batched())}}}},
+            {"if": {"required": ["dtype"]}, "then": {"properties": {"what": {"enum": list(sized())}}}},
+            {"if": {"required": ["layer"]}, "then": {"properties": {"what": {"not": {"enum": list(whole_network())}}}}},
+            *({"if": {"properties": {"what": {"const": name}}, "required": ["what"]}, "then": {"not": _present("min", "max")}}
+              for name in shapes()),
+            *({"if": {"properties": {"what": {"const": name}}, "required": ["what"]},
+               "then": {"properties": {"value": OUTPUT_SHAPE.schema()}, "not": _present(*SHAPE_REFUSES)},
+               "else": {"properties": {"value": Number().schema()}}}
+              for name in shapes()),
+        ],
+    }
+
+
 EXPECTS = Structure({"type": "array", "items": ref("expect")}, "a list of published figures", list)
 
 # ---- documents, variants, blocks -------------------------------------------------------------
@@ -152,13 +186,23 @@ COMMON = table(
     Key("index", Text(), "a variable holding the repetition's position"),
     Key("comment", Text()),
 )
-MERGES = ("concat", "add", "mul")
-MERGE = table(
-    Key("type", Choice(*MERGES), required=True),
-    *COMMON.values(),
-    Key("branches", Structure({"type": "array", "minItems": 2, "items": {"anyOf": [ref("nodes"), ref("node")]}},
-                              "a list of branches", list), "branches applied to the same input", required=True),
-)
+_MERGE_KEYS: dict[tuple[str, ...], dict[str, Key]] = {}  # by the names of the merge types
+
+
+def merge_keys() -> dict[str, Key]:
+    """The keys of a merge node: its type is one of the merge types (archcalc.layers.merge)."""
+    names = tuple(MERGES)
+    keys = _MERGE_KEYS.get(names)
+    if keys is None:
+        keys = _MERGE_KEYS[names] = table(
+            Key("type", Choice(*names), required=True),
+            *COMMON.values(),
+            Key("branches", Structure({"type": "array", "minItems": 2, "items": {"anyOf": [ref("nodes"), ref("node")]}},
+                                      "a list of branches", list), "branches applied to the same input", required=True),
+        )
+    return keys
+
+
 BLOCK_USE = table(
     Key("block", Text(), required=True),
     Key("args", Object()),
@@ -174,15 +218,9 @@ SHARES = Key("shares", Text(non_empty=True),
 
 def layer_keys(layer_type) -> dict[str, Key]:
     """The keys of a layer node: its type, the common keys, `shares`, and the layer type's fields."""
-    fields = {name: Key(name, f.kind, f.doc, required=f.default is _required(), expression=True)
+    fields = {name: Key(name, f.kind, f.doc, required=f.default is REQUIRED, expression=True)
               for name, f in layer_type.fields.items()}
     return {"type": Key("type", Choice(layer_type.name), required=True), **COMMON, "shares": SHARES, **fields}
-
-
-def _required():
-    from ..layers.base import REQUIRED
-
-    return REQUIRED
 
 
 # ---- checking ----------------------------------------------------------------------------------
@@ -190,8 +228,6 @@ def _required():
 def check_keys(obj: Mapping[str, Any], keys: Mapping[str, Key], where: str, owner: str = "") -> None:
     """Unknown keys (with a suggestion), missing required keys, and the kind of every literal value."""
     if not keys.keys() >= obj.keys():
-        from .spec import suggest
-
         for key in obj:
             if key not in keys:
                 subject = f"{owner} has no field" if owner else "unknown key"
@@ -220,10 +256,10 @@ def _plan(keys: Mapping[str, Key]) -> tuple[tuple[Key, ...], tuple[Key, ...]]:
 def check_expect_value(item: Mapping[str, Any], where: str) -> None:
     """What the key table alone cannot say: a published value or a budget, and how the keys go together."""
     what = item["what"]
-    for key, allowed in (("batch", BATCHED), ("dtype", SIZED)):
+    for key, allowed in (("batch", batched()), ("dtype", sized())):
         if key in item and what not in allowed:
             raise SpecError(f"{where}.{key}: goes with a memory figure ({', '.join(allowed)}), not {what}")
-    if "layer" in item and what in WHOLE_NETWORK:
+    if "layer" in item and what in whole_network():
         raise SpecError(f"{where}.layer: {what} is a figure of the whole network")
     if "min" in item or "max" in item:
         _check_budget(item, where)
@@ -233,7 +269,7 @@ def check_expect_value(item: Mapping[str, Any], where: str) -> None:
     if "source" not in item:
         raise SpecError(f"{where}: every published figure needs a source")
     value, unit = item["value"], item.get("unit")
-    if what == "output_shape":
+    if what in shapes():
         for key in SHAPE_REFUSES:
             if key in item:
                 raise SpecError(f"{where}.{key}: an output_shape is a shape, written exactly: it takes no {key}")
@@ -257,8 +293,8 @@ def _check_budget(item: Mapping[str, Any], where: str) -> None:
     for key in PUBLISHED_ONLY:
         if key in item:
             raise SpecError(f"{where}.{key}: goes with a published value, not a budget")
-    if item["what"] == "output_shape":
-        raise SpecError(f"{where}: output_shape takes a value, not a budget")
+    if item["what"] in shapes():
+        raise SpecError(f"{where}: {item['what']} takes a value, not a budget")
     low, high = item.get("min"), item.get("max")
     if low is not None and high is not None and low > high:
         raise SpecError(f"{where}: min {shown(low)} is above max {shown(high)}")

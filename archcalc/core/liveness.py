@@ -8,32 +8,34 @@ statistics of layer norm, the temporaries of LRN); layers that return their inpu
 (`returns_input`: flatten, dropout, identity) hold nothing. A sequence drops a tensor when
 the next layer has returned, and its own input is held by its caller until it ends. A merge
 holds its input while every branch runs, then the branch outputs while it combines them
-into a new tensor (an add of k branches keeps two partial sums from the third on).
+into a new tensor (`MergeType.partial_results`: an add of k branches keeps two partial sums
+from the third on).
 """
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Any, Iterable, Mapping
 
-from ..layers import REGISTRY
+from ..layers import MERGES, REGISTRY, MergeType
 from .spec import Layer, Node
 
 
-def peak_bytes(root: Node, shapes: Mapping[str, tuple], input_shape, value_bytes: int) -> int:
-    """Most activation bytes alive at once, per image, in an inference pass of `root`; `shapes` holds each
-    node's (input shape, output shape, ...) by path. (analyze works the fp32 figure out on its own walk,
-    with the rules below.)"""
-    return _peak(root, tuple(input_shape), shapes, value_bytes)[0]
+def peak_bytes(root: Node, sums: Mapping[str, Any], value_bytes: int) -> int:
+    """Most activation bytes alive at once, per image, in an inference pass of `root` at another size of
+    value than fp32's; `sums` holds each node's shapes (archcalc.core.calc.NodeSums) by path. (The walk of
+    analyze works the fp32 figure out as it goes, with the rules below.)"""
+    return _peak(root, sums, value_bytes)[0]
 
 
-def _peak(node: Node, shape, shapes: Mapping[str, tuple], size: int) -> tuple[int, bool]:
+def _peak(node: Node, sums: Mapping[str, Any], size: int) -> tuple[int, bool]:
+    own = sums[node.path]
     if isinstance(node, Layer):
-        return layer_peak(REGISTRY[node.type], node.attrs, shape, shapes[node.path][1], size)
+        return layer_peak(REGISTRY[node.type], node.attrs, own.input_shape, own.output_shape, size)
+    held_input = math.prod(own.input_shape) * size
     if node.kind == "sequence":
-        parts = [_peak(child, shapes[child.path][0], shapes, size) for child in node.children]
-        return sequence_peak(math.prod(shape) * size, parts)
-    branches = [(*_peak(child, shape, shapes, size), math.prod(shapes[child.path][1]) * size) for child in node.children]
-    return merge_peak(node.kind, math.prod(shape) * size, branches, math.prod(shapes[node.path][1]) * size)
+        return sequence_peak(held_input, [_peak(child, sums, size) for child in node.children])
+    branches = [(*_peak(child, sums, size), math.prod(sums[child.path].output_shape) * size) for child in node.children]
+    return merge_peak(MERGES[node.kind], held_input, branches, math.prod(own.output_shape) * size)
 
 
 # The rules: each gives a node's peak (its input included) and whether its output is its input's own memory.
@@ -45,7 +47,7 @@ def layer_peak(layer, attrs, shape, out, value_bytes: int) -> tuple[int, bool]:
     return held_input + layer.live_bytes(attrs, shape, out, value_bytes), False
 
 
-def sequence_peak(held_input: int, parts: list[tuple[int, bool]]) -> tuple[int, bool]:
+def sequence_peak(held_input: int, parts: Iterable[tuple[int, bool]]) -> tuple[int, bool]:
     """`parts`: each child's (peak, returns its input)."""
     top, alias = held_input, True
     for peak, child_alias in parts:
@@ -55,11 +57,11 @@ def sequence_peak(held_input: int, parts: list[tuple[int, bool]]) -> tuple[int, 
     return top, alias
 
 
-def merge_peak(kind: str, held_input: int, parts: list[tuple[int, bool, int]], out: int) -> tuple[int, bool]:
-    """`parts`: each branch's (peak, returns its input, output bytes); `out`: the merged tensor's bytes."""
+def merge_peak(merge: MergeType, held_input: int, parts: list[tuple[int, bool, int]], out: int) -> tuple[int, bool]:
+    """`parts`: each branch's (peak, returns its input, output bytes); `out`: the merged tensor's bytes, of
+    which the merge holds `partial_results` at once."""
     top, held = held_input, 0
     for peak, alias, branch_out in parts:
         top = max(top, held + peak)
         held += 0 if alias else branch_out
-    partial_sums = 1 if kind == "concat" or len(parts) < 3 else 2
-    return max(top, held_input + held + partial_sums * out), False
+    return max(top, held_input + held + merge.partial_results(len(parts)) * out), False

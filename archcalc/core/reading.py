@@ -15,10 +15,10 @@ import stat
 from collections.abc import Iterable
 from typing import Any
 
+from ..budget import current
 from ..errors import SpecError
 from ..files import reason
-from .budget import current
-from .kinds import shown
+from ..kinds import shown
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")

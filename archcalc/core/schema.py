@@ -5,17 +5,18 @@ import json
 from typing import Any, Mapping
 
 from ..layers import REGISTRY
+from ..layers.base import REQUIRED
 from .keys import (
     BLOCK,
     BLOCK_USE,
     DOCUMENT,
-    EXPECT,
-    EXPECT_RULES,
-    MERGE,
     SEQUENCE,
     VARIANT,
     Key,
+    expect_keys,
+    expect_rules,
     layer_keys,
+    merge_keys,
     ref,
 )
 
@@ -37,15 +38,9 @@ def _layer(name: str) -> dict:
     schema = _object(layer_keys(layer_type), layer_type.doc)
     for field_name, spec_field in layer_type.fields.items():
         default = spec_field.default
-        if default is not None and field_name in schema["properties"] and not _is_required(default):
+        if default is not None and field_name in schema["properties"] and default is not REQUIRED:
             schema["properties"][field_name]["default"] = list(default) if isinstance(default, tuple) else default
     return schema
-
-
-def _is_required(default: Any) -> bool:
-    from ..layers.base import REQUIRED
-
-    return default is REQUIRED
 
 
 def build_schema() -> dict:
@@ -53,12 +48,12 @@ def build_schema() -> dict:
     defs: dict[str, Any] = {
         "node": {"oneOf": [ref(f"layer_{n}") for n in layers] + [ref("merge"), ref("block_use"), ref("sequence")]},
         "nodes": {"type": "array", "items": ref("node")},
-        "merge": _object(MERGE, "branches applied to the same input, then merged"),
+        "merge": _object(merge_keys(), "branches applied to the same input, then merged"),
         "block_use": _object(BLOCK_USE, "an instance of a named block"),
         "sequence": _object(SEQUENCE, "nodes applied one after the other"),
         "block": _object(BLOCK),
         "variant": _object(VARIANT),
-        "expect": {**_object(EXPECT), **EXPECT_RULES},
+        "expect": {**_object(expect_keys()), **expect_rules()},
         **{f"layer_{n}": s for n, s in layers.items()},
     }
     return {

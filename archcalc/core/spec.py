@@ -26,27 +26,27 @@ from typing import (
 )
 
 from .. import fmt
-from ..errors import SpecError
+from ..budget import Budget, current, use
+from ..errors import SpecError, suggest
 from ..files import split_name
+from ..kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
 from ..layers import REGISTRY
 from .alloc import paused_gc
-from .budget import Budget, current, use
 from .expr import evaluate, names
 from .figures import Expect
 from .keys import (
     BLOCK,
     BLOCK_USE,
     DOCUMENT,
-    EXPECT,
-    MERGE,
     MERGES,
     SEQUENCE,
     VARIANT,
     check_expect_value,
     check_keys,
+    expect_keys,
     layer_keys,
+    merge_keys,
 )
-from .kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
 from .reading import read_json
 
 if TYPE_CHECKING:
@@ -198,15 +198,6 @@ def variant_names(document: dict, path: str | os.PathLike) -> list[str]:
     return list(variants) if isinstance(variants, dict) else [name if isinstance(name, str) and name else split_name(path)[0]]
 
 
-def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    if not isinstance(word, str) or len(word) > 200:  # difflib is quadratic in the word's length
-        return ""
-    import difflib  # only for a message: not at start-up
-
-    close = difflib.get_close_matches(word, [c for c in choices if isinstance(c, str)], n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _exists(path: str | os.PathLike) -> bool:
     """Whether something is at `path`; True when the OS cannot tell (the read names the reason)."""
     try:
@@ -227,7 +218,7 @@ def load(target: "str | Path | Mapping[str, Any]", variant: str | None = None, *
         >>> load({"input": [3, 32, 32], "layers": [...]})     # a dict, as a spec file holds it
 
     `variant` names the network of a family (a dict's, or a file's); `budget`
-    (archcalc.core.budget.Budget) raises or lowers the limits the spec is read and expanded under.
+    (archcalc.budget.Budget) raises or lowers the limits the spec is read and expanded under.
     Raises SpecError (bad input, with the file and the JSON path) when the spec cannot be read or resolved.
     """
     with use(budget):
@@ -370,7 +361,7 @@ def _expects(raw: list, where: str) -> Iterator[Expect]:
     for i, item in enumerate(raw):
         here = f"{where}[{i}]"
         Object().check(item, here)
-        check_keys(item, EXPECT, here)
+        check_keys(item, expect_keys(), here)
         check_expect_value(item, here)
         yield Expect.from_item(item)
 
@@ -589,7 +580,7 @@ class _Context:
         return self.reads_of_blocks[name]
 
     def merge(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Group:
-        check_keys(raw, MERGE, where)
+        check_keys(raw, merge_keys(), where)
         branches = raw["branches"]
         if len(branches) < 2:
             raise SpecError(f"{where}.branches: {raw['type']} needs at least two branches, got {len(branches)}")

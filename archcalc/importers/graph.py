@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from .. import fmt
-from ..core.budget import current
+from ..budget import current
 from ..errors import SpecError
-from ..layers import REGISTRY, Shape
+from ..layers import MERGES, REGISTRY, Shape
 from ..layers.base import REQUIRED
 
 INPUT = "input"
-MERGE_KINDS = ("add", "concat", "mul")
+MERGE_KINDS = MERGES  # the merge types by name (archcalc.layers.merge)
 ORIGINS = {"module": ("torch_modules", "torch module"), "call": ("torch_functions", "torch call"),
            "onnx": ("onnx_ops", "ONNX op")}
 
@@ -384,7 +384,7 @@ def _name_merges(scopes: ScopeCounts, items: list) -> None:
 def _flatten(item: _Merge) -> None:
     """(a + b) + c is one add of three branches; so are nested concatenations."""
     first = item.branches[0]
-    if (item.node.merge in ("add", "concat") and len(first) == 1 and isinstance(first[0], _Merge)
+    if (MERGES[item.node.merge].flattens and len(first) == 1 and isinstance(first[0], _Merge)
             and first[0].node.merge == item.node.merge and first[0].comps == first[0].node.path):
         item.branches[:1] = first[0].branches
 

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..core.kinds import quoted
 from ..core.reading import parse
 from ..deps import require_torch
 from ..errors import SpecError, UsageError
+from ..kinds import quoted
 
 
 def parse_kwargs(text: str | None) -> dict[str, Any]:

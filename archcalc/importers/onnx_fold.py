@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import fmt
-from ..core.budget import current
+from ..budget import current
 from ..errors import SpecError
 
 INPUT_VALUES = 4096  # the inputs of a node computed here, all together (a weight is not transformed)

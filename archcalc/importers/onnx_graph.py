@@ -14,18 +14,17 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import fmt
-from ..core.budget import current
+from ..budget import current
 from ..core.reading import read_bytes
 from ..deps import require
 from ..errors import SpecError
-from ..layers import Shape
+from ..layers import MERGES, Shape
 from .graph import INPUT, Graph, Node, Op, ScopeCounts, fold_permutes, to_spec
 from .onnx_fold import Folder
 from .onnx_sequences import outer_inputs, rewrite
 from .onnx_tensors import SMALL, Tensors
 
 ONNX_BYTES = 2**31  # protobuf's limit for one message: an ONNX file without external data
-MERGES = {"Add": "add", "Sum": "add", "Concat": "concat", "Mul": "mul"}
 METADATA = {"Shape", "Size"}
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}  # a no-op when the per-image shape stays
 SETTINGS = {"Clip", "Pad", "Resize", "Upsample", "Reshape", "ReduceMean", "Squeeze", "Unsqueeze", "Dropout"}
@@ -353,8 +352,8 @@ class _Reader:
         ids = tuple(self.ids[i] for i in data)
         path = (*scope, own)
         attrs = self.attrs(node)
-        if node.op_type in MERGES and len(data) >= 2:
-            kind = MERGES[node.op_type]
+        kind = next((merge.name for merge in MERGES.values() if node.op_type in merge.onnx_ops), None)
+        if kind and len(data) >= 2:
             axis = attrs.get("axis")  # required by ONNX: a file may still leave it out
             if kind == "concat" and (not isinstance(axis, int) or axis % (len(input_shape or ()) + 1) != 1):
                 raise SpecError(f"{where}: Concat along axis {attrs.get('axis')}; archcalc joins along the channels (axis 1)")

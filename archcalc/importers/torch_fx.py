@@ -11,10 +11,9 @@ from typing import Any, Iterator, Mapping
 from .. import fmt
 from ..deps import require_torch
 from ..errors import SpecError
-from ..layers import REGISTRY, Shape
+from ..layers import MERGES, REGISTRY, Shape
 from .graph import INPUT, MERGE_KINDS, Graph, Node, Op, fold_permutes, to_spec
 
-MERGE_CALLS = {"add": "add", "iadd": "add", "cat": "concat", "concat": "concat", "mul": "mul", "imul": "mul"}
 PASS_THROUGH = {"contiguous", "clone", "detach"}
 PAD_MODULES = ("ZeroPad2d", "ConstantPad2d")
 # positional arguments of tensor methods after self (torch.fx leaves them positional)
@@ -22,6 +21,11 @@ METHOD_ARGS = {
     "mean": ("dim", "keepdim"), "flatten": ("start_dim", "end_dim"), "clamp": ("min", "max"),
     "clamp_": ("min", "max"), "clip": ("min", "max"), "softmax": ("dim",), "add": ("other",), "mul": ("other",),
 }
+
+
+def _merge_called(call: str) -> str | None:
+    """The merge type a torch function or tensor method is imported as (archcalc.layers.merge), if any."""
+    return next((merge.name for merge in MERGES.values() if call in merge.torch_functions), None)
 
 
 def claimed_modules() -> set[str]:
@@ -179,8 +183,8 @@ class _Reader:
             self.ids[n] = ids[0]
             return
         attrs = self.arguments(n, name)
-        if name in MERGE_CALLS and len(inputs) >= 2:
-            kind = MERGE_CALLS[name]
+        kind = _merge_called(name)
+        if kind and len(inputs) >= 2:
             if kind == "concat" and attrs.get("dim", 0) % (len(input_shape) + 1) != 1:
                 raise SpecError(f"{where}: torch.cat along dim {attrs.get('dim', 0)}; archcalc joins along the channels (dim 1)")
             if kind == "add" and attrs.get("alpha", 1) != 1:

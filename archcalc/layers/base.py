@@ -13,8 +13,8 @@ from fractions import Fraction
 from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 
 from .. import fmt
-from ..core.kinds import Kind, by_name
 from ..errors import SpecError
+from ..kinds import Kind, by_name
 from .notes import InexactSize
 from .rf import GLOBAL_RF, RF, merge_rf  # noqa: F401  (the layer modules import them from here)
 
@@ -36,7 +36,7 @@ class _FieldRecord(NamedTuple):
 class Field(_FieldRecord):
     """One attribute of a layer in a spec: the kind of its value (with its domain), default and meaning.
 
-    `kind` is a Kind (archcalc.core.kinds) or the name of one: int, number, bool, pair, padding,
+    `kind` is a Kind (archcalc.kinds) or the name of one: int, number, bool, pair, padding,
     with `minimum` as its lower bound. `default_from` names the field whose value stands in when
     this one is absent (pooling's stride is its kernel). The loader normalises the value once
     (pairs as (h, w)), so layer code reads it as it is.

@@ -4,8 +4,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ..core.kinds import Number
 from ..errors import SpecError
+from ..kinds import Number
 from .base import (
     RF,
     Attrs,

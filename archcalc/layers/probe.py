@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import functools
 
-from .base import torch_nn
+from ..deps import require_torch
 
 
 def identity(module):
-    return torch_nn().Identity()
+    return require_torch().nn.Identity()
 
 
 def keep(module):
@@ -24,8 +24,6 @@ def keep(module):
 
 @functools.cache
 def _classes():
-    from ..deps import require_torch
-
     torch = require_torch()
     nn, F = torch.nn, torch.nn.functional
     pair = nn.modules.utils._pair
@@ -68,7 +66,7 @@ def _ceil_size(size: int, kernel: int, stride: int, padding: int, dilation: int)
 
 def window_sum(module):
     """A convolution, transposed convolution or max pooling (possibly behind a ZeroPad2d) as a window of ones."""
-    nn = torch_nn()
+    nn = require_torch().nn
     window_sum_class = _classes()
     if isinstance(module, nn.Sequential):
         return nn.Sequential(*(child if isinstance(child, nn.ZeroPad2d) else window_sum(child) for child in module))
@@ -86,4 +84,4 @@ def window_sum(module):
 
 def adaptive_average(module):
     """Adaptive max pooling reads the same windows as adaptive average pooling."""
-    return torch_nn().AdaptiveAvgPool2d(module.output_size)
+    return require_torch().nn.AdaptiveAvgPool2d(module.output_size)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.kinds import Number
+from ..kinds import Number
 from .base import (
     GLOBAL_RF,
     RF,

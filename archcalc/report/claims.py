@@ -28,6 +28,7 @@ from typing import Any, Mapping
 from .. import fmt
 from ..core.calc import Analysis, analyze
 from ..core.figures import Figure, Verdict, compare
+from ..core.quantities import by_expect
 from ..core.spec import (
     Layer,
     Network,
@@ -364,22 +365,18 @@ def _inside(path: str, ref: Ref) -> bool:
 
 
 def _summed(result: Analysis, ref: Ref) -> int:
-    """A quantity summed over the leaves under `layer` (all of them without one), less `exclude`."""
-    bias = biases(result.network)
+    """A quantity summed over the leaves under `layer` (all of them without one), less `exclude`: one of the
+    lectures' split of the parameters, or the quantity an `expect` of that name is about
+    (archcalc.core.quantities), in bytes at fp32."""
     rows = [r for r in result.leaves() if _inside(r.path, ref)]
-    values = {
-        "params": lambda r: r.params,
-        "biases": lambda r: bias.get(r.path, 0),
-        "weights": lambda r: r.params - bias.get(r.path, 0) if is_weight_layer(r.layer_type) else 0,
-        "non_trainable": lambda r: r.non_trainable,
-        "macs": lambda r: r.macs,
-        "flops": lambda r: 2 * r.macs,
-        "activations": lambda r: r.allocated,
-        "activation_bytes": lambda r: r.allocated * BYTES_PER_VALUE,
-        "weights_bytes": lambda r: (r.params + r.non_trainable) * BYTES_PER_VALUE,
-        "layers": lambda r: int(is_weight_layer(r.layer_type)),
-    }[ref.quantity]
-    return sum(values(r) for r in rows)
+    if ref.quantity in ("biases", "weights"):
+        bias = biases(result.network)
+        if ref.quantity == "biases":
+            return sum(bias.get(r.path, 0) for r in rows)
+        return sum(r.params - bias.get(r.path, 0) for r in rows if is_weight_layer(r.layer_type))
+    quantity = by_expect()[ref.quantity]
+    values = sum(getattr(r, quantity.bytes_of or quantity.key) for r in rows)
+    return values * BYTES_PER_VALUE if quantity.bytes_of else values
 
 
 def computed(claim: Claim | Beside) -> Any:

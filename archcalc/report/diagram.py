@@ -17,9 +17,9 @@ from typing import Sequence
 
 from .. import fmt
 from ..core.calc import Analysis, Row
-from ..core.spec import Group, Layer, Node, suggest
-from ..errors import UsageError, one_line
-from ..layers import REGISTRY
+from ..core.spec import Group, Layer, Node
+from ..errors import UsageError, one_line, suggest
+from ..layers import MERGES, REGISTRY
 
 # Okabe & Ito's colour-blind safe palette: a light tint fills the box, the colour draws its edge.
 PALETTE = {
@@ -31,7 +31,6 @@ KIND_NAMES = {"block": "folded block", "merge": "merge"}
 INK, MUTED, FRAME = "#000000", "#444444", "#777777"
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 ANNOTATIONS = ("params", "macs", "rf")
-MERGE_LABELS = {"concat": "concat", "add": "add", "mul": "×"}
 
 LABEL_SIZE, LINE_SIZE = 12, 10
 CHAR = 0.62  # width of a character in em, generous for a proportional font
@@ -387,7 +386,7 @@ class _Builder:
         row = self.rows[node.path]
         branches = [self.branch(b) for b in node.children]
         self.kinds.add("merge")
-        lines = [(MERGE_LABELS[node.kind], LABEL_SIZE, True), (fmt.shape(row.output_shape), LINE_SIZE, False)]
+        lines = [(MERGES[node.kind].symbol, LABEL_SIZE, True), (fmt.shape(row.output_shape), LINE_SIZE, False)]
         title = f"{node.path}: {node.kind} of {len(branches)} branches -> {fmt.shape(row.output_shape)}"
         merge_node = _Box(self.flow, "merge", lines, "merge", title,
                           (("path", node.path), ("merge", node.kind), ("inputs", str(len(branches)))))

@@ -15,7 +15,7 @@ from .. import fmt
 from ..core.calc import Analysis, Row
 from ..core.spec import Group, Layer, Node
 from ..errors import one_line
-from ..layers import REGISTRY, RF
+from ..layers import MERGES, REGISTRY, RF
 from . import diagram
 from .diagram import xml_text
 
@@ -97,12 +97,7 @@ def workings(analysis: Analysis) -> dict[str, list[str]]:
 
 def _merge_line(node: Group, rows: dict[str, Row]) -> str:
     shapes = [rows[child.path].output_shape for child in node.children]
-    out = rows[node.path].output_shape
-    if node.kind == "concat":
-        return f"concat channels: C = {' + '.join(str(s[0]) for s in shapes)} = {out[0]}, {fmt.shape(out)}"
-    if node.kind == "add":
-        return f"add: {' + '.join(fmt.shape(s) for s in shapes)} -> {fmt.shape(out)}, elementwise"
-    return f"multiply, broadcast: {' × '.join(fmt.shape(s) for s in shapes)} -> {fmt.shape(out)}"
+    return MERGES[node.kind].working(shapes, rows[node.path].output_shape)
 
 
 # ---- the page -------------------------------------------------------------------------------------

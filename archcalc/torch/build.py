@@ -15,50 +15,26 @@ from ..core.calc import Analysis, analyze
 from ..core.spec import Layer, Network, Node
 from ..deps import require_torch
 from ..errors import SpecError
-from ..layers import REGISTRY, Shape
+from ..layers import MERGES, REGISTRY, Shape
+
+
+@functools.cache
+def combiner(name: str):
+    """The torch module class of a merge type (`Concat`, `Add`, `Mul`): its `merge` attribute is what
+    archcalc.importers reads it as, its forward the merge type's `combine`."""
+    torch = require_torch()
+    merge_type = MERGES[name]
+
+    def forward(self, *xs):
+        return merge_type.combine(torch, xs)
+
+    return type(name.capitalize(), (torch.nn.Module,), {"__doc__": merge_type.doc, "merge": name, "forward": forward})
 
 
 @functools.cache
 def _classes():
     torch = require_torch()
     nn = torch.nn
-
-    class Concat(nn.Module):
-        """Joins branch outputs along the channels."""
-
-        merge = "concat"  # what archcalc.importers reads it as
-
-        def forward(self, *xs):
-            return torch.cat(xs, dim=1)
-
-    def aligned(xs):
-        """Per-image shapes of lower rank padded with ones on the left, after the batch: then torch broadcasts."""
-        rank = max(x.dim() for x in xs)
-        return [x.reshape(x.shape[0], *([1] * (rank - x.dim())), *x.shape[1:]) for x in xs]
-
-    class Add(nn.Module):
-        """Elementwise sum, broadcast as the calculator's shapes are."""
-
-        merge = "add"
-
-        def forward(self, *xs):
-            xs = aligned(xs)
-            out = xs[0]
-            for x in xs[1:]:
-                out = out + x
-            return out
-
-    class Mul(nn.Module):
-        """Elementwise product, broadcast as the calculator's shapes are."""
-
-        merge = "mul"
-
-        def forward(self, *xs):
-            xs = aligned(xs)
-            out = xs[0]
-            for x in xs[1:]:
-                out = out * x
-            return out
 
     class Merge(nn.Module):
         """Runs every branch on the same input and combines their outputs."""
@@ -69,7 +45,7 @@ def _classes():
                 self.add_module(str(i), branch)
             self.count = len(branches)
             self.kind = kind
-            self.add_module(kind, {"concat": Concat, "add": Add, "mul": Mul}[kind]())
+            self.add_module(kind, combiner(kind)())
 
         def forward(self, x):
             outputs = [self._modules[str(i)](x) for i in range(self.count)]

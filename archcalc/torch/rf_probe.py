@@ -19,7 +19,7 @@ from ..core.calc import Analysis, analyze
 from ..core.spec import Group, Layer, Network, Node
 from ..deps import require_torch
 from ..errors import SpecError
-from ..layers import REGISTRY, Shape
+from ..layers import MERGES, REGISTRY, Shape
 
 MAX_PIXELS = 4096 * 4096  # the largest input the probe grows to (16.8 million pixels)
 MAX_POSITIONS = 16  # output positions probed along the diagonal: two periods of the field, at most this
@@ -111,26 +111,15 @@ def _replace(module, node: Node, hold_gates: bool, shapes: dict) -> None:
 
 def _combine(kind: str, hold_gates: bool):
     torch = require_torch()
+    merge = MERGES[kind]
     module: Any = torch.nn.Module  # torch is loaded on demand: a base class known only at run time
 
     class Combine(module):
-        """Sums the branches (concat, add: one channel each), or multiplies them (mul), a branch
+        """The merge type's probe_combine: the branches summed (one channel each), or multiplied, a branch
         broadcast over the positions held constant when measuring the spatial field."""
 
         def forward(self, *xs):
-            if kind == "concat":
-                return sum(xs[1:], xs[0])
-            size = max(x.shape[-2:] for x in xs if x.dim() == 4) if any(x.dim() == 4 for x in xs) else None
-            out = None
-            for x in xs:
-                x = x.reshape(x.shape[0], *([1] * (4 - x.dim())), *x.shape[1:])
-                if size is not None and x.shape[-2:] != size:  # a gate: scaled to at most 1, or held constant
-                    if kind == "mul":
-                        x = torch.ones_like(x) if hold_gates else x / x.detach().amax()
-                    elif hold_gates:
-                        x = torch.zeros_like(x)
-                out = x if out is None else out * x if kind == "mul" else out + x
-            return out
+            return merge.probe_combine(torch, xs, hold_gates)
 
     return Combine()
 

@@ -5,7 +5,7 @@ that use each other twice at every level, an expression that squares a list). Ev
 checked at the moment the thing it limits is made, and hitting one is a SpecError naming the place
 in the spec and the limit. A bigger network is one call away:
 
-    >>> from archcalc.core.budget import Budget, use
+    >>> from archcalc.budget import Budget, use
     >>> with use(Budget(nodes=5_000_000)):
     ...     network = archcalc.load("huge.json")
 

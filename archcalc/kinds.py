@@ -12,8 +12,8 @@ import math
 import re
 from typing import Any, NamedTuple
 
-from ..errors import SpecError
 from .budget import current
+from .errors import SpecError, suggest
 
 EXPR = {"type": "string", "description": "an expression over the family's params, loop variables and block args"}
 PADDING_MODES = ("same", "valid")
@@ -227,8 +227,6 @@ class Choice(Kind):
 
     def check(self, value: Any, where: str) -> str:
         if value not in self.values or not isinstance(value, str):
-            from .spec import suggest
-
             hint = suggest(value, self.values) if isinstance(value, str) else ""
             given = quoted(value) if isinstance(value, str) else shown(value)
             raise SpecError(f"{where}: {given} is not {self.expected}{hint}")

@@ -1,0 +1,224 @@
+"""What a merge is: branches run on the same input, their outputs combined into one tensor.
+
+A merge type is one class registered under its spec name, as a layer type is (archcalc.layers.base).
+It answers, from its branches' output shapes: the merged shape (or why there is none), the values it
+allocates (a tensor of its own, a row of the table; none where it accumulates into its first
+branch), the branches it broadcasts over the positions (a gate, which the spatial receptive field
+holds constant), the partial results it holds while combining (liveness), the receptive field, the
+torch code that combines the outputs (the built model, the receptive-field probe), and what an
+imported graph calls it (torch functions and tensor methods, ONNX op types).
+Shapes never include the batch: (C, H, W) or (F,).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Sequence
+
+from .. import fmt
+from ..errors import SpecError
+from .rf import RF, merge_rf
+
+Shape = tuple[int, ...]
+
+
+class MergeType:
+    """Base class: a merge of branches of one shape into a tensor of its own."""
+
+    name: ClassVar[str]
+    doc: ClassVar[str] = ""
+    symbol: ClassVar[str] = ""  # what a figure writes at the join (archcalc.report.diagram)
+    allocates: ClassVar[bool] = True  # False: accumulates into its first branch (where it can), no tensor of its own
+    # What an imported graph op it stands for (archcalc.importers): torch functions and tensor methods,
+    # and ONNX op types.
+    torch_functions: ClassVar[tuple[str, ...]] = ()
+    onnx_ops: ClassVar[tuple[str, ...]] = ()
+    flattens: ClassVar[bool] = False  # an import reads (a + b) + c as one merge of three branches
+
+    def output_shape(self, shapes: Sequence[Shape]) -> Shape:
+        """The merged shape; SpecError (unlocated) when the branches' shapes do not fit together."""
+        return equal_shapes(self.name, shapes)
+
+    def allocated_values(self, shapes: Sequence[Shape], out: Shape) -> int:
+        """Values of the tensor it allocates, per image (the cs231n convention), from its branches' shapes."""
+        return math.prod(out) if self.allocates else 0
+
+    def gates(self, shapes: Sequence[Shape], out: Shape) -> list[bool]:
+        """Which branches are broadcast over the output's positions (a squeeze-and-excitation gate)."""
+        return [False] * len(shapes)
+
+    def receptive_field(self, fields: list[RF], shapes: Sequence[Shape], out: Shape, path: str) -> RF:
+        """The field after the branches meet: each output sees what any branch's output sees."""
+        return merge_rf(fields, self.gates(shapes, out), path)
+
+    def partial_results(self, branches: int) -> int:
+        """Tensors of the output's size it holds at once while combining `branches` outputs (liveness)."""
+        return 1
+
+    def combine(self, torch: Any, outputs: Sequence[Any]) -> Any:  # pragma: no cover - overridden
+        """The branch outputs (batched torch tensors) combined, as the built model computes them."""
+        raise NotImplementedError(self.name)
+
+    def probe_combine(self, torch: Any, outputs: Sequence[Any], hold_gates: bool) -> Any:
+        """The receptive-field probe's combination (archcalc.torch.rf_probe): one channel each, summed."""
+        return sum(outputs[1:], outputs[0])
+
+    def working(self, shapes: Sequence[Shape], out: Shape) -> str:
+        """The shape arithmetic with its numbers filled in (archcalc.report.html)."""
+        return f"{self.name}: {' + '.join(fmt.shape(s) for s in shapes)} -> {fmt.shape(out)}"
+
+
+MERGES: dict[str, MergeType] = {}
+
+
+def register(cls: type[MergeType]) -> type[MergeType]:
+    MERGES[cls.name] = cls()
+    return cls
+
+
+def merge_type(name: str) -> MergeType | None:
+    """The merge type registered under `name`, None for anything else."""
+    return MERGES.get(name)
+
+
+# ---- shape rules -------------------------------------------------------------------------------
+
+def equal_shapes(name: str, shapes: Sequence[Shape]) -> Shape:
+    if len(set(shapes)) != 1:
+        raise SpecError(f"{name} needs equal shapes, got {_listed(shapes)}")
+    return shapes[0]
+
+
+def broadcast(name: str, shapes: Sequence[Shape]) -> Shape:
+    """The shape `shapes` broadcast to, a shorter one padded with ones on the left (numpy's rule)."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for dims in zip(*(_padded(s, rank) for s in shapes)):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            raise SpecError(f"{name} cannot broadcast {_listed(shapes)}")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def _padded(shape: Shape, rank: int) -> Shape:
+    return (1,) * (rank - len(shape)) + tuple(shape)
+
+
+def _listed(shapes: Sequence[Shape]) -> str:
+    return ", ".join(fmt.shape(s) for s in shapes)
+
+
+def _broadcast_over_positions(outputs: Sequence[Any]) -> list[Any]:
+    """Batched tensors padded with ones after the batch dimension to the largest rank."""
+    rank = max(x.dim() for x in outputs)
+    return [x.reshape(x.shape[0], *([1] * (rank - x.dim())), *x.shape[1:]) for x in outputs]
+
+
+# ---- the merges --------------------------------------------------------------------------------
+
+@register
+class Concat(MergeType):
+    name = "concat"
+    doc = "joins the branches along the channels"
+    symbol = "concat"
+    torch_functions = ("cat", "concat")
+    onnx_ops = ("Concat",)
+    flattens = True
+
+    def output_shape(self, shapes: Sequence[Shape]) -> Shape:
+        if len({len(s) for s in shapes}) != 1 or len({s[1:] for s in shapes}) != 1:
+            raise SpecError(f"concat needs equal sizes apart from the channels, got {_listed(shapes)}")
+        return (sum(s[0] for s in shapes), *shapes[0][1:])
+
+    def combine(self, torch: Any, outputs: Sequence[Any]) -> Any:
+        return torch.cat(outputs, dim=1)
+
+    def working(self, shapes: Sequence[Shape], out: Shape) -> str:
+        return f"concat channels: C = {' + '.join(str(s[0]) for s in shapes)} = {out[0]}, {fmt.shape(out)}"
+
+
+class Elementwise(MergeType):
+    """Combines the branches value by value: from the third branch on, the running result and the next
+    one are alive at once."""
+
+    def gates(self, shapes: Sequence[Shape], out: Shape) -> list[bool]:
+        return [len(out) == 3 and _padded(s, len(out))[1:] != out[1:] for s in shapes]
+
+    def partial_results(self, branches: int) -> int:
+        return 1 if branches < 3 else 2
+
+
+@register
+class Add(Elementwise):
+    name = "add"
+    doc = ("the sum of the branches, accumulated into the first; broadcast as torch does (a per-image shape "
+           "of lower rank padded with ones on the left)")
+    symbol = "add"
+    allocates = False
+    torch_functions = ("add", "iadd")
+    onnx_ops = ("Add", "Sum")
+    flattens = True
+
+    def output_shape(self, shapes: Sequence[Shape]) -> Shape:
+        return broadcast(self.name, shapes)
+
+    def allocated_values(self, shapes: Sequence[Shape], out: Shape) -> int:
+        """None where the sum accumulates into the first branch; its output where broadcasting makes the
+        sum larger than that branch."""
+        return 0 if tuple(shapes[0]) == tuple(out) else math.prod(out)
+
+    def combine(self, torch: Any, outputs: Sequence[Any]) -> Any:
+        out = None
+        for x in _broadcast_over_positions(outputs):
+            out = x if out is None else out + x
+        return out
+
+    def probe_combine(self, torch: Any, outputs: Sequence[Any], hold_gates: bool) -> Any:
+        """The sum, a branch broadcast over the positions (a global context) held at 0 when measuring
+        the spatial field."""
+        images = [x for x in outputs if x.dim() == 4]
+        size = max(x.shape[-2:] for x in images) if images else None
+        out = None
+        for x in outputs:
+            x = x.reshape(x.shape[0], *([1] * (4 - x.dim())), *x.shape[1:])
+            if size is not None and x.shape[-2:] != size and hold_gates:
+                x = torch.zeros_like(x)
+            out = x if out is None else out + x
+        return out
+
+    def working(self, shapes: Sequence[Shape], out: Shape) -> str:
+        return f"add: {' + '.join(fmt.shape(s) for s in shapes)} -> {fmt.shape(out)}, elementwise"
+
+
+@register
+class Mul(Elementwise):
+    name = "mul"
+    doc = "the elementwise product of the branches; a per-image shape of lower rank is padded with ones on the left"
+    symbol = "×"
+    torch_functions = ("mul", "imul")
+    onnx_ops = ("Mul",)
+
+    def output_shape(self, shapes: Sequence[Shape]) -> Shape:
+        return broadcast(self.name, shapes)
+
+    def combine(self, torch: Any, outputs: Sequence[Any]) -> Any:
+        out = None
+        for x in _broadcast_over_positions(outputs):
+            out = x if out is None else out * x
+        return out
+
+    def probe_combine(self, torch: Any, outputs: Sequence[Any], hold_gates: bool) -> Any:
+        """The product, a branch broadcast over the positions (a gate) scaled to at most 1, or held at 1
+        when measuring the spatial field."""
+        images = [x for x in outputs if x.dim() == 4]
+        size = max(x.shape[-2:] for x in images) if images else None
+        out = None
+        for x in outputs:
+            x = x.reshape(x.shape[0], *([1] * (4 - x.dim())), *x.shape[1:])
+            if size is not None and x.shape[-2:] != size:
+                x = torch.ones_like(x) if hold_gates else x / x.detach().amax()
+            out = x if out is None else out * x
+        return out
+
+    def working(self, shapes: Sequence[Shape], out: Shape) -> str:
+        return f"multiply, broadcast: {' × '.join(fmt.shape(s) for s in shapes)} -> {fmt.shape(out)}"
