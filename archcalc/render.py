@@ -117,8 +117,10 @@ def rf_footnote(analysis: Analysis, depth: int | None) -> str | None:
     gates = [r.rf.gate for r in analysis.at_depth(depth) if _marked(r.rf)]
     if not gates:
         return None
+    first = gates[0]
+    assert first is not None  # a marked field is gated: it names its gate
     return (f"RF {GATED}: the spatial field, of the path that carries the pixels; the strict field is global "
-            f"because the gate at {one_line(gates[0])} pools the whole input (held constant for the spatial field)")
+            f"because the gate at {one_line(first)} pools the whole input (held constant for the spatial field)")
 
 
 def summary_lines(analysis: Analysis, convention: str, depth: int | None = None) -> list[str]:
@@ -146,12 +148,13 @@ def warning_lines(analysis: Analysis, notes: bool = False) -> list[str]:
             for n in analysis.warnings if n.drops_input or notes]
 
 
-def _in_configurations() -> list[Quantity]:
-    return [q for q in QUANTITIES.values() if q.batch_header]
+def _in_configurations() -> list[tuple[str, Quantity]]:
+    """The quantities of the table of configurations with their column headers, in their order."""
+    return [(q.batch_header, q) for q in QUANTITIES.values() if q.batch_header]
 
 
 def config_headers() -> list[str]:
-    return ["Batch", "Dtype", *(q.batch_header for q in _in_configurations())]  # type: ignore[misc]
+    return ["Batch", "Dtype", *(header for header, _ in _in_configurations())]
 
 
 CONFIG_NOTE = ("Whole batch: MACs; weights with running statistics; activations (input and allocated outputs); "
@@ -164,7 +167,7 @@ def _config_numeric() -> list[int]:
 
 
 def configuration_rows(configurations: Sequence[Analysis]) -> list[list[str]]:
-    shown = _in_configurations()
+    shown = [q for _, q in _in_configurations()]
     return [[fmt.count(c.batch), c.dtype, *(_scaled(q, quantities.figure(q, c)) for q in shown)] for c in configurations]
 
 
@@ -177,7 +180,8 @@ def _cells(analysis: Analysis, depth: int | None, convention: str, cols: Sequenc
     """The cells of every row shown, the spec's text `shown` as the format wants it (one_line: control
     characters escaped; fmt.cell for Markdown); equal cells are one string (a long network repeats most
     of them)."""
-    one = {}.setdefault
+    equal: dict[str, str] = {}
+    one = equal.setdefault
     escaped: dict[str, str] = {}  # a block's name repeats on many rows: escaped once
 
     def spec_text(text: str) -> str:

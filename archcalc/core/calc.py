@@ -104,7 +104,8 @@ class Analysis(NamedTuple):
     def __ne__(self, other: object) -> bool:
         return not self == other
 
-    __hash__ = None  # type: ignore[assignment]  # its network's meta is a mapping
+    def __hash__(self) -> int:  # unhashable, as with `__hash__ = None`: its network's meta is a mapping
+        raise TypeError(f"unhashable type: {type(self).__name__!r}")
 
     @property
     def rows(self) -> tuple[Row, ...]:

@@ -28,7 +28,9 @@ WORDS = ("ok", "known-wrong", "MISS", "OVER", "UNDER", "MATCHES")
 
 def decimals(value: Any) -> int:
     """Decimals a number is written with: 3.8 -> 1, 60 -> 0."""
-    return max(0, -Decimal(str(value)).as_tuple().exponent)
+    exponent = Decimal(str(value)).as_tuple().exponent
+    assert isinstance(exponent, int), value  # a spec's numbers are finite (archcalc.core.reading)
+    return max(0, -exponent)
 
 
 class Figure(NamedTuple):

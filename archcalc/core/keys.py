@@ -228,10 +228,10 @@ def layer_keys(layer_type) -> dict[str, Key]:
 def check_keys(obj: Mapping[str, Any], keys: Mapping[str, Key], where: str, owner: str = "") -> None:
     """Unknown keys (with a suggestion), missing required keys, and the kind of every literal value."""
     if not keys.keys() >= obj.keys():
-        for key in obj:
-            if key not in keys:
+        for name in obj:
+            if name not in keys:
                 subject = f"{owner} has no field" if owner else "unknown key"
-                raise SpecError(f"{where}: {subject} {quoted(str(key))}{suggest(str(key), sorted(keys))}")
+                raise SpecError(f"{where}: {subject} {quoted(str(name))}{suggest(str(name), sorted(keys))}")
     required, literal = _plan(keys)
     for key in required:
         if key.name not in obj:

@@ -135,13 +135,20 @@ def _changed() -> None:
         _give(cls)
 
 
+def _count_at(i: int, doc: str) -> property:
+    """The property that reads the i-th of a record's counts."""
+    def count(self: Any) -> int:
+        return self.counts[i]
+    return property(count, doc=doc)
+
+
 def _give(cls: type) -> None:
     given = _exposed[cls]
     for name in given:
         delattr(cls, name)
     given.clear()
     for i, q in enumerate(counted()):
-        setattr(cls, q.key, property(lambda self, i=i: self.counts[i], doc=q.doc))
+        setattr(cls, q.key, _count_at(i, q.doc))
         given.add(q.key)
     for q in QUANTITIES.values():
         if q.derive is not None:

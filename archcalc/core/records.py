@@ -29,7 +29,7 @@ def layer_record(row: Row, convention: str = "torchvision") -> dict[str, Any]:
         "channels": dims[0] if dims else None,
         "height": dims[1] if len(dims) >= 3 else None,
         "width": dims[2] if len(dims) >= 3 else None,
-        **{q.per_image: quantities.shown(q, row, convention) for q in _in_layers()},
+        **{key: quantities.shown(q, row, convention) for key, q in _in_layers()},
         "receptive_field": "global" if size is None else fmt.shape(size),
         "rf_height": None if size is None else size[0],
         "rf_width": None if size is None else size[1],
@@ -39,9 +39,9 @@ def layer_record(row: Row, convention: str = "torchvision") -> dict[str, Any]:
     }
 
 
-def _in_layers() -> list[Quantity]:
-    """The quantities of a layer record (archcalc.core.quantities), in their order."""
-    return [q for q in QUANTITIES.values() if q.per_image and q.in_layers]
+def _in_layers() -> list[tuple[str, Quantity]]:
+    """The quantities of a layer record (archcalc.core.quantities) with their keys, in their order."""
+    return [(q.per_image, q) for q in QUANTITIES.values() if q.per_image and q.in_layers]
 
 
 def layer_keys() -> tuple[str, ...]:
@@ -51,7 +51,7 @@ def layer_keys() -> tuple[str, ...]:
 
 
 def integer_keys() -> tuple[str, ...]:
-    return tuple(q.per_image for q in _in_layers())  # type: ignore[misc]
+    return tuple(key for key, _ in _in_layers())
 
 
 OPTIONAL_INTEGER_KEYS = ("channels", "height", "width", "rf_height", "rf_width")

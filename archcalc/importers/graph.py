@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, overload
 
 from .. import fmt
 from ..budget import current
@@ -64,6 +64,12 @@ class Node:
     perm: tuple[int, ...] = ()  # of a permute, batch axis included
     tensors: tuple[int, ...] = ()  # the identities of its parameter and buffer tensors: equal ones are shared
     held: int | None = None  # values of the weights the model holds for a layer (ONNX), checked against its row
+
+    @property
+    def layer_op(self) -> Op:
+        """The op of a layer node: every node of kind "layer" has one."""
+        assert self.op is not None, self.where
+        return self.op
 
 
 @dataclass
@@ -154,9 +160,9 @@ class _Decomposer:
                 continue
             live.add(n)
             stack.extend(self.by_id[n].inputs)
-        for n in self.graph.nodes:
-            if n.id not in live:
-                raise self.fail(n.id, "its result does not reach the model's output (archcalc needs one output)")
+        for node in self.graph.nodes:
+            if node.id not in live:
+                raise self.fail(node.id, "its result does not reach the model's output (archcalc needs one output)")
 
     def sequence(self, src: str, dst: str, region: set[str], depth: int = 0) -> list:
         """The items from `src` to `dst` inside `region`; `depth`: merges around them."""
@@ -203,7 +209,7 @@ class _Decomposer:
     def merge(self, cur: str, join: str, region: set[str], depth: int) -> _Merge:
         node = self.by_id[join]
         claimed: set[str] = set()
-        branches = []
+        branches: list[list] = []
         for inp in node.inputs:
             if inp == cur:
                 branches.append([])
@@ -254,8 +260,9 @@ def _fold_pads(graph: Graph) -> None:
             raise SpecError(f"{n.where}: an explicit pad is folded into the convolution or pooling after it; "
                             "here it feeds something else")
         user = users[0]
-        sides = tuple(a + b for a, b in zip(user.op.pad, n.pad))
-        user.op = replace(user.op, pad=sides, input=graph.input_shape if n.inputs[0] == INPUT else shapes[n.inputs[0]])
+        pad_input = graph.input_shape if n.inputs[0] == INPUT else shapes[n.inputs[0]]
+        assert pad_input is not None, n.where  # the layer after it was read, so its input's shape is known
+        user.op = replace(user.layer_op, pad=_add_pads(user.layer_op.pad, n.pad), input=pad_input)
         user.inputs = n.inputs
         common = _common(n.scope, user.scope)
         if common and scopes.under(n, len(common)) == 2:  # no other node in their common module
@@ -313,8 +320,12 @@ def channels_last(shape: Shape) -> Shape | None:
     return (*shape[1:], shape[0]) if len(shape) == 3 else None
 
 
+@overload
+def _channels_first(shape: Shape) -> Shape: ...
+@overload
+def _channels_first(shape: Shape | None) -> Shape | None: ...
 def _channels_first(shape: Shape | None) -> Shape | None:
-    """An (H, W, C) shape back in (C, H, W) order; another rank as it is."""
+    """An (H, W, C) shape back in (C, H, W) order; another rank (or None: unknown) as it is."""
     return (shape[2], shape[0], shape[1]) if shape is not None and len(shape) == 3 else shape
 
 
@@ -323,7 +334,8 @@ def _fold_chain(graph: Graph, start: Node, chain: list[Node], consumers: dict[st
     source = layers[-1].id if layers else start.inputs[0]
     for n in layers:
         n.shape = _channels_first(n.shape)
-        n.op = replace(n.op, channels_last=True, input=_channels_first(n.op.input), output=_channels_first(n.op.output))
+        op = n.layer_op
+        n.op = replace(op, channels_last=True, input=_channels_first(op.input), output=_channels_first(op.output))
     if layers:
         layers[0].inputs = start.inputs
     for user in consumers.get(end.id, []):
@@ -331,6 +343,11 @@ def _fold_chain(graph: Graph, start: Node, chain: list[Node], consumers: dict[st
     if graph.output == end.id:
         graph.output = source
     return {start.id, end.id}
+
+
+def _add_pads(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """Two (top, bottom, left, right) zero pads as one."""
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
 
 
 def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
@@ -447,7 +464,7 @@ class _Namer:
 
     def item(self, item, name: str, path: str, depth: int) -> dict:
         if isinstance(item, _Leaf):
-            layers = spec_layers(item.node.op, item.node.where)
+            layers = spec_layers(item.node.layer_op, item.node.where)
             shares = self.shares(item.node, path, len(layers))
             self.whole[item.node.id] = path
             if len(layers) == 1:
@@ -517,7 +534,7 @@ def _check_shapes(document: dict, graph: Graph, namer: _Namer) -> None:
                             f"where the model gives {fmt.shape(node.shape)}")
         row = rows.get(namer.whole.get(node.id, ""))
         if node.held is not None and row is not None and row.params + row.non_trainable != node.held:
-            weights = ", ".join(fmt.shape(w) or "scalar" for w in node.op.weights)
+            weights = ", ".join(fmt.shape(w) or "scalar" for w in node.layer_op.weights)
             raise SpecError(f"{node.where}: its weights ({weights}) hold {node.held:,} values where archcalc's "
                             f"{row.label} on its input {fmt.shape(row.input_shape)} has "
                             f"{row.params + row.non_trainable:,} parameters: the weights do not fit the input "

@@ -6,7 +6,7 @@ so functional calls, `+`, `torch.cat` and `*` in `forward` become ops of the gra
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from .. import fmt
 from ..deps import require_torch
@@ -57,7 +57,9 @@ def trace_graph(model, input_shape: Shape) -> tuple[Graph, Any]:
     fx = torch.fx
     claimed = claimed_modules()
 
-    class Tracer(fx.Tracer):
+    tracer_base: Any = fx.Tracer  # torch is loaded on demand: a base class known only at run time
+
+    class Tracer(tracer_base):
         def is_leaf_module(self, m, qualname: str) -> bool:
             return (type(m).__name__ in claimed or getattr(m, "merge", None) in MERGE_KINDS
                     or super().is_leaf_module(m, qualname))
@@ -76,7 +78,9 @@ def trace_graph(model, input_shape: Shape) -> tuple[Graph, Any]:
     x = torch.randn(1, *input_shape, device=device)
     values: dict = {}
 
-    class Recorder(fx.Interpreter):
+    interpreter_base: Any = fx.Interpreter  # as tracer_base: known only at run time
+
+    class Recorder(interpreter_base):
         def run_node(self, n):
             values[n] = super().run_node(n)
             return values[n]
@@ -183,13 +187,13 @@ class _Reader:
             self.ids[n] = ids[0]
             return
         attrs = self.arguments(n, name)
-        kind = _merge_called(name)
-        if kind and len(inputs) >= 2:
-            if kind == "concat" and attrs.get("dim", 0) % (len(input_shape) + 1) != 1:
+        merge_kind = _merge_called(name)
+        if merge_kind and len(inputs) >= 2:
+            if merge_kind == "concat" and attrs.get("dim", 0) % (len(input_shape) + 1) != 1:
                 raise SpecError(f"{where}: torch.cat along dim {attrs.get('dim', 0)}; archcalc joins along the channels (dim 1)")
-            if kind == "add" and attrs.get("alpha", 1) != 1:
+            if merge_kind == "add" and attrs.get("alpha", 1) != 1:
                 raise SpecError(f"{where}: add with alpha={attrs['alpha']} has no archcalc form")
-            self.add(n, Node(n.name, "merge", ids, scope, path, where, shape, merge=kind))
+            self.add(n, Node(n.name, "merge", ids, scope, path, where, shape, merge=merge_kind))
             return
         if name == "permute" and len(ids) == 1:
             self.add(n, Node(n.name, "permute", ids, scope, path, where, shape, perm=_dims(attrs, len(input_shape) + 1)))
@@ -271,13 +275,13 @@ def _name_lone_calls(graph: Graph) -> None:
         for k in range(1, len(n.scope) + 1):
             counts[n.scope[:k]] = counts.get(n.scope[:k], 0) + 1
     for n in graph.nodes:
-        if n.kind == "layer" and n.op.origin == "call" and n.scope and counts[n.scope] == 1:
+        if n.kind == "layer" and n.layer_op.origin == "call" and n.scope and counts[n.scope] == 1:
             n.path = n.scope
 
 
 def _dims(attrs: dict, rank: int) -> tuple[int, ...]:
     """The order of x.permute(0, 2, 3, 1), x.permute([0, 2, 3, 1]) or torch.permute(x, dims), batch axis included."""
-    dims = attrs.get("dims") or attrs.get("args") or ()
+    dims: Sequence[Any] = attrs.get("dims") or attrs.get("args") or ()
     if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
         dims = dims[0]
     return tuple(int(d) % rank if isinstance(d, int) else -1 for d in dims)

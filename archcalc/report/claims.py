@@ -373,7 +373,7 @@ def _summed(result: Analysis, ref: Ref) -> int:
         bias = biases(result.network)
         if ref.quantity == "biases":
             return sum(bias.get(r.path, 0) for r in rows)
-        return sum(r.params - bias.get(r.path, 0) for r in rows if is_weight_layer(r.layer_type))
+        return sum(r.params - bias.get(r.path, 0) for r in rows if r.layer_type is not None and is_weight_layer(r.layer_type))
     quantity = by_expect()[ref.quantity]
     values = sum(getattr(r, quantity.bytes_of or quantity.key) for r in rows)
     return values * BYTES_PER_VALUE if quantity.bytes_of else values
