@@ -147,12 +147,36 @@ class Elementwise(MergeType):
     def partial_results(self, branches: int) -> int:
         return 1 if branches < 3 else 2
 
+    def pair(self, left: Any, right: Any) -> Any:  # pragma: no cover - overridden
+        """Two batched tensors combined."""
+        raise NotImplementedError(self.name)
+
+    def probe_gate(self, torch: Any, gate: Any, hold_gates: bool) -> Any:
+        """What the probe makes of a branch broadcast over the positions (a gate)."""
+        return gate
+
+    def combine(self, torch: Any, outputs: Sequence[Any]) -> Any:
+        out = None
+        for x in _broadcast_over_positions(outputs):
+            out = x if out is None else self.pair(out, x)
+        return out
+
+    def probe_combine(self, torch: Any, outputs: Sequence[Any], hold_gates: bool) -> Any:
+        images = [x for x in outputs if x.dim() == 4]
+        size = max(x.shape[-2:] for x in images) if images else None
+        out = None
+        for x in outputs:
+            x = x.reshape(x.shape[0], *([1] * (4 - x.dim())), *x.shape[1:])
+            if size is not None and x.shape[-2:] != size:
+                x = self.probe_gate(torch, x, hold_gates)
+            out = x if out is None else self.pair(out, x)
+        return out
+
 
 @register
 class Add(Elementwise):
     name = "add"
-    doc = ("the sum of the branches, accumulated into the first; broadcast as torch does (a per-image shape "
-           "of lower rank padded with ones on the left)")
+    doc = "the sum of the branches, accumulated into the first (broadcast as torch does)"
     symbol = "add"
     allocates = False
     torch_functions = ("add", "iadd")
@@ -167,24 +191,12 @@ class Add(Elementwise):
         sum larger than that branch."""
         return 0 if tuple(shapes[0]) == tuple(out) else math.prod(out)
 
-    def combine(self, torch: Any, outputs: Sequence[Any]) -> Any:
-        out = None
-        for x in _broadcast_over_positions(outputs):
-            out = x if out is None else out + x
-        return out
+    def pair(self, left: Any, right: Any) -> Any:
+        return left + right
 
-    def probe_combine(self, torch: Any, outputs: Sequence[Any], hold_gates: bool) -> Any:
-        """The sum, a branch broadcast over the positions (a global context) held at 0 when measuring
-        the spatial field."""
-        images = [x for x in outputs if x.dim() == 4]
-        size = max(x.shape[-2:] for x in images) if images else None
-        out = None
-        for x in outputs:
-            x = x.reshape(x.shape[0], *([1] * (4 - x.dim())), *x.shape[1:])
-            if size is not None and x.shape[-2:] != size and hold_gates:
-                x = torch.zeros_like(x)
-            out = x if out is None else out + x
-        return out
+    def probe_gate(self, torch: Any, gate: Any, hold_gates: bool) -> Any:
+        """A global context added to every position: held at 0 when measuring the spatial field."""
+        return torch.zeros_like(gate) if hold_gates else gate
 
     def working(self, shapes: Sequence[Shape], out: Shape) -> str:
         return f"add: {' + '.join(fmt.shape(s) for s in shapes)} -> {fmt.shape(out)}, elementwise"
@@ -201,24 +213,12 @@ class Mul(Elementwise):
     def output_shape(self, shapes: Sequence[Shape]) -> Shape:
         return broadcast(self.name, shapes)
 
-    def combine(self, torch: Any, outputs: Sequence[Any]) -> Any:
-        out = None
-        for x in _broadcast_over_positions(outputs):
-            out = x if out is None else out * x
-        return out
+    def pair(self, left: Any, right: Any) -> Any:
+        return left * right
 
-    def probe_combine(self, torch: Any, outputs: Sequence[Any], hold_gates: bool) -> Any:
-        """The product, a branch broadcast over the positions (a gate) scaled to at most 1, or held at 1
-        when measuring the spatial field."""
-        images = [x for x in outputs if x.dim() == 4]
-        size = max(x.shape[-2:] for x in images) if images else None
-        out = None
-        for x in outputs:
-            x = x.reshape(x.shape[0], *([1] * (4 - x.dim())), *x.shape[1:])
-            if size is not None and x.shape[-2:] != size:
-                x = torch.ones_like(x) if hold_gates else x / x.detach().amax()
-            out = x if out is None else out * x
-        return out
+    def probe_gate(self, torch: Any, gate: Any, hold_gates: bool) -> Any:
+        """A gate scaled to at most 1, or held at 1 when measuring the spatial field."""
+        return torch.ones_like(gate) if hold_gates else gate / gate.detach().amax()
 
     def working(self, shapes: Sequence[Shape], out: Shape) -> str:
         return f"multiply, broadcast: {' × '.join(fmt.shape(s) for s in shapes)} -> {fmt.shape(out)}"
