@@ -39,6 +39,7 @@ def save(tmp_path, nodes, initializers, input_shape, name="graph", opset=17):
 
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "specs" / "schema.json").read_text())
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def imported(path):
@@ -846,3 +847,24 @@ def test_hostile_files_through_the_command_line_are_one_line_exit_2_and_no_file(
     result = cli_runner().invoke(main, ["import", "onnx", str(path), "-o", str(out)])
     assert (result.exit_code, result.stdout, out.exists()) == (2, "", False)
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"archcalc: {path}: "), result.stderr
+
+
+@pytest.mark.parametrize("name, message", [
+    # a Sigmoid folded over a cut constant: numpy's overflow warnings are not archcalc's to print
+    ("onnx_folded_sigmoid_overflow.onnx", "padding top 0, bottom 1, left 0, right 0 is neither symmetric"),
+    # a pad computed in the graph, of an input that is not an image: was an IndexError
+    ("onnx_pad_of_a_flat_input.onnx", "ONNX node /pad/Pad (Pad): archcalc pads images (CxHxW), not an input of"),
+])
+def test_mutants_a_release_fuzz_run_found_are_one_line(tmp_path, name, message):
+    """Two mutants of the release run (seed 1452001982, ONNX mutants 13872 and 19433), kept as files."""
+    from conftest import cli_runner
+
+    from archcalc.cli import main
+
+    out = tmp_path / "spec.json"
+    with warnings.catch_warnings(record=True) as shown:  # what a terminal would print beside the line
+        warnings.simplefilter("always")
+        result = cli_runner().invoke(main, ["import", "onnx", str(FIXTURES / name), "-o", str(out)])
+    assert [str(w.message) for w in shown] == []
+    assert (result.exit_code, result.stdout, out.exists()) == (2, "", False), result.exception
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr

@@ -10,6 +10,7 @@ the node is computed. Any other node stays in the graph, its value unknown.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, NamedTuple
@@ -194,7 +195,9 @@ class Folder:
                 [node], "fold", [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
                                  for k, v in feeds.items()],
                 [helper.make_tensor_value_info(o, self.onnx.TensorProto.UNDEFINED, None) for o in node.output])
-            outputs = ReferenceEvaluator(helper.make_model(graph, opset_imports=self.opsets)).run(None, feeds)
+            with warnings.catch_warnings():  # numpy's overflow in a constant (exp of a huge value) is not ours to print
+                warnings.simplefilter("ignore")
+                outputs = ReferenceEvaluator(helper.make_model(graph, opset_imports=self.opsets)).run(None, feeds)
             return outputs if isinstance(outputs, list) else None  # a dict only when asked for intermediate values
         except Exception:  # not computable (a wrong attribute, an unknown op): the node stays, its value unknown
             return None

@@ -375,6 +375,9 @@ class _Reader:
         if node.op_type == "Pad":
             pad = self.pad(node, ids, scope, path, where, shape, attrs, arrays)
             if shape is None and input_shape is not None:  # pads computed in the graph: shape inference left it open
+                if len(input_shape) != 3:
+                    raise SpecError(f"{where}: archcalc pads images (CxHxW), not an input of "
+                                      f"{fmt.shape(input_shape) or 'a value per image'}")
                 top, bottom, left, right = pad.pad
                 pad.shape = self.shapes[out] = (input_shape[0], input_shape[1] + top + bottom, input_shape[2] + left + right)
             self.add(out, pad)
