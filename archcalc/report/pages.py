@@ -211,7 +211,7 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
     parts = [
         f"# {cell(network.name)}: {cell(network.title)}\n",
         f"Family {code(network.family)} ({code(Path(network.file).name)}), input {fmt.shape(analysis.input_shape)}, "
-        f"batch 1, fp32. Regenerate with {_regenerate(network)}; conventions in the README.\n",
+        f"batch 1, fp32. Regenerate with {_regenerate(network)}; conventions in docs/conventions.md.\n",
         "## Totals\n", totals_table(analysis),
         "## Published figures\n", expect_table(analysis),
         *claims_section(network, results),
