@@ -17,7 +17,8 @@ import time
 from archcalc.cli import main
 
 
-def _address_space() -> int:
+def address_space() -> int:
+    """This process's address space, in bytes (what RLIMIT_AS counts)."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
@@ -30,7 +31,7 @@ def run_one(path: str, cpu: int, memory: int) -> dict:
             status = 70
             try:
                 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-                limit = _address_space() + memory
+                limit = address_space() + memory
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
                 os.dup2(out.fileno(), 1)
                 os.dup2(err.fileno(), 2)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import click
 from click.testing import CliRunner
+from limits_worker import address_space
 
 from archcalc.cli import main
 
@@ -233,11 +234,6 @@ def _summary(state: dict) -> dict:
     return {**kept, **state.get("outcomes", {})}
 
 
-def _address_space() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def run_mutants(count: int, seed: int, folder: Path, seconds: float | None = None, report: Path | None = None) -> dict:
     """Run `count` mutants (fewer when `seconds` of wall time run out); `report` gets the counts as they grow.
 
@@ -256,7 +252,7 @@ def run_mutants(count: int, seed: int, folder: Path, seconds: float | None = Non
         if pid == 0:  # the child
             code = 0
             try:
-                limit = _address_space() + MEMORY_MB * 2**20
+                limit = address_space() + MEMORY_MB * 2**20
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
                 _run_range(first, count, seed, folder, seconds, began, progress, report)
             except BaseException:  # the parent records the mutant in flight
