@@ -611,9 +611,7 @@ def run_onnx_mutants(count: int, seed: int, folder: Path) -> dict:
         started = time.process_time()
         result = runner.invoke(main, args)
         spent = time.process_time() - started
-        lines = result.stderr.splitlines()
-        ok = (result.exit_code == 0 and not isinstance(result.exception, Exception) and out.is_file()) or (
-            result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("archcalc: ") and not out.exists())
+        ok = judged(result, "import") and out.is_file() == (result.exit_code == 0)  # a spec, or no file at all
         outcomes["accepted" if result.exit_code == 0 and ok else "refused" if ok else "failed"] += 1
         if not ok:
             where = traceback.format_exception(*result.exc_info)[-4:] if result.exc_info else []
