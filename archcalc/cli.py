@@ -1,7 +1,9 @@
 """The `archcalc` command. torch, fvcore, pandas and matplotlib load only in the commands that need them."""
 from __future__ import annotations
 
+import io
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -57,9 +59,12 @@ class _Cli(click.Group):
         previous = _on_sigterm(_interrupt)  # unwind (temporary files go) as on Ctrl-C
         try:
             super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `archcalc` alone: its help, as --help prints it
+            click.echo(exc.ctx.get_help())
+            sys.exit(0)
         except click.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx else "archcalc"
-            click.echo(one_line(f"archcalc: {exc.format_message()} (see '{command} --help')"), err=True)
+            click.echo(one_line(f"archcalc: {_joined(exc.format_message())} (see '{command} --help')"), err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             click.echo(one_line(f"archcalc: {exc.format_message()}"), err=True)
@@ -73,6 +78,11 @@ class _Cli(click.Group):
         sys.exit(0)
 
 
+def _joined(message: str) -> str:
+    """click's lists of choices (`Choose from:\n\ttorch,\n\tonnx`) on one line: `Choose from: torch, onnx`."""
+    return re.sub(r"([:,])\n\t", r"\1 ", message)
+
+
 _UNBUFFERED: list = []  # the streams _checked_writes replaced: kept open (closing one closes the file)
 
 
@@ -80,16 +90,52 @@ def _checked_writes() -> None:
     """Under PYTHONUNBUFFERED (python -u) stdout and stderr write straight to the file, and the text
     layer ignores a write the OS cuts short (on a full disk, the part that fitted): exit 0 after a
     truncated output. A buffered layer between writes everything or raises; click flushes after each
-    echo, and `invoke` turns the error into its line and exit 2."""
-    import io
-
+    echo, and `invoke` turns the error into its line and exit 2. Stdout's layer also outlives its
+    reader (_ReaderMayLeave)."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
-        if isinstance(getattr(stream, "buffer", None), io.RawIOBase):
-            _UNBUFFERED.append(stream)
-            setattr(sys, name, io.TextIOWrapper(io.BufferedWriter(stream.buffer), encoding=stream.encoding,
-                                                errors=stream.errors, newline="\n", line_buffering=stream.line_buffering,
-                                                write_through=True))
+        real = stream is getattr(sys, f"__{name}__") and isinstance(getattr(stream, "buffer", None), io.IOBase)
+        if not real or not (name == "stdout" or isinstance(stream.buffer, io.RawIOBase)):
+            continue
+        try:
+            raw = _ReaderMayLeave(stream.fileno()) if name == "stdout" else stream.buffer
+        except (OSError, ValueError):
+            continue
+        stream.flush()
+        _UNBUFFERED.append(stream)
+        setattr(sys, name, io.TextIOWrapper(io.BufferedWriter(raw), encoding=stream.encoding, errors=stream.errors,
+                                            newline="\n", line_buffering=stream.line_buffering,
+                                            write_through=isinstance(stream.buffer, io.RawIOBase)))
+
+
+class _ReaderMayLeave(io.RawIOBase):
+    """Stdout's file, where a reader that leaves early (`archcalc check -v | head -1`) is no error: the
+    rest of the output goes nowhere and the command ends with its own exit code."""
+
+    def __init__(self, fd: int):
+        super().__init__()
+        self.fd, self.gone = fd, False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self.fd)
+
+    def write(self, data) -> int:  # type: ignore[override]
+        if not self.gone:
+            try:
+                return os.write(self.fd, data)
+            except BrokenPipeError:
+                self.gone = True
+                _silence_stdout()
+        return len(data)
+
+    def close(self) -> None:  # the file is the process's: left open
+        pass
 
 
 def _interrupt(signum, frame):
@@ -129,6 +175,9 @@ class InputShape(click.ParamType):
 
     name = "CxHxW"
 
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return self.name
+
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
@@ -136,6 +185,9 @@ class InputShape(click.ParamType):
             dims = tuple(int(part) for part in value.lower().replace("×", "x").split("x"))
         except ValueError:
             self.fail(f"{value!r}: expected CxHxW, HxW or N, e.g. 3x224x224", param, ctx)
+        if len(dims) == 4 and min(dims) >= 1:
+            self.fail(f"{value!r} has four sizes: give one image, CxHxW ({'x'.join(map(str, dims[1:]))}), "
+                      f"and the batch with --batch {dims[0]}", param, ctx)
         if not 1 <= len(dims) <= 3 or min(dims) < 1:
             self.fail(f"{value!r}: expected CxHxW, HxW or N with positive sizes", param, ctx)
         if max(dims) >= 2**31:
@@ -171,6 +223,21 @@ class FilePath(click.Path):
         return super().convert(value, param, ctx)
 
 
+class OutputPath(FilePath):
+    """A file to write a table to, in the format its suffix names (archcalc.files.SUFFIX_FORMATS); no suffix
+    takes --format, and any other suffix is refused before the work begins."""
+
+    def convert(self, value, param, ctx):
+        from .files import SUFFIX_FORMATS, split_name
+
+        path = super().convert(value, param, ctx)
+        suffix = split_name(path)[1]
+        if suffix and suffix.lower() not in SUFFIX_FORMATS:
+            self.fail(f"{_cut(path)}: archcalc writes no {suffix[:20]!r} file: name it "
+                      f"{', '.join(SUFFIX_FORMATS)}, or with no suffix to write --format", param, ctx)
+        return path
+
+
 def _cut(value: str, limit: int = 40) -> str:
     """A command-line value in a message, cut so that the message stays short."""
     return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value):,} characters)"
@@ -197,7 +264,7 @@ def dtype_option(choices: list[str], help_text: str):
 
 
 out_option = click.option(
-    "--out", "outs", multiple=True, metavar="FILE", type=FilePath(dir_okay=False),
+    "--out", "outs", multiple=True, metavar="FILE", type=OutputPath(dir_okay=False),
     help="Also write the output to FILE, whole, in the format its suffix names (.txt, .md, .csv, .json; "
          "else --format); repeatable.")
 format_option = click.option("--format", "out_format", type=click.Choice(FORMATS), default="text", show_default=True,
@@ -255,7 +322,21 @@ def load_target(target: str, dims: tuple[int, ...] | None) -> tuple[Network, tup
 
     if is_import_target(target):
         return load_imported(target, dims), None
-    return load(target), dims
+    network = load(target)
+    network.with_input(dims)  # refused here (a batch axis, channels last) before any note on it
+    echo_notes(input_notes(network, dims))
+    return network, dims
+
+
+def input_notes(network: Network, dims: tuple[int, ...] | None) -> list[str]:
+    """A note when --input gives the network another number of channels than its spec's."""
+    from .core.spec import looks_channels_last
+
+    spec = network.input
+    if dims is None or len(dims) != 3 or len(spec) != 3 or dims[0] == spec[0] or looks_channels_last(spec):
+        return []
+    return [one_line(f"note: --input {fmt.shape(dims)} gives {network.name} {dims[0]} input channel{'' if dims[0] == 1 else 's'} where its spec "
+                     f"has {spec[0]} ({fmt.shape(spec)}): its first layers are counted for {dims[0]}")]
 
 convention_option = click.option(
     "--convention", type=click.Choice(CONVENTIONS), default="torchvision", show_default=True,
@@ -388,17 +469,27 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
     import json
 
     from .core.calc import analyze, check_network
-    from .core.figures import describe
+    from .core.figures import NOTHING, describe
     from .core.spec import load, zoo_index
 
-    entries = []  # (verdict, line, record)
+    entries: list[tuple[Any, str, dict]] = []  # (verdict, line, record)
     if not with_claims:
         analysed = lambda name: analyze(load(name))  # noqa: E731
     else:  # the zoo's analyses shared with the claims, which are computed on the same networks
         from .report.claims import zoo_analysis as analysed
+    unreadable = []  # one line each: the other targets are still checked, and the exit is 2
     for name in targets or tuple(zoo_index()):
-        analysis = analysed(name)
+        try:
+            analysis = analysed(name)
+        except ArchcalcError as exc:
+            unreadable.append(one_line(f"archcalc: {exc}"))
+            _say(unreadable[-1])
+            continue
         network = analysis.network
+        if not network.expect:  # a CI gate that checks nothing fails
+            entries.append((_NOTHING_CHECKED, f"{NOTHING:<11} {one_line(name)}: the spec has no `expect`: no figure "
+                                              "or budget to check", {"network": network.name, "verdict": NOTHING,
+                                                                      "ok": False}))
         if convention == "keras" and out_format == "text":
             click.echo(f"{'note':<11} {one_line(name)}: params in Keras' convention (BN moving statistics included): "
                        f"{analysis.totals.params_keras:,}")
@@ -415,15 +506,26 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
     summary = f"{len(entries)} checked: {len(entries) - len(failures) - known} ok, {known} known-wrong, {len(failures)} failed"
     if out_format == "json":
         click.echo(json.dumps({"passed": len(entries) - len(failures), "failed": len(failures), "known_wrong": known,
-                               "figures": [record for _, _, record in entries]}, indent=2))
+                               "unreadable": unreadable, "figures": [record for _, _, record in entries]}, indent=2))
     else:
         from .report.lectures import cite
 
         for _, line, _ in entries:
             if verbose or line in failures:
                 click.echo(cite(one_line(line)))  # a spec's sources and reasons, escaped
-        click.echo(summary)
-    sys.exit(1 if failures else 0)
+        if entries or not unreadable:  # nothing read: the error lines say it all
+            click.echo(summary + (f", {len(unreadable)} not read" if unreadable else ""))
+    sys.exit(2 if unreadable else 1 if failures else 0)
+
+
+class _NothingChecked:
+    """The verdict on a spec with no `expect` (archcalc.core.figures.NOTHING): a failure of its own."""
+
+    ok = False
+    figure = None
+
+
+_NOTHING_CHECKED = _NothingChecked()
 
 
 def _verdict_record(verdict) -> dict:
@@ -446,7 +548,7 @@ def _claim_record(result) -> dict:
     return {"claim": c.id, "value": c.value, "unit": c.unit, "sources": list(c.sources), **_verdict_record(result.verdict)}
 
 
-@main.command("import")
+@main.command("import", no_args_is_help=True)
 @click.argument("kind", type=click.Choice(["torch", "onnx"]))
 @click.argument("source")
 @input_option
@@ -618,7 +720,8 @@ def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, bat
 
 @main.command()
 @click.argument("target")
-@click.option("-o", "--out", "out", required=True, metavar="FILE", help="FILE.svg or FILE.png.")
+@click.option("-o", "--out", "out", required=True, metavar="FILE",
+              help="FILE.svg or FILE.png; - writes the SVG to stdout.")
 @input_option
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="Draw every group at depth N as one box.")
 @click.option("--focus", metavar="PATH", help="Draw one block or layer only (its path, or the end of it).")
@@ -632,11 +735,15 @@ def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | No
     from .files import write_atomic
     from .report.diagram import Options, parse_annotate, render
 
-    suffix = out.rsplit(".", 1)[-1].lower() if "." in out else ""
+    suffix = "svg" if out == "-" else out.rsplit(".", 1)[-1].lower() if "." in out else ""
     if suffix not in ("svg", "png"):
-        raise UsageError(f"-o {out!r}: the figure is written as .svg or .png")
+        raise UsageError(f"-o {out!r}: the figure is written as .svg or .png (or - for SVG on stdout)")
     options = Options(depth, focus, horizontal, parse_annotate(annotate), scale)
-    write_atomic(out, render(analyze(*load_target(target, dims)), options, suffix))
+    drawn = render(analyze(*load_target(target, dims)), options, suffix)
+    if out == "-":
+        click.echo(drawn, nl=False)
+        return
+    write_atomic(out, drawn)
     click.echo(f"wrote {out}")
 
 

@@ -18,9 +18,13 @@ from .errors import one_line
 MISSING = "-"
 
 
-def shape(dims: Sequence[int] | None) -> str:
-    """3x224x224; a missing shape reads '-'."""
-    return MISSING if dims is None else "x".join(str(d) for d in dims)
+def shape(dims: Sequence[int] | Sequence[Sequence[int]] | None) -> str:
+    """3x224x224; several tensors (a module that returns a tuple) `64x32x32, 64x32x32`; a missing shape '-'."""
+    if dims is None:
+        return MISSING
+    if any(not isinstance(d, int) for d in dims):
+        return ", ".join(shape(d) for d in dims)  # type: ignore[arg-type]
+    return "x".join(str(d) for d in dims)
 
 
 def count(n: int | None) -> str:

@@ -97,7 +97,8 @@ def test_input_forms():
         doc = table_json("vgg16", "--input", text)
         assert doc["input"] == [3, 32, 32]
         assert doc["totals"]["macs_per_image"] == vgg16_macs(32)
-    assert table_json("vgg16", "--input", "1x64x64")["layers"][1]["params"] == 1 * 64 * 9 + 64
+    one_channel = cli_runner().invoke(main, ["table", "vgg16", "--input", "1x64x64", "--format", "json"])
+    assert json.loads(one_channel.stdout)["layers"][1]["params"] == 1 * 64 * 9 + 64
     assert table_json("vgg16", "--input", "3×32×32")["input"] == [3, 32, 32]
 
 
@@ -572,3 +573,106 @@ def test_check_shows_a_spec_s_sources_and_reasons_escaped_one_line_each():
     assert miss.startswith("MISS") and miss.endswith("[source \\x1b]0;pwned\\x07 <script>alert(5)</script> | `x`\\nline]")
     assert over.startswith("OVER") and over.endswith("[reason \\x1b]0;pwned\\x07 \\x9b31m <b>x</b>\\nline]")
     assert summary == "2 checked: 0 ok, 0 known-wrong, 2 failed"
+
+
+# ---- first steps: help, the order of the input's axes ------------------------------------------------
+
+def test_archcalc_alone_prints_its_help_on_lines():
+    result = cli_runner().invoke(main, [])
+    assert result.exit_code == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Usage: ") and "COMMAND" in lines[0] and "\\n" not in result.stdout
+    assert any(line.strip().startswith("table ") for line in lines)  # one command a line
+
+
+def test_import_alone_prints_its_help_and_a_missing_argument_lists_choices_on_one_line():
+    result = cli_runner().invoke(main, ["import"])
+    assert result.exit_code == 0 and result.stdout.startswith("Usage: ") and " import " in result.stdout.splitlines()[0]
+    result = cli_runner().invoke(main, ["verify", "vgg16", "--dtype", "fp64"])
+    assert result.exit_code == 2 and "\\n" not in result.stderr and "\\t" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vgg16"])
+def test_an_input_in_keras_order_is_refused_with_the_likely_order(name):
+    result = cli_runner().invoke(main, ["table", name, "--input", "224x224x3"])
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "channels first" in line and line.endswith("--input 3x224x224?")
+
+
+def test_a_spec_whose_own_input_is_channels_last_keeps_its_order(tmp_path):
+    spec = tmp_path / "hwc.json"
+    spec.write_text(json.dumps({"name": "hwc", "input": [32, 32, 3], "layers": [{"type": "flatten"}]}))
+    out = table_json(str(spec), "--input", "28x28x3")
+    assert out["output_shape"] == [28 * 28 * 3]
+
+
+def test_an_input_with_a_batch_axis_names_the_batch():
+    result = cli_runner().invoke(main, ["table", "vgg16", "--input", "1x3x224x224"])
+    assert result.exit_code == 2
+    assert "give one image, CxHxW (3x224x224), and the batch with --batch 1" in result.stderr
+
+
+def test_another_channel_count_says_so_on_stderr():
+    result = cli_runner().invoke(main, ["table", "resnet18", "--input", "1x28x28", "--format", "json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["layers"][1]["params"] == 1 * 64 * 7 * 7  # conv1, built for one channel
+    assert result.stderr.startswith("note: --input 1x28x28 gives resnet18 1 input channel where its spec has 3")
+
+
+def test_the_input_metavar_reads_as_written():
+    assert "--input CxHxW" in ok(["table", "--help"])
+
+
+# ---- check as a CI gate ---------------------------------------------------------------------------
+
+def test_check_reports_the_readable_specs_when_one_cannot_be_read(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"name": "y"')
+    result = cli_runner().invoke(main, ["check", str(broken), str(FIXTURES / "budget_over.json"), "alexnet"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0].startswith(f"archcalc: {broken}: invalid JSON")
+    assert "OVER" in result.stdout and "1 failed, 1 not read" in result.stdout  # the others were checked
+
+
+def test_check_of_a_spec_with_nothing_to_check_fails(tmp_path):
+    spec = tmp_path / "bare.json"
+    spec.write_text(json.dumps({"name": "bare", "input": [3, 8, 8], "layers": [{"type": "relu"}]}))
+    result = cli_runner().invoke(main, ["check", str(spec)])
+    assert result.exit_code == 1
+    assert result.stdout.startswith("NOTHING") and "no `expect`" in result.stdout
+
+
+def test_a_json_note_names_the_padding_it_holds_both_sides():
+    (note, *_) = table_json("resnet18")["warnings"]
+    assert note["path"] == "conv1" and "padding" not in note
+    assert note["padding_total"] == 3 + 3  # torchvision's conv1: padding=3 on each side
+    assert (note["size"] + note["padding_total"] - note["span"]) // note["stride"] + 1 == note["output"] == 112
+
+
+def test_an_unknown_out_suffix_is_refused_before_any_work(tmp_path):
+    result = cli_runner().invoke(main, ["table", "vgg16", "--out", str(tmp_path / "vgg16.xlsx")])
+    assert result.exit_code == 2 and list(tmp_path.iterdir()) == []
+    assert "archcalc writes no '.xlsx' file" in result.stderr
+
+
+def test_a_missing_path_is_a_missing_file_not_an_unknown_network(tmp_path):
+    result = cli_runner().invoke(main, ["table", str(tmp_path / "my_net")])
+    assert result.exit_code == 2 and "no such file" in result.stderr and "unknown network" not in result.stderr
+
+
+@pytest.mark.parametrize("word, meant", [("dense", "linear"), ("Dense", "linear"), ("BatchNorm2d", "batch_norm2d"),
+                                         ("MaxPooling2D", "max_pool2d"), ("GlobalAveragePooling2D", "adaptive_avg_pool2d")])
+def test_another_tools_layer_name_gets_the_archcalc_name(tmp_path, word, meant):
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({"name": "s", "input": [8], "layers": [{"type": word}]}))
+    result = cli_runner().invoke(main, ["table", str(spec)])
+    assert result.exit_code == 2 and result.stderr.rstrip().endswith(f"unknown layer type {word!r} (did you mean {meant!r}?)")
+
+
+def test_diagram_writes_svg_to_stdout_with_a_dash():
+    import xml.etree.ElementTree as ET
+
+    svg = ok(["diagram", "lenet5", "-o", "-"])
+    root = ET.fromstring(svg)
+    assert root.tag.endswith("svg") and "conv" in svg

@@ -364,7 +364,8 @@ def test_family_file_without_a_variant():
     ("3x2x", "'--input': '3x2x': expected CxHxW, HxW or N, e.g. 3x224x224"),
     ("big", "'--input': 'big': expected CxHxW, HxW or N"),
     ("0x3", "'--input': '0x3': expected CxHxW, HxW or N with positive sizes"),
-    ("1x2x3x4", "'--input': '1x2x3x4': expected CxHxW, HxW or N with positive sizes"),
+    ("1x2x3x4", "'--input': '1x2x3x4' has four sizes: give one image, CxHxW (2x3x4), and the batch with --batch 1"),
+    ("1x2x3x4x5", "'--input': '1x2x3x4x5': expected CxHxW, HxW or N with positive sizes"),
     ("3x99999999999999999999x8", "'--input': '3x99999999999999999999x8': sizes are below 2**31"),
 ])
 def test_bad_input_option(text, expected):
@@ -535,13 +536,20 @@ def test_a_disk_that_fills_up_under_out_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []  # neither a part of the file nor its temporary file
 
 
-def test_broken_pipe():
+def test_a_reader_that_leaves_early_is_no_error():
+    # `archcalc table resnet152 | head -1`: the reader took what it wanted; the command's own exit code
     run = _cli("table", "resnet152", stdout=subprocess.PIPE)
     run.stdout.close()  # before archcalc writes its 100 kB
     run.wait(timeout=60)
-    err = run.stderr.read().decode()
-    assert run.returncode == 2
-    assert err.splitlines() == ["archcalc: <stdout>: cannot write: Broken pipe"]
+    assert (run.returncode, run.stderr.read().decode()) == (0, "")
+
+
+@pytest.mark.parametrize("spec, code", [("alexnet", 0), (str(Path(__file__).parent / "fixtures" / "budget_over.json"), 1)])
+def test_check_piped_into_head_keeps_its_verdict_under_pipefail(spec, code):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    command = f"set -o pipefail; {sys.executable} -m archcalc.cli check -v {spec} resnet152 densenet201 | head -c 1"
+    run = subprocess.run(["bash", "-c", command], env=env, capture_output=True, timeout=120)
+    assert (run.returncode, run.stderr.decode()) == (code, "")
 
 
 # ---- writing: whole files, the umask, temporary files, the output folder -----------------------

@@ -98,3 +98,9 @@ def test_code_spans_only_plain_text(text, written):
 ])
 def test_csv_text_escapes_control_characters_and_guards_formulas(text, written):
     assert fmt.csv_text(text) == written
+
+
+def test_shape_of_several_tensors_reads_as_a_list_of_shapes():
+    assert fmt.shape((3, 224, 224)) == "3x224x224"
+    assert fmt.shape(((64, 32, 32), (64, 32, 32))) == "64x32x32, 64x32x32"  # a module returning a tuple
+    assert fmt.shape(None) == "-"

@@ -22,8 +22,10 @@ SCALES = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20
 # over and under (a budget missed), off (a number that does not add up), differs (a shape),
 # unavailable (nothing to compute it on)
 MATCHING = ("exact", "rounds", "holds", "within")
-# The one word `archcalc check` starts a line with: lower case passes, upper case fails.
-WORDS = ("ok", "known-wrong", "MISS", "OVER", "UNDER", "MATCHES")
+# The one word `archcalc check` starts a line with: lower case passes, upper case fails (NOTHING: a
+# spec named to `check` with no `expect`, a gate that checks nothing).
+WORDS = ("ok", "known-wrong", "MISS", "OVER", "UNDER", "MATCHES", "NOTHING")
+NOTHING = WORDS[-1]
 
 
 def decimals(value: Any) -> int:

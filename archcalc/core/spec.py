@@ -30,7 +30,7 @@ from ..budget import Budget, current, use
 from ..errors import SpecError, suggest
 from ..files import split_name
 from ..kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
-from ..layers import REGISTRY
+from ..layers import REGISTRY, known_as
 from .alloc import paused_gc
 from .expr import evaluate, names
 from .figures import Expect
@@ -100,6 +100,7 @@ class Network(NamedTuple):
             raise SpecError(f"input {dims!r}: sizes are positive integers", file=self.file)
         rank = len(self.input)
         if len(dims) == rank:
+            _check_channel_order(dims, self.input, self.file)
             return dims
         if len(dims) == 1 and rank > 1:
             return (*self.input[:rank - 2], dims[0], dims[0])
@@ -110,6 +111,23 @@ class Network(NamedTuple):
             f"input {fmt.shape(dims)} does not fit the spec's input {fmt.shape(self.input)}: give {accepted}",
             file=self.file,
         )
+
+
+IMAGE_CHANNELS = (1, 3)
+
+
+def looks_channels_last(shape: tuple[int, ...]) -> bool:
+    """An image shape read as HxWxC: 1 or 3 last, and not first."""
+    return len(shape) == 3 and shape[-1] in IMAGE_CHANNELS and shape[0] not in IMAGE_CHANNELS
+
+
+def _check_channel_order(dims: tuple[int, ...], spec_input: tuple[int, ...], file: str) -> None:
+    """Refuse an image given channels last (Keras' HxWxC) to a spec that takes 1 or 3 channels first."""
+    if spec_input[0] in IMAGE_CHANNELS and not looks_channels_last(spec_input) and looks_channels_last(dims):
+        likely = fmt.shape((dims[-1], *dims[:-1]))
+        raise SpecError(f"input {fmt.shape(dims)} reads as {dims[0]} channels of {dims[1]}x{dims[2]} pixels; "
+                        f"archcalc takes channels first (CxHxW), the spec {fmt.shape(spec_input)}: "
+                        f"--input {likely}?", file=file)
 
 
 # ---- files and the zoo ---------------------------------------------------------------
@@ -236,8 +254,8 @@ def _load(target: str, variant: str | None = None) -> Network:
     if not _exists(path) and ":" in target and target.rsplit(":", 1)[0].endswith(".json"):
         file_part, variant = target.rsplit(":", 1)
         path = Path(file_part)
-    if path.suffix != ".json" and not _exists(path):
-        return _zoo_named(target)
+    if path.suffix != ".json" and not _exists(path) and os.sep not in target and "/" not in target:
+        return _zoo_named(target)  # a path with a folder in it names a file, found or not
     return load_document(read_json(path), variant, str(path))
 
 
@@ -629,7 +647,9 @@ class _Context:
         layer_type = REGISTRY.get(kind)
         if layer_type is None:
             known = sorted(REGISTRY) + list(MERGES)
-            raise SpecError(f"{where}.type: unknown layer type {quoted(kind)}{suggest(kind, known)}")
+            alias = known_as(kind)
+            hint = f" (did you mean {alias!r}?)" if alias else suggest(kind, known)
+            raise SpecError(f"{where}.type: unknown layer type {quoted(kind)}{hint}")
         check_keys(raw, _layer_keys(kind), where, owner=kind)
         attrs: dict[str, Any] = {}
         for key, spec_field in layer_type.fields.items():

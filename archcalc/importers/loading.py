@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 from ..core.reading import parse
 from ..deps import require_torch
-from ..errors import SpecError, UsageError
+from ..errors import SpecError, UsageError, suggest
 from ..kinds import quoted
 
 
@@ -56,12 +56,18 @@ def load_model(target: str, kwargs: dict[str, Any] | None = None):
         raise UsageError(f"{target!r}: expected MODULE:CALLABLE or path/to/file.py:CALLABLE")
     try:
         obj = _module(location, target)
-        for part in attribute.split("."):
-            obj = getattr(obj, part)
     except SpecError:
         raise
     except Exception as exc:  # the user's import can fail in any way
         raise SpecError(f"{target}: cannot load it: {type(exc).__name__}: {exception_text(exc)}") from None
+    owner = location
+    for part in attribute.split("."):
+        try:
+            found = getattr(obj, part)
+        except Exception:  # a missing name, or a property of the user's that raises
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            raise SpecError(f"{target}: {owner} has no {part!r}{suggest(part, names)}") from None
+        obj, owner = found, f"{owner}:{part}" if owner == location else f"{owner}.{part}"
     if not callable(obj):
         raise SpecError(f"{target}: {type(obj).__name__} is not callable")
     try:

@@ -120,6 +120,9 @@ class LayerType:
     # (between permute(0, 2, 3, 1) and permute(0, 3, 1, 2)): op.channels_last.
     reads_channels_last: ClassVar[bool] = False
 
+    # Other tools' names for it (Keras', the literature's), so that an unknown type gets a "did you mean".
+    also_known_as: ClassVar[tuple[str, ...]] = ()
+
     def import_fields(self, op: Any) -> dict | list[dict] | None:
         """Spec fields of this type for an imported op (archcalc.importers.graph.Op), a list of
         spec nodes when the op stands for several layers, or None when the type does not fit it."""
@@ -132,6 +135,22 @@ REGISTRY: dict[str, LayerType] = {}
 def layer_type(name: str) -> LayerType | None:
     """The layer type registered under `name`, None for anything else (a block, a merge, the input)."""
     return REGISTRY.get(name)
+
+
+def known_as(word: str) -> str | None:
+    """The layer type another tool's name stands for: `Dense` -> linear, `BatchNorm2d` -> batch_norm2d
+    (case, `_` and `-` aside), None when none does."""
+    if not isinstance(word, str):
+        return None
+    wanted = _plain(word)
+    for name, found in REGISTRY.items():
+        if wanted == _plain(name) or wanted in map(_plain, found.also_known_as):
+            return name
+    return None
+
+
+def _plain(word: str) -> str:
+    return word.lower().replace("_", "").replace("-", "")
 
 
 def is_weight_layer(name: str) -> bool:

@@ -103,6 +103,7 @@ def _weights(a: Attrs, in_channels: int) -> int:
 @register
 class Conv2d(LayerType):
     name = "conv2d"
+    also_known_as = ("conv", "convolution", "Convolution2D")
     doc = ("2-D convolution. MACs = Cout*Hout*Wout*(Cin/groups)*Kh*Kw; bias not counted. With `connections`, "
            "output channel o reads only the channels of row o: weights = Kh*Kw*(connections in the table).")
     fields = {**_CONV_FIELDS, "connections": _CONNECTIONS}
@@ -264,6 +265,7 @@ def table_conv(table, kernel, stride, padding, dilation, bias):
 @register
 class ConvTranspose2d(LayerType):
     name = "conv_transpose2d"
+    also_known_as = ("Conv2DTranspose", "deconv", "deconvolution")
     weight_layer = True
     biases = Conv2d.biases
     doc = (
@@ -368,6 +370,7 @@ class ConvTranspose2d(LayerType):
 @register
 class Linear(LayerType):
     name = "linear"
+    also_known_as = ("Dense", "fc", "fully_connected", "InnerProduct")
     weight_layer = True
     doc = "Fully connected layer on a flat input. MACs = in*out; bias not counted."
     fields = {"out": Field("int", doc="output features", minimum=1), "bias": Field("bool", True)}

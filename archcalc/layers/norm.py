@@ -73,6 +73,7 @@ def _torch_classes():
 @register
 class BatchNorm2d(_Norm):
     name = "batch_norm2d"
+    also_known_as = ("BatchNormalization", "batchnorm", "bn")
     kind = "norm"
     word = "batchnorm"
 

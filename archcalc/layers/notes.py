@@ -56,7 +56,7 @@ class SizeNote(NamedTuple):
         """The note for JSON: its kind, where, the numbers and the text."""
         d = self.detail
         return {"path": self.path, "kind": self.kind, "layer_type": self.layer_type, "axes": self.axes,
-                "size": d.size, "padding": d.padding, "span": d.span, "stride": d.stride,
+                "size": d.size, "padding_total": d.padding, "span": d.span, "stride": d.stride,
                 "rounding": "ceil" if d.ceil_mode else "floor", "output": d.out, "dropped": list(d.dropped),
                 "message": self.message}
 

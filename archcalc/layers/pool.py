@@ -100,6 +100,7 @@ class _Window(LayerType):
 @register
 class MaxPool2d(_Window):
     name = "max_pool2d"
+    also_known_as = ("MaxPooling2D", "maxpool")
     word = "maxpool"
     doc = "Max pooling (comparisons are not counted as MACs; fvcore counts 0)."
     fields = {**_WINDOW, "dilation": Field("pair", 1, minimum=1)}
@@ -131,6 +132,7 @@ class MaxPool2d(_Window):
 @register
 class AvgPool2d(_Window):
     name = "avg_pool2d"
+    also_known_as = ("AveragePooling2D", "avgpool", "avg_pool")
     word = "avgpool"
     doc = "Average pooling (additions are not counted as MACs; fvcore counts 0)."
     fields = {**_WINDOW, "count_include_pad": Field("bool", True)}
@@ -211,6 +213,7 @@ class _Adaptive(LayerType):
 @register
 class AdaptiveAvgPool2d(_Adaptive):
     name = "adaptive_avg_pool2d"
+    also_known_as = ("GlobalAveragePooling2D", "global_avg_pool")
     word = "avgpool"
     doc = "Adaptive average pooling to a fixed output size. fvcore counts one flop per input element."
 
@@ -233,6 +236,7 @@ class AdaptiveAvgPool2d(_Adaptive):
 @register
 class AdaptiveMaxPool2d(_Adaptive):
     name = "adaptive_max_pool2d"
+    also_known_as = ("GlobalMaxPooling2D", "global_max_pool")
     word = "maxpool"
     doc = "Adaptive max pooling to a fixed output size (fvcore counts 0)."
 
