@@ -468,33 +468,30 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
     """
     import json
 
-    from .core.calc import analyze, check_network
-    from .core.figures import NOTHING, describe
-    from .core.spec import load, zoo_index
+    from .core.calc import analyze
+    from .core.spec import load_every, zoo_index
 
     entries: list[tuple[Any, str, dict]] = []  # (verdict, line, record)
-    if not with_claims:
-        analysed = lambda name: analyze(load(name))  # noqa: E731
-    else:  # the zoo's analyses shared with the claims, which are computed on the same networks
-        from .report.claims import zoo_analysis as analysed
+    zoo = zoo_index()
+
+    def analysed(target: str) -> list:
+        if with_claims and target in zoo:  # the zoo's analyses shared with the claims, computed on the same networks
+            from .report.claims import zoo_analysis
+
+            return [zoo_analysis(target)]
+        return [analyze(network) for network in load_every(target)]  # a family file: each of its variants
+
     unreadable = []  # one line each: the other targets are still checked, and the exit is 2
-    for name in targets or tuple(zoo_index()):
+    for target in targets or tuple(zoo):
         try:
-            analysis = analysed(name)
+            analyses = analysed(target)
         except ArchcalcError as exc:
             unreadable.append(one_line(f"archcalc: {exc}"))
             _say(unreadable[-1])
             continue
-        network = analysis.network
-        if not network.expect:  # a CI gate that checks nothing fails
-            entries.append((_NOTHING_CHECKED, f"{NOTHING:<11} {one_line(name)}: the spec has no `expect`: no figure "
-                                              "or budget to check", {"network": network.name, "verdict": NOTHING,
-                                                                      "ok": False}))
-        if convention == "keras" and out_format == "text":
-            click.echo(f"{'note':<11} {one_line(name)}: params in Keras' convention (BN moving statistics included): "
-                       f"{analysis.totals.params_keras:,}")
-        for checked in check_network(network, analysis):
-            entries.append((checked.verdict, describe(checked), _figure_record(checked)))
+        for analysis in analyses:
+            _check_one(analysis, target if len(analyses) == 1 else analysis.network.name, convention, out_format,
+                       entries)
     if with_claims:
         from .report.claims import describe as describe_claim
         from .report.claims import results as claim_results
@@ -516,6 +513,23 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
         if entries or not unreadable:  # nothing read: the error lines say it all
             click.echo(summary + (f", {len(unreadable)} not read" if unreadable else ""))
     sys.exit(2 if unreadable else 1 if failures else 0)
+
+
+def _check_one(analysis, name: str, convention: str, out_format: str, entries: list) -> None:
+    """The verdicts on one network's `expect`, added to `entries` as (verdict, line, record)."""
+    from .core.calc import check_network
+    from .core.figures import NOTHING, describe
+
+    network = analysis.network
+    if not network.expect:  # a CI gate that checks nothing fails
+        entries.append((_NOTHING_CHECKED, f"{NOTHING:<11} {one_line(name)}: the spec has no `expect`: no figure "
+                                          "or budget to check", {"network": network.name, "verdict": NOTHING,
+                                                                  "ok": False}))
+    if convention == "keras" and out_format == "text":
+        click.echo(f"{'note':<11} {one_line(name)}: params in Keras' convention (BN moving statistics included): "
+                   f"{analysis.totals.params_keras:,}")
+    for checked in check_network(network, analysis):
+        entries.append((checked.verdict, describe(checked), _figure_record(checked)))
 
 
 class _NothingChecked:

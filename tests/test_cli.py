@@ -676,3 +676,10 @@ def test_diagram_writes_svg_to_stdout_with_a_dash():
     svg = ok(["diagram", "lenet5", "-o", "-"])
     root = ET.fromstring(svg)
     assert root.tag.endswith("svg") and "conv" in svg
+
+
+def test_check_of_a_family_file_checks_each_of_its_variants():
+    out = ok(["check", "-v", str(ROOT / "specs" / "vgg.json")])
+    named = {line.split()[1].rstrip(":") for line in out.splitlines()[:-1]}
+    assert named == {"vgg11", "vgg11_lrn", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_c", "vgg16_bn", "vgg19",
+                     "vgg19_bn"}

@@ -110,3 +110,29 @@ def test_every_command_is_in_the_command_table_of_the_cli_page():
     cli_page = (DOCS / "cli.md").read_text(encoding="utf-8")
     listed = set(re.findall(r"^\| `archcalc (\w+)`(?:, `archcalc (\w+)`)?", cli_page, flags=re.M))
     assert {name for pair in listed for name in pair if name} == set(main.commands)
+
+
+def test_the_ci_pages_workflow_installs_from_the_checkout_and_its_commands_run(tmp_path):
+    """Every `run:` of the GitHub Actions example after the checkout, in a folder holding what a checkout
+    would (specs under specs/, family files among them), with the installed archcalc standing in for the
+    install step (which must install the checkout itself, pinned as the README's commands are)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    (workflow,) = fenced((DOCS / "ci.md").read_text(), "yaml")
+    runs = [line.split("run:", 1)[1].split("  #")[0].strip() for line in workflow.splitlines() if "- run:" in line]
+    install, *commands = runs
+    assert install == "python -m pip install -c constraints.txt ."
+    (tmp_path / "specs").mkdir()
+    for name in ("vgg.json", "lenet.json"):
+        shutil.copy(ROOT / "specs" / name, tmp_path / "specs" / name)
+    summary = tmp_path / "summary.md"
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "PYTHONPATH": str(ROOT),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for command in commands:
+        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, (command, done.stderr)
+    assert "| features.stage1.conv1.conv" in summary.read_text()

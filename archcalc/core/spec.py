@@ -245,6 +245,15 @@ def load(target: "str | Path | Mapping[str, Any]", variant: str | None = None, *
         return _load(str(target), variant)
 
 
+def load_every(target: str) -> list[Network]:
+    """The network `target` names (as `load` reads it), or every variant of a family file named without one."""
+    if target.endswith(".json") and _exists(target):
+        document = read_json(target)
+        if isinstance(document, dict) and len(variant_names(document, target)) > 1:
+            return [load_document(document, name, target) for name in variant_names(document, target)]
+    return [load(target)]
+
+
 def _load(target: str, variant: str | None = None) -> Network:
     if target.replace("_", "").isalnum() and not _exists(target):  # a name, which pathlib would leave as it is
         return _zoo_named(target)
