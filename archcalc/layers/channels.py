@@ -109,3 +109,9 @@ class ChannelSlice(LayerType):
         return _torch_classes()[0](a["start"], a["stop"])
 
     torch_modules = ("ChannelSlice",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        start, stop = op.attrs.get("start"), op.attrs.get("stop")
+        if not isinstance(start, int) or not isinstance(stop, int):
+            return None
+        return {"stop": stop} if start == 0 else {"start": start, "stop": stop}
