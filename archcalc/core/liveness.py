@@ -6,12 +6,11 @@ it runs, and the layer holds what its layer type says (`LayerType.live_bytes`: i
 plus the indices of max pooling, the padded copy of an asymmetric 'same' convolution, the
 statistics of layer norm, the temporaries of LRN); layers that return their input's memory
 (`returns_input`: flatten, dropout, identity, a channel slice) hold nothing; a view keeps the
-tensor it views alive, whatever its own size (a slice of half the channels holds all of them). A
-sequence drops a tensor when the next layer has returned, and its own input is held by its caller
-until it ends. A merge
-holds its input while every branch runs, then the branch outputs while it combines them
-into a new tensor (`MergeType.partial_results`: an add of k branches keeps two partial sums
-from the third on).
+tensor it views alive, whatever its own size (a slice of half the channels holds all of them,
+within the sequence that made that tensor). A sequence drops a tensor when the next layer has
+returned, and its own input is held by its caller until it ends. A merge holds its input while
+every branch runs, then the branch outputs while it combines them into a new tensor
+(`MergeType.partial_results`: an add of k branches keeps two partial sums from the third on).
 """
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Layers that rearrange or select channels: channel shuffle (ShuffleNet) and a channel slice."""
+"""Layers that rearrange or select channels: channel shuffle (ShuffleNet) and a channel slice.
+
+Both work position by position, so their receptive-field probe stand-in is the default identity
+(the probe runs on one channel, where a shuffle or a slice of channels has nothing to select).
+"""
 from __future__ import annotations
 
 import functools
