@@ -530,7 +530,8 @@ def test_list_by_family_and_year_variants_in_natural_order():
     assert resnet.index("resnet50_keras") < resnet.index("resnet101") < resnet.index("resnet152")
     assert [n for n in names if n.startswith("convnext")] == ["convnext_tiny", "convnext_small", "convnext_base",
                                                               "convnext_large"]
-    assert [n for n in names if n.startswith("efficientnet")] == [f"efficientnet_b{i}" for i in range(8)]
+    assert [n for n in names if n.startswith("efficientnet")] == [f"efficientnet_b{i}" for i in range(8)] + [
+        "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"]  # V1 (2019), then V2 (2021)
 
 
 def test_in_a_real_terminal_the_table_fits_it():

@@ -1,4 +1,4 @@
-"""EfficientNet B0-B7 and ConvNeXt T/S/B/L against published figures and hand calculations."""
+"""EfficientNet B0-B7 and V2-S/M/L and ConvNeXt T/S/B/L against published figures and hand calculations."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from archcalc.core.calc import analyze, check_network
 from archcalc.core.spec import load
 from archcalc.render import render
 
-EFFICIENTNETS = [f"efficientnet_b{i}" for i in range(8)]
+EFFICIENTNETS = [f"efficientnet_b{i}" for i in range(8)] + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"]
 CONVNEXTS = ["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"]
 
 # torchvision 0.28 weights meta: num_params, _ops (GMACs at 3 decimals) and the evaluation crop.
@@ -25,6 +25,9 @@ PUBLISHED = {
     "efficientnet_b5": (30_389_784, 10.266, 456),
     "efficientnet_b6": (43_040_704, 19.068, 528),
     "efficientnet_b7": (66_347_960, 37.746, 600),
+    "efficientnet_v2_s": (21_458_488, 8.366, 384),
+    "efficientnet_v2_m": (54_139_356, 24.582, 480),
+    "efficientnet_v2_l": (118_515_272, 56.08, 480),
     "convnext_tiny": (28_589_128, 4.456, 224),
     "convnext_small": (50_223_688, 8.684, 224),
     "convnext_base": (88_591_464, 15.355, 224),
@@ -116,6 +119,36 @@ def test_mbconv_with_expand_ratio_one_has_no_expansion(analyses):
     assert row.params == params == 1_448
     paths = [r.path for r in analyses("efficientnet_b0").rows if r.path.startswith("features.stage1.block0.")]
     assert not any(".expand" in p for p in paths)
+
+
+def test_fused_mbconv_blocks_by_hand(analyses):
+    """EfficientNetV2-S at 384: stem 24 channels at 192x192; stage 1 fused blocks with expand ratio 1 (a 3x3
+    convolution 24 -> 24 + BN + SiLU, residual); stage 2's first block expands 4x: 3x3/2 24 -> 96, then 1x1 -> 48."""
+    hw = 192 * 192
+    row = analyses("efficientnet_v2_s").row("features.stage1.block0")
+    assert (row.params, row.macs) == (24 * 24 * 9 + 2 * 24, hw * 24 * 24 * 9) == (5_232, 191_102_976)
+    assert [r.path for r in analyses("efficientnet_v2_s").rows if r.leaf and r.path.startswith("features.stage1.block0.")] == [
+        "features.stage1.block0.residual.0.block.fused.0", "features.stage1.block0.residual.0.block.fused.1",
+        "features.stage1.block0.residual.0.block.fused.2", "features.stage1.block0.residual.0.stochastic_depth"]
+    row = analyses("efficientnet_v2_s").row("features.stage2.block0")
+    params = (24 * 96 * 9 + 2 * 96) + (96 * 48 + 2 * 48)  # fused 3x3/2 + BN, project 1x1 + BN; no SE
+    macs = 96 * 96 * (24 * 96 * 9 + 96 * 48)
+    assert (row.params, row.macs, row.output_shape) == (params, macs, (48, 96, 96))
+    # stage 4 is an MBConv stage: 64 -> 128, expand 4 (256), SE from the input's 64 // 4 = 16
+    row = analyses("efficientnet_v2_s").row("features.stage4.block0")
+    assert row.params == (64 * 256 + 512) + (256 * 9 + 512) + (256 * 16 + 16) + (16 * 256 + 256) + (256 * 128 + 256)
+    assert analyses("efficientnet_v2_s").row("features.head.0").output_shape == (1280, 12, 12)
+
+
+def test_efficientnet_v2_s_against_torch_at_a_small_input():
+    pytest.importorskip("torch")
+    pytest.importorskip("fvcore")
+    from archcalc.torch.verify import verify_network
+
+    report = verify_network(analyze(load("efficientnet_v2_s"), (3, 64, 64)), receptive_field=False)
+    assert report.ok, [f"{c.path}: {c.problems()}" for c in report.disagreeing]
+    assert report.peak_live == (report.analysis.peak_activation_bytes,) * 2
+    assert report.totals[0].torch_params == 21_458_488
 
 
 def test_convnext_block_by_hand(analyses):

@@ -491,3 +491,41 @@ def test_mean_over_height_and_width():
     row = one({"type": "mean"}, [16, 7, 7])
     assert (row.output_shape, row.fvcore_flops, row.rf.size) == ((16,), 0, None)
     assert one({"type": "mean", "keepdim": True}, [16, 7, 7]).output_shape == (16, 1, 1)
+
+
+# ---- channel_shuffle and slice (ShuffleNet v2) ----------------------------------------
+
+def test_channel_shuffle_keeps_the_shape_and_copies():
+    row = one({"type": "channel_shuffle", "groups": 2}, [116, 28, 28])
+    assert row.output_shape == (116, 28, 28)
+    assert (row.params, row.non_trainable, row.macs, row.fvcore_flops) == (0, 0, 0, 0)
+    assert row.allocated == 116 * 28 * 28 == 90_944  # view, transpose, contiguous: a new tensor
+    assert row.rf.size == (1, 1)  # each output channel is one input channel at the same position
+    with pytest.raises(SpecError, match="groups 3 does not divide the 116 channels"):
+        one({"type": "channel_shuffle", "groups": 3}, [116, 28, 28])
+
+
+def test_slice_takes_a_range_of_channels_as_a_view():
+    row = one({"type": "slice", "start": 58, "stop": 116}, [116, 28, 28])
+    assert row.output_shape == (116 - 58, 28, 28) == (58, 28, 28)
+    assert (row.params, row.macs, row.fvcore_flops, row.allocated) == (0, 0, 0, 0)
+    assert one({"type": "slice", "stop": 3}, [10]).output_shape == (3,)
+    for start, stop in [(4, 4), (0, 117), (5, 2)]:
+        with pytest.raises(SpecError, match=rf"channels \[{start}, {stop}\) are not a non-empty range of the 116"):
+            one({"type": "slice", "start": start, "stop": stop}, [116, 28, 28])
+
+
+def test_slice_and_shuffle_keep_the_field_of_what_they_read():
+    # conv 3x3: 3; slice: 3; conv 3x3 on it: 3 + 2 = 5; shuffle: 5
+    layers = [conv(3), {"type": "slice", "stop": 2}, conv(3), {"type": "channel_shuffle", "groups": 3}]
+    assert rf(layers).size == (5, 5)
+
+
+def test_shufflenet_unit_params_and_macs_written_out():
+    # torchvision's stride-1 InvertedResidual with 116 channels at 28x28 (shufflenet_v2_x1_0's stage2.1):
+    # half = 58; branch2 = 1x1 (58*58) + BN (2*58) + depthwise 3x3 (58*9) + BN + 1x1 (58*58) + BN.
+    unit = analyze(load("shufflenet_v2_x1_0")).row("stage2.1")
+    assert unit.params == 58 * 58 + 2 * 58 + 58 * 9 + 2 * 58 + 58 * 58 + 2 * 58 == 7_598
+    assert unit.macs == 28 * 28 * (58 * 58 + 58 * 9 + 58 * 58) == 5_684_000
+    # allocated: three convs and three BNs of 58x28x28, the concatenation and the shuffle of 116x28x28
+    assert unit.activations == 6 * 58 * 28 * 28 + 2 * 116 * 28 * 28 == 454_720

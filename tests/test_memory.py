@@ -100,3 +100,24 @@ def test_squeeze_excitation_block():
     # conv: x + y; the gate's tensors are 8 or 2 values; the product: x + y + gate (8) + y.
     assert analysis.peak_activation_bytes == (x + 2 * y + 8) * F
     assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
+
+
+def test_a_channel_slice_keeps_the_tensor_it_views_alive():
+    # ShuffleNet v2's stride-1 unit: half the channels pass, the other half go through a 1x1 convolution;
+    # concatenated, then shuffled (a copy).
+    unit = [
+        {"type": "concat", "branches": [[{"type": "slice", "stop": 4}],
+                                        [{"type": "slice", "start": 4, "stop": 8}, conv(4)]]},
+        {"type": "channel_shuffle", "groups": 2},
+    ]
+    analysis = network([conv(8, 3), *unit], [3, 5, 5])
+    x, y, half = 3 * 25, 8 * 25, 4 * 25
+    # the input x is held to the end; the slices are views of y, which stays whole while the 1x1
+    # convolution (half) runs on its second half; the concatenation (y) is made while y and the branch
+    # output are alive; the shuffle copies it.
+    assert analysis.peak_activation_bytes == max(x + y, x + y + half + y, x + y + y) * F == (x + 2 * y + half) * F
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
+    # a slice after a convolution, inside one sequence: the 1x1 convolution on the half still holds all of y
+    chain = network([conv(8, 3), {"type": "slice", "stop": 4}, conv(2)], [3, 5, 5])
+    assert chain.peak_activation_bytes == max(x + y, x + y + 2 * 25) * F == (x + y + 2 * 25) * F
+    assert peak_live_bytes(chain) == chain.peak_activation_bytes

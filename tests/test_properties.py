@@ -4,7 +4,7 @@ Hypothesis draws specs in archcalc's JSON format (plain dicts, resolved with
 archcalc.core.spec.resolve; nothing is written to disk): conv2d (kernel, stride, padding as an
 int, [h, w], 'same' or 'valid', dilation, groups, bias), conv_transpose2d (padding,
 output_padding, dilation, groups), max and average pooling (padding, dilation, ceil_mode,
-count_include_pad), batch_norm2d, activations and dropout, concat merges of 2 or 3
+count_include_pad), batch_norm2d, activations and dropout, channel shuffles and slices, concat merges of 2 or 3
 branches, and flatten + linear heads, on C x H x W inputs (C <= 8, 1 <= H, W <= 40) with a
 batch of 1 to 3. Shapes are tracked while drawing (torch's formulas, written out below) so
 that every stack is valid.
@@ -240,9 +240,18 @@ def activation(draw, shape):
 def channel_layer(draw, shape):
     """Layers that keep the shape and mix or scale channels: the rest of the registry's image layers."""
     groups = [g for g in divisors(shape[0]) if shape[0] // g * shape[1] * shape[2] > 1]  # a group holds 2 values or more
-    name = draw(st.sampled_from(["layer_norm2d", "lrn", "layer_scale", "softmax", "stochastic_depth", "upsample"]
-                                + (["group_norm"] if groups else [])))
+    name = draw(st.sampled_from(["layer_norm2d", "lrn", "layer_scale", "softmax", "stochastic_depth", "upsample",
+                                 "channel_shuffle", "slice"] + (["group_norm"] if groups else [])))
     layer = {"type": name}
+    if name == "channel_shuffle":
+        put(draw, layer, "groups", draw(st.sampled_from(divisors(shape[0]))), 2)
+        return layer, shape
+    if name == "slice":  # channels [start, stop): a view of the input
+        start = draw(st.integers(0, shape[0] - 1))
+        stop = draw(st.integers(start + 1, shape[0]))
+        put(draw, layer, "start", start, 0)
+        layer["stop"] = stop
+        return layer, (stop - start, *shape[1:])
     if name == "upsample":  # nearest or bilinear, x1 or x2 per axis: (C, H*sh, W*sw)
         scale = [draw(st.integers(1, 2)), draw(st.integers(1, 2))] if shape[1] * shape[2] <= 400 else [1, 1]
         layer.update({"scale": scale, "bilinear": draw(st.booleans())})
@@ -474,6 +483,10 @@ def torch_layer(layer: dict, c: int):
         return SpatialMean()
     if kind == "stochastic_depth":  # the identity at inference
         return nn.Identity()
+    if kind == "channel_shuffle":
+        return nn.ChannelShuffle(get("groups", 2))
+    if kind == "slice":
+        return ChannelSlice(get("start", 0), layer["stop"])
     if kind == "flatten":
         return nn.Flatten()
     if kind == "adaptive_avg_pool2d":
@@ -499,6 +512,15 @@ class RBF(nn.Module):
 
     def forward(self, x):
         return torch.cdist(x, self.centres) ** 2
+
+
+class ChannelSlice(nn.Module):
+    def __init__(self, start: int, stop: int):
+        super().__init__()
+        self.start, self.stop = start, stop
+
+    def forward(self, x):
+        return x[:, self.start:self.stop]
 
 
 class SpatialMean(nn.Module):

@@ -10,7 +10,6 @@ peak live activations follow the torch builder's forward discipline (archcalc.co
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any, NamedTuple
 
 from .. import fmt
@@ -260,7 +259,8 @@ class _Sums:
                 out = part.output_shape
         held_input = math.prod(shape) * FP32_BYTES
         if chained:
-            peak = liveness.sequence_peak(held_input, map(_LIVENESS, parts))
+            peak = liveness.sequence_peak(held_input, [(p.peak, p.returns_input, math.prod(p.input_shape) * FP32_BYTES)
+                                                       for p in parts])
         else:
             merge = MERGES[node.kind]
             shapes = [p.output_shape for p in parts]
@@ -285,7 +285,6 @@ class _Sums:
         return sums, tuple(records)
 
 
-_LIVENESS = operator.attrgetter("peak", "returns_input")
 _new = tuple.__new__  # _new(NodeSums, fields): a NodeSums without the frame of a named tuple's __new__ (one per node)
 
 

@@ -5,11 +5,12 @@ torch's own allocations confirm (archcalc.torch.memory): a layer's input stays a
 it runs, and the layer holds what its layer type says (`LayerType.live_bytes`: its output,
 plus the indices of max pooling, the padded copy of an asymmetric 'same' convolution, the
 statistics of layer norm, the temporaries of LRN); layers that return their input's memory
-(`returns_input`: flatten, dropout, identity) hold nothing. A sequence drops a tensor when
-the next layer has returned, and its own input is held by its caller until it ends. A merge
-holds its input while every branch runs, then the branch outputs while it combines them
-into a new tensor (`MergeType.partial_results`: an add of k branches keeps two partial sums
-from the third on).
+(`returns_input`: flatten, dropout, identity, a channel slice) hold nothing; a view keeps the
+tensor it views alive, whatever its own size (a slice of half the channels holds all of them,
+within the sequence that made that tensor). A sequence drops a tensor when the next layer has
+returned, and its own input is held by its caller until it ends. A merge holds its input while
+every branch runs, then the branch outputs while it combines them into a new tensor
+(`MergeType.partial_results`: an add of k branches keeps two partial sums from the third on).
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def _peak(node: Node, sums: Mapping[str, Any], size: int) -> tuple[int, bool]:
         return layer_peak(REGISTRY[node.type], node.attrs, own.input_shape, own.output_shape, size)
     held_input = math.prod(own.input_shape) * size
     if node.kind == "sequence":
-        return sequence_peak(held_input, [_peak(child, sums, size) for child in node.children])
+        return sequence_peak(held_input, [(*_peak(child, sums, size), math.prod(sums[child.path].input_shape) * size)
+                                          for child in node.children])
     branches = [(*_peak(child, sums, size), math.prod(sums[child.path].output_shape) * size) for child in node.children]
     return merge_peak(MERGES[node.kind], held_input, branches, math.prod(own.output_shape) * size)
 
@@ -47,13 +49,17 @@ def layer_peak(layer, attrs, shape, out, value_bytes: int) -> tuple[int, bool]:
     return held_input + layer.live_bytes(attrs, shape, out, value_bytes), False
 
 
-def sequence_peak(held_input: int, parts: Iterable[tuple[int, bool]]) -> tuple[int, bool]:
-    """`parts`: each child's (peak, returns its input)."""
+def sequence_peak(held_input: int, parts: Iterable[tuple[int, bool, int]]) -> tuple[int, bool]:
+    """`parts`: each child's (peak, returns its input, input bytes)."""
     top, alias = held_input, True
-    for peak, child_alias in parts:
-        # the sequence's input stays alive (its caller holds it) beside a child working on a later tensor
-        top = max(top, peak if alias else peak + held_input)
-        alias = alias and child_alias
+    viewed, fresh = held_input, False  # the bytes of the tensor the current one is (a view of)
+    for peak, child_alias, child_input in parts:
+        if fresh:
+            viewed = child_input
+        # a child's peak holds its input; a view of a larger tensor holds that tensor, and the
+        # sequence's input stays alive (its caller holds it) beside a child working on a later tensor
+        top = max(top, viewed - child_input + peak + (0 if alias else held_input))
+        alias, fresh = alias and child_alias, not child_alias
     return top, alias
 
 
