@@ -56,6 +56,64 @@ def test_v1_strides_the_first_1x1_convolution():
     assert v15.totals.params == v1.totals.params == 25_557_032
 
 
+
+# ---- ResNeXt and Wide ResNet: the bottleneck's 3x3 in groups, or wider ---------------------
+
+# torchvision 0.28 weights meta (IMAGENET1K_V1): num_params, _ops (GMACs as written), crop 224.
+GROUPED = {
+    "resnext50_32x4d": (25_028_904, 4.23),
+    "resnext101_32x8d": (88_791_336, 16.414),
+    "resnext101_64x4d": (83_455_272, 15.46),
+    "wide_resnet50_2": (68_883_240, 11.398),
+    "wide_resnet101_2": (126_886_696, 22.753),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED))
+def test_resnext_and_wide_resnet_torchvision_figures(name):
+    params, gmacs = GROUPED[name]
+    a = analysis(name)
+    assert a.totals.params == params
+    assert round(a.totals.macs / 1e9, 3) == gmacs
+    verdicts = check_network(archcalc.load(name))
+    assert verdicts and all(v.ok and v.expect.source for v in verdicts)
+    meta = archcalc.load(name).meta
+    assert meta["year"] == 2016 and "arXiv:16" in meta["paper"] and "torchvision" in meta["accuracy_source"]
+
+
+def test_resnext_bottleneck_by_hand():
+    """resnext50_32x4d layer1.0: width = int(64 * 4 / 64) * 32 = 128; the 3x3 in 32 groups of 4 channels."""
+    row = analysis("resnext50_32x4d").row("layer1.0")
+    weights = 64 * 128 + 128 * (128 // 32) * 9 + 128 * 256
+    projection = 64 * 256
+    assert row.params == weights + projection + bn(128) + bn(128) + bn(256) + bn(256) == 63_488
+    assert row.macs == 56 * 56 * (weights + projection)
+    conv2 = analysis("resnext101_64x4d").row("layer4.0.residual.0.conv2")  # width int(512 * 4 / 64) * 64 = 2048
+    assert (conv2.params, conv2.output_shape) == (2048 * (2048 // 64) * 9, (2048, 7, 7))
+
+
+def test_wide_resnet_doubles_the_bottleneck_width():
+    """wide_resnet50_2 layer1.0: width_per_group 128 gives a 128-channel 3x3 (64 in resnet50); the output stays 256."""
+    row = analysis("wide_resnet50_2").row("layer1.0")
+    weights = 64 * 128 + 128 * 128 * 9 + 128 * 256
+    assert row.params == weights + 64 * 256 + bn(128) + bn(128) + bn(256) + bn(256) == 206_336
+    assert row.output_shape == (256, 56, 56)
+    wide, plain = analysis("wide_resnet101_2"), analysis("resnet101")
+    assert wide.row("layer4.2.residual.0.conv2").output_shape == (1024, 7, 7)
+    assert plain.row("layer4.2.residual.0.conv2").output_shape == (512, 7, 7)
+    assert wide.output_shape == plain.output_shape == (1000,)
+
+
+def test_resnext_verifies_against_torch_at_a_small_input():
+    pytest.importorskip("torch")
+    pytest.importorskip("fvcore")
+    from archcalc.torch.verify import verify_network
+
+    report = verify_network(archcalc.analyze(archcalc.load("resnext50_32x4d"), input_shape=(3, 32, 32)),
+                            receptive_field=False)
+    assert report.ok, [f"{c.path}: {c.problems()}" for c in report.disagreeing]
+    assert report.totals[0].torch_params == GROUPED["resnext50_32x4d"][0]
+
 def test_paper_50_layer_figure_is_cut_not_rounded():
     """He et al. Table 1: 3.8 x 10^9 multiply-adds for the 50-layer (v1) network."""
     v15, v1 = analysis("resnet50").totals.macs, analysis("resnet50_v1").totals.macs
