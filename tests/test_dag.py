@@ -129,6 +129,22 @@ def test_what_from_may_not_name(layers, message):
         net(layers)
 
 
+@pytest.fixture(scope="module")
+def exchange():
+    return analyze(load(HRNET))
+
+
+def test_the_figure_and_the_page_say_what_each_node_takes(exchange):
+    from archcalc.report import diagram, html
+
+    figure = diagram.render(exchange)
+    assert "low: conv_bn ← stem" in figure and "concat ← down, fuse_low" in figure
+    found = html.workings(exchange)
+    assert found["fuse_low"][0] == "add of high_to_low, low: 16x16x16"
+    # low's convolution receives the stem's field (3), not high's (5): 3 + 2 = 5
+    assert html.input_fields(exchange.network.root, {r.path: r for r in exchange.rows})["low"].size == (3, 3)
+
+
 # ---- the HRNet-style exchange against plain torch ------------------------------------------------------
 
 def plain_exchange(torch):
@@ -176,11 +192,6 @@ def plain_exchange(torch):
 @pytest.fixture(scope="module")
 def torch():
     return pytest.importorskip("torch")
-
-
-@pytest.fixture(scope="module")
-def exchange():
-    return analyze(load(HRNET))
 
 
 def test_exchange_shapes_and_params_are_the_plain_modules(torch, exchange):
