@@ -303,3 +303,54 @@ def test_loader_and_schema_agree_on_what_a_merge_takes(merge, accepted):
     except SpecError:
         loaded = False
     assert loaded == jsonschema.Draft202012Validator(build_schema()).is_valid(document) == accepted
+
+
+def random_graph(seed: int) -> list[dict]:
+    """A random graph of 3 to 9 nodes on 6x6 maps (every size kept): convolutions, activations, dropout
+    (which returns its input), nested sequences and merges, joins of two or three earlier outputs, each
+    node taking the previous output or, half the time, a random earlier one or the input."""
+    import random
+
+    rng = random.Random(seed)
+    channels = {"input": 3}
+    names: list[str] = []
+    layers = []
+    for k in range(rng.randint(3, 9)):
+        name = f"n{k}"
+        source = rng.choice(["input", *names]) if names and rng.random() < 0.5 else (names[-1] if names else "input")
+        c = channels[source]
+        kind = rng.choice(["conv", "conv", "relu", "dropout", "nested", "residual", "join"])
+        if kind == "join" and len(names) >= 2:
+            joined = rng.sample(["input", *names], rng.randint(2, 3))
+            if rng.random() < 0.5 and len({channels[j] for j in joined}) == 1:
+                node, out = {"type": "add", "from": joined}, channels[joined[0]]
+            else:
+                node, out = {"type": "concat", "from": joined}, sum(channels[j] for j in joined)
+        elif kind in ("relu", "dropout"):
+            node, out = {"type": kind}, c
+        elif kind == "nested":
+            width = rng.randint(1, 5)
+            node, out = {"layers": [conv("a", width, 3), {"name": "r", "type": "relu"}]}, width
+        elif kind == "residual":
+            node, out = {"type": "add", "branches": [[conv("a", c, 3)], []]}, c
+        else:
+            width = rng.randint(1, 5)
+            node, out = conv("c", width, rng.choice([1, 3])), width
+        node = {**node, "name": name}
+        if source != (names[-1] if names else "input") or rng.random() < 0.2:
+            if "branches" in node or "from" not in node:
+                node["from"] = source
+        channels[name] = out
+        names.append(name)
+        layers.append(node)
+    return layers
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_graphs_peak_is_what_torch_allocates(torch, seed):
+    from archcalc.torch.memory import peak_live_bytes
+
+    analysis = analyze(net(random_graph(seed), (3, 6, 6)))
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
+    fp16 = analysis.scaled(dtype="fp16", batch=2)
+    assert peak_live_bytes(fp16) == fp16.peak_activation_bytes
