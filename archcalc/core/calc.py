@@ -395,7 +395,6 @@ class _RowWalk:
             self.rows.append(merged)
         return self.rows[at]
 
-
     def graph(self, node: Group, rf: RF) -> RF:
         """The children of a sequence whose nodes name what they take; the field of its output."""
         fields: list[RF] = []

@@ -4,8 +4,9 @@ A file holds one network, or a family with `variants` that differ in `params` on
 Nodes are layers (`type`), merges of branches (`type`: concat, add, mul), named block
 instances (`block`) and sequences (`layers`); any node may carry `name`, `when`,
 `repeat` (with `as` and `index`) and `comment`, and `from`: the earlier nodes of its
-sequence whose outputs it takes (a graph that is not series-parallel), checked here. Strings where numbers or booleans are
-expected are expressions, evaluated by archcalc.expr, never by Python.
+sequence whose outputs it takes (a graph that is not series-parallel), checked here.
+Strings where numbers or booleans are expected are expressions, evaluated by
+archcalc.expr, never by Python.
 """
 from __future__ import annotations
 
