@@ -139,6 +139,9 @@ def test_the_figure_and_the_page_say_what_each_node_takes(exchange):
 
     figure = diagram.render(exchange)
     assert "low: conv_bn ← stem" in figure and "concat ← down, fuse_low" in figure
+    twins = analyze(net([conv("a", 2), conv("b", 2), {"name": "s", "type": "add", "from": ["a", "b"]},
+                         {"name": "t", "type": "add", "from": ["b", "a"]}]))
+    assert "add ← a, b" in diagram.render(twins) and "add ← b, a" in diagram.render(twins)  # not folded into one
     found = html.workings(exchange)
     assert found["fuse_low"][0] == "add of high_to_low, low: 16x16x16"
     # low's convolution receives the stem's field (3), not high's (5): 3 + 2 = 5

@@ -407,7 +407,8 @@ class _Builder:
 
     def same(self, a: Node, b: Node) -> bool:
         """Consecutive siblings that fold: the same block, the same layers, the same shapes."""
-        if not isinstance(a, Group) or not isinstance(b, Group) or a.label in ("sequence", "branch"):
+        if not isinstance(a, Group) or not isinstance(b, Group) or a.label in ("sequence", "branch") \
+                or a.inputs or b.inputs:  # a node that names what it takes is drawn with it
             return False
         ra, rb = self.rows[a.path], self.rows[b.path]
         return (ra.input_shape, ra.output_shape) == (rb.input_shape, rb.output_shape) and structure(a) == structure(b)
