@@ -21,7 +21,7 @@ from ..layers.notes import SizeNote, notes_for
 from . import liveness, quantities, records
 from .alloc import paused_gc
 from .figures import Checked, judge
-from .spec import Group, Layer, Network, Node, joins, source_positions, takes_named
+from .spec import Group, Layer, Network, Node, joins, source_positions
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
@@ -250,7 +250,7 @@ class _Sums:
                 self.warnings.extend(notes_for(node.path, node.type, records))
             return sums
         chained = node.kind == "sequence"
-        if chained and takes_named(node):
+        if chained and node.graph:
             return self.graph(node, shape)
         parts = []
         counts = self.zeros
@@ -372,7 +372,7 @@ class _RowWalk:
         at = len(self.rows)
         self.rows.append(None)  # type: ignore[arg-type]  # the group's row, once its children are known
         merged = None
-        if node.kind == "sequence" and takes_named(node):
+        if node.kind == "sequence" and node.graph:
             out_rf = self.graph(node, rf)
         elif node.kind == "sequence":
             out_rf = rf

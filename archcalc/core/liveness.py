@@ -22,7 +22,7 @@ import math
 from typing import Any, Iterable, Mapping
 
 from ..layers import MERGES, REGISTRY, MergeType
-from .spec import Group, Layer, Node, joins, source_positions, takes_named
+from .spec import Group, Layer, Node, joins, source_positions
 
 
 def peak_bytes(root: Node, sums: Mapping[str, Any], value_bytes: int) -> int:
@@ -37,7 +37,7 @@ def _peak(node: Node, sums: Mapping[str, Any], size: int) -> tuple[int, bool]:
     if isinstance(node, Layer):
         return layer_peak(REGISTRY[node.type], node.attrs, own.input_shape, own.output_shape, size)
     held_input = math.prod(own.input_shape) * size
-    if node.kind == "sequence" and takes_named(node):
+    if node.kind == "sequence" and node.graph:
         return _graph_peak(node, sums, size)
     if node.kind == "sequence":
         return sequence_peak(held_input, [_peak(child, sums, size) for child in node.children])

@@ -77,6 +77,7 @@ class Group(NamedTuple):
     children: tuple["Node", ...]  # a sequence's nodes, or a merge's branches (none where it joins its `inputs`)
     where: str
     inputs: tuple[str, ...] = ()  # `from`, as a Layer's; a merge without branches joins these
+    graph: bool = False  # a sequence some of whose nodes name what they take (`from`): walked as a graph
 
 
 Node = Union[Layer, Group]
@@ -328,8 +329,8 @@ def _resolve(document: dict, variant: str, file: str, memo: "_Memo | None") -> N
     env = _params(document, chosen, where)
     shape = Shape().check(chosen.get("input", document.get("input")), f"{where}.input")
     context = _Context(document.get("blocks", {}), memo)
-    children = tuple(context.items(document["layers"], env, "", "$.layers"))
-    root = Group("", "sequence", "network", children, "$")
+    children, graph = context.items(document["layers"], env, "", "$.layers")
+    root = Group("", "sequence", "network", children, "$", (), graph)
     meta = {**document.get("meta", {}), **chosen.get("meta", {})} if chosen is not document else document.get("meta", {})
     expects = list(_expects(document.get("expect", []), "$.expect"))
     if chosen is not document:  # the family's figures hold for every variant, then the variant's own
@@ -383,6 +384,7 @@ class _Expanded(NamedTuple):
 
     path: str
     children: tuple[Node, ...]
+    graph: bool  # some of them name what they take
     nodes: int
     steps: int
     depth: int  # levels below the use
@@ -393,7 +395,8 @@ def _moved(node: Node, old: str, new: str) -> Node:
     path = new + node.path[len(old):]
     if isinstance(node, Layer):
         return Layer(path, node.type, node.attrs, node.where, node.shares, node.inputs)
-    return Group(path, node.kind, node.label, tuple(_moved(c, old, new) for c in node.children), node.where, node.inputs)
+    return Group(path, node.kind, node.label, tuple(_moved(c, old, new) for c in node.children), node.where, node.inputs,
+                 node.graph)
 
 
 class _Memo:
@@ -435,14 +438,21 @@ class _Context:
                             f"at {node.path or 'the root'}")
         return node
 
-    def items(self, raw_items: list, env: Mapping[str, Any], prefix: str, where: str) -> tuple[Node, ...]:
-        """The nodes of a sequence, each with its own name; what their `from` names is checked."""
+    def items(self, raw_items: list, env: Mapping[str, Any], prefix: str, where: str) -> tuple[tuple[Node, ...], bool]:
+        """The nodes of a sequence, each with its own name, and whether some name what they take (`from`,
+        checked)."""
         made: list[Node] = []
         names: dict[str, Node] = {}
+        graph = False
         for i, raw in enumerate(raw_items):
             for node in self.item(raw, env, prefix, len(made), f"{where}[{i}]"):
                 made.append(_unique(node, names))
-        return _sources_checked(tuple(made))
+                if node.inputs:
+                    graph = True
+        children = tuple(made)
+        if graph:
+            _check_sources(children)
+        return children, graph
 
     def item(self, raw: Any, env: Mapping[str, Any], prefix: str, index: int, where: str) -> list[Node]:
         """The nodes one spec item stands for: none (`when`), one, or a spliced `repeat`."""
@@ -459,8 +469,11 @@ class _Context:
         path = f"{prefix}.{name}" if prefix else name
         if "repeat" in raw:
             names: dict[str, Node] = {}
-            children = _sources_checked(tuple(_unique(node, names) for node in self.repeat(raw, env, path, 0, where)))
-            return [self.made(Group(path, "sequence", "repeat", children, where))]
+            children = tuple(_unique(node, names) for node in self.repeat(raw, env, path, 0, where))
+            graph = any(node.inputs for node in children)
+            if graph:
+                _check_sources(children)
+            return [self.made(Group(path, "sequence", "repeat", children, where, (), graph))]
         return [self.single(raw, env, path, where)]
 
     def single(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Node:
@@ -493,8 +506,8 @@ class _Context:
             return self.block(raw, env, path, where)
         if "layers" in raw:
             check_keys(raw, SEQUENCE, where)
-            children = self.items(raw["layers"], env, path, f"{where}.layers")
-            return Group(path, "sequence", "sequence", children, where)
+            children, graph = self.items(raw["layers"], env, path, f"{where}.layers")
+            return Group(path, "sequence", "sequence", children, where, (), graph)
         if raw["type"] in MERGES:
             return self.merge(raw, env, path, where)
         return self.layer(raw, env, path, where)
@@ -548,14 +561,16 @@ class _Context:
         done = self.expanded.get(key) if key is not None else None
         if done is not None and self.fits(done):
             self.nodes, self.steps = self.nodes + done.nodes, self.steps + done.steps
-            return Group(path, "sequence", name, tuple(_moved(c, done.path, path) for c in done.children), where)
+            return Group(path, "sequence", name, tuple(_moved(c, done.path, path) for c in done.children), where, (),
+                         done.graph)
         nodes, steps, deepest = self.nodes, self.steps, self.deepest
         self.deepest = self.depth
-        children = self.items(definition["layers"], scope, path, f"$.blocks.{name}.layers")
+        children, graph = self.items(definition["layers"], scope, path, f"$.blocks.{name}.layers")
         if key is not None:
-            self.expanded[key] = _Expanded(path, children, self.nodes - nodes, self.steps - steps, self.deepest - self.depth)
+            self.expanded[key] = _Expanded(path, children, graph, self.nodes - nodes, self.steps - steps,
+                                           self.deepest - self.depth)
         self.deepest = max(deepest, self.deepest)
-        return Group(path, "sequence", name, children, where)
+        return Group(path, "sequence", name, children, where, (), graph)
 
     def fits(self, done: _Expanded) -> bool:
         """Whether an expansion made before fits what is left of the budget here (else it is made again,
@@ -611,8 +626,8 @@ class _Context:
             here = f"{where}.branches[{b}]"
             if not isinstance(branch, list):
                 branch = [branch]  # a single node
-            children.append(self.made(Group(f"{path}.{b}", "sequence", "branch",
-                                            self.items(branch, env, f"{path}.{b}", here), here)))
+            nodes, graph = self.items(branch, env, f"{path}.{b}", here)
+            children.append(self.made(Group(f"{path}.{b}", "sequence", "branch", nodes, here, (), graph)))
         return Group(path, raw["type"], raw["type"], tuple(children), where)
 
     def layer(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Layer:
@@ -754,18 +769,8 @@ def source_positions(children: Sequence[Node]) -> list[tuple[int, ...]]:
     return [tuple(position[s] for s in child.inputs) if child.inputs else (k - 1,) for k, child in enumerate(children)]
 
 
-def takes_named(node: Group) -> bool:
-    """Whether a sequence is a graph: some node of it takes another output than the previous node's."""
-    for child in node.children:
-        if child.inputs:
-            return True
-    return False
-
-
-def _sources_checked(children: tuple[Node, ...]) -> tuple[Node, ...]:
-    """`children`, once every name their `from` holds is an earlier node of theirs, or the input."""
-    if not any(child.inputs for child in children):
-        return children
+def _check_sources(children: tuple[Node, ...]) -> None:
+    """Every name the `from` of `children` holds is an earlier node of theirs, or the input."""
     position = {sibling_name(child): k for k, child in enumerate(children)}
     for k, child in enumerate(children):
         for j, source in enumerate(child.inputs):
@@ -774,7 +779,6 @@ def _sources_checked(children: tuple[Node, ...]) -> tuple[Node, ...]:
                 continue
             here = f"{child.where}.from" + (f"[{j}]" if joins(child) else "")
             raise SpecError(f"{here}: {quoted(source)} {_why_not(children, k, source, at, position)}")
-    return children
 
 
 def _why_not(children: tuple[Node, ...], k: int, source: str, at: int | None, position: dict[str, int]) -> str:

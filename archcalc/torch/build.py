@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 
 from ..core.calc import Analysis, analyze
-from ..core.spec import Group, Layer, Network, Node, joins, sibling_name, source_positions, takes_named
+from ..core.spec import Group, Layer, Network, Node, joins, sibling_name, source_positions
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
@@ -122,7 +122,7 @@ def _build(node: Node, shapes: dict[str, Shape], layers: dict):
         return module
     if joins(node):
         return combiner(node.kind)()
-    if node.kind == "sequence" and takes_named(node):
+    if node.kind == "sequence" and node.graph:
         module = graph(_plan(node))
         for child in node.children:
             _attach(module, sibling_name(child), _build(child, shapes, layers))
