@@ -382,3 +382,23 @@ def by_name(name: str, minimum: float | None = None) -> Kind:
     if cls in (Pair, Padding):
         return cls(int(minimum or 0))
     return cls()
+
+
+class Sources(Kind):
+    """What a merge's `from` names: one node (its branches' input) or the nodes it joins, two or more."""
+
+    expected = "a node's name, or a list of two or more names"
+
+    def check(self, value: Any, where: str) -> Any:
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, list) and len(value) >= 2 and all(isinstance(v, str) and v for v in value):
+            return value
+        raise kind_error(where, self.expected, value)
+
+    def schema(self) -> dict:
+        name = {"type": "string", "minLength": 1}
+        return {"anyOf": [name, {"type": "array", "items": name, "minItems": 2}]}
+
+    def examples(self) -> tuple[list, list]:
+        return ["a", ["a", "b"]], [1, "", ["a"], [1, 2], None]

@@ -224,6 +224,13 @@ MESSAGES = {
     "slice_expression": "$.layers[0].repeat: in expression 'w[0:1]': Subscript is not allowed in a spec expression",
     "starred_argument": "$.layers[0].out: in expression 'max(*w)': Starred is not allowed in a spec expression",
     "steps_over_budget": "$.layers[1].repeat: 15,000 repetitions (after 15,000 others) are over the budget of 20,000 nodes",
+    "from_unknown": "$.layers[1].from: 'stme' is not the name of an earlier node of this sequence, nor 'input' (did you mean 'stem'?)",
+    "from_later_node": "$.layers[1].from: 'c' is a later node ($.layers[2]): a node takes the outputs of nodes before it",
+    "from_cycle": "$.layers[1].from: 'd' makes a cycle: 'b' <- 'd' <- 'c' <- 'b' (each takes the next one's output)",
+    "from_itself": "$.layers[1].from: 'b' is this node itself: a node cannot take its own output (a cycle)",
+    "join_with_branches": "$.layers[1].from: a merge with branches takes one name in 'from' (the branches' input)",
+    "join_one_name": "$.layers[1].from: expected a node's name, or a list of two or more names, got [\"a\"]",
+    "merge_without_branches": "$.layers[1]: concat needs 'branches', or a list of the nodes it joins in 'from'",
     "shares_unknown_layer": "again (conv2d, $.layers[1]): shares 'cnov': no layer before this one has that path (did you mean 'conv'?)",
     "shares_a_later_layer": "again (conv2d, $.layers[0]): shares 'conv': no layer before this one has that path",
     "shares_another_layer": ("other (conv2d, $.layers[1]): shares 'conv': not the same layer (type, fields and input channels): "

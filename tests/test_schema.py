@@ -55,7 +55,7 @@ def test_zoo_spec_validates_and_names_the_schema(path, validator):
     "unknown_layer_type", "unknown_field", "missing_field", "unknown_top_key", "missing_layers",
     "bad_input_shape", "merge_one_branch", "expect_without_source", "expect_unknown_what", "type_not_string",
     "bad_pair", "wrong_field_type", "bool_as_string", "transpose_padding_same", "dropout_out_of_range",
-    "variants_not_object", "input_with_batch",
+    "variants_not_object", "input_with_batch", "join_with_branches", "join_one_name", "merge_without_branches",
 ])
 def test_bad_specs_are_rejected(name, validator):
     document = json.loads((BAD / f"{name}.json").read_text())

@@ -20,7 +20,7 @@ from ..layers.notes import SizeNote, notes_for
 from . import liveness, quantities, records
 from .alloc import paused_gc
 from .figures import Checked, judge
-from .spec import Group, Layer, Network, Node
+from .spec import Group, Layer, Network, Node, joins, source_positions
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
@@ -248,9 +248,12 @@ class _Sums:
             if records:
                 self.warnings.extend(notes_for(node.path, node.type, records))
             return sums
+        chained = node.kind == "sequence"
+        if chained and node.graph:
+            return self.graph(node, shape)
         parts = []
         counts = self.zeros
-        out, chained = shape, node.kind == "sequence"
+        out = shape
         for child in node.children:
             part = self.node(child, out if chained else shape)
             parts.append(part)
@@ -270,6 +273,32 @@ class _Sums:
                                                             math.prod(p.output_shape) * FP32_BYTES) for p in parts],
                                        math.prod(out) * FP32_BYTES)
         sums = self.sums[node.path] = _new(NodeSums, (shape, out, counts, *peak))
+        return sums
+
+    def graph(self, node: Group, shape: Shape) -> NodeSums:
+        """A sequence whose nodes name what they take (`from`): each runs on the outputs it names."""
+        counts = self.zeros
+        outputs: list[Shape] = []
+        steps = []
+        for child, sources in zip(node.children, source_positions(node.children)):
+            shapes = [outputs[s] if s >= 0 else shape for s in sources]
+            part = self.join(child, shapes) if joins(child) else self.node(child, shapes[0])
+            outputs.append(part.output_shape)
+            counts = self.add(counts, part.counts)
+            steps.append((part.peak, part.returns_input, sources, sum(math.prod(s) for s in shapes) * FP32_BYTES))
+        held_input = math.prod(shape) * FP32_BYTES
+        peak = liveness.graph_peak(held_input, steps, [math.prod(out) * FP32_BYTES for out in outputs])
+        sums = self.sums[node.path] = _new(NodeSums, (shape, outputs[-1] if outputs else shape, counts, *peak))
+        return sums
+
+    def join(self, node: Group, shapes: list[Shape]) -> NodeSums:
+        """A merge of named nodes' outputs: its input is the first of them."""
+        merge = MERGES[node.kind]
+        out = _merge_shape(node, shapes)
+        taken = sum(math.prod(s) for s in shapes) * FP32_BYTES
+        peak = liveness.join_peak(merge, len(shapes), taken, math.prod(out) * FP32_BYTES)
+        counts = self.add(self.zeros, quantities.merge_counts(merge, shapes, out))
+        sums = self.sums[node.path] = _new(NodeSums, (shapes[0], out, counts, *peak))
         return sums
 
     def count(self, node: Layer, shape: Shape) -> tuple[NodeSums, tuple]:
@@ -342,7 +371,9 @@ class _RowWalk:
         at = len(self.rows)
         self.rows.append(None)  # type: ignore[arg-type]  # the group's row, once its children are known
         merged = None
-        if node.kind == "sequence":
+        if node.kind == "sequence" and node.graph:
+            out_rf = self.graph(node, rf)
+        elif node.kind == "sequence":
             out_rf = rf
             for child in node.children:
                 out_rf = self.node(child, out_rf).rf
@@ -362,6 +393,32 @@ class _RowWalk:
         if merged:
             self.rows.append(merged)
         return self.rows[at]
+
+    def graph(self, node: Group, rf: RF) -> RF:
+        """The children of a sequence whose nodes name what they take; the field of its output."""
+        fields: list[RF] = []
+        rows: list[Row] = []
+        shape = self.sums[node.path].input_shape
+        for child, sources in zip(node.children, source_positions(node.children)):
+            taken = [fields[s] if s >= 0 else rf for s in sources]
+            if joins(child):
+                row = self.join(child, taken, [rows[s].output_shape if s >= 0 else shape for s in sources])
+            else:
+                row = self.node(child, taken[0])
+            rows.append(row)
+            fields.append(row.rf)
+        return fields[-1] if fields else rf
+
+    def join(self, node: Group, fields: list[RF], shapes: list[Shape]) -> Row:
+        """A merge of named nodes' outputs: one row, the tensor it makes, with the fields met."""
+        sums = self.sums[node.path]
+        try:
+            rf = MERGES[node.kind].receptive_field(fields, shapes, sums.output_shape, node.path)
+        except SpecError as exc:
+            raise exc.located(path=f"{node.path} ({node.kind}, {node.where})") from None
+        row = _row(node.path, "merge", node.kind, True, sums, rf)
+        self.rows.append(row)
+        return row
 
 
 def _row(path: str, kind: str, label: str, leaf: bool, sums: NodeSums, rf: RF) -> Row:

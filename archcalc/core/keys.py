@@ -18,6 +18,7 @@ from ..kinds import (
     Number,
     Object,
     Shape,
+    Sources,
     Structure,
     Text,
     is_number,
@@ -186,6 +187,11 @@ COMMON = table(
     Key("index", Text(), "a variable holding the repetition's position"),
     Key("comment", Text()),
 )
+FROM = Key("from", Text(non_empty=True),
+           "the node whose output this node takes instead of the previous one's: an earlier node of the same "
+           "sequence, by name, or 'input' (the sequence's input); {expr} is substituted")
+JOINED = Key("from", Sources(), "one name: the input of the branches (as any node's `from`); a list of two or more "
+             "names, without branches: the outputs this merge joins")
 _MERGE_KEYS: dict[tuple[str, ...], dict[str, Key]] = {}  # by the names of the merge types
 
 
@@ -197,18 +203,28 @@ def merge_keys() -> dict[str, Key]:
         keys = _MERGE_KEYS[names] = table(
             Key("type", Choice(*names), required=True),
             *COMMON.values(),
+            JOINED,
             Key("branches", Structure({"type": "array", "minItems": 2, "items": {"anyOf": [ref("nodes"), ref("node")]}},
-                                      "a list of branches", list), "branches applied to the same input", required=True),
+                                      "a list of branches", list), "branches applied to the same input"),
         )
     return keys
+
+
+# What the key table alone cannot say of a merge: it has branches (and at most one name in `from`, their input),
+# or joins the named nodes (a list in `from`) and has no branches.
+MERGE_RULES = {"oneOf": [
+    {"required": ["branches"], "properties": {"from": {"type": "string"}}},
+    {"required": ["from"], "properties": {"from": {"type": "array"}}, "not": {"required": ["branches"]}},
+]}
 
 
 BLOCK_USE = table(
     Key("block", Text(), required=True),
     Key("args", Object()),
     *COMMON.values(),
+    FROM,
 )
-SEQUENCE = table(Key("layers", NODES, required=True), *COMMON.values())
+SEQUENCE = table(Key("layers", NODES, required=True), *COMMON.values(), FROM)
 
 
 SHARES = Key("shares", Text(non_empty=True),
@@ -217,10 +233,11 @@ SHARES = Key("shares", Text(non_empty=True),
 
 
 def layer_keys(layer_type) -> dict[str, Key]:
-    """The keys of a layer node: its type, the common keys, `shares`, and the layer type's fields."""
+    """The keys of a layer node: its type, the common keys, `from`, `shares`, and the layer type's fields."""
     fields = {name: Key(name, f.kind, f.doc, required=f.default is REQUIRED, expression=True)
               for name, f in layer_type.fields.items()}
-    return {"type": Key("type", Choice(layer_type.name), required=True), **COMMON, "shares": SHARES, **fields}
+    return {"type": Key("type", Choice(layer_type.name), required=True), **COMMON, "from": FROM, "shares": SHARES,
+            **fields}
 
 
 # ---- checking ----------------------------------------------------------------------------------

@@ -11,6 +11,11 @@ within the sequence that made that tensor). A sequence drops a tensor when the n
 returned, and its own input is held by its caller until it ends. A merge holds its input while
 every branch runs, then the branch outputs while it combines them into a new tensor
 (`MergeType.partial_results`: an add of k branches keeps two partial sums from the third on).
+
+A sequence whose nodes name what they take (`from`: a graph) keeps each tensor from the node
+that makes it until its last reader has returned, in the spec's order (`graph_peak`); its input
+is held by its caller, and its output returned, as a sequence's are. On a chain that is the rule
+above: each tensor's last reader is the next node.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import math
 from typing import Any, Iterable, Mapping
 
 from ..layers import MERGES, REGISTRY, MergeType
-from .spec import Layer, Node
+from .spec import Group, Layer, Node, joins, source_positions
 
 
 def peak_bytes(root: Node, sums: Mapping[str, Any], value_bytes: int) -> int:
@@ -33,11 +38,29 @@ def _peak(node: Node, sums: Mapping[str, Any], size: int) -> tuple[int, bool]:
     if isinstance(node, Layer):
         return layer_peak(REGISTRY[node.type], node.attrs, own.input_shape, own.output_shape, size)
     held_input = math.prod(own.input_shape) * size
+    if node.kind == "sequence" and node.graph:
+        return _graph_peak(node, sums, size)
     if node.kind == "sequence":
         return sequence_peak(held_input, [(*_peak(child, sums, size), math.prod(sums[child.path].input_shape) * size)
                                           for child in node.children])
     branches = [(*_peak(child, sums, size), math.prod(sums[child.path].output_shape) * size) for child in node.children]
     return merge_peak(MERGES[node.kind], held_input, branches, math.prod(own.output_shape) * size)
+
+
+def _graph_peak(node: Group, sums: Mapping[str, Any], size: int) -> tuple[int, bool]:
+    own = sums[node.path]
+    outputs = [math.prod(sums[child.path].output_shape) * size for child in node.children]
+    held_input = math.prod(own.input_shape) * size
+    steps = []
+    for child, sources in zip(node.children, source_positions(node.children)):
+        taken = sum(outputs[s] if s >= 0 else held_input for s in sources)
+        if joins(child):
+            merged = sums[child.path]
+            peak = join_peak(MERGES[child.kind], len(sources), taken, math.prod(merged.output_shape) * size)
+        else:
+            peak = _peak(child, sums, size)
+        steps.append((*peak, sources, taken))
+    return graph_peak(held_input, steps, outputs)
 
 
 # The rules: each gives a node's peak (its input included) and whether its output is its input's own memory.
@@ -71,3 +94,40 @@ def merge_peak(merge: MergeType, held_input: int, parts: list[tuple[int, bool, i
         top = max(top, held + peak)
         held += 0 if alias else branch_out
     return max(top, held_input + held + merge.partial_results(len(parts)) * out), False
+
+
+def join_peak(merge: MergeType, joined: int, taken: int, out: int) -> tuple[int, bool]:
+    """A merge of `joined` named nodes' outputs (`taken` bytes, held by its sequence) into `out` bytes."""
+    return taken + merge.partial_results(joined) * out, False
+
+
+def graph_peak(held_input: int, steps: list[tuple[int, bool, tuple[int, ...], int]],
+               outputs: list[int]) -> tuple[int, bool]:
+    """The peak of a sequence whose nodes name what they take. `steps`: each node's (peak, returns its input,
+    the positions of the nodes it takes (-1: the sequence's input), the bytes of what it takes);
+    `outputs`: each node's output bytes. A tensor lives from the node that makes it until its last reader
+    has returned; a node that returns its input makes none (its output is that tensor)."""
+    tensor: list[int] = []  # what each node's output is: a tensor of its own (its position), or its input's (-1: the input)
+    last: dict[int, int] = {}  # each tensor's last reader
+    for k, (_, alias, sources, _) in enumerate(steps):
+        taken = [tensor[s] if s >= 0 else -1 for s in sources]
+        for t in taken:
+            last[t] = k
+        tensor.append(taken[0] if alias else k)
+        last.setdefault(tensor[-1], k)
+    if steps:
+        last[tensor[-1]] = len(steps)  # the output is returned
+    last[-1] = len(steps)  # the input is held by the caller to the end
+    dying: dict[int, list[int]] = {}
+    for t, k in last.items():
+        dying.setdefault(k, []).append(t)
+    live = top = held_input
+    for k, (peak, alias, _, taken_bytes) in enumerate(steps):
+        # what is alive besides the node's inputs, which its peak includes
+        top = max(top, live + peak - taken_bytes)
+        if tensor[k] == k and last[k] > k:
+            live += outputs[k]
+        for t in dying.get(k, ()):
+            if 0 <= t < k:
+                live -= outputs[t]
+    return top, not steps or tensor[-1] == -1

@@ -10,6 +10,7 @@ from .keys import (
     BLOCK,
     BLOCK_USE,
     DOCUMENT,
+    MERGE_RULES,
     SEQUENCE,
     VARIANT,
     Key,
@@ -48,7 +49,8 @@ def build_schema() -> dict:
     defs: dict[str, Any] = {
         "node": {"oneOf": [ref(f"layer_{n}") for n in layers] + [ref("merge"), ref("block_use"), ref("sequence")]},
         "nodes": {"type": "array", "items": ref("node")},
-        "merge": _object(merge_keys(), "branches applied to the same input, then merged"),
+        "merge": {**_object(merge_keys(), "branches applied to the same input, then merged; or, with a list in "
+                                          "`from`, the outputs of the named nodes merged"), **MERGE_RULES},
         "block_use": _object(BLOCK_USE, "an instance of a named block"),
         "sequence": _object(SEQUENCE, "nodes applied one after the other"),
         "block": _object(BLOCK),

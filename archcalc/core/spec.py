@@ -3,8 +3,10 @@
 A file holds one network, or a family with `variants` that differ in `params` only.
 Nodes are layers (`type`), merges of branches (`type`: concat, add, mul), named block
 instances (`block`) and sequences (`layers`); any node may carry `name`, `when`,
-`repeat` (with `as` and `index`) and `comment`. Strings where numbers or booleans are
-expected are expressions, evaluated by archcalc.expr, never by Python.
+`repeat` (with `as` and `index`) and `comment`, and `from`: the earlier nodes of its
+sequence whose outputs it takes (a graph that is not series-parallel), checked here.
+Strings where numbers or booleans are expected are expressions, evaluated by
+archcalc.expr, never by Python.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import (
     Mapping,
     NamedTuple,
     Sequence,
+    TypeGuard,
     Union,
 )
 
@@ -64,14 +67,17 @@ class Layer(NamedTuple):
     attrs: Mapping[str, Any]
     where: str
     shares: str | None = None  # the path of an earlier layer whose parameters this one uses
+    inputs: tuple[str, ...] = ()  # `from`: the earlier nodes of its sequence it takes, by name; () the previous one
 
 
 class Group(NamedTuple):
     path: str
     kind: str  # sequence, concat, add or mul
     label: str  # what a table shows as its type: the block name or the kind
-    children: tuple["Node", ...]
+    children: tuple["Node", ...]  # a sequence's nodes, or a merge's branches (none where it joins its `inputs`)
     where: str
+    inputs: tuple[str, ...] = ()  # `from`, as a Layer's; a merge without branches joins these
+    graph: bool = False  # a sequence some of whose nodes name what they take (`from`): walked as a graph
 
 
 Node = Union[Layer, Group]
@@ -350,8 +356,8 @@ def _resolve(document: dict, variant: str, file: str, memo: "_Memo | None") -> N
     env = _params(document, chosen, where)
     shape = Shape().check(chosen.get("input", document.get("input")), f"{where}.input")
     context = _Context(document.get("blocks", {}), memo)
-    children = tuple(context.items(document["layers"], env, "", "$.layers"))
-    root = Group("", "sequence", "network", children, "$")
+    children, graph = context.items(document["layers"], env, "", "$.layers")
+    root = Group("", "sequence", "network", children, "$", (), graph)
     meta = {**document.get("meta", {}), **chosen.get("meta", {})} if chosen is not document else document.get("meta", {})
     expects = list(_expects(document.get("expect", []), "$.expect"))
     if chosen is not document:  # the family's figures hold for every variant, then the variant's own
@@ -393,7 +399,7 @@ def _expects(raw: list, where: str) -> Iterator[Expect]:
         yield Expect.from_item(item)
 
 
-_NOT_FIELDS = ("type", "name", "names", "when", "repeat", "as", "index", "shares")  # keys of a layer item that are no field
+_NOT_FIELDS = ("type", "name", "names", "when", "repeat", "as", "index", "shares", "from")  # keys of a layer item that are no field
 _UNSET = object()  # a name the environment does not hold
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")
 _NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -405,6 +411,7 @@ class _Expanded(NamedTuple):
 
     path: str
     children: tuple[Node, ...]
+    graph: bool  # some of them name what they take
     nodes: int
     steps: int
     depth: int  # levels below the use
@@ -414,8 +421,9 @@ def _moved(node: Node, old: str, new: str) -> Node:
     """`node` with the path prefix `old` replaced by `new` (a block's nodes at another use)."""
     path = new + node.path[len(old):]
     if isinstance(node, Layer):
-        return Layer(path, node.type, node.attrs, node.where, node.shares)
-    return Group(path, node.kind, node.label, tuple(_moved(c, old, new) for c in node.children), node.where)
+        return Layer(path, node.type, node.attrs, node.where, node.shares, node.inputs)
+    return Group(path, node.kind, node.label, tuple(_moved(c, old, new) for c in node.children), node.where, node.inputs,
+                 node.graph)
 
 
 class _Memo:
@@ -457,14 +465,21 @@ class _Context:
                             f"at {node.path or 'the root'}")
         return node
 
-    def items(self, raw_items: list, env: Mapping[str, Any], prefix: str, where: str) -> Iterator[Node]:
-        index = 0
+    def items(self, raw_items: list, env: Mapping[str, Any], prefix: str, where: str) -> tuple[tuple[Node, ...], bool]:
+        """The nodes of a sequence, each with its own name, and whether some name what they take (`from`,
+        checked)."""
+        made: list[Node] = []
         names: dict[str, Node] = {}
+        graph = False
         for i, raw in enumerate(raw_items):
-            for node in self.item(raw, env, prefix, index, f"{where}[{i}]"):
-                index += 1
-                _unique(node, names)
-                yield node
+            for node in self.item(raw, env, prefix, len(made), f"{where}[{i}]"):
+                made.append(_unique(node, names))
+                if node.inputs:
+                    graph = True
+        children = tuple(made)
+        if graph:
+            _check_sources(children)
+        return children, graph
 
     def item(self, raw: Any, env: Mapping[str, Any], prefix: str, index: int, where: str) -> list[Node]:
         """The nodes one spec item stands for: none (`when`), one, or a spliced `repeat`."""
@@ -482,7 +497,10 @@ class _Context:
         if "repeat" in raw:
             names: dict[str, Node] = {}
             children = tuple(_unique(node, names) for node in self.repeat(raw, env, path, 0, where))
-            return [self.made(Group(path, "sequence", "repeat", children, where))]
+            graph = any(node.inputs for node in children)
+            if graph:
+                _check_sources(children)
+            return [self.made(Group(path, "sequence", "repeat", children, where, (), graph))]
         return [self.single(raw, env, path, where)]
 
     def single(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Node:
@@ -491,9 +509,18 @@ class _Context:
         if self.depth > self.budget.depth:
             raise SpecError(f"{where}: nodes nest deeper than {self.budget.describe('depth')} (a block that uses itself?)")
         try:
-            return self.made(self.node(raw, env, path, where))
+            node = self.node(raw, env, path, where)
+            if "from" in raw:
+                node = node._replace(inputs=self.sources(raw["from"], env, where))
+            return self.made(node)
         finally:
             self.depth -= 1
+
+    def sources(self, raw: Any, env: Mapping[str, Any], where: str) -> tuple[str, ...]:
+        """The names a `from` holds (its kind was checked with the node's keys), templates filled in."""
+        if isinstance(raw, str):
+            return (self.name(raw, env, where, "from"),)
+        return tuple(self.name(name, env, f"{where}.from[{k}]", "") for k, name in enumerate(raw))
 
     def node(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Node:
         if ("type" in raw) + ("block" in raw) + ("layers" in raw) != 1:
@@ -506,8 +533,8 @@ class _Context:
             return self.block(raw, env, path, where)
         if "layers" in raw:
             check_keys(raw, SEQUENCE, where)
-            children = tuple(self.items(raw["layers"], env, path, f"{where}.layers"))
-            return Group(path, "sequence", "sequence", children, where)
+            children, graph = self.items(raw["layers"], env, path, f"{where}.layers")
+            return Group(path, "sequence", "sequence", children, where, (), graph)
         if raw["type"] in MERGES:
             return self.merge(raw, env, path, where)
         return self.layer(raw, env, path, where)
@@ -561,14 +588,16 @@ class _Context:
         done = self.expanded.get(key) if key is not None else None
         if done is not None and self.fits(done):
             self.nodes, self.steps = self.nodes + done.nodes, self.steps + done.steps
-            return Group(path, "sequence", name, tuple(_moved(c, done.path, path) for c in done.children), where)
+            return Group(path, "sequence", name, tuple(_moved(c, done.path, path) for c in done.children), where, (),
+                         done.graph)
         nodes, steps, deepest = self.nodes, self.steps, self.deepest
         self.deepest = self.depth
-        children = tuple(self.items(definition["layers"], scope, path, f"$.blocks.{name}.layers"))
+        children, graph = self.items(definition["layers"], scope, path, f"$.blocks.{name}.layers")
         if key is not None:
-            self.expanded[key] = _Expanded(path, children, self.nodes - nodes, self.steps - steps, self.deepest - self.depth)
+            self.expanded[key] = _Expanded(path, children, graph, self.nodes - nodes, self.steps - steps,
+                                           self.deepest - self.depth)
         self.deepest = max(deepest, self.deepest)
-        return Group(path, "sequence", name, children, where)
+        return Group(path, "sequence", name, children, where, (), graph)
 
     def fits(self, done: _Expanded) -> bool:
         """Whether an expansion made before fits what is left of the budget here (else it is made again,
@@ -608,6 +637,14 @@ class _Context:
 
     def merge(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Group:
         check_keys(raw, merge_keys(), where)
+        joined = raw.get("from")
+        if isinstance(joined, list) and "branches" in raw:
+            raise SpecError(f"{where}.from: a merge with branches takes one name in 'from' (the branches' input); "
+                            "to join named nodes, leave out 'branches'")
+        if isinstance(joined, list):
+            return Group(path, raw["type"], raw["type"], (), where)  # its `inputs`: set by single()
+        if "branches" not in raw:
+            raise SpecError(f"{where}: {raw['type']} needs 'branches', or a list of the nodes it joins in 'from'")
         branches = raw["branches"]
         if len(branches) < 2:
             raise SpecError(f"{where}.branches: {raw['type']} needs at least two branches, got {len(branches)}")
@@ -616,8 +653,8 @@ class _Context:
             here = f"{where}.branches[{b}]"
             if not isinstance(branch, list):
                 branch = [branch]  # a single node
-            children.append(self.made(Group(f"{path}.{b}", "sequence", "branch",
-                                            tuple(self.items(branch, env, f"{path}.{b}", here)), here)))
+            nodes, graph = self.items(branch, env, f"{path}.{b}", here)
+            children.append(self.made(Group(f"{path}.{b}", "sequence", "branch", nodes, here, (), graph)))
         return Group(path, raw["type"], raw["type"], tuple(children), where)
 
     def layer(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Layer:
@@ -681,15 +718,17 @@ class _Context:
         except TypeError:  # an unhashable value (a connection table): its own mapping
             return MappingProxyType(attrs)
 
-    def name(self, template: Any, env: Mapping[str, Any], where: str) -> str:
+    def name(self, template: Any, env: Mapping[str, Any], where: str, key: str = "name") -> str:
+        """A name template with its {expressions} filled in; `key`: where it is in the item ('' for `where` itself)."""
+        here = f"{where}.{key}" if key else where
         if not isinstance(template, str):
-            Text().check(template, f"{where}.name")
+            Text().check(template, here)
         if "{" not in template:
             return template
         try:
             return _NAME_FIELD.sub(lambda m: str(evaluate(m.group(1), env)), template)
         except SpecError as exc:
-            raise SpecError(f"{where}.name: {exc.message}") from None
+            raise SpecError(f"{here}: {exc.message}") from None
 
     def value(self, raw: Any, env: Mapping[str, Any], where: str) -> Any:
         """A raw value with every expression string in it evaluated (lists of them too)."""
@@ -714,7 +753,7 @@ def _reads_in(layers: Any, depth_limit: int) -> tuple[set[str], set[str]] | None
                 if key == "block":
                     if isinstance(item, str):
                         nested.add(item)
-                elif key in ("name", "names"):
+                elif key in ("name", "names", "from"):
                     templates = [item] if isinstance(item, str) else item if isinstance(item, list) else []
                     stack += [field for t in templates if isinstance(t, str) for field in _NAME_FIELD.findall(t)]
                 elif key != "type":
@@ -736,6 +775,75 @@ def _unique(node: Node, names: dict[str, Node]) -> Node:
         raise SpecError(f"{node.where}.name: {quoted(name)} names two nodes of one group ({places}); "
                         "give each its own name")
     return node
+
+
+INPUT = "input"  # what a `from` calls the input of its sequence
+
+
+def sibling_name(node: Node) -> str:
+    """What a `from` in its sequence calls `node`: the last part of its path."""
+    return node.path.rsplit(".", 1)[-1]
+
+
+def joins(node: Node) -> TypeGuard[Group]:
+    """Whether `node` is a merge of named nodes' outputs (no branches of its own)."""
+    return isinstance(node, Group) and not node.children and node.kind != "sequence"
+
+
+def source_positions(children: Sequence[Node]) -> list[tuple[int, ...]]:
+    """What each node of a sequence takes: the positions of the nodes whose outputs it takes (-1: the sequence's
+    input), from its `from` (checked when the spec was read) or else the node before it."""
+    position = {sibling_name(child): k for k, child in enumerate(children)}
+    position[INPUT] = -1
+    return [tuple(position[s] for s in child.inputs) if child.inputs else (k - 1,) for k, child in enumerate(children)]
+
+
+def _check_sources(children: tuple[Node, ...]) -> None:
+    """Every name the `from` of `children` holds is an earlier node of theirs, or the input."""
+    position = {sibling_name(child): k for k, child in enumerate(children)}
+    for k, child in enumerate(children):
+        for j, source in enumerate(child.inputs):
+            at = position.get(source)
+            if source == INPUT or (at is not None and at < k):
+                continue
+            here = f"{child.where}.from" + (f"[{j}]" if joins(child) else "")
+            raise SpecError(f"{here}: {quoted(source)} {_why_not(children, k, source, at, position)}")
+
+
+def _why_not(children: tuple[Node, ...], k: int, source: str, at: int | None, position: dict[str, int]) -> str:
+    """Why `source` cannot be what node `k` takes: a cycle, a later node, or no node of that name."""
+    if at is None:
+        earlier = [sibling_name(child) for child in children[:k]] + [INPUT]
+        inside = " (a 'from' names a node of the same sequence, not a node inside one)" if "." in source else ""
+        return (f"is not the name of an earlier node of this sequence, nor {INPUT!r}{inside}"
+                f"{suggest(source, earlier)}")
+    loop = _loop(children, at, k, position)
+    if at == k:
+        return "is this node itself: a node cannot take its own output (a cycle)"
+    if loop is not None:
+        names = " <- ".join(quoted(sibling_name(children[m])) for m in [k, *loop])
+        return f"makes a cycle: {names} (each takes the next one's output)"
+    return (f"is a later node ({children[at].where}): a node takes the outputs of nodes before it, so that "
+            "the graph has no cycle")
+
+
+def _loop(children: tuple[Node, ...], start: int, goal: int, position: dict[str, int]) -> list[int] | None:
+    """The nodes from `start` back, through what each takes (its `from`, or the node before it), to `goal`."""
+    trail: dict[int, int] = {start: start}
+    stack = [start]
+    while stack:
+        m = stack.pop()
+        if m == goal:
+            chain = [m]
+            while chain[-1] != start:
+                chain.append(trail[chain[-1]])
+            return chain[::-1]
+        taken = [position[s] for s in children[m].inputs if s in position] if children[m].inputs else [m - 1]
+        for t in taken:
+            if t >= 0 and t not in trail:
+                trail[t] = m
+                stack.append(t)
+    return None
 
 
 def _evaluated(raw: Any, env: Mapping[str, Any]) -> Any:

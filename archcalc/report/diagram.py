@@ -338,7 +338,7 @@ class _Builder:
         row = self.rows[node.path]
         if isinstance(node, Layer):
             layer = REGISTRY[node.type]
-            return self.box(row, layer.label(node.attrs), layer.kind, badge=badge, covers=covers)
+            return self.box(row, layer.label(node.attrs) + _taken(node), layer.kind, badge=badge, covers=covers)
         if self.folded(row):
             return self.folded_box(node, row, badge, covers)
         if node.kind == "sequence":
@@ -348,7 +348,7 @@ class _Builder:
             name = node.path.rsplit(".", 1)[-1]
             if badge:
                 name = f"{name}…{covers[-1].rsplit('.', 1)[-1]}"
-            title = name if node.label in (name, "sequence") else f"{name}: {node.label}"
+            title = (name if node.label in (name, "sequence") else f"{name}: {node.label}") + _taken(node)
             if badge:
                 title += f" {badge}"
             attrs = [("path", node.path)] + ([("covers", " ".join(covers))] if covers else [])
@@ -386,8 +386,9 @@ class _Builder:
         row = self.rows[node.path]
         branches = [self.branch(b) for b in node.children]
         self.kinds.add("merge")
-        lines = [(MERGES[node.kind].symbol, LABEL_SIZE, True), (fmt.shape(row.output_shape), LINE_SIZE, False)]
-        title = f"{node.path}: {node.kind} of {len(branches)} branches -> {fmt.shape(row.output_shape)}"
+        lines = [(MERGES[node.kind].symbol + _taken(node), LABEL_SIZE, True), (fmt.shape(row.output_shape), LINE_SIZE, False)]
+        of = ", ".join(node.inputs) if not branches else f"{len(branches)} branches"
+        title = f"{node.path}: {node.kind} of {of} -> {fmt.shape(row.output_shape)}"
         merge_node = _Box(self.flow, "merge", lines, "merge", title,
                           (("path", node.path), ("merge", node.kind), ("inputs", str(len(branches)))))
         return _Merge(self.flow, branches, merge_node, node.path)
@@ -406,7 +407,8 @@ class _Builder:
 
     def same(self, a: Node, b: Node) -> bool:
         """Consecutive siblings that fold: the same block, the same layers, the same shapes."""
-        if not isinstance(a, Group) or not isinstance(b, Group) or a.label in ("sequence", "branch"):
+        if not isinstance(a, Group) or not isinstance(b, Group) or a.label in ("sequence", "branch") \
+                or a.inputs or b.inputs:  # a node that names what it takes is drawn with it
             return False
         ra, rb = self.rows[a.path], self.rows[b.path]
         return (ra.input_shape, ra.output_shape) == (rb.input_shape, rb.output_shape) and structure(a) == structure(b)
@@ -428,6 +430,12 @@ def structure(node: Node) -> tuple:
     if isinstance(node, Layer):
         return (node.type, tuple(sorted((k, repr(v)) for k, v in node.attrs.items())))
     return (node.kind, node.label, tuple(structure(c) for c in node.children))
+
+
+def _taken(node: Node) -> str:
+    """What a node that names its inputs (`from`) takes, written after its label: the figure draws a
+    sequence as a chain."""
+    return f" ← {', '.join(node.inputs)}" if node.inputs else ""
 
 
 def find(root: Group, path: str) -> Node:

@@ -13,7 +13,7 @@ import math
 
 from .. import fmt
 from ..core.calc import Analysis, Row
-from ..core.spec import Group, Layer, Node
+from ..core.spec import Group, Layer, Node, joins, source_positions
 from ..errors import one_line
 from ..layers import MERGES, REGISTRY, RF
 from . import diagram
@@ -50,10 +50,10 @@ def input_fields(root: Group, rows: dict[str, Row]) -> dict[str, RF]:
         fields[node.path] = before
         after = rows[node.path].rf if node.path else before
         if isinstance(node, Group):
-            if node.kind == "sequence":
-                current = before
-                for child in node.children:
-                    current = walk(child, current)
+            if node.kind == "sequence":  # each child receives what it takes: the previous child's, or `from`
+                outputs: list[RF] = []
+                for child, sources in zip(node.children, source_positions(node.children)):
+                    outputs.append(walk(child, outputs[sources[0]] if sources[0] >= 0 else before))
             else:
                 for child in node.children:
                     walk(child, before)
@@ -75,6 +75,11 @@ def workings(analysis: Analysis) -> dict[str, list[str]]:
         if isinstance(node, Layer):
             row = rows[node.path]
             found[node.path] = REGISTRY[node.type].working(node.attrs, row.input_shape, row.output_shape, fields[node.path])
+            return
+        if joins(node):
+            row = rows[node.path]
+            found[node.path] = [f"{node.kind} of {', '.join(node.inputs)}: {fmt.shape(row.output_shape)}",
+                                f"RF {row.rf.label()}"]
             return
         for child in node.children:
             walk(child)

@@ -3,7 +3,10 @@
 A sequence (the network, a block, a `layers` list, a branch) becomes an `nn.Sequential`
 holding its children under their spec names; a merge becomes a `Merge` holding its
 branches `0`, `1`, ... and the op that combines them under `concat`, `add` or `mul`;
-a layer is what its layer type's `torch_module` returns. So the module at
+a layer is what its layer type's `torch_module` returns. A sequence whose nodes name what
+they take (`from`) becomes a `Graph`: its children run in the spec's order on the outputs they
+name, each output dropped once its last reader has returned (the calculator's liveness); a merge
+of named nodes is its combining module alone. So the module at
 `model.get_submodule(row.path)` is the one that computes a calculator row.
 torch is imported only when a model is built.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import functools
 
 from ..core.calc import Analysis, analyze
-from ..core.spec import Layer, Network, Node
+from ..core.spec import Group, Layer, Network, Node, joins, sibling_name, source_positions
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
@@ -56,16 +59,37 @@ def _classes():
 
         get_submodule = _get_submodule
 
+    def __setattr__(self, name: str, value) -> None:
+        if name in self.__dict__ and name in self.__dict__["_modules"]:  # `training`, also a child's name
+            object.__setattr__(self, name, value)
+        else:
+            nn.Module.__setattr__(self, name, value)
+
     class Sequential(nn.Sequential):
         get_submodule = _get_submodule
 
-        def __setattr__(self, name: str, value) -> None:
-            if name in self.__dict__ and name in self.__dict__["_modules"]:  # `training`, also a child's name
-                object.__setattr__(self, name, value)
-            else:
-                super().__setattr__(name, value)
+    class Graph(nn.Module):
+        """Runs its children in order, each on the outputs it names (-1: the input); drops each output once
+        its last reader has returned."""
 
-    return Sequential, Merge
+        def __init__(self, plan: list[tuple[str, tuple[int, ...], tuple[int, ...]]]):
+            super().__init__()
+            self.plan = tuple(plan)  # each child's name, the outputs it takes, the outputs dropped after it
+
+        def forward(self, x):
+            values = {-1: x}
+            for k, (name, sources, dropped) in enumerate(self.plan):
+                taken = [values[s] for s in sources]
+                values[k] = self._modules[name](*taken)
+                del taken
+                for s in dropped:
+                    del values[s]
+            return values[len(self.plan) - 1] if self.plan else x
+
+        get_submodule = _get_submodule
+
+    Sequential.__setattr__ = Graph.__setattr__ = __setattr__  # type: ignore[method-assign,assignment]
+    return Sequential, Merge, Graph
 
 
 def _get_submodule(self, target: str):
@@ -90,11 +114,18 @@ def _attach(parent, name: str, module) -> None:
 
 def _build(node: Node, shapes: dict[str, Shape], layers: dict):
     """The module of `node`; `layers` holds the layers' modules built so far, by path (for `shares`)."""
-    sequential, merge = _classes()
+    sequential, merge, graph = _classes()
     if isinstance(node, Layer):
         module = layers[node.path] = REGISTRY[node.type].torch_module(node.attrs, shapes[node.path])
         if node.shares is not None:
             _tie(module, layers[node.shares])
+        return module
+    if joins(node):
+        return combiner(node.kind)()
+    if node.kind == "sequence" and node.graph:
+        module = graph(_plan(node))
+        for child in node.children:
+            _attach(module, sibling_name(child), _build(child, shapes, layers))
         return module
     if node.kind == "sequence":
         module = sequential()
@@ -102,6 +133,23 @@ def _build(node: Node, shapes: dict[str, Shape], layers: dict):
             _attach(module, child.path.rsplit(".", 1)[-1], _build(child, shapes, layers))
         return module
     return merge(node.kind, [_build(child, shapes, layers) for child in node.children])
+
+
+def _plan(node: Group) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
+    """Each child's name, the positions of the outputs it takes, and those whose last reader it is (its own
+    when nothing reads it); the last child's output is returned."""
+    sources = source_positions(node.children)
+    last = {k: k for k in range(len(sources))}
+    for k, taken in enumerate(sources):
+        for s in taken:
+            if s >= 0:
+                last[s] = k
+    last.pop(len(sources) - 1, None)
+    dropped: dict[int, list[int]] = {}
+    for s, k in last.items():
+        dropped.setdefault(k, []).append(s)
+    return [(sibling_name(child), taken, tuple(dropped.get(k, ()))) for k, (child, taken) in
+            enumerate(zip(node.children, sources))]
 
 
 def _tie(module, shared) -> None:

@@ -114,8 +114,15 @@ def peak_live_bytes(analysis: Analysis, device: str = "meta") -> int:
     if device != "meta":
         model = model.to_empty(device=device)
     model = model.to(dtype).eval()
-    excluded = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
     x = torch.zeros(analysis.batch, *analysis.input_shape, dtype=dtype, device=device)
+    return module_peak_bytes(model, x)
+
+
+def module_peak_bytes(model, x) -> int:
+    """The most bytes of activation storage alive at once while `model(x)` runs without gradients, `x`
+    included, `model`'s parameters and buffers excluded: any module, a built one or the user's."""
+    torch = require_torch()
+    excluded = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
     tracker = _tracker_class()(excluded)
     with torch.no_grad(), tracker:
         tracker.track(x)

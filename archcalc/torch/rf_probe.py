@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import fmt
 from ..core.calc import Analysis, analyze
-from ..core.spec import Group, Layer, Network, Node
+from ..core.spec import Group, Layer, Network, Node, joins
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
@@ -103,6 +103,8 @@ def _replace(module, node: Node, hold_gates: bool, shapes: dict) -> None:
         name = child.path.rsplit(".", 1)[-1] if node.kind == "sequence" else str(i)
         if isinstance(child, Layer):
             module._modules[name] = REGISTRY[child.type].probe_module(module._modules[name])
+        elif joins(child):
+            module._modules[name] = _combine(child.kind, hold_gates)
         else:
             _replace(module._modules[name], child, hold_gates, shapes)
     if node.kind != "sequence":
