@@ -232,6 +232,9 @@ class Choice(Kind):
             raise SpecError(f"{where}: {given} is not {self.expected}{hint}")
         return value
 
+    def literal(self, raw: Any, where: str, owner: str = "") -> Any:
+        return raw if raw in self.values else None
+
     def schema(self) -> dict:
         return {"enum": list(self.values)}
 

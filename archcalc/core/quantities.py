@@ -287,7 +287,7 @@ declare(Quantity(
     per_batch="weights_bytes", batch_header="Weights", expect="weights_bytes", memory=True))
 declare(Quantity(
     "activations", "values a node allocates (the cs231n convention; the totals count the input too)",
-    layer=lambda t, a, shape, out: math.prod(out) if t.allocates else 0,
+    layer=lambda t, a, shape, out: t.activations(a, shape, out),
     merge=lambda merge, shapes, out: merge.allocated_values(shapes, out), network_input=math.prod, batched=True,
     per_image="activations_per_image", per_batch="activations_per_batch", header="Activations", drop=3,
     expect="activations", memory=True))

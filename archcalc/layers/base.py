@@ -85,6 +85,10 @@ class LayerType:
         """What fvcore's default handles count for this op, per image."""
         return self.macs(a, shape, out)
 
+    def activations(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """Values it allocates (the cs231n convention): its output, unless it works in place or as a view."""
+        return numel(out) if self.allocates else 0
+
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return rf
 

@@ -132,6 +132,14 @@ def _transposed_taps(stride: int, dilation: int, padding: int, kernel: int):
     return taps
 
 
+def _cell_taps(size: int, offset: int):
+    """Output o reads the whole window holding it; windows start at offset + k*size."""
+    def taps(o: int) -> range:
+        start = offset + (o - offset) // size * size
+        return range(start, start + size)
+    return taps
+
+
 def _adaptive_taps(size: int, out: int):
     return lambda o: range(o * size // out, -(-(o + 1) * size // out))
 
@@ -226,6 +234,12 @@ class RF(NamedTuple):
             g = math.gcd(n, o)
             return a.through(_resampled_taps(n, o, bilinear, False), o // g, n // g)
         return self._map(step, tuple(sizes), tuple(outs))
+
+    def partitioned(self, sizes, offsets) -> "RF":
+        """After attention within windows of `sizes` starting at `offsets` + k*size (Swin's shifted windows):
+        each output reads its window. The windows cut by the shift or the map's edge are read as if the map
+        went on, as padding is."""
+        return self._map(lambda a, n, s: a.through(_cell_taps(n, s), n, n), tuple(sizes), tuple(offsets))
 
     def adaptive(self, sizes, outs) -> "RF":
         """After adaptive pooling of `sizes` to `outs`: output o pools floor(oN/O) .. ceil((o+1)N/O) - 1."""

@@ -88,5 +88,8 @@ def parameter_count(module, counted: set[int] | None = None, recurse: bool = Tru
 
 
 def buffer_count(module) -> int:
-    """The values of `module`'s buffers (batch norm's running statistics), its step counter left out."""
-    return sum(b.numel() for name, b in module.named_buffers() if not name.endswith("num_batches_tracked"))
+    """The values of `module`'s stored buffers (batch norm's running statistics), its step counter and the
+    non-persistent constants derived from the layout (window attention's position index and mask) left out."""
+    stored = {id(b): b for m in module.modules() for name, b in m._buffers.items()
+              if b is not None and name not in m._non_persistent_buffers_set and name != "num_batches_tracked"}
+    return sum(b.numel() for b in stored.values())
