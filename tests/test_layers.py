@@ -491,3 +491,83 @@ def test_mean_over_height_and_width():
     row = one({"type": "mean"}, [16, 7, 7])
     assert (row.output_shape, row.fvcore_flops, row.rf.size) == ((16,), 0, None)
     assert one({"type": "mean", "keepdim": True}, [16, 7, 7]).output_shape == (16, 1, 1)
+
+
+# ---- window attention and patch merging (Swin, MaxViT) ----------------------------------
+
+def test_window_attention_with_a_shift_and_padding():
+    # 8x10x9, 2 heads, 4x4 windows shifted by 2: the map is padded to 12x12 (ceil(10/4) = ceil(9/4) = 3
+    # windows a side), 9 windows of N = 16 positions; the shift stays (a window is smaller than the map).
+    row = one({"type": "window_attention", "heads": 2, "window": 4, "shift": 2}, [8, 10, 9])
+    assert row.output_shape == (8, 10, 9)
+    # q/k/v 8x24 + 24, output 8x8 + 8, bias table (2*4-1)^2 offsets x 2 heads
+    assert row.params == 8 * 24 + 24 + 8 * 8 + 8 + 7 * 7 * 2 == 386
+    # every padded position (144) through q/k/v (8x24) and the output (8x8); q.kT and attn.v: 16x16x8 per window each
+    assert row.macs == 144 * 8 * 24 + 144 * 8 * 8 + 2 * 9 * 16 * 16 * 8 == 73_728
+    assert row.fvcore_flops == row.macs
+    assert row.allocated == 8 * 10 * 9 + 9 * 2 * 16 * 16 == 5_328  # the output and the attention matrices
+    assert row.rf.size == (4, 4)  # each output sees its window (from the input's 1x1 field)
+
+
+def test_window_attention_drops_the_shift_where_a_window_covers_the_map():
+    # 8x4x12, window 4, shift 2: along H one window covers the (unpadded) map, so no shift there; along W three
+    # windows, shifted. Fields: H one window of 4; W the windows starting at 2, 6, 10: also 4 wide.
+    analysis = run([{"name": "x", "type": "window_attention", "heads": 1, "window": 4, "shift": 2}], [8, 4, 12])
+    row = analysis.row("x")
+    assert row.macs == 48 * 4 * 64 + 2 * 3 * 16 * 16 * 8 == 24_576
+    assert row.rf.size == (4, 4)
+    from archcalc.layers.window import windows
+
+    assert windows(analysis.network.root.children[0].attrs, (8, 4, 12)).shift == (0, 2)
+
+
+def test_window_attention_fields_grow_with_the_shifted_windows():
+    # Two blocks of 4x4 windows, the second shifted by 2: an output of the second reads the window [2, 6) of the
+    # first's outputs, which read [0, 4) and [4, 8): a field of 8 input pixels.
+    plain = {"type": "window_attention", "heads": 1, "window": 4}
+    assert rf([plain], 16).size == (4, 4)
+    assert rf([plain, dict(plain, shift=2)], 16).size == (8, 8)
+    assert rf([plain, plain], 16).size == (4, 4)  # the same windows again add nothing
+    # after a 2x2/2 convolution (field 2, jump 2) the windows are 4 positions, 8 pixels: 2 + (4 - 1) x 2
+    assert rf([conv(2, 2), plain], 16).size == (8, 8)
+
+
+def test_window_attention_v2_counts_the_logit_scale_and_the_position_mlp():
+    # v2: no bias table; a logit scale per head, and the MLP 2 -> 16 (bias) -> 2 heads (no bias), run once on
+    # the 7x7 table of offsets: 49 x (2 x 16 + 16 x 2) MACs.
+    row = one({"type": "window_attention", "heads": 2, "window": 4, "shift": 2, "v2": True, "mlp_hidden": 16},
+              [8, 10, 9])
+    assert row.params == 8 * 24 + 24 + 8 * 8 + 8 + 2 + (2 * 16 + 16) + 16 * 2 == 370
+    assert row.macs == 73_728 + 49 * (2 * 16 + 16 * 2) == 76_864
+
+
+def test_grid_attention_groups_positions_spread_over_the_map():
+    # 8x6x9, grid 3x3: positions k*P + r with P = 2 (H) and 3 (W): 2x3 = 6 groups of 9 positions, the whole map
+    row = one({"type": "window_attention", "heads": 2, "window": 3, "grid": True}, [8, 6, 9])
+    assert row.params == 8 * 24 + 24 + 8 * 8 + 8 + 5 * 5 * 2 == 338
+    assert row.macs == 54 * 8 * 32 + 2 * 6 * 9 * 9 * 8 == 21_600
+    assert row.rf.size is None  # global
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    ({"heads": 3, "window": 4}, [8, 8, 8], "heads=3 must divide the channels (8)"),
+    ({"heads": 2, "window": 4, "shift": 4}, [8, 8, 8], "shift 4x4 must be smaller than the window 4x4"),
+    ({"heads": 2, "window": 3, "grid": True}, [8, 8, 9], "grid attention needs the map 8x9 to be a multiple"),
+    ({"heads": 2, "window": 3, "grid": True, "shift": 1}, [8, 9, 9], "grid attention takes no shift"),
+])
+def test_window_attention_refuses_what_torchvision_cannot_run(layer, shape, message):
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        one({"type": "window_attention", **layer}, shape)
+
+
+def test_patch_merging_v1_and_v2():
+    # 8x5x7 padded to 6x8: 3x4 blocks of 2x2 -> 4C = 32 channels, reduced to 2C = 16 without bias.
+    row = one({"type": "patch_merging"}, [8, 5, 7])
+    assert row.output_shape == (16, 3, 4)
+    assert row.params == 32 * 16 + 2 * 32 == 576  # layer norm over 4C before the reduction
+    assert row.macs == 3 * 4 * 32 * 16 == 6_144
+    assert row.fvcore_flops == 6_144 + 5 * 12 * 32 == 8_064  # and 5 per normalised value
+    assert row.rf.size == (2, 2)
+    after = one({"type": "patch_merging", "norm": "after"}, [8, 5, 7])
+    assert after.params == 32 * 16 + 2 * 16 == 544  # layer norm over 2C after it (v2)
+    assert after.fvcore_flops == 6_144 + 5 * 12 * 16

@@ -9,7 +9,8 @@ same place of each of window x window equal blocks attend to each other).
 
 MACs follow torchvision's published `_ops` (what torch's FlopCounterMode counts, halved):
 the q/k/v and output projections over every padded position, the two attention matmuls
-(q·kᵀ and attn·v, N x N x C per window each), and Swin v2's position bias MLP once per image;
+(q·kᵀ and attn·v, N x N x C per window each), and Swin v2's position bias MLP once per image
+(torchvision runs it once per batch: at batch B, B - 1 times fewer);
 softmax, the bias, the mask, the scale, the normalisation and the rolls are not counted.
 """
 from __future__ import annotations
@@ -123,9 +124,9 @@ class WindowAttention(LayerType):
         c, heads, n = shape[0], a["heads"], w.tokens
         t, att, out, bias = w.number * n * c, w.number * heads * n * n, numel(shape), heads * n * n
         steps = []
-        if a["v2"]:
-            hidden, table = bias_table(a) * a["mlp_hidden"], bias_table(a) * heads
-            steps += [hidden, hidden + table, table + bias]
+        if a["v2"]:  # the offsets' coordinates, the MLP's hidden layer, its output table, the bias gathered
+            coords, hidden, table = bias_table(a) * 2, bias_table(a) * a["mlp_hidden"], bias_table(a) * heads
+            steps += [coords, coords + hidden, coords + hidden + table, table + bias]  # the MLP's call holds its input
         else:
             steps.append(bias)
         padded = w.padded != shape[1:]
@@ -320,14 +321,18 @@ def _torch_classes():
                 self._buffers[name] = value.to(old.device, old.dtype if old.is_floating_point() else value.dtype)
             return self
 
-        def position_bias(self):
+        def position_bias(self, b: int):
+            """(B, heads, N, N): made for every image, as the calculator counts it (torchvision makes one for
+            the batch; the same values)."""
             n = self.w.tokens
             if self.v2:
-                table = self.cpb_mlp(self.coords_table).view(-1, self.heads)
-                bias = table[self.relative_index]
+                table = self.cpb_mlp(copy(self.coords_table.expand(b, -1, -1, -1))).view(b, -1, self.heads)
+                bias = table[:, self.relative_index]
                 del table
-                return torch.sigmoid_(bias).mul_(16).view(n, n, self.heads).permute(2, 0, 1)
-            return self.bias_table[self.relative_index].view(n, n, self.heads).permute(2, 0, 1)
+                torch.sigmoid_(bias).mul_(16)
+            else:
+                bias = self.bias_table.expand(b, -1, -1)[:, self.relative_index]
+            return bias.view(b, n, n, self.heads).permute(0, 3, 1, 2)
 
         def partition(self, x):
             """(B, C, H, W) to (B·windows, N, C): the map padded and rolled as torchvision does."""
@@ -364,7 +369,7 @@ def _torch_classes():
         def forward(self, x):
             b, c = x.shape[:2]
             heads, n = self.heads, self.w.tokens
-            bias = self.position_bias()
+            bias = self.position_bias(b)
             t = self.partition(x)
             qkv = self.qkv(t)
             del t
@@ -381,7 +386,7 @@ def _torch_classes():
                 attn = q @ k.transpose(-2, -1)
                 del q, k
                 attn.mul_((c // heads) ** -0.5)
-            attn.add_(bias)
+            attn.view(b, self.w.number, heads, n, n).add_(bias[:, None])
             del bias
             if self.w.shift != (0, 0):
                 attn.view(b, self.w.number, heads, n, n).add_(self.mask.view(1, self.w.number, 1, n, n))
