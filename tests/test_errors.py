@@ -64,6 +64,11 @@ MESSAGES = {
         "up (conv_transpose2d, $.layers[0]): output size (1 - 1)*1 - 2*1 + 1*(1 - 1) + 0 + 1 = -1 "
         "is below 1 along H (input 3x1x1)"
     ),
+    "window_attention_heads": "attn (window_attention, $.layers[0]): heads=5 must divide the channels (96) (input 96x56x56)",
+    "grid_attention_not_dividing": (
+        "grid (window_attention, $.layers[0]): grid attention needs the map 28x28 to be a multiple of the grid 8x8 "
+        "(input 64x28x28)"
+    ),
     "concat_size_mismatch": "mix (concat, $.layers[0]): concat needs equal sizes apart from the channels, got 4x6x6, 4x8x8",
     "add_channel_mismatch": "res (add, $.layers[0]): add cannot broadcast 8x8x8, 3x8x8",
     "groups_do_not_divide": (

@@ -568,6 +568,6 @@ def test_patch_merging_v1_and_v2():
     assert row.macs == 3 * 4 * 32 * 16 == 6_144
     assert row.fvcore_flops == 6_144 + 5 * 12 * 32 == 8_064  # and 5 per normalised value
     assert row.rf.size == (2, 2)
-    after = one({"type": "patch_merging", "norm": "after"}, [8, 5, 7])
+    after = one({"type": "patch_merging", "norm_after": True}, [8, 5, 7])
     assert after.params == 32 * 16 + 2 * 16 == 544  # layer norm over 2C after it (v2)
     assert after.fvcore_flops == 6_144 + 5 * 12 * 16

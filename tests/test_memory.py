@@ -100,3 +100,33 @@ def test_squeeze_excitation_block():
     # conv: x + y; the gate's tensors are 8 or 2 values; the product: x + y + gate (8) + y.
     assert analysis.peak_activation_bytes == (x + 2 * y + 8) * F
     assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
+
+
+def test_window_attention_with_a_shift_and_padding():
+    # 8x10x9, 2 heads, 4x4 windows shifted by 2: padded to 12x12, 9 windows of N = 16. Per image, in values:
+    # the windows T = 144 x 8 = 1,152; q/k/v 3T; the attention matrices A = 9 x 2 x 16 x 16 = 4,608; the
+    # position bias P = 2 x 16 x 16 = 512. The builder's forward: P; the padded map, rolled along H then W, cut
+    # into windows (a copy each, the previous one alive: P + 2T); q/k/v (P + T + 3T); the heads apart (P + 6T);
+    # q.kT (P + 3T + A); softmax (3T + 2A, the worst); attn.v (3T + A + T); ... the output 720 at the end.
+    layers = [{"type": "window_attention", "heads": 2, "window": 4, "shift": 2}]
+    analysis = network(layers, [8, 10, 9])
+    t, a, p = 1_152, 4_608, 512
+    steps = [p, p + t, p + 2 * t, p + 2 * t, p + 2 * t, p + 4 * t, p + 6 * t, p + 3 * t + a, 3 * t + 2 * a]
+    assert max(steps) == 3 * t + 2 * a == 12_672
+    assert analysis.peak_activation_bytes == (720 + 12_672) * F == 53_568  # the input held beside it
+    assert peak_live_bytes(analysis) == peak_live_bytes(analysis, "cpu") == analysis.peak_activation_bytes
+    batched = archcalc.analyze(analysis.network, batch=3)
+    assert peak_live_bytes(batched) == batched.peak_activation_bytes == 3 * 53_568
+
+
+def test_swin_v2_attention_and_patch_merging():
+    # v2 on a 3x3 map (one 4x4 window, padded): the position bias MLP on the 7x7 offsets dominates:
+    # coordinates 49 x 2, hidden 49 x 512 and the table 49 x 2 heads alive at once: 98 + 25,088 + 98.
+    attention = network([{"type": "window_attention", "heads": 2, "window": 4, "shift": 2, "v2": True}], [8, 3, 3])
+    assert attention.peak_activation_bytes == (72 + 98 + 25_088 + 98) * F == 101_424
+    # patch merging 8x5x7 -> 16x3x4: padded 6x8x8 = 384, concatenated 384, normalised 384 + 2 x 12 statistics
+    # (the concatenation alive): 792 values, the worst; then reduced (192), back to CxHxW (192).
+    merging = network([{"type": "patch_merging"}], [8, 5, 7])
+    assert merging.peak_activation_bytes == (280 + 2 * 384 + 24) * F == 4_288
+    for analysis in (attention, merging):
+        assert peak_live_bytes(analysis) == peak_live_bytes(analysis, "cpu") == analysis.peak_activation_bytes

@@ -272,7 +272,7 @@ def attention_layer(draw, shape):
     c, h, w = shape
     if c <= 8 and draw(st.booleans()):
         layer = {"type": "patch_merging"}
-        put(draw, layer, "norm", draw(st.sampled_from(["before", "after"])), "before")
+        put(draw, layer, "norm_after", draw(st.booleans()), False)
         return layer, (2 * c, -(-h // 2), -(-w // 2))
     layer = {"type": "window_attention", "heads": draw(st.sampled_from(divisors(c)))}
     if draw(st.booleans()):  # a grid that divides the map
@@ -502,7 +502,7 @@ def torch_layer(layer: dict, c: int):
     if kind == "window_attention":
         return WindowAttention(c, layer)
     if kind == "patch_merging":
-        return PatchMerging(c, get("norm", "before"))
+        return PatchMerging(c, get("norm_after", False))
     if kind == "stochastic_depth":  # the identity at inference
         return nn.Identity()
     if kind == "flatten":
@@ -597,9 +597,9 @@ class WindowAttention(nn.Module):
 class PatchMerging(nn.Module):
     """torchvision's PatchMerging (norm before the reduction) and PatchMergingV2 (after), on NCHW."""
 
-    def __init__(self, c: int, norm: str):
+    def __init__(self, c: int, norm_after: bool):
         super().__init__()
-        self.norm_first = norm == "before"
+        self.norm_first = not norm_after
         self.reduction = nn.Linear(4 * c, 2 * c, bias=False)
         self.norm = nn.LayerNorm(4 * c if self.norm_first else 2 * c)
 

@@ -280,7 +280,7 @@ def _one_layer_spec(name: str) -> dict:
     layer_type = archcalc.layers.REGISTRY[name]
     required = {key: (4 if key == "out" else 1) for key, f in layer_type.fields.items()
                 if f.default is archcalc.layers.base.REQUIRED}
-    flat = layer_type.weight_layer and layer_type.kind == "linear"
+    flat = layer_type.weight_layer and layer_type.kind == "linear" and name not in ("window_attention", "patch_merging")
     return {"input": [6] if flat else [4, 6, 6], "layers": [{"name": "x", "type": name, **required}]}
 
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from .. import fmt
 from ..errors import SpecError
-from ..kinds import Choice, Number
+from ..kinds import Number
 from .base import GLOBAL_RF, RF, Attrs, Field, LayerType, Shape, Warn, need_image, numel, pair, register, rf_working
 
 
@@ -189,10 +189,10 @@ class PatchMerging(LayerType):
     doc = (
         "Swin's patch merging: each 2x2 block of positions (the map padded to even sizes) concatenated to "
         "4C channels, layer-normalised and reduced to 2C by a linear map without bias (v1); v2 normalises "
-        "after the reduction (`norm`: after). MACs = H'·W'·4C·2C; fvcore adds 5 per normalised value."
+        "after the reduction (`norm_after`). MACs = H'·W'·4C·2C; fvcore adds 5 per normalised value."
     )
     fields = {
-        "norm": Field(Choice("before", "after"), "before", "layer norm before (v1) or after (v2) the reduction"),
+        "norm_after": Field("bool", False, "layer norm after the reduction (v2) instead of before it (v1)"),
         "eps": Field(Number(above=0), 1e-5, "added to the variance; > 0"),
     }
 
@@ -205,7 +205,7 @@ class PatchMerging(LayerType):
 
     def normalised(self, a: Attrs, shape: Shape) -> int:
         """Channels the layer norm works on: 4C before the reduction, 2C after."""
-        return 4 * shape[0] if a["norm"] == "before" else 2 * shape[0]
+        return 2 * shape[0] if a["norm_after"] else 4 * shape[0]
 
     def params(self, a: Attrs, shape: Shape) -> int:
         return 8 * shape[0] * shape[0] + 2 * self.normalised(a, shape)
@@ -221,7 +221,7 @@ class PatchMerging(LayerType):
         positions = out[1] * out[2]
         padded = 4 * positions * c if (h % 2 or w % 2) else 0
         merged, result, stats = 4 * c * positions, numel(out), 2 * positions
-        if a["norm"] == "before":  # cat; norm (+ its statistics); reduction; back to CxHxW
+        if not a["norm_after"]:  # cat; norm (+ its statistics); reduction; back to CxHxW
             steps = [padded, padded + merged, 2 * merged + stats, merged + result, 2 * result]
         else:  # cat; reduction; norm (+ statistics); back to CxHxW
             steps = [padded, padded + merged, merged + result, 2 * result + stats, 2 * result]
@@ -233,12 +233,12 @@ class PatchMerging(LayerType):
     def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
         c, norm = shape[0], self.normalised(a, shape)
         return [f"output {fmt.shape(shape)} -> {fmt.shape(out)} (2x2 blocks to 4C, reduced to 2C)",
-                f"params = 4C×2C + 2×{norm} (layer norm {a['norm']}) = 8×{c}² + {2 * norm} = {self.params(a, shape):,}",
+                f"params = 4C×2C + 2×{norm} (layer norm {'after' if a['norm_after'] else 'before'}) = 8×{c}² + {2 * norm} = {self.params(a, shape):,}",
                 f"MACs = H'×W'×4C×2C = {out[1]}×{out[2]}×8×{c}² = {self.macs(a, shape, out):,}",
                 rf_working(rf, self.receptive_field(a, rf, shape), (2, 2), (2, 2))]  # type: ignore[arg-type]
 
     def torch_module(self, a: Attrs, shape: Shape):
-        return _torch_classes().PatchMerging(shape[0], a["norm"] == "before", a["eps"])
+        return _torch_classes().PatchMerging(shape[0], not a["norm_after"], a["eps"])
 
     def probe_module(self, module):
         from . import probe
