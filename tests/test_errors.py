@@ -74,7 +74,9 @@ MESSAGES = {
     "groups_do_not_divide": (
         "dw (conv2d, $.layers[0]): groups=2 must divide both the input channels (3) and the output channels (4)"
     ),
-    "linear_unflattened": "fc (linear, $.layers[1]): linear needs a flat input (add a flatten before it) (input 4x6x6)",
+    "linear_unflattened": ("fc (linear, $.layers[1]): linear needs a flat vector, a token sequence LxD, a channels-last grid "
+                           "HxWxC or a tensor, got an image CxHxW 4x6x6 (add a flatten before it, or permute to channels "
+                           "last)"),
     "repeat_text_not_quoted": (
         "$.layers[0].repeat: cannot parse expression '5b': invalid decimal literal "
         "(text is quoted inside the string: \"'5b'\")"

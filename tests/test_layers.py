@@ -328,6 +328,113 @@ def test_softmax_allocates():
     assert row.allocated == 1000 and row.params == 0
 
 
+# ---- layouts: tokens, channels-last grids, permute, reshape, flatten over axes ------------
+
+def test_patch_embedding_flatten_and_transpose_make_tokens():
+    # ViT-B/16's stem at 224: conv 16x16/16 to 768x14x14, flatten(2) to 768x196, transpose to 196x768
+    analysis = run([{"name": "proj", "type": "conv2d", "out": 768, "kernel": 16, "stride": 16},
+                    {"name": "flat", "type": "flatten", "start": 1},
+                    {"name": "tokens", "type": "permute", "dims": [1, 0]}], [3, 224, 224])
+    assert analysis.row("flat").output_shape == (768, 14 * 14)
+    assert analysis.row("flat").allocated == 0  # a view
+    tokens = analysis.row("tokens")
+    assert tokens.output_shape == (196, 768)
+    assert tokens.allocated == 196 * 768  # the builder makes the permuted tensor contiguous
+    assert (tokens.params, tokens.macs) == (0, 0)
+    assert tokens.rf.label() == "16"  # each token keeps the field of its patch
+
+
+def test_permute_to_channels_last_and_back():
+    analysis = run([{"name": "hwc", "type": "permute", "dims": [1, 2, 0]},
+                    {"name": "fc", "type": "linear", "out": 6},
+                    {"name": "chw", "type": "permute", "dims": [2, 0, 1]},
+                    {"name": "conv", "type": "conv2d", "out": 2, "kernel": 3}], [4, 5, 7])
+    assert analysis.row("hwc").output_shape == (5, 7, 4)
+    assert analysis.row("fc").output_shape == (5, 7, 6)
+    assert analysis.row("chw").output_shape == (6, 5, 7)
+    assert analysis.row("conv").output_shape == (2, 3, 5)
+    assert analysis.row("fc").rf.label() == "1"  # position by position
+    assert analysis.row("conv").rf.label() == "3"
+
+
+def test_a_channels_last_grid_is_refused_by_an_image_layer():
+    with pytest.raises(SpecError, match="conv2d needs an image CxHxW, got a channels-last grid HxWxC 5x7x4"):
+        run([{"type": "permute", "dims": [1, 2, 0]}, {"type": "conv2d", "out": 2, "kernel": 3}], [4, 5, 7])
+
+
+def test_permute_that_transposes_h_and_w_swaps_the_field():
+    analysis = run([{"type": "conv2d", "out": 1, "kernel": [3, 1]},
+                    {"name": "t", "type": "permute", "dims": [0, 2, 1]}], [1, 9, 9])
+    assert analysis.row("t").output_shape == (1, 9, 7)
+    assert analysis.row("t").rf.size == (1, 3)
+
+
+def test_permute_needs_an_order_of_the_axes():
+    with pytest.raises(SpecError, match=r"permute dims \[0, 1\] is not an order of the 3 axes"):
+        one({"type": "permute", "dims": [0, 1]}, [4, 5, 7])
+
+
+def test_reshape_to_heads_and_back():
+    # 197 tokens of 768 features as 12 heads of 64: (197, 12, 64), then heads first (12, 197, 64)
+    analysis = run([{"name": "split", "type": "reshape", "shape": [197, 12, -1]},
+                    {"name": "heads", "type": "permute", "dims": [1, 0, 2]},
+                    {"name": "back", "type": "permute", "dims": [1, 0, 2]},
+                    {"name": "join", "type": "reshape", "shape": [197, 768]}], [197, 768])
+    assert analysis.row("split").output_shape == (197, 12, 64)
+    assert analysis.row("split").allocated == 0
+    assert analysis.row("heads").output_shape == (12, 197, 64)
+    assert analysis.row("join").output_shape == (197, 768)
+    with pytest.raises(SpecError, match="conv2d needs an image CxHxW, got a tensor 197x12x64"):
+        run([{"type": "reshape", "shape": [197, 12, 64]}, {"type": "conv2d", "out": 2, "kernel": 1}], [197, 768])
+
+
+def test_reshape_names_a_grid():
+    analysis = run([{"name": "grid", "type": "reshape", "shape": [14, 14, 768], "layout": "grid"},
+                    {"name": "chw", "type": "permute", "dims": [2, 0, 1]}], [196, 768])
+    assert analysis.row("chw").output_shape == (768, 14, 14)
+
+
+def test_reshape_must_hold_every_value():
+    with pytest.raises(SpecError, match="reshape to \\[5, -1\\] does not hold the 12 values"):
+        one({"type": "reshape", "shape": [5, -1]}, [3, 4])
+
+
+def test_flatten_over_axes_needs_them_in_order():
+    assert one({"type": "flatten", "start": 0, "end": 1}, [4, 5, 6]).output_shape == (20, 6)
+    with pytest.raises(SpecError, match="flatten start 2 comes after end 1"):
+        one({"type": "flatten", "start": 2, "end": 1}, [4, 5, 6])
+    with pytest.raises(SpecError, match="flatten start 3 is not an axis"):
+        one({"type": "flatten", "start": 3}, [4, 5, 6])
+
+
+def test_linear_over_the_last_axis_of_tokens():
+    # ViT-B/16's MLP: 197 tokens, 768 -> 3072
+    row = one({"type": "linear", "out": 3072}, [197, 768])
+    assert row.output_shape == (197, 3072)
+    assert row.params == 768 * 3072 + 3072 == 2_362_368
+    assert row.macs == 197 * 768 * 3072 == 464_781_312
+    assert row.fvcore_flops == row.macs  # fvcore's linear handle: input elements x out features
+    assert row.rf.label() == "1"  # each token by itself
+
+
+def test_linear_refuses_an_image():
+    with pytest.raises(SpecError, match="linear needs a flat vector, a token sequence LxD, a channels-last grid "
+                                        "HxWxC or a tensor, got an image CxHxW 4x6x6"):
+        one({"type": "linear", "out": 3}, [4, 6, 6])
+
+
+def test_layer_norm_over_the_last_axis():
+    row = one({"type": "layer_norm", "eps": 1e-6}, [197, 768])
+    assert row.output_shape == (197, 768)
+    assert row.params == 2 * 768 == 1536
+    assert row.macs == 0
+    assert row.fvcore_flops == 5 * 197 * 768  # fvcore's norm handle: 5 per element with affine
+    assert one({"type": "layer_norm", "affine": False}, [197, 768]).fvcore_flops == 4 * 197 * 768
+    assert one({"type": "layer_norm", "affine": False}, [197, 768]).params == 0
+    with pytest.raises(SpecError, match="layer_norm needs .* got an image CxHxW 4x6x6 \\(layer_norm2d normalises"):
+        one({"type": "layer_norm"}, [4, 6, 6])
+
+
 # ---- normalisation -----------------------------------------------------------------
 
 def test_batch_norm2d():

@@ -1,4 +1,4 @@
-"""The layer types added for imported models against torch's modules and fvcore's counts."""
+"""The layer types added for imported models and for token layouts against torch's modules and fvcore's counts."""
 from __future__ import annotations
 
 import pytest
@@ -20,7 +20,35 @@ CASES = [
     ({"type": "upsample", "size": [7, 9], "bilinear": True, "align_corners": True}, (3, 5, 4),
      lambda: torch.nn.UpsamplingBilinear2d(size=(7, 9)), 4 * 3 * 7 * 9),
     ({"type": "hardsigmoid"}, (3, 5, 4), lambda: torch.nn.Hardsigmoid(), 0),
+    # token layouts: torch's modules on the batched tensor, the batch axis in front
+    ({"type": "layer_norm", "eps": 1e-6}, (7, 12), lambda: torch.nn.LayerNorm(12, eps=1e-6), 5 * 7 * 12),
+    ({"type": "layer_norm", "affine": False}, (5, 4), lambda: torch.nn.LayerNorm(4, elementwise_affine=False),
+     4 * 5 * 4),
+    ({"type": "permute", "dims": [1, 2, 0]}, (3, 5, 4), lambda: Lambda(lambda x: x.permute(0, 2, 3, 1)), 0),
+    ({"type": "reshape", "shape": [5, 2, -1]}, (5, 12), lambda: Lambda(lambda x: x.reshape(-1, 5, 2, 6)), 0),
+    ({"type": "flatten", "start": 1}, (3, 5, 4), lambda: torch.nn.Flatten(2), 0),
 ]
+
+
+class Lambda(torch.nn.Module):
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x):
+        return self.function(x)
+
+
+def test_linear_over_the_last_axis_is_nn_linear_on_each_token():
+    from archcalc.core.calc import analyze
+
+    row = analyze(resolve({"input": [7, 12], "layers": [{"name": "x", "type": "linear", "out": 5}]}, "t", "t.json")).row("x")
+    built = REGISTRY["linear"].torch_module({"out": 5, "bias": True}, (7, 12)).eval()
+    x = torch.rand(2, 7, 12)
+    assert tuple(built(x).shape[1:]) == row.output_shape == (7, 5)
+    assert torch.allclose(built(x)[:, 3], built(x[:, 3]))  # token by token
+    assert sum(p.numel() for p in built.parameters()) == row.params == 12 * 5 + 5
+    assert record(torch.nn.Sequential(built), x[:1]).flops[""] == row.fvcore_flops == row.macs == 7 * 12 * 5
 
 
 @pytest.mark.parametrize("layer, shape, reference, flops", CASES, ids=[str(c[0]) for c in CASES])

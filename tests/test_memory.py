@@ -130,3 +130,16 @@ def test_swin_v2_attention_and_patch_merging():
     assert merging.peak_activation_bytes == (280 + 2 * 384 + 24) * F == 4_288
     for analysis in (attention, merging):
         assert peak_live_bytes(analysis) == peak_live_bytes(analysis, "cpu") == analysis.peak_activation_bytes
+
+
+def test_patch_embedding_to_normalised_tokens():
+    # 3x32x32 -> conv 8x8/8 to 16x4x4 (e = 256) -> flatten(1) (a view) -> permute to 16 tokens of 16 (a copy, 256)
+    # -> layer_norm (its output 256 and a mean and 1/std per token, 2 x 16) -> linear to 16 x 32 (512).
+    layers = [{"type": "conv2d", "out": 16, "kernel": 8, "stride": 8}, {"type": "flatten", "start": 1},
+              {"type": "permute", "dims": [1, 0]}, {"type": "layer_norm"}, {"type": "linear", "out": 32}]
+    analysis = network(layers, [3, 32, 32])
+    x = 3 * 32 * 32
+    # the conv: x + 256; the permute: x (held by the caller) + 256 (its input, the view of the conv's output) +
+    # 256; the layer norm: x + 256 + 256 + 32; the linear: x + 256 + 512.
+    assert analysis.peak_activation_bytes == (x + 256 + 512) * F
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes

@@ -5,8 +5,9 @@ archcalc.core.spec.resolve; nothing is written to disk): conv2d (kernel, stride,
 int, [h, w], 'same' or 'valid', dilation, groups, bias), conv_transpose2d (padding,
 output_padding, dilation, groups), max and average pooling (padding, dilation, ceil_mode,
 count_include_pad), batch_norm2d, activations and dropout, window attention (shifted and
-padded windows, v2, grid) and patch merging, concat merges of 2 or 3 branches, and flatten +
-linear heads, on C x H x W inputs (C <= 8, 1 <= H, W <= 40) with a
+padded windows, v2, grid) and patch merging, concat merges of 2 or 3 branches, channels-last
+detours (permute, layer_norm or linear over the channels, reshape to tokens and back, permute),
+and flatten + linear heads, on C x H x W inputs (C <= 8, 1 <= H, W <= 40) with a
 batch of 1 to 3. Shapes are tracked while drawing (torch's formulas, written out below) so
 that every stack is valid.
 
@@ -288,6 +289,23 @@ def attention_layer(draw, shape):
     return layer, shape
 
 
+@st.composite
+def channels_last(draw, shape):
+    """A channels-last detour, as ConvNeXt's and Swin's blocks: permute to HxWxC, a layer norm or a linear layer
+    over the channels (or the grid read as tokens and back), permute back to CxHxW."""
+    c, h, w = shape
+    inner = draw(st.sampled_from(["layer_norm", "linear", "tokens"]))
+    if inner == "layer_norm":
+        middle = [{"type": "layer_norm"}]
+        put(draw, middle[0], "affine", draw(st.booleans()), True)
+    elif inner == "linear":
+        c = draw(st.integers(1, 8))
+        middle = [{"type": "linear", "out": c, **({} if draw(st.booleans()) else {"bias": False})}]
+    else:
+        middle = [{"type": "reshape", "shape": [-1, c]}, {"type": "reshape", "shape": [h, w, c], "layout": "grid"}]
+    return [{"type": "permute", "dims": [1, 2, 0]}, *middle, {"type": "permute", "dims": [2, 0, 1]}], (c, h, w)
+
+
 # ---- concat: every branch keeps the size, or every branch halves it (ceil(N/2)) -------------
 
 @st.composite
@@ -348,7 +366,8 @@ def concat(draw, shape):
 # ---- whole stacks ------------------------------------------------------------------------
 
 BODY = {"conv2d": conv2d, "conv_transpose2d": conv_transpose2d, "pool": pool2d, "batch_norm2d": batch_norm,
-        "activation": activation, "channel": channel_layer, "concat": concat, "attention": attention_layer}
+        "activation": activation, "channel": channel_layer, "concat": concat, "attention": attention_layer,
+        "channels_last": channels_last}
 
 
 @dataclass(frozen=True)
@@ -357,7 +376,7 @@ class Stack:
     input: tuple[int, int, int]
     batch: int
     output: tuple[int, ...]  # by the formulas above
-    shapes: tuple  # the input shape of every item of `layers`
+    shapes: tuple  # the input shape of every item of `layers` (None inside a channels-last detour)
 
     @property
     def spec(self) -> dict:
@@ -370,9 +389,11 @@ def body(draw) -> Stack:
     start, layers, shapes = shape, [], []
     for _ in range(draw(st.integers(1, 5))):
         kind = draw(st.sampled_from([k for k in BODY if k != "concat" or shape[0] <= 8]))  # channels stay <= 24
-        shapes.append(shape)
-        layer, shape = draw(BODY[kind](shape))
-        layers.append(layer)
+        drawn, after = draw(BODY[kind](shape))
+        for i, layer in enumerate(drawn if isinstance(drawn, list) else [drawn]):  # a channels-last detour is
+            shapes.append(None if i else shape)  # several layers: an image reaches only the first
+            layers.append(layer)
+        shape = after
     return Stack(layers, start, draw(st.integers(1, 3)), shape, tuple(shapes))
 
 
@@ -503,6 +524,12 @@ def torch_layer(layer: dict, c: int):
         return WindowAttention(c, layer)
     if kind == "patch_merging":
         return PatchMerging(c, get("norm_after", False))
+    if kind == "layer_norm":  # over the last axis, as linear: `c` is the last axis' size
+        return nn.LayerNorm(c, elementwise_affine=get("affine", True), bias=get("affine", True))
+    if kind == "permute":
+        return Permuted(layer["dims"])
+    if kind == "reshape":
+        return Reshaped(layer["shape"])
     if kind == "stochastic_depth":  # the identity at inference
         return nn.Identity()
     if kind == "flatten":
@@ -611,6 +638,27 @@ class PatchMerging(nn.Module):
         return t.permute(0, 3, 1, 2)
 
 
+class Permuted(nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return x.permute(0, *(d + 1 for d in self.dims))
+
+
+class Reshaped(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
+LAST_AXIS = {"linear", "layer_norm"}  # layers built for the size of the last axis, not of the channels
+
+
 class RBF(nn.Module):
     def __init__(self, features: int, units: int):
         super().__init__()
@@ -649,7 +697,7 @@ def build(layers: list, x, prefix: str, shapes: dict):
             x = module.concat(*(y for _, y in built))
             shapes[f"{path}.concat"] = tuple(x.shape[1:])
         else:
-            module = torch_layer(layer, x.shape[1]).eval()
+            module = torch_layer(layer, x.shape[-1] if layer["type"] in LAST_AXIS else x.shape[1]).eval()
             x = module(x)
         shapes[path] = tuple(x.shape[1:])
         sequence.add_module(str(i), module)
@@ -936,7 +984,7 @@ BREAKS = [oversized_kernel, bad_groups, bad_output_padding, empty_transpose, bad
 def broken_stacks(draw) -> tuple[Stack, int]:
     """(stack, index of the broken layer): a valid prefix of a drawn stack, then the break."""
     stack = draw(body())
-    cut = draw(st.integers(0, len(stack.layers)))
+    cut = draw(st.sampled_from([i for i, shape in enumerate((*stack.shapes, stack.output)) if shape is not None]))
     shape = stack.shapes[cut] if cut < len(stack.layers) else stack.output
     tail = draw(st.sampled_from(BREAKS).flatmap(lambda make: make(shape)))
     layers = stack.layers[:cut] + tail

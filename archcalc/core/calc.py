@@ -237,7 +237,8 @@ class _Sums:
 
     def node(self, node: Node, shape: Shape) -> NodeSums:
         if isinstance(node, Layer):
-            key = (id(node.attrs), node.type, shape)  # equal fields are one mapping (archcalc.core.spec)
+            # equal fields are one mapping (archcalc.core.spec); a shape's class tells its layout apart
+            key = (id(node.attrs), node.type, shape, type(shape))
             known = self.counts.get(key)
             if known is None:  # the entry holds attrs: its id stays its own
                 known = self.counts[key] = (node.attrs, *self.count(node, shape))

@@ -4,7 +4,7 @@ A layer type is one class registered under its spec name. It declares its fields
 also generate the JSON Schema) and answers, from its attributes and input shape: the
 output shape, trainable parameters, non-trainable values, MACs (archcalc's convention),
 the count fvcore would report, the receptive-field step, and the torch module.
-Shapes never include the batch: (C, H, W) or (F,).
+Shapes never include the batch: (C, H, W), (F,), or another layout (archcalc.layers.layout).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 from .. import fmt
 from ..errors import SpecError
 from ..kinds import Kind, by_name
+from . import layout
 from .notes import InexactSize
 from .rf import GLOBAL_RF, RF, merge_rf  # noqa: F401  (the layer modules import them from here)
 
@@ -162,9 +163,8 @@ def numel(shape: Shape) -> int:
 
 
 def need_image(name: str, shape: Shape) -> tuple[int, int, int]:
-    if len(shape) != 3:
-        raise SpecError(f"{name} needs a CxHxW input, got {fmt.shape(shape)}")
-    return shape  # type: ignore[return-value]
+    """The (C, H, W) of a channels-first image; one line for any other layout (archcalc.layers.layout)."""
+    return layout.need(name, shape, layout.IMAGE)  # type: ignore[return-value]
 
 
 def sliding_size(

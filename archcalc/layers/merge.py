@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Sequence
 
 from .. import fmt
 from ..errors import SpecError
+from . import layout
 from .rf import RF, merge_rf
 
 Shape = tuple[int, ...]
@@ -97,7 +98,7 @@ def broadcast(name: str, shapes: Sequence[Shape]) -> Shape:
         if len(sizes) > 1:
             raise SpecError(f"{name} cannot broadcast {_listed(shapes)}")
         out.append(sizes.pop() if sizes else 1)
-    return tuple(out)
+    return layout.like(max(shapes, key=len), out)  # the layout of the widest branch
 
 
 def _padded(shape: Shape, rank: int) -> Shape:

@@ -214,6 +214,12 @@ class RF(NamedTuple):
         same = self.spatial is self.strict or self.spatial == self.strict
         return RF(strict, strict if same else apply(self.spatial), self.gate)
 
+    def swapped(self) -> "RF":
+        """The field with H and W exchanged (a permute that transposes the image)."""
+        def swap(field: Field2) -> Field2:
+            return None if field is None else (field[1], field[0])
+        return RF(swap(self.strict), swap(self.spatial), self.gate)
+
     def window(self, kernel, stride, dilation=(1, 1), pad_before=(0, 0)) -> "RF":
         """After a convolution or pooling window: output o reads o*S - P + j*D, j < K."""
         return self._map(Axis.window, kernel, stride, dilation, pad_before)
