@@ -75,8 +75,8 @@ def test_swin_t_shifted_block_by_hand(analyses):
     mlp = rows["features.stage1.block1.mlp"]
     assert mlp.params == 2 * 96 + 96 * 384 + 384 + 384 * 96 + 96 == 74_400  # norm, fc1, fc2
     assert mlp.macs == 56 * 56 * 2 * 96 * 384 == 231_211_008
-    merging = rows["features.stage2.merging"]
-    assert merging.output_shape == (192, 28, 28)
+    merging = rows["features.stage1.merging"]
+    assert merging.output_shape == (28, 28, 192)  # channels last, as torchvision
     assert merging.params == 384 * 192 + 2 * 384 == 74_496
     assert merging.macs == 28 * 28 * 384 * 192 == 57_802_752
 
@@ -87,8 +87,8 @@ def test_swin_t_attention_matmuls_add_up(analyses):
     depths, widths, sizes = (2, 2, 6, 2), (96, 192, 384, 768), (56, 28, 14, 7)
     matmuls = sum(d * 2 * s * s * 49 * c for d, c, s in zip(depths, widths, sizes))
     assert matmuls == 140_141_568
-    projections = sum(r.macs - 2 * r.input_shape[1] * r.input_shape[2] * 49 * r.input_shape[0]
-                      for r in analyses("swin_t").rows if r.label == "window_attention")
+    projections = sum(r.macs - 2 * r.input_shape[0] * r.input_shape[1] * 49 * r.input_shape[2]
+                      for r in analyses("swin_t").rows if r.label == "window_attention")  # HxWxC
     assert projections == sum(d * s * s * 4 * c * c for d, c, s in zip(depths, widths, sizes))
 
 
@@ -107,7 +107,7 @@ def test_swin_v2_block_by_hand(analyses):
     attn = rows["features.stage1.block0.attention.0.attn"]
     assert attn.params == 4 * 96 * 96 + 4 * 96 + 3 + (2 * 512 + 512) + 512 * 3 == 40_323
     assert attn.macs == 64 * 64 * 4 * 96 * 96 + 2 * 64 * 64 * 64 * 96 + 15 * 15 * (2 * 512 + 512 * 3) == 201_902_592
-    merging = rows["features.stage2.merging"]
+    merging = rows["features.stage1.merging"]
     assert merging.params == 384 * 192 + 2 * 192 == 74_112  # norm after the reduction: over 2C
 
 

@@ -1,7 +1,7 @@
 """Attention within windows of a feature map, and patch merging (Swin v1/v2, MaxViT).
 
 `window_attention` is multi-head self-attention among the positions of each window of a
-(C, H, W) map, with a relative position bias: Swin's windows (shifted every other block,
+map, channels first (C, H, W) or channels last (H, W, C, torchvision's Swin layout), with a relative position bias: Swin's windows (shifted every other block,
 the map padded at the bottom/right to whole windows, as torchvision does), Swin v2's cosine
 attention with a learned logit scale and its continuous position bias MLP, and MaxViT's
 block attention (windows without a shift) and grid attention (`grid`: the positions at the
@@ -22,11 +22,20 @@ from typing import NamedTuple
 from .. import fmt
 from ..errors import SpecError
 from ..kinds import Number
-from .base import GLOBAL_RF, RF, Attrs, Field, LayerType, Shape, Warn, need_image, numel, pair, register, rf_working
+from . import layout
+from .base import GLOBAL_RF, RF, Attrs, Field, LayerType, Shape, Warn, numel, pair, register, rf_working
+
+
+def channels_sizes(name: str, shape: Shape) -> tuple[int, int, int, bool]:
+    """(C, H, W) of an image or a channels-last grid, and whether it is the grid."""
+    layout.need(name, shape, layout.IMAGE, layout.GRID)
+    if layout.layout_of(shape) == layout.GRID:
+        return shape[2], shape[0], shape[1], True
+    return shape[0], shape[1], shape[2], False
 
 
 class Windows(NamedTuple):
-    """How window attention cuts a (C, H, W) map: torchvision's rules, worked out once."""
+    """How window attention cuts a map: torchvision's rules, worked out once."""
 
     padded: tuple[int, int]  # the map padded at the bottom/right to whole windows
     window: tuple[int, int]  # a window's extent (grid: the grid's size, g x g positions P apart)
@@ -37,7 +46,7 @@ class Windows(NamedTuple):
 
 
 def windows(a: Attrs, shape: Shape) -> Windows:
-    channels, height, width = need_image("window_attention", shape)
+    channels, height, width, _ = channels_sizes("window_attention", shape)
     (wh, ww), (sh, sw) = pair(a["window"]), pair(a["shift"])
     if channels % a["heads"]:
         raise SpecError(f"heads={a['heads']} must divide the channels ({channels})")
@@ -98,7 +107,7 @@ class WindowAttention(LayerType):
         return shape
 
     def params(self, a: Attrs, shape: Shape) -> int:
-        c, heads = shape[0], a["heads"]
+        c, heads = channels_sizes(self.name, shape)[0], a["heads"]
         projections = 4 * c * c + 3 * c * a["qkv_bias"] + c * a["proj_bias"]
         if a["v2"]:  # logit scale per head; MLP 2 -> hidden (bias) -> heads (no bias)
             return projections + heads + 3 * a["mlp_hidden"] + a["mlp_hidden"] * heads
@@ -109,7 +118,7 @@ class WindowAttention(LayerType):
 
     def macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
         w = windows(a, shape)
-        positions, c = w.number * w.tokens, shape[0]
+        positions, c = w.number * w.tokens, channels_sizes(self.name, shape)[0]
         return positions * 4 * c * c + 2 * w.number * w.tokens * w.tokens * c + self.position_mlp_macs(a)
 
     def activations(self, a: Attrs, shape: Shape, out: Shape) -> int:
@@ -121,7 +130,7 @@ class WindowAttention(LayerType):
         left out), which archcalc.torch.memory measures: position bias P, the windows T (the padded map),
         q/k/v 3T, the attention matrices A, the output O."""
         w = windows(a, shape)
-        c, heads, n = shape[0], a["heads"], w.tokens
+        c, heads, n = channels_sizes(self.name, shape)[0], a["heads"], w.tokens
         t, att, out, bias = w.number * n * c, w.number * heads * n * n, numel(shape), heads * n * n
         steps = []
         if a["v2"]:  # the offsets' coordinates, the MLP's hidden layer, its output table, the bias gathered
@@ -157,10 +166,11 @@ class WindowAttention(LayerType):
 
     def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
         w = windows(a, shape)
-        c, heads, n = shape[0], a["heads"], w.tokens
+        c, height, _, _ = channels_sizes(self.name, shape)
+        heads, n = a["heads"], w.tokens
         lines = [f"output = input: {fmt.shape(out)}"]
         if w.grid:
-            lines.append(f"{w.number} groups of {n} positions {shape[1] // w.window[0]} apart")
+            lines.append(f"{w.number} groups of {n} positions {height // w.window[0]} apart")
         else:
             lines.append(f"map padded to {w.padded[0]}x{w.padded[1]}: {w.number} windows of {n} positions"
                          + (f", shifted by {fmt.shape(w.shift)}" if w.shift != (0, 0) else ""))
@@ -173,7 +183,8 @@ class WindowAttention(LayerType):
         return [*lines, rf_working(rf, self.receptive_field(a, rf, shape))]
 
     def torch_module(self, a: Attrs, shape: Shape):
-        return _torch_classes().WindowAttention(a, shape, windows(a, shape))
+        c, height, width, channels_last = channels_sizes(self.name, shape)
+        return _torch_classes().WindowAttention(a, c, (height, width), channels_last, windows(a, shape))
 
     def probe_module(self, module):
         from . import probe
@@ -188,7 +199,8 @@ class PatchMerging(LayerType):
     weight_layer = True
     doc = (
         "Swin's patch merging: each 2x2 block of positions (the map padded to even sizes) concatenated to "
-        "4C channels, layer-normalised and reduced to 2C by a linear map without bias (v1); v2 normalises "
+        "4C channels, layer-normalised and reduced to 2C by a linear map without bias (v1), on an image or a "
+        "channels-last grid (torchvision's layout); v2 normalises "
         "after the reduction (`norm_after`). MACs = H'·W'·4C·2C; fvcore adds 5 per normalised value."
     )
     fields = {
@@ -200,50 +212,65 @@ class PatchMerging(LayerType):
         return "patch merging"
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
-        c, h, w = need_image(self.name, shape)
+        c, h, w, channels_last = channels_sizes(self.name, shape)
+        if channels_last:
+            return layout.laid(layout.GRID, (-(-h // 2), -(-w // 2), 2 * c))
         return (2 * c, -(-h // 2), -(-w // 2))
 
     def normalised(self, a: Attrs, shape: Shape) -> int:
         """Channels the layer norm works on: 4C before the reduction, 2C after."""
-        return 2 * shape[0] if a["norm_after"] else 4 * shape[0]
+        c = channels_sizes(self.name, shape)[0]
+        return 2 * c if a["norm_after"] else 4 * c
+
+    def positions(self, shape: Shape) -> int:
+        """H'·W': the 2x2 blocks of the map padded to even sizes."""
+        _, h, w, _ = channels_sizes(self.name, shape)
+        return -(-h // 2) * -(-w // 2)
 
     def params(self, a: Attrs, shape: Shape) -> int:
-        return 8 * shape[0] * shape[0] + 2 * self.normalised(a, shape)
+        c = channels_sizes(self.name, shape)[0]
+        return 8 * c * c + 2 * self.normalised(a, shape)
 
     def macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
-        return out[1] * out[2] * 8 * shape[0] * shape[0]
+        c = channels_sizes(self.name, shape)[0]
+        return self.positions(shape) * 8 * c * c
 
     def fvcore_flops(self, a: Attrs, shape: Shape, out: Shape) -> int:
-        return self.macs(a, shape, out) + 5 * out[1] * out[2] * self.normalised(a, shape)
+        return self.macs(a, shape, out) + 5 * self.positions(shape) * self.normalised(a, shape)
 
     def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
-        c, h, w = shape
-        positions = out[1] * out[2]
+        c, h, w, channels_last = channels_sizes(self.name, shape)
+        positions = self.positions(shape)
         padded = 4 * positions * c if (h % 2 or w % 2) else 0
         merged, result, stats = 4 * c * positions, numel(out), 2 * positions
-        if not a["norm_after"]:  # cat; norm (+ its statistics); reduction; back to CxHxW
-            steps = [padded, padded + merged, 2 * merged + stats, merged + result, 2 * result]
-        else:  # cat; reduction; norm (+ statistics); back to CxHxW
-            steps = [padded, padded + merged, merged + result, 2 * result + stats, 2 * result]
+        if not a["norm_after"]:  # cat; norm (+ its statistics); reduction
+            steps = [padded, padded + merged, 2 * merged + stats, merged + result]
+        else:  # cat; reduction; norm (+ statistics)
+            steps = [padded, padded + merged, merged + result, 2 * result + stats]
+        if not channels_last:
+            steps.append(2 * result)  # back to CxHxW: a copy
         return max(steps) * value_bytes
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return rf.window((2, 2), (2, 2))
 
     def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
-        c, norm = shape[0], self.normalised(a, shape)
+        c, norm = channels_sizes(self.name, shape)[0], self.normalised(a, shape)
+        where = "after" if a["norm_after"] else "before"
         return [f"output {fmt.shape(shape)} -> {fmt.shape(out)} (2x2 blocks to 4C, reduced to 2C)",
-                f"params = 4C×2C + 2×{norm} (layer norm {'after' if a['norm_after'] else 'before'}) = 8×{c}² + {2 * norm} = {self.params(a, shape):,}",
-                f"MACs = H'×W'×4C×2C = {out[1]}×{out[2]}×8×{c}² = {self.macs(a, shape, out):,}",
+                f"params = 4C×2C + 2×{norm} (layer norm {where}) = 8×{c}² + {2 * norm} = {self.params(a, shape):,}",
+                f"MACs = H'×W'×4C×2C = {self.positions(shape)}×8×{c}² = {self.macs(a, shape, out):,}",
                 rf_working(rf, self.receptive_field(a, rf, shape), (2, 2), (2, 2))]  # type: ignore[arg-type]
 
     def torch_module(self, a: Attrs, shape: Shape):
-        return _torch_classes().PatchMerging(shape[0], not a["norm_after"], a["eps"])
+        c, _, _, channels_last = channels_sizes(self.name, shape)
+        return _torch_classes().PatchMerging(c, not a["norm_after"], a["eps"], channels_last)
 
     def probe_module(self, module):
         from . import probe
 
-        return probe.window_sum(module.as_window())
+        window = probe.window_sum(module.as_window())
+        return probe.channels_last(window) if module.channels_last else window
 
 
 @functools.cache
@@ -297,10 +324,10 @@ def _torch_classes():
         return made
 
     class WindowAttention(nn.Module):
-        def __init__(self, a: Attrs, shape: Shape, w: Windows):
+        def __init__(self, a: Attrs, c: int, size: tuple[int, int], channels_last: bool, w: Windows):
             super().__init__()
-            c, heads = shape[0], a["heads"]
-            self.size, self.w, self.heads, self.v2 = shape[1:], w, heads, a["v2"]
+            heads = a["heads"]
+            self.size, self.w, self.heads, self.v2, self.channels_last = size, w, heads, a["v2"], channels_last
             self.qkv = nn.Linear(c, 3 * c, bias=a["qkv_bias"])
             self.proj = nn.Linear(c, c, bias=a["proj_bias"])
             if a["v2"]:
@@ -335,11 +362,11 @@ def _torch_classes():
             return bias.view(b, n, n, self.heads).permute(0, 3, 1, 2)
 
         def partition(self, x):
-            """(B, C, H, W) to (B·windows, N, C): the map padded and rolled as torchvision does."""
+            """(B, C, H, W) or (B, H, W, C) to (B·windows, N, C): the map padded and rolled as torchvision does."""
             w, (h, wd) = self.w, self.size
             (ph, pw), (wh, ww), (sh, sw) = w.padded, w.window, w.shift
-            b, c = x.shape[:2]
-            t = x.permute(0, 2, 3, 1)
+            t = x if self.channels_last else x.permute(0, 2, 3, 1)
+            b, c = t.shape[0], t.shape[3]
             if (ph, pw) != (h, wd):
                 t = F.pad(t, (0, 0, 0, pw - wd, 0, ph - h))
             if sh:
@@ -364,10 +391,11 @@ def _torch_classes():
                 y = y.roll(sh, 1)
             if sw:
                 y = y.roll(sw, 2)
-            return copy(y[:, :h, :wd, :].permute(0, 3, 1, 2))
+            y = y[:, :h, :wd, :]
+            return copy(y if self.channels_last else y.permute(0, 3, 1, 2))
 
         def forward(self, x):
-            b, c = x.shape[:2]
+            b, c = x.shape[0], x.shape[3 if self.channels_last else 1]
             heads, n = self.heads, self.w.tokens
             bias = self.position_bias(b)
             t = self.partition(x)
@@ -398,9 +426,9 @@ def _torch_classes():
             return self.departition(y, b, c)
 
     class PatchMerging(nn.Module):
-        def __init__(self, channels: int, norm_first: bool, eps: float):
+        def __init__(self, channels: int, norm_first: bool, eps: float, channels_last: bool):
             super().__init__()
-            self.norm_first = norm_first
+            self.norm_first, self.channels_last = norm_first, channels_last
             self.reduction = nn.Linear(4 * channels, 2 * channels, bias=False)
             self.norm = nn.LayerNorm(4 * channels if norm_first else 2 * channels, eps=eps)
 
@@ -409,14 +437,14 @@ def _torch_classes():
             return nn.MaxPool2d(2, 2, ceil_mode=True)
 
         def forward(self, x):
-            t = x.permute(0, 2, 3, 1)
+            t = x if self.channels_last else x.permute(0, 2, 3, 1)
             h, w = t.shape[1:3]
             if h % 2 or w % 2:
                 t = F.pad(t, (0, 0, 0, w % 2, 0, h % 2))
             t = torch.cat([t[:, 0::2, 0::2], t[:, 1::2, 0::2], t[:, 0::2, 1::2], t[:, 1::2, 1::2]], -1)
             for step in (self.norm, self.reduction) if self.norm_first else (self.reduction, self.norm):
                 t = step(t)  # each intermediate freed as soon as the next step has it
-            return copy(t.permute(0, 3, 1, 2))
+            return t if self.channels_last else copy(t.permute(0, 3, 1, 2))
 
     class Classes(NamedTuple):
         WindowAttention: type
