@@ -678,3 +678,17 @@ def test_patch_merging_v1_and_v2():
     after = one({"type": "patch_merging", "norm_after": True}, [8, 5, 7])
     assert after.params == 32 * 16 + 2 * 16 == 544  # layer norm over 2C after it (v2)
     assert after.fvcore_flops == 6_144 + 5 * 12 * 16
+
+
+def test_window_attention_and_patch_merging_on_a_channels_last_grid():
+    # The same layers on the grid 10x9x8 (HxWxC, torchvision's Swin layout): the same counts as on 8x10x9.
+    grid = [{"type": "permute", "dims": [1, 2, 0]}]
+    attn = run([*grid, {"name": "x", "type": "window_attention", "heads": 2, "window": 4, "shift": 2}], [8, 10, 9]).row("x")
+    assert attn.output_shape == (10, 9, 8)
+    assert (attn.params, attn.macs, attn.allocated) == (386, 73_728, 5_328)
+    assert attn.rf.size == (4, 4)
+    merge = run([*grid, {"name": "x", "type": "patch_merging"}], [8, 5, 7]).row("x")
+    assert merge.output_shape == (3, 4, 16)  # (ceil(5/2), ceil(7/2), 2C), still channels last
+    assert (merge.params, merge.macs, merge.fvcore_flops) == (576, 6_144, 8_064)
+    with pytest.raises(SpecError, match="window_attention needs an image CxHxW or a channels-last grid HxWxC"):
+        run([{"type": "flatten", "start": 1}, {"type": "window_attention", "heads": 1, "window": 2}], [8, 4, 4])

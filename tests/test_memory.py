@@ -143,3 +143,17 @@ def test_patch_embedding_to_normalised_tokens():
     # 256; the layer norm: x + 256 + 256 + 32; the linear: x + 256 + 512.
     assert analysis.peak_activation_bytes == (x + 256 + 512) * F
     assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
+
+
+def test_window_attention_and_patch_merging_on_a_channels_last_grid():
+    # On the grid 10x9x8 the attention's steps are those on 8x10x9 (the windows are copied from the grid as
+    # from the image's channels-last view); the network's input and its permuted copy are both held beside it.
+    to_grid = {"type": "permute", "dims": [1, 2, 0]}
+    attention = network([to_grid, {"type": "window_attention", "heads": 2, "window": 4, "shift": 2}], [8, 10, 9])
+    assert attention.peak_activation_bytes == (720 + 720 + 12_672) * F
+    # Patch merging (v2) on the grid 5x7x8: padded 6x8x8 (384), concatenated (384): the worst moment, with the
+    # input and the grid (2 x 280); then reduced (192) and normalised (192 + 2 x 12), and no copy back to CxHxW.
+    merging = network([to_grid, {"type": "patch_merging", "norm_after": True}], [8, 5, 7])
+    assert merging.peak_activation_bytes == (2 * 280 + 2 * 384) * F
+    for analysis in (attention, merging):
+        assert peak_live_bytes(analysis) == peak_live_bytes(analysis, "cpu") == analysis.peak_activation_bytes
