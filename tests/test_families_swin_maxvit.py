@@ -59,6 +59,13 @@ def test_every_claim_in_the_spec_holds(name):
     assert all(v.expect.source for v in verdicts)
 
 
+def test_paper_figures(analyses):
+    """Swin paper Table 1(a): T 28M / 4.5G, S 50M / 8.7G, B 88M / 15.4G; MaxViT paper Table 2: T 31M / 5.6G."""
+    for name, millions, gmacs in (("swin_t", 28, 4.5), ("swin_s", 50, 8.7), ("swin_b", 88, 15.4), ("maxvit_t", 31, 5.6)):
+        totals = analyses(name).totals
+        assert (round(totals.params / 1e6), round(totals.macs / 1e9, 1)) == (millions, gmacs), name
+
+
 def test_meta_has_year_paper_and_accuracy():
     for name, year, top1 in (("swin_t", 2021, 81.474), ("swin_v2_b", 2022, 84.112), ("maxvit_t", 2022, 83.7)):
         meta = load(name).meta
