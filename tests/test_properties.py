@@ -6,7 +6,8 @@ int, [h, w], 'same' or 'valid', dilation, groups, bias), conv_transpose2d (paddi
 output_padding, dilation, groups), max and average pooling (padding, dilation, ceil_mode,
 count_include_pad), batch_norm2d, activations and dropout, window attention (shifted and
 padded windows, v2, grid) and patch merging, concat merges of 2 or 3 branches, channels-last
-detours (permute, layer_norm or linear over the channels, reshape to tokens and back, permute),
+detours (permute, layer_norm, linear, window attention or patch merging on the grid, reshape to
+tokens and back, permute),
 and flatten + linear heads, on C x H x W inputs (C <= 8, 1 <= H, W <= 40) with a
 batch of 1 to 3. Shapes are tracked while drawing (torch's formulas, written out below) so
 that every stack is valid.
@@ -294,8 +295,11 @@ def channels_last(draw, shape):
     """A channels-last detour, as ConvNeXt's and Swin's blocks: permute to HxWxC, a layer norm or a linear layer
     over the channels (or the grid read as tokens and back), permute back to CxHxW."""
     c, h, w = shape
-    inner = draw(st.sampled_from(["layer_norm", "linear", "tokens"]))
-    if inner == "layer_norm":
+    inner = draw(st.sampled_from(["layer_norm", "linear", "tokens", "attention"]))
+    if inner == "attention":  # Swin's layout: window attention or patch merging on the grid
+        layer, (c, h, w) = draw(attention_layer(shape))
+        middle = [layer]
+    elif inner == "layer_norm":
         middle = [{"type": "layer_norm"}]
         put(draw, middle[0], "affine", draw(st.booleans()), True)
     elif inner == "linear":
@@ -657,6 +661,24 @@ class Reshaped(nn.Module):
 
 
 LAST_AXIS = {"linear", "layer_norm"}  # layers built for the size of the last axis, not of the channels
+ON_GRIDS = {"window_attention", "patch_merging"}  # layers that take an image or a channels-last grid
+
+
+def channels_last_input(before: list[dict]) -> bool:
+    """Whether the layers before leave a channels-last grid: the last permute took an image to HxWxC."""
+    permutes = [layer["dims"] for layer in before if layer["type"] == "permute"]
+    return bool(permutes) and list(permutes[-1]) == [1, 2, 0]
+
+
+class ChannelsFirst(nn.Module):
+    """A reference written for NCHW, run on a channels-last grid."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 class RBF(nn.Module):
@@ -696,6 +718,9 @@ def build(layers: list, x, prefix: str, shapes: dict):
             module = Concat([m for m, _ in built]).eval()
             x = module.concat(*(y for _, y in built))
             shapes[f"{path}.concat"] = tuple(x.shape[1:])
+        elif layer["type"] in ON_GRIDS and channels_last_input(layers[:i]):
+            module = ChannelsFirst(torch_layer(layer, x.shape[-1])).eval()  # the reference runs on NCHW
+            x = module(x)
         else:
             module = torch_layer(layer, x.shape[-1] if layer["type"] in LAST_AXIS else x.shape[1]).eval()
             x = module(x)
