@@ -468,3 +468,19 @@ def test_report_shows_a_spec_s_names_as_text():
     assert controls(text) == [] and text.startswith(f"{NAME}: calculator vs torch")
     assert f"disagrees: stem.conv ({BLOCK_SHOWN}): params" in text
     assert controls(summary_line(report)) == [] and "\n" not in summary_line(report)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_attention_written_by_hand_agrees_with_torch(fused):
+    # matmul merges are counted by fvcore's matmul handle; scaled_dot_product_attention, which fvcore cannot
+    # count, against FlopCounterMode: 2 x (2 heads x 10 x 10 x 8) MACs per image, batch 2
+    from test_calc import attention_by_hand
+
+    from archcalc.core.spec import resolve
+
+    report = verify_network(analyze(resolve(attention_by_hand(10, 16, 2, fused), "t", "t.json"), batch=2))
+    assert report.ok, [(c.path, c.problems()) for c in report.disagreeing]
+    products = [c for c in report.layers if c.type in ("matmul", "scaled_dot_product_attention")]
+    assert [c.counter for c in products] == (["torch"] if fused else ["fvcore", "fvcore"])
+    assert sum(c.torch_flops for c in products) == 2 * 2 * (2 * 10 * 10 * 8)
+    assert report.peak_live is not None and report.peak_live[0] == report.peak_live[1]
