@@ -435,6 +435,69 @@ def test_layer_norm_over_the_last_axis():
         one({"type": "layer_norm"}, [4, 6, 6])
 
 
+# ---- attention and the token layers --------------------------------------------------------
+
+def test_multihead_attention_at_vit_b_16_size():
+    # L = 197 tokens, D = 768, h = 12 heads of d = 64
+    row = one({"type": "multihead_attention", "heads": 12}, [197, 768])
+    assert row.output_shape == (197, 768)
+    # q, k, v and output projections: 4 x 768 x 768 weights, 4 x 768 biases
+    assert row.params == 4 * 768 * 768 + 4 * 768 == 2_362_368
+    projections = 4 * 197 * 768 * 768  # each of the 197 tokens through four 768 x 768 matrices
+    scores = 12 * 197 * 197 * 64  # Q·Kᵀ: per head a 197 x 64 by 64 x 197 product
+    weighted = 12 * 197 * 197 * 64  # A·V: per head a 197 x 197 by 197 x 64 product
+    assert projections == 464_781_312 and scores == weighted == 29_805_312
+    assert row.macs == projections + scores + weighted == 524_391_936
+    assert row.fvcore_flops == projections  # fvcore: its linear handle; no handle for scaled_dot_product_attention
+    assert row.rf.size is None  # every token sees every token: global
+    assert row.allocated == 197 * 768
+
+
+def test_multihead_attention_without_bias_and_refusals():
+    assert one({"type": "multihead_attention", "heads": 2, "bias": False}, [5, 8]).params == 4 * 8 * 8
+    with pytest.raises(SpecError, match="3 heads do not divide the 8 features"):
+        one({"type": "multihead_attention", "heads": 3}, [5, 8])
+    with pytest.raises(SpecError, match="multihead_attention needs a token sequence LxD, got an image CxHxW 8x4x4"):
+        one({"type": "multihead_attention", "heads": 2}, [8, 4, 4])
+
+
+def test_multihead_attention_peak_holds_the_attention_matrices():
+    # 65 tokens of 16 features, 4 heads: n = L·D = 1040, A = h·L·L = 16,900. On torch's math path the layer holds
+    # at most max(6n, 4n + 2A, 5n + A) = 4n + 2A values beside its input: the scores and their softmax.
+    analysis = run([{"type": "multihead_attention", "heads": 4}], [65, 16])
+    n, scores = 65 * 16, 4 * 65 * 65
+    assert analysis.peak_activation_bytes == (n + 4 * n + 2 * scores) * 4
+
+
+def test_class_token_position_embedding_and_token_selection():
+    analysis = run([{"name": "cls", "type": "class_token"}, {"name": "pos", "type": "position_embedding"},
+                    {"name": "first", "type": "select_token"}], [196, 768])
+    cls, pos, first = analysis.row("cls"), analysis.row("pos"), analysis.row("first")
+    assert (cls.output_shape, cls.params, cls.allocated) == ((197, 768), 768, 197 * 768)
+    assert (pos.output_shape, pos.params, pos.macs) == ((197, 768), 197 * 768, 0)
+    assert (first.output_shape, first.params, first.allocated) == ((768,), 0, 0)  # x[:, 0]: a view
+    with pytest.raises(SpecError, match="token 5 is not one of the 5 tokens"):
+        one({"type": "select_token", "index": 5}, [5, 8])
+
+
+def test_mean_over_tokens_and_over_a_grid():
+    assert one({"type": "mean"}, [197, 768]).output_shape == (768,)
+    assert one({"type": "mean", "keepdim": True}, [197, 768]).output_shape == (1, 768)
+    grid = run([{"type": "permute", "dims": [1, 2, 0]}, {"name": "m", "type": "mean"}], [96, 7, 7]).row("m")
+    assert grid.output_shape == (96,) and grid.rf.size is None
+
+
+def test_softmax_over_an_axis():
+    # over each token's features: the field stays; over the keys of attention scores (h, L, L): global
+    tokens = run([{"type": "conv2d", "out": 4, "kernel": 2, "stride": 2}, {"type": "flatten", "start": 1},
+                  {"type": "permute", "dims": [1, 0]}, {"name": "s", "type": "softmax", "axis": -1}], [1, 4, 4]).row("s")
+    assert tokens.output_shape == (4, 4) and tokens.rf.label() == "2"
+    scores = one({"type": "softmax", "axis": -1}, [2, 5, 5])  # an image's last axis: W
+    assert scores.rf.size is None and scores.allocated == 50
+    with pytest.raises(SpecError, match="softmax axis 3 is not an axis of a 3-axis shape"):
+        one({"type": "softmax", "axis": 3}, [2, 5, 5])
+
+
 # ---- normalisation -----------------------------------------------------------------
 
 def test_batch_norm2d():

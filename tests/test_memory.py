@@ -157,3 +157,17 @@ def test_window_attention_and_patch_merging_on_a_channels_last_grid():
     assert merging.peak_activation_bytes == (2 * 280 + 2 * 384) * F
     for analysis in (attention, merging):
         assert peak_live_bytes(analysis) == peak_live_bytes(analysis, "cpu") == analysis.peak_activation_bytes
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_attention_written_by_hand_holds_its_scores(fused):
+    # 40 tokens of 8 features, 2 heads of 4: the scores (2 x 40 x 40 = 3,200 values) dominate the peak
+    from test_calc import attention_by_hand
+
+    analysis = network(attention_by_hand(40, 8, 2, fused)["layers"], [40, 8])
+    scores, n = 2 * 40 * 40, 40 * 8
+    if fused:  # q, k, v and the input held; torch's math kernel: the scaled k, the scores and their softmax
+        assert analysis.peak_activation_bytes == (n + 3 * n + n + 2 * scores) * F
+    else:  # the scores' softmax and its input (the matmul's output) beside the held input
+        assert analysis.peak_activation_bytes == (n + 2 * scores) * F
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes

@@ -276,7 +276,7 @@ def test_zoo_modules_match_the_rows_by_type():
         (64, (1, 1)), (96, (1, 1)), (128, (3, 3)), (16, (1, 1)), (32, (3, 3)), (32, (1, 1))]
 
 
-ON_TOKENS = {"layer_norm"}  # layer types sampled on 5 tokens of 6 features
+ON_TOKENS = {"layer_norm", "multihead_attention", "class_token", "position_embedding", "select_token"}  # layer types sampled on 5 tokens of 6 features
 SAMPLE_FIELDS = {"dims": [1, 2, 0], "shape": [24, -1]}
 
 

@@ -269,7 +269,7 @@ class _Sums:
             counts = self.add(counts, quantities.merge_counts(merge, shapes, out))
             peak = liveness.merge_peak(merge, held_input, [(p.peak, p.returns_input,
                                                             math.prod(p.output_shape) * FP32_BYTES) for p in parts],
-                                       math.prod(out) * FP32_BYTES)
+                                       merge.combining_values(shapes, out) * FP32_BYTES)
         sums = self.sums[node.path] = _new(NodeSums, (shape, out, counts, *peak))
         return sums
 

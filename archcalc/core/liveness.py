@@ -8,8 +8,8 @@ statistics of layer norm, the temporaries of LRN); layers that return their inpu
 (`returns_input`: flatten, dropout, identity) hold nothing. A sequence drops a tensor when
 the next layer has returned, and its own input is held by its caller until it ends. A merge
 holds its input while every branch runs, then the branch outputs while it combines them
-into a new tensor (`MergeType.partial_results`: an add of k branches keeps two partial sums
-from the third on).
+into a new tensor (`MergeType.combining_values`: an add of k branches keeps two partial sums
+from the third on; an attention merge its scores).
 """
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def _peak(node: Node, sums: Mapping[str, Any], size: int) -> tuple[int, bool]:
     if node.kind == "sequence":
         return sequence_peak(held_input, [_peak(child, sums, size) for child in node.children])
     branches = [(*_peak(child, sums, size), math.prod(sums[child.path].output_shape) * size) for child in node.children]
-    return merge_peak(MERGES[node.kind], held_input, branches, math.prod(own.output_shape) * size)
+    merge = MERGES[node.kind]
+    shapes = [sums[child.path].output_shape for child in node.children]
+    return merge_peak(merge, held_input, branches, merge.combining_values(shapes, own.output_shape) * size)
 
 
 # The rules: each gives a node's peak (its input included) and whether its output is its input's own memory.
@@ -57,11 +59,12 @@ def sequence_peak(held_input: int, parts: Iterable[tuple[int, bool]]) -> tuple[i
     return top, alias
 
 
-def merge_peak(merge: MergeType, held_input: int, parts: list[tuple[int, bool, int]], out: int) -> tuple[int, bool]:
-    """`parts`: each branch's (peak, returns its input, output bytes); `out`: the merged tensor's bytes, of
-    which the merge holds `partial_results` at once."""
+def merge_peak(merge: MergeType, held_input: int, parts: list[tuple[int, bool, int]], combining: int) -> tuple[int, bool]:
+    """`parts`: each branch's (peak, returns its input, output bytes); `combining`: the bytes the merge holds at
+    once while it combines them (`MergeType.combining_values`: `partial_results` tensors of the output's size, or
+    an attention's scores)."""
     top, held = held_input, 0
     for peak, alias, branch_out in parts:
         top = max(top, held + peak)
         held += 0 if alias else branch_out
-    return max(top, held_input + held + merge.partial_results(len(parts)) * out), False
+    return max(top, held_input + held + combining), False

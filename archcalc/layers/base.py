@@ -61,6 +61,9 @@ class LayerType:
     # What the layer is, for figures and counts: conv, linear, pool, norm, activation, regularisation or shape.
     kind: ClassVar[str] = "shape"
     weight_layer: ClassVar[bool] = False  # counted in "weight layers" and in a network's depth
+    # What verify compares its count with: "fvcore" (fvcore_flops against fvcore's count of its module) or
+    # "torch" (macs against torch's FlopCounterMode, halved: for ops fvcore has no handle for, as attention).
+    counted_by: ClassVar[str] = "fvcore"
 
     def biases(self, a: Attrs) -> int:
         """The bias values among the parameters (the lectures count weights and biases apart)."""

@@ -191,6 +191,17 @@ class LayerNorm(_Norm):
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().LayerNorm(shape[-1], eps=a["eps"], elementwise_affine=a["affine"], bias=a["affine"])
 
+    torch_modules = ("LayerNorm",)  # asked after layer_norm2d, which takes LayerNorm on a channels-last image
+
+    def import_fields(self, op: Any) -> dict | None:
+        a = op.attrs
+        if op.origin != "module" or op.channels_last or layout.layout_of(op.input) == layout.IMAGE:
+            return None
+        affine = a["elementwise_affine"] and a["bias"] is not None
+        if tuple(a["normalized_shape"]) != (op.input[-1],) or a["elementwise_affine"] != affine:
+            return None
+        return {"eps": a["eps"], **({} if affine else {"affine": False})}
+
 
 @register
 class GroupNorm(LayerType):

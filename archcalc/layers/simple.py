@@ -178,8 +178,14 @@ class Flatten(LayerType):
 
     def import_fields(self, op: Any) -> dict | None:
         """Flatten from dimension 1 on, or a view / reshape to one flat dimension per image."""
-        if op.target in ("Flatten", "flatten") and op.origin != "onnx":
-            return {} if op.attrs.get("start_dim", 0 if op.origin == "call" else 1) == 1 and op.attrs.get("end_dim", -1) == -1 else None
+        if op.target == "Flatten" and op.origin == "module":  # nn.Flatten(start_dim, end_dim)
+            start, end = op.attrs["start_dim"], op.attrs["end_dim"]
+            if start < 1 or not (end == -1 or end >= start):
+                return None
+            fields = {"start": start - 1, "end": end - 1 if end > 0 else end}
+            return {k: v for k, v in fields.items() if v != {"start": 0, "end": -1}[k]}
+        if op.target == "flatten" and op.origin != "onnx":
+            return {} if op.attrs.get("start_dim", 0) == 1 and op.attrs.get("end_dim", -1) == -1 else None
         if op.target == "Flatten":
             return {} if op.attrs.get("axis", 1) == 1 else None
         return {} if op.output is not None and len(op.output) == 1 else None
@@ -250,6 +256,11 @@ class Permute(LayerType):
     def torch_module(self, a: Attrs, shape: Shape):
         return _torch_classes()[0](a["dims"])
 
+    torch_modules = ("AxesPermute",)  # the module torch_module builds (permute calls are folded by the importers)
+
+    def import_fields(self, op: Any) -> dict | None:
+        return {"dims": list(op.attrs["dims"])} if op.origin == "module" else None
+
 
 @register
 class Reshape(LayerType):
@@ -286,13 +297,18 @@ class Reshape(LayerType):
     def torch_module(self, a: Attrs, shape: Shape):
         return _torch_classes()[1](a["shape"])
 
+    torch_modules = ("AxesReshape",)
+
+    def import_fields(self, op: Any) -> dict | None:
+        return {"shape": list(op.attrs["shape"])} if op.origin == "module" else None
+
 
 @functools.cache
 def _torch_classes():
     """The modules of permute and reshape, the batch axis kept in front."""
     nn = torch_nn()
 
-    class Permute(nn.Module):
+    class AxesPermute(nn.Module):
         def __init__(self, dims):
             super().__init__()
             self.dims = tuple(dims)
@@ -303,7 +319,7 @@ def _torch_classes():
         def extra_repr(self) -> str:
             return f"dims={list(self.dims)}"
 
-    class Reshape(nn.Module):
+    class AxesReshape(nn.Module):
         def __init__(self, shape):
             super().__init__()
             self.shape = tuple(shape)
@@ -314,20 +330,31 @@ def _torch_classes():
         def extra_repr(self) -> str:
             return f"shape={list(self.shape)}"
 
-    return Permute, Reshape
+    return AxesPermute, AxesReshape
 
 
 @register
 class Softmax(LayerType):
     name = "softmax"
     kind = "activation"
-    doc = "Softmax over the channels/features (a new tensor; no MACs, fvcore counts 0)."
+    doc = ("Softmax over one axis (`axis`, the batch left out: 0 is an image's channels, -1 the last axis; a new "
+           "tensor; no MACs, fvcore counts 0). Over the features of a position (an image's channels, a grid's or "
+           "a token's last axis) the field stays; over anything else every output sees the whole input.")
+    fields = {"axis": Field(Integer(), 0, "the axis, the batch left out (negative from the end)")}
+
+    def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
+        axis_index(self.name, "axis", a["axis"], len(shape))
+        return shape
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        return GLOBAL_RF if len(shape) == 1 else rf
+        features = {layout.IMAGE: 0, layout.GRID: 2, layout.TOKENS: 1}.get(layout.layout_of(shape))
+        return rf if features == a["axis"] % len(shape) else GLOBAL_RF
+
+    def label(self, a: Attrs) -> str:
+        return "softmax" if a["axis"] == 0 else f"softmax axis {a['axis']}"
 
     def torch_module(self, a: Attrs, shape: Shape):
-        return torch_nn().Softmax(dim=1)
+        return torch_nn().Softmax(dim=a["axis"] + 1 if a["axis"] >= 0 else a["axis"])
 
     torch_modules = ("Softmax",)
     torch_functions = ("softmax",)
@@ -335,4 +362,10 @@ class Softmax(LayerType):
 
     def import_fields(self, op: Any) -> dict | None:
         dim = op.attrs.get("axis", -1) if op.origin == "onnx" else op.attrs.get("dim")
-        return {} if dim is not None and dim % (len(op.input) + 1) == 1 else None
+        if dim is None:
+            return None
+        rank = len(op.input) + 1
+        if not -rank <= dim < rank or dim % rank == 0:
+            return None  # (over the batch: not a layer of one image)
+        axis = dim % rank - 1
+        return {} if axis == 0 else {"axis": axis}
