@@ -1,8 +1,9 @@
 """Attention within windows of a feature map, and patch merging (Swin v1/v2, MaxViT).
 
 `window_attention` is multi-head self-attention among the positions of each window of a
-map, channels first (C, H, W) or channels last (H, W, C, torchvision's Swin layout), with a relative position bias: Swin's windows (shifted every other block,
-the map padded at the bottom/right to whole windows, as torchvision does), Swin v2's cosine
+map, channels first (C, H, W) or channels last (H, W, C, torchvision's Swin layout), with a
+relative position bias: Swin's windows (shifted every other block, the map padded at the
+bottom/right to whole windows, as torchvision does), Swin v2's cosine
 attention with a learned logit scale and its continuous position bias MLP, and MaxViT's
 block attention (windows without a shift) and grid attention (`grid`: the positions at the
 same place of each of window x window equal blocks attend to each other).
@@ -10,7 +11,7 @@ same place of each of window x window equal blocks attend to each other).
 MACs follow torchvision's published `_ops` (what torch's FlopCounterMode counts, halved):
 the q/k/v and output projections over every padded position, the two attention matmuls
 (q·kᵀ and attn·v, N x N x C per window each), and Swin v2's position bias MLP once per image
-(torchvision runs it once per batch: at batch B, B - 1 times fewer);
+(torchvision runs it once per batch: at batch B that is (B - 1) x its MACs fewer);
 softmax, the bias, the mask, the scale, the normalisation and the rolls are not counted.
 """
 from __future__ import annotations
@@ -76,7 +77,7 @@ class WindowAttention(LayerType):
     weight_layer = True
     field_depends_on_size = True  # the shift is dropped, and grid attention spans the map, by the map's size
     doc = (
-        "Multi-head self-attention within windows of a CxHxW map, with a relative position bias: Swin's "
+        "Multi-head self-attention within windows of an image or a channels-last grid, with a relative position bias: Swin's "
         "(shifted) windows, the map padded to whole windows; Swin v2's cosine attention, logit scale and "
         "position bias MLP (`v2`); MaxViT's block and grid (`grid`) attention. Params: q/k/v and output "
         "projections, the bias table (v1) or the logit scale and the MLP (v2). MACs: the projections over "
