@@ -232,6 +232,9 @@ class Choice(Kind):
             raise SpecError(f"{where}: {given} is not {self.expected}{hint}")
         return value
 
+    def literal(self, raw: Any, where: str, owner: str = "") -> Any:
+        return raw if isinstance(raw, str) and raw in self.values else None
+
     def schema(self) -> dict:
         return {"enum": list(self.values)}
 
@@ -319,6 +322,33 @@ class Shape(Kind):
         return [[3, 8, 8], [16]], [[], [1, 3, 8, 8], [0, 8, 8], "3x8x8"]
 
 
+class Ints(Kind):
+    """A list of integers (axes, sizes), each at least `minimum`; normalised to a tuple."""
+
+    def __init__(self, minimum: int = 0, what: str = "integers"):
+        self.item = Integer(minimum)
+        self.expected = f"a list of {what}"
+
+    def check(self, value: Any, where: str) -> tuple[int, ...]:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise kind_error(where, self.expected, value)
+        out = []
+        for v in value:
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            if not is_integer(v):
+                raise kind_error(where, self.expected, value)
+            out.append(self.item.check(v, where))
+        return tuple(out)
+
+    def schema(self) -> dict:
+        return {"type": "array", "items": {"anyOf": [self.item.schema(), EXPR]}, "minItems": 1}
+
+    def examples(self) -> tuple[list, list]:
+        low = self.item.bounds.minimum or 0
+        return [[low + 1, low], [low + 2]], [[], low + 1, [low - 1], [1.5], "0,1"]
+
+
 class Object(Kind):
     expected = "an object"
 
@@ -369,7 +399,8 @@ class Table(Kind):
         return [[[0, 1], [1]]], [[], [[]], [[0, 0]], [[-1]], [1, 2], "0,1"]
 
 
-KINDS_BY_NAME = {"int": Integer, "number": Number, "bool": Boolean, "pair": Pair, "padding": Padding, "table": Table}
+KINDS_BY_NAME = {"int": Integer, "number": Number, "bool": Boolean, "pair": Pair, "padding": Padding, "table": Table,
+                 "ints": Ints}
 
 
 def by_name(name: str, minimum: float | None = None) -> Kind:

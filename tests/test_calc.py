@@ -199,3 +199,61 @@ def test_add_broadcasts_as_torch_does():
     assert rows["res2.add"].allocated == 8 * 5 * 14
     # input, res's conv, res2's conv, res2's sum, the pool, the context conv, the head (4x3x12)
     assert analysis.totals.activations == 560 + 70 + 70 + 560 + 8 + 8 + 4 * 3 * 12
+
+
+# ---- products of activations: attention written by hand -----------------------------------------
+
+def heads_of(width: int, heads: int) -> list[dict]:
+    """A projection of the tokens split into heads first: (L, D) -> (h, L, d)."""
+    return [{"type": "linear", "out": width}, {"type": "reshape", "shape": [-1, heads, width // heads]},
+            {"type": "permute", "dims": [1, 0, 2]}]
+
+
+def attention_by_hand(tokens: int, width: int, heads: int, fused: bool) -> dict:
+    """Self-attention with matmul merges (Q·Kᵀ, softmax, A·V) or one scaled_dot_product_attention merge."""
+    q, k, v = (heads_of(width, heads) for _ in range(3))
+    if fused:
+        attention = {"name": "attn", "type": "scaled_dot_product_attention", "branches": [q, k, v]}
+    else:
+        scores = {"name": "scores", "type": "matmul", "branches": [q, k + [{"type": "permute", "dims": [0, 2, 1]}]]}
+        attention = {"name": "attn", "type": "matmul", "branches": [[scores, {"type": "softmax", "axis": -1}], v]}
+    return {"input": [tokens, width], "layers": [
+        attention, {"type": "permute", "dims": [1, 0, 2]}, {"type": "reshape", "shape": [tokens, width]},
+        {"name": "out", "type": "linear", "out": width}]}
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_attention_by_hand_at_vit_b_16_size(fused):
+    # L = 197, D = 768, h = 12, d = 64: the projections 4 x 197 x 768 x 768, Q·Kᵀ and A·V 12 x 197 x 197 x 64 each
+    from archcalc.core.spec import resolve
+
+    analysis = analyze(resolve(attention_by_hand(197, 768, 12, fused), "t", "t.json"))
+    assert analysis.output_shape == (197, 768)
+    assert analysis.totals.macs == 4 * 197 * 768 * 768 + 2 * 12 * 197 * 197 * 64 == 524_391_936
+    assert analysis.totals.params == 4 * (768 * 768 + 768)
+    rows = {row.path: row for row in analysis.rows}
+    if fused:
+        assert rows["attn.scaled_dot_product_attention"].output_shape == (12, 197, 64)
+        assert rows["attn.scaled_dot_product_attention"].macs == 2 * 12 * 197 * 197 * 64
+        assert analysis.totals.fvcore_flops == 4 * 197 * 768 * 768  # fvcore: no handle for it
+    else:
+        assert rows["attn.0.scores.matmul"].output_shape == (12, 197, 197)  # the attention matrices
+        assert rows["attn.0.scores.matmul"].macs == rows["attn.matmul"].macs == 12 * 197 * 197 * 64
+        assert analysis.totals.fvcore_flops == analysis.totals.macs  # fvcore's matmul handle counts them
+    assert rows["out"].rf.size is None  # global after attention
+
+
+def test_products_of_activations_refuse_what_torch_refuses():
+    from archcalc.core.spec import resolve
+
+    def run(merge: str, branches: list) -> None:
+        analyze(resolve({"input": [5, 8], "layers": [{"type": merge, "branches": branches}]}, "t", "t.json"))
+
+    with pytest.raises(SpecError, match=r"matmul needs the last axis of the first \(5x8\) to be the second-last"):
+        run("matmul", [[], []])
+    with pytest.raises(SpecError, match="matmul multiplies two branches, got 3"):
+        run("matmul", [[], [], []])
+    with pytest.raises(SpecError, match="scaled_dot_product_attention takes three branches"):
+        run("scaled_dot_product_attention", [[], []])
+    with pytest.raises(SpecError, match="q and k of one width"):
+        run("scaled_dot_product_attention", [[], [{"type": "linear", "out": 4}], []])

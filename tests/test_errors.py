@@ -64,12 +64,19 @@ MESSAGES = {
         "up (conv_transpose2d, $.layers[0]): output size (1 - 1)*1 - 2*1 + 1*(1 - 1) + 0 + 1 = -1 "
         "is below 1 along H (input 3x1x1)"
     ),
+    "window_attention_heads": "attn (window_attention, $.layers[0]): heads=5 must divide the channels (96) (input 96x56x56)",
+    "grid_attention_not_dividing": (
+        "grid (window_attention, $.layers[0]): grid attention needs the map 28x28 to be a multiple of the grid 8x8 "
+        "(input 64x28x28)"
+    ),
     "concat_size_mismatch": "mix (concat, $.layers[0]): concat needs equal sizes apart from the channels, got 4x6x6, 4x8x8",
     "add_channel_mismatch": "res (add, $.layers[0]): add cannot broadcast 8x8x8, 3x8x8",
     "groups_do_not_divide": (
         "dw (conv2d, $.layers[0]): groups=2 must divide both the input channels (3) and the output channels (4)"
     ),
-    "linear_unflattened": "fc (linear, $.layers[1]): linear needs a flat input (add a flatten before it) (input 4x6x6)",
+    "linear_unflattened": ("fc (linear, $.layers[1]): linear needs a flat vector, a token sequence LxD, a channels-last grid "
+                           "HxWxC or a tensor, got an image CxHxW 4x6x6 (add a flatten before it, or permute to channels "
+                           "last)"),
     "repeat_text_not_quoted": (
         "$.layers[0].repeat: cannot parse expression '5b': invalid decimal literal "
         "(text is quoted inside the string: \"'5b'\")"

@@ -89,6 +89,8 @@ def _layer_doc(layer: dict) -> dict:
 MINIMAL = {name: {"type": name, **{k: (8 if k == "out" else 1) for k, f in lt.fields.items()
                                    if f.default is REQUIRED}} for name, lt in REGISTRY.items()}
 MINIMAL["linear"] = None  # needs a flat input: tested through the flat document below
+MINIMAL["permute"] = {"type": "permute", "dims": [1, 2, 0]}  # a list: the rule above gives 1
+MINIMAL["reshape"] = {"type": "reshape", "shape": [8, 256]}
 
 
 def _is_expression(kind, text: str) -> bool:

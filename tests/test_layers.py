@@ -328,6 +328,176 @@ def test_softmax_allocates():
     assert row.allocated == 1000 and row.params == 0
 
 
+# ---- layouts: tokens, channels-last grids, permute, reshape, flatten over axes ------------
+
+def test_patch_embedding_flatten_and_transpose_make_tokens():
+    # ViT-B/16's stem at 224: conv 16x16/16 to 768x14x14, flatten(2) to 768x196, transpose to 196x768
+    analysis = run([{"name": "proj", "type": "conv2d", "out": 768, "kernel": 16, "stride": 16},
+                    {"name": "flat", "type": "flatten", "start": 1},
+                    {"name": "tokens", "type": "permute", "dims": [1, 0]}], [3, 224, 224])
+    assert analysis.row("flat").output_shape == (768, 14 * 14)
+    assert analysis.row("flat").allocated == 0  # a view
+    tokens = analysis.row("tokens")
+    assert tokens.output_shape == (196, 768)
+    assert tokens.allocated == 196 * 768  # the builder makes the permuted tensor contiguous
+    assert (tokens.params, tokens.macs) == (0, 0)
+    assert tokens.rf.label() == "16"  # each token keeps the field of its patch
+
+
+def test_permute_to_channels_last_and_back():
+    analysis = run([{"name": "hwc", "type": "permute", "dims": [1, 2, 0]},
+                    {"name": "fc", "type": "linear", "out": 6},
+                    {"name": "chw", "type": "permute", "dims": [2, 0, 1]},
+                    {"name": "conv", "type": "conv2d", "out": 2, "kernel": 3}], [4, 5, 7])
+    assert analysis.row("hwc").output_shape == (5, 7, 4)
+    assert analysis.row("fc").output_shape == (5, 7, 6)
+    assert analysis.row("chw").output_shape == (6, 5, 7)
+    assert analysis.row("conv").output_shape == (2, 3, 5)
+    assert analysis.row("fc").rf.label() == "1"  # position by position
+    assert analysis.row("conv").rf.label() == "3"
+
+
+def test_a_channels_last_grid_is_refused_by_an_image_layer():
+    with pytest.raises(SpecError, match="conv2d needs an image CxHxW, got a channels-last grid HxWxC 5x7x4"):
+        run([{"type": "permute", "dims": [1, 2, 0]}, {"type": "conv2d", "out": 2, "kernel": 3}], [4, 5, 7])
+
+
+def test_permute_that_transposes_h_and_w_swaps_the_field():
+    analysis = run([{"type": "conv2d", "out": 1, "kernel": [3, 1]},
+                    {"name": "t", "type": "permute", "dims": [0, 2, 1]}], [1, 9, 9])
+    assert analysis.row("t").output_shape == (1, 9, 7)
+    assert analysis.row("t").rf.size == (1, 3)
+
+
+def test_permute_needs_an_order_of_the_axes():
+    with pytest.raises(SpecError, match=r"permute dims \[0, 1\] is not an order of the 3 axes"):
+        one({"type": "permute", "dims": [0, 1]}, [4, 5, 7])
+
+
+def test_reshape_to_heads_and_back():
+    # 197 tokens of 768 features as 12 heads of 64: (197, 12, 64), then heads first (12, 197, 64)
+    analysis = run([{"name": "split", "type": "reshape", "shape": [197, 12, -1]},
+                    {"name": "heads", "type": "permute", "dims": [1, 0, 2]},
+                    {"name": "back", "type": "permute", "dims": [1, 0, 2]},
+                    {"name": "join", "type": "reshape", "shape": [197, 768]}], [197, 768])
+    assert analysis.row("split").output_shape == (197, 12, 64)
+    assert analysis.row("split").allocated == 0
+    assert analysis.row("heads").output_shape == (12, 197, 64)
+    assert analysis.row("join").output_shape == (197, 768)
+    with pytest.raises(SpecError, match="conv2d needs an image CxHxW, got a tensor 197x12x64"):
+        run([{"type": "reshape", "shape": [197, 12, 64]}, {"type": "conv2d", "out": 2, "kernel": 1}], [197, 768])
+
+
+def test_reshape_names_a_grid():
+    analysis = run([{"name": "grid", "type": "reshape", "shape": [14, 14, 768], "layout": "grid"},
+                    {"name": "chw", "type": "permute", "dims": [2, 0, 1]}], [196, 768])
+    assert analysis.row("chw").output_shape == (768, 14, 14)
+
+
+def test_reshape_must_hold_every_value():
+    with pytest.raises(SpecError, match="reshape to \\[5, -1\\] does not hold the 12 values"):
+        one({"type": "reshape", "shape": [5, -1]}, [3, 4])
+
+
+def test_flatten_over_axes_needs_them_in_order():
+    assert one({"type": "flatten", "start": 0, "end": 1}, [4, 5, 6]).output_shape == (20, 6)
+    with pytest.raises(SpecError, match="flatten start 2 comes after end 1"):
+        one({"type": "flatten", "start": 2, "end": 1}, [4, 5, 6])
+    with pytest.raises(SpecError, match="flatten start 3 is not an axis"):
+        one({"type": "flatten", "start": 3}, [4, 5, 6])
+
+
+def test_linear_over_the_last_axis_of_tokens():
+    # ViT-B/16's MLP: 197 tokens, 768 -> 3072
+    row = one({"type": "linear", "out": 3072}, [197, 768])
+    assert row.output_shape == (197, 3072)
+    assert row.params == 768 * 3072 + 3072 == 2_362_368
+    assert row.macs == 197 * 768 * 3072 == 464_781_312
+    assert row.fvcore_flops == row.macs  # fvcore's linear handle: input elements x out features
+    assert row.rf.label() == "1"  # each token by itself
+
+
+def test_linear_refuses_an_image():
+    with pytest.raises(SpecError, match="linear needs a flat vector, a token sequence LxD, a channels-last grid "
+                                        "HxWxC or a tensor, got an image CxHxW 4x6x6"):
+        one({"type": "linear", "out": 3}, [4, 6, 6])
+
+
+def test_layer_norm_over_the_last_axis():
+    row = one({"type": "layer_norm", "eps": 1e-6}, [197, 768])
+    assert row.output_shape == (197, 768)
+    assert row.params == 2 * 768 == 1536
+    assert row.macs == 0
+    assert row.fvcore_flops == 5 * 197 * 768  # fvcore's norm handle: 5 per element with affine
+    assert one({"type": "layer_norm", "affine": False}, [197, 768]).fvcore_flops == 4 * 197 * 768
+    assert one({"type": "layer_norm", "affine": False}, [197, 768]).params == 0
+    with pytest.raises(SpecError, match="layer_norm needs .* got an image CxHxW 4x6x6 \\(layer_norm2d normalises"):
+        one({"type": "layer_norm"}, [4, 6, 6])
+
+
+# ---- attention and the token layers --------------------------------------------------------
+
+def test_multihead_attention_at_vit_b_16_size():
+    # L = 197 tokens, D = 768, h = 12 heads of d = 64
+    row = one({"type": "multihead_attention", "heads": 12}, [197, 768])
+    assert row.output_shape == (197, 768)
+    # q, k, v and output projections: 4 x 768 x 768 weights, 4 x 768 biases
+    assert row.params == 4 * 768 * 768 + 4 * 768 == 2_362_368
+    projections = 4 * 197 * 768 * 768  # each of the 197 tokens through four 768 x 768 matrices
+    scores = 12 * 197 * 197 * 64  # Q·Kᵀ: per head a 197 x 64 by 64 x 197 product
+    weighted = 12 * 197 * 197 * 64  # A·V: per head a 197 x 197 by 197 x 64 product
+    assert projections == 464_781_312 and scores == weighted == 29_805_312
+    assert row.macs == projections + scores + weighted == 524_391_936
+    assert row.fvcore_flops == projections  # fvcore: its linear handle; no handle for scaled_dot_product_attention
+    assert row.rf.size is None  # every token sees every token: global
+    assert row.allocated == 197 * 768
+
+
+def test_multihead_attention_without_bias_and_refusals():
+    assert one({"type": "multihead_attention", "heads": 2, "bias": False}, [5, 8]).params == 4 * 8 * 8
+    with pytest.raises(SpecError, match="3 heads do not divide the 8 features"):
+        one({"type": "multihead_attention", "heads": 3}, [5, 8])
+    with pytest.raises(SpecError, match="multihead_attention needs a token sequence LxD, got an image CxHxW 8x4x4"):
+        one({"type": "multihead_attention", "heads": 2}, [8, 4, 4])
+
+
+def test_multihead_attention_peak_holds_the_attention_matrices():
+    # 65 tokens of 16 features, 4 heads: n = L·D = 1040, A = h·L·L = 16,900. On torch's math path the layer holds
+    # at most max(6n, 4n + 2A, 5n + A) = 4n + 2A values beside its input: the scores and their softmax.
+    analysis = run([{"type": "multihead_attention", "heads": 4}], [65, 16])
+    n, scores = 65 * 16, 4 * 65 * 65
+    assert analysis.peak_activation_bytes == (n + 4 * n + 2 * scores) * 4
+
+
+def test_class_token_position_embedding_and_token_selection():
+    analysis = run([{"name": "cls", "type": "class_token"}, {"name": "pos", "type": "position_embedding"},
+                    {"name": "first", "type": "select_token"}], [196, 768])
+    cls, pos, first = analysis.row("cls"), analysis.row("pos"), analysis.row("first")
+    assert (cls.output_shape, cls.params, cls.allocated) == ((197, 768), 768, 197 * 768)
+    assert (pos.output_shape, pos.params, pos.macs) == ((197, 768), 197 * 768, 0)
+    assert (first.output_shape, first.params, first.allocated) == ((768,), 0, 0)  # x[:, 0]: a view
+    with pytest.raises(SpecError, match="token 5 is not one of the 5 tokens"):
+        one({"type": "select_token", "index": 5}, [5, 8])
+
+
+def test_mean_over_tokens_and_over_a_grid():
+    assert one({"type": "mean"}, [197, 768]).output_shape == (768,)
+    assert one({"type": "mean", "keepdim": True}, [197, 768]).output_shape == (1, 768)
+    grid = run([{"type": "permute", "dims": [1, 2, 0]}, {"name": "m", "type": "mean"}], [96, 7, 7]).row("m")
+    assert grid.output_shape == (96,) and grid.rf.size is None
+
+
+def test_softmax_over_an_axis():
+    # over each token's features: the field stays; over the keys of attention scores (h, L, L): global
+    tokens = run([{"type": "conv2d", "out": 4, "kernel": 2, "stride": 2}, {"type": "flatten", "start": 1},
+                  {"type": "permute", "dims": [1, 0]}, {"name": "s", "type": "softmax", "axis": -1}], [1, 4, 4]).row("s")
+    assert tokens.output_shape == (4, 4) and tokens.rf.label() == "2"
+    scores = one({"type": "softmax", "axis": -1}, [2, 5, 5])  # an image's last axis: W
+    assert scores.rf.size is None and scores.allocated == 50
+    with pytest.raises(SpecError, match="softmax axis 3 is not an axis of a 3-axis shape"):
+        one({"type": "softmax", "axis": 3}, [2, 5, 5])
+
+
 # ---- normalisation -----------------------------------------------------------------
 
 def test_batch_norm2d():
@@ -529,3 +699,97 @@ def test_shufflenet_unit_params_and_macs_written_out():
     assert unit.macs == 28 * 28 * (58 * 58 + 58 * 9 + 58 * 58) == 5_684_000
     # allocated: three convs and three BNs of 58x28x28, the concatenation and the shuffle of 116x28x28
     assert unit.activations == 6 * 58 * 28 * 28 + 2 * 116 * 28 * 28 == 454_720
+
+
+# ---- window attention and patch merging (Swin, MaxViT) ----------------------------------
+
+def test_window_attention_with_a_shift_and_padding():
+    # 8x10x9, 2 heads, 4x4 windows shifted by 2: the map is padded to 12x12 (ceil(10/4) = ceil(9/4) = 3
+    # windows a side), 9 windows of N = 16 positions; the shift stays (a window is smaller than the map).
+    row = one({"type": "window_attention", "heads": 2, "window": 4, "shift": 2}, [8, 10, 9])
+    assert row.output_shape == (8, 10, 9)
+    # q/k/v 8x24 + 24, output 8x8 + 8, bias table (2*4-1)^2 offsets x 2 heads
+    assert row.params == 8 * 24 + 24 + 8 * 8 + 8 + 7 * 7 * 2 == 386
+    # every padded position (144) through q/k/v (8x24) and the output (8x8); q.kT and attn.v: 16x16x8 per window each
+    assert row.macs == 144 * 8 * 24 + 144 * 8 * 8 + 2 * 9 * 16 * 16 * 8 == 73_728
+    assert row.fvcore_flops == row.macs
+    assert row.allocated == 8 * 10 * 9 + 9 * 2 * 16 * 16 == 5_328  # the output and the attention matrices
+    assert row.rf.size == (4, 4)  # each output sees its window (from the input's 1x1 field)
+
+
+def test_window_attention_drops_the_shift_where_a_window_covers_the_map():
+    # 8x4x12, window 4, shift 2: along H one window covers the (unpadded) map, so no shift there; along W three
+    # windows, shifted. Fields: H one window of 4; W the windows starting at 2, 6, 10: also 4 wide.
+    analysis = run([{"name": "x", "type": "window_attention", "heads": 1, "window": 4, "shift": 2}], [8, 4, 12])
+    row = analysis.row("x")
+    assert row.macs == 48 * 4 * 64 + 2 * 3 * 16 * 16 * 8 == 24_576
+    assert row.rf.size == (4, 4)
+    from archcalc.layers.window import windows
+
+    assert windows(analysis.network.root.children[0].attrs, (8, 4, 12)).shift == (0, 2)
+
+
+def test_window_attention_fields_grow_with_the_shifted_windows():
+    # Two blocks of 4x4 windows, the second shifted by 2: an output of the second reads the window [2, 6) of the
+    # first's outputs, which read [0, 4) and [4, 8): a field of 8 input pixels.
+    plain = {"type": "window_attention", "heads": 1, "window": 4}
+    assert rf([plain], 16).size == (4, 4)
+    assert rf([plain, dict(plain, shift=2)], 16).size == (8, 8)
+    assert rf([plain, plain], 16).size == (4, 4)  # the same windows again add nothing
+    # after a 2x2/2 convolution (field 2, jump 2) the windows are 4 positions, 8 pixels: 2 + (4 - 1) x 2
+    assert rf([conv(2, 2), plain], 16).size == (8, 8)
+
+
+def test_window_attention_v2_counts_the_logit_scale_and_the_position_mlp():
+    # v2: no bias table; a logit scale per head, and the MLP 2 -> 16 (bias) -> 2 heads (no bias), run once on
+    # the 7x7 table of offsets: 49 x (2 x 16 + 16 x 2) MACs.
+    row = one({"type": "window_attention", "heads": 2, "window": 4, "shift": 2, "v2": True, "mlp_hidden": 16},
+              [8, 10, 9])
+    assert row.params == 8 * 24 + 24 + 8 * 8 + 8 + 2 + (2 * 16 + 16) + 16 * 2 == 370
+    assert row.macs == 73_728 + 49 * (2 * 16 + 16 * 2) == 76_864
+
+
+def test_grid_attention_groups_positions_spread_over_the_map():
+    # 8x6x9, grid 3x3: positions k*P + r with P = 2 (H) and 3 (W): 2x3 = 6 groups of 9 positions, the whole map
+    row = one({"type": "window_attention", "heads": 2, "window": 3, "grid": True}, [8, 6, 9])
+    assert row.params == 8 * 24 + 24 + 8 * 8 + 8 + 5 * 5 * 2 == 338
+    assert row.macs == 54 * 8 * 32 + 2 * 6 * 9 * 9 * 8 == 21_600
+    assert row.rf.size is None  # global
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    ({"heads": 3, "window": 4}, [8, 8, 8], "heads=3 must divide the channels (8)"),
+    ({"heads": 2, "window": 4, "shift": 4}, [8, 8, 8], "shift 4x4 must be smaller than the window 4x4"),
+    ({"heads": 2, "window": 3, "grid": True}, [8, 8, 9], "grid attention needs the map 8x9 to be a multiple"),
+    ({"heads": 2, "window": 3, "grid": True, "shift": 1}, [8, 9, 9], "grid attention takes no shift"),
+])
+def test_window_attention_refuses_what_torchvision_cannot_run(layer, shape, message):
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        one({"type": "window_attention", **layer}, shape)
+
+
+def test_patch_merging_v1_and_v2():
+    # 8x5x7 padded to 6x8: 3x4 blocks of 2x2 -> 4C = 32 channels, reduced to 2C = 16 without bias.
+    row = one({"type": "patch_merging"}, [8, 5, 7])
+    assert row.output_shape == (16, 3, 4)
+    assert row.params == 32 * 16 + 2 * 32 == 576  # layer norm over 4C before the reduction
+    assert row.macs == 3 * 4 * 32 * 16 == 6_144
+    assert row.fvcore_flops == 6_144 + 5 * 12 * 32 == 8_064  # and 5 per normalised value
+    assert row.rf.size == (2, 2)
+    after = one({"type": "patch_merging", "norm_after": True}, [8, 5, 7])
+    assert after.params == 32 * 16 + 2 * 16 == 544  # layer norm over 2C after it (v2)
+    assert after.fvcore_flops == 6_144 + 5 * 12 * 16
+
+
+def test_window_attention_and_patch_merging_on_a_channels_last_grid():
+    # The same layers on the grid 10x9x8 (HxWxC, torchvision's Swin layout): the same counts as on 8x10x9.
+    grid = [{"type": "permute", "dims": [1, 2, 0]}]
+    attn = run([*grid, {"name": "x", "type": "window_attention", "heads": 2, "window": 4, "shift": 2}], [8, 10, 9]).row("x")
+    assert attn.output_shape == (10, 9, 8)
+    assert (attn.params, attn.macs, attn.allocated) == (386, 73_728, 5_328)
+    assert attn.rf.size == (4, 4)
+    merge = run([*grid, {"name": "x", "type": "patch_merging"}], [8, 5, 7]).row("x")
+    assert merge.output_shape == (3, 4, 16)  # (ceil(5/2), ceil(7/2), 2C), still channels last
+    assert (merge.params, merge.macs, merge.fvcore_flops) == (576, 6_144, 8_064)
+    with pytest.raises(SpecError, match="window_attention needs an image CxHxW or a channels-last grid HxWxC"):
+        run([{"type": "flatten", "start": 1}, {"type": "window_attention", "heads": 1, "window": 2}], [8, 4, 4])

@@ -75,7 +75,7 @@ def test_linear_norm_and_flatten_workings():
 
 def test_every_layer_type_has_a_kind_and_a_label():
     kinds = {"conv", "pool", "norm", "activation", "linear", "shape", "regularisation"}
-    samples = {"out": 64, "kernel": 3}
+    samples = {"out": 64, "kernel": 3, "dims": (1, 2, 0), "shape": (8, -1), "heads": 3, "window": 7}
     for name, layer in REGISTRY.items():
         attrs = {k: samples.get(k, f.default) for k, f in layer.fields.items()}
         assert layer.kind in kinds, name

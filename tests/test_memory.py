@@ -121,3 +121,74 @@ def test_a_channel_slice_keeps_the_tensor_it_views_alive():
     chain = network([conv(8, 3), {"type": "slice", "stop": 4}, conv(2)], [3, 5, 5])
     assert chain.peak_activation_bytes == max(x + y, x + y + 2 * 25) * F == (x + y + 2 * 25) * F
     assert peak_live_bytes(chain) == chain.peak_activation_bytes
+
+
+def test_window_attention_with_a_shift_and_padding():
+    # 8x10x9, 2 heads, 4x4 windows shifted by 2: padded to 12x12, 9 windows of N = 16. Per image, in values:
+    # the windows T = 144 x 8 = 1,152; q/k/v 3T; the attention matrices A = 9 x 2 x 16 x 16 = 4,608; the
+    # position bias P = 2 x 16 x 16 = 512. The builder's forward: P; the padded map, rolled along H then W, cut
+    # into windows (a copy each, the previous one alive: P + 2T); q/k/v (P + T + 3T); the heads apart (P + 6T);
+    # q.kT (P + 3T + A); softmax (3T + 2A, the worst); attn.v (3T + A + T); ... the output 720 at the end.
+    layers = [{"type": "window_attention", "heads": 2, "window": 4, "shift": 2}]
+    analysis = network(layers, [8, 10, 9])
+    t, a, p = 1_152, 4_608, 512
+    steps = [p, p + t, p + 2 * t, p + 2 * t, p + 2 * t, p + 4 * t, p + 6 * t, p + 3 * t + a, 3 * t + 2 * a]
+    assert max(steps) == 3 * t + 2 * a == 12_672
+    assert analysis.peak_activation_bytes == (720 + 12_672) * F == 53_568  # the input held beside it
+    assert peak_live_bytes(analysis) == peak_live_bytes(analysis, "cpu") == analysis.peak_activation_bytes
+    batched = archcalc.analyze(analysis.network, batch=3)
+    assert peak_live_bytes(batched) == batched.peak_activation_bytes == 3 * 53_568
+
+
+def test_swin_v2_attention_and_patch_merging():
+    # v2 on a 3x3 map (one 4x4 window, padded): the position bias MLP on the 7x7 offsets dominates:
+    # coordinates 49 x 2, hidden 49 x 512 and the table 49 x 2 heads alive at once: 98 + 25,088 + 98.
+    attention = network([{"type": "window_attention", "heads": 2, "window": 4, "shift": 2, "v2": True}], [8, 3, 3])
+    assert attention.peak_activation_bytes == (72 + 98 + 25_088 + 98) * F == 101_424
+    # patch merging 8x5x7 -> 16x3x4: padded 6x8x8 = 384, concatenated 384, normalised 384 + 2 x 12 statistics
+    # (the concatenation alive): 792 values, the worst; then reduced (192), back to CxHxW (192).
+    merging = network([{"type": "patch_merging"}], [8, 5, 7])
+    assert merging.peak_activation_bytes == (280 + 2 * 384 + 24) * F == 4_288
+    for analysis in (attention, merging):
+        assert peak_live_bytes(analysis) == peak_live_bytes(analysis, "cpu") == analysis.peak_activation_bytes
+
+
+def test_patch_embedding_to_normalised_tokens():
+    # 3x32x32 -> conv 8x8/8 to 16x4x4 (e = 256) -> flatten(1) (a view) -> permute to 16 tokens of 16 (a copy, 256)
+    # -> layer_norm (its output 256 and a mean and 1/std per token, 2 x 16) -> linear to 16 x 32 (512).
+    layers = [{"type": "conv2d", "out": 16, "kernel": 8, "stride": 8}, {"type": "flatten", "start": 1},
+              {"type": "permute", "dims": [1, 0]}, {"type": "layer_norm"}, {"type": "linear", "out": 32}]
+    analysis = network(layers, [3, 32, 32])
+    x = 3 * 32 * 32
+    # the conv: x + 256; the permute: x (held by the caller) + 256 (its input, the view of the conv's output) +
+    # 256; the layer norm: x + 256 + 256 + 32; the linear: x + 256 + 512.
+    assert analysis.peak_activation_bytes == (x + 256 + 512) * F
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes
+
+
+def test_window_attention_and_patch_merging_on_a_channels_last_grid():
+    # On the grid 10x9x8 the attention's steps are those on 8x10x9 (the windows are copied from the grid as
+    # from the image's channels-last view); the network's input and its permuted copy are both held beside it.
+    to_grid = {"type": "permute", "dims": [1, 2, 0]}
+    attention = network([to_grid, {"type": "window_attention", "heads": 2, "window": 4, "shift": 2}], [8, 10, 9])
+    assert attention.peak_activation_bytes == (720 + 720 + 12_672) * F
+    # Patch merging (v2) on the grid 5x7x8: padded 6x8x8 (384), concatenated (384): the worst moment, with the
+    # input and the grid (2 x 280); then reduced (192) and normalised (192 + 2 x 12), and no copy back to CxHxW.
+    merging = network([to_grid, {"type": "patch_merging", "norm_after": True}], [8, 5, 7])
+    assert merging.peak_activation_bytes == (2 * 280 + 2 * 384) * F
+    for analysis in (attention, merging):
+        assert peak_live_bytes(analysis) == peak_live_bytes(analysis, "cpu") == analysis.peak_activation_bytes
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_attention_written_by_hand_holds_its_scores(fused):
+    # 40 tokens of 8 features, 2 heads of 4: the scores (2 x 40 x 40 = 3,200 values) dominate the peak
+    from test_calc import attention_by_hand
+
+    analysis = network(attention_by_hand(40, 8, 2, fused)["layers"], [40, 8])
+    scores, n = 2 * 40 * 40, 40 * 8
+    if fused:  # q, k, v and the input held; torch's math kernel: the scaled k, the scores and their softmax
+        assert analysis.peak_activation_bytes == (n + 3 * n + n + 2 * scores) * F
+    else:  # the scores' softmax and its input (the matmul's output) beside the held input
+        assert analysis.peak_activation_bytes == (n + 2 * scores) * F
+    assert peak_live_bytes(analysis) == analysis.peak_activation_bytes

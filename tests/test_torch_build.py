@@ -276,12 +276,17 @@ def test_zoo_modules_match_the_rows_by_type():
         (64, (1, 1)), (96, (1, 1)), (128, (3, 3)), (16, (1, 1)), (32, (3, 3)), (32, (1, 1))]
 
 
+ON_TOKENS = {"layer_norm", "multihead_attention", "class_token", "position_embedding", "select_token"}  # layer types sampled on 5 tokens of 6 features
+SAMPLE_FIELDS = {"dims": [1, 2, 0], "shape": [24, -1]}
+
+
 def _one_layer_spec(name: str) -> dict:
     layer_type = archcalc.layers.REGISTRY[name]
-    required = {key: (4 if key == "out" else 1) for key, f in layer_type.fields.items()
+    required = {key: SAMPLE_FIELDS.get(key, 4 if key == "out" else 1) for key, f in layer_type.fields.items()
                 if f.default is archcalc.layers.base.REQUIRED}
-    flat = layer_type.weight_layer and layer_type.kind == "linear"
-    return {"input": [6] if flat else [4, 6, 6], "layers": [{"name": "x", "type": name, **required}]}
+    flat = layer_type.weight_layer and layer_type.kind == "linear" and name not in ("window_attention", "patch_merging")
+    shape = [6] if flat else [5, 6] if name in ON_TOKENS else [4, 6, 6]
+    return {"input": shape, "layers": [{"name": "x", "type": name, **required}]}
 
 
 @pytest.mark.parametrize("name", sorted(archcalc.layers.REGISTRY))

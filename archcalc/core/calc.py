@@ -236,7 +236,8 @@ class _Sums:
 
     def node(self, node: Node, shape: Shape) -> NodeSums:
         if isinstance(node, Layer):
-            key = (id(node.attrs), node.type, shape)  # equal fields are one mapping (archcalc.core.spec)
+            # equal fields are one mapping (archcalc.core.spec); a shape's class tells its layout apart
+            key = (id(node.attrs), node.type, shape, type(shape))
             known = self.counts.get(key)
             if known is None:  # the entry holds attrs: its id stays its own
                 known = self.counts[key] = (node.attrs, *self.count(node, shape))
@@ -271,7 +272,7 @@ class _Sums:
             counts = self.add(counts, quantities.merge_counts(merge, shapes, out))
             peak = liveness.merge_peak(merge, held_input, [(p.peak, p.returns_input,
                                                             math.prod(p.output_shape) * FP32_BYTES) for p in parts],
-                                       math.prod(out) * FP32_BYTES)
+                                       merge.combining_values(shapes, out) * FP32_BYTES)
         sums = self.sums[node.path] = _new(NodeSums, (shape, out, counts, *peak))
         return sums
 
@@ -296,7 +297,7 @@ class _Sums:
         merge = MERGES[node.kind]
         out = _merge_shape(node, shapes)
         taken = sum(math.prod(s) for s in shapes) * FP32_BYTES
-        peak = liveness.join_peak(merge, len(shapes), taken, math.prod(out) * FP32_BYTES)
+        peak = liveness.join_peak(taken, merge.combining_values(shapes, out) * FP32_BYTES)
         counts = self.add(self.zeros, quantities.merge_counts(merge, shapes, out))
         sums = self.sums[node.path] = _new(NodeSums, (shapes[0], out, counts, *peak))
         return sums

@@ -10,7 +10,8 @@ tensor it views alive, whatever its own size (a slice of half the channels holds
 within the sequence that made that tensor). A sequence drops a tensor when the next layer has
 returned, and its own input is held by its caller until it ends. A merge holds its input while
 every branch runs, then the branch outputs while it combines them into a new tensor
-(`MergeType.partial_results`: an add of k branches keeps two partial sums from the third on).
+(`MergeType.combining_values`: an add of k branches keeps two partial sums from the third on;
+an attention merge its scores).
 
 A sequence whose nodes name what they take (`from`: a graph) keeps each tensor from the node
 that makes it until its last reader has returned, in the spec's order (`graph_peak`); its input
@@ -44,7 +45,9 @@ def _peak(node: Node, sums: Mapping[str, Any], size: int) -> tuple[int, bool]:
         return sequence_peak(held_input, [(*_peak(child, sums, size), math.prod(sums[child.path].input_shape) * size)
                                           for child in node.children])
     branches = [(*_peak(child, sums, size), math.prod(sums[child.path].output_shape) * size) for child in node.children]
-    return merge_peak(MERGES[node.kind], held_input, branches, math.prod(own.output_shape) * size)
+    merge = MERGES[node.kind]
+    shapes = [sums[child.path].output_shape for child in node.children]
+    return merge_peak(merge, held_input, branches, merge.combining_values(shapes, own.output_shape) * size)
 
 
 def _graph_peak(node: Group, sums: Mapping[str, Any], size: int) -> tuple[int, bool]:
@@ -56,7 +59,8 @@ def _graph_peak(node: Group, sums: Mapping[str, Any], size: int) -> tuple[int, b
         taken = sum(outputs[s] if s >= 0 else held_input for s in sources)
         if joins(child):
             merged = sums[child.path]
-            peak = join_peak(MERGES[child.kind], len(sources), taken, math.prod(merged.output_shape) * size)
+            shapes = [sums[node.children[s].path].output_shape if s >= 0 else own.input_shape for s in sources]
+            peak = join_peak(taken, MERGES[child.kind].combining_values(shapes, merged.output_shape) * size)
         else:
             peak = _peak(child, sums, size)
         steps.append((*peak, sources, taken))
@@ -86,19 +90,21 @@ def sequence_peak(held_input: int, parts: Iterable[tuple[int, bool, int]]) -> tu
     return top, alias
 
 
-def merge_peak(merge: MergeType, held_input: int, parts: list[tuple[int, bool, int]], out: int) -> tuple[int, bool]:
-    """`parts`: each branch's (peak, returns its input, output bytes); `out`: the merged tensor's bytes, of
-    which the merge holds `partial_results` at once."""
+def merge_peak(merge: MergeType, held_input: int, parts: list[tuple[int, bool, int]], combining: int) -> tuple[int, bool]:
+    """`parts`: each branch's (peak, returns its input, output bytes); `combining`: the bytes the merge holds at
+    once while it combines them (`MergeType.combining_values`: `partial_results` tensors of the output's size, or
+    an attention's scores)."""
     top, held = held_input, 0
     for peak, alias, branch_out in parts:
         top = max(top, held + peak)
         held += 0 if alias else branch_out
-    return max(top, held_input + held + merge.partial_results(len(parts)) * out), False
+    return max(top, held_input + held + combining), False
 
 
-def join_peak(merge: MergeType, joined: int, taken: int, out: int) -> tuple[int, bool]:
-    """A merge of `joined` named nodes' outputs (`taken` bytes, held by its sequence) into `out` bytes."""
-    return taken + merge.partial_results(joined) * out, False
+def join_peak(taken: int, combining: int) -> tuple[int, bool]:
+    """A merge of named nodes' outputs (`taken` bytes, held by its sequence), holding `combining` bytes at once
+    while it combines them (`MergeType.combining_values`)."""
+    return taken + combining, False
 
 
 def graph_peak(held_input: int, steps: list[tuple[int, bool, tuple[int, ...], int]],

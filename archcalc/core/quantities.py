@@ -269,15 +269,18 @@ declare(Quantity(
     "weight_layers", "convolution and linear layers", layer=lambda t, a, shape, out: int(t.weight_layer),
     per_image="weight_layers", in_layers=False, expect="layers", whole_network=True))
 declare(Quantity(
-    "macs", "multiply-accumulates of convolutions and linear layers, bias excluded (torchvision's _ops)",
-    layer=lambda t, a, shape, out: t.macs(a, shape, out), batched=True, per_image="macs_per_image",
+    "macs", "multiply-accumulates of convolutions, linear layers and products of activations (attention), bias "
+    "excluded (torchvision's _ops)",
+    layer=lambda t, a, shape, out: t.macs(a, shape, out), merge=lambda merge, shapes, out: merge.macs(shapes, out),
+    batched=True, per_image="macs_per_image",
     per_batch="macs_per_batch", header="MACs", batch_header="MACs", expect="macs"))
 declare(Quantity(
     "flops", "2 x MACs", derive=lambda r: 2 * r.macs, batched=True, per_image="flops_per_image",
     per_batch="flops_per_batch", in_layers=False, expect="flops"))
 declare(Quantity(
     "fvcore_flops", "what fvcore's default handles count (one multiply-add = 1)",
-    layer=lambda t, a, shape, out: t.fvcore_flops(a, shape, out), per_image="fvcore_flops_per_image",
+    layer=lambda t, a, shape, out: t.fvcore_flops(a, shape, out),
+    merge=lambda merge, shapes, out: merge.fvcore_flops(shapes, out), per_image="fvcore_flops_per_image",
     expect="fvcore_flops"))
 declare(Quantity(
     "output_shape", "the output shape, without the batch", unit="shape", expect="output_shape",
@@ -287,7 +290,7 @@ declare(Quantity(
     per_batch="weights_bytes", batch_header="Weights", expect="weights_bytes", memory=True))
 declare(Quantity(
     "activations", "values a node allocates (the cs231n convention; the totals count the input too)",
-    layer=lambda t, a, shape, out: math.prod(out) if t.allocates else 0,
+    layer=lambda t, a, shape, out: t.activations(a, shape, out),
     merge=lambda merge, shapes, out: merge.allocated_values(shapes, out), network_input=math.prod, batched=True,
     per_image="activations_per_image", per_batch="activations_per_batch", header="Activations", drop=3,
     expect="activations", memory=True))

@@ -4,7 +4,7 @@ A layer type is one class registered under its spec name. It declares its fields
 also generate the JSON Schema) and answers, from its attributes and input shape: the
 output shape, trainable parameters, non-trainable values, MACs (archcalc's convention),
 the count fvcore would report, the receptive-field step, and the torch module.
-Shapes never include the batch: (C, H, W) or (F,).
+Shapes never include the batch: (C, H, W), (F,), or another layout (archcalc.layers.layout).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 from .. import fmt
 from ..errors import SpecError
 from ..kinds import Kind, by_name
+from . import layout
 from .notes import InexactSize
 from .rf import GLOBAL_RF, RF, merge_rf  # noqa: F401  (the layer modules import them from here)
 
@@ -60,6 +61,9 @@ class LayerType:
     # What the layer is, for figures and counts: conv, linear, pool, norm, activation, regularisation or shape.
     kind: ClassVar[str] = "shape"
     weight_layer: ClassVar[bool] = False  # counted in "weight layers" and in a network's depth
+    # What verify compares its count with: "fvcore" (fvcore_flops against fvcore's count of its module) or
+    # "torch" (macs against torch's FlopCounterMode, halved: for ops fvcore has no handle for, as attention).
+    counted_by: ClassVar[str] = "fvcore"
 
     def biases(self, a: Attrs) -> int:
         """The bias values among the parameters (the lectures count weights and biases apart)."""
@@ -84,6 +88,10 @@ class LayerType:
     def fvcore_flops(self, a: Attrs, shape: Shape, out: Shape) -> int:
         """What fvcore's default handles count for this op, per image."""
         return self.macs(a, shape, out)
+
+    def activations(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """Values it allocates (the cs231n convention): its output, unless it works in place or as a view."""
+        return numel(out) if self.allocates else 0
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return rf
@@ -177,9 +185,8 @@ def numel(shape: Shape) -> int:
 
 
 def need_image(name: str, shape: Shape) -> tuple[int, int, int]:
-    if len(shape) != 3:
-        raise SpecError(f"{name} needs a CxHxW input, got {fmt.shape(shape)}")
-    return shape  # type: ignore[return-value]
+    """The (C, H, W) of a channels-first image; one line for any other layout (archcalc.layers.layout)."""
+    return layout.need(name, shape, layout.IMAGE)  # type: ignore[return-value]
 
 
 def sliding_size(

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..deps import require_torch
 from ..errors import SpecError
+from . import layout
 from .base import (
     GLOBAL_RF,
     REGISTRY,
@@ -372,7 +373,8 @@ class Linear(LayerType):
     name = "linear"
     also_known_as = ("Dense", "fc", "fully_connected", "InnerProduct")
     weight_layer = True
-    doc = "Fully connected layer on a flat input. MACs = in*out; bias not counted."
+    doc = ("Fully connected layer over the last axis (torch's nn.Linear): a flat vector, each token, each "
+           "position of a channels-last grid. MACs = in*out per position; bias not counted.")
     fields = {"out": Field("int", doc="output features", minimum=1), "bias": Field("bool", True)}
     kind = "linear"
     weight_layer = True
@@ -383,29 +385,32 @@ class Linear(LayerType):
 
     def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
         bias = f" + {a['out']}" if a["bias"] else ""
+        positions = numel(shape[:-1])
+        each = f"×{positions:,} positions" if len(shape) > 1 else ""
         return [
-            f"output {shape[0]} features -> {a['out']}",
-            f"params = in×out + bias = {shape[0]}×{a['out']}{bias} = {self.params(a, shape):,}",
-            f"MACs = in×out = {shape[0]}×{a['out']} = {self.macs(a, shape, out):,}",
+            f"output {shape[-1]} features -> {a['out']}" + (f" at each of {positions:,} positions" if each else ""),
+            f"params = in×out + bias = {shape[-1]}×{a['out']}{bias} = {self.params(a, shape):,}",
+            f"MACs = in×out{'×positions' if each else ''} = {shape[-1]}×{a['out']}{each} = {self.macs(a, shape, out):,}",
             rf_working(rf, self.receptive_field(a, rf, shape)),
         ]
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
-        if len(shape) != 1:
-            raise SpecError("linear needs a flat input (add a flatten before it)")
-        return (a["out"],)
+        layout.need(self.name, shape, layout.FLAT, layout.TOKENS, layout.GRID, layout.TENSOR,
+                    hint=" (add a flatten before it, or permute to channels last)")
+        return layout.like(shape, (*shape[:-1], a["out"]))
 
     def params(self, a: Attrs, shape: Shape) -> int:
-        return shape[0] * a["out"] + (a["out"] if a["bias"] else 0)
+        return shape[-1] * a["out"] + (a["out"] if a["bias"] else 0)
 
     def macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
-        return shape[0] * a["out"]
+        return numel(shape) * a["out"]
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        return GLOBAL_RF
+        """A flat vector's outputs each read every input; otherwise position by position."""
+        return GLOBAL_RF if len(shape) == 1 else rf
 
     def torch_module(self, a: Attrs, shape: Shape):
-        return torch_nn().Linear(shape[0], a["out"], a["bias"])
+        return torch_nn().Linear(shape[-1], a["out"], a["bias"])
 
     torch_modules = ("Linear",)
     torch_functions = ("linear",)

@@ -7,7 +7,8 @@ branch), the branches it broadcasts over the positions (a gate, which the spatia
 holds constant), the partial results it holds while combining (liveness), the receptive field, the
 torch code that combines the outputs (the built model, the receptive-field probe), and what an
 imported graph calls it (torch functions and tensor methods, ONNX op types).
-Shapes never include the batch: (C, H, W) or (F,).
+Shapes never include the batch: (C, H, W), (F,) or another layout (archcalc.layers.layout).
+`matmul` and `scaled_dot_product_attention` take their operands from their branches, in order.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from typing import Any, ClassVar, Sequence
 
 from .. import fmt
 from ..errors import SpecError
-from .rf import RF, merge_rf
+from . import layout
+from .rf import GLOBAL_RF, RF, merge_rf
 
 Shape = tuple[int, ...]
 
@@ -53,6 +55,22 @@ class MergeType:
     def partial_results(self, branches: int) -> int:
         """Tensors of the output's size it holds at once while combining `branches` outputs (liveness)."""
         return 1
+
+    def combining_values(self, shapes: Sequence[Shape], out: Shape) -> int:
+        """Values it holds at once while combining its branches' outputs, per image (liveness): by default
+        `partial_results` tensors of the output's size."""
+        return self.partial_results(len(shapes)) * math.prod(out)
+
+    def macs(self, shapes: Sequence[Shape], out: Shape) -> int:
+        """Multiply-accumulates of its own (a matrix product of activations), per image."""
+        return 0
+
+    def fvcore_flops(self, shapes: Sequence[Shape], out: Shape) -> int:
+        """What fvcore's handles count for it, per image."""
+        return self.macs(shapes, out)
+
+    # What verify compares its count with: "fvcore", or "torch" (FlopCounterMode), as a layer type says.
+    counted_by: ClassVar[str] = "fvcore"
 
     def combine(self, torch: Any, outputs: Sequence[Any]) -> Any:  # pragma: no cover - overridden
         """The branch outputs (batched torch tensors) combined, as the built model computes them."""
@@ -97,7 +115,7 @@ def broadcast(name: str, shapes: Sequence[Shape]) -> Shape:
         if len(sizes) > 1:
             raise SpecError(f"{name} cannot broadcast {_listed(shapes)}")
         out.append(sizes.pop() if sizes else 1)
-    return tuple(out)
+    return layout.like(max(shapes, key=len), out)  # the layout of the widest branch
 
 
 def _padded(shape: Shape, rank: int) -> Shape:
@@ -222,3 +240,114 @@ class Mul(Elementwise):
 
     def working(self, shapes: Sequence[Shape], out: Shape) -> str:
         return f"multiply, broadcast: {' × '.join(fmt.shape(s) for s in shapes)} -> {fmt.shape(out)}"
+
+
+# ---- products of activations: hand-written attention -------------------------------------------
+
+def _product_layout(dims: Sequence[int]) -> Shape:
+    """Tokens for two axes, a tensor for more."""
+    return layout.laid(layout.TOKENS if len(dims) == 2 else layout.TENSOR, dims)
+
+
+def _leading(name: str, shapes: Sequence[Shape]) -> Shape:
+    """The leading axes (heads, windows) of operands of rank 2 or more, broadcast as torch.matmul does."""
+    if any(len(s) < 2 for s in shapes):
+        raise SpecError(f"{name} needs operands of two axes or more, got {_listed(shapes)}")
+    return broadcast(name, [s[:-2] for s in shapes]) if any(len(s) > 2 for s in shapes) else ()
+
+
+@register
+class Matmul(MergeType):
+    name = "matmul"
+    doc = ("the matrix product of two branches, as torch.matmul: (..., n, k) by (..., k, m) to (..., n, m), the leading "
+           "axes broadcast; MACs n·k·m for each leading index (a product of activations: Q·Kᵀ, A·V); every output "
+           "reads a whole row and a whole column: the field is global")
+    symbol = "@"
+    torch_functions = ("matmul", "bmm")
+    onnx_ops = ("MatMul",)
+
+    def output_shape(self, shapes: Sequence[Shape]) -> Shape:
+        if len(shapes) != 2:
+            raise SpecError(f"matmul multiplies two branches, got {len(shapes)}")
+        a, b = shapes
+        leading = _leading(self.name, shapes)
+        if len(a) < 2 or a[-1] != b[-2]:
+            raise SpecError(f"matmul needs the last axis of the first ({fmt.shape(a)}) to be the second-last of the "
+                            f"second ({fmt.shape(b)})")
+        return _product_layout((*leading, a[-2], b[-1]))
+
+    def macs(self, shapes: Sequence[Shape], out: Shape) -> int:
+        return math.prod(out) * shapes[0][-1]
+
+    def fvcore_flops(self, shapes: Sequence[Shape], out: Shape) -> int:
+        """fvcore's matmul handle: the first operand's values times the second's last axis."""
+        return math.prod(shapes[0]) * shapes[1][-1]
+
+    def receptive_field(self, fields: list[RF], shapes: Sequence[Shape], out: Shape, path: str) -> RF:
+        return GLOBAL_RF
+
+    def combine(self, torch: Any, outputs: Sequence[Any]) -> Any:
+        return torch.matmul(*outputs)
+
+    def probe_combine(self, torch: Any, outputs: Sequence[Any], hold_gates: bool) -> Any:
+        return torch.matmul(*outputs)  # positive values: an output depends on what its row and column hold
+
+    def working(self, shapes: Sequence[Shape], out: Shape) -> str:
+        a, b = shapes
+        return (f"matmul: {fmt.shape(a)} @ {fmt.shape(b)} -> {fmt.shape(out)}, MACs = {math.prod(out[:-2])}×"
+                f"{a[-2]}×{a[-1]}×{b[-1]} = {self.macs(shapes, out):,}")
+
+
+@register
+class ScaledDotProductAttention(MergeType):
+    name = "scaled_dot_product_attention"
+    doc = ("softmax(Q·Kᵀ/√d)·V of three branches, q (..., L, d), k (..., S, d) and v (..., S, dv), as torch's "
+           "scaled_dot_product_attention (no mask, no dropout): MACs h·L·S·d + h·L·S·dv for the two products, softmax "
+           "not counted; the scores (..., L, S) are held while it runs. fvcore has no handle for it (0); verify compares "
+           "the MACs with FlopCounterMode. The field is global")
+    symbol = "attention"
+    torch_functions = ("scaled_dot_product_attention",)
+    counted_by = "torch"
+
+    def output_shape(self, shapes: Sequence[Shape]) -> Shape:
+        if len(shapes) != 3:
+            raise SpecError(f"scaled_dot_product_attention takes three branches (q, k, v), got {len(shapes)}")
+        q, k, v = shapes
+        leading = _leading(self.name, shapes)
+        if q[-1] != k[-1] or k[-2] != v[-2]:
+            raise SpecError(f"scaled_dot_product_attention needs q and k of one width and k and v of one length, got "
+                            f"q {fmt.shape(q)}, k {fmt.shape(k)}, v {fmt.shape(v)}")
+        return _product_layout((*leading, q[-2], v[-1]))
+
+    def macs(self, shapes: Sequence[Shape], out: Shape) -> int:
+        q, k, v = shapes
+        scores = math.prod(out[:-1]) * k[-2]  # (..., L, S)
+        return scores * q[-1] + scores * v[-1]
+
+    def fvcore_flops(self, shapes: Sequence[Shape], out: Shape) -> int:
+        return 0
+
+    def combining_values(self, shapes: Sequence[Shape], out: Shape) -> int:
+        """torch's math kernel, beside the three operands: the scaled q and k and the scores; then the scaled k, the
+        scores and their softmax; then the scaled k, the softmax and the output."""
+        q, k, _ = shapes
+        scores = math.prod(out[:-1]) * k[-2]
+        scaled_q, scaled_k = math.prod(q), math.prod(k)
+        return max(scaled_q + scaled_k + scores, scaled_k + 2 * scores, scaled_k + scores + math.prod(out))
+
+    def receptive_field(self, fields: list[RF], shapes: Sequence[Shape], out: Shape, path: str) -> RF:
+        return GLOBAL_RF
+
+    def combine(self, torch: Any, outputs: Sequence[Any]) -> Any:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(SDPBackend.MATH):  # the same products and tensors on every device
+            return torch.nn.functional.scaled_dot_product_attention(*outputs)
+
+    def probe_combine(self, torch: Any, outputs: Sequence[Any], hold_gates: bool) -> Any:
+        return self.combine(torch, outputs)
+
+    def working(self, shapes: Sequence[Shape], out: Shape) -> str:
+        q, k, v = shapes
+        return (f"attention: q {fmt.shape(q)}, k {fmt.shape(k)}, v {fmt.shape(v)} -> {fmt.shape(out)}, "
+                f"MACs = {self.macs(shapes, out):,}")

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..errors import SpecError
 from ..kinds import Number
+from . import layout
 from .base import (
     RF,
     Attrs,
@@ -159,6 +160,48 @@ class LayerNorm2d(_Norm):
         if op.origin == "call":  # F.layer_norm(x, (C,), weight, bias, eps)
             return {"eps": a.get("eps", 1e-5)} if tuple(a.get("normalized_shape") or ()) == (channels,) else None
         return {"eps": _rounded(a.get("epsilon", 1e-5))} if a.get("axis", -1) in (-1, 3) else None
+
+
+@register
+class LayerNorm(_Norm):
+    name = "layer_norm"
+    word = "layernorm"
+    doc = (
+        "LayerNorm over the last axis (torch's nn.LayerNorm(D)): each token, each position of a channels-last "
+        "grid, a flat vector. 2D parameters with affine. fvcore counts 5 flops per element (4 without affine)."
+    )
+    fields = {"eps": Field(Number(above=0), 1e-5, "added to the variance; > 0"),
+              "affine": Field("bool", True, "a learned scale and shift per feature (elementwise_affine, bias)")}
+
+    def counted(self, a: Attrs, shape: Shape) -> str:
+        return f"2D = 2×{shape[-1]}"
+
+    def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
+        return layout.need(self.name, shape, layout.TOKENS, layout.GRID, layout.FLAT, layout.TENSOR,
+                           hint=" (layer_norm2d normalises the channels of an image)")
+
+    def params(self, a: Attrs, shape: Shape) -> int:
+        return 2 * shape[-1] if a["affine"] else 0
+
+    def fvcore_flops(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return numel(shape) * (5 if a["affine"] else 4)
+
+    def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
+        return (numel(out) + 2 * numel(shape[:-1])) * value_bytes  # and the mean and 1/std of each position
+
+    def torch_module(self, a: Attrs, shape: Shape):
+        return torch_nn().LayerNorm(shape[-1], eps=a["eps"], elementwise_affine=a["affine"], bias=a["affine"])
+
+    torch_modules = ("LayerNorm",)  # asked after layer_norm2d, which takes LayerNorm on a channels-last image
+
+    def import_fields(self, op: Any) -> dict | None:
+        a = op.attrs
+        if op.origin != "module" or op.channels_last or layout.layout_of(op.input) == layout.IMAGE:
+            return None
+        affine = a["elementwise_affine"] and a["bias"] is not None
+        if tuple(a["normalized_shape"]) != (op.input[-1],) or a["elementwise_affine"] != affine:
+            return None
+        return {"eps": a["eps"], **({} if affine else {"affine": False})}
 
 
 @register

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from ..errors import SpecError
+from . import layout
 from .base import (
     GLOBAL_RF,
     RF,
@@ -261,32 +262,39 @@ class AdaptiveMaxPool2d(_Adaptive):
 
 @functools.cache
 def _torch_classes():
-    """Modules torch.nn lacks: the mean over H and W."""
+    """Modules torch.nn lacks: the mean over some axes."""
     nn = torch_nn()
 
     class Mean(nn.Module):
-        def __init__(self, keepdim: bool):
+        def __init__(self, keepdim: bool, dims: tuple[int, ...] = (2, 3)):
             super().__init__()
-            self.keepdim = keepdim
+            self.keepdim, self.dims = keepdim, dims
 
         def forward(self, x):
-            return x.mean((2, 3), keepdim=self.keepdim)
+            return x.mean(self.dims, keepdim=self.keepdim)
 
     return (Mean,)
+
+
+_POSITIONS = {layout.IMAGE: (1, 2), layout.GRID: (0, 1), layout.TOKENS: (0,)}  # the axes Mean averages
 
 
 @register
 class Mean(LayerType):
     name = "mean"
     doc = (
-        "Mean over H and W, as x.mean((2, 3)): output C (Cx1x1 with keepdim). Every output sees the "
-        "whole input. fvcore counts 0 (it has no handle for aten::mean)."
+        "Mean over the positions: H and W of an image (x.mean((2, 3))) or of a channels-last grid (x.mean((1, 2))), "
+        "the tokens of a sequence (x.mean(1)); output the features (with keepdim, ones in place of the positions). "
+        "Every output sees the whole input. fvcore counts 0 (it has no handle for aten::mean)."
     )
     fields = {"keepdim": Field("bool", False)}
 
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
-        channels, _, _ = need_image(self.name, shape)
-        return (channels, 1, 1) if a["keepdim"] else (channels,)
+        layout.need(self.name, shape, layout.IMAGE, layout.GRID, layout.TOKENS)
+        axes = _POSITIONS[layout.layout_of(shape)]
+        if a["keepdim"]:
+            return layout.like(shape, (1 if i in axes else n for i, n in enumerate(shape)))
+        return tuple(n for i, n in enumerate(shape) if i not in axes)
 
     def probe_module(self, module):
         from . import probe
@@ -294,10 +302,11 @@ class Mean(LayerType):
         return probe.keep(module)
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
-        return GLOBAL_RF if shape[1:] != (1, 1) else rf
+        axes = _POSITIONS[layout.layout_of(shape)]
+        return rf if all(shape[i] == 1 for i in axes) else GLOBAL_RF
 
     def torch_module(self, a: Attrs, shape: Shape):
-        return _torch_classes()[0](a["keepdim"])
+        return _torch_classes()[0](a["keepdim"], tuple(i + 1 for i in _POSITIONS[layout.layout_of(shape)]))
 
     torch_modules = ("Mean",)
     torch_functions = ("mean",)

@@ -82,6 +82,47 @@ def window_sum(module):
     raise TypeError(f"no window for {type(module).__name__}")  # pragma: no cover
 
 
+def window_cells(module):
+    """Window attention as the sum over each window, put back at every position of the window; windows start
+    at the shift (torchvision's rolled windows with their mask); grid attention as the sum over the whole map."""
+    torch = require_torch()
+    nn, F = torch.nn, torch.nn.functional
+    w, size, channels_last = module.w, module.size, module.channels_last
+
+    class Cells(nn.Module):
+        def forward(self, x):
+            if channels_last:  # a channels-last grid: the same sums on its image view
+                return self.sums(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+            return self.sums(x)
+
+        def sums(self, x):
+            if w.grid:
+                return x.sum((2, 3), keepdim=True).expand_as(x)
+            (wh, ww), (sh, sw) = w.window, w.shift
+            top, left = (wh - sh) % wh, (ww - sw) % ww  # the first window boundary at the shift
+            bottom, right = -(size[0] + top) % wh, -(size[1] + left) % ww
+            padded = F.pad(x, (left, right, top, bottom))
+            sums = F.avg_pool2d(padded, (wh, ww)).repeat_interleave(wh, 2).repeat_interleave(ww, 3)
+            return sums[..., top:top + size[0], left:left + size[1]]
+
+    return Cells()
+
+
+def channels_last(module):
+    """A stand-in for images run on a channels-last grid (its image view, permuted back)."""
+    nn = require_torch().nn
+
+    class ChannelsLast(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = module
+
+        def forward(self, x):
+            return self.inner(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+    return ChannelsLast()
+
+
 def adaptive_average(module):
     """Adaptive max pooling reads the same windows as adaptive average pooling."""
     return require_torch().nn.AdaptiveAvgPool2d(module.output_size)

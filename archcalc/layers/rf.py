@@ -132,6 +132,14 @@ def _transposed_taps(stride: int, dilation: int, padding: int, kernel: int):
     return taps
 
 
+def _cell_taps(size: int, offset: int):
+    """Output o reads the whole window holding it; windows start at offset + k*size."""
+    def taps(o: int) -> range:
+        start = offset + (o - offset) // size * size
+        return range(start, start + size)
+    return taps
+
+
 def _adaptive_taps(size: int, out: int):
     return lambda o: range(o * size // out, -(-(o + 1) * size // out))
 
@@ -206,6 +214,12 @@ class RF(NamedTuple):
         same = self.spatial is self.strict or self.spatial == self.strict
         return RF(strict, strict if same else apply(self.spatial), self.gate)
 
+    def swapped(self) -> "RF":
+        """The field with H and W exchanged (a permute that transposes the image)."""
+        def swap(field: Field2) -> Field2:
+            return None if field is None else (field[1], field[0])
+        return RF(swap(self.strict), swap(self.spatial), self.gate)
+
     def window(self, kernel, stride, dilation=(1, 1), pad_before=(0, 0)) -> "RF":
         """After a convolution or pooling window: output o reads o*S - P + j*D, j < K."""
         return self._map(Axis.window, kernel, stride, dilation, pad_before)
@@ -226,6 +240,12 @@ class RF(NamedTuple):
             g = math.gcd(n, o)
             return a.through(_resampled_taps(n, o, bilinear, False), o // g, n // g)
         return self._map(step, tuple(sizes), tuple(outs))
+
+    def partitioned(self, sizes, offsets) -> "RF":
+        """After attention within windows of `sizes` starting at `offsets` + k*size (Swin's shifted windows):
+        each output reads its window. The windows cut by the shift or the map's edge are read as if the map
+        went on, as padding is."""
+        return self._map(lambda a, n, s: a.through(_cell_taps(n, s), n, n), tuple(sizes), tuple(offsets))
 
     def adaptive(self, sizes, outs) -> "RF":
         """After adaptive pooling of `sizes` to `outs`: output o pools floor(oN/O) .. ceil((o+1)N/O) - 1."""

@@ -28,6 +28,7 @@ class Recording(NamedTuple):
     weighted: list[str]  # modules without children that hold parameters, in the order of their first call
     flops: Counter  # fvcore's count per module path ('' is the model)
     unsupported: Counter  # the ops fvcore does not count, and how often each ran
+    torch_macs: Counter = Counter()  # torch's FlopCounterMode per module path, halved (asked for: `torch_counted`)
 
     def output(self, name: str) -> Shape | None:
         """The output shape of the last call of module `name`; None when it returned no tensor."""
@@ -39,8 +40,9 @@ def _shape(tensor) -> Shape:
     return tuple(int(d) for d in tensor.shape[1:])  # ints, also while tracing
 
 
-def record(model, x) -> Recording:
-    """Run `model` on `x` once, under fvcore's tracer and forward hooks on all its modules."""
+def record(model, x, torch_counted: bool = False) -> Recording:
+    """Run `model` on `x` once, under fvcore's tracer and forward hooks on all its modules; with `torch_counted`,
+    once more under torch's FlopCounterMode (for the ops fvcore has no handle for)."""
     torch = require_torch()
     fvnn = require_fvcore()
     calls: dict[str, list[Call]] = {}
@@ -68,7 +70,27 @@ def record(model, x) -> Recording:
     finally:
         for handle in handles:
             handle.remove()
-    return Recording(calls, list(weighted), Counter({k: int(v) for k, v in by_module.items()}), Counter(unsupported))
+    return Recording(calls, list(weighted), Counter({k: int(v) for k, v in by_module.items()}), Counter(unsupported),
+                     flop_counter_macs(model, x) if torch_counted else Counter())
+
+
+def flop_counter_macs(model, x) -> Counter:
+    """torch's FlopCounterMode per module path ('' is the model), halved: it counts a multiply-add of a
+    convolution or a matrix product as 2 FLOPs (the products of attention included, where they run as
+    matrix products: archcalc's attention modules use the math kernel)."""
+    torch = require_torch()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(x)
+    counts: Counter = Counter()
+    for key, ops in counter.get_flop_counts().items():
+        if key == "Global":
+            continue
+        _, _, path = key.partition(".")  # keys are "<model class>.<module path>"
+        counts[path] = sum(ops.values()) // 2
+    return counts
 
 
 def holds_weights(module) -> bool:
@@ -88,5 +110,8 @@ def parameter_count(module, counted: set[int] | None = None, recurse: bool = Tru
 
 
 def buffer_count(module) -> int:
-    """The values of `module`'s buffers (batch norm's running statistics), its step counter left out."""
-    return sum(b.numel() for name, b in module.named_buffers() if not name.endswith("num_batches_tracked"))
+    """The values of `module`'s stored buffers (batch norm's running statistics), its step counter and the
+    non-persistent constants derived from the layout (window attention's position index and mask) left out."""
+    stored = {id(b): b for m in module.modules() for name, b in m._buffers.items()
+              if b is not None and name not in m._non_persistent_buffers_set and name != "num_batches_tracked"}
+    return sum(b.numel() for b in stored.values())

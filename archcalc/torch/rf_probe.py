@@ -20,6 +20,7 @@ from ..core.spec import Group, Layer, Network, Node, joins
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
+from ..layers.layout import GRID, IMAGE, layout_of
 
 MAX_PIXELS = 4096 * 4096  # the largest input the probe grows to (16.8 million pixels)
 MAX_POSITIONS = 16  # output positions probed along the diagonal: two periods of the field, at most this
@@ -64,12 +65,12 @@ def hw(size: tuple[int, int]) -> str:
 
 
 def rf_target(analysis: Analysis) -> str | None:
-    """The last layer whose output is an image with a bounded field (the feature extractor's end),
+    """The last layer whose output is an image (or a channels-last grid) with a bounded field (the feature extractor's end),
     leaving out gate branches and layers whose field changes with the input size."""
     found = None
     for row in analysis.leaves()[1:]:
         field = row.rf.spatial_size if row.rf.gated else row.rf.size
-        if len(row.output_shape) != 3 or field is None:
+        if layout_of(row.output_shape) not in (IMAGE, GRID) or field is None:
             continue
         if row.kind == "layer" and REGISTRY[row.label].field_depends_on_size:
             continue
@@ -150,6 +151,8 @@ def _supports(analysis: Analysis, path: str, positions: int, hold_gates: bool) -
         out = caught.output
     finally:
         handle.remove()
+    if layout_of(analysis.row(path).output_shape) == GRID:
+        out = out.permute(0, 3, 1, 2)  # a channels-last grid read as an image
     # the probed diagonal is centred: an output of four positions (adaptive pooling to 4) has two inner ones
     h0, w0 = max(0, (out.shape[2] - positions) // 2), max(0, (out.shape[3] - positions) // 2)
     units = [(h0 + t, w0 + t) for t in range(positions) if h0 + t < out.shape[2] and w0 + t < out.shape[3]]

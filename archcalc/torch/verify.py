@@ -14,6 +14,10 @@ without affine), layer and group norm 5 per element, adaptive average pooling 1 
 element, nearest upsampling 1 and bilinear 4 per output element. Max and average
 pooling, activations, additions and products count 0 (fvcore lists them as unsupported).
 
+A layer or merge type whose ops fvcore has no handle for (attention's scaled_dot_product_attention)
+declares `counted_by = "torch"`: its MACs are compared with torch's FlopCounterMode, halved (a multiply-add
+is 2 FLOPs there), on the same model (archcalc.torch.record.flop_counter_macs).
+
 The receptive field is measured by archcalc.torch.rf_probe; the report is rendered by
 archcalc.torch.verify_render.
 """
@@ -26,7 +30,7 @@ from typing import Any, Callable, Mapping
 from ..core.calc import Analysis, Row
 from ..deps import require_torch
 from ..errors import SpecError, UsageError
-from ..layers import Shape
+from ..layers import MERGES, REGISTRY, Shape
 from .memory import check_allocation, peak_live_bytes
 from .record import Call, Recording, buffer_count, parameter_count, record
 from .rf_probe import RFCheck, receptive_field_check
@@ -45,6 +49,7 @@ class LayerCheck:
     flops: int  # the calculator's fvcore_flops for the whole batch
     torch_flops: int | None
     shape_measured: bool = True  # False: functional calls, which no hook sees
+    counter: str = "fvcore"  # what `torch_flops` is: fvcore's count, or "torch": FlopCounterMode's MACs (`flops` MACs)
 
     @property
     def shape_ok(self) -> bool:
@@ -103,16 +108,26 @@ def compare_modules(matched: Mapping[str, list[Row]], modules: Mapping[str, Any]
         module = modules.get(name)
         calls = recording.calls.get(name, [])
         params = None if module is None else parameter_count(module, counted)
-        flops = None if module is None else recording.flops.get(name, 0)
+        counter = counted_by(rows[0])
+        by_torch = counter == "torch"
+        flops = None if module is None else (recording.torch_macs if by_torch else recording.flops).get(name, 0)
         for k, row in enumerate(rows):
             first = k == 0
             checks.append(LayerCheck(
                 row.path if row.path == name else f"{row.path} = {name}", row.label, row.output_shape,
                 read(row, calls[k]) if k < len(calls) else None,
                 row.params, params if first else 0,
-                sum(r.fvcore_flops for r in rows) * batch if first else 0, flops if first else 0,
+                sum(r.macs if by_torch else r.fvcore_flops for r in rows) * batch if first else 0, flops if first else 0,
+                counter=counter,
             ))
     return checks
+
+
+def counted_by(row: Row) -> str:
+    """What verify compares a row's count with: "fvcore", or "torch" (FlopCounterMode, for ops fvcore cannot count:
+    the row's MACs against its halved count), as the row's layer or merge type declares."""
+    kind = REGISTRY.get(row.label) if row.kind == "layer" else MERGES.get(row.label) if row.kind == "merge" else None
+    return getattr(kind, "counted_by", "fvcore")
 
 
 def compared(analysis: Analysis, model, recording: Recording, checks: list[LayerCheck], rf: RFCheck | None = None,
@@ -145,7 +160,7 @@ def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int =
     try:
         model = build_torch(analysis).eval().to(getattr(torch, dtype))
         x = torch.randn(batch, *analysis.input_shape).to(getattr(torch, dtype))
-        recording = record(model, x)
+        recording = record(model, x, torch_counted=any(counted_by(row) == "torch" for row in analysis.leaves()))
     except (MemoryError, RuntimeError) as exc:
         if not isinstance(exc, MemoryError) and "alloc" not in str(exc):
             raise

@@ -11,13 +11,21 @@ def _mark(ok: bool) -> str:
     return "ok" if ok else "DIFF"
 
 
+TORCH_MARK = "†"
+
+
+def _counted(check, value) -> str:
+    """A count, marked where it is MACs against FlopCounterMode rather than fvcore's flops."""
+    return fmt.count(value) + (f" {TORCH_MARK}" if check.counter == "torch" and value is not None else "")
+
+
 def render_report(report: Report) -> str:
     a = report.analysis
     headers = ["Layer", "Type", "Output", "torch", "", "Params", "torch", "", "fvcore flops", "fvcore", ""]
     rows = [
         [one_line(c.path), one_line(c.type), fmt.shape(c.shape), fmt.shape(c.torch_shape), _mark(c.shape_ok) if c.shape_measured else "-",
          fmt.count(c.params), fmt.count(c.torch_params), _mark(c.params_ok),
-         fmt.count(c.flops), fmt.count(c.torch_flops), _mark(c.flops_ok)]
+         _counted(c, c.flops), _counted(c, c.torch_flops), _mark(c.flops_ok)]
         for c in report.layers
     ]
     table = fmt.text_table(rows, headers, numeric=(2, 3, 5, 6, 8, 9))
@@ -36,6 +44,8 @@ def render_report(report: Report) -> str:
         "ops fvcore does not count (0 flops): "
         + (", ".join(f"{op} x{n}" for op, n in sorted(report.unsupported.items())) or "none"),
     ]
+    if any(c.counter == "torch" for c in report.layers):
+        lines.append(f"{TORCH_MARK}: MACs against torch's FlopCounterMode (halved), for ops fvcore does not count")
     if report.peak_live is not None:
         computed, measured = report.peak_live
         lines.append(f"peak live activations (one inference pass, batch {a.batch}, {a.dtype}): calculator "
