@@ -13,8 +13,8 @@ def cli_runner() -> CliRunner:
 
 
 # The zoo networks the suite builds and runs in torch (verify, the receptive-field probe, the torch.fx round
-# trip): every lecture network, and for each layer type, merge and layout any zoo network uses, the cheapest
-# network (fewest MACs) that uses it. `archcalc verify --all` runs the whole zoo.
+# trip): every lecture network, and for each family, layer type, merge and layout of the zoo, the cheapest
+# network (fewest MACs) of it or using it. `archcalc verify --all` runs the whole zoo.
 LECTURE_FAMILIES = {"lenet", "alexnet", "vgg", "inception", "googlenet"}
 
 
@@ -37,7 +37,7 @@ def zoo_sample() -> list[str]:
         network = load(name)
         analysis = analyze(network)
         cost[name] = analysis.totals.macs
-        used[name] = kinds(network.root, set()) | {f"layout:{layout_of(row.output_shape).name}"
+        used[name] = kinds(network.root, {f"family:{network.family}"}) | {f"layout:{layout_of(row.output_shape).name}"
                                                    for row in analysis.rows}
         if network.family in LECTURE_FAMILIES:
             chosen.append(name)

@@ -239,3 +239,20 @@ def test_every_zoo_name_is_defined_by_one_file_and_found_there():
     for name, (file,) in seen.items():
         assert zoo_file(name).name == file
     assert zoo_document(_zoo_files()[0]) is zoo_document(_zoo_files()[0])  # read once per process
+
+
+def test_the_torch_sample_covers_every_family_layer_type_merge_and_layout():
+    """tests/conftest.py's zoo_sample (what the suite runs in torch) against every spec of the zoo, read here."""
+    from conftest import zoo_sample
+
+    from archcalc.core.spec import Group, zoo_index
+
+    def kinds(node) -> set:
+        if isinstance(node, Group):
+            return {node.kind}.union(*(kinds(child) for child in node.children))
+        return {node.type}
+
+    sample = zoo_sample()
+    everywhere = {name: kinds(load(name).root) | {load(name).family} for name in zoo_index()}
+    assert set().union(*everywhere.values()) == set().union(*(everywhere[name] for name in sample))
+    assert {"lenet5", "alexnet", "vgg16", "googlenet", "resnet18", "vit_b_32", "swin_t"} <= set(sample)
