@@ -299,7 +299,7 @@ def zoo_page(analyses: dict[str, Analysis], quoted: list[claimslib.Accuracy], re
              "layers, torchvision's `_ops`; FLOPs = 2 x MACs) are rounded to 3-4 significant digits here; the network pages "
              "and `archcalc table --json` give them exactly. Weights include BN running statistics. Activations are the "
              "cs231n sum of the layer outputs and the input.\n",
-             "Accuracies are ImageNet top-1/top-5 in percent, one protocol per column: *torchvision* is "
+             "Accuracies are ImageNet top-1/top-5 in percent: *torchvision* is "
              f"{TORCHVISION_PROTOCOL}; *Published* is the paper's own figure (or Keras' for its model), with its protocol in "
              "the footnote. That column mixes protocols (AlexNet's paper: 10 crops; VGG's: dense evaluation at a single "
              "scale of 256; Keras': one centre crop): compare a figure only with one of the same footnote, and none of "
@@ -427,6 +427,8 @@ def _verdict(r: claimslib.Result) -> str:
         text = "the code as printed does not build"
     elif r.status == "rounds up":
         text = "the exact value, rounded up to the digits written, is the claim"
+    elif r.status == "truncates" and r.verdict.matches:
+        text = "the exact value, cut to the digits written, is the claim"
     elif r.status == "rounds":
         digits = f" to {c.significant} significant digit{'s' if c.significant > 1 else ''}" if c.significant else ""
         text = f"the exact value, rounded{digits}, is the claim"
@@ -466,8 +468,9 @@ def _where(c: claimslib.Claim) -> str:
     return ref
 
 
-SUMMARY = {"exact": "exact", "rounds": "rounds to the claim", "rounds up": "rounds up to the claim", "holds": "holds",
-           "off": "off", "truncates": "off", "differs": "differs", "unavailable": "not computed"}
+SUMMARY = {"exact": "exact", "rounds": "rounds to the claim", "rounds up": "rounds up to the claim",
+           "cut": "cut to the claim", "holds": "holds", "off": "off", "truncates": "off", "differs": "differs",
+           "unavailable": "not computed"}
 WRONG, AUTHORS = "errors of the lectures", "the authors' own figures they repeat"
 
 
@@ -481,7 +484,8 @@ def headline(results: list[claimslib.Result], implied: bool = False) -> dict[str
     counts: dict[str, int] = defaultdict(int)
     for r in lecture_results(results):
         if r.claim.implied == implied:
-            counts[AUTHORS if r.claim.authors else WRONG if r.claim.wrong else SUMMARY[r.status]] += 1
+            status = "cut" if r.status == "truncates" and r.verdict.matches else r.status
+            counts[AUTHORS if r.claim.authors else WRONG if r.claim.wrong else SUMMARY[status]] += 1
     return {k: counts[k] for k in (*dict.fromkeys(SUMMARY.values()), WRONG, AUTHORS) if counts[k]}
 
 
@@ -597,8 +601,9 @@ def googlenet_layouts() -> str:
                f"{float(Fraction(alexnet[a], claimslib.quantity(claimslib.Ref(g, 'params')))):.2f}x"]
               for a, g in (("alexnet_paper", "googlenet_paper"), ("alexnet", "googlenet"))]
     return ("GoogLeNet's parameters, computed in both layouts, with and without the 1024 -> 1000 classifier (no auxiliary "
-            "classifiers). 5 M and 12x are the Inception authors' own round figures (60 M / 5 M, Szegedy et al., Rethinking "
-            "the Inception Architecture, CVPR 2016, Section 1); no layout has 5 M at one significant digit.\n\n"
+            "classifiers). 12x and 5 M are the GoogLeNet authors' own round figures (12x: Szegedy et al., Going Deeper with "
+            "Convolutions, 2014, Section 1; 5 M, as 60 M / 5 M = 12x: Szegedy et al., Rethinking the Inception "
+            "Architecture, CVPR 2016, Section 1); no layout has 5 M at one significant digit, nor a ratio of 12.\n\n"
             + markdown_table(rows, ["Layout", "Spec", "Params", "in M", "Without the classifier", "in M"], numeric=[2, 3, 4, 5])
             + "\n" + markdown_table(ratios, ["AlexNet / GoogLeNet", "Parameters", "Ratio"], numeric=[1, 2]))
 
@@ -630,7 +635,8 @@ def claims_page(results: list[claimslib.Result], unchecked: list[claimslib.Unche
              "H x W x C); "
              "the computed one comes from the named zoo network or small spec of `archcalc/report/claims.json` (*Computed "
              "from*), and *archcalc* shows it exactly (in the claim's unit in brackets). Verdicts: *exact*; *rounds to the "
-             "claim* when the exact value rounded to the digits the claim writes is the claim; *off by* (claimed - "
+             "claim* when the exact value rounded to the digits the claim writes is the claim (*rounds up to* or *cut to "
+             "the claim* where the source rounds up or cuts, as the claims file says); *off by* (claimed - "
              "computed) / computed, or *N, not M* for counts; *holds* for \"most\" (more than half). A claim that "
              "is wrong in its source is marked so, with the correct number and a note; a figure the network's authors "
              "give themselves, which the lectures repeat, is marked *the authors' own figure* and counted apart. A number "
@@ -670,7 +676,7 @@ def index_page(analyses: dict[str, Analysis], results: list[claimslib.Result]) -
         "`archcalc report --check` fails when these files are stale; `archcalc report NAME --out DIR` writes one "
         "network's page. Tables are GitHub pipe tables: copy one into a slide or a course page as is.\n",
         f"- [The zoo](zoo.md): {len(shown)} networks, one row each, grouped by family: year, depth, parameters, "
-        "MACs, weights and activation memory, accuracy with one protocol per column; "
+        "MACs, weights and activation memory, torchvision's accuracy and the published one, each with its protocol; "
         f"[building blocks](zoo.md#{anchor(BLOCKS_HEADING)}), "
         f"[accuracy figures the lectures quote](zoo.md#{anchor(QUOTED_HEADING)})",
         f"- [Lecture claims](claims.md): {headline_text(results)} "
