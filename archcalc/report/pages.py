@@ -522,7 +522,9 @@ CLAIM_HEADERS = ["#", "Claim", "Source", "Convention", "Computed from", "Claimed
 
 
 def _sentence(text: str) -> str:
-    return text if not text or text.endswith(".") else text + "."
+    """A note's part as a sentence of its own: a capital first, a full stop last."""
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith(".") else text + "."
 
 
 def _notes(rs: list[claimslib.Result], numbers: dict[str, str]) -> str:
