@@ -334,13 +334,13 @@ def quoted_section(quoted: list[claimslib.Accuracy], names: set[str]) -> str:
     for q in quoted:
         links = ", ".join(f"[{n}](networks/{n}.md)" for n in q.networks if n in names)
         rows.append([cell(q.label), links, percent(q.top1), percent(q.top5), percent(q.top5_error), cell(q.measure),
-                     cell(q.quote), cell(", ".join(q.sources)), cell(q.check)])
+                     cell(q.quote), cell(", ".join(q.sources)), claimslib.CHECKS[q.verdict], cell(q.check)])
     return (f"## {QUOTED_HEADING}\n\n"
-            "As the lecture texts write them (`archcalc/report/claims.json`, `accuracy`), with what the papers say where "
-            "they differ (*Check*). Competition results are a team's entry on the test set (often an ensemble of "
+            "As the lecture texts write them (`archcalc/report/claims.json`, `accuracy`), with the verdict of the papers "
+            "(*Verdict*: hold, wrong, imprecise, or not checkable) and what they say (*Check*). Competition results are a team's entry on the test set (often an ensemble of "
             "networks), not one network on the validation set, so they do not compare with the columns above.\n\n"
             + markdown_table(rows, ["Network", "Zoo", "Top-1 %", "Top-5 %", "Top-5 error %", "Measure", "Quote", "Source",
-                                    "Check"], numeric=[2, 3, 4]))
+                                    "Verdict", "Check"], numeric=[2, 3, 4]))
 
 
 def _year(a: Analysis) -> int | None:
