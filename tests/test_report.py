@@ -855,3 +855,16 @@ def test_no_code_tells_a_zoo_network_apart_by_its_name():
     found = {str(path.relative_to(ROOT)): checks for path in sorted((ROOT / "archcalc").rglob("*.py"))
              if (checks := name_checks(path.read_text(encoding="utf-8"), words))}
     assert found == {}
+
+
+def test_layer_settings_of_a_type():
+    """kernel, stride, padding of every layer of a type: one number when all agree, else the distinct ones in order."""
+    setting = claimslib.quantity
+    assert setting(claimslib.Ref("vgg16", "kernel", of="conv2d")) == 3  # thirteen 3x3 convolutions
+    # AlexNet: conv1 11x11 stride 4 padding 2 (torchvision), then 5x5 padding 2 and 3x3 padding 1, stride 1
+    assert setting(claimslib.Ref("alexnet", "kernel", of="conv2d")) == [11, 5, 3]
+    assert setting(claimslib.Ref("alexnet", "stride", of="conv2d")) == [4, 1]
+    assert setting(claimslib.Ref("alexnet", "padding", of="conv2d")) == [2, 1]
+    assert setting(claimslib.Ref("alexnet", "stride", "features.conv2", of="conv2d")) == 1
+    with pytest.raises(SpecError, match="'of' goes with"):
+        claimslib._ref({"network": "vgg16", "quantity": "kernel"})
