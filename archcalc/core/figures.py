@@ -18,7 +18,7 @@ from ..errors import SpecError, suggest
 from . import quantities
 
 SCALES = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20, "%": 1, "x": 1}
-# exact, rounds (to the digits written), truncates (cut to them), holds ("more than"), within (a budget),
+# exact, rounds (to the digits written), truncates (cut to them), rounds up (a figure written rounded up), holds ("more than"), within (a budget),
 # over and under (a budget missed), off (a number that does not add up), differs (a shape),
 # unavailable (nothing to compute it on)
 MATCHING = ("exact", "rounds", "holds", "within")
@@ -39,7 +39,7 @@ class Figure(NamedTuple):
     value: Any = None  # a number or a shape (list); None for a budget
     unit: str | None = None
     significant: int | None = None  # "60 million" for 60,965,224: written to 1 significant digit
-    rounding: str = "nearest"  # or "down": the source cut the figure (3.858 G written 3.8)
+    rounding: str = "nearest"  # or "down": the source cut the figure (3.858 G written 3.8); "up": it rounded up
     bound: str | None = None  # "above": the claim is "more than value" ("most" = above 50 %)
     wrong: bool = False  # the source's figure does not add up
     approximate: bool = False  # a loose figure: off by a little is what it says
@@ -69,7 +69,7 @@ class Figure(NamedTuple):
         if isinstance(exact, (list, tuple)) or self.value is None or not self.unit:
             return exact
         scaled = Fraction(exact) / self.scale * self.step()
-        digits = math.floor(scaled) if self.rounding == "down" else math.floor(scaled + Fraction(1, 2))
+        digits = {"down": math.floor(scaled), "up": math.ceil(scaled)}.get(self.rounding, math.floor(scaled + Fraction(1, 2)))
         places = self.places()
         return round(digits / 10**places, places) if places > 0 else digits * 10**-places
 
@@ -82,7 +82,8 @@ class Verdict(NamedTuple):
 
     @property
     def matches(self) -> bool:
-        return self.status in MATCHING or (self.status == "truncates" and self.figure.rounding == "down")
+        return (self.status in MATCHING or (self.status == "truncates" and self.figure.rounding == "down")
+                or (self.status == "rounds up" and self.figure.rounding == "up"))
 
     @property
     def ok(self) -> bool:
@@ -133,6 +134,8 @@ def compare(figure: Figure, exact: Any) -> Verdict:
     if x == claimed:
         return Verdict(figure, exact, "exact")
     step = figure.step()
+    if figure.rounding == "up":
+        return Verdict(figure, exact, "rounds up" if math.ceil(x * step) == claimed * step else "off", off)
     if math.floor(x * step + Fraction(1, 2)) == claimed * step:
         return Verdict(figure, exact, "rounds")
     if math.floor(x * step) == claimed * step:

@@ -7,7 +7,7 @@ in percent, `product` or `difference`). A claim with `"bound": "above"` says "mo
 "most"). The claimed figure is data; the computed one never is. A claim quoted by several sources
 in different words lists them as `wordings` (each an id, its sources, its quote and what differs),
 so that each quote is judged once on what it says. `beside` computes the same figure another way
-(another layout) to show next to the verdict. Sources are seed file names; a claim from anywhere
+(another layout) to show next to the verdict. Sources are the lecture files' names; a claim from anywhere
 else names its real source and is counted apart from the lecture texts. The file also lists the
 accuracy figures the lectures quote (`accuracy`), which archcalc shows but cannot compute, and
 every other numeric statement of the lectures (`not_computed`), with a check where a paper gives one,
@@ -47,10 +47,11 @@ BYTES_PER_VALUE = 4  # fp32: the sources' convention for memory figures
 QUANTITIES = (
     "params", "weights", "biases", "non_trainable", "macs", "flops", "activations", "activation_bytes",
     "weights_bytes", "output_shape", "output_shape_hwc", "output_size", "layers", "depth", "count",
-    "receptive_field", "jump", "channels",
+    "receptive_field", "jump", "channels", "kernel", "stride", "padding",
 )
+SETTINGS = ("kernel", "stride", "padding")  # a layer field, over every layer of the type `of`
 SHAPES = ("output_shape", "output_shape_hwc", "output_size", "receptive_field", "jump", "channels")
-SEED = re.compile(r"\d{3}_[0-9a-f]{16}\.txt")  # a lecture text of ../shared/seeds
+LECTURE_FILE = re.compile(r"\d{3}_[0-9a-f]{16}\.txt")  # a lecture text of ../shared/seeds
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Ref:
     layer: str | None = None
     input: tuple[int, ...] | None = None
     exclude: tuple[str, ...] = ()
-    of: str | None = None  # count: the row type counted (a layer type or a block name)
+    of: str | None = None  # count: the row type counted (a layer type or a block name); a setting: the layer type
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,13 @@ class Claim:
     note: str = ""
     group: str | None = None  # the claim id its wordings share, when sources word it differently
     beside: tuple["Beside", ...] = ()
+    authors: str = ""  # where the network's authors give this figure themselves: the lecture repeats it
+    implied: bool = False  # a number the source implies (a product, a total) but does not write
 
     @property
     def in_lectures(self) -> bool:
-        """Quoted from the lecture texts (seed files), not from a source they copy."""
-        return all(SEED.fullmatch(s) for s in self.sources)
+        """Quoted from the lecture texts, not from a source they copy."""
+        return all(LECTURE_FILE.fullmatch(s) for s in self.sources)
 
     value = property(lambda self: self.figure.value)
     unit = property(lambda self: self.figure.unit)
@@ -137,6 +140,7 @@ class Accuracy:
     top5: float | None = None
     top5_error: float | None = None
     check: str = ""  # what the paper behind the figure says, where it differs
+    verdict: str = ""  # of the check: one of CHECKS
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,10 @@ class Unchecked:
     quote: str
     sources: tuple[str, ...]
     check: str = ""  # a verdict from the papers, where one is possible
+    verdict: str = ""  # of the check: one of CHECKS
+
+
+CHECKS = {"holds": "hold", "wrong": "wrong", "imprecise": "imprecise", "": "not checkable"}  # verdict -> headline word
 
 
 # ---- the claims file -------------------------------------------------------------------
@@ -193,13 +201,20 @@ def claims(path: Path = CLAIMS_FILE) -> list[Claim]:
 
 def accuracy(path: Path = CLAIMS_FILE) -> list[Accuracy]:
     return [Accuracy(raw["label"], tuple(raw.get("networks", ())), raw["quote"], tuple(raw["sources"]), raw["measure"],
-                     raw.get("top1"), raw.get("top5"), raw.get("top5_error"), raw.get("check", ""))
+                     raw.get("top1"), raw.get("top5"), raw.get("top5_error"), raw.get("check", ""), _checked(raw))
             for raw in document(path).get("accuracy", [])]
 
 
 def unchecked(path: Path = CLAIMS_FILE) -> list[Unchecked]:
-    return [Unchecked(raw["what"], raw["quote"], tuple(raw["sources"]), raw.get("check", ""))
+    return [Unchecked(raw["what"], raw["quote"], tuple(raw["sources"]), raw.get("check", ""), _checked(raw))
             for raw in document(path).get("not_computed", [])]
+
+
+def _checked(raw: Mapping[str, Any]) -> str:
+    verdict = raw.get("verdict", "")
+    if verdict not in CHECKS:
+        raise SpecError(f"{CLAIMS_FILE.name}: verdict {verdict!r} of {raw['quote'][:40]!r} is none of {', '.join(CHECKS)}")
+    return verdict
 
 
 def notes(path: Path = CLAIMS_FILE) -> list[Note]:
@@ -223,8 +238,9 @@ def _note(raw: Mapping[str, Any]) -> Note:
 def _ref(raw: Mapping[str, Any]) -> Ref:
     if raw["quantity"] not in QUANTITIES:
         raise SpecError(f"{CLAIMS_FILE.name}: unknown quantity {raw['quantity']!r}")
-    if (raw["quantity"] == "count") != ("of" in raw):
-        raise SpecError(f"{CLAIMS_FILE.name}: 'of' goes with quantity 'count' and only with it ({raw.get('network')})")
+    if (raw["quantity"] in ("count", *SETTINGS)) != ("of" in raw):
+        raise SpecError(f"{CLAIMS_FILE.name}: 'of' goes with quantity 'count' or a setting ({', '.join(SETTINGS)}) "
+                        f"and only with them ({raw.get('network')})")
     return Ref(raw["network"], raw["quantity"], raw.get("layer"),
                tuple(raw["input"]) if raw.get("input") else None, tuple(raw.get("exclude", ())), raw.get("of"))
 
@@ -238,12 +254,21 @@ def _claim(raw: dict) -> Claim:
         versus=_ref(raw["versus"]) if "versus" in raw else None, compare=raw.get("compare"),
         divide_by=raw.get("divide_by", 1), note=raw.get("note", ""), group=raw.get("group"),
         beside=tuple(_beside(b["label"], b) for b in raw.get("beside", ())),
+        authors=raw.get("authors", ""), implied=raw.get("implied", False),
     )
 
 
 def _beside(label: str, raw: Mapping[str, Any]) -> Beside:
     return Beside(label, _ref(raw), _ref(raw["versus"]) if "versus" in raw else None, raw.get("compare"),
                   raw.get("divide_by", 1))
+
+
+def networks_of(claim: Claim) -> set[str]:
+    """The zoo networks a claim is computed on: those it names, a layout of the claims file standing for the
+    zoo network it extends (googlenet_paper for googlenet)."""
+    names = {claim.ref.network, *([claim.versus.network] if claim.versus else [])}
+    specs = local_specs()
+    return {specs[n].get("extends", n) if n in specs else n for n in names}
 
 
 # ---- computing -------------------------------------------------------------------------
@@ -331,7 +356,26 @@ def quantity(ref: Ref) -> Any:
         return depth(_node(result.network.root, ref.layer) if ref.layer else result.network.root)
     if ref.quantity == "count":
         return sum(1 for r in result.rows if r.label == ref.of and _inside(r.path, ref))
+    if ref.quantity in SETTINGS:
+        return _setting(result.network.root, ref)
     return _summed(result, ref)
+
+
+def _setting(root: Node, ref: Ref) -> Any:
+    """A field (kernel, stride, padding) of every layer of type `of` under `layer`: one number when all of them
+    have it square and alike (3 for 3x3 everywhere), else the distinct values in order of appearance."""
+    found: list[Any] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Layer):
+            if node.type == ref.of and _inside(node.path, ref):
+                value = node.attrs[ref.quantity]
+                value = value[0] if isinstance(value, tuple) and len(set(value)) == 1 else value
+                found += [] if value in found else [value]
+            continue
+        stack.extend(reversed(node.children))
+    return found[0] if len(found) == 1 and isinstance(found[0], int) else [list(v) if isinstance(v, tuple) else v for v in found]
 
 
 def _shape(row: Any, what: str) -> Any:
@@ -435,6 +479,8 @@ def _how(v) -> str:
         return ""  # the note says why
     if v.status == "rounds":
         return " (to the digits written)"
+    if v.status == "rounds up":
+        return " (rounded up to the digits written)"
     if v.status == "unavailable":
         return " (not computed)"
     if v.status in ("off", "truncates") and v.off_percent is not None:

@@ -53,7 +53,7 @@ def totals_table(analysis: Analysis) -> str:
     t = analysis.totals
     rows = [
         ["Parameters (trainable)", f"{t.params:,}"],
-        ["Non-trainable values (BN running statistics)", f"{t.non_trainable:,}"],
+        [f"Non-trainable values ({non_trainable_kind(analysis)})", f"{t.non_trainable:,}"],
         ["MACs per image (conv + linear)", f"{t.macs:,}"],
         ["FLOPs per image (2 x MACs)", f"{t.flops:,}"],
         ["Depth (weight layers on the longest path)", f"{claimslib.depth(analysis.network.root):,}"],
@@ -65,6 +65,13 @@ def totals_table(analysis: Analysis) -> str:
         ["Peak live activations at inference, fp32 (MiB)", fmt.mib(analysis.peak_activation_bytes, unit=False)],
     ]
     return markdown_table(rows, ["Quantity", "Value"], numeric=[1])
+
+
+def non_trainable_kind(analysis: Analysis) -> str:
+    """What a network's non-trainable values are: BN running statistics, or the fixed values of another layer type."""
+    types = sorted({r.layer_type for r in analysis.leaves() if r.non_trainable and r.layer_type})
+    kinds = ["BN running statistics" if "norm" in t else f"fixed values of `{t}`" for t in types]
+    return ", ".join(dict.fromkeys(kinds)) or "BN running statistics"  # none: the usual kind, 0 of them
 
 
 def expect_table(analysis: Analysis) -> str:
@@ -122,15 +129,16 @@ def claims_section(network: Network, results: list[claimslib.Result]) -> list[st
     if not _in_zoo(network):
         return []
     numbers = claim_numbers(results)
-    mine = [r for r in results if r.claim.ref.network == network.name]
+    mine = [r for r in lecture_results(results) if network.name in claimslib.networks_of(r.claim)]
     if not mine:
         return []
-    rows = [[numbers[r.claim.id], cell(r.claim.quote), r.claim.ref.layer or "", _claimed(r.claim), _computed(r), _verdict(r)]
+    rows = [[numbers[r.claim.id], cell(r.claim.quote), _where(r.claim), _claimed(r.claim), _computed(r), _verdict(r)]
             for r in mine]
     return ["## Lecture claims\n",
-            "Claims of the lecture texts computed on this network; the numbers refer to [claims.md](../claims.md), "
-            "which gives their sources, conventions and notes.\n",
-            markdown_table(rows, ["#", "Claim", "Layer", "Claimed", "archcalc", "Verdict"], numeric=[3, 4])]
+            "Claims of the lecture texts computed on this network or on a layout of it (the *Computed from* column of "
+            "[claims.md](../claims.md), which gives their sources, conventions and notes under the same numbers; the "
+            "verdict is the same there).\n",
+            markdown_table(rows, ["#", "Claim", "Computed from", "Claimed", "archcalc", "Verdict"], numeric=[3, 4])]
 
 
 def _in_zoo(network: Network) -> bool:
@@ -291,10 +299,11 @@ def zoo_page(analyses: dict[str, Analysis], quoted: list[claimslib.Accuracy], re
              "layers, torchvision's `_ops`; FLOPs = 2 x MACs) are rounded to 3-4 significant digits here; the network pages "
              "and `archcalc table --json` give them exactly. Weights include BN running statistics. Activations are the "
              "cs231n sum of the layer outputs and the input.\n",
-             "Accuracies are ImageNet top-1/top-5 in percent, one protocol per column: *torchvision* is "
+             "Accuracies are ImageNet top-1/top-5 in percent: *torchvision* is "
              f"{TORCHVISION_PROTOCOL}; *Published* is the paper's own figure (or Keras' for its model), with its protocol in "
-             "the footnote: the VGG and AlexNet papers evaluate densely or on 10 crops, so their column compares with "
-             "itself, not with torchvision's. The figures the lectures quote are "
+             "the footnote. That column mixes protocols (AlexNet's paper: 10 crops; VGG's: dense evaluation at a single "
+             "scale of 256; Keras': one centre crop): compare a figure only with one of the same footnote, and none of "
+             "them with torchvision's. The figures the lectures quote are "
              f"[below](#{anchor(QUOTED_HEADING)}); the lecture's Inception modules are "
              f"[building blocks](#{anchor(BLOCKS_HEADING)}), not networks.\n"]
     numeric = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
@@ -325,13 +334,13 @@ def quoted_section(quoted: list[claimslib.Accuracy], names: set[str]) -> str:
     for q in quoted:
         links = ", ".join(f"[{n}](networks/{n}.md)" for n in q.networks if n in names)
         rows.append([cell(q.label), links, percent(q.top1), percent(q.top5), percent(q.top5_error), cell(q.measure),
-                     cell(q.quote), cell(", ".join(q.sources)), cell(q.check)])
+                     cell(q.quote), cell(", ".join(q.sources)), claimslib.CHECKS[q.verdict], cell(q.check)])
     return (f"## {QUOTED_HEADING}\n\n"
-            "As the lecture texts write them (`archcalc/report/claims.json`, `accuracy`), with what the papers say where "
-            "they differ (*Check*). Competition results are a team's entry on the test set (often an ensemble of "
+            "As the lecture texts write them (`archcalc/report/claims.json`, `accuracy`), with the verdict of the papers "
+            "(*Verdict*: hold, wrong, imprecise, or not checkable) and what they say (*Check*). Competition results are a team's entry on the test set (often an ensemble of "
             "networks), not one network on the validation set, so they do not compare with the columns above.\n\n"
             + markdown_table(rows, ["Network", "Zoo", "Top-1 %", "Top-5 %", "Top-5 error %", "Measure", "Quote", "Source",
-                                    "Check"], numeric=[2, 3, 4]))
+                                    "Verdict", "Check"], numeric=[2, 3, 4]))
 
 
 def _year(a: Analysis) -> int | None:
@@ -410,9 +419,16 @@ def _counted(c: claimslib.Claim) -> bool:
 
 
 def _verdict(r: claimslib.Result) -> str:
+    """The one verdict of a claim, the same on every page that shows it."""
     c = r.claim
+    if c.authors:
+        return f"**the authors' own figure**; the architecture gives {_with_unit(r.computed, c.unit, exact=False)}; see the note"
     if r.error is not None:
-        text = f"the code fails: {r.error}"
+        text = "the code as printed does not build"
+    elif r.status == "rounds up":
+        text = "the exact value, rounded up to the digits written, is the claim"
+    elif r.status == "truncates" and r.verdict.matches:
+        text = "the exact value, cut to the digits written, is the claim"
     elif r.status == "rounds":
         digits = f" to {c.significant} significant digit{'s' if c.significant > 1 else ''}" if c.significant else ""
         text = f"the exact value, rounded{digits}, is the claim"
@@ -432,10 +448,12 @@ def _beside(r: claimslib.Result) -> str:
     return "; ".join(f"{label}: {_with_unit(value, r.claim.unit)}" for label, value in r.beside if value is not None)
 
 
-def _with_unit(value, unit: str | None) -> str:
+def _with_unit(value, unit: str | None, exact: bool = True) -> str:
     if isinstance(value, list) or not unit:
         return _plain(value)
-    return in_unit(value, unit) if unit in ("%", "x") else f"{_plain(value)} ({in_unit(value, unit)})"
+    if unit in ("%", "x") or not exact:
+        return in_unit(value, unit)
+    return f"{_plain(value)} ({in_unit(value, unit)})"
 
 
 def _where(c: claimslib.Claim) -> str:
@@ -450,25 +468,49 @@ def _where(c: claimslib.Claim) -> str:
     return ref
 
 
-SUMMARY = {"exact": "exact", "rounds": "rounds to the claim", "holds": "holds", "off": "off", "truncates": "off",
-           "differs": "differs", "unavailable": "not computed"}
+SUMMARY = {"exact": "exact", "rounds": "rounds to the claim", "rounds up": "rounds up to the claim",
+           "cut": "cut to the claim", "holds": "holds", "off": "off", "truncates": "off", "differs": "differs",
+           "unavailable": "not computed"}
+WRONG, AUTHORS = "errors of the lectures", "the authors' own figures they repeat"
 
 
 def lecture_results(results: list[claimslib.Result]) -> list[claimslib.Result]:
     return [r for r in results if r.claim.in_lectures]
 
 
-def headline(results: list[claimslib.Result]) -> dict[str, int]:
-    """Counts of the lecture claims by verdict, wrong ones apart, from the results themselves."""
+def headline(results: list[claimslib.Result], implied: bool = False) -> dict[str, int]:
+    """Counts of the lecture claims the texts write (`implied`: of those they only imply) by verdict, the errors of the
+    lectures and the authors' own figures apart, from the results themselves."""
     counts: dict[str, int] = defaultdict(int)
     for r in lecture_results(results):
-        counts["wrong in the source" if r.claim.wrong else SUMMARY[r.status]] += 1
-    return {k: counts[k] for k in (*dict.fromkeys(SUMMARY.values()), "wrong in the source") if counts[k]}
+        if r.claim.implied == implied:
+            status = "cut" if r.status == "truncates" and r.verdict.matches else r.status
+            counts[AUTHORS if r.claim.authors else WRONG if r.claim.wrong else SUMMARY[status]] += 1
+    return {k: counts[k] for k in (*dict.fromkeys(SUMMARY.values()), WRONG, AUTHORS) if counts[k]}
 
 
-def headline_text(results: list[claimslib.Result]) -> str:
-    counts = headline(results)
-    return f"{sum(counts.values())} claims of the lecture texts: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+def statements(unchecked: list[claimslib.Unchecked], quoted: list[claimslib.Accuracy]) -> dict[str, int]:
+    """Counts of the other numeric statements (not computed, accuracies) by the verdict of their check."""
+    counts: dict[str, int] = defaultdict(int)
+    for verdict in [u.verdict for u in unchecked] + [q.verdict for q in quoted]:
+        counts[claimslib.CHECKS[verdict]] += 1
+    return {word: counts[word] for word in claimslib.CHECKS.values() if counts[word]}
+
+
+def _listed(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
+def headline_text(results: list[claimslib.Result], unchecked: list[claimslib.Unchecked] | None = None,
+                  quoted: list[claimslib.Accuracy] | None = None) -> str:
+    """What is counted, in one sentence: the computed claims the texts write, those they imply, the other statements."""
+    written, implied = headline(results), headline(results, implied=True)
+    other = statements(claimslib.unchecked() if unchecked is None else unchecked,
+                       claimslib.accuracy() if quoted is None else quoted)
+    return (f"{sum(written.values()) + sum(implied.values())} computed claims of the lecture texts: "
+            f"{sum(written.values())} figures they write ({_listed(written)}) and {sum(implied.values())} numbers they "
+            f"imply but do not write ({_listed(implied)}); besides, {sum(other.values())} other numeric statements "
+            f"checked against the papers ({_listed(other)})")
 
 
 def _claim_rows(rs: list[claimslib.Result], numbers: dict[str, str]) -> list[list[str]]:
@@ -479,10 +521,18 @@ def _claim_rows(rs: list[claimslib.Result], numbers: dict[str, str]) -> list[lis
 CLAIM_HEADERS = ["#", "Claim", "Source", "Convention", "Computed from", "Claimed", "archcalc", "Verdict"]
 
 
+def _sentence(text: str) -> str:
+    """A note's part as a sentence of its own: a capital first, a full stop last."""
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith(".") else text + "."
+
+
 def _notes(rs: list[claimslib.Result], numbers: dict[str, str]) -> str:
     notes = []
     for r in rs:
-        text = " ".join(t for t in (r.claim.note, f"Computed beside it: {_beside(r)}." if _beside(r) else "") if t)
+        parts = (f"The authors' figure: {r.claim.authors}" if r.claim.authors else "", r.claim.note,
+                 f"Computed beside it: {_beside(r)}" if _beside(r) else "")
+        text = " ".join(_sentence(t) for t in parts if t)
         if text:
             notes.append(f"- **{numbers[r.claim.id]}** {cell(text)}\n")
     return "Notes:\n\n" + "".join(notes) if notes else ""
@@ -501,14 +551,32 @@ def wordings_section(results: list[claimslib.Result], numbers: dict[str, str]) -
             + markdown_table(rows, ["#", "Source", "Wording", "Read as", "Claimed", "archcalc", "Verdict"], numeric=[4, 5]))
 
 
+LONG_CELL = 200  # characters: a longer reason goes to a footnote
+
+
 def wrong_section(results: list[claimslib.Result], numbers: dict[str, str]) -> str:
-    rows = [[numbers[r.claim.id], cell(r.claim.quote), cell(", ".join(r.claim.sources)), _claimed(r.claim), _computed(r),
-             cell(r.claim.note)] for r in lecture_results(results) if r.claim.wrong]
+    notes = Footnotes("w")
+
+    def why(text: str) -> str:
+        return cell(text) if len(text) <= LONG_CELL else f"{cell(text[:LONG_CELL].rsplit(' ', 1)[0])} ... {notes.mark(text)}"
+
+    def rows(authors: bool) -> list[list[str]]:
+        return [[numbers[r.claim.id], cell(r.claim.quote), cell(", ".join(r.claim.sources)), _claimed(r.claim), _computed(r),
+                 why(r.claim.authors if authors else r.claim.note)]
+                for r in lecture_results(results) if r.claim.wrong and bool(r.claim.authors) == authors]
+
+    headers = ["#", "Claim", "Source", "Claimed", "Correct (archcalc)", "Why"]
     return ("## Wrong in the source\n\n"
             "Figures of the lecture texts that do not add up or say more than the network does, with the number archcalc "
             "computes instead and why. They are marked in `archcalc/report/claims.json` (`wrong`), so they do not fail "
             "`archcalc check --claims`; a figure marked wrong that starts to match would.\n\n"
-            + markdown_table(rows, ["#", "Claim", "Source", "Claimed", "Correct (archcalc)", "Why"], numeric=[3, 4]))
+            + markdown_table(rows(False), headers, numeric=[3, 4])
+            + "\nThe authors' own figures: round figures the network's authors give in their papers, which the lectures "
+            "repeat. They do not match the architecture either, but the error is not the lectures' (*Why* names the "
+            "paper).\n\n"
+            + markdown_table(rows(True), ["#", "Claim", "Source", "Claimed", "The architecture (archcalc)", "The authors' source"],
+                             numeric=[3, 4])
+            + notes.text())
 
 
 OUTSIDE_HEADING = "From outside the lecture texts"
@@ -535,37 +603,46 @@ def googlenet_layouts() -> str:
                f"{float(Fraction(alexnet[a], claimslib.quantity(claimslib.Ref(g, 'params')))):.2f}x"]
               for a, g in (("alexnet_paper", "googlenet_paper"), ("alexnet", "googlenet"))]
     return ("GoogLeNet's parameters, computed in both layouts, with and without the 1024 -> 1000 classifier (no auxiliary "
-            "classifiers). 5 M and 12x are the Inception authors' own round figures (60 M / 5 M, Szegedy et al., Rethinking "
-            "the Inception Architecture, CVPR 2016, Section 1); no layout has 5 M at one significant digit.\n\n"
+            "classifiers). 12x and 5 M are the GoogLeNet authors' own round figures (12x: Szegedy et al., Going Deeper with "
+            "Convolutions, 2014, Section 1; 5 M, as 60 M / 5 M = 12x: Szegedy et al., Rethinking the Inception "
+            "Architecture, CVPR 2016, Section 1); no layout has 5 M at one significant digit, nor a ratio of 12.\n\n"
             + markdown_table(rows, ["Layout", "Spec", "Params", "in M", "Without the classifier", "in M"], numeric=[2, 3, 4, 5])
             + "\n" + markdown_table(ratios, ["AlexNet / GoogLeNet", "Parameters", "Ratio"], numeric=[1, 2]))
 
 
 def not_computed_section(unchecked: list[claimslib.Unchecked], quoted: list[claimslib.Accuracy]) -> str:
-    rows = [[cell(u.what), cell(u.quote), cell(", ".join(u.sources)), cell(u.check)] for u in unchecked]
-    rows += [[cell(f"accuracy: {q.label}"), cell(q.quote), cell(", ".join(q.sources)), cell(q.check)] for q in quoted]
+    rows = [[cell(u.what), cell(u.quote), cell(", ".join(u.sources)), claimslib.CHECKS[u.verdict], cell(u.check)]
+            for u in unchecked]
+    rows += [[cell(f"accuracy: {q.label}"), cell(q.quote), cell(", ".join(q.sources)), claimslib.CHECKS[q.verdict], cell(q.check)]
+             for q in quoted]
     return ("## Not computed\n\n"
             "Every other numeric statement of the lecture texts: data sets, training settings, timings, dates and "
             "accuracies are not the shape or the cost of a network, so archcalc cannot compute them. *Check* gives "
             "what the papers say where they allow a verdict (the accuracies are also in "
             f"[the zoo](zoo.md#{anchor(QUOTED_HEADING)})).\n\n"
-            + markdown_table(rows, ["What", "Quote", "Source", "Check"]))
+            + markdown_table(rows, ["What", "Quote", "Source", "Verdict", "Check"]))
 
 
 def claims_page(results: list[claimslib.Result], unchecked: list[claimslib.Unchecked] | None = None,
                 quoted: list[claimslib.Accuracy] | None = None) -> str:
+    unchecked = claimslib.unchecked() if unchecked is None else unchecked
+    quoted = claimslib.accuracy() if quoted is None else quoted
     numbers = claim_numbers(results)
     grouped = topics(lecture_results(results))
     contents = "".join(f"{t}. [{topic}](#{anchor(topic_heading(t, topic))})\n" for t, topic in enumerate(grouped, start=1))
     parts = ["# Lecture claims, recomputed\n",
              f"Every numeric claim of the lecture texts about the shape or the cost of a network, next to what archcalc "
-             f"computes ({headline_text(results)}). The claimed figure is the source's, in the source's "
-             "convention (*Convention*: weights only or with biases, MACs, values or bytes, C x H x W or H x W x C); "
+             f"computes ({headline_text(results, unchecked, quoted)}). The claimed figure is the source's, in the source's "
+             "convention and axis order (*Convention*: weights only or with biases, MACs, values or bytes, C x H x W or "
+             "H x W x C); "
              "the computed one comes from the named zoo network or small spec of `archcalc/report/claims.json` (*Computed "
              "from*), and *archcalc* shows it exactly (in the claim's unit in brackets). Verdicts: *exact*; *rounds to the "
-             "claim* when the exact value rounded to the digits the claim writes is the claim; *off by* (claimed - "
+             "claim* when the exact value rounded to the digits the claim writes is the claim (*rounds up to* or *cut to "
+             "the claim* where the source rounds up or cuts, as the claims file says); *off by* (claimed - "
              "computed) / computed, or *N, not M* for counts; *holds* for \"most\" (more than half). A claim that "
-             f"is wrong in its source is marked so, with the correct number and a note. The slides' figures that the texts "
+             "is wrong in its source is marked so, with the correct number and a note; a figure the network's authors "
+             "give themselves, which the lectures repeat, is marked *the authors' own figure* and counted apart. A number "
+             "the text implies but does not write (a product, a total) is counted apart too. The slides' figures that the texts "
              f"do not contain are [apart](#{anchor(OUTSIDE_HEADING)}); what archcalc cannot compute is listed under "
              "[Not computed](#not-computed).\n",
              contents, wrong_section(results, numbers), wordings_section(results, numbers)]
@@ -576,8 +653,7 @@ def claims_page(results: list[claimslib.Result], unchecked: list[claimslib.Unche
         if topic == "GoogLeNet":
             parts.append(googlenet_layouts())
     parts += [outside_section(results, numbers),
-              not_computed_section(claimslib.unchecked() if unchecked is None else unchecked,
-                                   claimslib.accuracy() if quoted is None else quoted)]
+              not_computed_section(unchecked, quoted)]
     return "\n".join(parts)
 
 
@@ -585,13 +661,13 @@ def claims_page(results: list[claimslib.Result], unchecked: list[claimslib.Unche
 
 PLOTS = {
     "zoo_params_macs": "parameters against MACs of the zoo (bubble area: activation memory per image)",
-    "zoo_accuracy_macs": "torchvision top-1 accuracy against GMACs (one protocol)",
+    "zoo_accuracy_macs": "torchvision top-1 accuracy against GMACs (torchvision's weights, one centre crop each)",
     f"{PLOTTED_NETWORK}_layers": f"per-layer parameters (log scale), MACs and activations of {PLOTTED_NETWORK}",
 }
 
 
 def index_page(analyses: dict[str, Analysis], results: list[claimslib.Result]) -> str:
-    bad = headline(results).get("wrong in the source", 0)
+    bad = headline(results).get(WRONG, 0) + headline(results, implied=True).get(WRONG, 0)
     shown = networks(analyses)
     claim_topics = ", ".join(f"[{topic}](claims.md#{anchor(topic_heading(t, topic))})"
                              for t, topic in enumerate(topics(lecture_results(results)), start=1))
@@ -602,11 +678,11 @@ def index_page(analyses: dict[str, Analysis], results: list[claimslib.Result]) -
         "`archcalc report --check` fails when these files are stale; `archcalc report NAME --out DIR` writes one "
         "network's page. Tables are GitHub pipe tables: copy one into a slide or a course page as is.\n",
         f"- [The zoo](zoo.md): {len(shown)} networks, one row each, grouped by family: year, depth, parameters, "
-        "MACs, weights and activation memory, accuracy with one protocol per column; "
+        "MACs, weights and activation memory, torchvision's accuracy and the published one, each with its protocol; "
         f"[building blocks](zoo.md#{anchor(BLOCKS_HEADING)}), "
         f"[accuracy figures the lectures quote](zoo.md#{anchor(QUOTED_HEADING)})",
         f"- [Lecture claims](claims.md): {headline_text(results)} "
-        f"([{bad} wrong in their source](claims.md#wrong-in-the-source)); {outside} figures of the slides they copy, "
+        f"([{bad} errors of the lectures](claims.md#wrong-in-the-source)); {outside} figures of the slides they copy, "
         f"[counted apart](claims.md#{anchor(OUTSIDE_HEADING)}); [what archcalc cannot compute](claims.md#not-computed). "
         f"Topics: {claim_topics}",
         "- [Tricks](tricks.md): " + ", ".join(f"[{title}](tricks.md#{anchor(title)})" for title in tricks.TITLES),
@@ -653,9 +729,11 @@ def build(target: str | None = None, out: str = "reports") -> dict[str, bytes]:
     shown = networks(analyses)
     points = [(n, a.network.family, a.totals.params, a.totals.macs, a.activation_bytes, a.input_shape[-1]) for n, a in shown.items()]
     accuracy = [(n, a.network.family, a.totals.macs, accuracies(a.network.meta)[0][0]) for n, a in shown.items()]
+    sizes = sorted({a.input_shape[-1] for n, a in shown.items() if accuracies(a.network.meta)[0][0] is not None})
     drawn = {"zoo_params_macs": plots.zoo_scatter(points),
              "zoo_accuracy_macs": plots.accuracy_scatter([p for p in accuracy if p[3] is not None],
-                                                         "torchvision's weights, ImageNet-1K validation, one centre crop")}
+                                                         "torchvision's weights, ImageNet-1K val, one centre crop "
+                                                         f"at each network's input size ({sizes[0]}-{sizes[-1]} px)")}
     if PLOTTED_NETWORK in analyses:
         drawn[f"{PLOTTED_NETWORK}_layers"] = plots.layer_bars(analyses[PLOTTED_NETWORK])
     for name, formats in drawn.items():

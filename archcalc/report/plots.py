@@ -173,7 +173,7 @@ def accuracy_scatter(points: Sequence[tuple[str, str, int, float]], protocol: st
     ax.set_ylim(min(p[3] for p in points) - 2.5, max(p[3] for p in points) + 2)
     ax.set_xlabel("GMACs per image (at each network's own input size)")
     ax.set_ylabel("top-1 accuracy, %")
-    ax.set_title(f"Accuracy against compute, one protocol: {protocol}", fontsize=9)
+    ax.set_title(f"Accuracy against compute: {protocol}", fontsize=9)
     ax.grid(True, which="major", linewidth=0.4)
     ax.grid(True, which="minor", linewidth=0.2, alpha=0.5)
     legend = ax.legend(title="family", fontsize=7, title_fontsize=8, loc="lower right")
