@@ -157,3 +157,17 @@ def test_vit_b_16_verifies_at_a_small_input():
 
     report = verify_network(analyze(load("vit_b_16"), (3, 32, 32)))
     assert report.ok, [c.problems() for c in report.disagreeing]
+
+
+def test_the_gradient_probe_sees_a_patch_per_token_and_the_whole_image_after_attention():
+    pytest.importorskip("torch")
+    from archcalc.torch.rf_probe import gradient_support
+
+    network = tiny_vit()
+    first = "encoder.layers.encoder_layer_0"
+    # before attention a token depends on its 4x4 patch; after it, on every pixel (the field is global)
+    assert gradient_support(network, (3, 32, 32), f"{first}.attention.0.ln_1") == ((4, 4), False)
+    assert gradient_support(network, (3, 32, 32), f"{first}.attention.0.self_attention") == ((32, 32), True)
+    analysis = analyze(network)
+    assert analysis.row(f"{first}.attention.0.ln_1").rf.size == (4, 4)
+    assert analysis.row(f"{first}.attention.0.self_attention").rf.size is None
