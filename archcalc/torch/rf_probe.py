@@ -162,7 +162,7 @@ def _supports(analysis: Analysis, path: str, positions: int, hold_gates: bool) -
     inside: list[tuple[int, int]] = []
     touching: list[tuple[int, int]] = []
     for i, unit in enumerate(units):
-        (grad,) = torch.autograd.grad(out[(0, *unit)].sum(), x, retain_graph=i < len(units) - 1)
+        (grad,) = torch.autograd.grad(out[(0,) + unit].sum(), x, retain_graph=i < len(units) - 1)
         mask = grad[0, 0] != 0
         rows = torch.nonzero(mask.any(1)).flatten().tolist()
         cols = torch.nonzero(mask.any(0)).flatten().tolist()
