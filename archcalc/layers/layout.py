@@ -102,3 +102,13 @@ def need(name: str, shape: tuple[int, ...], *layouts: Layout, hint: str = "") ->
     whats = [layout.what for layout in layouts]
     wanted = whats[0] if len(whats) == 1 else f"{', '.join(whats[:-1])} or {whats[-1]}"
     raise SpecError(f"{name} needs {wanted}, got {describe(shape)}{hint}")
+
+
+def as_image(shape: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """(C, H, W) of an image or a channels-last grid; None for a shape of any other layout."""
+    found = layout_of(shape)
+    if found == IMAGE:
+        return shape  # type: ignore[return-value]
+    if found == GRID:
+        return shape[2], shape[0], shape[1]
+    return None
