@@ -38,6 +38,7 @@ FLAT = Layout("flat", "F", "a flat vector", 1)
 TENSOR = Layout("tensor", "", "a tensor", None)
 LAYOUTS = {layout.name: layout for layout in (IMAGE, GRID, TOKENS, FLAT, TENSOR)}
 BY_RANK = {1: FLAT, 2: TOKENS, 3: IMAGE}  # how a plain tuple reads
+SPATIAL = {IMAGE: (1, 2), GRID: (0, 1)}  # the axes of H and W
 
 
 class _Laid(tuple):
