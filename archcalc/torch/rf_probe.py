@@ -67,6 +67,8 @@ def hw(size: tuple[int, int]) -> str:
 def rf_target(analysis: Analysis) -> str | None:
     """The last layer whose output is an image, a channels-last grid or tokens with a bounded field (the feature extractor's end),
     leaving out gate branches and layers whose field changes with the input size."""
+    if layout_of(analysis.input_shape) != IMAGE:
+        return None  # a field in pixels needs an image to start from
     found = None
     for row in analysis.leaves()[1:]:
         field = row.rf.spatial_size if row.rf.gated else row.rf.size
