@@ -73,7 +73,7 @@ def test_text_has_thousands_separators():
     out = ok(["table", "vgg16"])
     assert "Total params: 138,357,544" in out
     assert "102,764,545" not in out and "102,764,544" in out  # fc6
-    assert "MACs (conv + linear, per image): 15,470,264,320" in out
+    assert "MACs (conv, linear, matmul; per image): 15,470,264,320" in out
 
 
 def test_markdown():

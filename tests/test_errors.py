@@ -77,6 +77,11 @@ MESSAGES = {
     "linear_unflattened": ("fc (linear, $.layers[1]): linear needs a flat vector, a token sequence LxD, a channels-last grid "
                            "HxWxC or a tensor, got an image CxHxW 4x6x6 (add a flatten before it, or permute to channels "
                            "last)"),
+    "conv_on_channels_last": "conv (conv2d, $.layers[1]): conv2d needs an image CxHxW, got a channels-last grid HxWxC 8x8x4 (input 8x8x4)",
+    "attention_heads_do_not_divide": "attn (multihead_attention, $.layers[0]): 3 heads do not divide the 16 features (input 10x16)",
+    "attention_on_an_image": "attn (multihead_attention, $.layers[0]): multihead_attention needs a token sequence LxD, got an image CxHxW 3x8x8 (input 3x8x8)",
+    "permute_not_an_order": "p (permute, $.layers[0]): permute dims [0, 0, 1] is not an order of the 3 axes of an image CxHxW 3x8x8 (the batch is left out: [1, 2, 0] takes CxHxW to HxWxC) (input 3x8x8)",
+    "matmul_mismatch": "qk (matmul, $.layers[0]): matmul needs the last axis of the first (10x16) to be the second-last of the second (10x8)",
     "repeat_text_not_quoted": (
         "$.layers[0].repeat: cannot parse expression '5b': invalid decimal literal "
         "(text is quoted inside the string: \"'5b'\")"

@@ -104,6 +104,21 @@ def test_torchvision_counts_the_attention_products(name):
     assert round((macs - attention) / 1e9, 3) != gmacs
 
 
+# torchvision's other weights of the same architectures, at their own crops: the position embedding (one
+# vector per token) follows the input, and so do the parameters
+OTHER_CROPS = [
+    ("vit_b_16", 384, 86_859_496, 55.484),  # ViT_B_16_Weights.IMAGENET1K_SWAG_E2E_V1
+    ("vit_l_16", 512, 305_174_504, 361.986),  # ViT_L_16_Weights.IMAGENET1K_SWAG_E2E_V1
+    ("vit_h_14", 224, 632_045_800, 167.295),  # ViT_H_14_Weights.IMAGENET1K_SWAG_LINEAR_V1
+]
+
+
+@pytest.mark.parametrize("name, crop, params, gmacs", OTHER_CROPS)
+def test_torchvision_figures_at_other_crops(name, crop, params, gmacs):
+    analysis = analyze(load(name), (3, crop, crop))
+    assert (analysis.totals.params, round(analysis.totals.macs / 1e9, 3)) == (params, gmacs)
+
+
 def test_vit_h_14_at_518_has_1370_tokens(analyses):
     analysis = analyses("vit_h_14")
     assert analysis.row("class_token").output_shape == (37 * 37 + 1, 1280)
@@ -157,3 +172,17 @@ def test_vit_b_16_verifies_at_a_small_input():
 
     report = verify_network(analyze(load("vit_b_16"), (3, 32, 32)))
     assert report.ok, [c.problems() for c in report.disagreeing]
+
+
+def test_the_gradient_probe_sees_a_patch_per_token_and_the_whole_image_after_attention():
+    pytest.importorskip("torch")
+    from archcalc.torch.rf_probe import gradient_support
+
+    network = tiny_vit()
+    first = "encoder.layers.encoder_layer_0"
+    # before attention a token depends on its 4x4 patch; after it, on every pixel (the field is global)
+    assert gradient_support(network, (3, 32, 32), f"{first}.attention.0.ln_1") == ((4, 4), False)
+    assert gradient_support(network, (3, 32, 32), f"{first}.attention.0.self_attention") == ((32, 32), True)
+    analysis = analyze(network)
+    assert analysis.row(f"{first}.attention.0.ln_1").rf.size == (4, 4)
+    assert analysis.row(f"{first}.attention.0.self_attention").rf.size is None

@@ -486,3 +486,15 @@ def test_attention_written_by_hand_agrees_with_torch(fused):
     assert [c.counter for c in products] == (["torch"] if fused else ["fvcore", "fvcore"])
     assert sum(c.torch_flops for c in products) == 2 * 2 * (2 * 10 * 10 * 8)
     assert report.peak_live is not None and report.peak_live[0] == report.peak_live[1]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_network_of_tokens_agrees_with_torch_and_has_no_field_in_pixels(bias):
+    from archcalc.core.spec import resolve
+
+    layers = [{"type": "layer_norm"}, {"type": "multihead_attention", "heads": 4, "bias": bias},
+              {"type": "linear", "out": 8}]
+    report = verify_network(analyze(resolve({"input": [65, 16], "layers": layers}, "t", "t.json"), batch=3))
+    assert report.ok, [(c.path, c.problems()) for c in report.disagreeing]
+    assert report.rf is None  # its input is not an image
+    assert report.peak_live is not None and report.peak_live[0] == report.peak_live[1]

@@ -21,7 +21,7 @@ from ..errors import ArchcalcError, SpecError
 from ..layers import Shape
 from ..torch.memory import check_allocation, fake_values_bytes
 from ..torch.record import Call, Recording, holds_weights, parameter_count, record
-from ..torch.verify import LayerCheck, Report, compare_modules, compared
+from ..torch.verify import LayerCheck, Report, compare_modules, compared, counted_by
 from . import match
 from .graph import channels_last
 from .loading import exception_text, load_model, running
@@ -62,7 +62,8 @@ def _run(analysis: Analysis, target: str, model) -> Recording:
                      f"activations of a batch of {batch} at {fmt.shape(analysis.input_shape)}", analysis.network.file)
     torch.manual_seed(0)
     try:
-        return record(model, torch.randn(batch, *analysis.input_shape))
+        torch_counted = any(counted_by(row) == "torch" for row in analysis.leaves())  # attention: FlopCounterMode
+        return record(model, torch.randn(batch, *analysis.input_shape), torch_counted)
     except ArchcalcError:
         raise
     except Exception as exc:  # the user's forward can fail in any way

@@ -38,6 +38,7 @@ FLAT = Layout("flat", "F", "a flat vector", 1)
 TENSOR = Layout("tensor", "", "a tensor", None)
 LAYOUTS = {layout.name: layout for layout in (IMAGE, GRID, TOKENS, FLAT, TENSOR)}
 BY_RANK = {1: FLAT, 2: TOKENS, 3: IMAGE}  # how a plain tuple reads
+SPATIAL = {IMAGE: (1, 2), GRID: (0, 1)}  # the axes of H and W
 
 
 class _Laid(tuple):
@@ -102,3 +103,13 @@ def need(name: str, shape: tuple[int, ...], *layouts: Layout, hint: str = "") ->
     whats = [layout.what for layout in layouts]
     wanted = whats[0] if len(whats) == 1 else f"{', '.join(whats[:-1])} or {whats[-1]}"
     raise SpecError(f"{name} needs {wanted}, got {describe(shape)}{hint}")
+
+
+def as_image(shape: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """(C, H, W) of an image or a channels-last grid; None for a shape of any other layout."""
+    found = layout_of(shape)
+    if found == IMAGE:
+        return shape  # type: ignore[return-value]
+    if found == GRID:
+        return shape[2], shape[0], shape[1]
+    return None

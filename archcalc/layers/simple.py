@@ -235,15 +235,12 @@ class Permute(LayerType):
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         """H and W swapped (an image's [0, 2, 1], a grid's [1, 0, 2]) swap the field's axes."""
-        before, dims = layout.layout_of(shape), a["dims"]
-        spatial = {layout.IMAGE: (1, 2), layout.GRID: (0, 1)}.get(before)
-        if spatial is None:
+        dims = a["dims"]
+        before = layout.SPATIAL.get(layout.layout_of(shape))
+        after = layout.SPATIAL.get(self.layout_after(shape, dims))
+        if before is None or after is None:
             return rf
-        after = self.layout_after(shape, dims)
-        new = {layout.IMAGE: (1, 2), layout.GRID: (0, 1)}.get(after)
-        if new is None:
-            return rf
-        return rf.swapped() if (dims[new[0]], dims[new[1]]) == (spatial[1], spatial[0]) else rf
+        return rf.swapped() if (dims[after[0]], dims[after[1]]) == (before[1], before[0]) else rf
 
     def label(self, a: Attrs) -> str:
         return f"permute {','.join(str(d) for d in a['dims'])}"

@@ -20,6 +20,7 @@ from ..core.calc import Analysis, Row
 from ..core.spec import Group, Layer, Node
 from ..errors import UsageError, one_line, suggest
 from ..layers import MERGES, REGISTRY
+from ..layers.layout import as_image
 
 # Okabe & Ito's colour-blind safe palette: a light tint fills the box, the colour draws its edge.
 PALETTE = {
@@ -301,7 +302,8 @@ class _Builder:
         self.rows = {r.path: r for r in analysis.rows}
         self.flow = _Flow(options.horizontal)
         self.kinds: set[str] = set()
-        spatial = [r.output_shape[1] * r.output_shape[2] for r in analysis.rows if len(r.output_shape) == 3]
+        images = (as_image(r.output_shape) for r in analysis.rows)
+        spatial = [image[1] * image[2] for image in images if image is not None]
         self.largest = max(spatial, default=1)
 
     def annotation(self, row: Row) -> list[tuple[str, int, bool]]:
@@ -317,9 +319,10 @@ class _Builder:
 
     def extra(self, row: Row) -> tuple[int, int]:
         """With --scale: wider for a larger feature map, thicker for more channels (VGG's figure)."""
-        if not self.options.scale or len(row.output_shape) != 3:
+        image = as_image(row.output_shape)
+        if not self.options.scale or image is None:
             return (0, 0)
-        c, h, w = row.output_shape
+        c, h, w = image
         across = round(140 * math.sqrt(h * w / self.largest))
         along = round(4 * math.log2(max(c, 1)))
         return (across, along) if not self.options.horizontal else (along, across)

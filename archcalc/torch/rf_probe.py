@@ -20,7 +20,7 @@ from ..core.spec import Group, Layer, Network, Node, joins
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
-from ..layers.layout import GRID, IMAGE, layout_of
+from ..layers.layout import GRID, IMAGE, TOKENS, layout_of
 
 MAX_PIXELS = 4096 * 4096  # the largest input the probe grows to (16.8 million pixels)
 MAX_POSITIONS = 16  # output positions probed along the diagonal: two periods of the field, at most this
@@ -65,12 +65,14 @@ def hw(size: tuple[int, int]) -> str:
 
 
 def rf_target(analysis: Analysis) -> str | None:
-    """The last layer whose output is an image (or a channels-last grid) with a bounded field (the feature extractor's end),
+    """The last layer whose output is an image, a channels-last grid or tokens with a bounded field (the feature extractor's end),
     leaving out gate branches and layers whose field changes with the input size."""
+    if layout_of(analysis.input_shape) != IMAGE:
+        return None  # a field in pixels needs an image to start from
     found = None
     for row in analysis.leaves()[1:]:
         field = row.rf.spatial_size if row.rf.gated else row.rf.size
-        if layout_of(row.output_shape) not in (IMAGE, GRID) or field is None:
+        if layout_of(row.output_shape) not in (IMAGE, GRID, TOKENS) or field is None:
             continue
         if row.kind == "layer" and REGISTRY[row.label].field_depends_on_size:
             continue
@@ -133,7 +135,8 @@ class _Stop(Exception):
 
 
 def _supports(analysis: Analysis, path: str, positions: int, hold_gates: bool) -> _Support:
-    """Widest (h, w) support over `positions` output units of `path` along the diagonal from the centre."""
+    """Widest (h, w) support over `positions` output units of `path` along the diagonal from the centre (for tokens:
+    the tokens from the middle of the sequence on, each with all its features)."""
     torch = require_torch()
     model = probe_model(analysis, hold_gates).requires_grad_(False)
     target = model.get_submodule(path)
@@ -151,15 +154,19 @@ def _supports(analysis: Analysis, path: str, positions: int, hold_gates: bool) -
         out = caught.output
     finally:
         handle.remove()
-    if layout_of(analysis.row(path).output_shape) == GRID:
+    laid = layout_of(analysis.row(path).output_shape)
+    if laid == GRID:
         out = out.permute(0, 3, 1, 2)  # a channels-last grid read as an image
-    # the probed diagonal is centred: an output of four positions (adaptive pooling to 4) has two inner ones
-    h0, w0 = max(0, (out.shape[2] - positions) // 2), max(0, (out.shape[3] - positions) // 2)
-    units = [(h0 + t, w0 + t) for t in range(positions) if h0 + t < out.shape[2] and w0 + t < out.shape[3]]
+    if laid == TOKENS:  # tokens from the middle of the sequence on, each with its features; two more than asked,
+        middle = out.shape[1] // 2  # since a row of patches read in order ends on the input's border
+        units: list = [(middle + t,) for t in range(positions + 2) if middle + t < out.shape[1]]
+    else:  # a diagonal centred on the output: an output of four positions (adaptive pooling to 4) has two inner ones
+        h0, w0 = max(0, (out.shape[2] - positions) // 2), max(0, (out.shape[3] - positions) // 2)
+        units = [(slice(None), h0 + t, w0 + t) for t in range(positions) if h0 + t < out.shape[2] and w0 + t < out.shape[3]]
     inside: list[tuple[int, int]] = []
     touching: list[tuple[int, int]] = []
-    for i, (h, w) in enumerate(units):
-        (grad,) = torch.autograd.grad(out[0, :, h, w].sum(), x, retain_graph=i < len(units) - 1)
+    for i, unit in enumerate(units):
+        (grad,) = torch.autograd.grad(out[(0,) + unit].sum(), x, retain_graph=i < len(units) - 1)
         mask = grad[0, 0] != 0
         rows = torch.nonzero(mask.any(1)).flatten().tolist()
         cols = torch.nonzero(mask.any(0)).flatten().tolist()
