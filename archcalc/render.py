@@ -74,7 +74,7 @@ def columns() -> tuple[Column, ...]:
         Column("Layer", lambda r, c: r.path, spec_text=True),
         Column("Type", lambda r, c: r.label, drop=1, spec_text=True),
         Column("Output", lambda r, c: fmt.shape(r.output_shape), numeric=True),
-        *(Column(q.header, _exact_cell(q), numeric=True, drop=q.drop) for q in QUANTITIES.values() if q.header),
+        *(Column(q.header, _exact_cell(q), numeric=True, drop=q.drop) for q in quantities.layer_columns() if q.header),
         Column("RF", lambda r, c: rf_cell(r.rf), numeric=True, drop=2),
     )
 
@@ -91,13 +91,11 @@ GAP = 2  # the space between the columns of a text table
 
 
 def table_rows(analysis: Analysis, depth: int | None, convention: str) -> list[list]:
-    """Rows for the report pages: path, type, shape, and exact integers (activations at the analysis' batch)."""
-    rows = []
-    for row in analysis.at_depth(depth):
-        params = row.params_keras if convention == "keras" else row.params
-        rows.append([row.path, row.label, fmt.shape(row.output_shape), params, row.macs,
-                     row.allocated * analysis.batch, rf_cell(row.rf)])
-    return rows
+    """Rows for the report pages: path, type, shape, the exact integer of each quantity with a column (per
+    image, as in the text table), and the receptive field."""
+    shown = quantities.layer_columns()
+    return [[row.path, row.label, fmt.shape(row.output_shape), *(quantities.shown(q, row, convention) for q in shown),
+             rf_cell(row.rf)] for row in analysis.at_depth(depth)]
 
 
 GATED = "*"  # marks a spatial field where the strict one is global because of a gate
