@@ -5,7 +5,6 @@ per image (shapes carry no batch dimension); everything that grows with the batc
 *configuration* (batch, dtype) and is named `*_per_batch`. Text and Markdown scale the totals to
 K/M/G and KiB/MiB/GiB; JSON, CSV and the DataFrame keep exact integers under the same names.
 """
-from __future__ import annotations
 
 import io
 import json
@@ -257,7 +256,7 @@ def text_table(analysis: Analysis, depth: int | None = None, convention: str = "
     return Fitted(text, "\n".join(_wrap([hint], width)))
 
 
-_NUMBER_AND_UNIT = re.compile(r"(\d) (B|[KMGT]|[KMGT]iB)\b")
+_NUMBER_AND_UNIT = r"(\d) (B|[KMGT]|[KMGT]iB)\b"  # compiled on its first use (re keeps it): a terminal's table
 _KEEP = "\u00a0"  # holds a number to its unit while wrapping
 
 
@@ -269,7 +268,7 @@ def _wrap(lines: list[str], width: int | None) -> list[str]:
 
     wrapped = []
     for line in lines:
-        held = _NUMBER_AND_UNIT.sub(rf"\1{_KEEP}\2", line)
+        held = re.sub(_NUMBER_AND_UNIT, rf"\1{_KEEP}\2", line)
         parts = textwrap.wrap(held, width, break_long_words=False, break_on_hyphens=False, subsequent_indent="  ")
         wrapped += [part.replace(_KEEP, " ") for part in parts] or [""]
     return wrapped

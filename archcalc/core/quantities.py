@@ -29,9 +29,13 @@ here and its per-layer rule. `declared(...)` adds quantities for the length of a
 import contextlib
 import functools
 import math
+import operator
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence, TypeVar
 
 Shape = tuple[int, ...]
+
+
+Rule = Callable[..., Any]  # one type for the rules below: typing would build each signature at every start-up
 
 
 class Quantity(NamedTuple):
@@ -39,19 +43,19 @@ class Quantity(NamedTuple):
 
     key: str
     doc: str
-    layer: Callable[[Any, Any, Shape, Shape], int] | None = None  # (layer type, fields, input, output) -> count
-    merge: Callable[[Any, Sequence[Shape], Shape], int] | None = None  # (merge type, branch shapes, output) -> its own
-    network_input: Callable[[Shape], int] | None = None  # what the network's input counts (the input row)
-    derive: Callable[[Any], Any] | None = None  # from a row's or the totals' counted quantities
+    layer: Rule | None = None  # (layer type, fields, input shape, output shape) -> its count
+    merge: Rule | None = None  # (merge type, branch shapes, output shape) -> what the merge counts of its own
+    network_input: Rule | None = None  # (input shape) -> what the network's input counts (the input row)
+    derive: Rule | None = None  # (a row or the totals) -> its value, from their counted quantities
     bytes_of: str | None = None  # the bytes of that quantity's values, at the analysis' dtype
-    figure: Callable[[Any, Any], Any] | None = None  # (analysis, row or None for the network) -> value
+    figure: Rule | None = None  # (analysis, row or None for the network) -> its value
     combine: str = "sum"  # a group's: the sum of what it holds; "peak": archcalc.core.liveness
     batched: bool = False  # grows with the batch: per_batch is per_image times the batch
     per_image: str | None = None  # JSON/CSV key of a layer record (in_layers) and of the totals
     per_batch: str | None = None  # JSON key of a configuration (one batch and dtype)
     in_layers: bool = True  # the JSON/CSV layer records hold it
     header: str | None = None  # its column in the layer tables: text, Markdown, report pages, the HTML explorer
-    drop: int = 0  # that column's turn to be hidden when a table does not fit (0: never hidden)
+    drop: int = 0  # that column's turn to be hidden when a text table does not fit (0: never hidden)
     batch_header: str | None = None  # its column in the text and Markdown table of configurations
     unit: str = "count"  # how it is written: count, bytes, shape or field (a receptive field)
     keras: str | None = None  # the quantity shown in its place in Keras' convention
@@ -207,21 +211,20 @@ def figure(quantity: Quantity, analysis: Any, row: Any = None) -> Any:
     return value
 
 
-# The walk of analyze runs these once per node: written out for the quantities of the table (as
-# collections.namedtuple writes its __new__), since a loop over the quantities takes twice as long.
-
 @per_table
 def layer_counter() -> Callable[[Any, Any, Shape, Shape], tuple[int, ...]]:
     """(layer type, fields, input shape, output shape) -> the counts of a layer: each quantity's rule."""
-    rules = {f"rule{i}": q.layer for i, q in enumerate(counted())}
-    calls = "".join(f"{name}(t, a, shape, out), " for name in rules)
-    return eval(f"lambda t, a, shape, out: ({calls})", rules)
+    rules = [q.layer for q in counted() if q.layer]  # every counted quantity has one
+    return lambda t, a, shape, out: tuple([rule(t, a, shape, out) for rule in rules])
 
 
-@per_table
 def adder() -> Callable[[tuple[int, ...], tuple[int, ...]], tuple[int, ...]]:
     """(counts, counts) -> their sum, quantity by quantity."""
-    return eval("lambda x, y: (" + "".join(f"x[{i}] + y[{i}], " for i in range(len(counted()))) + ")")
+    return add_counts
+
+
+def add_counts(x: tuple[int, ...], y: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(map(operator.add, x, y))
 
 
 def zero_counts() -> tuple[int, ...]:
