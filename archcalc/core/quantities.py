@@ -29,7 +29,6 @@ here and its per-layer rule. `declared(...)` adds quantities for the length of a
 import contextlib
 import functools
 import math
-import operator
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence, TypeVar
 
 Shape = tuple[int, ...]
@@ -218,13 +217,12 @@ def layer_counter() -> Callable[[Any, Any, Shape, Shape], tuple[int, ...]]:
     return lambda t, a, shape, out: tuple([rule(t, a, shape, out) for rule in rules])
 
 
+# The walk of analyze adds the counts of each node to its group's: written out for the quantities of the
+# table (as collections.namedtuple writes its __new__), since a loop over them takes twice as long.
+@per_table
 def adder() -> Callable[[tuple[int, ...], tuple[int, ...]], tuple[int, ...]]:
     """(counts, counts) -> their sum, quantity by quantity."""
-    return add_counts
-
-
-def add_counts(x: tuple[int, ...], y: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(map(operator.add, x, y))
+    return eval("lambda x, y: (" + "".join(f"x[{i}] + y[{i}], " for i in range(len(counted()))) + ")")
 
 
 def zero_counts() -> tuple[int, ...]:
