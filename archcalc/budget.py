@@ -11,7 +11,6 @@ in the spec and the limit. A bigger network is one call away:
 
 or `archcalc.load("huge.json", budget=Budget(nodes=5_000_000))`.
 """
-from __future__ import annotations
 
 import contextlib
 import contextvars

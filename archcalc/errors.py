@@ -15,7 +15,9 @@ import re
 # line and the terminal is sent nothing but text. C0 and DEL, the C1 controls a terminal may obey
 # (\x9b is CSI), and what XML 1.0 cannot hold even as a reference (lone surrogates, U+FFFE, U+FFFF)
 # so that an SVG stays well-formed; U+2028 and U+2029 break lines for some readers.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u2028\u2029]")
+# A pattern compiled on its first use (re keeps it): most texts are printable, and compiling a class this
+# wide costs more than the rest of this module.
+_CONTROL = "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u2028\u2029]"
 _NAMED = {"\0": "\\0", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -27,7 +29,7 @@ def _escaped(match: re.Match) -> str:
 def one_line(text: str) -> str:
     """`text` with its control characters as escapes (`\\x1b`, `\\n`): what every output shows of a
     text from a spec, a model file or the command line (Markdown, CSV and SVG add their own escapes)."""
-    return text if text.isprintable() else _CONTROL.sub(_escaped, text)
+    return text if text.isprintable() else re.sub(_CONTROL, _escaped, text)
 
 
 def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:

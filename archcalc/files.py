@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 TEMP_SUFFIX = ".archcalc-tmp"
 # ours, and those of earlier versions (`.NAME.md.XXXXXXXX`, no suffix)
-_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + r"|\..+\.(md|png|svg|json)\.[a-z0-9_]{8}")
+# (compiled on its first use: re keeps it)
+_TEMPORARY = r"\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + r"|\..+\.(md|png|svg|json)\.[a-z0-9_]{8}"
 
 
 def reason(exc: OSError | ValueError) -> str:
@@ -34,7 +35,7 @@ def reason(exc: OSError | ValueError) -> str:
 
 
 def is_temporary(name: str) -> bool:
-    return bool(_TEMPORARY.fullmatch(name))
+    return bool(re.fullmatch(_TEMPORARY, name))
 
 
 def is_temporary_of(name: str, target: str) -> bool:

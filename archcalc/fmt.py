@@ -174,10 +174,10 @@ def _tabulated(rows: list[list[str]], headers: list[str], numeric: set[int], sty
     return tabulate(rows, headers, tablefmt=style, disable_numparse=True, colalign=align)
 
 
-_ALWAYS = re.compile(r"([\\|`]|\](?=[(\[])|\{(?=[^}]*\}))")  # a backtick even alone: code spans cross cells
-_HTML = re.compile(r"<|&(?=#?\w+;)")  # a tag, or a character reference; `\<` is literal text in CommonMark only
-_PAIRED = {"*": re.compile(r"\*"), "~": re.compile(r"~"),
-           "_": re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")}  # an underscore inside a word never emphasises
+# Patterns compiled on their first use (re keeps them): only Markdown and prose need them.
+_ALWAYS = r"([\\|`]|\](?=[(\[])|\{(?=[^}]*\}))"  # a backtick even alone: code spans cross cells
+_HTML = r"<|&(?=#?\w+;)"  # a tag, or a character reference; `\<` is literal text in CommonMark only
+_PAIRED = (r"\*", r"~", r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # an underscore inside a word never emphasises
 
 
 def cell(text: Any) -> str:
@@ -197,24 +197,24 @@ def prose(text: Any) -> str:
     """Text from a spec as a paragraph of Markdown (a note on a network's page): literal as `cell` makes
     it, but a span between two backticks stays inline code (`code`). Emphasis marks are counted across
     the code spans, which emphasis may enclose."""
-    pieces = _CODE_SPAN.split(" ".join(str(text).split()))  # prose, code, prose, ...; a lone backtick is prose
+    pieces = re.split(_CODE_SPAN, " ".join(str(text).split()))  # prose, code, prose, ...; a lone backtick is prose
     paired = _paired(" ".join(pieces[0::2]))
     return one_line("".join(code(p) if i % 2 else _literal(p, paired) for i, p in enumerate(pieces)))
 
 
-_CODE_SPAN = re.compile(r"`([^`]+)`")
+_CODE_SPAN = r"`([^`]+)`"
 
 
-def _paired(text: str) -> list[re.Pattern]:
-    """The emphasis marks `text` holds two of or more: those that could pair."""
-    return [pattern for pattern in _PAIRED.values() if len(pattern.findall(text)) >= 2]
+def _paired(text: str) -> list[str]:
+    """The emphasis marks `text` holds two of or more (their patterns): those that could pair."""
+    return [pattern for pattern in _PAIRED if len(re.findall(pattern, text)) >= 2]
 
 
-def _literal(text: str, paired: Iterable[re.Pattern]) -> str:
-    text = _ALWAYS.sub(r"\\\1", text)
-    text = _HTML.sub(lambda m: "&lt;" if m.group() == "<" else "&amp;", text)
+def _literal(text: str, paired: Iterable[str]) -> str:
+    text = re.sub(_ALWAYS, r"\\\1", text)
+    text = re.sub(_HTML, lambda m: "&lt;" if m.group() == "<" else "&amp;", text)
     for pattern in paired:
-        text = pattern.sub(lambda m: "\\" + m.group(0), text)
+        text = re.sub(pattern, lambda m: "\\" + m.group(0), text)
     return text
 
 

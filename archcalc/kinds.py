@@ -5,7 +5,6 @@ become `(h, w)` tuples, integral floats of integer kinds become ints. `schema()`
 JSON Schema; `expression=True` keys also accept an expression string there. `examples()` gives values
 the kind accepts and refuses, so tests can show that the loader and the schema agree.
 """
-from __future__ import annotations
 
 import json
 import math

@@ -5,7 +5,6 @@ per image (shapes carry no batch dimension); everything that grows with the batc
 *configuration* (batch, dtype) and is named `*_per_batch`. Text and Markdown scale the totals to
 K/M/G and KiB/MiB/GiB; JSON, CSV and the DataFrame keep exact integers under the same names.
 """
-from __future__ import annotations
 
 import io
 import json
@@ -74,7 +73,7 @@ def columns() -> tuple[Column, ...]:
         Column("Layer", lambda r, c: r.path, spec_text=True),
         Column("Type", lambda r, c: r.label, drop=1, spec_text=True),
         Column("Output", lambda r, c: fmt.shape(r.output_shape), numeric=True),
-        *(Column(q.header, _exact_cell(q), numeric=True, drop=q.drop) for q in QUANTITIES.values() if q.header),
+        *(Column(q.header, _exact_cell(q), numeric=True, drop=q.drop) for q in quantities.layer_columns() if q.header),
         Column("RF", lambda r, c: rf_cell(r.rf), numeric=True, drop=2),
     )
 
@@ -91,13 +90,11 @@ GAP = 2  # the space between the columns of a text table
 
 
 def table_rows(analysis: Analysis, depth: int | None, convention: str) -> list[list]:
-    """Rows for the report pages: path, type, shape, and exact integers (activations at the analysis' batch)."""
-    rows = []
-    for row in analysis.at_depth(depth):
-        params = row.params_keras if convention == "keras" else row.params
-        rows.append([row.path, row.label, fmt.shape(row.output_shape), params, row.macs,
-                     row.allocated * analysis.batch, rf_cell(row.rf)])
-    return rows
+    """Rows for the report pages: path, type, shape, the exact integer of each quantity with a column (per
+    image, as in the text table), and the receptive field."""
+    shown = quantities.layer_columns()
+    return [[row.path, row.label, fmt.shape(row.output_shape), *(quantities.shown(q, row, convention) for q in shown),
+             rf_cell(row.rf)] for row in analysis.at_depth(depth)]
 
 
 GATED = "*"  # marks a spatial field where the strict one is global because of a gate
@@ -259,7 +256,7 @@ def text_table(analysis: Analysis, depth: int | None = None, convention: str = "
     return Fitted(text, "\n".join(_wrap([hint], width)))
 
 
-_NUMBER_AND_UNIT = re.compile(r"(\d) (B|[KMGT]|[KMGT]iB)\b")
+_NUMBER_AND_UNIT = r"(\d) (B|[KMGT]|[KMGT]iB)\b"  # compiled on its first use (re keeps it): a terminal's table
 _KEEP = "\u00a0"  # holds a number to its unit while wrapping
 
 
@@ -271,7 +268,7 @@ def _wrap(lines: list[str], width: int | None) -> list[str]:
 
     wrapped = []
     for line in lines:
-        held = _NUMBER_AND_UNIT.sub(rf"\1{_KEEP}\2", line)
+        held = re.sub(_NUMBER_AND_UNIT, rf"\1{_KEEP}\2", line)
         parts = textwrap.wrap(held, width, break_long_words=False, break_on_hyphens=False, subsequent_indent="  ")
         wrapped += [part.replace(_KEEP, " ") for part in parts] or [""]
     return wrapped

@@ -350,11 +350,11 @@ def targets(result: dict) -> list[dict]:
     per_row = lambda g: g["total_s"]["median"] / g["rows"]  # noqa: E731
     x, mib, sec = "x", "MiB", "s"
     rows = [
-        (f"`archcalc table {network}` / `python -c pass`", "<=", 3, x, table["ratio"]["median"]),
+        (f"`archcalc table {network}` / `python -c pass`", "<=", 5, x, table["ratio"]["median"]),
         (f"`archcalc table {network}` peak RSS", "<=", 30, mib, table["b"]["peak_rss_mib"]),
         (f"`{CHECK}`", "<=", 0.5, sec, pairs[CHECK]["b"]["wall_s"]["median"]),
         ("`archcalc list`", "<=", 0.5, sec, pairs["archcalc list"]["b"]["wall_s"]["median"]),
-        ("load + analyze the whole zoo, one process", "<=", 0.1, sec, result["zoo"]["load_analyze_s"]["median"]),
+        ("load + analyze the whole zoo, one process", "<=", 0.3, sec, result["zoo"]["load_analyze_s"]["median"]),
         ("analyze ViT-H/14 at 518, rows included", "<=", 0.05, sec, result["zoo"]["vit_h_14_analyze_s"]["median"]),
         (f"{seq['spec']}: load + analyze + render text", "<=", 1, sec, seq["total_s"]["median"]),
         (f"{big['spec']} / {seq['spec']}, time", "<=", 11, x, big["total_s"]["median"] / seq["total_s"]["median"]),

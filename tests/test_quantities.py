@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -13,6 +14,7 @@ from archcalc.core.calc import Row, Totals, check_network
 from archcalc.core.quantities import Quantity
 from archcalc.core.schema import build_schema
 from archcalc.errors import SpecError
+from archcalc.report import diagram, html, pages
 
 # One per layer: what a tally of the layers by hand gives, whatever their type.
 ONES = Quantity("one_per_layer", "1 for each layer", layer=lambda t, a, shape, out: 1, batched=True,
@@ -75,6 +77,44 @@ def test_a_declared_quantity_is_in_every_format():
         assert not of_a_row.ok and of_a_row.exact == 2
         what = build_schema()["$defs"]["expect"]["properties"]["what"]
         assert what["enum"][-1] == "one_per_layer"
+
+
+# The same tally, shown in the reports too: a row of each totals table, a short name for the figures.
+SHOWN = ONES._replace(topic="structure", explorer_total="Layers, counted by hand",
+                      page_total="Layers, counted by hand (page)", short="ones")
+# Every row of the explorer's table: the leaves above and the groups (a branch holds one layer).
+ROWS = {**LEAVES, "branches": 2, "branches.0": 1, "branches.1": 1}
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith("| ")]
+
+
+def test_a_declared_quantity_is_in_the_reports():
+    with quantities.declared(SHOWN):
+        analysis = archcalc.analyze(archcalc.load(NETWORK))
+
+        page = html.page(analysis)  # the HTML explorer: its total under its JSON key, and a sortable column
+        assert re.search(r'<th scope="row">Layers, counted by hand</th><td class="num" data-total="ones_per_image">'
+                         rf"{LAYERS}</td>", page)
+        assert '<th data-column="one_per_layer" class="num">Ones</th>' in page
+        assert "cell(row, number(r[column.one_per_layer]), true);" in page
+        data = html.table_data(analysis)
+        column = data["columns"].index("one_per_layer")
+        assert {row[0]: row[column] for row in data["rows"]} == ROWS
+
+        totals = dict(markdown_rows(pages.totals_table(analysis)))  # a network's page: its total and its column
+        assert totals["Layers, counted by hand (page)"] == str(LAYERS)
+        assert list(totals).index("Layers, counted by hand (page)") == list(totals).index("Output") + 1  # structure
+        layers = markdown_rows(pages.network_page(analysis.network, [], analysis).split("## Layers")[1])
+        column = layers[0].index("Ones")
+        assert {cells[0]: int(cells[column]) for cells in layers[1:]} == LEAVES
+
+        figure = diagram.svg(diagram.layout(analysis, diagram.Options(annotate=diagram.parse_annotate("one_per_layer"))))
+        assert figure.count(">1 ones<") == LAYERS  # each layer's box
+        assert "conv: conv2d, 3x8x8 -&gt; 4x8x8, 112 params, 6,912 MACs, 1 ones, RF 3" in figure  # 4*3*3*3 + 4 params
+
+    assert "one_per_layer" not in html.page(analysis) and "Layers, counted by hand" not in pages.totals_table(analysis)
 
 
 def test_a_withdrawn_quantity_is_gone():

@@ -20,7 +20,7 @@ from ..budget import Budget, current
 from ..errors import SpecError
 from ..kinds import quoted, shown
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = "[\ud800-\udfff]"  # compiled on its first use (re keeps it): a text is rarely computed
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -144,7 +144,7 @@ def _checked(value: Any, budget: Budget) -> Any:
     elif isinstance(value, str):
         if len(value) > budget.text:
             raise SpecError(f"a text of {len(value):,} characters, over {budget.describe('text')}")
-        if _SURROGATE.search(value):
+        if re.search(_SURROGATE, value):
             raise SpecError("a text holding a lone UTF-16 surrogate, which is not text")
     elif isinstance(value, list):
         if _size(value, budget.items) > budget.items:

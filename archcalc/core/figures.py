@@ -6,7 +6,6 @@ than the value), and what is known of it (`wrong` in the source, `approximate`).
 with `minimum`/`maximum` instead of a value. `compare(figure, exact)` returns one `Verdict`, used
 for a spec's `expect`, the lecture claims and the reports alike.
 """
-from __future__ import annotations
 
 import math
 from decimal import Decimal

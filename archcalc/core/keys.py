@@ -4,7 +4,6 @@ The loader (archcalc.core.spec) checks documents against these tables, and the J
 (archcalc.core.schema, specs/schema.json) is generated from them, so both accept and refuse the same
 documents. A key whose value may be an expression (`expression=True`) is checked after evaluation.
 """
-from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
 

@@ -10,13 +10,18 @@ worked out, and how it is shown:
   MACs), or the bytes of another quantity (`bytes_of`), or a `figure` of an analysis of its own;
 - whether it grows with the batch (`batched`) and with the bytes per value (`bytes_of`);
 - its keys in JSON and CSV: `per_image` in the layer records (`in_layers`) and the totals,
-  `per_batch` in each configuration (batch, dtype); `header`, its column in the text and Markdown
-  layer tables, `batch_header` in their table of configurations; `keras`, the quantity shown in its
-  place in Keras' convention; `unit`, how a value is written (count, bytes, shape, field);
+  `per_batch` in each configuration (batch, dtype); `header`, its column in the layer tables (text,
+  Markdown, a network's report page, the HTML explorer), `batch_header` in the text and Markdown table
+  of configurations; `keras`, the quantity shown in its place in Keras' convention; `unit`, how a value
+  is written (count, bytes, shape, field);
+- in the reports: its row in the totals of the HTML explorer (`explorer_total`) and of a network's
+  page (`page_total`), each the row's label, listed `topic` by topic (TOPICS); `short`, its name after
+  a value in an architecture figure, whose `--annotate` takes its key;
 - its name in a spec's `expect`, and whether such a figure takes a `batch` (`memory` figures that
   grow with it), a `dtype` (bytes) or a `layer` (not `whole_network`).
 
-The calculator (archcalc.core.calc), the formats (archcalc.render) and a spec's figures
+The calculator (archcalc.core.calc), the formats (archcalc.render, archcalc.core.records), the
+reports (archcalc.report: the HTML explorer, the pages, the figures) and a spec's figures
 (archcalc.core.keys, archcalc.core.figures) read this table: a new quantity is its declaration
 here and its per-layer rule. `declared(...)` adds quantities for the length of a `with` block.
 """
@@ -24,9 +29,12 @@ here and its per-layer rule. `declared(...)` adds quantities for the length of a
 import contextlib
 import functools
 import math
-from typing import Any, Callable, Iterator, NamedTuple, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence, TypeVar
 
 Shape = tuple[int, ...]
+
+
+Rule = Callable[..., Any]  # one type for the rules below: typing would build each signature at every start-up
 
 
 class Quantity(NamedTuple):
@@ -34,19 +42,19 @@ class Quantity(NamedTuple):
 
     key: str
     doc: str
-    layer: Callable[[Any, Any, Shape, Shape], int] | None = None  # (layer type, fields, input, output) -> count
-    merge: Callable[[Any, Sequence[Shape], Shape], int] | None = None  # (merge type, branch shapes, output) -> its own
-    network_input: Callable[[Shape], int] | None = None  # what the network's input counts (the input row)
-    derive: Callable[[Any], Any] | None = None  # from a row's or the totals' counted quantities
+    layer: Rule | None = None  # (layer type, fields, input shape, output shape) -> its count
+    merge: Rule | None = None  # (merge type, branch shapes, output shape) -> what the merge counts of its own
+    network_input: Rule | None = None  # (input shape) -> what the network's input counts (the input row)
+    derive: Rule | None = None  # (a row or the totals) -> its value, from their counted quantities
     bytes_of: str | None = None  # the bytes of that quantity's values, at the analysis' dtype
-    figure: Callable[[Any, Any], Any] | None = None  # (analysis, row or None for the network) -> value
+    figure: Rule | None = None  # (analysis, row or None for the network) -> its value
     combine: str = "sum"  # a group's: the sum of what it holds; "peak": archcalc.core.liveness
     batched: bool = False  # grows with the batch: per_batch is per_image times the batch
     per_image: str | None = None  # JSON/CSV key of a layer record (in_layers) and of the totals
     per_batch: str | None = None  # JSON key of a configuration (one batch and dtype)
     in_layers: bool = True  # the JSON/CSV layer records hold it
-    header: str | None = None  # its column in the text and Markdown layer tables
-    drop: int = 0  # that column's turn to be hidden when a table does not fit (0: never hidden)
+    header: str | None = None  # its column in the layer tables: text, Markdown, report pages, the HTML explorer
+    drop: int = 0  # that column's turn to be hidden when a text table does not fit (0: never hidden)
     batch_header: str | None = None  # its column in the text and Markdown table of configurations
     unit: str = "count"  # how it is written: count, bytes, shape or field (a receptive field)
     keras: str | None = None  # the quantity shown in its place in Keras' convention
@@ -54,12 +62,19 @@ class Quantity(NamedTuple):
     memory: bool = False  # a memory figure: an `expect` of it takes a `batch` when it grows with one
     whole_network: bool = False  # an `expect` of it is about the network, never one layer
     per_parameter: bool = False  # counted once per parameter tensor: 0 on a layer that `shares` another's
+    topic: str = ""  # one of TOPICS: the report's totals list their quantities topic by topic
+    explorer_total: str | None = None  # its row in the HTML explorer's totals, with this label (needs `per_image`)
+    page_total: str | None = None  # its row in the totals of a network's report page, with this label
+    short: str | None = None  # its name after a value in a figure (`12.3M params`); its key names it in --annotate
 
     @property
     def counted(self) -> bool:
         """Worked out node by node in the walk of analyze, a group's the sum of what it holds (each row holds it)."""
         return self.layer is not None and self.combine == "sum"
 
+
+# What a quantity is about, in the order the report's totals (the HTML explorer's, a network page's) list them.
+TOPICS = ("parameters", "compute", "structure", "memory")
 
 QUANTITIES: dict[str, Quantity] = {}
 _made: list[list] = []  # what per_table functions made from the table (emptied when it changes)
@@ -158,6 +173,26 @@ def _give(cls: type) -> None:
 
 # ---- reading a quantity ----------------------------------------------------------------------------
 
+def layer_columns() -> list[Quantity]:
+    """The quantities with a column in the layer tables (`header`), in their order."""
+    return [q for q in QUANTITIES.values() if q.header]
+
+
+def in_figures() -> list[Quantity]:
+    """The quantities an architecture figure can write in a box (`short`), in their order."""
+    return [q for q in QUANTITIES.values() if q.short]
+
+
+def by_topic(quantities: Iterable[Quantity]) -> list[Quantity]:
+    """`quantities` topic by topic (TOPICS; those of none last), in their order within a topic."""
+    return sorted(quantities, key=lambda q: topic_rank(q.topic))
+
+
+def topic_rank(topic: str) -> int:
+    """Where a topic's quantities come in the report's totals (TOPICS; after them, those of none)."""
+    return TOPICS.index(topic) if topic in TOPICS else len(TOPICS)
+
+
 def shown(quantity: Quantity, record: Any, convention: str = "torchvision") -> Any:
     """The value of a row or the totals in a table or a record, in the parameter convention asked for."""
     return getattr(record, quantity.keras if quantity.keras and convention == "keras" else quantity.key)
@@ -175,17 +210,15 @@ def figure(quantity: Quantity, analysis: Any, row: Any = None) -> Any:
     return value
 
 
-# The walk of analyze runs these once per node: written out for the quantities of the table (as
-# collections.namedtuple writes its __new__), since a loop over the quantities takes twice as long.
-
 @per_table
 def layer_counter() -> Callable[[Any, Any, Shape, Shape], tuple[int, ...]]:
     """(layer type, fields, input shape, output shape) -> the counts of a layer: each quantity's rule."""
-    rules = {f"rule{i}": q.layer for i, q in enumerate(counted())}
-    calls = "".join(f"{name}(t, a, shape, out), " for name in rules)
-    return eval(f"lambda t, a, shape, out: ({calls})", rules)
+    rules = [q.layer for q in counted() if q.layer]  # every counted quantity has one
+    return lambda t, a, shape, out: tuple([rule(t, a, shape, out) for rule in rules])
 
 
+# The walk of analyze adds the counts of each node to its group's: written out for the quantities of the
+# table (as collections.namedtuple writes its __new__), since a loop over them takes twice as long.
 @per_table
 def adder() -> Callable[[tuple[int, ...], tuple[int, ...]], tuple[int, ...]]:
     """(counts, counts) -> their sum, quantity by quantity."""
@@ -255,58 +288,70 @@ def _receptive_field(analysis: Any, row: Any) -> float:
 
 declare(Quantity(
     "params", "trainable parameters", layer=lambda t, a, shape, out: t.params(a, shape), per_parameter=True,
-    per_image="params", header="Params", keras="params_keras", expect="params"))
+    per_image="params", header="Params", keras="params_keras", expect="params", topic="parameters",
+    explorer_total="Parameters", page_total="Parameters (trainable)", short="params"))
 declare(Quantity(
     "trainable_params", "trainable parameters, in either convention", derive=lambda r: r.params,
-    per_image="trainable_params", in_layers=False))
+    per_image="trainable_params", in_layers=False, topic="parameters", explorer_total="Trainable parameters"))
 declare(Quantity(
     "params_keras", "parameters as Keras counts them: trainable and BN moving statistics",
-    derive=lambda r: r.params + r.non_trainable, expect="params_keras"))
+    derive=lambda r: r.params + r.non_trainable, expect="params_keras", topic="parameters"))
 declare(Quantity(
     "non_trainable", "non-trainable stored values (BN running statistics)",
-    layer=lambda t, a, shape, out: t.buffers(a, shape), per_parameter=True, per_image="non_trainable", expect="non_trainable"))
+    layer=lambda t, a, shape, out: t.buffers(a, shape), per_parameter=True, per_image="non_trainable", expect="non_trainable",
+    topic="parameters", explorer_total="Non-trainable values (BN running statistics)",
+    page_total="Non-trainable values (BN running statistics)"))
 declare(Quantity(
     "weight_layers", "convolution and linear layers", layer=lambda t, a, shape, out: int(t.weight_layer),
-    per_image="weight_layers", in_layers=False, expect="layers", whole_network=True))
+    per_image="weight_layers", in_layers=False, expect="layers", whole_network=True, topic="structure",
+    explorer_total="Weight layers (conv, linear)", page_total="Weight layers (conv, linear)"))
 declare(Quantity(
     "macs", "multiply-accumulates of convolutions, linear layers and products of activations (attention), bias "
     "excluded (torchvision's _ops)",
     layer=lambda t, a, shape, out: t.macs(a, shape, out), merge=lambda merge, shapes, out: merge.macs(shapes, out),
     batched=True, per_image="macs_per_image",
-    per_batch="macs_per_batch", header="MACs", batch_header="MACs", expect="macs"))
+    per_batch="macs_per_batch", header="MACs", batch_header="MACs", expect="macs", topic="compute",
+    explorer_total="MACs per image (conv, linear, matmul)", page_total="MACs per image (conv, linear, matmul)",
+    short="MACs"))
 declare(Quantity(
     "flops", "2 x MACs", derive=lambda r: 2 * r.macs, batched=True, per_image="flops_per_image",
-    per_batch="flops_per_batch", in_layers=False, expect="flops"))
+    per_batch="flops_per_batch", in_layers=False, expect="flops", topic="compute",
+    explorer_total="FLOPs per image (2 x MACs)", page_total="FLOPs per image (2 x MACs)"))
 declare(Quantity(
     "fvcore_flops", "what fvcore's default handles count (one multiply-add = 1)",
     layer=lambda t, a, shape, out: t.fvcore_flops(a, shape, out),
     merge=lambda merge, shapes, out: merge.fvcore_flops(shapes, out), per_image="fvcore_flops_per_image",
-    expect="fvcore_flops"))
+    expect="fvcore_flops", topic="compute", explorer_total="fvcore's count per image"))
 declare(Quantity(
     "output_shape", "the output shape, without the batch", unit="shape", expect="output_shape",
-    figure=lambda analysis, row: list(analysis.output_shape if row is None else row.output_shape)))
+    figure=lambda analysis, row: list(analysis.output_shape if row is None else row.output_shape), topic="structure",
+    page_total="Output"))
 declare(Quantity(
     "weights_bytes", "bytes of the parameters and running statistics", bytes_of="params_keras", unit="bytes",
-    per_batch="weights_bytes", batch_header="Weights", expect="weights_bytes", memory=True))
+    per_batch="weights_bytes", batch_header="Weights", expect="weights_bytes", memory=True, topic="memory",
+    page_total="Weights, fp32 (MiB)"))
 declare(Quantity(
     "activations", "values a node allocates (the cs231n convention; the totals count the input too)",
     layer=lambda t, a, shape, out: t.activations(a, shape, out),
     merge=lambda merge, shapes, out: merge.allocated_values(shapes, out), network_input=math.prod, batched=True,
     per_image="activations_per_image", per_batch="activations_per_batch", header="Activations", drop=3,
-    expect="activations", memory=True))
+    expect="activations", memory=True, topic="memory",
+    explorer_total="Activations per image (values, input included)",
+    page_total="Activations per image (values, input included)"))
 declare(Quantity(
     "activation_bytes", "bytes of the activations", bytes_of="activations", batched=True, unit="bytes",
     per_batch="activation_bytes_per_batch", batch_header="Activations", expect="activation_bytes", memory=True,
-    whole_network=True))
+    whole_network=True, topic="memory", page_total="Activations per image, fp32 (MiB)"))
 declare(Quantity(
     "peak_activations", "most fp32 values alive at once in an inference pass", combine="peak", batched=True,
     per_image="peak_activations_per_image", per_batch="peak_activations_per_batch", in_layers=False,
-    expect="peak_activations", memory=True, whole_network=True))
+    expect="peak_activations", memory=True, whole_network=True, topic="memory",
+    explorer_total="Peak live activations per image (values)"))
 declare(Quantity(
     "peak_activation_bytes", "most activation bytes alive at once (int64 indices keep their size in every dtype)",
     bytes_of="peak_activations", batched=True, unit="bytes", figure=lambda analysis, row: analysis.peak_activation_bytes,
     per_batch="peak_activation_bytes_per_batch", batch_header="Peak live", expect="peak_activation_bytes",
-    memory=True, whole_network=True))
+    memory=True, whole_network=True, topic="memory", page_total="Peak live activations at inference, fp32 (MiB)"))
 declare(Quantity(
     "receptive_field", "the side of the receptive field, in input pixels", unit="field", figure=_receptive_field,
-    expect="receptive_field"))
+    expect="receptive_field", topic="structure"))

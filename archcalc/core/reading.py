@@ -21,7 +21,7 @@ from ..files import reason
 from ..kinds import shown
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = "[\ud800-\udfff]"  # compiled on its first use (re keeps it): where the JSON escapes a surrogate
 _LONGEST_INT_LITERAL = 40  # digits parsed as an int; longer ones are refused without converting them
 
 
@@ -145,7 +145,7 @@ def _check(document: Any, budget, duplicates: dict, surrogates: bool) -> None:
                                 "(JSON keeps only the last; give each key once)")
             if surrogates:
                 for key in value:
-                    if _SURROGATE.search(key):
+                    if re.search(_SURROGATE, key):
                         raise SpecError(f"{_path(trail)}: key {shown(key)} holds a lone UTF-16 surrogate, which is not text")
             items = value.items()
         else:
@@ -161,7 +161,7 @@ def _check(document: Any, budget, duplicates: dict, surrogates: bool) -> None:
                     raise SpecError(f"{_path((trail, key))}: {shown(item, 40)} is beyond {budget.describe('int_bits')}")
             elif kind is _Literal:
                 raise SpecError(f"{_path((trail, key))}: {item.problem}")
-            elif surrogates and kind is str and _SURROGATE.search(item):
+            elif surrogates and kind is str and re.search(_SURROGATE, item):
                 raise SpecError(f"{_path((trail, key))}: {shown(item)} holds a lone UTF-16 surrogate, which is not text")
 
 

@@ -6,7 +6,6 @@ output shape, trainable parameters, non-trainable values, MACs (archcalc's conve
 the count fvcore would report, the receptive-field step, and the torch module.
 Shapes never include the batch: (C, H, W), (F,), or another layout (archcalc.layers.layout).
 """
-from __future__ import annotations
 
 import math
 from fractions import Fraction

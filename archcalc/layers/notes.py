@@ -1,5 +1,4 @@
 """What a layer reports about its output size, as records (their text is written in one place: `text`)."""
-from __future__ import annotations
 
 from fractions import Fraction
 from typing import NamedTuple

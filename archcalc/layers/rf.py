@@ -10,7 +10,6 @@ of an output is the hull of its taps' fields, so the table stays exact through e
 and the widest field over all positions is read off it at the end. Fields are not clipped
 to the input (padding counts as if the input went on).
 """
-from __future__ import annotations
 
 import math
 from fractions import Fraction

@@ -16,6 +16,7 @@ from html import escape
 from typing import Sequence
 
 from .. import fmt
+from ..core import quantities
 from ..core.calc import Analysis, Row
 from ..core.spec import Group, Layer, Node
 from ..errors import UsageError, one_line, suggest
@@ -31,7 +32,7 @@ PALETTE = {
 KIND_NAMES = {"block": "folded block", "merge": "merge"}
 INK, MUTED, FRAME = "#000000", "#444444", "#777777"
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
-ANNOTATIONS = ("params", "macs", "rf")
+RF_ANNOTATION = "rf"
 
 LABEL_SIZE, LINE_SIZE = 12, 10
 CHAR = 0.62  # width of a character in em, generous for a proportional font
@@ -112,13 +113,19 @@ class Options:
     scale: bool = False
 
 
+def annotation_words() -> tuple[str, ...]:
+    """What --annotate may name: each quantity a figure can write (its key: archcalc.core.quantities), and rf."""
+    return (*(q.key for q in quantities.in_figures()), RF_ANNOTATION)
+
+
 def parse_annotate(text: str | None) -> tuple[str, ...]:
     if not text:
         return ()
     wanted = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    known = annotation_words()
     for word in wanted:
-        if word not in ANNOTATIONS:
-            raise UsageError(f"--annotate {text!r}: {word!r} is not one of {', '.join(ANNOTATIONS)}{suggest(word, ANNOTATIONS)}")
+        if word not in known:
+            raise UsageError(f"--annotate {text!r}: {word!r} is not one of {', '.join(known)}{suggest(word, known)}")
     return wanted
 
 
@@ -296,6 +303,11 @@ def fill(kind: str) -> str:
 
 # ---- from the spec tree to elements ------------------------------------------------------------
 
+def _annotated(quantity: quantities.Quantity, row: Row) -> str:
+    """A quantity of a row as a box shows it: `12.3M params`."""
+    return f"{fmt.scaled(quantities.shown(quantity, row))} {quantity.short}"
+
+
 class _Builder:
     def __init__(self, analysis: Analysis, options: Options):
         self.analysis, self.options = analysis, options
@@ -307,14 +319,8 @@ class _Builder:
         self.largest = max(spatial, default=1)
 
     def annotation(self, row: Row) -> list[tuple[str, int, bool]]:
-        parts = []
-        for word in self.options.annotate:
-            if word == "params":
-                parts.append(f"{fmt.scaled(row.params)} params")
-            elif word == "macs":
-                parts.append(f"{fmt.scaled(row.macs)} MACs")
-            else:
-                parts.append(f"RF {row.rf.label()}")
+        parts = [f"RF {row.rf.label()}" if word == RF_ANNOTATION else _annotated(quantities.QUANTITIES[word], row)
+                 for word in self.options.annotate]
         return [(" · ".join(parts), LINE_SIZE, False)] if parts else []
 
     def extra(self, row: Row) -> tuple[int, int]:
@@ -330,8 +336,9 @@ class _Builder:
     def box(self, row: Row, label: str, kind: str, badge: str = "", covers: Sequence[str] = ()) -> _Box:
         self.kinds.add(kind)
         lines = [(label, LABEL_SIZE, True), (fmt.shape(row.output_shape), LINE_SIZE, False), *self.annotation(row)]
+        counts = "".join(f"{quantities.shown(q, row):,} {q.short}, " for q in quantities.in_figures())
         title = (f"{row.path}: {row.label}, {fmt.shape(row.input_shape)} -> {fmt.shape(row.output_shape)}, "
-                 f"{row.params:,} params, {row.macs:,} MACs, RF {row.rf.label()}")
+                 f"{counts}RF {row.rf.label()}")
         attrs = [("path", row.path), ("kind", kind)]
         if covers:
             attrs.append(("covers", " ".join(covers)))

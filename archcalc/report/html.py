@@ -12,6 +12,7 @@ import json
 import math
 
 from .. import fmt
+from ..core import quantities
 from ..core.calc import Analysis, Row
 from ..core.spec import Group, Layer, Node, joins, source_positions
 from ..errors import one_line
@@ -19,17 +20,12 @@ from ..layers import MERGES, REGISTRY, RF
 from . import diagram
 from .diagram import xml_text
 
-TOTALS = [  # named as `archcalc table --format json` names its totals
-    ("params", "Parameters"),
-    ("trainable_params", "Trainable parameters"),
-    ("non_trainable", "Non-trainable values (BN running statistics)"),
-    ("macs_per_image", "MACs per image (conv + linear)"),
-    ("flops_per_image", "FLOPs per image (2 x MACs)"),
-    ("fvcore_flops_per_image", "fvcore's count per image"),
-    ("weight_layers", "Weight layers (conv, linear)"),
-    ("activations_per_image", "Activations per image (values, input included)"),
-    ("peak_activations_per_image", "Peak live activations per image (values)"),
-]
+
+def shown_totals() -> list[tuple[str, str]]:
+    """(key, label) of each total the page shows: the quantities with an `explorer_total`, topic by topic
+    (archcalc.core.quantities), each under its key in `archcalc table --format json`."""
+    shown = quantities.by_topic(q for q in quantities.QUANTITIES.values() if q.explorer_total)
+    return [(q.per_image, q.explorer_total) for q in shown if q.per_image and q.explorer_total]
 
 
 def totals(analysis: Analysis) -> dict[str, int]:
@@ -37,7 +33,7 @@ def totals(analysis: Analysis) -> dict[str, int]:
     from ..render import to_json
 
     shown = to_json(analysis)["totals"]
-    return {key: shown[key] for key, _ in TOTALS}
+    return {key: shown[key] for key, _ in shown_totals()}
 
 
 # ---- workings ---------------------------------------------------------------------------------
@@ -111,15 +107,31 @@ def table_data(analysis: Analysis) -> dict:
     """The rows as compact lists, and the working of each as indices into one list of distinct lines."""
     found = workings(analysis)
     parents = {r.path for r in analysis.rows if not r.leaf}
+    columns = quantities.layer_columns()
     lines: dict[str, int] = {}
     rows = []
     for r in analysis.rows:
         rf_sort = r.rf.size[0] * r.rf.size[1] if r.rf.size else -1
         steps = [lines.setdefault(line, len(lines)) for line in found.get(r.path, [])]
         rows.append([one_line(r.path), one_line(r.label), r.depth, int(r.path in parents), fmt.shape(r.output_shape), math.prod(r.output_shape),
-                     r.params, r.macs, r.allocated * analysis.batch, r.rf.label(), rf_sort, steps])
-    return {"columns": ["path", "type", "depth", "group", "output", "size", "params", "macs", "activations", "rf", "rf_size",
+                     *(quantities.shown(q, r) for q in columns), r.rf.label(), rf_sort, steps])
+    return {"columns": ["path", "type", "depth", "group", "output", "size", *(q.key for q in columns), "rf", "rf_size",
                         "working"], "rows": rows, "lines": list(lines)}
+
+
+def layer_header() -> str:
+    """The layer table's header: a sortable column per quantity with a `header` (archcalc.core.quantities),
+    named by its key in the table data; two to a line after the first three."""
+    cells = [f'<th data-column="{q.key}" class="num">{xml_text(q.header)}</th>' for q in quantities.layer_columns() if q.header]
+    cells.append('<th data-column="rf_size" class="num">RF</th>')
+    return ('<thead><tr><th data-column="path">Layer</th><th data-column="type">Type</th><th data-column="size" class="num">Output</th>\n'
+            + "\n".join("".join(cells[i:i + 2]) for i in range(0, len(cells), 2)) + "</tr></thead>")
+
+
+def script() -> str:
+    """The page's script, with a cell per quantity column of the layer table."""
+    cells = "".join(f"    cell(row, number(r[column.{q.key}]), true);\n" for q in quantities.layer_columns())
+    return SCRIPT.replace(QUANTITY_CELLS, cells)
 
 
 def page(analysis: Analysis, depth: int | None = None, figure_depth: int | None = None) -> str:
@@ -128,7 +140,7 @@ def page(analysis: Analysis, depth: int | None = None, figure_depth: int | None 
     figure = diagram.svg(diagram.layout(analysis, diagram.Options(depth=figure_depth)))
     figure = figure.replace('<svg xmlns="http://www.w3.org/2000/svg"', '<svg xmlns="http://www.w3.org/2000/svg" id="figure-svg"', 1)
     total_rows = "".join(f'<tr><th scope="row">{xml_text(label)}</th><td class="num" data-total="{key}">{value:,}</td></tr>'
-                         for (key, label), value in zip(TOTALS, totals(analysis).values()))
+                         for (key, label), value in zip(shown_totals(), totals(analysis).values()))
     deepest = max(r.depth for r in analysis.rows)
     depth_buttons = "".join(f'<button data-depth="{d}">{d}</button>' for d in range(1, deepest + 1))
     # every `<` as \u003c: neither `</script>` nor `<!--` in a spec's names can end or hide the element
@@ -160,15 +172,13 @@ Click a layer, in the table or in the figure, for its working. Generated by <cod
 <span id="shown"></span></div>
 <noscript><p>The layer table needs JavaScript; <code>archcalc table {xml_text(network.name)}</code> prints it.</p></noscript>
 <table id="layers" data-initial-depth="{depth or 'all'}">
-<thead><tr><th data-column="path">Layer</th><th data-column="type">Type</th><th data-column="size" class="num">Output</th>
-<th data-column="params" class="num">Params</th><th data-column="macs" class="num">MACs</th>
-<th data-column="activations" class="num">Activations</th><th data-column="rf_size" class="num">RF</th></tr></thead>
+{layer_header()}
 <tbody></tbody>
 </table>
 </section>
 </main>
 <script type="application/json" id="table-data">{data}</script>
-<script>{SCRIPT}</script>
+<script>{script()}</script>
 </body>
 </html>
 """
@@ -199,6 +209,7 @@ table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ee
 @media print{#figure{position:static;max-height:none;max-width:none;overflow:visible}main{display:block}}
 """
 
+QUANTITY_CELLS = "    /* a cell per quantity column (script()) */\n"
 SCRIPT = r"""
 (function () {
   "use strict";
@@ -230,9 +241,7 @@ SCRIPT = r"""
     if (r[column.group]) { row.dataset.group = ""; }
     cell(row, r[column.type], false);
     cell(row, r[column.output], true);
-    cell(row, number(r[column.params]), true);
-    cell(row, number(r[column.macs]), true);
-    cell(row, number(r[column.activations]), true);
+    /* a cell per quantity column (script()) */
     cell(row, r[column.rf], true);
     byPath[path] = row; record[path] = r; order[path] = i; children[path] = [];
     rows.push(row);

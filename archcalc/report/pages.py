@@ -6,6 +6,7 @@ Tables are GitHub pipe tables with numbers right-aligned (archcalc/report/markdo
 """
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from .. import fmt
+from ..core import quantities
 from ..core.calc import Analysis, analyze
 from ..core.figures import SCALES, Verdict, decimals, judge
 from ..core.spec import Network, load, zoo_index
@@ -49,21 +51,27 @@ def fold_depth(analysis: Analysis) -> int | None:
     return None if len(analysis.leaves()) < FULL_TABLE_ROWS else FOLD_DEPTH
 
 
+TOTAL_TEXT = {  # a total as a network's page writes it, by the unit of its quantity
+    "count": lambda value: f"{value:,}",
+    "bytes": lambda value: fmt.mib(value, unit=False),
+    "shape": fmt.shape,
+    "field": lambda value: "global" if value == math.inf else f"{value:,}",
+}
+DEPTH_LABEL = "Depth (weight layers on the longest path)"
+
+
+def _page_label(q, analysis: Analysis) -> str:
+    return f"Non-trainable values ({non_trainable_kind(analysis)})" if q.key == "non_trainable" else q.page_total
+
+
 def totals_table(analysis: Analysis) -> str:
-    t = analysis.totals
-    rows = [
-        ["Parameters (trainable)", f"{t.params:,}"],
-        [f"Non-trainable values ({non_trainable_kind(analysis)})", f"{t.non_trainable:,}"],
-        ["MACs per image (conv + linear)", f"{t.macs:,}"],
-        ["FLOPs per image (2 x MACs)", f"{t.flops:,}"],
-        ["Depth (weight layers on the longest path)", f"{claimslib.depth(analysis.network.root):,}"],
-        ["Weight layers (conv, linear)", f"{t.weight_layers:,}"],
-        ["Output", fmt.shape(analysis.output_shape)],
-        ["Weights, fp32 (MiB)", fmt.mib(analysis.weights_bytes, unit=False)],
-        ["Activations per image (values, input included)", f"{t.activations:,}"],
-        ["Activations per image, fp32 (MiB)", fmt.mib(analysis.activation_bytes, unit=False)],
-        ["Peak live activations at inference, fp32 (MiB)", fmt.mib(analysis.peak_activation_bytes, unit=False)],
-    ]
+    """The quantities with a `page_total` (archcalc.core.quantities) topic by topic, at the analysis' batch and
+    dtype; the depth papers quote (claims.depth, not a counted quantity) first among the structure's; the
+    non-trainable values named by what they are in this network (non_trainable_kind)."""
+    declared = [(q.topic, _page_label(q, analysis), TOTAL_TEXT[q.unit](quantities.figure(q, analysis)))
+                for q in quantities.QUANTITIES.values() if q.page_total]
+    own = [("structure", DEPTH_LABEL, f"{claimslib.depth(analysis.network.root):,}")]
+    rows = [[label, text] for _, label, text in sorted(own + declared, key=lambda row: quantities.topic_rank(row[0]))]
     return markdown_table(rows, ["Quantity", "Value"], numeric=[1])
 
 
@@ -212,8 +220,9 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
     analysis = analysis or analyze(network)
     results = results if results is not None else claimslib.results()
     depth = fold_depth(analysis)
-    rows = [[cell(r[0]), cell(r[1]), r[2], f"{r[3]:,}", f"{r[4]:,}", f"{r[5]:,}", r[6]] for r in table_rows(analysis, depth, "torchvision")]
-    layers = markdown_table(rows, ["Layer", "Type", "Output", "Params", "MACs", "Activations", "RF"], numeric=[2, 3, 4, 5, 6])
+    headers = ["Layer", "Type", "Output", *(q.header for q in quantities.layer_columns() if q.header), "RF"]
+    rows = [[cell(r[0]), cell(r[1]), r[2], *(f"{n:,}" for n in r[3:-1]), r[-1]] for r in table_rows(analysis, depth, "torchvision")]
+    layers = markdown_table(rows, headers, numeric=range(2, len(headers)))
     folded = (f"{len(analysis.leaves()):,} layers, folded to depth {depth}: a row of a block carries the totals of "
               "what it holds." if depth is not None else "Every layer.")
     parts = [
