@@ -765,17 +765,19 @@ def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | No
         raise UsageError("--full draws every layer and --depth folds them: give one of them")
     options = Options(depth, focus, horizontal, parse_annotate(annotate), scale)
     analysis = analyze(*load_target(target, dims))
+    note = None
     if full:
         drawn = render(analysis, options, suffix, layout(analysis, options))
     else:
         fitted = fold_to_fit(analysis, options)
         drawn = render(analysis, options, suffix, fitted.drawing)
-        echo_notes([note] if (note := fold_note(fitted)) else [])
+        note = fold_note(fitted)
     if out == "-":
         click.echo(drawn, nl=False)
-        return
-    write_atomic(out, drawn)
-    click.echo(f"wrote {out}")
+    else:
+        write_atomic(out, drawn)
+        click.echo(f"wrote {out}")
+    echo_notes([note] if note else [])  # once the figure is written: a failed write is the one line
 
 
 @main.command()
