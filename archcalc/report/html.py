@@ -196,7 +196,7 @@ header{padding:8px 16px;border-bottom:1px solid #ccc}h1{font-size:20px;margin:6p
 main{display:flex;align-items:flex-start;gap:12px;padding:8px 16px}#layers{--indent:1.1em}
 #figure{flex:0 0 auto;max-width:45%;max-height:calc(100vh - 16px);overflow:auto;position:sticky;top:8px;border:1px solid #ddd}
 #details{flex:1 1 auto;min-width:0;position:sticky;top:8px;height:calc(100vh - 16px);display:flex;flex-direction:column}
-#details>*{flex:0 0 auto}
+#details>*{flex:0 0 auto}#details>#totals{align-self:flex-start}
 table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:left;white-space:nowrap}
 .num{text-align:right;font-variant-numeric:tabular-nums}
 #totals{margin-bottom:8px}#totals caption{text-align:left;font-weight:bold;padding:2px 0}
