@@ -379,9 +379,13 @@ def entry() -> None:
 @click.option("--all-warnings", is_flag=True,
               help="Also note output sizes that are not whole but drop no input pixel (only padding goes unused).")
 @click.option("--wide", is_flag=True, help="Every column and whole paths, even when wider than the terminal.")
+@click.option("--tree", is_flag=True,
+              help="Text and Markdown: every block's row (its subtotal) above what it holds, names indented by depth.")
+@click.option("--share", is_flag=True, help="Text and Markdown: each row's % of the network's params and MACs.")
 @out_option
 def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...], out_format: str,
-          depth: int | None, convention: str, all_warnings: bool, wide: bool, outs: tuple[str, ...]) -> None:
+          depth: int | None, convention: str, all_warnings: bool, wide: bool, tree: bool, share: bool,
+          outs: tuple[str, ...]) -> None:
     """Per-layer table of a zoo network (NAME) or a spec file (PATH, PATH:VARIANT).
 
     Per-layer figures are per image (shapes carry no batch dimension); each --batch and --dtype
@@ -391,18 +395,19 @@ def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], d
     rounding drops input pixels) go to stderr; JSON lists every inexact size with its kind.
     """
     from .core.calc import analyze
-    from .render import render, render_text, warning_lines
+    from .render import View, render, render_text, warning_lines
 
     network, left = load_target(target, dims)
     analysis = analyze(network, left, batches[0], dtypes[0])
     configurations = [analysis.scaled(b, d) for d in dtypes for b in batches]
+    view = View(tree, share)
 
     def produce(kind: str) -> str:
-        return render(analysis, kind, depth, convention, configurations)
+        return render(analysis, kind, depth, convention, configurations, view=view)
 
     write_outputs(outs, produce, out_format)
     if out_format == "text":
-        fitted = render_text(analysis, depth, convention, configurations, table_width(wide))
+        fitted = render_text(analysis, depth, convention, configurations, table_width(wide), view)
         click.echo(fitted.text, nl=False)
         echo_notes([fitted.hint] if fitted.hint else [])
     else:
@@ -742,23 +747,37 @@ def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, bat
 @click.option("--horizontal", is_flag=True, help="Flow left to right instead of top to bottom.")
 @click.option("--annotate", metavar="LIST", help="Figures in each box: params,macs,rf.")
 @click.option("--scale", is_flag=True, help="Box size grows with the feature map (width) and the channels (thickness).")
+@click.option("--full", is_flag=True, help="Every layer, however large the figure (by default it folds to fit 2,000 px).")
 def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None, focus: str | None, horizontal: bool,
-            annotate: str | None, scale: bool) -> None:
-    """Architecture figure of a network: branches side by side, merges, skips, repeated blocks folded."""
+            annotate: str | None, scale: bool, full: bool) -> None:
+    """Architecture figure of a network: branches side by side, merges, skips, repeated blocks folded.
+
+    Unless --depth or --full is given, groups fold to the deepest depth whose figure fits 2,000 px on
+    its long side (a note on stderr says so and how to unfold)."""
     from .core.calc import analyze
     from .files import write_atomic
-    from .report.diagram import Options, parse_annotate, render
+    from .report.diagram import Options, fold_note, fold_to_fit, layout, parse_annotate, render
 
     suffix = "svg" if out == "-" else out.rsplit(".", 1)[-1].lower() if "." in out else ""
     if suffix not in ("svg", "png"):
         raise UsageError(f"-o {out!r}: the figure is written as .svg or .png (or - for SVG on stdout)")
+    if full and depth is not None:
+        raise UsageError("--full draws every layer and --depth folds them: give one of them")
     options = Options(depth, focus, horizontal, parse_annotate(annotate), scale)
-    drawn = render(analyze(*load_target(target, dims)), options, suffix)
+    analysis = analyze(*load_target(target, dims))
+    note = None
+    if full:
+        drawn = render(analysis, options, suffix, layout(analysis, options))
+    else:
+        fitted = fold_to_fit(analysis, options)
+        drawn = render(analysis, options, suffix, fitted.drawing)
+        note = fold_note(fitted)
     if out == "-":
         click.echo(drawn, nl=False)
-        return
-    write_atomic(out, drawn)
-    click.echo(f"wrote {out}")
+    else:
+        write_atomic(out, drawn)
+        click.echo(f"wrote {out}")
+    echo_notes([note] if note else [])  # once the figure is written: a failed write is the one line
 
 
 @main.command()

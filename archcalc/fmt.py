@@ -101,6 +101,11 @@ def scaled(n: int | float, unit: str | None = None) -> str:
     return f"{n:,}" if isinstance(n, int) else f"{n:.3g}"
 
 
+def share(part: int, whole: int) -> str:
+    """`part` as a percentage of `whole`, one decimal (`12.3%`); empty where the whole is 0."""
+    return f"{100 * part / whole:.1f}%" if whole else ""
+
+
 def scaled_bytes(n: int) -> str:
     """Bytes scaled to their size: 240 B, 241.0 KiB, 527.8 MiB, 2.67 GiB (1,023.9 KiB reads 1.00 MiB)."""
     text = _in_units(n, _BYTE_UNITS)

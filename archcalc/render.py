@@ -67,15 +67,53 @@ class Column(NamedTuple):
     spec_text: bool = False  # text from the spec (a path, a block name): escaped for the output format
 
 
-def columns() -> tuple[Column, ...]:
-    """The columns of the text and Markdown layer tables: a quantity's where it has a `header`."""
+class View(NamedTuple):
+    """How the text and Markdown layer tables show the rows: `tree`, every group's row (its subtotal)
+    above what it holds, named by its last path component indented by depth, instead of the leaves by
+    their paths; `share`, each row's % of the network's params and MACs beside their columns."""
+
+    tree: bool = False
+    share: bool = False
+
+
+TREE_INDENT = "· "  # per level of a tree table's names (a table strips leading spaces, Markdown too)
+
+
+def columns(analysis: Analysis | None = None, view: View = View()) -> tuple[Column, ...]:
+    """The columns of the text and Markdown layer tables: a quantity's where it has a `header`, followed
+    by its share (`share`, with view.share and an analysis to take the totals from)."""
     return (
-        Column("Layer", lambda r, c: r.path, spec_text=True),
+        Column("Layer", tree_name if view.tree else (lambda r, c: r.path), spec_text=True),
         Column("Type", lambda r, c: r.label, drop=1, spec_text=True),
         Column("Output", lambda r, c: fmt.shape(r.output_shape), numeric=True),
-        *(Column(q.header, _exact_cell(q), numeric=True, drop=q.drop) for q in quantities.layer_columns() if q.header),
+        *(column for q in quantities.layer_columns() if q.header for column in _quantity_columns(q, analysis, view)),
         Column("RF", lambda r, c: rf_cell(r.rf), numeric=True, drop=2),
     )
+
+
+def _quantity_columns(q: Quantity, analysis: Analysis | None, view: View) -> list[Column]:
+    header = q.header or q.key
+    own = Column(header, _exact_cell(q), numeric=True, drop=q.drop)
+    if not (view.share and q.share and analysis is not None):
+        return [own]
+    totals = analysis.totals
+    return [own, Column(q.share, lambda row, convention: fmt.share(quantities.shown(q, row, convention),
+                                                                   quantities.shown(q, totals, convention)),
+                        numeric=True, drop=1)]
+
+
+def tree_name(row: Row, convention: str = "torchvision") -> str:
+    """A row's name in a tree table: its last path component, indented one step per level below the top."""
+    name = row.path.rsplit(".", 1)[-1]
+    return TREE_INDENT * max(row.depth - 1, 0) + name
+
+
+def shown_rows(analysis: Analysis, depth: int | None, view: View = View()) -> list[Row]:
+    """The rows of a layer table: the leaves folded at `depth` (analysis.at_depth); in a tree, also every
+    group down to `depth` above what it holds (the input first)."""
+    if not view.tree:
+        return analysis.at_depth(depth)
+    return [r for r in analysis.rows if depth is None or r.depth <= depth]
 
 
 def _exact_cell(q: Quantity) -> Callable[[Row, str], str]:
@@ -173,7 +211,7 @@ def _scaled(q: Quantity, value: int) -> str:
 
 
 def _cells(analysis: Analysis, depth: int | None, convention: str, cols: Sequence[Column],
-           shown: Callable[[str], str] = one_line) -> list[list[str]]:
+           shown: Callable[[str], str] = one_line, view: View = View()) -> list[list[str]]:
     """The cells of every row shown, the spec's text `shown` as the format wants it (one_line: control
     characters escaped; fmt.cell for Markdown); equal cells are one string (a long network repeats most
     of them)."""
@@ -187,7 +225,7 @@ def _cells(analysis: Analysis, depth: int | None, convention: str, cols: Sequenc
 
     return [[one(text, text) for text in [spec_text(column.cell(row, convention)) if column.spec_text
                                           else column.cell(row, convention) for column in cols]]
-            for row in analysis.at_depth(depth)]
+            for row in shown_rows(analysis, depth, view)]
 
 
 def shorten_path(path: str, limit: int) -> str:
@@ -237,10 +275,12 @@ def _plan(rows: list[list[str]], cols: Sequence[Column], width: int | None) -> t
     return minimal, MIN_PATH  # narrower than any plan: the least that still shows every number whole
 
 
-def text_table(analysis: Analysis, depth: int | None = None, convention: str = "torchvision", width: int | None = None) -> Fitted:
-    """The layer table, fitted to `width` columns: paths shortened first, then Type, RF and Activations hidden."""
-    cols = columns()
-    rows = _cells(analysis, depth, convention, cols)
+def text_table(analysis: Analysis, depth: int | None = None, convention: str = "torchvision", width: int | None = None,
+               view: View = View()) -> Fitted:
+    """The layer table, fitted to `width` columns: paths shortened first, then Type (and the shares), RF
+    and Activations hidden."""
+    cols = columns(analysis, view)
+    rows = _cells(analysis, depth, convention, cols, view=view)
     shown, path_limit = _plan(rows, cols, width)
     headers = [cols[i].header for i in shown]
     if path_limit or len(shown) < len(cols):
@@ -275,9 +315,10 @@ def _wrap(lines: list[str], width: int | None) -> list[str]:
 
 
 def render_text(analysis: Analysis, depth: int | None = None, convention: str = "torchvision",
-                configurations: Sequence[Analysis] | None = None, width: int | None = None) -> Fitted:
+                configurations: Sequence[Analysis] | None = None, width: int | None = None,
+                view: View = View()) -> Fitted:
     """The text table, its totals and one line per configuration; with `width`, fitted to it."""
-    table = text_table(analysis, depth, convention, width)
+    table = text_table(analysis, depth, convention, width, view)
     configs = fmt.text_table(configuration_rows(each_configuration(analysis, configurations)), config_headers(),
                              numeric=_config_numeric())
     head = _wrap([one_line(f"{analysis.network.name}: {analysis.network.title}"), PER_IMAGE], width)
@@ -287,9 +328,9 @@ def render_text(analysis: Analysis, depth: int | None = None, convention: str = 
 
 
 def render_markdown(analysis: Analysis, depth: int | None = None, convention: str = "torchvision",
-                    configurations: Sequence[Analysis] | None = None) -> str:
-    cols = columns()
-    rows = _cells(analysis, depth, convention, cols, fmt.cell)
+                    configurations: Sequence[Analysis] | None = None, view: View = View()) -> str:
+    cols = columns(analysis, view)
+    rows = _cells(analysis, depth, convention, cols, fmt.cell, view)
     layers = fmt.markdown_table(rows, [c.header for c in cols], numeric=[i for i, c in enumerate(cols) if c.numeric])
     configs = fmt.markdown_table(configuration_rows(each_configuration(analysis, configurations)), config_headers(),
                                  numeric=_config_numeric())
@@ -300,13 +341,14 @@ def render_markdown(analysis: Analysis, depth: int | None = None, convention: st
 
 @paused_gc
 def render(analysis: Analysis, format: str = "text", depth: int | None = None, convention: str = "torchvision",
-           configurations: Sequence[Analysis] | None = None, width: int | None = None) -> str:
+           configurations: Sequence[Analysis] | None = None, width: int | None = None, view: View = View()) -> str:
     """The analysis as `archcalc table` prints it: format text, markdown, csv or json.
 
     `depth` folds deeper rows into their block; `convention` "keras" counts BN moving statistics as
     parameters; `configurations` are the same analysis at other batches and dtypes
     (`analysis.scaled(batch, dtype)`), one line each in the totals; `width` fits the text table to
-    that many columns (None: every column, whole). Warnings are not part of text and Markdown
+    that many columns (None: every column, whole); `view` (text and Markdown) shows the rows as a tree
+    with each group's subtotal above its children, and the shares of params and MACs. Warnings are not part of text and Markdown
     (`warning_lines` has them); JSON keeps them.
     """
     if format == "json":
@@ -314,9 +356,9 @@ def render(analysis: Analysis, format: str = "text", depth: int | None = None, c
     if format == "csv":
         return to_csv(analysis, depth, convention)
     if format == "markdown":
-        return render_markdown(analysis, depth, convention, configurations)
+        return render_markdown(analysis, depth, convention, configurations, view)
     if format == "text":
-        return render_text(analysis, depth, convention, configurations, width).text
+        return render_text(analysis, depth, convention, configurations, width, view).text
     from .errors import UsageError
 
     raise UsageError(f"unknown format {format!r} (one of {', '.join(FORMATS)})")

@@ -209,7 +209,36 @@ def test_cli_writes_svg_and_png(tmp_path):
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _size(path: Path) -> tuple[int, int]:
+    root = ET.fromstring(path.read_text())
+    return int(root.get("width", "0")), int(root.get("height", "0"))
+
+
+def test_cli_folds_a_large_figure_to_fit_and_says_how_to_unfold(tmp_path):
+    # EfficientNet-B0 has 16 MBConv blocks in 7 stages, ~80 layers drawn in a column when every layer is
+    runner = CliRunner()  # click 8.2: result.stderr apart from result.output
+    folded, full = tmp_path / "folded.svg", tmp_path / "full.svg"
+    result = runner.invoke(main, ["diagram", "efficientnet_b0", "-o", str(folded)])
+    assert result.exit_code == 0, result.output
+    assert max(_size(folded)) <= 2000
+    assert "folded to depth" in result.stderr and "--full" in result.stderr and "--depth N" in result.stderr
+    assert "depth" in ET.fromstring(folded.read_text()).find(f"{NS}title").text
+    result = runner.invoke(main, ["diagram", "efficientnet_b0", "-o", str(full), "--full"])
+    assert result.exit_code == 0 and "folded" not in result.stderr
+    assert max(_size(full)) > 2000
+
+
+def test_cli_leaves_a_figure_that_fits_and_a_focus_whole(tmp_path):
+    runner = CliRunner()  # click 8.2: result.stderr apart from result.output
+    for args in (["lenet5"], ["googlenet", "--focus", "inception3a"]):
+        out = tmp_path / "f.svg"
+        result = runner.invoke(main, ["diagram", *args, "-o", str(out)])
+        assert result.exit_code == 0 and result.stderr == ""
+        assert "depth" not in ET.fromstring(out.read_text()).find(f"{NS}title").text
+
+
 @pytest.mark.parametrize("args, message", [
+    (["vgg16", "-o", "x.svg", "--full", "--depth", "2"], "give one of them"),
     (["vgg16", "-o", "x.pdf"], "written as .svg or .png"),
     (["vgg16", "-o", "x.svg", "--annotate", "parms"], "did you mean 'params'"),
     (["googlenet", "-o", "x.svg", "--focus", "inception9z"], "no such layer or block"),

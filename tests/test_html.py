@@ -139,7 +139,7 @@ def test_page_in_a_browser(browser, resnet50_page):
     # folded to depth 2 at first: the stages show their blocks, not the blocks' layers
     shown = _visible(browser)
     assert "layer1.0" in shown and "layer1.0.residual" not in shown
-    assert browser.find_element(By.ID, "shown").text == f"{len(shown)} of 232 rows shown"
+    assert browser.find_element(By.ID, "shown").text == f"{len(shown)} of 248 rows shown"  # 232 nodes and the 16 residual adds
 
     # unfolding a block adds its rows; folding a stage hides them all
     browser.find_element(By.CSS_SELECTOR, 'tr[data-path="layer1.0"] button.toggle').click()
@@ -148,7 +148,7 @@ def test_page_in_a_browser(browser, resnet50_page):
     browser.find_element(By.CSS_SELECTOR, 'tr[data-path="layer1"] button.toggle').click()
     assert not any(p.startswith("layer1.") for p in _visible(browser))
     browser.find_element(By.CSS_SELECTOR, '#controls button[data-depth="all"]').click()
-    assert len(_visible(browser)) == 232
+    assert len(_visible(browser)) == 248
 
     # the working of a clicked layer, against the hand calculation of ResNet's stem
     browser.find_element(By.CSS_SELECTOR, 'tr[data-path="conv1"] td:nth-child(2)').click()
@@ -232,3 +232,102 @@ def test_page_of_a_hostile_spec_has_no_element_or_control_character_of_the_spec(
     data = json.loads(embedded)
     stem = next(row for row in data["rows"] if row[0] == "stem")
     assert stem[1] == BLOCK_SHOWN  # the table shows it with textContent: as written, escaped
+
+
+# ---- the explorer on a projector (1024x768) and a large screen; the keyboard --------------------------
+
+SIZES = [(1024, 768), (1920, 1080)]
+
+
+def test_page_totals_also_show_scaled_units():
+    text = page(analyze(load("resnet50")))
+    scaled = dict(re.findall(r'data-scaled="(\w+)">([^<]+)<', text))
+    # torchvision: 25,557,032 params, 4,089,184,256 MACs (ResNet50_Weights.IMAGENET1K_V1.meta, _ops 4.09 G)
+    assert scaled["params"] == "25.56 M" and scaled["macs_per_image"] == "4.09 G"
+
+
+@pytest.fixture
+def sized(browser):
+    yield browser
+    browser.set_window_size(1400, 1000)
+
+
+def _box(driver, css: str) -> dict:
+    return driver.execute_script("var r = document.querySelector(arguments[0]).getBoundingClientRect();"
+                                 "return {top: r.top, bottom: r.bottom, left: r.left, right: r.right};", css)
+
+
+@pytest.mark.parametrize("width, height", SIZES)
+def test_a_click_in_the_figure_keeps_the_working_in_view(sized, resnet50_page, width, height):
+    sized.set_window_size(width, height)
+    sized.get(resnet50_page.as_uri())
+    sized.find_element("css selector", '#controls button[data-depth="all"]').click()
+    # the last box of the figure: its row is near the end of a table of 248 rows, thousands of px down
+    sized.execute_script("document.getElementById('figure').scrollTop = 1e6;")
+    boxes = sized.find_elements("css selector", "#figure-svg g.box")
+    path = boxes[-1].get_attribute("data-path")
+    boxes[-1].click()
+    assert sized.find_element("id", "working-title").text.startswith(path + " (")
+    inner = sized.execute_script("return window.innerHeight;")
+    working = _box(sized, "#working")
+    assert 0 <= working["top"] and working["bottom"] <= inner  # the working, on the screen
+    row = _box(sized, f'tr[data-path="{path}"]')
+    assert 0 <= row["top"] and row["bottom"] <= inner  # the row too, scrolled to in the table's own box
+    assert sized.execute_script("return window.scrollY;") < 120  # at most the page's header scrolled away
+    assert _box(sized, "#figure")["top"] >= 0
+
+
+@pytest.mark.parametrize("name", ["resnet50", "inception_v3", "efficientnet_b0", "swin_t"])
+def test_no_horizontal_scroll_at_1024_by_768(sized, tmp_path, name):
+    path = tmp_path / f"{name}.html"
+    analysis = analyze(load(name))
+    path.write_text(page(analysis, None, 3), encoding="utf-8")
+    sized.set_window_size(1024, 768)
+    sized.get(path.as_uri())
+    assert sized.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth;")
+    wrap = sized.execute_script("var w = document.getElementById('table-wrap'); return [w.scrollWidth, w.clientWidth];")
+    assert wrap[0] <= wrap[1], name  # the table needs no scrollbar of its own either
+    inner = sized.execute_script("return document.documentElement.clientWidth;")
+    for column in ("macs", "activations", "rf_size"):
+        header = _box(sized, f'th[data-column="{column}"]')
+        assert 0 <= header["left"] and header["right"] <= inner, (name, column)
+
+
+def test_rows_are_reached_and_folded_with_the_keyboard(sized, resnet50_page):
+    from selenium.webdriver.common.keys import Keys
+
+    sized.set_window_size(1024, 768)
+    sized.get(resnet50_page.as_uri())
+    focusable = sized.execute_script("return Array.from(document.querySelectorAll('#layers [tabindex=\"0\"]'))"
+                                     ".map(e => e.dataset.path);")
+    assert focusable == ["input"]  # one stop in the tab order: the arrow keys move within the table
+
+    def active() -> str:
+        return sized.execute_script("return document.activeElement.dataset.path || '';")
+
+    def press(*keys) -> None:
+        sized.switch_to.active_element.send_keys(*keys)
+
+    sized.execute_script("document.querySelector('#layers tbody tr').focus();")
+    press(Keys.ARROW_DOWN)
+    assert active() == "conv1"
+    press(Keys.ENTER)
+    assert sized.find_element("id", "working-title").text == "conv1 (conv2d)"
+    for _ in range(4):  # bn1, relu, maxpool, layer1
+        press(Keys.ARROW_DOWN)
+    assert active() == "layer1"
+    press(Keys.ARROW_DOWN)
+    assert active() == "layer1.0"  # folded at depth 2: the blocks show, their layers do not
+    press(Keys.ARROW_RIGHT)  # unfolds the block
+    assert "layer1.0.residual" in _visible(sized)
+    assert sized.find_element("css selector", 'tr[data-path="layer1.0"]').get_attribute("aria-expanded") == "true"
+    press(Keys.ARROW_RIGHT)  # open: moves to its first child
+    assert active() == "layer1.0.residual"
+    press(Keys.ARROW_LEFT)  # the residual starts folded (depth 3): Left goes to its parent
+    assert active() == "layer1.0"
+    press(Keys.ARROW_LEFT)  # the block is open: Left folds it
+    assert "layer1.0.residual" not in _visible(sized)
+    press(Keys.SPACE)  # Space unfolds it again
+    assert "layer1.0.residual" in _visible(sized) and active() == "layer1.0"
+    assert sized.execute_script("return window.scrollX;") == 0
+    assert _errors(sized) == []

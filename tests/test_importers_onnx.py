@@ -760,7 +760,7 @@ def test_import_time_grows_linearly_with_the_graph(tmp_path):
             document = import_onnx(path)
             times.append(time.process_time() - started)
         network = resolve(document, document["name"], str(path))
-        assert len(analyze(network).leaves()) == 1 + 3 * blocks + 1  # the input, 3 layers a block, the last relu
+        assert len(analyze(network).leaves()) == 1 + 4 * blocks + 1  # the input, 3 layers and the add a block, the last relu
         return min(times)
 
     small, large = cpu(500), cpu(2000)

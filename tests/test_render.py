@@ -201,3 +201,52 @@ def test_json_keeps_a_hostile_block_name_exact_and_escaped():
     assert controls(text) == [] and "\\u001b" in text
     document = json.loads(text)
     assert document["name"] == NAME and document["layers"][1]["type"] == BLOCK  # the data whole
+
+
+# ---- the tree table and the shares -------------------------------------------------------------------
+
+def _tree_lines(*options: str) -> list[list[str]]:
+    """The table's rows of `archcalc table resnet18 ...`, split at two spaces or more."""
+    import re
+
+    result = subprocess.run([sys.executable, "-m", "archcalc.cli", "table", "resnet18", *options],
+                            capture_output=True, text=True, check=True)
+    body = result.stdout.split("\n\n")[1].splitlines()
+    return [re.split(r"\s{2,}", line.strip()) for line in body[2:]]
+
+
+def test_tree_table_puts_each_group_subtotal_above_its_children():
+    rows = _tree_lines("--tree", "--depth", "2")
+    names = [r[0] for r in rows]
+    # by hand, torchvision's BasicBlock at 64 channels: two 3x3 convs 64->64 (36,864 each) and two BNs (128 each)
+    block = 2 * 64 * 64 * 9 + 2 * 2 * 64
+    at = names.index("layer1")
+    assert rows[at][1] == "sequence" and rows[at][3] == f"{2 * block:,}"
+    assert rows[at + 1][:2] == ["· 0", "basic"] and rows[at + 1][3] == f"{block:,}"
+    assert rows[at + 2][:2] == ["· 1", "basic"]
+    assert names[:5] == ["input", "conv1", "bn1", "relu", "maxpool"]
+    assert names[-3:] == ["avgpool", "flatten", "fc"]
+
+
+def test_share_columns_give_each_rows_percent_of_params_and_macs():
+    rows = _tree_lines("--share")
+    header = subprocess.run([sys.executable, "-m", "archcalc.cli", "table", "resnet18", "--share"],
+                            capture_output=True, text=True, check=True).stdout.split("\n\n")[1].splitlines()[0]
+    assert "% Params" in header and "% MACs" in header
+    fc = next(r for r in rows if r[0] == "fc")
+    # fc 512->1000: 513,000 of torchvision's 11,689,512 params (4.39%), 512,000 of its 1,814,073,344 MACs (0.03%)
+    assert fc[3:7] == ["513,000", "4.4%", "512,000", "0.0%"]
+    conv1 = next(r for r in rows if r[0] == "conv1")  # 64 x 112 x 112 x 3*7*7 = 118,013,952 MACs: 6.5%
+    assert conv1[5:7] == ["118,013,952", "6.5%"]
+
+
+def test_an_add_gets_a_row_of_its_own_and_the_leaves_still_add_up():
+    analysis = archcalc.analyze(archcalc.load("resnet18"))
+    merges = [r for r in analysis.leaves() if r.kind == "merge"]
+    assert len(merges) == 8  # one residual add per BasicBlock: 2 blocks x 4 stages
+    first = merges[0]
+    assert (first.path, first.label, first.output_shape) == ("layer1.0.residual.add", "add", (64, 56, 56))
+    assert (first.params, first.macs, first.activations) == (0, 0, 0)  # torchvision adds in place: out += identity
+    leaves = analysis.leaves()
+    assert sum(r.params for r in leaves) == 11_689_512  # torchvision ResNet18_Weights num_params
+    assert sum(r.activations for r in leaves) == analysis.totals.activations

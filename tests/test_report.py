@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from fractions import Fraction
+from html import unescape
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -596,6 +597,30 @@ def test_index_links_every_page_and_plot(fresh):
     index = fresh["README.md"].decode()
     targets = set(re.findall(r"\]\(([^)#]+)", index))
     assert {p for p in fresh if p != "README.md"} <= targets
+
+
+def test_html_index_lists_every_network_and_every_link_resolves(fresh):
+    built = fresh
+    index = built["html/index.html"].decode()
+    for name in spec.zoo_index():
+        assert f'href="{name}.html"' in index and f'src="../diagrams/{name}.svg"' in index, name
+    for page in ("html/index.html", "html/zoo.html", "html/claims.html", "html/tricks.html"):
+        text = built[page].decode()
+        ids = set(re.findall(r'id="([^"]+)"', text))
+        for href in re.findall(r'(?:href|src)="([^"]+)"', text):
+            href = unescape(href)
+            if href.startswith("data:") or "://" in href:
+                continue
+            path, _, fragment = href.partition("#")
+            target = posixpath.normpath(posixpath.join("html", path)) if path else page
+            assert target in built or target == "README.md", (page, href)
+            if fragment and target.endswith(".html"):
+                assert fragment in (ids if target == page else set(re.findall(r'id="([^"]+)"', built[target].decode()))), \
+                    (page, href)
+    claims = built["html/claims.html"].decode()
+    headings = re.findall(r"^## (.+)$", built["claims.md"].decode(), re.M)
+    assert len(re.findall(r"<h2 ", claims)) == len(headings) > 10
+    assert "](" not in re.sub(r"<[^>]+>", "", claims)  # no Markdown link left unconverted
 
 
 def test_committed_reports_are_up_to_date():

@@ -57,6 +57,8 @@ MIRROR_LAYERS = {
     "mix.0.wide": conv(8, 4, (1, 5), padding=(0, 2)),
     "mix.1.pool": {"class": nn.MaxPool2d, "kernel_size": (3, 3), "stride": (1, 1), "padding": (1, 1)},
     "mix.concat": {"class": "Concat"},
+    "stage.res0.sum.add": {"class": "Add"},  # the residual sums: a row each, computed by the merge's module
+    "stage.res1.sum.add": {"class": "Add"},
     "head.pool": {"class": nn.AdaptiveAvgPool2d, "output_size": 1},
     "head.flat": {"class": nn.Flatten},
     "head.drop": {"class": nn.Dropout, "p": 0.2},

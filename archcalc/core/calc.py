@@ -32,8 +32,8 @@ Note = SizeNote  # a warning or a note about one layer (archcalc.layers.notes)
 class Row(NamedTuple):
     """One layer, a group with the totals of what it holds, the input, or a merged tensor.
 
-    kind: "input", "layer", "group" or "merge" (the tensor a concat or mul allocates, a row of
-    its own so that the leaves add up). label: what a table shows as the type: the layer type,
+    kind: "input", "layer", "group" or "merge" (what a merge does after its branches: the tensor a
+    concat allocates, an add in place; a row of its own so that the leaves add up). label: what a table shows as the type: the layer type,
     the block name or the group's kind. `counts` holds the counted quantities
     (archcalc.core.quantities), each also an attribute: `row.params`, `row.macs`, `row.activations`
     (the values the node allocates, per image: the cs231n convention), `row.weight_layers` ...;
@@ -387,9 +387,10 @@ class _RowWalk:
                 out_rf = merge.receptive_field([c.rf for c in children], shapes, out, path)
             except SpecError as exc:
                 raise exc.located(path=f"{path or 'network'} ({node.kind}, {node.where})") from None
-            if merge.allocated_values(shapes, out):  # the tensor it allocates: a row of its own, so that the leaves add up
-                merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
-                             out, out, quantities.merge_counts(merge, shapes, out), out_rf)
+            # the merge's own row (what it adds of its own: the tensor a concat allocates, an attention's MACs),
+            # so that the leaves add up; an in-place add allocates nothing and has a row all the same
+            merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
+                         out, out, quantities.merge_counts(merge, shapes, out), out_rf)
         self.rows[at] = _row(path, "group", node.label, False, sums, out_rf)
         if merged:
             self.rows.append(merged)

@@ -16,7 +16,8 @@ worked out, and how it is shown:
   is written (count, bytes, shape, field);
 - in the reports: its row in the totals of the HTML explorer (`explorer_total`) and of a network's
   page (`page_total`), each the row's label, listed `topic` by topic (TOPICS); `short`, its name after
-  a value in an architecture figure, whose `--annotate` takes its key;
+  a value in an architecture figure, whose `--annotate` takes its key; `share`, the header of its column of
+  shares (a row's % of the network's total) in the text and Markdown tables with `--share`;
 - its name in a spec's `expect`, and whether such a figure takes a `batch` (`memory` figures that
   grow with it), a `dtype` (bytes) or a `layer` (not `whole_network`).
 
@@ -66,6 +67,7 @@ class Quantity(NamedTuple):
     explorer_total: str | None = None  # its row in the HTML explorer's totals, with this label (needs `per_image`)
     page_total: str | None = None  # its row in the totals of a network's report page, with this label
     short: str | None = None  # its name after a value in a figure (`12.3M params`); its key names it in --annotate
+    share: str | None = None  # the header of its column of shares (% of the network's total) in the layer tables
 
     @property
     def counted(self) -> bool:
@@ -176,6 +178,11 @@ def _give(cls: type) -> None:
 def layer_columns() -> list[Quantity]:
     """The quantities with a column in the layer tables (`header`), in their order."""
     return [q for q in QUANTITIES.values() if q.header]
+
+
+def with_share() -> list[Quantity]:
+    """The quantities with a column of shares (`share`: % of the network's total), in their order."""
+    return [q for q in QUANTITIES.values() if q.share]
 
 
 def in_figures() -> list[Quantity]:
@@ -289,7 +296,7 @@ def _receptive_field(analysis: Any, row: Any) -> float:
 declare(Quantity(
     "params", "trainable parameters", layer=lambda t, a, shape, out: t.params(a, shape), per_parameter=True,
     per_image="params", header="Params", keras="params_keras", expect="params", topic="parameters",
-    explorer_total="Parameters", page_total="Parameters (trainable)", short="params"))
+    explorer_total="Parameters", page_total="Parameters (trainable)", short="params", share="% Params"))
 declare(Quantity(
     "trainable_params", "trainable parameters, in either convention", derive=lambda r: r.params,
     per_image="trainable_params", in_layers=False, topic="parameters", explorer_total="Trainable parameters"))
@@ -312,7 +319,7 @@ declare(Quantity(
     batched=True, per_image="macs_per_image",
     per_batch="macs_per_batch", header="MACs", batch_header="MACs", expect="macs", topic="compute",
     explorer_total="MACs per image (conv, linear, matmul)", page_total="MACs per image (conv, linear, matmul)",
-    short="MACs"))
+    short="MACs", share="% MACs"))
 declare(Quantity(
     "flops", "2 x MACs", derive=lambda r: 2 * r.macs, batched=True, per_image="flops_per_image",
     per_batch="flops_per_batch", in_layers=False, expect="flops", topic="compute",

@@ -11,9 +11,9 @@ matplotlib. Labels and colours come from the layer classes (`LayerType.label`, `
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from .. import fmt
 from ..core import quantities
@@ -596,13 +596,53 @@ def png(drawing: Drawing, dpi: int = 144) -> bytes:
     return buffer.getvalue()
 
 
-def render(analysis: Analysis, options: Options = Options(), suffix: str = "svg") -> str | bytes:
-    drawing = layout(analysis, options)
+def render(analysis: Analysis, options: Options = Options(), suffix: str = "svg",
+           drawing: Drawing | None = None) -> str | bytes:
+    """The figure as SVG text or PNG bytes (of `drawing` when given, laid out already)."""
+    drawing = drawing or layout(analysis, options)
     if suffix == "png":
         return png(drawing)
     return svg(drawing)
 
 FIGURE_BOXES = 100  # a report's figure: every layer when it takes no more boxes than this
+LONG_SIDE = 2000  # `archcalc diagram` folds a figure until its long side fits this many px (the SVG's; a PNG has 2 per)
+
+
+class Fitted(NamedTuple):
+    """A figure folded to fit: the drawing, its depth (None: every layer) and the full figure's size when folded."""
+
+    drawing: Drawing
+    depth: int | None
+    full_size: tuple[int, int] | None  # width, height of the unfolded figure; None when nothing was folded
+
+
+def fold_to_fit(analysis: Analysis, options: Options = Options(), long_side: int = LONG_SIDE) -> Fitted:
+    """The figure at the deepest depth whose long side is at most `long_side` (the shallowest when none
+    is: depth 1, or the focused node's children); `options.depth` set: that depth, as asked."""
+    full = layout(analysis, options)
+    if options.depth is not None or max(full.width, full.height) <= long_side:
+        return Fitted(full, options.depth, None)
+    deepest = max(r.depth for r in analysis.rows)
+    shallowest = find(analysis.network.root, options.focus).path.count(".") + 2 if options.focus else 1
+    drawing, depth = full, None
+    for depth in range(deepest - 1, shallowest - 1, -1):
+        drawing = layout(analysis, replace(options, depth=depth))
+        if max(drawing.width, drawing.height) <= long_side:
+            break
+    if depth is None:  # a focused layer or a block of layers: nothing to fold
+        return Fitted(full, None, None)
+    return Fitted(drawing, depth, (full.width, full.height))
+
+
+def fold_note(fitted: Fitted, long_side: int = LONG_SIDE) -> str | None:
+    """What stderr says of a figure folded to fit, and how to unfold it; None when nothing was folded."""
+    if fitted.full_size is None:
+        return None
+    width, height = fitted.full_size
+    drawn = fitted.drawing
+    fits = "to fit" if max(drawn.width, drawn.height) <= long_side else "as far as it folds, short of"
+    return (f"note: folded to depth {fitted.depth} {fits} {long_side:,} px ({drawn.width:,} x {drawn.height:,} px; "
+            f"every layer: {width:,} x {height:,} px); --depth N draws deeper, --full every layer")
 
 
 def figure_depth(analysis: Analysis, limit: int = FIGURE_BOXES) -> int | None:

@@ -25,7 +25,7 @@ from ..files import same_content
 from ..fmt import anchor, cell, code, markdown_table
 from ..render import rf_footnote, table_rows
 from . import claims as claimslib
-from . import diagram, html, tricks
+from . import diagram, html, site, tricks
 from .folder import MANIFEST, leftovers, locked, read_manifest, write
 
 FULL_TABLE_ROWS = 60  # networks with more layers than this are folded to depth 2
@@ -695,6 +695,8 @@ def index_page(analyses: dict[str, Analysis], results: list[claimslib.Result]) -
         f"[counted apart](claims.md#{anchor(OUTSIDE_HEADING)}); [what archcalc cannot compute](claims.md#not-computed). "
         f"Topics: {claim_topics}",
         "- [Tricks](tricks.md): " + ", ".join(f"[{title}](tricks.md#{anchor(title)})" for title in tricks.TITLES),
+        "- [In a browser](html/index.html): every network with its figure, linked to its page; "
+        + ", ".join(f"[{title.lower()}](html/{name}.html)" for name, title in site.PAGES.items()) + " as HTML",
         "- Networks (below): each page embeds its architecture figure (*figure*: `diagrams/NAME.svg`); *page* is a "
         "self-contained HTML page (`html/NAME.html`) with the figure, a foldable and sortable layer table and the working "
         "of each layer",
@@ -733,6 +735,7 @@ def build(target: str | None = None, out: str = "reports") -> dict[str, bytes]:
     pages["tricks.md"] = tricks.page(topic_link(results, "Inception module"))
     pages["README.md"] = index_page(analyses, results)
     built = {path: text.encode() for path, text in pages.items()}
+    built.update(site.files(families(analyses), pages))  # html/index.html, and the pages as HTML beside it
     for a in analyses.values():
         built.update(network_files(a.network, a))
     shown = networks(analyses)
