@@ -368,6 +368,29 @@ def entry() -> None:
         os._exit(done.code or 0)
 
 
+def train_options(command):
+    """--train, --optimizer and --master: what a training step costs (archcalc.core.training)."""
+    from .core.training import MASTER_DTYPES, OPTIMIZER_SLOTS
+
+    command = click.option("--master", type=click.Choice(MASTER_DTYPES), default=None,
+                           help="Keep master weights and the optimizer's state in this dtype (mixed precision: "
+                                "--dtype bf16 --master fp32).")(command)
+    command = click.option("--optimizer", type=click.Choice(list(OPTIMIZER_SLOTS)), default="adamw", show_default=True,
+                           help="The optimizer whose state counts (with --train).")(command)
+    return click.option("--train", is_flag=True,
+                        help="Also what a training step costs: backward MACs, bytes kept for the backward, "
+                             "gradients, optimizer state, the step's peak.")(command)
+
+
+def training_counted(train: bool, optimizer: str, master: str | None, dtype: str):
+    """The training quantities declared for the command when asked for (--train), else nothing changes."""
+    import contextlib
+
+    from .core import training
+
+    return training.counting(training.check_setup(optimizer, master), dtype) if train else contextlib.nullcontext()
+
+
 @main.command()
 @click.argument("target")
 @input_option
@@ -379,9 +402,11 @@ def entry() -> None:
 @click.option("--all-warnings", is_flag=True,
               help="Also note output sizes that are not whole but drop no input pixel (only padding goes unused).")
 @click.option("--wide", is_flag=True, help="Every column and whole paths, even when wider than the terminal.")
+@train_options
 @out_option
 def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...], out_format: str,
-          depth: int | None, convention: str, all_warnings: bool, wide: bool, outs: tuple[str, ...]) -> None:
+          depth: int | None, convention: str, all_warnings: bool, wide: bool, train: bool, optimizer: str,
+          master: str | None, outs: tuple[str, ...]) -> None:
     """Per-layer table of a zoo network (NAME) or a spec file (PATH, PATH:VARIANT).
 
     Per-layer figures are per image (shapes carry no batch dimension); each --batch and --dtype
@@ -389,7 +414,15 @@ def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], d
     On a terminal the text table fits its width (paths shortened, then Type, RF and Activations
     hidden, with a note on stderr); piped, it keeps every column. Warnings (an output size whose
     rounding drops input pixels) go to stderr; JSON lists every inexact size with its kind.
+    With --train, the cost of a training step too: backward MACs and the bytes autograd keeps per
+    layer; gradients, optimizer state and the step's peak per configuration (docs/cli.md).
     """
+    with training_counted(train, optimizer, master, dtypes[0]):
+        _table(target, dims, batches, dtypes, out_format, depth, convention, all_warnings, wide, outs)
+
+
+def _table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...], out_format: str,
+           depth: int | None, convention: str, all_warnings: bool, wide: bool, outs: tuple[str, ...]) -> None:
     from .core.calc import analyze
     from .render import render, render_text, warning_lines
 
