@@ -195,6 +195,26 @@ class InputShape(click.ParamType):
         return dims
 
 
+class MemorySize(click.ParamType):
+    """Bytes: 24GiB, 80GB, 512MiB, 1.5TiB or a whole number of bytes (GiB = 2**30, GB = 10**9)."""
+
+    name = "SIZE"
+    UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+             "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
+        unit = found and self.UNITS.get(found.group(2).lower())
+        if not found or unit is None:
+            self.fail(f"{_cut(value)}: expected a size such as 24GiB, 80GB or 512MiB", param, ctx)
+        size = int(float(found.group(1)) * unit) if "." in found.group(1) else int(found.group(1)) * unit
+        if size < 1:
+            self.fail(f"{_cut(value)}: a size of at least 1 byte", param, ctx)
+        return size
+
+
 class ListOf(click.ParamType):
     """Comma-separated values of one kind, duplicates dropped: `1,32,256` or `fp32,bf16`."""
 
@@ -370,16 +390,20 @@ def entry() -> None:
 
 def train_options(command):
     """--train, --optimizer and --master: what a training step costs (archcalc.core.training)."""
+    return click.option("--train", is_flag=True,
+                        help="Also what a training step costs: backward MACs, bytes kept for the backward, "
+                             "gradients, optimizer state, the step's peak.")(optimizer_options(command))
+
+
+def optimizer_options(command):
+    """--optimizer and --master: how the network is trained (archcalc.core.training)."""
     from .core.training import MASTER_DTYPES, OPTIMIZER_SLOTS
 
     command = click.option("--master", type=click.Choice(MASTER_DTYPES), default=None,
                            help="Keep master weights and the optimizer's state in this dtype (mixed precision: "
                                 "--dtype bf16 --master fp32).")(command)
-    command = click.option("--optimizer", type=click.Choice(list(OPTIMIZER_SLOTS)), default="adamw", show_default=True,
-                           help="The optimizer whose state counts (with --train).")(command)
-    return click.option("--train", is_flag=True,
-                        help="Also what a training step costs: backward MACs, bytes kept for the backward, "
-                             "gradients, optimizer state, the step's peak.")(command)
+    return click.option("--optimizer", type=click.Choice(list(OPTIMIZER_SLOTS)), default="adamw", show_default=True,
+                        help="The optimizer whose state counts.")(command)
 
 
 def training_counted(train: bool, optimizer: str, master: str | None, dtype: str):
@@ -442,6 +466,35 @@ def _table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], 
         click.echo(produce(out_format), nl=False)
     if out_format != "json":  # JSON keeps them as data
         echo_notes(warning_lines(analysis, notes=all_warnings))
+
+
+@main.command()
+@click.argument("target")
+@input_option
+@click.option("--memory", type=MemorySize(), required=True, help="The memory of the card: 24GiB, 80GB, 512MiB.")
+@click.option("--batch", type=click.IntRange(min=1, max=MAX_BATCH), default=None,
+              help="Say whether this batch fits (exit 1 when it does not) instead of finding the largest.")
+@click.option("--dtype", type=click.Choice(TIMED_DTYPES), default="fp32", show_default=True,
+              help="The dtype of weights, gradients and activations.")
+@optimizer_options
+def fit(target: str, dims: tuple[int, ...] | None, memory: int, batch: int | None, dtype: str, optimizer: str,
+        master: str | None) -> None:
+    """The largest batch whose training step fits in --memory, and what its peak is made of.
+
+    The step's peak is weights + gradients + optimizer state + what autograd keeps at the end of the
+    forward + the backward's largest transient (docs/conventions.md). With --batch, a one-line verdict
+    for that batch and its breakdown; exit 1 when it does not fit (a CI budget).
+    """
+    from .core import training
+    from .core.calc import analyze
+    from .render import fit_lines
+
+    with training.counting(training.check_setup(optimizer, master), dtype):
+        analysis = analyze(*load_target(target, dims), 1, dtype)
+        found = training.fit(analysis, memory)
+        at = training.breakdown(analysis.scaled(batch=batch)) if batch else found.at_batch
+    click.echo("\n".join(fit_lines(analysis.network.name, found, batch, at, optimizer, dtype, master)))
+    sys.exit(1 if (found.batch < batch if batch else found.batch == 0) else 0)
 
 
 @main.command("list")
