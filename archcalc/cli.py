@@ -689,8 +689,13 @@ def schema() -> None:
 @click.option("--match", "match_by", type=click.Choice(["name", "order"]), default="name", show_default=True,
               help="With --model: pair layers with modules by name, or the k-th weighted layer with the k-th weighted module.")
 @click.option("--kwargs", "kwargs_text", metavar="JSON", help="With --model: keyword arguments of the callable.")
+@click.option("--train", is_flag=True, help="Verify a training step instead: the bytes autograd keeps, backward MACs, "
+                                            "gradients, optimizer state and the step's peak, on the CPU in fp32.")
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam", "adamw"]), default="adamw",
+              show_default=True, help="With --train: the optimizer that takes the step.")
 def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
-           every: bool, no_rf: bool, model_target: str | None, match_by: str, kwargs_text: str | None) -> None:
+           every: bool, no_rf: bool, model_target: str | None, match_by: str, kwargs_text: str | None, train: bool,
+           optimizer: str) -> None:
     """Build the network in torch, trace it with fvcore and compare with the calculator.
 
     Per layer: output shape, parameters and fvcore's flop count (one multiply-add = 1).
@@ -707,6 +712,8 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
         raise UsageError("verify needs a network: a zoo NAME (`archcalc list`), a spec PATH, or --all for the whole zoo")
     if target and every:
         raise UsageError("verify takes a network (NAME or PATH) or --all, not both")
+    if train:
+        _verify_train(target, dims, batches, optimizer)
     require_fvcore()
     if model_target:
         from .importers.loading import parse_kwargs
@@ -754,6 +761,27 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
     if interrupted:
         click.echo(f"archcalc: interrupted; {finished} of {len(names)} networks verified", err=True)
         sys.exit(130)
+    sys.exit(1 if failures else 0)
+
+
+def _verify_train(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], optimizer: str) -> None:
+    """verify --train: each training figure beside torch's (archcalc.torch.train); exit 1 on a disagreement."""
+    from .core.calc import analyze
+    from .core.spec import zoo_index
+    from .torch.train import checks, render_checks, summary
+
+    failures = 0
+    for name in [target] if target else list(zoo_index()):
+        network, left = load_target(name, dims)
+        for batch in batches:
+            try:
+                found = checks(analyze(network, left, batch), optimizer)
+            except SpecError as exc:
+                click.echo(f"{name}: error: {exc}")
+                failures += 1
+                continue
+            click.echo(render_checks(network.name, batch, found) if target else summary(network.name, batch, found))
+            failures += not all(c.ok for c in found)
     sys.exit(1 if failures else 0)
 
 

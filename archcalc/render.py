@@ -341,6 +341,7 @@ def fit_lines(name: str, found: Any, batch: int | None, at: Any, optimizer: str,
         lines += [f"  {label:<34} {fmt.scaled_bytes(value):>12}" for label, value in (
             ("weights", at.weights), ("gradients", at.gradients), ("optimizer state (and master weights)", at.optimizer),
             (f"kept for the backward (batch {shown:,})", at.saved), ("largest transient of the backward", at.transient),
-            ("peak of the step", at.peak))]
-    lines.append(f"  each image adds {fmt.scaled_bytes(found.per_image)}; the rest is {fmt.scaled_bytes(found.fixed)}")
+            ("backward at its fullest", at.backward), ("peak: weights + optimizer + that", at.peak))]
+    lines.append(f"  the next image adds {fmt.scaled_bytes(found.per_image)}; weights and optimizer state "
+                 f"{fmt.scaled_bytes(found.fixed)}")
     return lines

@@ -394,8 +394,10 @@ class _RowWalk:
             except SpecError as exc:
                 raise exc.located(path=f"{path or 'network'} ({node.kind}, {node.where})") from None
             if merge.allocated_values(shapes, out):  # the tensor it allocates: a row of its own, so that the leaves add up
+                settled = self.sums.get(training.merged_key(path))
+                own = settled.counts if settled else quantities.merge_counts(merge, shapes, out)
                 merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
-                             out, out, quantities.merge_counts(merge, shapes, out), out_rf)
+                             out, out, own, out_rf)
         self.rows[at] = _row(path, "group", node.label, False, sums, out_rf)
         if merged:
             self.rows.append(merged)

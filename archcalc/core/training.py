@@ -80,28 +80,50 @@ def transient_bytes(analysis: Any) -> int:
 
 
 class Breakdown(NamedTuple):
-    """The bytes of a training step at one batch: their sum is its peak."""
+    """The bytes of a training step at one batch. Its peak is weights + optimizer state + the backward at
+    its fullest: the activations still kept, the gradients made so far, and one layer's transient."""
 
     weights: int
     gradients: int
     optimizer: int
-    saved: int
-    transient: int
+    saved: int  # all that autograd keeps, at the end of the forward
+    transient: int  # the largest transient of the backward
+    backward: int  # kept activations + gradients + transient at the backward's fullest moment
 
     @property
     def peak(self) -> int:
-        return sum(self)
+        return self.weights + self.optimizer + self.backward
 
 
 def breakdown(analysis: Any) -> Breakdown:
     return Breakdown(analysis.weights_bytes, gradient_bytes(analysis), optimizer_state_bytes(analysis),
-                     saved_activation_bytes(analysis), transient_bytes(analysis))
+                     saved_activation_bytes(analysis), transient_bytes(analysis), _Backward(analysis).fullest(analysis.batch))
 
 
 def training_peak_bytes(analysis: Any) -> int:
-    """Weights + gradients + optimizer state + the activations kept at the end of the forward + the
-    largest transient of the backward."""
+    """Weights + optimizer state + the backward at its fullest (Breakdown)."""
     return breakdown(analysis).peak
+
+
+class _Backward:
+    """The backward runs the layers in reverse: each frees what autograd kept for it, once run, and makes
+    the gradients of its parameters; while it runs it holds the gradients of its output and input."""
+
+    def __init__(self, analysis: Any):
+        v = analysis.bytes_per_value
+        rows = [r for r in analysis.leaves() if r.kind != "input"]
+        self.kept = [(saved_bytes(r, v), r.saved_batch_bytes) for r in rows]
+        self.grads = [r.params * v for r in rows]
+        self.transient = [r.transient_values * v if r.kind == "layer" else 0 for r in rows]
+
+    def fullest(self, batch: int) -> int:
+        kept = sum(batch * per_image + once for per_image, once in self.kept)
+        made = top = 0
+        for (per_image, once), grads, transient in zip(reversed(self.kept), reversed(self.grads), reversed(self.transient)):
+            top = max(top, kept + made + grads + batch * transient)
+            kept -= batch * per_image + once
+            made += grads
+        return top
 
 
 class Fit(NamedTuple):
@@ -109,18 +131,32 @@ class Fit(NamedTuple):
 
     batch: int
     memory: int
-    fixed: int  # bytes whatever the batch: weights, gradients, optimizer state, batch norm's statistics
-    per_image: int  # bytes each image adds: what autograd keeps and the backward's transient
+    fixed: int  # bytes whatever the batch: weights, optimizer state (the peak at batch 0)
+    per_image: int  # what the image after `batch` adds to the peak
     at_batch: Breakdown | None
 
 
+MAX_FIT_BATCH = 2**31 - 1
+
+
 def fit(analysis: Any, memory: int) -> Fit:
-    """Closed form: the step's bytes are `fixed + batch * per_image` (counts are per image)."""
-    one = training_peak_bytes(analysis.scaled(batch=1))
-    per_image = training_peak_bytes(analysis.scaled(batch=2)) - one
-    fixed = one - per_image
-    batch = max(0, (memory - fixed) // per_image) if per_image else (1 << 62 if fixed <= memory else 0)
-    return Fit(batch, memory, fixed, per_image, breakdown(analysis.scaled(batch=batch)) if batch else None)
+    """A bisection over the batch on the per-image figures (the peak grows with the batch; nothing is
+    analysed again)."""
+    backward = _Backward(analysis)
+    fixed = analysis.weights_bytes + optimizer_state_bytes(analysis)
+
+    def peak(batch: int) -> int:
+        return fixed + backward.fullest(batch)
+
+    low, high = 0, 1
+    while high < MAX_FIT_BATCH and peak(high) <= memory:
+        low, high = high, min(2 * high, MAX_FIT_BATCH)
+    if peak(high) <= memory:
+        low = high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if peak(middle) <= memory else (low, middle)
+    return Fit(low, memory, fixed, peak(low + 1) - peak(low), breakdown(analysis.scaled(batch=low)) if low else None)
 
 
 # ---- the quantities ---------------------------------------------------------------------------------
@@ -233,6 +269,11 @@ def settle(root: Node, sums: dict[str, Any]) -> Any:
     return sums[root.path]
 
 
+def merged_key(path: str) -> str:
+    """Where `settle` leaves what a merge counts of its own (the row of the tensor it allocates)."""
+    return path + "\0merged"
+
+
 class _Settle:
     def __init__(self, sums: dict[str, Any], index: _Index):
         self.sums, self.i = sums, index
@@ -258,12 +299,12 @@ class _Settle:
         if not recorded:
             counts[i.saved] = counts[i.fixed] = counts[i.batch] = counts[i.backward] = counts[i.transient] = 0
         else:
-            if in_saved and t.saves_input:
+            if in_saved and t.keeps_input(a, shape, out):
                 counts[i.saved] -= math.prod(shape)
             if not in_grad:
                 counts[i.backward] -= t.input_grad_macs(a, shape, out)
         self.store(node, counts)
-        keeps_input = recorded and t.saves_input
+        keeps_input = recorded and t.keeps_input(a, shape, out)
         if t.returns_input and not t.new_tensor_in_training:
             out_saved = in_saved or keeps_input
         else:
@@ -299,6 +340,7 @@ class _Settle:
             saved = saved or flow.took_input
         shapes = [self.sums[c.path].output_shape for c in node.children]
         own = self.joined(MERGES[node.kind], shapes, self.sums[node.path].output_shape, flows)
+        self.sums[merged_key(node.path)] = self.sums[node.path]._replace(counts=tuple(own))
         counts = self.total(node, [f.counts for f in flows], own)
         return _Flow(counts, False, any(f.out_grad for f in flows), saved)
 

@@ -113,7 +113,11 @@ class LayerType:
     def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
         """Values (in the activations' dtype) autograd keeps for its backward, per image: its input and/or
         output (the walk counts a tensor kept by two ops once) and what else it keeps in that dtype."""
-        return numel(shape) * self.saves_input + numel(out) * self.saves_output
+        return numel(shape) * self.keeps_input(a, shape, out) + numel(out) * self.saves_output
+
+    def keeps_input(self, a: Attrs, shape: Shape, out: Shape) -> bool:
+        """Whether autograd keeps its input at this size (saves_input, unless its torch op differs by size)."""
+        return self.saves_input
 
     def saved_fixed_bytes(self, a: Attrs, shape: Shape, out: Shape) -> int:
         """Bytes it keeps per image whose size is the same in every dtype: int64 indices, bool masks, fp32

@@ -221,6 +221,9 @@ class _Adaptive(LayerType):
 class AdaptiveAvgPool2d(_Adaptive):
     name = "adaptive_avg_pool2d"
     saves_input = True
+
+    def keeps_input(self, a: Attrs, shape: Shape, out: Shape) -> bool:
+        return tuple(out[1:]) != (1, 1)  # to 1x1 torch takes the mean, which keeps only the input's size
     also_known_as = ("GlobalAveragePooling2D", "global_avg_pool")
     word = "avgpool"
     doc = "Adaptive average pooling to a fixed output size. fvcore counts one flop per input element."

@@ -112,10 +112,9 @@ for _spec, _torch, _text, _functions, _onnx, _base in [
 class Dropout(_Elementwise):
     name = "dropout"
     new_tensor_in_training = True
-    saves_input = True  # on the CPU, a product of the input and a mask of the input's dtype: it keeps both
 
     def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
-        return 2 * numel(shape)
+        return numel(shape)  # on the CPU, the input times a mask of the input's dtype: the product keeps the mask
 
     returns_input = True
     doc = "Dropout: the identity at inference; no memory, no cost."

@@ -131,13 +131,30 @@ class _StepPeak:
         self.mode.__exit__(*exc)
 
 
+def _ungrouped_weight_gradients(analysis: Analysis) -> int:
+    """What FlopCounterMode counts beyond archcalc for a grouped convolution's weight gradient, per image:
+    it counts it as an ungrouped convolution, `groups` times its MACs (torch.utils.flop_counter's
+    conv_backward_flop reads the input's channels whole)."""
+    from ..core.spec import Layer
+
+    groups = {}
+    stack = [analysis.network.root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Layer):
+            groups[node.path] = node.attrs.get("groups", 1) if node.type in ("conv2d", "conv_transpose2d") else 1
+        else:
+            stack.extend(node.children)
+    return sum((groups.get(r.path, 1) - 1) * r.macs for r in analysis.leaves() if r.params)
+
+
 def checks(analysis: Analysis, optimizer: str = "adamw") -> list[TrainCheck]:
     """archcalc's training figures at the analysis' batch (fp32) beside torch's, measured on the CPU."""
     with training.counting(training.check_setup(optimizer, None), analysis.dtype):
         from ..core.calc import analyze
         counted = analyze(analysis.network, analysis.input_shape, analysis.batch, "fp32")
         ours = training.breakdown(counted)
-        backward = counted.totals.backward_macs * counted.batch
+        backward = (counted.totals.backward_macs + _ungrouped_weight_gradients(counted)) * counted.batch
     measured = measure(analysis, optimizer)
     step_peak = measured.peak_bytes + ours.weights + measured.optimizer_state_bytes
     return [
@@ -147,3 +164,18 @@ def checks(analysis: Analysis, optimizer: str = "adamw") -> list[TrainCheck]:
         TrainCheck("optimizer state (bytes)", ours.optimizer, measured.optimizer_state_bytes),
         TrainCheck("training-step peak (bytes)", ours.peak, step_peak, PEAK_TOLERANCE),
     ]
+
+
+def render_checks(name: str, batch: int, found: list[TrainCheck]) -> str:
+    """One line per figure: agree or DIFFERS, archcalc's and torch's."""
+    lines = [f"{name}: one training step at batch {batch}, fp32, on the CPU"]
+    for c in found:
+        within = f" (within {c.tolerance:.0%})" if c.tolerance else " (exactly)"
+        lines.append(f"  {'agree' if c.ok else 'DIFFERS':<8} {c.what}: archcalc {c.archcalc:,}, torch {c.torch:,}"
+                     + (within if c.ok else f", {c.archcalc - c.torch:+,}"))
+    return "\n".join(lines)
+
+
+def summary(name: str, batch: int, found: list[TrainCheck]) -> str:
+    bad = [c.what for c in found if not c.ok]
+    return f"{'ok ' if not bad else 'BAD'} {name} batch {batch}" + (f": {', '.join(bad)} differ" if bad else "")

@@ -1,0 +1,40 @@
+"""The training figures against torch on the CPU (archcalc.torch.train): saved_tensors_hooks for the bytes
+autograd keeps, FlopCounterMode over the backward, p.grad and optimizer.state after a step, the step's peak."""
+import pytest
+
+pytest.importorskip("torch")
+
+from test_training import PARAMS, SAVED_VALUES, THREE_LAYERS  # noqa: E402
+
+from archcalc.core.calc import analyze  # noqa: E402
+from archcalc.core.spec import load, resolve  # noqa: E402
+from archcalc.torch.train import checks, measure  # noqa: E402
+
+# Networks whose every layer type archcalc counts exactly (docs/conventions.md lists the approximate ones), at
+# a small input and batch 2: plain and batch-normalised convs, max and adaptive pooling, dropout, residual adds,
+# squeeze-and-excitation products, depthwise and grouped convs, concatenations, hardswish, SiLU.
+EXACT = {"lenet5": None, "vgg11_bn": (3, 32, 32), "resnet18": (3, 64, 64), "squeezenet1_1": (3, 64, 64),
+         "mobilenet_v2": (3, 64, 64), "mobilenet_v3_small": (3, 64, 64), "inception_v3": (3, 75, 75)}
+
+
+def test_the_three_layer_network_measured_by_torch_is_the_hand_count():
+    analysis = analyze(resolve(THREE_LAYERS, "t", "t.json"), batch=2)
+    measured = measure(analysis, "adamw")
+    assert measured.saved_bytes == 2 * SAVED_VALUES * 4
+    assert measured.gradient_bytes == PARAMS * 4
+    assert measured.optimizer_state_bytes == 2 * PARAMS * 4 + 4 * 4
+    assert measured.backward_macs == 2 * (4 * 8 * 8 * 27 + 2 * 2560)  # batch 2; no gradient of the network input
+
+
+@pytest.mark.parametrize("name", sorted(EXACT))
+def test_training_figures_agree_with_torch(name):
+    analysis = analyze(load(name), EXACT[name], batch=2)
+    found = checks(analysis, "adam")
+    assert [c for c in found if not c.ok] == []
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adamw"])
+def test_optimizer_state_is_what_torch_keeps(optimizer):
+    analysis = analyze(load("lenet5"), batch=2)
+    [state] = [c for c in checks(analysis, optimizer) if c.what.startswith("optimizer")]
+    assert state.ok and (state.torch == 0) == (optimizer == "sgd")
