@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from ..core import training
 from ..core.calc import Analysis
 from ..deps import require_torch
+from .memory import check_allocation
 
 
 class Measured(NamedTuple):
@@ -155,6 +156,7 @@ def checks(analysis: Analysis, optimizer: str = "adamw") -> list[TrainCheck]:
         counted = analyze(analysis.network, analysis.input_shape, analysis.batch, "fp32")
         ours = training.breakdown(counted)
         backward = (counted.totals.backward_macs + _ungrouped_weight_gradients(counted)) * counted.batch
+    check_allocation(ours.peak, "verify --train", f"a training step at batch {analysis.batch}", analysis.network.file)
     measured = measure(analysis, optimizer)
     step_peak = measured.peak_bytes + ours.weights + measured.optimizer_state_bytes
     return [
