@@ -136,10 +136,10 @@ def _ungrouped_weight_gradients(analysis: Analysis) -> int:
     """What FlopCounterMode counts beyond archcalc for a grouped convolution's weight gradient, per image:
     it counts it as an ungrouped convolution, `groups` times its MACs (torch.utils.flop_counter's
     conv_backward_flop reads the input's channels whole)."""
-    from ..core.spec import Layer
+    from ..core.spec import Layer, Node
 
-    groups = {}
-    stack = [analysis.network.root]
+    groups: dict[str, int] = {}
+    stack: list[Node] = [analysis.network.root]
     while stack:
         node = stack.pop()
         if isinstance(node, Layer):
