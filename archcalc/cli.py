@@ -880,15 +880,18 @@ def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | No
 @click.option("-o", "--out", "out", required=True, metavar="FILE", help="FILE.html")
 @input_option
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="Groups at depth N start folded in the table.")
-def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None) -> None:
+@train_options
+def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None, train: bool, optimizer: str,
+         master: str | None) -> None:
     """One self-contained page: the figure, the totals, a foldable and sortable layer table, each layer's working."""
     from .core.calc import analyze
     from .files import write_atomic
     from .report.diagram import figure_depth
     from .report.html import page
 
-    analysis = analyze(*load_target(target, dims))
-    write_atomic(out, page(analysis, depth, figure_depth(analysis)))
+    with training_counted(train, optimizer, master, "fp32"):
+        analysis = analyze(*load_target(target, dims))
+        write_atomic(out, page(analysis, depth, figure_depth(analysis)))
     click.echo(f"wrote {out}")
 
 

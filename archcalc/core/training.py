@@ -305,7 +305,7 @@ class _Settle:
                 counts[i.backward] -= t.input_grad_macs(a, shape, out)
         self.store(node, counts)
         keeps_input = recorded and t.keeps_input(a, shape, out)
-        if t.returns_input and not t.new_tensor_in_training:
+        if t.returns_input_in_training(a):
             out_saved = in_saved or keeps_input
         else:
             out_saved = recorded and t.saves_output

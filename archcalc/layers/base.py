@@ -98,7 +98,6 @@ class LayerType:
     # ---- training (archcalc.core.training; docs/conventions.md "Training") ----
     saves_input: ClassVar[bool] = False  # autograd keeps its input for the backward
     saves_output: ClassVar[bool] = False  # autograd keeps its output (relu, sigmoid, tanh, softmax)
-    new_tensor_in_training: ClassVar[bool] = False  # returns its input at inference, a tensor of its own in training
 
     def backward_macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
         """MACs of the backward: the gradient of the input and of the weights, each a product the size of the
@@ -114,6 +113,10 @@ class LayerType:
         """Values (in the activations' dtype) autograd keeps for its backward, per image: its input and/or
         output (the walk counts a tensor kept by two ops once) and what else it keeps in that dtype."""
         return numel(shape) * self.keeps_input(a, shape, out) + numel(out) * self.saves_output
+
+    def returns_input_in_training(self, a: Attrs) -> bool:
+        """Its torch module returns the input's own memory in training too (dropout does not)."""
+        return self.returns_input
 
     def keeps_input(self, a: Attrs, shape: Shape, out: Shape) -> bool:
         """Whether autograd keeps its input at this size (saves_input, unless its torch op differs by size)."""

@@ -111,10 +111,13 @@ for _spec, _torch, _text, _functions, _onnx, _base in [
 @register
 class Dropout(_Elementwise):
     name = "dropout"
-    new_tensor_in_training = True
 
     def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
-        return numel(shape)  # on the CPU, the input times a mask of the input's dtype: the product keeps the mask
+        """On the CPU, the input times a mask of the input's dtype: the product keeps the mask (p = 0: nothing)."""
+        return numel(shape) if a["p"] > 0 else 0
+
+    def returns_input_in_training(self, a: Attrs) -> bool:
+        return a["p"] == 0  # torch returns the input itself
 
     returns_input = True
     doc = "Dropout: the identity at inference; no memory, no cost."

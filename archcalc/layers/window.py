@@ -114,6 +114,10 @@ class WindowAttention(LayerType):
             return projections + heads + 3 * a["mlp_hidden"] + a["mlp_hidden"] * heads
         return projections + bias_table(a) * heads
 
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        projections = 2 + a["qkv_bias"] + a["proj_bias"]
+        return projections + (4 if a["v2"] else 1)  # v2: the logit scale and the MLP's three; else the bias table
+
     def position_mlp_macs(self, a: Attrs) -> int:
         return bias_table(a) * (2 + a["heads"]) * a["mlp_hidden"] if a["v2"] else 0
 
@@ -231,6 +235,9 @@ class PatchMerging(LayerType):
     def params(self, a: Attrs, shape: Shape) -> int:
         c = channels_sizes(self.name, shape)[0]
         return 8 * c * c + 2 * self.normalised(a, shape)
+
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        return 3  # the reduction's weight, the norm's weight and bias
 
     def macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
         c = channels_sizes(self.name, shape)[0]
