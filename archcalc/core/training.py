@@ -250,6 +250,7 @@ class _Flow(NamedTuple):
     out_saved: bool  # the node's output is kept already (the next op that keeps it counts nothing)
     out_grad: bool  # its output needs a gradient (a parameter lies before it)
     took_input: bool  # its input is kept after it ran
+    out_storage: int  # values of the storage its output lies in (a view's is its input's: a slice keeps it whole)
 
 
 class _Index(NamedTuple):
@@ -265,7 +266,7 @@ def settle(root: Node, sums: dict[str, Any]) -> Any:
     keys = [q.key for q in quantities.counted()]
     index = _Index(*(keys.index(k) for k in ("saved_values", "saved_fixed_bytes", "saved_batch_bytes",
                                              "backward_macs", "transient_values")))
-    _Settle(sums, index).node(root, False, False)
+    _Settle(sums, index).node(root, False, False, math.prod(sums[root.path].input_shape))
     return sums[root.path]
 
 
@@ -281,16 +282,16 @@ class _Settle:
     def store(self, node: Node, counts: list[int]) -> None:
         self.sums[node.path] = self.sums[node.path]._replace(counts=tuple(counts))
 
-    def node(self, node: Node, in_saved: bool, in_grad: bool) -> _Flow:
+    def node(self, node: Node, in_saved: bool, in_grad: bool, storage: int) -> _Flow:
         if isinstance(node, Layer):
-            return self.layer(node, in_saved, in_grad)
+            return self.layer(node, in_saved, in_grad, storage)
         if node.kind == "sequence" and node.graph:
-            return self.graph(node, in_saved, in_grad)
+            return self.graph(node, in_saved, in_grad, storage)
         if node.kind == "sequence":
-            return self.sequence(node, in_saved, in_grad)
-        return self.merge(node, in_saved, in_grad)
+            return self.sequence(node, in_saved, in_grad, storage)
+        return self.merge(node, in_saved, in_grad, storage)
 
-    def layer(self, node: Layer, in_saved: bool, in_grad: bool) -> _Flow:
+    def layer(self, node: Layer, in_saved: bool, in_grad: bool, storage: int) -> _Flow:
         own, t, a, i = self.sums[node.path], REGISTRY[node.type], node.attrs, self.i
         shape, out = own.input_shape, own.output_shape
         counts = list(own.counts)
@@ -299,17 +300,17 @@ class _Settle:
         if not recorded:
             counts[i.saved] = counts[i.fixed] = counts[i.batch] = counts[i.backward] = counts[i.transient] = 0
         else:
-            if in_saved and t.keeps_input(a, shape, out):
-                counts[i.saved] -= math.prod(shape)
+            if t.keeps_input(a, shape, out):  # the whole storage its input is a view of, unless kept already
+                counts[i.saved] += -math.prod(shape) if in_saved else storage - math.prod(shape)
             if not in_grad:
                 counts[i.backward] -= t.input_grad_macs(a, shape, out)
         self.store(node, counts)
         keeps_input = recorded and t.keeps_input(a, shape, out)
         if t.returns_input_in_training(a):
-            out_saved = in_saved or keeps_input
+            out_saved, out_storage = in_saved or keeps_input, storage
         else:
-            out_saved = recorded and t.saves_output
-        return _Flow(counts, out_saved, recorded, in_saved or keeps_input)
+            out_saved, out_storage = recorded and t.saves_output, math.prod(out)
+        return _Flow(counts, out_saved, recorded, in_saved or keeps_input, out_storage)
 
     def total(self, node: Node, parts: list[list[int]], own: list[int] | None = None) -> list[int]:
         counts = [sum(c) for c in zip(*parts, *([own] if own else []))] if parts or own else \
@@ -319,30 +320,30 @@ class _Settle:
         self.store(node, counts)
         return counts
 
-    def sequence(self, node: Group, saved: bool, grad: bool) -> _Flow:
+    def sequence(self, node: Group, saved: bool, grad: bool, storage: int) -> _Flow:
         parts, took = [], saved
         for n, child in enumerate(node.children):
-            flow = self.node(child, saved, grad)
+            flow = self.node(child, saved, grad, storage)
             parts.append(flow.counts)
             took = flow.took_input if n == 0 else took
-            saved, grad = flow.out_saved, flow.out_grad
+            saved, grad, storage = flow.out_saved, flow.out_grad, flow.out_storage
         if not parts:
             counts = [0] * len(self.sums[node.path].counts)
             self.store(node, counts)
-            return _Flow(counts, saved, grad, took)
-        return _Flow(self.total(node, parts), saved, grad, took)
+            return _Flow(counts, saved, grad, took, storage)
+        return _Flow(self.total(node, parts), saved, grad, took, storage)
 
-    def merge(self, node: Group, saved: bool, grad: bool) -> _Flow:
+    def merge(self, node: Group, saved: bool, grad: bool, storage: int) -> _Flow:
         flows = []
         for child in node.children:
-            flow = self.node(child, saved, grad)
+            flow = self.node(child, saved, grad, storage)
             flows.append(flow)
             saved = saved or flow.took_input
         shapes = [self.sums[c.path].output_shape for c in node.children]
         own = self.joined(MERGES[node.kind], shapes, self.sums[node.path].output_shape, flows)
         self.sums[merged_key(node.path)] = self.sums[node.path]._replace(counts=tuple(own))
         counts = self.total(node, [f.counts for f in flows], own)
-        return _Flow(counts, False, any(f.out_grad for f in flows), saved)
+        return _Flow(counts, False, any(f.out_grad for f in flows), saved, math.prod(self.sums[node.path].output_shape))
 
     def joined(self, merge: Any, shapes: list, out: Any, flows: list[_Flow]) -> list[int]:
         """What a merge counts of its own: the factors it keeps that a branch kept already count there."""
@@ -353,30 +354,30 @@ class _Settle:
             own[self.i.saved] -= sum(math.prod(s) for s, f in zip(shapes, flows) if f.out_saved)
         return own
 
-    def graph(self, node: Group, saved: bool, grad: bool) -> _Flow:
+    def graph(self, node: Group, saved: bool, grad: bool, storage: int) -> _Flow:
         """Nodes that name what they take: a kept output counts once, whoever takes it."""
-        outputs: list[list[bool]] = []  # per output: [kept, needs a gradient]
-        source_in = [saved, grad]
+        outputs: list[list] = []  # per output: [kept, needs a gradient, values of its storage]
+        source_in: list[Any] = [saved, grad, storage]
         parts = []
         for child, sources in zip(node.children, source_positions(node.children)):
             taken = [outputs[s] if s >= 0 else source_in for s in sources]
             if joins(child):
                 own = self.sums[child.path]
                 shapes = [self.sums[node.children[s].path].output_shape if s >= 0 else own.input_shape for s in sources]
-                flows = [_Flow([], kept, needs, kept) for kept, needs in taken]
+                flows = [_Flow([], kept, needs, kept, size) for kept, needs, size in taken]
                 counts = self.joined(MERGES[child.kind], shapes, own.output_shape, flows)
                 counts[self.i.transient] = 0
                 self.store(child, counts)
                 if MERGES[child.kind].saves_inputs:
                     for t in taken:
                         t[0] = True
-                flow = _Flow(counts, False, any(n for _, n in taken), True)
+                flow = _Flow(counts, False, any(t[1] for t in taken), True, math.prod(own.output_shape))
             else:
                 flow = self.node(child, *taken[0])
                 taken[0][0] = taken[0][0] or flow.took_input
             parts.append(flow.counts)
-            outputs.append([flow.out_saved, flow.out_grad])
+            outputs.append([flow.out_saved, flow.out_grad, flow.out_storage])
         if not parts:
-            return _Flow(self.total(node, []), saved, grad, saved)
+            return _Flow(self.total(node, []), saved, grad, saved, storage)
         last = outputs[-1]
-        return _Flow(self.total(node, parts), last[0], last[1], source_in[0])
+        return _Flow(self.total(node, parts), last[0], last[1], source_in[0], last[2])
