@@ -239,6 +239,13 @@ class PatchMerging(LayerType):
     def param_tensors(self, a: Attrs, shape: Shape) -> int:
         return 3  # the reduction's weight, the norm's weight and bias
 
+    def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """The reduction's input (4C per position) and the norm's (4C before the reduction, 2C after it)."""
+        return self.positions(shape) * (4 * channels_sizes(self.name, shape)[0] + self.normalised(a, shape))
+
+    def saved_fixed_bytes(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return 2 * self.positions(shape) * 4  # the norm's mean and inverse deviation per position, fp32
+
     def macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
         c = channels_sizes(self.name, shape)[0]
         return self.positions(shape) * 8 * c * c
