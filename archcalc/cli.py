@@ -690,7 +690,7 @@ def schema() -> None:
               help="With --model: pair layers with modules by name, or the k-th weighted layer with the k-th weighted module.")
 @click.option("--kwargs", "kwargs_text", metavar="JSON", help="With --model: keyword arguments of the callable.")
 @click.option("--train", is_flag=True, help="Verify a training step instead: the bytes autograd keeps, backward MACs, "
-                                            "gradients, optimizer state and the step's peak, on the CPU in fp32.")
+                                            "gradients, optimizer state and the step's peak, on the CPU.")
 @click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam", "adamw"]), default="adamw",
               show_default=True, help="With --train: the optimizer that takes the step.")
 def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
@@ -713,7 +713,7 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
     if target and every:
         raise UsageError("verify takes a network (NAME or PATH) or --all, not both")
     if train:
-        _verify_train(target, dims, batches, optimizer)
+        _verify_train(target, dims, batches, dtypes, optimizer)
     require_fvcore()
     if model_target:
         from .importers.loading import parse_kwargs
@@ -764,7 +764,8 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
     sys.exit(1 if failures else 0)
 
 
-def _verify_train(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], optimizer: str) -> None:
+def _verify_train(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
+                  optimizer: str) -> None:
     """verify --train: each training figure beside torch's (archcalc.torch.train); exit 1 on a disagreement."""
     from .core.calc import analyze
     from .core.spec import zoo_index
@@ -773,14 +774,15 @@ def _verify_train(target: str | None, dims: tuple[int, ...] | None, batches: tup
     failures = 0
     for name in [target] if target else list(zoo_index()):
         network, left = load_target(name, dims)
-        for batch in batches:
+        for batch, dtype in [(b, d) for d in dtypes for b in batches]:
             try:
-                found = checks(analyze(network, left, batch), optimizer)
+                found = checks(analyze(network, left, batch, dtype), optimizer)
             except SpecError as exc:
                 click.echo(f"{name}: error: {exc}")
                 failures += 1
                 continue
-            click.echo(render_checks(network.name, batch, found) if target else summary(network.name, batch, found))
+            shown = f"{batch}, {dtype}"
+            click.echo(render_checks(network.name, shown, found) if target else summary(network.name, shown, found))
             failures += not all(c.ok for c in found)
     sys.exit(1 if failures else 0)
 

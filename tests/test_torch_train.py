@@ -50,3 +50,14 @@ def test_optimizer_state_is_what_torch_keeps(optimizer):
     analysis = analyze(load("lenet5"), batch=2)
     [state] = [c for c in checks(analysis, optimizer) if c.what.startswith("optimizer")]
     assert state.ok and (state.torch == 0) == (optimizer == "sgd")
+
+
+@pytest.mark.parametrize("name", ["lenet5"])
+def test_bf16_training_figures_agree_with_a_bf16_model(name):
+    """Weights, gradients, Adam's moments and the kept activations in bf16 (no master weights): half of fp32's."""
+    analysis = analyze(load(name), EXACT[name], batch=2, dtype="bf16")
+    found = checks(analysis, "adam")
+    assert [c for c in found if not c.ok] == []
+    fp32 = {c.what: c.torch for c in checks(analysis.scaled(dtype="fp32"), "adam")}
+    [grads] = [c for c in found if c.what.startswith("gradients")]
+    assert 2 * grads.torch == fp32[grads.what]

@@ -47,9 +47,10 @@ def built(analysis: Analysis):
     torch = require_torch()
     from .build import build_torch
 
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[analysis.dtype]
     torch.manual_seed(0)
-    model = build_torch(analysis).train()
-    x = torch.randn(analysis.batch, *analysis.input_shape)
+    model = build_torch(analysis).train().to(dtype)
+    x = torch.randn(analysis.batch, *analysis.input_shape, dtype=dtype)
     return model, x
 
 
@@ -150,10 +151,11 @@ def _ungrouped_weight_gradients(analysis: Analysis) -> int:
 
 
 def checks(analysis: Analysis, optimizer: str = "adamw") -> list[TrainCheck]:
-    """archcalc's training figures at the analysis' batch (fp32) beside torch's, measured on the CPU."""
+    """archcalc's training figures at the analysis' batch and dtype beside torch's, measured on the CPU (the
+    whole model in that dtype: no master weights)."""
     with training.counting(training.check_setup(optimizer, None), analysis.dtype):
         from ..core.calc import analyze
-        counted = analyze(analysis.network, analysis.input_shape, analysis.batch, "fp32")
+        counted = analyze(analysis.network, analysis.input_shape, analysis.batch, analysis.dtype)
         ours = training.breakdown(counted)
         backward = (counted.totals.backward_macs + _ungrouped_weight_gradients(counted)) * counted.batch
     check_allocation(ours.peak, "verify --train", f"a training step at batch {analysis.batch}", analysis.network.file)
@@ -168,9 +170,9 @@ def checks(analysis: Analysis, optimizer: str = "adamw") -> list[TrainCheck]:
     ]
 
 
-def render_checks(name: str, batch: int, found: list[TrainCheck]) -> str:
+def render_checks(name: str, batch: int | str, found: list[TrainCheck]) -> str:
     """One line per figure: agree or DIFFERS, archcalc's and torch's."""
-    lines = [f"{name}: one training step at batch {batch}, fp32, on the CPU"]
+    lines = [f"{name}: one training step at batch {batch}, on the CPU"]
     for c in found:
         within = f" (within {c.tolerance:.0%})" if c.tolerance else " (exactly)"
         lines.append(f"  {'agree' if c.ok else 'DIFFERS':<8} {c.what}: archcalc {c.archcalc:,}, torch {c.torch:,}"
@@ -178,6 +180,6 @@ def render_checks(name: str, batch: int, found: list[TrainCheck]) -> str:
     return "\n".join(lines)
 
 
-def summary(name: str, batch: int, found: list[TrainCheck]) -> str:
+def summary(name: str, batch: int | str, found: list[TrainCheck]) -> str:
     bad = [c.what for c in found if not c.ok]
     return f"{'ok ' if not bad else 'BAD'} {name} batch {batch}" + (f": {', '.join(bad)} differ" if bad else "")
