@@ -714,3 +714,15 @@ def test_table_train_adds_the_training_columns_and_keys():
     assert config["optimizer_state_bytes"] == 2 * 61_706 * 4 + 10 * 4  # AdamW: two moments and a step per tensor
     assert {"backward_macs_per_image", "saved_bytes_per_image"} <= set(trained["layers"][1])
     assert "Backward MACs" in cli_runner().invoke(main, ["table", "lenet5", "--train"]).output
+
+
+def test_csv_train_has_the_training_columns_of_the_layers():
+    plain = next(csv.reader(io.StringIO(cli_runner().invoke(main, ["table", "lenet5", "--format", "csv"]).output)))
+    rows = list(csv.DictReader(io.StringIO(
+        cli_runner().invoke(main, ["table", "lenet5", "--format", "csv", "--train"]).output)))
+    assert "saved_bytes_per_image" not in plain
+    by_path = {r["path"]: r for r in rows}
+    # C1 keeps its input (1x32x32, fp32) and computes no input gradient; tanh keeps its output (6x28x28)
+    assert by_path["features.C1"]["saved_bytes_per_image"] == str(32 * 32 * 4)
+    assert by_path["features.C1"]["backward_macs_per_image"] == str(6 * 28 * 28 * 25)
+    assert by_path["features.act1"]["saved_bytes_per_image"] == str(6 * 28 * 28 * 4)
