@@ -40,8 +40,15 @@ def test_training_figures_agree_with_torch(name):
     assert [c for c in found if not c.ok] == []
 
 
-def test_token_layers_agree_with_torch():
-    found = checks(analyze(resolve(TOKENS, "t", "t.json"), batch=2), "adamw")
+WINDOWS = {"input": [3, 20, 20], "layers": [  # 10x10 in windows of 4: padded to 12x12, shifted by 2
+    {"type": "conv2d", "out": 16, "kernel": 2, "stride": 2}, {"type": "window_attention", "heads": 2, "window": 4},
+    {"type": "window_attention", "heads": 2, "window": 4, "shift": 2}, {"type": "patch_merging"},
+]}
+
+
+@pytest.mark.parametrize("spec", [TOKENS, WINDOWS], ids=["tokens", "windows"])
+def test_token_layers_agree_with_torch(spec):
+    found = checks(analyze(resolve(spec, "t", "t.json"), batch=2), "adamw")
     assert [c for c in found if not c.ok and not c.tolerance] == []  # the exact ones (the peak: on networks above)
 
 

@@ -114,6 +114,13 @@ class WindowAttention(LayerType):
             return projections + heads + 3 * a["mlp_hidden"] + a["mlp_hidden"] * heads
         return projections + bias_table(a) * heads
 
+    def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """The windows (padded) as the qkv projection's input; q, k and v in one tensor; the attention weights;
+        the heads' output, the output projection's input. (v2's normalised q and k are not counted.)"""
+        w, c = windows(a, shape), channels_sizes(self.name, shape)[0]
+        positions = w.number * w.tokens
+        return 5 * positions * c + a["heads"] * positions * w.tokens
+
     def param_tensors(self, a: Attrs, shape: Shape) -> int:
         projections = 2 + a["qkv_bias"] + a["proj_bias"]
         return projections + (4 if a["v2"] else 1)  # v2: the logit scale and the MLP's three; else the bias table
