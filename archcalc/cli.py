@@ -195,6 +195,26 @@ class InputShape(click.ParamType):
         return dims
 
 
+class MemorySize(click.ParamType):
+    """Bytes: 24GiB, 80GB, 512MiB, 1.5TiB or a whole number of bytes (GiB = 2**30, GB = 10**9)."""
+
+    name = "SIZE"
+    UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+             "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
+        unit = found and self.UNITS.get(found.group(2).lower())
+        if not found or unit is None:
+            self.fail(f"{_cut(value)}: expected a size such as 24GiB, 80GB or 512MiB", param, ctx)
+        size = int(float(found.group(1)) * unit) if "." in found.group(1) else int(found.group(1)) * unit
+        if size < 1:
+            self.fail(f"{_cut(value)}: a size of at least 1 byte", param, ctx)
+        return size
+
+
 class ListOf(click.ParamType):
     """Comma-separated values of one kind, duplicates dropped: `1,32,256` or `fp32,bf16`."""
 
@@ -368,6 +388,33 @@ def entry() -> None:
         os._exit(done.code or 0)
 
 
+def train_options(command):
+    """--train, --optimizer and --master: what a training step costs (archcalc.core.training)."""
+    return click.option("--train", is_flag=True,
+                        help="Also what a training step costs: backward MACs, bytes kept for the backward, "
+                             "gradients, optimizer state, the step's peak.")(optimizer_options(command))
+
+
+def optimizer_options(command):
+    """--optimizer and --master: how the network is trained (archcalc.core.training)."""
+    from .core.training import MASTER_DTYPES, OPTIMIZER_SLOTS
+
+    command = click.option("--master", type=click.Choice(MASTER_DTYPES), default=None,
+                           help="Keep master weights and the optimizer's state in this dtype (mixed precision: "
+                                "--dtype bf16 --master fp32).")(command)
+    return click.option("--optimizer", type=click.Choice(list(OPTIMIZER_SLOTS)), default="adamw", show_default=True,
+                        help="The optimizer whose state counts.")(command)
+
+
+def training_counted(train: bool, optimizer: str, master: str | None, dtype: str):
+    """The training quantities declared for the command when asked for (--train), else nothing changes."""
+    import contextlib
+
+    from .core import training
+
+    return training.counting(training.check_setup(optimizer, master), dtype) if train else contextlib.nullcontext()
+
+
 @main.command()
 @click.argument("target")
 @input_option
@@ -382,10 +429,11 @@ def entry() -> None:
 @click.option("--tree", is_flag=True,
               help="Text and Markdown: every block's row (its subtotal) above what it holds, names indented by depth.")
 @click.option("--share", is_flag=True, help="Text and Markdown: each row's % of the network's params and MACs.")
+@train_options
 @out_option
 def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...], out_format: str,
-          depth: int | None, convention: str, all_warnings: bool, wide: bool, tree: bool, share: bool,
-          outs: tuple[str, ...]) -> None:
+          depth: int | None, convention: str, all_warnings: bool, wide: bool, tree: bool, share: bool, train: bool,
+          optimizer: str, master: str | None, outs: tuple[str, ...]) -> None:
     """Per-layer table of a zoo network (NAME) or a spec file (PATH, PATH:VARIANT).
 
     Per-layer figures are per image (shapes carry no batch dimension); each --batch and --dtype
@@ -393,7 +441,16 @@ def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], d
     On a terminal the text table fits its width (paths shortened, then Type, RF and Activations
     hidden, with a note on stderr); piped, it keeps every column. Warnings (an output size whose
     rounding drops input pixels) go to stderr; JSON lists every inexact size with its kind.
+    With --train, the cost of a training step too: backward MACs and the bytes autograd keeps per
+    layer; gradients, optimizer state and the step's peak per configuration (docs/cli.md).
     """
+    with training_counted(train, optimizer, master, dtypes[0]):
+        _table(target, dims, batches, dtypes, out_format, depth, convention, all_warnings, wide, tree, share, outs)
+
+
+def _table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...], out_format: str,
+           depth: int | None, convention: str, all_warnings: bool, wide: bool, tree: bool, share: bool,
+           outs: tuple[str, ...]) -> None:
     from .core.calc import analyze
     from .render import View, render, render_text, warning_lines
 
@@ -414,6 +471,35 @@ def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], d
         click.echo(produce(out_format), nl=False)
     if out_format != "json":  # JSON keeps them as data
         echo_notes(warning_lines(analysis, notes=all_warnings))
+
+
+@main.command()
+@click.argument("target")
+@input_option
+@click.option("--memory", type=MemorySize(), required=True, help="The memory of the card: 24GiB, 80GB, 512MiB.")
+@click.option("--batch", type=click.IntRange(min=1, max=MAX_BATCH), default=None,
+              help="Say whether this batch fits (exit 1 when it does not) instead of finding the largest.")
+@click.option("--dtype", type=click.Choice(TIMED_DTYPES), default="fp32", show_default=True,
+              help="The dtype of weights, gradients and activations.")
+@optimizer_options
+def fit(target: str, dims: tuple[int, ...] | None, memory: int, batch: int | None, dtype: str, optimizer: str,
+        master: str | None) -> None:
+    """The largest batch whose training step fits in --memory, and what its peak is made of.
+
+    The step's peak is weights + gradients + optimizer state + what autograd keeps at the end of the
+    forward + the backward's largest transient (docs/conventions.md). With --batch, a one-line verdict
+    for that batch and its breakdown; exit 1 when it does not fit (a CI budget).
+    """
+    from .core import training
+    from .core.calc import analyze
+    from .render import fit_lines
+
+    with training.counting(training.check_setup(optimizer, master), dtype):
+        analysis = analyze(*load_target(target, dims), 1, dtype)
+        found = training.fit(analysis, memory)
+        at = training.breakdown(analysis.scaled(batch=batch)) if batch else found.at_batch
+    click.echo("\n".join(fit_lines(analysis.network.name, found, batch, at, optimizer, dtype, master)))
+    sys.exit(1 if (found.batch < batch if batch else found.batch == 0) else 0)
 
 
 @main.command("list")
@@ -608,8 +694,13 @@ def schema() -> None:
 @click.option("--match", "match_by", type=click.Choice(["name", "order"]), default="name", show_default=True,
               help="With --model: pair layers with modules by name, or the k-th weighted layer with the k-th weighted module.")
 @click.option("--kwargs", "kwargs_text", metavar="JSON", help="With --model: keyword arguments of the callable.")
+@click.option("--train", is_flag=True, help="Verify a training step instead: the bytes autograd keeps, backward MACs, "
+                                            "gradients, optimizer state and the step's peak, on the CPU.")
+@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam", "adamw"]), default="adamw",
+              show_default=True, help="With --train: the optimizer that takes the step.")
 def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
-           every: bool, no_rf: bool, model_target: str | None, match_by: str, kwargs_text: str | None) -> None:
+           every: bool, no_rf: bool, model_target: str | None, match_by: str, kwargs_text: str | None, train: bool,
+           optimizer: str) -> None:
     """Build the network in torch, trace it with fvcore and compare with the calculator.
 
     Per layer: output shape, parameters and fvcore's flop count (one multiply-add = 1).
@@ -626,6 +717,8 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
         raise UsageError("verify needs a network: a zoo NAME (`archcalc list`), a spec PATH, or --all for the whole zoo")
     if target and every:
         raise UsageError("verify takes a network (NAME or PATH) or --all, not both")
+    if train:
+        _verify_train(target, dims, batches, dtypes, optimizer)
     require_fvcore()
     if model_target:
         from .importers.loading import parse_kwargs
@@ -673,6 +766,29 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
     if interrupted:
         click.echo(f"archcalc: interrupted; {finished} of {len(names)} networks verified", err=True)
         sys.exit(130)
+    sys.exit(1 if failures else 0)
+
+
+def _verify_train(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
+                  optimizer: str) -> None:
+    """verify --train: each training figure beside torch's (archcalc.torch.train); exit 1 on a disagreement."""
+    from .core.calc import analyze
+    from .core.spec import zoo_index
+    from .torch.train import checks, render_checks, summary
+
+    failures = 0
+    for name in [target] if target else list(zoo_index()):
+        network, left = load_target(name, dims)
+        for batch, dtype in [(b, d) for d in dtypes for b in batches]:
+            try:
+                found = checks(analyze(network, left, batch, dtype), optimizer)
+            except SpecError as exc:
+                click.echo(f"{name}: error: {exc}")
+                failures += 1
+                continue
+            shown = f"{batch}, {dtype}"
+            click.echo(render_checks(network.name, shown, found) if target else summary(network.name, shown, found))
+            failures += not all(c.ok for c in found)
     sys.exit(1 if failures else 0)
 
 
@@ -785,15 +901,18 @@ def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | No
 @click.option("-o", "--out", "out", required=True, metavar="FILE", help="FILE.html")
 @input_option
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="Groups at depth N start folded in the table.")
-def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None) -> None:
+@train_options
+def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None, train: bool, optimizer: str,
+         master: str | None) -> None:
     """One self-contained page: the figure, the totals, a foldable and sortable layer table, each layer's working."""
     from .core.calc import analyze
     from .files import write_atomic
     from .report.diagram import figure_depth
     from .report.html import page
 
-    analysis = analyze(*load_target(target, dims))
-    write_atomic(out, page(analysis, depth, figure_depth(analysis)))
+    with training_counted(train, optimizer, master, "fp32"):
+        analysis = analyze(*load_target(target, dims))
+        write_atomic(out, page(analysis, depth, figure_depth(analysis)))
     click.echo(f"wrote {out}")
 
 

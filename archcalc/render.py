@@ -362,3 +362,28 @@ def render(analysis: Analysis, format: str = "text", depth: int | None = None, c
     from .errors import UsageError
 
     raise UsageError(f"unknown format {format!r} (one of {', '.join(FORMATS)})")
+
+
+def fit_lines(name: str, found: Any, batch: int | None, at: Any, optimizer: str, dtype: str, master: str | None) -> list[str]:
+    """What `archcalc fit` prints: the verdict, then the breakdown of the step at the batch
+    (archcalc.core.training.Fit and Breakdown)."""
+    setup = f"{optimizer}, {dtype}" + (f" with {master} master weights" if master else "")
+    budget = fmt.scaled_bytes(found.memory)
+    if batch:
+        fits = batch <= found.batch
+        head = (f"{'fits' if fits else 'does not fit'}: {name} at batch {batch} ({setup}) needs "
+                f"{fmt.scaled_bytes(at.peak)} of {budget}; the largest batch that fits is {found.batch:,}")
+    elif found.batch:
+        head = f"{name} ({setup}): the largest batch that fits in {budget} is {found.batch:,}"
+    else:
+        head = f"does not fit: {name} ({setup}) needs {fmt.scaled_bytes(found.fixed + found.per_image)} at batch 1, over {budget}"
+    lines = [head]
+    if at is not None:
+        shown = batch or found.batch
+        lines += [f"  {label:<34} {fmt.scaled_bytes(value):>12}" for label, value in (
+            ("weights", at.weights), ("gradients", at.gradients), ("optimizer state (and master weights)", at.optimizer),
+            (f"kept for the backward (batch {shown:,})", at.saved), ("largest transient of the backward", at.transient),
+            ("backward at its fullest", at.backward), ("peak: weights + optimizer + that", at.peak))]
+    lines.append(f"  the next image adds {fmt.scaled_bytes(found.per_image)}; weights and optimizer state "
+                 f"{fmt.scaled_bytes(found.fixed)}")
+    return lines

@@ -178,7 +178,24 @@ def inner_zoo() -> dict:
     analyze(vit).rows  # noqa: B018  (the rows, receptive fields included: what a table shows)
     after = time.perf_counter()
     return {"networks": len(names), "import_s": imported - start, "load_analyze_s": done - imported,
-            "vit_h_14_analyze_s": after - before}
+            "vit_h_14_analyze_s": after - before, **slowest_fit(names)}
+
+
+def slowest_fit(names: list[str]) -> dict:
+    """What `archcalc fit NAME --memory 24GiB` computes, per zoo network after its load: the analysis with
+    the training figures counted, and the bisection over the batch. The slowest network's."""
+    from archcalc import analyze, load
+    from archcalc.core import training
+
+    times = {}
+    for name in names:
+        network = load(name)
+        before = time.perf_counter()
+        with training.counting(training.check_setup("adamw", "fp32"), "bf16"):
+            training.fit(analyze(network, dtype="bf16"), 24 * 2**30)
+        times[name] = time.perf_counter() - before
+    slowest = max(times, key=times.__getitem__)
+    return {"fit_slowest_s": times[slowest], "fit_slowest_network": slowest}
 
 
 def inner_generated(path: str) -> dict:
@@ -356,6 +373,8 @@ def targets(result: dict) -> list[dict]:
         ("`archcalc list`", "<=", 0.5, sec, pairs["archcalc list"]["b"]["wall_s"]["median"]),
         ("load + analyze the whole zoo, one process", "<=", 0.3, sec, result["zoo"]["load_analyze_s"]["median"]),
         ("analyze ViT-H/14 at 518, rows included", "<=", 0.05, sec, result["zoo"]["vit_h_14_analyze_s"]["median"]),
+        ("`archcalc fit NAME --memory 24GiB`, slowest zoo network, after its load", "<=", 0.1, sec,
+         result["zoo"]["fit_slowest_s"]["median"]),
         (f"{seq['spec']}: load + analyze + render text", "<=", 1, sec, seq["total_s"]["median"]),
         (f"{big['spec']} / {seq['spec']}, time", "<=", 11, x, big["total_s"]["median"] / seq["total_s"]["median"]),
         *([(f"{big['spec']} / {seq['spec']}, instructions", "<=", 11, x, big["instructions"] / seq["instructions"])]
@@ -432,6 +451,10 @@ def markdown(result: dict) -> str:
     if "vit_h_14_analyze_s" in z:  # records from before it was timed have no such figure
         lines += [f"ViT-H/14 at 518x518 (32 blocks of 1370 tokens), analyze with its rows: median "
                   f"{ms(z['vit_h_14_analyze_s']['median'])} ms.", ""]
+    if "fit_slowest_s" in z:
+        lines += [f"`archcalc fit NAME --memory 24GiB --dtype bf16 --master fp32` after the load (the analysis with "
+                  f"the training figures, the bisection over the batch), slowest zoo network ({z['fit_slowest_network']}): "
+                  f"median {ms(z['fit_slowest_s']['median'])} ms.", ""]
     rows = []
     for g in result["generated"]:
         total = g["total_s"]["median"]

@@ -58,5 +58,6 @@ def test_the_report_quotes_targets_and_ratios(quick_run):
     result, text = quick_run
     assert text.startswith("# How fast the calculator answers")
     assert "--quick" in text and "python -c pass" in text and "fvcore" in text and "torchinfo" in text
-    assert len(result["targets"]) == 14 and all(isinstance(t["met"], bool) for t in result["targets"])
+    assert len(result["targets"]) == 15 and all(isinstance(t["met"], bool) for t in result["targets"])
     assert "ViT-H/14 at 518x518" in text and result["zoo"]["vit_h_14_analyze_s"]["median"] > 0
+    assert "`archcalc fit NAME --memory 24GiB" in text and result["zoo"]["fit_slowest_network"] in zoo_index()

@@ -684,3 +684,45 @@ def test_check_of_a_family_file_checks_each_of_its_variants():
     named = {line.split()[1].rstrip(":") for line in out.splitlines()[:-1]}
     assert named == {"vgg11", "vgg11_lrn", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_c", "vgg16_bn", "vgg19",
                      "vgg19_bn"}
+
+
+def test_fit_prints_the_largest_batch_and_fails_a_batch_over_the_budget():
+    from archcalc.core import training
+    from archcalc.core.calc import analyze
+    from archcalc.core.spec import load
+
+    with training.counting():
+        analysis = analyze(load("lenet5"))
+        memory = training.training_peak_bytes(analysis.scaled(batch=10))  # batch 10 fits exactly, 11 does not
+    found = cli_runner().invoke(main, ["fit", "lenet5", "--memory", str(memory)])
+    assert found.exit_code == 0 and "largest batch that fits in" in found.output and " is 10\n" in found.output
+    assert cli_runner().invoke(main, ["fit", "lenet5", "--memory", str(memory), "--batch", "10"]).exit_code == 0
+    over = cli_runner().invoke(main, ["fit", "lenet5", "--memory", str(memory), "--batch", "11"])
+    assert over.exit_code == 1 and over.output.startswith("does not fit: lenet5 at batch 11")
+    assert cli_runner().invoke(main, ["fit", "lenet5", "--memory", "24Gx"]).exit_code == 2
+
+
+def test_table_train_adds_the_training_columns_and_keys():
+    import json
+
+    plain = json.loads(cli_runner().invoke(main, ["table", "lenet5", "--format", "json"]).output)
+    trained = json.loads(cli_runner().invoke(main, ["table", "lenet5", "--format", "json", "--train", "--batch", "2"]).output)
+    assert "backward_macs_per_image" not in plain["totals"] and "training_peak_bytes" not in plain["configurations"][0]
+    config = trained["configurations"][0]
+    assert {"saved_activation_bytes_per_batch", "gradient_bytes", "optimizer_state_bytes", "training_peak_bytes"} <= set(config)
+    assert config["gradient_bytes"] == 61_706 * 4  # LeNet-5's parameters, one fp32 gradient each
+    assert config["optimizer_state_bytes"] == 2 * 61_706 * 4 + 10 * 4  # AdamW: two moments and a step per tensor
+    assert {"backward_macs_per_image", "saved_bytes_per_image"} <= set(trained["layers"][1])
+    assert "Backward MACs" in cli_runner().invoke(main, ["table", "lenet5", "--train"]).output
+
+
+def test_csv_train_has_the_training_columns_of_the_layers():
+    plain = next(csv.reader(io.StringIO(cli_runner().invoke(main, ["table", "lenet5", "--format", "csv"]).output)))
+    rows = list(csv.DictReader(io.StringIO(
+        cli_runner().invoke(main, ["table", "lenet5", "--format", "csv", "--train"]).output)))
+    assert "saved_bytes_per_image" not in plain
+    by_path = {r["path"]: r for r in rows}
+    # C1 keeps its input (1x32x32, fp32) and computes no input gradient; tanh keeps its output (6x28x28)
+    assert by_path["features.C1"]["saved_bytes_per_image"] == str(32 * 32 * 4)
+    assert by_path["features.C1"]["backward_macs_per_image"] == str(6 * 28 * 28 * 25)
+    assert by_path["features.act1"]["saved_bytes_per_image"] == str(6 * 28 * 28 * 4)

@@ -70,6 +70,15 @@ def test_cli_writes_the_page(tmp_path):
     assert result.exit_code == 2 and not (tmp_path / "x.html").exists()
 
 
+def test_cli_train_adds_the_training_columns_and_totals(tmp_path):
+    plain, trained = tmp_path / "plain.html", tmp_path / "trained.html"
+    assert CliRunner().invoke(main, ["html", "lenet5", "-o", str(plain)]).exit_code == 0
+    assert CliRunner().invoke(main, ["html", "lenet5", "-o", str(trained), "--train"]).exit_code == 0
+    backward = 2 * 416_520 - 6 * 28 * 28 * 25  # LeNet-5: twice its MACs, less the first conv's input gradient
+    assert "Backward MACs" not in plain.read_text(encoding="utf-8")
+    assert "Backward MACs" in trained.read_text(encoding="utf-8") and f"{backward:,}" in trained.read_text(encoding="utf-8")
+
+
 def test_report_writes_pages_and_keeps_recorded_screenshots(tmp_path):
     out = tmp_path / "reports"
     generate(out, "lenet5")

@@ -17,12 +17,12 @@ from ..errors import SpecError, suggest
 from ..kinds import quoted
 from ..layers import MERGES, REGISTRY, RF, Shape
 from ..layers.notes import SizeNote, notes_for
-from . import liveness, quantities, records
+from . import liveness, quantities, records, training
 from .alloc import paused_gc
 from .figures import Checked, judge
 from .spec import Group, Layer, Network, Node, joins, source_positions
 
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+DTYPE_BYTES = training.DTYPE_BYTES
 FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
 
 Note = SizeNote  # a warning or a note about one layer (archcalc.layers.notes)
@@ -140,6 +140,10 @@ class Analysis(NamedTuple):
         _check_batch_dtype(batch, dtype)
         return self._replace(batch=batch, dtype=dtype)
 
+    def analyzed_again(self) -> "Analysis":
+        """The same network, input, batch and dtype analysed anew (with the quantities declared now)."""
+        return analyze(self.network, self.input_shape, self.batch, self.dtype)
+
     def leaves(self) -> list[Row]:
         return [row for row in self.rows if row.leaf]
 
@@ -175,6 +179,8 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         root = walk.node(network.root, shape)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
+    if training.counted():
+        root = training.settle(network.root, walk.sums)
     totals = Totals(walk.add(root.counts, quantities.input_counts(shape)), root.peak // FP32_BYTES)
     return Analysis(network, shape, root.output_shape, batch, dtype, totals, tuple(walk.warnings),
                     _Walked(network, shape, walk.sums))
@@ -387,10 +393,12 @@ class _RowWalk:
                 out_rf = merge.receptive_field([c.rf for c in children], shapes, out, path)
             except SpecError as exc:
                 raise exc.located(path=f"{path or 'network'} ({node.kind}, {node.where})") from None
-            # the merge's own row (what it adds of its own: the tensor a concat allocates, an attention's MACs),
-            # so that the leaves add up; an in-place add allocates nothing and has a row all the same
+            # the merge's own row (what it adds of its own: the tensor a concat allocates, an attention's MACs, what
+            # it keeps for backward), so that the leaves add up; an in-place add allocates nothing and has a row all the same
+            settled = self.sums.get(training.merged_key(path))
+            own = settled.counts if settled else quantities.merge_counts(merge, shapes, out)
             merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
-                         out, out, quantities.merge_counts(merge, shapes, out), out_rf)
+                         out, out, own, out_rf)
         self.rows[at] = _row(path, "group", node.label, False, sums, out_rf)
         if merged:
             self.rows.append(merged)

@@ -95,6 +95,46 @@ class LayerType:
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return rf
 
+    # ---- training (archcalc.core.training; docs/conventions.md "Training") ----
+    saves_input: ClassVar[bool] = False  # autograd keeps its input for the backward
+    saves_output: ClassVar[bool] = False  # autograd keeps its output (relu, sigmoid, tanh, softmax)
+
+    def backward_macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """MACs of the backward: the gradient of the input and of the weights, each a product the size of the
+        forward's (a conv's two transposed convolutions, a linear's two matmuls); where both factors are
+        activations (attention), the gradient of each."""
+        return 2 * self.macs(a, shape, out)
+
+    def input_grad_macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """The part of backward_macs that is the gradient of the input: not run where the input needs none."""
+        return self.macs(a, shape, out)
+
+    def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """Values (in the activations' dtype) autograd keeps for its backward, per image: its input and/or
+        output (the walk counts a tensor kept by two ops once) and what else it keeps in that dtype."""
+        return numel(shape) * self.keeps_input(a, shape, out) + numel(out) * self.saves_output
+
+    def returns_input_in_training(self, a: Attrs) -> bool:
+        """Its torch module returns the input's own memory in training too (dropout does not)."""
+        return self.returns_input
+
+    def keeps_input(self, a: Attrs, shape: Shape, out: Shape) -> bool:
+        """Whether autograd keeps its input at this size (saves_input, unless its torch op differs by size)."""
+        return self.saves_input
+
+    def saved_fixed_bytes(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """Bytes it keeps per image whose size is the same in every dtype: int64 indices, bool masks, fp32
+        statistics per position."""
+        return 0
+
+    def saved_batch_bytes(self, a: Attrs, shape: Shape) -> int:
+        """Bytes it keeps once per batch, whatever its size (batch norm's fp32 mean and inverse deviation)."""
+        return 0
+
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        """Parameter tensors (an optimizer keeps a step counter per tensor): a weight, and a bias apart."""
+        return 0 if self.params(a, shape) == 0 else 1 + (self.biases(a) > 0)
+
     def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
         """Bytes its torch module holds at its peak in an inference pass, its input left out."""
         return 0 if self.returns_input else numel(out) * value_bytes

@@ -104,6 +104,7 @@ def _weights(a: Attrs, in_channels: int) -> int:
 @register
 class Conv2d(LayerType):
     name = "conv2d"
+    saves_input = True  # the gradient of the weights needs it
     also_known_as = ("conv", "convolution", "Convolution2D")
     doc = ("2-D convolution. MACs = Cout*Hout*Wout*(Cin/groups)*Kh*Kw; bias not counted. With `connections`, "
            "output channel o reads only the channels of row o: weights = Kh*Kw*(connections in the table).")
@@ -266,6 +267,11 @@ def table_conv(table, kernel, stride, padding, dilation, bias):
 @register
 class ConvTranspose2d(LayerType):
     name = "conv_transpose2d"
+    saves_input = True
+
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        return 1 + bool(a["bias"])
+
     also_known_as = ("Conv2DTranspose", "deconv", "deconvolution")
     weight_layer = True
     biases = Conv2d.biases
@@ -371,6 +377,11 @@ class ConvTranspose2d(LayerType):
 @register
 class Linear(LayerType):
     name = "linear"
+    saves_input = True
+
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        return 1 + bool(a["bias"])
+
     also_known_as = ("Dense", "fc", "fully_connected", "InnerProduct")
     weight_layer = True
     doc = ("Fully connected layer over the last axis (torch's nn.Linear): a flat vector, each token, each "

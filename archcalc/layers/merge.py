@@ -69,6 +69,16 @@ class MergeType:
         """What fvcore's handles count for it, per image."""
         return self.macs(shapes, out)
 
+    saves_inputs: ClassVar[bool] = False  # autograd keeps every branch's output (a product's factors)
+
+    def backward_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
+        """MACs of its backward: a product of activations gives the gradient of each factor."""
+        return 2 * self.macs(shapes, out)
+
+    def saved_values(self, shapes: Sequence[Shape], out: Shape) -> int:
+        """Values autograd keeps for its backward, per image (the walk counts a tensor kept twice once)."""
+        return sum(math.prod(s) for s in shapes) if self.saves_inputs else 0
+
     # What verify compares its count with: "fvcore", or "torch" (FlopCounterMode), as a layer type says.
     counted_by: ClassVar[str] = "fvcore"
 
@@ -222,6 +232,7 @@ class Add(Elementwise):
 
 @register
 class Mul(Elementwise):
+    saves_inputs = True
     name = "mul"
     doc = "the elementwise product of the branches; a per-image shape of lower rank is padded with ones on the left"
     symbol = "×"
@@ -258,6 +269,7 @@ def _leading(name: str, shapes: Sequence[Shape]) -> Shape:
 
 @register
 class Matmul(MergeType):
+    saves_inputs = True
     name = "matmul"
     doc = ("the matrix product of two branches, as torch.matmul: (..., n, k) by (..., k, m) to (..., n, m), the leading "
            "axes broadcast; MACs n·k·m for each leading index (a product of activations: Q·Kᵀ, A·V); every output "

@@ -74,6 +74,14 @@ def _torch_classes():
 @register
 class BatchNorm2d(_Norm):
     name = "batch_norm2d"
+    saves_input = True
+
+    def saved_batch_bytes(self, a: Attrs, shape: Shape) -> int:
+        return 2 * shape[0] * 4  # the batch's mean and inverse deviation per channel, fp32
+
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        return 2 if a["affine"] else 0
+
     also_known_as = ("BatchNormalization", "batchnorm", "bn")
     kind = "norm"
     word = "batchnorm"
@@ -117,6 +125,14 @@ class BatchNorm2d(_Norm):
 @register
 class LayerNorm2d(_Norm):
     name = "layer_norm2d"
+    saves_input = True
+
+    def saved_fixed_bytes(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return 2 * numel(shape[1:]) * 4  # mean and inverse deviation per position, fp32
+
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        return 2
+
     kind = "norm"
     word = "layernorm"
     doc = (
@@ -165,6 +181,14 @@ class LayerNorm2d(_Norm):
 @register
 class LayerNorm(_Norm):
     name = "layer_norm"
+    saves_input = True
+
+    def saved_fixed_bytes(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return 2 * numel(shape[:-1]) * 4  # mean and inverse deviation per token, fp32
+
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        return 2 if a["affine"] else 0
+
     word = "layernorm"
     doc = (
         "LayerNorm over the last axis (torch's nn.LayerNorm(D)): each token, each position of a channels-last "
@@ -207,6 +231,14 @@ class LayerNorm(_Norm):
 @register
 class GroupNorm(LayerType):
     name = "group_norm"
+    saves_input = True
+
+    def saved_fixed_bytes(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return 2 * a["groups"] * 4  # mean and inverse deviation per group, fp32
+
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        return 2 if a["affine"] else 0
+
     doc = (
         "Group normalisation: the channels in `groups` groups, each normalised over its channels and "
         "positions. 2C parameters (C without affine); fvcore counts 5 flops per element (4 without affine)."
@@ -289,6 +321,7 @@ class LocalResponseNorm(_Norm):
 @register
 class LayerScale(_Norm):
     name = "layer_scale"
+    saves_input = True  # the gradient of the scale
     kind = "norm"
     word = "layer scale"
 

@@ -101,6 +101,11 @@ class _Window(LayerType):
 @register
 class MaxPool2d(_Window):
     name = "max_pool2d"
+    saves_input = True
+
+    def saved_fixed_bytes(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return 8 * numel(out)  # the int64 index of each maximum
+
     also_known_as = ("MaxPooling2D", "maxpool")
     word = "maxpool"
     doc = "Max pooling (comparisons are not counted as MACs; fvcore counts 0)."
@@ -133,6 +138,7 @@ class MaxPool2d(_Window):
 @register
 class AvgPool2d(_Window):
     name = "avg_pool2d"
+    saves_input = True
     also_known_as = ("AveragePooling2D", "avgpool", "avg_pool")
     word = "avgpool"
     doc = "Average pooling (additions are not counted as MACs; fvcore counts 0)."
@@ -214,6 +220,10 @@ class _Adaptive(LayerType):
 @register
 class AdaptiveAvgPool2d(_Adaptive):
     name = "adaptive_avg_pool2d"
+    saves_input = True
+
+    def keeps_input(self, a: Attrs, shape: Shape, out: Shape) -> bool:
+        return tuple(out[1:]) != (1, 1)  # to 1x1 torch takes the mean, which keeps only the input's size
     also_known_as = ("GlobalAveragePooling2D", "global_avg_pool")
     word = "avgpool"
     doc = "Adaptive average pooling to a fixed output size. fvcore counts one flop per input element."
@@ -237,6 +247,11 @@ class AdaptiveAvgPool2d(_Adaptive):
 @register
 class AdaptiveMaxPool2d(_Adaptive):
     name = "adaptive_max_pool2d"
+    saves_input = True
+
+    def saved_fixed_bytes(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return 8 * numel(out)  # the int64 index of each maximum
+
     also_known_as = ("GlobalMaxPooling2D", "global_max_pool")
     word = "maxpool"
     doc = "Adaptive max pooling to a fixed output size (fvcore counts 0)."

@@ -43,7 +43,13 @@ def _activation(spec_name: str, torch_class: str, description: str, functions: t
         "name": spec_name, "torch_class": torch_class,
         "doc": f"{description}, elementwise; no MACs, fvcore counts 0.",
         "torch_modules": (torch_class, *base.also_modules), "torch_functions": functions, "onnx_ops": onnx,
+        "saves_output": spec_name in _KEEP_OUTPUT, "saves_input": spec_name in _KEEP_INPUT,
     }))
+
+
+# What autograd keeps of an activation for its backward: its output, or its input.
+_KEEP_OUTPUT = ("relu", "tanh", "sigmoid")
+_KEEP_INPUT = ("relu6", "gelu", "silu", "hardswish", "hardsigmoid")
 
 
 class _ReLU6(_Elementwise):
@@ -105,6 +111,14 @@ for _spec, _torch, _text, _functions, _onnx, _base in [
 @register
 class Dropout(_Elementwise):
     name = "dropout"
+
+    def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """On the CPU, the input times a mask of the input's dtype: the product keeps the mask (p = 0: nothing)."""
+        return numel(shape) if a["p"] > 0 else 0
+
+    def returns_input_in_training(self, a: Attrs) -> bool:
+        return a["p"] == 0  # torch returns the input itself
+
     returns_input = True
     doc = "Dropout: the identity at inference; no memory, no cost."
     fields = {"p": Field(Number(minimum=0, below=1), 0.5, "probability of dropping a value, in [0, 1)")}
@@ -333,6 +347,7 @@ def _torch_classes():
 @register
 class Softmax(LayerType):
     name = "softmax"
+    saves_output = True
     kind = "activation"
     doc = ("Softmax over one axis (`axis`, the batch left out: 0 is an image's channels, -1 the last axis; a new "
            "tensor; no MACs, fvcore counts 0). Over the features of a position (an image's channels, a grid's or "

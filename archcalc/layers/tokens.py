@@ -126,6 +126,18 @@ class MultiheadAttention(LayerType):
         features = shape[-1]
         return 4 * features * features + (4 * features if a["bias"] else 0)
 
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        return 4 if a["bias"] else 2  # the input projection's weight and bias, the output projection's
+
+    saves_input = True  # the input projection's
+
+    def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """Its input; q, k and v in one tensor; q and k scaled (the math kernel); the attention weights (and,
+        with dropout, its mask and their product); the heads' output, the output projection's input."""
+        tokens, features = numel(shape[:-1]), shape[-1]
+        weights = a["heads"] * tokens * tokens
+        return tokens * features * (1 + 3 + 2 + 1) + weights * (3 if a["dropout"] > 0 else 1)
+
     def attention_macs(self, a: Attrs, shape: Shape) -> int:
         """Q·Kᵀ and A·V: h·L·L·d each, h·d = D."""
         tokens, features = shape

@@ -114,6 +114,17 @@ class WindowAttention(LayerType):
             return projections + heads + 3 * a["mlp_hidden"] + a["mlp_hidden"] * heads
         return projections + bias_table(a) * heads
 
+    def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """The windows (padded) as the qkv projection's input; q, k and v in one tensor; the attention weights;
+        the heads' output, the output projection's input. (v2's normalised q and k are not counted.)"""
+        w, c = windows(a, shape), channels_sizes(self.name, shape)[0]
+        positions = w.number * w.tokens
+        return 5 * positions * c + a["heads"] * positions * w.tokens
+
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        projections = 2 + a["qkv_bias"] + a["proj_bias"]
+        return projections + (4 if a["v2"] else 1)  # v2: the logit scale and the MLP's three; else the bias table
+
     def position_mlp_macs(self, a: Attrs) -> int:
         return bias_table(a) * (2 + a["heads"]) * a["mlp_hidden"] if a["v2"] else 0
 
@@ -231,6 +242,16 @@ class PatchMerging(LayerType):
     def params(self, a: Attrs, shape: Shape) -> int:
         c = channels_sizes(self.name, shape)[0]
         return 8 * c * c + 2 * self.normalised(a, shape)
+
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        return 3  # the reduction's weight, the norm's weight and bias
+
+    def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """The reduction's input (4C per position) and the norm's (4C before the reduction, 2C after it)."""
+        return self.positions(shape) * (4 * channels_sizes(self.name, shape)[0] + self.normalised(a, shape))
+
+    def saved_fixed_bytes(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return 2 * self.positions(shape) * 4  # the norm's mean and inverse deviation per position, fp32
 
     def macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
         c = channels_sizes(self.name, shape)[0]

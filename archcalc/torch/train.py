@@ -1,0 +1,185 @@
+"""What torch spends on one training step of a built network, measured on the CPU, beside archcalc's
+figures (archcalc.core.training): the bytes autograd keeps (a saved_tensors_hooks pair, each storage once,
+parameters left out), the backward's MACs (FlopCounterMode over `loss.backward()`, halved), the bytes of
+`p.grad` and of `optimizer.state` after a step, and the step's peak (the storages alive at once, as
+archcalc.torch.memory counts an inference pass, parameters included).
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any, NamedTuple
+
+from ..core import training
+from ..core.calc import Analysis
+from ..deps import require_torch
+from .memory import check_allocation
+
+
+class Measured(NamedTuple):
+    saved_bytes: int
+    backward_macs: int
+    gradient_bytes: int
+    optimizer_state_bytes: int
+    peak_bytes: int
+
+
+class TrainCheck(NamedTuple):
+    """One training figure: archcalc's and torch's, and whether they agree (exactly, or within `tolerance`)."""
+
+    what: str
+    archcalc: int
+    torch: int
+    tolerance: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.archcalc - self.torch) <= self.tolerance * max(self.torch, 1)
+
+
+PEAK_TOLERANCE = 0.05
+
+_OPTIMIZERS = {"sgd": ("SGD", {"lr": 0.1}), "momentum": ("SGD", {"lr": 0.1, "momentum": 0.9}),
+               "adam": ("Adam", {}), "adamw": ("AdamW", {})}
+
+
+def built(analysis: Analysis):
+    """The network built in fp32 on the CPU, in training mode, and an input of the analysis' batch."""
+    torch = require_torch()
+    from .build import build_torch
+
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[analysis.dtype]
+    torch.manual_seed(0)
+    model = build_torch(analysis).train().to(dtype)
+    x = torch.randn(analysis.batch, *analysis.input_shape, dtype=dtype)
+    return model, x
+
+
+def measure(analysis: Analysis, optimizer: str = "adamw") -> Measured:
+    """One step of `optimizer` on the built network, each figure measured as the module docstring says."""
+    torch = require_torch()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, x = built(analysis)
+    params = list(model.parameters())
+    param_storages = {t.untyped_storage()._cdata for t in (*params, *model.buffers())}  # weights, counted apart
+    kept: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage._cdata not in param_storages:
+            kept[storage._cdata] = storage.nbytes()
+        return tensor
+
+    tracker = _StepPeak(torch, param_storages)
+    with tracker:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = model(x).float().sum()
+        saved = sum(kept.values())
+        counter = FlopCounterMode(display=False)
+        with counter:
+            loss.backward()
+        del loss
+    backward_macs = counter.get_total_flops() // 2
+    gradient_bytes = sum(p.grad.nbytes for p in params if p.grad is not None)
+    state_bytes = 0
+    if optimizer in _OPTIMIZERS:
+        name, options = _OPTIMIZERS[optimizer]
+        step = getattr(torch.optim, name)(params, **options)
+        step.step()
+        state_bytes = sum(v.nbytes for s in step.state.values() for v in s.values() if isinstance(v, torch.Tensor))
+    return Measured(saved, backward_macs, gradient_bytes, state_bytes, tracker.peak)
+
+
+class _StepPeak:
+    """The most bytes of storage alive at once in the forward and backward: what the ops make (their
+    outputs, the gradients), the input, and the weights; the optimizer's state is added apart."""
+
+    def __init__(self, torch: Any, params: set[int]):
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_flatten
+
+        owner = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                for item in tree_flatten(out)[0]:
+                    if isinstance(item, torch.Tensor):
+                        owner.track(item)
+                return out
+
+        self.mode, self.params = Mode(), params
+        self.live: dict[int, int] = {}
+        self.current = self.peak = 0
+
+    def track(self, tensor: Any) -> None:
+        storage = tensor.untyped_storage()
+        key = storage._cdata
+        if key in self.params or key in self.live:
+            return
+        self.live[key] = storage.nbytes()
+        self.current += self.live[key]
+        self.peak = max(self.peak, self.current)
+        weakref.finalize(storage, self.free, key)
+
+    def free(self, key: int) -> None:
+        self.current -= self.live.pop(key, 0)
+
+    def __enter__(self):
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.mode.__exit__(*exc)
+
+
+def _ungrouped_weight_gradients(analysis: Analysis) -> int:
+    """What FlopCounterMode counts beyond archcalc for a grouped convolution's weight gradient, per image:
+    it counts it as an ungrouped convolution, `groups` times its MACs (torch.utils.flop_counter's
+    conv_backward_flop reads the input's channels whole)."""
+    from ..core.spec import Layer, Node
+
+    groups: dict[str, int] = {}
+    stack: list[Node] = [analysis.network.root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Layer):
+            groups[node.path] = node.attrs.get("groups", 1) if node.type in ("conv2d", "conv_transpose2d") else 1
+        else:
+            stack.extend(node.children)
+    return sum((groups.get(r.path, 1) - 1) * r.macs for r in analysis.leaves() if r.params)
+
+
+def checks(analysis: Analysis, optimizer: str = "adamw") -> list[TrainCheck]:
+    """archcalc's training figures at the analysis' batch and dtype beside torch's, measured on the CPU (the
+    whole model in that dtype: no master weights)."""
+    with training.counting(training.check_setup(optimizer, None), analysis.dtype):
+        from ..core.calc import analyze
+        counted = analyze(analysis.network, analysis.input_shape, analysis.batch, analysis.dtype)
+        ours = training.breakdown(counted)
+        backward = (counted.totals.backward_macs + _ungrouped_weight_gradients(counted)) * counted.batch
+    check_allocation(ours.peak, "verify --train", f"a training step at batch {analysis.batch}", analysis.network.file)
+    measured = measure(analysis, optimizer)
+    step_peak = measured.peak_bytes + ours.weights + measured.optimizer_state_bytes
+    return [
+        TrainCheck("saved activations (bytes)", ours.saved, measured.saved_bytes),
+        TrainCheck("backward MACs", backward, measured.backward_macs),
+        TrainCheck("gradients (bytes)", ours.gradients, measured.gradient_bytes),
+        TrainCheck("optimizer state (bytes)", ours.optimizer, measured.optimizer_state_bytes),
+        TrainCheck("training-step peak (bytes)", ours.peak, step_peak, PEAK_TOLERANCE),
+    ]
+
+
+def render_checks(name: str, batch: int | str, found: list[TrainCheck]) -> str:
+    """One line per figure: agree or DIFFERS, archcalc's and torch's."""
+    lines = [f"{name}: one training step at batch {batch}, on the CPU"]
+    for c in found:
+        within = f" (within {c.tolerance:.0%})" if c.tolerance else " (exactly)"
+        lines.append(f"  {'agree' if c.ok else 'DIFFERS':<8} {c.what}: archcalc {c.archcalc:,}, torch {c.torch:,}"
+                     + (within if c.ok else f", {c.archcalc - c.torch:+,}"))
+    return "\n".join(lines)
+
+
+def summary(name: str, batch: int | str, found: list[TrainCheck]) -> str:
+    bad = [c.what for c in found if not c.ok]
+    return f"{'ok ' if not bad else 'BAD'} {name} batch {batch}" + (f": {', '.join(bad)} differ" if bad else "")

@@ -1,0 +1,69 @@
+"""The training figures against torch on the CPU (archcalc.torch.train): saved_tensors_hooks for the bytes
+autograd keeps, FlopCounterMode over the backward, p.grad and optimizer.state after a step, the step's peak."""
+import pytest
+
+pytest.importorskip("torch")
+
+from test_training import PARAMS, SAVED_VALUES, THREE_LAYERS  # noqa: E402
+
+from archcalc.core.calc import analyze  # noqa: E402
+from archcalc.core.spec import load, resolve  # noqa: E402
+from archcalc.torch.train import checks, measure  # noqa: E402
+
+# Networks whose every layer type archcalc counts exactly (docs/conventions.md lists the approximate ones), at
+# a small input and batch 2: plain and batch-normalised convs, max and adaptive pooling, dropout, residual adds,
+# squeeze-and-excitation products, depthwise and grouped convs, concatenations, hardswish, channel shuffles and
+# slices (a view keeps its whole storage). The token layers in TOKENS (`verify --train vit_b_32` agrees too).
+TOKENS = {"input": [10, 48], "layers": [
+    {"type": "linear", "out": 32}, {"type": "layer_norm"}, {"type": "multihead_attention", "heads": 4},
+    {"type": "dropout", "p": 0.0}, {"type": "gelu"}, {"type": "multihead_attention", "heads": 2, "dropout": 0.1},
+    {"type": "linear", "out": 5},
+]}
+EXACT = {"lenet5": None, "resnet18": (3, 64, 64), "squeezenet1_1": (3, 64, 64), "mobilenet_v2": (3, 64, 64),
+         "mobilenet_v3_small": (3, 64, 64), "shufflenet_v2_x0_5": (3, 64, 64)}  # `verify --train` agrees on more
+
+
+def test_the_three_layer_network_measured_by_torch_is_the_hand_count():
+    analysis = analyze(resolve(THREE_LAYERS, "t", "t.json"), batch=2)
+    measured = measure(analysis, "adamw")
+    assert measured.saved_bytes == 2 * SAVED_VALUES * 4
+    assert measured.gradient_bytes == PARAMS * 4
+    assert measured.optimizer_state_bytes == 2 * PARAMS * 4 + 4 * 4
+    assert measured.backward_macs == 2 * (4 * 8 * 8 * 27 + 2 * 2560)  # batch 2; no gradient of the network input
+
+
+@pytest.mark.parametrize("name", sorted(EXACT))
+def test_training_figures_agree_with_torch(name):
+    analysis = analyze(load(name), EXACT[name], batch=2)
+    found = checks(analysis, "adam")
+    assert [c for c in found if not c.ok] == []
+
+
+WINDOWS = {"input": [3, 20, 20], "layers": [  # 10x10 in windows of 4: padded to 12x12, shifted by 2
+    {"type": "conv2d", "out": 16, "kernel": 2, "stride": 2}, {"type": "window_attention", "heads": 2, "window": 4},
+    {"type": "window_attention", "heads": 2, "window": 4, "shift": 2}, {"type": "patch_merging"},
+]}
+
+
+@pytest.mark.parametrize("spec", [TOKENS, WINDOWS], ids=["tokens", "windows"])
+def test_token_layers_agree_with_torch(spec):
+    found = checks(analyze(resolve(spec, "t", "t.json"), batch=2), "adamw")
+    assert [c for c in found if not c.ok and not c.tolerance] == []  # the exact ones (the peak: on networks above)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adamw"])
+def test_optimizer_state_is_what_torch_keeps(optimizer):
+    analysis = analyze(load("lenet5"), batch=2)
+    [state] = [c for c in checks(analysis, optimizer) if c.what.startswith("optimizer")]
+    assert state.ok and (state.torch == 0) == (optimizer == "sgd")
+
+
+@pytest.mark.parametrize("name", ["lenet5"])
+def test_bf16_training_figures_agree_with_a_bf16_model(name):
+    """Weights, gradients, Adam's moments and the kept activations in bf16 (no master weights): half of fp32's."""
+    analysis = analyze(load(name), EXACT[name], batch=2, dtype="bf16")
+    found = checks(analysis, "adam")
+    assert [c for c in found if not c.ok] == []
+    fp32 = {c.what: c.torch for c in checks(analysis.scaled(dtype="fp32"), "adam")}
+    [grads] = [c for c in found if c.what.startswith("gradients")]
+    assert 2 * grads.torch == fp32[grads.what]
