@@ -337,3 +337,76 @@ class NormOverTheImage(nn.Module):
 
     def forward(self, x):
         return self.norm(self.conv(x))
+
+
+@torch.fx.wrap
+def stochastic_depth(x, p: float, mode: str, training: bool = True):
+    """torchvision.ops.stochastic_depth's signature: a per-sample drop in training, the identity at inference."""
+    if not training or p == 0.0:
+        return x
+    keep = torch.empty([x.shape[0]] + [1] * (x.ndim - 1)).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth as a module: its class name and `p` are what the import reads."""
+
+    def __init__(self, p: float, mode: str = "row"):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        return stochastic_depth(x, self.p, self.mode, self.training)
+
+
+class DropPathBlocks(nn.Module):
+    """Two residual blocks whose branches end in stochastic depth: as a module, then as the function."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(4, 4, 3, padding=1)
+        self.drop1 = StochasticDepth(0.1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        x = x + self.drop1(self.conv1(x))
+        return x + stochastic_depth(self.conv2(x), 0.2, "row", self.training)
+
+
+def channel_shuffle(x, groups: int):
+    """ShuffleNet's shuffle as torchvision writes it: view, transpose, contiguous, view."""
+    batch, channels, height, width = x.size()
+    x = x.view(batch, groups, channels // groups, height, width)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(batch, -1, height, width)
+
+
+class ShuffleUnit(nn.Module):
+    """A ShuffleNet v2 unit: half the channels pass, the other half go through a branch, then a shuffle;
+    it returns a tuple (the prediction first) as detection-style heads do."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        half = channels // 2
+        self.branch = nn.Sequential(nn.Conv2d(half, half, 1), nn.ReLU(), nn.Conv2d(half, half, 3, padding=1, groups=half))
+
+    def forward(self, x):
+        x1, x2 = x.chunk(2, dim=1)
+        out = channel_shuffle(torch.cat((x1, self.branch(x2)), dim=1), 2)
+        return out, x1
+
+
+class TokenMixer(nn.Module):
+    """Permutes, transposes and flattens over axes: an image to tokens and back, as an MLP-Mixer writes it."""
+
+    def __init__(self, channels: int = 4, tokens: int = 48):
+        super().__init__()
+        self.mix = nn.Linear(tokens, tokens)
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        t = x.flatten(2)                   # C x L
+        t = self.mix(t).transpose(1, 2)    # L x C
+        t = self.norm(t)
+        return t.permute(0, 2, 1).reshape(n, c, h, w)

@@ -83,7 +83,7 @@ ERRORS = [
      "module norm (InstanceNorm2d): torch module InstanceNorm2d has no archcalc layer type"),
     (["import", "torch", f"{MODELS}:NotSeriesParallel", "--input", "3x8x8"], "not series-parallel"),
     (["import", "torch", f"{MODELS}:StrayPermute", "--input", "3x8x8"],
-     "permute (permute, in the top-level module): permute [0, 1, 3, 2] has no archcalc layer type"),
+     "fc (linear, $.layers[2]): linear needs a flat vector, a token sequence LxD, a channels-last grid"),
     (["import", "torch", f"{MODELS}:NormOverTheImage", "--input", "3x8x8"],
      "module norm (LayerNorm): torch module LayerNorm with these attributes has no archcalc layer type"),
     (["import", "torch", f"{MODELS}:TinyResNet", "--input", "3x32"], "import torch needs the input size as --input CxHxW"),

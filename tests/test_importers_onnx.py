@@ -316,10 +316,10 @@ BROKEN = {
         [helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], name="/norm/LayerNormalization", axis=1)],
         [weight("g", 6, 4, 4), weight("b", 6, 4, 4)], 17,
         r"ONNX node /norm/LayerNormalization \(LayerNormalization\): ONNX op LayerNormalization with these attributes"),
-    "a transpose not undone": (
-        [helper.make_node("Transpose", ["x"], ["t"], name="/head/Transpose", perm=[0, 2, 3, 1]),
+    "a transpose of the batch axis": (
+        [helper.make_node("Transpose", ["x"], ["t"], name="/head/Transpose", perm=[1, 0, 2, 3]),
          helper.make_node("Relu", ["t"], ["y"], name="/head/Relu")], [], 17,
-        r"ONNX node /head/Transpose \(Transpose\): permute \[0, 2, 3, 1\] has no archcalc layer type"),
+        r"ONNX node /head/Transpose \(Transpose\): permute \[1, 0, 2, 3\] moves the batch axis"),
     "a group norm's scale per group": (
         [helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], name="/gn/GroupNormalization", num_groups=2)],
         [weight("s", 2), weight("b", 2)], 18,
@@ -660,10 +660,10 @@ def test_two_nodes_of_one_name_are_two_layers(tmp_path):
 
 
 def test_an_error_found_while_reading_the_nodes_names_the_file(tmp_path):
-    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="/head/Transpose", perm=[0, 2, 3, 1]),
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="/head/Transpose", perm=[1, 0, 2, 3]),
              helper.make_node("Relu", ["t"], ["y"], name="/head/Relu")]
     path = save(tmp_path, nodes, [], (6, 4, 4))
-    assert refused(path).startswith(f"{path}: ONNX node /head/Transpose (Transpose): permute [0, 2, 3, 1]")
+    assert refused(path).startswith(f"{path}: ONNX node /head/Transpose (Transpose): permute [1, 0, 2, 3]")
 
 
 # weights that do not fit the input the file declares (or the node's attributes): archcalc would count the input's

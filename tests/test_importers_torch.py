@@ -60,6 +60,8 @@ HANDWRITTEN = {
     "unet": (lambda: handwritten_models.UNet(), (3, 32, 48)),
     "asymmetric": (lambda: handwritten_models.Asymmetric(), (3, 16, 16)),
     "tiny_convnext": (lambda: handwritten_models.TinyConvNeXt(), (3, 32, 40)),
+    "drop_path": (lambda: handwritten_models.DropPathBlocks(), (4, 12, 10)),
+    "token_mixer": (lambda: handwritten_models.TokenMixer(), (4, 6, 8)),
 }
 # modules that run on a channels-last tensor (between the permutes of a ConvNeXt block): their hooks
 # see (H, W, C), the spec's rows (C, H, W)
@@ -109,3 +111,54 @@ def test_handwritten_network_counts_equal_fvcore_and_hooks(name):
     expected = {"what": "params", "value": params, "source": f"imported from handwritten_models:{name} at "
                 f"{shape[0]}x{shape[1]}x{shape[2]}"}
     assert expected in document["expect"]
+
+
+def test_stochastic_depth_is_read_with_its_probability():
+    from archcalc.importers.torch_fx import import_torch
+
+    document = import_torch(handwritten_models.DropPathBlocks().eval(), (4, 12, 10), "drop_path", "handwritten_models")
+    found = []
+
+    def visit(items):
+        for item in items:
+            if item.get("type") == "stochastic_depth":
+                found.append(item.get("p"))
+            for branch in item.get("branches", []):
+                visit(branch)
+            visit(item.get("layers", []))
+
+    visit(document["layers"])
+    assert found == [0.1, 0.2]  # the module's p, then the function's argument
+
+
+def spec_items(items):
+    """Every node of a spec document's layers, depth first."""
+    for item in items:
+        yield item
+        for branch in item.get("branches", []):
+            yield from spec_items(branch)
+        yield from spec_items(item.get("layers", []))
+
+
+def test_chunk_pieces_shuffle_and_a_tuple_output():
+    from archcalc.importers.torch_fx import import_torch
+
+    model = handwritten_models.ShuffleUnit(8).eval()
+    document = import_torch(model, (8, 6, 6), "shuffle", "handwritten_models")
+    items = list(spec_items(document["layers"]))
+    assert [(i["type"], i.get("start", 0), i["stop"]) for i in items if i.get("type") == "slice"] == [
+        ("slice", 0, 4), ("slice", 4, 8)]  # x.chunk(2, dim=1) of 8 channels: [0, 4) and [4, 8)
+    assert [i.get("groups", 2) for i in items if i.get("type") == "channel_shuffle"] == [2]
+    assert "the first, the prediction" in document["comment"]
+    analysis = analyze(resolve(document, "shuffle", "shuffle.json"))
+    # 1x1 conv 4 -> 4 with bias (20) and a depthwise 3x3 with bias (4 * 10): 60
+    assert analysis.totals.params == 20 + 40 == sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        assert analysis.output_shape == tuple(model(torch.randn(1, 8, 6, 6))[0].shape[1:])
+    # the shuffle is torch's: the built spec moves channel 1 to 2, as the hand-written view/transpose/view does
+    built = build_torch(resolve(document, "shuffle", "shuffle.json")).eval()
+    x = torch.randn(1, 8, 6, 6)
+    with torch.no_grad():
+        for mine, theirs in zip(built.parameters(), model.parameters(), strict=True):  # the same order
+            mine.copy_(theirs)
+        assert torch.allclose(built(x), model(x)[0], atol=1e-6)

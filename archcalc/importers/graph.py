@@ -276,7 +276,7 @@ TO_CHANNELS_LAST, TO_CHANNELS_FIRST = (0, 2, 3, 1), (0, 3, 1, 2)
 def fold_permutes(graph: Graph) -> None:
     """permute(0, 2, 3, 1), a chain of layers, permute(0, 3, 1, 2): the layers, on the channels-last view.
 
-    Any other permute stops the import: archcalc's layers work on (C, H, W)."""
+    Any other permute becomes a `permute` layer (archcalc.layers.layout: the layers after it see its layout)."""
     consumers = _consumers(graph)
     dropped: set[str] = set()
     for n in graph.nodes:
@@ -285,10 +285,44 @@ def fold_permutes(graph: Graph) -> None:
             if chain is not None:
                 dropped |= _fold_chain(graph, n, chain, consumers)
     graph.nodes[:] = [n for n in graph.nodes if n.id not in dropped]
+    shapes = {INPUT: graph.input_shape, **{n.id: n.shape for n in graph.nodes}}
     for n in graph.nodes:
         if n.kind == "permute":
-            raise SpecError(f"{n.where}: permute {list(n.perm)} has no archcalc layer type; a permute is read only "
-                            f"as {list(TO_CHANNELS_LAST)}, layers one after the other, {list(TO_CHANNELS_FIRST)}")
+            if n.perm[:1] != (0,):
+                raise SpecError(f"{n.where}: permute {list(n.perm)} moves the batch axis; archcalc's shapes keep it first")
+            n.kind = "layer"
+            n.op = Op("call", "permute", {"dims": [d - 1 for d in n.perm[1:]]}, shapes[n.inputs[0]] or (), n.shape)
+
+
+RESHAPES = ("view", "reshape", "Reshape")
+
+
+def fold_channel_shuffles(graph: Graph) -> None:
+    """A view to (g, C/g, H, W), a transpose of those two axes and a view back to (C, H, W) (torchvision's
+    channel_shuffle, ShuffleNet's): one `channel_shuffle` of `g` groups, named after it in the module it ran in."""
+    consumers = _consumers(graph)
+    dropped: set[str] = set()
+    for n in graph.nodes:
+        if n.kind != "layer" or n.layer_op.target not in RESHAPES or n.shape is None or len(n.shape) != 4:
+            continue
+        image = n.layer_op.input
+        if len(image) != 3 or n.shape[0] * n.shape[1] != image[0] or tuple(n.shape[2:]) != tuple(image[1:]):
+            continue
+        swap = _only_user(n, consumers)
+        back = _only_user(swap, consumers) if swap is not None else None
+        if (swap is None or swap.kind != "permute" or swap.perm != (0, 2, 1, 3, 4) or back is None
+                or back.kind != "layer" or back.layer_op.target not in RESHAPES or tuple(back.shape or ()) != tuple(image)):
+            continue
+        back.op = Op("call", "channel_shuffle", {"groups": n.shape[0]}, image, image)
+        back.inputs, back.path = n.inputs, (*back.scope, "channel_shuffle")
+        back.where = f"{back.path[-1]} (view, transpose, view, in {'.'.join(back.scope) or 'the top-level module'})"
+        dropped |= {n.id, swap.id}
+    graph.nodes[:] = [n for n in graph.nodes if n.id not in dropped]
+
+
+def _only_user(node: Node, consumers: dict[str, list[Node]]) -> Node | None:
+    users = consumers.get(node.id, [])
+    return users[0] if len(users) == 1 else None
 
 
 def _consumers(graph: Graph) -> dict[str, list[Node]]:

@@ -6,13 +6,13 @@ so functional calls, `+`, `torch.cat` and `*` in `forward` become ops of the gra
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 from .. import fmt
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
-from .graph import INPUT, MERGE_KINDS, Graph, Node, Op, fold_permutes, to_spec
+from .graph import INPUT, MERGE_KINDS, Graph, Node, Op, fold_channel_shuffles, fold_permutes, to_spec
 
 PASS_THROUGH = {"contiguous", "clone", "detach"}
 PAD_MODULES = ("ZeroPad2d", "ConstantPad2d")
@@ -104,9 +104,22 @@ def _check_memory(module, input_shape: Shape) -> None:
                      f"{'the input' if needed is None else 'activations'} of one image of {fmt.shape(input_shape)}")
 
 
+class _Piece(NamedTuple):
+    """What x.chunk(k, dim=1) / x.split(...) returns, before one of its pieces is taken: the channel ranges."""
+
+    source: Any  # the fx node split
+    ranges: list[tuple[int, int]]
+    name: str
+
+
+SPLITS = ("chunk", "split", "tensor_split")
+
+
 class _Reader:
     def __init__(self, torch, module, values: dict, input_shape: Shape):
         self.torch, self.module, self.values = torch, module, values
+        self.pieces: dict[Any, _Piece] = {}  # fx node of a chunk or split -> its pieces
+        self.notes: list[str] = []
         self.ids: dict[Any, str] = {}  # fx node -> graph node id (or the id of what it passes through)
         self.nodes: list[Node] = []
         self.input_shape = input_shape
@@ -123,15 +136,50 @@ class _Reader:
                     raise SpecError(f"{n.name}: the model takes more than one input; archcalc needs one image input")
                 self.ids[n] = INPUT
             elif n.op == "output":
-                output = n.args[0]
+                output = self.prediction(n.args[0])
             elif n.op != "get_attr":
                 self.node(n)
         if not hasattr(output, "op") or output not in self.ids:
             raise SpecError("the model's output is not one tensor computed from its input (archcalc needs one output)")
-        graph = Graph(self.nodes, self.input_shape, self.ids[output])
+        graph = Graph(self.nodes, self.input_shape, self.ids[output], self.notes)
+        fold_channel_shuffles(graph)
         fold_permutes(graph)
         _name_lone_calls(graph)
         return graph
+
+    def prediction(self, output):
+        """The model's output; of a tuple or list, the first tensor computed from the input (the prediction),
+        said in the spec's comment."""
+        if isinstance(output, (tuple, list)):
+            data = [o for o in output if hasattr(o, "op") and o in self.ids]
+            if data:
+                self.notes.append(f"the model returns {len(output)} values; the first, the prediction, is analysed")
+                return data[0]
+        return output
+
+    def split(self, n, name: str, value, inputs: list) -> None:
+        """x.chunk(k, dim=1), x.split(size, 1): the channel range of each piece, for the getitems that take them."""
+        attrs = self.arguments(n, name)
+        dim = attrs.get("dim", attrs["args"][1] if len(attrs["args"]) > 1 else 0)
+        rank = self.values[inputs[0]].dim()
+        if not isinstance(dim, int) or dim % rank != 1:
+            return  # along another axis: a piece taken from it is an op without a layer type
+        ranges, start = [], 0
+        for piece in value:
+            ranges.append((start, start + int(piece.shape[1])))
+            start += int(piece.shape[1])
+        self.pieces[n] = _Piece(inputs[0], ranges, name)
+
+    def piece(self, n, index: int, scope: tuple[str, ...], where_module: str) -> None:
+        """One piece of a chunk or split: a `slice` of the channels of what was split."""
+        split = self.pieces[n.args[0]]
+        start, stop = split.ranges[index]
+        value = self.values[n]
+        shape = tuple(int(d) for d in value.shape[1:])
+        name = f"{split.name}_{index}"
+        where = f"{n.name} ({split.name} piece {index}, in {where_module})"
+        op = Op("call", split.name, {"start": start, "stop": stop}, self.shape_of(split.source), shape)
+        self.add(n, Node(n.name, "layer", (self.ids[split.source],), scope, (*scope, name), where, shape, op=op))
 
     def data_inputs(self, n) -> list:
         found = []
@@ -153,13 +201,20 @@ class _Reader:
     def node(self, n) -> None:
         inputs = self.data_inputs(n)
         value = self.values.get(n)
-        if not inputs or not isinstance(value, self.torch.Tensor):
-            return  # a constant, or sizes and other metadata read off a tensor
         stack = n.meta.get("nn_module_stack") or {}
         scope = tuple(list(stack)[-1].split(".")) if stack else ()
         if scope == ("",):
             scope = ()
         where_module = ".".join(scope) or "the top-level module"
+        called = getattr(n.target, "__name__", str(n.target)) if n.op != "call_module" else ""
+        if called in SPLITS and inputs and isinstance(value, (tuple, list)):
+            self.split(n, called, value, inputs)
+            return
+        if called == "getitem" and n.args and n.args[0] in self.pieces and isinstance(n.args[1], int):
+            self.piece(n, n.args[1], scope, where_module)
+            return
+        if not inputs or not isinstance(value, self.torch.Tensor):
+            return  # a constant, or sizes and other metadata read off a tensor
         shape = tuple(int(d) for d in value.shape[1:])
         input_shape = self.shape_of(inputs[0])
         ids = tuple(self.ids[i] for i in inputs)
@@ -197,6 +252,10 @@ class _Reader:
             return
         if name == "permute" and len(ids) == 1:
             self.add(n, Node(n.name, "permute", ids, scope, path, where, shape, perm=_dims(attrs, len(input_shape) + 1)))
+            return
+        if name == "transpose" and len(ids) == 1:
+            self.add(n, Node(n.name, "permute", ids, scope, path, where, shape,
+                             perm=_swapped(attrs, len(input_shape) + 1)))
             return
         if name == "pad":
             pad = attrs.get("pad")
@@ -285,6 +344,15 @@ def _dims(attrs: dict, rank: int) -> tuple[int, ...]:
     if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
         dims = dims[0]
     return tuple(int(d) % rank if isinstance(d, int) else -1 for d in dims)
+
+
+def _swapped(attrs: dict, rank: int) -> tuple[int, ...]:
+    """x.transpose(a, b) as the order of a permute, batch axis included."""
+    args: Sequence[Any] = attrs.get("args") or ()
+    a, b = attrs.get("dim0", args[0] if args else 0), attrs.get("dim1", args[1] if len(args) > 1 else 1)
+    order = list(range(rank))
+    order[a % rank], order[b % rank] = order[b % rank], order[a % rank]
+    return tuple(order)
 
 
 def _attr(module, target: str):
