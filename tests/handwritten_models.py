@@ -410,3 +410,26 @@ class TokenMixer(nn.Module):
         t = self.mix(t).transpose(1, 2)    # L x C
         t = self.norm(t)
         return t.permute(0, 2, 1).reshape(n, c, h, w)
+
+
+class TinyViT(nn.Module):
+    """A Vision Transformer as torchvision writes one: patches by a strided conv, reshape and permute to tokens,
+    a class token concatenated, a position embedding added, nn.MultiheadAttention, the class token read out."""
+
+    def __init__(self, dim: int = 8, heads: int = 2, patch: int = 4, image: int = 8, classes: int = 3):
+        super().__init__()
+        self.dim = dim
+        self.conv_proj = nn.Conv2d(3, dim, patch, stride=patch)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embedding = nn.Parameter(torch.zeros(1, (image // patch) ** 2 + 1, dim))
+        self.ln = nn.LayerNorm(dim)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        n = x.shape[0]
+        x = self.conv_proj(x).reshape(n, self.dim, -1).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1) + self.pos_embedding
+        y = self.ln(x)
+        y, _ = self.attention(y, y, y, need_weights=False)
+        return self.head((x + y)[:, 0])

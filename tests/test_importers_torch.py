@@ -162,3 +162,18 @@ def test_chunk_pieces_shuffle_and_a_tuple_output():
         for mine, theirs in zip(built.parameters(), model.parameters(), strict=True):  # the same order
             mine.copy_(theirs)
         assert torch.allclose(built(x), model(x)[0], atol=1e-6)
+
+
+def test_a_vision_transformer_written_in_plain_torch():
+    from archcalc.importers.torch_fx import import_torch
+
+    model = handwritten_models.TinyViT().eval()
+    document = import_torch(model, (3, 8, 8), "vit", "handwritten_models")
+    types = [i.get("type") for i in spec_items(document["layers"]) if "type" in i]
+    assert {"class_token", "position_embedding", "multihead_attention", "select_token", "permute", "reshape"} <= set(types)
+    analysis = analyze(resolve(document, "vit", "vit.json"))
+    assert analysis.totals.params == sum(p.numel() for p in model.parameters())
+    # patches: 4 tokens of 8 from 3x4x4 = 48 inputs each; attention on 5 tokens of 8: 4*L*D^2 + 2*L*L*D;
+    # the head: 8 x 3
+    assert analysis.totals.macs == 4 * 8 * 48 + (4 * 5 * 64 + 2 * 5 * 5 * 8) + 8 * 3
+    assert analysis.output_shape == (3,)

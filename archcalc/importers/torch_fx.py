@@ -119,6 +119,7 @@ class _Reader:
     def __init__(self, torch, module, values: dict, input_shape: Shape):
         self.torch, self.module, self.values = torch, module, values
         self.pieces: dict[Any, _Piece] = {}  # fx node of a chunk or split -> its pieces
+        self.tuples: set[Any] = set()  # module calls that returned a tuple, read as its first value
         self.notes: list[str] = []
         self.ids: dict[Any, str] = {}  # fx node -> graph node id (or the id of what it passes through)
         self.nodes: list[Node] = []
@@ -213,11 +214,17 @@ class _Reader:
         if called == "getitem" and n.args and n.args[0] in self.pieces and isinstance(n.args[1], int):
             self.piece(n, n.args[1], scope, where_module)
             return
+        if called == "getitem" and n.args and n.args[0] in self.tuples and n.args[1] == 0:
+            self.ids[n] = self.ids[n.args[0]]  # (output, weights) of an attention module: its output
+            return
+        if n.op == "call_module" and inputs and isinstance(value, tuple) and value and isinstance(value[0], self.torch.Tensor):
+            self.tuples.add(n)  # nn.MultiheadAttention returns (output, weights or None)
+            value = self.values[n] = value[0]
         if not inputs or not isinstance(value, self.torch.Tensor):
             return  # a constant, or sizes and other metadata read off a tensor
         shape = tuple(int(d) for d in value.shape[1:])
         input_shape = self.shape_of(inputs[0])
-        ids = tuple(self.ids[i] for i in inputs)
+        ids = tuple(dict.fromkeys(self.ids[i] for i in inputs))  # attention(x, x, x) reads one tensor
         if n.op == "call_module":
             module = self.module.get_submodule(n.target)
             kind = type(module).__name__
