@@ -433,3 +433,16 @@ class TinyViT(nn.Module):
         y = self.ln(x)
         y, _ = self.attention(y, y, y, need_weights=False)
         return self.head((x + y)[:, 0])
+
+
+class ChannelMixEinsum(nn.Module):
+    """A convolution, then channels mixed by torch.einsum with a weight of the module's: an op archcalc has no
+    layer type for."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.mix = nn.Parameter(torch.randn(5, 4))
+
+    def forward(self, x):
+        return torch.einsum("bchw,dc->bdhw", self.conv(x), self.mix)

@@ -177,3 +177,31 @@ def test_a_vision_transformer_written_in_plain_torch():
     # the head: 8 x 3
     assert analysis.totals.macs == 4 * 8 * 48 + (4 * 5 * 64 + 2 * 5 * 5 * 8) + 8 * 3
     assert analysis.output_shape == (3,)
+
+
+def test_an_op_without_a_layer_type_is_measured_at_the_import_input():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archcalc.importers.torch_fx import import_torch
+
+    model = handwritten_models.ChannelMixEinsum().eval()
+    document = import_torch(model, (3, 10, 9), "mix", "handwritten_models")
+    measured = [i for i in spec_items(document["layers"]) if i.get("type") == "measured"]
+    assert [(i["op"], i["at"], i["output"], i["params"]) for i in measured] == [("einsum", [4, 8, 7], [5, 8, 7], 20)]
+    assert "measured at 3x10x9" in document["comment"]
+    analysis = analyze(resolve(document, "mix", "mix.json"))
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.randn(1, 3, 10, 9))
+    # conv: 4 x 8 x 7 outputs of 27 MACs; the mix: 5 x 8 x 7 outputs of 4 MACs each
+    assert analysis.totals.macs == 4 * 56 * 27 + 5 * 56 * 4 == counter.get_total_flops() // 2
+    assert analysis.totals.params == 4 * 28 + 20 == sum(p.numel() for p in model.parameters())
+    with pytest.raises(archcalc.SpecError, match=r"measured op einsum was measured on an input 4x8x7, not 4x14x14"):
+        analyze(resolve(document, "mix", "mix.json"), (3, 16, 16))
+
+
+def test_strict_refuses_an_op_without_a_layer_type():
+    from archcalc.importers.torch_fx import import_torch
+
+    with pytest.raises(archcalc.SpecError, match="torch call einsum has no archcalc layer type"):
+        import_torch(handwritten_models.ChannelMixEinsum().eval(), (3, 10, 9), "mix", "handwritten_models", strict=True)

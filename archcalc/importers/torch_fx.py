@@ -12,7 +12,7 @@ from .. import fmt
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
-from .graph import INPUT, MERGE_KINDS, Graph, Node, Op, fold_channel_shuffles, fold_permutes, to_spec
+from .graph import INPUT, MERGE_KINDS, Graph, Node, Op, fold_channel_shuffles, fold_permutes, spec_layers, to_spec
 
 PASS_THROUGH = {"contiguous", "clone", "detach"}
 PAD_MODULES = ("ZeroPad2d", "ConstantPad2d")
@@ -51,7 +51,8 @@ class _ModuleAttrs(Mapping):
         return 0
 
 
-def trace_graph(model, input_shape: Shape) -> tuple[Graph, Any]:
+def trace_graph(model, input_shape: Shape, strict: bool = False, fvcore_counts: Mapping[str, int] | None = None
+                ) -> tuple[Graph, Any]:
     """The graph of `model` (in eval mode) on one image of `input_shape`, and that input."""
     torch = require_torch()
     fx = torch.fx
@@ -91,7 +92,14 @@ def trace_graph(model, input_shape: Shape) -> tuple[Graph, Any]:
     except Exception as exc:
         raise SpecError(f"the model fails on one image of {fmt.shape(input_shape)}: {type(exc).__name__}: "
                         f"{' '.join(str(exc).split())[:300]}") from None
-    return _Reader(torch, module, values, input_shape).graph(), x
+    reader = _Reader(torch, module, values, input_shape)
+    reader.strict = strict
+    if fvcore_counts is None and not strict and device.type != "meta":
+        from ..torch.record import record
+
+        fvcore_counts = record(model, x).flops
+    reader.fvcore_counts = dict(fvcore_counts or {})
+    return reader.graph(), x
 
 
 def _check_memory(module, input_shape: Shape) -> None:
@@ -120,6 +128,10 @@ class _Reader:
         self.torch, self.module, self.values = torch, module, values
         self.pieces: dict[Any, _Piece] = {}  # fx node of a chunk or split -> its pieces
         self.tuples: set[Any] = set()  # module calls that returned a tuple, read as its first value
+        self.fx_nodes: dict[str, Any] = {}  # graph node id -> its fx node
+        self.assigned: set[int] = set()  # parameters a measured op holds
+        self.strict = False
+        self.fvcore_counts: dict[str, int] = {}  # fvcore's count per module path, for measured modules
         self.notes: list[str] = []
         self.ids: dict[Any, str] = {}  # fx node -> graph node id (or the id of what it passes through)
         self.nodes: list[Node] = []
@@ -145,8 +157,68 @@ class _Reader:
         graph = Graph(self.nodes, self.input_shape, self.ids[output], self.notes)
         fold_channel_shuffles(graph)
         fold_permutes(graph)
+        if not self.strict:
+            self.measure_unknown(graph)
         _name_lone_calls(graph)
         return graph
+
+    def measure_unknown(self, graph: Graph) -> None:
+        """Each op no layer type takes becomes a `measured` row: its traced output shape, its own parameters,
+        the MACs FlopCounterMode counts for it on the values it got (half the FLOPs), said in the spec's comment."""
+        used = {t for node in graph.nodes for t in node.tensors}
+        measured = []
+        for node in graph.nodes:
+            if node.kind != "layer" or node.id not in self.fx_nodes or _has_type(node):
+                continue
+            n = self.fx_nodes[node.id]
+            params, fvcore = self.own_parameters(n, node, used)
+            op = node.layer_op
+            attrs = {"op": op.target, "at": list(op.input), "output": list(node.shape or ()), "params": params,
+                     "macs": self.counted_macs(n), "fvcore_flops": fvcore}
+            node.op = Op("call", "<measured>", attrs, op.input, node.shape)
+            node.tensors = ()
+            measured.append(op.target)
+        if measured:
+            names = ", ".join(dict.fromkeys(measured))
+            ops = "1 op" if len(measured) == 1 else f"{len(measured)} ops"
+            self.notes.append(f"{ops} archcalc has no layer type for ({names}) measured at {fmt.shape(self.input_shape)} "
+                              "(FlopCounterMode): the spec holds at that input only")
+
+    def own_parameters(self, n, node: Node, used: set[int]) -> tuple[int, int | None]:
+        """A module's parameters (and fvcore's count of it); a function's: the model's tensors it takes, and those
+        of the module it ran in that no other op uses."""
+        torch = self.torch
+        if n.op == "call_module":
+            module = self.module.get_submodule(n.target)
+            return sum(p.numel() for p in module.parameters()), self.fvcore_counts.get(n.target)
+        taken = {id(t): t for t in self.constants(n) if id(t) in self.weights_of_model and isinstance(t, torch.nn.Parameter)}
+        scope = self.module.get_submodule(".".join(node.scope)) if node.scope else None
+        if scope is not None and scope is not self.module:
+            for p in scope.parameters():
+                if id(p) not in used and id(p) not in self.assigned:
+                    taken.setdefault(id(p), p)
+        self.assigned |= set(taken)
+        return sum(t.numel() for t in taken.values()), None
+
+    def counted_macs(self, n) -> int:
+        """Half of what torch's FlopCounterMode counts for the call, run again on the values it got."""
+        torch = self.torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        def value(a):
+            return _attr(self.module, a.target) if a.op == "get_attr" else self.values.get(a)
+
+        args = torch.fx.node.map_arg(n.args, value)
+        kwargs = torch.fx.node.map_arg(n.kwargs, value)
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            if n.op == "call_module":
+                self.module.get_submodule(n.target)(*args, **kwargs)
+            elif n.op == "call_method":
+                getattr(args[0], n.target)(*args[1:], **kwargs)
+            else:
+                n.target(*args, **kwargs)
+        return counter.get_total_flops() // 2
 
     def prediction(self, output):
         """The model's output; of a tuple or list, the first tensor computed from the input (the prediction),
@@ -275,6 +347,7 @@ class _Reader:
         self.add(n, Node(n.name, "layer", ids, scope, path, where, shape, op=op, tensors=tensors))
 
     def add(self, n, node: Node) -> None:
+        self.fx_nodes[node.id] = n
         self.nodes.append(node)
         self.ids[n] = node.id
 
@@ -345,6 +418,15 @@ def _name_lone_calls(graph: Graph) -> None:
             n.path = n.scope
 
 
+def _has_type(node: Node) -> bool:
+    """Whether a layer type takes the node's op (a merge, a pad, a permute are the graph's own)."""
+    try:
+        spec_layers(node.layer_op, node.where)
+    except SpecError:
+        return False
+    return True
+
+
 def _dims(attrs: dict, rank: int) -> tuple[int, ...]:
     """The order of x.permute(0, 2, 3, 1), x.permute([0, 2, 3, 1]) or torch.permute(x, dims), batch axis included."""
     dims: Sequence[Any] = attrs.get("dims") or attrs.get("args") or ()
@@ -375,9 +457,10 @@ def measure(model, x) -> tuple[int, int]:
     return parameter_count(model), record(model, x).flops[""]
 
 
-def import_torch(model, input_shape: Shape, name: str, source: str) -> dict:
-    """The spec document of `model`, with the parameters and fvcore total it measured in `expect`."""
-    graph, x = trace_graph(model, input_shape)
+def import_torch(model, input_shape: Shape, name: str, source: str, strict: bool = False) -> dict:
+    """The spec document of `model`, with the parameters and fvcore total it measured in `expect`; `strict`:
+    an op no layer type takes stops the import instead of being measured."""
+    graph, x = trace_graph(model, input_shape, strict)
     params, flops = measure(model, x)
     where = f"imported from {source} at {fmt.shape(input_shape)}"
     expect = [{"what": "params", "value": params, "source": where},
