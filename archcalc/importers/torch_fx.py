@@ -93,7 +93,7 @@ def trace_graph(model, input_shape: Shape, strict: bool = False, fvcore_counts: 
         raise SpecError(f"the model fails on one image of {fmt.shape(input_shape)}: {type(exc).__name__}: "
                         f"{' '.join(str(exc).split())[:300]}") from None
     reader = _Reader(torch, module, values, input_shape)
-    reader.strict = strict
+    reader.strict, reader.root = strict, model
     if fvcore_counts is None and not strict and device.type != "meta":
         from ..torch.record import record
 
@@ -131,6 +131,7 @@ class _Reader:
         self.fx_nodes: dict[str, Any] = {}  # graph node id -> its fx node
         self.assigned: set[int] = set()  # parameters a measured op holds
         self.strict = False
+        self.root = module  # the model itself, whose every submodule the traced module may not hold
         self.fvcore_counts: dict[str, int] = {}  # fvcore's count per module path, for measured modules
         self.notes: list[str] = []
         self.ids: dict[Any, str] = {}  # fx node -> graph node id (or the id of what it passes through)
@@ -192,8 +193,8 @@ class _Reader:
             module = self.module.get_submodule(n.target)
             return sum(p.numel() for p in module.parameters()), self.fvcore_counts.get(n.target)
         taken = {id(t): t for t in self.constants(n) if id(t) in self.weights_of_model and isinstance(t, torch.nn.Parameter)}
-        scope = self.module.get_submodule(".".join(node.scope)) if node.scope else None
-        if scope is not None and scope is not self.module:
+        scope = _submodule(self.root, node.scope)
+        if scope is not None and scope is not self.root:
             for p in scope.parameters():
                 if id(p) not in used and id(p) not in self.assigned:
                     taken.setdefault(id(p), p)
@@ -211,13 +212,17 @@ class _Reader:
         args = torch.fx.node.map_arg(n.args, value)
         kwargs = torch.fx.node.map_arg(n.kwargs, value)
         counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            if n.op == "call_module":
-                self.module.get_submodule(n.target)(*args, **kwargs)
-            elif n.op == "call_method":
-                getattr(args[0], n.target)(*args[1:], **kwargs)
-            else:
-                n.target(*args, **kwargs)
+        try:
+            with torch.no_grad(), counter:
+                if n.op == "call_module":
+                    self.module.get_submodule(n.target)(*args, **kwargs)
+                elif n.op == "call_method":
+                    getattr(args[0], n.target)(*args[1:], **kwargs)
+                else:
+                    n.target(*args, **kwargs)
+        except Exception as exc:  # the user's op, run again on the values it got
+            raise SpecError(f"{n.name}: measuring it again raised {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:200]}") from None
         return counter.get_total_flops() // 2
 
     def prediction(self, output):
@@ -416,6 +421,14 @@ def _name_lone_calls(graph: Graph) -> None:
     for n in graph.nodes:
         if n.kind == "layer" and n.layer_op.origin == "call" and n.scope and counts[n.scope] == 1:
             n.path = n.scope
+
+
+def _submodule(root, scope: tuple[str, ...]):
+    """The module at `scope` of the model itself (the traced module holds only the ones it calls); None if none."""
+    try:
+        return root.get_submodule(".".join(scope)) if scope else None
+    except AttributeError:
+        return None
 
 
 def _has_type(node: Node) -> bool:
