@@ -321,7 +321,7 @@ class _Reader:
             return
         name = getattr(n.target, "__name__", str(n.target)) if n.op == "call_function" else str(n.target)
         where = f"{n.name} ({name}, in {where_module})"
-        path = (*scope, n.name)
+        path = (*scope, _op_name(name))  # torch.fx numbers calls across the model (add_17): the op alone
         if name in PASS_THROUGH and len(ids) == 1:
             self.ids[n] = ids[0]
             return
@@ -421,6 +421,11 @@ def _name_lone_calls(graph: Graph) -> None:
     for n in graph.nodes:
         if n.kind == "layer" and n.layer_op.origin == "call" and n.scope and counts[n.scope] == 1:
             n.path = n.scope
+
+
+def _op_name(name: str) -> str:
+    """A call's name in the spec: the function or method (`add`, `cat`), in-place or private marks dropped."""
+    return name.strip("_") or "op"
 
 
 def _submodule(root, scope: tuple[str, ...]):
