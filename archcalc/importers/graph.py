@@ -297,6 +297,31 @@ def fold_permutes(graph: Graph) -> None:
 RESHAPES = ("view", "reshape", "Reshape")
 
 
+def lay_out(graph: Graph) -> None:
+    """Each layer's input shape laid out as the calculator will read it (archcalc.layers.layout): an image from
+    the input, what a permute makes of it, a reshape's by its rank, the rest as its input's. So a layer type
+    can tell a channels-last grid from an image (a LayerNorm over a grid's channels is Swin's, over an image's
+    width is nothing)."""
+    from ..layers import layout
+    from ..layers.simple import Permute
+
+    laid: dict[str, Shape] = {INPUT: layout.laid(layout.layout_of(graph.input_shape), graph.input_shape)}
+    for n in graph.nodes:
+        source = laid.get(n.inputs[0]) if n.inputs else None
+        if n.kind == "layer" and source is not None and tuple(source) == tuple(n.layer_op.input):
+            n.op = replace(n.layer_op, input=source)
+        if n.shape is None or source is None:
+            continue
+        before = layout.layout_of(source)
+        if n.kind == "layer" and n.layer_op.target in ("permute", "AxesPermute"):  # a call, or archcalc's module
+            after = Permute.layout_after(source, tuple(n.layer_op.attrs["dims"]))
+        elif n.kind == "layer" and n.layer_op.target in RESHAPES + ("flatten", "Flatten", "AxesReshape"):
+            after = layout.layout_of(tuple(n.shape))
+        else:
+            after = before if len(source) == len(n.shape) else layout.layout_of(tuple(n.shape))
+        laid[n.id] = layout.laid(after, n.shape)
+
+
 def fold_channel_shuffles(graph: Graph) -> None:
     """A view to (g, C/g, H, W), a transpose of those two axes and a view back to (C, H, W) (torchvision's
     channel_shuffle, ShuffleNet's): one `channel_shuffle` of `g` groups, named after it in the module it ran in."""

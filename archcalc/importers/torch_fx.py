@@ -12,7 +12,18 @@ from .. import fmt
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
-from .graph import INPUT, MERGE_KINDS, Graph, Node, Op, fold_channel_shuffles, fold_permutes, spec_layers, to_spec
+from .graph import (
+    INPUT,
+    MERGE_KINDS,
+    Graph,
+    Node,
+    Op,
+    fold_channel_shuffles,
+    fold_permutes,
+    lay_out,
+    spec_layers,
+    to_spec,
+)
 
 PASS_THROUGH = {"contiguous", "clone", "detach"}
 PAD_MODULES = ("ZeroPad2d", "ConstantPad2d")
@@ -158,6 +169,7 @@ class _Reader:
         graph = Graph(self.nodes, self.input_shape, self.ids[output], self.notes)
         fold_channel_shuffles(graph)
         fold_permutes(graph)
+        lay_out(graph)
         if not self.strict:
             self.measure_unknown(graph)
         _name_lone_calls(graph)
