@@ -446,3 +446,20 @@ class ChannelMixEinsum(nn.Module):
 
     def forward(self, x):
         return torch.einsum("bchw,dc->bdhw", self.conv(x), self.mix)
+
+
+class WithAuxHead(nn.Module):
+    """An auxiliary classifier that runs in training only, as Inception v3's: its parameters are the model's,
+    but no op of an inference pass uses them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.aux = nn.Sequential(nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.training:
+            return self.head(x), self.aux(x)
+        return self.head(x)

@@ -205,3 +205,11 @@ def test_strict_refuses_an_op_without_a_layer_type():
 
     with pytest.raises(archcalc.SpecError, match="torch call einsum has no archcalc layer type"):
         import_torch(handwritten_models.ChannelMixEinsum().eval(), (3, 10, 9), "mix", "handwritten_models", strict=True)
+
+
+def test_modules_that_do_not_run_are_named_with_their_parameters():
+    from archcalc.importers.torch_fx import import_torch
+
+    document = import_torch(handwritten_models.WithAuxHead().eval(), (3, 8, 8), "aux", "handwritten_models")
+    # the auxiliary head: 144 x 10 weights and 10 biases
+    assert "not run in this pass, so not in the spec: aux (1,450 parameters)" in document["comment"]

@@ -172,6 +172,7 @@ class _Reader:
         lay_out(graph)
         if not self.strict:
             self.measure_unknown(graph)
+        self.note_idle_modules(graph)
         _name_lone_calls(graph)
         return graph
 
@@ -197,12 +198,28 @@ class _Reader:
             self.notes.append(f"{ops} archcalc has no layer type for ({names}) measured at {fmt.shape(self.input_shape)} "
                               "(FlopCounterMode): the spec holds at that input only")
 
+    def note_idle_modules(self, graph: Graph) -> None:
+        """Modules whose parameters no op of this pass used (Inception v3's auxiliary head in eval mode): named
+        in the spec's comment with their parameters, which `model.parameters()` counts and the spec does not."""
+        used = {t for node in graph.nodes for t in node.tensors} | self.assigned
+        idle: list[tuple[str, int]] = []
+        for name, module in self.root.named_modules():
+            params = list(module.parameters())
+            if not name or not params or any(id(p) in used for p in params):
+                continue
+            if not any(name.startswith(f"{outer}.") for outer, _ in idle):
+                idle.append((name, sum(p.numel() for p in params)))
+        if idle:
+            listed = ", ".join(f"{name} ({count:,} parameters)" for name, count in idle[:8])
+            self.notes.append(f"not run in this pass, so not in the spec: {listed}")
+
     def own_parameters(self, n, node: Node, used: set[int]) -> tuple[int, int | None]:
         """A module's parameters (and fvcore's count of it); a function's: the model's tensors it takes, and those
         of the module it ran in that no other op uses."""
         torch = self.torch
         if n.op == "call_module":
             module = self.module.get_submodule(n.target)
+            self.assigned |= {id(p) for p in module.parameters()}
             return sum(p.numel() for p in module.parameters()), self.fvcore_counts.get(n.target)
         taken = {id(t): t for t in self.constants(n) if id(t) in self.weights_of_model and isinstance(t, torch.nn.Parameter)}
         scope = _submodule(self.root, node.scope)
