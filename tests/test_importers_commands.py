@@ -81,7 +81,6 @@ ERRORS = [
      f"{MODELS}:broken: calling it raised RuntimeError: no weights here"),
     (["import", "torch", f"{MODELS}:Unsupported", "--input", "3x8x8", "--strict"],
      "module norm (InstanceNorm2d): torch module InstanceNorm2d has no archcalc layer type"),
-    (["import", "torch", f"{MODELS}:NotSeriesParallel", "--input", "3x8x8"], "not series-parallel"),
     (["import", "torch", f"{MODELS}:StrayPermute", "--input", "3x8x8"],
      "fc (linear, $.layers[2]): linear needs a flat vector, a token sequence LxD, a channels-last grid"),
     (["import", "torch", f"{MODELS}:NormOverTheImage", "--input", "3x8x8", "--strict"],

@@ -338,16 +338,19 @@ def test_a_broken_variant_of_a_recognised_sequence_names_the_node(case, tmp_path
     assert "\n" not in str(caught.value)
 
 
-def test_not_series_parallel_names_the_node(tmp_path):
+def test_not_series_parallel_is_a_graph_spec(tmp_path):
     # a = conv(x); b = conv(x) + a; y = conv(a) + b: the two paths from x cross
-    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], name="a", kernel_shape=[1, 1]),
-             helper.make_node("Conv", ["x", "w"], ["b"], name="b", kernel_shape=[1, 1]),
+    nodes = [helper.make_node("Conv", ["x", "wa"], ["a"], name="a", kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["x", "wb"], ["b"], name="b", kernel_shape=[1, 1]),
              helper.make_node("Add", ["b", "a"], ["s"], name="sum1"),
-             helper.make_node("Conv", ["a", "w"], ["c"], name="c", kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["a", "wc"], ["c"], name="c", kernel_shape=[1, 1]),
              helper.make_node("Add", ["c", "s"], ["y"], name="sum2")]
-    path = save(tmp_path, nodes, [weight("w", 3, 3, 1, 1)], (3, 4, 4))
-    with pytest.raises(SpecError, match="not series-parallel"):
-        import_onnx(path)
+    path = save(tmp_path, nodes, [weight(w, 3, 3, 1, 1) for w in ("wa", "wb", "wc")], (3, 4, 4))
+    document = import_onnx(path)
+    assert [item.get("from") for item in document["layers"]] == [None, "input", ["b", "a"], "a", ["c", "sum1"]]
+    analysis = analyze(load(document))
+    assert analysis.totals.params == 27  # three 3x3x1x1 weights
+    assert analysis.totals.macs == 3 * 16 * 9  # three 1x1 convolutions 3 -> 3 on 4x4
 
 
 def test_a_file_that_is_not_onnx(tmp_path):

@@ -213,3 +213,18 @@ def test_modules_that_do_not_run_are_named_with_their_parameters():
     document = import_torch(handwritten_models.WithAuxHead().eval(), (3, 8, 8), "aux", "handwritten_models")
     # the auxiliary head: 144 x 10 weights and 10 biases
     assert "not run in this pass, so not in the spec: aux (1,450 parameters)" in document["comment"]
+
+
+def test_a_graph_that_is_not_series_parallel_is_written_with_from():
+    from archcalc.importers.torch_fx import import_torch
+
+    model = handwritten_models.NotSeriesParallel().eval()
+    document = import_torch(model, (3, 8, 8), "crossed", "handwritten_models")
+    froms = {item["name"]: item.get("from") for item in document["layers"]}
+    # b reads the input, c reads a, each add joins the two tensors it adds
+    assert froms == {"a": None, "b": "input", "add": ["b", "a"], "c": "a", "add_1": ["c", "add"]}
+    analysis = analyze(resolve(document, "crossed", "crossed.json"))
+    _, params, flops = hooked_run(model, (3, 8, 8))
+    # three 1x1 convolutions 3 -> 3 with bias: 3 * 12 parameters, 3 * 64 positions * 9 MACs
+    assert analysis.totals.params == params == 36
+    assert analysis.totals.fvcore_flops == flops == 3 * 64 * 9

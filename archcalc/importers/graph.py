@@ -565,10 +565,18 @@ def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict]
     _fold_pads(graph)
     decomposer = _Decomposer(graph)
     decomposer.check_reaches_output()
-    items = decomposer.sequence(INPUT, graph.output, {n.id for n in graph.nodes})
-    _name_merges(ScopeCounts(graph.nodes), items)
     namer = _Namer()
-    layers = namer.nest(items, (), "")
+    try:
+        items = decomposer.sequence(INPUT, graph.output, {n.id for n in graph.nodes})
+    except SpecError as exc:
+        if "not series-parallel" not in exc.message or graph.nodes[-1].id != graph.output:
+            raise
+        layers = _graph_layers(graph, namer)  # DenseNet's growing concatenations: a graph spec, with `from`
+        graph.notes.append("the graph is not series-parallel: written as one sequence whose nodes name what they "
+                           "take (`from`)")
+    else:
+        _name_merges(ScopeCounts(graph.nodes), items)
+        layers = namer.nest(items, (), "")
     document: dict[str, Any] = {"name": _clean(name), "title": title, "description": f"{title}, imported from {source}",
                                 "input": list(graph.input_shape), "layers": layers}
     if graph.notes:
@@ -577,6 +585,38 @@ def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict]
         document["expect"] = expect
     _check_shapes(document, graph, namer)
     return document
+
+
+def _graph_layers(graph: Graph, namer: _Namer) -> list[dict]:
+    """Every node in one sequence, named by its module path (dots as underscores), each taking what it reads by
+    `from` where that is not the node before it; a merge of nodes is a join (`from` a list)."""
+    names: dict[str, str] = {INPUT: "input"}
+    used = {"input"}
+    layers: list[dict] = []
+    previous = INPUT
+    for node in graph.nodes:
+        base = _clean("_".join(node.path) or node.id)
+        name, k = base, 1
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        names[node.id] = name
+        if node.kind == "merge":
+            item: dict[str, Any] = {"name": name, "type": node.merge, "from": [names[i] for i in node.inputs]}
+            namer.paths[node.id] = namer.whole[node.id] = name
+        else:
+            spec = spec_layers(node.layer_op, node.where)
+            shares = namer.shares(node, name, len(spec))
+            item = {"name": name, **spec[0]} if len(spec) == 1 else {"name": name, "layers": spec}
+            if shares:
+                item["shares"] = shares
+            namer.paths[node.id] = name if len(spec) == 1 else f"{name}.{len(spec) - 1}"
+            namer.whole[node.id] = name
+            if node.inputs[0] != previous:
+                item["from"] = names[node.inputs[0]]
+        layers.append(item)
+        previous = node.id
+    return layers
 
 
 def _check_shapes(document: dict, graph: Graph, namer: _Namer) -> None:
