@@ -463,3 +463,11 @@ class WithAuxHead(nn.Module):
         if self.training:
             return self.head(x), self.aux(x)
         return self.head(x)
+
+
+class SplitWidth(nn.Module):
+    """x.chunk(2, dim=-1): halves along the width, which no layer type takes, added back together."""
+
+    def forward(self, x):
+        left, right = x.chunk(2, dim=-1)
+        return left + right

@@ -228,3 +228,12 @@ def test_a_graph_that_is_not_series_parallel_is_written_with_from():
     # three 1x1 convolutions 3 -> 3 with bias: 3 * 12 parameters, 3 * 64 positions * 9 MACs
     assert analysis.totals.params == params == 36
     assert analysis.totals.fvcore_flops == flops == 3 * 64 * 9
+
+
+def test_pieces_of_a_chunk_along_another_axis_are_measured():
+    from archcalc.importers.torch_fx import import_torch
+
+    document = import_torch(handwritten_models.SplitWidth().eval(), (2, 4, 6), "halves", "handwritten_models")
+    pieces = [i for i in spec_items(document["layers"]) if i.get("type") == "measured"]
+    assert [(i["op"], i["at"], i["output"]) for i in pieces] == [("chunk", [2, 4, 6], [2, 4, 3])] * 2
+    assert analyze(resolve(document, "halves", "halves.json")).output_shape == (2, 4, 3)

@@ -269,8 +269,9 @@ class _Reader:
         attrs = self.arguments(n, name)
         dim = attrs.get("dim", attrs["args"][1] if len(attrs["args"]) > 1 else 0)
         rank = self.values[inputs[0]].dim()
-        if not isinstance(dim, int) or dim % rank != 1:
-            return  # along another axis: a piece taken from it is an op without a layer type
+        if not isinstance(dim, int) or dim % rank != 1:  # along another axis: each piece an op without a layer type
+            self.pieces[n] = _Piece(inputs[0], [], name)
+            return
         ranges, start = [], 0
         for piece in value:
             ranges.append((start, start + int(piece.shape[1])))
@@ -280,12 +281,13 @@ class _Reader:
     def piece(self, n, index: int, scope: tuple[str, ...], where_module: str) -> None:
         """One piece of a chunk or split: a `slice` of the channels of what was split."""
         split = self.pieces[n.args[0]]
-        start, stop = split.ranges[index]
         value = self.values[n]
         shape = tuple(int(d) for d in value.shape[1:])
         name = f"{split.name}_{index}"
         where = f"{n.name} ({split.name} piece {index}, in {where_module})"
-        op = Op("call", split.name, {"start": start, "stop": stop}, self.shape_of(split.source), shape)
+        # a range of channels is a slice; a piece along another axis is measured (archcalc has no type for it)
+        attrs = {"start": split.ranges[index][0], "stop": split.ranges[index][1]} if split.ranges else {"index": index}
+        op = Op("call", split.name, attrs, self.shape_of(split.source), shape)
         self.add(n, Node(n.name, "layer", (self.ids[split.source],), scope, (*scope, name), where, shape, op=op))
 
     def data_inputs(self, n) -> list:
