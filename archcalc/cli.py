@@ -659,17 +659,21 @@ def _claim_record(result) -> dict:
 @input_option
 @click.option("--kwargs", "kwargs_text", metavar="JSON", help="torch: keyword arguments of the callable, a JSON object.")
 @click.option("-o", "--out", metavar="FILE", help="Write the spec to FILE (default: print it).")
-def import_command(kind: str, source: str, dims: tuple[int, ...] | None, kwargs_text: str | None, out: str | None) -> None:
+@click.option("--strict", is_flag=True, help="torch: stop at an op archcalc has no layer type for instead of measuring it.")
+def import_command(kind: str, source: str, dims: tuple[int, ...] | None, kwargs_text: str | None, out: str | None,
+                   strict: bool) -> None:
     """A spec from a torch callable (MODULE:CALLABLE or FILE.py:CALLABLE) or an ONNX file.
 
     The graph becomes sequences and add/concat/mul branches grouped by module path; `expect` records
-    the parameters (and fvcore's total) measured on the model. An op archcalc has no layer type for,
-    or a graph that is not series-parallel, stops the import with one line naming the node.
+    the parameters (and fvcore's total) measured on the model. An op archcalc has no layer type for
+    becomes a `measured` row (its output shape, parameters and FlopCounterMode's MACs at this input;
+    with --strict, and for ONNX, it stops the import); a graph that is not series-parallel stops it
+    with one line naming the node.
     """
     from .importers.commands import import_document, write_document
     from .importers.loading import parse_kwargs
 
-    document = import_document(kind, source, dims, parse_kwargs(kwargs_text))
+    document = import_document(kind, source, dims, parse_kwargs(kwargs_text), strict)
     text = write_document(document, out)
     if not out:
         click.echo(text, nl=False)

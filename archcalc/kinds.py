@@ -192,6 +192,12 @@ class Text(Kind):
             raise kind_error(where, "a non-empty string" if self.non_empty else self.expected, value)
         return value
 
+    def literal(self, raw: Any, where: str, owner: str = "") -> Any:
+        return raw if isinstance(raw, str) else None  # text is never an expression
+
+    def expression_schema(self) -> dict:
+        return self.schema()  # no string stands for an expression
+
     def schema(self) -> dict:
         return {"type": "string", **({"minLength": 1} if self.non_empty else {})}
 

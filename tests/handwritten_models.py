@@ -337,3 +337,137 @@ class NormOverTheImage(nn.Module):
 
     def forward(self, x):
         return self.norm(self.conv(x))
+
+
+@torch.fx.wrap
+def stochastic_depth(x, p: float, mode: str, training: bool = True):
+    """torchvision.ops.stochastic_depth's signature: a per-sample drop in training, the identity at inference."""
+    if not training or p == 0.0:
+        return x
+    keep = torch.empty([x.shape[0]] + [1] * (x.ndim - 1)).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth as a module: its class name and `p` are what the import reads."""
+
+    def __init__(self, p: float, mode: str = "row"):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        return stochastic_depth(x, self.p, self.mode, self.training)
+
+
+class DropPathBlocks(nn.Module):
+    """Two residual blocks whose branches end in stochastic depth: as a module, then as the function."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(4, 4, 3, padding=1)
+        self.drop1 = StochasticDepth(0.1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        x = x + self.drop1(self.conv1(x))
+        return x + stochastic_depth(self.conv2(x), 0.2, "row", self.training)
+
+
+def channel_shuffle(x, groups: int):
+    """ShuffleNet's shuffle as torchvision writes it: view, transpose, contiguous, view."""
+    batch, channels, height, width = x.size()
+    x = x.view(batch, groups, channels // groups, height, width)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(batch, -1, height, width)
+
+
+class ShuffleUnit(nn.Module):
+    """A ShuffleNet v2 unit: half the channels pass, the other half go through a branch, then a shuffle;
+    it returns a tuple (the prediction first) as detection-style heads do."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        half = channels // 2
+        self.branch = nn.Sequential(nn.Conv2d(half, half, 1), nn.ReLU(), nn.Conv2d(half, half, 3, padding=1, groups=half))
+
+    def forward(self, x):
+        x1, x2 = x.chunk(2, dim=1)
+        out = channel_shuffle(torch.cat((x1, self.branch(x2)), dim=1), 2)
+        return out, x1
+
+
+class TokenMixer(nn.Module):
+    """Permutes, transposes and flattens over axes: an image to tokens and back, as an MLP-Mixer writes it."""
+
+    def __init__(self, channels: int = 4, tokens: int = 48):
+        super().__init__()
+        self.mix = nn.Linear(tokens, tokens)
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        t = x.flatten(2)                   # C x L
+        t = self.mix(t).transpose(1, 2)    # L x C
+        t = self.norm(t)
+        return t.permute(0, 2, 1).reshape(n, c, h, w)
+
+
+class TinyViT(nn.Module):
+    """A Vision Transformer as torchvision writes one: patches by a strided conv, reshape and permute to tokens,
+    a class token concatenated, a position embedding added, nn.MultiheadAttention, the class token read out."""
+
+    def __init__(self, dim: int = 8, heads: int = 2, patch: int = 4, image: int = 8, classes: int = 3):
+        super().__init__()
+        self.dim = dim
+        self.conv_proj = nn.Conv2d(3, dim, patch, stride=patch)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embedding = nn.Parameter(torch.zeros(1, (image // patch) ** 2 + 1, dim))
+        self.ln = nn.LayerNorm(dim)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        n = x.shape[0]
+        x = self.conv_proj(x).reshape(n, self.dim, -1).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1) + self.pos_embedding
+        y = self.ln(x)
+        y, _ = self.attention(y, y, y, need_weights=False)
+        return self.head((x + y)[:, 0])
+
+
+class ChannelMixEinsum(nn.Module):
+    """A convolution, then channels mixed by torch.einsum with a weight of the module's: an op archcalc has no
+    layer type for."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.mix = nn.Parameter(torch.randn(5, 4))
+
+    def forward(self, x):
+        return torch.einsum("bchw,dc->bdhw", self.conv(x), self.mix)
+
+
+class WithAuxHead(nn.Module):
+    """An auxiliary classifier that runs in training only, as Inception v3's: its parameters are the model's,
+    but no op of an inference pass uses them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.aux = nn.Sequential(nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.training:
+            return self.head(x), self.aux(x)
+        return self.head(x)
+
+
+class SplitWidth(nn.Module):
+    """x.chunk(2, dim=-1): halves along the width, which no layer type takes, added back together."""
+
+    def forward(self, x):
+        left, right = x.chunk(2, dim=-1)
+        return left + right

@@ -316,10 +316,10 @@ BROKEN = {
         [helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], name="/norm/LayerNormalization", axis=1)],
         [weight("g", 6, 4, 4), weight("b", 6, 4, 4)], 17,
         r"ONNX node /norm/LayerNormalization \(LayerNormalization\): ONNX op LayerNormalization with these attributes"),
-    "a transpose not undone": (
-        [helper.make_node("Transpose", ["x"], ["t"], name="/head/Transpose", perm=[0, 2, 3, 1]),
+    "a transpose of the batch axis": (
+        [helper.make_node("Transpose", ["x"], ["t"], name="/head/Transpose", perm=[1, 0, 2, 3]),
          helper.make_node("Relu", ["t"], ["y"], name="/head/Relu")], [], 17,
-        r"ONNX node /head/Transpose \(Transpose\): permute \[0, 2, 3, 1\] has no archcalc layer type"),
+        r"ONNX node /head/Transpose \(Transpose\): permute \[1, 0, 2, 3\] moves the batch axis"),
     "a group norm's scale per group": (
         [helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], name="/gn/GroupNormalization", num_groups=2)],
         [weight("s", 2), weight("b", 2)], 18,
@@ -338,16 +338,19 @@ def test_a_broken_variant_of_a_recognised_sequence_names_the_node(case, tmp_path
     assert "\n" not in str(caught.value)
 
 
-def test_not_series_parallel_names_the_node(tmp_path):
+def test_not_series_parallel_is_a_graph_spec(tmp_path):
     # a = conv(x); b = conv(x) + a; y = conv(a) + b: the two paths from x cross
-    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], name="a", kernel_shape=[1, 1]),
-             helper.make_node("Conv", ["x", "w"], ["b"], name="b", kernel_shape=[1, 1]),
+    nodes = [helper.make_node("Conv", ["x", "wa"], ["a"], name="a", kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["x", "wb"], ["b"], name="b", kernel_shape=[1, 1]),
              helper.make_node("Add", ["b", "a"], ["s"], name="sum1"),
-             helper.make_node("Conv", ["a", "w"], ["c"], name="c", kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["a", "wc"], ["c"], name="c", kernel_shape=[1, 1]),
              helper.make_node("Add", ["c", "s"], ["y"], name="sum2")]
-    path = save(tmp_path, nodes, [weight("w", 3, 3, 1, 1)], (3, 4, 4))
-    with pytest.raises(SpecError, match="not series-parallel"):
-        import_onnx(path)
+    path = save(tmp_path, nodes, [weight(w, 3, 3, 1, 1) for w in ("wa", "wb", "wc")], (3, 4, 4))
+    document = import_onnx(path)
+    assert [item.get("from") for item in document["layers"]] == [None, "input", ["b", "a"], "a", ["c", "sum1"]]
+    analysis = analyze(load(document))
+    assert analysis.totals.params == 27  # three 3x3x1x1 weights
+    assert analysis.totals.macs == 3 * 16 * 9  # three 1x1 convolutions 3 -> 3 on 4x4
 
 
 def test_a_file_that_is_not_onnx(tmp_path):
@@ -660,10 +663,10 @@ def test_two_nodes_of_one_name_are_two_layers(tmp_path):
 
 
 def test_an_error_found_while_reading_the_nodes_names_the_file(tmp_path):
-    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="/head/Transpose", perm=[0, 2, 3, 1]),
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="/head/Transpose", perm=[1, 0, 2, 3]),
              helper.make_node("Relu", ["t"], ["y"], name="/head/Relu")]
     path = save(tmp_path, nodes, [], (6, 4, 4))
-    assert refused(path).startswith(f"{path}: ONNX node /head/Transpose (Transpose): permute [0, 2, 3, 1]")
+    assert refused(path).startswith(f"{path}: ONNX node /head/Transpose (Transpose): permute [1, 0, 2, 3]")
 
 
 # weights that do not fit the input the file declares (or the node's attributes): archcalc would count the input's

@@ -91,6 +91,7 @@ MINIMAL = {name: {"type": name, **{k: (8 if k == "out" else 1) for k, f in lt.fi
 MINIMAL["linear"] = None  # needs a flat input: tested through the flat document below
 MINIMAL["permute"] = {"type": "permute", "dims": [1, 2, 0]}  # a list: the rule above gives 1
 MINIMAL["reshape"] = {"type": "reshape", "shape": [8, 256]}
+MINIMAL["measured"] = {"type": "measured", "op": "einsum", "at": [8, 16, 16], "output": [4, 16, 16]}
 
 
 def _is_expression(kind, text: str) -> bool:

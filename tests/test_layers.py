@@ -793,3 +793,14 @@ def test_window_attention_and_patch_merging_on_a_channels_last_grid():
     assert (merge.params, merge.macs, merge.fvcore_flops) == (576, 6_144, 8_064)
     with pytest.raises(SpecError, match="window_attention needs an image CxHxW or a channels-last grid HxWxC"):
         run([{"type": "flatten", "start": 1}, {"type": "window_attention", "heads": 1, "window": 2}], [8, 4, 4])
+
+
+def test_measured_op_holds_at_its_input_only():
+    layer = {"type": "measured", "op": "InstanceNorm2d", "at": [4, 6, 6], "output": [4, 6, 6], "params": 8,
+             "macs": 144, "fvcore_flops": 576}
+    row = one(layer, [4, 6, 6])
+    # what the import measured, as written: 8 parameters, 144 MACs, fvcore's 576; a new 4x6x6 tensor
+    assert (row.output_shape, row.params, row.macs, row.fvcore_flops, row.allocated) == ((4, 6, 6), 8, 144, 576, 144)
+    assert one({**layer, "output": [144]}, [4, 6, 6]).output_shape == (144,)
+    with pytest.raises(SpecError, match="measured op InstanceNorm2d was measured on an input 4x6x6, not 4x8x8"):
+        one(layer, [4, 8, 8])

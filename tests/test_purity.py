@@ -55,7 +55,7 @@ LAYERS = (
      "archcalc.progress"),
     ("archcalc.layers",),
     ("archcalc.core",),
-    ("archcalc.render",),
+    ("archcalc.render", "archcalc.notebook"),
     ("archcalc.report", "archcalc.torch", "archcalc.importers", "archcalc.cli"),
 )
 

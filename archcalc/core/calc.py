@@ -10,7 +10,7 @@ peak live activations follow the torch builder's forward discipline (archcalc.co
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from .. import fmt
 from ..errors import SpecError, suggest
@@ -26,6 +26,9 @@ DTYPE_BYTES = training.DTYPE_BYTES
 FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
 
 Note = SizeNote  # a warning or a note about one layer (archcalc.layers.notes)
+# How a notebook shows an Analysis ("markdown", "html"): the formats sit above the calculator, so
+# archcalc.notebook fills this in when `import archcalc` loads it.
+DISPLAY: dict[str, Callable[["Analysis"], str]] = {}
 
 
 @quantities.expose
@@ -105,6 +108,18 @@ class Analysis(NamedTuple):
 
     def __hash__(self) -> int:  # unhashable, as with `__hash__ = None`: its network's meta is a mapping
         raise TypeError(f"unhashable type: {type(self).__name__!r}")
+
+    def __repr__(self) -> str:
+        """One line: the network, its input and output, the configuration and the two headline totals."""
+        t = self.totals
+        return (f"<Analysis {self.network.name}: {fmt.shape(self.input_shape)} -> {fmt.shape(self.output_shape)}, "
+                f"{t.params:,} params, {t.macs:,} MACs per image, batch {self.batch} {self.dtype}>")
+
+    def _repr_markdown_(self) -> str:
+        return DISPLAY["markdown"](self)
+
+    def _repr_html_(self) -> str:
+        return DISPLAY["html"](self)
 
     @property
     def rows(self) -> tuple[Row, ...]:

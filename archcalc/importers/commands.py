@@ -16,7 +16,8 @@ def is_import_target(target: str) -> bool:
     return target.startswith(TORCH_PREFIX) or target.lower().endswith(".onnx")
 
 
-def import_document(kind: str, source: str, dims: tuple[int, ...] | None, kwargs: dict[str, Any] | None = None) -> dict:
+def import_document(kind: str, source: str, dims: tuple[int, ...] | None, kwargs: dict[str, Any] | None = None,
+                    strict: bool = False) -> dict:
     if kind == "torch":
         if dims is None or len(dims) != 3:
             given = "" if dims is None else f" (got {fmt.shape(dims)})"
@@ -27,7 +28,7 @@ def import_document(kind: str, source: str, dims: tuple[int, ...] | None, kwargs
         with running(source):
             model = load_model(source, kwargs)
             name = source.rpartition(":")[2].split(".")[-1]
-            return import_torch(model, dims, name, source)
+            return import_torch(model, dims, name, source, strict)
     from pathlib import Path
 
     from .onnx_graph import import_onnx

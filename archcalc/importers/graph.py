@@ -276,7 +276,7 @@ TO_CHANNELS_LAST, TO_CHANNELS_FIRST = (0, 2, 3, 1), (0, 3, 1, 2)
 def fold_permutes(graph: Graph) -> None:
     """permute(0, 2, 3, 1), a chain of layers, permute(0, 3, 1, 2): the layers, on the channels-last view.
 
-    Any other permute stops the import: archcalc's layers work on (C, H, W)."""
+    Any other permute becomes a `permute` layer (archcalc.layers.layout: the layers after it see its layout)."""
     consumers = _consumers(graph)
     dropped: set[str] = set()
     for n in graph.nodes:
@@ -285,10 +285,69 @@ def fold_permutes(graph: Graph) -> None:
             if chain is not None:
                 dropped |= _fold_chain(graph, n, chain, consumers)
     graph.nodes[:] = [n for n in graph.nodes if n.id not in dropped]
+    shapes = {INPUT: graph.input_shape, **{n.id: n.shape for n in graph.nodes}}
     for n in graph.nodes:
         if n.kind == "permute":
-            raise SpecError(f"{n.where}: permute {list(n.perm)} has no archcalc layer type; a permute is read only "
-                            f"as {list(TO_CHANNELS_LAST)}, layers one after the other, {list(TO_CHANNELS_FIRST)}")
+            if n.perm[:1] != (0,):
+                raise SpecError(f"{n.where}: permute {list(n.perm)} moves the batch axis; archcalc's shapes keep it first")
+            n.kind = "layer"
+            n.op = Op("call", "permute", {"dims": [d - 1 for d in n.perm[1:]]}, shapes[n.inputs[0]] or (), n.shape)
+
+
+RESHAPES = ("view", "reshape", "Reshape")
+
+
+def lay_out(graph: Graph) -> None:
+    """Each layer's input shape laid out as the calculator will read it (archcalc.layers.layout): an image from
+    the input, what a permute makes of it, a reshape's by its rank, the rest as its input's. So a layer type
+    can tell a channels-last grid from an image (a LayerNorm over a grid's channels is Swin's, over an image's
+    width is nothing)."""
+    from ..layers import layout
+    from ..layers.simple import Permute
+
+    laid: dict[str, Shape] = {INPUT: layout.laid(layout.layout_of(graph.input_shape), graph.input_shape)}
+    for n in graph.nodes:
+        source = laid.get(n.inputs[0]) if n.inputs else None
+        if n.kind == "layer" and source is not None and tuple(source) == tuple(n.layer_op.input):
+            n.op = replace(n.layer_op, input=source)
+        if n.shape is None or source is None:
+            continue
+        before = layout.layout_of(source)
+        if n.kind == "layer" and n.layer_op.target in ("permute", "AxesPermute"):  # a call, or archcalc's module
+            after = Permute.layout_after(source, tuple(n.layer_op.attrs["dims"]))
+        elif n.kind == "layer" and n.layer_op.target in RESHAPES + ("flatten", "Flatten", "AxesReshape"):
+            after = layout.layout_of(tuple(n.shape))
+        else:
+            after = before if len(source) == len(n.shape) else layout.layout_of(tuple(n.shape))
+        laid[n.id] = layout.laid(after, n.shape)
+
+
+def fold_channel_shuffles(graph: Graph) -> None:
+    """A view to (g, C/g, H, W), a transpose of those two axes and a view back to (C, H, W) (torchvision's
+    channel_shuffle, ShuffleNet's): one `channel_shuffle` of `g` groups, named after it in the module it ran in."""
+    consumers = _consumers(graph)
+    dropped: set[str] = set()
+    for n in graph.nodes:
+        if n.kind != "layer" or n.layer_op.target not in RESHAPES or n.shape is None or len(n.shape) != 4:
+            continue
+        image = n.layer_op.input
+        if len(image) != 3 or n.shape[0] * n.shape[1] != image[0] or tuple(n.shape[2:]) != tuple(image[1:]):
+            continue
+        swap = _only_user(n, consumers)
+        back = _only_user(swap, consumers) if swap is not None else None
+        if (swap is None or swap.kind != "permute" or swap.perm != (0, 2, 1, 3, 4) or back is None
+                or back.kind != "layer" or back.layer_op.target not in RESHAPES or tuple(back.shape or ()) != tuple(image)):
+            continue
+        back.op = Op("call", "channel_shuffle", {"groups": n.shape[0]}, image, image)
+        back.inputs, back.path = n.inputs, (*back.scope, "channel_shuffle")
+        back.where = f"{back.path[-1]} (view, transpose, view, in {'.'.join(back.scope) or 'the top-level module'})"
+        dropped |= {n.id, swap.id}
+    graph.nodes[:] = [n for n in graph.nodes if n.id not in dropped]
+
+
+def _only_user(node: Node, consumers: dict[str, list[Node]]) -> Node | None:
+    users = consumers.get(node.id, [])
+    return users[0] if len(users) == 1 else None
 
 
 def _consumers(graph: Graph) -> dict[str, list[Node]]:
@@ -506,10 +565,18 @@ def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict]
     _fold_pads(graph)
     decomposer = _Decomposer(graph)
     decomposer.check_reaches_output()
-    items = decomposer.sequence(INPUT, graph.output, {n.id for n in graph.nodes})
-    _name_merges(ScopeCounts(graph.nodes), items)
     namer = _Namer()
-    layers = namer.nest(items, (), "")
+    try:
+        items = decomposer.sequence(INPUT, graph.output, {n.id for n in graph.nodes})
+    except SpecError as exc:
+        if "not series-parallel" not in exc.message or graph.nodes[-1].id != graph.output:
+            raise
+        layers = _graph_layers(graph, namer)  # DenseNet's growing concatenations: a graph spec, with `from`
+        graph.notes.append("the graph is not series-parallel: written as one sequence whose nodes name what they "
+                           "take (`from`)")
+    else:
+        _name_merges(ScopeCounts(graph.nodes), items)
+        layers = namer.nest(items, (), "")
     document: dict[str, Any] = {"name": _clean(name), "title": title, "description": f"{title}, imported from {source}",
                                 "input": list(graph.input_shape), "layers": layers}
     if graph.notes:
@@ -518,6 +585,38 @@ def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict]
         document["expect"] = expect
     _check_shapes(document, graph, namer)
     return document
+
+
+def _graph_layers(graph: Graph, namer: _Namer) -> list[dict]:
+    """Every node in one sequence, named by its module path (dots as underscores), each taking what it reads by
+    `from` where that is not the node before it; a merge of nodes is a join (`from` a list)."""
+    names: dict[str, str] = {INPUT: "input"}
+    used = {"input"}
+    layers: list[dict] = []
+    previous = INPUT
+    for node in graph.nodes:
+        base = _clean("_".join(node.path) or node.id)
+        name, k = base, 1
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        names[node.id] = name
+        if node.kind == "merge":
+            item: dict[str, Any] = {"name": name, "type": node.merge, "from": [names[i] for i in node.inputs]}
+            namer.paths[node.id] = namer.whole[node.id] = name
+        else:
+            spec = spec_layers(node.layer_op, node.where)
+            shares = namer.shares(node, name, len(spec))
+            item = {"name": name, **spec[0]} if len(spec) == 1 else {"name": name, "layers": spec}
+            if shares:
+                item["shares"] = shares
+            namer.paths[node.id] = name if len(spec) == 1 else f"{name}.{len(spec) - 1}"
+            namer.whole[node.id] = name
+            if node.inputs[0] != previous:
+                item["from"] = names[node.inputs[0]]
+        layers.append(item)
+        previous = node.id
+    return layers
 
 
 def _check_shapes(document: dict, graph: Graph, namer: _Namer) -> None:

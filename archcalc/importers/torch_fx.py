@@ -6,13 +6,24 @@ so functional calls, `+`, `torch.cat` and `*` in `forward` become ops of the gra
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 from .. import fmt
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
-from .graph import INPUT, MERGE_KINDS, Graph, Node, Op, fold_permutes, to_spec
+from .graph import (
+    INPUT,
+    MERGE_KINDS,
+    Graph,
+    Node,
+    Op,
+    fold_channel_shuffles,
+    fold_permutes,
+    lay_out,
+    spec_layers,
+    to_spec,
+)
 
 PASS_THROUGH = {"contiguous", "clone", "detach"}
 PAD_MODULES = ("ZeroPad2d", "ConstantPad2d")
@@ -51,7 +62,8 @@ class _ModuleAttrs(Mapping):
         return 0
 
 
-def trace_graph(model, input_shape: Shape) -> tuple[Graph, Any]:
+def trace_graph(model, input_shape: Shape, strict: bool = False, fvcore_counts: Mapping[str, int] | None = None
+                ) -> tuple[Graph, Any]:
     """The graph of `model` (in eval mode) on one image of `input_shape`, and that input."""
     torch = require_torch()
     fx = torch.fx
@@ -91,7 +103,14 @@ def trace_graph(model, input_shape: Shape) -> tuple[Graph, Any]:
     except Exception as exc:
         raise SpecError(f"the model fails on one image of {fmt.shape(input_shape)}: {type(exc).__name__}: "
                         f"{' '.join(str(exc).split())[:300]}") from None
-    return _Reader(torch, module, values, input_shape).graph(), x
+    reader = _Reader(torch, module, values, input_shape)
+    reader.strict, reader.root = strict, model
+    if fvcore_counts is None and not strict and device.type != "meta":
+        from ..torch.record import record
+
+        fvcore_counts = record(model, x).flops
+    reader.fvcore_counts = dict(fvcore_counts or {})
+    return reader.graph(), x
 
 
 def _check_memory(module, input_shape: Shape) -> None:
@@ -104,9 +123,28 @@ def _check_memory(module, input_shape: Shape) -> None:
                      f"{'the input' if needed is None else 'activations'} of one image of {fmt.shape(input_shape)}")
 
 
+class _Piece(NamedTuple):
+    """What x.chunk(k, dim=1) / x.split(...) returns, before one of its pieces is taken: the channel ranges."""
+
+    source: Any  # the fx node split
+    ranges: list[tuple[int, int]]
+    name: str
+
+
+SPLITS = ("chunk", "split", "tensor_split")
+
+
 class _Reader:
     def __init__(self, torch, module, values: dict, input_shape: Shape):
         self.torch, self.module, self.values = torch, module, values
+        self.pieces: dict[Any, _Piece] = {}  # fx node of a chunk or split -> its pieces
+        self.tuples: set[Any] = set()  # module calls that returned a tuple, read as its first value
+        self.fx_nodes: dict[str, Any] = {}  # graph node id -> its fx node
+        self.assigned: set[int] = set()  # parameters a measured op holds
+        self.strict = False
+        self.root = module  # the model itself, whose every submodule the traced module may not hold
+        self.fvcore_counts: dict[str, int] = {}  # fvcore's count per module path, for measured modules
+        self.notes: list[str] = []
         self.ids: dict[Any, str] = {}  # fx node -> graph node id (or the id of what it passes through)
         self.nodes: list[Node] = []
         self.input_shape = input_shape
@@ -123,15 +161,134 @@ class _Reader:
                     raise SpecError(f"{n.name}: the model takes more than one input; archcalc needs one image input")
                 self.ids[n] = INPUT
             elif n.op == "output":
-                output = n.args[0]
+                output = self.prediction(n.args[0])
             elif n.op != "get_attr":
                 self.node(n)
         if not hasattr(output, "op") or output not in self.ids:
             raise SpecError("the model's output is not one tensor computed from its input (archcalc needs one output)")
-        graph = Graph(self.nodes, self.input_shape, self.ids[output])
+        graph = Graph(self.nodes, self.input_shape, self.ids[output], self.notes)
+        fold_channel_shuffles(graph)
         fold_permutes(graph)
+        lay_out(graph)
+        if not self.strict:
+            self.measure_unknown(graph)
+        self.note_idle_modules(graph)
         _name_lone_calls(graph)
         return graph
+
+    def measure_unknown(self, graph: Graph) -> None:
+        """Each op no layer type takes becomes a `measured` row: its traced output shape, its own parameters,
+        the MACs FlopCounterMode counts for it on the values it got (half the FLOPs), said in the spec's comment."""
+        used = {t for node in graph.nodes for t in node.tensors}
+        measured = []
+        for node in graph.nodes:
+            if node.kind != "layer" or node.id not in self.fx_nodes or _has_type(node):
+                continue
+            n = self.fx_nodes[node.id]
+            params, fvcore = self.own_parameters(n, node, used)
+            op = node.layer_op
+            attrs = {"op": op.target, "at": list(op.input), "output": list(node.shape or ()), "params": params,
+                     "macs": self.counted_macs(n), "fvcore_flops": fvcore}
+            node.op = Op("call", "<measured>", attrs, op.input, node.shape)
+            node.tensors = ()
+            measured.append(op.target)
+        if measured:
+            names = ", ".join(dict.fromkeys(measured))
+            ops = "1 op" if len(measured) == 1 else f"{len(measured)} ops"
+            self.notes.append(f"{ops} archcalc has no layer type for ({names}) measured at {fmt.shape(self.input_shape)} "
+                              "(FlopCounterMode): the spec holds at that input only")
+
+    def note_idle_modules(self, graph: Graph) -> None:
+        """Modules whose parameters no op of this pass used (Inception v3's auxiliary head in eval mode): named
+        in the spec's comment with their parameters, which `model.parameters()` counts and the spec does not."""
+        used = {t for node in graph.nodes for t in node.tensors} | self.assigned
+        idle: list[tuple[str, int]] = []
+        for name, module in self.root.named_modules():
+            params = list(module.parameters())
+            if not name or not params or any(id(p) in used for p in params):
+                continue
+            if not any(name.startswith(f"{outer}.") for outer, _ in idle):
+                idle.append((name, sum(p.numel() for p in params)))
+        if idle:
+            listed = ", ".join(f"{name} ({count:,} parameters)" for name, count in idle[:8])
+            self.notes.append(f"not run in this pass, so not in the spec: {listed}")
+
+    def own_parameters(self, n, node: Node, used: set[int]) -> tuple[int, int | None]:
+        """A module's parameters (and fvcore's count of it); a function's: the model's tensors it takes, and those
+        of the module it ran in that no other op uses."""
+        torch = self.torch
+        if n.op == "call_module":
+            module = self.module.get_submodule(n.target)
+            self.assigned |= {id(p) for p in module.parameters()}
+            return sum(p.numel() for p in module.parameters()), self.fvcore_counts.get(n.target)
+        taken = {id(t): t for t in self.constants(n) if id(t) in self.weights_of_model and isinstance(t, torch.nn.Parameter)}
+        scope = _submodule(self.root, node.scope)
+        if scope is not None and scope is not self.root:
+            for p in scope.parameters():
+                if id(p) not in used and id(p) not in self.assigned:
+                    taken.setdefault(id(p), p)
+        self.assigned |= set(taken)
+        return sum(t.numel() for t in taken.values()), None
+
+    def counted_macs(self, n) -> int:
+        """Half of what torch's FlopCounterMode counts for the call, run again on the values it got."""
+        torch = self.torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        def value(a):
+            return _attr(self.module, a.target) if a.op == "get_attr" else self.values.get(a)
+
+        args = torch.fx.node.map_arg(n.args, value)
+        kwargs = torch.fx.node.map_arg(n.kwargs, value)
+        counter = FlopCounterMode(display=False)
+        try:
+            with torch.no_grad(), counter:
+                if n.op == "call_module":
+                    self.module.get_submodule(n.target)(*args, **kwargs)
+                elif n.op == "call_method":
+                    getattr(args[0], n.target)(*args[1:], **kwargs)
+                else:
+                    n.target(*args, **kwargs)
+        except Exception as exc:  # the user's op, run again on the values it got
+            raise SpecError(f"{n.name}: measuring it again raised {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:200]}") from None
+        return counter.get_total_flops() // 2
+
+    def prediction(self, output):
+        """The model's output; of a tuple or list, the first tensor computed from the input (the prediction),
+        said in the spec's comment."""
+        if isinstance(output, (tuple, list)):
+            data = [o for o in output if hasattr(o, "op") and o in self.ids]
+            if data:
+                self.notes.append(f"the model returns {len(output)} values; the first, the prediction, is analysed")
+                return data[0]
+        return output
+
+    def split(self, n, name: str, value, inputs: list) -> None:
+        """x.chunk(k, dim=1), x.split(size, 1): the channel range of each piece, for the getitems that take them."""
+        attrs = self.arguments(n, name)
+        dim = attrs.get("dim", attrs["args"][1] if len(attrs["args"]) > 1 else 0)
+        rank = self.values[inputs[0]].dim()
+        if not isinstance(dim, int) or dim % rank != 1:  # along another axis: each piece an op without a layer type
+            self.pieces[n] = _Piece(inputs[0], [], name)
+            return
+        ranges, start = [], 0
+        for piece in value:
+            ranges.append((start, start + int(piece.shape[1])))
+            start += int(piece.shape[1])
+        self.pieces[n] = _Piece(inputs[0], ranges, name)
+
+    def piece(self, n, index: int, scope: tuple[str, ...], where_module: str) -> None:
+        """One piece of a chunk or split: a `slice` of the channels of what was split."""
+        split = self.pieces[n.args[0]]
+        value = self.values[n]
+        shape = tuple(int(d) for d in value.shape[1:])
+        name = f"{split.name}_{index}"
+        where = f"{n.name} ({split.name} piece {index}, in {where_module})"
+        # a range of channels is a slice; a piece along another axis is measured (archcalc has no type for it)
+        attrs = {"start": split.ranges[index][0], "stop": split.ranges[index][1]} if split.ranges else {"index": index}
+        op = Op("call", split.name, attrs, self.shape_of(split.source), shape)
+        self.add(n, Node(n.name, "layer", (self.ids[split.source],), scope, (*scope, name), where, shape, op=op))
 
     def data_inputs(self, n) -> list:
         found = []
@@ -153,16 +310,29 @@ class _Reader:
     def node(self, n) -> None:
         inputs = self.data_inputs(n)
         value = self.values.get(n)
-        if not inputs or not isinstance(value, self.torch.Tensor):
-            return  # a constant, or sizes and other metadata read off a tensor
         stack = n.meta.get("nn_module_stack") or {}
         scope = tuple(list(stack)[-1].split(".")) if stack else ()
         if scope == ("",):
             scope = ()
         where_module = ".".join(scope) or "the top-level module"
+        called = getattr(n.target, "__name__", str(n.target)) if n.op != "call_module" else ""
+        if called in SPLITS and inputs and isinstance(value, (tuple, list)):
+            self.split(n, called, value, inputs)
+            return
+        if called == "getitem" and n.args and n.args[0] in self.pieces and isinstance(n.args[1], int):
+            self.piece(n, n.args[1], scope, where_module)
+            return
+        if called == "getitem" and n.args and n.args[0] in self.tuples and n.args[1] == 0:
+            self.ids[n] = self.ids[n.args[0]]  # (output, weights) of an attention module: its output
+            return
+        if n.op == "call_module" and inputs and isinstance(value, tuple) and value and isinstance(value[0], self.torch.Tensor):
+            self.tuples.add(n)  # nn.MultiheadAttention returns (output, weights or None)
+            value = self.values[n] = value[0]
+        if not inputs or not isinstance(value, self.torch.Tensor):
+            return  # a constant, or sizes and other metadata read off a tensor
         shape = tuple(int(d) for d in value.shape[1:])
         input_shape = self.shape_of(inputs[0])
-        ids = tuple(self.ids[i] for i in inputs)
+        ids = tuple(dict.fromkeys(self.ids[i] for i in inputs))  # attention(x, x, x) reads one tensor
         if n.op == "call_module":
             module = self.module.get_submodule(n.target)
             kind = type(module).__name__
@@ -182,7 +352,7 @@ class _Reader:
             return
         name = getattr(n.target, "__name__", str(n.target)) if n.op == "call_function" else str(n.target)
         where = f"{n.name} ({name}, in {where_module})"
-        path = (*scope, n.name)
+        path = (*scope, _op_name(name))  # torch.fx numbers calls across the model (add_17): the op alone
         if name in PASS_THROUGH and len(ids) == 1:
             self.ids[n] = ids[0]
             return
@@ -198,6 +368,10 @@ class _Reader:
         if name == "permute" and len(ids) == 1:
             self.add(n, Node(n.name, "permute", ids, scope, path, where, shape, perm=_dims(attrs, len(input_shape) + 1)))
             return
+        if name == "transpose" and len(ids) == 1:
+            self.add(n, Node(n.name, "permute", ids, scope, path, where, shape,
+                             perm=_swapped(attrs, len(input_shape) + 1)))
+            return
         if name == "pad":
             pad = attrs.get("pad")
             self.add(n, self.pad(n, ids, path, where, shape, list(pad or ()), attrs.get("value") or 0.0,
@@ -209,6 +383,7 @@ class _Reader:
         self.add(n, Node(n.name, "layer", ids, scope, path, where, shape, op=op, tensors=tensors))
 
     def add(self, n, node: Node) -> None:
+        self.fx_nodes[node.id] = n
         self.nodes.append(node)
         self.ids[n] = node.id
 
@@ -279,12 +454,43 @@ def _name_lone_calls(graph: Graph) -> None:
             n.path = n.scope
 
 
+def _op_name(name: str) -> str:
+    """A call's name in the spec: the function or method (`add`, `cat`), in-place or private marks dropped."""
+    return name.strip("_") or "op"
+
+
+def _submodule(root, scope: tuple[str, ...]):
+    """The module at `scope` of the model itself (the traced module holds only the ones it calls); None if none."""
+    try:
+        return root.get_submodule(".".join(scope)) if scope else None
+    except AttributeError:
+        return None
+
+
+def _has_type(node: Node) -> bool:
+    """Whether a layer type takes the node's op (a merge, a pad, a permute are the graph's own)."""
+    try:
+        spec_layers(node.layer_op, node.where)
+    except SpecError:
+        return False
+    return True
+
+
 def _dims(attrs: dict, rank: int) -> tuple[int, ...]:
     """The order of x.permute(0, 2, 3, 1), x.permute([0, 2, 3, 1]) or torch.permute(x, dims), batch axis included."""
     dims: Sequence[Any] = attrs.get("dims") or attrs.get("args") or ()
     if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
         dims = dims[0]
     return tuple(int(d) % rank if isinstance(d, int) else -1 for d in dims)
+
+
+def _swapped(attrs: dict, rank: int) -> tuple[int, ...]:
+    """x.transpose(a, b) as the order of a permute, batch axis included."""
+    args: Sequence[Any] = attrs.get("args") or ()
+    a, b = attrs.get("dim0", args[0] if args else 0), attrs.get("dim1", args[1] if len(args) > 1 else 1)
+    order = list(range(rank))
+    order[a % rank], order[b % rank] = order[b % rank], order[a % rank]
+    return tuple(order)
 
 
 def _attr(module, target: str):
@@ -300,9 +506,10 @@ def measure(model, x) -> tuple[int, int]:
     return parameter_count(model), record(model, x).flops[""]
 
 
-def import_torch(model, input_shape: Shape, name: str, source: str) -> dict:
-    """The spec document of `model`, with the parameters and fvcore total it measured in `expect`."""
-    graph, x = trace_graph(model, input_shape)
+def import_torch(model, input_shape: Shape, name: str, source: str, strict: bool = False) -> dict:
+    """The spec document of `model`, with the parameters and fvcore total it measured in `expect`; `strict`:
+    an op no layer type takes stops the import instead of being measured."""
+    graph, x = trace_graph(model, input_shape, strict)
     params, flops = measure(model, x)
     where = f"imported from {source} at {fmt.shape(input_shape)}"
     expect = [{"what": "params", "value": params, "source": where},

@@ -73,6 +73,7 @@ class ChannelShuffle(LayerType):
         return torch_nn().ChannelShuffle(a["groups"])
 
     torch_modules = ("ChannelShuffle",)
+    torch_functions = ("channel_shuffle",)  # torch.channel_shuffle; the importers' fold of view, transpose, view
 
     def import_fields(self, op: Any) -> dict | None:
         groups = op.attrs.get("groups")
@@ -113,6 +114,7 @@ class ChannelSlice(LayerType):
         return _torch_classes()[0](a["start"], a["stop"])
 
     torch_modules = ("ChannelSlice",)
+    torch_functions = ("chunk", "split", "tensor_split")  # one piece, taken by x.chunk(2, dim=1)[i] and the like
 
     def import_fields(self, op: Any) -> dict | None:
         start, stop = op.attrs.get("start"), op.attrs.get("stop")

@@ -147,6 +147,12 @@ class StochasticDepth(_Elementwise):
     fields = {"p": Field(Number(minimum=0, maximum=1), 0.0, "probability of dropping the branch, in [0, 1]")}
     torch_class = "Identity"
     kind = "regularisation"
+    torch_modules = ("StochasticDepth",)  # torchvision.ops.StochasticDepth
+    torch_functions = ("stochastic_depth",)  # torchvision.ops.stochastic_depth(input, p, mode, training)
+
+    def import_fields(self, op: Any) -> dict | None:
+        p = op.attrs.get("p", op.attrs.get("args", (None,))[0] if op.attrs.get("args") else None)
+        return {"p": float(p)} if isinstance(p, (int, float)) and not isinstance(p, bool) else {}
 
 
 @register
@@ -198,8 +204,12 @@ class Flatten(LayerType):
                 return None
             fields = {"start": start - 1, "end": end - 1 if end > 0 else end}
             return {k: v for k, v in fields.items() if v != {"start": 0, "end": -1}[k]}
-        if op.target == "flatten" and op.origin != "onnx":
-            return {} if op.attrs.get("start_dim", 0) == 1 and op.attrs.get("end_dim", -1) == -1 else None
+        if op.target == "flatten" and op.origin != "onnx":  # torch.flatten(x, start_dim, end_dim)
+            start, end = op.attrs.get("start_dim", 0), op.attrs.get("end_dim", -1)
+            if not isinstance(start, int) or not isinstance(end, int) or start % (len(op.input) + 1) == 0:
+                return None  # the batch axis flattened too
+            fields = {"start": start - 1 if start > 0 else start, "end": end - 1 if end > 0 else end}
+            return {k: v for k, v in fields.items() if v != {"start": 0, "end": -1}[k]}
         if op.target == "Flatten":
             return {} if op.attrs.get("axis", 1) == 1 else None
         return {} if op.output is not None and len(op.output) == 1 else None
@@ -267,9 +277,12 @@ class Permute(LayerType):
     def torch_module(self, a: Attrs, shape: Shape):
         return _torch_classes()[0](a["dims"])
 
-    torch_modules = ("AxesPermute",)  # the module torch_module builds (permute calls are folded by the importers)
+    torch_modules = ("AxesPermute",)  # the module torch_module builds
+    torch_functions = ("permute",)  # the importers' permutes and transposes that are not a channels-last chain
 
     def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "call":
+            return {"dims": list(op.attrs["dims"])}
         return {"dims": list(op.attrs["dims"])} if op.origin == "module" else None
 
 
@@ -309,9 +322,12 @@ class Reshape(LayerType):
         return _torch_classes()[1](a["shape"])
 
     torch_modules = ("AxesReshape",)
+    torch_functions = ("view", "reshape", "flatten", "unflatten")  # asked after `flatten`, which takes a flat result
 
     def import_fields(self, op: Any) -> dict | None:
-        return {"shape": list(op.attrs["shape"])} if op.origin == "module" else None
+        if op.origin == "module":
+            return {"shape": list(op.attrs["shape"])}
+        return {"shape": list(op.output)} if op.output else None
 
 
 @functools.cache

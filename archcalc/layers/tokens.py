@@ -180,10 +180,12 @@ class MultiheadAttention(LayerType):
     def torch_module(self, a: Attrs, shape: Shape):
         return _torch_classes()[0](shape[-1], a["heads"], dropout=a["dropout"], bias=a["bias"], batch_first=True)
 
-    torch_modules = ("SelfAttention",)  # the module torch_module builds
+    torch_modules = ("SelfAttention", "MultiheadAttention")  # the module torch_module builds; torch's, batch first
 
     def import_fields(self, op: Any) -> dict | None:
         a = op.attrs
+        if not a.get("batch_first", True) or not a.get("_qkv_same_embed_dim", True):
+            return None
         return {"heads": a["num_heads"], "bias": a["in_proj_bias"] is not None, "dropout": float(a["dropout"])}
 
 
@@ -210,6 +212,14 @@ class ClassToken(LayerType):
         return _torch_classes()[1](shape[-1])
 
     torch_modules = ("ClassToken",)
+    torch_functions = ("cat",)  # torch.cat([token.expand(n, -1, -1), x], dim=1): one input is a parameter
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "module":
+            return {}
+        tokens = op.input
+        fits = len(tokens) == 2 and op.output == (tokens[0] + 1, tokens[1]) and op.attrs.get("dim") in (1, -2)
+        return {} if fits else None
 
 
 @register
@@ -231,6 +241,12 @@ class PositionEmbedding(LayerType):
         return _torch_classes()[2](*shape)
 
     torch_modules = ("PositionEmbedding",)
+    torch_functions = ("add",)  # x + self.pos_embedding, a (1, L, D) parameter
+
+    def import_fields(self, op: Any) -> dict | None:
+        if op.origin == "module":
+            return {}
+        return {} if len(op.input) == 2 and [tuple(w[-2:]) for w in op.weights] == [tuple(op.input)] else None
 
 
 @register
@@ -259,6 +275,13 @@ class SelectToken(LayerType):
         return _torch_classes()[3](a["index"])
 
     torch_modules = ("SelectToken",)
+    torch_functions = ("getitem",)  # x[:, 0]
 
     def import_fields(self, op: Any) -> dict | None:
-        return {"index": op.attrs["index"]}
+        if op.origin == "module":
+            return {"index": op.attrs["index"]}
+        key = (op.attrs.get("args") or (None,))[0]
+        whole = slice(None)
+        if len(op.input) == 2 and isinstance(key, tuple) and len(key) == 2 and key[0] == whole and isinstance(key[1], int):
+            return {"index": key[1]}
+        return None

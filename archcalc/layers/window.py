@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .. import fmt
 from ..errors import SpecError
@@ -198,6 +198,24 @@ class WindowAttention(LayerType):
         c, height, width, channels_last = channels_sizes(self.name, shape)
         return _torch_classes().WindowAttention(a, c, (height, width), channels_last, windows(a, shape))
 
+    # archcalc's own module, and torchvision's Swin attention (v1 and v2), run on a channels-last grid
+    torch_modules = ("WindowAttention", "ShiftedWindowAttention", "ShiftedWindowAttentionV2")
+
+    def import_fields(self, op: Any) -> dict | None:
+        m = op.attrs
+        own = m.get("spec_fields")
+        if own is not None:
+            return dict(own)
+        qkv, proj = m.get("qkv"), m.get("proj")
+        if qkv is None or proj is None or m.get("window_size") is None:
+            return None
+        fields = {"heads": int(m["num_heads"]), "window": [int(v) for v in m["window_size"]],
+                  "shift": [int(v) for v in m["shift_size"]], "qkv_bias": qkv.bias is not None,
+                  "proj_bias": proj.bias is not None}
+        if op.target == "ShiftedWindowAttentionV2":
+            fields.update(v2=True, mlp_hidden=int(m["cpb_mlp"][0].out_features))
+        return fields
+
     def probe_module(self, module):
         from . import probe
 
@@ -288,6 +306,14 @@ class PatchMerging(LayerType):
         c, _, _, channels_last = channels_sizes(self.name, shape)
         return _torch_classes().PatchMerging(c, not a["norm_after"], a["eps"], channels_last)
 
+    torch_modules = ("PatchMerging", "PatchMergingV2")  # archcalc's and torchvision's
+
+    def import_fields(self, op: Any) -> dict | None:
+        reduction, norm = op.attrs.get("reduction"), op.attrs.get("norm")
+        if reduction is None or norm is None or reduction.bias is not None:
+            return None
+        return {"norm_after": norm.normalized_shape[0] == reduction.out_features, "eps": float(norm.eps)}
+
     def probe_module(self, module):
         from . import probe
 
@@ -350,6 +376,7 @@ def _torch_classes():
             super().__init__()
             heads = a["heads"]
             self.size, self.w, self.heads, self.v2, self.channels_last = size, w, heads, a["v2"], channels_last
+            self.spec_fields = dict(a)  # what an import of it reads back
             self.qkv = nn.Linear(c, 3 * c, bias=a["qkv_bias"])
             self.proj = nn.Linear(c, c, bias=a["proj_bias"])
             if a["v2"]:
