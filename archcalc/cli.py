@@ -609,9 +609,13 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
 def _check_one(analysis, name: str, convention: str, out_format: str, entries: list) -> None:
     """The verdicts on one network's `expect`, added to `entries` as (verdict, line, record)."""
     from .core.calc import check_network
-    from .core.figures import NOTHING, describe
+    from .core.figures import CHANGED, NOTHING, describe, model_changed
 
     network = analysis.network
+    changed = model_changed(network.meta, network.file)
+    if changed:  # the figures below are the old model's
+        entries.append((_NOTHING_CHECKED, f"{CHANGED:<11} {one_line(name)}: {one_line(changed)}",
+                        {"network": network.name, "verdict": CHANGED, "ok": False, "reason": changed}))
     if not network.expect:  # a CI gate that checks nothing fails
         entries.append((_NOTHING_CHECKED, f"{NOTHING:<11} {one_line(name)}: the spec has no `expect`: no figure "
                                           "or budget to check", {"network": network.name, "verdict": NOTHING,
@@ -624,7 +628,8 @@ def _check_one(analysis, name: str, convention: str, out_format: str, entries: l
 
 
 class _NothingChecked:
-    """The verdict on a spec with no `expect` (archcalc.core.figures.NOTHING): a failure of its own."""
+    """The verdict on a spec with no `expect` or an imported spec whose model changed (archcalc.core.figures
+    NOTHING, CHANGED): a failure of its own, neither a figure nor a budget."""
 
     ok = False
     figure = None
@@ -670,13 +675,17 @@ def import_command(kind: str, source: str, dims: tuple[int, ...] | None, kwargs_
     with --strict, and for ONNX, it stops the import); a graph that is not series-parallel stops it
     with one line naming the node.
     """
-    from .importers.commands import import_document, write_document
+    from .importers.commands import fingerprinted, import_document, kept_budgets, write_document
     from .importers.loading import parse_kwargs
 
-    document = import_document(kind, source, dims, parse_kwargs(kwargs_text), strict)
+    document = fingerprinted(import_document(kind, source, dims, parse_kwargs(kwargs_text), strict), kind, source, dims,
+                             out)
+    document, kept = kept_budgets(document, out)
     text = write_document(document, out)
     if not out:
         click.echo(text, nl=False)
+    if kept:
+        echo_notes([one_line(f"note: kept the {len(kept)} budget(s) of the spec {out} replaced: {', '.join(kept)}")])
 
 
 @main.command()

@@ -149,3 +149,30 @@ def test_shared_weights_count_once_and_the_spec_checks(model, shape, shares, tmp
     # the spec built by archcalc ties the modules as the model does: verify agrees row by row, and with the model
     assert run(["verify", str(out), "--no-rf"]).exit_code == 0
     assert run(["verify", str(out), "--no-rf", "--model", f"{MODELS}:{model}"]).exit_code == 0
+
+
+# ---- an imported spec in CI: its model changing, its budgets kept ---------------------------------------
+
+def test_check_fails_an_imported_spec_whose_model_changed_and_a_reimport_keeps_the_budgets(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "tiny.py"
+    model.write_text("import torch.nn as nn\n\ndef net():\n    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())\n")
+    assert run(["import", "torch", "tiny.py:net", "--input", "3x16x16", "-o", "spec.json"]).exit_code == 0
+    spec = json.loads((tmp_path / "spec.json").read_text())
+    spec["expect"].append({"what": "params", "max": 1_000, "reason": "a budget of the user's"})
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert run(["check", "spec.json"]).exit_code == 0
+    # the model gains a layer: the spec's figures are the old model's, and check says so
+    model.write_text("import torch.nn as nn\n\ndef net():\n    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), "
+                     "nn.Conv2d(8, 8, 3))\n")
+    changed = run(["check", "spec.json"])
+    assert changed.exit_code == 1
+    assert changed.stdout.startswith("CHANGED") and "archcalc import torch tiny.py:net --input 3x16x16 -o spec.json" \
+        in changed.stdout
+    again = run(["import", "torch", "tiny.py:net", "--input", "3x16x16", "-o", "spec.json"])
+    assert again.exit_code == 0 and "kept the 1 budget(s)" in again.stderr
+    expect = json.loads((tmp_path / "spec.json").read_text())["expect"]
+    assert {"what": "params", "max": 1_000, "reason": "a budget of the user's"} in expect
+    budget = run(["check", "-v", "spec.json"])
+    assert budget.exit_code == 0  # 3*8*9+8 + 8*8*9+8 = 808 parameters, within the 1,000 kept
+    assert "params budget max 1,000, computed 808" in budget.stdout

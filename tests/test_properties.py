@@ -1291,4 +1291,6 @@ def test_the_generator_covers_every_layer_type():
         collect(stack.layers)
 
     draw()
-    assert sorted(set(REGISTRY) - seen) == [], RUN_SEED
+    # `measured` is what an import measured of an op archcalc cannot compute: opaque, its figures given, nothing
+    # of its own to cross-check (tests/test_importers_torch.py measures it against FlopCounterMode)
+    assert sorted(set(REGISTRY) - seen - {"measured"}) == [], RUN_SEED

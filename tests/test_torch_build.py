@@ -279,7 +279,8 @@ def test_zoo_modules_match_the_rows_by_type():
 
 
 ON_TOKENS = {"layer_norm", "multihead_attention", "class_token", "position_embedding", "select_token"}  # layer types sampled on 5 tokens of 6 features
-SAMPLE_FIELDS = {"dims": [1, 2, 0], "shape": [24, -1]}
+SAMPLE_FIELDS = {"dims": [1, 2, 0], "shape": [24, -1],
+                 "op": "Mystery", "at": [4, 6, 6], "output": [3, 5, 5]}  # a measured op, at the sample's input
 
 
 def _one_layer_spec(name: str) -> dict:

@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 from .. import fmt
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 from ..files import write_atomic
 
 TORCH_PREFIX = "torch:"
@@ -57,6 +57,43 @@ def dumps(document: dict) -> str:
         return json.dumps(value)
 
     return render(document, 0) + "\n"
+
+
+def fingerprinted(document: dict, kind: str, source: str, dims: tuple[int, ...] | None = None,
+                  out: str | None = None) -> dict:
+    """The document with the file it was imported from and that file's SHA-256 in `meta.imported_from`, so
+    that `archcalc check` can say when the model changed since (archcalc.core.figures.model_changed)."""
+    path = source if kind == "onnx" else source.rpartition(":")[0]
+    if kind == "torch" and not path.endswith(".py"):
+        return document  # a module of an installed package: no one file to compare
+    from ..core.figures import file_digest
+
+    meta = dict(document.get("meta") or {})
+    command = " ".join([f"archcalc import {kind} {source}", *([f"--input {fmt.shape(dims)}"] if dims else []),
+                        *([f"-o {out}"] if out else [])])
+    meta["imported_from"] = {"command": command, "file": path, "sha256": file_digest(path)}
+    return {**document, "meta": meta}
+
+
+def kept_budgets(document: dict, out: str | None) -> tuple[dict, list[str]]:
+    """The document with the budgets (an `expect` with `min` or `max`) of the spec at `out` it replaces, and a
+    description of each: a re-import keeps what the user added."""
+    if not out:
+        return document, []
+    try:
+        with open(out, encoding="utf-8") as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        return document, []  # no spec there (or not one archcalc can read): nothing to keep
+    budgets = [e for e in (old.get("expect") or []) if isinstance(old, dict) and isinstance(e, dict)
+               and ("min" in e or "max" in e)] if isinstance(old, dict) else []
+    if not budgets:
+        return document, []
+    present = document.get("expect") or []
+    kept = [e for e in budgets if e not in present]
+    described = [one_line(f"{e.get('what')} {'max ' + str(e['max']) if 'max' in e else ''}"
+                          f"{' min ' + str(e['min']) if 'min' in e else ''}".strip()) for e in kept]
+    return {**document, "expect": [*present, *kept]}, described
 
 
 def write_document(document: dict, out: str | None) -> str:
