@@ -7,12 +7,13 @@ import re
 import signal
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
 from . import fmt
 from .core.alloc import paused_gc
+from .core.quantities import DTYPE_BYTES
 from .errors import ArchcalcError, SpecError, UsageError, one_line
 
 if TYPE_CHECKING:
@@ -263,7 +264,7 @@ def _cut(value: str, limit: int = 40) -> str:
     return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value):,} characters)"
 
 
-DTYPES = ["fp32", "fp16", "bf16", "int8"]
+DTYPES = list(DTYPE_BYTES)
 TIMED_DTYPES = DTYPES[:3]  # what bench and verify can run a model in
 MAX_BATCH = 2**31 - 1  # as for input sizes: what torch indexes, and scaled figures stay within a float
 BATCHES = ListOf(click.IntRange(min=1, max=MAX_BATCH), "1,32,256",
@@ -562,7 +563,7 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
     from .core.calc import analyze
     from .core.spec import load_every, zoo_index
 
-    entries: list[tuple[Any, str, dict]] = []  # (verdict, line, record)
+    entries: list[_Entry] = []
     zoo = zoo_index()
 
     def analysed(target: str) -> list:
@@ -588,54 +589,57 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
         from .report.claims import results as claim_results
 
         for result in claim_results():
-            entries.append((result.verdict, describe_claim(result), _claim_record(result)))
-    failures = [line for verdict, line, _ in entries if not verdict.ok]
-    known = sum(1 for verdict, _, _ in entries if verdict.ok and verdict.figure.wrong)
-    summary = f"{len(entries)} checked: {len(entries) - len(failures) - known} ok, {known} known-wrong, {len(failures)} failed"
+            entries.append(_Entry.of(result.verdict, describe_claim(result), _claim_record(result)))
+    failures = sum(1 for e in entries if not e.ok)
+    known = sum(1 for e in entries if e.known_wrong)
+    summary = f"{len(entries)} checked: {len(entries) - failures - known} ok, {known} known-wrong, {failures} failed"
     if out_format == "json":
-        click.echo(json.dumps({"passed": len(entries) - len(failures), "failed": len(failures), "known_wrong": known,
-                               "unreadable": unreadable, "figures": [record for _, _, record in entries]}, indent=2))
+        click.echo(json.dumps({"passed": len(entries) - failures, "failed": failures, "known_wrong": known,
+                               "unreadable": unreadable, "figures": [e.record for e in entries]}, indent=2))
     else:
         from .report.lectures import cite
 
-        for _, line, _ in entries:
-            if verbose or line in failures:
-                click.echo(cite(one_line(line)))  # a spec's sources and reasons, escaped
+        for e in entries:
+            if verbose or not e.ok:
+                click.echo(cite(one_line(e.line)))  # a spec's sources and reasons, escaped
         if entries or not unreadable:  # nothing read: the error lines say it all
             click.echo(summary + (f", {len(unreadable)} not read" if unreadable else ""))
     sys.exit(2 if unreadable else 1 if failures else 0)
 
 
 def _check_one(analysis, name: str, convention: str, out_format: str, entries: list) -> None:
-    """The verdicts on one network's `expect`, added to `entries` as (verdict, line, record)."""
+    """The verdicts on one network's `expect`, added to `entries`; a failure of its own first where the spec
+    checks nothing (NOTHING) or its model changed since the import (CHANGED)."""
     from .core.calc import check_network
-    from .core.figures import CHANGED, NOTHING, describe, model_changed
+    from .core.figures import CHANGED, NOTHING, describe
+    from .importers.commands import model_changed
 
     network = analysis.network
     changed = model_changed(network.meta, network.file)
     if changed:  # the figures below are the old model's
-        entries.append((_NOTHING_CHECKED, f"{CHANGED:<11} {one_line(name)}: {one_line(changed)}",
-                        {"network": network.name, "verdict": CHANGED, "ok": False, "reason": changed}))
+        entries.append(_Entry(False, False, f"{CHANGED:<11} {one_line(name)}: {one_line(changed)}",
+                              {"network": network.name, "verdict": CHANGED, "ok": False, "reason": changed}))
     if not network.expect:  # a CI gate that checks nothing fails
-        entries.append((_NOTHING_CHECKED, f"{NOTHING:<11} {one_line(name)}: the spec has no `expect`: no figure "
-                                          "or budget to check", {"network": network.name, "verdict": NOTHING,
-                                                                  "ok": False}))
+        entries.append(_Entry(False, False, f"{NOTHING:<11} {one_line(name)}: the spec has no `expect`: no figure "
+                                            "or budget to check", {"network": network.name, "verdict": NOTHING, "ok": False}))
     if convention == "keras" and out_format == "text":
         click.echo(f"{'note':<11} {one_line(name)}: params in Keras' convention (BN moving statistics included): "
                    f"{analysis.totals.params_keras:,}")
     for checked in check_network(network, analysis):
-        entries.append((checked.verdict, describe(checked), _figure_record(checked)))
+        entries.append(_Entry.of(checked.verdict, describe(checked), _figure_record(checked)))
 
 
-class _NothingChecked:
-    """The verdict on a spec with no `expect` or an imported spec whose model changed (archcalc.core.figures
-    NOTHING, CHANGED): a failure of its own, neither a figure nor a budget."""
+class _Entry(NamedTuple):
+    """One line of `check`: whether it passes, whether it is a figure known to be wrong, the line, its JSON record."""
 
-    ok = False
-    figure = None
+    ok: bool
+    known_wrong: bool
+    line: str
+    record: dict
 
-
-_NOTHING_CHECKED = _NothingChecked()
+    @classmethod
+    def of(cls, verdict: Any, line: str, record: dict) -> "_Entry":
+        return cls(verdict.ok, verdict.ok and verdict.figure.wrong, line, record)
 
 
 def _verdict_record(verdict) -> dict:

@@ -22,7 +22,7 @@ from .alloc import paused_gc
 from .figures import Checked, judge
 from .spec import Group, Layer, Network, Node, joins, source_positions
 
-DTYPE_BYTES = training.DTYPE_BYTES
+DTYPE_BYTES = quantities.DTYPE_BYTES
 FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
 
 Note = SizeNote  # a warning or a note about one layer (archcalc.layers.notes)

@@ -259,38 +259,3 @@ def _number(value: Any) -> str:
     if value == math.inf:
         return "global"
     return fmt.value(value) if isinstance(value, (int, list)) and not isinstance(value, bool) else str(value)
-
-
-# ---- an imported spec against its model ------------------------------------------------------------
-
-def file_digest(path: str) -> str | None:
-    """The SHA-256 of a file's bytes in hex; None when it cannot be read."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
-def model_changed(meta: Any, spec_file: str) -> str | None:
-    """Why an imported spec no longer describes its model (the file it was imported from, `meta.imported_from`,
-    has other bytes now), else None. The file is found as written at the import, or beside the spec."""
-    import os
-
-    source = meta.get("imported_from") if hasattr(meta, "get") else None
-    if not isinstance(source, dict) or not isinstance(source.get("file"), str) or not source.get("sha256"):
-        return None
-    path = source["file"]
-    if not os.path.exists(path) and spec_file:
-        path = os.path.join(os.path.dirname(spec_file), os.path.basename(path))
-    now = file_digest(path)
-    if now is None:
-        return f"the model file {source['file']} it was imported from cannot be read: re-import it or drop meta.imported_from"
-    if now != source["sha256"]:
-        return f"the model file {source['file']} changed since the import: run `{source.get('command', 'archcalc import')}` again"
-    return None

@@ -26,7 +26,7 @@ from ..kinds import (
 )
 from ..layers.base import REQUIRED
 from ..layers.merge import MERGES
-from .quantities import expect_names, per_table, takes_batch, takes_dtype
+from .quantities import DTYPE_BYTES, expect_names, per_table, takes_batch, takes_dtype
 
 
 class Key(NamedTuple):
@@ -59,7 +59,7 @@ NODES = Structure(ref("nodes"), "a list", list)
 # What `what` may name, and which names take `batch`, `dtype` or no `layer`, is what the quantities'
 # declarations say (archcalc.core.quantities): the tables below are made from them.
 UNITS = ("K", "M", "G", "MB", "MiB")
-DTYPES = ("fp32", "fp16", "bf16", "int8")  # the keys of archcalc.core.calc.DTYPE_BYTES
+DTYPES = tuple(DTYPE_BYTES)
 PUBLISHED_ONLY = ("unit", "wrong", "significant", "rounding")  # how a source writes a figure: not for budgets
 
 

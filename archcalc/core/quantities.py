@@ -32,6 +32,9 @@ import functools
 import math
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence, TypeVar
 
+# Bytes per value of each dtype a memory figure can be counted in (the table, expect, --dtype, training).
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+
 Shape = tuple[int, ...]
 
 

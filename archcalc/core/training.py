@@ -16,7 +16,7 @@ from typing import Any, Iterator, NamedTuple
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY
 from . import quantities
-from .quantities import Quantity
+from .quantities import DTYPE_BYTES, Quantity
 from .spec import Group, Layer, Node, joins, source_positions
 
 # Values of optimizer state per trainable parameter, and the bytes of a step counter per parameter tensor
@@ -24,7 +24,7 @@ from .spec import Group, Layer, Node, joins, source_positions
 OPTIMIZER_SLOTS = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
 STEP_BYTES = {"adam": 4, "adamw": 4}
 MASTER_DTYPES = ("fp32",)
-FP32 = 4
+FP32 = DTYPE_BYTES["fp32"]
 
 
 class Setup(NamedTuple):
@@ -170,7 +170,6 @@ def _per_image_saved(row: Any) -> int:
 
 
 _value_bytes: list[int] = [FP32]  # the bytes per value of a `counting` block's analyses
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 
 COUNTED = (
     Quantity("backward_macs", "multiply-accumulates of the backward: the gradients of the input and of the weights",

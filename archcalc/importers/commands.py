@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from .. import fmt
@@ -66,8 +67,6 @@ def fingerprinted(document: dict, kind: str, source: str, dims: tuple[int, ...] 
     path = source if kind == "onnx" else source.rpartition(":")[0]
     if kind == "torch" and not path.endswith(".py"):
         return document  # a module of an installed package: no one file to compare
-    from ..core.figures import file_digest
-
     meta = dict(document.get("meta") or {})
     command = " ".join([f"archcalc import {kind} {source}", *([f"--input {fmt.shape(dims)}"] if dims else []),
                         *([f"-o {out}"] if out else [])])
@@ -85,14 +84,14 @@ def kept_budgets(document: dict, out: str | None) -> tuple[dict, list[str]]:
             old = json.load(f)
     except (OSError, ValueError):
         return document, []  # no spec there (or not one archcalc can read): nothing to keep
-    budgets = [e for e in (old.get("expect") or []) if isinstance(old, dict) and isinstance(e, dict)
-               and ("min" in e or "max" in e)] if isinstance(old, dict) else []
+    expect = old.get("expect") if isinstance(old, dict) else None
+    budgets = [e for e in expect if isinstance(e, dict) and ("min" in e or "max" in e)] if isinstance(expect, list) else []
     if not budgets:
         return document, []
     present = document.get("expect") or []
     kept = [e for e in budgets if e not in present]
-    described = [one_line(f"{e.get('what')} {'max ' + str(e['max']) if 'max' in e else ''}"
-                          f"{' min ' + str(e['min']) if 'min' in e else ''}".strip()) for e in kept]
+    described = [one_line(" ".join([str(e.get("what")), *(f"{bound} {e[bound]}" for bound in ("min", "max") if bound in e)]))
+                 for e in kept]
     return {**document, "expect": [*present, *kept]}, described
 
 
@@ -101,3 +100,36 @@ def write_document(document: dict, out: str | None) -> str:
     if out:
         write_atomic(out, text)
     return text
+
+
+
+def file_digest(path: str) -> str | None:
+    """The SHA-256 of a file's bytes in hex; None when it cannot be read."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def model_changed(meta: Any, spec_file: str) -> str | None:
+    """Why an imported spec no longer describes its model (the file it was imported from, `meta.imported_from`,
+    has other bytes now), else None; for `archcalc check`, without torch. The file is found as written at the
+    import, or beside the spec."""
+    source = meta.get("imported_from") if hasattr(meta, "get") else None
+    if not isinstance(source, dict) or not isinstance(source.get("file"), str) or not source.get("sha256"):
+        return None
+    path = source["file"]
+    if not os.path.exists(path) and spec_file:
+        path = os.path.join(os.path.dirname(spec_file), os.path.basename(path))
+    now = file_digest(path)
+    if now is None:
+        return f"the model file {source['file']} it was imported from cannot be read: re-import it or drop meta.imported_from"
+    if now != source["sha256"]:
+        return f"the model file {source['file']} changed since the import: run `{source.get('command', 'archcalc import')}` again"
+    return None
