@@ -1,6 +1,4 @@
 """The `archcalc` command. torch, fvcore, pandas and matplotlib load only in the commands that need them."""
-from __future__ import annotations
-
 import io
 import os
 import re
@@ -335,7 +333,7 @@ input_option = click.option("--input", "dims", type=InputShape(), default=None,
                             help="Input size instead of the spec's: CxHxW, HxW (the spec's channels) or N (NxN; N features for a flat spec).")
 
 
-def load_target(target: str, dims: tuple[int, ...] | None) -> tuple[Network, tuple[int, ...] | None]:
+def load_target(target: str, dims: tuple[int, ...] | None) -> "tuple[Network, tuple[int, ...] | None]":
     """(network, dims left to apply): a zoo name or spec file, or a model imported on the fly
     (`model.onnx`, `torch:MODULE:CALLABLE`, traced at `dims`, which it then already has)."""
     from .core.spec import load
@@ -349,7 +347,7 @@ def load_target(target: str, dims: tuple[int, ...] | None) -> tuple[Network, tup
     return network, dims
 
 
-def input_notes(network: Network, dims: tuple[int, ...] | None) -> list[str]:
+def input_notes(network: "Network", dims: tuple[int, ...] | None) -> list[str]:
     """A note when --input gives the network another number of channels than its spec's."""
     from .core.spec import looks_channels_last
 

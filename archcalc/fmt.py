@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from fractions import Fraction
 from typing import Any, Iterable, Sequence
 
 from .errors import one_line
@@ -42,7 +41,7 @@ def value(v: Any, decimals: int = 2) -> str:
         return f"{v:,}"
     if isinstance(v, (list, tuple)):
         return shape(v)
-    if isinstance(v, Fraction) and v.denominator == 1:
+    if getattr(v, "denominator", None) == 1:  # a whole Fraction
         return f"{v.numerator:,}"
     return f"{float(v):,.{decimals}f}"
 

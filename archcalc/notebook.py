@@ -6,8 +6,6 @@ compact table of the same columns with the totals under it.
 """
 from __future__ import annotations
 
-import html
-
 from .core.calc import DISPLAY, Analysis
 from .errors import one_line
 from .render import PER_IMAGE, _cells, columns, render_markdown, summary_lines
@@ -15,6 +13,8 @@ from .render import PER_IMAGE, _cells, columns, render_markdown, summary_lines
 
 def html_table(analysis: Analysis, depth: int | None = None, convention: str = "torchvision") -> str:
     """The layer table (numbers right-aligned) and the totals, as one HTML fragment with no script or style sheet."""
+    import html  # its entity table is large: loaded when a notebook asks, not by every command
+
     cols = columns()
     right = ' style="text-align:right"'
     head = "".join(f"<th{right if c.numeric else ''}>{html.escape(c.header)}</th>" for c in cols)

@@ -9,7 +9,7 @@ import pytest
 from archcalc import SpecError, analyze, load
 from archcalc.core.calc import Analysis, Row
 from archcalc.core.spec import resolve
-from archcalc.layers import REGISTRY
+from archcalc.layers import REGISTRY, LayerType
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -804,3 +804,37 @@ def test_measured_op_holds_at_its_input_only():
     assert one({**layer, "output": [144]}, [4, 6, 6]).output_shape == (144,)
     with pytest.raises(SpecError, match="measured op InstanceNorm2d was measured on an input 4x6x6, not 4x8x8"):
         one(layer, [4, 8, 8])
+
+
+# ---- the registry loads the types a CNN never reads on first use ------------------------------------
+
+_LATER_PROBE = """
+import json, sys
+import archcalc
+from archcalc.layers import REGISTRY, LayerType
+archcalc.analyze(archcalc.load("vgg16"))
+loaded_for_a_cnn = sorted(m for m in sys.modules if m.startswith("archcalc.layers.") and m.rsplit(".", 1)[1]
+                          in ("window", "tokens", "measured", "channels"))
+found = REGISTRY["window_attention"].name  # a lookup of a type not yet registered loads its module
+listed = sorted(REGISTRY)
+print(json.dumps([loaded_for_a_cnn, found, listed]))
+"""
+
+
+def test_a_cnn_table_loads_no_token_or_window_module_and_a_lookup_loads_them():
+    import json
+    import subprocess
+    import sys
+
+    from archcalc.layers import channels, measured, tokens, window
+
+    declared = {cls.name for module in (channels, measured, tokens, window) for cls in vars(module).values()
+                if isinstance(cls, type) and issubclass(cls, LayerType) and "name" in vars(cls)}
+    done = subprocess.run([sys.executable, "-c", _LATER_PROBE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded_for_a_cnn, found, listed = json.loads(done.stdout.splitlines()[-1])
+    assert loaded_for_a_cnn == []
+    assert found == "window_attention"
+    assert {"window_attention", "patch_merging", "multihead_attention", "channel_shuffle", "measured"} <= declared
+    assert declared <= set(listed)
+    assert sorted(REGISTRY) == listed  # the same types, however they were loaded

@@ -7,8 +7,6 @@ What is counted, and how a layer and a merge count it, is declared in archcalc.c
 outputs of the layers and merges that allocate a tensor, plus the input, the cs231n convention);
 peak live activations follow the torch builder's forward discipline (archcalc.core.liveness).
 """
-from __future__ import annotations
-
 import math
 from typing import Any, Callable, NamedTuple
 

@@ -8,13 +8,14 @@ for a spec's `expect`, the lecture claims and the reports alike.
 """
 
 import math
-from decimal import Decimal
-from fractions import Fraction
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import fmt
 from ..errors import SpecError, suggest
 from . import quantities
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 SCALES = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20, "%": 1, "x": 1}
 # exact, rounds (to the digits written), truncates (cut to them), rounds up (a figure written rounded up), holds ("more than"), within (a budget),
@@ -30,6 +31,8 @@ NOTHING, CHANGED = WORDS[-2:]
 
 def decimals(value: Any) -> int:
     """Decimals a number is written with: 3.8 -> 1, 60 -> 0."""
+    from decimal import Decimal  # loaded when a figure is read or judged
+
     exponent = Decimal(str(value)).as_tuple().exponent
     assert isinstance(exponent, int), value  # a spec's numbers are finite (archcalc.core.reading)
     return max(0, -exponent)
@@ -60,12 +63,14 @@ class Figure(NamedTuple):
             return self.significant - 1 - math.floor(math.log10(self.value))
         return decimals(self.value)
 
-    def step(self) -> Fraction:
+    def step(self) -> "Fraction":
         """The multiplier that makes the last digit written a unit: 3.8 -> 10."""
+        from fractions import Fraction  # exact arithmetic: loaded when a figure is judged
         return Fraction(10) ** self.places()
 
     def written(self, exact: Any) -> Any:
         """`exact` as the source would write it: in the unit, to the digits written, rounded its way."""
+        from fractions import Fraction  # exact arithmetic: loaded when a figure is judged
         if isinstance(exact, (list, tuple)) or self.value is None or not self.unit:
             return exact
         scaled = Fraction(exact) / self.scale * self.step()
@@ -126,6 +131,9 @@ def compare(figure: Figure, exact: Any) -> Verdict:
         return Verdict(figure, exact, "within")
     if isinstance(exact, (list, tuple)) or isinstance(figure.value, list):
         return Verdict(figure, exact, "exact" if list(exact) == figure.value else "differs")
+    from decimal import Decimal
+    from fractions import Fraction  # exact arithmetic: loaded when a figure is judged
+
     x = Fraction(exact) / figure.scale
     claimed = Fraction(Decimal(str(figure.value)))
     off = float((claimed - x) / x * 100) if x else None

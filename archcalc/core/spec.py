@@ -8,8 +8,6 @@ sequence whose outputs it takes (a graph that is not series-parallel), checked h
 Strings where numbers or booleans are expected are expressions, evaluated by
 archcalc.expr, never by Python.
 """
-from __future__ import annotations
-
 import errno
 import functools
 import json
@@ -148,7 +146,7 @@ def zoo_dir() -> str:
     return packaged if os.path.isdir(packaged) else os.path.join(os.path.dirname(_PACKAGE), "specs")
 
 
-def zoo_index() -> dict[str, Path]:
+def zoo_index() -> "dict[str, Path]":
     """Every built-in network name and the file that defines it."""
     from pathlib import Path
 
@@ -198,7 +196,7 @@ def zoo_document(path: str | os.PathLike) -> dict:
     return _while_unchanged(_ZOO_DOCUMENTS, path, lambda: read_json(path))
 
 
-def zoo_file(name: str) -> Path | None:
+def zoo_file(name: str) -> "Path | None":
     """The zoo file that defines `name`: first the files whose name begins the network's (vgg.json
     for vgg16), then the whole index."""
     from pathlib import Path

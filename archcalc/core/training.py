@@ -7,8 +7,6 @@ then `settle` walks the network once more in order, so that a tensor two ops kee
 next convolution's input) counts once, and no input gradient is counted where no parameter lies before.
 The conventions are in docs/conventions.md ("Training").
 """
-from __future__ import annotations
-
 import contextlib
 import math
 from typing import Any, Iterator, NamedTuple

@@ -6,10 +6,8 @@ output shape, trainable parameters, non-trainable values, MACs (archcalc's conve
 the count fvcore would report, the receptive-field step, and the torch module.
 Shapes never include the batch: (C, H, W), (F,), or another layout (archcalc.layers.layout).
 """
-
 import math
-from fractions import Fraction
-from typing import Any, Callable, ClassVar, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, NamedTuple
 
 from .. import fmt
 from ..errors import SpecError
@@ -17,6 +15,9 @@ from ..kinds import Kind, by_name
 from . import layout
 from .notes import InexactSize
 from .rf import GLOBAL_RF, RF, merge_rf  # noqa: F401  (the layer modules import them from here)
+
+if TYPE_CHECKING:
+    from fractions import Fraction  # exact arithmetic, loaded only when a working is explained
 
 Shape = tuple[int, ...]
 Attrs = Mapping[str, Any]
@@ -176,7 +177,56 @@ class LayerType:
         return {}
 
 
-REGISTRY: dict[str, LayerType] = {}
+class Registry(dict):
+    """The layer types by spec name. The modules named in `later` (the types a convolutional table never
+    reads: tokens, windows, ...) are imported on the first lookup of a name not yet registered, or on
+    the first listing of every type, so that a CNN's `archcalc table` does not pay for them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.later: list[str] = []
+
+    def _load_later(self) -> bool:
+        import importlib
+
+        pending, self.later = self.later, []
+        for module in pending:
+            importlib.import_module(module)
+        return bool(pending)
+
+    def __missing__(self, name: str) -> LayerType:
+        if self._load_later() and name in self:
+            return dict.__getitem__(self, name)
+        raise KeyError(name)
+
+    def get(self, name, default=None):  # type: ignore[override]
+        return dict.get(self, name) or (self[name] if name in self else default)
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or (self._load_later() and dict.__contains__(self, name))
+
+    def __iter__(self):
+        self._load_later()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._load_later()
+        return dict.__len__(self)
+
+    def keys(self):  # type: ignore[override]
+        self._load_later()
+        return dict.keys(self)
+
+    def values(self):  # type: ignore[override]
+        self._load_later()
+        return dict.values(self)
+
+    def items(self):  # type: ignore[override]
+        self._load_later()
+        return dict.items(self)
+
+
+REGISTRY = Registry()
 
 
 def layer_type(name: str) -> LayerType | None:
@@ -206,7 +256,7 @@ def is_weight_layer(name: str) -> bool:
 
 
 def register(cls: type[LayerType]) -> type[LayerType]:
-    REGISTRY[cls.name] = cls()
+    dict.__setitem__(REGISTRY, cls.name, cls())
     return cls
 
 
@@ -332,7 +382,8 @@ def count_working(layer: LayerType, a: Attrs, shape: Shape, out: Shape) -> list[
     return ["params = 0, MACs = 0 (not counted)"]
 
 
-def _number(x: Fraction | int) -> str:
+def _number(x: "Fraction | int") -> str:
+    from fractions import Fraction  # exact arithmetic, loaded only when a working is explained
     x = Fraction(x)
     if x.denominator == 1:
         return f"{x.numerator:,}"
@@ -352,6 +403,7 @@ SLIDING_FORMULA = "out = (N + 2P - D(F-1) - 1)/S + 1"
 
 def window_working(a: Attrs, shape: Shape, out: Shape, ceil_mode: bool = False) -> list[str]:
     """Each spatial output size of a sliding window, as sliding_size computes it."""
+    from fractions import Fraction  # exact arithmetic, loaded only when a working is explained
     kernel, stride, dilation = pair(a["kernel"]), pair(a["stride"] or a["kernel"]), pair(a.get("dilation", 1))
     pads = resolve_padding(a, shape, stride, dilation)
     lines = []
@@ -369,7 +421,7 @@ def window_working(a: Attrs, shape: Shape, out: Shape, ceil_mode: bool = False) 
 
 
 def rf_working(before: RF, after: RF, spans: tuple[int, int] | None = None,
-               strides: tuple[Fraction, Fraction] | None = None) -> str:
+               strides: "tuple[Fraction, Fraction] | None" = None) -> str:
     """The receptive-field step: size + (span - 1) x jump, and the new jump."""
     if after.size is None:
         return "RF: global (every output sees the whole input)" + (" already" if before.size is None else "")
@@ -387,8 +439,9 @@ def _jump(rf: RF) -> str:
     return _number(h) if h == w else f"{_number(h)}x{_number(w)}"
 
 
-def window_spans(a: Attrs) -> tuple[tuple[int, int], tuple[Fraction, Fraction]]:
+def window_spans(a: Attrs) -> "tuple[tuple[int, int], tuple[Fraction, Fraction]]":
     """The span D(K-1)+1 and the stride of each axis, as window_rf grows the field."""
+    from fractions import Fraction  # exact arithmetic, loaded only when a working is explained
     kernel, dilation = pair(a["kernel"]), pair(a.get("dilation", 1))
     spans = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     return spans, tuple(Fraction(s) for s in pair(a["stride"] or a["kernel"]))  # type: ignore[return-value]

@@ -1,7 +1,6 @@
 """Convolutions and fully connected layers: the only layers that count MACs."""
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
 from ..deps import require_torch
@@ -290,6 +289,7 @@ class ConvTranspose2d(LayerType):
         return _conv_label("deconv", a)
 
     def working(self, a: Attrs, shape: Shape, out: Shape, rf: RF = RF()) -> list[str]:
+        from fractions import Fraction  # exact strides of the field: loaded when a working is explained
         kh, kw = pair(a["kernel"])
         g = a["groups"]
         per_axis = [

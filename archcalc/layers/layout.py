@@ -16,8 +16,6 @@ tuple subclass that names it. Such a shape equals the plain tuple of the same si
 whatever keys on shapes keys on the layout too (`layout_of`). Layer types ask for the layouts
 they accept with `need`, which fails with one line naming what it got.
 """
-from __future__ import annotations
-
 from typing import Iterable, NamedTuple
 
 from .. import fmt

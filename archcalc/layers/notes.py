@@ -1,7 +1,8 @@
 """What a layer reports about its output size, as records (their text is written in one place: `text`)."""
+from typing import TYPE_CHECKING, NamedTuple
 
-from fractions import Fraction
-from typing import NamedTuple
+if TYPE_CHECKING:
+    from fractions import Fraction  # exact arithmetic, loaded only when a working is explained
 
 
 class InexactSize(NamedTuple):
@@ -22,7 +23,8 @@ class InexactSize(NamedTuple):
     dropped: tuple[int, ...] = ()
 
     @property
-    def exact(self) -> Fraction:
+    def exact(self) -> "Fraction":
+        from fractions import Fraction  # exact arithmetic, loaded only when a field or a working asks
         return Fraction(self.size + self.padding - self.span, self.stride) + 1
 
     @property

@@ -10,12 +10,13 @@ of an output is the hull of its taps' fields, so the table stays exact through e
 and the widest field over all positions is read off it at the end. Fields are not clipped
 to the input (padding counts as if the input went on).
 """
-
 import math
-from fractions import Fraction
-from typing import Callable, Iterable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Optional
 
 from ..errors import SpecError
+
+if TYPE_CHECKING:
+    from fractions import Fraction  # exact arithmetic, loaded only when a working is explained
 
 MAX_PERIOD = 1 << 8  # output positions one field table may hold (each row keeps its table)
 
@@ -40,7 +41,8 @@ class Axis(NamedTuple):
         return max((last - first + 1 for first, last in filter(None, self.spans)), default=0)
 
     @property
-    def jump(self) -> Fraction:
+    def jump(self) -> "Fraction":
+        from fractions import Fraction  # exact arithmetic, loaded only when a field or a working asks
         return Fraction(self.shift, self.period)
 
     def at(self, position: int) -> Interval:
@@ -184,7 +186,8 @@ class RF(NamedTuple):
         return _widest(self.spatial)
 
     @property
-    def jump(self) -> tuple[Fraction, Fraction]:
+    def jump(self) -> "tuple[Fraction, Fraction]":
+        from fractions import Fraction  # exact arithmetic, loaded only when a field or a working asks
         field = self.strict or self.spatial
         return (Fraction(0), Fraction(0)) if field is None else (field[0].jump, field[1].jump)
 

@@ -14,8 +14,6 @@ the q/k/v and output projections over every padded position, the two attention m
 (torchvision runs it once per batch: at batch B that is (B - 1) x its MACs fewer);
 softmax, the bias, the mask, the scale, the normalisation and the rolls are not counted.
 """
-from __future__ import annotations
-
 import functools
 import math
 from typing import Any, NamedTuple
