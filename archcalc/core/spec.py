@@ -436,6 +436,8 @@ class _Memo:
         self.reads: dict[Any, tuple[dict, tuple[str, ...] | None]] = {}  # each layer item, and the names it reads
         self.expanded: dict[tuple, _Expanded] = {}  # by block_key
         self.reads_of_blocks: dict[str, tuple[str, ...] | None] = {}
+        self.keys_checked: dict[tuple[int, int], dict] = {}  # (item, key table) checked, and the item (kept alive)
+        self.item_keys: dict[int, tuple[dict, Any]] = {}  # each layer item and its hashable form (layer_key)
 
 
 class _Context:
@@ -455,6 +457,14 @@ class _Context:
         memo = memo or _Memo()
         self.checked, self.attrs, self.layers = memo.checked, memo.attrs, memo.layers
         self.reads, self.expanded, self.reads_of_blocks = memo.reads, memo.expanded, memo.reads_of_blocks
+        self.keys_checked, self.item_keys = memo.keys_checked, memo.item_keys
+
+    def check_keys(self, raw: dict, keys: Mapping[str, Any], where: str) -> None:
+        """check_keys, once for each item of the document and key table (a block's items at every use)."""
+        key = (id(raw), id(keys))
+        if self.keys_checked.get(key) is not raw:
+            check_keys(raw, keys, where)
+            self.keys_checked[key] = raw
 
     def made(self, node: Node) -> Node:
         self.nodes += 1
@@ -530,7 +540,7 @@ class _Context:
         if "block" in raw:
             return self.block(raw, env, path, where)
         if "layers" in raw:
-            check_keys(raw, SEQUENCE, where)
+            self.check_keys(raw, SEQUENCE, where)
             children, graph = self.items(raw["layers"], env, path, f"{where}.layers")
             return Group(path, "sequence", "sequence", children, where, (), graph)
         if raw["type"] in MERGES:
@@ -560,7 +570,7 @@ class _Context:
         return children
 
     def block(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Group:
-        check_keys(raw, BLOCK_USE, where)
+        self.check_keys(raw, BLOCK_USE, where)
         name = raw["block"]
         if name not in self.blocks:
             raise SpecError(f"{where}.block: unknown block {quoted(name)}{suggest(name, list(self.blocks))}")
@@ -634,7 +644,7 @@ class _Context:
         return self.reads_of_blocks[name]
 
     def merge(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Group:
-        check_keys(raw, merge_keys(), where)
+        self.check_keys(raw, merge_keys(), where)
         joined = raw.get("from")
         if isinstance(joined, list) and "branches" in raw:
             raise SpecError(f"{where}.from: a merge with branches takes one name in 'from' (the branches' input); "
@@ -668,11 +678,16 @@ class _Context:
     def layer_key(self, raw: dict, env: Mapping[str, Any]) -> tuple | None:
         """The item and the values of every name its fields read; None when a value is unhashable or an
         expression does not parse (then the fields are checked anew and say why)."""
-        try:  # equal items are one (a generated spec repeats a layer as text); types apart: 1, 1.0 and true
-            item: Any = tuple((k, type(v), v) for k, v in raw.items())
-            hash(item)
-        except TypeError:  # a list value: the item itself
-            item = id(raw)
+        known = self.item_keys.get(id(raw))
+        if known is not None and known[0] is raw:
+            item = known[1]
+        else:
+            try:  # equal items are one (a generated spec repeats a layer as text); types apart: 1, 1.0 and true
+                item = tuple((k, type(v), v) for k, v in raw.items())
+                hash(item)
+            except TypeError:  # a list value: the item itself
+                item = id(raw)
+            self.item_keys[id(raw)] = (raw, item)
         if item not in self.reads:  # the entry holds raw: its id stays its own
             found = _reads_in({k: v for k, v in raw.items() if k not in _NOT_FIELDS}, self.budget.expression_depth)
             self.reads[item] = (raw, None if found is None else tuple(sorted(found[0])))
