@@ -49,6 +49,7 @@ def kinds(tmp_path_factory) -> dict[str, Kind]:
              "spec file": Kind([str(folder / "tiny.json")], "tiny", 626, [3, 8, 8]),
              "FILE:VARIANT": Kind([f"{folder / 'tinyfam.json'}:wide"], "wide", 242, [3, 8, 8])}
     try:
+        import onnx  # noqa: F401  (torch's exporter writes with it)
         import torch
     except ImportError:
         return found
