@@ -341,14 +341,22 @@ def load_target(target: str, dims: tuple[int, ...] | None, kwargs_text: str | No
     """(network, dims left to apply) of any TARGET (archcalc.targets), its notes on stderr; `kwargs_text`: a
     torch: target's --kwargs, refused for another target `alone` (a command of several targets, or with another
     callable, refuses them itself: archcalc.targets.refuse_stray_kwargs)."""
-    from .importers.loading import parse_kwargs
     from .targets import refuse_stray_kwargs, resolve
 
     if alone:
         refuse_stray_kwargs(kwargs_text, [target])
-    found = resolve(target, dims, parse_kwargs(kwargs_text))
+    found = resolve(target, dims, kwargs_of(kwargs_text))
     echo_notes(found.notes)
     return found.network, found.dims
+
+
+def kwargs_of(kwargs_text: str | None) -> dict[str, Any] | None:
+    """The --kwargs JSON object, read as strictly as a spec; None without one (the importers left unloaded)."""
+    if not kwargs_text:
+        return None
+    from .importers.loading import parse_kwargs
+
+    return parse_kwargs(kwargs_text)
 
 
 def takes_target(kwargs_also: str = ""):
@@ -579,7 +587,6 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
 
     from .core.calc import analyze
     from .core.spec import zoo_index
-    from .importers.loading import parse_kwargs
     from .targets import is_imported, refuse_stray_kwargs, resolve_each
 
     entries: list[_Entry] = []
@@ -589,7 +596,7 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
     if dims is not None and not any(is_imported(t) for t in targets):
         raise UsageError("--input is the size a torch: or .onnx target is imported at; a spec is checked at its own "
                          "input, the one its figures are for")
-    kwargs = parse_kwargs(kwargs_text)
+    kwargs = kwargs_of(kwargs_text)
 
     def analysed(target: str) -> list:
         if dims is not None and not is_imported(target):
