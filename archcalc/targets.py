@@ -42,6 +42,13 @@ def is_imported(target: str) -> bool:
     return is_import_target(target)
 
 
+def is_torch(target: str) -> bool:
+    """Whether `target` is a torch callable, `torch:MODULE:CALLABLE` (the one kind --kwargs goes with)."""
+    from .importers.commands import TORCH_PREFIX
+
+    return target.startswith(TORCH_PREFIX)
+
+
 def resolve(target: str, dims: tuple[int, ...] | None, kwargs: dict[str, Any] | None = None) -> Target:
     """The network `target` names, as every command reads it (`kwargs`: a torch callable's, else unused); bad
     targets raise one SpecError or UsageError line (with "did you mean" for an unknown zoo name, a missing
@@ -49,7 +56,7 @@ def resolve(target: str, dims: tuple[int, ...] | None, kwargs: dict[str, Any] | 
     if is_imported(target):
         from .importers.commands import load_imported
 
-        return Target(load_imported(target, dims, kwargs if target.startswith("torch:") else None), None, [])
+        return Target(load_imported(target, dims, kwargs if is_torch(target) else None), None, [])
     from .core.spec import load
 
     network = load(_not_python(target))
@@ -68,7 +75,7 @@ def resolve_each(target: str, dims: tuple[int, ...] | None, kwargs: dict[str, An
 
 def refuse_stray_kwargs(kwargs_text: str | None, targets: Iterable[str | None], elsewhere: bool = False) -> None:
     """--kwargs without a torch: target to take them (nor another callable, `elsewhere`: verify's --model)."""
-    if kwargs_text and not elsewhere and not any(t and t.startswith("torch:") for t in targets):
+    if kwargs_text and not elsewhere and not any(t and is_torch(t) for t in targets):
         raise UsageError("--kwargs gives the callable of a torch:MODULE:CALLABLE target its keyword arguments: "
                          "no target here is one")
 
