@@ -1,4 +1,6 @@
 """The `archcalc` command. torch, fvcore, pandas and matplotlib load only in the commands that need them."""
+from __future__ import annotations
+
 import io
 import os
 import re
@@ -330,32 +332,46 @@ def echo_notes(lines: list[str]) -> None:
         click.echo(line, err=True)
 
 input_option = click.option("--input", "dims", type=InputShape(), default=None,
-                            help="Input size instead of the spec's: CxHxW, HxW (the spec's channels) or N (NxN; N features for a flat spec).")
+                            help="Input size instead of the spec's: CxHxW, HxW (the spec's channels) or N (NxN; N features for a flat "
+                                 "spec); the size a torch: TARGET is traced at (CxHxW, required).")
 
 
-def load_target(target: str, dims: tuple[int, ...] | None) -> "tuple[Network, tuple[int, ...] | None]":
-    """(network, dims left to apply): a zoo name or spec file, or a model imported on the fly
-    (`model.onnx`, `torch:MODULE:CALLABLE`, traced at `dims`, which it then already has)."""
-    from .core.spec import load
-    from .importers.commands import is_import_target, load_imported
+def load_target(target: str, dims: tuple[int, ...] | None, kwargs_text: str | None = None,
+                alone: bool = True) -> tuple[Network, tuple[int, ...] | None]:
+    """(network, dims left to apply) of any TARGET (archcalc.targets), its notes on stderr; `kwargs_text`: a
+    torch: target's --kwargs, refused for another target `alone` (a command of several targets, or with another
+    callable, refuses them itself: archcalc.targets.refuse_stray_kwargs)."""
+    from .targets import refuse_stray_kwargs, resolve
 
-    if is_import_target(target):
-        return load_imported(target, dims), None
-    network = load(target)
-    network.with_input(dims)  # refused here (a batch axis, channels last) before any note on it
-    echo_notes(input_notes(network, dims))
-    return network, dims
+    if alone:
+        refuse_stray_kwargs(kwargs_text, [target])
+    found = resolve(target, dims, kwargs_of(kwargs_text))
+    echo_notes(found.notes)
+    return found.network, found.dims
 
 
-def input_notes(network: "Network", dims: tuple[int, ...] | None) -> list[str]:
-    """A note when --input gives the network another number of channels than its spec's."""
-    from .core.spec import looks_channels_last
+def kwargs_of(kwargs_text: str | None) -> dict[str, Any] | None:
+    """The --kwargs JSON object, read as strictly as a spec; None without one (the importers left unloaded)."""
+    if not kwargs_text:
+        return None
+    from .importers.loading import parse_kwargs
 
-    spec = network.input
-    if dims is None or len(dims) != 3 or len(spec) != 3 or dims[0] == spec[0] or looks_channels_last(spec):
-        return []
-    return [one_line(f"note: --input {fmt.shape(dims)} gives {network.name} {dims[0]} input channel{'' if dims[0] == 1 else 's'} where its spec "
-                     f"has {spec[0]} ({fmt.shape(spec)}): its first layers are counted for {dims[0]}")]
+    return parse_kwargs(kwargs_text)
+
+
+def takes_target(kwargs_also: str = ""):
+    """--kwargs (a torch: target's keyword arguments; `kwargs_also`: what else takes them), and the description
+    of TARGET (archcalc.targets.HELP) at the end of the command's help: the same in every command with targets."""
+    import inspect
+
+    from .targets import HELP, KWARGS_HELP
+
+    def decorate(command):
+        command.__doc__ = inspect.cleandoc(command.__doc__ or "") + "\n\n" + HELP
+        return click.option("--kwargs", "kwargs_text", metavar="JSON", help=KWARGS_HELP + kwargs_also)(command)
+
+    return decorate
+
 
 convention_option = click.option(
     "--convention", type=click.Choice(CONVENTIONS), default="torchvision", show_default=True,
@@ -430,10 +446,11 @@ def training_counted(train: bool, optimizer: str, master: str | None, dtype: str
 @click.option("--share", is_flag=True, help="Text and Markdown: each row's % of the network's params and MACs.")
 @train_options
 @out_option
+@takes_target()
 def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...], out_format: str,
           depth: int | None, convention: str, all_warnings: bool, wide: bool, tree: bool, share: bool, train: bool,
-          optimizer: str, master: str | None, outs: tuple[str, ...]) -> None:
-    """Per-layer table of a zoo network (NAME) or a spec file (PATH, PATH:VARIANT).
+          optimizer: str, master: str | None, outs: tuple[str, ...], kwargs_text: str | None) -> None:
+    """Per-layer table of a network: a zoo NAME, a spec file, FILE:VARIANT, a torch model or an ONNX file.
 
     Per-layer figures are per image (shapes carry no batch dimension); each --batch and --dtype
     pair is one configuration line in the totals (MACs per batch, weights, activations, peak live).
@@ -444,16 +461,17 @@ def table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], d
     layer; gradients, optimizer state and the step's peak per configuration (docs/cli.md).
     """
     with training_counted(train, optimizer, master, dtypes[0]):
-        _table(target, dims, batches, dtypes, out_format, depth, convention, all_warnings, wide, tree, share, outs)
+        _table(load_target(target, dims, kwargs_text), batches, dtypes, out_format, depth, convention, all_warnings, wide,
+               tree, share, outs)
 
 
-def _table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...], out_format: str,
-           depth: int | None, convention: str, all_warnings: bool, wide: bool, tree: bool, share: bool,
+def _table(loaded: tuple[Network, tuple[int, ...] | None], batches: tuple[int, ...], dtypes: tuple[str, ...],
+           out_format: str, depth: int | None, convention: str, all_warnings: bool, wide: bool, tree: bool, share: bool,
            outs: tuple[str, ...]) -> None:
     from .core.calc import analyze
     from .render import View, render, render_text, warning_lines
 
-    network, left = load_target(target, dims)
+    network, left = loaded
     analysis = analyze(network, left, batches[0], dtypes[0])
     configurations = [analysis.scaled(b, d) for d in dtypes for b in batches]
     view = View(tree, share)
@@ -481,8 +499,9 @@ def _table(target: str, dims: tuple[int, ...] | None, batches: tuple[int, ...], 
 @click.option("--dtype", type=click.Choice(TIMED_DTYPES), default="fp32", show_default=True,
               help="The dtype of weights, gradients and activations.")
 @optimizer_options
+@takes_target()
 def fit(target: str, dims: tuple[int, ...] | None, memory: int, batch: int | None, dtype: str, optimizer: str,
-        master: str | None) -> None:
+        master: str | None, kwargs_text: str | None) -> None:
     """The largest batch whose training step fits in --memory, and what its peak is made of.
 
     The step's peak is weights + gradients + optimizer state + what autograd keeps at the end of the
@@ -494,7 +513,7 @@ def fit(target: str, dims: tuple[int, ...] | None, memory: int, batch: int | Non
     from .render import fit_lines
 
     with training.counting(training.check_setup(optimizer, master), dtype):
-        analysis = analyze(*load_target(target, dims), 1, dtype)
+        analysis = analyze(*load_target(target, dims, kwargs_text), 1, dtype)
         found = training.fit(analysis, memory)
         at = training.breakdown(analysis.scaled(batch=batch)) if batch else found.at_batch
     click.echo("\n".join(fit_lines(analysis.network.name, found, batch, at, optimizer, dtype, master)))
@@ -540,36 +559,54 @@ def zoo_order(analyses: list) -> list:
 
 
 @main.command()
-@click.argument("targets", nargs=-1)
+@click.argument("targets", nargs=-1, metavar="[TARGET]...")
 @convention_option
 @click.option("-v", "--verbose", is_flag=True, help="List every figure, not only the failures.")
 @click.option("--claims", "with_claims", is_flag=True,
               help="Judge the lecture claims of archcalc/report/claims.json as well.")
 @click.option("--format", "out_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: every figure with its verdict, for machines.")
+@click.option("--strict", is_flag=True, help="Fail a spec with `measured` rows (ops an import measured for want of a "
+                                             "layer type, valid at one input only); without it they are listed and pass.")
+@click.option("--input", "dims", type=InputShape(), default=None,
+              help="The input a torch: or .onnx target is imported at (CxHxW); a spec is checked at its own input.")
 @paused_gc  # the whole zoo: its trees stay alive to the end, and hold no cycles (core.alloc)
-def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims: bool, out_format: str) -> None:
-    """Check the published figures and budgets (`expect`) of the zoo or of the given specs; exit 1 on a failure.
+@takes_target()
+def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims: bool, out_format: str, strict: bool,
+          dims: tuple[int, ...] | None, kwargs_text: str | None) -> None:
+    """Check the published figures and budgets (`expect`) of the zoo or of the given targets; exit 1 on a failure.
 
     Prints the failures and a summary (-v: every figure), one verdict word first on each line: ok,
     known-wrong (a figure wrong in its source, still wrong), or in capitals MISS, OVER, UNDER
     (a budget), MATCHES (marked wrong but it adds up). --claims judges the lecture claims of
-    archcalc/report/claims.json too. Exit 0: all pass; 1: a failure; 2: bad input.
+    archcalc/report/claims.json too. A family file named without a variant checks each variant.
+    Rows an import measured (an op archcalc has no layer type for) are listed on a `measured` line
+    that passes; with --strict they fail (MEASURED). Exit 0: all pass; 1: a failure; 2: bad input.
     """
     import json
 
     from .core.calc import analyze
-    from .core.spec import load_every, zoo_index
+    from .core.spec import zoo_index
+    from .targets import is_imported, refuse_stray_kwargs, resolve_each
 
     entries: list[_Entry] = []
+    measured: list[dict] = []
     zoo = zoo_index()
+    refuse_stray_kwargs(kwargs_text, targets)
+    if dims is not None and not any(is_imported(t) for t in targets):
+        raise UsageError("--input is the size a torch: or .onnx target is imported at; a spec is checked at its own "
+                         "input, the one its figures are for")
+    kwargs = kwargs_of(kwargs_text)
 
     def analysed(target: str) -> list:
+        if dims is not None and not is_imported(target):
+            raise UsageError(f"{target}: a spec is checked at its own input, the one its figures are for: "
+                             "--input goes with the torch: and .onnx targets")
         if with_claims and target in zoo:  # the zoo's analyses shared with the claims, computed on the same networks
             from .report.claims import zoo_analysis
 
             return [zoo_analysis(target)]
-        return [analyze(network) for network in load_every(target)]  # a family file: each of its variants
+        return [analyze(t.network, t.dims) for t in resolve_each(target, dims, kwargs)]  # a family: each variant
 
     unreadable = []  # one line each: the other targets are still checked, and the exit is 2
     for target in targets or tuple(zoo):
@@ -581,7 +618,7 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
             continue
         for analysis in analyses:
             _check_one(analysis, target if len(analyses) == 1 else analysis.network.name, convention, out_format,
-                       entries)
+                       strict, entries, measured)
     if with_claims:
         from .report.claims import describe as describe_claim
         from .report.claims import results as claim_results
@@ -593,7 +630,8 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
     summary = f"{len(entries)} checked: {len(entries) - failures - known} ok, {known} known-wrong, {failures} failed"
     if out_format == "json":
         click.echo(json.dumps({"passed": len(entries) - failures, "failed": failures, "known_wrong": known,
-                               "unreadable": unreadable, "figures": [e.record for e in entries]}, indent=2))
+                               "unreadable": unreadable, "measured": measured, "figures": [e.record for e in entries]},
+                              indent=2))
     else:
         from .report.lectures import cite
 
@@ -605,14 +643,29 @@ def check(targets: tuple[str, ...], convention: str, verbose: bool, with_claims:
     sys.exit(2 if unreadable else 1 if failures else 0)
 
 
-def _check_one(analysis, name: str, convention: str, out_format: str, entries: list) -> None:
+def _check_one(analysis, name: str, convention: str, out_format: str, strict: bool, entries: list,
+               measured: list) -> None:
     """The verdicts on one network's `expect`, added to `entries`; a failure of its own first where the spec
-    checks nothing (NOTHING) or its model changed since the import (CHANGED)."""
+    checks nothing (NOTHING), its model changed since the import (CHANGED) or, `strict`, it has measured rows
+    (MEASURED; else a passing `measured` line, and the rows in `measured` for JSON)."""
     from .core.calc import check_network
-    from .core.figures import CHANGED, NOTHING, describe
+    from .core.figures import CHANGED, MEASURED, NOTHING, describe
     from .importers.commands import model_changed
 
     network = analysis.network
+    rows = [{"network": network.name, "path": layer.path, "op": layer.attrs["op"], "at": list(layer.attrs["at"])}
+            for layer in _measured_layers(network.root)]
+    if rows:
+        listed = ", ".join(f"{row['path']} ({row['op']})" for row in rows)
+        what = (f"{len(rows)} row{'s' if len(rows) > 1 else ''} measured by the import at {fmt.shape(analysis.input_shape)} "
+                f"(ops archcalc has no layer type for; valid at that input only): {listed}")
+        if strict:
+            entries.append(_Entry(False, False, f"{MEASURED:<11} {one_line(name)}: {one_line(what)}",
+                                  {"network": network.name, "verdict": MEASURED, "ok": False, "rows": rows}))
+        else:
+            measured.extend(rows)
+            if out_format == "text":
+                click.echo(f"{MEASURED.lower():<11} {one_line(name)}: {one_line(what)}; --strict fails them")
     changed = model_changed(network.meta, network.file)
     if changed:  # the figures below are the old model's
         entries.append(_Entry(False, False, f"{CHANGED:<11} {one_line(name)}: {one_line(changed)}",
@@ -625,6 +678,15 @@ def _check_one(analysis, name: str, convention: str, out_format: str, entries: l
                    f"{analysis.totals.params_keras:,}")
     for checked in check_network(network, analysis):
         entries.append(_Entry.of(checked.verdict, describe(checked), _figure_record(checked)))
+
+
+def _measured_layers(node) -> list:
+    """The `measured` layers under `node`, in the order of the spec."""
+    from .core.spec import Group
+
+    if isinstance(node, Group):
+        return [layer for child in node.children for layer in _measured_layers(child)]
+    return [node] if node.type == "measured" else []
 
 
 class _Entry(NamedTuple):
@@ -708,14 +770,14 @@ def schema() -> None:
 @click.option("--model", "model_target", metavar="MODULE:CALLABLE", help="Compare with your own module instead of archcalc's build.")
 @click.option("--match", "match_by", type=click.Choice(["name", "order"]), default="name", show_default=True,
               help="With --model: pair layers with modules by name, or the k-th weighted layer with the k-th weighted module.")
-@click.option("--kwargs", "kwargs_text", metavar="JSON", help="With --model: keyword arguments of the callable.")
 @click.option("--train", is_flag=True, help="Verify a training step instead: the bytes autograd keeps, backward MACs, "
                                             "gradients, optimizer state and the step's peak, on the CPU.")
 @click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam", "adamw"]), default="adamw",
               show_default=True, help="With --train: the optimizer that takes the step.")
+@takes_target(" With --model: that callable's as well.")
 def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
-           every: bool, no_rf: bool, model_target: str | None, match_by: str, kwargs_text: str | None, train: bool,
-           optimizer: str) -> None:
+           every: bool, no_rf: bool, model_target: str | None, match_by: str, train: bool, optimizer: str,
+           kwargs_text: str | None) -> None:
     """Build the network in torch, trace it with fvcore and compare with the calculator.
 
     Per layer: output shape, parameters and fvcore's flop count (one multiply-add = 1).
@@ -725,29 +787,32 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
     """
     from .core.calc import analyze
     from .deps import require_fvcore
+    from .targets import refuse_stray_kwargs
     from .torch.verify import verify_network
     from .torch.verify_render import render_report, summary_line
 
     if not target and not every:
-        raise UsageError("verify needs a network: a zoo NAME (`archcalc list`), a spec PATH, or --all for the whole zoo")
+        raise UsageError("verify needs a network: a TARGET (a zoo NAME, a spec, a torch: or .onnx model; see --help), "
+                         "or --all for the whole zoo")
     if target and every:
-        raise UsageError("verify takes a network (NAME or PATH) or --all, not both")
+        raise UsageError("verify takes a network (TARGET) or --all, not both")
+    refuse_stray_kwargs(kwargs_text, [target], elsewhere=bool(model_target))
     if train:
-        _verify_train(target, dims, batches, dtypes, optimizer)
+        _verify_train(target, dims, batches, dtypes, optimizer, kwargs_text)
     require_fvcore()
     if model_target:
         from .importers.loading import parse_kwargs
         from .importers.verify_model import verify_model
 
         if not target:  # --all
-            raise UsageError("--model takes a network (NAME or PATH), not --all")
-        network, left = load_target(target, dims)
+            raise UsageError("--model takes a network (TARGET), not --all")
+        network, left = load_target(target, dims, kwargs_text, alone=False)
         report = verify_model(network, left, batches[0], model_target, match_by, parse_kwargs(kwargs_text))
         click.echo(render_report(report), nl=False)
         sys.exit(0 if report.ok else 1)
 
     def configurations(name: str):
-        network, left = load_target(name, dims)
+        network, left = load_target(name, dims, kwargs_text, alone=False)
         analysis = analyze(network, left)
         return [analysis.scaled(b, d) for d in dtypes for b in batches]
 
@@ -785,7 +850,7 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
 
 
 def _verify_train(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
-                  optimizer: str) -> None:
+                  optimizer: str, kwargs_text: str | None) -> None:
     """verify --train: each training figure beside torch's (archcalc.torch.train); exit 1 on a disagreement."""
     from .core.calc import analyze
     from .core.spec import zoo_index
@@ -793,7 +858,7 @@ def _verify_train(target: str | None, dims: tuple[int, ...] | None, batches: tup
 
     failures = 0
     for name in [target] if target else list(zoo_index()):
-        network, left = load_target(name, dims)
+        network, left = load_target(name, dims, kwargs_text, alone=False)
         for batch, dtype in [(b, d) for d in dtypes for b in batches]:
             try:
                 found = checks(analyze(network, left, batch, dtype), optimizer)
@@ -808,7 +873,7 @@ def _verify_train(target: str | None, dims: tuple[int, ...] | None, batches: tup
 
 
 @main.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, metavar="[TARGET]...")
 @click.option("--all", "every", is_flag=True, help="Every network of the zoo.")
 @input_option
 @batch_option("Comma-separated batch sizes, e.g. 1,32,256.")
@@ -828,10 +893,11 @@ def _verify_train(target: str | None, dims: tuple[int, ...] | None, batches: tup
 @click.option("--matmul-size", type=click.IntRange(min=16), default=None, help="Side of the peak matmul (default 8192 on CUDA, 1024 on CPU).")
 @format_option
 @out_option
+@takes_target()
 def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
           channels_last: bool, device: str | None, threads: int | None, compile_: bool, cuda_graph: bool, l2_flush: bool,
           warmup_iters: int, warmup_seconds: float, iters: int, matmul_size: int | None, out_format: str,
-          outs: tuple[str, ...]) -> None:
+          outs: tuple[str, ...], kwargs_text: str | None) -> None:
     """Measure latency, images/s, TFLOP/s and memory of networks, next to archcalc's figures.
 
     Ctrl-C stops cleanly: what was measured is printed and written (--out), and the exit code is 130.
@@ -841,14 +907,16 @@ def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, bat
     from .deps import require_torch
     from .files import check_writable
     from .progress import ProgressBar
+    from .targets import refuse_stray_kwargs
     from .torch.bench import NOISE_FACTOR, Settings, run
     from .torch.bench_render import render
 
     if bool(names) == every:
-        raise UsageError("bench takes network names (or spec paths) or --all, not both and not neither")
+        raise UsageError("bench takes TARGETs (see --help) or --all, not both and not neither")
+    refuse_stray_kwargs(kwargs_text, names)
     for path in outs:  # before minutes of measuring
         check_writable(path)
-    analyses = [analyze(*load_target(name, dims)) for name in (names or tuple(zoo_index()))]
+    analyses = [analyze(*load_target(name, dims, kwargs_text, alone=False)) for name in (names or tuple(zoo_index()))]
     torch = require_torch()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if threads is not None and device != "cpu":
@@ -879,8 +947,9 @@ def bench(names: tuple[str, ...], every: bool, dims: tuple[int, ...] | None, bat
 @click.option("--annotate", metavar="LIST", help="Figures in each box: params,macs,rf.")
 @click.option("--scale", is_flag=True, help="Box size grows with the feature map (width) and the channels (thickness).")
 @click.option("--full", is_flag=True, help="Every layer, however large the figure (by default it folds to fit 2,000 px).")
+@takes_target()
 def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None, focus: str | None, horizontal: bool,
-            annotate: str | None, scale: bool, full: bool) -> None:
+            annotate: str | None, scale: bool, full: bool, kwargs_text: str | None) -> None:
     """Architecture figure of a network: branches side by side, merges, skips, repeated blocks folded.
 
     Unless --depth or --full is given, groups fold to the deepest depth whose figure fits 2,000 px on
@@ -895,7 +964,7 @@ def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | No
     if full and depth is not None:
         raise UsageError("--full draws every layer and --depth folds them: give one of them")
     options = Options(depth, focus, horizontal, parse_annotate(annotate), scale)
-    analysis = analyze(*load_target(target, dims))
+    analysis = analyze(*load_target(target, dims, kwargs_text))
     note = None
     if full:
         drawn = render(analysis, options, suffix, layout(analysis, options))
@@ -917,8 +986,9 @@ def diagram(target: str, out: str, dims: tuple[int, ...] | None, depth: int | No
 @input_option
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="Groups at depth N start folded in the table.")
 @train_options
+@takes_target()
 def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None, train: bool, optimizer: str,
-         master: str | None) -> None:
+         master: str | None, kwargs_text: str | None) -> None:
     """One self-contained page: the figure, the totals, a foldable and sortable layer table, each layer's working."""
     from .core.calc import analyze
     from .files import write_atomic
@@ -926,7 +996,7 @@ def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None,
     from .report.html import page
 
     with training_counted(train, optimizer, master, "fp32"):
-        analysis = analyze(*load_target(target, dims))
+        analysis = analyze(*load_target(target, dims, kwargs_text))
         write_atomic(out, page(analysis, depth, figure_depth(analysis)))
     click.echo(f"wrote {out}")
 
@@ -939,19 +1009,28 @@ def html(target: str, out: str, dims: tuple[int, ...] | None, depth: int | None,
 @click.option("--force", is_flag=True,
               help="Write into a folder archcalc did not make (no .archcalc-manifest), over files of the names it "
                    "generates; it still removes nothing it did not write.")
+@click.option("--input", "dims", type=InputShape(), default=None,
+              help="With a torch: or .onnx TARGET: the input it is imported at (CxHxW).")
 @paused_gc  # the whole zoo: its trees stay alive to the end, and hold no cycles (core.alloc)
-def report_command(target: str | None, out_dir: str, check_only: bool, force: bool) -> None:
+@takes_target()
+def report_command(target: str | None, out_dir: str, check_only: bool, force: bool, dims: tuple[int, ...] | None,
+                   kwargs_text: str | None) -> None:
     """Markdown pages and plots of the zoo, the lecture claims and the tricks (one network's page with TARGET).
 
     archcalc lists the files it writes in DIR/.archcalc-manifest and removes or overwrites no other:
-    a folder that holds files and no manifest is refused unless --force.
+    a folder that holds files and no manifest is refused unless --force. A spec's page is at its own input.
     """
     from pathlib import Path
 
     from .report.pages import generate, plot_note, stale
+    from .targets import is_imported, refuse_stray_kwargs
 
+    refuse_stray_kwargs(kwargs_text, [target])
+    if dims is not None and not (target and is_imported(target)):
+        raise UsageError("--input is the size a torch: or .onnx TARGET is imported at; a spec's page is at its own input")
+    network = load_target(target, dims, kwargs_text)[0] if target else None
     if check_only:
-        problems = stale(Path(out_dir), target)
+        problems = stale(Path(out_dir), target, network)
         for problem in problems:
             click.echo(f"stale: {Path(out_dir) / problem}")
         if target is None and (note := plot_note(Path(out_dir))):
@@ -961,7 +1040,7 @@ def report_command(target: str | None, out_dir: str, check_only: bool, force: bo
             sys.exit(1)
         click.echo(f"{out_dir} is up to date")
         return
-    written = generate(Path(out_dir), target, force=force)
+    written = generate(Path(out_dir), target, force=force, network=network)
     click.echo(f"{len(written)} files in {out_dir}")
 
 

@@ -34,12 +34,18 @@ def one_line(text: str) -> str:
 
 def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
     """The end of a message naming an unknown word: ` (did you mean 'conv2d'?)`, or nothing."""
+    close = closest(word, choices)
+    return f" (did you mean {close!r}?)" if close is not None else ""
+
+
+def closest(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
+    """The choice nearest to an unknown word, if one is near enough to suggest."""
     if not isinstance(word, str) or len(word) > 200:  # difflib is quadratic in the word's length
-        return ""
+        return None
     import difflib  # only for a message: not at start-up
 
     close = difflib.get_close_matches(word, [c for c in choices if isinstance(c, str)], n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
 
 
 class ArchcalcError(Exception):

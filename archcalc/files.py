@@ -13,7 +13,7 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-from .errors import FileError
+from .errors import FileError, closest
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -136,6 +136,26 @@ SUFFIX_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown", "
 def format_of(path: str | Path, default: str) -> str:
     """The output format a file's suffix names (.json, .md, .csv, .txt), else `default`."""
     return SUFFIX_FORMATS.get(split_name(path)[1].lower(), default)
+
+
+def nearest_file(path: str | os.PathLike) -> str:
+    """The end of a "no such file" message: the file of the same folder whose name is nearest, as a path
+    to type (` (did you mean 'specs/vgg.json'?)`), or nothing. Names are compared without their suffix,
+    so that a typo in the suffix finds its file and a shared `.json` makes no two names alike."""
+    folder, name = os.path.split(os.fspath(path))
+    try:
+        with os.scandir(folder or ".") as entries:  # the first 10,000 names: a message, not a search
+            names = sorted(entry.name for entry, _ in zip(entries, range(10_000)) if not entry.name.startswith("."))
+    except (OSError, ValueError):
+        return ""
+    stem, suffix = split_name(name)
+    by_stem: dict[str, str] = {}
+    for other in names:
+        other_stem, other_suffix = split_name(other)
+        if other_stem not in by_stem or other_suffix == suffix:
+            by_stem[other_stem] = other
+    close = closest(stem, list(by_stem))
+    return "" if close is None else f" (did you mean {os.path.join(folder, by_stem[close])!r}?)"
 
 
 def split_name(path: str | os.PathLike) -> tuple[str, str]:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from archcalc.files import format_of, split_name
+from archcalc.files import format_of, nearest_file, split_name
 
 NAMES = ["vgg.json", "a/b.tar.gz", "noext", ".md", "x.", "dir.json/", "./rel/net.JSON", "/abs/out.csv", "a..b", ""]
 
@@ -54,3 +54,13 @@ def test_reading_a_small_file_reserves_no_more_than_it_holds(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, "b'abc'"), done.stderr[-500:]
+
+
+def test_a_missing_file_names_the_nearest_file_of_its_folder_by_name_without_suffix(tmp_path):
+    for name in ("vgg.json", "vgg.svg", "resnet.json", "my_net.json", ".hidden.json"):
+        (tmp_path / name).write_text("{}")
+    assert nearest_file(tmp_path / "vgg.jsn") == f" (did you mean {str(tmp_path / 'vgg.json')!r}?)"  # same stem
+    assert nearest_file(tmp_path / "my-net.json") == f" (did you mean {str(tmp_path / 'my_net.json')!r}?)"
+    assert nearest_file(tmp_path / "foo.json") == ""  # the shared `.json` makes no two names alike
+    assert nearest_file(tmp_path / "hidden.json") == ""  # a hidden file is not suggested
+    assert nearest_file(tmp_path / "no_folder" / "vgg.json") == ""

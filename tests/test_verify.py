@@ -236,8 +236,9 @@ def test_cli_verify_all_counts_failures(monkeypatch):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["verify"], "archcalc: verify needs a network: a zoo NAME (`archcalc list`), a spec PATH, or --all"),
-    (["verify", "lenet5", "--all"], "archcalc: verify takes a network (NAME or PATH) or --all, not both"),
+    (["verify"], "archcalc: verify needs a network: a TARGET (a zoo NAME, a spec, a torch: or .onnx model; see --help), "
+                 "or --all"),
+    (["verify", "lenet5", "--all"], "archcalc: verify takes a network (TARGET) or --all, not both"),
 ])
 def test_cli_verify_needs_one_target_or_all(args, message):
     result = runner().invoke(main, args)

@@ -24,9 +24,10 @@ SCALES = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "MB": 10**6, "MiB": 2**20
 MATCHING = ("exact", "rounds", "holds", "within")
 # The one word `archcalc check` starts a line with: lower case passes, upper case fails (NOTHING: a
 # spec named to `check` with no `expect`, a gate that checks nothing; CHANGED: an imported spec whose
-# model file changed since the import, model_changed).
-WORDS = ("ok", "known-wrong", "MISS", "OVER", "UNDER", "MATCHES", "NOTHING", "CHANGED")
-NOTHING, CHANGED = WORDS[-2:]
+# model file changed since the import, model_changed; MEASURED: rows an import measured, under
+# `check --strict`, and `measured` the line that lists them without it).
+WORDS = ("ok", "known-wrong", "MISS", "OVER", "UNDER", "MATCHES", "NOTHING", "CHANGED", "MEASURED", "measured")
+NOTHING, CHANGED, MEASURED = WORDS[-4:-1]
 
 
 def decimals(value: Any) -> int:

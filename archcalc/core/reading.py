@@ -17,7 +17,7 @@ from typing import Any
 
 from ..budget import current
 from ..errors import SpecError
-from ..files import reason
+from ..files import nearest_file, reason
 from ..kinds import shown
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -41,7 +41,7 @@ def read_bytes(path: str | os.PathLike, limit: int | None = None, what: str = "s
     try:
         handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise SpecError("no such file", file=str(path)) from None
+        raise SpecError(f"no such file{nearest_file(path)}", file=str(path)) from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL character in the path
         raise SpecError(f"cannot read: {reason(exc)}", file=str(path)) from None
     try:

@@ -37,12 +37,16 @@ def import_document(kind: str, source: str, dims: tuple[int, ...] | None, kwargs
     return import_onnx(Path(source), dims)
 
 
-def load_imported(target: str, dims: tuple[int, ...] | None):
-    """The network of an on-the-fly import, resolved as a spec would be."""
+def load_imported(target: str, dims: tuple[int, ...] | None, kwargs: dict[str, Any] | None = None):
+    """The network of an on-the-fly import, resolved as a spec would be; `kwargs`: the torch callable's."""
     from ..core.spec import resolve
 
     kind, source = ("torch", target[len(TORCH_PREFIX):]) if target.startswith(TORCH_PREFIX) else ("onnx", target)
-    document = import_document(kind, source, dims)
+    if kind == "torch" and ":" not in source.strip(":"):
+        raise UsageError(f"{one_line(target[:200])!r}: expected torch:MODULE:CALLABLE or torch:path/to/file.py:CALLABLE")
+    if kind == "onnx" and kwargs:
+        raise UsageError(f"--kwargs goes with a torch:MODULE:CALLABLE target, not the ONNX file {one_line(target[:200])}")
+    document = import_document(kind, source, dims, kwargs)
     return resolve(document, document["name"], source)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 from ..core.reading import parse
 from ..deps import require_torch
 from ..errors import SpecError, UsageError, suggest
+from ..files import nearest_file
 from ..kinds import quoted
 
 
@@ -32,7 +33,7 @@ def _module(location: str, target: str):
     if location.endswith(".py") or os.sep in location or "/" in location:
         path = Path(location)
         if not path.is_file():
-            raise SpecError(f"{target}: no such file {location}")
+            raise SpecError(f"{target}: no such file {location}{nearest_file(location)}")
         name = f"_archcalc_model_{abs(hash(str(path.resolve())))}"
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]

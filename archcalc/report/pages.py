@@ -715,16 +715,17 @@ def index_page(analyses: dict[str, Analysis], results: list[claimslib.Result]) -
     return "\n".join(lines) + "\n"
 
 
-def build(target: str | None = None, out: str = "reports") -> dict[str, bytes]:
+def build(target: str | None = None, out: str = "reports", network: Network | None = None) -> dict[str, bytes]:
     """Relative path -> content of every report file (one network's page when `target` is given,
-    written to be read in the folder `out`: its links resolve there, and it says how to regenerate it)."""
+    written to be read in the folder `out`: its links resolve there, and it says how to regenerate it;
+    `network`: the target's, where the command line read it already)."""
     from . import plots
 
     claimslib.network.cache_clear()  # the specs may have changed since the last build
     claimslib.analysis.cache_clear()
     results = claimslib.results()
     if target is not None:
-        network = load(target)
+        network = network or load(target)
         files = {f"networks/{network.name}.md": network_page(network, results).encode(),
                  **network_files(network, analyze(network))}
         return standalone(files, f"networks/{network.name}.md", target, out)
@@ -773,17 +774,18 @@ def standalone(files: dict[str, bytes], page: str, target: str, out: str) -> dic
     return {**files, page: text.encode()}
 
 
-def generate(out_dir: Path, target: str | None = None, label: Path | None = None, force: bool = False) -> list[str]:
-    files = build(target, str(label or out_dir)) if target is not None else build()
+def generate(out_dir: Path, target: str | None = None, label: Path | None = None, force: bool = False,
+             network: Network | None = None) -> list[str]:
+    files = build(target, str(label or out_dir), network) if target is not None else build()
     write(out_dir, files, prune=target is None, force=force)
     return sorted(files)
 
 
-def stale(out_dir: Path, target: str | None = None) -> list[str]:
+def stale(out_dir: Path, target: str | None = None, network: Network | None = None) -> list[str]:
     """Files of `out_dir` that differ from a fresh generation, are missing or should not be there."""
     with tempfile.TemporaryDirectory(prefix="archcalc-report-") as temporary:
         fresh = Path(temporary)
-        generate(fresh, target, label=out_dir)
+        generate(fresh, target, label=out_dir, network=network)
         return compare(out_dir, fresh, complete=target is None)
 
 
