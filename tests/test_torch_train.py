@@ -19,7 +19,7 @@ TOKENS = {"input": [10, 48], "layers": [
     {"type": "dropout", "p": 0.0}, {"type": "gelu"}, {"type": "multihead_attention", "heads": 2, "dropout": 0.1},
     {"type": "linear", "out": 5},
 ]}
-EXACT = {"lenet5": None, "resnet18": (3, 64, 64), "squeezenet1_1": (3, 64, 64), "mobilenet_v2": (3, 64, 64),
+EXACT = {"lenet5": None, "lenet5_paper": None, "resnet18": (3, 64, 64), "squeezenet1_1": (3, 64, 64), "mobilenet_v2": (3, 64, 64),
          "mobilenet_v3_small": (3, 64, 64), "shufflenet_v2_x0_5": (3, 64, 64)}  # `verify --train` agrees on more
 
 
@@ -45,7 +45,19 @@ WINDOWS = {"input": [3, 20, 20], "layers": [  # 10x10 in windows of 4: padded to
 ]}
 
 
-@pytest.mark.parametrize("spec", [TOKENS, WINDOWS], ids=["tokens", "windows"])
+WINDOWS_V2 = {"input": [3, 20, 20], "layers": [  # Swin v2: cosine attention, logit scale, position bias MLP
+    {"type": "conv2d", "out": 16, "kernel": 2, "stride": 2},
+    {"type": "window_attention", "heads": 2, "window": 4, "v2": True, "mlp_hidden": 24},
+    {"type": "window_attention", "heads": 2, "window": 4, "shift": 2, "v2": True, "mlp_hidden": 24},
+    {"type": "patch_merging", "norm_after": True},
+]}
+LRN = {"input": [3, 16, 16], "layers": [  # AlexNet's order: conv, ReLU (its output kept once), LRN, max pooling
+    {"type": "conv2d", "out": 8, "kernel": 3}, {"type": "relu"}, {"type": "lrn", "size": 5},
+    {"type": "max_pool2d", "kernel": 2, "stride": 2}, {"type": "conv2d", "out": 4, "kernel": 3}, {"type": "lrn", "size": 4},
+]}
+
+
+@pytest.mark.parametrize("spec", [TOKENS, WINDOWS, WINDOWS_V2, LRN], ids=["tokens", "windows", "windows_v2", "lrn"])
 def test_token_layers_agree_with_torch(spec):
     found = checks(analyze(resolve(spec, "t", "t.json"), batch=2), "adamw")
     assert [c for c in found if not c.ok and not c.tolerance] == []  # the exact ones (the peak: on networks above)

@@ -133,21 +133,32 @@ class _StepPeak:
         self.mode.__exit__(*exc)
 
 
-def _ungrouped_weight_gradients(analysis: Analysis) -> int:
-    """What FlopCounterMode counts beyond archcalc for a grouped convolution's weight gradient, per image:
-    it counts it as an ungrouped convolution, `groups` times its MACs (torch.utils.flop_counter's
-    conv_backward_flop reads the input's channels whole)."""
+def _counter_difference(analysis: Analysis) -> int:
+    """What FlopCounterMode counts of the backward beyond archcalc, per image: a grouped convolution's weight
+    gradient counted as an ungrouped convolution, `groups` times its MACs (torch.utils.flop_counter's
+    conv_backward_flop reads the input's channels whole), and nothing of an RBF layer's backward (a
+    difference, a square and a sum: no op the counter has a formula for)."""
     from ..core.spec import Layer, Node
 
-    groups: dict[str, int] = {}
+    layers: dict[str, Layer] = {}
     stack: list[Node] = [analysis.network.root]
     while stack:
         node = stack.pop()
         if isinstance(node, Layer):
-            groups[node.path] = node.attrs.get("groups", 1) if node.type in ("conv2d", "conv_transpose2d") else 1
+            layers[node.path] = node
         else:
             stack.extend(node.children)
-    return sum((groups.get(r.path, 1) - 1) * r.macs for r in analysis.leaves() if r.params)
+
+    def beyond(row: Any) -> int:
+        layer = layers.get(row.path)
+        if layer is None:
+            return 0
+        if layer.type == "rbf":
+            return -row.backward_macs
+        groups = layer.attrs.get("groups", 1) if layer.type in ("conv2d", "conv_transpose2d") else 1
+        return (groups - 1) * row.macs if row.params else 0
+
+    return sum(beyond(r) for r in analysis.leaves())
 
 
 def checks(analysis: Analysis, optimizer: str = "adamw") -> list[TrainCheck]:
@@ -157,7 +168,7 @@ def checks(analysis: Analysis, optimizer: str = "adamw") -> list[TrainCheck]:
         from ..core.calc import analyze
         counted = analyze(analysis.network, analysis.input_shape, analysis.batch, analysis.dtype)
         ours = training.breakdown(counted)
-        backward = (counted.totals.backward_macs + _ungrouped_weight_gradients(counted)) * counted.batch
+        backward = (counted.totals.backward_macs + _counter_difference(counted)) * counted.batch
     check_allocation(ours.peak, "verify --train", f"a training step at batch {analysis.batch}", analysis.network.file)
     measured = measure(analysis, optimizer)
     step_peak = measured.peak_bytes + ours.weights + measured.optimizer_state_bytes
