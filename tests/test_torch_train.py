@@ -79,3 +79,18 @@ def test_bf16_training_figures_agree_with_a_bf16_model(name):
     fp32 = {c.what: c.torch for c in checks(analysis.scaled(dtype="fp32"), "adam")}
     [grads] = [c for c in found if c.what.startswith("gradients")]
     assert 2 * grads.torch == fp32[grads.what]
+
+
+def test_autocast_keeps_bf16_activations_and_a_bf16_copy_of_each_weight():
+    """CPU autocast to bf16 (fp32 model): what it keeps is archcalc's `--dtype bf16 --master fp32` figure (the
+    activations in bf16) plus the bf16 copy of each conv and linear weight that autocast makes and the
+    backward reads (docs/conventions.md, "Mixed precision"); gradients stay fp32, as the parameters."""
+    from archcalc.core import training
+
+    with training.counting(training.check_setup("adamw", "fp32"), "bf16"):
+        mixed = training.breakdown(analyze(resolve(THREE_LAYERS, "t", "t.json"), batch=2, dtype="bf16"))
+    assert mixed.saved == 2 * SAVED_VALUES * 2
+    weight_copies = (4 * 3 * 9 + 256 * 10) * 2  # the biases are not cast for the backward
+    measured = measure(analyze(resolve(THREE_LAYERS, "t", "t.json"), batch=2), "adamw", autocast=True)
+    assert measured.saved_bytes == mixed.saved + weight_copies
+    assert measured.gradient_bytes == PARAMS * 4 == 2 * mixed.gradients

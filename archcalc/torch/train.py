@@ -54,8 +54,9 @@ def built(analysis: Analysis):
     return model, x
 
 
-def measure(analysis: Analysis, optimizer: str = "adamw") -> Measured:
-    """One step of `optimizer` on the built network, each figure measured as the module docstring says."""
+def measure(analysis: Analysis, optimizer: str = "adamw", autocast: bool = False) -> Measured:
+    """One step of `optimizer` on the built network, each figure measured as the module docstring says; with
+    `autocast`, the forward under CPU autocast to bf16 (the model and its input in fp32)."""
     torch = require_torch()
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -72,7 +73,8 @@ def measure(analysis: Analysis, optimizer: str = "adamw") -> Measured:
 
     tracker = _StepPeak(torch, param_storages)
     with tracker:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+                torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             loss = model(x).float().sum()
         saved = sum(kept.values())
         counter = FlopCounterMode(display=False)
@@ -191,6 +193,32 @@ def render_checks(name: str, batch: int | str, found: list[TrainCheck]) -> str:
     return "\n".join(lines)
 
 
-def summary(name: str, batch: int | str, found: list[TrainCheck]) -> str:
-    bad = [c.what for c in found if not c.ok]
-    return f"{'ok ' if not bad else 'BAD'} {name} batch {batch}" + (f": {', '.join(bad)} differ" if bad else "")
+def summary(name: str, batch: int | str, found: list[TrainCheck], seconds: float | None = None) -> str:
+    """One line: ok or BAD, the network, and each figure's verdict (`agree`/`DIFFERS`), in `seconds`."""
+    bad = [c for c in found if not c.ok]
+    terms = ", ".join(f"{c.what.split(' (')[0]} {'agree' if c.ok else 'DIFFERS'}" for c in found)
+    took = "" if seconds is None else f" ({seconds:.1f} s)"
+    return f"{'ok ' if not bad else 'BAD'} {name} batch {batch}: {terms}{took}"
+
+
+SMALL_SIDES = (32, 64, 96, 128, 160, 192, 224)
+
+
+def small_input(network: Any) -> tuple[int, ...]:
+    """The smallest square input from SMALL_SIDES (the channels kept) the network takes: `verify --all --train`
+    runs each network there; a network that takes none of them, or whose input is not an image, keeps its own."""
+    from ..core.calc import analyze
+    from ..errors import SpecError
+
+    own = tuple(network.input)
+    if len(own) != 3 or min(own[1:]) <= SMALL_SIDES[0]:
+        return own
+    for side in SMALL_SIDES:
+        if side >= min(own[1:]):
+            break
+        try:
+            analyze(network, (own[0], side, side))
+        except SpecError:
+            continue
+        return (own[0], side, side)
+    return own
