@@ -60,26 +60,15 @@ TOTAL_TEXT = {  # a total as a network's page writes it, by the unit of its quan
 DEPTH_LABEL = "Depth (weight layers on the longest path)"
 
 
-def _page_label(q, analysis: Analysis) -> str:
-    return f"Non-trainable values ({non_trainable_kind(analysis)})" if q.key == "non_trainable" else q.page_total
-
-
 def totals_table(analysis: Analysis) -> str:
     """The quantities with a `page_total` (archcalc.core.quantities) topic by topic, at the analysis' batch and
-    dtype; the depth papers quote (claims.depth, not a counted quantity) first among the structure's; the
-    non-trainable values named by what they are in this network (non_trainable_kind)."""
-    declared = [(q.topic, _page_label(q, analysis), TOTAL_TEXT[q.unit](quantities.figure(q, analysis)))
+    dtype; the depth papers quote (claims.depth, not a counted quantity) first among the structure's; each
+    labelled for this network (quantities.total_label: the non-trainable values named by what they are)."""
+    declared = [(q.topic, quantities.total_label(q, q.page_total, analysis), TOTAL_TEXT[q.unit](quantities.figure(q, analysis)))
                 for q in quantities.QUANTITIES.values() if q.page_total]
     own = [("structure", DEPTH_LABEL, f"{claimslib.depth(analysis.network.root):,}")]
     rows = [[label, text] for _, label, text in sorted(own + declared, key=lambda row: quantities.topic_rank(row[0]))]
     return markdown_table(rows, ["Quantity", "Value"], numeric=[1])
-
-
-def non_trainable_kind(analysis: Analysis) -> str:
-    """What a network's non-trainable values are: BN running statistics, or the fixed values of another layer type."""
-    types = sorted({r.layer_type for r in analysis.leaves() if r.non_trainable and r.layer_type})
-    kinds = ["BN running statistics" if "norm" in t else f"fixed values of `{t}`" for t in types]
-    return ", ".join(dict.fromkeys(kinds)) or "BN running statistics"  # none: the usual kind, 0 of them
 
 
 def expect_table(analysis: Analysis) -> str:
