@@ -71,6 +71,22 @@ def totals_table(analysis: Analysis) -> str:
     return markdown_table(rows, ["Quantity", "Value"], numeric=[1])
 
 
+def training_section(analysis: Analysis) -> list[str]:
+    """What a training step costs (archcalc.core.training) at the page's batch and dtype with AdamW: the
+    quantities the training block declares with a `page_total`, written as the totals are."""
+    from ..core import training
+
+    inference = set(quantities.QUANTITIES)
+    with training.counting(training.Setup(), analysis.dtype):
+        counted = analysis.analyzed_again()
+        rows = [[quantities.total_label(q, q.page_total, counted), TOTAL_TEXT[q.unit](quantities.figure(q, counted))]
+                for q in quantities.by_topic(quantities.QUANTITIES.values()) if q.key not in inference and q.page_total]
+    return ["## Training step\n",
+            f"One step of AdamW at batch {analysis.batch}, {analysis.dtype} (`archcalc table {cell(analysis.network.name)} --train`; "
+            "the largest batch a memory holds: `archcalc fit`); conventions in docs/conventions.md (Training).\n",
+            markdown_table(rows, ["Quantity", "Value"], numeric=[1])]
+
+
 def expect_table(analysis: Analysis) -> str:
     verdicts = [judge(analysis, expect) for expect in analysis.network.expect]
     if not verdicts:
@@ -159,9 +175,13 @@ def figure_section(network: Network) -> list[str]:
 
 def network_files(network: Network, analysis: Analysis) -> dict[str, bytes]:
     """The figure and the interactive page of one network."""
+    from ..core import training
+
     depth = diagram.figure_depth(analysis)
+    with training.counting(training.Setup(), analysis.dtype):  # the explorer shows a training step's figures too
+        explorer = html.page(analysis.analyzed_again(), fold_depth(analysis), depth)
     return {f"diagrams/{network.name}.svg": diagram.svg(diagram.layout(analysis, diagram.Options(depth=depth))).encode(),
-            f"html/{network.name}.html": html.page(analysis, fold_depth(analysis), depth).encode()}
+            f"html/{network.name}.html": explorer.encode()}
 
 
 def reading_notes(network: Network, results: list[claimslib.Result]) -> list[str]:
@@ -219,6 +239,7 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
         f"Family {code(network.family)} ({code(Path(network.file).name)}), input {fmt.shape(analysis.input_shape)}, "
         f"batch 1, fp32. Regenerate with {_regenerate(network)}; conventions in docs/conventions.md.\n",
         "## Totals\n", totals_table(analysis),
+        *training_section(analysis),
         "## Published figures\n", expect_table(analysis),
         *claims_section(network, results),
         *figure_section(network),
