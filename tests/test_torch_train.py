@@ -94,3 +94,14 @@ def test_autocast_keeps_bf16_activations_and_a_bf16_copy_of_each_weight():
     measured = measure(analyze(resolve(THREE_LAYERS, "t", "t.json"), batch=2), "adamw", autocast=True)
     assert measured.saved_bytes == mixed.saved + weight_copies
     assert measured.gradient_bytes == PARAMS * 4 == 2 * mixed.gradients
+
+
+def test_verify_all_runs_each_network_at_the_smallest_input_it_takes():
+    from archcalc.torch.train import small_input
+
+    # AlexNet (the paper's layout, 227 input): conv 11/4, then three 3/2 max poolings around 5x5 and 3x3 convs
+    # that keep the size. At 64: 14, pooled to 6, then 2, where the last pooling has no 3x3 window; at 96: 22, 10, 4, 1.
+    assert small_input(load("alexnet_paper")) == (3, 96, 96)
+    assert small_input(load("resnet18")) == (3, 32, 32)
+    assert small_input(load("lenet5")) == (1, 32, 32)  # its own: nothing smaller is tried
+    assert small_input(load("googlenet_aux1")) == (512, 14, 14)  # at 32 or more: larger than its own
