@@ -6,6 +6,7 @@ pytest.importorskip("torch")
 
 from test_training import PARAMS, SAVED_VALUES, THREE_LAYERS  # noqa: E402
 
+from archcalc.core import training  # noqa: E402
 from archcalc.core.calc import analyze  # noqa: E402
 from archcalc.core.spec import load, resolve  # noqa: E402
 from archcalc.torch.train import checks, measure  # noqa: E402
@@ -70,6 +71,25 @@ def test_optimizer_state_is_what_torch_keeps(optimizer):
     assert state.ok and (state.torch == 0) == (optimizer == "sgd")
 
 
+NORMS = {"input": [3, 12, 12], "layers": [  # each norm whose statistics torch's CPU kernels keep in bf16
+    {"type": "conv2d", "out": 8, "kernel": 3}, {"type": "batch_norm2d"}, {"type": "relu"},
+    {"type": "group_norm", "groups": 2}, {"type": "layer_norm2d"}, {"type": "conv2d", "out": 4, "kernel": 3},
+]}
+
+
+def test_bf16_norm_statistics_are_kept_in_bf16_on_the_cpu():
+    """archcalc counts the norms' mean and inverse deviation in fp32 (torch's CUDA kernels); torch's CPU
+    kernels keep them in the model's dtype, which verify takes into account: 2 bytes fewer a statistic."""
+    analysis = analyze(resolve(NORMS, "t", "t.json"), batch=2, dtype="bf16")
+    [saved] = [c for c in checks(analysis, "adam") if c.what.startswith("saved")]
+    assert saved.ok and "as on the CPU" in saved.what
+    # two statistics: BN's per channel once per batch; GN's per group and LN's per position, per image (2 images)
+    statistics = 2 * 8 + 2 * (2 * 2) + 2 * (2 * 10 * 10)
+    with training.counting(training.Setup(), "bf16"):
+        ours = training.breakdown(analyze(resolve(NORMS, "t", "t.json"), batch=2, dtype="bf16")).saved
+    assert ours - saved.torch == statistics * 2
+
+
 @pytest.mark.parametrize("name", ["lenet5"])
 def test_bf16_training_figures_agree_with_a_bf16_model(name):
     """Weights, gradients, Adam's moments and the kept activations in bf16 (no master weights): half of fp32's."""
@@ -85,8 +105,6 @@ def test_autocast_keeps_bf16_activations_and_a_bf16_copy_of_each_weight():
     """CPU autocast to bf16 (fp32 model): what it keeps is archcalc's `--dtype bf16 --master fp32` figure (the
     activations in bf16) plus the bf16 copy of each conv and linear weight that autocast makes and the
     backward reads (docs/conventions.md, "Mixed precision"); gradients stay fp32, as the parameters."""
-    from archcalc.core import training
-
     with training.counting(training.check_setup("adamw", "fp32"), "bf16"):
         mixed = training.breakdown(analyze(resolve(THREE_LAYERS, "t", "t.json"), batch=2, dtype="bf16"))
     assert mixed.saved == 2 * SAVED_VALUES * 2

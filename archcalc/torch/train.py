@@ -163,6 +163,21 @@ def _counter_difference(analysis: Analysis) -> int:
     return sum(beyond(r) for r in analysis.leaves())
 
 
+# The layer types whose fixed or per-batch kept bytes are a norm's fp32 mean and inverse deviation.
+_NORM_STATISTICS = ("batch_norm2d", "layer_norm", "layer_norm2d", "group_norm", "patch_merging")
+
+
+def _cpu_statistics(analysis: Analysis) -> int:
+    """What torch's CPU norm kernels keep less than archcalc in a bf16 or fp16 model, at the batch: they keep
+    the mean and inverse deviation in the model's dtype, where archcalc (as torch's CUDA kernels) counts fp32."""
+    value_bytes = analysis.bytes_per_value
+    if value_bytes == training.FP32:
+        return 0
+    kept = sum(analysis.batch * r.saved_fixed_bytes + r.saved_batch_bytes
+               for r in analysis.leaves() if r.layer_type in _NORM_STATISTICS)
+    return kept - kept * value_bytes // training.FP32
+
+
 def checks(analysis: Analysis, optimizer: str = "adamw") -> list[TrainCheck]:
     """archcalc's training figures at the analysis' batch and dtype beside torch's, measured on the CPU (the
     whole model in that dtype: no master weights)."""
@@ -171,11 +186,13 @@ def checks(analysis: Analysis, optimizer: str = "adamw") -> list[TrainCheck]:
         counted = analyze(analysis.network, analysis.input_shape, analysis.batch, analysis.dtype)
         ours = training.breakdown(counted)
         backward = (counted.totals.backward_macs + _counter_difference(counted)) * counted.batch
+        cpu_saved = ours.saved - _cpu_statistics(counted)
     check_allocation(ours.peak, "verify --train", f"a training step at batch {analysis.batch}", analysis.network.file)
     measured = measure(analysis, optimizer)
     step_peak = measured.peak_bytes + ours.weights + measured.optimizer_state_bytes
     return [
-        TrainCheck("saved activations (bytes)", ours.saved, measured.saved_bytes),
+        TrainCheck("saved activations (bytes" + (", the norms' statistics in the model's dtype, as on the CPU)"
+                                                 if cpu_saved != ours.saved else ")"), cpu_saved, measured.saved_bytes),
         TrainCheck("backward MACs", backward, measured.backward_macs),
         TrainCheck("gradients (bytes)", ours.gradients, measured.gradient_bytes),
         TrainCheck("optimizer state (bytes)", ours.optimizer, measured.optimizer_state_bytes),
