@@ -852,22 +852,28 @@ def verify(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int,
 def _verify_train(target: str | None, dims: tuple[int, ...] | None, batches: tuple[int, ...], dtypes: tuple[str, ...],
                   optimizer: str, kwargs_text: str | None) -> None:
     """verify --train: each training figure beside torch's (archcalc.torch.train); exit 1 on a disagreement."""
+    import time
+
     from .core.calc import analyze
     from .core.spec import zoo_index
-    from .torch.train import checks, render_checks, summary
+    from .torch.train import checks, render_checks, small_input, summary
 
     failures = 0
     for name in [target] if target else list(zoo_index()):
         network, left = load_target(name, dims, kwargs_text, alone=False)
+        left = left if target or left else small_input(network)  # --all: each network at a small input
         for batch, dtype in [(b, d) for d in dtypes for b in batches]:
+            start = time.perf_counter()
             try:
-                found = checks(analyze(network, left, batch, dtype), optimizer)
-            except SpecError as exc:
-                click.echo(f"{name}: error: {exc}")
+                analysis = analyze(network, left, batch, dtype)
+                found = checks(analysis, optimizer)
+            except (SpecError, MemoryError, RuntimeError) as exc:  # --all goes on past a network torch cannot run
+                click.echo(one_line(f"BAD {name}: error: {exc}"))
                 failures += 1
                 continue
-            shown = f"{batch}, {dtype}"
-            click.echo(render_checks(network.name, shown, found) if target else summary(network.name, shown, found))
+            shown = f"{batch}, {dtype}" + ("" if target else f", input {fmt.shape(analysis.input_shape)}")
+            click.echo(render_checks(network.name, shown, found) if target
+                       else summary(network.name, shown, found, time.perf_counter() - start))
             failures += not all(c.ok for c in found)
     sys.exit(1 if failures else 0)
 

@@ -166,7 +166,7 @@ def summary_lines(analysis: Analysis, convention: str, depth: int | None = None)
     return [
         f"{label}: {params:,} ({fmt.scaled(params)})",
         f"Trainable params: {t.params:,}",
-        f"Non-trainable values (BN running statistics): {t.non_trainable:,}",
+        f"{quantities.total_label(QUANTITIES['non_trainable'], 'Non-trainable values', analysis)}: {t.non_trainable:,}",
         f"MACs (conv, linear, matmul; per image): {t.macs:,} ({fmt.scaled(t.macs)}); FLOPs = 2 x MACs: {fmt.scaled(t.flops)}",
         f"Weight layers (conv, linear): {t.weight_layers}",
         f"Input {fmt.shape(analysis.input_shape)} -> output {fmt.shape(analysis.output_shape)} (per image)",

@@ -340,3 +340,12 @@ def test_rows_are_reached_and_folded_with_the_keyboard(sized, resnet50_page):
     assert "layer1.0.residual" in _visible(sized) and active() == "layer1.0"
     assert sized.execute_script("return window.scrollX;") == 0
     assert _errors(sized) == []
+
+
+@pytest.mark.parametrize("name, what", [("lenet5_paper", "fixed values of `rbf`"), ("resnet18", "BN running statistics")])
+def test_the_totals_name_what_the_non_trainable_values_are(name, what):
+    """LeNet-5's (1998) only non-trainable values are its RBF units' hand-chosen centres; ResNet's are its BN
+    layers' running mean and variance."""
+    text = page(analyze(load(name)))
+    assert f"Non-trainable values ({what})" in text
+    assert ("BN running statistics" in text) == (what == "BN running statistics")

@@ -43,6 +43,31 @@ def test_golden_page_of_a_small_network():
     assert page == (FIXTURES / "report_tiny.md").read_text(encoding="utf-8")
 
 
+def test_golden_page_training_step_by_hand():
+    """One AdamW step at batch 1, fp32 (docs/conventions.md, Training), on the tiny network."""
+    page = network_page(load(str(FIXTURES / "report_tiny.json")))
+    section = page[page.index("## Training step"):page.index("## Published figures")]
+    params = (3 * 3 * 3 * 16 + 16) + (16 * 16 * 16 * 10 + 10)
+    # the first conv computes no gradient of the network's input; the linear layer both of its products
+    assert f"| {16 * 32 * 32 * 27 + 2 * 4096 * 10:,} |" in section
+    # kept: the conv's input, the ReLU's output (the pooling's input too, once), the pooling's int64 indices,
+    # the linear layer's input
+    kept = (3 * 32 * 32 + 16 * 32 * 32 + 16 * 16 * 16) * 4 + 8 * 16 * 16 * 16
+    rows = {c[0]: c[1] for c in (_cells(line) for line in section.splitlines() if line.startswith("| "))}
+    assert rows["Kept for the backward at the batch (MiB)"] == f"{kept / 2**20:.2f}"
+    assert rows["Gradients (MiB)"] == f"{params * 4 / 2**20:.2f}"
+    assert rows["Optimizer state (MiB)"] == f"{(2 * params * 4 + 4 * 4) / 2**20:.2f}"  # two moments, 4 step counters
+
+
+def test_the_explorer_of_the_reports_shows_the_training_step():
+    from archcalc.report.pages import network_files
+
+    network = load(str(FIXTURES / "report_tiny.json"))
+    explorer = network_files(network, archcalc.analyze(network))["html/report_tiny.html"].decode()
+    backward = 16 * 32 * 32 * 27 + 2 * 4096 * 10  # no gradient of the network's input
+    assert "Backward MACs per image" in explorer and f">{backward:,}<" in explorer
+
+
 def test_golden_page_numbers_by_hand():
     page = network_page(load(str(FIXTURES / "report_tiny.json")))
     conv_params, fc_params = 3 * 3 * 3 * 16 + 16, 16 * 16 * 16 * 10 + 10

@@ -92,3 +92,48 @@ def test_an_expect_of_the_training_peak_is_judged_outside_the_training_block():
         return checked.verdict.status
 
     assert verdict(50160) != verdict(50159)
+
+
+def saved_per_image(spec: dict, dtype: str = "fp32") -> tuple[int, int, int]:
+    """(values, fixed bytes, batch bytes) autograd keeps per image, the whole network's."""
+    with training.counting(training.Setup(), dtype):
+        t = analyze(resolve(spec, "t", "t.json"), batch=2, dtype=dtype).totals
+        return t.saved_values, t.saved_fixed_bytes, t.saved_batch_bytes
+
+
+def test_local_response_norm_keeps_its_input_the_padded_square_the_power_input_and_the_divisor():
+    # conv 3->8 (3x3) on 3x6x6: 8x4x4 = 128 values; then LRN of size 5 on them
+    spec = {"input": [3, 6, 6], "layers": [{"type": "conv2d", "out": 8, "kernel": 3}, {"type": "lrn", "size": 5}]}
+    conv_input, lrn_input, padded_square, power_input, divisor = 3 * 36, 128, (8 + 4) * 16, 128, 128
+    assert saved_per_image(spec) == (conv_input + lrn_input + padded_square + power_input + divisor, 0, 0)
+
+
+def test_a_connection_table_keeps_a_copy_of_the_channels_each_output_reads_and_their_indices():
+    # conv 1->4 (1x1) on 1x5x5, then a 3x3 table conv whose 2 outputs read channels [0, 1] and [1, 2, 3]
+    spec = {"input": [1, 5, 5], "layers": [
+        {"type": "conv2d", "out": 4, "kernel": 1},
+        {"type": "conv2d", "out": 2, "kernel": 3, "connections": [[0, 1], [1, 2, 3]]},
+    ]}
+    copies = (2 + 3) * 25  # not the 4x5x5 input itself
+    assert saved_per_image(spec) == (25 + copies, 0, (2 + 3) * 8)  # int64 indices, once per batch
+
+
+def test_rbf_keeps_the_differences_and_computes_only_the_input_gradient():
+    spec = {"input": [6], "layers": [{"type": "linear", "out": 4}, {"type": "rbf", "out": 3}]}
+    assert saved_per_image(spec) == (6 + 4 * 3, 0, 0)  # the linear's input; x - w for each unit
+    with training.counting():
+        rows = analyze(resolve(spec, "t", "t.json")).leaves()
+        assert [r.backward_macs for r in rows[1:]] == [6 * 4, 4 * 3]  # linear: weights only; rbf: input only
+
+
+def test_swin_v2_window_attention_keeps_the_normalised_q_k_the_scaled_attention_and_the_bias_mlp():
+    # 8x8 map of 16 channels, windows of 4: 4 windows of N = 16 positions, 64 positions; 2 heads; MLP 2->24->2
+    spec = {"input": [16, 8, 8], "layers": [{"type": "window_attention", "heads": 2, "window": 4, "v2": True,
+                                              "mlp_hidden": 24}]}
+    p, c, h, n, table = 64, 16, 2, 16, 7 * 7
+    windows, qkv, normalised_qk, heads_output = p * c, 3 * p * c, 2 * p * c, p * c
+    norms = 2 * 2 * h * p  # for q and for k: the norm, and the clamped divisor
+    attention = 2 * h * p * n  # before the logit scale (copied by the in-place multiply) and the softmax
+    mlp = table * 2 + table * 24 + h * n * n  # its input, its hidden layer, the bias gathered from its table
+    values = windows + qkv + normalised_qk + heads_output + norms + attention + mlp
+    assert saved_per_image(spec) == (values, 0, 4 * h)  # the logit scale's exponential, in fp32

@@ -15,7 +15,8 @@ worked out, and how it is shown:
   of configurations; `keras`, the quantity shown in its place in Keras' convention; `unit`, how a value
   is written (count, bytes, shape, field);
 - in the reports: its row in the totals of the HTML explorer (`explorer_total`) and of a network's
-  page (`page_total`), each the row's label, listed `topic` by topic (TOPICS); `short`, its name after
+  page (`page_total`), each the row's label (followed by what `names` says its values are in that
+  network, where it says), listed `topic` by topic (TOPICS); `short`, its name after
   a value in an architecture figure, whose `--annotate` takes its key; `share`, the header of its column of
   shares (a row's % of the network's total) in the text and Markdown tables with `--share`;
 - its name in a spec's `expect`, and whether such a figure takes a `batch` (`memory` figures that
@@ -69,6 +70,7 @@ class Quantity(NamedTuple):
     topic: str = ""  # one of TOPICS: the report's totals list their quantities topic by topic
     explorer_total: str | None = None  # its row in the HTML explorer's totals, with this label (needs `per_image`)
     page_total: str | None = None  # its row in the totals of a network's report page, with this label
+    names: Rule | None = None  # (analysis) -> what its values are in that network, bracketed after either label
     short: str | None = None  # its name after a value in a figure (`12.3M params`); its key names it in --annotate
     share: str | None = None  # the header of its column of shares (% of the network's total) in the layer tables
 
@@ -306,11 +308,22 @@ declare(Quantity(
 declare(Quantity(
     "params_keras", "parameters as Keras counts them: trainable and BN moving statistics",
     derive=lambda r: r.params + r.non_trainable, expect="params_keras", topic="parameters"))
+def fixed_values(analysis: Any) -> str:
+    """What a network's non-trainable values are: BN running statistics, or the fixed values of another layer type."""
+    types = sorted({r.layer_type for r in analysis.leaves() if r.non_trainable and r.layer_type})
+    kinds = ["BN running statistics" if "norm" in t else f"fixed values of `{t}`" for t in types]
+    return ", ".join(dict.fromkeys(kinds)) or "BN running statistics"  # none: the usual kind, 0 of them
+
+
+def total_label(quantity: Quantity, label: str, analysis: Any) -> str:
+    """A quantity's label in the totals of a report about `analysis`: `label`, and what `names` says its values are."""
+    return f"{label} ({quantity.names(analysis)})" if quantity.names else label
+
+
 declare(Quantity(
-    "non_trainable", "non-trainable stored values (BN running statistics)",
+    "non_trainable", "non-trainable stored values (BN running statistics, or a layer's fixed values)",
     layer=lambda t, a, shape, out: t.buffers(a, shape), per_parameter=True, per_image="non_trainable", expect="non_trainable",
-    topic="parameters", explorer_total="Non-trainable values (BN running statistics)",
-    page_total="Non-trainable values (BN running statistics)"))
+    topic="parameters", explorer_total="Non-trainable values", page_total="Non-trainable values", names=fixed_values))
 declare(Quantity(
     "weight_layers", "convolution and linear layers", layer=lambda t, a, shape, out: int(t.weight_layer),
     per_image="weight_layers", in_layers=False, expect="layers", whole_network=True, topic="structure",

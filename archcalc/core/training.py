@@ -194,14 +194,16 @@ COUNTED = (
 
 FIGURES = (
     Quantity("train_saved_bytes", "bytes autograd keeps for the backward at the batch", figure=_figure(saved_activation_bytes),
-             unit="bytes", per_batch="saved_activation_bytes_per_batch", batch_header="Saved", topic="memory"),
+             unit="bytes", per_batch="saved_activation_bytes_per_batch", batch_header="Saved", topic="memory",
+             page_total="Kept for the backward at the batch (MiB)"),
     Quantity("train_gradient_bytes", "bytes of the gradients", figure=_figure(gradient_bytes), unit="bytes",
-             per_batch="gradient_bytes", batch_header="Gradients", topic="memory"),
+             per_batch="gradient_bytes", batch_header="Gradients", topic="memory", page_total="Gradients (MiB)"),
     Quantity("train_optimizer_bytes", "bytes of the optimizer's state and the master weights",
              figure=_figure(optimizer_state_bytes), unit="bytes", per_batch="optimizer_state_bytes",
-             batch_header="Optimizer", topic="memory"),
+             batch_header="Optimizer", topic="memory", page_total="Optimizer state (MiB)"),
     Quantity("train_peak_bytes", "the peak of a training step", figure=_figure(training_peak_bytes), unit="bytes",
-             per_batch="training_peak_bytes", batch_header="Train peak", topic="memory"),
+             per_batch="training_peak_bytes", batch_header="Train peak", topic="memory",
+             page_total="Training-step peak (MiB)"),
 )
 
 

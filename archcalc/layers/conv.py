@@ -97,7 +97,12 @@ def _weights(a: Attrs, in_channels: int) -> int:
     if a.get("connections") is None:
         return a["out"] * _kernel_volume(a, in_channels)
     kh, kw = pair(a["kernel"])
-    return sum(len(row) for row in a["connections"]) * kh * kw
+    return _connections(a) * kh * kw
+
+
+def _connections(a: Attrs) -> int:
+    """The input channels a connection table's output channels read, summed over them."""
+    return sum(len(row) for row in a["connections"])
 
 
 @register
@@ -143,6 +148,24 @@ class Conv2d(LayerType):
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return window_rf(a, rf, shape)
+
+    # A connection table's pieces (table_conv) each keep their own copy of the channels they read, and the
+    # copies' int64 channel indices (once per batch); the input itself is kept by none.
+    def keeps_input(self, a: Attrs, shape: Shape, out: Shape) -> bool:
+        return a["connections"] is None
+
+    def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        if a["connections"] is None:
+            return super().saved_values(a, shape, out)
+        return _connections(a) * shape[1] * shape[2]
+
+    def saved_batch_bytes(self, a: Attrs, shape: Shape) -> int:
+        return 0 if a["connections"] is None else 8 * _connections(a)  # an int64 index per channel read
+
+    def param_tensors(self, a: Attrs, shape: Shape) -> int:
+        """A weight and a bias per piece of a connection table (one convolution per output channel)."""
+        whole = super().param_tensors(a, shape)
+        return whole if a["connections"] is None else len(a["connections"]) * whole
 
     def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
         (top, bottom), (left, right) = resolve_padding(a, shape, pair(a["stride"]), pair(a["dilation"]))
@@ -477,6 +500,14 @@ class RBF(LayerType):
 
     def receptive_field(self, a: Attrs, rf: RF, shape: Shape) -> RF:
         return RF(None)
+
+    # The backward is the input's gradient only (the centres are fixed); torch keeps the differences x - w
+    # (the square's input), out x in values.
+    def backward_macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return self.macs(a, shape, out)
+
+    def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        return shape[0] * a["out"]
 
     def torch_module(self, a: Attrs, shape: Shape):
         torch = require_torch()

@@ -296,11 +296,21 @@ class LocalResponseNorm(_Norm):
     def output_shape(self, a: Attrs, shape: Shape, warn: Warn) -> Shape:
         return need_image(self.name, shape)
 
+    saves_input = True  # x*x and the final x / div keep it
+
+    def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        # torch's local_response_norm keeps, beside its input: the padded square (avg_pool3d's input), the
+        # scaled sum before the power (pow's input), and the divisor (the division's other factor)
+        return super().saved_values(a, shape, out) + self._padded(a, shape) + 2 * numel(out)
+
+    @staticmethod
+    def _padded(a: Attrs, shape: Shape) -> int:
+        return (shape[0] + a["size"] - 1) * shape[1] * shape[2]
+
     def live_bytes(self, a: Attrs, shape: Shape, out: Shape, value_bytes: int) -> int:
         # torch's local_response_norm: x*x, padded over the channels, pooled, scaled, divided; at most
         # three tensors of the output's size, or the square and its padded copy, alive at once
-        padded = (shape[0] + a["size"] - 1) * shape[1] * shape[2]
-        return max(3 * numel(out), numel(out) + padded) * value_bytes
+        return max(3 * numel(out), numel(out) + self._padded(a, shape)) * value_bytes
 
     def torch_module(self, a: Attrs, shape: Shape):
         return torch_nn().LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"])

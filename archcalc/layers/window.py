@@ -114,10 +114,24 @@ class WindowAttention(LayerType):
 
     def saved_values(self, a: Attrs, shape: Shape, out: Shape) -> int:
         """The windows (padded) as the qkv projection's input; q, k and v in one tensor; the attention weights;
-        the heads' output, the output projection's input. (v2's normalised q and k are not counted.)"""
-        w, c = windows(a, shape), channels_sizes(self.name, shape)[0]
+        the heads' output, the output projection's input. v2 keeps more: q and k normalised and, per head and
+        position, their norms twice (the norm's result and the clamped divisor); the attention before the
+        logit scale multiplies it in place (a copy); the position bias MLP's input and hidden layer, and the
+        bias gathered from its output table (the sigmoid's result)."""
+        w, c, heads = windows(a, shape), channels_sizes(self.name, shape)[0], a["heads"]
         positions = w.number * w.tokens
-        return 5 * positions * c + a["heads"] * positions * w.tokens
+        attention = heads * positions * w.tokens
+        if not a["v2"]:
+            return 5 * positions * c + attention
+        mlp = bias_table(a) * (2 + a["mlp_hidden"]) + heads * w.tokens * w.tokens
+        return 7 * positions * c + 4 * heads * positions + 2 * attention + mlp
+
+    def saved_batch_bytes(self, a: Attrs, shape: Shape) -> int:
+        return 4 * a["heads"] if a["v2"] else 0  # v2: the logit scale's exponential, once, in fp32 (the builder's)
+
+    def backward_macs(self, a: Attrs, shape: Shape, out: Shape) -> int:
+        """v2's position bias MLP reads constant coordinates: its first layer has no input gradient."""
+        return 2 * self.macs(a, shape, out) - (2 * bias_table(a) * a["mlp_hidden"] if a["v2"] else 0)
 
     def param_tensors(self, a: Attrs, shape: Shape) -> int:
         projections = 2 + a["qkv_bias"] + a["proj_bias"]
@@ -456,7 +470,9 @@ def _torch_classes():
                 k = k / torch.linalg.vector_norm(k, dim=-1, keepdim=True).clamp_min_(1e-12)
                 attn = q @ k.transpose(-2, -1)
                 del q, k
-                attn.mul_(torch.clamp(self.logit_scale, max=math.log(100.0)).exp())
+                # the scale's exponential in fp32 whatever the model's dtype (autocast's rule for exp): what
+                # autograd keeps of it is the same 4 bytes a head in every dtype
+                attn.mul_(torch.clamp(self.logit_scale, max=math.log(100.0)).float().exp())
             else:
                 attn = q @ k.transpose(-2, -1)
                 del q, k

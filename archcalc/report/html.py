@@ -21,11 +21,12 @@ from . import diagram
 from .diagram import xml_text
 
 
-def shown_totals() -> list[tuple[str, str]]:
+def shown_totals(analysis: Analysis) -> list[tuple[str, str]]:
     """(key, label) of each total the page shows: the quantities with an `explorer_total`, topic by topic
-    (archcalc.core.quantities), each under its key in `archcalc table --format json`."""
+    (archcalc.core.quantities), each under its key in `archcalc table --format json`, labelled for the network."""
     shown = quantities.by_topic(q for q in quantities.QUANTITIES.values() if q.explorer_total)
-    return [(q.per_image, q.explorer_total) for q in shown if q.per_image and q.explorer_total]
+    return [(q.per_image, quantities.total_label(q, q.explorer_total, analysis))
+            for q in shown if q.per_image and q.explorer_total]
 
 
 def totals(analysis: Analysis) -> dict[str, int]:
@@ -33,7 +34,7 @@ def totals(analysis: Analysis) -> dict[str, int]:
     from ..render import to_json
 
     shown = to_json(analysis)["totals"]
-    return {key: shown[key] for key, _ in shown_totals()}
+    return {key: shown[key] for key, _ in shown_totals(analysis)}
 
 
 # ---- workings ---------------------------------------------------------------------------------
@@ -143,7 +144,7 @@ def page(analysis: Analysis, depth: int | None = None, figure_depth: int | None 
     figure = figure.replace('<svg xmlns="http://www.w3.org/2000/svg"', '<svg xmlns="http://www.w3.org/2000/svg" id="figure-svg"', 1)
     total_rows = "".join(f'<tr><th scope="row">{xml_text(label)}</th><td class="num" data-total="{key}">{value:,}</td>'
                          f'<td class="num scaled" data-scaled="{key}">{fmt.scaled(value)}</td></tr>'
-                         for (key, label), value in zip(shown_totals(), totals(analysis).values()))
+                         for (key, label), value in zip(shown_totals(analysis), totals(analysis).values()))
     deepest = max(r.depth for r in analysis.rows)
     depth_buttons = "".join(f'<button data-depth="{d}">{d}</button>' for d in range(1, deepest + 1))
     # every `<` as \u003c: neither `</script>` nor `<!--` in a spec's names can end or hide the element

@@ -60,26 +60,31 @@ TOTAL_TEXT = {  # a total as a network's page writes it, by the unit of its quan
 DEPTH_LABEL = "Depth (weight layers on the longest path)"
 
 
-def _page_label(q, analysis: Analysis) -> str:
-    return f"Non-trainable values ({non_trainable_kind(analysis)})" if q.key == "non_trainable" else q.page_total
-
-
 def totals_table(analysis: Analysis) -> str:
     """The quantities with a `page_total` (archcalc.core.quantities) topic by topic, at the analysis' batch and
-    dtype; the depth papers quote (claims.depth, not a counted quantity) first among the structure's; the
-    non-trainable values named by what they are in this network (non_trainable_kind)."""
-    declared = [(q.topic, _page_label(q, analysis), TOTAL_TEXT[q.unit](quantities.figure(q, analysis)))
+    dtype; the depth papers quote (claims.depth, not a counted quantity) first among the structure's; each
+    labelled for this network (quantities.total_label: the non-trainable values named by what they are)."""
+    declared = [(q.topic, quantities.total_label(q, q.page_total, analysis), TOTAL_TEXT[q.unit](quantities.figure(q, analysis)))
                 for q in quantities.QUANTITIES.values() if q.page_total]
     own = [("structure", DEPTH_LABEL, f"{claimslib.depth(analysis.network.root):,}")]
     rows = [[label, text] for _, label, text in sorted(own + declared, key=lambda row: quantities.topic_rank(row[0]))]
     return markdown_table(rows, ["Quantity", "Value"], numeric=[1])
 
 
-def non_trainable_kind(analysis: Analysis) -> str:
-    """What a network's non-trainable values are: BN running statistics, or the fixed values of another layer type."""
-    types = sorted({r.layer_type for r in analysis.leaves() if r.non_trainable and r.layer_type})
-    kinds = ["BN running statistics" if "norm" in t else f"fixed values of `{t}`" for t in types]
-    return ", ".join(dict.fromkeys(kinds)) or "BN running statistics"  # none: the usual kind, 0 of them
+def training_section(analysis: Analysis) -> list[str]:
+    """What a training step costs (archcalc.core.training) at the page's batch and dtype with AdamW: the
+    quantities the training block declares with a `page_total`, written as the totals are."""
+    from ..core import training
+
+    inference = set(quantities.QUANTITIES)
+    with training.counting(training.Setup(), analysis.dtype):
+        counted = analysis.analyzed_again()
+        rows = [[quantities.total_label(q, q.page_total, counted), TOTAL_TEXT[q.unit](quantities.figure(q, counted))]
+                for q in quantities.by_topic(quantities.QUANTITIES.values()) if q.key not in inference and q.page_total]
+    return ["## Training step\n",
+            f"One step of AdamW at batch {analysis.batch}, {analysis.dtype} (`archcalc table {cell(analysis.network.name)} --train`; "
+            "the largest batch a memory holds: `archcalc fit`); conventions in docs/conventions.md (Training).\n",
+            markdown_table(rows, ["Quantity", "Value"], numeric=[1])]
 
 
 def expect_table(analysis: Analysis) -> str:
@@ -170,9 +175,13 @@ def figure_section(network: Network) -> list[str]:
 
 def network_files(network: Network, analysis: Analysis) -> dict[str, bytes]:
     """The figure and the interactive page of one network."""
+    from ..core import training
+
     depth = diagram.figure_depth(analysis)
+    with training.counting(training.Setup(), analysis.dtype):  # the explorer shows a training step's figures too
+        explorer = html.page(analysis.analyzed_again(), fold_depth(analysis), depth)
     return {f"diagrams/{network.name}.svg": diagram.svg(diagram.layout(analysis, diagram.Options(depth=depth))).encode(),
-            f"html/{network.name}.html": html.page(analysis, fold_depth(analysis), depth).encode()}
+            f"html/{network.name}.html": explorer.encode()}
 
 
 def reading_notes(network: Network, results: list[claimslib.Result]) -> list[str]:
@@ -230,6 +239,7 @@ def network_page(network: Network, results: list[claimslib.Result] | None = None
         f"Family {code(network.family)} ({code(Path(network.file).name)}), input {fmt.shape(analysis.input_shape)}, "
         f"batch 1, fp32. Regenerate with {_regenerate(network)}; conventions in docs/conventions.md.\n",
         "## Totals\n", totals_table(analysis),
+        *training_section(analysis),
         "## Published figures\n", expect_table(analysis),
         *claims_section(network, results),
         *figure_section(network),

@@ -54,8 +54,9 @@ def built(analysis: Analysis):
     return model, x
 
 
-def measure(analysis: Analysis, optimizer: str = "adamw") -> Measured:
-    """One step of `optimizer` on the built network, each figure measured as the module docstring says."""
+def measure(analysis: Analysis, optimizer: str = "adamw", autocast: bool = False) -> Measured:
+    """One step of `optimizer` on the built network, each figure measured as the module docstring says; with
+    `autocast`, the forward under CPU autocast to bf16 (the model and its input in fp32)."""
     torch = require_torch()
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -72,7 +73,8 @@ def measure(analysis: Analysis, optimizer: str = "adamw") -> Measured:
 
     tracker = _StepPeak(torch, param_storages)
     with tracker:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+                torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             loss = model(x).float().sum()
         saved = sum(kept.values())
         counter = FlopCounterMode(display=False)
@@ -133,21 +135,47 @@ class _StepPeak:
         self.mode.__exit__(*exc)
 
 
-def _ungrouped_weight_gradients(analysis: Analysis) -> int:
-    """What FlopCounterMode counts beyond archcalc for a grouped convolution's weight gradient, per image:
-    it counts it as an ungrouped convolution, `groups` times its MACs (torch.utils.flop_counter's
-    conv_backward_flop reads the input's channels whole)."""
+def _counter_difference(analysis: Analysis) -> int:
+    """What FlopCounterMode counts of the backward beyond archcalc, per image: a grouped convolution's weight
+    gradient counted as an ungrouped convolution, `groups` times its MACs (torch.utils.flop_counter's
+    conv_backward_flop reads the input's channels whole), and nothing of an RBF layer's backward (a
+    difference, a square and a sum: no op the counter has a formula for)."""
     from ..core.spec import Layer, Node
 
-    groups: dict[str, int] = {}
+    layers: dict[str, Layer] = {}
     stack: list[Node] = [analysis.network.root]
     while stack:
         node = stack.pop()
         if isinstance(node, Layer):
-            groups[node.path] = node.attrs.get("groups", 1) if node.type in ("conv2d", "conv_transpose2d") else 1
+            layers[node.path] = node
         else:
             stack.extend(node.children)
-    return sum((groups.get(r.path, 1) - 1) * r.macs for r in analysis.leaves() if r.params)
+
+    def beyond(row: Any) -> int:
+        layer = layers.get(row.path)
+        if layer is None:
+            return 0
+        if layer.type == "rbf":
+            return -row.backward_macs
+        groups = layer.attrs.get("groups", 1) if layer.type in ("conv2d", "conv_transpose2d") else 1
+        return (groups - 1) * row.macs if row.params else 0
+
+    return sum(beyond(r) for r in analysis.leaves())
+
+
+# The layer types whose fixed or per-batch kept bytes are a norm's fp32 mean and inverse deviation.
+_NORM_STATISTICS = ("batch_norm2d", "layer_norm", "layer_norm2d", "group_norm", "patch_merging")
+
+
+def _cpu_statistics(analysis: Analysis) -> int:
+    """What torch's CPU norm kernels keep less than archcalc in a bf16 or fp16 model, at the batch: they keep
+    the mean and inverse deviation in the model's dtype, where archcalc (as torch's CUDA kernels) counts fp32."""
+    value_bytes = analysis.bytes_per_value
+    if value_bytes == training.FP32:
+        return 0
+    kept = sum(analysis.batch * r.saved_fixed_bytes + r.saved_batch_bytes
+               for r in analysis.leaves() if r.layer_type in _NORM_STATISTICS)
+    return kept - kept * value_bytes // training.FP32
 
 
 def checks(analysis: Analysis, optimizer: str = "adamw") -> list[TrainCheck]:
@@ -157,12 +185,14 @@ def checks(analysis: Analysis, optimizer: str = "adamw") -> list[TrainCheck]:
         from ..core.calc import analyze
         counted = analyze(analysis.network, analysis.input_shape, analysis.batch, analysis.dtype)
         ours = training.breakdown(counted)
-        backward = (counted.totals.backward_macs + _ungrouped_weight_gradients(counted)) * counted.batch
+        backward = (counted.totals.backward_macs + _counter_difference(counted)) * counted.batch
+        cpu_saved = ours.saved - _cpu_statistics(counted)
     check_allocation(ours.peak, "verify --train", f"a training step at batch {analysis.batch}", analysis.network.file)
     measured = measure(analysis, optimizer)
     step_peak = measured.peak_bytes + ours.weights + measured.optimizer_state_bytes
     return [
-        TrainCheck("saved activations (bytes)", ours.saved, measured.saved_bytes),
+        TrainCheck("saved activations (bytes" + (", the norms' statistics in the model's dtype, as on the CPU)"
+                                                 if cpu_saved != ours.saved else ")"), cpu_saved, measured.saved_bytes),
         TrainCheck("backward MACs", backward, measured.backward_macs),
         TrainCheck("gradients (bytes)", ours.gradients, measured.gradient_bytes),
         TrainCheck("optimizer state (bytes)", ours.optimizer, measured.optimizer_state_bytes),
@@ -180,6 +210,32 @@ def render_checks(name: str, batch: int | str, found: list[TrainCheck]) -> str:
     return "\n".join(lines)
 
 
-def summary(name: str, batch: int | str, found: list[TrainCheck]) -> str:
-    bad = [c.what for c in found if not c.ok]
-    return f"{'ok ' if not bad else 'BAD'} {name} batch {batch}" + (f": {', '.join(bad)} differ" if bad else "")
+def summary(name: str, batch: int | str, found: list[TrainCheck], seconds: float | None = None) -> str:
+    """One line: ok or BAD, the network, and each figure's verdict (`agree`/`DIFFERS`), in `seconds`."""
+    bad = [c for c in found if not c.ok]
+    terms = ", ".join(f"{c.what.split(' (')[0]} {'agree' if c.ok else 'DIFFERS'}" for c in found)
+    took = "" if seconds is None else f" ({seconds:.1f} s)"
+    return f"{'ok ' if not bad else 'BAD'} {name} batch {batch}: {terms}{took}"
+
+
+SMALL_SIDES = (32, 64, 96, 128, 160, 192, 224)
+
+
+def small_input(network: Any) -> tuple[int, ...]:
+    """The smallest square input from SMALL_SIDES (the channels kept) the network takes: `verify --all --train`
+    runs each network there; a network that takes none of them, or whose input is not an image, keeps its own."""
+    from ..core.calc import analyze
+    from ..errors import SpecError
+
+    own = tuple(network.input)
+    if len(own) != 3 or min(own[1:]) <= SMALL_SIDES[0]:
+        return own
+    for side in SMALL_SIDES:
+        if side >= min(own[1:]):
+            break
+        try:
+            analyze(network, (own[0], side, side))
+        except SpecError:
+            continue
+        return (own[0], side, side)
+    return own

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import fmt
+from ..core import quantities
 from ..errors import one_line
 from .rf_probe import hw
 from .verify import Report
@@ -36,7 +37,8 @@ def render_report(report: Report) -> str:
         table,
         "",
         f"params: calculator {total.params:,}, torch {fmt.count(total.torch_params)}: {_mark(total.params_ok)}",
-        f"non-trainable (BN running statistics): calculator {buffers.params:,}, torch {fmt.count(buffers.torch_params)}: "
+        f"{quantities.total_label(quantities.QUANTITIES['non_trainable'], 'non-trainable', a)}: calculator "
+        f"{buffers.params:,}, torch {fmt.count(buffers.torch_params)}: "
         f"{_mark(buffers.params_ok)}",
         f"fvcore flops (one multiply-add = 1; batch {a.batch}): calculator {total.flops:,}, fvcore "
         f"{fmt.count(total.torch_flops)}: {_mark(total.flops_ok)}",
