@@ -537,3 +537,18 @@ class ReadsValues(nn.Module):
         if self.conv.weight.abs().sum().item() >= 0:
             x = self.conv(x)
         return x
+
+
+class TwoInputEinsum(nn.Module):
+    """MaxViT's attention scores in small: an `einsum` of two activations (queries and keys), which no layer
+    type takes: a measured op with two inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = nn.Conv2d(3, 4, 1)
+        self.k = nn.Conv2d(3, 5, 1)
+        self.head = nn.Linear(20, 3)
+
+    def forward(self, x):
+        scores = torch.einsum("bchw,bdhw->bcd", self.q(x), self.k(x))
+        return self.head(scores.flatten(1))

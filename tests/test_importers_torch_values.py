@@ -93,3 +93,30 @@ def test_code_that_reads_values_runs_on_data_within_the_budget():
     _, analysis = imported(handwritten_models.ReadsValues(), (3, 6, 6))
     assert handwritten_models.SeesItsInput.seen[-1] == "Tensor"
     assert analysis.totals.macs == 4 * 16 * 27
+
+
+def test_an_op_of_two_activations_is_measured_with_its_inputs_named():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import archcalc
+
+    model = handwritten_models.TwoInputEinsum().eval()
+    document, analysis = imported(model, (3, 6, 7), "pair")
+    measured = [item for item in document["layers"] if item.get("type") == "measured"]
+    assert [(m["op"], m["from"], m["at"], m["output"]) for m in measured] == [("einsum", ["q", "k"], [4, 6, 7], [4, 5])]
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.randn(1, 3, 6, 7))
+    # q: 4 x 42 outputs of 3 MACs, k: 5 x 42 of 3; the scores 4 x 5 sums of 42 products; the head 20 x 3
+    assert analysis.totals.macs == 4 * 42 * 3 + 5 * 42 * 3 + 4 * 5 * 42 + 60 == counter.get_total_flops() // 2
+    assert analysis.totals.params == 16 + 20 + 63 == sum(p.numel() for p in model.parameters())
+    assert analysis.output_shape == (3,)
+    with pytest.raises(archcalc.SpecError, match=r"measured op einsum was measured on an input 4x6x7, not 4x8x8"):
+        analyze(resolve(document, "pair", "pair.json"), (3, 8, 8))
+
+
+def test_strict_refuses_an_op_of_two_activations():
+    import archcalc
+
+    with pytest.raises(archcalc.SpecError, match="2 tensor inputs; archcalc layers take one"):
+        import_torch(handwritten_models.TwoInputEinsum().eval(), (3, 6, 7), "pair", "handwritten_models", strict=True)

@@ -195,8 +195,8 @@ class _Reader:
         used = {t for node in graph.nodes for t in node.tensors}
         measured = []
         for node in graph.nodes:
-            if node.kind != "layer" or node.id not in self.fx_nodes or _has_type(node):
-                continue
+            if node.kind != "layer" or node.id not in self.fx_nodes or (len(node.inputs) == 1 and _has_type(node)):
+                continue  # an op of several tensors is measured: a layer type takes one
             n = self.fx_nodes[node.id]
             params, fvcore = self.own_parameters(n, node, used)
             op = node.layer_op
@@ -404,7 +404,8 @@ class _Reader:
         return tuple(int(d) for d in self.values[n].shape[1:])
 
     def one_input(self, ids: tuple[str, ...], where: str) -> None:
-        if len(ids) != 1:
+        """An op of several tensors (einsum of q and k) is measured, taking them by `from`; `strict` refuses it."""
+        if len(ids) != 1 and self.strict:
             raise SpecError(f"{where}: {len(ids)} tensor inputs; archcalc layers take one (merges: +, torch.cat, *)")
 
     def pad(self, n, ids, path, where, shape, sides: list, value: float, mode: str, scope=None) -> Node:
