@@ -66,25 +66,30 @@ def test_an_optional_argument_left_at_its_default_is_not_an_input():
     assert analysis.totals.macs == 6 * 64 * 27
 
 
-def test_the_concrete_trace_gives_the_graph_symbolic_tracing_gives():
-    # TinyResNet traces with torch.fx; forced through the concrete trace it must give the same spec
+CONCRETE = {"tiny_resnet": (handwritten_models.TinyResNet, (3, 32, 32)),
+            "tiny_convnext": (handwritten_models.TinyConvNeXt, (3, 32, 40)),
+            "tiny_vit": (handwritten_models.TinyViT, (3, 8, 8)),
+            "shuffle": (lambda: handwritten_models.ShuffleUnit(8), (8, 6, 6)),
+            "mobile_se": (handwritten_models.MobileSE, (3, 48, 40))}
+
+
+@pytest.mark.parametrize("name", list(CONCRETE))
+def test_the_concrete_trace_gives_the_graph_symbolic_tracing_gives(name, monkeypatch):
+    # models torch.fx traces: forced through the concrete trace, each must give the same spec
     from archcalc.importers import torch_fx
 
-    model = handwritten_models.TinyResNet().eval()
-    by_fx = import_torch(model, (3, 32, 32), "r", "handwritten_models")
-    real_trace = torch_fx._leaf_tracer
+    build, shape = CONCRETE[name]
+    model = build().eval()
+    by_fx = import_torch(model, shape, name, "handwritten_models")
+    real_tracer = torch_fx._leaf_tracer
 
     def failing(torch_module):
-        tracer = real_trace(torch_module)
+        tracer = real_tracer(torch_module)
         tracer.trace = lambda root: (_ for _ in ()).throw(RuntimeError("no symbolic trace"))
         return tracer
 
-    torch_fx._leaf_tracer = failing
-    try:
-        concrete = import_torch(model, (3, 32, 32), "r", "handwritten_models")
-    finally:
-        torch_fx._leaf_tracer = real_trace
-    assert concrete["layers"] == by_fx["layers"]
+    monkeypatch.setattr(torch_fx, "_leaf_tracer", failing)
+    assert import_torch(model, shape, name, "handwritten_models") == by_fx
 
 
 def test_code_that_reads_values_runs_on_data_within_the_budget():

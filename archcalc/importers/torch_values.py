@@ -142,8 +142,9 @@ class _Recorder:
             return self.nodes[key]
         if key in self.pending:
             whole, index = self.pending.pop(key)
-            n = self.graph.call_function(operator.getitem, (whole, index))
-            return self.made(n, t)
+            n = self.made(self.graph.call_function(operator.getitem, (whole, index)), t)
+            n.meta["nn_module_stack"] = whole.meta["nn_module_stack"]  # taken where the tuple was made, as fx does
+            return n
         if key in self.attrs:
             n = self.graph.get_attr(self.attrs[key])
         else:
