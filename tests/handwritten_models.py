@@ -552,3 +552,17 @@ class TwoInputEinsum(nn.Module):
     def forward(self, x):
         scores = torch.einsum("bchw,bdhw->bcd", self.q(x), self.k(x))
         return self.head(scores.flatten(1))
+
+
+class TokensBackToImage(nn.Module):
+    """Tokens reshaped back into an image for a BatchNorm2d, as MaxViT's departition does before its next block."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        b, c, h, w = x.shape[0], 8, x.shape[2], x.shape[3]
+        tokens = self.conv(x).flatten(2)
+        return self.norm(tokens.reshape(b, c, h, w))

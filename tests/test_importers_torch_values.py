@@ -125,3 +125,12 @@ def test_strict_refuses_an_op_of_two_activations():
 
     with pytest.raises(archcalc.SpecError, match="2 tensor inputs; archcalc layers take one"):
         import_torch(handwritten_models.TwoInputEinsum().eval(), (3, 6, 7), "pair", "handwritten_models", strict=True)
+
+
+def test_a_reshape_read_by_a_module_of_images_gives_an_image():
+    document, analysis = imported(handwritten_models.TokensBackToImage(), (3, 4, 5), "back")
+    reshape = next(item for item in document["layers"] if item.get("type") == "reshape")
+    assert (reshape["shape"], reshape.get("layout")) == ([8, 4, 5], "image")
+    # 8 x 20 outputs of 27 MACs; the batch norm's 16 parameters
+    assert analysis.totals.macs == 8 * 20 * 27
+    assert analysis.totals.params == 8 * 28 + 16

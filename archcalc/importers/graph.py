@@ -322,6 +322,19 @@ def lay_out(graph: Graph) -> None:
         laid[n.id] = layout.laid(after, n.shape)
 
 
+def name_image_reshapes(graph: Graph) -> None:
+    """A reshape to three axes read by a module of images (a `...2d` module: MaxViT's departition before the next
+    block's BatchNorm2d) gives an image CxHxW: a reshape alone cannot tell an image from any other tensor."""
+    consumers = _consumers(graph)
+    for n in graph.nodes:
+        if (n.kind != "layer" or n.layer_op.target not in RESHAPES or len(n.shape or ()) != 3
+                or not isinstance(n.layer_op.attrs, dict)):
+            continue
+        if any(u.kind == "layer" and u.layer_op.origin == "module" and u.layer_op.target.endswith("2d")
+               for u in consumers.get(n.id, [])):
+            n.op = replace(n.layer_op, attrs={**n.layer_op.attrs, "layout": "image"})
+
+
 def fold_channel_shuffles(graph: Graph) -> None:
     """A view to (g, C/g, H, W), a transpose of those two axes and a view back to (C, H, W) (torchvision's
     channel_shuffle, ShuffleNet's): one `channel_shuffle` of `g` groups, named after it in the module it ran in."""

@@ -21,6 +21,7 @@ from .graph import (
     fold_channel_shuffles,
     fold_permutes,
     lay_out,
+    name_image_reshapes,
     spec_layers,
     to_spec,
 )
@@ -182,6 +183,7 @@ class _Reader:
         graph = Graph(self.nodes, self.input_shape, self.ids[output], self.notes)
         fold_channel_shuffles(graph)
         fold_permutes(graph)
+        name_image_reshapes(graph)
         lay_out(graph)
         if not self.strict:
             self.measure_unknown(graph)
