@@ -566,3 +566,16 @@ class TokensBackToImage(nn.Module):
         b, c, h, w = x.shape[0], 8, x.shape[2], x.shape[3]
         tokens = self.conv(x).flatten(2)
         return self.norm(tokens.reshape(b, c, h, w))
+
+
+class ConstantInForward(nn.Module):
+    """A tensor made on the CPU inside `forward` (a per-channel scale): the meta device refuses to mix it with a
+    meta tensor, torch's fake tensors take it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        SeesItsInput.seen.append("meta" if x.is_meta else type(x).__name__)
+        return self.conv(x) * torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 4, 1, 1)

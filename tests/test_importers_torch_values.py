@@ -134,3 +134,11 @@ def test_a_reshape_read_by_a_module_of_images_gives_an_image():
     # 8 x 20 outputs of 27 MACs; the batch norm's 16 parameters
     assert analysis.totals.macs == 8 * 20 * 27
     assert analysis.totals.params == 8 * 28 + 16
+
+
+def test_a_constant_made_in_forward_runs_on_fake_tensors():
+    handwritten_models.SeesItsInput.seen.clear()
+    _, analysis = imported(handwritten_models.ConstantInForward(), (3, 6, 6))
+    assert handwritten_models.SeesItsInput.seen == ["meta", "FakeTensor"]  # no real pass
+    assert analysis.output_shape == (4, 4, 4)
+    assert analysis.totals.macs == 4 * 16 * 27  # the convolution; FlopCounterMode counts nothing for the scale
