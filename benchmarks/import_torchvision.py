@@ -40,6 +40,12 @@ def published(name: str) -> dict:
     return {"weights": str(weights), "num_params": weights.meta["num_params"], "ops": weights.meta["_ops"], "crop": crop}
 
 
+def builder_kwargs(name: str, crop: int) -> dict:
+    """A ViT is built for one image size (its position embedding's length): the crop its weights were trained
+    at (vit_h_14's SWAG weights: 518), not the builder's default 224."""
+    return {"image_size": crop} if name.startswith("vit_") and crop != 224 else {}
+
+
 def one(name: str) -> dict:
     """Import `name` in this process; what came out, or the one line that stopped it."""
     facts = published(name)
@@ -48,7 +54,7 @@ def one(name: str) -> dict:
     from archcalc.errors import ArchcalcError
 
     start = time.perf_counter()
-    model = tv.models.get_model(name).eval()
+    model = tv.models.get_model(name, **builder_kwargs(name, facts["crop"])).eval()
     built = time.perf_counter() - start
     try:
         analysis = archcalc.summary(model, input_size=(3, facts["crop"], facts["crop"]))

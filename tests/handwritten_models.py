@@ -471,3 +471,111 @@ class SplitWidth(nn.Module):
     def forward(self, x):
         left, right = x.chunk(2, dim=-1)
         return left + right
+
+
+class ControlFlow(nn.Module):
+    """Python control flow on the input's shape and on a flag, which torch.fx's symbolic tracing cannot follow:
+    a large image is pooled first, a small one is not; the flag adds a second convolution."""
+
+    def __init__(self, twice: bool = True):
+        super().__init__()
+        self.twice = twice
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        if x.shape[-1] > 16:
+            x = self.pool(x)
+        x = F.relu(self.conv1(x))
+        if self.twice:
+            x = x + self.conv2(x)
+        return self.head(x.mean((2, 3)))
+
+
+class OptionalMask(nn.Module):
+    """An optional argument that defaults to None (an attention mask), with code only for when it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3)
+        self.norm = nn.BatchNorm2d(6)
+
+    def forward(self, x, mask=None):
+        x = self.norm(self.conv(x))
+        if mask is not None:
+            x = x.masked_fill(mask, 0.0)
+        return F.relu(x)
+
+
+class SeesItsInput(nn.Module):
+    """Records the kind of tensor each call of its forward gets (real, meta or fake): an import must not hand
+    it real data."""
+
+    seen: list[str] = []
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        SeesItsInput.seen.append("meta" if x.is_meta else type(x).__name__)
+        return self.fc(F.relu(self.conv(x)).mean((2, 3)))
+
+
+class ReadsValues(nn.Module):
+    """Code that reads a tensor's value (`.item()`): it runs on neither meta nor fake tensors, only on data."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        SeesItsInput.seen.append("meta" if x.is_meta else type(x).__name__)
+        if self.conv.weight.abs().sum().item() >= 0:
+            x = self.conv(x)
+        return x
+
+
+class TwoInputEinsum(nn.Module):
+    """MaxViT's attention scores in small: an `einsum` of two activations (queries and keys), which no layer
+    type takes: a measured op with two inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = nn.Conv2d(3, 4, 1)
+        self.k = nn.Conv2d(3, 5, 1)
+        self.head = nn.Linear(20, 3)
+
+    def forward(self, x):
+        scores = torch.einsum("bchw,bdhw->bcd", self.q(x), self.k(x))
+        return self.head(scores.flatten(1))
+
+
+class TokensBackToImage(nn.Module):
+    """Tokens reshaped back into an image for a BatchNorm2d, as MaxViT's departition does before its next block."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        b, c, h, w = x.shape[0], 8, x.shape[2], x.shape[3]
+        tokens = self.conv(x).flatten(2)
+        return self.norm(tokens.reshape(b, c, h, w))
+
+
+class ConstantInForward(nn.Module):
+    """A tensor made on the CPU inside `forward` (a per-channel scale): the meta device refuses to mix it with a
+    meta tensor, torch's fake tensors take it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        SeesItsInput.seen.append("meta" if x.is_meta else type(x).__name__)
+        return self.conv(x) * torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 4, 1, 1)

@@ -191,6 +191,8 @@ FROM = Key("from", Text(non_empty=True),
            "sequence, by name, or 'input' (the sequence's input); {expr} is substituted")
 JOINED = Key("from", Sources(), "one name: the input of the branches (as any node's `from`); a list of two or more "
              "names, without branches: the outputs this merge joins")
+TAKEN = Key("from", Sources(), "as any node's `from`; a list of two or more names: the outputs this op takes "
+            "(an op of several tensors, as an import measured it)")
 _MERGE_KEYS: dict[tuple[str, ...], dict[str, Key]] = {}  # by the names of the merge types
 
 
@@ -235,7 +237,8 @@ def layer_keys(layer_type) -> dict[str, Key]:
     """The keys of a layer node: its type, the common keys, `from`, `shares`, and the layer type's fields."""
     fields = {name: Key(name, f.kind, f.doc, required=f.default is REQUIRED, expression=True)
               for name, f in layer_type.fields.items()}
-    return {"type": Key("type", Choice(layer_type.name), required=True), **COMMON, "from": FROM, "shares": SHARES,
+    taken = TAKEN if layer_type.several_inputs else FROM
+    return {"type": Key("type", Choice(layer_type.name), required=True), **COMMON, "from": taken, "shares": SHARES,
             **fields}
 
 

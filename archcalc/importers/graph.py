@@ -322,6 +322,19 @@ def lay_out(graph: Graph) -> None:
         laid[n.id] = layout.laid(after, n.shape)
 
 
+def name_image_reshapes(graph: Graph) -> None:
+    """A reshape to three axes read by a module of images (a `...2d` module: MaxViT's departition before the next
+    block's BatchNorm2d) gives an image CxHxW: a reshape alone cannot tell an image from any other tensor."""
+    consumers = _consumers(graph)
+    for n in graph.nodes:
+        if (n.kind != "layer" or n.layer_op.target not in RESHAPES or len(n.shape or ()) != 3
+                or not isinstance(n.layer_op.attrs, dict)):
+            continue
+        if any(u.kind == "layer" and u.layer_op.origin == "module" and u.layer_op.target.endswith("2d")
+               for u in consumers.get(n.id, [])):
+            n.op = replace(n.layer_op, attrs={**n.layer_op.attrs, "layout": "image"})
+
+
 def fold_channel_shuffles(graph: Graph) -> None:
     """A view to (g, C/g, H, W), a transpose of those two axes and a view back to (C, H, W) (torchvision's
     channel_shuffle, ShuffleNet's): one `channel_shuffle` of `g` groups, named after it in the module it ran in."""
@@ -566,14 +579,18 @@ def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict]
     decomposer = _Decomposer(graph)
     decomposer.check_reaches_output()
     namer = _Namer()
+    several = next((n for n in graph.nodes if n.kind == "layer" and len(n.inputs) > 1), None)
     try:
+        if several is not None:  # a measured op of two tensors: a node of a graph spec, taking them by `from`
+            raise SpecError(f"{several.where}: an op of {len(several.inputs)} tensors: the graph is not series-parallel")
         items = decomposer.sequence(INPUT, graph.output, {n.id for n in graph.nodes})
     except SpecError as exc:
         if "not series-parallel" not in exc.message or graph.nodes[-1].id != graph.output:
             raise
         layers = _graph_layers(graph, namer)  # DenseNet's growing concatenations: a graph spec, with `from`
-        graph.notes.append("the graph is not series-parallel: written as one sequence whose nodes name what they "
-                           "take (`from`)")
+        why = ("an op of several tensors is measured" if several is not None else
+               "the graph is not series-parallel")
+        graph.notes.append(f"{why}: written as one sequence whose nodes name what they take (`from`)")
     else:
         _name_merges(ScopeCounts(graph.nodes), items)
         layers = namer.nest(items, (), "")
@@ -612,7 +629,9 @@ def _graph_layers(graph: Graph, namer: _Namer) -> list[dict]:
                 item["shares"] = shares
             namer.paths[node.id] = name if len(spec) == 1 else f"{name}.{len(spec) - 1}"
             namer.whole[node.id] = name
-            if node.inputs[0] != previous:
+            if len(node.inputs) > 1:  # a measured op of several tensors
+                item["from"] = [names[i] for i in node.inputs]
+            elif node.inputs[0] != previous:
                 item["from"] = names[node.inputs[0]]
         layers.append(item)
         previous = node.id

@@ -1,11 +1,11 @@
-"""The torch front end: torch.fx symbolic tracing, one forward pass for the shapes, fvcore for the total.
+"""The torch front end: torch.fx symbolic tracing (a concrete trace where it cannot), the shapes from one pass
+on meta or fake tensors (torch_values).
 
 Modules that a layer type claims (by class name) stay whole; everything else is traced through,
 so functional calls, `+`, `torch.cat` and `*` in `forward` become ops of the graph.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 from .. import fmt
@@ -21,9 +21,11 @@ from .graph import (
     fold_channel_shuffles,
     fold_permutes,
     lay_out,
+    name_image_reshapes,
     spec_layers,
     to_spec,
 )
+from .torch_values import concrete
 
 PASS_THROUGH = {"contiguous", "clone", "detach"}
 PAD_MODULES = ("ZeroPad2d", "ConstantPad2d")
@@ -62,65 +64,76 @@ class _ModuleAttrs(Mapping):
         return 0
 
 
-def trace_graph(model, input_shape: Shape, strict: bool = False, fvcore_counts: Mapping[str, int] | None = None
-                ) -> tuple[Graph, Any]:
-    """The graph of `model` (in eval mode) on one image of `input_shape`, and that input."""
-    torch = require_torch()
-    fx = torch.fx
+def _leaf_tracer(torch):
+    """torch.fx's tracer with the modules a layer type claims (and merge modules) kept whole."""
     claimed = claimed_modules()
-
-    tracer_base: Any = fx.Tracer  # torch is loaded on demand: a base class known only at run time
+    tracer_base: Any = torch.fx.Tracer  # torch is loaded on demand: a base class known only at run time
 
     class Tracer(tracer_base):
         def is_leaf_module(self, m, qualname: str) -> bool:
             return (type(m).__name__ in claimed or getattr(m, "merge", None) in MERGE_KINDS
                     or super().is_leaf_module(m, qualname))
 
-    try:
-        tracer = Tracer()
-        graph = tracer.trace(model)
-        module = fx.GraphModule(tracer.root, graph)
-    except Exception as exc:
-        raise SpecError(f"torch.fx cannot trace {type(model).__name__}: {type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())[:300]}") from None
-    parameter = next(model.parameters(), None)  # a model on the meta device runs on meta tensors: shapes only
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    if device.type != "meta":
-        _check_memory(module, input_shape)
-    x = torch.randn(1, *input_shape, device=device)
-    values: dict = {}
+    return Tracer()
 
-    interpreter_base: Any = fx.Interpreter  # as tracer_base: known only at run time
+
+def trace_graph(model, input_shape: Shape, strict: bool = False, fvcore_counts: Mapping[str, int] | None = None
+                ) -> tuple[Graph, Any]:
+    """The graph of `model` (in eval mode) on one image of `input_shape`, and that input (a meta or fake tensor
+    where the model runs on one: see torch_values). torch.fx's symbolic trace where it can trace the model; a
+    concrete trace at this input's shapes where it cannot (control flow on shapes or flags, optional arguments)."""
+    torch = require_torch()
+    tracer = _leaf_tracer(torch)
+    module, fx_failure = None, ""
+    try:
+        traced = tracer.trace(model)
+        if sum(n.op == "placeholder" for n in traced.nodes) == 1:  # more: optional arguments, traced as inputs
+            module = torch.fx.GraphModule(tracer.root, traced)
+    except Exception as exc:
+        fx_failure = f"torch.fx cannot trace {type(model).__name__} ({type(exc).__name__}); "
+    module, values, world, x = _run(model, module, input_shape, tracer.is_leaf_module, fx_failure)
+    reader = _Reader(torch, module, values, input_shape)
+    reader.strict, reader.root, reader.world = strict, model, world
+    reader.fvcore_counts = dict(fvcore_counts or {})
+    return reader.graph(), x
+
+
+def _run(model, module, input_shape: Shape, is_leaf, fx_failure: str):
+    """The traced module, each node's value, the world it ran in and its input: the fx graph (`module`) run,
+    or without one a concrete trace, in the first world that can run it (meta, fake, real)."""
+    from .torch_values import real_run_allowed, trace_concrete, worlds
+
+    shape = (1, *input_shape)
+    failure = None
+    for world in worlds():
+        if world.name == "real":
+            real_run_allowed(model, shape)
+        try:
+            if module is None:
+                traced, values, x = trace_concrete(model, world, shape, is_leaf)
+                return traced, values, world, x
+            values = {}
+            with world.enter(module):
+                x = world.input(shape)
+                _interpreter(module, values).run(x)
+            return module, values, world, x
+        except Exception as exc:
+            failure = exc
+    raise SpecError(f"{fx_failure}the model fails on one image of {fmt.shape(input_shape)}: "
+                    f"{type(failure).__name__}: {' '.join(str(failure).split())[:300]}") from None
+
+
+def _interpreter(module, values: dict):
+    """torch.fx's Interpreter over `module`, keeping each node's value in `values`."""
+    torch = require_torch()
+    interpreter_base: Any = torch.fx.Interpreter  # as the tracer's base: known only at run time
 
     class Recorder(interpreter_base):
         def run_node(self, n):
             values[n] = super().run_node(n)
             return values[n]
 
-    try:
-        with torch.no_grad():
-            Recorder(module).run(x)
-    except Exception as exc:
-        raise SpecError(f"the model fails on one image of {fmt.shape(input_shape)}: {type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())[:300]}") from None
-    reader = _Reader(torch, module, values, input_shape)
-    reader.strict, reader.root = strict, model
-    if fvcore_counts is None and not strict and device.type != "meta":
-        from ..torch.record import record
-
-        fvcore_counts = record(model, x).flops
-    reader.fvcore_counts = dict(fvcore_counts or {})
-    return reader.graph(), x
-
-
-def _check_memory(module, input_shape: Shape) -> None:
-    """The values one pass keeps (the recorder keeps them all) within the budget verify has, measured on fake
-    tensors before anything is allocated; the input alone when the model cannot run on fake tensors."""
-    from ..torch.memory import check_allocation, fake_values_bytes
-
-    needed = fake_values_bytes(module, (1, *input_shape))
-    check_allocation(math.prod(input_shape) * 4 if needed is None else needed, "import",
-                     f"{'the input' if needed is None else 'activations'} of one image of {fmt.shape(input_shape)}")
+    return Recorder(module)
 
 
 class _Piece(NamedTuple):
@@ -142,6 +155,7 @@ class _Reader:
         self.fx_nodes: dict[str, Any] = {}  # graph node id -> its fx node
         self.assigned: set[int] = set()  # parameters a measured op holds
         self.strict = False
+        self.world: Any = None  # the world its values were computed in (torch_values), where measured ops run again
         self.root = module  # the model itself, whose every submodule the traced module may not hold
         self.fvcore_counts: dict[str, int] = {}  # fvcore's count per module path, for measured modules
         self.notes: list[str] = []
@@ -169,6 +183,7 @@ class _Reader:
         graph = Graph(self.nodes, self.input_shape, self.ids[output], self.notes)
         fold_channel_shuffles(graph)
         fold_permutes(graph)
+        name_image_reshapes(graph)
         lay_out(graph)
         if not self.strict:
             self.measure_unknown(graph)
@@ -182,8 +197,8 @@ class _Reader:
         used = {t for node in graph.nodes for t in node.tensors}
         measured = []
         for node in graph.nodes:
-            if node.kind != "layer" or node.id not in self.fx_nodes or _has_type(node):
-                continue
+            if node.kind != "layer" or node.id not in self.fx_nodes or (len(node.inputs) == 1 and _has_type(node)):
+                continue  # an op of several tensors is measured: a layer type takes one
             n = self.fx_nodes[node.id]
             params, fvcore = self.own_parameters(n, node, used)
             op = node.layer_op
@@ -242,7 +257,7 @@ class _Reader:
         kwargs = torch.fx.node.map_arg(n.kwargs, value)
         counter = FlopCounterMode(display=False)
         try:
-            with torch.no_grad(), counter:
+            with self.world.enter(self.module), counter:
                 if n.op == "call_module":
                     self.module.get_submodule(n.target)(*args, **kwargs)
                 elif n.op == "call_method":
@@ -391,7 +406,8 @@ class _Reader:
         return tuple(int(d) for d in self.values[n].shape[1:])
 
     def one_input(self, ids: tuple[str, ...], where: str) -> None:
-        if len(ids) != 1:
+        """An op of several tensors (einsum of q and k) is measured, taking them by `from`; `strict` refuses it."""
+        if len(ids) != 1 and self.strict:
             raise SpecError(f"{where}: {len(ids)} tensor inputs; archcalc layers take one (merges: +, torch.cat, *)")
 
     def pad(self, n, ids, path, where, shape, sides: list, value: float, mode: str, scope=None) -> Node:
@@ -440,7 +456,7 @@ class _Reader:
         return tuple(tuple(int(d) for d in t.shape) for t in self.constants(n)) if n.op != "call_module" else ()
 
     def small_values(self, n) -> tuple:
-        return tuple(t.flatten().tolist() if t.numel() <= 64 and not t.is_meta else None for t in self.constants(n))
+        return tuple(t.flatten().tolist() if t.numel() <= 64 and concrete(t) else None for t in self.constants(n))
 
 
 def _name_lone_calls(graph: Graph) -> None:
@@ -499,20 +515,14 @@ def _attr(module, target: str):
     return module
 
 
-def measure(model, x) -> tuple[int, int]:
-    """Trainable parameters and fvcore's total flop count for one image."""
-    from ..torch.record import parameter_count, record
-
-    return parameter_count(model), record(model, x).flops[""]
-
-
 def import_torch(model, input_shape: Shape, name: str, source: str, strict: bool = False) -> dict:
-    """The spec document of `model`, with the parameters and fvcore total it measured in `expect`; `strict`:
+    """The spec document of `model`, with the parameters it holds in `expect` (the model does not run: its graph
+    is traced on meta or fake tensors, so no fvcore total is measured); `strict`:
     an op no layer type takes stops the import instead of being measured."""
-    graph, x = trace_graph(model, input_shape, strict)
-    params, flops = measure(model, x)
+    from ..torch.record import parameter_count
+
+    graph, _ = trace_graph(model, input_shape, strict)
     where = f"imported from {source} at {fmt.shape(input_shape)}"
-    expect = [{"what": "params", "value": params, "source": where},
-              {"what": "fvcore_flops", "value": flops, "source": where}]
+    expect = [{"what": "params", "value": parameter_count(model), "source": where}]
     kind = type(model).__name__
     return to_spec(graph, name, name if name == kind else f"{name} ({kind})", source, expect)

@@ -167,6 +167,7 @@ class LayerType:
     # Whether import_fields also reads an op run on the channels-last view of a (C, H, W) tensor
     # (between permute(0, 2, 3, 1) and permute(0, 3, 1, 2)): op.channels_last.
     reads_channels_last: ClassVar[bool] = False
+    several_inputs: ClassVar[bool] = False  # its `from` may name several nodes, whose outputs it takes (measured)
 
     # Other tools' names for it (Keras', the literature's), so that an unknown type gets a "did you mean".
     also_known_as: ClassVar[tuple[str, ...]] = ()

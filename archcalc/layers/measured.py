@@ -17,12 +17,15 @@ class Measured(LayerType):
     name = "measured"
     kind = "linear"
     counted_by = "torch"
+    several_inputs = True
     doc = ("An op archcalc has no layer type for (`op`: the torch module class or function), as `archcalc import torch` "
            "measured it on the input `at`: its output shape, its own parameters and the MACs torch's FlopCounterMode "
            "counted for it (half its FLOPs). Opaque: at any other input it is refused, since its cost there is unknown. "
+           "An op of several tensors (an `einsum` of two activations) names them in `from` (a list, in a sequence "
+           "whose nodes name what they take); `at` is the shape of the first. "
            "Its field is taken as global (nothing is known of what it reads).")
     fields = {"op": Field(Text(non_empty=True), doc="what was measured: the torch module class or function"),
-              "at": Field(Ints(1, "sizes"), doc="the input shape it was measured on, the batch left out"),
+              "at": Field(Ints(1, "sizes"), doc="the input shape it was measured on (of several: the first's), the batch left out"),
               "output": Field(Ints(1, "sizes"), doc="its output shape there, the batch left out"),
               "params": Field(Integer(0), 0, "its own parameters (trainable)"),
               "macs": Field(Integer(0), 0, "MACs per image: torch's FlopCounterMode's count, halved"),
@@ -81,7 +84,7 @@ def _torch_class():
             self.weight = nn.Parameter(torch.zeros(params)) if params else None
             self.output, self.op = output, op
 
-        def forward(self, x):
+        def forward(self, x, *others):  # an op of several tensors takes them all (a graph spec's `from`)
             return x.new_zeros((x.shape[0], *self.output))
 
     return Measured

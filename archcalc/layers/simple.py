@@ -327,7 +327,8 @@ class Reshape(LayerType):
     def import_fields(self, op: Any) -> dict | None:
         if op.origin == "module":
             return {"shape": list(op.attrs["shape"])}
-        return {"shape": list(op.output)} if op.output else None
+        named = op.attrs.get("layout") if isinstance(op.attrs, dict) else None  # what the importer saw read it
+        return ({"shape": list(op.output), **({"layout": named} if named else {})}) if op.output else None
 
 
 @functools.cache
