@@ -125,7 +125,9 @@ MESSAGES = {
     "duplicate_block_instances": "$.layers[1].name: 's' names two nodes of one group ($.layers[0] and $.layers[1]); give each its own name",
     "duplicate_layer_names": "$.layers[1].name: 'conv' names two nodes of one group ($.layers[0] and $.layers[1]); give each its own name",
     "duplicate_names_in_block": "$.blocks.b.layers[1].name: 'a' names two nodes of one group ($.blocks.b.layers[0] and $.blocks.b.layers[1]);",
-    "duplicate_names_in_branch": "$.layers[0].branches[0][1].name: 'a' names two nodes of one group ($.layers[0].branches[0][0] and",
+    "duplicate_names_in_branch": "$.layers[0].branches[0][1].name: 'a' names two nodes at the path 'a' ($.layers[0].branches[0][0] and",
+    "branch_name_clash": "$.layers[0].branches[1][0].name: 'conv' names two nodes at the path 'conv' ($.layers[0].branches[0][0] and "
+                         "$.layers[0].branches[1][0]): a merge's branches add no part to a path; name them apart, or name a branch",
     "duplicate_names_in_named_repeat": "$.layers[0].name: 'a' names two nodes of one group ($.layers[0]); give each its own name",
     "duplicate_repeat_names": "$.layers[0].name: 'x' names two nodes of one group ($.layers[0]); give each its own name",
     "empty_file": "invalid JSON at line 1, column 1: Expecting value",
