@@ -413,9 +413,10 @@ class _RowWalk:
         merge = MERGES[node.kind]
         fields, shapes = [], []
         for branch in node.children:
-            field = self.graph(branch, rf) if branch.graph else rf  # type: ignore[union-attr]
-            if not branch.graph:  # type: ignore[union-attr]
-                for child in branch.children:  # type: ignore[union-attr]
+            assert isinstance(branch, Group)  # a merge's children are its branches, sequences
+            field = self.graph(branch, rf) if branch.graph else rf
+            if not branch.graph:
+                for child in branch.children:
                     field = self.node(child, field).rf
             fields.append(field)
             shapes.append(self.sums[branch.path].output_shape)
@@ -455,6 +456,27 @@ class _RowWalk:
         row = _row(node.path, "merge", node.kind, True, sums, rf)
         self.rows.append(row)
         return row
+
+
+def rows_by_key(analysis: Analysis) -> dict[str, Row]:
+    """Each node's row by the node's key (`Node.path`: a module called again has a key of its own, which its row's
+    path leaves out; a merge's branches have no row), in the order of `analysis.rows`."""
+    rows = iter(analysis.rows[1:])
+    found: dict[str, Row] = {}
+
+    def walk(node: Node) -> None:
+        if isinstance(node, Layer) or joins(node) or node.kind == "sequence":
+            found[node.path] = next(rows)
+        if isinstance(node, Group):
+            branches = [b for b in node.children if isinstance(b, Group)]
+            for child in node.children if node.kind == "sequence" else [c for b in branches for c in b.children]:
+                walk(child)
+            if node.kind != "sequence" and node.children:
+                found[node.path] = next(rows)
+
+    for child in analysis.network.root.children:
+        walk(child)
+    return found
 
 
 def _row(path: str, kind: str, label: str, leaf: bool, sums: NodeSums, rf: RF) -> Row:

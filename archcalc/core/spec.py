@@ -464,7 +464,7 @@ class _Context:
         self.nodes += 1
         if self.nodes > self.budget.nodes:
             raise SpecError(f"{node.where}: the network grows past {self.budget.describe('nodes')} "
-                            f"at {node.path or 'the root'}")
+                            f"at {node.path.partition(chr(0))[0] or 'the root'}")  # a branch: at its merge
         return node
 
     def items(self, raw_items: list, env: Mapping[str, Any], prefix: str, where: str,
@@ -496,7 +496,8 @@ class _Context:
         if "name" in raw:
             name = self.name(raw.get("name"), env, where)
         else:  # a merge is named by its op, as torch names a functional call; any other node by its position
-            name = raw["type"] if raw.get("type") in MERGES else str(scope.count)
+            kind = raw.get("type")
+            name = kind if isinstance(kind, str) and kind in MERGES else str(scope.count)
         if not _NAME.fullmatch(name):
             raise SpecError(f"{where}.name: {quoted(name)} may hold only letters, digits and underscores")
         path = f"{scope.prefix}.{name}" if scope.prefix else name
@@ -799,9 +800,9 @@ class _Scope:
         if isinstance(node, Group) and isinstance(other, Group) and node.kind == other.kind != "sequence" \
                 and node.label == other.label:  # an op called again (`x + a(x)`, then `x + b(x)`, in one module)
             calls = sum(1 for key in self.nodes if key.partition(CALL)[0] == node.path)
-            again = _renamed_merge(node, f"{node.path}{CALL}{calls}")
-            self.nodes[again.path] = again
-            return again
+            merge = _renamed_merge(node, f"{node.path}{CALL}{calls}")
+            self.nodes[merge.path] = merge
+            return merge
         name = node.path.rsplit(".", 1)[-1]
         places = other.where if other.where == node.where else f"{other.where} and {node.where}"
         if ".branches[" in node.where or ".branches[" in other.where:
@@ -831,6 +832,11 @@ def _renamed_merge(node: Group, path: str) -> Group:
     """A merge under another key: its branches' keys follow it, the nodes in them keep their paths."""
     branches = tuple(branch._replace(path=branch_key(path, b)) for b, branch in enumerate(node.children))
     return node._replace(path=path, children=branches)
+
+
+def printable(key: str) -> str:
+    """A node's key in a figure's attributes: a later call as `path#k`."""
+    return key.replace(CALL, "#")
 
 
 def branch_key(merge_path: str, b: int) -> str:

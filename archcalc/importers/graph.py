@@ -663,10 +663,10 @@ def _check_shapes(document: dict, graph: Graph, namer: _Namer) -> None:
             if mine.output_shape != tuple(node.shape):
                 raise SpecError(f"{node.where}: archcalc computes {fmt.shape(mine.output_shape)} "
                                 f"where the model gives {fmt.shape(node.shape)}")
-        row = rows.get(namer.whole.get(node.id, ""))
-        if node.held is not None and row is not None and row.params + row.non_trainable != node.held:
+        whole = rows.get(namer.whole.get(node.id, ""))
+        if node.held is not None and whole is not None and whole.params + whole.non_trainable != node.held:
             weights = ", ".join(fmt.shape(w) or "scalar" for w in node.layer_op.weights)
             raise SpecError(f"{node.where}: its weights ({weights}) hold {node.held:,} values where archcalc's "
-                            f"{row.label} on its input {fmt.shape(row.input_shape)} has "
-                            f"{row.params + row.non_trainable:,} parameters: the weights do not fit the input "
+                            f"{whole.label} on its input {fmt.shape(whole.input_shape)} has "
+                            f"{whole.params + whole.non_trainable:,} parameters: the weights do not fit the input "
                             "or the attributes")

@@ -113,10 +113,15 @@ def _build(node: Node, shapes: dict[str, Shape], layers: dict):
     if joins(node):
         return combiner(node.kind)()
     if node.graph or any(_branches(child) for child in node.children):
-        module = graph(_plan(node.children, module_names := {}))
+        module_names: dict[str, Node] = {}
+        module = graph(_plan(node.children, module_names))
         for name, child in module_names.items():
-            first = module._modules.get(name.partition(CALL)[0]) if CALL in name else None  # an op called again
-            _attach(module, name, first or (combiner(child.kind)() if _branches(child) else _build(child, shapes, layers)))
+            if CALL in name and isinstance(child, Group):  # an op called again: its one module
+                _attach(module, name, module._modules[name.partition(CALL)[0]])
+            elif isinstance(child, Group) and _branches(child):
+                _attach(module, name, combiner(child.kind)())
+            else:
+                _attach(module, name, _build(child, shapes, layers))
         return module
     module = sequential()
     for child in node.children:

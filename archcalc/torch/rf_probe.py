@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import fmt
 from ..core.calc import Analysis, analyze
-from ..core.spec import Group, Layer, Network, Node, joins
+from ..core.spec import Layer, Network, Node, joins
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
