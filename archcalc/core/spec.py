@@ -784,6 +784,7 @@ class _Scope:
     def __init__(self, prefix: str):
         self.prefix = prefix
         self.nodes: dict[str, Node] = {}
+        self.calls: dict[str, int] = {}  # by path: the calls of a module or op after its first
         self.count = 0  # nodes named so far: an unnamed node's name
 
     def named(self, node: Node) -> Node:
@@ -793,13 +794,13 @@ class _Scope:
             return node
         if isinstance(node, Layer) and isinstance(other, Layer) and (node.type, node.attrs) == (other.type, other.attrs) \
                 and (node.shares == node.path or node.shares is None and _weightless(node.type)):
-            calls = sum(1 for key in self.nodes if key.partition(CALL)[0] == node.path)
+            calls = self.calls[node.path] = self.calls.get(node.path, 0) + 1
             again = node._replace(path=f"{node.path}{CALL}{calls}", shares=node.path)
             self.nodes[again.path] = again
             return again
         if isinstance(node, Group) and isinstance(other, Group) and node.kind == other.kind != "sequence" \
                 and node.label == other.label:  # an op called again (`x + a(x)`, then `x + b(x)`, in one module)
-            calls = sum(1 for key in self.nodes if key.partition(CALL)[0] == node.path)
+            calls = self.calls[node.path] = self.calls.get(node.path, 0) + 1
             merge = _renamed_merge(node, f"{node.path}{CALL}{calls}")
             self.nodes[merge.path] = merge
             return merge
