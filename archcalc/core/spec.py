@@ -793,7 +793,7 @@ class _Scope:
         if other is node:
             return node
         if isinstance(node, Layer) and isinstance(other, Layer) and (node.type, node.attrs) == (other.type, other.attrs) \
-                and (node.shares == node.path or node.shares is None and _weightless(node.type)):
+                and (node.shares == node.path or node.shares is None and weightless(node.type)):
             calls = self.calls[node.path] = self.calls.get(node.path, 0) + 1
             again = node._replace(path=f"{node.path}{CALL}{calls}", shares=node.path)
             self.nodes[again.path] = again
@@ -814,9 +814,11 @@ class _Scope:
                         "give each its own name")
 
 
-def _weightless(kind: str) -> bool:
+def weightless(kind: str) -> bool:
     """Whether a layer type never holds parameters or buffers (an activation, a pool): one called again needs no
     `shares` to say whose they are."""
+    if kind not in REGISTRY:
+        return False
     layer = type(REGISTRY[kind])
     return layer.params is LayerType.params and layer.buffers is LayerType.buffers
 

@@ -16,6 +16,7 @@ from typing import Any, Mapping, overload
 
 from .. import fmt
 from ..budget import current
+from ..core.spec import weightless
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
 from ..layers.base import REQUIRED
@@ -502,13 +503,9 @@ class _Namer:
                 k += 1
             return candidate
 
-        def take(name: str, made: dict, path: tuple[str, ...] | None) -> dict:
-            earlier = used.get(name)
-            if earlier is not None and not _again(earlier, made):
-                made = {**made, "name": name_of(name + "_")}  # the same name, but not the same module or op
+        def take(made: dict, path: tuple[str, ...] | None) -> None:
             used.setdefault(made["name"], {**made, "\0path": path})
             out.append(made)
-            return made
 
         i = 0
         while i < len(items):
@@ -517,8 +514,13 @@ class _Namer:
             rel = comps[k:]
             if len(rel) <= 1:
                 full = items[i].node.path
-                name = name_of(rel[0] if rel else _comps(items[i])[-1] if comps else "layer", full)
-                take(name, self.item(items[i], name, prefix, depth, used), full)
+                wanted = rel[0] if rel else _comps(items[i])[-1] if comps else "layer"
+                name = name_of(wanted, full)
+                own = f"{prefix}.{name}" if prefix else name
+                if name in used and not self.called_again(items[i], used[name], own):
+                    name = name_of(wanted)  # the same name, but not the same module or op
+                name = _exported_again(items[i], name, used) or name  # the exporter's `relu_1`: `relu` again
+                take(self.item(items[i], name, prefix, depth, used), full)
                 i += 1
                 continue
             j = i + 1
@@ -529,7 +531,7 @@ class _Namer:
                 j += 1
             name = name_of(rel[0])
             path = f"{prefix}.{name}" if prefix else name
-            take(name, {"name": name, "layers": self.nest(items[i:j], comps[:k + 1], path, depth + 1)}, None)
+            take({"name": name, "layers": self.nest(items[i:j], comps[:k + 1], path, depth + 1)}, None)
             i = j
         return out
 
@@ -556,6 +558,17 @@ class _Namer:
         """A merge's branches, named among the merge's neighbours at `prefix` (a branch adds no part to a path)."""
         return [self.nest(branch, item.base, prefix, depth + 1, used) for branch in item.branches]
 
+    def called_again(self, item, earlier: dict, path: str) -> bool:
+        """Whether `item`, at the path of `earlier`, is the same module or op called again: the same merge, or the
+        same layer holding no weights or the very weights of the earlier one."""
+        if isinstance(item, _Merge):
+            return earlier.get("type") == item.node.merge
+        layers = spec_layers(item.node.layer_op, item.node.where)
+        if len(layers) != 1 or not _again(earlier, {"name": "", **layers[0]}):
+            return False
+        owners = {self.owners.get(t) for t in item.node.tensors}
+        return weightless(layers[0]["type"]) or (bool(item.node.tensors) and owners == {path})
+
     def shares(self, node: Node, path: str, layers: int) -> str | None:
         """The path of the earlier layer whose parameters `node` uses (a module called again, tied weights);
         None when they are its own. Sharing only some of them, or across several layers, has no spec form."""
@@ -569,6 +582,18 @@ class _Namer:
         others = ", ".join(sorted(o for o in owners if o is not None))
         raise SpecError(f"{node.where}: shares some of its parameters with {others}; archcalc shares a layer's "
                         "parameters whole, with one earlier layer")
+
+
+def _exported_again(item, name: str, used: dict[str, dict]) -> str | None:
+    """The name of the module an ONNX node `name_1` calls again (torch's exporter numbers a module's later calls):
+    a layer without weights, the same as the one named without the number."""
+    base = re.sub(r"_\d+$", "", name)
+    if base == name or base not in used or not isinstance(item, _Leaf) or item.node.layer_op.origin != "onnx":
+        return None
+    layers = spec_layers(item.node.layer_op, item.node.where)
+    if len(layers) != 1 or not weightless(layers[0]["type"]) or not _again(used[base], {"name": base, **layers[0]}):
+        return None
+    return base
 
 
 def _again(earlier: dict, made: dict) -> bool:
