@@ -121,13 +121,13 @@ def test_torchvision_figures_at_other_crops(name, crop, params, gmacs):
 
 def test_vit_h_14_at_518_has_1370_tokens(analyses):
     analysis = analyses("vit_h_14")
-    assert analysis.row("class_token").output_shape == (37 * 37 + 1, 1280)
-    assert analysis.row("encoder.pos_embedding").params == 1370 * 1280
+    assert analysis.row("cat").output_shape == (37 * 37 + 1, 1280)
+    assert analysis.row("encoder.add").params == 1370 * 1280
 
 
 def test_receptive_field_is_the_patch_then_global(analyses):
     analysis = analyses("vit_b_16")
-    assert analysis.row("encoder.pos_embedding").rf.label() == "16"  # each token: its 16x16 patch
+    assert analysis.row("encoder.add").rf.label() == "16"  # each token: its 16x16 patch
     assert analysis.row("encoder.layers.encoder_layer_0.self_attention").rf.size is None
 
 
