@@ -50,7 +50,7 @@ def test_generated_specs_have_the_rows_they_are_built_with(quick_run):
     sequential, larger, residual = quick_run[0]["generated"]
     assert sequential["rows"] == 1 + 2 * 100  # the input row, then conv and relu per pair
     assert larger["rows"] == 1 + 2 * 1000
-    assert residual["rows"] == 1 + 7 * 100  # block, add, two branches, conv, relu and the sum's own row per block
+    assert residual["rows"] == 1 + 4 * 100  # block, conv, relu and the sum's own row per block (branches have none)
     assert quick_run[0]["zoo"]["networks"] == len(zoo_index())
 
 

@@ -4,13 +4,13 @@ tests/fixtures/branching.json, input 4x8x8 (256 values):
   0 conv 1x1 4->8         8x8x8  = 512   params 4*8+8 = 40      MACs 8*64*4  = 2,048
   1 batch_norm2d          8x8x8  = 512   params 16, running stats 16
   2 relu                  in place
-  mix concat of
-    0: conv 1x1 8->4      4x8x8  = 256   params 8*4+4 = 36      MACs 4*64*8  = 2,048
-    1: conv 3x3 8->4, relu 4x8x8 = 256   params 8*4*9+4 = 292   MACs 4*64*72 = 18,432
-    2: identity           (the input of the concat, 512)
-    -> 16x8x8 = 1,024, a new tensor
-  4 adaptive_avg_pool2d   16                                    (16)
-  5 flatten               a view
+  the branches of `mix` (they add no part to a path: named on among their neighbours)
+    3 conv 1x1 8->4       4x8x8  = 256   params 8*4+4 = 36      MACs 4*64*8  = 2,048
+    4 conv 3x3 8->4, 5 relu 4x8x8 = 256  params 8*4*9+4 = 292   MACs 4*64*72 = 18,432
+    and the identity      (the input of the concat, 512)
+  mix concat              16x8x8 = 1,024, a new tensor
+  7 adaptive_avg_pool2d   16                                    (16)
+  8 flatten               a view
   fc linear 16->10        10     params 170                     MACs 160
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ def test_rows_add_up_to_the_totals_worked_out_without_them(net):
     assert sum(r.params for r in leaves) == a.totals.params == PARAMS
     assert sum(r.macs for r in leaves) == a.totals.macs == MACS
     assert sum(r.allocated for r in leaves) == a.totals.activations == ACTIVATIONS  # the input row included
-    assert a.rows[0].kind == "input" and a.row("mix").allocated == 256 + 256 + 1_024  # the branches and the concat
+    assert a.rows[0].kind == "input" and a.row("mix").allocated == 1_024  # the concat; its branches have their rows
     assert a.scaled(batch=2, dtype="fp16").rows is a.rows  # made once for every configuration
 
 
@@ -132,19 +132,18 @@ def test_bad_batch_and_dtype(net):
 
 def test_merge_rows(net):
     a = analyze(net)
-    mix = a.row("mix")
-    assert not mix.leaf and mix.label == "concat"
+    mix = a.row("mix")  # the merge's own row, named by the merge: no group of its branches (torch has no module)
+    assert mix.leaf and mix.kind == "merge" and mix.label == "concat"
     assert mix.output_shape == (16, 8, 8)
-    assert mix.params == 36 + 292 and mix.macs == 2_048 + 18_432
-    assert mix.allocated == 256 + 256 + 1024  # the branches plus the concatenation
-    merged = a.row("mix.concat")
-    assert merged.leaf and merged.allocated == 1024 and merged.params == 0
+    assert mix.allocated == 1024 and mix.params == 0 and mix.macs == 0
+    assert (a.row("3").params, a.row("4").params) == (36, 292)  # the branches' convs, beside the merge
+    assert (a.row("3").macs, a.row("4").macs) == (2_048, 18_432)
 
 
 def test_depth_folding(net):
     a = analyze(net)
-    assert [r.path for r in a.at_depth(1)] == ["input", "0", "1", "2", "mix", "4", "5", "fc"]
-    assert [r.path for r in a.at_depth(2)] == ["input", "0", "1", "2", "mix.0", "mix.1", "mix.2", "mix.concat", "4", "5", "fc"]
+    top = ["input", "0", "1", "2", "3", "4", "5", "mix", "7", "8", "fc"]
+    assert [r.path for r in a.at_depth(1)] == [r.path for r in a.at_depth(2)] == top
     assert [r.path for r in a.at_depth(None)] == [r.path for r in a.leaves()]
     for depth in (1, 2, 3, None):
         rows = a.at_depth(depth)
@@ -178,15 +177,15 @@ def test_output_shape_and_input_row(net):
 
 def test_to_dataframe(net):
     frame = analyze(net).to_dataframe()
-    assert list(frame["path"]) == ["input", "0", "1", "2", "mix.0.0", "mix.1.0", "mix.1.1", "mix.concat", "4", "5", "fc"]
+    assert list(frame["path"]) == ["input", "0", "1", "2", "3", "4", "5", "mix", "7", "8", "fc"]
     assert int(frame["params"].sum()) == PARAMS
     assert int(frame["macs_per_image"].sum()) == MACS
-    mix = frame.set_index("path").loc["mix.1.0"]
+    mix = frame.set_index("path").loc["4"]
     assert mix["output_shape"] == "4x8x8" and (mix["channels"], mix["height"], mix["width"]) == (4, 8, 8)
     assert {"type", "non_trainable", "fvcore_flops_per_image", "activations_per_image", "rf_height", "rf_width",
             "rf_global"} <= set(frame.columns)
     folded = analyze(net).to_dataframe(depth=1)
-    assert len(folded) == 8 and int(folded["params"].sum()) == PARAMS
+    assert len(folded) == 11 and int(folded["params"].sum()) == PARAMS
 
 
 def test_add_broadcasts_as_torch_does():
@@ -195,8 +194,8 @@ def test_add_broadcasts_as_torch_does():
     analysis = analyze(load(str(Path(__file__).parent / "fixtures" / "broadcast_add.json")))
     rows = {row.path: row for row in analysis.rows}
     assert rows["res"].output_shape == rows["res2"].output_shape == rows["ctx"].output_shape == (8, 5, 14)
-    assert rows["res.add"].allocated == rows["ctx.add"].allocated == 0  # a row each, accumulated in place
-    assert rows["res2.add"].allocated == 8 * 5 * 14
+    assert rows["res"].allocated == rows["ctx"].allocated == 0  # a row each, accumulated in place
+    assert rows["res2"].allocated == 8 * 5 * 14
     # input, res's conv, res2's conv, res2's sum, the pool, the context conv, the head (4x3x12)
     assert analysis.totals.activations == 560 + 70 + 70 + 560 + 8 + 8 + 4 * 3 * 12
 
@@ -233,12 +232,12 @@ def test_attention_by_hand_at_vit_b_16_size(fused):
     assert analysis.totals.params == 4 * (768 * 768 + 768)
     rows = {row.path: row for row in analysis.rows}
     if fused:
-        assert rows["attn.scaled_dot_product_attention"].output_shape == (12, 197, 64)
-        assert rows["attn.scaled_dot_product_attention"].macs == 2 * 12 * 197 * 197 * 64
+        assert rows["attn"].output_shape == (12, 197, 64)
+        assert rows["attn"].macs == 2 * 12 * 197 * 197 * 64
         assert analysis.totals.fvcore_flops == 4 * 197 * 768 * 768  # fvcore: no handle for it
     else:
-        assert rows["attn.0.scores.matmul"].output_shape == (12, 197, 197)  # the attention matrices
-        assert rows["attn.0.scores.matmul"].macs == rows["attn.matmul"].macs == 12 * 197 * 197 * 64
+        assert rows["scores"].output_shape == (12, 197, 197)  # the attention matrices
+        assert rows["scores"].macs == rows["attn"].macs == 12 * 197 * 197 * 64
         assert analysis.totals.fvcore_flops == analysis.totals.macs  # fvcore's matmul handle counts them
     assert rows["out"].rf.size is None  # global after attention
 

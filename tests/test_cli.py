@@ -124,9 +124,10 @@ def test_bad_option_values_exit_2():
 
 def test_depth():
     doc = table_json(BRANCHING, "--depth", "1")
-    assert [layer["path"] for layer in doc["layers"]] == ["input", "0", "1", "2", "mix", "4", "5", "fc"]
-    mix = doc["layers"][4]
-    assert mix["type"] == "concat" and mix["params"] == 36 + 292
+    # a merge's branches have no group: its nodes (3, 4, 5) sit beside the concat, whose row is its own
+    assert [layer["path"] for layer in doc["layers"]] == ["input", "0", "1", "2", "3", "4", "5", "mix", "7", "8", "fc"]
+    mix = doc["layers"][7]
+    assert mix["type"] == "concat" and mix["params"] == 0 and doc["layers"][5]["params"] == 292  # `4`, the 3x3 conv
     text = ok(["table", "vgg16", "--depth", "2"])
     assert "features.stage5" in text and "features.stage5.0" not in text
 

@@ -106,7 +106,7 @@ def test_from_inside_a_branch_and_a_block_is_scoped_to_its_sequence():
         ],
     }
     rows = {row.path: row for row in analyze(resolve(document, "t", "t.json")).rows}
-    assert rows["two.s"].output_shape == (2, 8, 8) and rows["m.0.back"].kind == "merge"
+    assert rows["two.s"].output_shape == (2, 8, 8) and rows["back"].kind == "merge"  # a branch adds no path part
     with pytest.raises(SpecError, match=r"\$\.layers\[1\]\.from: 'p' is not the name of an earlier node of this sequence"):
         net([{"name": "one", "layers": [conv("p", 1)]}, conv("x", 1, **{"from": "p"})])
 
@@ -335,7 +335,7 @@ def random_graph(seed: int) -> list[dict]:
             width = rng.randint(1, 5)
             node, out = {"layers": [conv("a", width, 3), {"name": "r", "type": "relu"}]}, width
         elif kind == "residual":
-            node, out = {"type": "add", "branches": [[conv("a", c, 3)], []]}, c
+            node, out = {"type": "add", "branches": [[conv(f"{name}_a", c, 3)], []]}, c  # a branch adds no path part
         else:
             width = rng.randint(1, 5)
             node, out = conv("c", width, rng.choice([1, 3])), width

@@ -11,7 +11,7 @@ from hostile_text import BLOCK_SHOWN, HOSTILE, NAME, controls
 
 from archcalc import analyze, load
 from archcalc.cli import main
-from archcalc.core.spec import Group, Node, zoo_index
+from archcalc.core.spec import Group, Node, printable, zoo_index
 from archcalc.report.diagram import PALETTE, Options, layout, svg
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -79,7 +79,7 @@ def test_concat_meets_its_three_branches():
     assert merge.get("data-merge") == "concat" and merge.get("data-inputs") == "3"
     assert [t.text for t in merge.iter(f"{NS}text")] == ["concat", "32x16x16"]  # 8 + 16 + 8 channels
     assert sum(1 for g in parsed(text) if g.get("data-to") == "mixed") == 3
-    tops = {p: rect(g)[1] for g in parsed(text) if (p := g.get("data-path")) in ("mixed.0.b1x1", "mixed.1.reduce", "mixed.2.pool")}
+    tops = {p: rect(g)[1] for g in parsed(text) if (p := g.get("data-path")) in ("b1x1", "reduce", "pool")}
     assert len(set(tops.values())) == 1  # branches start side by side
 
 
@@ -87,20 +87,20 @@ def test_residual_skip_projection_and_folded_repeats():
     text = figure("residual")
     groups = parsed(text)
     skips = [g for g in groups if g.get("data-skip") == "identity"]
-    assert [g.get("data-to") for g in skips] == ["block1.residual"]  # block0 projects, block1 (and 2) skip
+    assert [g.get("data-to") for g in skips] == ["block1.residual"]  # the add, named `residual` in the block  # block0 projects, block1 (and 2) skip
     folded = [g for g in groups if g.get("data-covers")]
     assert [(g.get("data-path"), g.get("data-covers")) for g in folded] == [("block1", "block2")]
     title = next(g for g in folded).find(f"{NS}text").text
     assert title == "block1…block2: basic ×2"
-    assert boxes(text)["block0.residual.0.conv1"] == ["conv 3x3/2, 32", "32x8x8"]  # (16 + 2 - 3)/2 + 1 = 8
-    assert boxes(text)["block0.residual.1.downsample.0"] == ["conv 1x1/2, 32", "32x8x8"]
+    assert boxes(text)["block0.conv1"] == ["conv 3x3/2, 32", "32x8x8"]  # (16 + 2 - 3)/2 + 1 = 8: no path part per branch
+    assert boxes(text)["block0.downsample.0"] == ["conv 1x1/2, 32", "32x8x8"]
 
 
 def test_se_multiplies_the_input_by_its_gate():
     text = figure("se")
     b = boxes(text)
-    assert b["se"] == ["×", "64x8x8"] and b["se.1.squeeze"] == ["global avgpool", "64x1x1"]
-    assert b["se.1.fc1"] == ["conv 1x1, 16", "16x1x1"]
+    assert b["se"] == ["×", "64x8x8"] and b["squeeze"] == ["global avgpool", "64x1x1"]
+    assert b["fc1"] == ["conv 1x1, 16", "16x1x1"]
     assert sum(1 for g in parsed(text) if g.get("data-to") == "se") == 2
 
 
@@ -119,7 +119,7 @@ def test_depth_folds_groups_and_names_them_by_their_weight_layer():
 def test_focus_draws_one_block_from_its_input():
     b = boxes(svg(layout(analyze(load("googlenet")), Options(focus="inception3a"))))
     assert b["input"] == ["input of inception3a", "192x28x28"]
-    assert b["inception3a.branches"] == ["concat", "256x28x28"]  # 64 + 128 + 32 + 32
+    assert b["inception3a.cat"] == ["concat", "256x28x28"]  # 64 + 128 + 32 + 32
     assert all(p == "input" or p.startswith("inception3a") for p in b)
 
 
@@ -153,7 +153,7 @@ def merges(node: Node) -> dict[str, int]:
     found = {}
     if isinstance(node, Group):
         if node.kind != "sequence":
-            found[node.path] = len(node.children)
+            found[printable(node.path)] = len(node.children)
         for child in node.children:
             found.update(merges(child))
     return found

@@ -125,7 +125,9 @@ MESSAGES = {
     "duplicate_block_instances": "$.layers[1].name: 's' names two nodes of one group ($.layers[0] and $.layers[1]); give each its own name",
     "duplicate_layer_names": "$.layers[1].name: 'conv' names two nodes of one group ($.layers[0] and $.layers[1]); give each its own name",
     "duplicate_names_in_block": "$.blocks.b.layers[1].name: 'a' names two nodes of one group ($.blocks.b.layers[0] and $.blocks.b.layers[1]);",
-    "duplicate_names_in_branch": "$.layers[0].branches[0][1].name: 'a' names two nodes of one group ($.layers[0].branches[0][0] and",
+    "duplicate_names_in_branch": "$.layers[0].branches[0][1].name: 'a' names two nodes at the path 'a' ($.layers[0].branches[0][0] and",
+    "branch_name_clash": "$.layers[0].branches[1][0].name: 'conv' names two nodes at the path 'conv' ($.layers[0].branches[0][0] and "
+                         "$.layers[0].branches[1][0]): a merge's branches add no part to a path; name them apart, or name a branch",
     "duplicate_names_in_named_repeat": "$.layers[0].name: 'a' names two nodes of one group ($.layers[0]); give each its own name",
     "duplicate_repeat_names": "$.layers[0].name: 'x' names two nodes of one group ($.layers[0]); give each its own name",
     "empty_file": "invalid JSON at line 1, column 1: Expecting value",
@@ -177,7 +179,7 @@ MESSAGES = {
     "long_expression_echo_cut": "$.layers[0].out: cannot parse expression '(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1",
     "loop_variable_list": "$.layers[0].as: expected a string, got [\"i\"]",
     "lrn_size_zero": "$.layers[0].size: must be at least 1, got 0",
-    "many_branches": "$.layers[0].branches[20000]: the network grows past the budget of 20,000 nodes (Budget.nodes) at 0.20000",
+    "many_branches": "$.layers[0].branches[20000]: the network grows past the budget of 20,000 nodes (Budget.nodes) at concat",
     "many_known_names": "$.layers[0].out: in expression 'zz': unknown name 'zz' (known: n0, n1, n10, n11, n12, n13, n14, n15, n16,",
     "meta_list": "$.meta: expected an object, got [1, 2]",
     "meta_number": "$.meta: expected an object, got 2015",
@@ -230,7 +232,7 @@ MESSAGES = {
     "repeat_negative_expression": "$.layers[0].repeat: must be at least 0, got -3",
     "repeat_object": "$.layers[0].repeat: expected an integer, got {\"n\": 2}",
     "repeat_true": "$.layers[0].repeat: expected an integer, got true",
-    "rf_branch_periods_too_long": ("0 (add, $.layers[0]): the receptive field repeats only every 60,491 output positions; "
+    "rf_branch_periods_too_long": ("add (add, $.layers[0]): the receptive field repeats only every 60,491 output positions; "
                                    "archcalc tabulates at most 256 (branches whose fields repeat with different periods)"),
     "round_huge_digits": "$.layers[0].out: in expression 'round(10**18, -10**6)': round(x, n) takes n between -30 and 30, got -1000000",
     "slice_expression": "$.layers[0].repeat: in expression 'w[0:1]': Subscript is not allowed in a spec expression",

@@ -128,9 +128,9 @@ def test_fused_mbconv_blocks_by_hand(analyses):
     row = analyses("efficientnet_v2_s").row("features.stage1.block0")
     assert (row.params, row.macs) == (24 * 24 * 9 + 2 * 24, hw * 24 * 24 * 9) == (5_232, 191_102_976)
     assert [r.path for r in analyses("efficientnet_v2_s").rows if r.leaf and r.path.startswith("features.stage1.block0.")] == [
-        "features.stage1.block0.residual.0.block.fused.0", "features.stage1.block0.residual.0.block.fused.1",
-        "features.stage1.block0.residual.0.block.fused.2", "features.stage1.block0.residual.0.stochastic_depth",
-        "features.stage1.block0.residual.add"]  # the residual sum, in place: a row of its own
+        "features.stage1.block0.block.fused.0", "features.stage1.block0.block.fused.1",
+        "features.stage1.block0.block.fused.2", "features.stage1.block0.stochastic_depth",
+        "features.stage1.block0.residual"]  # the residual sum, in place: a row of its own
     row = analyses("efficientnet_v2_s").row("features.stage2.block0")
     params = (24 * 96 * 9 + 2 * 96) + (96 * 48 + 2 * 48)  # fused 3x3/2 + BN, project 1x1 + BN; no SE
     macs = 96 * 96 * (24 * 96 * 9 + 96 * 48)

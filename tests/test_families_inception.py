@@ -78,17 +78,18 @@ def test_inception_a_by_hand(v3):
 
 def test_inception_c_factorises_7x7(v3):
     """Mixed_6b (c7 = 128): the 7x7 is a 1x7 then a 7x1 convolution, padded (0, 3) and (3, 0)."""
-    one_by_seven = v3.row("Mixed_6b.branches.1.branch7x7_2.conv")
+    one_by_seven = v3.row("Mixed_6b.branch7x7_2.conv")
     assert (one_by_seven.params, one_by_seven.output_shape) == (128 * 128 * 7, (128, 17, 17))
-    seven_by_one = v3.row("Mixed_6b.branches.1.branch7x7_3.conv")
+    seven_by_one = v3.row("Mixed_6b.branch7x7_3.conv")
     assert (seven_by_one.params, seven_by_one.macs) == (128 * 192 * 7, 17 * 17 * 128 * 192 * 7)
-    widths = [v3.row(f"Mixed_6{m}.branches.1.branch7x7_1.conv").output_shape[0] for m in "bcde"]
+    widths = [v3.row(f"Mixed_6{m}.branch7x7_1.conv").output_shape[0] for m in "bcde"]
     assert widths == [128, 160, 160, 192]
 
 
 def test_inception_e_concatenates_inside_its_branches(v3):
     """Mixed_7b: 320 + (384 + 384) + (384 + 384) + 192 = 2048 channels at 8x8."""
-    assert v3.row("Mixed_7b.branches.1.branch3x3_2").output_shape == (768, 8, 8)
+    cats = [r.output_shape for r in v3.leaves() if r.path == "Mixed_7b.cat"]  # torch.cat called three times
+    assert cats == [(768, 8, 8), (768, 8, 8), (2048, 8, 8)]
     assert v3.row("Mixed_7b").output_shape == (2048, 8, 8)
     assert v3.row("Mixed_7c").params == (basic_conv(2048, 320, 1) + basic_conv(2048, 384, 1) + 2 * basic_conv(384, 384, 1, 3)
                                          + basic_conv(2048, 448, 1) + basic_conv(448, 384, 3) + 2 * basic_conv(384, 384, 1, 3)

@@ -64,7 +64,7 @@ def test_mobilenet_v2_inverted_residual_by_hand(analyses):
     assert macs == 25_740_288
     row = analyses("mobilenet_v2").row("features.3")
     assert (row.params, row.macs, row.output_shape) == (8_832, macs, (24, 56, 56))
-    assert analyses("mobilenet_v2").row("features.3.residual").label == "add"
+    assert analyses("mobilenet_v2").row("features.3.add").label == "add"
 
 
 def test_mobilenet_v2_rows_carry_torchvision_module_names(analyses):
@@ -91,8 +91,8 @@ def test_mobilenet_v3_block_with_squeeze_excitation_by_hand(analyses):
     analysis = analyses("mobilenet_v3_large")
     row = analysis.row("features.4")
     assert (row.params, row.macs, row.output_shape) == (params, macs, (40, 28, 28))
-    assert analysis.row("features.4.block.2.1.fc1").output_shape == (24, 1, 1)
-    assert analysis.row("features.4.block.2.1.scale_activation").label == "hardsigmoid"
+    assert analysis.row("features.4.block.2.fc1").output_shape == (24, 1, 1)
+    assert analysis.row("features.4.block.2.scale_activation").label == "hardsigmoid"
 
 
 def test_mobilenet_v3_activations_follow_the_table(analyses):
@@ -101,7 +101,7 @@ def test_mobilenet_v3_activations_follow_the_table(analyses):
     assert analysis.row("features.2.block.0.2").label == "relu"  # "RE" rows
     assert analysis.row("features.7.block.0.2").label == "hardswish"  # "HS" rows from the 7th on
     # features.1: 16 -> 16, stride 1, expanded 16: no expansion, residual; the depthwise conv comes first
-    assert analysis.row("features.1.residual.0.block.0.0").output_shape == (16, 112, 112)
+    assert analysis.row("features.1.block.0.0").output_shape == (16, 112, 112)
     head = analysis.row("features.16.0")
     assert head.output_shape == (960, 7, 7) and head.params == 160 * 960  # 6 x the last block's 160
     assert analyses("mobilenet_v3_small").row("classifier.0").params == 576 * 1024 + 1024
@@ -114,7 +114,7 @@ def test_mnasnet_residual_block_by_hand(analyses):
     assert (params, macs) == (4_440, 12_870_144)
     row = analyses("mnasnet1_0").row("layers.8.1")
     assert (row.params, row.macs, row.output_shape) == (params, macs, (24, 56, 56))
-    assert analyses("mnasnet1_0").row("layers.8.1.residual").label == "add"
+    assert analyses("mnasnet1_0").row("layers.8.1.add").label == "add"
 
 
 def test_mnasnet_depths_are_rounded_to_multiples_of_8(analyses):

@@ -133,7 +133,7 @@ def test_regnet_widths_by_hand():
     assert regnet_stages(14, 56, 38.84, 2.4, 16)[1][1] == 144
     # regnet_x_8gf: stage 1 is 80 wide, under its group width 120: one group of 80 (a plain 3x3 convolution)
     assert regnet_stages(23, 80, 49.56, 2.88, 120)[1][0] == 80
-    conv = analyze(load("regnet_x_8gf")).row("trunk_output.block1.block1_0.residual.1.f.b.0")
+    conv = analyze(load("regnet_x_8gf")).row("trunk_output.block1.block1_0.f.b.0")
     assert conv.params == 80 * 80 * 9  # groups = 80 // min(120, 80) = 1
 
 
@@ -149,7 +149,7 @@ def test_regnet_y_block_params_written_out(analyses):
     assert block.params == proj + a + b + se + c == 10_040
     assert block.output_shape == (48, 56, 56)
     # and as torchvision names its modules (block1-0 written block1_0)
-    assert analyses("regnet_y_400mf").row("trunk_output.block1.block1_0.residual.1.f.se.1.fc1").output_shape == (8, 1, 1)
+    assert analyses("regnet_y_400mf").row("trunk_output.block1.block1_0.f.se.fc1").output_shape == (8, 1, 1)
 
 
 # ---- ShuffleNet v2 -------------------------------------------------------------------------
@@ -170,9 +170,9 @@ def test_shufflenet_stages_and_names(analyses):
         rows = [r for r in analysis.rows if r.depth == 2 and r.path.startswith(f"stage{stage}.")]
         assert [r.path for r in rows] == [f"stage{stage}.{u}" for u in range(units)]
         assert analysis.row(f"stage{stage}").output_shape == (channels, size, size)
-    # torchvision's module names, a merge's branch index before each branch
-    assert analysis.row("stage3.1.cat.1.x2").output_shape == (244, 14, 14)  # x.chunk(2, dim=1)[1]
-    assert analysis.row("stage3.1.cat.1.branch2.3").params == 244 * 9  # the depthwise 3x3
+    # torchvision's module names: a merge's branches add no part to a path
+    assert analysis.row("stage3.1.x2").output_shape == (244, 14, 14)  # x.chunk(2, dim=1)[1]
+    assert analysis.row("stage3.1.branch2.3").params == 244 * 9  # the depthwise 3x3
     assert analysis.row("conv5.0").output_shape == (2048, 7, 7)
     assert analysis.row("fc").params == 2048 * 1000 + 1000
 

@@ -48,8 +48,8 @@ def test_basic_block_with_stride_and_projection_by_hand():
 
 def test_v1_strides_the_first_1x1_convolution():
     v15, v1 = analysis("resnet50"), analysis("resnet50_v1")
-    assert v15.row("layer2.0.residual.0.conv1").output_shape == (128, 56, 56)
-    assert v1.row("layer2.0.residual.0.conv1").output_shape == (128, 28, 28)
+    assert v15.row("layer2.0.conv1").output_shape == (128, 56, 56)
+    assert v1.row("layer2.0.conv1").output_shape == (128, 28, 28)
     # v1.5 runs that 1x1 convolution on 4x the pixels in the first block of stages 2-4
     extra = sum((h * h - (h // 2) ** 2) * cin * planes for h, cin, planes in ((56, 256, 128), (28, 512, 256), (14, 1024, 512)))
     assert v15.totals.macs - v1.totals.macs == extra == 231_211_008
@@ -88,7 +88,7 @@ def test_resnext_bottleneck_by_hand():
     projection = 64 * 256
     assert row.params == weights + projection + bn(128) + bn(128) + bn(256) + bn(256) == 63_488
     assert row.macs == 56 * 56 * (weights + projection)
-    conv2 = analysis("resnext101_64x4d").row("layer4.0.residual.0.conv2")  # width int(512 * 4 / 64) * 64 = 2048
+    conv2 = analysis("resnext101_64x4d").row("layer4.0.conv2")  # width int(512 * 4 / 64) * 64 = 2048
     assert (conv2.params, conv2.output_shape) == (2048 * (2048 // 64) * 9, (2048, 7, 7))
 
 
@@ -99,8 +99,8 @@ def test_wide_resnet_doubles_the_bottleneck_width():
     assert row.params == weights + 64 * 256 + bn(128) + bn(128) + bn(256) + bn(256) == 206_336
     assert row.output_shape == (256, 56, 56)
     wide, plain = analysis("wide_resnet101_2"), analysis("resnet101")
-    assert wide.row("layer4.2.residual.0.conv2").output_shape == (1024, 7, 7)
-    assert plain.row("layer4.2.residual.0.conv2").output_shape == (512, 7, 7)
+    assert wide.row("layer4.2.conv2").output_shape == (1024, 7, 7)
+    assert plain.row("layer4.2.conv2").output_shape == (512, 7, 7)
     assert wide.output_shape == plain.output_shape == (1000,)
 
 

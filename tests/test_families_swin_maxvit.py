@@ -76,11 +76,11 @@ def test_meta_has_year_paper_and_accuracy():
 def test_swin_t_shifted_block_by_hand(analyses):
     # Stage 1 of Swin-T: 96 channels on 56x56, 3 heads, 7x7 windows (8x8 = 64 windows of 49), shifted by 3.
     rows = {r.path: r for r in analyses("swin_t").rows}
-    attn = rows["features.stage1.block1.attention.0.attn"]
+    attn = rows["features.stage1.block1.attn"]
     assert attn.params == 4 * 96 * 96 + 4 * 96 + 13 * 13 * 3 == 37_755  # q/k/v, output, bias table
     assert attn.macs == 56 * 56 * 4 * 96 * 96 + 2 * 64 * 49 * 49 * 96 == 145_108_992
-    mlp = rows["features.stage1.block1.mlp"]
-    assert mlp.params == 2 * 96 + 96 * 384 + 384 + 384 * 96 + 96 == 74_400  # norm, fc1, fc2
+    mlp = rows["features.stage1.block1.mlp"]  # torchvision's MLP module: fc1 (0), GELU, fc2 (3); norm2 before it
+    assert mlp.params == 96 * 384 + 384 + 384 * 96 + 96 == 74_208 and rows["features.stage1.block1.norm2"].params == 192
     assert mlp.macs == 56 * 56 * 2 * 96 * 384 == 231_211_008
     merging = rows["features.stage1.merging"]
     assert merging.output_shape == (28, 28, 192)  # channels last, as torchvision
@@ -102,7 +102,7 @@ def test_swin_t_attention_matmuls_add_up(analyses):
 def test_swin_t_last_stage_drops_the_shift(analyses):
     # 7x7 map, 7x7 window: one window, so the odd block's shift of 3 is dropped (torchvision's rule)
     rows = {r.path: r for r in analyses("swin_t").rows}
-    shifted = rows["features.stage4.block1.attention.0.attn"]
+    shifted = rows["features.stage4.block1.attn"]
     assert shifted.macs == 49 * 4 * 768 * 768 + 2 * 1 * 49 * 49 * 768
     assert shifted.allocated == 768 * 49 + 24 * 49 * 49  # the output and one window's 24 attention matrices
 
@@ -111,7 +111,7 @@ def test_swin_v2_block_by_hand(analyses):
     # Swin-V2-T stage 1: 96 channels on 64x64, 3 heads, 8x8 windows (64 of 64 positions): no bias table;
     # a logit scale per head and the MLP 2 -> 512 -> 3 on the 15x15 offsets.
     rows = {r.path: r for r in analyses("swin_v2_t").rows}
-    attn = rows["features.stage1.block0.attention.0.attn"]
+    attn = rows["features.stage1.block0.attn"]
     assert attn.params == 4 * 96 * 96 + 4 * 96 + 3 + (2 * 512 + 512) + 512 * 3 == 40_323
     assert attn.macs == 64 * 64 * 4 * 96 * 96 + 2 * 64 * 64 * 64 * 96 + 15 * 15 * (2 * 512 + 512 * 3) == 201_902_592
     merging = rows["features.stage1.merging"]
@@ -127,16 +127,16 @@ def test_maxvit_layer_by_hand(analyses):
     # shortcut 3x3/2 average pooling and 1x1 64->128 + bias
     assert mbconv.params == (128 + 64 * 512 + 1024 + 9 * 512 + 1024 + 512 * 32 + 32 + 32 * 512 + 512
                              + 512 * 128 + 128 + 64 * 128 + 128) == 146_848
-    window = rows[f"{layer}.window_attention.attention.0.attn"]
-    grid = rows[f"{layer}.grid_attention.attention.0.attn"]
+    window = rows[f"{layer}.window_attention.attn_layer.1"]
+    grid = rows[f"{layer}.grid_attention.attn_layer.1"]
     # 28x28: 16 windows of 7x7 (block) or 16 groups of 49 positions 4 apart (grid): the same counts
     assert window.params == grid.params == 4 * 128 * 128 + 4 * 128 + 13 * 13 * 4 == 66_724
     assert window.macs == grid.macs == 784 * 4 * 128 * 128 + 2 * 16 * 49 * 49 * 128 == 61_214_720
     # in the first stage, the block attention's spatial field is bounded (the SE gate makes the strict one
     # global); the grid's spans the map: global
     first = "blocks.block0.layer0"
-    assert rows[f"{first}.window_attention.attention.0.attn"].rf.spatial_size is not None
-    assert rows[f"{first}.grid_attention.attention.0.attn"].rf.spatial_size is None
+    assert rows[f"{first}.window_attention.attn_layer.1"].rf.spatial_size is not None
+    assert rows[f"{first}.grid_attention.attn_layer.1"].rf.spatial_size is None
 
 
 def small(family: str, params: dict, size: int):

@@ -121,14 +121,14 @@ def test_torchvision_figures_at_other_crops(name, crop, params, gmacs):
 
 def test_vit_h_14_at_518_has_1370_tokens(analyses):
     analysis = analyses("vit_h_14")
-    assert analysis.row("class_token").output_shape == (37 * 37 + 1, 1280)
-    assert analysis.row("encoder.pos_embedding").params == 1370 * 1280
+    assert analysis.row("cat").output_shape == (37 * 37 + 1, 1280)
+    assert analysis.row("encoder.add").params == 1370 * 1280
 
 
 def test_receptive_field_is_the_patch_then_global(analyses):
     analysis = analyses("vit_b_16")
-    assert analysis.row("encoder.pos_embedding").rf.label() == "16"  # each token: its 16x16 patch
-    assert analysis.row("encoder.layers.encoder_layer_0.attention.0.self_attention").rf.size is None
+    assert analysis.row("encoder.add").rf.label() == "16"  # each token: its 16x16 patch
+    assert analysis.row("encoder.layers.encoder_layer_0.self_attention").rf.size is None
 
 
 def tiny_vit():
@@ -181,8 +181,8 @@ def test_the_gradient_probe_sees_a_patch_per_token_and_the_whole_image_after_att
     network = tiny_vit()
     first = "encoder.layers.encoder_layer_0"
     # before attention a token depends on its 4x4 patch; after it, on every pixel (the field is global)
-    assert gradient_support(network, (3, 32, 32), f"{first}.attention.0.ln_1") == ((4, 4), False)
-    assert gradient_support(network, (3, 32, 32), f"{first}.attention.0.self_attention") == ((32, 32), True)
+    assert gradient_support(network, (3, 32, 32), f"{first}.ln_1") == ((4, 4), False)
+    assert gradient_support(network, (3, 32, 32), f"{first}.self_attention") == ((32, 32), True)
     analysis = analyze(network)
-    assert analysis.row(f"{first}.attention.0.ln_1").rf.size == (4, 4)
-    assert analysis.row(f"{first}.attention.0.self_attention").rf.size is None
+    assert analysis.row(f"{first}.ln_1").rf.size == (4, 4)
+    assert analysis.row(f"{first}.self_attention").rf.size is None

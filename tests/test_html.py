@@ -52,14 +52,15 @@ def test_page_totals_are_the_cli_json_totals():
 
 def test_group_and_merge_workings_by_hand():
     found = workings(analyze(load("googlenet")))
-    assert found["inception3a.branches"][0] == "concat channels: C = 64 + 128 + 32 + 32 = 256, 256x28x28"
-    assert found["inception3a.branches.concat"][1] == f"a new tensor of {256 * 28 * 28:,} values"
+    assert found["inception3a.cat"][0] == "concat channels: C = 64 + 128 + 32 + 32 = 256, 256x28x28"
+    assert found["inception3a.cat"][1] == f"a new tensor of {256 * 28 * 28:,} values"
+    assert found["inception3a.branch2"][0] == "sequence: 6 layers, 192x28x28 -> 128x28x28"  # 1x1 96, 3x3 128
     se = workings(analyze(load(str(FIXTURES / "diagram_se.json"))))
     assert se["se"][0] == "multiply, broadcast: 64x8x8 × 64x1x1 -> 64x8x8"
     residual = workings(analyze(load(str(FIXTURES / "diagram_residual.json"))))
     assert residual["block1.residual"][0] == "add: 32x8x8 + 32x8x8 -> 32x8x8, elementwise"
     # the second conv of block0 receives the field of conv1 (3) and the jump of its stride (2): 3 + 2*2 = 7
-    assert residual["block0.residual.0.conv2"][-1] == "RF H, W: 3 + (3 - 1)×2 = 7, jump 2×1 = 2"
+    assert residual["block0.conv2"][-1] == "RF H, W: 3 + (3 - 1)×2 = 7, jump 2×1 = 2"
 
 
 def test_cli_writes_the_page(tmp_path):
@@ -193,7 +194,7 @@ def test_page_in_a_browser(browser, resnet50_page):
     screenshot = os.environ.get("ARCHCALC_SCREENSHOT")
     if screenshot:
         browser.find_element(By.CSS_SELECTOR, '#controls button[data-depth="2"]').click()
-        browser.find_element(By.CSS_SELECTOR, '#figure-svg g.box[data-path="layer1.0.residual.0.conv2"]').click()
+        browser.find_element(By.CSS_SELECTOR, '#figure-svg g.box[data-path="layer1.0.conv2"]').click()
         browser.execute_script("window.scrollTo(0, 0); document.getElementById('figure').scrollTop = 330;")
         Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(screenshot)

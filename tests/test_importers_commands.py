@@ -124,9 +124,10 @@ def test_bad_input_is_one_line_exit_2_and_no_file(args, message, tmp_path):
 
 
 @pytest.mark.parametrize("model, shape, shares", [
-    ("shared_conv", "3x8x8", {"0_1": "0"}),  # Sequential(conv, ReLU(), conv): one module called twice
-    ("TiedConvs", "4x8x8", {"b": "a", "bn_1": "bn"}),  # b's weight and bias are a's; one batch norm used twice
-    ("FunctionalTwice", "4x8x8", {"conv2d_1": "conv2d"}),  # F.conv2d(x, self.w, self.b) twice
+    # a module called again keeps its name (torch's one name for it), with `shares` of its own path
+    ("shared_conv", "3x8x8", {"0": "0"}),  # Sequential(conv, ReLU(), conv): one module called twice
+    ("TiedConvs", "4x8x8", {"b": "a", "bn": "bn"}),  # b's weight and bias are a's; one batch norm used twice
+    ("FunctionalTwice", "4x8x8", {"conv2d": "conv2d"}),  # F.conv2d(x, self.w, self.b) twice
 ])
 def test_shared_weights_count_once_and_the_spec_checks(model, shape, shares, tmp_path):
     import handwritten_models

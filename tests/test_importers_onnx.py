@@ -75,7 +75,7 @@ def test_helper_graph_with_a_pad_a_fork_and_a_classifier(tmp_path):
     assert rows["stem.conv"].params == 8 * 3 * 9 + 8
     assert rows["stem.conv"].macs == 8 * 16 * 16 * 27
     assert (rows["stem.bn"].params, rows["stem.bn"].non_trainable) == (16, 16)
-    assert rows["mix.1.conv1x1"].params == 4 * 8  # the concat is the name scope `mix`, its branches 0 and 1
+    assert rows["mix.conv1x1"].params == 4 * 8  # the concat is all the name scope `mix` does: its op, `mix.concat`
     assert rows["mix.concat"].output_shape == (12, 16, 16)  # 8 pooled + 4 convolved channels
     assert rows["relu6"].label == "relu6"  # Clip(0, 6)
     assert rows["fc"].params == 12 * 10 + 10
@@ -110,7 +110,7 @@ def test_helper_graph_with_se_residual_upsampling_and_matmul(tmp_path):
     rows = {row.path: row for row in analysis.leaves()}
     types = [row.label for row in analysis.leaves()[1:]]
     assert "silu" in types and "hardsigmoid" in types  # x * sigmoid(x) is one SiLU; the gate a hard sigmoid
-    assert rows["block.0.conv"].params == 4 * 2 * 9  # groups=2: 2 input channels per filter
+    assert rows["block.conv"].params == 4 * 2 * 9  # groups=2: 2 input channels per filter (beside `block.add`)
     assert rows["up"].output_shape == (4, 12, 12)
     assert rows["up"].fvcore_flops == 4 * 12 * 12  # nearest: 1 per output element
     assert rows["deconv"].output_shape == (6, 24, 24)

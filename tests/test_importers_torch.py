@@ -28,12 +28,18 @@ ROW_FIELDS = ("output_shape", "params", "non_trainable", "macs", "fvcore_flops",
 
 
 def rows_differ(original, imported) -> list:
-    theirs = {row.path: row for row in imported.leaves()}
-    problems = [row.path for row in original.leaves() if row.path not in theirs]
-    problems += [(row.path, f, getattr(row, f), getattr(theirs[row.path], f))
-                 for row in original.leaves() if row.path in theirs for f in ROW_FIELDS
-                 if getattr(row, f) != getattr(theirs[row.path], f)]
-    problems += [row.path for row in imported.leaves() if row.path not in {r.path for r in original.leaves()}]
+    """The rows of one path that differ, call by call (a module called again has a row per call)."""
+    def by_path(analysis) -> dict:
+        found: dict = {}
+        for row in analysis.leaves():
+            found.setdefault(row.path, []).append(row)
+        return found
+
+    ours, theirs = by_path(original), by_path(imported)
+    problems: list = [path for path in ours if len(ours[path]) != len(theirs.get(path, []))]
+    problems += [(row.path, f, getattr(row, f), getattr(other, f)) for path in ours if path in theirs
+                 for row, other in zip(ours[path], theirs[path]) for f in ROW_FIELDS if getattr(row, f) != getattr(other, f)]
+    problems += [path for path in theirs if path not in ours]
     return problems
 
 

@@ -52,7 +52,7 @@ def test_a_new_merge_is_one_class(max_merge):
     assert analysis.totals.params == 112 + 20 + 148
     assert analysis.totals.macs == 3 * 9 * 4 * 64 + 4 * 4 * 64 + 4 * 9 * 4 * 64
     # The maximum is a tensor of its own: 4x8x8 values, a row beside its branches.
-    assert rows["pick.max"].kind == "merge" and rows["pick.max"].activations == 256
+    assert rows["pick"].kind == "merge" and rows["pick"].activations == 256  # the merge's own row, its name
     assert analysis.totals.activations == 192 + 256 + 256 + 256 + 256
     # Nothing is freed before the end: input, stem, both branches and the maximum, fp32.
     assert analysis.peak_activation_bytes == 4 * (192 + 4 * 256)
@@ -62,10 +62,11 @@ def test_a_new_merge_is_one_class(max_merge):
             [{"type": "conv2d", "out": 4, "kernel": 1}], [{"type": "conv2d", "out": 2, "kernel": 1}]]}]}
         analyze(archcalc.load(bad))
     document = archcalc.to_json(analysis)
-    assert [r["activations_per_image"] for r in document["layers"] if r["path"] == "pick.max"] == [256]
+    assert [r["activations_per_image"] for r in document["layers"] if r["path"] == "pick"] == [256]
     svg = diagram.render(analysis)
     assert 'data-merge="max"' in svg and ">max<" in svg
     assert html.workings(analysis)["pick"][0] == "max: 4x8x8 + 4x8x8 -> 4x8x8"
+    assert [row.path for row in analysis.leaves()] == ["input", "stem", "a", "b", "pick"]  # branches add no path part
 
 
 def test_a_new_merge_builds_and_imports(max_merge):
@@ -75,9 +76,9 @@ def test_a_new_merge_builds_and_imports(max_merge):
     model = archcalc.build_torch(archcalc.load(NETWORK)).eval()
     x = torch.randn(2, 3, 8, 8)
     stem = model.get_submodule("stem")(x)
-    expected = torch.maximum(model.get_submodule("pick.0")(stem), model.get_submodule("pick.1")(stem))
+    expected = torch.maximum(model.get_submodule("a")(stem), model.get_submodule("b")(stem))
     assert torch.equal(model(x), expected)
-    assert type(model.get_submodule("pick.max")).__name__ == "Max"
+    assert type(model.get_submodule("pick")).__name__ == "Max"
 
     class Picked(torch.nn.Module):
         def __init__(self):

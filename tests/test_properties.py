@@ -71,8 +71,8 @@ from fvcore.nn import FlopCountAnalysis  # noqa: E402
 from hypothesis import HealthCheck, Phase, example, note, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from archcalc.core.calc import analyze  # noqa: E402
-from archcalc.core.spec import resolve  # noqa: E402
+from archcalc.core.calc import analyze, rows_by_key  # noqa: E402
+from archcalc.core.spec import Layer, resolve  # noqa: E402
 from archcalc.errors import SpecError  # noqa: E402
 from archcalc.torch.build import build_torch  # noqa: E402
 
@@ -840,6 +840,25 @@ def build(layers: list, x, prefix: str, shapes: dict):
     return sequence, x
 
 
+def reference_names(analysis) -> dict:
+    """Each row of the analysis with the name of its module in the reference model (`build`), which nests a
+    concat's branches as `i.j.k` and names its op `i.concat` (archcalc names the branches' nodes beside it)."""
+    names: dict = {}
+
+    def walk(node, prefix: str) -> None:
+        for i, child in enumerate(node.children):
+            path = f"{prefix}.{i}" if prefix else str(i)
+            if isinstance(child, Layer):
+                names[child.path] = path
+                continue
+            for j, branch in enumerate(child.children):
+                walk(branch, f"{path}.{j}")
+            names[child.path] = f"{path}.concat"
+
+    walk(analysis.network.root, "")
+    return [(row, names[key]) for key, row in rows_by_key(analysis).items()]
+
+
 def torch_side(stack: Stack):
     """The model, the input, and the output shape of every module path."""
     torch.manual_seed(0)
@@ -904,9 +923,9 @@ def test_valid_stacks_agree_with_torch_and_fvcore(stack):
     flops = fvcore_counts(model, x)
     modules = dict(model.named_modules())
     once = once_per_pass(analysis, stack.batch)
-    for row in analysis.rows[1:]:  # every layer and group; the first row is the input
-        module = modules[row.path]
-        got = (shapes[row.path], count(module), count(module, buffers=True), flops.get(row.path, 0))
+    for row, name in reference_names(analysis):  # every layer and merge
+        module = modules[name]
+        got = (shapes[name], count(module), count(module, buffers=True), flops.get(name, 0))
         assert got == (row.output_shape, row.params, row.non_trainable,
                        row.fvcore_flops * stack.batch - once(row.path)), row.path
     totals = analysis.totals
@@ -1225,9 +1244,9 @@ def test_mutants_agree_with_torch_or_are_refused_by_both(drawn):
     SEEN["mutant"].add(json.dumps([stack.spec, stack.batch], sort_keys=True))
     model, x, shapes = torch_side(stack)
     modules = dict(model.named_modules())
-    for row in analysis.rows[1:]:
-        module = modules[row.path]
-        assert (shapes[row.path], count(module), count(module, buffers=True)) == \
+    for row, name in reference_names(analysis):
+        module = modules[name]
+        assert (shapes[name], count(module), count(module, buffers=True)) == \
             (row.output_shape, row.params, row.non_trainable), row.path
     assert (analysis.output_shape, count(model), count(model, buffers=True)) == \
         (shapes[""], analysis.totals.params, analysis.totals.non_trainable)

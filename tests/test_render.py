@@ -245,7 +245,7 @@ def test_an_add_gets_a_row_of_its_own_and_the_leaves_still_add_up():
     merges = [r for r in analysis.leaves() if r.kind == "merge"]
     assert len(merges) == 8  # one residual add per BasicBlock: 2 blocks x 4 stages
     first = merges[0]
-    assert (first.path, first.label, first.output_shape) == ("layer1.0.residual.add", "add", (64, 56, 56))
+    assert (first.path, first.label, first.output_shape) == ("layer1.0.add", "add", (64, 56, 56))
     assert (first.params, first.macs, first.activations) == (0, 0, 0)  # torchvision adds in place: out += identity
     leaves = analysis.leaves()
     assert sum(r.params for r in leaves) == 11_689_512  # torchvision ResNet18_Weights num_params

@@ -58,7 +58,8 @@ def test_spliced_repeat_with_names_and_merge_with_identity(tiny_a):
     assert res1.label == "res"
     merge = res1.children[0]
     assert (merge.path, merge.kind) == ("res1.sum", "add")
-    assert [b.path for b in merge.children] == ["res1.sum.0", "res1.sum.1"]
+    assert [b.label for b in merge.children] == ["branch", "branch"]  # no path part: their nodes sit beside the merge
+    assert merge.children[0].children[0].path == "res1.0"  # the block in the first branch, first of the scope
     assert merge.children[1].children == ()  # the identity branch
     assert merge.children[0].children[0].children[0].attrs["out"] == 8  # the required arg c
 

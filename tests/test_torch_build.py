@@ -29,20 +29,20 @@ def conv(cin, cout, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1), grou
 def se(prefix: str) -> dict:
     """The squeeze-excitation gate of tests/fixtures/mirror.json, c = 8, squeeze = c // 4 = 2."""
     return {
-        f"{prefix}.gate.1.pool": {"class": nn.AdaptiveAvgPool2d, "output_size": 1},
-        f"{prefix}.gate.1.reduce": conv(8, 2, (1, 1)),
-        f"{prefix}.gate.1.act": {"class": nn.ReLU},
-        f"{prefix}.gate.1.expand": conv(2, 8, (1, 1)),
-        f"{prefix}.gate.1.sigmoid": {"class": nn.Sigmoid},
-        f"{prefix}.gate.mul": {"class": "Mul"},
+        f"{prefix}.pool": {"class": nn.AdaptiveAvgPool2d, "output_size": 1},
+        f"{prefix}.reduce": conv(8, 2, (1, 1)),
+        f"{prefix}.act": {"class": nn.ReLU},
+        f"{prefix}.expand": conv(2, 8, (1, 1)),
+        f"{prefix}.sigmoid": {"class": nn.Sigmoid},
+        f"{prefix}.gate": {"class": "Mul"},  # a merge's module: named by the merge, its branches beside it
     }
 
 
 def residual(prefix: str) -> dict:
     return {
-        f"{prefix}.sum.0.conv": conv(8, 8, (3, 3), padding=(2, 2), dilation=(2, 2), groups=2, bias=False),
-        f"{prefix}.sum.0.bn": {"class": nn.BatchNorm2d, "num_features": 8},
-        **se(f"{prefix}.sum.0.se"),
+        f"{prefix}.conv": conv(8, 8, (3, 3), padding=(2, 2), dilation=(2, 2), groups=2, bias=False),
+        f"{prefix}.bn": {"class": nn.BatchNorm2d, "num_features": 8},
+        **se(f"{prefix}.se"),
         f"{prefix}.type": {"class": nn.ReLU},
     }
 
@@ -54,20 +54,20 @@ MIRROR_LAYERS = {
     "forward": {"class": nn.ReLU},
     **residual("stage.res0"),
     **residual("stage.res1"),
-    "mix.0.wide": conv(8, 4, (1, 5), padding=(0, 2)),
-    "mix.1.pool": {"class": nn.MaxPool2d, "kernel_size": (3, 3), "stride": (1, 1), "padding": (1, 1)},
-    "mix.concat": {"class": "Concat"},
-    "stage.res0.sum.add": {"class": "Add"},  # the residual sums: a row each, computed by the merge's module
-    "stage.res1.sum.add": {"class": "Add"},
+    "wide": conv(8, 4, (1, 5), padding=(0, 2)),
+    "pool": {"class": nn.MaxPool2d, "kernel_size": (3, 3), "stride": (1, 1), "padding": (1, 1)},
+    "mix": {"class": "Concat"},
+    "stage.res0.sum": {"class": "Add"},  # the residual sums: a row each, computed by the merge's module
+    "stage.res1.sum": {"class": "Add"},
     "head.pool": {"class": nn.AdaptiveAvgPool2d, "output_size": 1},
     "head.flat": {"class": nn.Flatten},
     "head.drop": {"class": nn.Dropout, "p": 0.2},
     "head.fc": {"class": nn.Linear, "in_features": 8 + 8 + 4, "out_features": 5},
 }
-MIRROR_MERGES = {"stage.res0.sum": ("add", 2), "stage.res1.sum": ("add", 2), "mix": ("concat", 3),
-                 "stage.res0.sum.0.se.gate": ("mul", 2), "stage.res1.sum.0.se.gate": ("mul", 2)}
-MIRROR_IDENTITY_BRANCHES = ["stage.res0.sum.1", "stage.res1.sum.1", "stage.res0.sum.0.se.gate.0",
-                            "stage.res1.sum.0.se.gate.0", "mix.2"]
+# the sequences holding merges, and the merges' combining modules beside their branches' modules
+MIRROR_GRAPHS = {"stage.res0": ["conv", "bn", "se", "sum", "type"],
+                 "stage.res0.se": ["pool", "reduce", "act", "expand", "sigmoid", "gate"],
+                 "": ["stem", "forward", "stage", "wide", "pool", "mix", "head"]}
 
 
 def value(module, attr):
@@ -123,19 +123,14 @@ def test_same_padding_follows_the_input_size():
 
 def test_groups_are_merges_and_sequences_named_like_the_rows(mirror):
     network, model = mirror
-    for path, (kind, count) in MIRROR_MERGES.items():
-        merge = model.get_submodule(path)
-        assert type(merge).__name__ == "Merge" and merge.kind == kind
-        assert [name for name, _ in merge.named_children()] == [*map(str, range(count)), kind]
-    for path in MIRROR_IDENTITY_BRANCHES:
-        branch = model.get_submodule(path)
-        assert isinstance(branch, nn.Sequential) and len(branch) == 0
+    for path, children in MIRROR_GRAPHS.items():
+        group = model.get_submodule(path)
+        assert type(group).__name__ == "Graph" and [name for name, _ in group.named_children()] == children
     names = {name for name, _ in model.named_modules()}
     rows = {row.path for row in analyze(network).rows if row.label != "input"}
     # Nothing is matched by position: torch's module names are exactly the calculator's row
-    # paths, plus the root, the two halves of the padded stem and the additions (an addition
-    # allocates nothing, so the calculator gives it no row of its own).
-    assert names == rows | {"", "stem.0", "stem.1", "stage.res0.sum.add", "stage.res1.sum.add"}
+    # paths, plus the root and the two halves of the padded stem.
+    assert names == rows | {"", "stem.0", "stem.1"}
 
 
 def test_names_that_shadow_torch_methods_still_resolve(mirror):
@@ -244,7 +239,7 @@ def test_a_built_module_trains_one_step():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
     optimizer.step()
     weights = [name for name, _ in model.named_parameters() if name.endswith("weight")]
-    assert weights == ["0.weight", "1.weight", "mix.0.0.weight", "mix.1.0.weight", "fc.weight"]
+    assert weights == ["0.weight", "1.weight", "3.weight", "4.weight", "fc.weight"]  # the branches' convs: 3, 4
     # (the first conv's bias feeds batch norm, which removes any constant: its gradient is 0)
     assert all(not torch.equal(before[name], p) for name, p in model.named_parameters() if name in weights)
     assert model.get_submodule("1").num_batches_tracked.item() == 1  # the BN layer saw one batch

@@ -118,11 +118,11 @@ def test_every_merge_kind_on_a_batch_of_non_square_images():
     report = verify_network(analyze(load(fixture("mirror")), batch=2))
     assert report.ok, [c.path for c in report.disagreeing]
     checks = {c.path: c for c in report.layers}
-    conv = checks["stage.res0.sum.0.conv"]
+    conv = checks["stage.res0.conv"]
     assert conv.torch_shape == (8, 6, 8)  # stem: ceil(12/2) x ceil(16/2)
     assert conv.torch_flops == 2 * (8 * 6 * 8) * (8 // 2) * 3 * 3  # batch x outputs x (Cin/groups) x 3 x 3
-    assert checks["stage.res0.sum.0.se.gate.1.pool"].torch_flops == 2 * 8 * 6 * 8  # fvcore: 1 per input element
-    assert checks["mix.concat"].torch_shape == (4 + 8 + 8, 6, 8)
+    assert checks["stage.res0.se.pool"].torch_flops == 2 * 8 * 6 * 8  # fvcore: 1 per input element
+    assert checks["mix"].torch_shape == (4 + 8 + 8, 6, 8)
     assert report.rf is not None and not report.rf.clipped and report.rf.measured == report.rf.expected
 
 
@@ -133,7 +133,7 @@ def test_adds_that_broadcast_agree_with_torch():
     report = verify_network(analyze(load(fixture("broadcast_add")), batch=2))
     assert report.ok, [c.path for c in report.disagreeing]
     checks = {c.path: c for c in report.layers}
-    assert checks["res2.add"].torch_shape == tuple((torch.zeros(2, 1, 5, 14) + torch.zeros(2, 8, 5, 14)).shape[1:])
+    assert checks["res2"].torch_shape == tuple((torch.zeros(2, 1, 5, 14) + torch.zeros(2, 8, 5, 14)).shape[1:])
     assert report.peak_live is not None and report.peak_live[0] == report.peak_live[1]
     assert report.rf is not None and report.rf.measured == report.rf.expected
 
@@ -196,11 +196,11 @@ def test_cli_names_layers_whose_torch_module_differs(monkeypatch):
     nn = torch.nn
     monkeypatch.setattr(REGISTRY["relu"], "torch_module", lambda a, shape: nn.Conv2d(shape[0], shape[0], 1, bias=False))
     result, disagree = verify_disagrees(fixture("branching"))
-    # branching.json has two ReLUs: `2` (8x8x8) and `mix.1.1` (4x8x8); a 1x1 conv adds C*C
+    # branching.json has two ReLUs: `2` (8x8x8) and `5` (4x8x8, in a branch of `mix`); a 1x1 conv adds C*C
     # weights and C*C*8*8 multiply-adds to each.
     assert disagree == [
         "disagrees: 2 (relu): params, flops",
-        "disagrees: mix.1.1 (relu): params, flops",
+        "disagrees: 5 (relu): params, flops",
         "disagrees: (total) (params): params, flops",
     ]
     relu = next(line for line in result.stdout.splitlines() if line.startswith("2 "))
@@ -437,7 +437,7 @@ def test_the_one_channel_probe_measures_what_the_full_module_does():
                   [{"type": "conv2d", "out": 2, "kernel": 1}],
                   [{"type": "conv2d", "out": 2, "kernel": 3, "padding": 2, "dilation": 2}]]}]
     network = spec_network(layers, [3, 24, 24])
-    check = receptive_field_check(network, path="mix.concat")
+    check = receptive_field_check(network, path="mix")
     analysis = analyze(network, check.input_shape)
     model = archcalc.build_torch(analysis).double().eval()
     with torch.no_grad():

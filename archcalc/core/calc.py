@@ -18,7 +18,7 @@ from ..layers.notes import SizeNote, notes_for
 from . import liveness, quantities, records, training
 from .alloc import paused_gc
 from .figures import Checked, judge
-from .spec import Group, Layer, Network, Node, joins, source_positions
+from .spec import Group, Layer, Network, Node, joins, shown, source_positions
 
 DTYPE_BYTES = quantities.DTYPE_BYTES
 FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
@@ -246,11 +246,13 @@ class _Sums:
             raise SpecError(f"shares {quoted(shares)}: no layer before this one has that path"
                             f"{suggest(shares, list(self.layers))}", path=where)
         theirs = self.sums[shared.path]
-        if (shared.type, shared.attrs, theirs.input_shape[0]) != (node.type, node.attrs, sums.input_shape[0]):
+        unshared = self.unshared(sums.counts)
+        channels = (theirs.input_shape[0], sums.input_shape[0]) if unshared != sums.counts else (0, 0)  # weights' size
+        if (shared.type, shared.attrs, channels[0]) != (node.type, node.attrs, channels[1]):
             raise SpecError(f"shares {quoted(shares)}: not the same layer (type, fields and input channels): "
                             f"{REGISTRY[shared.type].label(shared.attrs)} on {fmt.shape(theirs.input_shape)}, here "
                             f"{REGISTRY[node.type].label(node.attrs)} on {fmt.shape(sums.input_shape)}", path=where)
-        return sums._replace(counts=self.unshared(sums.counts))
+        return sums._replace(counts=unshared)
 
 
     def node(self, node: Node, shape: Shape) -> NodeSums:
@@ -266,7 +268,7 @@ class _Sums:
             self.layers[node.path] = node
             self.sums[node.path] = sums
             if records:
-                self.warnings.extend(notes_for(node.path, node.type, records))
+                self.warnings.extend(notes_for(shown(node.path), node.type, records))
             return sums
         chained = node.kind == "sequence"
         if chained and node.graph:
@@ -388,34 +390,44 @@ class _RowWalk:
             row = _row(path, "layer", node.type, True, sums, field)
             self.rows.append(row)
             return row
+        if node.kind != "sequence":
+            return self.merge(node, rf)
         at = len(self.rows)
         self.rows.append(None)  # type: ignore[arg-type]  # the group's row, once its children are known
-        merged = None
-        if node.kind == "sequence" and node.graph:
+        if node.graph:
             out_rf = self.graph(node, rf)
-        elif node.kind == "sequence":
+        else:
             out_rf = rf
             for child in node.children:
                 out_rf = self.node(child, out_rf).rf
-        else:
-            merge = MERGES[node.kind]
-            children = [self.node(child, rf) for child in node.children]
-            out = sums.output_shape
-            shapes = [c.output_shape for c in children]
-            try:
-                out_rf = merge.receptive_field([c.rf for c in children], shapes, out, path)
-            except SpecError as exc:
-                raise exc.located(path=f"{path or 'network'} ({node.kind}, {node.where})") from None
-            # the merge's own row (what it adds of its own: the tensor a concat allocates, an attention's MACs, what
-            # it keeps for backward), so that the leaves add up; an in-place add allocates nothing and has a row all the same
-            settled = self.sums.get(training.merged_key(path))
-            own = settled.counts if settled else quantities.merge_counts(merge, shapes, out)
-            merged = Row(f"{path}.{node.kind}" if path else node.kind, "merge", node.kind, _depth(path) + 1, True,
-                         out, out, own, out_rf)
         self.rows[at] = _row(path, "group", node.label, False, sums, out_rf)
-        if merged:
-            self.rows.append(merged)
         return self.rows[at]
+
+    def merge(self, node: Group, rf: RF) -> Row:
+        """A merge's branches, which have no rows of their own (they add no part to a path), then the merge's
+        row: what it adds of its own (the tensor a concat allocates, an attention's MACs, what it keeps for
+        backward), so that the leaves add up; an in-place add allocates nothing and has a row all the same."""
+        path = node.path
+        merge = MERGES[node.kind]
+        fields, shapes = [], []
+        for branch in node.children:
+            assert isinstance(branch, Group)  # a merge's children are its branches, sequences
+            field = self.graph(branch, rf) if branch.graph else rf
+            if not branch.graph:
+                for child in branch.children:
+                    field = self.node(child, field).rf
+            fields.append(field)
+            shapes.append(self.sums[branch.path].output_shape)
+        out = self.sums[path].output_shape
+        try:
+            out_rf = merge.receptive_field(fields, shapes, out, path)
+        except SpecError as exc:
+            raise exc.located(path=f"{path or 'network'} ({node.kind}, {node.where})") from None
+        settled = self.sums.get(training.merged_key(path))
+        own = settled.counts if settled else quantities.merge_counts(merge, shapes, out)
+        row = Row(shown(path) or node.kind, "merge", node.kind, _depth(path), True, out, out, own, out_rf)
+        self.rows.append(row)
+        return row
 
     def graph(self, node: Group, rf: RF) -> RF:
         """The children of a sequence whose nodes name what they take; the field of its output."""
@@ -444,8 +456,29 @@ class _RowWalk:
         return row
 
 
+def rows_by_key(analysis: Analysis) -> dict[str, Row]:
+    """Each node's row by the node's key (`Node.path`: a module called again has a key of its own, which its row's
+    path leaves out; a merge's branches have no row), in the order of `analysis.rows`."""
+    rows = iter(analysis.rows[1:])
+    found: dict[str, Row] = {}
+
+    def walk(node: Node) -> None:
+        if isinstance(node, Layer) or joins(node) or node.kind == "sequence":
+            found[node.path] = next(rows)
+        if isinstance(node, Group):
+            branches = [b for b in node.children if isinstance(b, Group)]
+            for child in node.children if node.kind == "sequence" else [c for b in branches for c in b.children]:
+                walk(child)
+            if node.kind != "sequence" and node.children:
+                found[node.path] = next(rows)
+
+    for child in analysis.network.root.children:
+        walk(child)
+    return found
+
+
 def _row(path: str, kind: str, label: str, leaf: bool, sums: NodeSums, rf: RF) -> Row:
-    return Row(path, kind, label, _depth(path), leaf, sums.input_shape, sums.output_shape, sums.counts, rf)
+    return Row(shown(path), kind, label, _depth(path), leaf, sums.input_shape, sums.output_shape, sums.counts, rf)
 
 
 def _depth(path: str) -> int:

@@ -32,6 +32,7 @@ from ..errors import SpecError, suggest
 from ..files import split_name
 from ..kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
 from ..layers import REGISTRY, known_as
+from ..layers.base import LayerType
 from .alloc import paused_gc
 from .expr import evaluate, names
 from .figures import Expect
@@ -418,8 +419,9 @@ class _Expanded(NamedTuple):
 def _moved(node: Node, old: str, new: str) -> Node:
     """`node` with the path prefix `old` replaced by `new` (a block's nodes at another use)."""
     path = new + node.path[len(old):]
-    if isinstance(node, Layer):
-        return Layer(path, node.type, node.attrs, node.where, node.shares, node.inputs)
+    if isinstance(node, Layer):  # a module called again moves with the module (an explicit `shares` stays put)
+        shares = new + node.shares[len(old):] if CALL in node.path and node.shares else node.shares
+        return Layer(path, node.type, node.attrs, node.where, shares, node.inputs)
     return Group(path, node.kind, node.label, tuple(_moved(c, old, new) for c in node.children), node.where, node.inputs,
                  node.graph)
 
@@ -470,18 +472,19 @@ class _Context:
         self.nodes += 1
         if self.nodes > self.budget.nodes:
             raise SpecError(f"{node.where}: the network grows past {self.budget.describe('nodes')} "
-                            f"at {node.path or 'the root'}")
+                            f"at {node.path.partition(chr(0))[0] or 'the root'}")  # a branch: at its merge
         return node
 
-    def items(self, raw_items: list, env: Mapping[str, Any], prefix: str, where: str) -> tuple[tuple[Node, ...], bool]:
+    def items(self, raw_items: list, env: Mapping[str, Any], prefix: str, where: str,
+              scope: "_Scope | None" = None) -> tuple[tuple[Node, ...], bool]:
         """The nodes of a sequence, each with its own name, and whether some name what they take (`from`,
-        checked)."""
+        checked). `scope`: the names its nodes are given among (a merge's branches share their merge's)."""
+        scope = scope if scope is not None else _Scope(prefix)
         made: list[Node] = []
-        names: dict[str, Node] = {}
         graph = False
         for i, raw in enumerate(raw_items):
-            for node in self.item(raw, env, prefix, len(made), f"{where}[{i}]"):
-                made.append(_unique(node, names))
+            for node in self.item(raw, env, scope, f"{where}[{i}]"):
+                made.append(node)
                 if node.inputs:
                     graph = True
         children = tuple(made)
@@ -489,7 +492,7 @@ class _Context:
             _check_sources(children)
         return children, graph
 
-    def item(self, raw: Any, env: Mapping[str, Any], prefix: str, index: int, where: str) -> list[Node]:
+    def item(self, raw: Any, env: Mapping[str, Any], scope: "_Scope", where: str) -> list[Node]:
         """The nodes one spec item stands for: none (`when`), one, or a spliced `repeat`."""
         if not isinstance(raw, dict):
             Object().check(raw, where)
@@ -497,27 +500,31 @@ class _Context:
                 and not Boolean().check(self.value(raw["when"], env, f"{where}.when"), f"{where}.when"):
             return []
         if "repeat" in raw and "name" not in raw:
-            return self.repeat(raw, env, prefix, index, where)
-        name = self.name(raw.get("name"), env, where) if "name" in raw else str(index)
+            return self.repeat(raw, env, scope, where)
+        if "name" in raw:
+            name = self.name(raw.get("name"), env, where)
+        else:  # a merge is named by its op, as torch names a functional call; any other node by its position
+            kind = raw.get("type")
+            name = kind if isinstance(kind, str) and kind in MERGES else str(scope.count)
         if not _NAME.fullmatch(name):
             raise SpecError(f"{where}.name: {quoted(name)} may hold only letters, digits and underscores")
-        path = f"{prefix}.{name}" if prefix else name
+        path = f"{scope.prefix}.{name}" if scope.prefix else name
         if "repeat" in raw:
-            names: dict[str, Node] = {}
-            children = tuple(_unique(node, names) for node in self.repeat(raw, env, path, 0, where))
+            inner = _Scope(path)
+            children = tuple(self.repeat(raw, env, inner, where))
             graph = any(node.inputs for node in children)
             if graph:
                 _check_sources(children)
-            return [self.made(Group(path, "sequence", "repeat", children, where, (), graph))]
-        return [self.single(raw, env, path, where)]
+            return [scope.named(self.made(Group(path, "sequence", "repeat", children, where, (), graph)))]
+        return [scope.named(self.single(raw, env, path, where, scope))]
 
-    def single(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Node:
+    def single(self, raw: dict, env: Mapping[str, Any], path: str, where: str, scope: "_Scope") -> Node:
         self.depth += 1
         self.deepest = max(self.deepest, self.depth)
         if self.depth > self.budget.depth:
             raise SpecError(f"{where}: nodes nest deeper than {self.budget.describe('depth')} (a block that uses itself?)")
         try:
-            node = self.node(raw, env, path, where)
+            node = self.node(raw, env, path, where, scope)
             if "from" in raw:
                 node = node._replace(inputs=self.sources(raw["from"], env, where))
             return self.made(node)
@@ -530,7 +537,7 @@ class _Context:
             return (self.name(raw, env, where, "from"),)
         return tuple(self.name(name, env, f"{where}.from[{k}]", "") for k, name in enumerate(raw))
 
-    def node(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Node:
+    def node(self, raw: dict, env: Mapping[str, Any], path: str, where: str, scope: "_Scope") -> Node:
         if ("type" in raw) + ("block" in raw) + ("layers" in raw) != 1:
             kinds = [key for key in ("type", "block", "layers") if key in raw]
             raise SpecError(f"{where}: a node has exactly one of 'type', 'block' or 'layers' (found {kinds or 'none'})")
@@ -544,10 +551,10 @@ class _Context:
             children, graph = self.items(raw["layers"], env, path, f"{where}.layers")
             return Group(path, "sequence", "sequence", children, where, (), graph)
         if raw["type"] in MERGES:
-            return self.merge(raw, env, path, where)
+            return self.merge(raw, env, path, where, scope)
         return self.layer(raw, env, path, where)
 
-    def repeat(self, raw: dict, env: Mapping[str, Any], prefix: str, index: int, where: str) -> list[Node]:
+    def repeat(self, raw: dict, env: Mapping[str, Any], scope: "_Scope", where: str) -> list[Node]:
         """One node per value; each is named by the `names` template, else by its position."""
         count = self.value(raw["repeat"], env, f"{where}.repeat")
         values = count if isinstance(count, list) else range(_COUNT.check(count, f"{where}.repeat"))
@@ -563,10 +570,10 @@ class _Context:
         position = Text().check(raw["index"], f"{where}.index") if "index" in raw else None
         children: list[Node] = []
         for k, value in enumerate(values):
-            scope = {**env, loop_variable: value}
+            inner = {**env, loop_variable: value}
             if position is not None:
-                scope[position] = k
-            children.extend(self.item(body, scope, prefix, index + len(children), where))
+                inner[position] = k
+            children.extend(self.item(body, inner, scope, where))
         return children
 
     def block(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Group:
@@ -643,7 +650,10 @@ class _Context:
                 self.reads_of_blocks[name] = tuple(sorted(read))
         return self.reads_of_blocks[name]
 
-    def merge(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Group:
+    def merge(self, raw: dict, env: Mapping[str, Any], path: str, where: str, scope: "_Scope") -> Group:
+        """A merge: its row is at `path`; its branches add no part to their nodes' paths (they are named among
+        the merge's neighbours, as the modules of a torch block are), so a branch is a module only when it is a
+        named node."""
         self.check_keys(raw, merge_keys(), where)
         joined = raw.get("from")
         if isinstance(joined, list) and "branches" in raw:
@@ -661,8 +671,8 @@ class _Context:
             here = f"{where}.branches[{b}]"
             if not isinstance(branch, list):
                 branch = [branch]  # a single node
-            nodes, graph = self.items(branch, env, f"{path}.{b}", here)
-            children.append(self.made(Group(f"{path}.{b}", "sequence", "branch", nodes, here, (), graph)))
+            nodes, graph = self.items(branch, env, scope.prefix, here, scope)
+            children.append(self.made(Group(branch_key(path, b), "sequence", "branch", nodes, here, (), graph)))
         return Group(path, raw["type"], raw["type"], tuple(children), where)
 
     def layer(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Layer:
@@ -779,15 +789,75 @@ def _reads_in(layers: Any, depth_limit: int) -> tuple[set[str], set[str]] | None
     return read, nested
 
 
-def _unique(node: Node, names: dict[str, Node]) -> Node:
-    """Each node of a group has its own name: two with one name would be one torch module."""
-    other = names.setdefault(node.path, node)
-    if other is not node:
+class _Scope:
+    """The names of a sequence's nodes, with those of its merges' branches, which add no part to a path: two
+    nodes with one path are refused, unless the later is a layer of the same type and fields, the same module
+    called again (torch has one name for all its calls): that one is kept apart by a key of its own."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.nodes: dict[str, Node] = {}
+        self.calls: dict[str, int] = {}  # by path: the calls of a module or op after its first
+        self.count = 0  # nodes named so far: an unnamed node's name
+
+    def named(self, node: Node) -> Node:
+        self.count += 1
+        other = self.nodes.setdefault(node.path, node)
+        if other is node:
+            return node
+        if isinstance(node, Layer) and isinstance(other, Layer) and (node.type, node.attrs) == (other.type, other.attrs) \
+                and (node.shares == node.path or node.shares is None and weightless(node.type)):
+            calls = self.calls[node.path] = self.calls.get(node.path, 0) + 1
+            again = node._replace(path=f"{node.path}{CALL}{calls}", shares=node.path)
+            self.nodes[again.path] = again
+            return again
+        if isinstance(node, Group) and isinstance(other, Group) and node.kind == other.kind != "sequence" \
+                and node.label == other.label:  # an op called again (`x + a(x)`, then `x + b(x)`, in one module)
+            calls = self.calls[node.path] = self.calls.get(node.path, 0) + 1
+            merge = _renamed_merge(node, f"{node.path}{CALL}{calls}")
+            self.nodes[merge.path] = merge
+            return merge
         name = node.path.rsplit(".", 1)[-1]
         places = other.where if other.where == node.where else f"{other.where} and {node.where}"
+        if ".branches[" in node.where or ".branches[" in other.where:
+            raise SpecError(f"{node.where}.name: {quoted(name)} names two nodes at the path {quoted(node.path)} "
+                            f"({places}): a merge's branches add no part to a path; name them apart, or name "
+                            "a branch")
         raise SpecError(f"{node.where}.name: {quoted(name)} names two nodes of one group ({places}); "
                         "give each its own name")
-    return node
+
+
+def weightless(kind: str) -> bool:
+    """Whether a layer type never holds parameters or buffers (an activation, a pool): one called again needs no
+    `shares` to say whose they are."""
+    if kind not in REGISTRY:
+        return False
+    layer = type(REGISTRY[kind])
+    return layer.params is LayerType.params and layer.buffers is LayerType.buffers
+
+
+CALL = "\0call"  # in a key: a later call of the module whose path comes before it (what a table shows)
+
+
+def shown(path: str) -> str:
+    """A node's path as the table shows it: a module called again has the path of its first call."""
+    return path.partition(CALL)[0]
+
+
+def _renamed_merge(node: Group, path: str) -> Group:
+    """A merge under another key: its branches' keys follow it, the nodes in them keep their paths."""
+    branches = tuple(branch._replace(path=branch_key(path, b)) for b, branch in enumerate(node.children))
+    return node._replace(path=path, children=branches)
+
+
+def printable(key: str) -> str:
+    """A node's key in a figure's attributes: a later call as `path#k`."""
+    return key.replace(CALL, "#")
+
+
+def branch_key(merge_path: str, b: int) -> str:
+    """The key of a merge's branch: never a row's path (a branch adds nothing to its nodes' paths)."""
+    return f"{merge_path}\0branch{b}"
 
 
 INPUT = "input"  # what a `from` calls the input of its sequence

@@ -16,6 +16,7 @@ from typing import Any, Mapping, overload
 
 from .. import fmt
 from ..budget import current
+from ..core.spec import weightless
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
 from ..layers.base import REQUIRED
@@ -496,21 +497,28 @@ class _Namer:
         self.owners: dict[int, str] = {}  # parameter tensor -> the spec path of the first layer that holds it
         self.whole: dict[str, str] = {}  # node id -> spec path of the row of all it became (a layer or a group)
 
-    def nest(self, items: list, base: tuple[str, ...], prefix: str, depth: int = 0) -> list[dict]:
-        """Spec items of `items`, grouped by module below `base`; `depth`: the groups and merges around them."""
+    def nest(self, items: list, base: tuple[str, ...], prefix: str, depth: int = 0,
+             used: dict[str, dict] | None = None) -> list[dict]:
+        """Spec items of `items`, grouped by module below `base`; `depth`: the groups and merges around them;
+        `used`: the items named so far at `prefix` (a merge's branches are named among their neighbours)."""
         if depth > current().depth:
             raise SpecError(f"{prefix}: groups nest inside each other deeper than {current().describe('depth')}")
         out: list[dict] = []
-        used: set[str] = set()
+        used = {} if used is None else used
 
-        def unique(name: str) -> str:
-            name, k = _clean(name), 1
+        def name_of(wanted: str, path: tuple[str, ...] | None = None) -> str:
+            """`wanted`, or `wanted_k` where another module or op took it (a module or op called again keeps
+            its name: see again())."""
+            name, k = _clean(wanted), 1
             candidate = name
-            while candidate in used:
+            while candidate in used and not (path is not None and used[candidate].get("\0path") == path):
                 candidate = f"{name}_{k}"
                 k += 1
-            used.add(candidate)
             return candidate
+
+        def take(made: dict, path: tuple[str, ...] | None) -> None:
+            used.setdefault(made["name"], {**made, "\0path": path})
+            out.append(made)
 
         i = 0
         while i < len(items):
@@ -518,8 +526,14 @@ class _Namer:
             k = len(_common(comps, base))
             rel = comps[k:]
             if len(rel) <= 1:
-                name = unique(rel[0] if rel else _comps(items[i])[-1] if comps else "layer")
-                out.append(self.item(items[i], name, f"{prefix}.{name}" if prefix else name, depth))
+                full = items[i].node.path
+                wanted = rel[0] if rel else _comps(items[i])[-1] if comps else "layer"
+                name = name_of(wanted, full)
+                own = f"{prefix}.{name}" if prefix else name
+                if name in used and not self.called_again(items[i], used[name], own):
+                    name = name_of(wanted)  # the same name, but not the same module or op
+                name = _exported_again(items[i], name, used) or name  # the exporter's `relu_1`: `relu` again
+                take(self.item(items[i], name, prefix, depth, used), full)
                 i += 1
                 continue
             j = i + 1
@@ -528,13 +542,14 @@ class _Namer:
                 if len(other) <= k + 1 or other[:k + 1] != comps[:k + 1]:
                     break
                 j += 1
-            name = unique(rel[0])
+            name = name_of(rel[0])
             path = f"{prefix}.{name}" if prefix else name
-            out.append({"name": name, "layers": self.nest(items[i:j], comps[:k + 1], path, depth + 1)})
+            take({"name": name, "layers": self.nest(items[i:j], comps[:k + 1], path, depth + 1)}, None)
             i = j
         return out
 
-    def item(self, item, name: str, path: str, depth: int) -> dict:
+    def item(self, item, name: str, prefix: str, depth: int, used: dict[str, dict]) -> dict:
+        path = f"{prefix}.{name}" if prefix else name
         if isinstance(item, _Leaf):
             layers = spec_layers(item.node.layer_op, item.node.where)
             shares = self.shares(item.node, path, len(layers))
@@ -544,12 +559,28 @@ class _Namer:
                 return {"name": name, **layers[0], **({"shares": shares} if shares else {})}
             self.paths[item.node.id] = f"{path}.{len(layers) - 1}"
             return {"name": name, "layers": layers}
-        branches = []
-        for b, branch in enumerate(item.branches):
-            branches.append(self.nest(branch, (*item.base, str(b)) if item.base == item.comps else item.base, f"{path}.{b}",
-                                      depth + 1))
-        return {"name": name, "type": item.node.merge, "branches": branches}
+        op = _clean(item.node.path[-1]) if item.node.path else item.node.merge
+        if item.base == item.comps:  # the module holds exactly the merge: a group of that name, the op inside it
+            self.paths[item.node.id] = self.whole[item.node.id] = f"{path}.{op}"
+            merge = {"name": op, "type": item.node.merge, "branches": self.branches(item, path, depth, {})}
+            return {"name": name, "layers": [merge]}
+        self.paths[item.node.id] = self.whole[item.node.id] = path
+        return {"name": name, "type": item.node.merge, "branches": self.branches(item, prefix, depth, used)}
 
+    def branches(self, item: _Merge, prefix: str, depth: int, used: dict[str, dict]) -> list[list[dict]]:
+        """A merge's branches, named among the merge's neighbours at `prefix` (a branch adds no part to a path)."""
+        return [self.nest(branch, item.base, prefix, depth + 1, used) for branch in item.branches]
+
+    def called_again(self, item, earlier: dict, path: str) -> bool:
+        """Whether `item`, at the path of `earlier`, is the same module or op called again: the same merge, or the
+        same layer holding no weights or the very weights of the earlier one."""
+        if isinstance(item, _Merge):
+            return earlier.get("type") == item.node.merge
+        layers = spec_layers(item.node.layer_op, item.node.where)
+        if len(layers) != 1 or not _again(earlier, {"name": "", **layers[0]}):
+            return False
+        owners = {self.owners.get(t) for t in item.node.tensors}
+        return weightless(layers[0]["type"]) or (bool(item.node.tensors) and owners == {path})
 
     def shares(self, node: Node, path: str, layers: int) -> str | None:
         """The path of the earlier layer whose parameters `node` uses (a module called again, tied weights);
@@ -564,6 +595,26 @@ class _Namer:
         others = ", ".join(sorted(o for o in owners if o is not None))
         raise SpecError(f"{node.where}: shares some of its parameters with {others}; archcalc shares a layer's "
                         "parameters whole, with one earlier layer")
+
+
+def _exported_again(item, name: str, used: dict[str, dict]) -> str | None:
+    """The name of the module an ONNX node `name_1` calls again (torch's exporter numbers a module's later calls):
+    a layer without weights, the same as the one named without the number."""
+    base = re.sub(r"_\d+$", "", name)
+    if base == name or base not in used or not isinstance(item, _Leaf) or item.node.layer_op.origin != "onnx":
+        return None
+    layers = spec_layers(item.node.layer_op, item.node.where)
+    if len(layers) != 1 or not weightless(layers[0]["type"]) or not _again(used[base], {"name": base, **layers[0]}):
+        return None
+    return base
+
+
+def _again(earlier: dict, made: dict) -> bool:
+    """Whether two spec items of one name are one module or op called again: the same layer (its `shares` aside)
+    or the same merge."""
+    def bare(item: dict) -> dict:
+        return {k: v for k, v in item.items() if k not in ("name", "shares", "branches", "\0path")}
+    return "layers" not in made and bare(earlier) == bare(made)
 
 
 def _comps(item) -> tuple[str, ...]:
@@ -644,16 +695,22 @@ def _check_shapes(document: dict, graph: Graph, namer: _Namer) -> None:
     from ..core.spec import resolve
 
     analysis = analyze(resolve(document, document["name"], f"{document['name']}.json"))
-    rows = {row.path: row for row in analysis.rows}
+    calls: dict[str, list] = {}  # a module or op called again has a row per call, in order
+    for row in analysis.rows:
+        calls.setdefault(row.path, []).append(row)
+    rows = {path: found[0] for path, found in calls.items()}
     paths = namer.paths
     for node in graph.nodes:
-        if node.id in paths and node.shape is not None and rows[paths[node.id]].output_shape != tuple(node.shape):
-            raise SpecError(f"{node.where}: archcalc computes {fmt.shape(rows[paths[node.id]].output_shape)} "
-                            f"where the model gives {fmt.shape(node.shape)}")
-        row = rows.get(namer.whole.get(node.id, ""))
-        if node.held is not None and row is not None and row.params + row.non_trainable != node.held:
+        path = paths.get(node.id)
+        if path is not None and node.shape is not None:
+            mine = calls[path].pop(0) if len(calls[path]) > 1 else calls[path][0]
+            if mine.output_shape != tuple(node.shape):
+                raise SpecError(f"{node.where}: archcalc computes {fmt.shape(mine.output_shape)} "
+                                f"where the model gives {fmt.shape(node.shape)}")
+        whole = rows.get(namer.whole.get(node.id, ""))
+        if node.held is not None and whole is not None and whole.params + whole.non_trainable != node.held:
             weights = ", ".join(fmt.shape(w) or "scalar" for w in node.layer_op.weights)
             raise SpecError(f"{node.where}: its weights ({weights}) hold {node.held:,} values where archcalc's "
-                            f"{row.label} on its input {fmt.shape(row.input_shape)} has "
-                            f"{row.params + row.non_trainable:,} parameters: the weights do not fit the input "
+                            f"{whole.label} on its input {fmt.shape(whole.input_shape)} has "
+                            f"{whole.params + whole.non_trainable:,} parameters: the weights do not fit the input "
                             "or the attributes")

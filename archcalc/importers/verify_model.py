@@ -93,10 +93,9 @@ def _held_by_modules(analysis: Analysis, rows: list[Row], modules: dict, matched
                      recording: Recording) -> list[LayerCheck]:
     """One check per module holding rows that no module of its own computes (functional calls)."""
     flops, batch = recording.flops, analysis.batch
-    merges = match.merge_paths(analysis)
     groups: dict[str, list] = {}
     for row in rows:
-        groups.setdefault(_holder(match.candidates(row.path, merges), modules), []).append(row)
+        groups.setdefault(_holder(match.candidates(row.path), modules), []).append(row)
     checks = []
     for name, held in groups.items():
         module = modules[name]

@@ -17,8 +17,8 @@ from typing import NamedTuple, Sequence
 
 from .. import fmt
 from ..core import quantities
-from ..core.calc import Analysis, Row
-from ..core.spec import Group, Layer, Node
+from ..core.calc import Analysis, Row, rows_by_key
+from ..core.spec import Group, Layer, Node, printable
 from ..errors import UsageError, one_line, suggest
 from ..layers import MERGES, REGISTRY
 from ..layers.layout import as_image
@@ -311,7 +311,7 @@ def _annotated(quantity: quantities.Quantity, row: Row) -> str:
 class _Builder:
     def __init__(self, analysis: Analysis, options: Options):
         self.analysis, self.options = analysis, options
-        self.rows = {r.path: r for r in analysis.rows}
+        self.rows = {**{r.path: r for r in analysis.rows}, **rows_by_key(analysis)}  # by path, and by node key
         self.flow = _Flow(options.horizontal)
         self.kinds: set[str] = set()
         images = (as_image(r.output_shape) for r in analysis.rows)
@@ -349,7 +349,7 @@ class _Builder:
         if isinstance(node, Layer):
             layer = REGISTRY[node.type]
             return self.box(row, layer.label(node.attrs) + _taken(node), layer.kind, badge=badge, covers=covers)
-        if self.folded(row):
+        if node.kind == "sequence" and self.folded(row):  # a merge is no module: its branches' nodes fold one by one
             return self.folded_box(node, row, badge, covers)
         if node.kind == "sequence":
             content = self.sequence(node.children)
@@ -388,9 +388,7 @@ class _Builder:
             return self.node(branch)
         if not branch.children:
             return None  # the identity: a skip arrow
-        if self.folded(self.rows[branch.path]):
-            return self.folded_box(branch, self.rows[branch.path], "", ())
-        return self.sequence(branch.children)
+        return self.sequence(branch.children)  # a branch has no row of its own: its nodes fold one by one
 
     def merge(self, node: Group) -> _Element:
         row = self.rows[node.path]
@@ -398,10 +396,11 @@ class _Builder:
         self.kinds.add("merge")
         lines = [(MERGES[node.kind].symbol + _taken(node), LABEL_SIZE, True), (fmt.shape(row.output_shape), LINE_SIZE, False)]
         of = ", ".join(node.inputs) if not branches else f"{len(branches)} branches"
-        title = f"{node.path}: {node.kind} of {of} -> {fmt.shape(row.output_shape)}"
+        title = f"{row.path}: {node.kind} of {of} -> {fmt.shape(row.output_shape)}"
+        key = printable(node.path)  # an op called again (three `cat` in one Inception block) is a merge of its own
         merge_node = _Box(self.flow, "merge", lines, "merge", title,
-                          (("path", node.path), ("merge", node.kind), ("inputs", str(len(branches)))))
-        return _Merge(self.flow, branches, merge_node, node.path)
+                          (("path", key), ("merge", node.kind), ("inputs", str(len(branches)))))
+        return _Merge(self.flow, branches, merge_node, key)
 
     def sequence(self, children: Sequence[Node]) -> _Element | None:
         elements, i = [], 0

@@ -13,8 +13,8 @@ import math
 
 from .. import fmt
 from ..core import quantities
-from ..core.calc import Analysis, Row
-from ..core.spec import Group, Layer, Node, joins, source_positions
+from ..core.calc import Analysis, Row, rows_by_key
+from ..core.spec import Group, Layer, Node, joins, shown, source_positions
 from ..errors import one_line
 from ..layers import MERGES, REGISTRY, RF
 from . import diagram
@@ -45,12 +45,14 @@ def input_fields(root: Group, rows: dict[str, Row]) -> dict[str, RF]:
 
     def walk(node: Node, before: RF) -> RF:
         fields[node.path] = before
-        after = rows[node.path].rf if node.path else before
+        after = rows[node.path].rf if node.path in rows else before  # a branch has no row: its last node's
         if isinstance(node, Group):
             if node.kind == "sequence":  # each child receives what it takes: the previous child's, or `from`
                 outputs: list[RF] = []
                 for child, sources in zip(node.children, source_positions(node.children)):
                     outputs.append(walk(child, outputs[sources[0]] if sources[0] >= 0 else before))
+                if node.label == "branch":
+                    after = outputs[-1] if outputs else before
             else:
                 for child in node.children:
                     walk(child, before)
@@ -62,7 +64,7 @@ def input_fields(root: Group, rows: dict[str, Row]) -> dict[str, RF]:
 
 def workings(analysis: Analysis) -> dict[str, list[str]]:
     """Path -> the lines of its working, for every row of the table."""
-    rows = {r.path: r for r in analysis.rows}
+    rows = {**{r.path: r for r in analysis.rows}, **rows_by_key(analysis)}  # by path, and by node key
     fields = input_fields(analysis.network.root, rows)
     found: dict[str, list[str]] = {}
     first = analysis.rows[0]
@@ -71,7 +73,8 @@ def workings(analysis: Analysis) -> dict[str, list[str]]:
     def walk(node: Node) -> None:
         if isinstance(node, Layer):
             row = rows[node.path]
-            found[node.path] = REGISTRY[node.type].working(node.attrs, row.input_shape, row.output_shape, fields[node.path])
+            found.setdefault(shown(node.path), REGISTRY[node.type].working(node.attrs, row.input_shape, row.output_shape,
+                                                                            fields[node.path]))
             return
         if joins(node):
             row = rows[node.path]
@@ -80,28 +83,28 @@ def workings(analysis: Analysis) -> dict[str, list[str]]:
             return
         for child in node.children:
             walk(child)
-        if not node.path:
+        if not node.path or node.label == "branch":
             return
         row = rows[node.path]
-        lines = [_merge_line(node, rows)] if node.kind != "sequence" else []
+        if node.kind != "sequence":  # a merge: its own row (its branches' nodes have theirs)
+            made = row.activations
+            found[shown(node.path)] = [_merge_line(node, analysis), f"a new tensor of {made:,} values" if made
+                                       else "accumulated in place into its first branch: no new tensor"]
+            return
         leaves = sum(1 for r in analysis.rows if r.leaf and r.path.startswith(node.path + "."))
-        lines += [f"{one_line(node.label)}: {leaves} layers, {fmt.shape(row.input_shape)} -> {fmt.shape(row.output_shape)}",
-                  f"params = sum over its layers = {row.params:,}", f"MACs = sum over its layers = {row.macs:,}",
-                  f"RF {fields[node.path].label()} -> {row.rf.label()}"]
-        found[node.path] = lines
-        merged = f"{node.path}.{node.kind}"
-        if merged in rows:
-            made = rows[merged].activations
-            found[merged] = [lines[0], f"a new tensor of {made:,} values" if made
-                             else "accumulated in place into its first branch: no new tensor"]
+        found[node.path] = [
+            f"{one_line(node.label)}: {leaves} layers, {fmt.shape(row.input_shape)} -> {fmt.shape(row.output_shape)}",
+            f"params = sum over its layers = {row.params:,}", f"MACs = sum over its layers = {row.macs:,}",
+            f"RF {fields[node.path].label()} -> {row.rf.label()}"]
 
     walk(analysis.network.root)
     return found
 
 
-def _merge_line(node: Group, rows: dict[str, Row]) -> str:
-    shapes = [rows[child.path].output_shape for child in node.children]
-    return MERGES[node.kind].working(shapes, rows[node.path].output_shape)
+def _merge_line(node: Group, analysis: Analysis) -> str:
+    sums = analysis.walked.sums  # a branch's output shape: it has no row
+    return MERGES[node.kind].working([sums[branch.path].output_shape for branch in node.children],
+                                     sums[node.path].output_shape)
 
 
 # ---- the page -------------------------------------------------------------------------------------

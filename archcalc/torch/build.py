@@ -1,12 +1,14 @@
 """A real torch model from a spec: modules named like the calculator's rows.
 
-A sequence (the network, a block, a `layers` list, a branch) becomes an `nn.Sequential`
-holding its children under their spec names; a merge becomes a `Merge` holding its
-branches `0`, `1`, ... and the op that combines them under `concat`, `add` or `mul`;
-a layer is what its layer type's `torch_module` returns. A sequence whose nodes name what
-they take (`from`) becomes a `Graph`: its children run in the spec's order on the outputs they
-name, each output dropped once its last reader has returned (the calculator's liveness); a merge
-of named nodes is its combining module alone. So the module at
+A sequence (the network, a block, a `layers` list) becomes an `nn.Sequential` holding its
+children under their spec names; a layer is what its layer type's `torch_module` returns. A
+sequence that holds a merge with branches, or whose nodes name what they take (`from`), becomes a
+`Graph`: it holds its children and, as neighbours, the nodes of its merges' branches (a branch
+adds no part to a path, as the modules of a torch block that adds or concatenates) and each
+merge's combining module under the merge's name (`add`, `concat`); it runs them in the spec's
+order, each output dropped once its last reader has returned (the calculator's liveness). A layer
+that is a module called again is that module, held under a second key that `named_modules()` does
+not list. So `model.named_modules()` names are the rows' paths, and the module at
 `model.get_submodule(row.path)` is the one that computes a calculator row.
 torch is imported only when a model is built.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import functools
 
 from ..core.calc import Analysis, analyze
-from ..core.spec import Group, Layer, Network, Node, joins, sibling_name, source_positions
+from ..core.spec import CALL, Group, Layer, Network, Node, joins, source_positions
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
@@ -39,26 +41,6 @@ def _classes():
     torch = require_torch()
     nn = torch.nn
 
-    class Merge(nn.Module):
-        """Runs every branch on the same input and combines their outputs."""
-
-        def __init__(self, kind: str, branches: list):
-            super().__init__()
-            for i, branch in enumerate(branches):
-                self.add_module(str(i), branch)
-            self.count = len(branches)
-            self.kind = kind
-            self.add_module(kind, combiner(kind)())
-
-        def forward(self, x):
-            outputs = [self._modules[str(i)](x) for i in range(self.count)]
-            return self._modules[self.kind](*outputs)
-
-        def extra_repr(self) -> str:
-            return self.kind
-
-        get_submodule = _get_submodule
-
     def __setattr__(self, name: str, value) -> None:
         if name in self.__dict__ and name in self.__dict__["_modules"]:  # `training`, also a child's name
             object.__setattr__(self, name, value)
@@ -69,27 +51,33 @@ def _classes():
         get_submodule = _get_submodule
 
     class Graph(nn.Module):
-        """Runs its children in order, each on the outputs it names (-1: the input); drops each output once
-        its last reader has returned."""
+        """Runs a plan (see _plan) on the input: its children in order, each on the outputs it names (-1: the
+        input), a merge's branches each on the merge's input; drops each output once its last reader has
+        returned."""
 
-        def __init__(self, plan: list[tuple[str, tuple[int, ...], tuple[int, ...]]]):
+        def __init__(self, plan: tuple):
             super().__init__()
-            self.plan = tuple(plan)  # each child's name, the outputs it takes, the outputs dropped after it
+            self.plan = plan
 
         def forward(self, x):
+            return self.run(self.plan, x)
+
+        def run(self, plan: tuple, x):
             values = {-1: x}
-            for k, (name, sources, dropped) in enumerate(self.plan):
+            for k, (name, sources, dropped, branches) in enumerate(plan):
                 taken = [values[s] for s in sources]
+                if branches:
+                    taken = [self.run(branch, taken[0]) for branch in branches]
                 values[k] = self._modules[name](*taken)
                 del taken
                 for s in dropped:
                     del values[s]
-            return values[len(self.plan) - 1] if self.plan else x
+            return values[len(plan) - 1] if plan else x
 
         get_submodule = _get_submodule
 
     Sequential.__setattr__ = Graph.__setattr__ = __setattr__  # type: ignore[method-assign,assignment]
-    return Sequential, Merge, Graph
+    return Sequential, Graph
 
 
 def _get_submodule(self, target: str):
@@ -114,31 +102,47 @@ def _attach(parent, name: str, module) -> None:
 
 def _build(node: Node, shapes: dict[str, Shape], layers: dict):
     """The module of `node`; `layers` holds the layers' modules built so far, by path (for `shares`)."""
-    sequential, merge, graph = _classes()
+    sequential, graph = _classes()
     if isinstance(node, Layer):
+        if CALL in node.path:  # the same module called again
+            return layers[node.shares]
         module = layers[node.path] = REGISTRY[node.type].torch_module(node.attrs, shapes[node.path])
         if node.shares is not None:
             _tie(module, layers[node.shares])
         return module
     if joins(node):
         return combiner(node.kind)()
-    if node.kind == "sequence" and node.graph:
-        module = graph(_plan(node))
-        for child in node.children:
-            _attach(module, sibling_name(child), _build(child, shapes, layers))
+    if node.graph or any(_branches(child) for child in node.children):
+        module_names: dict[str, Node] = {}
+        module = graph(_plan(node.children, module_names))
+        for name, child in module_names.items():
+            if CALL in name and isinstance(child, Group):  # an op called again: its one module
+                _attach(module, name, module._modules[name.partition(CALL)[0]])
+            elif isinstance(child, Group) and _branches(child):
+                _attach(module, name, combiner(child.kind)())
+            else:
+                _attach(module, name, _build(child, shapes, layers))
         return module
-    if node.kind == "sequence":
-        module = sequential()
-        for child in node.children:
-            _attach(module, child.path.rsplit(".", 1)[-1], _build(child, shapes, layers))
-        return module
-    return merge(node.kind, [_build(child, shapes, layers) for child in node.children])
+    module = sequential()
+    for child in node.children:
+        _attach(module, _local(child), _build(child, shapes, layers))
+    return module
 
 
-def _plan(node: Group) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
-    """Each child's name, the positions of the outputs it takes, and those whose last reader it is (its own
-    when nothing reads it); the last child's output is returned."""
-    sources = source_positions(node.children)
+def _branches(node: Node) -> bool:
+    return isinstance(node, Group) and node.kind != "sequence" and bool(node.children)
+
+
+def _local(node: Node) -> str:
+    """A node's name in the module that holds it: the last part of its path (branches add none)."""
+    return node.path.rsplit(".", 1)[-1]
+
+
+def _plan(children: tuple[Node, ...], modules: dict[str, Node]) -> tuple:
+    """Each child's module name, the positions of the outputs it takes, those whose last reader it is (its own
+    when nothing reads it), and a merge's branches as plans of their own; the last child's output is returned.
+    `modules` gathers the modules to hold, by name: a merge's branches' nodes are its neighbours."""
+    sources = source_positions(children)
     last = {k: k for k in range(len(sources))}
     for k, taken in enumerate(sources):
         for s in taken:
@@ -148,8 +152,12 @@ def _plan(node: Group) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
     dropped: dict[int, list[int]] = {}
     for s, k in last.items():
         dropped.setdefault(k, []).append(s)
-    return [(sibling_name(child), taken, tuple(dropped.get(k, ()))) for k, (child, taken) in
-            enumerate(zip(node.children, sources))]
+    plan = []
+    for k, (child, taken) in enumerate(zip(children, sources)):
+        branches = tuple(_plan(b.children, modules) for b in child.children) if _branches(child) else ()  # type: ignore[union-attr]
+        modules[_local(child)] = child
+        plan.append((_local(child), taken, tuple(dropped.get(k, ())), branches))
+    return tuple(plan)
 
 
 def _tie(module, shared) -> None:
@@ -170,7 +178,7 @@ def build_torch(analysis: Analysis | Network):
     if not isinstance(analysis, Analysis):
         analysis = analyze(analysis)
     network = analysis.network
-    shapes = {row.path: row.input_shape for row in analysis.rows if row.leaf}
+    shapes = {row.path: row.input_shape for row in reversed(analysis.rows) if row.leaf}  # a module's first call
     try:
         return _build(network.root, shapes, {})
     except SpecError as exc:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import fmt
 from ..core.calc import Analysis, analyze
-from ..core.spec import Group, Layer, Network, Node, joins
+from ..core.spec import Layer, Network, Node, joins
 from ..deps import require_torch
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY, Shape
@@ -100,18 +100,20 @@ def probe_model(analysis: Analysis, hold_gates: bool):
 
 
 def _replace(module, node: Node, hold_gates: bool, shapes: dict) -> None:
-    if not isinstance(node, Group):
-        return
-    for i, child in enumerate(node.children):
-        name = child.path.rsplit(".", 1)[-1] if node.kind == "sequence" else str(i)
+    """The stand-ins in `module`, the one built for the sequence `node`: its children, and the nodes of its
+    merges' branches beside them (build_torch holds them so)."""
+    for child in node.children:  # type: ignore[union-attr]
+        name = child.path.rsplit(".", 1)[-1]
         if isinstance(child, Layer):
             module._modules[name] = REGISTRY[child.type].probe_module(module._modules[name])
         elif joins(child):
             module._modules[name] = _combine(child.kind, hold_gates)
+        elif child.kind != "sequence":
+            for branch in child.children:
+                _replace(module, branch, hold_gates, shapes)
+            module._modules[name] = _combine(child.kind, hold_gates)
         else:
             _replace(module._modules[name], child, hold_gates, shapes)
-    if node.kind != "sequence":
-        module._modules[node.kind] = _combine(node.kind, hold_gates)
 
 
 def _combine(kind: str, hold_gates: bool):

@@ -166,7 +166,9 @@ def verify_network(analysis: Analysis, receptive_field: bool = True, seed: int =
             raise
         raise SpecError(f"torch could not allocate the network: {str(exc).splitlines()[0][:120]}",
                         file=network.file) from None
-    leaves = {row.path: [row] for row in analysis.leaves()[1:]}  # the first is the input
+    leaves: dict[str, list[Row]] = {}
+    for row in analysis.leaves()[1:]:  # the first is the input; a module called again has a row per call
+        leaves.setdefault(row.path, []).append(row)
     checks = compare_modules(leaves, dict(model.named_modules()), recording, batch)
     rf = receptive_field_check(network, analysis.input_shape) if receptive_field else None  # grown to fit
     return compared(analysis, model, recording, checks, rf, (analysis.peak_activation_bytes, peak_live_bytes(analysis)))
