@@ -256,3 +256,44 @@ def test_products_of_activations_refuse_what_torch_refuses():
         run("scaled_dot_product_attention", [[], []])
     with pytest.raises(SpecError, match="q and k of one width"):
         run("scaled_dot_product_attention", [[], [{"type": "linear", "out": 4}], []])
+
+
+# ---- a block used again at the same input is counted once -------------------------------------------
+
+_TWICE = {
+    "name": "twice", "input": [3, 9, 9],
+    "blocks": {"down": {"args": {"width": None}, "layers": [
+        {"type": "conv2d", "name": "conv", "out": "width", "kernel": 3, "padding": 1},
+        {"type": "max_pool2d", "name": "pool", "kernel": 2}]}},
+    "layers": [
+        {"type": "concat", "name": "cat", "branches": [
+            [{"name": "left", "block": "down", "args": {"width": 4}}],
+            [{"name": "right", "block": "down", "args": {"width": 4}}]]},
+        {"name": "tail", "block": "down", "args": {"width": 4}},
+    ],
+}
+
+
+def test_copies_of_a_block_count_as_the_block_and_keep_their_own_notes_and_rows():
+    # by hand: conv 3->4, 3x3, bias: 4*3*9 + 4 = 112 params, 4*81*27 = 8,748 MACs at 9x9;
+    # pool 2/2 on 9: (9 - 2)/2 + 1 = 4.5, floor 4 (a note); concat: 8x4x4;
+    # tail conv 8->4 at 4x4: 4*8*9 + 4 = 292 params, 4*16*72 = 4,608 MACs; its pool 4 -> 2 (whole)
+    analysis = analyze(load(_TWICE))
+    assert analysis.totals.params == 112 + 112 + 292
+    assert analysis.totals.macs == 8_748 * 2 + 4_608
+    assert analysis.output_shape == (4, 2, 2)
+    assert [w.path for w in analysis.warnings] == ["left.pool", "right.pool"]
+    rows = {row.path: row for row in analysis.rows}
+    assert rows["right.conv"].params == rows["left.conv"].params == 112
+    assert rows["right.pool"].output_shape == (4, 4, 4)
+    assert rows["tail"].params == 292
+
+
+def test_a_layer_sharing_the_weights_of_a_copied_block_is_counted_there():
+    spec = {**_TWICE, "layers": [*_TWICE["layers"][:1],
+                                 {"type": "conv2d", "name": "again", "out": 4, "kernel": 3, "padding": 1,
+                                  "shares": "right.conv", "from": "input"}]}
+    # `again` runs right.conv's module on the input (3 channels): its 112 parameters count at right.conv only
+    analysis = analyze(load(spec))
+    assert analysis.totals.params == 112 + 112
+    assert analysis.totals.macs == 8_748 * 3

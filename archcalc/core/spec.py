@@ -77,6 +77,9 @@ class Group(NamedTuple):
     where: str
     inputs: tuple[str, ...] = ()  # `from`, as a Layer's; a merge without branches joins these
     graph: bool = False  # a sequence some of whose nodes name what they take (`from`): walked as a graph
+    # What this group is a copy of (a block's expansion used again at another path, or a group inside
+    # one): equal origins hold equal nodes, so analyze counts them once for each input shape.
+    origin: Any = None
 
 
 Node = Union[Layer, Group]
@@ -423,7 +426,7 @@ def _moved(node: Node, old: str, new: str) -> Node:
         shares = new + node.shares[len(old):] if CALL in node.path and node.shares else node.shares
         return Layer(path, node.type, node.attrs, node.where, shares, node.inputs)
     return Group(path, node.kind, node.label, tuple(_moved(c, old, new) for c in node.children), node.where, node.inputs,
-                 node.graph)
+                 node.graph, node if node.origin is None else node.origin)
 
 
 class _Memo:
@@ -604,15 +607,16 @@ class _Context:
         if done is not None and self.fits(done):
             self.nodes, self.steps = self.nodes + done.nodes, self.steps + done.steps
             return Group(path, "sequence", name, tuple(_moved(c, done.path, path) for c in done.children), where, (),
-                         done.graph)
+                         done.graph, done)
         nodes, steps, deepest = self.nodes, self.steps, self.deepest
         self.deepest = self.depth
         children, graph = self.items(definition["layers"], scope, path, f"$.blocks.{name}.layers")
+        expanded = None
         if key is not None:
-            self.expanded[key] = _Expanded(path, children, graph, self.nodes - nodes, self.steps - steps,
-                                           self.deepest - self.depth)
+            expanded = self.expanded[key] = _Expanded(path, children, graph, self.nodes - nodes, self.steps - steps,
+                                                      self.deepest - self.depth)
         self.deepest = max(deepest, self.deepest)
-        return Group(path, "sequence", name, children, where, (), graph)
+        return Group(path, "sequence", name, children, where, (), graph, expanded)
 
     def fits(self, done: _Expanded) -> bool:
         """Whether an expansion made before fits what is left of the budget here (else it is made again,
