@@ -29,7 +29,7 @@ def report(monkeypatch):
     class Generated:
         files = dict(FILES)
 
-    monkeypatch.setattr(pages, "build", lambda target=None, out="reports": dict(Generated.files))
+    monkeypatch.setattr(pages, "build", lambda target=None, out="reports", network=None: dict(Generated.files))
     return Generated
 
 
@@ -78,7 +78,7 @@ def test_one_networks_page_into_a_folder_of_the_users_is_refused(report, tmp_pat
     (out / "networks").mkdir(parents=True)
     (out / "networks" / "a.md").write_text("my notes on a\n")
     report.files = {"networks/a.md": FILES["networks/a.md"], "diagrams/a.svg": FILES["diagrams/a.svg"]}
-    refused(run("a", "--out", str(out)), f"archcalc: {out}: ", "archcalc did not write")
+    refused(run("lenet5", "--out", str(out)), f"archcalc: {out}: ", "archcalc did not write")  # its page: a.md
     assert tree(out) == {"networks/a.md": b"my notes on a\n"}
 
 
@@ -125,7 +125,7 @@ def test_one_networks_page_adds_to_the_manifest(report, tmp_path):
     out = tmp_path / "out"
     assert run("--out", str(out)).exit_code == 0
     report.files = {"networks/b.md": b"# b\n"}
-    assert run("b", "--out", str(out)).exit_code == 0
+    assert run("vgg11", "--out", str(out)).exit_code == 0  # its page: b.md
     assert listed(out) == sorted([*FILES, "networks/b.md"])  # one page prunes nothing and keeps the others listed
     assert (out / "zoo.md").exists()
 

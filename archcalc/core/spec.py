@@ -425,7 +425,7 @@ def _moved(node: Node, old: str, new: str) -> Node:
     if isinstance(node, Layer):  # a module called again moves with the module (an explicit `shares` stays put)
         shares = new + node.shares[len(old):] if CALL in node.path and node.shares else node.shares
         return Layer(path, node.type, node.attrs, node.where, shares, node.inputs)
-    return Group(path, node.kind, node.label, tuple(_moved(c, old, new) for c in node.children), node.where, node.inputs,
+    return Group(path, node.kind, node.label, tuple([_moved(c, old, new) for c in node.children]), node.where, node.inputs,
                  node.graph, node if node.origin is None else node.origin)
 
 
@@ -606,7 +606,7 @@ class _Context:
         done = self.expanded.get(key) if key is not None else None
         if done is not None and self.fits(done):
             self.nodes, self.steps = self.nodes + done.nodes, self.steps + done.steps
-            return Group(path, "sequence", name, tuple(_moved(c, done.path, path) for c in done.children), where, (),
+            return Group(path, "sequence", name, tuple([_moved(c, done.path, path) for c in done.children]), where, (),
                          done.graph, done)
         nodes, steps, deepest = self.nodes, self.steps, self.deepest
         self.deepest = self.depth
@@ -630,7 +630,7 @@ class _Context:
         read = self.block_reads(name)
         if read is None:
             return None
-        key = (name, *((type(v), v) for v in (scope.get(n, _UNSET) for n in read)))
+        key = (name, *[(type(v), v) for v in [scope.get(n, _UNSET) for n in read]])
         try:
             hash(key)
         except TypeError:
@@ -708,7 +708,7 @@ class _Context:
         read_names = self.reads[item][1]
         if read_names is None:
             return None
-        values = tuple((type(v), v) for v in (env.get(n, _UNSET) for n in read_names))
+        values = tuple([(type(v), v) for v in [env.get(n, _UNSET) for n in read_names]])
         try:
             hash(values)
         except TypeError:
