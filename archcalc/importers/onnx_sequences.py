@@ -254,6 +254,7 @@ def rewrite(onnx, nodes: list, constants: dict[str, Any], shapes: dict, computed
             inner, op, last = found
             if view.closed(inner, last) and not any(id(n) in dropped for n in (*inner, last)):
                 dropped.update(id(n) for n in inner)
+                op.metadata_props.extend(last.metadata_props)  # where the dynamo exporter names its module
                 replaced[id(last)] = op
                 break
     return [replaced.get(id(n), n) for n in nodes if id(n) not in dropped]
