@@ -399,6 +399,7 @@ class _Reader:
         self.nodes: list[Node] = []
         self.notes: list[str] = []
         self.used: set[str] = set()  # initializers read by the layers
+        self.tensor_ids: dict[str, int] = {}  # initializer -> its identity in Node.tensors (a shared one: `shares`)
         self.budget, self.layers = current(), 0
         self.taken = {INPUT}  # graph node ids
         self.input_name = input_name
@@ -425,15 +426,19 @@ class _Reader:
         for index, node in enumerate(self.ops):
             self.node(node, index)
         self.nodes = [n for n in self.nodes if n.id not in self.fused]
-        if len(self.graph.output) != 1 or self.graph.output[0].name not in self.ids:
-            raise SpecError(f"the graph has {len(self.graph.output)} outputs; archcalc needs one computed from the input")
+        output = self.graph.output[0].name
+        if output not in self.ids:
+            raise SpecError(f"the graph's output {output} is not computed from the input")
+        if len(self.graph.output) > 1:
+            self.notes.append(f"the graph has {len(self.graph.output)} outputs: analysed on the first, {output} "
+                              "(the prediction, as a model returning a tuple exports it)")
         if not any(n.op and n.op.target == "BatchNormalization" for n in self.nodes) and any(
                 n.op and n.op.target == "Conv" for n in self.nodes):
             self.notes.append("no BatchNormalization in the graph: an exporter in eval mode folds batch norm into "
                               "the convolution before it, which then has a bias")
         if not any(n.op_type == "Dropout" for n in self.graph.node):
             self.notes.append("no Dropout in the graph: exporters leave dropout out at inference")
-        graph = Graph(self.nodes, self.shapes[self.input_name] or (), self.ids[self.graph.output[0].name], self.notes)
+        graph = Graph(self.nodes, self.shapes[self.input_name] or (), self.ids[output], self.notes)
         fold_channel_shuffles(graph)  # before the permutes: its transpose is one of them
         fold_permutes(graph)  # before naming: a layer norm between two transposes is its module's only op
         scopes = ScopeCounts(self.nodes)
@@ -512,16 +517,19 @@ class _Reader:
         op = Op("onnx", target, attrs, input_shape, shape, weights, values)
         known = [a for a in arrays if a is not None]
         held = None if node.op_type in SETTINGS or len(known) < len(arrays) else sum(int(a.size) for a in known)
+        read = [] if node.op_type in SETTINGS else [c for c in constants if self.constants.get(c) is not None]
         if target in ("MatMul", "Gemm") and self._bias_after(node):
             add = self.consumers[out][0]
             bias = [i for i in add.input if i != out][0]
             op = Op("onnx", target, attrs, input_shape, self.shapes.get(add.output[0]), (*weights, self.constants[bias].shape))
-            self.used.add(bias)
+            read.append(bias)
             held = None if held is None else held + int(self.constants[bias].size)
             out = add.output[0]
-        if node.op_type not in SETTINGS:
-            self.used.update(constants)
-        self.add(out, Node(name, "layer", ids, scope, path, where, shape, op=op, held=held))
+        if set(read) & self.used:
+            held = None  # an initializer a layer before read too: the spec's `shares`, its parameters counted once
+        tensors = tuple(self.tensor_ids.setdefault(c, len(self.tensor_ids)) for c in read)
+        self.used.update(read)
+        self.add(out, Node(name, "layer", ids, scope, path, where, shape, op=op, held=held, tensors=tensors))
 
     def add(self, out: str, node: Node) -> None:
         if node.id in self.taken:  # two nodes of one name (or one named like the input): ids stay apart
