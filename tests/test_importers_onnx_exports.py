@@ -59,6 +59,35 @@ def test_an_initializer_read_by_two_convolutions_counts_once(tmp_path):
     assert [layer.get("shares") for layer in document["layers"]] == [None, None, "conv"]
 
 
+def test_an_initializer_merged_from_equal_values_counts_in_each_layer(tmp_path):
+    # the dynamo exporter merges initializers of equal values: two convolutions with their own weights read one
+    # bias of zeros, which the model holds twice
+    weights = [numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "a.weight"),
+               numpy_helper.from_array(np.full((4, 4, 1, 1), 2, np.float32), "b.weight"),
+               numpy_helper.from_array(np.zeros(4, np.float32), "a.bias")]
+    nodes = [helper.make_node("Conv", ["x", "a.weight", "a.bias"], ["c"], name="/a/Conv"),
+             helper.make_node("Conv", ["c", "b.weight", "a.bias"], ["y"], name="/b/Conv")]
+    document, analysis = imported(save(tmp_path, nodes, weights, (4, 3, 3)))
+    assert analysis.totals.params == {e["what"]: e["value"] for e in document["expect"]}["params"] == 2 * (16 + 4)
+    assert "counted in each layer that reads them" in document["comment"]
+
+
+def test_a_gather_of_every_index_after_a_flat_reshape_is_the_tensor_itself(tmp_path):
+    # the dynamo exporter's as_strided of ConvNeXt's pooled features: Reshape to [-1], Gather of 0..C-1 as (1, C, 1, 1)
+    weights = [numpy_helper.from_array(np.array([-1], np.int64), "flat"),
+               numpy_helper.from_array(np.arange(4, dtype=np.int64).reshape(1, 4, 1, 1), "every"),
+               numpy_helper.from_array(np.ones((3, 4), np.float32), "fc.weight"),
+               numpy_helper.from_array(np.ones(3, np.float32), "fc.bias")]
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["p"], name="/pool/GlobalAveragePool"),
+             helper.make_node("Reshape", ["p", "flat"], ["f"], name="node_Reshape_7"),
+             helper.make_node("Gather", ["f", "every"], ["g"], name="node_as_strided", axis=0),
+             helper.make_node("Flatten", ["g"], ["h"], name="/flatten/Flatten"),
+             helper.make_node("Gemm", ["h", "fc.weight", "fc.bias"], ["y"], name="/fc/Gemm", transB=1)]
+    _, analysis = imported(save(tmp_path, nodes, weights, (4, 5, 5)))
+    assert [row.label for row in analysis.leaves()[1:]] == ["adaptive_avg_pool2d", "flatten", "linear"]
+    assert analysis.totals.params == 4 * 3 + 3  # the indices are not weights
+
+
 def test_name_scopes_metadata_names_the_rows_by_torch_module(tmp_path):
     # names as the dynamo exporter writes them: node_<Op>_<n>, the modules in the metadata; a batch norm folded
     # into `block.conv2` gives its Conv the norm's scopes, while its weight keeps the conv's name

@@ -400,6 +400,10 @@ class _Reader:
         self.notes: list[str] = []
         self.used: set[str] = set()  # initializers read by the layers
         self.tensor_ids: dict[str, int] = {}  # initializer -> its identity in Node.tensors (a shared one: `shares`)
+        self.first_reader: dict[str, int] = {}  # initializer -> the index in read_by of the first layer reading it
+        self.read_by: list[list[str]] = []  # the initializers of each layer that read some first
+        self.recounted = 0  # values of initializers counted again, in another layer that reads them
+        self.merged_note = False
         self.budget, self.layers = current(), 0
         self.taken = {INPUT}  # graph node ids
         self.input_name = input_name
@@ -525,11 +529,37 @@ class _Reader:
             read.append(bias)
             held = None if held is None else held + int(self.constants[bias].size)
             out = add.output[0]
-        if set(read) & self.used:
-            held = None  # an initializer a layer before read too: the spec's `shares`, its parameters counted once
-        tensors = tuple(self.tensor_ids.setdefault(c, len(self.tensor_ids)) for c in read)
+        tensors = self.identities(read, where)
+        if set(read) & self.used and tensors:
+            held = None  # the weights of a layer before, whole: the spec's `shares`, its parameters counted once
         self.used.update(read)
         self.add(out, Node(name, "layer", ids, scope, path, where, shape, op=op, held=held, tensors=tensors))
+
+    def identities(self, read: list[str], where: str) -> tuple[int, ...]:
+        """Node.tensors of a layer reading the initializers `read`: equal to an earlier layer's when it reads what
+        that layer read, whole (a module called twice: `shares`). An initializer that a layer reads beside others
+        of its own (the dynamo exporter merges initializers of equal values, such as biases of zeros) is counted
+        in each layer that reads it, as the model holds it: no identities, and a note."""
+        if not read:
+            return ()
+        first = {self.first_reader.get(c, -1) for c in read}
+        if len(first) == 1 and -1 not in first and set(self.read_by[first.pop()]) == set(read):
+            return tuple(self.tensor_ids[c] for c in read)
+        again = [c for c in read if c in self.first_reader]
+        key = len(self.read_by)
+        self.read_by.append(read)
+        for c in read:
+            self.first_reader.setdefault(c, key)
+            self.tensor_ids.setdefault(c, len(self.tensor_ids))
+        if again:
+            self.recounted += sum(int(self.constants[c].size) for c in again)
+            if not self.merged_note:
+                self.merged_note = True
+                self.notes.append(f"initializers read by layers that do not share all their weights ({again[0]}, "
+                                  f"first at {where}; the dynamo exporter merges initializers of equal values): "
+                                  "counted in each layer that reads them")
+            return ()
+        return tuple(self.tensor_ids[c] for c in read)
 
     def add(self, out: str, node: Node) -> None:
         if node.id in self.taken:  # two nodes of one name (or one named like the input): ids stay apart
@@ -642,7 +672,8 @@ def _import(path: Path, dims: tuple[int, ...] | None) -> dict:
     graph = reader.read()
     if len(graph.input_shape) != 3 or None in graph.input_shape:
         raise SpecError(f"the input's size per image is {fmt.shape(graph.input_shape) or 'unknown'}; give --input CxHxW")
-    params = sum(int(reader.constants[i].size) for i in reader.used if reader.constants.get(i) is not None)
+    params = sum(int(reader.constants[i].size) for i in reader.used if reader.constants.get(i) is not None) \
+        + reader.recounted
     running = sum(int(reader.constants[i].size) for n in loaded.model.graph.node if n.op_type == "BatchNormalization"
                   for i in n.input[3:5] if reader.constants.get(i) is not None)
     source = f"imported from {path.name} at {fmt.shape(graph.input_shape)}"
