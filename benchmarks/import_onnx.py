@@ -184,6 +184,12 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines) + f"\n\n{len(results)} imports; {summary}.\n"
 
 
+def merge(runs: list[list[dict]]) -> list[dict]:
+    """The records of several runs, one per model and exporter (the last run's), by exporter then model."""
+    latest = {(r["exporter"], r["name"]): r for run in runs for r in run}
+    return [latest[key] for key in sorted(latest, key=lambda k: (EXPORTERS.index(k[0]), k[1]))]
+
+
 def write(results: list[dict], out: Path, note: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "import_onnx.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -209,6 +215,9 @@ def main() -> None:
                         help="the dynamo exporter on one model of each family only (it is slow)")
     parser.add_argument("--skip", nargs="*", default=[], help="models left out (named in the record)")
     parser.add_argument("--cache-dir", help="keep the exported files here and reuse them")
+    parser.add_argument("--merge", nargs="*", metavar="JSON",
+                        help="write the record from the .json records of earlier runs (a later record of a model "
+                             "and exporter replaces an earlier one), running nothing")
     parser.add_argument("--out-dir", default=str(ROOT / "reports" / "measured"))
     parser.add_argument("--timeout", type=int, default=600, help="seconds per model and exporter")
     parser.add_argument("--memory-gib", type=float, default=8.0, help="address space per model and exporter")
@@ -220,13 +229,17 @@ def main() -> None:
         sys.path.insert(0, str(ROOT))
         print(json.dumps(one(args.one, args.exporters[0], cache)))
         return
-    tv = torchvision()
-    names = args.only or sorted(tv.models.list_models(module=tv.models))
     note = ""
     if args.skip:
         note += f" Left out: {', '.join(args.skip)} (over the run's memory or time, or files over 2 GiB)."
     if args.dynamo_sample and "dynamo" in args.exporters:
         note += f" The dynamo exporter ran on one model of each family only: {', '.join(DYNAMO_SAMPLE)}."
+    if args.merge:
+        merged = merge([json.loads(Path(f).read_text()) for f in args.merge])
+        write(merged, Path(args.out_dir), note + f" Merged from {len(args.merge)} runs over the same cache of files.")
+        return
+    tv = torchvision()
+    names = args.only or sorted(tv.models.list_models(module=tv.models))
     results = []
     for exporter in args.exporters:
         for name in names:
