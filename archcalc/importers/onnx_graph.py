@@ -33,6 +33,10 @@ RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}  # a no-op when the pe
 SETTINGS = {"Clip", "Pad", "Resize", "Upsample", "Reshape", "ReduceMean", "Squeeze", "Unsqueeze", "Dropout",
             "Slice", "Split"}
 """ ops whose constant inputs are settings (bounds, pads, scales, shapes), not weights"""
+SHAPE_ROUNDS = 3
+""" rounds of folding the Shape of values whose shape is known, each followed by a shape inference pass (as long
+as a pass over the graph: seconds for thousands of nodes): torch's export of ShuffleNet's chunks needs one, a
+Swin's window partitions would take 29 (6 s each), so past these rounds a shape stays unknown """
 KEEPS_SHAPE = {"GroupNormalization", "LayerNormalization", "LRN", "Gelu"}
 """ ops whose output has their input's shape, which ONNX's shape inference leaves open for some (functions)"""
 
@@ -83,12 +87,13 @@ def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
             d.dim_value = size
     computed = _fold_constants(onnx, model, input_value.name, constants, tensors)
     model = _infer(onnx, model)
-    while True:  # each round folds at least one Shape node: as many rounds as the graph has, at most
+    for _ in range(SHAPE_ROUNDS):
         more = _fold_constants(onnx, model, input_value.name, constants, tensors, _static_shapes(model))
         if not more:
-            return _Loaded(onnx, model, input_value.name, constants, computed)
+            break
         computed |= more
         model = _infer(onnx, model)
+    return _Loaded(onnx, model, input_value.name, constants, computed)
 
 
 def _infer(onnx, model):
