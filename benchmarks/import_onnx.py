@@ -9,7 +9,8 @@ values, which a freshly made model has and trained weights do not), exported wit
 `torch.onnx.export(..., dynamo=False)` ("legacy") and the default `dynamo=True` ("dynamo") at the weights' eval
 crop, and imported with `archcalc import onnx`, each in a fresh process with its memory and time capped. The
 parameters of the initializers are compared with the weights' `num_params`, less what folding batch norm takes:
-a batch norm folded into the convolution before it leaves C bias values for its 2C weights (-C); one that stays
+a batch norm folded into the convolution before it leaves C bias values for its 2C weights (-C; -2C where the
+convolution had a bias of its own, VGG's, which takes the norm's in); one that stays
 (no convolution before it) keeps its running statistics, counted as non-trainable. MACs are compared with
 `_ops` (GMACs, 3 decimals). --cache-dir keeps the exported files (and their export times) for another run.
 """
@@ -56,18 +57,23 @@ def not_run(model, image) -> dict:
     that do not run, by name, and the channels of the batch norms that do."""
     import torch
 
-    ran: set[str] = set()
+    calls: list[str] = []
     leaves = {name: m for name, m in model.named_modules() if not list(m.children())}
-    hooks = [m.register_forward_hook(lambda *_, name=name: ran.add(name)) for name, m in leaves.items()]
+    hooks = [m.register_forward_hook(lambda *_, name=name: calls.append(name)) for name, m in leaves.items()]
     with torch.no_grad():
         model(image)
     for hook in hooks:
         hook.remove()
+    ran = set(calls)
     idle = {name: sum(p.numel() for p in m.parameters()) for name, m in leaves.items() if name not in ran}
     heads = sorted({name.split(".")[0] for name, count in idle.items() if count})
     channels = sum(m.num_features for name, m in leaves.items() if name in ran and isinstance(m, torch.nn.BatchNorm2d))
-    return {"bn_channels": channels, "not_run": {h: sum(c for n, c in idle.items() if n.split(".")[0] == h)
-                                                  for h in heads}}
+    # a norm right after a convolution with a bias of its own (VGG's) folds into that bias: -2C, not -C
+    biased = sum(leaves[name].num_features for before, name in zip(calls, calls[1:])
+                 if isinstance(leaves[name], torch.nn.BatchNorm2d) and isinstance(leaves[before], torch.nn.Conv2d)
+                 and leaves[before].bias is not None)
+    return {"bn_channels": channels, "bn_after_biased_conv": biased,
+            "not_run": {h: sum(c for n, c in idle.items() if n.split(".")[0] == h) for h in heads}}
 
 
 def export(name: str, exporter: str, path: Path, crop: int) -> dict:
@@ -106,7 +112,7 @@ def one(name: str, exporter: str, cache: Path | None) -> dict:
     from archcalc.importers.onnx_graph import import_onnx
 
     kept_bn = _kept_norm_channels(onnx, path)
-    folded = exported["bn_channels"] - kept_bn
+    folded = exported["bn_channels"] - kept_bn + exported.get("bn_after_biased_conv", 0)
     start = time.perf_counter()
     try:
         document = import_onnx(path)
@@ -200,7 +206,8 @@ def write(results: list[dict], out: Path, note: str) -> None:
             f"merges equal initializers, which trained weights do not have), exported by torch's two exporters at its weights' "
             f"eval crop and imported. \"params\" is what the initializers hold (trainable); it differs from "
             f"`num_params` by what the exporter's folding of batch norm takes (a folded batch norm of C channels "
-            f"leaves a bias of C for its weight and bias of 2C: -C), named in the difference column. MACs against "
+            f"leaves a bias of C for its weight and bias of 2C: -C; -2C where the convolution has a bias of its own, as "
+            f"VGG's), named in the difference column. MACs against "
             f"`_ops` (GMACs, 3 decimals). \"exact\": params equal `num_params` less the folded batch norms, and the "
             f"MACs equal `_ops`.{note}\n\n{table(results)}")
     (out / "import_onnx.md").write_text(text)
