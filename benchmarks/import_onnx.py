@@ -209,7 +209,9 @@ def write(results: list[dict], out: Path, note: str) -> None:
             f"leaves a bias of C for its weight and bias of 2C: -C; -2C where the convolution has a bias of its own, as "
             f"VGG's), named in the difference column. MACs against "
             f"`_ops` (GMACs, 3 decimals). \"exact\": params equal `num_params` less the folded batch norms, and the "
-            f"MACs equal `_ops`.{note}\n\n{table(results)}")
+            f"MACs equal `_ops`. A module that does not run in eval is not in the file: its parameters "
+            f"are named in the difference too where `num_params` holds them (Inception v3's `AuxLogits`; not "
+            f"GoogLeNet's aux heads, which its `num_params` leaves out).{note}\n\n{table(results)}")
     (out / "import_onnx.md").write_text(text)
 
 
@@ -221,6 +223,7 @@ def main() -> None:
     parser.add_argument("--dynamo-sample", action="store_true",
                         help="the dynamo exporter on one model of each family only (it is slow)")
     parser.add_argument("--skip", nargs="*", default=[], help="models left out (named in the record)")
+    parser.add_argument("--note", default="", help="a sentence added to the record")
     parser.add_argument("--cache-dir", help="keep the exported files here and reuse them")
     parser.add_argument("--merge", nargs="*", metavar="JSON",
                         help="write the record from the .json records of earlier runs (a later record of a model "
@@ -238,9 +241,11 @@ def main() -> None:
         return
     note = ""
     if args.skip:
-        note += f" Left out: {', '.join(args.skip)} (over the run's memory or time, or files over 2 GiB)."
+        note += f" Left out: {', '.join(args.skip)}."
     if args.dynamo_sample and "dynamo" in args.exporters:
         note += f" The dynamo exporter ran on one model of each family only: {', '.join(DYNAMO_SAMPLE)}."
+    if args.note:
+        note += f" {args.note}"
     if args.merge:
         merged = merge([json.loads(Path(f).read_text()) for f in args.merge])
         write(merged, Path(args.out_dir), note + f" Merged from {len(args.merge)} runs over the same cache of files.")
