@@ -6,8 +6,11 @@ torch's exporter writes `/layer1/layer1.0/conv1/Conv` for the module `layer1.0.c
 """
 from __future__ import annotations
 
+import ast
+import functools
 import heapq
 import itertools
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -19,7 +22,7 @@ from ..core.reading import read_bytes
 from ..deps import require
 from ..errors import SpecError
 from ..layers import MERGES, Shape
-from .graph import INPUT, Graph, Node, Op, ScopeCounts, fold_permutes, to_spec
+from .graph import INPUT, Graph, Node, Op, ScopeCounts, fold_channel_shuffles, fold_permutes, to_spec
 from .onnx_fold import Folder
 from .onnx_sequences import outer_inputs, rewrite
 from .onnx_tensors import SMALL, Tensors
@@ -27,8 +30,13 @@ from .onnx_tensors import SMALL, Tensors
 ONNX_BYTES = 2**31  # protobuf's limit for one message: an ONNX file without external data
 METADATA = {"Shape", "Size"}
 RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}  # a no-op when the per-image shape stays
-SETTINGS = {"Clip", "Pad", "Resize", "Upsample", "Reshape", "ReduceMean", "Squeeze", "Unsqueeze", "Dropout"}
+SETTINGS = {"Clip", "Pad", "Resize", "Upsample", "Reshape", "ReduceMean", "Squeeze", "Unsqueeze", "Dropout",
+            "Slice", "Split"}
 """ ops whose constant inputs are settings (bounds, pads, scales, shapes), not weights"""
+SHAPE_ROUNDS = 3
+""" rounds of folding the Shape of values whose shape is known, each followed by a shape inference pass (as long
+as a pass over the graph: seconds for thousands of nodes): torch's export of ShuffleNet's chunks needs one, a
+Swin's window partitions would take 29 (6 s each), so past these rounds a shape stays unknown """
 KEEPS_SHAPE = {"GroupNormalization", "LayerNormalization", "LRN", "Gelu"}
 """ ops whose output has their input's shape, which ONNX's shape inference leaves open for some (functions)"""
 
@@ -78,11 +86,32 @@ def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
             d.ClearField("dim_param")
             d.dim_value = size
     computed = _fold_constants(onnx, model, input_value.name, constants, tensors)
+    model = _infer(onnx, model)
+    for _ in range(SHAPE_ROUNDS):
+        more = _fold_constants(onnx, model, input_value.name, constants, tensors, _static_shapes(model))
+        if not more:
+            break
+        computed |= more
+        model = _infer(onnx, model)
+    return _Loaded(onnx, model, input_value.name, constants, computed)
+
+
+def _infer(onnx, model):
     try:
-        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception as exc:
         raise SpecError(f"ONNX shape inference fails: {' '.join(str(exc).split())[:300]}") from None
-    return _Loaded(onnx, model, input_value.name, constants, computed)
+
+
+def _static_shapes(model) -> dict[str, tuple[int, ...]]:
+    """The values whose every dimension, the batch's included, shape inference knows."""
+    shapes = {}
+    for value in (*model.graph.input, *model.graph.value_info, *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape") \
+                and all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = tuple(int(d.dim_value) for d in dims)
+    return shapes
 
 
 def _not_text(model) -> str | None:
@@ -209,13 +238,19 @@ def _prepare(onnx, model, nodes: list, constants: dict[str, Any]) -> None:
             model.graph.initializer[k].CopyFrom(onnx.numpy_helper.from_array(constants[tensor.name], tensor.name))
 
 
-def _fold_constants(onnx, model, input_name: str, constants: dict[str, Any], tensors: Tensors):
+def _fold_constants(onnx, model, input_name: str, constants: dict[str, Any], tensors: Tensors,
+                    shapes: dict[str, tuple[int, ...]] | None = None):
     """Every value computed from constants only that the budget allows (the pads of an exported ZeroPad2d,
     a Constant node's value), added to `constants` and stored in `model` as an initializer, so that shape
-    inference sees it; their names."""
+    inference sees it; their names. With `shapes` (values of known shape), the Shape and Size of those are
+    constants too (torch's export of `x.chunk(2, dim=1)` slices at `Shape(x)[1] // 2`)."""
     folder = Folder(onnx, model.opset_import)
     data, kept, folded = {input_name}, [], {}
     for index, node in enumerate(model.graph.node):
+        if shapes is not None and node.op_type in METADATA and node.input and node.input[0] in shapes:
+            for name, value in zip(node.output, _metadata(onnx, node, shapes[node.input[0]])):
+                constants[name] = folded[name] = value
+            continue
         if any(i in data for i in node.input):
             if node.op_type not in METADATA:
                 data.update(node.output)
@@ -237,6 +272,15 @@ def _fold_constants(onnx, model, input_name: str, constants: dict[str, Any], ten
         model.graph.node.extend(kept)
         model.graph.initializer.extend(onnx.numpy_helper.from_array(v, k) for k, v in folded.items())
     return frozenset(folded)
+
+
+def _metadata(onnx, node, dims: tuple[int, ...]) -> list:
+    """The value of a Shape (its `start`, `end`) or Size node of a value of shape `dims`."""
+    if node.op_type == "Size":
+        return [np.array(int(np.prod(dims, dtype=object)), dtype=np.int64)]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    start, end = attrs.get("start", 0), attrs.get("end", len(dims))
+    return [np.array(dims[start:end], dtype=np.int64)]
 
 
 def _constant(onnx, node, tensors: Tensors, what: str) -> list | None:
@@ -281,6 +325,74 @@ def _scope(name: str) -> tuple[tuple[str, ...], str]:
     return tuple(comps), parts[-1]
 
 
+WEIGHTED = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+NAME_SCOPES = "pkg.torch.onnx.name_scopes"
+""" per-node metadata of torch's dynamo exporter: the names of the modules the node ran in, outermost first,
+then the op's own name (['', 'layer1', 'layer1.0', 'layer1.0.conv1', 'conv2d_3']), where its node names say
+nothing (`node_Conv_96`) """
+SCOPES_TEXT = 10_000  # characters of one node's name_scopes read; a longer value is not read
+
+
+def _name_scopes(node) -> tuple[tuple[str, ...], str] | None:
+    """(module path components, the op's own name without fx's counter) from a node's name_scopes."""
+    text = next((p.value for p in node.metadata_props if p.key == NAME_SCOPES), None)
+    if text is None or len(text) > SCOPES_TEXT:
+        return None
+    try:
+        names = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return None
+    module = next((n for n in reversed(names[:-1]) if n), "")
+    return tuple(module.split(".")) if module else (), re.sub(r"_\d+$", "", names[-1]) or node.op_type
+
+
+def _scopes_from_metadata(ops: list, consumers: dict[str, list]) -> dict[int, tuple[tuple[str, ...], str]]:
+    """id(node) -> (scope, own name) of each node, from the name_scopes metadata where the file has it (none
+    where it has none); a node without it (one the exporter's optimizer made) is in its users' common scope."""
+    found = {id(n): named for n in ops if (named := _name_scopes(n)) is not None}
+    if not found:
+        return found
+    for node in reversed(ops):
+        if id(node) not in found:
+            users = [found[id(u)][0] for out in node.output for u in consumers.get(out, []) if id(u) in found]
+            found[id(node)] = (functools.reduce(_common_prefix, users) if users else (), node.op_type)
+    return found
+
+
+def _name_calls(nodes: list[Node]) -> None:
+    """In a file named by name_scopes, which do not tell apart two calls of one module (ResNet's `relu`): the
+    ops of a module with no modules inside it, all of one op type, are each a call of it, named by it."""
+    inner = {n.scope[:k] for n in nodes for k in range(len(n.scope))}
+    types: dict[tuple[str, ...], set[str]] = {}
+    for n in nodes:
+        types.setdefault(n.scope, set()).add(n.layer_op.target if n.kind == "layer" else n.kind)
+    for n in nodes:
+        if n.scope and n.scope not in inner and len(types[n.scope]) == 1:
+            n.path = n.scope
+
+
+def _weight_module(node, constants: dict[str, Any], computed: frozenset[str]) -> tuple[str, ...] | None:
+    """The module of a convolution or linear layer whose weight is a file's initializer named `MODULE.weight`:
+    the dynamo exporter names it as torch does, while a batch norm folded into the convolution gives the node
+    the batch norm's name scopes."""
+    if node.op_type not in WEIGHTED or len(node.input) < 2:
+        return None
+    weight = node.input[1]
+    if weight in computed or constants.get(weight) is None or not weight.endswith(".weight"):
+        return None
+    module = weight[:-len(".weight")]
+    return tuple(module.split(".")) if module else None
+
+
+def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    k = 0
+    while k < min(len(a), len(b)) and a[k] == b[k]:
+        k += 1
+    return a[:k]
+
+
 class _Reader:
     def __init__(self, loaded: _Loaded):
         onnx, model, input_name = loaded.onnx, loaded.model, loaded.input_name
@@ -292,6 +404,11 @@ class _Reader:
         self.nodes: list[Node] = []
         self.notes: list[str] = []
         self.used: set[str] = set()  # initializers read by the layers
+        self.tensor_ids: dict[str, int] = {}  # initializer -> its identity in Node.tensors (a shared one: `shares`)
+        self.first_reader: dict[str, int] = {}  # initializer -> the index in read_by of the first layer reading it
+        self.read_by: list[list[str]] = []  # the initializers of each layer that read some first
+        self.recounted = 0  # values of initializers counted again, in another layer that reads them
+        self.merged_note = False
         self.budget, self.layers = current(), 0
         self.taken = {INPUT}  # graph node ids
         self.input_name = input_name
@@ -314,23 +431,31 @@ class _Reader:
             for i in (*node.input, *outer_inputs(node)):
                 consumers.setdefault(i, []).append(node)
         self.consumers = consumers
+        self.named = _scopes_from_metadata(self.ops, consumers)
         for index, node in enumerate(self.ops):
             self.node(node, index)
         self.nodes = [n for n in self.nodes if n.id not in self.fused]
-        if len(self.graph.output) != 1 or self.graph.output[0].name not in self.ids:
-            raise SpecError(f"the graph has {len(self.graph.output)} outputs; archcalc needs one computed from the input")
+        output = self.graph.output[0].name
+        if output not in self.ids:
+            raise SpecError(f"the graph's output {output} is not computed from the input")
+        if len(self.graph.output) > 1:
+            self.notes.append(f"the graph has {len(self.graph.output)} outputs: analysed on the first, {output} "
+                              "(the prediction, as a model returning a tuple exports it)")
         if not any(n.op and n.op.target == "BatchNormalization" for n in self.nodes) and any(
                 n.op and n.op.target == "Conv" for n in self.nodes):
             self.notes.append("no BatchNormalization in the graph: an exporter in eval mode folds batch norm into "
                               "the convolution before it, which then has a bias")
         if not any(n.op_type == "Dropout" for n in self.graph.node):
             self.notes.append("no Dropout in the graph: exporters leave dropout out at inference")
-        graph = Graph(self.nodes, self.shapes[self.input_name] or (), self.ids[self.graph.output[0].name], self.notes)
+        graph = Graph(self.nodes, self.shapes[self.input_name] or (), self.ids[output], self.notes)
+        fold_channel_shuffles(graph)  # before the permutes: its transpose is one of them
         fold_permutes(graph)  # before naming: a layer norm between two transposes is its module's only op
         scopes = ScopeCounts(self.nodes)
         for n in self.nodes:
             if n.scope and scopes.under(n, len(n.scope)) == 1:
                 n.path = n.scope  # the module's only op (a conv, a bn): named by the module
+        if self.named:
+            _name_calls(self.nodes)
         return graph
 
     def node(self, node, index: int) -> None:
@@ -342,7 +467,9 @@ class _Reader:
             elif node.op_type == "Identity" and node.input[0] in self.constants:
                 self.constants[node.output[0]] = self.constants[node.input[0]]
             return
-        scope, own = _scope(name)
+        scope, own = self.named.get(id(node)) or _scope(name)
+        if self.named:
+            scope = _weight_module(node, self.constants, self.computed) or scope
         where = f"ONNX node {name} ({node.op_type})"
         out = node.output[0]
         shape = self.shapes.get(out)
@@ -363,11 +490,14 @@ class _Reader:
             return
         if len(data) != 1:
             raise SpecError(f"{where}: {len(data)} tensor inputs; archcalc layers take one (merges: Add, Concat, Mul)")
-        if node.op_type == "Identity" or (node.op_type in RESHAPES and shape is not None and shape == input_shape):
+        if node.op_type in ("Identity", "Concat") or (node.op_type in RESHAPES and shape is not None and shape == input_shape):
             self.ids[out] = ids[0]
             return
         constants = [i for i in node.input if i and i not in self.ids]
         arrays = [self.constants.get(i) for i in constants]
+        if node.op_type in ("Split", "Slice"):
+            self.pieces(node, ids, scope, where, attrs, arrays, input_shape)
+            return
         if node.op_type == "Transpose":
             perm = tuple(attrs.get("perm", range(len(input_shape or ()) + 1)[::-1]))
             self.add(out, Node(name, "permute", ids, scope, path, where, shape, perm=perm))
@@ -396,16 +526,45 @@ class _Reader:
         op = Op("onnx", target, attrs, input_shape, shape, weights, values)
         known = [a for a in arrays if a is not None]
         held = None if node.op_type in SETTINGS or len(known) < len(arrays) else sum(int(a.size) for a in known)
+        read = [] if node.op_type in SETTINGS else [c for c in constants if self.constants.get(c) is not None]
         if target in ("MatMul", "Gemm") and self._bias_after(node):
             add = self.consumers[out][0]
             bias = [i for i in add.input if i != out][0]
             op = Op("onnx", target, attrs, input_shape, self.shapes.get(add.output[0]), (*weights, self.constants[bias].shape))
-            self.used.add(bias)
+            read.append(bias)
             held = None if held is None else held + int(self.constants[bias].size)
             out = add.output[0]
-        if node.op_type not in SETTINGS:
-            self.used.update(constants)
-        self.add(out, Node(name, "layer", ids, scope, path, where, shape, op=op, held=held))
+        tensors = self.identities(read, where)
+        if set(read) & self.used and tensors:
+            held = None  # the weights of a layer before, whole: the spec's `shares`, its parameters counted once
+        self.used.update(read)
+        self.add(out, Node(name, "layer", ids, scope, path, where, shape, op=op, held=held, tensors=tensors))
+
+    def identities(self, read: list[str], where: str) -> tuple[int, ...]:
+        """Node.tensors of a layer reading the initializers `read`: equal to an earlier layer's when it reads what
+        that layer read, whole (a module called twice: `shares`). An initializer that a layer reads beside others
+        of its own (the dynamo exporter merges initializers of equal values, such as biases of zeros) is counted
+        in each layer that reads it, as the model holds it: no identities, and a note."""
+        if not read:
+            return ()
+        first = {self.first_reader.get(c, -1) for c in read}
+        if len(first) == 1 and -1 not in first and set(self.read_by[first.pop()]) == set(read):
+            return tuple(self.tensor_ids[c] for c in read)
+        again = [c for c in read if c in self.first_reader]
+        key = len(self.read_by)
+        self.read_by.append(read)
+        for c in read:
+            self.first_reader.setdefault(c, key)
+            self.tensor_ids.setdefault(c, len(self.tensor_ids))
+        if again:
+            self.recounted += sum(int(self.constants[c].size) for c in again)
+            if not self.merged_note:
+                self.merged_note = True
+                self.notes.append(f"initializers read by layers that do not share all their weights ({again[0]}, "
+                                  f"first at {where}; the dynamo exporter merges initializers of equal values): "
+                                  "counted in each layer that reads them")
+            return ()
+        return tuple(self.tensor_ids[c] for c in read)
 
     def add(self, out: str, node: Node) -> None:
         if node.id in self.taken:  # two nodes of one name (or one named like the input): ids stay apart
@@ -426,7 +585,7 @@ class _Reader:
             if sig is not None and sig.op_type == "Sigmoid" and sig.input[0] == x and len(self.consumers[s]) == 1:
                 self.fused.add(self.ids[s])
                 name = node.name or sig.name
-                scope, own = _scope(name)
+                scope, own = self.named.get(id(node)) or _scope(name)
                 shape = self.shapes.get(node.output[0])
                 op = Op("onnx", "Swish", {}, shape or (), shape)
                 self.add(node.output[0], Node(name, "layer", (self.ids[x],), scope, (*scope, own),
@@ -445,6 +604,19 @@ class _Reader:
         return len(others) == 1 and others[0] in self.constants and self.constants[others[0]] is not None \
             and self.constants[others[0]].ndim == 1
 
+    def pieces(self, node, ids, scope, where, attrs, arrays, input_shape) -> None:
+        """Split or Slice along the channels (torch's export of `x.chunk(2, dim=1)`): a `slice` of each piece."""
+        channels = input_shape[0] if input_shape else None
+        ranges = _split_ranges(node.op_type, attrs, arrays, channels, len(node.output), where)
+        for k, (out, (start, stop)) in enumerate(zip(node.output, ranges)):
+            if not out:
+                continue
+            own = node.op_type if len(node.output) == 1 else f"{node.op_type}_{k}"
+            shape = self.shapes.get(out) or (stop - start, *input_shape[1:])  # type: ignore[index]
+            self.shapes[out] = shape
+            op = Op("onnx", node.op_type, {"start": start, "stop": stop}, input_shape or (), shape)
+            self.add(out, Node(f"{node.name or node.op_type}:{k}", "layer", ids, scope, (*scope, own), where, shape, op=op))
+
     def pad(self, node, ids, scope, path, where, shape, attrs, arrays) -> Node:
         pads = attrs.get("pads", arrays[0].tolist() if arrays and arrays[0] is not None else None)
         fill = arrays[1] if len(arrays) > 1 else None
@@ -455,6 +627,38 @@ class _Reader:
                 or any(pads[i] for i in (0, 1, 4, 5)):
             raise SpecError(f"{where}: only a zero pad of H and W is folded into the next layer (pads {pads})")
         return Node(node.name, "pad", ids, scope, path, where, shape, pad=(pads[2], pads[6], pads[3], pads[7]))
+
+
+def _split_ranges(op_type: str, attrs: dict, arrays: list, channels: int | None, pieces: int,
+                  where: str) -> list[tuple[int, int]]:
+    """The [start, stop) channels of each output of a Split or Slice, which must cut axis 1 of an image in steps
+    of 1, with sizes and bounds that are constants; one line naming the node otherwise."""
+    if channels is None:
+        raise SpecError(f"{where}: the shape of its input is unknown (give --input CxHxW)")
+    values = [None if a is None else [int(v) for v in np.asarray(a).reshape(-1)] for a in arrays]
+    if op_type == "Split":
+        axis = attrs.get("axis", 0)
+        sizes = attrs.get("split") or (values[0] if values and values[0] is not None else None)
+        if sizes is None:
+            step = -(-channels // pieces)  # num_outputs (opset 18) or an even split: ceil, the last one shorter
+            sizes = [min(step, channels - k * step) for k in range(pieces)]
+        bounds = list(itertools.accumulate(sizes, initial=0))
+        ranges = list(zip(bounds, bounds[1:]))
+        axes, steps = [axis], [1]
+    else:
+        starts, ends = (values + [None, None])[:2]
+        axes = values[2] if len(values) > 2 and values[2] is not None else attrs.get("axes", [0])
+        steps = values[3] if len(values) > 3 and values[3] is not None else [1]
+        if starts is None or ends is None or len(starts) != 1 or len(ends) != 1:
+            raise SpecError(f"{where}: archcalc reads a slice of the channels with constant bounds "
+                            f"(starts {starts}, ends {ends})")
+        start, stop = (max(0, min(v + channels if v < 0 else v, channels)) for v in (starts[0], ends[0]))
+        ranges = [(start, stop)]
+    if [a % 4 if isinstance(a, int) else a for a in axes] != [1] or list(steps) != [1] \
+            or any(not 0 <= a < b <= channels for a, b in ranges):
+        raise SpecError(f"{where}: archcalc reads a {op_type} of the channels (axis 1, steps of 1) into non-empty "
+                        f"pieces; this one has axes {list(axes)}, steps {list(steps)}, pieces {ranges} of {channels}")
+    return ranges
 
 
 def import_onnx(path: Path, dims: tuple[int, ...] | None = None) -> dict:
@@ -473,7 +677,8 @@ def _import(path: Path, dims: tuple[int, ...] | None) -> dict:
     graph = reader.read()
     if len(graph.input_shape) != 3 or None in graph.input_shape:
         raise SpecError(f"the input's size per image is {fmt.shape(graph.input_shape) or 'unknown'}; give --input CxHxW")
-    params = sum(int(reader.constants[i].size) for i in reader.used if reader.constants.get(i) is not None)
+    params = sum(int(reader.constants[i].size) for i in reader.used if reader.constants.get(i) is not None) \
+        + reader.recounted
     running = sum(int(reader.constants[i].size) for n in loaded.model.graph.node if n.op_type == "BatchNormalization"
                   for i in n.input[3:5] if reader.constants.get(i) is not None)
     source = f"imported from {path.name} at {fmt.shape(graph.input_shape)}"

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 SHAPE_ONLY = {"Reshape", "Squeeze", "Unsqueeze", "Identity", "If"}
 METADATA = {"Shape", "Size"}
 
@@ -228,13 +230,29 @@ def _gelu(view: _View, erf) -> tuple[list, Any, Any] | None:
     return [div, erf, add, mul], node, half
 
 
+def _as_strided(view: _View, gather) -> tuple[list, Any, Any] | None:
+    """Reshape to [-1], then Gather of the indices 0, 1, ..., n-1 in the input's shape (batch 1): the dynamo
+    exporter's `as_strided` of a tensor as it is (ConvNeXt's head), an Identity."""
+    flat = view.made_by(gather.input[0], "Reshape") if gather.op_type == "Gather" and len(gather.input) == 2 else None
+    if flat is None or view.attr(gather, "axis", 0) != 0 or len(flat.input) < 2:
+        return None
+    target, indices, shape = view.constants.get(flat.input[1]), view.constants.get(gather.input[1]), view.shapes.get(
+        flat.input[0])
+    if target is None or indices is None or shape is None or target.reshape(-1).tolist() != [-1] \
+            or tuple(indices.shape) != (1, *shape) or indices.dtype.kind not in "iu" \
+            or not np.array_equal(indices.reshape(-1), np.arange(indices.size)):
+        return None
+    node = view.onnx.helper.make_node("Identity", [flat.input[0]], [gather.output[0]], name=gather.name)
+    return [flat], node, gather
+
+
 def _scoped(name: str, op_type: str) -> str:
     """The name of a node in the scope of `name`: /layer1/norm/Div -> /layer1/norm/LRN."""
     head, sep, _ = (name or "").rpartition("/")
     return f"{head}{sep}{op_type}" if sep else op_type
 
 
-RECOGNISERS: tuple[Callable, ...] = (_lrn, _group_norm, _layer_norm, _gelu)
+RECOGNISERS: tuple[Callable, ...] = (_lrn, _group_norm, _layer_norm, _gelu, _as_strided)
 
 
 def rewrite(onnx, nodes: list, constants: dict[str, Any], shapes: dict, computed: frozenset[str]) -> list:
@@ -254,6 +272,7 @@ def rewrite(onnx, nodes: list, constants: dict[str, Any], shapes: dict, computed
             inner, op, last = found
             if view.closed(inner, last) and not any(id(n) in dropped for n in (*inner, last)):
                 dropped.update(id(n) for n in inner)
+                op.metadata_props.extend(last.metadata_props)  # where the dynamo exporter names its module
                 replaced[id(last)] = op
                 break
     return [replaced.get(id(n), n) for n in nodes if id(n) not in dropped]

@@ -115,6 +115,7 @@ class ChannelSlice(LayerType):
 
     torch_modules = ("ChannelSlice",)
     torch_functions = ("chunk", "split", "tensor_split")  # one piece, taken by x.chunk(2, dim=1)[i] and the like
+    onnx_ops = ("Split", "Slice")  # one output of a Split along the channels, a Slice of them
 
     def import_fields(self, op: Any) -> dict | None:
         start, stop = op.attrs.get("start"), op.attrs.get("stop")

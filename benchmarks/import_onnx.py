@@ -1,0 +1,267 @@
+"""Every torchvision classification model through ONNX, from both of torch's exporters, at its published eval crop.
+
+    python benchmarks/import_onnx.py                 # writes reports/measured/import_onnx.md and .json
+    python benchmarks/import_onnx.py --only resnet50 --exporters dynamo --cache-dir /tmp/onnx
+
+Each model (torchvision installed with --no-deps, see import_torchvision.py) is built with random positive values
+in every parameter and buffer (torch's dynamo exporter drops a bias of zeros and merges initializers of equal
+values, which a freshly made model has and trained weights do not), exported with
+`torch.onnx.export(..., dynamo=False)` ("legacy") and the default `dynamo=True` ("dynamo") at the weights' eval
+crop, and imported with `archcalc import onnx`, each in a fresh process with its memory and time capped. The
+parameters of the initializers are compared with the weights' `num_params`, less what folding batch norm takes:
+a batch norm folded into the convolution before it leaves C bias values for its 2C weights (-C; -2C where the
+convolution had a bias of its own, VGG's, which takes the norm's in); one that stays
+(no convolution before it) keeps its running statistics, counted as non-trainable. MACs are compared with
+`_ops` (GMACs, 3 decimals). --cache-dir keeps the exported files (and their export times) for another run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from import_torchvision import published, torchvision  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPORTERS = ("legacy", "dynamo")
+ONNX_LIMIT = 2**31  # protobuf's limit for one file without external data
+DYNAMO_SAMPLE = ("alexnet", "convnext_tiny", "densenet121", "efficientnet_b0", "efficientnet_v2_s", "googlenet",
+                 "inception_v3", "maxvit_t", "mnasnet0_5", "mobilenet_v2", "mobilenet_v3_small", "regnet_x_400mf",
+                 "regnet_y_400mf", "resnet18", "resnext50_32x4d", "shufflenet_v2_x0_5", "squeezenet1_0", "swin_t",
+                 "swin_v2_t", "vgg11", "vit_b_16", "wide_resnet50_2")
+""" one model of each family, for the dynamo exporter when there is no time for all 80 """
+
+
+def randomize(model) -> None:
+    """Random positive values in every parameter and buffer: the dynamo exporter drops a bias of zeros (a freshly
+    made classifier's; the bias a folded default batch norm leaves) and merges initializers of equal values (the
+    layer scales of a ConvNeXt stage), which trained weights do not have."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+
+
+def not_run(model, image) -> dict:
+    """What one eval forward pass leaves out (Inception v3's auxiliary head): the parameters of the modules
+    that do not run, by name, and the channels of the batch norms that do."""
+    import torch
+
+    calls: list[str] = []
+    leaves = {name: m for name, m in model.named_modules() if not list(m.children())}
+    hooks = [m.register_forward_hook(lambda *_, name=name: calls.append(name)) for name, m in leaves.items()]
+    with torch.no_grad():
+        model(image)
+    for hook in hooks:
+        hook.remove()
+    ran = set(calls)
+    idle = {name: sum(p.numel() for p in m.parameters()) for name, m in leaves.items() if name not in ran}
+    heads = sorted({name.split(".")[0] for name, count in idle.items() if count})
+    channels = sum(m.num_features for name, m in leaves.items() if name in ran and isinstance(m, torch.nn.BatchNorm2d))
+    # a norm right after a convolution with a bias of its own (VGG's) folds into that bias: -2C, not -C
+    biased = sum(leaves[name].num_features for before, name in zip(calls, calls[1:])
+                 if isinstance(leaves[name], torch.nn.BatchNorm2d) and isinstance(leaves[before], torch.nn.Conv2d)
+                 and leaves[before].bias is not None)
+    return {"bn_channels": channels, "bn_after_biased_conv": biased,
+            "not_run": {h: sum(c for n, c in idle.items() if n.split(".")[0] == h) for h in heads}}
+
+
+def export(name: str, exporter: str, path: Path, crop: int) -> dict:
+    """Export `name` to `path`; the seconds it took and the batch norm channels of the model."""
+    import warnings
+
+    import torch
+
+    tv = torchvision()
+    model = tv.models.get_model(name).eval()
+    randomize(model)
+    image = torch.randn(1, 3, crop, crop)
+    facts = {**not_run(model, image), "model_params": sum(p.numel() for p in model.parameters())}
+    start = time.perf_counter()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (image,), str(path), dynamo=exporter == "dynamo")
+    return {"export_s": time.perf_counter() - start, **facts}
+
+
+def one(name: str, exporter: str, cache: Path | None) -> dict:
+    """Export (or take from the cache) and import; what came out, or the one line that stopped it."""
+    facts = published(name)
+    folder = cache or Path(tempfile.mkdtemp(prefix="archcalc-onnx-"))
+    path, record = folder / f"{name}.{exporter}.onnx", folder / f"{name}.{exporter}.json"
+    if not (path.exists() and record.exists()):
+        record.write_text(json.dumps(export(name, exporter, path, facts["crop"])))
+    exported = json.loads(record.read_text())
+    base = {**facts, **exported, "name": name, "exporter": exporter, "bytes": path.stat().st_size}
+    if path.stat().st_size >= ONNX_LIMIT:
+        return {**base, "result": "skipped", "message": "the file is over 2 GiB (external data): not read"}
+    import onnx
+
+    import archcalc
+    from archcalc.errors import ArchcalcError
+    from archcalc.importers.onnx_graph import import_onnx
+
+    kept_bn = _kept_norm_channels(onnx, path)
+    folded = exported["bn_channels"] - kept_bn + exported.get("bn_after_biased_conv", 0)
+    start = time.perf_counter()
+    try:
+        document = import_onnx(path)
+        analysis = archcalc.analyze(archcalc.load(document))
+    except ArchcalcError as exc:
+        return {**base, "result": "refused", "message": str(exc), "import_s": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    expect = {e["what"]: e["value"] for e in document["expect"]}
+    params, macs = analysis.totals.params, analysis.totals.macs
+    idle = sum(exported["not_run"].values())
+    if exported.get("model_params", facts["num_params"]) != facts["num_params"]:  # not in num_params (GoogLeNet's)
+        exported["not_run"], idle = {}, 0
+    wanted = facts["num_params"] - folded - idle
+    exact = params == wanted and expect["params"] == wanted and round(macs / 1e9, 3) == facts["ops"]
+    return {**base, "result": "exact" if exact else "differs", "params": params, "initializers": expect["params"],
+            "non_trainable": expect["non_trainable"], "folded_bn": folded, "not_run": exported["not_run"], "macs": macs,
+            "import_s": seconds,
+            "comment": document.get("comment", "")}
+
+
+def _kept_norm_channels(onnx, path: Path) -> int:
+    """The channels of the BatchNormalization nodes the file keeps (not folded by the exporter)."""
+    model = onnx.load(str(path), load_external_data=False)
+    dims = {i.name: int(i.dims[0]) for i in model.graph.initializer if len(i.dims) == 1}
+    return sum(dims.get(n.input[1], 0) for n in model.graph.node if n.op_type == "BatchNormalization")
+
+
+def run_one(name: str, exporter: str, cache: Path | None, timeout: int, memory_gib: float) -> dict:
+    limit = int(memory_gib * 2**30)
+
+    def cap():
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        capped = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (capped, hard))
+
+    command = [sys.executable, str(Path(__file__).resolve()), "--one", name, "--exporters", exporter]
+    if cache is not None:
+        command += ["--cache-dir", str(cache)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, preexec_fn=cap, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"name": name, "exporter": exporter, "result": "skipped", "message": f"over {timeout} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = " ".join(done.stderr.strip().splitlines()[-1:])[:300]
+        memory = "MemoryError" in done.stderr or "bad_alloc" in done.stderr or done.returncode < 0
+        reason = f"over {memory_gib:g} GiB of memory" if memory else f"crashed: {tail}"
+        return {"name": name, "exporter": exporter, "result": "skipped", "message": reason}
+    return json.loads(lines[-1])
+
+
+def table(results: list[dict]) -> str:
+    head = ("| model | exporter | crop | result | params (initializers) | num_params | difference | GMACs | _ops | "
+            "export s | import s |\n| --- | --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    lines = [head]
+    for r in results:
+        result = r["result"] if "message" not in r else f"{r['result']}: {r['message']}".replace("|", "\\|")
+        if "params" in r:
+            diff = r["params"] - r["num_params"]
+            parts = [f"BN folded: -{r['folded_bn']:,}"] if r["folded_bn"] else []
+            parts += [f"{head} not run in eval: -{count:,}" for head, count in r["not_run"].items()]
+            named = f"{diff:+,}" + (f" ({'; '.join(parts)})" if parts else "")
+            if r["non_trainable"]:
+                named += f"; running stats {r['non_trainable']:,} non-trainable"
+            cells = [f"{r['params']:,}", f"{r['num_params']:,}", named, f"{r['macs'] / 1e9:.3f}", str(r["ops"])]
+        else:
+            cells = ["-", f"{r.get('num_params', '-'):,}" if "num_params" in r else "-", "-", "-", str(r.get("ops", "-"))]
+        times = [f"{r['export_s']:.1f}" if "export_s" in r else "-", f"{r['import_s']:.1f}" if "import_s" in r else "-"]
+        lines.append("| " + " | ".join([r["name"], r["exporter"], str(r.get("crop", "-")), result, *cells, *times]) + " |")
+    counts: dict[str, int] = {}
+    for r in results:
+        key = f"{r['exporter']} {r['result']}"
+        counts[key] = counts.get(key, 0) + 1
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    return "\n".join(lines) + f"\n\n{len(results)} imports; {summary}.\n"
+
+
+def merge(runs: list[list[dict]]) -> list[dict]:
+    """The records of several runs, one per model and exporter (the last run's), by exporter then model."""
+    latest = {(r["exporter"], r["name"]): r for run in runs for r in run}
+    return [latest[key] for key in sorted(latest, key=lambda k: (EXPORTERS.index(k[0]), k[1]))]
+
+
+def write(results: list[dict], out: Path, note: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "import_onnx.json").write_text(json.dumps(results, indent=1) + "\n")
+    text = (f"# torchvision's classification models through ONNX (`archcalc import onnx`)\n\n"
+            f"`python benchmarks/import_onnx.py` on {platform.node() or 'this machine'} "
+            f"({platform.processor() or platform.machine()}), Python {platform.python_version()}: each model built "
+            f"with random positive values in every parameter and buffer (the dynamo exporter drops biases of zeros and "
+            f"merges equal initializers, which trained weights do not have), exported by torch's two exporters at its weights' "
+            f"eval crop and imported. \"params\" is what the initializers hold (trainable); it differs from "
+            f"`num_params` by what the exporter's folding of batch norm takes (a folded batch norm of C channels "
+            f"leaves a bias of C for its weight and bias of 2C: -C; -2C where the convolution has a bias of its own, as "
+            f"VGG's), named in the difference column. MACs against "
+            f"`_ops` (GMACs, 3 decimals). \"exact\": params equal `num_params` less the folded batch norms, and the "
+            f"MACs equal `_ops`. A module that does not run in eval is not in the file: its parameters "
+            f"are named in the difference too where `num_params` holds them (Inception v3's `AuxLogits`; not "
+            f"GoogLeNet's aux heads, which its `num_params` leaves out).{note}\n\n{table(results)}")
+    (out / "import_onnx.md").write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--only", nargs="*", help="these models only")
+    parser.add_argument("--exporters", nargs="*", default=list(EXPORTERS), choices=EXPORTERS)
+    parser.add_argument("--dynamo-sample", action="store_true",
+                        help="the dynamo exporter on one model of each family only (it is slow)")
+    parser.add_argument("--skip", nargs="*", default=[], help="models left out (named in the record)")
+    parser.add_argument("--note", default="", help="a sentence added to the record")
+    parser.add_argument("--cache-dir", help="keep the exported files here and reuse them")
+    parser.add_argument("--merge", nargs="*", metavar="JSON",
+                        help="write the record from the .json records of earlier runs (a later record of a model "
+                             "and exporter replaces an earlier one), running nothing")
+    parser.add_argument("--out-dir", default=str(ROOT / "reports" / "measured"))
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per model and exporter")
+    parser.add_argument("--memory-gib", type=float, default=8.0, help="address space per model and exporter")
+    args = parser.parse_args()
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+    if args.one:
+        sys.path.insert(0, str(ROOT))
+        print(json.dumps(one(args.one, args.exporters[0], cache)))
+        return
+    note = ""
+    if args.skip:
+        note += f" Left out: {', '.join(args.skip)}."
+    if args.dynamo_sample and "dynamo" in args.exporters:
+        note += f" The dynamo exporter ran on one model of each family only: {', '.join(DYNAMO_SAMPLE)}."
+    if args.note:
+        note += f" {args.note}"
+    if args.merge:
+        merged = merge([json.loads(Path(f).read_text()) for f in args.merge])
+        write(merged, Path(args.out_dir), note + f" Merged from {len(args.merge)} runs over the same cache of files.")
+        return
+    tv = torchvision()
+    names = args.only or sorted(tv.models.list_models(module=tv.models))
+    results = []
+    for exporter in args.exporters:
+        for name in names:
+            if name in args.skip or (exporter == "dynamo" and args.dynamo_sample and name not in DYNAMO_SAMPLE):
+                continue
+            result = run_one(name, exporter, cache, args.timeout, args.memory_gib)
+            results.append(result)
+            print(f"{name} {exporter}: {result['result']} {result.get('message', '')}", flush=True)
+            write(results, Path(args.out_dir), note)
+
+
+if __name__ == "__main__":
+    main()
