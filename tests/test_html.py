@@ -148,17 +148,20 @@ def test_page_in_a_browser(browser, resnet50_page):
 
     # folded to depth 2 at first: the stages show their blocks, not the blocks' layers
     shown = _visible(browser)
-    assert "layer1.0" in shown and "layer1.0.residual" not in shown
-    assert browser.find_element(By.ID, "shown").text == f"{len(shown)} of 248 rows shown"  # 232 nodes and the 16 residual adds
+    assert "layer1.0" in shown and "layer1.0.conv1" not in shown
+    # the input, 4 stem layers, 4 stages, 16 blocks of 11 rows (the block's own, then as torchvision runs it:
+    # conv1 bn1 relu conv2 bn2 relu conv3 bn3 add relu), 4 downsample groups of 2 layers, avgpool, flatten, fc:
+    # 1 + 4 + 4 + 16 * 11 + 4 * 3 + 3 = 200
+    assert browser.find_element(By.ID, "shown").text == f"{len(shown)} of 200 rows shown"
 
     # unfolding a block adds its rows; folding a stage hides them all
     browser.find_element(By.CSS_SELECTOR, 'tr[data-path="layer1.0"] button.toggle').click()
     opened = _visible(browser)
-    assert "layer1.0.residual" in opened and len(opened) > len(shown)
+    assert "layer1.0.conv1" in opened and len(opened) > len(shown)
     browser.find_element(By.CSS_SELECTOR, 'tr[data-path="layer1"] button.toggle').click()
     assert not any(p.startswith("layer1.") for p in _visible(browser))
     browser.find_element(By.CSS_SELECTOR, '#controls button[data-depth="all"]').click()
-    assert len(_visible(browser)) == 248
+    assert len(_visible(browser)) == 200
 
     # the working of a clicked layer, against the hand calculation of ResNet's stem
     browser.find_element(By.CSS_SELECTOR, 'tr[data-path="conv1"] td:nth-child(2)').click()
@@ -272,7 +275,7 @@ def test_a_click_in_the_figure_keeps_the_working_in_view(sized, resnet50_page, w
     sized.set_window_size(width, height)
     sized.get(resnet50_page.as_uri())
     sized.find_element("css selector", '#controls button[data-depth="all"]').click()
-    # the last box of the figure: its row is near the end of a table of 248 rows, thousands of px down
+    # the last box of the figure: its row is near the end of a table of 200 rows, thousands of px down
     sized.execute_script("document.getElementById('figure').scrollTop = 1e6;")
     boxes = sized.find_elements("css selector", "#figure-svg g.box")
     path = boxes[-1].get_attribute("data-path")
@@ -329,16 +332,17 @@ def test_rows_are_reached_and_folded_with_the_keyboard(sized, resnet50_page):
     press(Keys.ARROW_DOWN)
     assert active() == "layer1.0"  # folded at depth 2: the blocks show, their layers do not
     press(Keys.ARROW_RIGHT)  # unfolds the block
-    assert "layer1.0.residual" in _visible(sized)
+    assert "layer1.0.conv1" in _visible(sized) and "layer1.0.downsample" in _visible(sized)
+    assert "layer1.0.downsample.0" not in _visible(sized)  # a group at depth 3 starts folded
     assert sized.find_element("css selector", 'tr[data-path="layer1.0"]').get_attribute("aria-expanded") == "true"
     press(Keys.ARROW_RIGHT)  # open: moves to its first child
-    assert active() == "layer1.0.residual"
-    press(Keys.ARROW_LEFT)  # the residual starts folded (depth 3): Left goes to its parent
+    assert active() == "layer1.0.conv1"
+    press(Keys.ARROW_LEFT)  # a layer: Left goes to its parent
     assert active() == "layer1.0"
     press(Keys.ARROW_LEFT)  # the block is open: Left folds it
-    assert "layer1.0.residual" not in _visible(sized)
+    assert "layer1.0.conv1" not in _visible(sized)
     press(Keys.SPACE)  # Space unfolds it again
-    assert "layer1.0.residual" in _visible(sized) and active() == "layer1.0"
+    assert "layer1.0.conv1" in _visible(sized) and active() == "layer1.0"
     assert sized.execute_script("return window.scrollX;") == 0
     assert _errors(sized) == []
 

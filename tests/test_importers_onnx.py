@@ -658,8 +658,10 @@ def test_two_nodes_of_one_name_are_two_layers(tmp_path):
     nodes = [helper.make_node("Conv", ["x", "w"], ["a"], name="conv", kernel_shape=[1, 1]),
              helper.make_node("Conv", ["a", "w"], ["y"], name="conv", kernel_shape=[1, 1])]
     _, analysis = imported(save(tmp_path, nodes, [weight("w", 3, 3, 1, 1)], (3, 4, 4)))
-    assert [row.path for row in analysis.leaves()[1:]] == ["conv", "conv_1"]
+    # one weight read by both: one module called twice, as torch names it (its 3x3 weights count once)
+    assert [row.path for row in analysis.leaves()[1:]] == ["conv", "conv"]
     assert analysis.totals.macs == 2 * 3 * 3 * 16  # two 1x1 convolutions, 3 -> 3 channels on 4x4
+    assert analysis.totals.params == 3 * 3
 
 
 def test_an_error_found_while_reading_the_nodes_names_the_file(tmp_path):
