@@ -424,9 +424,12 @@ def _moved(node: Node, old: str, new: str) -> Node:
     path = new + node.path[len(old):]
     if isinstance(node, Layer):  # a module called again moves with the module (an explicit `shares` stays put)
         shares = new + node.shares[len(old):] if CALL in node.path and node.shares else node.shares
-        return Layer(path, node.type, node.attrs, node.where, shares, node.inputs)
-    return Group(path, node.kind, node.label, tuple([_moved(c, old, new) for c in node.children]), node.where, node.inputs,
-                 node.graph, node if node.origin is None else node.origin)
+        return _new(Layer, (path, node.type, node.attrs, node.where, shares, node.inputs))
+    return _new(Group, (path, node.kind, node.label, tuple([_moved(c, old, new) for c in node.children]), node.where,
+                        node.inputs, node.graph, node if node.origin is None else node.origin))
+
+
+_new = tuple.__new__  # _new(Layer, fields): without the frame of a named tuple's __new__ (one per node of a copy)
 
 
 class _Memo:
@@ -443,6 +446,7 @@ class _Memo:
         self.reads_of_blocks: dict[str, tuple[str, ...] | None] = {}
         self.keys_checked: dict[tuple[int, int], dict] = {}  # (item, key table) checked, and the item (kept alive)
         self.item_keys: dict[int, tuple[dict, Any]] = {}  # each layer item and its hashable form (layer_key)
+        self.names_ok: set[str] = set()  # node names found to be letters, digits and underscores
 
 
 class _Context:
@@ -462,13 +466,13 @@ class _Context:
         memo = memo or _Memo()
         self.checked, self.attrs, self.layers = memo.checked, memo.attrs, memo.layers
         self.reads, self.expanded, self.reads_of_blocks = memo.reads, memo.expanded, memo.reads_of_blocks
-        self.keys_checked, self.item_keys = memo.keys_checked, memo.item_keys
+        self.keys_checked, self.item_keys, self.names_ok = memo.keys_checked, memo.item_keys, memo.names_ok
 
-    def check_keys(self, raw: dict, keys: Mapping[str, Any], where: str) -> None:
+    def check_keys(self, raw: dict, keys: Mapping[str, Any], where: str, owner: str = "") -> None:
         """check_keys, once for each item of the document and key table (a block's items at every use)."""
         key = (id(raw), id(keys))
         if self.keys_checked.get(key) is not raw:
-            check_keys(raw, keys, where)
+            check_keys(raw, keys, where, owner)
             self.keys_checked[key] = raw
 
     def made(self, node: Node) -> Node:
@@ -509,8 +513,10 @@ class _Context:
         else:  # a merge is named by its op, as torch names a functional call; any other node by its position
             kind = raw.get("type")
             name = kind if isinstance(kind, str) and kind in MERGES else str(scope.count)
-        if not _NAME.fullmatch(name):
-            raise SpecError(f"{where}.name: {quoted(name)} may hold only letters, digits and underscores")
+        if name not in self.names_ok:
+            if not _NAME.fullmatch(name):
+                raise SpecError(f"{where}.name: {quoted(name)} may hold only letters, digits and underscores")
+            self.names_ok.add(name)
         path = f"{scope.prefix}.{name}" if scope.prefix else name
         if "repeat" in raw:
             inner = _Scope(path)
@@ -723,7 +729,7 @@ class _Context:
             alias = known_as(kind)
             hint = f" (did you mean {alias!r}?)" if alias else suggest(kind, known)
             raise SpecError(f"{where}.type: unknown layer type {quoted(kind)}{hint}")
-        check_keys(raw, _layer_keys(kind), where, owner=kind)
+        self.check_keys(raw, _layer_keys(kind), where, owner=kind)
         attrs: dict[str, Any] = {}
         for key, spec_field in layer_type.fields.items():
             here = f"{where}.{key}"
