@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from import_torchvision import published, torchvision  # noqa: E402
+from import_torchvision import published, run_child, torchvision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORTERS = ("legacy", "dynamo")
@@ -141,27 +139,10 @@ def _kept_norm_channels(onnx, path: Path) -> int:
 
 
 def run_one(name: str, exporter: str, cache: Path | None, timeout: int, memory_gib: float) -> dict:
-    limit = int(memory_gib * 2**30)
-
-    def cap():
-        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-        capped = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (capped, hard))
-
     command = [sys.executable, str(Path(__file__).resolve()), "--one", name, "--exporters", exporter]
     if cache is not None:
         command += ["--cache-dir", str(cache)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, preexec_fn=cap, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"name": name, "exporter": exporter, "result": "skipped", "message": f"over {timeout} s"}
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = " ".join(done.stderr.strip().splitlines()[-1:])[:300]
-        memory = "MemoryError" in done.stderr or "bad_alloc" in done.stderr or done.returncode < 0
-        reason = f"over {memory_gib:g} GiB of memory" if memory else f"crashed: {tail}"
-        return {"name": name, "exporter": exporter, "result": "skipped", "message": reason}
-    return json.loads(lines[-1])
+    return run_child(command, {"name": name, "exporter": exporter}, timeout, memory_gib)
 
 
 def table(results: list[dict]) -> str:

@@ -70,22 +70,28 @@ def one(name: str) -> dict:
 
 
 def run_one(python: str, name: str, timeout: int, memory_gib: float) -> dict:
+    return run_child([python, str(Path(__file__).resolve()), "--one", name], {"name": name}, timeout, memory_gib)
+
+
+def run_child(command: list[str], record: dict, timeout: int, memory_gib: float) -> dict:
+    """The JSON record the child prints last, or `record` marked skipped with the reason: over `timeout`
+    seconds, over `memory_gib` of address space (a cap below any hard limit), or a crash."""
     limit = int(memory_gib * 2**30)
 
     def cap():
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
 
-    command = [python, str(Path(__file__).resolve()), "--one", name]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, preexec_fn=cap, cwd=ROOT)
     except subprocess.TimeoutExpired:
-        return {"name": name, "result": "skipped", "message": f"over {timeout} s"}
+        return {**record, "result": "skipped", "message": f"over {timeout} s"}
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = " ".join(done.stderr.strip().splitlines()[-1:])[:300]
-        memory = "MemoryError" in done.stderr or "std::bad_alloc" in done.stderr or done.returncode < 0
+        memory = "MemoryError" in done.stderr or "bad_alloc" in done.stderr or done.returncode < 0
         reason = f"over {memory_gib:g} GiB of memory" if memory else f"crashed: {tail}"
-        return {"name": name, "result": "skipped", "message": reason}
+        return {**record, "result": "skipped", "message": reason}
     return json.loads(lines[-1])
 
 
