@@ -297,3 +297,21 @@ def test_a_layer_sharing_the_weights_of_a_copied_block_is_counted_there():
     analysis = analyze(load(spec))
     assert analysis.totals.params == 112 + 112
     assert analysis.totals.macs == 8_748 * 3
+
+
+def test_a_copied_block_holding_a_merge_has_every_row_of_its_own():
+    # b2 takes 8 channels where b1 takes 4, so the blocks differ; their adds take 4x6x6 alike, and the second is
+    # counted as the first: a merge's branches add no part to their nodes' paths, which follow the block's path
+    spec = {"name": "res", "input": [4, 6, 6],
+            "blocks": {"res": {"layers": [
+                {"type": "conv2d", "name": "reduce", "out": 4, "kernel": 1},
+                {"type": "add", "branches": [[{"type": "conv2d", "name": "conv", "out": 4, "kernel": 3, "padding": 1}],
+                                             []]}]}},
+            "layers": [{"name": "b1", "block": "res"}, {"type": "conv2d", "name": "widen", "out": 8, "kernel": 1},
+                       {"name": "b2", "block": "res"}]}
+    rows = {row.path: row for row in analyze(load(spec)).rows}
+    # by hand: conv 4->4, 3x3, bias: 4*4*9 + 4 = 148 params, 4*36*36 = 5,184 MACs at 6x6; reduce 8->4: 36 params
+    for block in ("b1", "b2"):
+        assert rows[f"{block}.conv"].params == 148 and rows[f"{block}.conv"].macs == 5_184
+        assert rows[f"{block}.add"].output_shape == (4, 6, 6)
+    assert rows["b2.reduce"].params == 8 * 4 + 4

@@ -8,6 +8,7 @@ outputs of the layers and merges that allocate a tensor, plus the input, the cs2
 peak live activations follow the torch builder's forward discipline (archcalc.core.liveness).
 """
 import math
+import os
 from typing import Any, Callable, NamedTuple
 
 from .. import fmt
@@ -187,21 +188,16 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
     """
     _check_batch_dtype(batch, dtype)
     shape = network.with_input(input_shape)
-    counted = training.counted()
+    walk = _Sums()
     try:
-        try:
-            walk = _Sums(again=not counted)
-            root = walk.node(network.root, shape)
-        except _Incomplete:  # a `shares` names a layer of a group counted once for all its copies
-            walk = _Sums(again=False)
-            root = walk.node(network.root, shape)
+        root = walk.node(network.root, shape)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
-    if counted:
+    if training.counted():
         root = training.settle(network.root, walk.sums)
     totals = Totals(walk.add(root.counts, quantities.input_counts(shape)), root.peak // FP32_BYTES)
     return Analysis(network, shape, root.output_shape, batch, dtype, totals, tuple(walk.warnings),
-                    _Walked(network, shape, None if walk.skipped else walk.sums))
+                    _Walked(network, shape, walk.sums))
 
 
 def check_network(network: Network, analysis: Analysis | None = None) -> list[Checked]:
@@ -228,21 +224,23 @@ class NodeSums(NamedTuple):
     returns_input: bool  # its output is its input's own memory
 
 
-class _Incomplete(Exception):
-    """A walk that counted a group once for all its copies needs a layer of a copy: walk it whole."""
+def _moved_prefixes(walked_at: str, path: str) -> tuple[str, str]:
+    """The prefixes a copy's paths replace (archcalc.core.spec._moved): a copy's paths and the original's end
+    alike. Not the group's own path: a merge's branch is keyed apart from the nodes it holds."""
+    same = len(os.path.commonprefix([walked_at[::-1], path[::-1]]))
+    return walked_at[:len(walked_at) - same], path[:len(path) - same]
 
 
 class _Sums:
     """The one walk every figure but the receptive field comes from: a NodeSums per node, by path;
     warnings in pre-order.
 
-    `again`: a group equal to one walked before at the same input (the copies of a block, Group.origin)
-    takes that one's sums and notes without walking what it holds, whose paths then have no sums
-    (`skipped`: the rows walk the network whole when first read)."""
+    A group equal to one walked before at the same input (the copies of a block: Group.origin) takes
+    that one's sums, those of what it holds and its notes, moved to its path, without counting them again."""
 
-    def __init__(self, again: bool = False):
-        self.again, self.skipped = again, False
-        self.groups: dict[tuple, tuple] = {}  # (origin, path, sums, notes) by (origin, input shape)
+    def __init__(self):
+        self.groups: dict[tuple, tuple] = {}  # (origin, path, what its walk found) by (origin, input shape)
+        self.found: list[tuple[str, NodeSums, Layer | None]] = []  # each node's path, sums and layer, in walk order
         self.noted: list[tuple[str, str, tuple]] = []  # (path, layer type, records) of each layer's notes
         self.warnings: list[Note] = []
         self.counts: dict[tuple, tuple] = {}  # (fields, sums, warnings) by (fields, type, input shape)
@@ -258,8 +256,6 @@ class _Sums:
         where = f"{node.path} ({node.type}, {node.where})"
         shares = node.shares or ""
         shared = self.layers.get(shares)
-        if shared is None and self.skipped:
-            raise _Incomplete
         if shared is None:
             raise SpecError(f"shares {quoted(shares)}: no layer before this one has that path"
                             f"{suggest(shares, list(self.layers))}", path=where)
@@ -285,32 +281,38 @@ class _Sums:
                 sums = self.sharing(node, sums)
             self.layers[node.path] = node
             self.sums[node.path] = sums
+            self.found.append((node.path, sums, node))
             if records:
                 self.noted.append((node.path, node.type, records))
                 self.warnings.extend(notes_for(shown(node.path), node.type, records))
             return sums
-        if not self.again:
-            return self.group(node, shape)
         origin = node if node.origin is None else node.origin
         group_key = (id(origin), shape, type(shape))
         known = self.groups.get(group_key)
         if known is not None:
             return self.copy(node, known)
-        first_note = len(self.noted)
+        first, first_note = len(self.found), len(self.noted)
         sums = self.group(node, shape)
-        self.groups[group_key] = (origin, node.path, sums, self.noted[first_note:])
+        self.found.append((node.path, sums, None))
+        self.groups[group_key] = (origin, node.path, self.found[first:], self.noted[first_note:])
         return sums
 
     def copy(self, node: Group, known: tuple) -> NodeSums:
-        """A group equal to one walked before at the same input: its sums and its notes, moved to its path."""
-        _, walked_at, sums, noted = known
-        self.skipped = True
-        self.sums[node.path] = sums
-        for path, layer_type, sizes in noted:
-            moved = node.path + path[len(walked_at):]
+        """A group equal to one walked before at the same input: what that walk found, moved to its path."""
+        _, walked_at, found, noted = known
+        old, path = _moved_prefixes(walked_at, node.path)
+        cut = len(old)
+        for at, sums, layer in found:
+            moved = path + at[cut:]
+            self.sums[moved] = sums
+            self.found.append((moved, sums, layer))
+            if layer is not None:
+                self.layers[moved] = layer
+        for at, layer_type, sizes in noted:
+            moved = path + at[cut:]
             self.noted.append((moved, layer_type, sizes))
             self.warnings.extend(notes_for(shown(moved), layer_type, sizes))
-        return sums
+        return found[-1][1]
 
     def group(self, node: Group, shape: Shape) -> NodeSums:
         chained = node.kind == "sequence"
@@ -364,6 +366,7 @@ class _Sums:
         peak = liveness.join_peak(taken, merge.combining_values(shapes, out) * FP32_BYTES)
         counts = self.add(self.zeros, quantities.merge_counts(merge, shapes, out))
         sums = self.sums[node.path] = _new(NodeSums, (shapes[0], out, counts, *peak))
+        self.found.append((node.path, sums, None))
         return sums
 
     def count(self, node: Layer, shape: Shape) -> tuple[NodeSums, tuple]:
@@ -385,22 +388,13 @@ _new = tuple.__new__  # _new(NodeSums, fields): a NodeSums without the frame of 
 class _Walked:
     """What an analysis makes from its sums when first asked: the rows, and the peak at another dtype."""
 
-    def __init__(self, network: Network, shape: Shape, sums: dict[str, NodeSums] | None):
-        self.network, self.shape, self.whole = network, shape, sums
+    def __init__(self, network: Network, shape: Shape, sums: dict[str, NodeSums]):
+        self.network, self.shape, self.sums = network, shape, sums
         self.made: tuple[Row, ...] | None = None
         self.peaks: dict[int, int] = {}  # by bytes per value
 
     def __repr__(self) -> str:
         return "<rows made when first read>" if self.made is None else f"<{len(self.made)} rows>"
-
-    @property
-    def sums(self) -> dict[str, NodeSums]:
-        """Every node's sums, by path (walked again, whole, when analyze counted copies once)."""
-        if self.whole is None:
-            walk = _Sums()
-            walk.node(self.network.root, self.shape)
-            self.whole = walk.sums
-        return self.whole
 
     def rows(self) -> tuple[Row, ...]:
         if self.made is None:
