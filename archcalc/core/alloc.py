@@ -12,6 +12,10 @@ from typing import Callable, TypeVar
 
 F = TypeVar("F", bound=Callable)
 
+# record(Layer, fields): a named tuple made without the Python frame of its generated __new__, for the
+# records made once per node (a node of a block's copy, a node's sums); the fields are given in order, all of them.
+record = tuple.__new__
+
 
 def paused_gc(function: F) -> F:
     @functools.wraps(function)

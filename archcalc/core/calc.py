@@ -17,7 +17,7 @@ from ..kinds import quoted
 from ..layers import MERGES, REGISTRY, RF, Shape
 from ..layers.notes import SizeNote, notes_for
 from . import liveness, quantities, records, training
-from .alloc import paused_gc
+from .alloc import paused_gc, record
 from .figures import Checked, judge
 from .spec import Group, Layer, Network, Node, joins, shown, source_positions
 
@@ -239,7 +239,7 @@ class _Sums:
     that one's sums, those of what it holds and its notes, moved to its path, without counting them again."""
 
     def __init__(self):
-        self.groups: dict[tuple, tuple] = {}  # (origin, path, what its walk found) by (origin, input shape)
+        self.groups: dict[tuple, tuple] = {}  # (path, where its walk's entries in found and noted start and end)
         self.found: list[tuple[str, NodeSums, Layer | None]] = []  # each node's path, sums and layer, in walk order
         self.noted: list[tuple[str, str, tuple]] = []  # (path, layer type, records) of each layer's notes
         self.warnings: list[Note] = []
@@ -291,24 +291,25 @@ class _Sums:
         known = self.groups.get(group_key)
         if known is not None:
             return self.copy(node, known)
-        first, first_note = len(self.found), len(self.noted)
+        first, first_note = len(self.found), len(self.noted)  # found and noted only grow
         sums = self.group(node, shape)
         self.found.append((node.path, sums, None))
-        self.groups[group_key] = (origin, node.path, self.found[first:], self.noted[first_note:])
+        self.groups[group_key] = (node.path, first, len(self.found), first_note, len(self.noted))
         return sums
 
     def copy(self, node: Group, known: tuple) -> NodeSums:
         """A group equal to one walked before at the same input: what that walk found, moved to its path."""
-        _, walked_at, found, noted = known
+        walked_at, first, end, first_note, end_note = known
         old, path = _moved_prefixes(walked_at, node.path)
         cut = len(old)
+        found = self.found[first:end]
         for at, sums, layer in found:
             moved = path + at[cut:]
             self.sums[moved] = sums
             self.found.append((moved, sums, layer))
             if layer is not None:
                 self.layers[moved] = layer
-        for at, layer_type, sizes in noted:
+        for at, layer_type, sizes in self.noted[first_note:end_note]:
             moved = path + at[cut:]
             self.noted.append((moved, layer_type, sizes))
             self.warnings.extend(notes_for(shown(moved), layer_type, sizes))
@@ -339,7 +340,7 @@ class _Sums:
             peak = liveness.merge_peak(merge, held_input, [(p.peak, p.returns_input,
                                                             math.prod(p.output_shape) * FP32_BYTES) for p in parts],
                                        merge.combining_values(shapes, out) * FP32_BYTES)
-        sums = self.sums[node.path] = _new(NodeSums, (shape, out, counts, *peak))
+        sums = self.sums[node.path] = record(NodeSums, (shape, out, counts, *peak))
         return sums
 
     def graph(self, node: Group, shape: Shape) -> NodeSums:
@@ -355,7 +356,7 @@ class _Sums:
             steps.append((part.peak, part.returns_input, sources, sum(math.prod(s) for s in shapes) * FP32_BYTES))
         held_input = math.prod(shape) * FP32_BYTES
         peak = liveness.graph_peak(held_input, steps, [math.prod(out) * FP32_BYTES for out in outputs])
-        sums = self.sums[node.path] = _new(NodeSums, (shape, outputs[-1] if outputs else shape, counts, *peak))
+        sums = self.sums[node.path] = record(NodeSums, (shape, outputs[-1] if outputs else shape, counts, *peak))
         return sums
 
     def join(self, node: Group, shapes: list[Shape]) -> NodeSums:
@@ -365,7 +366,7 @@ class _Sums:
         taken = sum(math.prod(s) for s in shapes) * FP32_BYTES
         peak = liveness.join_peak(taken, merge.combining_values(shapes, out) * FP32_BYTES)
         counts = self.add(self.zeros, quantities.merge_counts(merge, shapes, out))
-        sums = self.sums[node.path] = _new(NodeSums, (shapes[0], out, counts, *peak))
+        sums = self.sums[node.path] = record(NodeSums, (shapes[0], out, counts, *peak))
         self.found.append((node.path, sums, None))
         return sums
 
@@ -378,11 +379,10 @@ class _Sums:
         except SpecError as exc:
             raise SpecError(f"{exc.message} (input {fmt.shape(shape)})", path=f"{node.path} ({node.type}, {node.where})") from None
         counts = self.layer_counts(layer, a, shape, out)
-        sums = _new(NodeSums, (shape, out, counts, *liveness.layer_peak(layer, a, shape, out, FP32_BYTES)))
+        sums = record(NodeSums, (shape, out, counts, *liveness.layer_peak(layer, a, shape, out, FP32_BYTES)))
         return sums, tuple(records)
 
 
-_new = tuple.__new__  # _new(NodeSums, fields): a NodeSums without the frame of a named tuple's __new__ (one per node)
 
 
 class _Walked:
@@ -440,14 +440,17 @@ class _RowWalk:
             return self.merge(node, rf)
         at = len(self.rows)
         self.rows.append(None)  # type: ignore[arg-type]  # the group's row, once its children are known
-        if node.graph:
-            out_rf = self.graph(node, rf)
-        else:
-            out_rf = rf
-            for child in node.children:
-                out_rf = self.node(child, out_rf).rf
+        out_rf = self.sequence(node, rf)
         self.rows[at] = _row(path, "group", node.label, False, sums, out_rf)
         return self.rows[at]
+
+    def sequence(self, node: Group, rf: RF) -> RF:
+        """The rows of a sequence's nodes (a graph's, or a chain's); the field of its output."""
+        if node.graph:
+            return self.graph(node, rf)
+        for child in node.children:
+            rf = self.node(child, rf).rf
+        return rf
 
     def merge(self, node: Group, rf: RF) -> Row:
         """A merge's branches, which have no rows of their own (they add no part to a path), then the merge's
@@ -458,11 +461,7 @@ class _RowWalk:
         fields, shapes = [], []
         for branch in node.children:
             assert isinstance(branch, Group)  # a merge's children are its branches, sequences
-            field = self.graph(branch, rf) if branch.graph else rf
-            if not branch.graph:
-                for child in branch.children:
-                    field = self.node(child, field).rf
-            fields.append(field)
+            fields.append(self.sequence(branch, rf))
             shapes.append(self.sums[branch.path].output_shape)
         out = self.sums[path].output_shape
         try:

@@ -33,7 +33,7 @@ from ..files import split_name
 from ..kinds import Boolean, FileName, Integer, Object, Shape, Text, quoted
 from ..layers import REGISTRY, known_as
 from ..layers.base import LayerType
-from .alloc import paused_gc
+from .alloc import paused_gc, record
 from .expr import evaluate, names
 from .figures import Expect
 from .keys import (
@@ -424,12 +424,11 @@ def _moved(node: Node, old: str, new: str) -> Node:
     path = new + node.path[len(old):]
     if isinstance(node, Layer):  # a module called again moves with the module (an explicit `shares` stays put)
         shares = new + node.shares[len(old):] if CALL in node.path and node.shares else node.shares
-        return _new(Layer, (path, node.type, node.attrs, node.where, shares, node.inputs))
-    return _new(Group, (path, node.kind, node.label, tuple([_moved(c, old, new) for c in node.children]), node.where,
+        return record(Layer, (path, node.type, node.attrs, node.where, shares, node.inputs))
+    return record(Group, (path, node.kind, node.label, tuple([_moved(c, old, new) for c in node.children]), node.where,
                         node.inputs, node.graph, node if node.origin is None else node.origin))
 
 
-_new = tuple.__new__  # _new(Layer, fields): without the frame of a named tuple's __new__ (one per node of a copy)
 
 
 class _Memo:

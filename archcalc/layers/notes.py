@@ -1,5 +1,5 @@
 """What a layer reports about its output size, as records (their text is written in one place: `text`)."""
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 if TYPE_CHECKING:
     from fractions import Fraction  # exact arithmetic, loaded only when a working is explained
@@ -62,7 +62,7 @@ class SizeNote(NamedTuple):
                 "message": self.message}
 
 
-def notes_for(path: str, layer_type: str, records: list[InexactSize]) -> list[SizeNote]:
+def notes_for(path: str, layer_type: str, records: Sequence[InexactSize]) -> list[SizeNote]:
     """One note per axis; equal records on H and W (a square input) read as one 'H and W' note."""
     if len(records) == 2 and records[0]._replace(axis="") == records[1]._replace(axis=""):
         return [SizeNote(path, layer_type, "H and W", records[0])]
