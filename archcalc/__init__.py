@@ -15,6 +15,9 @@ For a torch model, as torchinfo's `summary`: `archcalc.summary(model, input_size
 memory at its batch and dtype); `render`, `to_json` and `Analysis.to_dataframe()` give the
 formats of the CLI; `build_torch` (torch needed) returns the network as an `nn.Module`.
 """
+from .core.alloc import pause_collector, resume_collector
+
+_collecting = pause_collector()  # until the end of the module (core.alloc)
 from . import notebook  # noqa: F401  (how an Analysis shows itself in a notebook)
 from .budget import Budget
 from .core import spec as _spec
@@ -29,6 +32,7 @@ from .render import (  # the functions: they take the name archcalc.render from 
 __all__ = ["Analysis", "Budget", "Network", "Row", "SpecError", "Totals", "analyze", "build_torch", "load", "render",
            "summary", "to_json", "zoo_index"]
 __version__ = "0.1.0"
+resume_collector(_collecting)
 
 
 def load(target, variant: str | None = None, *, budget: Budget | None = None, input_size=None) -> Network:

@@ -1,6 +1,10 @@
 """The `archcalc` command. torch, fvcore, pandas and matplotlib load only in the commands that need them."""
 from __future__ import annotations
 
+from .core.alloc import pause_collector, resume_collector
+
+_collecting = pause_collector()  # until the end of the module (core.alloc)
+import gc
 import io
 import os
 import re
@@ -387,6 +391,7 @@ def main() -> None:
 
 def entry() -> None:
     """The `archcalc` program: `main`, in a process that ends with it."""
+    gc.freeze()  # what the imports made lives as long as the process: no collection walks it again
     try:
         main()
     except SystemExit as done:
@@ -1049,6 +1054,8 @@ def report_command(target: str | None, out_dir: str, check_only: bool, force: bo
     written = generate(Path(out_dir), target, force=force, network=network)
     click.echo(f"{len(written)} files in {out_dir}")
 
+
+resume_collector(_collecting)
 
 if __name__ == "__main__":
     main()

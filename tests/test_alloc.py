@@ -36,3 +36,32 @@ def test_a_collector_the_caller_switched_off_stays_off():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+IMPORT_PROBE = """
+import gc, sys
+class Cell:
+    pass
+made_before = Cell()
+made_before.me = made_before  # a cycle of the caller's, garbage once the name is gone
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
+{switch}
+import archcalc.cli
+del made_before
+print(gc.isenabled(), gc.get_freeze_count(), list(collections), gc.collect() >= 2, sep=";")
+"""
+
+
+@pytest.mark.parametrize("switch, enabled", [("", "True"), ("gc.disable()", "False")])
+def test_importing_collects_nothing_and_leaves_the_collector_as_it_was(switch, enabled):
+    import subprocess
+    import sys
+
+    probe = IMPORT_PROBE.format(switch=switch)
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    on, frozen, collections, collected = result.stdout.strip().split(";")
+    assert on == enabled
+    assert frozen == "0"  # nothing is left out of later collections
+    assert collections == "[]"  # the import (click's too) walked nothing
+    assert collected == "True"  # the caller's cycle made before the import is still found (the object and its dict)

@@ -8,13 +8,34 @@ from __future__ import annotations
 
 import functools
 import gc
-from typing import Callable, TypeVar
 
-F = TypeVar("F", bound=Callable)
+TYPE_CHECKING = False  # typing itself is imported after `pause_collector`: archcalc/__init__.py imports this first
+if TYPE_CHECKING:
+    from typing import Callable, TypeVar
+
+    F = TypeVar("F", bound=Callable)
 
 # record(Layer, fields): a named tuple made without the Python frame of its generated __new__, for the
 # records made once per node (a node of a block's copy, a node's sums); the fields are given in order, all of them.
 record = tuple.__new__
+
+
+def pause_collector() -> bool:
+    """Switches the collector off while a module imports; whether it was on, for `resume_collector`.
+    Importing archcalc (and the command line, click with it) makes tens of thousands of objects that
+    live as long as the process and hold nothing to collect: a collection would only walk them."""
+    collecting = gc.isenabled()
+    gc.disable()
+    return collecting
+
+
+def resume_collector(collecting: bool) -> None:
+    """What was made while paused joins the oldest generation unwalked (frozen, then thawed: nothing is
+    left out of later collections), so that switching the collector on starts no walk of it."""
+    gc.freeze()
+    gc.unfreeze()
+    if collecting:
+        gc.enable()
 
 
 def paused_gc(function: F) -> F:
