@@ -17,7 +17,7 @@ import click
 
 from . import fmt
 from .core.alloc import paused_gc
-from .core.quantities import DTYPE_BYTES
+from .core.quantities import DTYPE_BYTES, MASTER_DTYPES, OPTIMIZER_SLOTS
 from .errors import ArchcalcError, SpecError, UsageError, one_line
 
 if TYPE_CHECKING:
@@ -417,8 +417,6 @@ def train_options(command):
 
 def optimizer_options(command):
     """--optimizer and --master: how the network is trained (archcalc.core.training)."""
-    from .core.training import MASTER_DTYPES, OPTIMIZER_SLOTS
-
     command = click.option("--master", type=click.Choice(MASTER_DTYPES), default=None,
                            help="Keep master weights and the optimizer's state in this dtype (mixed precision: "
                                 "--dtype bf16 --master fp32).")(command)
@@ -430,9 +428,11 @@ def training_counted(train: bool, optimizer: str, master: str | None, dtype: str
     """The training quantities declared for the command when asked for (--train), else nothing changes."""
     import contextlib
 
+    if not train:
+        return contextlib.nullcontext()
     from .core import training
 
-    return training.counting(training.check_setup(optimizer, master), dtype) if train else contextlib.nullcontext()
+    return training.counting(training.check_setup(optimizer, master), dtype)
 
 
 @main.command()

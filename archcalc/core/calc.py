@@ -16,7 +16,7 @@ from ..errors import SpecError, suggest
 from ..kinds import quoted
 from ..layers import MERGES, REGISTRY, RF, Shape
 from ..layers.notes import SizeNote, notes_for
-from . import liveness, quantities, records, training
+from . import liveness, quantities, records
 from .alloc import paused_gc, record
 from .figures import Checked, judge
 from .spec import Group, Layer, Network, Node, joins, shown, source_positions
@@ -28,6 +28,23 @@ Note = SizeNote  # a warning or a note about one layer (archcalc.layers.notes)
 # How a notebook shows an Analysis ("markdown", "html"): the formats sit above the calculator, so
 # archcalc.notebook fills this in when `import archcalc` loads it.
 DISPLAY: dict[str, Callable[["Analysis"], str]] = {}
+
+
+def _step_figure(name: str) -> Callable[[Any, Any], int]:
+    def figure(analysis: Any, row: Any) -> int:
+        from . import training
+
+        return training.at(analysis, getattr(training, name))
+    return figure
+
+
+# A spec's `expect` may name a training step's figures (at the default setup: AdamW, no master weights);
+# archcalc.core.training works them out, imported when one is asked for.
+for _name in ("training_peak_bytes", "gradient_bytes", "optimizer_state_bytes", "saved_activation_bytes"):
+    quantities.declare(quantities.Quantity(
+        _name, f"{_name.replace('_', ' ')} of a training step (AdamW)", figure=_step_figure(_name), unit="bytes",
+        expect=_name, memory=True, batched=_name in ("training_peak_bytes", "saved_activation_bytes"),
+        whole_network=True))
 
 
 @quantities.expose
@@ -193,7 +210,9 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         root = walk.node(network.root, shape)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
-    if training.counted():
+    if quantities.step_counted():
+        from . import training
+
         root = training.settle(network.root, walk.sums)
     totals = Totals(walk.add(root.counts, quantities.input_counts(shape)), root.peak // FP32_BYTES)
     return Analysis(network, shape, root.output_shape, batch, dtype, totals, tuple(walk.warnings),
@@ -452,6 +471,15 @@ class _RowWalk:
             rf = self.node(child, rf).rf
         return rf
 
+    def _settled_merge(self, path: str) -> tuple[int, ...] | None:
+        """What a training step's second walk left as a merge's own counts (archcalc.core.training.settle)."""
+        if not quantities.step_counted():
+            return None
+        from . import training
+
+        settled = self.sums.get(training.merged_key(path))
+        return settled.counts if settled else None
+
     def merge(self, node: Group, rf: RF) -> Row:
         """A merge's branches, which have no rows of their own (they add no part to a path), then the merge's
         row: what it adds of its own (the tensor a concat allocates, an attention's MACs, what it keeps for
@@ -468,8 +496,7 @@ class _RowWalk:
             out_rf = merge.receptive_field(fields, shapes, out, path)
         except SpecError as exc:
             raise exc.located(path=f"{path or 'network'} ({node.kind}, {node.where})") from None
-        settled = self.sums.get(training.merged_key(path))
-        own = settled.counts if settled else quantities.merge_counts(merge, shapes, out)
+        own = self._settled_merge(path) or quantities.merge_counts(merge, shapes, out)
         row = Row(shown(path) or node.kind, "merge", node.kind, _depth(path), True, out, out, own, out_rf)
         self.rows.append(row)
         return row

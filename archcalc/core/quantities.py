@@ -36,6 +36,11 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence, Type
 # Bytes per value of each dtype a memory figure can be counted in (the table, expect, --dtype, training).
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 
+# A training step's setup (archcalc.core.training counts it): values of optimizer state per trainable
+# parameter, and the dtypes master weights may be kept in.
+OPTIMIZER_SLOTS = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+MASTER_DTYPES = ("fp32",)
+
 Shape = tuple[int, ...]
 
 
@@ -132,6 +137,11 @@ def declared(*quantities: Quantity) -> Iterator[None]:
         for quantity in quantities:
             if QUANTITIES.get(quantity.key) is quantity:
                 withdraw(quantity.key)
+
+
+def step_counted() -> bool:
+    """Whether a training step's per-layer quantities are declared (archcalc.core.training.counting)."""
+    return "saved_values" in QUANTITIES
 
 
 @per_table

@@ -14,14 +14,11 @@ from typing import Any, Iterator, NamedTuple
 from ..errors import SpecError
 from ..layers import MERGES, REGISTRY
 from . import quantities
-from .quantities import DTYPE_BYTES, Quantity
+from .quantities import DTYPE_BYTES, MASTER_DTYPES, OPTIMIZER_SLOTS, Quantity
 from .spec import Group, Layer, Node, joins, source_positions
 
-# Values of optimizer state per trainable parameter, and the bytes of a step counter per parameter tensor
-# (torch's Adam keeps `step` as a float32 scalar tensor).
-OPTIMIZER_SLOTS = {"none": 0, "sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}
+# The bytes of a step counter per parameter tensor (torch's Adam keeps `step` as a float32 scalar tensor).
 STEP_BYTES = {"adam": 4, "adamw": 4}
-MASTER_DTYPES = ("fp32",)
 FP32 = DTYPE_BYTES["fp32"]
 
 
@@ -221,7 +218,7 @@ def counting(train: Setup = Setup(), dtype: str = "fp32") -> Iterator[None]:
 
 
 def counted() -> bool:
-    return "saved_values" in quantities.QUANTITIES
+    return quantities.step_counted()
 
 
 def at(analysis: Any, rule: Any) -> Any:
@@ -230,16 +227,6 @@ def at(analysis: Any, rule: Any) -> Any:
         return rule(analysis)
     with counting(setup(), analysis.dtype):
         return rule(analysis.analyzed_again())
-
-
-# A spec's `expect` may name the step's figures (at the default setup: AdamW, no master weights).
-for _name, _rule in (("training_peak_bytes", training_peak_bytes), ("gradient_bytes", gradient_bytes),
-                     ("optimizer_state_bytes", optimizer_state_bytes),
-                     ("saved_activation_bytes", saved_activation_bytes)):
-    quantities.declare(Quantity(
-        _name, f"{_name.replace('_', ' ')} of a training step (AdamW)",
-        figure=lambda analysis, row, rule=_rule: at(analysis, rule), unit="bytes", expect=_name, memory=True,
-        batched=_name in ("training_peak_bytes", "saved_activation_bytes"), whole_network=True))
 
 
 # ---- the second walk: a tensor kept twice counts once; no input gradient before the first parameter --
