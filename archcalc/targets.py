@@ -35,17 +35,16 @@ class Target(NamedTuple):
     notes: list[str]
 
 
+TORCH_PREFIX = "torch:"
+
+
 def is_imported(target: str) -> bool:
     """Whether `target` is a model imported on the fly (torch:..., FILE.onnx) rather than a spec."""
-    from .importers.commands import is_import_target
-
-    return is_import_target(target)
+    return is_torch(target) or target.lower().endswith(".onnx")
 
 
 def is_torch(target: str) -> bool:
     """Whether `target` is a torch callable, `torch:MODULE:CALLABLE` (the one kind --kwargs goes with)."""
-    from .importers.commands import TORCH_PREFIX
-
     return target.startswith(TORCH_PREFIX)
 
 
@@ -56,7 +55,8 @@ def resolve(target: str, dims: tuple[int, ...] | None, kwargs: dict[str, Any] | 
     if is_imported(target):
         from .importers.commands import load_imported
 
-        return Target(load_imported(target, dims, kwargs if is_torch(target) else None), None, [])
+        kind, source = ("torch", target[len(TORCH_PREFIX):]) if is_torch(target) else ("onnx", target)
+        return Target(load_imported(kind, source, target, dims, kwargs if kind == "torch" else None), None, [])
     from .core.spec import load
 
     network = load(_not_python(target))

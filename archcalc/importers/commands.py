@@ -9,13 +9,6 @@ from .. import fmt
 from ..errors import UsageError, one_line
 from ..files import write_atomic
 
-TORCH_PREFIX = "torch:"
-
-
-def is_import_target(target: str) -> bool:
-    """`model.onnx` and `torch:MODULE:CALLABLE` are imported on the fly (table, verify)."""
-    return target.startswith(TORCH_PREFIX) or target.lower().endswith(".onnx")
-
 
 def import_document(kind: str, source: str, dims: tuple[int, ...] | None, kwargs: dict[str, Any] | None = None,
                     strict: bool = False) -> dict:
@@ -37,11 +30,12 @@ def import_document(kind: str, source: str, dims: tuple[int, ...] | None, kwargs
     return import_onnx(Path(source), dims)
 
 
-def load_imported(target: str, dims: tuple[int, ...] | None, kwargs: dict[str, Any] | None = None):
-    """The network of an on-the-fly import, resolved as a spec would be; `kwargs`: the torch callable's."""
+def load_imported(kind: str, source: str, target: str, dims: tuple[int, ...] | None,
+                  kwargs: dict[str, Any] | None = None):
+    """The network of an on-the-fly import of `source` ("torch" or "onnx": archcalc.targets tells the kind of
+    `target`), resolved as a spec would be; `kwargs`: the torch callable's."""
     from ..core.spec import resolve
 
-    kind, source = ("torch", target[len(TORCH_PREFIX):]) if target.startswith(TORCH_PREFIX) else ("onnx", target)
     if kind == "torch" and ":" not in source.strip(":"):
         raise UsageError(f"{one_line(target[:200])!r}: expected torch:MODULE:CALLABLE or torch:path/to/file.py:CALLABLE")
     if kind == "onnx" and kwargs:
