@@ -309,9 +309,9 @@ def test_input_n_on_a_flat_spec():
 
 def on_terminal(monkeypatch, columns: int, *args: str):
     """`archcalc table ...` as a terminal of `columns` columns would show it (COLUMNS, stdout a TTY)."""
-    import archcalc.cli
+    import archcalc.commands.common
 
-    monkeypatch.setattr(archcalc.cli, "stdout_isatty", lambda: True)
+    monkeypatch.setattr(archcalc.commands.common, "stdout_isatty", lambda: True)
     result = cli_runner().invoke(main, ["table", *args], env={"COLUMNS": str(columns)})
     assert result.exit_code == 0, (result.output, result.exception)
     return result

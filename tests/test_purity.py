@@ -56,7 +56,7 @@ LAYERS = (
     ("archcalc.layers",),
     ("archcalc.core",),
     ("archcalc.render", "archcalc.notebook"),
-    ("archcalc.report", "archcalc.torch", "archcalc.importers", "archcalc.targets", "archcalc.cli"),
+    ("archcalc.report", "archcalc.torch", "archcalc.importers", "archcalc.targets", "archcalc.commands", "archcalc.cli"),
 )
 
 
