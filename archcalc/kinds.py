@@ -9,7 +9,7 @@ the kind accepts and refuses, so tests can show that the loader and the schema a
 import json
 import math
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 from .budget import current
 from .errors import SpecError, suggest
@@ -67,13 +67,14 @@ class Kind:
         return EXPR
 
 
-class Bounds(NamedTuple):
-    """A closed or open interval; None leaves a side unbounded."""
+class Bounds:
+    """A closed or open interval; None leaves a side unbounded (`above` and `below` are exclusive)."""
 
-    minimum: float | None = None
-    maximum: float | None = None
-    above: float | None = None  # exclusive minimum
-    below: float | None = None  # exclusive maximum
+    __slots__ = ("minimum", "maximum", "above", "below")
+
+    def __init__(self, minimum: float | None = None, maximum: float | None = None, above: float | None = None,
+                 below: float | None = None):
+        self.minimum, self.maximum, self.above, self.below = minimum, maximum, above, below
 
     def check(self, value: float, where: str) -> None:
         if self.minimum is not None and value < self.minimum:

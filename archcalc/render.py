@@ -9,7 +9,7 @@ K/M/G and KiB/MiB/GiB; JSON, CSV and the DataFrame keep exact integers under the
 import io
 import json
 import re
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 from . import fmt
 from .core import quantities
@@ -59,21 +59,27 @@ def _csv_value(value: Any) -> str:
 
 # ---- text and Markdown -----------------------------------------------------------------------
 
-class Column(NamedTuple):
-    header: str
-    cell: Callable[[Row, str], str]
-    numeric: bool = False
-    drop: int = 0  # 0: always shown; else the order in which it goes when the table does not fit
-    spec_text: bool = False  # text from the spec (a path, a block name): escaped for the output format
+class Column:
+    """A column of the text and Markdown layer tables: its header and how a row's cell is written.
+    `drop`: 0, always shown; else its turn to go when the table does not fit. `spec_text`: text from the
+    spec (a path, a block name), escaped for the output format."""
+
+    __slots__ = ("header", "cell", "numeric", "drop", "spec_text")
+
+    def __init__(self, header: str, cell: Callable[[Row, str], str], numeric: bool = False, drop: int = 0,
+                 spec_text: bool = False):
+        self.header, self.cell, self.numeric, self.drop, self.spec_text = header, cell, numeric, drop, spec_text
 
 
-class View(NamedTuple):
+class View:
     """How the text and Markdown layer tables show the rows: `tree`, every group's row (its subtotal)
     above what it holds, named by its last path component indented by depth, instead of the leaves by
     their paths; `share`, each row's % of the network's params and MACs beside their columns."""
 
-    tree: bool = False
-    share: bool = False
+    __slots__ = ("tree", "share")
+
+    def __init__(self, tree: bool = False, share: bool = False):
+        self.tree, self.share = tree, share
 
 
 TREE_INDENT = "· "  # per level of a tree table's names (a table strips leading spaces, Markdown too)
@@ -246,9 +252,13 @@ def shorten_path(path: str, limit: int) -> str:
     return path[:limit - len(tail) - 2] + ELLIPSIS + "." + tail
 
 
-class Fitted(NamedTuple):
-    text: str
-    hint: str | None  # what was shortened or hidden, with how to see everything
+class Fitted:
+    """A text table fitted to a width, and the hint of what was shortened or hidden (how to see everything)."""
+
+    __slots__ = ("text", "hint")
+
+    def __init__(self, text: str, hint: str | None):
+        self.text, self.hint = text, hint
 
 
 def _widest(rows: list[list[str]], cols: Sequence[Column], column: int) -> int:

@@ -4,7 +4,7 @@ diagram, verify, bench, fit): a zoo name, a spec file, FILE:VARIANT, a torch cal
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from . import fmt
 from .errors import SpecError, UsageError, one_line
@@ -26,13 +26,14 @@ TARGET, in every command that takes one:
 KWARGS_HELP = "Keyword arguments of a torch: target's callable, a JSON object."
 
 
-class Target(NamedTuple):
+class Target:
     """A target read: its network, the --input still to apply to it (None where an import traced the model at
     the input already), and the notes on stderr that go with it."""
 
-    network: Network
-    dims: tuple[int, ...] | None
-    notes: list[str]
+    __slots__ = ("network", "dims", "notes")
+
+    def __init__(self, network: Network, dims: tuple[int, ...] | None, notes: list[str]):
+        self.network, self.dims, self.notes = network, dims, notes
 
 
 TORCH_PREFIX = "torch:"

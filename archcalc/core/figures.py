@@ -80,11 +80,14 @@ class Figure(NamedTuple):
         return round(digits / 10**places, places) if places > 0 else digits * 10**-places
 
 
-class Verdict(NamedTuple):
-    figure: Figure
-    exact: Any  # the computed number (int or Fraction) or shape (list); None: not computed
-    status: str
-    off_percent: float | None = None  # (claimed - computed) / computed, in percent
+class Verdict:
+    """A figure against the computed one: `exact`, the computed number (int or Fraction) or shape (list), None
+    where it was not computed; `status` (MATCHING ...); `off_percent`, (claimed - computed) / computed."""
+
+    __slots__ = ("figure", "exact", "status", "off_percent")
+
+    def __init__(self, figure: Figure, exact: Any, status: str, off_percent: float | None = None):
+        self.figure, self.exact, self.status, self.off_percent = figure, exact, status, off_percent
 
     @property
     def matches(self) -> bool:
@@ -195,12 +198,13 @@ class Expect(NamedTuple):
         return self.figure.significant
 
 
-class Checked(NamedTuple):
+class Checked:
     """The verdict on one `expect` of a network."""
 
-    network: str
-    expect: Expect
-    verdict: Verdict
+    __slots__ = ("network", "expect", "verdict")
+
+    def __init__(self, network: str, expect: Expect, verdict: Verdict):
+        self.network, self.expect, self.verdict = network, expect, verdict
 
     @property
     def ok(self) -> bool:

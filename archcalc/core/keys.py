@@ -5,7 +5,7 @@ The loader (archcalc.core.spec) checks documents against these tables, and the J
 documents. A key whose value may be an expression (`expression=True`) is checked after evaluation.
 """
 
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping
 
 from ..errors import SpecError, suggest
 from ..kinds import (
@@ -29,13 +29,16 @@ from ..layers.merge import MERGES
 from .quantities import DTYPE_BYTES, expect_names, per_table, takes_batch, takes_dtype
 
 
-class Key(NamedTuple):
-    name: str
-    kind: Kind
-    doc: str = ""
-    required: bool = False
-    expression: bool = False  # the value may be an expression string, evaluated before the check
-    missing: str = ""  # the message when a required key is absent
+class Key:
+    """A key of a spec's objects: its value's kind, its doc in the JSON Schema; `expression`: the value may be an
+    expression string, evaluated before the check; `missing`: the message when a required key is absent."""
+
+    __slots__ = ("name", "kind", "doc", "required", "expression", "missing")
+
+    def __init__(self, name: str, kind: Kind, doc: str = "", required: bool = False, expression: bool = False,
+                 missing: str = ""):
+        self.name, self.kind, self.doc, self.required, self.expression, self.missing = (
+            name, kind, doc, required, expression, missing)
 
     def schema(self) -> dict:
         schema = self.kind.schema()

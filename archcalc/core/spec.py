@@ -408,15 +408,14 @@ _NAME = re.compile(r"[A-Za-z0-9_]+")
 _COUNT = Integer(minimum=0)
 
 
-class _Expanded(NamedTuple):
-    """A block's nodes as one use made them, at `path`; what they took of the budget."""
+class _Expanded:
+    """A block's nodes as one use made them, at `path`; what they took of the budget (`nodes`, `steps`, `depth`:
+    levels below the use); `graph`: some of them name what they take."""
 
-    path: str
-    children: tuple[Node, ...]
-    graph: bool  # some of them name what they take
-    nodes: int
-    steps: int
-    depth: int  # levels below the use
+    __slots__ = ("path", "children", "graph", "nodes", "steps", "depth")
+
+    def __init__(self, path: str, children: tuple[Node, ...], graph: bool, nodes: int, steps: int, depth: int):
+        self.path, self.children, self.graph, self.nodes, self.steps, self.depth = path, children, graph, nodes, steps, depth
 
 
 def _moved(node: Node, old: str, new: str) -> Node:

@@ -7,7 +7,7 @@ the count fvcore would report, the receptive-field step, and the torch module.
 Shapes never include the batch: (C, H, W), (F,), or another layout (archcalc.layers.layout).
 """
 import math
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from .. import fmt
 from ..errors import SpecError
@@ -26,15 +26,7 @@ Warn = Callable[[InexactSize], None]
 REQUIRED = object()
 
 
-class _FieldRecord(NamedTuple):
-    kind: Kind
-    default: Any
-    doc: str
-    minimum: float | None
-    default_from: str | None
-
-
-class Field(_FieldRecord):
+class Field:
     """One attribute of a layer in a spec: the kind of its value (with its domain), default and meaning.
 
     `kind` is a Kind (archcalc.kinds) or the name of one: int, number, bool, pair, padding,
@@ -43,12 +35,12 @@ class Field(_FieldRecord):
     (pairs as (h, w)), so layer code reads it as it is.
     """
 
-    __slots__ = ()
+    __slots__ = ("kind", "default", "doc", "minimum", "default_from")
 
-    def __new__(cls, kind: Kind | str, default: Any = REQUIRED, doc: str = "", minimum: float | None = None,
-                default_from: str | None = None):
-        return super().__new__(cls, by_name(kind, minimum) if isinstance(kind, str) else kind, default, doc, minimum,
-                               default_from)
+    def __init__(self, kind: Kind | str, default: Any = REQUIRED, doc: str = "", minimum: float | None = None,
+                 default_from: str | None = None):
+        self.kind: Kind = by_name(kind, minimum) if isinstance(kind, str) else kind
+        self.default, self.doc, self.minimum, self.default_from = default, doc, minimum, default_from
 
 
 class LayerType:
