@@ -488,7 +488,7 @@ def _nodes_of(item) -> list[Node]:
 # ---- naming and nesting -----------------------------------------------------------------
 
 def _clean(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "_"
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "_"
 
 
 class _Namer:
