@@ -121,8 +121,8 @@ def test_swin_v2_block_by_hand(analyses):
 def test_maxvit_layer_by_hand(analyses):
     # MaxViT-T's first layer of the second stage: 64 -> 128 channels, stride 2 to 28x28; 4 heads of 32.
     rows = {r.path: r for r in analyses("maxvit_t").rows}
-    layer = "blocks.block1.layer0"
-    mbconv = rows[f"{layer}.mbconv"]
+    layer = "blocks.1.layers.0.layers"
+    mbconv = rows[f"{layer}.MBconv"]
     # pre-norm BN 2x64; 1x1 64->512 + BN; dw 3x3 512 + BN; SE 512->32->512 with biases; 1x1 512->128 + bias;
     # shortcut 3x3/2 average pooling and 1x1 64->128 + bias
     assert mbconv.params == (128 + 64 * 512 + 1024 + 9 * 512 + 1024 + 512 * 32 + 32 + 32 * 512 + 512
@@ -134,7 +134,7 @@ def test_maxvit_layer_by_hand(analyses):
     assert window.macs == grid.macs == 784 * 4 * 128 * 128 + 2 * 16 * 49 * 49 * 128 == 61_214_720
     # in the first stage, the block attention's spatial field is bounded (the SE gate makes the strict one
     # global); the grid's spans the map: global
-    first = "blocks.block0.layer0"
+    first = "blocks.0.layers.0.layers"
     assert rows[f"{first}.window_attention.attn_layer.1"].rf.spatial_size is not None
     assert rows[f"{first}.grid_attention.attn_layer.1"].rf.spatial_size is None
 

@@ -62,9 +62,9 @@ def test_zoo_rows_follow_torchvision_module_names(name):
 
 def test_a_merge_is_named_by_its_op_and_its_branches_sit_beside_it():
     rows = paths("maxvit_t")
-    block = "blocks.block0.layer0"
-    mbconv = [p for p in rows if p.startswith(f"{block}.mbconv.") and ".conv_" not in p]
-    assert mbconv == [f"{block}.mbconv.{n}" for n in (
+    block = "blocks.0.layers.0.layers"
+    mbconv = [p for p in rows if p.startswith(f"{block}.MBconv.") and ".conv_" not in p]
+    assert mbconv == [f"{block}.MBconv.{n}" for n in (
         "layers.pre_norm", "layers.squeeze_excitation.avgpool", "layers.squeeze_excitation.fc1",
         "layers.squeeze_excitation.activation", "layers.squeeze_excitation.fc2",
         "layers.squeeze_excitation.scale_activation", "layers.squeeze_excitation.mul", "stochastic_depth",
