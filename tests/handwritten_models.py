@@ -579,3 +579,52 @@ class ConstantInForward(nn.Module):
     def forward(self, x):
         SeesItsInput.seen.append("meta" if x.is_meta else type(x).__name__)
         return self.conv(x) * torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 4, 1, 1)
+
+
+class DenseLayer(nn.Module):
+    """torchvision's _DenseLayer: the list of earlier outputs concatenated, BN-ReLU-1x1, BN-ReLU-3x3."""
+
+    def __init__(self, cin: int, growth: int):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(cin)
+        self.relu1 = nn.ReLU()
+        self.conv1 = nn.Conv2d(cin, 2 * growth, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(2 * growth)
+        self.relu2 = nn.ReLU()
+        self.conv2 = nn.Conv2d(2 * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, features):
+        x = torch.cat(features, 1)
+        return self.conv2(self.relu2(self.norm2(self.conv1(self.relu1(self.norm1(x))))))
+
+
+class DenseBlock(nn.ModuleDict):
+    """torchvision's _DenseBlock: each layer reads every earlier output; the block returns them all, joined."""
+
+    def __init__(self, layers: int, cin: int, growth: int):
+        super().__init__({f"denselayer{i + 1}": DenseLayer(cin + i * growth, growth) for i in range(layers)})
+
+    def forward(self, x):
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class TinyDenseNet(nn.Module):
+    """torchvision's DenseNet layout, small: a stem, a dense block of three layers, a transition, a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential()
+        self.features.add_module("conv0", nn.Conv2d(3, 8, 3, padding=1, bias=False))
+        self.features.add_module("norm0", nn.BatchNorm2d(8))
+        self.features.add_module("relu0", nn.ReLU())
+        self.features.add_module("denseblock1", DenseBlock(3, 8, 4))
+        self.features.add_module("transition1", nn.Sequential(
+            nn.BatchNorm2d(20), nn.ReLU(), nn.Conv2d(20, 10, 1, bias=False), nn.AvgPool2d(2, 2)))
+        self.classifier = nn.Linear(10, 5)
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(F.relu(self.features(x)), 1)
+        return self.classifier(torch.flatten(x, 1))

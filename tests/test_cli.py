@@ -128,8 +128,9 @@ def test_depth():
     assert [layer["path"] for layer in doc["layers"]] == ["input", "0", "1", "2", "3", "4", "5", "mix", "7", "8", "fc"]
     mix = doc["layers"][7]
     assert mix["type"] == "concat" and mix["params"] == 0 and doc["layers"][5]["params"] == 292  # `4`, the 3x3 conv
-    text = ok(["table", "vgg16", "--depth", "2"])
-    assert "features.stage5" in text and "features.stage5.0" not in text
+    text = ok(["table", "efficientnet_b0", "--depth", "2"])
+    paths = [line.split()[0] for line in text.splitlines() if line.startswith("features.")]
+    assert "features.7" in paths and not [p for p in paths if p.startswith("features.7.")]
 
 
 def test_keras_convention_counts_running_statistics():
@@ -332,10 +333,10 @@ def test_table_fits_the_terminal(monkeypatch, name, columns):
 
 
 def test_vgg16_at_80_columns_keeps_every_number_whole(monkeypatch):
-    # features.stage1.conv1.conv: 3*64*9 + 64 = 1,792 params, 64*224*224*27 = 86,704,128 MACs
+    # features.0, the first convolution: 3*64*9 + 64 = 1,792 params, 64*224*224*27 = 86,704,128 MACs
     result = on_terminal(monkeypatch, 80, "vgg16")
-    conv1 = next(line for line in result.stdout.splitlines() if ".conv " in line and "64x224x224" in line)
-    assert numbers_whole(conv1, [1_792, 86_704_128]) and "…" in conv1
+    conv1 = next(line for line in result.stdout.splitlines() if line.startswith("features.0 "))
+    assert numbers_whole(conv1, [1_792, 86_704_128])
     fc6 = next(line for line in result.stdout.splitlines() if "102,764,544" in line)
     assert numbers_whole(fc6, [102_764_544, 25_088 * 4096])
 
@@ -345,7 +346,7 @@ def test_paths_keep_their_leaf(monkeypatch):
     assert "paths shortened" in result.stderr
     shortened = [line.split()[0] for line in result.stdout.splitlines() if "…" in line]
     assert shortened and all(not path.endswith("…") for path in shortened)
-    assert any(path.endswith(".depthwise.0") for path in shortened)
+    assert any(path.endswith(".scale_activation") for path in shortened)
 
 
 def test_wide_and_piped_output_keep_every_column(monkeypatch):
@@ -354,7 +355,7 @@ def test_wide_and_piped_output_keep_every_column(monkeypatch):
     for result in (wide, piped):
         header = next(line for line in result.stdout.splitlines() if line.startswith("Layer"))
         assert header.split() == ["Layer", "Type", "Output", "Params", "MACs", "Activations", "RF"]
-        assert "features.stage1.block0.block.depthwise.0" in result.stdout
+        assert "features.1.0.block.0.0" in result.stdout
         assert "--wide" not in result.stderr
     assert max(len(line) for line in piped.stdout.splitlines()) > 80
 

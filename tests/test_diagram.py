@@ -112,8 +112,8 @@ def test_dense_layers_grow_and_do_not_fold():
 def test_depth_folds_groups_and_names_them_by_their_weight_layer():
     b = boxes(figure("residual", Options(depth=1)))
     assert b["block0"] == ["block0: basic", "32x8x8"]
-    b = boxes(svg(layout(analyze(load("vgg16")), Options(depth=3))))
-    assert b["features.stage1.conv1"] == ["conv 3x3, 64", "64x224x224"]
+    b = boxes(svg(layout(analyze(load("mobilenet_v2")), Options(depth=2))))
+    assert b["features.0"] == ["conv 3x3/2, 32", "32x112x112"]  # torchvision's stem: conv, BN, ReLU6
 
 
 def test_focus_draws_one_block_from_its_input():

@@ -95,7 +95,7 @@ def test_mbconv_residual_block_by_hand(analyses):
     assert params == 10_710
     macs = hw * 24 * 144 + hw * 144 * 9 + (144 * 6 + 6 * 144) + hw * 144 * 24
     assert macs == 25_742_016
-    row = analyses("efficientnet_b0").row("features.stage2.block1")
+    row = analyses("efficientnet_b0").row("features.2.1")
     assert (row.params, row.macs) == (params, macs)
     assert row.non_trainable == 2 * (144 + 144 + 24)  # BN running mean and variance
     assert row.output_shape == (24, 56, 56)
@@ -105,40 +105,44 @@ def test_mbconv_strided_block_squeezes_from_its_input(analyses):
     """B0 stage 2, first block: 16 -> 24, stride 2 (112 -> 56), expand to 96; SE squeezes to 16//4 = 4, not 96//4."""
     params = (16 * 96 + 2 * 96) + (96 * 9 + 2 * 96) + (96 * 4 + 4) + (4 * 96 + 96) + (96 * 24 + 2 * 24)
     macs = 112 * 112 * 16 * 96 + 56 * 56 * 96 * 9 + 2 * 96 * 4 + 56 * 56 * 96 * 24
-    row = analyses("efficientnet_b0").row("features.stage2.block0")
+    row = analyses("efficientnet_b0").row("features.2.0")
     assert (row.params, row.macs) == (params, macs) == (6_004, 29_203_200)
     assert row.output_shape == (24, 56, 56)
-    paths = [r.path for r in analyses("efficientnet_b0").rows if r.path.startswith("features.stage2.block0.")]
-    assert not any("residual" in p for p in paths)  # stride 2: no skip connection
+    paths = [r.path for r in analyses("efficientnet_b0").rows if r.path.startswith("features.2.0.")]
+    assert not any(p.endswith(".add") for p in paths)  # stride 2: no skip connection
 
 
 def test_mbconv_with_expand_ratio_one_has_no_expansion(analyses):
     """B0 stage 1: 32 -> 16, expand ratio 1: depthwise 3x3 on 32 channels, SE to 8, project."""
     params = (32 * 9 + 64) + (32 * 8 + 8) + (8 * 32 + 32) + (32 * 16 + 32)
-    row = analyses("efficientnet_b0").row("features.stage1.block0")
+    row = analyses("efficientnet_b0").row("features.1.0")
     assert row.params == params == 1_448
-    paths = [r.path for r in analyses("efficientnet_b0").rows if r.path.startswith("features.stage1.block0.")]
-    assert not any(".expand" in p for p in paths)
+    paths = [r.path for r in analyses("efficientnet_b0").rows if r.leaf and r.path.startswith("features.1.0.")]
+    # torchvision's MBConv without expansion: block.0 the depthwise Conv2dNormActivation, block.1 the SE, block.2 the projection
+    assert paths == ["features.1.0.block.0.0", "features.1.0.block.0.1", "features.1.0.block.0.2",
+                     "features.1.0.block.1.avgpool", "features.1.0.block.1.fc1", "features.1.0.block.1.activation",
+                     "features.1.0.block.1.fc2", "features.1.0.block.1.scale_activation", "features.1.0.block.1.mul",
+                     "features.1.0.block.2.0", "features.1.0.block.2.1"]
 
 
 def test_fused_mbconv_blocks_by_hand(analyses):
     """EfficientNetV2-S at 384: stem 24 channels at 192x192; stage 1 fused blocks with expand ratio 1 (a 3x3
     convolution 24 -> 24 + BN + SiLU, residual); stage 2's first block expands 4x: 3x3/2 24 -> 96, then 1x1 -> 48."""
     hw = 192 * 192
-    row = analyses("efficientnet_v2_s").row("features.stage1.block0")
+    row = analyses("efficientnet_v2_s").row("features.1.0")
     assert (row.params, row.macs) == (24 * 24 * 9 + 2 * 24, hw * 24 * 24 * 9) == (5_232, 191_102_976)
-    assert [r.path for r in analyses("efficientnet_v2_s").rows if r.leaf and r.path.startswith("features.stage1.block0.")] == [
-        "features.stage1.block0.block.fused.0", "features.stage1.block0.block.fused.1",
-        "features.stage1.block0.block.fused.2", "features.stage1.block0.stochastic_depth",
-        "features.stage1.block0.residual"]  # the residual sum, in place: a row of its own
-    row = analyses("efficientnet_v2_s").row("features.stage2.block0")
+    assert [r.path for r in analyses("efficientnet_v2_s").rows if r.leaf and r.path.startswith("features.1.0.")] == [
+        "features.1.0.block.0.0", "features.1.0.block.0.1",
+        "features.1.0.block.0.2", "features.1.0.stochastic_depth",
+        "features.1.0.add"]  # torchvision's FusedMBConv: block.0 a Conv2dNormActivation; the residual sum a row
+    row = analyses("efficientnet_v2_s").row("features.2.0")
     params = (24 * 96 * 9 + 2 * 96) + (96 * 48 + 2 * 48)  # fused 3x3/2 + BN, project 1x1 + BN; no SE
     macs = 96 * 96 * (24 * 96 * 9 + 96 * 48)
     assert (row.params, row.macs, row.output_shape) == (params, macs, (48, 96, 96))
     # stage 4 is an MBConv stage: 64 -> 128, expand 4 (256), SE from the input's 64 // 4 = 16
-    row = analyses("efficientnet_v2_s").row("features.stage4.block0")
+    row = analyses("efficientnet_v2_s").row("features.4.0")
     assert row.params == (64 * 256 + 512) + (256 * 9 + 512) + (256 * 16 + 16) + (16 * 256 + 256) + (256 * 128 + 256)
-    assert analyses("efficientnet_v2_s").row("features.head.0").output_shape == (1280, 12, 12)
+    assert analyses("efficientnet_v2_s").row("features.7.0").output_shape == (1280, 12, 12)
 
 
 def test_efficientnet_v2_s_against_torch_at_a_small_input():
@@ -158,9 +162,9 @@ def test_convnext_block_by_hand(analyses):
     params = (c * 49 + c) + 2 * c + (c * 4 * c + 4 * c) + (4 * c * c + c) + c  # dw, LN, MLP, layer scale
     macs = hw * c * 49 + hw * c * 4 * c + hw * 4 * c * c
     assert (params, macs) == (79_296, 245_962_752)
-    row = analyses("convnext_tiny").row("features.stage1.block1")
+    row = analyses("convnext_tiny").row("features.1.1")
     assert (row.params, row.macs, row.non_trainable) == (params, macs, 0)
-    down = analyses("convnext_tiny").row("features.stage2.downsample")
+    down = analyses("convnext_tiny").row("features.2")  # the downsampling after stage 1
     assert (down.params, down.output_shape) == (2 * 96 + 96 * 192 * 4 + 192, (192, 28, 28))
 
 
@@ -170,8 +174,8 @@ def _stage_layout(analysis):
     """(blocks, output channels) of each EfficientNet stage, read from the table."""
     layout = []
     for s in range(1, 8):
-        stage = analysis.row(f"features.stage{s}")
-        blocks = [r for r in analysis.rows if r.depth == 3 and r.path.startswith(f"features.stage{s}.")]
+        stage = analysis.row(f"features.{s}")
+        blocks = [r for r in analysis.rows if r.depth == 3 and r.path.startswith(f"features.{s}.")]
         layout.append((len(blocks), stage.output_shape[0]))
     return layout
 
@@ -185,18 +189,18 @@ def _stage_layout(analysis):
 ])
 def test_compound_scaling_by_hand(name, stem, layout, head, analyses):
     analysis = analyses(name)
-    assert analysis.row("features.stem.0").output_shape[0] == stem
+    assert analysis.row("features.0.0").output_shape[0] == stem
     assert _stage_layout(analysis) == layout
-    assert analysis.row("features.head.0").output_shape[0] == head
+    assert analysis.row("features.8.0").output_shape[0] == head
     for row in analysis.leaves():
-        if row.label == "conv2d" and ".se." not in row.path:
+        if row.label == "conv2d" and not row.path.endswith((".fc1", ".fc2")):  # the SE convs are not rounded
             assert row.output_shape[0] % 8 == 0, row.path
 
 
 def test_b7_spatial_sizes(analyses):
     """600 -> 300 (stem) -> 150 -> 75 -> 38 -> 19: floor((n + 2p - k)/2) + 1 for k = 3 or 5, p = k // 2."""
     analysis = analyses("efficientnet_b7")
-    sizes = [analysis.row(f"features.stage{s}").output_shape[1] for s in range(1, 8)]
+    sizes = [analysis.row(f"features.{s}").output_shape[1] for s in range(1, 8)]
     assert sizes == [300, 150, 75, 38, 38, 19, 19]
 
 

@@ -121,7 +121,7 @@ def test_regnet_stages_follow_the_width_formula(name, analyses):
     analysis = analyses(name)  # the network built from them: blocks per stage and their channels
     for s, (count, width) in enumerate(zip(depths, widths), start=1):
         blocks = [r for r in analysis.rows if r.depth == 3 and r.path.startswith(f"trunk_output.block{s}.")]
-        assert [r.path.rsplit(".", 1)[-1] for r in blocks] == [f"block{s}_{b}" for b in range(count)]
+        assert [r.path.rsplit(".", 1)[-1] for r in blocks] == [f"block{s}-{b}" for b in range(count)]
         assert analysis.row(f"trunk_output.block{s}").output_shape[0] == width
 
 
@@ -133,14 +133,14 @@ def test_regnet_widths_by_hand():
     assert regnet_stages(14, 56, 38.84, 2.4, 16)[1][1] == 144
     # regnet_x_8gf: stage 1 is 80 wide, under its group width 120: one group of 80 (a plain 3x3 convolution)
     assert regnet_stages(23, 80, 49.56, 2.88, 120)[1][0] == 80
-    conv = analyze(load("regnet_x_8gf")).row("trunk_output.block1.block1_0.f.b.0")
+    conv = analyze(load("regnet_x_8gf")).row("trunk_output.block1.block1-0.f.b.0")
     assert conv.params == 80 * 80 * 9  # groups = 80 // min(120, 80) = 1
 
 
 def test_regnet_y_block_params_written_out(analyses):
     # regnet_y_400mf's first block: 32 -> 48 channels, stride 2, groups of 8 (48 // 8 = 6 groups),
     # squeeze-and-excitation to round(0.25 * 32) = 8 channels of the block's input.
-    block = analyses("regnet_y_400mf").row("trunk_output.block1.block1_0")
+    block = analyses("regnet_y_400mf").row("trunk_output.block1.block1-0")
     proj = 32 * 48 + 2 * 48  # 1x1/2 + BN
     a = 32 * 48 + 2 * 48  # 1x1 + BN
     b = 48 * (48 // 6) * 9 + 2 * 48  # grouped 3x3/2 + BN
@@ -148,8 +148,8 @@ def test_regnet_y_block_params_written_out(analyses):
     c = 48 * 48 + 2 * 48  # 1x1 + BN
     assert block.params == proj + a + b + se + c == 10_040
     assert block.output_shape == (48, 56, 56)
-    # and as torchvision names its modules (block1-0 written block1_0)
-    assert analyses("regnet_y_400mf").row("trunk_output.block1.block1_0.f.se.fc1").output_shape == (8, 1, 1)
+    # and as torchvision names its modules (block1-0)
+    assert analyses("regnet_y_400mf").row("trunk_output.block1.block1-0.f.se.fc1").output_shape == (8, 1, 1)
 
 
 # ---- ShuffleNet v2 -------------------------------------------------------------------------

@@ -76,13 +76,13 @@ def test_meta_has_year_paper_and_accuracy():
 def test_swin_t_shifted_block_by_hand(analyses):
     # Stage 1 of Swin-T: 96 channels on 56x56, 3 heads, 7x7 windows (8x8 = 64 windows of 49), shifted by 3.
     rows = {r.path: r for r in analyses("swin_t").rows}
-    attn = rows["features.stage1.block1.attn"]
+    attn = rows["features.1.1.attn"]
     assert attn.params == 4 * 96 * 96 + 4 * 96 + 13 * 13 * 3 == 37_755  # q/k/v, output, bias table
     assert attn.macs == 56 * 56 * 4 * 96 * 96 + 2 * 64 * 49 * 49 * 96 == 145_108_992
-    mlp = rows["features.stage1.block1.mlp"]  # torchvision's MLP module: fc1 (0), GELU, fc2 (3); norm2 before it
-    assert mlp.params == 96 * 384 + 384 + 384 * 96 + 96 == 74_208 and rows["features.stage1.block1.norm2"].params == 192
+    mlp = rows["features.1.1.mlp"]  # torchvision's MLP module: fc1 (0), GELU, fc2 (3); norm2 before it
+    assert mlp.params == 96 * 384 + 384 + 384 * 96 + 96 == 74_208 and rows["features.1.1.norm2"].params == 192
     assert mlp.macs == 56 * 56 * 2 * 96 * 384 == 231_211_008
-    merging = rows["features.stage1.merging"]
+    merging = rows["features.2"]  # the patch merging after stage 1
     assert merging.output_shape == (28, 28, 192)  # channels last, as torchvision
     assert merging.params == 384 * 192 + 2 * 384 == 74_496
     assert merging.macs == 28 * 28 * 384 * 192 == 57_802_752
@@ -102,7 +102,7 @@ def test_swin_t_attention_matmuls_add_up(analyses):
 def test_swin_t_last_stage_drops_the_shift(analyses):
     # 7x7 map, 7x7 window: one window, so the odd block's shift of 3 is dropped (torchvision's rule)
     rows = {r.path: r for r in analyses("swin_t").rows}
-    shifted = rows["features.stage4.block1.attn"]
+    shifted = rows["features.7.1.attn"]
     assert shifted.macs == 49 * 4 * 768 * 768 + 2 * 1 * 49 * 49 * 768
     assert shifted.allocated == 768 * 49 + 24 * 49 * 49  # the output and one window's 24 attention matrices
 
@@ -111,18 +111,18 @@ def test_swin_v2_block_by_hand(analyses):
     # Swin-V2-T stage 1: 96 channels on 64x64, 3 heads, 8x8 windows (64 of 64 positions): no bias table;
     # a logit scale per head and the MLP 2 -> 512 -> 3 on the 15x15 offsets.
     rows = {r.path: r for r in analyses("swin_v2_t").rows}
-    attn = rows["features.stage1.block0.attn"]
+    attn = rows["features.1.0.attn"]
     assert attn.params == 4 * 96 * 96 + 4 * 96 + 3 + (2 * 512 + 512) + 512 * 3 == 40_323
     assert attn.macs == 64 * 64 * 4 * 96 * 96 + 2 * 64 * 64 * 64 * 96 + 15 * 15 * (2 * 512 + 512 * 3) == 201_902_592
-    merging = rows["features.stage1.merging"]
+    merging = rows["features.2"]  # the patch merging after stage 1
     assert merging.params == 384 * 192 + 2 * 192 == 74_112  # norm after the reduction: over 2C
 
 
 def test_maxvit_layer_by_hand(analyses):
     # MaxViT-T's first layer of the second stage: 64 -> 128 channels, stride 2 to 28x28; 4 heads of 32.
     rows = {r.path: r for r in analyses("maxvit_t").rows}
-    layer = "blocks.block1.layer0"
-    mbconv = rows[f"{layer}.mbconv"]
+    layer = "blocks.1.layers.0.layers"
+    mbconv = rows[f"{layer}.MBconv"]
     # pre-norm BN 2x64; 1x1 64->512 + BN; dw 3x3 512 + BN; SE 512->32->512 with biases; 1x1 512->128 + bias;
     # shortcut 3x3/2 average pooling and 1x1 64->128 + bias
     assert mbconv.params == (128 + 64 * 512 + 1024 + 9 * 512 + 1024 + 512 * 32 + 32 + 32 * 512 + 512
@@ -134,7 +134,7 @@ def test_maxvit_layer_by_hand(analyses):
     assert window.macs == grid.macs == 784 * 4 * 128 * 128 + 2 * 16 * 49 * 49 * 128 == 61_214_720
     # in the first stage, the block attention's spatial field is bounded (the SE gate makes the strict one
     # global); the grid's spans the map: global
-    first = "blocks.block0.layer0"
+    first = "blocks.0.layers.0.layers"
     assert rows[f"{first}.window_attention.attn_layer.1"].rf.spatial_size is not None
     assert rows[f"{first}.grid_attention.attn_layer.1"].rf.spatial_size is None
 
@@ -166,7 +166,7 @@ def test_small_swin_verifies_against_torch(v2):
     assert rf is not None and rf.measured_ok and rf.measured == rf.expected
     # two blocks of 3x3 windows, the second shifted by 1, on the stem's 4-pixel grid: 6 positions, 24 pixels
     rows = {r.path: r for r in analyze(network).rows}
-    assert rows["features.stage1.block1"].rf.size == (24, 24)
+    assert rows["features.1.1"].rf.size == (24, 24)
 
 
 def test_small_maxvit_verifies_against_torch():

@@ -6,6 +6,7 @@ module and op), written out by hand from torchvision's model code: torchvision i
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -40,6 +41,71 @@ TORCHVISION_NAMES = {
                  "encoder.layers.encoder_layer_0.mlp.1", "encoder.layers.encoder_layer_0.mlp.2",
                  "encoder.layers.encoder_layer_0.mlp.3", "encoder.layers.encoder_layer_0.mlp.4",
                  "encoder.layers.encoder_layer_0.add"],
+    # torchvision's EfficientNet: features.0 the stem (Conv2dNormActivation), features.1 ... 7 the stages
+    # (nn.Sequential of MBConv), an MBConv's `block` an nn.Sequential of its Conv2dNormActivations and the
+    # SqueezeExcitation (expand absent at ratio 1), its `stochastic_depth`, `result += input`: `add`
+    "efficientnet_b0": ["features.0.0", "features.0.1", "features.0.2", "features.1.0.block.0.0", "features.1.0.block.0.1",
+                        "features.1.0.block.0.2", "features.1.0.block.1.avgpool", "features.1.0.block.1.fc1",
+                        "features.1.0.block.1.activation", "features.1.0.block.1.fc2",
+                        "features.1.0.block.1.scale_activation", "features.1.0.block.1.mul", "features.1.0.block.2.0",
+                        "features.1.0.block.2.1", "features.2.0.block.0.0"],
+    "efficientnet_b0 ": ["features.2.1.block.3.0", "features.2.1.block.3.1", "features.2.1.stochastic_depth",
+                         "features.2.1.add", "features.3.0.block.0.0"],
+    "efficientnet_b0  ": ["features.8.0", "features.8.1", "features.8.2", "avgpool", "flatten", "classifier.0",
+                          "classifier.1"],
+    # FusedMBConv: block.0 the fused 3x3 Conv2dNormActivation, block.1 the 1x1 projection when it expands
+    "efficientnet_v2_s": ["features.1.0.block.0.0", "features.1.0.block.0.1", "features.1.0.block.0.2",
+                          "features.1.0.stochastic_depth", "features.1.0.add", "features.1.1.block.0.0"],
+    "efficientnet_v2_s ": ["features.2.0.block.0.0", "features.2.0.block.0.1", "features.2.0.block.0.2",
+                           "features.2.0.block.1.0", "features.2.0.block.1.1", "features.2.1.block.0.0"],
+    # ConvNeXt: features.0 the stem, stages at 1, 3, 5, 7 and their downsampling at 2, 4, 6; CNBlock's `block`
+    # holds dwconv (0), permute (1), norm (2), Linear (3), GELU (4), Linear (5), permute (6); `layer_scale` is its
+    # parameter
+    "convnext_tiny": ["features.0.0", "features.0.1", "features.1.0.block.0", "features.1.0.block.2",
+                      "features.1.0.block.3", "features.1.0.block.4", "features.1.0.block.5", "features.1.0.layer_scale",
+                      "features.1.0.stochastic_depth", "features.1.0.add", "features.1.1.block.0"],
+    "convnext_tiny ": ["features.1.2.add", "features.2.0", "features.2.1", "features.3.0.block.0"],
+    "convnext_tiny  ": ["features.7.2.add", "avgpool", "classifier.0", "classifier.1", "classifier.2"],
+    # Swin: features.0 the patch embedding (Conv2d, Permute, LayerNorm), stages at 1, 3, 5, 7 and PatchMerging at
+    # 2, 4, 6; a block's MLP is Linear (0), GELU (1), Dropout (2), Linear (3), Dropout (4)
+    "swin_t": ["features.0.0", "features.0.1", "features.0.2", "features.1.0.norm1", "features.1.0.attn",
+               "features.1.0.stochastic_depth", "features.1.0.add", "features.1.0.norm2", "features.1.0.mlp.0",
+               "features.1.0.mlp.1", "features.1.0.mlp.3", "features.1.0.stochastic_depth", "features.1.0.add",
+               "features.1.1.norm1"],
+    "swin_t ": ["features.1.1.mlp.3", "features.1.1.stochastic_depth", "features.1.1.add", "features.2",
+                "features.3.0.norm1"],
+    "swin_t  ": ["features.7.1.mlp.3", "features.7.1.stochastic_depth", "features.7.1.add", "norm", "permute",
+                 "avgpool", "flatten", "head"],
+    "swin_v2_t": ["features.1.0.attn", "features.1.0.norm1", "features.1.0.stochastic_depth", "features.1.0.add",
+                  "features.1.0.mlp.0"],
+    # AlexNet and VGG: make_layers' nn.Sequential numbered through, the classifier's Dropout/Linear/ReLU too
+    "alexnet": ["features.0", "features.1", "features.2", "features.3", "features.4", "features.5", "features.6",
+                "features.7", "features.8", "features.9", "features.10", "features.11", "features.12", "avgpool",
+                "flatten", "classifier.0", "classifier.1", "classifier.2", "classifier.3", "classifier.4",
+                "classifier.5", "classifier.6"],
+    "vgg11_bn": ["features.0", "features.1", "features.2", "features.3", "features.4", "features.5", "features.6",
+                 "features.7", "features.8", "features.9", "features.10", "features.11", "features.12", "features.13",
+                 "features.14"],
+    "vgg11_bn ": ["features.27", "features.28", "avgpool", "flatten", "classifier.0", "classifier.1", "classifier.2",
+                  "classifier.3", "classifier.4", "classifier.5", "classifier.6"],
+    # ShuffleNet v2: conv1 and conv5 Sequentials, maxpool, stages of InvertedResidual with branch1 and branch2
+    "shufflenet_v2_x0_5": ["conv1.0", "conv1.1", "conv1.2", "maxpool", "stage2.0.branch1.0", "stage2.0.branch1.1",
+                           "stage2.0.branch1.2", "stage2.0.branch1.3", "stage2.0.branch1.4", "stage2.0.branch2.0"],
+    "shufflenet_v2_x0_5 ": ["conv5.0", "conv5.1", "conv5.2", "mean", "fc"],
+    # RegNet: the stem a Conv2dNormActivation, trunk_output's AnyStage `block1` holding ResBottleneckBlock
+    # `block1-0` (torchvision's f"block{stage_index}-{i}"), its `proj` and its BottleneckTransform `f`
+    "regnet_y_400mf": ["stem.0", "stem.1", "stem.2", "trunk_output.block1.block1-0.proj.0",
+                       "trunk_output.block1.block1-0.proj.1", "trunk_output.block1.block1-0.f.a.0",
+                       "trunk_output.block1.block1-0.f.a.1", "trunk_output.block1.block1-0.f.a.2",
+                       "trunk_output.block1.block1-0.f.b.0", "trunk_output.block1.block1-0.f.b.1",
+                       "trunk_output.block1.block1-0.f.b.2", "trunk_output.block1.block1-0.f.se.avgpool",
+                       "trunk_output.block1.block1-0.f.se.fc1", "trunk_output.block1.block1-0.f.se.activation",
+                       "trunk_output.block1.block1-0.f.se.fc2", "trunk_output.block1.block1-0.f.se.scale_activation",
+                       "trunk_output.block1.block1-0.f.se.mul", "trunk_output.block1.block1-0.f.c.0",
+                       "trunk_output.block1.block1-0.f.c.1", "trunk_output.block1.block1-0.add",
+                       "trunk_output.block1.block1-0.activation"],
+    # MaxViT: two Conv2dNormActivation in the stem; blocks.i.layers.j.layers the MaxVitLayer's nn.Sequential
+    "maxvit_t": ["stem.0.0", "stem.0.1", "stem.0.2", "stem.1.0", "blocks.0.layers.0.layers.MBconv.layers.pre_norm"],
     "squeezenet1_0": ["features.3.squeeze", "features.3.squeeze_activation", "features.3.expand1x1",
                       "features.3.expand1x1_activation", "features.3.expand3x3", "features.3.expand3x3_activation",
                       "features.3.cat"],
@@ -52,7 +118,7 @@ def paths(name: str) -> list[str]:
 
 @pytest.mark.parametrize("name", list(TORCHVISION_NAMES))
 def test_zoo_rows_follow_torchvision_module_names(name):
-    found = paths(name)
+    found = paths(name.strip())  # a name with spaces: another stretch of the same network
     expected = TORCHVISION_NAMES[name]
     start = found.index(expected[0])
     assert found[start:start + len(expected)] == expected
@@ -62,9 +128,9 @@ def test_zoo_rows_follow_torchvision_module_names(name):
 
 def test_a_merge_is_named_by_its_op_and_its_branches_sit_beside_it():
     rows = paths("maxvit_t")
-    block = "blocks.block0.layer0"
-    mbconv = [p for p in rows if p.startswith(f"{block}.mbconv.") and ".conv_" not in p]
-    assert mbconv == [f"{block}.mbconv.{n}" for n in (
+    block = "blocks.0.layers.0.layers"
+    mbconv = [p for p in rows if p.startswith(f"{block}.MBconv.") and ".conv_" not in p]
+    assert mbconv == [f"{block}.MBconv.{n}" for n in (
         "layers.pre_norm", "layers.squeeze_excitation.avgpool", "layers.squeeze_excitation.fc1",
         "layers.squeeze_excitation.activation", "layers.squeeze_excitation.fc2",
         "layers.squeeze_excitation.scale_activation", "layers.squeeze_excitation.mul", "stochastic_depth",
@@ -104,7 +170,9 @@ def test_two_branches_naming_one_path_are_refused():
 
 # ---- torch: the built model's names, and an import of plain torch code ----------------------------------
 
-@pytest.mark.parametrize("name", ["resnet18", "googlenet", "densenet121", "mobilenet_v3_small", "maxvit_t"])
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "densenet121", "mobilenet_v3_small", "maxvit_t",
+                                  "efficientnet_b0", "efficientnet_v2_s", "convnext_tiny", "swin_t", "swin_v2_t",
+                                  "alexnet_paper", "vgg11_bn", "shufflenet_v2_x0_5", "regnet_y_400mf"])
 def test_the_built_model_names_its_modules_as_the_rows(name):
     torch = pytest.importorskip("torch")
     from archcalc.torch.build import build_torch
@@ -140,3 +208,59 @@ def test_a_plain_torch_resnet_imports_with_torch_names():
     assert found == ["input", "conv2d", "relu", "max_pool2d", *block0, *block1, "adaptive_avg_pool2d", "flatten",
                      "linear"]
     assert {n for n, m in model.named_modules() if n and not list(m.children())} <= set(found)
+
+
+def test_a_plain_torch_densenet_imports_with_torch_names():
+    """torchvision's DenseNet layout: each dense layer concatenates the list of every earlier output, so the graph is
+    not series-parallel; its modules still keep their names, only a dense layer's concatenation of outer tensors
+    sits beside its layer (`denselayer2_cat`)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("fvcore")
+    from archcalc.importers.torch_fx import import_torch
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import handwritten_models
+
+    torch.manual_seed(0)
+    model = handwritten_models.TinyDenseNet().eval()
+    document = import_torch(model, (3, 8, 8), "tiny_densenet", "handwritten_models:TinyDenseNet")
+    analysis = analyze(resolve(document, "tiny_densenet", "t.json"))
+    found = [row.path for row in analysis.leaves()]
+    layer = ["norm1", "relu1", "conv1", "norm2", "relu2", "conv2"]
+    block = "features.denseblock1"
+    assert found == ["input", "features.conv0", "features.norm0", "features.relu0",
+                     f"{block}.denselayer1.cat",  # the first layer's cat of its one input, inside its module
+                     *(f"{block}.denselayer1.{m}" for m in layer),
+                     f"{block}.denselayer2_cat", *(f"{block}.denselayer2.{m}" for m in layer),
+                     f"{block}.denselayer3_cat", *(f"{block}.denselayer3.{m}" for m in layer),
+                     f"{block}.cat", "features.transition1.0", "features.transition1.1", "features.transition1.2",
+                     "features.transition1.3", "relu", "adaptive_avg_pool2d", "flatten", "classifier"]
+    assert {n for n, m in model.named_modules() if n and not list(m.children())} <= set(found)
+    # the growing concatenations: 8 + 4 + 4 channels into the third layer, 8 + 3 * 4 out of the block
+    assert analysis.row(f"{block}.denselayer3_cat").output_shape == (16, 8, 8)
+    assert analysis.row(f"{block}.cat").output_shape == (20, 8, 8)
+    assert analysis.totals.params == sum(p.numel() for p in model.parameters())
+
+
+def test_a_name_may_hold_a_hyphen_as_torch_names_do(tmp_path):
+    # RegNet's `block1-0`: named, taken by `from`, pinned by an expect, printed as it is
+    spec = {"name": "hyphen", "input": [4, 8, 8], "layers": [
+        {"name": "stem", "type": "conv2d", "out": 4, "kernel": 1},
+        {"name": "block1-0", "type": "conv2d", "out": 4, "kernel": 3, "padding": 1},
+        {"name": "add", "type": "add", "from": ["stem", "block1-0"]}],
+        "expect": [{"what": "params", "layer": "block1-0", "value": 4 * 4 * 9 + 4, "source": "4*4*9 + 4"}]}
+    analysis = analyze(resolve(spec, "hyphen", "hyphen.json"))
+    assert [r.path for r in analysis.leaves()] == ["input", "stem", "block1-0", "add"]
+    assert analysis.row("block1-0").params == 148
+    from click.testing import CliRunner
+
+    from archcalc.cli import main
+
+    path = tmp_path / "hyphen.json"
+    path.write_text(json.dumps(spec))
+    checked = CliRunner().invoke(main, ["check", str(path)])
+    assert checked.exit_code == 0 and "1 ok" in checked.output
+    table = CliRunner().invoke(main, ["table", str(path), "--format", "markdown"])
+    assert "| block1-0 | conv2d |" in table.output
+    with pytest.raises(SpecError, match=r"'block\+1' may hold only letters, digits, underscores and hyphens"):
+        resolve({"input": [4, 8, 8], "layers": [{"name": "block+1", "type": "relu"}]}, "t", "t.json")

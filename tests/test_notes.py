@@ -101,7 +101,7 @@ def test_alexnet_at_224():
     # The paper's layout (no padding) at 224 drops the last row and column, then again at each pooling.
     result = run(["table", "alexnet_paper", "--input", "224"])
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("warning: features.conv1.conv: conv2d: H and W: (224 + 0 - 11)/4 + 1 = 54.25")
+    assert lines[0].startswith("warning: features.0: conv2d: H and W: (224 + 0 - 11)/4 + 1 = 54.25")
     assert all(line.startswith("warning: ") for line in lines) and "warning" not in result.stdout
     doc = __import__("json").loads(run(["table", "alexnet_paper", "--input", "224", "--format", "json"]).stdout)
     first = doc["warnings"][0]

@@ -122,7 +122,7 @@ def test_lenet5_by_hand():
 def test_alexnet_conv1_by_hand():
     assert (227 - 11) % 4 == 0 and (227 - 11) // 4 + 1 == 55
     for name in ("alexnet_paper", "alexnet_keras"):
-        row = analysis(name).row("features.conv1.conv")
+        row = analysis(name).row("features.0")  # conv1
         assert row.output_shape == (96, 55, 55)
         assert row.allocated == 55 * 55 * 96 == 290_400
         assert row.params == 11 * 11 * 3 * 96 + 96 == 34_944
@@ -132,11 +132,12 @@ def test_alexnet_conv1_by_hand():
 def test_alexnet_paper_groups_by_hand():
     a = analysis("alexnet_paper")
     # groups=2: each kernel sees half the input maps (the maps of its own GPU).
-    assert a.row("features.conv2.conv").params == 5 * 5 * 48 * 256 + 256 == 307_456
-    assert a.row("features.conv3.conv").params == 3 * 3 * 256 * 384 + 384  # connects across GPUs
-    assert a.row("features.conv4.conv").params == 3 * 3 * 192 * 384 + 384 == 663_936
-    assert a.row("features.conv5.conv").params == 3 * 3 * 192 * 256 + 256 == 442_624
-    assert a.row("features.lrn1").params == 0
+    # one nn.Sequential as lecture 003 writes it: conv, ReLU, LRN, pool; conv, ReLU, LRN, pool; conv, ReLU x 3; pool
+    assert a.row("features.4").params == 5 * 5 * 48 * 256 + 256 == 307_456  # conv2
+    assert a.row("features.8").params == 3 * 3 * 256 * 384 + 384  # conv3 connects across GPUs
+    assert a.row("features.10").params == 3 * 3 * 192 * 384 + 384 == 663_936  # conv4
+    assert a.row("features.12").params == 3 * 3 * 192 * 256 + 256 == 442_624  # conv5
+    assert (a.row("features.2").label, a.row("features.2").params) == ("lrn", 0)
     saved = (5 * 5 * 48 * 256) + (3 * 3 * 192 * 384) + (3 * 3 * 192 * 256)  # the halves that groups drop
     assert analysis("alexnet_keras").totals.params - a.totals.params == saved == 62_378_344 - 60_965_224
 
@@ -144,7 +145,8 @@ def test_alexnet_paper_groups_by_hand():
 def test_alexnet_torchvision_classifier_by_hand():
     a = analysis("alexnet")
     assert a.row("avgpool").output_shape == (256, 6, 6)
-    assert a.row("classifier.fc6.linear").params == 256 * 6 * 6 * 4096 + 4096
+    # torchvision's classifier: Dropout, Linear, ReLU, Dropout, Linear, ReLU, Linear
+    assert a.row("classifier.1").params == 256 * 6 * 6 * 4096 + 4096
     conv = [(64, 3 * 11 * 11, 55), (192, 64 * 25, 27), (384, 192 * 9, 13), (256, 384 * 9, 13), (256, 256 * 9, 13)]
     fc = 9216 * 4096 + 4096 * 4096 + 4096 * 1000
     assert a.totals.macs == sum(c * k * s * s for c, k, s in conv) + fc == 714_188_480
@@ -187,14 +189,16 @@ def test_vgg16_c_by_hand():
     assert saved == 4_718_592
     assert analysis("vgg16").totals.params - analysis("vgg16_c").totals.params == saved
     assert analysis("vgg16_c").totals.params == 133_638_952
-    assert analysis("vgg16_c").row("features.stage3.conv3.conv").output_shape == (256, 56, 56)
+    # torchvision's numbering: stage 3 is features.10 (conv), .12, .14, .16 (pool)
+    assert analysis("vgg16_c").row("features.14").output_shape == (256, 56, 56)
+    assert analysis("vgg16_c").row("features.14").params == 256 * 256 + 256
 
 
 def test_vgg11_lrn_costs_what_vgg11_costs():
     lrn, plain = analysis("vgg11_lrn"), analysis("vgg11")
     assert lrn.totals.params == plain.totals.params == 132_863_336
     assert lrn.totals.macs == plain.totals.macs
-    assert [r.path for r in lrn.leaves() if r.label == "lrn"] == ["features.stage1.lrn"]
+    assert [r.path for r in lrn.leaves() if r.label == "lrn"] == ["features.2"]  # after conv1 and its ReLU
 
 
 def test_inception_module_ops_by_hand():

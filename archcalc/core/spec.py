@@ -404,7 +404,7 @@ def _expects(raw: list, where: str) -> Iterator[Expect]:
 _NOT_FIELDS = ("type", "name", "names", "when", "repeat", "as", "index", "shares", "from")  # keys of a layer item that are no field
 _UNSET = object()  # a name the environment does not hold
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")
-_NAME = re.compile(r"[A-Za-z0-9_]+")
+_NAME = re.compile(r"[A-Za-z0-9_-]+")  # torch's names: RegNet's `block1-0`
 _COUNT = Integer(minimum=0)
 
 
@@ -513,7 +513,7 @@ class _Context:
             name = kind if isinstance(kind, str) and kind in MERGES else str(scope.count)
         if name not in self.names_ok:
             if not _NAME.fullmatch(name):
-                raise SpecError(f"{where}.name: {quoted(name)} may hold only letters, digits and underscores")
+                raise SpecError(f"{where}.name: {quoted(name)} may hold only letters, digits, underscores and hyphens")
             self.names_ok.add(name)
         path = f"{scope.prefix}.{name}" if scope.prefix else name
         if "repeat" in raw:

@@ -488,7 +488,7 @@ def _nodes_of(item) -> list[Node]:
 # ---- naming and nesting -----------------------------------------------------------------
 
 def _clean(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "_"
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "_"
 
 
 class _Namer:
@@ -656,37 +656,97 @@ def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict]
 
 
 def _graph_layers(graph: Graph, namer: _Namer) -> list[dict]:
-    """Every node in one sequence, named by its module path (dots as underscores), each taking what it reads by
-    `from` where that is not the node before it; a merge of nodes is a join (`from` a list)."""
-    names: dict[str, str] = {INPUT: "input"}
-    used = {"input"}
-    layers: list[dict] = []
-    previous = INPUT
+    """Every node in sequences nested by module as torch names them, each node taking what it reads by `from`
+    where that is not the node before it; a merge of nodes is a join (`from` a list). A module's nodes form a
+    group where they run one after another, take one tensor and give one (DenseNet's dense block, a dense
+    layer's convolutions); a node that does not fit its module's group (a dense layer's concatenation of
+    every earlier output) sits beside it, named by the rest of its path with underscores (`denselayer2_cat`)."""
+    readers: dict[str, set[str]] = {}
     for node in graph.nodes:
-        base = _clean("_".join(node.path) or node.id)
-        name, k = base, 1
-        while name in used:
-            name, k = f"{base}_{k}", k + 1
-        used.add(name)
-        names[node.id] = name
+        for source in node.inputs:
+            readers.setdefault(source, set()).add(node.id)
+    return _GraphNester(graph, namer, readers).sequence(graph.nodes, (), "", INPUT)
+
+
+class _GraphNester:
+    def __init__(self, graph: Graph, namer: _Namer, readers: dict[str, set[str]]):
+        self.graph, self.namer, self.readers = graph, namer, readers
+
+    def sequence(self, nodes: list[Node], base: tuple[str, ...], prefix: str, source: str,
+                 depth: int = 0) -> list[dict]:
+        """The spec items of `nodes`, the nodes of the module `base` (at `prefix`), which take `source`."""
+        if depth > current().depth:
+            raise SpecError(f"{prefix}: groups nest inside each other deeper than {current().describe('depth')}")
+        names = {source: INPUT}  # node id -> what a `from` in this sequence calls it
+        used = {INPUT}
+        layers: list[dict] = []
+        previous, i = source, 0
+        while i < len(nodes):
+            rel = nodes[i].path[len(base):]
+            run = self.run(nodes, i, len(base)) if len(rel) > 1 else []
+            outer = self.takes(run)
+            if run and outer is not None and _clean(rel[0]) not in used:
+                name = _clean(rel[0])
+                item: dict[str, Any] = {"name": name, **({"from": names[outer]} if outer != previous else {})}
+                item["layers"] = self.sequence(run, base + rel[:1], f"{prefix}.{name}" if prefix else name, outer,
+                                               depth + 1)
+                last = run[-1].id
+                i += len(run)
+            else:
+                node = nodes[i]
+                name = wanted = _clean("_".join(rel) or node.id)
+                k = 1
+                while name in used:
+                    name, k = f"{wanted}_{k}", k + 1
+                item = self.node(node, name, prefix, names, previous)
+                last = node.id
+                i += 1
+            used.add(name)
+            names[last] = name
+            layers.append(item)
+            previous = last
+        return layers
+
+    @staticmethod
+    def run(nodes: list[Node], i: int, depth: int) -> list[Node]:
+        """The nodes from `i` on inside the module one level below `depth` that holds nodes[i]."""
+        module = nodes[i].path[:depth + 1]
+        j = i
+        while j < len(nodes) and len(nodes[j].path) > depth + 1 and nodes[j].path[:depth + 1] == module:
+            j += 1
+        return nodes[i:j]
+
+    def takes(self, run: list[Node]) -> str | None:
+        """The one tensor `run` takes, if it can be a group: it reads one tensor from outside, and only its last
+        node is read from outside (or is the model's output)."""
+        if not run:
+            return None
+        inside = {n.id for n in run}
+        outside = {source for n in run for source in n.inputs if source not in inside}
+        if len(outside) != 1:
+            return None
+        last = run[-1].id
+        if any(n.id != last and (n.id == self.graph.output or self.readers.get(n.id, set()) - inside) for n in run):
+            return None
+        return next(iter(outside))
+
+    def node(self, node: Node, name: str, prefix: str, names: dict[str, str], previous: str) -> dict:
+        path = f"{prefix}.{name}" if prefix else name
         if node.kind == "merge":
-            item: dict[str, Any] = {"name": name, "type": node.merge, "from": [names[i] for i in node.inputs]}
-            namer.paths[node.id] = namer.whole[node.id] = name
-        else:
-            spec = spec_layers(node.layer_op, node.where)
-            shares = namer.shares(node, name, len(spec))
-            item = {"name": name, **spec[0]} if len(spec) == 1 else {"name": name, "layers": spec}
-            if shares:
-                item["shares"] = shares
-            namer.paths[node.id] = name if len(spec) == 1 else f"{name}.{len(spec) - 1}"
-            namer.whole[node.id] = name
-            if len(node.inputs) > 1:  # a measured op of several tensors
-                item["from"] = [names[i] for i in node.inputs]
-            elif node.inputs[0] != previous:
-                item["from"] = names[node.inputs[0]]
-        layers.append(item)
-        previous = node.id
-    return layers
+            self.namer.paths[node.id] = self.namer.whole[node.id] = path
+            return {"name": name, "type": node.merge, "from": [names[i] for i in node.inputs]}
+        spec = spec_layers(node.layer_op, node.where)
+        shares = self.namer.shares(node, path, len(spec))
+        item: dict[str, Any] = {"name": name, **spec[0]} if len(spec) == 1 else {"name": name, "layers": spec}
+        if shares:
+            item["shares"] = shares
+        self.namer.paths[node.id] = path if len(spec) == 1 else f"{path}.{len(spec) - 1}"
+        self.namer.whole[node.id] = path
+        if len(node.inputs) > 1:  # a measured op of several tensors
+            item["from"] = [names[i] for i in node.inputs]
+        elif node.inputs[0] != previous:
+            item["from"] = names[node.inputs[0]]
+        return item
 
 
 def _check_shapes(document: dict, graph: Graph, namer: _Namer) -> None:
