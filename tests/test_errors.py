@@ -47,6 +47,7 @@ MESSAGES = {
     "missing_block_arg": "$.layers[0].args: block 'conv' needs argument 'out'",
     "unknown_block_arg": "$.layers[0].args: block 'conv' takes no argument 'kernal'",
     "merge_one_branch": "$.layers[0].branches: add needs at least two branches, got 1",
+    "spliced_sequence_named": "$.layers[0].name: a spliced sequence has no name and takes no `from` of its own",
     "bad_layer_name": "$.layers[0].name: 'conv+1' may hold only letters, digits, underscores and hyphens",
     "unknown_variant_param": "$.variants.small.params: 'widht' is not a family parameter (did you mean 'width'?)",
     "expect_without_source": "$.expect[0]: every published figure needs a source",

@@ -64,6 +64,23 @@ def test_spliced_repeat_with_names_and_merge_with_identity(tiny_a):
     assert merge.children[0].children[0].children[0].attrs["out"] == 8  # the required arg c
 
 
+def test_a_spliced_sequence_joins_the_enclosing_one_numbered_on():
+    # torchvision's make_layers: per stage, each width's conv (+ bn) and relu, then a pool, in one nn.Sequential
+    spec = {"input": [3, 8, 8], "params": {"stages": [[4], [8, 8]]}, "layers": [{"name": "features", "layers": [
+        {"repeat": "stages", "as": "widths", "index": "s", "splice": True, "layers": [
+            {"repeat": "widths", "as": "w", "splice": True, "layers": [
+                {"type": "conv2d", "out": "w", "kernel": 3, "padding": 1},
+                {"type": "batch_norm2d", "when": "s > 0"}, {"type": "relu"}]},
+            {"type": "max_pool2d", "kernel": 2}]}]}]}
+    features = load(spec).root.children[0]
+    assert [(c.path, c.type) for c in features.children] == [
+        ("features.0", "conv2d"), ("features.1", "relu"), ("features.2", "max_pool2d"),
+        ("features.3", "conv2d"), ("features.4", "batch_norm2d"), ("features.5", "relu"),
+        ("features.6", "conv2d"), ("features.7", "batch_norm2d"), ("features.8", "relu"), ("features.9", "max_pool2d")]
+    unspliced = {**spec, "layers": [{"name": "features", "layers": [{**spec["layers"][0]["layers"][0], "splice": False}]}]}
+    assert [c.path for c in load(unspliced).root.children[0].children] == ["features.0", "features.1"]  # a group each
+
+
 def test_named_repeat_over_a_list_with_as_and_index(tiny_a, tiny_b):
     stages = tiny_a.root.children[3]
     assert isinstance(stages, Group) and stages.label == "repeat"

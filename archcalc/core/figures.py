@@ -8,7 +8,7 @@ for a spec's `expect`, the lecture claims and the reports alike.
 """
 
 import math
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from .. import fmt
 from ..errors import SpecError, suggest
@@ -39,16 +39,23 @@ def decimals(value: Any) -> int:
     return max(0, -exponent)
 
 
-class Figure(NamedTuple):
-    value: Any = None  # a number or a shape (list); None for a budget
-    unit: str | None = None
-    significant: int | None = None  # "60 million" for 60,965,224: written to 1 significant digit
-    rounding: str = "nearest"  # or "down": the source cut the figure (3.858 G written 3.8); "up": it rounded up
-    bound: str | None = None  # "above": the claim is "more than value" ("most" = above 50 %)
-    wrong: bool = False  # the source's figure does not add up
-    approximate: bool = False  # a loose figure: off by a little is what it says
-    minimum: int | float | None = None  # a budget: the computed number must be at least this
-    maximum: int | float | None = None  # ... and at most this
+class Figure:
+    """A figure as a source writes it, or a budget.
+
+    value: a number or a shape (list); None for a budget. significant: "60 million" for 60,965,224 is
+    written to 1 significant digit. rounding: "nearest", "down" (the source cut the figure: 3.858 G
+    written 3.8) or "up" (it rounded up). bound: "above", the claim is "more than value" ("most" = above
+    50 %). wrong: the source's figure does not add up. approximate: a loose figure, off by a little is what
+    it says. minimum, maximum: a budget, the computed number must be at least / at most these.
+    """
+
+    __slots__ = ("value", "unit", "significant", "rounding", "bound", "wrong", "approximate", "minimum", "maximum")
+
+    def __init__(self, value: Any = None, unit: str | None = None, significant: int | None = None,
+                 rounding: str = "nearest", bound: str | None = None, wrong: bool = False, approximate: bool = False,
+                 minimum: int | float | None = None, maximum: int | float | None = None):
+        self.value, self.unit, self.significant, self.rounding, self.bound = value, unit, significant, rounding, bound
+        self.wrong, self.approximate, self.minimum, self.maximum = wrong, approximate, minimum, maximum
 
     @property
     def is_budget(self) -> bool:
@@ -157,17 +164,17 @@ def compare(figure: Figure, exact: Any) -> Verdict:
 
 # ---- a spec's `expect` -----------------------------------------------------------------------
 
-class Expect(NamedTuple):
-    """A figure of a spec: what is counted (each names its convention), on which row, by whom."""
+class Expect:
+    """A figure of a spec: what is counted (each names its convention), on which row, by whom. `source`: a
+    published figure's source, "" for a budget (its `reason` says why it holds); `batch` and `dtype`: a memory
+    figure's (default: the analysis')."""
 
-    what: str
-    figure: Figure
-    source: str  # a published figure's source; "" for a budget (its `reason` says why)
-    layer: str | None = None
-    note: str = ""
-    reason: str = ""  # why a budget holds
-    batch: int | None = None  # a memory figure's batch (default: the analysis')
-    dtype: str | None = None  # a memory figure's dtype (default: the analysis')
+    __slots__ = ("what", "figure", "source", "layer", "note", "reason", "batch", "dtype")
+
+    def __init__(self, what: str, figure: Figure, source: str, layer: str | None = None, note: str = "",
+                 reason: str = "", batch: int | None = None, dtype: str | None = None):
+        self.what, self.figure, self.source, self.layer, self.note = what, figure, source, layer, note
+        self.reason, self.batch, self.dtype = reason, batch, dtype
 
     @classmethod
     def from_item(cls, item: dict) -> "Expect":

@@ -228,7 +228,10 @@ BLOCK_USE = table(
     *COMMON.values(),
     FROM,
 )
-SEQUENCE = table(Key("layers", NODES, required=True), *COMMON.values(), FROM)
+SEQUENCE = table(Key("layers", NODES, required=True), *COMMON.values(), FROM,
+                 Key("splice", Boolean(), "its nodes join the enclosing sequence, numbered on, with no group of their own "
+                     "(a list of modules unpacked into one nn.Sequential, as torchvision's make_layers builds VGG); not "
+                     "with name or from"))
 
 
 SHARES = Key("shares", Text(non_empty=True),

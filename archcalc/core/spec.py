@@ -506,6 +506,8 @@ class _Context:
             return []
         if "repeat" in raw and "name" not in raw:
             return self.repeat(raw, env, scope, where)
+        if raw.get("splice") is True and "layers" in raw:
+            return self.spliced(raw, env, scope, where)
         if "name" in raw:
             name = self.name(raw.get("name"), env, where)
         else:  # a merge is named by its op, as torch names a functional call; any other node by its position
@@ -524,6 +526,18 @@ class _Context:
                 _check_sources(children)
             return [scope.named(self.made(Group(path, "sequence", "repeat", children, where, (), graph)))]
         return [scope.named(self.single(raw, env, path, where, scope))]
+
+    def spliced(self, raw: dict, env: Mapping[str, Any], scope: "_Scope", where: str) -> list[Node]:
+        """The nodes of a `layers` list with `splice`, made among the enclosing sequence's, numbered on."""
+        self.check_keys(raw, SEQUENCE, where)
+        for key in ("name", "names", "from"):
+            if key in raw:
+                raise SpecError(f"{where}.{key}: a spliced sequence has no name and takes no `from` of its own: its "
+                                "nodes join the enclosing sequence")
+        made: list[Node] = []
+        for k, item in enumerate(raw["layers"]):
+            made.extend(self.item(item, env, scope, f"{where}.layers[{k}]"))
+        return made
 
     def single(self, raw: dict, env: Mapping[str, Any], path: str, where: str, scope: "_Scope") -> Node:
         self.depth += 1
