@@ -153,13 +153,13 @@ def test_depth_folding(net):
 
 
 def test_depth_folding_of_blocks():
-    a = analyze(load("vgg16"))
+    a = analyze(load("resnet18"))
     top = [r.path for r in a.at_depth(1)]
-    assert top[:2] == ["input", "features"] and top[-1] == "classifier"
-    stages = [r for r in a.at_depth(2) if r.path.startswith("features.")]
-    assert len(stages) == 5
-    assert stages[0].params == (3 * 64 * 9 + 64) + (64 * 64 * 9 + 64)
-    assert stages[0].output_shape == (64, 112, 112)
+    assert top[:2] == ["input", "conv1"] and top[5:9] == ["layer1", "layer2", "layer3", "layer4"] and top[-1] == "fc"
+    blocks = [r for r in a.at_depth(2) if r.path.startswith("layer1.")]
+    assert [r.path for r in blocks] == ["layer1.0", "layer1.1"]  # two BasicBlocks, their layers folded in
+    assert blocks[0].params == 2 * (64 * 64 * 9) + 2 * (2 * 64)  # two 3x3 convolutions without bias, two batch norms
+    assert blocks[0].output_shape == (64, 56, 56)
 
 
 def test_row_lookup(net):
