@@ -34,7 +34,7 @@ def import_document(kind: str, source: str, dims: tuple[int, ...] | None, kwargs
 
     from .onnx_graph import import_onnx
 
-    return import_onnx(Path(source), dims)
+    return import_onnx(Path(source), dims, strict)
 
 
 def load_imported(target: str, dims: tuple[int, ...] | None, kwargs: dict[str, Any] | None = None):
