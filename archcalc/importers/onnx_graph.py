@@ -7,6 +7,7 @@ torch's exporter writes `/layer1/layer1.0/conv1/Conv` for the module `layer1.0.c
 from __future__ import annotations
 
 import ast
+import collections
 import functools
 import heapq
 import itertools
@@ -29,6 +30,7 @@ from .graph import (
     Node,
     Op,
     ScopeCounts,
+    _clean,
     fold_channel_shuffles,
     fold_permutes,
     lay_out,
@@ -417,6 +419,7 @@ class _Reader:
         self.full_shapes = _static_shapes(model)
         self.batch = self.full_shapes.get(input_name, (0,))[0]
         self.measured: list[str] = []
+        self.scope_counts: collections.Counter | None = None
         self.onnx, self.computed = onnx, loaded.computed
         self.graph = model.graph
         self.constants: dict[str, Any] = loaded.constants
@@ -513,7 +516,7 @@ class _Reader:
             try:
                 spec_layers(n.layer_op, n.where)
             except SpecError as exc:
-                unit = self.unit_in(exc.message)
+                unit = self.unit_in(exc)
                 if unit is None or unit in self.units or not measure.unreadable(exc):
                     raise
                 self.failed.setdefault(unit, exc)
@@ -526,12 +529,19 @@ class _Reader:
 
     def unit_of(self, node) -> measure.Unit:
         """The unit measured for `node` when it cannot be read."""
-        scopes = {self.scope_of(n) for n in self.ops}
-        return measure.unit_for(node, self.scope_of(node), scopes)
+        if self.scope_counts is None:
+            self.scope_counts = collections.Counter(self.scope_of(n) for n in self.ops)
+        return measure.unit_for(node, self.scope_of(node), self.scope_counts)
 
-    def unit_in(self, message: str) -> measure.Unit | None:
-        """The unit of the node a SpecError's message starts with (one raised after the reading, by `to_spec`)."""
-        node = self.wheres.get(message.split(": ", 1)[0])
+    def unit_in(self, exc: SpecError) -> measure.Unit | None:
+        """The unit of the node a SpecError names (one raised after the reading, by `to_spec`): its message starts
+        with the node, or the calculator's names its row (`features.1.0.attn.mul (layer_scale, $...)`)."""
+        node = self.wheres.get(exc.message.split(": ", 1)[0])
+        if node is None and exc.path:
+            row = exc.path.split(" (", 1)[0]
+            paths = {form: n.where for n in self.nodes if n.kind == "layer"
+                     for form in (".".join(n.path), _clean("_".join(n.path)))}
+            node = self.wheres.get(paths.get(row, ""))
         return None if node is None else self.unit_of(node)
 
     def measure(self, group: measure.Group) -> None:
@@ -807,7 +817,7 @@ def _folded_bias(node) -> bool:
     return not bias.endswith(".bias") and (bias.startswith("onnx::") or bias.endswith("weight_bias"))
 
 
-MEASURE_ROUNDS = 64
+MEASURE_ROUNDS = 512
 """ readings of a graph at most, each after finding module scopes to measure that the one before could not read """
 
 
@@ -830,7 +840,7 @@ def _import(path: Path, dims: tuple[int, ...] | None, strict: bool = False) -> d
         try:
             return _document(path, loaded, reader)
         except SpecError as exc:
-            found = set(reader.failed) or ({reader.unit_in(exc.message)} - {None} if measure.unreadable(exc) else set())
+            found = set(reader.failed) or ({reader.unit_in(exc)} - {None} if measure.unreadable(exc) else set())
             if strict or not found or found <= units:
                 raise
             units |= found  # type: ignore[operator]

@@ -26,13 +26,17 @@ CLASSES = "pkg.torch.onnx.class_hierarchy"
 
 
 UNREADABLE = ("has no archcalc layer type", "moves the batch axis", "into non-empty pieces",
-              "tensor inputs; archcalc layers take one", "archcalc joins along the channels")
+              "tensor inputs; archcalc layers take one", "archcalc joins along the channels", "only a zero pad of",
+              "an explicit pad is folded into")
 """ what the reader says of a node it cannot read as layer types (a graph's errors, such as weights that do not fit
 their input or a malformed node, are not measured: they stay one line naming the node) """
 
 
 def unreadable(exc: SpecError) -> bool:
-    return any(text in exc.message for text in UNREADABLE)
+    """Whether the reader's or the calculator's refusal says a node is read as no layer type (or as one whose input
+    has another layout: `linear needs a token sequence, got an image`)."""
+    message = exc.message
+    return any(text in message for text in UNREADABLE) or (" needs " in message and ", got " in message)
 
 
 class Unit(NamedTuple):
@@ -110,11 +114,13 @@ def macs_of(nodes: list, shape_of: ShapeOf, attrs_of: Callable[[Any], dict]) -> 
 # ---- which nodes a unit takes -----------------------------------------------------------------------
 
 
-def unit_for(node, scope: tuple[str, ...], scopes: set[tuple[str, ...]]) -> Unit:
-    """The unit measured for a node archcalc cannot read: its module scope, unless that scope holds modules of
-    modules (a container: ViT's `encoder`, whose own op is the position embedding's add): then the node alone."""
-    nested = any(len(s) >= len(scope) + 2 and s[:len(scope)] == scope for s in scopes)
-    if scope and not nested:
+def unit_for(node, scope: tuple[str, ...], counts: dict[tuple[str, ...], int]) -> Unit:
+    """The unit measured for a node archcalc cannot read: its module scope, unless most of that scope's nodes are in
+    modules inside it (a container: ViT's `encoder`, whose own op is the position embedding's add, beside its
+    layers): then the node alone. `counts`: the number of nodes of each scope, its inner scopes' left out."""
+    own = counts.get(scope, 0)
+    under = sum(n for s, n in counts.items() if s[:len(scope)] == scope)
+    if scope and 2 * own >= under:
         return Unit(scope)
     return Unit(scope, node.output[0])
 
