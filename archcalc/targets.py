@@ -56,7 +56,8 @@ def resolve(target: str, dims: tuple[int, ...] | None, kwargs: dict[str, Any] | 
     if is_imported(target):
         from .importers.commands import load_imported
 
-        return Target(load_imported(target, dims, kwargs if is_torch(target) else None), None, [])
+        network, notes = load_imported(target, dims, kwargs if is_torch(target) else None)
+        return Target(network, None, notes)  # an ONNX file's notes: what the import found (folded batch norms, ...)
     from .core.spec import load
 
     network = load(_not_python(target))

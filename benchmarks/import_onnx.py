@@ -127,8 +127,17 @@ def one(name: str, exporter: str, cache: Path | None) -> dict:
     exact = params == wanted and expect["params"] == wanted and round(macs / 1e9, 3) == facts["ops"]
     return {**base, "result": "exact" if exact else "differs", "params": params, "initializers": expect["params"],
             "non_trainable": expect["non_trainable"], "folded_bn": folded, "not_run": exported["not_run"], "macs": macs,
-            "import_s": seconds,
+            "import_s": seconds, "measured": _measured_rows(document["layers"]),
             "comment": document.get("comment", "")}
+
+
+def _measured_rows(layers: list) -> int:
+    """The `measured` rows of a spec's layers (module scopes archcalc read as no layer types)."""
+    count = 0
+    for item in layers:
+        count += item.get("type") == "measured"
+        count += _measured_rows(item.get("layers", [])) + sum(_measured_rows(b) for b in item.get("branches", []))
+    return count
 
 
 def _kept_norm_channels(onnx, path: Path) -> int:
@@ -151,6 +160,8 @@ def table(results: list[dict]) -> str:
     lines = [head]
     for r in results:
         result = r["result"] if "message" not in r else f"{r['result']}: {r['message']}".replace("|", "\\|")
+        if r.get("measured"):
+            result += f" ({r['measured']} measured rows)"
         if "params" in r:
             diff = r["params"] - r["num_params"]
             parts = [f"BN folded: -{r['folded_bn']:,}"] if r["folded_bn"] else []
