@@ -69,8 +69,22 @@ def test_a_scope_archcalc_cannot_read_is_one_measured_row_counted_by_hand(tmp_pa
     analysis = analyze(resolve(document, document["name"], "attention.onnx"))
     assert analysis.totals.macs == 8 * 8 * 16 + by_hand + 16 * 8 * 5  # the stem, the attention, the head
     assert analysis.totals.params == 64 + 2 * 64 + 40
-    assert [r["name"] for r in measured_layers(document["layers"])] == ["Reshape", "attn"]  # a lone node, the scope
-    assert "2 module scopes archcalc reads as no layer types measured" in document["comment"]
+    assert [r["name"] for r in measured_layers(document["layers"])] == ["attn"]
+    assert "1 module scope archcalc reads as no layer types measured" in document["comment"]
+
+
+def test_an_op_of_a_container_is_measured_alone_not_with_the_modules_inside_it(tmp_path):
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="/enc/l0/act/Relu"),
+             helper.make_node("Erf", ["a"], ["e"], name="/enc/Erf"),  # no layer type; `enc` holds modules of modules
+             helper.make_node("Relu", ["e"], ["b"], name="/enc/l1/act/Relu"),
+             helper.make_node("Relu", ["b"], ["y"], name="/enc/l2/act/Relu")]
+    graph = helper.make_graph(nodes, "container", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "container.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    analysis = analyze(resolve(document := import_onnx(path), document["name"], "container.onnx"))
+    assert [(row.path, row.label) for row in analysis.leaves()[1:]] == [
+        ("enc.l0.act", "relu"), ("enc.Erf", "measured"), ("enc.l1.act", "relu"), ("enc.l2.act", "relu")]
 
 
 def test_strict_refuses_what_would_be_measured(tmp_path):
@@ -80,9 +94,16 @@ def test_strict_refuses_what_would_be_measured(tmp_path):
 
 
 def test_a_spec_with_a_measured_row_refuses_another_input(tmp_path):
-    document = import_onnx(attention_graph(tmp_path))
-    network = resolve(document, document["name"], "attention.onnx")
-    with pytest.raises(SpecError, match="was measured on an input 8x4x4, not 8x6x6"):
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], name="/mix/Transpose", perm=[1, 0, 2, 3]),
+             helper.make_node("Relu", ["t"], ["r"], name="/mix/Relu"),
+             helper.make_node("Transpose", ["r"], ["y"], name="/mix/Transpose_1", perm=[1, 0, 2, 3])]
+    graph = helper.make_graph(nodes, "mix", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "mix.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    network = resolve(document := import_onnx(path), document["name"], "mix.onnx")
+    assert analyze(network).output_shape == (8, 4, 4)
+    with pytest.raises(SpecError, match="measured op ONNX Transpose, Relu was measured on an input 8x4x4, not 8x6x6"):
         analyze(network, (8, 6, 6))
 
 
