@@ -50,20 +50,45 @@ def randomize(model) -> None:
                 tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
 
 
-def not_run(model, image) -> dict:
-    """What one eval forward pass leaves out (Inception v3's auxiliary head): the parameters of the modules
-    that do not run, by name, and the channels of the batch norms that do."""
+def _read_tensors(model, image) -> tuple[list[str], set[int]]:
+    """The leaf modules one eval forward pass calls, in order, and the ids of the tensors its torch calls read (a
+    module's weights passed to a function, as torchvision's Swin passes its `qkv.weight` to F.linear)."""
     import torch
+    from torch.overrides import TorchFunctionMode
+
+    class Reads(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.seen: set[int] = set()
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            for value in (*args, *kwargs.values()):
+                values = value if isinstance(value, (list, tuple)) else (value,)
+                self.seen.update(id(v) for v in values if isinstance(v, torch.Tensor))
+            return func(*args, **kwargs)
 
     calls: list[str] = []
     leaves = {name: m for name, m in model.named_modules() if not list(m.children())}
     hooks = [m.register_forward_hook(lambda *_, name=name: calls.append(name)) for name, m in leaves.items()]
-    with torch.no_grad():
+    reads = Reads()
+    with torch.no_grad(), reads:
         model(image)
     for hook in hooks:
         hook.remove()
+    return calls, reads.seen
+
+
+def not_run(model, image) -> dict:
+    """What one eval forward pass leaves out (Inception v3's auxiliary head): the parameters of the modules
+    that neither run nor have their weights read, by name, and the channels of the batch norms that run."""
+    import torch
+
+    calls, seen = _read_tensors(model, image)
+    leaves = {name: m for name, m in model.named_modules() if not list(m.children())}
     ran = set(calls)
-    idle = {name: sum(p.numel() for p in m.parameters()) for name, m in leaves.items() if name not in ran}
+    idle = {name: sum(p.numel() for p in m.parameters()) for name, m in leaves.items()
+            if name not in ran and not any(id(p) in seen for p in m.parameters())}
     heads = sorted({name.split(".")[0] for name, count in idle.items() if count})
     channels = sum(m.num_features for name, m in leaves.items() if name in ran and isinstance(m, torch.nn.BatchNorm2d))
     # a norm right after a convolution with a bias of its own (VGG's) folds into that bias: -2C, not -C
@@ -92,6 +117,18 @@ def export(name: str, exporter: str, path: Path, crop: int) -> dict:
     return {"export_s": time.perf_counter() - start, **facts}
 
 
+def _built(name: str):
+    model = torchvision().models.get_model(name).eval()
+    randomize(model)
+    return model
+
+
+def _image(crop: int):
+    import torch
+
+    return torch.randn(1, 3, crop, crop)
+
+
 def one(name: str, exporter: str, cache: Path | None) -> dict:
     """Export (or take from the cache) and import; what came out, or the one line that stopped it."""
     facts = published(name)
@@ -100,6 +137,8 @@ def one(name: str, exporter: str, cache: Path | None) -> dict:
     if not (path.exists() and record.exists()):
         record.write_text(json.dumps(export(name, exporter, path, facts["crop"])))
     exported = json.loads(record.read_text())
+    if exported.get("not_run"):  # a record of modules not called, from before weights read by functions counted
+        exported.update(not_run(_built(name), _image(facts["crop"])))
     base = {**facts, **exported, "name": name, "exporter": exporter, "bytes": path.stat().st_size}
     if path.stat().st_size >= ONNX_LIMIT:
         return {**base, "result": "skipped", "message": "the file is over 2 GiB (external data): not read"}
