@@ -12,6 +12,7 @@ import functools
 import heapq
 import itertools
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -389,6 +390,26 @@ def _name_calls(nodes: list[Node]) -> None:
             n.path = n.scope
 
 
+IMAGE_OPS = {"Conv", "ConvTranspose", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
+             "GlobalMaxPool", "InstanceNormalization", "GroupNormalization", "LRN", "Resize", "Upsample"}
+""" ONNX ops of images (N, C, H, W): a Reshape to three axes per image that one of them reads gives an image """
+
+
+def _lay_out_reshapes(nodes: list[Node]) -> None:
+    """What the three axes per image of each Reshape are: an image CxHxW where an op of images reads it (MaxViT's
+    departition before the next block's convolution), else a tensor (its windows: P x G x C), which a reshape
+    cannot tell apart."""
+    readers: dict[str, list[Node]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            readers.setdefault(i, []).append(n)
+    for n in nodes:
+        if n.kind != "layer" or n.layer_op.target != "Reshape" or len(n.shape or ()) != 3:
+            continue
+        images = any(r.kind == "layer" and r.layer_op.target in IMAGE_OPS for r in readers.get(n.id, []))
+        n.op = replace(n.layer_op, attrs={**n.layer_op.attrs, "layout": "image" if images else "tensor"})
+
+
 def _weight_module(node, constants: dict[str, Any], computed: frozenset[str]) -> tuple[str, ...] | None:
     """The module of a convolution or linear layer whose weight is a file's initializer named `MODULE.weight`:
     the dynamo exporter names it as torch does, while a batch norm folded into the convolution gives the node
@@ -491,6 +512,7 @@ class _Reader:
         graph = Graph(self.nodes, self.shapes[self.input_name] or (), self.ids[output], self.notes)
         fold_channel_shuffles(graph)  # before the permutes: its transpose is one of them
         fold_permutes(graph)  # before naming: a layer norm between two transposes is its module's only op
+        _lay_out_reshapes(self.nodes)
         lay_out(graph)  # a transpose left (one beside a measured row) gives the layers after it its layout
         if self.collect:
             self.check_layers(graph)
