@@ -12,7 +12,9 @@ parameters of the initializers are compared with the weights' `num_params`, less
 a batch norm folded into the convolution before it leaves C bias values for its 2C weights (-C; -2C where the
 convolution had a bias of its own, VGG's, which takes the norm's in); one that stays
 (no convolution before it) keeps its running statistics, counted as non-trainable. MACs are compared with
-`_ops` (GMACs, 3 decimals). --cache-dir keeps the exported files (and their export times) for another run.
+`_ops` (GMACs, 3 decimals). A relative position bias (Swin v1's, MaxViT's) is in the file as the exporters'
+constant folding gathered it from its table (heads x N x N values for the table's (2w - 1)^2 x heads), also
+taken into the comparison. --cache-dir keeps the exported files (and their export times) for another run.
 """
 from __future__ import annotations
 
@@ -99,6 +101,18 @@ def not_run(model, image) -> dict:
             "not_run": {h: sum(c for n, c in idle.items() if n.split(".")[0] == h) for h in heads}}
 
 
+def gathered_biases(model) -> int:
+    """What the exporters' constant folding adds to a relative position bias (Swin v1's, MaxViT's): the file holds
+    the bias gathered from the table by its fixed index (heads x N x N for a window of N positions) where the model
+    has the table ((2w - 1)^2 x heads); the difference, summed over the model's attentions."""
+    added = 0
+    for module in model.modules():
+        table, index = getattr(module, "relative_position_bias_table", None), getattr(module, "relative_position_index", None)
+        if table is not None and index is not None:
+            added += index.numel() * table.shape[-1] - table.numel()
+    return added
+
+
 def export(name: str, exporter: str, path: Path, crop: int) -> dict:
     """Export `name` to `path`; the seconds it took and the batch norm channels of the model."""
     import warnings
@@ -109,7 +123,8 @@ def export(name: str, exporter: str, path: Path, crop: int) -> dict:
     model = tv.models.get_model(name).eval()
     randomize(model)
     image = torch.randn(1, 3, crop, crop)
-    facts = {**not_run(model, image), "model_params": sum(p.numel() for p in model.parameters())}
+    facts = {**not_run(model, image), "model_params": sum(p.numel() for p in model.parameters()),
+             "gathered": gathered_biases(model)}
     start = time.perf_counter()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -137,8 +152,9 @@ def one(name: str, exporter: str, cache: Path | None) -> dict:
     if not (path.exists() and record.exists()):
         record.write_text(json.dumps(export(name, exporter, path, facts["crop"])))
     exported = json.loads(record.read_text())
-    if exported.get("not_run"):  # a record of modules not called, from before weights read by functions counted
-        exported.update(not_run(_built(name), _image(facts["crop"])))
+    if exported.get("not_run") or "gathered" not in exported:  # a record from before these were counted
+        model = _built(name)
+        exported.update({**not_run(model, _image(facts["crop"])), "gathered": gathered_biases(model)})
     base = {**facts, **exported, "name": name, "exporter": exporter, "bytes": path.stat().st_size}
     if path.stat().st_size >= ONNX_LIMIT:
         return {**base, "result": "skipped", "message": "the file is over 2 GiB (external data): not read"}
@@ -162,10 +178,11 @@ def one(name: str, exporter: str, cache: Path | None) -> dict:
     idle = sum(exported["not_run"].values())
     if exported.get("model_params", facts["num_params"]) != facts["num_params"]:  # not in num_params (GoogLeNet's)
         exported["not_run"], idle = {}, 0
-    wanted = facts["num_params"] - folded - idle
+    wanted = facts["num_params"] - folded - idle + exported["gathered"]
     exact = params == wanted and expect["params"] == wanted and round(macs / 1e9, 3) == facts["ops"]
     return {**base, "result": "exact" if exact else "differs", "params": params, "initializers": expect["params"],
-            "non_trainable": expect["non_trainable"], "folded_bn": folded, "not_run": exported["not_run"], "macs": macs,
+            "non_trainable": expect["non_trainable"], "folded_bn": folded, "not_run": exported["not_run"],
+            "gathered": exported["gathered"], "macs": macs,
             "import_s": seconds, "measured": _measured_rows(document["layers"]),
             "comment": document.get("comment", "")}
 
@@ -205,6 +222,11 @@ def table(results: list[dict]) -> str:
             diff = r["params"] - r["num_params"]
             parts = [f"BN folded: -{r['folded_bn']:,}"] if r["folded_bn"] else []
             parts += [f"{head} not run in eval: -{count:,}" for head, count in r["not_run"].items()]
+            if r.get("gathered"):
+                parts.append(f"position biases gathered from their tables: +{r['gathered']:,}")
+            rest = diff + r["folded_bn"] + sum(r["not_run"].values()) - r.get("gathered", 0)
+            if rest:
+                parts.append(f"other: {rest:+,}")
             named = f"{diff:+,}" + (f" ({'; '.join(parts)})" if parts else "")
             if r["non_trainable"]:
                 named += f"; running stats {r['non_trainable']:,} non-trainable"
@@ -242,7 +264,12 @@ def write(results: list[dict], out: Path, note: str) -> None:
             f"`_ops` (GMACs, 3 decimals). \"exact\": params equal `num_params` less the folded batch norms, and the "
             f"MACs equal `_ops`. A module that does not run in eval is not in the file: its parameters "
             f"are named in the difference too where `num_params` holds them (Inception v3's `AuxLogits`; not "
-            f"GoogLeNet's aux heads, which its `num_params` leaves out).{note}\n\n{table(results)}")
+            f"GoogLeNet's aux heads, which its `num_params` leaves out). The exporters' constant folding gathers "
+            f"each relative position bias of Swin v1 and MaxViT from its table by the fixed index: the file holds "
+            f"heads x N x N values (a window of N positions) where the model has the table ((2w - 1)^2 x heads), "
+            f"named in the difference too and taken into \"exact\"; what else differs is \"other\". A model "
+            f"whose attentions archcalc reads as no layer types says how many rows it measured (module scopes: "
+            f"docs/import.md).{note}\n\n{table(results)}")
     (out / "import_onnx.md").write_text(text)
 
 
