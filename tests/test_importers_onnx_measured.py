@@ -87,6 +87,24 @@ def test_an_op_of_a_container_is_measured_alone_not_with_the_modules_inside_it(t
         ("enc.l0.act", "relu"), ("enc.Erf", "measured"), ("enc.l1.act", "relu"), ("enc.l2.act", "relu")]
 
 
+def test_a_measured_scope_takes_in_what_the_import_computed_from_its_constants(tmp_path):
+    """Swin v2's position-bias MLP runs on fixed coordinates: the import computes its first layer from constants
+    (a small MatMul), whose weight and multiply-accumulates are still the scope's."""
+    nodes = [helper.make_node("MatMul", ["coords", "w1"], ["hidden"], name="/attn/MatMul"),  # 6x2 @ 2x4: constants
+             helper.make_node("MatMul", ["hidden", "w2"], ["bias"], name="/attn/MatMul_1"),  # 6x4 @ 4x4
+             helper.make_node("Transpose", ["x"], ["t"], name="/attn/Transpose", perm=[1, 0, 2, 3]),
+             helper.make_node("Add", ["t", "bias"], ["a"], name="/attn/Add"),
+             helper.make_node("Transpose", ["a"], ["y"], name="/attn/Transpose_1", perm=[1, 0, 2, 3])]
+    inits = [weight("coords", 6, 2), weight("w1", 2, 4), weight("w2", 4, 4)]
+    graph = helper.make_graph(nodes, "bias", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / "bias.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    [row] = measured_layers(import_onnx(path)["layers"])
+    assert row["macs"] == 6 * 2 * 4 + 6 * 4 * 4  # both MatMuls, the first computed by the import
+    assert row["params"] == 6 * 2 + 2 * 4 + 4 * 4  # the coordinates too: ONNX does not tell a buffer from a weight
+
+
 def test_strict_refuses_what_would_be_measured(tmp_path):
     with pytest.raises(SpecError, match=r"ONNX node /blk/attn/Transpose \(Transpose\): permute \[1, 0, 2\] moves the "
                                         "batch axis"):

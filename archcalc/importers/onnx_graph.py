@@ -66,6 +66,15 @@ class _Loaded(NamedTuple):
     input_name: str
     constants: dict[str, Any]
     computed: frozenset[str]
+    origins: dict[str, "_Origin"]
+
+
+class _Origin(NamedTuple):
+    """What a value computed from constants came from: the file's initializers it derives from, and the
+    multiply-accumulates of the nodes that computed it (by their outputs' names), which a measured row takes in."""
+
+    sources: frozenset[str]
+    work: frozenset[tuple[str, int]]
 
 
 def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
@@ -101,16 +110,17 @@ def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
         for d, size in zip(shape.dim[1:], dims):
             d.ClearField("dim_param")
             d.dim_value = size
-    computed = _fold_constants(onnx, model, input_value.name, constants, tensors)
+    origins: dict[str, _Origin] = {}
+    computed = _fold_constants(onnx, model, input_value.name, constants, tensors, origins)
     model = _infer(onnx, model)
     for _ in range(SHAPE_ROUNDS):
-        more = _fold_constants(onnx, model, input_value.name, constants, tensors, _static_shapes(model))
+        more = _fold_constants(onnx, model, input_value.name, constants, tensors, origins, _static_shapes(model))
         if not more:
             break
         computed |= more
         model = _infer(onnx, model)
     complete_shapes(onnx, model, constants)
-    return _Loaded(onnx, model, input_value.name, constants, computed)
+    return _Loaded(onnx, model, input_value.name, constants, computed, origins)
 
 
 def _infer(onnx, model):
@@ -256,7 +266,7 @@ def _prepare(onnx, model, nodes: list, constants: dict[str, Any]) -> None:
 
 
 def _fold_constants(onnx, model, input_name: str, constants: dict[str, Any], tensors: Tensors,
-                    shapes: dict[str, tuple[int, ...]] | None = None):
+                    origins: dict[str, _Origin], shapes: dict[str, tuple[int, ...]] | None = None):
     """Every value computed from constants only that the budget allows (the pads of an exported ZeroPad2d,
     a Constant node's value), added to `constants` and stored in `model` as an initializer, so that shape
     inference sees it; their names. With `shapes` (values of known shape), the Shape and Size of those are
@@ -284,11 +294,29 @@ def _fold_constants(onnx, model, input_name: str, constants: dict[str, Any], ten
             continue
         for name, value in zip(node.output, results):
             constants[name] = folded[name] = value
+        _trace(onnx, node, constants, origins)
     if folded:
         del model.graph.node[:]
         model.graph.node.extend(kept)
         model.graph.initializer.extend(onnx.numpy_helper.from_array(v, k) for k, v in folded.items())
     return frozenset(folded)
+
+
+def _trace(onnx, node, constants: dict[str, Any], origins: dict[str, _Origin]) -> None:
+    """The origin of each output of a node computed from constants: its inputs' (an initializer of the file is its
+    own source) and its own multiply-accumulates."""
+    sources: set[str] = set()
+    work: set[tuple[str, int]] = set()
+    for name in (i for i in node.input if i):
+        origin = origins.get(name, _Origin(frozenset({name}), frozenset()))
+        sources |= origin.sources
+        work |= origin.work
+    if node.op_type in measure.MACS and node.output and node.output[0] in constants:
+        def shape_of(name: str) -> tuple[int, ...]:
+            return tuple(int(d) for d in np.shape(constants[name]))
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        work.add((node.output[0], measure.MACS[node.op_type](node, shape_of, attrs)))
+    origins.update((o, _Origin(frozenset(sources), frozenset(work))) for o in node.output if o)
 
 
 def _metadata(onnx, node, dims: tuple[int, ...]) -> list:
@@ -441,7 +469,8 @@ class _Reader:
         self.batch = self.full_shapes.get(input_name, (0,))[0]
         self.measured: list[str] = []
         self.scope_counts: collections.Counter | None = None
-        self.onnx, self.computed = onnx, loaded.computed
+        self.onnx, self.computed, self.origins = onnx, loaded.computed, loaded.origins
+        self.counted: set[tuple[str, int]] = set()  # the work of computed values a measured row took in
         self.graph = model.graph
         self.constants: dict[str, Any] = loaded.constants
         self.shapes = {v.name: _per_image(v) for v in (*self.graph.value_info, *self.graph.output, *self.graph.input)}
@@ -574,10 +603,19 @@ class _Reader:
         if missing or shape is None:
             why = f"its input {missing[0]} is computed after its output" if missing else "its output's shape is unknown"
             raise SpecError(f"{where}: archcalc has no layer types for its nodes and cannot measure them: {why}")
-        read = list(dict.fromkeys(i for n in group.members for i in n.input
-                                  if i not in self.computed and self._weight(i) and i not in self.used))
+        inputs = [i for n in group.members for i in n.input if i]
+        origins = [self.origins[i] for i in inputs if i in self.origins]  # values the import computed from constants
+        read = list(dict.fromkeys(i for i in (*inputs, *(s for o in origins for s in o.sources))
+                                  if i not in self.computed and self._weight(i)))
+        again = [i for i in read if i in self.used]  # an initializer of equal values the exporter merged
+        if again:
+            self.recounted += sum(int(self.constants[i].size) for i in again)
+            self.note_merged(again[0], where)
         self.used.update(read)
-        macs = measure.per_image(measure.macs_of(group.members, self._full_shape, self.attrs), self.batch, where)
+        work = {w for o in origins for w in o.work} - self.counted
+        self.counted |= work
+        macs = measure.per_image(measure.macs_of(group.members, self._full_shape, self.attrs), self.batch, where) \
+            + sum(m for _, m in work) // max(self.batch, 1)
         at = self.shapes[group.inputs[0]] or ()
         attrs = {"op": measure.op_name(group), "at": list(at), "output": list(shape),
                  "params": sum(int(self.constants[i].size) for i in read), "macs": macs}
@@ -729,13 +767,16 @@ class _Reader:
             self.tensor_ids.setdefault(c, len(self.tensor_ids))
         if again:
             self.recounted += sum(int(self.constants[c].size) for c in again)
-            if not self.merged_note:
-                self.merged_note = True
-                self.notes.append(f"initializers read by layers that do not share all their weights ({again[0]}, "
-                                  f"first at {where}; the dynamo exporter merges initializers of equal values): "
-                                  "counted in each layer that reads them")
+            self.note_merged(again[0], where)
             return ()
         return tuple(self.tensor_ids[c] for c in read)
+
+    def note_merged(self, initializer: str, where: str) -> None:
+        if not self.merged_note:
+            self.merged_note = True
+            self.notes.append(f"initializers read by layers that do not share all their weights ({initializer}, "
+                              f"first at {where}; the exporters merge initializers of equal values): "
+                              "counted in each layer that reads them")
 
     def add(self, out: str, node: Node) -> None:
         if node.id in self.taken:  # two nodes of one name (or one named like the input): ids stay apart
