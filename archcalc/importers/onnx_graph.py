@@ -654,8 +654,8 @@ class _Reader:
         left = sum(n.op_type == "BatchNormalization" for n in self.ops)
         return (f"batch norm folded into {len(folded)} convolution{'s' if len(folded) > 1 else ''} by the exporter "
                 f"({shown}; {channels:,} channels): the file holds a bias of C values where the model holds the "
-                f"norm's weight and bias (2C), so {channels:,} parameters fewer than the model (C more for each "
-                f"convolution with a bias of its own), and not the norms' running statistics ({2 * channels:,} values)"
+                f"norm's weight and bias (2C), so {channels:,} parameters fewer than the model (another C for each "
+                f"convolution that had a bias of its own), and not the norms' running statistics ({2 * channels:,} values)"
                 + (f"; {left} batch norm{'s' if left > 1 else ''} left unfolded" if left else ""))
 
     def node(self, node, index: int) -> None:
