@@ -52,8 +52,8 @@ def randomize(model) -> None:
                 tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
 
 
-def _read_tensors(model, image) -> tuple[list[str], set[int]]:
-    """The leaf modules one eval forward pass calls, in order, and the ids of the tensors its torch calls read (a
+def _read_tensors(model, image) -> tuple[list[tuple[str, str]], set[int]]:
+    """The leaf modules one eval forward pass calls, in order, each with the leaf module that made its input, and the ids of the tensors its torch calls read (a
     module's weights passed to a function, as torchvision's Swin passes its `qkv.weight` to F.linear)."""
     import torch
     from torch.overrides import TorchFunctionMode
@@ -70,9 +70,15 @@ def _read_tensors(model, image) -> tuple[list[str], set[int]]:
                 self.seen.update(id(v) for v in values if isinstance(v, torch.Tensor))
             return func(*args, **kwargs)
 
-    calls: list[str] = []
+    calls: list[tuple[str, str]] = []  # the module, and the module that made its first input ("" for none)
+
+    def called(module, inputs, output, name):
+        calls.append((name, getattr(inputs[0], "made_by", "") if inputs else ""))
+        if isinstance(output, torch.Tensor):
+            output.made_by = name  # a tag on the tensor: ids of freed tensors are reused
+
     leaves = {name: m for name, m in model.named_modules() if not list(m.children())}
-    hooks = [m.register_forward_hook(lambda *_, name=name: calls.append(name)) for name, m in leaves.items()]
+    hooks = [m.register_forward_hook(lambda *a, name=name: called(*a, name)) for name, m in leaves.items()]
     reads = Reads()
     with torch.no_grad(), reads:
         model(image)
@@ -88,15 +94,19 @@ def not_run(model, image) -> dict:
 
     calls, seen = _read_tensors(model, image)
     leaves = {name: m for name, m in model.named_modules() if not list(m.children())}
-    ran = set(calls)
+    ran = {name for name, _ in calls}
     idle = {name: sum(p.numel() for p in m.parameters()) for name, m in leaves.items()
             if name not in ran and not any(id(p) in seen for p in m.parameters())}
     heads = sorted({name.split(".")[0] for name, count in idle.items() if count})
     channels = sum(m.num_features for name, m in leaves.items() if name in ran and isinstance(m, torch.nn.BatchNorm2d))
-    # a norm right after a convolution with a bias of its own (VGG's) folds into that bias: -2C, not -C
-    biased = sum(leaves[name].num_features for before, name in zip(calls, calls[1:])
-                 if isinstance(leaves[name], torch.nn.BatchNorm2d) and isinstance(leaves[before], torch.nn.Conv2d)
-                 and leaves[before].bias is not None)
+    # a norm that alone reads the output of a convolution with a bias of its own (VGG's) folds into that bias: -2C,
+    # not -C; where other modules read that output too (MaxViT's stem feeds its first block's norm and shortcut), not
+    readers: dict[str, int] = {}
+    for _, made_by in calls:
+        readers[made_by] = readers.get(made_by, 0) + 1
+    biased = sum(leaves[name].num_features for name, made_by in calls
+                 if isinstance(leaves[name], torch.nn.BatchNorm2d) and isinstance(leaves.get(made_by), torch.nn.Conv2d)
+                 and leaves[made_by].bias is not None and readers[made_by] == 1)
     return {"bn_channels": channels, "bn_after_biased_conv": biased,
             "not_run": {h: sum(c for n, c in idle.items() if n.split(".")[0] == h) for h in heads}}
 
