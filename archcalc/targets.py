@@ -57,7 +57,8 @@ def resolve(target: str, dims: tuple[int, ...] | None, kwargs: dict[str, Any] | 
         from .importers.commands import load_imported
 
         kind, source = ("torch", target[len(TORCH_PREFIX):]) if is_torch(target) else ("onnx", target)
-        return Target(load_imported(kind, source, target, dims, kwargs if kind == "torch" else None), None, [])
+        network, notes = load_imported(kind, source, target, dims, kwargs if kind == "torch" else None)
+        return Target(network, None, notes)  # an ONNX file's notes: what the import found (folded batch norms, ...)
     from .core.spec import load
 
     network = load(_not_python(target))

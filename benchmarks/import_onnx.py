@@ -12,7 +12,9 @@ parameters of the initializers are compared with the weights' `num_params`, less
 a batch norm folded into the convolution before it leaves C bias values for its 2C weights (-C; -2C where the
 convolution had a bias of its own, VGG's, which takes the norm's in); one that stays
 (no convolution before it) keeps its running statistics, counted as non-trainable. MACs are compared with
-`_ops` (GMACs, 3 decimals). --cache-dir keeps the exported files (and their export times) for another run.
+`_ops` (GMACs, 3 decimals). A relative position bias (Swin v1's, MaxViT's) is in the file as the exporters'
+constant folding gathered it from its table (heads x N x N values for the table's (2w - 1)^2 x heads), also
+taken into the comparison. --cache-dir keeps the exported files (and their export times) for another run.
 """
 from __future__ import annotations
 
@@ -50,28 +52,75 @@ def randomize(model) -> None:
                 tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
 
 
-def not_run(model, image) -> dict:
-    """What one eval forward pass leaves out (Inception v3's auxiliary head): the parameters of the modules
-    that do not run, by name, and the channels of the batch norms that do."""
+def _read_tensors(model, image) -> tuple[list[tuple[str, str]], set[int]]:
+    """The leaf modules one eval forward pass calls, in order, each with the leaf module that made its input, and the ids of the tensors its torch calls read (a
+    module's weights passed to a function, as torchvision's Swin passes its `qkv.weight` to F.linear)."""
     import torch
+    from torch.overrides import TorchFunctionMode
 
-    calls: list[str] = []
+    class Reads(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.seen: set[int] = set()
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            for value in (*args, *kwargs.values()):
+                values = value if isinstance(value, (list, tuple)) else (value,)
+                self.seen.update(id(v) for v in values if isinstance(v, torch.Tensor))
+            return func(*args, **kwargs)
+
+    calls: list[tuple[str, str]] = []  # the module, and the module that made its first input ("" for none)
+
+    def called(module, inputs, output, name):
+        calls.append((name, getattr(inputs[0], "made_by", "") if inputs else ""))
+        if isinstance(output, torch.Tensor):
+            output.made_by = name  # a tag on the tensor: ids of freed tensors are reused
+
     leaves = {name: m for name, m in model.named_modules() if not list(m.children())}
-    hooks = [m.register_forward_hook(lambda *_, name=name: calls.append(name)) for name, m in leaves.items()]
-    with torch.no_grad():
+    hooks = [m.register_forward_hook(lambda *a, name=name: called(*a, name)) for name, m in leaves.items()]
+    reads = Reads()
+    with torch.no_grad(), reads:
         model(image)
     for hook in hooks:
         hook.remove()
-    ran = set(calls)
-    idle = {name: sum(p.numel() for p in m.parameters()) for name, m in leaves.items() if name not in ran}
+    return calls, reads.seen
+
+
+def not_run(model, image) -> dict:
+    """What one eval forward pass leaves out (Inception v3's auxiliary head): the parameters of the modules
+    that neither run nor have their weights read, by name, and the channels of the batch norms that run."""
+    import torch
+
+    calls, seen = _read_tensors(model, image)
+    leaves = {name: m for name, m in model.named_modules() if not list(m.children())}
+    ran = {name for name, _ in calls}
+    idle = {name: sum(p.numel() for p in m.parameters()) for name, m in leaves.items()
+            if name not in ran and not any(id(p) in seen for p in m.parameters())}
     heads = sorted({name.split(".")[0] for name, count in idle.items() if count})
     channels = sum(m.num_features for name, m in leaves.items() if name in ran and isinstance(m, torch.nn.BatchNorm2d))
-    # a norm right after a convolution with a bias of its own (VGG's) folds into that bias: -2C, not -C
-    biased = sum(leaves[name].num_features for before, name in zip(calls, calls[1:])
-                 if isinstance(leaves[name], torch.nn.BatchNorm2d) and isinstance(leaves[before], torch.nn.Conv2d)
-                 and leaves[before].bias is not None)
+    # a norm that alone reads the output of a convolution with a bias of its own (VGG's) folds into that bias: -2C,
+    # not -C; where other modules read that output too (MaxViT's stem feeds its first block's norm and shortcut), not
+    readers: dict[str, int] = {}
+    for _, made_by in calls:
+        readers[made_by] = readers.get(made_by, 0) + 1
+    biased = sum(leaves[name].num_features for name, made_by in calls
+                 if isinstance(leaves[name], torch.nn.BatchNorm2d) and isinstance(leaves.get(made_by), torch.nn.Conv2d)
+                 and leaves[made_by].bias is not None and readers[made_by] == 1)
     return {"bn_channels": channels, "bn_after_biased_conv": biased,
             "not_run": {h: sum(c for n, c in idle.items() if n.split(".")[0] == h) for h in heads}}
+
+
+def gathered_biases(model) -> int:
+    """What the exporters' constant folding adds to a relative position bias (Swin v1's, MaxViT's): the file holds
+    the bias gathered from the table by its fixed index (heads x N x N for a window of N positions) where the model
+    has the table ((2w - 1)^2 x heads); the difference, summed over the model's attentions."""
+    added = 0
+    for module in model.modules():
+        table, index = getattr(module, "relative_position_bias_table", None), getattr(module, "relative_position_index", None)
+        if table is not None and index is not None:
+            added += index.numel() * table.shape[-1] - table.numel()
+    return added
 
 
 def export(name: str, exporter: str, path: Path, crop: int) -> dict:
@@ -84,12 +133,25 @@ def export(name: str, exporter: str, path: Path, crop: int) -> dict:
     model = tv.models.get_model(name).eval()
     randomize(model)
     image = torch.randn(1, 3, crop, crop)
-    facts = {**not_run(model, image), "model_params": sum(p.numel() for p in model.parameters())}
+    facts = {**not_run(model, image), "model_params": sum(p.numel() for p in model.parameters()),
+             "gathered": gathered_biases(model)}
     start = time.perf_counter()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (image,), str(path), dynamo=exporter == "dynamo")
     return {"export_s": time.perf_counter() - start, **facts}
+
+
+def _built(name: str):
+    model = torchvision().models.get_model(name).eval()
+    randomize(model)
+    return model
+
+
+def _image(crop: int):
+    import torch
+
+    return torch.randn(1, 3, crop, crop)
 
 
 def one(name: str, exporter: str, cache: Path | None) -> dict:
@@ -100,6 +162,9 @@ def one(name: str, exporter: str, cache: Path | None) -> dict:
     if not (path.exists() and record.exists()):
         record.write_text(json.dumps(export(name, exporter, path, facts["crop"])))
     exported = json.loads(record.read_text())
+    if exported.get("not_run") or "gathered" not in exported:  # a record from before these were counted
+        model = _built(name)
+        exported.update({**not_run(model, _image(facts["crop"])), "gathered": gathered_biases(model)})
     base = {**facts, **exported, "name": name, "exporter": exporter, "bytes": path.stat().st_size}
     if path.stat().st_size >= ONNX_LIMIT:
         return {**base, "result": "skipped", "message": "the file is over 2 GiB (external data): not read"}
@@ -123,12 +188,22 @@ def one(name: str, exporter: str, cache: Path | None) -> dict:
     idle = sum(exported["not_run"].values())
     if exported.get("model_params", facts["num_params"]) != facts["num_params"]:  # not in num_params (GoogLeNet's)
         exported["not_run"], idle = {}, 0
-    wanted = facts["num_params"] - folded - idle
+    wanted = facts["num_params"] - folded - idle + exported["gathered"]
     exact = params == wanted and expect["params"] == wanted and round(macs / 1e9, 3) == facts["ops"]
     return {**base, "result": "exact" if exact else "differs", "params": params, "initializers": expect["params"],
-            "non_trainable": expect["non_trainable"], "folded_bn": folded, "not_run": exported["not_run"], "macs": macs,
-            "import_s": seconds,
+            "non_trainable": expect["non_trainable"], "folded_bn": folded, "not_run": exported["not_run"],
+            "gathered": exported["gathered"], "macs": macs,
+            "import_s": seconds, "measured": _measured_rows(document["layers"]),
             "comment": document.get("comment", "")}
+
+
+def _measured_rows(layers: list) -> int:
+    """The `measured` rows of a spec's layers (module scopes archcalc read as no layer types)."""
+    count = 0
+    for item in layers:
+        count += item.get("type") == "measured"
+        count += _measured_rows(item.get("layers", [])) + sum(_measured_rows(b) for b in item.get("branches", []))
+    return count
 
 
 def _kept_norm_channels(onnx, path: Path) -> int:
@@ -151,10 +226,17 @@ def table(results: list[dict]) -> str:
     lines = [head]
     for r in results:
         result = r["result"] if "message" not in r else f"{r['result']}: {r['message']}".replace("|", "\\|")
+        if r.get("measured"):
+            result += f" ({r['measured']} measured rows)"
         if "params" in r:
             diff = r["params"] - r["num_params"]
             parts = [f"BN folded: -{r['folded_bn']:,}"] if r["folded_bn"] else []
             parts += [f"{head} not run in eval: -{count:,}" for head, count in r["not_run"].items()]
+            if r.get("gathered"):
+                parts.append(f"position biases gathered from their tables: +{r['gathered']:,}")
+            rest = diff + r["folded_bn"] + sum(r["not_run"].values()) - r.get("gathered", 0)
+            if rest:
+                parts.append(f"other: {rest:+,}")
             named = f"{diff:+,}" + (f" ({'; '.join(parts)})" if parts else "")
             if r["non_trainable"]:
                 named += f"; running stats {r['non_trainable']:,} non-trainable"
@@ -192,7 +274,12 @@ def write(results: list[dict], out: Path, note: str) -> None:
             f"`_ops` (GMACs, 3 decimals). \"exact\": params equal `num_params` less the folded batch norms, and the "
             f"MACs equal `_ops`. A module that does not run in eval is not in the file: its parameters "
             f"are named in the difference too where `num_params` holds them (Inception v3's `AuxLogits`; not "
-            f"GoogLeNet's aux heads, which its `num_params` leaves out).{note}\n\n{table(results)}")
+            f"GoogLeNet's aux heads, which its `num_params` leaves out). The exporters' constant folding gathers "
+            f"each relative position bias of Swin v1 and MaxViT from its table by the fixed index: the file holds "
+            f"heads x N x N values (a window of N positions) where the model has the table ((2w - 1)^2 x heads), "
+            f"named in the difference too and taken into \"exact\"; what else differs is \"other\". A model "
+            f"whose attentions archcalc reads as no layer types says how many rows it measured (module scopes: "
+            f"docs/import.md).{note}\n\n{table(results)}")
     (out / "import_onnx.md").write_text(text)
 
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 @input_option
 @click.option("--kwargs", "kwargs_text", metavar="JSON", help="torch: keyword arguments of the callable, a JSON object.")
 @click.option("-o", "--out", metavar="FILE", help="Write the spec to FILE (default: print it).")
-@click.option("--strict", is_flag=True, help="torch: stop at an op archcalc has no layer type for instead of measuring it.")
+@click.option("--strict", is_flag=True, help="Stop at an op (ONNX: a module scope's nodes) archcalc has no layer type for "
+                                            "instead of measuring it.")
 def import_command(kind: str, source: str, dims: tuple[int, ...] | None, kwargs_text: str | None, out: str | None,
                    strict: bool) -> None:
     """A spec from a torch callable (MODULE:CALLABLE or FILE.py:CALLABLE) or an ONNX file.
@@ -29,7 +30,8 @@ def import_command(kind: str, source: str, dims: tuple[int, ...] | None, kwargs_
     The graph becomes sequences and add/concat/mul branches grouped by module path; `expect` records
     the parameters (and fvcore's total) measured on the model. An op archcalc has no layer type for
     becomes a `measured` row (its output shape, parameters and FlopCounterMode's MACs at this input;
-    with --strict, and for ONNX, it stops the import); a graph that is not series-parallel stops it
+    for ONNX, one row for the module scope of nodes archcalc reads as no layer types, MACs counted from its
+    nodes by shape; with --strict, it stops the import); a graph that is not series-parallel stops it
     with one line naming the node.
     """
     from ..importers.commands import fingerprinted, import_document, kept_budgets, write_document

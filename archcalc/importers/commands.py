@@ -27,13 +27,14 @@ def import_document(kind: str, source: str, dims: tuple[int, ...] | None, kwargs
 
     from .onnx_graph import import_onnx
 
-    return import_onnx(Path(source), dims)
+    return import_onnx(Path(source), dims, strict)
 
 
 def load_imported(kind: str, source: str, target: str, dims: tuple[int, ...] | None,
-                  kwargs: dict[str, Any] | None = None):
+                  kwargs: dict[str, Any] | None = None) -> tuple[Any, list[str]]:
     """The network of an on-the-fly import of `source` ("torch" or "onnx": archcalc.targets tells the kind of
-    `target`), resolved as a spec would be; `kwargs`: the torch callable's."""
+    `target`), resolved as a spec would be, and its notes for stderr (an ONNX file's: what the import found, such
+    as batch norms folded by the exporter); `kwargs`: the torch callable's."""
     from ..core.spec import resolve
 
     if kind == "torch" and ":" not in source.strip(":"):
@@ -41,7 +42,8 @@ def load_imported(kind: str, source: str, target: str, dims: tuple[int, ...] | N
     if kind == "onnx" and kwargs:
         raise UsageError(f"--kwargs goes with a torch:MODULE:CALLABLE target, not the ONNX file {one_line(target[:200])}")
     document = import_document(kind, source, dims, kwargs)
-    return resolve(document, document["name"], source)
+    notes = [f"note: {one_line(document['comment'])}"] if kind == "onnx" and document.get("comment") else []
+    return resolve(document, document["name"], source), notes
 
 
 def dumps(document: dict) -> str:

@@ -317,7 +317,8 @@ def lay_out(graph: Graph) -> None:
         if n.kind == "layer" and n.layer_op.target in ("permute", "AxesPermute"):  # a call, or archcalc's module
             after = Permute.layout_after(source, tuple(n.layer_op.attrs["dims"]))
         elif n.kind == "layer" and n.layer_op.target in RESHAPES + ("flatten", "Flatten", "AxesReshape"):
-            after = layout.layout_of(tuple(n.shape))
+            named = n.layer_op.attrs.get("layout") if isinstance(n.layer_op.attrs, Mapping) else None
+            after = layout.LAYOUTS[named] if named in layout.LAYOUTS else layout.layout_of(tuple(n.shape))
         else:
             after = before if len(source) == len(n.shape) else layout.layout_of(tuple(n.shape))
         laid[n.id] = layout.laid(after, n.shape)

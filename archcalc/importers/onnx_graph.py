@@ -7,10 +7,12 @@ torch's exporter writes `/layer1/layer1.0/conv1/Conv` for the module `layer1.0.c
 from __future__ import annotations
 
 import ast
+import collections
 import functools
 import heapq
 import itertools
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,10 +23,24 @@ from ..budget import current
 from ..core.reading import read_bytes
 from ..deps import require
 from ..errors import SpecError
-from ..layers import MERGES, Shape
-from .graph import INPUT, Graph, Node, Op, ScopeCounts, fold_channel_shuffles, fold_permutes, to_spec
+from ..layers import MERGES, REGISTRY, Shape
+from . import onnx_measure as measure
+from .graph import (
+    INPUT,
+    Graph,
+    Node,
+    Op,
+    ScopeCounts,
+    _clean,
+    fold_channel_shuffles,
+    fold_permutes,
+    lay_out,
+    spec_layers,
+    to_spec,
+)
 from .onnx_fold import Folder
 from .onnx_sequences import outer_inputs, rewrite
+from .onnx_shapes import complete_shapes
 from .onnx_tensors import SMALL, Tensors
 
 ONNX_BYTES = 2**31  # protobuf's limit for one message: an ONNX file without external data
@@ -50,6 +66,15 @@ class _Loaded(NamedTuple):
     input_name: str
     constants: dict[str, Any]
     computed: frozenset[str]
+    origins: dict[str, "_Origin"]
+
+
+class _Origin(NamedTuple):
+    """What a value computed from constants came from: the file's initializers it derives from, and the
+    multiply-accumulates of the nodes that computed it (by their outputs' names), which a measured row takes in."""
+
+    sources: frozenset[str]
+    work: frozenset[tuple[str, int]]
 
 
 def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
@@ -85,15 +110,17 @@ def _read(path: Path, dims: tuple[int, ...] | None) -> _Loaded:
         for d, size in zip(shape.dim[1:], dims):
             d.ClearField("dim_param")
             d.dim_value = size
-    computed = _fold_constants(onnx, model, input_value.name, constants, tensors)
+    origins: dict[str, _Origin] = {}
+    computed = _fold_constants(onnx, model, input_value.name, constants, tensors, origins)
     model = _infer(onnx, model)
     for _ in range(SHAPE_ROUNDS):
-        more = _fold_constants(onnx, model, input_value.name, constants, tensors, _static_shapes(model))
+        more = _fold_constants(onnx, model, input_value.name, constants, tensors, origins, _static_shapes(model))
         if not more:
             break
         computed |= more
         model = _infer(onnx, model)
-    return _Loaded(onnx, model, input_value.name, constants, computed)
+    complete_shapes(onnx, model, constants)
+    return _Loaded(onnx, model, input_value.name, constants, computed, origins)
 
 
 def _infer(onnx, model):
@@ -239,7 +266,7 @@ def _prepare(onnx, model, nodes: list, constants: dict[str, Any]) -> None:
 
 
 def _fold_constants(onnx, model, input_name: str, constants: dict[str, Any], tensors: Tensors,
-                    shapes: dict[str, tuple[int, ...]] | None = None):
+                    origins: dict[str, _Origin], shapes: dict[str, tuple[int, ...]] | None = None):
     """Every value computed from constants only that the budget allows (the pads of an exported ZeroPad2d,
     a Constant node's value), added to `constants` and stored in `model` as an initializer, so that shape
     inference sees it; their names. With `shapes` (values of known shape), the Shape and Size of those are
@@ -267,11 +294,29 @@ def _fold_constants(onnx, model, input_name: str, constants: dict[str, Any], ten
             continue
         for name, value in zip(node.output, results):
             constants[name] = folded[name] = value
+        _trace(onnx, node, constants, origins)
     if folded:
         del model.graph.node[:]
         model.graph.node.extend(kept)
         model.graph.initializer.extend(onnx.numpy_helper.from_array(v, k) for k, v in folded.items())
     return frozenset(folded)
+
+
+def _trace(onnx, node, constants: dict[str, Any], origins: dict[str, _Origin]) -> None:
+    """The origin of each output of a node computed from constants: its inputs' (an initializer of the file is its
+    own source) and its own multiply-accumulates."""
+    sources: set[str] = set()
+    work: set[tuple[str, int]] = set()
+    for name in (i for i in node.input if i):
+        origin = origins.get(name, _Origin(frozenset({name}), frozenset()))
+        sources |= origin.sources
+        work |= origin.work
+    if node.op_type in measure.MACS and node.output and node.output[0] in constants:
+        def shape_of(name: str) -> tuple[int, ...]:
+            return tuple(int(d) for d in np.shape(constants[name]))
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        work.add((node.output[0], measure.MACS[node.op_type](node, shape_of, attrs)))
+    origins.update((o, _Origin(frozenset(sources), frozenset(work))) for o in node.output if o)
 
 
 def _metadata(onnx, node, dims: tuple[int, ...]) -> list:
@@ -373,6 +418,26 @@ def _name_calls(nodes: list[Node]) -> None:
             n.path = n.scope
 
 
+IMAGE_OPS = {"Conv", "ConvTranspose", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
+             "GlobalMaxPool", "InstanceNormalization", "GroupNormalization", "LRN", "Resize", "Upsample"}
+""" ONNX ops of images (N, C, H, W): a Reshape to three axes per image that one of them reads gives an image """
+
+
+def _lay_out_reshapes(nodes: list[Node]) -> None:
+    """What the three axes per image of each Reshape are: an image CxHxW where an op of images reads it (MaxViT's
+    departition before the next block's convolution), else a tensor (its windows: P x G x C), which a reshape
+    cannot tell apart."""
+    readers: dict[str, list[Node]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            readers.setdefault(i, []).append(n)
+    for n in nodes:
+        if n.kind != "layer" or n.layer_op.target != "Reshape" or len(n.shape or ()) != 3:
+            continue
+        images = any(r.kind == "layer" and r.layer_op.target in IMAGE_OPS for r in readers.get(n.id, []))
+        n.op = replace(n.layer_op, attrs={**n.layer_op.attrs, "layout": "image" if images else "tensor"})
+
+
 def _weight_module(node, constants: dict[str, Any], computed: frozenset[str]) -> tuple[str, ...] | None:
     """The module of a convolution or linear layer whose weight is a file's initializer named `MODULE.weight`:
     the dynamo exporter names it as torch does, while a batch norm folded into the convolution gives the node
@@ -394,9 +459,18 @@ def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class _Reader:
-    def __init__(self, loaded: _Loaded):
+    def __init__(self, loaded: _Loaded, units: frozenset[measure.Unit] = frozenset(), collect: bool = False):
+        """`units`: what is read as measured rows; `collect`: a node that cannot be read is noted in `failed`
+        (the unit to measure for it) and the reading goes on, so that one pass finds every unit it can."""
         onnx, model, input_name = loaded.onnx, loaded.model, loaded.input_name
-        self.onnx, self.computed = onnx, loaded.computed
+        self.units, self.collect = units, collect
+        self.failed: dict[measure.Unit, SpecError] = {}
+        self.full_shapes = _static_shapes(model)
+        self.batch = self.full_shapes.get(input_name, (0,))[0]
+        self.measured: list[str] = []
+        self.scope_counts: collections.Counter | None = None
+        self.onnx, self.computed, self.origins = onnx, loaded.computed, loaded.origins
+        self.counted: set[tuple[str, int]] = set()  # the work of computed values a measured row took in
         self.graph = model.graph
         self.constants: dict[str, Any] = loaded.constants
         self.shapes = {v.name: _per_image(v) for v in (*self.graph.value_info, *self.graph.output, *self.graph.input)}
@@ -432,8 +506,22 @@ class _Reader:
                 consumers.setdefault(i, []).append(node)
         self.consumers = consumers
         self.named = _scopes_from_metadata(self.ops, consumers)
+        self.wheres = {f"ONNX node {node.name or f'{node.op_type}_{k}'} ({node.op_type})": node
+                       for k, node in enumerate(self.ops)}
+        self.data = measure.data_values(self.ops, self.input_name, METADATA, outer_inputs)
+        self.groups = measure.plan(set(self.units), self.ops, self.scope_of, self.data, consumers,
+                                   {o.name for o in self.graph.output}, outer_inputs, METADATA)
         for index, node in enumerate(self.ops):
-            self.node(node, index)
+            try:
+                self.node(node, index)
+            except SpecError as exc:
+                if not self.collect or not measure.unreadable(exc) or self.unit_of(node) in self.units:
+                    raise
+                self.failed.setdefault(self.unit_of(node), exc)
+                first = next((i for i in (*node.input, *outer_inputs(node)) if i in self.ids), None)
+                self.ids.update((o, self.ids[first]) for o in node.output if o and first is not None)
+        if self.failed:
+            raise next(iter(self.failed.values()))
         self.nodes = [n for n in self.nodes if n.id not in self.fused]
         output = self.graph.output[0].name
         if output not in self.ids:
@@ -441,7 +529,10 @@ class _Reader:
         if len(self.graph.output) > 1:
             self.notes.append(f"the graph has {len(self.graph.output)} outputs: analysed on the first, {output} "
                               "(the prediction, as a model returning a tuple exports it)")
-        if not any(n.op and n.op.target == "BatchNormalization" for n in self.nodes) and any(
+        folded = self.folded_norms()
+        if folded:
+            self.notes.append(folded)
+        elif not any(n.op and n.op.target == "BatchNormalization" for n in self.nodes) and any(
                 n.op and n.op.target == "Conv" for n in self.nodes):
             self.notes.append("no BatchNormalization in the graph: an exporter in eval mode folds batch norm into "
                               "the convolution before it, which then has a bias")
@@ -450,15 +541,129 @@ class _Reader:
         graph = Graph(self.nodes, self.shapes[self.input_name] or (), self.ids[output], self.notes)
         fold_channel_shuffles(graph)  # before the permutes: its transpose is one of them
         fold_permutes(graph)  # before naming: a layer norm between two transposes is its module's only op
+        _lay_out_reshapes(self.nodes)
+        lay_out(graph)  # a transpose left (one beside a measured row) gives the layers after it its layout
+        if self.collect:
+            self.check_layers(graph)
         scopes = ScopeCounts(self.nodes)
         for n in self.nodes:
             if n.scope and scopes.under(n, len(n.scope)) == 1:
                 n.path = n.scope  # the module's only op (a conv, a bn): named by the module
         if self.named:
             _name_calls(self.nodes)
+        if self.measured:
+            shown = ", ".join(dict.fromkeys(self.measured[:6])) + (", ..." if len(self.measured) > 6 else "")
+            self.notes.append(f"{len(self.measured)} module scope{'s' if len(self.measured) > 1 else ''} archcalc reads "
+                              f"as no layer types measured from the file's nodes at {fmt.shape(graph.input_shape)} "
+                              f"({shown}; MACs of MatMul, Gemm, Conv and Einsum as FlopCounterMode counts them): "
+                              "the spec holds at that input only")
         return graph
 
+    def check_layers(self, graph: Graph) -> None:
+        """Every layer a layer type takes, as `to_spec` will ask; the units of those none takes, all in one pass."""
+        for n in graph.nodes:
+            if n.kind != "layer":
+                continue
+            try:
+                spec_layers(n.layer_op, n.where)
+            except SpecError as exc:
+                unit = self.unit_in(exc)
+                if unit is None or unit in self.units or not measure.unreadable(exc):
+                    raise
+                self.failed.setdefault(unit, exc)
+        if self.failed:
+            raise next(iter(self.failed.values()))
+
+    def scope_of(self, node) -> tuple[str, ...]:
+        scope = (self.named.get(id(node)) or _scope(node.name or node.op_type))[0]
+        return (_weight_module(node, self.constants, self.computed) or scope) if self.named else scope
+
+    def unit_of(self, node) -> measure.Unit:
+        """The unit measured for `node` when it cannot be read."""
+        if self.scope_counts is None:
+            self.scope_counts = collections.Counter(self.scope_of(n) for n in self.ops)
+        return measure.unit_for(node, self.scope_of(node), self.scope_counts)
+
+    def unit_in(self, exc: SpecError) -> measure.Unit | None:
+        """The unit of the node a SpecError names (one raised after the reading, by `to_spec`): its message starts
+        with the node, or the calculator's names its row (`features.1.0.attn.mul (layer_scale, $...)`)."""
+        node = self.wheres.get(exc.message.split(": ", 1)[0])
+        if node is None and exc.path:
+            row = exc.path.split(" (", 1)[0]
+            paths = {form: n.where for n in self.nodes if n.kind == "layer"
+                     for form in (".".join(n.path), _clean("_".join(n.path)))}
+            node = self.wheres.get(paths.get(row, ""))
+        return None if node is None else self.unit_of(node)
+
+    def measure(self, group: measure.Group) -> None:
+        """The group's nodes as one `measured` row, read when the node making its output is."""
+        unit, where = group.unit, f"ONNX module scope {group.unit.describe()}"
+        missing = [i for i in group.inputs if i not in self.ids]
+        shape = self.shapes.get(group.output)
+        if missing or shape is None:
+            why = f"its input {missing[0]} is computed after its output" if missing else "its output's shape is unknown"
+            raise SpecError(f"{where}: archcalc has no layer types for its nodes and cannot measure them: {why}")
+        inputs = [i for n in group.members for i in n.input if i]
+        origins = [self.origins[i] for i in inputs if i in self.origins]  # values the import computed from constants
+        read = list(dict.fromkeys(i for i in (*inputs, *(s for o in origins for s in o.sources))
+                                  if i not in self.computed and self._weight(i)))
+        again = [i for i in read if i in self.used]  # an initializer of equal values the exporter merged
+        if again:
+            self.recounted += sum(int(self.constants[i].size) for i in again)
+            self.note_merged(again[0], where)
+        self.used.update(read)
+        work = {w for o in origins for w in o.work} - self.counted
+        self.counted |= work
+        macs = measure.per_image(measure.macs_of(group.members, self._full_shape, self.attrs), self.batch, where) \
+            + sum(m for _, m in work) // max(self.batch, 1)
+        at = self.shapes[group.inputs[0]] or ()
+        attrs = {"op": measure.op_name(group), "at": list(at), "output": list(shape),
+                 "params": sum(int(self.constants[i].size) for i in read), "macs": macs}
+        scope = unit.scope if not unit.alone else self.scope_of(group.members[0])
+        name = group.members[0].name or unit.describe()
+        path = scope if not unit.alone else (*scope, _scope(name)[1] if not self.named else group.members[0].op_type)
+        op = Op("onnx", "<measured>", attrs, at, shape)
+        self.measured.append(".".join(path))
+        self.add(group.output, Node(name, "layer", tuple(self.ids[i] for i in group.inputs), scope, path, where, shape,
+                                    op=op))
+
+    def _weight(self, name: str) -> bool:
+        """An initializer holding parameters: floating point, of several values (an index table, a shape, the
+        attention's scale are not)."""
+        value = self.constants.get(name)
+        return value is not None and value.dtype.kind in "fc" and value.size > 1  # a scalar is a setting (a scale)
+
+    def _full_shape(self, name: str) -> tuple[int, ...]:
+        shape = self.full_shapes.get(name)
+        if shape is None and self.constants.get(name) is not None:
+            shape = tuple(int(d) for d in self.constants[name].shape)
+        if shape is None:
+            raise SpecError(f"the shape of {name} is unknown: its MACs cannot be counted")
+        return shape
+
+    def folded_norms(self) -> str | None:
+        """The note on batch norms an exporter folded into the convolutions before them (None when it folded none):
+        a convolution whose bias is a tensor of the exporter's making, not a module's `.bias`."""
+        folded = [n for n in self.ops if n.op_type in ("Conv", "ConvTranspose") and len(n.input) > 2
+                  and self.constants.get(n.input[2]) is not None and _folded_bias(n)]
+        if not folded:
+            return None
+        channels = sum(int(self.constants[n.input[2]].size) for n in folded)
+        names = [".".join(self.scope_of(n)) or n.name for n in folded]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        left = sum(n.op_type == "BatchNormalization" for n in self.ops)
+        return (f"batch norm folded into {len(folded)} convolution{'s' if len(folded) > 1 else ''} by the exporter "
+                f"({shown}; {channels:,} channels): the file holds a bias of C values where the model holds the "
+                f"norm's weight and bias (2C), so {channels:,} parameters fewer than the model (another C for each "
+                f"convolution that had a bias of its own), and not the norms' running statistics ({2 * channels:,} values)"
+                + (f"; {left} batch norm{'s' if left > 1 else ''} left unfolded" if left else ""))
+
     def node(self, node, index: int) -> None:
+        group = self.groups.get(id(node))
+        if group is not None:
+            if group.output in node.output:
+                self.measure(group)
+            return
         data = [i for i in (*node.input, *outer_inputs(node)) if i in self.ids]
         name = node.name or f"{node.op_type}_{index}"
         if not data or node.op_type in METADATA:
@@ -490,7 +695,7 @@ class _Reader:
             return
         if len(data) != 1:
             raise SpecError(f"{where}: {len(data)} tensor inputs; archcalc layers take one (merges: Add, Concat, Mul)")
-        if node.op_type in ("Identity", "Concat") or (node.op_type in RESHAPES and shape is not None and shape == input_shape):
+        if node.op_type == "Identity" or (node.op_type == "Concat" and len(node.input) == 1) or (node.op_type in RESHAPES and shape is not None and shape == input_shape):
             self.ids[out] = ids[0]
             return
         constants = [i for i in node.input if i and i not in self.ids]
@@ -500,6 +705,8 @@ class _Reader:
             return
         if node.op_type == "Transpose":
             perm = tuple(attrs.get("perm", range(len(input_shape or ()) + 1)[::-1]))
+            if perm[:1] != (0,):
+                raise SpecError(f"{where}: permute {list(perm)} moves the batch axis; archcalc's shapes keep it first")
             self.add(out, Node(name, "permute", ids, scope, path, where, shape, perm=perm))
             return
         if node.op_type == "Pad":
@@ -534,6 +741,8 @@ class _Reader:
             read.append(bias)
             held = None if held is None else held + int(self.constants[bias].size)
             out = add.output[0]
+        if not any(target in layer.onnx_ops for layer in REGISTRY.values()):
+            raise SpecError(f"{where}: ONNX op {target} has no archcalc layer type")
         tensors = self.identities(read, where)
         if set(read) & self.used and tensors:
             held = None  # the weights of a layer before, whole: the spec's `shares`, its parameters counted once
@@ -558,13 +767,16 @@ class _Reader:
             self.tensor_ids.setdefault(c, len(self.tensor_ids))
         if again:
             self.recounted += sum(int(self.constants[c].size) for c in again)
-            if not self.merged_note:
-                self.merged_note = True
-                self.notes.append(f"initializers read by layers that do not share all their weights ({again[0]}, "
-                                  f"first at {where}; the dynamo exporter merges initializers of equal values): "
-                                  "counted in each layer that reads them")
+            self.note_merged(again[0], where)
             return ()
         return tuple(self.tensor_ids[c] for c in read)
+
+    def note_merged(self, initializer: str, where: str) -> None:
+        if not self.merged_note:
+            self.merged_note = True
+            self.notes.append(f"initializers read by layers that do not share all their weights ({initializer}, "
+                              f"first at {where}; the exporters merge initializers of equal values): "
+                              "counted in each layer that reads them")
 
     def add(self, out: str, node: Node) -> None:
         if node.id in self.taken:  # two nodes of one name (or one named like the input): ids stay apart
@@ -661,19 +873,44 @@ def _split_ranges(op_type: str, attrs: dict, arrays: list, channels: int | None,
     return ranges
 
 
-def import_onnx(path: Path, dims: tuple[int, ...] | None = None) -> dict:
-    """The spec document of the ONNX model at `path`; `expect` records the parameters it holds.
+def _folded_bias(node) -> bool:
+    """A convolution's bias that torch's exporters made by folding a batch norm into it: the legacy exporter's
+    `onnx::Conv_7`, the dynamo exporter's `conv1.weight_bias` (a module's own is `conv1.bias`)."""
+    bias = node.input[2]
+    return not bias.endswith(".bias") and (bias.startswith("onnx::") or bias.endswith("weight_bias"))
+
+
+MEASURE_ROUNDS = 512
+""" readings of a graph at most, each after finding module scopes to measure that the one before could not read """
+
+
+def import_onnx(path: Path, dims: tuple[int, ...] | None = None, strict: bool = False) -> dict:
+    """The spec document of the ONNX model at `path`; `expect` records the parameters it holds. A module scope
+    whose nodes archcalc reads as no layer types is one `measured` row (`strict`: refused instead).
 
     Whatever in the file does not fit is one SpecError naming the file."""
     try:
-        return _import(path, dims)
+        return _import(path, dims, strict)
     except SpecError as exc:
         raise exc.located(file=str(path)) from None
 
 
-def _import(path: Path, dims: tuple[int, ...] | None) -> dict:
+def _import(path: Path, dims: tuple[int, ...] | None, strict: bool = False) -> dict:
     loaded = _read(path, dims)
-    reader = _Reader(loaded)
+    units: frozenset[measure.Unit] = frozenset()
+    for _ in range(MEASURE_ROUNDS):
+        reader = _Reader(loaded, units, collect=not strict)
+        try:
+            return _document(path, loaded, reader)
+        except SpecError as exc:
+            found = set(reader.failed) or ({reader.unit_in(exc)} - {None} if measure.unreadable(exc) else set())
+            if strict or not found or found <= units:
+                raise
+            units |= found  # type: ignore[operator]
+    raise SpecError(f"the graph still has nodes archcalc cannot read after measuring {len(units)} module scopes")
+
+
+def _document(path: Path, loaded: _Loaded, reader: _Reader) -> dict:
     graph = reader.read()
     if len(graph.input_shape) != 3 or None in graph.input_shape:
         raise SpecError(f"the input's size per image is {fmt.shape(graph.input_shape) or 'unknown'}; give --input CxHxW")

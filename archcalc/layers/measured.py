@@ -63,6 +63,7 @@ class Measured(LayerType):
         return _torch_class()(a["params"], tuple(a["output"]), a["op"])
 
     torch_functions = ("<measured>",)  # what the importers make of an op no other type claims
+    onnx_ops = ("<measured>",)
 
     def import_fields(self, op: Any) -> dict | None:
         return {k: v for k, v in op.attrs.items() if v is not None}

@@ -217,9 +217,14 @@ class LayerNorm(_Norm):
         return torch_nn().LayerNorm(shape[-1], eps=a["eps"], elementwise_affine=a["affine"], bias=a["affine"])
 
     torch_modules = ("LayerNorm",)  # asked after layer_norm2d, which takes LayerNorm on a channels-last image
+    onnx_ops = ("LayerNormalization",)  # over the last axis of tokens or of a grid a transpose made
 
     def import_fields(self, op: Any) -> dict | None:
         a = op.attrs
+        if op.origin == "onnx" and not op.channels_last and layout.layout_of(op.input) != layout.IMAGE:
+            last = (op.input[-1],) if op.input else ()
+            fits = a.get("axis", -1) in (-1, len(op.input)) and op.weights == (last, last)
+            return {"eps": _rounded(a.get("epsilon", 1e-5))} if fits else None
         if op.origin != "module" or op.channels_last or layout.layout_of(op.input) == layout.IMAGE:
             return None
         affine = a["elementwise_affine"] and a["bias"] is not None

@@ -323,6 +323,7 @@ class Reshape(LayerType):
 
     torch_modules = ("AxesReshape",)
     torch_functions = ("view", "reshape", "flatten", "unflatten")  # asked after `flatten`, which takes a flat result
+    onnx_ops = ("Reshape",)
 
     def import_fields(self, op: Any) -> dict | None:
         if op.origin == "module":

@@ -213,12 +213,14 @@ class ClassToken(LayerType):
 
     torch_modules = ("ClassToken",)
     torch_functions = ("cat",)  # torch.cat([token.expand(n, -1, -1), x], dim=1): one input is a parameter
+    onnx_ops = ("Concat",)  # its export: a Concat of the tokens and a constant (1, 1, D)
 
     def import_fields(self, op: Any) -> dict | None:
         if op.origin == "module":
             return {}
         tokens = op.input
-        fits = len(tokens) == 2 and op.output == (tokens[0] + 1, tokens[1]) and op.attrs.get("dim") in (1, -2)
+        axis = op.attrs.get("axis") if op.origin == "onnx" else op.attrs.get("dim")
+        fits = len(tokens) == 2 and op.output == (tokens[0] + 1, tokens[1]) and axis in (1, -2)
         return {} if fits else None
 
 
@@ -242,6 +244,7 @@ class PositionEmbedding(LayerType):
 
     torch_modules = ("PositionEmbedding",)
     torch_functions = ("add",)  # x + self.pos_embedding, a (1, L, D) parameter
+    onnx_ops = ("Add",)  # its export: an Add of a constant (1, L, D)
 
     def import_fields(self, op: Any) -> dict | None:
         if op.origin == "module":
