@@ -171,7 +171,7 @@ def test_shufflenet_stages_and_names(analyses):
         assert [r.path for r in rows] == [f"stage{stage}.{u}" for u in range(units)]
         assert analysis.row(f"stage{stage}").output_shape == (channels, size, size)
     # torchvision's module names: a merge's branches add no part to a path
-    assert analysis.row("stage3.1.x2").output_shape == (244, 14, 14)  # x.chunk(2, dim=1)[1]
+    assert analysis.row("stage3.1.chunk_1").output_shape == (244, 14, 14)  # x.chunk(2, dim=1)[1]
     assert analysis.row("stage3.1.branch2.3").params == 244 * 9  # the depthwise 3x3
     assert analysis.row("conv5.0").output_shape == (2048, 7, 7)
     assert analysis.row("fc").params == 2048 * 1000 + 1000
