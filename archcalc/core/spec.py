@@ -827,18 +827,12 @@ class _Scope:
         other = self.nodes.setdefault(node.path, node)
         if other is node:
             return node
-        if isinstance(node, Layer) and isinstance(other, Layer) and (node.type, node.attrs) == (other.type, other.attrs) \
-                and (node.shares == node.path or node.shares is None and weightless(node.type)):
+        if _called_again(node, other):
             calls = self.calls[node.path] = self.calls.get(node.path, 0) + 1
-            again = node._replace(path=f"{node.path}{CALL}{calls}", shares=node.path)
-            self.nodes[again.path] = again
+            key = f"{node.path}{CALL}{calls}"
+            again = node._replace(path=key, shares=node.path) if isinstance(node, Layer) else _renamed_merge(node, key)
+            self.nodes[key] = again
             return again
-        if isinstance(node, Group) and isinstance(other, Group) and node.kind == other.kind != "sequence" \
-                and node.label == other.label:  # an op called again (`x + a(x)`, then `x + b(x)`, in one module)
-            calls = self.calls[node.path] = self.calls.get(node.path, 0) + 1
-            merge = _renamed_merge(node, f"{node.path}{CALL}{calls}")
-            self.nodes[merge.path] = merge
-            return merge
         name = node.path.rsplit(".", 1)[-1]
         places = other.where if other.where == node.where else f"{other.where} and {node.where}"
         if ".branches[" in node.where or ".branches[" in other.where:
@@ -847,6 +841,17 @@ class _Scope:
                             "a branch")
         raise SpecError(f"{node.where}.name: {quoted(name)} names two nodes of one group ({places}); "
                         "give each its own name")
+
+
+def _called_again(node: Node, other: Node) -> bool:
+    """Whether `node` is a later call of what made `other` at the same path: a layer of the same type and fields
+    (its parameters those of the first call), or a merge op of the same kind (`x + a(x)`, then `x + b(x)`, in one
+    module)."""
+    if isinstance(node, Layer) and isinstance(other, Layer):
+        return (node.type, node.attrs) == (other.type, other.attrs) \
+            and (node.shares == node.path or node.shares is None and weightless(node.type))
+    return isinstance(node, Group) and isinstance(other, Group) and node.kind == other.kind != "sequence" \
+        and node.label == other.label
 
 
 def weightless(kind: str) -> bool:
