@@ -16,17 +16,24 @@ tuple subclass that names it. Such a shape equals the plain tuple of the same si
 whatever keys on shapes keys on the layout too (`layout_of`). Layer types ask for the layouts
 they accept with `need`, which fails with one line naming what it got.
 """
-from typing import Iterable, NamedTuple
+from typing import Iterable
 
 from .. import fmt
 from ..errors import SpecError
 
 
-class Layout(NamedTuple):
-    name: str
-    axes: str  # as a table writes them: "CxHxW"; "" for any axes
-    what: str  # in a sentence: "an image CxHxW"
-    rank: int | None  # None: any rank
+class Layout:
+    """What the axes of a shape are: `axes` as a table writes them ("CxHxW"; "" for any axes), `what` in a
+    sentence ("an image CxHxW"), `rank` (None: any). The five below are the only ones: one is compared by
+    identity."""
+
+    __slots__ = ("name", "axes", "what", "rank")
+
+    def __init__(self, name: str, axes: str, what: str, rank: int | None):
+        self.name, self.axes, self.what, self.rank = name, axes, what, rank
+
+    def __repr__(self) -> str:
+        return f"Layout({self.name!r})"
 
 
 IMAGE = Layout("image", "CxHxW", "an image CxHxW", 3)
