@@ -55,9 +55,15 @@ print(gc.isenabled(), gc.get_freeze_count(), list(collections), gc.collect() >= 
 
 @pytest.mark.parametrize("switch, enabled", [("", "True"), ("gc.disable()", "False")])
 def test_importing_collects_nothing_and_leaves_the_collector_as_it_was(switch, enabled):
+    import compileall
     import subprocess
     import sys
+    from pathlib import Path
 
+    import archcalc
+
+    # the import reads bytecode, as an installed archcalc does: compiling a module's source allocates too
+    compileall.compile_dir(str(Path(archcalc.__file__).parent), quiet=1)
     probe = IMPORT_PROBE.format(switch=switch)
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     on, frozen, collections, collected = result.stdout.strip().split(";")

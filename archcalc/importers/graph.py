@@ -314,8 +314,10 @@ def lay_out(graph: Graph) -> None:
         if n.shape is None or source is None:
             continue
         before = layout.layout_of(source)
-        if n.kind == "layer" and n.layer_op.target in ("permute", "AxesPermute"):  # a call, or archcalc's module
-            after = Permute.layout_after(source, tuple(n.layer_op.attrs["dims"]))
+        dims = tuple(n.layer_op.attrs["dims"]) if n.kind == "layer" and n.layer_op.target in ("permute", "AxesPermute") \
+            else None  # a call, or archcalc's module
+        if dims is not None and sorted(dims) == list(range(len(source))):  # else the calculator refuses it, in one line
+            after = Permute.layout_after(source, dims)
         elif n.kind == "layer" and n.layer_op.target in RESHAPES + ("flatten", "Flatten", "AxesReshape"):
             named = n.layer_op.attrs.get("layout") if isinstance(n.layer_op.attrs, Mapping) else None
             after = layout.LAYOUTS[named] if named in layout.LAYOUTS else layout.layout_of(tuple(n.shape))
