@@ -6,10 +6,11 @@ collector off while such a tree is built; what an error leaves behind is collect
 again."""
 from __future__ import annotations
 
-import functools
 import gc
 
-TYPE_CHECKING = False  # typing itself is imported after `pause_collector`: archcalc/__init__.py imports this first
+# archcalc/__init__.py imports this module first, to pause the collector for the rest: it imports nothing more
+# at its top (functools and typing load after the pause, with the modules that need them)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, TypeVar
 
@@ -39,7 +40,9 @@ def resume_collector(collecting: bool) -> None:
 
 
 def paused_gc(function: F) -> F:
-    @functools.wraps(function)
+    from functools import wraps
+
+    @wraps(function)
     def paused(*args, **kwargs):
         if not gc.isenabled():  # already paused by a caller (or by the program)
             return function(*args, **kwargs)
