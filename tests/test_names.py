@@ -189,7 +189,8 @@ def test_the_built_model_names_its_modules_as_the_rows(name):
                 and not any(n == r or n.startswith(r + ".") for r in rows)]
 
 
-def test_a_plain_torch_resnet_imports_with_torch_names():
+def imported(class_name: str, image: tuple[int, int, int]):
+    """A plain-torch model of tests/handwritten_models.py and the analysis of its import at `image`."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("fvcore")
     from archcalc.importers.torch_fx import import_torch
@@ -198,9 +199,14 @@ def test_a_plain_torch_resnet_imports_with_torch_names():
     import handwritten_models
 
     torch.manual_seed(0)
-    model = handwritten_models.TinyResNet().eval()
-    document = import_torch(model, (3, 32, 32), "tiny_resnet", "handwritten_models:TinyResNet")
-    found = [row.path for row in analyze(resolve(document, "tiny_resnet", "t.json")).leaves()]
+    model = getattr(handwritten_models, class_name)().eval()
+    document = import_torch(model, image, "tiny", f"handwritten_models:{class_name}")
+    return model, analyze(resolve(document, "tiny", "t.json"))
+
+
+def test_a_plain_torch_resnet_imports_with_torch_names():
+    model, analysis = imported("TinyResNet", (3, 32, 32))
+    found = [row.path for row in analysis.leaves()]
     block0 = ["layer1.0.conv1", "layer1.0.bn1", "layer1.0.relu", "layer1.0.conv2", "layer1.0.bn2", "layer1.0.add",
               "layer1.0.relu"]
     block1 = ["layer1.1.conv1", "layer1.1.bn1", "layer1.1.relu", "layer1.1.conv2", "layer1.1.bn2",
@@ -215,17 +221,7 @@ def test_a_plain_torch_densenet_imports_with_torch_names():
     """torchvision's DenseNet layout: each dense layer concatenates the list of every earlier output, so the graph is
     not series-parallel; its modules still keep their names, only a dense layer's concatenation of outer tensors
     sits beside its layer (`denselayer2_cat`)."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("fvcore")
-    from archcalc.importers.torch_fx import import_torch
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    import handwritten_models
-
-    torch.manual_seed(0)
-    model = handwritten_models.TinyDenseNet().eval()
-    document = import_torch(model, (3, 8, 8), "tiny_densenet", "handwritten_models:TinyDenseNet")
-    analysis = analyze(resolve(document, "tiny_densenet", "t.json"))
+    model, analysis = imported("TinyDenseNet", (3, 8, 8))
     found = [row.path for row in analysis.leaves()]
     layer = ["norm1", "relu1", "conv1", "norm2", "relu2", "conv2"]
     block = "features.denseblock1"
