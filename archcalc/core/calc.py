@@ -402,8 +402,6 @@ class _Sums:
         return sums, tuple(records)
 
 
-
-
 class _Walked:
     """What an analysis makes from its sums when first asked: the rows, and the peak at another dtype."""
 

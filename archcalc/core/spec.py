@@ -428,8 +428,6 @@ def _moved(node: Node, old: str, new: str) -> Node:
                         node.inputs, node.graph, node if node.origin is None else node.origin))
 
 
-
-
 class _Memo:
     """What expanding a document's items has made, by what each depends on (see _Context): it holds for
     every variant of that document under one budget, so a family's variants share it. The budget's

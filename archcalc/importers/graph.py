@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, overload
+from typing import Any, Callable, Mapping, overload
 
 from .. import fmt
 from ..budget import current
@@ -326,17 +326,18 @@ def lay_out(graph: Graph) -> None:
         laid[n.id] = layout.laid(after, n.shape)
 
 
-def name_image_reshapes(graph: Graph) -> None:
-    """A reshape to three axes read by a module of images (a `...2d` module: MaxViT's departition before the next
-    block's BatchNorm2d) gives an image CxHxW: a reshape alone cannot tell an image from any other tensor."""
+def name_image_reshapes(graph: Graph, of_images: Callable[[Op], bool], otherwise: str | None = None) -> None:
+    """A reshape to three axes per image that an op of images reads (`of_images`: MaxViT's departition before the
+    next block's BatchNorm2d) gives an image CxHxW, the others `otherwise` (a layout name; None: as its rank
+    reads): a reshape alone cannot tell an image from any other tensor of three axes (MaxViT's windows)."""
     consumers = _consumers(graph)
     for n in graph.nodes:
         if (n.kind != "layer" or n.layer_op.target not in RESHAPES or len(n.shape or ()) != 3
                 or not isinstance(n.layer_op.attrs, dict)):
             continue
-        if any(u.kind == "layer" and u.layer_op.origin == "module" and u.layer_op.target.endswith("2d")
-               for u in consumers.get(n.id, [])):
-            n.op = replace(n.layer_op, attrs={**n.layer_op.attrs, "layout": "image"})
+        images = any(u.kind == "layer" and of_images(u.layer_op) for u in consumers.get(n.id, []))
+        if images or otherwise is not None:
+            n.op = replace(n.layer_op, attrs={**n.layer_op.attrs, "layout": "image" if images else otherwise})
 
 
 def fold_channel_shuffles(graph: Graph) -> None:

@@ -12,7 +12,6 @@ import functools
 import heapq
 import itertools
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,12 +34,13 @@ from .graph import (
     fold_channel_shuffles,
     fold_permutes,
     lay_out,
+    name_image_reshapes,
     spec_layers,
     to_spec,
 )
 from .onnx_fold import Folder
 from .onnx_sequences import outer_inputs, rewrite
-from .onnx_shapes import complete_shapes
+from .onnx_shapes import complete_shapes, full_shape
 from .onnx_tensors import SMALL, Tensors
 
 ONNX_BYTES = 2**31  # protobuf's limit for one message: an ONNX file without external data
@@ -132,13 +132,8 @@ def _infer(onnx, model):
 
 def _static_shapes(model) -> dict[str, tuple[int, ...]]:
     """The values whose every dimension, the batch's included, shape inference knows."""
-    shapes = {}
-    for value in (*model.graph.input, *model.graph.value_info, *model.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape") \
-                and all(d.HasField("dim_value") for d in dims):
-            shapes[value.name] = tuple(int(d.dim_value) for d in dims)
-    return shapes
+    values = (*model.graph.input, *model.graph.value_info, *model.graph.output)
+    return {value.name: shape for value in values if (shape := full_shape(value.type)) is not None}
 
 
 def _not_text(model) -> str | None:
@@ -420,22 +415,8 @@ def _name_calls(nodes: list[Node]) -> None:
 
 IMAGE_OPS = {"Conv", "ConvTranspose", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
              "GlobalMaxPool", "InstanceNormalization", "GroupNormalization", "LRN", "Resize", "Upsample"}
-""" ONNX ops of images (N, C, H, W): a Reshape to three axes per image that one of them reads gives an image """
-
-
-def _lay_out_reshapes(nodes: list[Node]) -> None:
-    """What the three axes per image of each Reshape are: an image CxHxW where an op of images reads it (MaxViT's
-    departition before the next block's convolution), else a tensor (its windows: P x G x C), which a reshape
-    cannot tell apart."""
-    readers: dict[str, list[Node]] = {}
-    for n in nodes:
-        for i in n.inputs:
-            readers.setdefault(i, []).append(n)
-    for n in nodes:
-        if n.kind != "layer" or n.layer_op.target != "Reshape" or len(n.shape or ()) != 3:
-            continue
-        images = any(r.kind == "layer" and r.layer_op.target in IMAGE_OPS for r in readers.get(n.id, []))
-        n.op = replace(n.layer_op, attrs={**n.layer_op.attrs, "layout": "image" if images else "tensor"})
+""" ONNX ops of images (N, C, H, W): a Reshape to three axes per image that one of them reads gives an image, any
+other a tensor (name_image_reshapes) """
 
 
 def _weight_module(node, constants: dict[str, Any], computed: frozenset[str]) -> tuple[str, ...] | None:
@@ -541,7 +522,7 @@ class _Reader:
         graph = Graph(self.nodes, self.shapes[self.input_name] or (), self.ids[output], self.notes)
         fold_channel_shuffles(graph)  # before the permutes: its transpose is one of them
         fold_permutes(graph)  # before naming: a layer norm between two transposes is its module's only op
-        _lay_out_reshapes(self.nodes)
+        name_image_reshapes(graph, lambda op: op.target in IMAGE_OPS, otherwise="tensor")
         lay_out(graph)  # a transpose left (one beside a measured row) gives the layers after it its layout
         if self.collect:
             self.check_layers(graph)

@@ -17,7 +17,8 @@ from .onnx_fold import Folder
 from .onnx_tensors import SMALL
 
 
-def _full(value_type) -> tuple[int, ...] | None:
+def full_shape(value_type) -> tuple[int, ...] | None:
+    """Every dimension of a value's type, the batch's included, where all are known."""
     tensor = value_type.tensor_type
     if not value_type.HasField("tensor_type") or not tensor.HasField("shape"):
         return None
@@ -42,8 +43,8 @@ class _Pass:
         outputs = [o for o in node.output if o]
         if all(o in self.values for o in outputs):
             return
-        if node.op_type == "Shape" and node.input[0] in self.types and _full(self.types[node.input[0]]) is not None:
-            dims = _full(self.types[node.input[0]]) or ()
+        if node.op_type == "Shape" and node.input[0] in self.types and full_shape(self.types[node.input[0]]) is not None:
+            dims = full_shape(self.types[node.input[0]]) or ()
             attrs = {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
             self.value(outputs[0], np.array(dims[attrs.get("start", 0):attrs.get("end", len(dims))], dtype=np.int64))
             return
@@ -56,7 +57,7 @@ class _Pass:
                 for name, value in zip(node.output, results):
                     self.value(name, np.asarray(value))
                 return
-        if not all(o in self.types and _full(self.types[o]) is not None for o in outputs):
+        if not all(o in self.types and full_shape(self.types[o]) is not None for o in outputs):
             self.infer(node, outputs)
 
     def value(self, name: str, value) -> None:
@@ -78,13 +79,13 @@ class _Pass:
         except Exception:  # no schema, or an inference error: the shape stays open, as the whole-graph pass left it
             return
         for name in outputs:
-            if name in inferred and _full(inferred[name]) is not None:
+            if name in inferred and full_shape(inferred[name]) is not None:
                 self.found[name] = self.types[name] = inferred[name]
 
 
 def complete_shapes(onnx, model, constants: dict[str, Any]) -> int:
     """Add to `model` the shapes of its values that its value_info leaves open; how many it found."""
-    known = {v.name for v in (*model.graph.input, *model.graph.value_info, *model.graph.output) if _full(v.type)}
+    known = {v.name for v in (*model.graph.input, *model.graph.value_info, *model.graph.output) if full_shape(v.type)}
     if all(o in known for n in model.graph.node for o in n.output if o):
         return 0
     run = _Pass(onnx, model, constants)

@@ -183,7 +183,7 @@ class _Reader:
         graph = Graph(self.nodes, self.input_shape, self.ids[output], self.notes)
         fold_channel_shuffles(graph)
         fold_permutes(graph)
-        name_image_reshapes(graph)
+        name_image_reshapes(graph, lambda op: op.origin == "module" and op.target.endswith("2d"))  # a ...2d module
         lay_out(graph)
         if not self.strict:
             self.measure_unknown(graph)
