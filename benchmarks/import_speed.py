@@ -26,25 +26,18 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from import_torchvision import torchvision  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("resnet50", "vit_b_16", "efficientnet_b0")
 SETTINGS = ((224, 1), (896, 1), (224, 64), (896, 64))
 TOOLS = ("archcalc", "fvcore", "torchinfo")
 
 
-def import_torchvision():
-    import types
-
-    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
-    import torchvision
-
-    return torchvision
-
-
 def build(name: str, size: int):
-    torchvision = import_torchvision()
     kwargs = {"image_size": size} if name.startswith("vit_") else {}  # a ViT is built for one image size
-    return torchvision.models.get_model(name, **kwargs).eval()
+    return torchvision().models.get_model(name, **kwargs).eval()
 
 
 def call(tool: str, model, size: int, batch: int):
@@ -75,7 +68,7 @@ def one(tool: str, name: str, size: int, batch: int) -> dict:
     start = time.perf_counter()
     import torch  # noqa: F401
 
-    import_torchvision()
+    torchvision()
     imported = time.perf_counter()
     model = build(name, size)
     built = time.perf_counter()

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from import_torchvision import torchvision  # noqa: E402
 
 # (network prefix, row or module path prefix): why the names differ
 KNOWN = {
@@ -36,13 +36,6 @@ def known(name: str, line: str) -> str | None:
     path = line.split()[1]
     return next((why for (net, prefix), why in KNOWN.items() if name.startswith(net) and path.startswith(prefix)),
                 None)
-
-
-def torchvision():
-    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
-    import torchvision as tv
-
-    return tv
 
 
 def claims_torchvision(network) -> bool:
