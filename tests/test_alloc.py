@@ -72,3 +72,13 @@ def test_importing_collects_nothing_and_leaves_the_collector_as_it_was(switch, e
     assert frozen == "0"  # nothing is left out of later collections
     assert collections == "[]"  # the import (click's too) walked nothing
     assert collected == "True"  # the caller's cycle made before the import is still found (the object and its dict)
+
+
+def test_importing_leaves_what_the_caller_froze_frozen():
+    import subprocess
+    import sys
+
+    probe = ("import gc\nkept = [[] for _ in range(1000)]\ngc.freeze()\nfrozen = gc.get_freeze_count()\n"
+             "import archcalc.cli\nprint(gc.get_freeze_count() > frozen // 2 > 0)")  # thawed: 0
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "True"

@@ -33,8 +33,9 @@ def pause_collector() -> bool:
 def resume_collector(collecting: bool) -> None:
     """What was made while paused joins the oldest generation unwalked (frozen, then thawed: nothing is
     left out of later collections), so that switching the collector on starts no walk of it."""
-    gc.freeze()
-    gc.unfreeze()
+    if not gc.get_freeze_count():  # thawing would also thaw what a caller froze for itself (a pre-fork server)
+        gc.freeze()
+        gc.unfreeze()
     if collecting:
         gc.enable()
 
