@@ -1,5 +1,5 @@
 """The `archcalc` program: its commands (archcalc.commands, a module imported when one of its commands runs),
-errors as one line on stderr, exit codes, signals. torch, fvcore, pandas and matplotlib load only in the
+errors as one line on stderr, exit codes. torch, fvcore, pandas and matplotlib load only in the
 commands that need them."""
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import importlib
 import io
 import os
 import re
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -80,7 +79,6 @@ class _Cli(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         _checked_writes()
-        previous = _on_sigterm(_interrupt)  # unwind (temporary files go) as on Ctrl-C
         try:
             super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:  # `archcalc` alone: its help, as --help prints it
@@ -93,12 +91,9 @@ class _Cli(click.Group):
         except click.ClickException as exc:
             click.echo(one_line(f"archcalc: {exc.format_message()}"), err=True)
             sys.exit(exc.exit_code)
-        except click.Abort:
+        except click.Abort:  # Ctrl-C, or SIGTERM while temporary files are made (archcalc.files.sigterm_unwinds)
             click.echo("archcalc: interrupted", err=True)
             sys.exit(130)
-        finally:
-            if previous is not None:
-                _on_sigterm(previous)
         sys.exit(0)
 
 
@@ -160,22 +155,6 @@ class _ReaderMayLeave(io.RawIOBase):
 
     def close(self) -> None:  # the file is the process's: left open
         pass
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _on_sigterm(handler):
-    """Install `handler` for SIGTERM where none was set; the handler it replaced, else None."""
-    try:
-        previous = signal.getsignal(signal.SIGTERM)
-        if previous is signal.SIG_DFL or handler is not _interrupt:
-            signal.signal(signal.SIGTERM, handler)
-            return previous
-    except ValueError:  # not the main thread
-        pass
-    return None
 
 
 def _silence_stdout() -> None:

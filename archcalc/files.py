@@ -1,17 +1,18 @@
 """Files archcalc writes are written whole: a temporary file beside the target, fsync, then a rename.
 
 The temporary file is named `.NAME.XXXXXXXX.archcalc-tmp`; it is removed on every way out of
-write_atomic (an error, Ctrl-C, SIGTERM through the CLI's handler), and one left by a killed run
+write_atomic (an error, Ctrl-C, SIGTERM: `sigterm_unwinds`), and one left by a killed run
 is recognised by `is_temporary` (`is_temporary_of` a given file) so that `archcalc report` removes
 those of its own files and `--check` reports them.
 Every OS error becomes a FileError naming the path and the reason.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from .errors import FileError, closest
 
@@ -68,12 +69,43 @@ def make_folder(folder: Path) -> None:
         raise FileError("cannot create the folder: a file is in the way", file=str(folder))
 
 
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt for the length of the block, so that the way out removes the
+    temporary files made in it, as on Ctrl-C (the program's line: `archcalc: interrupted`, exit 130).
+    Only where SIGTERM had its default action, and in the main thread; nested blocks keep the outer
+    one's handler. Outside such blocks SIGTERM ends the process at once: it leaves nothing half made."""
+    import signal  # only where temporary files are made: not at start-up
+
+    installed = False
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _interrupt)
+            installed = True
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     from pathlib import Path
 
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     make_folder(path.parent)
+    with sigterm_unwinds():
+        _write_through_temporary(path, payload)
+
+
+def _write_through_temporary(path: Path, payload: bytes) -> None:
     temporary = None
     done = False
     try:
@@ -111,12 +143,14 @@ def check_writable(path: str | os.PathLike) -> None:
         folder = os.path.dirname(folder)
     if not os.path.isdir(folder):
         raise FileError("cannot create the folder: a file is in the way", file=folder)
-    try:
-        handle, probe = tempfile.mkstemp(prefix=f".{os.path.basename(target)[:64]}.", suffix=TEMP_SUFFIX, dir=folder)
-    except (OSError, ValueError) as exc:
-        raise FileError(f"cannot write: {reason(exc)}", file=target) from None
-    os.close(handle)
-    os.unlink(probe)
+    with sigterm_unwinds():
+        try:
+            handle, probe = tempfile.mkstemp(prefix=f".{os.path.basename(target)[:64]}.", suffix=TEMP_SUFFIX,
+                                             dir=folder)
+        except (OSError, ValueError) as exc:
+            raise FileError(f"cannot write: {reason(exc)}", file=target) from None
+        os.close(handle)
+        os.unlink(probe)
 
 
 def same_content(path: Path, data: bytes) -> bool:

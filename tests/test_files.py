@@ -64,3 +64,40 @@ def test_a_missing_file_names_the_nearest_file_of_its_folder_by_name_without_suf
     assert nearest_file(tmp_path / "foo.json") == ""  # the shared `.json` makes no two names alike
     assert nearest_file(tmp_path / "hidden.json") == ""  # a hidden file is not suggested
     assert nearest_file(tmp_path / "no_folder" / "vgg.json") == ""
+
+
+def test_sigterm_while_a_file_is_written_unwinds_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from archcalc.files import is_temporary, write_atomic
+
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    real_fsync = os.fsync
+
+    def terminated(fd):  # SIGTERM arrives while the temporary file is open, before the rename
+        real_fsync(fd)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(os, "fsync", terminated)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(tmp_path / "out.md", "x")
+    assert [p.name for p in tmp_path.iterdir() if is_temporary(p.name) or p.name == "out.md"] == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # outside the write: the default again
+
+
+def test_sigterm_unwinds_keeps_a_handler_the_caller_set(monkeypatch):
+    import signal
+
+    from archcalc.files import sigterm_unwinds
+
+    def own(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, own)
+    try:
+        with sigterm_unwinds(), sigterm_unwinds():
+            assert signal.getsignal(signal.SIGTERM) is own
+        assert signal.getsignal(signal.SIGTERM) is own
+    finally:
+        signal.signal(signal.SIGTERM, previous)

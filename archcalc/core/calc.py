@@ -9,22 +9,23 @@ peak live activations follow the torch builder's forward discipline (archcalc.co
 """
 import math
 import os
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 from .. import fmt
 from ..errors import SpecError, suggest
 from ..kinds import quoted
 from ..layers import MERGES, REGISTRY, RF, Shape
-from ..layers.notes import SizeNote, notes_for
 from . import liveness, quantities, records
 from .alloc import paused_gc, record
 from .figures import Checked, judge
 from .spec import Group, Layer, Network, Node, joins, shown, source_positions
 
+if TYPE_CHECKING:
+    from ..layers.notes import SizeNote as Note  # a warning or a note about one layer: loaded when one is made
+
 DTYPE_BYTES = quantities.DTYPE_BYTES
 FP32_BYTES = DTYPE_BYTES["fp32"]  # the size peak_activations is counted in
 
-Note = SizeNote  # a warning or a note about one layer (archcalc.layers.notes)
 # How a notebook shows an Analysis ("markdown", "html"): the formats sit above the calculator, so
 # archcalc.notebook fills this in when `import archcalc` loads it.
 DISPLAY: dict[str, Callable[["Analysis"], str]] = {}
@@ -113,7 +114,7 @@ class Analysis(NamedTuple):
     batch: int
     dtype: str
     totals: Totals
-    warnings: tuple[Note, ...]
+    warnings: "tuple[Note, ...]"
     walked: "_Walked"  # what is made when first asked (shared by `scaled`); not compared
 
     def __eq__(self, other: object) -> bool:
@@ -243,6 +244,13 @@ class NodeSums(NamedTuple):
     returns_input: bool  # its output is its input's own memory
 
 
+def _notes_for(path: str, layer_type: str, records: Sequence) -> "list[Note]":
+    """The notes of a layer whose output size is not whole (archcalc.layers.notes, loaded for the first)."""
+    from ..layers.notes import notes_for
+
+    return notes_for(path, layer_type, records)
+
+
 def _moved_prefixes(walked_at: str, path: str) -> tuple[str, str]:
     """The prefixes a copy's paths replace (archcalc.core.spec._moved): a copy's paths and the original's end
     alike. Not the group's own path: a merge's branch is keyed apart from the nodes it holds."""
@@ -303,7 +311,7 @@ class _Sums:
             self.found.append((node.path, sums, node))
             if records:
                 self.noted.append((node.path, node.type, records))
-                self.warnings.extend(notes_for(shown(node.path), node.type, records))
+                self.warnings.extend(_notes_for(shown(node.path), node.type, records))
             return sums
         origin = node if node.origin is None else node.origin
         group_key = (id(origin), shape, type(shape))
@@ -331,7 +339,7 @@ class _Sums:
         for at, layer_type, sizes in self.noted[first_note:end_note]:
             moved = path + at[cut:]
             self.noted.append((moved, layer_type, sizes))
-            self.warnings.extend(notes_for(shown(moved), layer_type, sizes))
+            self.warnings.extend(_notes_for(shown(moved), layer_type, sizes))
         return found[-1][1]
 
     def group(self, node: Group, shape: Shape) -> NodeSums:

@@ -13,15 +13,16 @@ from .. import fmt
 from ..errors import SpecError
 from ..kinds import Kind, by_name
 from . import layout
-from .notes import InexactSize
 from .rf import GLOBAL_RF, RF, merge_rf  # noqa: F401  (the layer modules import them from here)
 
 if TYPE_CHECKING:
     from fractions import Fraction  # exact arithmetic, loaded only when a working is explained
 
+    from .notes import InexactSize  # loaded when a size is not whole
+
 Shape = tuple[int, ...]
 Attrs = Mapping[str, Any]
-Warn = Callable[[InexactSize], None]
+Warn = Callable[["InexactSize"], None]
 
 REQUIRED = object()
 
@@ -288,6 +289,8 @@ def sliding_size(
             f"input {size}+{pad_before + pad_after}={padded} along {axis}"
         )
     if numerator % stride:
+        from .notes import InexactSize
+
         dropped = unread_by_rounding(size, kernel, stride, pad_before, dilation, out)
         warn(InexactSize(axis, size, pad_before + pad_after, span, stride, ceil_mode, out, dropped))
     return out

@@ -21,7 +21,7 @@ from ..core.calc import Analysis, analyze
 from ..core.figures import SCALES, Verdict, decimals, judge
 from ..core.spec import Network, load, zoo_index
 from ..errors import SpecError, one_line
-from ..files import same_content
+from ..files import same_content, sigterm_unwinds
 from ..fmt import anchor, cell, code, markdown_table
 from ..render import rf_footnote, table_rows
 from . import claims as claimslib
@@ -793,7 +793,7 @@ def generate(out_dir: Path, target: str | None = None, label: Path | None = None
 
 def stale(out_dir: Path, target: str | None = None, network: Network | None = None) -> list[str]:
     """Files of `out_dir` that differ from a fresh generation, are missing or should not be there."""
-    with tempfile.TemporaryDirectory(prefix="archcalc-report-") as temporary:
+    with sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="archcalc-report-") as temporary:
         fresh = Path(temporary)
         generate(fresh, target, label=out_dir, network=network)
         return compare(out_dir, fresh, complete=target is None)
