@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from .commands.common import say
-from .errors import ArchcalcError, one_line
+from .errors import ArchcalcError, one_line, suggest
 
 # Each command by its name: the module of archcalc.commands that declares it, and its name there.
 COMMANDS = {"bench": "bench:bench", "check": "check:check", "diagram": "report:diagram", "fit": "table:fit",
@@ -27,26 +27,29 @@ COMMANDS = {"bench": "bench:bench", "check": "check:check", "diagram": "report:d
             "verify": "verify:verify"}
 
 
-class _Commands(dict):
-    """click's table of commands (`Group.commands`), each imported from its module when click first gets it
-    (with the collector paused, as the program's own imports are); its names known from the start."""
+class _Cli(click.Group):
+    """Every error, archcalc's or the command line's, is one line on stderr: `archcalc: ...`. Each command
+    is imported from its module (COMMANDS) when click first asks for it, with the collector paused as the
+    program's own imports are: click's way of loading commands lazily (`list_commands`, `get_command`)."""
 
-    def __init__(self) -> None:
-        super().__init__(dict.fromkeys(COMMANDS))
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
 
-    def get(self, name, default=None):  # type: ignore[override]
-        if dict.get(self, name) is None and name in COMMANDS:
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
             module, attribute = COMMANDS[name].split(":")
             collecting = pause_collector()
             try:
-                self[name] = getattr(importlib.import_module(f"{__package__}.commands.{module}"), attribute)
+                self.add_command(getattr(importlib.import_module(f"{__package__}.commands.{module}"), attribute), name)
             finally:
                 resume_collector(collecting)
-        return dict.get(self, name, default)
+        return self.commands.get(name)
 
-
-class _Cli(click.Group):
-    """Every error, archcalc's or the command line's, is one line on stderr: `archcalc: ...`."""
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0]
+        if name not in COMMANDS and not ctx.resilient_parsing and not name.startswith("-"):
+            ctx.fail(f"no such command {name!r}{suggest(name, tuple(COMMANDS))}")
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Each command with its whole first sentence (wrapped, never cut with '...')."""
@@ -166,7 +169,7 @@ def _silence_stdout() -> None:
         pass
 
 
-@click.group(cls=_Cli, commands=_Commands(), context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.version_option(package_name="archcalc")
 def main() -> None:
     """What a convolutional network costs: shapes, parameters, MACs, memory, receptive field."""

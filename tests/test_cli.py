@@ -728,3 +728,11 @@ def test_csv_train_has_the_training_columns_of_the_layers():
     assert by_path["features.C1"]["saved_bytes_per_image"] == str(32 * 32 * 4)
     assert by_path["features.C1"]["backward_macs_per_image"] == str(6 * 28 * 28 * 25)
     assert by_path["features.act1"]["saved_bytes_per_image"] == str(6 * 28 * 28 * 4)
+
+
+def test_an_unknown_command_is_one_line_naming_the_nearest_command():
+    result = cli_runner().invoke(main, ["tabel", "vgg16"], prog_name="archcalc")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["archcalc: no such command 'tabel' (did you mean 'table'?) (see 'archcalc --help')"]
+    result = cli_runner().invoke(main, ["zzz"], prog_name="archcalc")
+    assert result.stderr.splitlines() == ["archcalc: no such command 'zzz' (see 'archcalc --help')"]
