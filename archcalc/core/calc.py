@@ -416,6 +416,7 @@ class _Walked:
     def __init__(self, network: Network, shape: Shape, sums: dict[str, NodeSums]):
         self.network, self.shape, self.sums = network, shape, sums
         self.made: tuple[Row, ...] | None = None
+        self.keys: tuple[str, ...] = ()  # each row's node key (Node.path), the input's first ("")
         self.peaks: dict[int, int] = {}  # by bytes per value
 
     def __repr__(self) -> str:
@@ -423,7 +424,7 @@ class _Walked:
 
     def rows(self) -> tuple[Row, ...]:
         if self.made is None:
-            self.made = _made_rows(self.network, self.shape, self.sums)
+            self.made, self.keys = _made_rows(self.network, self.shape, self.sums)
         return self.made
 
     def peak_bytes(self, value_bytes: int) -> int:
@@ -433,22 +434,30 @@ class _Walked:
 
 
 @paused_gc
-def _made_rows(network: Network, shape: Shape, sums: dict[str, NodeSums]) -> tuple[Row, ...]:
+def _made_rows(network: Network, shape: Shape, sums: dict[str, NodeSums]) -> tuple[tuple[Row, ...], tuple[str, ...]]:
+    """The rows, and the key of the node each row is of."""
     walk = _RowWalk(sums)
     try:
         walk.node(network.root, RF())
     except SpecError as exc:
         raise exc.located(file=network.file) from None
     first = Row("input", "input", "input", 0, True, shape, shape, quantities.input_counts(shape), RF())
-    return (first, *walk.rows[1:])  # walk.rows[0] is the root: the network itself, whose row is the totals
+    # walk.rows[0] is the root: the network itself, whose row is the totals
+    return (first, *walk.rows[1:]), ("", *walk.keys[1:])
 
 
 class _RowWalk:
-    """The rows in pre-order: each node's sums (_Sums) with its receptive field."""
+    """The rows in pre-order: each node's sums (_Sums) with its receptive field, and the node's key."""
 
     def __init__(self, sums: dict[str, NodeSums]):
         self.sums = sums
         self.rows: list[Row] = []
+        self.keys: list[str] = []
+
+    def add(self, row: Row, key: str) -> Row:
+        self.rows.append(row)
+        self.keys.append(key)
+        return row
 
     def node(self, node: Node, rf: RF) -> Row:
         path = node.path
@@ -458,13 +467,11 @@ class _RowWalk:
                 field = REGISTRY[node.type].receptive_field(node.attrs, rf, sums.input_shape)
             except SpecError as exc:
                 raise exc.located(path=f"{path} ({node.type}, {node.where})") from None
-            row = _row(path, "layer", node.type, True, sums, field)
-            self.rows.append(row)
-            return row
+            return self.add(_row(path, "layer", node.type, True, sums, field), path)
         if node.kind != "sequence":
             return self.merge(node, rf)
         at = len(self.rows)
-        self.rows.append(None)  # type: ignore[arg-type]  # the group's row, once its children are known
+        self.add(None, path)  # type: ignore[arg-type]  # the group's row, once its children are known
         out_rf = self.sequence(node, rf)
         self.rows[at] = _row(path, "group", node.label, False, sums, out_rf)
         return self.rows[at]
@@ -503,9 +510,8 @@ class _RowWalk:
         except SpecError as exc:
             raise exc.located(path=f"{path or 'network'} ({node.kind}, {node.where})") from None
         own = self._settled_merge(path) or quantities.merge_counts(merge, shapes, out)
-        row = Row(shown(path) or node.kind, "merge", node.kind, _depth(path), True, out, out, own, out_rf)
-        self.rows.append(row)
-        return row
+        return self.add(Row(shown(path) or node.kind, "merge", node.kind, _depth(path), True, out, out, own, out_rf),
+                        path)
 
     def graph(self, node: Group, rf: RF) -> RF:
         """The children of a sequence whose nodes name what they take; the field of its output."""
@@ -529,30 +535,14 @@ class _RowWalk:
             rf = MERGES[node.kind].receptive_field(fields, shapes, sums.output_shape, node.path)
         except SpecError as exc:
             raise exc.located(path=f"{node.path} ({node.kind}, {node.where})") from None
-        row = _row(node.path, "merge", node.kind, True, sums, rf)
-        self.rows.append(row)
-        return row
+        return self.add(_row(node.path, "merge", node.kind, True, sums, rf), node.path)
 
 
 def rows_by_key(analysis: Analysis) -> dict[str, Row]:
     """Each node's row by the node's key (`Node.path`: a module called again has a key of its own, which its row's
     path leaves out; a merge's branches have no row), in the order of `analysis.rows`."""
-    rows = iter(analysis.rows[1:])
-    found: dict[str, Row] = {}
-
-    def walk(node: Node) -> None:
-        if isinstance(node, Layer) or joins(node) or node.kind == "sequence":
-            found[node.path] = next(rows)
-        if isinstance(node, Group):
-            branches = [b for b in node.children if isinstance(b, Group)]
-            for child in node.children if node.kind == "sequence" else [c for b in branches for c in b.children]:
-                walk(child)
-            if node.kind != "sequence" and node.children:
-                found[node.path] = next(rows)
-
-    for child in analysis.network.root.children:
-        walk(child)
-    return found
+    rows = analysis.rows
+    return dict(zip(analysis.walked.keys[1:], rows[1:]))
 
 
 def _row(path: str, kind: str, label: str, leaf: bool, sums: NodeSums, rf: RF) -> Row:
