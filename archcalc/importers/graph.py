@@ -491,7 +491,8 @@ def _nodes_of(item) -> list[Node]:
 
 # ---- naming and nesting -----------------------------------------------------------------
 
-def _clean(name: str) -> str:
+def spec_name(name: str) -> str:
+    """A name as a spec takes it: letters, digits, underscores and hyphens (anything else becomes `_`)."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "_"
 
 
@@ -513,7 +514,7 @@ class _Namer:
         def name_of(wanted: str, path: tuple[str, ...] | None = None) -> str:
             """`wanted`, or `wanted_k` where another module or op took it (a module or op called again keeps
             its name: see again())."""
-            name, k = _clean(wanted), 1
+            name, k = spec_name(wanted), 1
             candidate = name
             while candidate in used and not (path is not None and used[candidate].get("\0path") == path):
                 candidate = f"{name}_{k}"
@@ -563,7 +564,7 @@ class _Namer:
                 return {"name": name, **layers[0], **({"shares": shares} if shares else {})}
             self.paths[item.node.id] = f"{path}.{len(layers) - 1}"
             return {"name": name, "layers": layers}
-        op = _clean(item.node.path[-1]) if item.node.path else item.node.merge
+        op = spec_name(item.node.path[-1]) if item.node.path else item.node.merge
         if item.base == item.comps:  # the module holds exactly the merge: a group of that name, the op inside it
             self.paths[item.node.id] = self.whole[item.node.id] = f"{path}.{op}"
             merge = {"name": op, "type": item.node.merge, "branches": self.branches(item, path, depth, {})}
@@ -649,7 +650,7 @@ def to_spec(graph: Graph, name: str, title: str, source: str, expect: list[dict]
     else:
         _name_merges(ScopeCounts(graph.nodes), items)
         layers = namer.nest(items, (), "")
-    document: dict[str, Any] = {"name": _clean(name), "title": title, "description": f"{title}, imported from {source}",
+    document: dict[str, Any] = {"name": spec_name(name), "title": title, "description": f"{title}, imported from {source}",
                                 "input": list(graph.input_shape), "layers": layers}
     if graph.notes:
         document["comment"] = "; ".join(graph.notes)
@@ -689,8 +690,8 @@ class _GraphNester:
             rel = nodes[i].path[len(base):]
             run = self.run(nodes, i, len(base)) if len(rel) > 1 else []
             outer = self.takes(run)
-            if run and outer is not None and _clean(rel[0]) not in used:
-                name = _clean(rel[0])
+            if run and outer is not None and spec_name(rel[0]) not in used:
+                name = spec_name(rel[0])
                 item: dict[str, Any] = {"name": name, **({"from": names[outer]} if outer != previous else {})}
                 item["layers"] = self.sequence(run, base + rel[:1], f"{prefix}.{name}" if prefix else name, outer,
                                                depth + 1)
@@ -698,7 +699,7 @@ class _GraphNester:
                 i += len(run)
             else:
                 node = nodes[i]
-                name = wanted = _clean("_".join(rel) or node.id)
+                name = wanted = spec_name("_".join(rel) or node.id)
                 k = 1
                 while name in used:
                     name, k = f"{wanted}_{k}", k + 1

@@ -30,12 +30,12 @@ from .graph import (
     Node,
     Op,
     ScopeCounts,
-    _clean,
     fold_channel_shuffles,
     fold_permutes,
     lay_out,
     name_image_reshapes,
     spec_layers,
+    spec_name,
     to_spec,
 )
 from .onnx_fold import Folder
@@ -572,7 +572,7 @@ class _Reader:
         if node is None and exc.path:
             row = exc.path.split(" (", 1)[0]
             paths = {form: n.where for n in self.nodes if n.kind == "layer"
-                     for form in (".".join(n.path), _clean("_".join(n.path)))}
+                     for form in (".".join(n.path), spec_name("_".join(n.path)))}
             node = self.wheres.get(paths.get(row, ""))
         return None if node is None else self.unit_of(node)
 
