@@ -181,6 +181,16 @@ def inner_zoo() -> dict:
             "vit_h_14_analyze_s": after - before, **slowest_fit(names)}
 
 
+def inner_zoo_work(part: str) -> dict:
+    """`import archcalc`, then (`part` "work") the zoo's load + analyze: callgrind counts the two apart."""
+    from archcalc import analyze, load, zoo_index
+
+    if part == "work":
+        for name in list(zoo_index()):
+            analyze(load(name))
+    return {}
+
+
 def slowest_fit(names: list[str]) -> dict:
     """What `archcalc fit NAME --memory 24GiB` computes, per zoo network after its load: the analysis with
     the training figures counted, and the bisection over the batch. The slowest network's."""
@@ -230,7 +240,7 @@ def inner_scale(repeat: str) -> dict:
         "ratio batch 4096/1": statistics.median(b / a for a, b in zip(times["224"], times["batch 4096"]))}
 
 
-INNER = {"zoo": inner_zoo, "generated": inner_generated, "scale": inner_scale}
+INNER = {"zoo": inner_zoo, "zoo_work": inner_zoo_work, "generated": inner_generated, "scale": inner_scale}
 
 
 # ---- generated specs ------------------------------------------------------------------------
@@ -339,6 +349,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict:
             "scale": repeated(launcher, python, 1, "scale", str(20 if args.quick else 200)),
             "instructions": None if args.quick else instructions(python, archcalc, args.network),
         }
+        if not args.quick and shutil.which("valgrind"):  # the zoo's work, which the machine's phase does not move
+            work = [str(python), str(HERE), "--inner", "zoo_work"]
+            result["zoo"]["instructions"] = callgrind([*work, "work"]) - callgrind([*work, "import"])
         result["targets"] = targets(result)
         return result
     finally:
@@ -446,8 +459,8 @@ def markdown(result: dict) -> str:
     lines += ["## In one process", "",
               f"Load + analyze of the whole zoo ({z['networks']} networks), after `import archcalc` "
               f"({ms(z['import_s']['median'])} ms): median {ms(z['load_analyze_s']['median'])} ms "
-              f"(min {ms(z['load_analyze_s']['min'])}, max {ms(z['load_analyze_s']['max'])}; {z['load_analyze_s']['n']} fresh processes).",
-              ""]
+              f"(min {ms(z['load_analyze_s']['min'])}, max {ms(z['load_analyze_s']['max'])}; {z['load_analyze_s']['n']} fresh processes)"
+              + (f"; callgrind counts it at {z['instructions']:,} instructions." if "instructions" in z else "."), ""]
     if "vit_h_14_analyze_s" in z:  # records from before it was timed have no such figure
         lines += [f"ViT-H/14 at 518x518 (32 blocks of 1370 tokens), analyze with its rows: median "
                   f"{ms(z['vit_h_14_analyze_s']['median'])} ms.", ""]
