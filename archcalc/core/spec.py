@@ -437,11 +437,12 @@ class _Memo:
         self.checked: set[str] = set()  # blocks whose definition was checked
         self.attrs: dict[tuple, Mapping[str, Any]] = {}  # layer fields, shared where equal
         self.layers: dict[tuple, tuple[dict, str, Mapping[str, Any]]] = {}  # by layer_key
-        self.reads: dict[Any, tuple[dict, tuple[str, ...] | None]] = {}  # each layer item, and the names it reads
+        # each layer item's content: its first item, the number that stands for it, the names it reads
+        self.reads: dict[Any, tuple[dict, int, tuple[str, ...] | None]] = {}
         self.expanded: dict[tuple, _Expanded] = {}  # by block_key
         self.reads_of_blocks: dict[str, tuple[str, ...] | None] = {}
         self.keys_checked: dict[tuple[int, int], dict] = {}  # (item, key table) checked, and the item (kept alive)
-        self.item_keys: dict[int, tuple[dict, Any]] = {}  # each layer item and its hashable form (layer_key)
+        self.item_keys: dict[int, tuple[dict, int, tuple[str, ...] | None]] = {}  # by item: what reads holds of it
         self.names_ok: set[str] = set()  # node names found to be letters, digits and underscores
 
 
@@ -700,28 +701,18 @@ class _Context:
         key = self.layer_key(raw, env)
         if key is None:
             return Layer(path, raw["type"], self.fields(raw, env, where), where, raw.get("shares"))
-        if key not in self.layers:
-            self.layers[key] = (raw, raw["type"], self.fields(raw, env, where))
-        _, kind, attrs = self.layers[key]
-        return Layer(path, kind, attrs, where, raw.get("shares"))
+        made = self.layers.get(key)
+        if made is None:
+            made = self.layers[key] = (raw, raw["type"], self.fields(raw, env, where))
+        return Layer(path, made[1], made[2], where, raw.get("shares"))
 
     def layer_key(self, raw: dict, env: Mapping[str, Any]) -> tuple | None:
-        """The item and the values of every name its fields read; None when a value is unhashable or an
-        expression does not parse (then the fields are checked anew and say why)."""
+        """The item (a number standing for its content) and the values of every name its fields read; None when a
+        value is unhashable or an expression does not parse (then the fields are checked anew and say why)."""
         known = self.item_keys.get(id(raw))
-        if known is not None and known[0] is raw:
-            item = known[1]
-        else:
-            try:  # equal items are one (a generated spec repeats a layer as text); types apart: 1, 1.0 and true
-                item = tuple((k, type(v), v) for k, v in raw.items())
-                hash(item)
-            except TypeError:  # a list value: the item itself
-                item = id(raw)
-            self.item_keys[id(raw)] = (raw, item)
-        if item not in self.reads:  # the entry holds raw: its id stays its own
-            found = _reads_in({k: v for k, v in raw.items() if k not in _NOT_FIELDS}, self.budget.expression_depth)
-            self.reads[item] = (raw, None if found is None else tuple(sorted(found[0])))
-        read_names = self.reads[item][1]
+        if known is None or known[0] is not raw:
+            known = self.item_key(raw)
+        read_names = known[2]
         if read_names is None:
             return None
         values = tuple([(type(v), v) for v in [env.get(n, _UNSET) for n in read_names]])
@@ -729,7 +720,22 @@ class _Context:
             hash(values)
         except TypeError:
             return None
-        return item, values
+        return known[1], values
+
+    def item_key(self, raw: dict) -> tuple[dict, int, tuple[str, ...] | None]:
+        """(the item, the number its content stands for, the names its fields read), once for each item: equal
+        items are one (a generated spec repeats a layer as text); types apart: 1, 1.0 and true."""
+        try:
+            content: Any = tuple((k, type(v), v) for k, v in raw.items())
+            hash(content)
+        except TypeError:  # a list value: the item itself
+            content = id(raw)
+        first = self.reads.get(content)
+        if first is None:  # the entry holds the first such item: its id, the content's number, stays its own
+            found = _reads_in({k: v for k, v in raw.items() if k not in _NOT_FIELDS}, self.budget.expression_depth)
+            first = self.reads[content] = (raw, id(raw), None if found is None else tuple(sorted(found[0])))
+        known = self.item_keys[id(raw)] = (raw, first[1], first[2])
+        return known
 
     def fields(self, raw: dict, env: Mapping[str, Any], where: str) -> Mapping[str, Any]:
         kind = raw["type"]
