@@ -9,6 +9,7 @@ peak live activations follow the torch builder's forward discipline (archcalc.co
 """
 import math
 import os
+import sys
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 from .. import fmt
@@ -211,13 +212,19 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         root = walk.node(network.root, shape)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
-    if quantities.step_counted():
-        from . import training
-
+    training = _training_step()
+    if training is not None:
         root = training.settle(network.root, walk.sums)
     totals = Totals(walk.add(root.counts, quantities.input_counts(shape)), root.peak // FP32_BYTES)
     return Analysis(network, shape, root.output_shape, batch, dtype, totals, tuple(walk.warnings),
                     _Walked(network, shape, walk.sums))
+
+
+def _training_step() -> Any:
+    """archcalc.core.training while it counts a training step (`training.counting`), else None. Only an
+    imported module can count one: the calculator does not load it."""
+    training = sys.modules.get(f"{__package__}.training")
+    return training if training is not None and training.counted() else None
 
 
 def check_network(network: Network, analysis: Analysis | None = None) -> list[Checked]:
@@ -486,10 +493,9 @@ class _RowWalk:
 
     def _settled_merge(self, path: str) -> tuple[int, ...] | None:
         """What a training step's second walk left as a merge's own counts (archcalc.core.training.settle)."""
-        if not quantities.step_counted():
+        training = _training_step()
+        if training is None:
             return None
-        from . import training
-
         settled = self.sums.get(training.merged_key(path))
         return settled.counts if settled else None
 

@@ -139,11 +139,6 @@ def declared(*quantities: Quantity) -> Iterator[None]:
                 withdraw(quantity.key)
 
 
-def step_counted() -> bool:
-    """Whether a training step's per-layer quantities are declared (archcalc.core.training.counting)."""
-    return "saved_values" in QUANTITIES
-
-
 @per_table
 def counted() -> tuple[Quantity, ...]:
     """The quantities a node's `counts` hold, in this order."""

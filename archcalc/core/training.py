@@ -218,7 +218,8 @@ def counting(train: Setup = Setup(), dtype: str = "fp32") -> Iterator[None]:
 
 
 def counted() -> bool:
-    return quantities.step_counted()
+    """Whether a training step is counted now: its quantities are declared (`counting`)."""
+    return quantities.QUANTITIES.get(COUNTED[0].key) is COUNTED[0]
 
 
 def at(analysis: Any, rule: Any) -> Any:
