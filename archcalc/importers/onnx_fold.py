@@ -150,6 +150,11 @@ def _itemsize(onnx, node, feeds: list, attrs: dict) -> int | None:
     return max((d.itemsize for d in dtypes), default=8)
 
 
+
+def node_attributes(onnx, node) -> dict[str, Any]:
+    """A node's attributes by name, as onnx's helper reads them."""
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
 class Folder:
     """Computes the constant nodes of one graph, within the budget for all of them together."""
 
@@ -166,7 +171,7 @@ class Folder:
         if bound is None or node.domain not in ("", "ai.onnx") \
                 or sum(int(v.size) for v in feeds if v is not None) > INPUT_VALUES:
             return None
-        attrs = {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = node_attributes(self.onnx, node)
         elements = bound(node, feeds, attrs)
         itemsize = None if elements is None else _itemsize(self.onnx, node, feeds, attrs)
         if elements is None or itemsize is None:

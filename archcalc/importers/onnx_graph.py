@@ -38,9 +38,9 @@ from .graph import (
     spec_name,
     to_spec,
 )
-from .onnx_fold import Folder
+from .onnx_fold import Folder, node_attributes
 from .onnx_sequences import outer_inputs, rewrite
-from .onnx_shapes import complete_shapes, full_shape
+from .onnx_shapes import complete_shapes, full_shape, metadata_value
 from .onnx_tensors import SMALL, Tensors
 
 ONNX_BYTES = 2**31  # protobuf's limit for one message: an ONNX file without external data
@@ -270,7 +270,7 @@ def _fold_constants(onnx, model, input_name: str, constants: dict[str, Any], ten
     data, kept, folded = {input_name}, [], {}
     for index, node in enumerate(model.graph.node):
         if shapes is not None and node.op_type in METADATA and node.input and node.input[0] in shapes:
-            for name, value in zip(node.output, _metadata(onnx, node, shapes[node.input[0]])):
+            for name, value in zip(node.output, metadata_value(onnx, node, shapes[node.input[0]])):
                 constants[name] = folded[name] = value
             continue
         if any(i in data for i in node.input):
@@ -309,18 +309,9 @@ def _trace(onnx, node, constants: dict[str, Any], origins: dict[str, _Origin]) -
     if node.op_type in measure.MACS and node.output and node.output[0] in constants:
         def shape_of(name: str) -> tuple[int, ...]:
             return tuple(int(d) for d in np.shape(constants[name]))
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = node_attributes(onnx, node)
         work.add((node.output[0], measure.MACS[node.op_type](node, shape_of, attrs)))
     origins.update((o, _Origin(frozenset(sources), frozenset(work))) for o in node.output if o)
-
-
-def _metadata(onnx, node, dims: tuple[int, ...]) -> list:
-    """The value of a Shape (its `start`, `end`) or Size node of a value of shape `dims`."""
-    if node.op_type == "Size":
-        return [np.array(int(np.prod(dims, dtype=object)), dtype=np.int64)]
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    start, end = attrs.get("start", 0), attrs.get("end", len(dims))
-    return [np.array(dims[start:end], dtype=np.int64)]
 
 
 def _constant(onnx, node, tensors: Tensors, what: str) -> list | None:

@@ -13,8 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from .onnx_fold import Folder
+from .onnx_fold import Folder, node_attributes
 from .onnx_tensors import SMALL
+
+
+def metadata_value(onnx, node, dims: tuple[int, ...]) -> list:
+    """The value of a Shape (its `start`, `end`) or Size node of a value of shape `dims`."""
+    if node.op_type == "Size":
+        return [np.array(int(np.prod(dims, dtype=object)), dtype=np.int64)]
+    attrs = node_attributes(onnx, node)
+    start, end = attrs.get("start", 0), attrs.get("end", len(dims))
+    return [np.array(dims[start:end], dtype=np.int64)]
 
 
 def full_shape(value_type) -> tuple[int, ...] | None:
@@ -43,11 +52,11 @@ class _Pass:
         outputs = [o for o in node.output if o]
         if all(o in self.values for o in outputs):
             return
-        if node.op_type == "Shape" and node.input[0] in self.types and full_shape(self.types[node.input[0]]) is not None:
-            dims = full_shape(self.types[node.input[0]]) or ()
-            attrs = {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
-            self.value(outputs[0], np.array(dims[attrs.get("start", 0):attrs.get("end", len(dims))], dtype=np.int64))
-            return
+        if node.op_type in ("Shape", "Size") and node.input[0] in self.types:
+            dims = full_shape(self.types[node.input[0]])
+            if dims is not None:
+                self.value(outputs[0], metadata_value(self.onnx, node, dims)[0])
+                return
         if node.input and all(i in self.values for i in node.input if i):
             try:
                 results = self.folder.fold(node, self.values, node.name)
