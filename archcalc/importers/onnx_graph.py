@@ -6,7 +6,6 @@ torch's exporter writes `/layer1/layer1.0/conv1/Conv` for the module `layer1.0.c
 """
 from __future__ import annotations
 
-import ast
 import collections
 import functools
 import heapq
@@ -357,23 +356,12 @@ def _scope(name: str) -> tuple[tuple[str, ...], str]:
 
 
 WEIGHTED = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
-NAME_SCOPES = "pkg.torch.onnx.name_scopes"
-""" per-node metadata of torch's dynamo exporter: the names of the modules the node ran in, outermost first,
-then the op's own name (['', 'layer1', 'layer1.0', 'layer1.0.conv1', 'conv2d_3']), where its node names say
-nothing (`node_Conv_96`) """
-SCOPES_TEXT = 10_000  # characters of one node's name_scopes read; a longer value is not read
 
 
 def _name_scopes(node) -> tuple[tuple[str, ...], str] | None:
     """(module path components, the op's own name without fx's counter) from a node's name_scopes."""
-    text = next((p.value for p in node.metadata_props if p.key == NAME_SCOPES), None)
-    if text is None or len(text) > SCOPES_TEXT:
-        return None
-    try:
-        names = ast.literal_eval(text)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return None
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+    names = measure.metadata_list(node, measure.NAME_SCOPES)
+    if not names:
         return None
     module = next((n for n in reversed(names[:-1]) if n), "")
     return tuple(module.split(".")) if module else (), re.sub(r"_\d+$", "", names[-1]) or node.op_type

@@ -21,8 +21,12 @@ from ..errors import SpecError
 Dims = tuple[int, ...]
 ShapeOf = Callable[[str], Dims]
 NAME_SCOPES = "pkg.torch.onnx.name_scopes"
+""" per-node metadata of torch's dynamo exporter: the names of the modules the node ran in, outermost first,
+then the op's own name (['', 'layer1', 'layer1.0', 'layer1.0.conv1', 'conv2d_3']), where its node names say
+nothing (`node_Conv_96`) """
 CLASSES = "pkg.torch.onnx.class_hierarchy"
-""" per-node metadata of torch's dynamo exporter: the classes of the modules in name_scopes, then the op """
+""" the same exporter's classes of the modules in name_scopes, then the op """
+METADATA_TEXT = 10_000  # characters of one node's metadata list read; a longer value is not read
 
 
 UNREADABLE = ("has no archcalc layer type", "moves the batch axis", "into non-empty pieces",
@@ -169,16 +173,18 @@ def op_name(group: Group) -> str:
         return first.op_type
     module = ".".join(group.unit.scope)
     for node in group.members:
-        meta = {p.key: p.value for p in node.metadata_props}
-        scopes, classes = _listed(meta.get(NAME_SCOPES)), _listed(meta.get(CLASSES))
+        scopes, classes = metadata_list(node, NAME_SCOPES), metadata_list(node, CLASSES)
         if scopes and classes and module in scopes and len(classes) == len(scopes):
             return classes[scopes.index(module)].rpartition(".")[2]
     kinds = list(dict.fromkeys(n.op_type for n in group.members))
     return "ONNX " + ", ".join(kinds[:4]) + (f" and {len(kinds) - 4} more op types" if len(kinds) > 4 else "")
 
 
-def _listed(text: str | None) -> list[str]:
-    if text is None or len(text) > 10_000:
+def metadata_list(node, key: str) -> list[str]:
+    """A node's metadata `key` (the exporter writes a Python list of names), read as data; [] when absent, too
+    long, or not such a list."""
+    text = next((p.value for p in node.metadata_props if p.key == key), None)
+    if text is None or len(text) > METADATA_TEXT:
         return []
     try:
         value = ast.literal_eval(text)
