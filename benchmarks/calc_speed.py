@@ -166,12 +166,10 @@ def repeated(launcher: Launcher, python: Path, repeat: int, task: str, *args: st
 
 def inner_zoo() -> dict:
     start = time.perf_counter()
-    from archcalc import analyze, load, zoo_index
+    from archcalc import analyze, load
 
     imported = time.perf_counter()
-    names = list(zoo_index())
-    for name in names:
-        analyze(load(name))
+    names = load_analyze_zoo()
     done = time.perf_counter()
     vit = load("vit_h_14")  # the largest transformer of the zoo: 32 blocks of 1370 tokens at 518x518
     before = time.perf_counter()
@@ -183,12 +181,21 @@ def inner_zoo() -> dict:
 
 def inner_zoo_work(part: str) -> dict:
     """`import archcalc`, then (`part` "work") the zoo's load + analyze: callgrind counts the two apart."""
-    from archcalc import analyze, load, zoo_index
+    import archcalc  # noqa: F401
 
     if part == "work":
-        for name in list(zoo_index()):
-            analyze(load(name))
+        load_analyze_zoo()
     return {}
+
+
+def load_analyze_zoo() -> list[str]:
+    """Every zoo network loaded and analyzed, in one process: the work the zoo's target times; their names."""
+    from archcalc import analyze, load, zoo_index
+
+    names = list(zoo_index())
+    for name in names:
+        analyze(load(name))
+    return names
 
 
 def slowest_fit(names: list[str]) -> dict:

@@ -443,7 +443,7 @@ class _Memo:
         self.reads_of_blocks: dict[str, tuple[str, ...] | None] = {}
         self.keys_checked: dict[tuple[int, int], dict] = {}  # (item, key table) checked, and the item (kept alive)
         self.item_keys: dict[int, tuple[dict, int, tuple[str, ...] | None]] = {}  # by item: what reads holds of it
-        self.names_ok: set[str] = set()  # node names found to be letters, digits and underscores
+        self.names_ok: set[str] = set()  # node names found to be letters, digits, underscores and hyphens
 
 
 class _Context:
@@ -734,8 +734,8 @@ class _Context:
         if first is None:  # the entry holds the first such item: its id, the content's number, stays its own
             found = _reads_in({k: v for k, v in raw.items() if k not in _NOT_FIELDS}, self.budget.expression_depth)
             first = self.reads[content] = (raw, id(raw), None if found is None else tuple(sorted(found[0])))
-        known = self.item_keys[id(raw)] = (raw, first[1], first[2])
-        return known
+        self.item_keys[id(raw)] = (raw, first[1], first[2])
+        return self.item_keys[id(raw)]
 
     def fields(self, raw: dict, env: Mapping[str, Any], where: str) -> Mapping[str, Any]:
         kind = raw["type"]
