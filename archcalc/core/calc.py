@@ -212,6 +212,8 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         root = walk.node(network.root, shape)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
+    if len(walk.counts) > _LAYER_SUMS_KEPT:  # not held past the analysis that made them
+        walk.counts.clear()
     training = _training_step()
     if training is not None:
         root = training.settle(network.root, walk.sums)
@@ -265,6 +267,18 @@ def _moved_prefixes(walked_at: str, path: str) -> tuple[str, str]:
     return walked_at[:len(walked_at) - same], path[:len(path) - same]
 
 
+# A layer's sums depend on its fields, type and input shape alone: kept from one analysis to the next (the variants
+# of a family share most of their layers), for the quantities declared now, and cleared past a bound.
+_LAYER_SUMS_KEPT = 20_000
+_layer_sums_of: list = [None, {}]  # the quantities' layer counter, and the sums made with it
+
+
+def _layer_sums(counter: Callable) -> dict[tuple, tuple]:
+    if _layer_sums_of[0] is not counter or len(_layer_sums_of[1]) > _LAYER_SUMS_KEPT:
+        _layer_sums_of[:] = [counter, {}]
+    return _layer_sums_of[1]
+
+
 class _Sums:
     """The one walk every figure but the receptive field comes from: a NodeSums per node, by path;
     warnings in pre-order.
@@ -277,10 +291,10 @@ class _Sums:
         self.found: list[tuple[str, NodeSums, Layer | None]] = []  # each node's path, sums and layer, in walk order
         self.noted: list[tuple[str, str, tuple]] = []  # (path, layer type, records) of each layer's notes
         self.warnings: list[Note] = []
-        self.counts: dict[tuple, tuple] = {}  # (fields, sums, warnings) by (fields, type, input shape)
+        self.layer_counts = quantities.layer_counter()
+        self.counts = _layer_sums(self.layer_counts)  # (fields, sums, notes) by (fields, type, input shape)
         self.sums: dict[str, NodeSums] = {}
         self.layers: dict[str, Layer] = {}  # the layers walked so far, by path
-        self.layer_counts = quantities.layer_counter()
         self.add = quantities.adder()
         self.zeros = quantities.zero_counts()
         self.unshared = quantities.unshared()

@@ -73,7 +73,7 @@ class Group(NamedTuple):
     path: str
     kind: str  # sequence, concat, add or mul
     label: str  # what a table shows as its type: the block name or the kind
-    children: tuple["Node", ...]  # a sequence's nodes, or a merge's branches (none where it joins its `inputs`)
+    children: Sequence["Node"]  # a sequence's nodes, or a merge's branches (none where it joins its `inputs`)
     where: str
     inputs: tuple[str, ...] = ()  # `from`, as a Layer's; a merge without branches joins these
     graph: bool = False  # a sequence some of whose nodes name what they take (`from`): walked as a graph
@@ -424,8 +424,42 @@ def _moved(node: Node, old: str, new: str) -> Node:
     if isinstance(node, Layer):  # a module called again moves with the module (an explicit `shares` stays put)
         shares = new + node.shares[len(old):] if CALL in node.path and node.shares else node.shares
         return record(Layer, (path, node.type, node.attrs, node.where, shares, node.inputs))
-    return record(Group, (path, node.kind, node.label, tuple([_moved(c, old, new) for c in node.children]), node.where,
-                        node.inputs, node.graph, node if node.origin is None else node.origin))
+    return record(Group, (path, node.kind, node.label, Moved(node.children, old, new), node.where,
+                          node.inputs, node.graph, node if node.origin is None else node.origin))
+
+
+class Moved(Sequence):
+    """A group's nodes moved to another path (_moved), made when first read: a copy of a block that analyze
+    counts from the first use's sums (Group.origin) is never read, until its rows are."""
+
+    __slots__ = ("_nodes", "_old", "_new", "_made")
+
+    def __init__(self, nodes: Sequence[Node], old: str, new: str):
+        self._nodes, self._old, self._new = nodes, old, new
+        self._made: tuple[Node, ...] | None = None
+
+    def _all(self) -> tuple[Node, ...]:
+        if self._made is None:
+            self._made = tuple([_moved(node, self._old, self._new) for node in self._nodes])
+        return self._made
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (tuple, Moved)) and self._all() == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
 
 
 class _Memo:
@@ -623,8 +657,7 @@ class _Context:
         done = self.expanded.get(key) if key is not None else None
         if done is not None and self.fits(done):
             self.nodes, self.steps = self.nodes + done.nodes, self.steps + done.steps
-            return Group(path, "sequence", name, tuple([_moved(c, done.path, path) for c in done.children]), where, (),
-                         done.graph, done)
+            return Group(path, "sequence", name, Moved(done.children, done.path, path), where, (), done.graph, done)
         nodes, steps, deepest = self.nodes, self.steps, self.deepest
         self.deepest = self.depth
         children, graph = self.items(definition["layers"], scope, path, f"$.blocks.{name}.layers")

@@ -15,6 +15,7 @@ torch is imported only when a model is built.
 from __future__ import annotations
 
 import functools
+from typing import Sequence
 
 from ..core.calc import Analysis, analyze
 from ..core.spec import CALL, Group, Layer, Network, Node, joins, source_positions
@@ -138,7 +139,7 @@ def _local(node: Node) -> str:
     return node.path.rsplit(".", 1)[-1]
 
 
-def _plan(children: tuple[Node, ...], modules: dict[str, Node]) -> tuple:
+def _plan(children: Sequence[Node], modules: dict[str, Node]) -> tuple:
     """Each child's module name, the positions of the outputs it takes, those whose last reader it is (its own
     when nothing reads it), and a merge's branches as plans of their own; the last child's output is returned.
     `modules` gathers the modules to hold, by name: a merge's branches' nodes are its neighbours."""
