@@ -1,7 +1,19 @@
 """Shared test helpers."""
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
+
+
+@pytest.fixture(autouse=True)
+def _rules_as_they_are_now():
+    """Each test analyses with the layer rules as it finds them: some replace one (monkeypatch), and the
+    calculator keeps a layer's sums from one analysis to the next."""
+    from archcalc.core.calc import forget_layer_sums
+
+    forget_layer_sums()
+    yield
+    forget_layer_sums()
 
 
 def cli_runner() -> CliRunner:

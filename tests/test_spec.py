@@ -250,6 +250,55 @@ def test_a_block_used_again_deeper_meets_the_depth_budget():
         load(deep, budget=Budget(depth=3))
 
 
+def test_a_nested_blocks_default_reads_the_value_at_each_use():
+    # A uses B, whose default `out` reads the loop's x: the convs have 2 * 1 and 2 * 2 channels
+    doc = {"input": [3, 8, 8],
+           "blocks": {"B": {"args": {"out": "x * 2"}, "layers": [{"type": "conv2d", "out": "out", "kernel": 1}]},
+                      "A": {"layers": [{"block": "B"}]}},
+           "layers": [{"repeat": [1, 2], "as": "x", "block": "A"}]}
+    rows = analyze(load(doc)).rows
+    assert [(r.path, r.output_shape[0]) for r in rows if r.label == "conv2d"] == [("0.0.0", 2), ("1.0.0", 4)]
+
+
+def test_a_sequence_repeated_is_made_once_and_sits_at_each_path():
+    # a repeat of a sequence (DenseNet's dense layers): a conv of 4 channels and its comment, three times
+    doc = {"input": [3, 8, 8], "params": {"w": 4},
+           "layers": [{"name": "s", "repeat": 3, "names": "layer{i + 1}",
+                       "layers": [{"name": "conv", "type": "conv2d", "out": "w", "kernel": 1, "comment": "a note"}]}]}
+    network = load(doc)
+    first, *others = network.root.children[0].children
+    assert all(other.origin is first.origin is not None for other in others)
+    rows = analyze(network).rows
+    assert [r.path for r in rows if r.kind == "layer"] == ["s.layer1.conv", "s.layer2.conv", "s.layer3.conv"]
+    assert analyze(network).totals.params == (3 * 4 + 4) + 2 * (4 * 4 + 4)  # 3 channels in, then 4 (one origin)
+
+
+def test_a_block_with_comments_is_expanded_once():
+    block = {"comment": "a unit", "layers": [{"name": "conv", "type": "conv2d", "out": 4, "kernel": 1,
+                                              "comment": "the text of a comment is no expression: (it does not parse"}]}
+    network = load({"input": [3, 8, 8], "blocks": {"unit": block},
+                    "layers": [{"name": "a", "block": "unit"}, {"name": "b", "block": "unit"}]})
+    a, b = network.root.children
+    assert a.origin is b.origin is not None
+    assert [child.path for child in b.children] == ["b.conv"]
+
+
+def test_every_zoo_network_resolves_as_it_does_with_nothing_made_once(monkeypatch):
+    # what the resolver makes once and moves (blocks, sequences, layers' fields by the values they read) against
+    # a resolution that makes every node anew
+    from archcalc.core import spec
+    from archcalc.core.spec import read_json, resolve, zoo_file
+
+    made_once = {name: load(name) for name in zoo_index()}
+    monkeypatch.setattr(spec, "_keyed", lambda what, values: None)
+    monkeypatch.setattr(spec._Context, "layer_key", lambda self, raw, env: None)
+    for name, network in made_once.items():
+        path = zoo_file(name)
+        anew = resolve(read_json(path), name, str(path))
+        assert _layers(network.root) == _layers(anew.root), name
+        assert paths(network.root) == paths(anew.root), name
+
+
 # ---- the variants of a zoo file share what they expand -------------------------------------
 
 def _layers(node) -> list[tuple]:

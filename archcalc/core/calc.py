@@ -279,6 +279,11 @@ def _layer_sums(counter: Callable) -> dict[tuple, tuple]:
     return _layer_sums_of[1]
 
 
+def forget_layer_sums() -> None:
+    """Drops the layer sums kept between analyses: for a caller that has replaced a layer type's rule in place."""
+    _layer_sums_of[:] = [None, {}]
+
+
 class _Sums:
     """The one walk every figure but the receptive field comes from: a NodeSums per node, by path;
     warnings in pre-order.

@@ -401,11 +401,23 @@ def _expects(raw: list, where: str) -> Iterator[Expect]:
         yield Expect.from_item(item)
 
 
-_NOT_FIELDS = ("type", "name", "names", "when", "repeat", "as", "index", "shares", "from")  # keys of a layer item that are no field
+_NOT_FIELDS = ("type", "name", "names", "when", "repeat", "as", "index", "shares", "from", "comment")  # keys of a layer item that are no field
+_NOT_READ = ("type", "comment", "as", "index", "shares")  # keys of an item whose text is no expression and no template
 _UNSET = object()  # a name the environment does not hold
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")
 _NAME = re.compile(r"[A-Za-z0-9_-]+")  # torch's names: RegNet's `block1-0`
 _COUNT = Integer(minimum=0)
+
+
+def _keyed(what: Any, values: list) -> tuple | None:
+    """A memo's key: `what` and the values of the names it reads, each with its type (1, 1.0 and true apart); None
+    when a value is unhashable."""
+    key = (what, *[(type(v), v) for v in values])
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 class _Expanded:
@@ -478,6 +490,7 @@ class _Memo:
         self.keys_checked: dict[tuple[int, int], dict] = {}  # (item, key table) checked, and the item (kept alive)
         self.item_keys: dict[int, tuple[dict, int, tuple[str, ...] | None]] = {}  # by item: what reads holds of it
         self.names_ok: set[str] = set()  # node names found to be letters, digits, underscores and hyphens
+        self.reads_of_lists: dict[int, tuple[list, tuple[str, ...] | None]] = {}  # by a list of items: it, its reads
 
 
 class _Context:
@@ -498,6 +511,7 @@ class _Context:
         self.checked, self.attrs, self.layers = memo.checked, memo.attrs, memo.layers
         self.reads, self.expanded, self.reads_of_blocks = memo.reads, memo.expanded, memo.reads_of_blocks
         self.keys_checked, self.item_keys, self.names_ok = memo.keys_checked, memo.item_keys, memo.names_ok
+        self.reads_of_lists = memo.reads_of_lists
 
     def check_keys(self, raw: dict, keys: Mapping[str, Any], where: str, owner: str = "") -> None:
         """check_keys, once for each item of the document and key table (a block's items at every use)."""
@@ -602,8 +616,10 @@ class _Context:
             return self.block(raw, env, path, where)
         if "layers" in raw:
             self.check_keys(raw, SEQUENCE, where)
-            children, graph = self.items(raw["layers"], env, path, f"{where}.layers")
-            return Group(path, "sequence", "sequence", children, where, (), graph)
+            layers = raw["layers"]
+            read = self.reads_of(layers)
+            key = None if read is None else _keyed(id(layers), [env.get(n, _UNSET) for n in read])
+            return self.expansion(key, layers, env, path, where, f"{where}.layers", "sequence")
         if raw["type"] in MERGES:
             return self.merge(raw, env, path, where, scope)
         return self.layer(raw, env, path, where)
@@ -653,20 +669,27 @@ class _Context:
                 raise SpecError(f"{where}.args: block {name!r} needs argument {key!r}")
             else:
                 scope[key] = self.value(default, scope, f"$.blocks.{name}.args.{key}")
-        key = self.block_key(name, scope)
+        read = self.block_reads(name)
+        key = None if read is None else _keyed(name, [scope.get(n, _UNSET) for n in read])
+        return self.expansion(key, definition["layers"], scope, path, where, f"$.blocks.{name}.layers", name)
+
+    def expansion(self, key: tuple | None, layers: list, env: Mapping[str, Any], path: str, where: str,
+                  layers_where: str, label: str) -> Group:
+        """A sequence of `layers` (a block's, or a node's own), made once for each `key` (what they are and the
+        values of the names they read; None: made each time) and moved to the paths of its later uses."""
         done = self.expanded.get(key) if key is not None else None
         if done is not None and self.fits(done):
             self.nodes, self.steps = self.nodes + done.nodes, self.steps + done.steps
-            return Group(path, "sequence", name, Moved(done.children, done.path, path), where, (), done.graph, done)
+            return Group(path, "sequence", label, Moved(done.children, done.path, path), where, (), done.graph, done)
         nodes, steps, deepest = self.nodes, self.steps, self.deepest
         self.deepest = self.depth
-        children, graph = self.items(definition["layers"], scope, path, f"$.blocks.{name}.layers")
+        children, graph = self.items(layers, env, path, layers_where)
         expanded = None
         if key is not None:
             expanded = self.expanded[key] = _Expanded(path, children, graph, self.nodes - nodes, self.steps - steps,
                                                       self.deepest - self.depth)
         self.deepest = max(deepest, self.deepest)
-        return Group(path, "sequence", name, children, where, (), graph, expanded)
+        return Group(path, "sequence", label, children, where, (), graph, expanded)
 
     def fits(self, done: _Expanded) -> bool:
         """Whether an expansion made before fits what is left of the budget here (else it is made again,
@@ -674,35 +697,39 @@ class _Context:
         return (self.nodes + done.nodes <= self.budget.nodes and self.steps + done.steps <= self.budget.nodes
                 and self.depth + done.depth <= self.budget.depth)
 
-    def block_key(self, name: str, scope: Mapping[str, Any]) -> tuple | None:
-        """The block and the values of the names its layers read (nested blocks' too); None when one of its
-        strings does not parse, it uses itself, or a value is unhashable: then it is expanded each time."""
-        read = self.block_reads(name)
-        if read is None:
-            return None
-        key = (name, *[(type(v), v) for v in [scope.get(n, _UNSET) for n in read]])
-        try:
-            hash(key)
-        except TypeError:
-            return None
-        return key
-
     def block_reads(self, name: str) -> tuple[str, ...] | None:
+        """The names a block's layers and its arguments' defaults read (nested blocks' too); None when one of its
+        strings does not parse or it uses itself: then it is expanded each time."""
         if name not in self.reads_of_blocks:
             self.reads_of_blocks[name] = None  # while it is worked out: a block that uses itself is not kept
             definition = self.blocks[name]
             if not isinstance(definition, dict):  # a nested block not yet checked: its use says what is wrong
                 return None
-            found = _reads_in(definition.get("layers", []), self.budget.expression_depth)
+            defaults = definition.get("args", {})
+            read = self.reads_of(definition.get("layers", []))
+            found = _reads_in(list(defaults.values()) if isinstance(defaults, dict) else defaults,
+                              self.budget.expression_depth)
+            if read is not None and found is not None:
+                self.reads_of_blocks[name] = tuple(sorted({*read, *found[0]}))
+        return self.reads_of_blocks[name]
+
+    def reads_of(self, layers: list) -> tuple[str, ...] | None:
+        """The names the items of `layers` read, those of the blocks they use included; None as block_reads."""
+        known = self.reads_of_lists.get(id(layers))
+        if known is None or known[0] is not layers:
+            read: tuple[str, ...] | None = None
+            found = _reads_in(layers, self.budget.expression_depth)
             if found is not None:
-                read, nested = found
+                names, nested = found
                 for other in nested:
                     more = self.block_reads(other) if other in self.blocks else None
                     if more is None:
-                        return None
-                    read |= set(more)
-                self.reads_of_blocks[name] = tuple(sorted(read))
-        return self.reads_of_blocks[name]
+                        break
+                    names |= set(more)
+                else:
+                    read = tuple(sorted(names))
+            known = self.reads_of_lists[id(layers)] = (layers, read)
+        return known[1]
 
     def merge(self, raw: dict, env: Mapping[str, Any], path: str, where: str, scope: "_Scope") -> Group:
         """A merge: its row is at `path`; its branches add no part to their nodes' paths (they are named among
@@ -838,7 +865,7 @@ def _reads_in(layers: Any, depth_limit: int) -> tuple[set[str], set[str]] | None
                 elif key in ("name", "names", "from"):
                     templates = [item] if isinstance(item, str) else item if isinstance(item, list) else []
                     stack += [field for t in templates if isinstance(t, str) for field in _NAME_FIELD.findall(t)]
-                elif key != "type":
+                elif key not in _NOT_READ:
                     stack.append(item)
         elif isinstance(value, str):
             found = names(value, depth_limit)
