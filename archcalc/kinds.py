@@ -55,7 +55,7 @@ class Kind:
         return {}
 
     def literal(self, raw: Any, where: str, owner: str = "") -> Any:
-        """A raw JSON value that is not an expression (a keyword such as 'same'), else None."""
+        """A raw JSON string that is not an expression (a keyword such as 'same'), else None (asked of strings only)."""
         return None
 
     def examples(self) -> tuple[list, list]:

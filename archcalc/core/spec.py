@@ -407,6 +407,7 @@ _UNSET = object()  # a name the environment does not hold
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")
 _NAME = re.compile(r"[A-Za-z0-9_-]+")  # torch's names: RegNet's `block1-0`
 _COUNT = Integer(minimum=0)
+_CHECKED_ONCE = (int, bool, str)  # the types of field values whose check is kept (a float's sign of zero is not)
 
 
 def _keyed(what: Any, values: list) -> tuple | None:
@@ -490,6 +491,7 @@ class _Memo:
         self.keys_checked: dict[tuple[int, int], dict] = {}  # (item, key table) checked, and the item (kept alive)
         self.item_keys: dict[int, tuple[dict, int, tuple[str, ...] | None]] = {}  # by item: what reads holds of it
         self.names_ok: set[str] = set()  # node names found to be letters, digits, underscores and hyphens
+        self.checked_values: dict[tuple, Any] = {}  # (kind, type, value): what the kind's check made of it
         self.reads_of_lists: dict[int, tuple[list, tuple[str, ...] | None]] = {}  # by a list of items: it, its reads
 
 
@@ -511,7 +513,7 @@ class _Context:
         self.checked, self.attrs, self.layers = memo.checked, memo.attrs, memo.layers
         self.reads, self.expanded, self.reads_of_blocks = memo.reads, memo.expanded, memo.reads_of_blocks
         self.keys_checked, self.item_keys, self.names_ok = memo.keys_checked, memo.item_keys, memo.names_ok
-        self.reads_of_lists = memo.reads_of_lists
+        self.reads_of_lists, self.checked_values = memo.reads_of_lists, memo.checked_values
 
     def check_keys(self, raw: dict, keys: Mapping[str, Any], where: str, owner: str = "") -> None:
         """check_keys, once for each item of the document and key table (a block's items at every use)."""
@@ -807,16 +809,25 @@ class _Context:
             raise SpecError(f"{where}.type: unknown layer type {quoted(kind)}{hint}")
         self.check_keys(raw, _layer_keys(kind), where, owner=kind)
         attrs: dict[str, Any] = {}
+        checked = self.checked_values
         for key, spec_field in layer_type.fields.items():
-            here = f"{where}.{key}"
             if key in raw:
-                literal = spec_field.kind.literal(raw[key], here, kind)
-                value = literal if literal is not None else self.value(raw[key], env, here)
+                given = raw[key]
+                literal = spec_field.kind.literal(given, f"{where}.{key}", kind) if isinstance(given, str) else None
+                value = literal if literal is not None else self.value(given, env, where, key)
             elif spec_field.default_from is not None:
                 value = attrs[spec_field.default_from]
             else:
                 value = spec_field.default
-            attrs[key] = None if value is None and spec_field.default is None else spec_field.kind.check(value, here)
+            if value is None and spec_field.default is None:
+                attrs[key] = None
+            elif type(value) in _CHECKED_ONCE:  # a kind's check depends on the value and the budget alone
+                known = (spec_field.kind, type(value), value)
+                if known not in checked:
+                    checked[known] = spec_field.kind.check(value, f"{where}.{key}")
+                attrs[key] = checked[known]
+            else:
+                attrs[key] = spec_field.kind.check(value, f"{where}.{key}")
         return self.shared(kind, attrs)
 
     def shared(self, kind: str, attrs: dict[str, Any]) -> Mapping[str, Any]:
@@ -839,12 +850,15 @@ class _Context:
         except SpecError as exc:
             raise SpecError(f"{here}: {exc.message}") from None
 
-    def value(self, raw: Any, env: Mapping[str, Any], where: str) -> Any:
-        """A raw value with every expression string in it evaluated (lists of them too)."""
+    def value(self, raw: Any, env: Mapping[str, Any], where: str, *parts: str) -> Any:
+        """A raw value with every expression string in it evaluated (lists of them too); an error is at `where`
+        and its `parts` (joined only then)."""
+        if not isinstance(raw, (str, list)):
+            return raw
         try:
             return _evaluated(raw, env)
         except SpecError as exc:
-            raise SpecError(f"{where}: {exc.message}") from None
+            raise SpecError(f"{'.'.join((where, *parts))}: {exc.message}") from None
 
 
 def _reads_in(layers: Any, depth_limit: int) -> tuple[set[str], set[str]] | None:
