@@ -822,10 +822,10 @@ class _Context:
             if value is None and spec_field.default is None:
                 attrs[key] = None
             elif type(value) in _CHECKED_ONCE:  # a kind's check depends on the value and the budget alone
-                known = (spec_field.kind, type(value), value)
-                if known not in checked:
-                    checked[known] = spec_field.kind.check(value, f"{where}.{key}")
-                attrs[key] = checked[known]
+                seen = (spec_field.kind, type(value), value)
+                if seen not in checked:
+                    checked[seen] = spec_field.kind.check(value, f"{where}.{key}")
+                attrs[key] = checked[seen]
             else:
                 attrs[key] = spec_field.kind.check(value, f"{where}.{key}")
         return self.shared(kind, attrs)
