@@ -410,15 +410,20 @@ _COUNT = Integer(minimum=0)
 _CHECKED_ONCE = (int, bool, str)  # the types of field values whose check is kept (a float's sign of zero is not)
 
 
-def _keyed(what: Any, values: list) -> tuple | None:
-    """A memo's key: `what` and the values of the names it reads, each with its type (1, 1.0 and true apart); None
-    when a value is unhashable."""
-    key = (what, *[(type(v), v) for v in values])
+def _keyed(what: Any, values: list) -> tuple:
+    """A memo's key: `what`, the types of the values of the names it reads (1, 1.0 and true apart) and the values.
+    Unhashable where a value is (a list): the memo's reader then makes the node anew (_memo_get)."""
+    return (what, *map(type, values), *values)
+
+
+def _memo_get(memo: dict, key: tuple | None) -> tuple[Any, tuple | None]:
+    """What `memo` holds for `key` (None: nothing), and the key, None where it cannot be one (it holds a list)."""
+    if key is None:
+        return None, None
     try:
-        hash(key)
+        return memo.get(key), key
     except TypeError:
-        return None
-    return key
+        return None, None
 
 
 class _Expanded:
@@ -679,7 +684,7 @@ class _Context:
                   layers_where: str, label: str) -> Group:
         """A sequence of `layers` (a block's, or a node's own), made once for each `key` (what they are and the
         values of the names they read; None: made each time) and moved to the paths of its later uses."""
-        done = self.expanded.get(key) if key is not None else None
+        done, key = _memo_get(self.expanded, key)
         if done is not None and self.fits(done):
             self.nodes, self.steps = self.nodes + done.nodes, self.steps + done.steps
             return Group(path, "sequence", label, Moved(done.children, done.path, path), where, (), done.graph, done)
@@ -760,29 +765,21 @@ class _Context:
 
     def layer(self, raw: dict, env: Mapping[str, Any], path: str, where: str) -> Layer:
         """A layer; its fields are checked once for each spec item and values of the names it reads."""
-        key = self.layer_key(raw, env)
-        if key is None:
-            return Layer(path, raw["type"], self.fields(raw, env, where), where, raw.get("shares"))
-        made = self.layers.get(key)
+        made, key = _memo_get(self.layers, self.layer_key(raw, env))
         if made is None:
-            made = self.layers[key] = (raw, raw["type"], self.fields(raw, env, where))
+            made = (raw, raw["type"], self.fields(raw, env, where))
+            if key is not None:
+                self.layers[key] = made
         return Layer(path, made[1], made[2], where, raw.get("shares"))
 
     def layer_key(self, raw: dict, env: Mapping[str, Any]) -> tuple | None:
-        """The item (a number standing for its content) and the values of every name its fields read; None when a
-        value is unhashable or an expression does not parse (then the fields are checked anew and say why)."""
+        """The item (a number standing for its content) and the values of every name its fields read (_keyed); None
+        when an expression does not parse (then the fields are checked anew and say why)."""
         known = self.item_keys.get(id(raw))
         if known is None or known[0] is not raw:
             known = self.item_key(raw)
         read_names = known[2]
-        if read_names is None:
-            return None
-        values = tuple([(type(v), v) for v in [env.get(n, _UNSET) for n in read_names]])
-        try:
-            hash(values)
-        except TypeError:
-            return None
-        return known[1], values
+        return None if read_names is None else _keyed(known[1], [env.get(n, _UNSET) for n in read_names])
 
     def item_key(self, raw: dict) -> tuple[dict, int, tuple[str, ...] | None]:
         """(the item, the number its content stands for, the names its fields read), once for each item: equal
