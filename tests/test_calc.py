@@ -315,3 +315,36 @@ def test_a_copied_block_holding_a_merge_has_every_row_of_its_own():
         assert rows[f"{block}.conv"].params == 148 and rows[f"{block}.conv"].macs == 5_184
         assert rows[f"{block}.add"].output_shape == (4, 6, 6)
     assert rows["b2.reduce"].params == 8 * 4 + 4
+
+
+def _distinct_convs(count: int) -> dict:
+    """`count` 1x1 convolutions of 1 to `count` output channels, one after the other, on 1x4x4."""
+    return {"input": [1, 4, 4], "layers": [{"type": "conv2d", "out": k, "kernel": 1} for k in range(1, count + 1)]}
+
+
+def _convs_params(count: int) -> int:
+    # conv k (with bias) takes k - 1 channels (the first, the input's one) and makes k
+    return sum(max(k - 1, 1) * k + k for k in range(1, count + 1))
+
+
+def test_the_layer_sums_kept_between_analyses_are_bounded(monkeypatch):
+    from archcalc.core import calc
+
+    monkeypatch.setattr(calc, "_LAYER_SUMS_KEPT", 10)
+    small = analyze(load(_distinct_convs(5)))
+    assert len(calc._layer_sums_of[1]) == 5  # kept for the next analysis
+    large = analyze(load(_distinct_convs(30)))
+    assert len(calc._layer_sums_of[1]) == 0  # more than the bound: not held past the analysis that made them
+    assert (small.totals.params, large.totals.params) == (_convs_params(5), _convs_params(30))
+
+
+def test_layer_sums_kept_from_an_earlier_analysis_follow_the_quantities_declared():
+    from archcalc.core import training
+
+    network = load("lenet5")
+    plain = analyze(network)
+    with training.counting():
+        trained = analyze(network).totals
+        assert trained.backward_macs > 0 and trained.macs == plain.totals.macs
+    again = analyze(network)
+    assert not hasattr(again.totals, "backward_macs") and again == plain

@@ -216,10 +216,10 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         walk.counts.clear()
     training = _training_step()
     if training is not None:
-        root = training.settle(network.root, walk.sums)
+        root = training.settle(network.root, walk.found.by_path())
     totals = Totals(walk.add(root.counts, quantities.input_counts(shape)), root.peak // FP32_BYTES)
     return Analysis(network, shape, root.output_shape, batch, dtype, totals, tuple(walk.warnings),
-                    _Walked(network, shape, walk.sums))
+                    _Walked(network, shape, walk.found))
 
 
 def _training_step() -> Any:
@@ -284,22 +284,60 @@ def forget_layer_sums() -> None:
     _layer_sums_of[:] = [None, {}]
 
 
+class _Moved:
+    """The entries of an earlier walk of a group, from `first` to before `end` (the group's own), moved to a copy:
+    each entry's path with its first `cut` characters replaced by `prefix`."""
+
+    __slots__ = ("cut", "prefix", "first", "end")
+
+    def __init__(self, cut: int, prefix: str, first: int, end: int):
+        self.cut, self.prefix, self.first, self.end = cut, prefix, first, end
+
+
+class _Found:
+    """What the walk found, in walk order: (path, sums, layer or None) for each node; for a copy of a group walked
+    before, (path, sums, _Moved): that walk's entries, given their paths when the sums are first read by path."""
+
+    __slots__ = ("entries", "sums", "layers", "indexed")
+
+    def __init__(self):
+        self.entries: list[tuple[str, NodeSums, Any]] = []
+        self.sums: dict[str, NodeSums] = {}  # by path: what `by_path` has read of the entries so far
+        self.layers: dict[str, Layer] = {}
+        self.indexed = 0
+
+    def by_path(self) -> dict[str, NodeSums]:
+        """Each node's sums by its path (the layers' in `layers`): every entry so far, copies' moved."""
+        if self.indexed < len(self.entries):
+            start, self.indexed = self.indexed, len(self.entries)
+            self._read(start, self.indexed, ())
+        return self.sums
+
+    def _read(self, start: int, end: int, moves: tuple[tuple[int, str], ...]) -> None:
+        for at, sums, what in self.entries[start:end]:
+            for cut, prefix in moves:
+                at = prefix + at[cut:]
+            if type(what) is _Moved:
+                self._read(what.first, what.end, ((what.cut, what.prefix), *moves))
+            elif what is not None:
+                self.layers[at] = what
+            self.sums[at] = sums
+
+
 class _Sums:
-    """The one walk every figure but the receptive field comes from: a NodeSums per node, by path;
-    warnings in pre-order.
+    """The one walk every figure but the receptive field comes from: a NodeSums per node (`found`, read by path
+    when first needed); warnings in pre-order.
 
     A group equal to one walked before at the same input (the copies of a block: Group.origin) takes
     that one's sums, those of what it holds and its notes, moved to its path, without counting them again."""
 
     def __init__(self):
         self.groups: dict[tuple, tuple] = {}  # (path, where its walk's entries in found and noted start and end)
-        self.found: list[tuple[str, NodeSums, Layer | None]] = []  # each node's path, sums and layer, in walk order
+        self.found = _Found()
         self.noted: list[tuple[str, str, tuple]] = []  # (path, layer type, records) of each layer's notes
         self.warnings: list[Note] = []
         self.layer_counts = quantities.layer_counter()
         self.counts = _layer_sums(self.layer_counts)  # (fields, sums, notes) by (fields, type, input shape)
-        self.sums: dict[str, NodeSums] = {}
-        self.layers: dict[str, Layer] = {}  # the layers walked so far, by path
         self.add = quantities.adder()
         self.zeros = quantities.zero_counts()
         self.unshared = quantities.unshared()
@@ -308,11 +346,12 @@ class _Sums:
         """The sums of a layer that uses the parameters of an earlier one: its parameters count there."""
         where = f"{node.path} ({node.type}, {node.where})"
         shares = node.shares or ""
-        shared = self.layers.get(shares)
+        walked = self.found.by_path()
+        shared = self.found.layers.get(shares)
         if shared is None:
             raise SpecError(f"shares {quoted(shares)}: no layer before this one has that path"
-                            f"{suggest(shares, list(self.layers))}", path=where)
-        theirs = self.sums[shared.path]
+                            f"{suggest(shares, list(self.found.layers))}", path=where)
+        theirs = walked[shares]
         unshared = self.unshared(sums.counts)
         channels = (theirs.input_shape[0], sums.input_shape[0]) if unshared != sums.counts else (0, 0)  # weights' size
         if (shared.type, shared.attrs, channels[0]) != (node.type, node.attrs, channels[1]):
@@ -332,9 +371,7 @@ class _Sums:
             _, sums, records = known
             if node.shares is not None:
                 sums = self.sharing(node, sums)
-            self.layers[node.path] = node
-            self.sums[node.path] = sums
-            self.found.append((node.path, sums, node))
+            self.found.entries.append((node.path, sums, node))
             if records:
                 self.noted.append((node.path, node.type, records))
                 self.warnings.extend(_notes_for(shown(node.path), node.type, records))
@@ -344,29 +381,26 @@ class _Sums:
         known = self.groups.get(group_key)
         if known is not None:
             return self.copy(node, known)
-        first, first_note = len(self.found), len(self.noted)  # found and noted only grow
+        found = self.found.entries
+        first, first_note = len(found), len(self.noted)  # found and noted only grow
         sums = self.group(node, shape)
-        self.found.append((node.path, sums, None))
-        self.groups[group_key] = (node.path, first, len(self.found), first_note, len(self.noted))
+        found.append((node.path, sums, None))
+        self.groups[group_key] = (node.path, first, len(found), first_note, len(self.noted))
         return sums
 
     def copy(self, node: Group, known: tuple) -> NodeSums:
-        """A group equal to one walked before at the same input: what that walk found, moved to its path."""
+        """A group equal to one walked before at the same input: what that walk found, moved to its path (when
+        first read by path: _Found), and its notes."""
         walked_at, first, end, first_note, end_note = known
         old, path = _moved_prefixes(walked_at, node.path)
         cut = len(old)
-        found = self.found[first:end]
-        for at, sums, layer in found:
-            moved = path + at[cut:]
-            self.sums[moved] = sums
-            self.found.append((moved, sums, layer))
-            if layer is not None:
-                self.layers[moved] = layer
+        sums = self.found.entries[end - 1][1]  # the group's own, after what it holds
+        self.found.entries.append((node.path, sums, _Moved(cut, path, first, end - 1)))
         for at, layer_type, sizes in self.noted[first_note:end_note]:
             moved = path + at[cut:]
             self.noted.append((moved, layer_type, sizes))
             self.warnings.extend(_notes_for(shown(moved), layer_type, sizes))
-        return found[-1][1]
+        return sums
 
     def group(self, node: Group, shape: Shape) -> NodeSums:
         chained = node.kind == "sequence"
@@ -393,8 +427,7 @@ class _Sums:
             peak = liveness.merge_peak(merge, held_input, [(p.peak, p.returns_input,
                                                             math.prod(p.output_shape) * FP32_BYTES) for p in parts],
                                        merge.combining_values(shapes, out) * FP32_BYTES)
-        sums = self.sums[node.path] = record(NodeSums, (shape, out, counts, *peak))
-        return sums
+        return record(NodeSums, (shape, out, counts, *peak))
 
     def graph(self, node: Group, shape: Shape) -> NodeSums:
         """A sequence whose nodes name what they take (`from`): each runs on the outputs it names."""
@@ -409,8 +442,7 @@ class _Sums:
             steps.append((part.peak, part.returns_input, sources, sum(math.prod(s) for s in shapes) * FP32_BYTES))
         held_input = math.prod(shape) * FP32_BYTES
         peak = liveness.graph_peak(held_input, steps, [math.prod(out) * FP32_BYTES for out in outputs])
-        sums = self.sums[node.path] = record(NodeSums, (shape, outputs[-1] if outputs else shape, counts, *peak))
-        return sums
+        return record(NodeSums, (shape, outputs[-1] if outputs else shape, counts, *peak))
 
     def join(self, node: Group, shapes: list[Shape]) -> NodeSums:
         """A merge of named nodes' outputs: its input is the first of them."""
@@ -419,8 +451,8 @@ class _Sums:
         taken = sum(math.prod(s) for s in shapes) * FP32_BYTES
         peak = liveness.join_peak(taken, merge.combining_values(shapes, out) * FP32_BYTES)
         counts = self.add(self.zeros, quantities.merge_counts(merge, shapes, out))
-        sums = self.sums[node.path] = record(NodeSums, (shapes[0], out, counts, *peak))
-        self.found.append((node.path, sums, None))
+        sums = record(NodeSums, (shapes[0], out, counts, *peak))
+        self.found.entries.append((node.path, sums, None))
         return sums
 
     def count(self, node: Layer, shape: Shape) -> tuple[NodeSums, tuple]:
@@ -439,14 +471,19 @@ class _Sums:
 class _Walked:
     """What an analysis makes from its sums when first asked: the rows, and the peak at another dtype."""
 
-    def __init__(self, network: Network, shape: Shape, sums: dict[str, NodeSums]):
-        self.network, self.shape, self.sums = network, shape, sums
+    def __init__(self, network: Network, shape: Shape, found: _Found):
+        self.network, self.shape, self.found = network, shape, found
         self.made: tuple[Row, ...] | None = None
         self.keys: tuple[str, ...] = ()  # each row's node key (Node.path), the input's first ("")
         self.peaks: dict[int, int] = {}  # by bytes per value
 
     def __repr__(self) -> str:
         return "<rows made when first read>" if self.made is None else f"<{len(self.made)} rows>"
+
+    @property
+    def sums(self) -> dict[str, NodeSums]:
+        """Each node's sums by its key (Node.path)."""
+        return self.found.by_path()
 
     def rows(self) -> tuple[Row, ...]:
         if self.made is None:
