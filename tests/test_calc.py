@@ -299,6 +299,17 @@ def test_a_layer_sharing_the_weights_of_a_copied_block_is_counted_there():
     assert analysis.totals.macs == 8_748 * 3
 
 
+def test_a_layer_sharing_the_weights_of_one_many_layers_before_is_counted_there():
+    # first: 4 -> 4 channels, 3x3 with bias, 4*4*9 + 4 = 148 parameters; forty ReLUs; then first's module again
+    spec = {"input": [4, 6, 6], "layers": [{"type": "conv2d", "name": "first", "out": 4, "kernel": 3, "padding": 1},
+                                           *[{"type": "relu"} for _ in range(40)],
+                                           {"type": "conv2d", "name": "again", "out": 4, "kernel": 3, "padding": 1,
+                                            "shares": "first"}]}
+    analysis = analyze(load(spec))
+    assert analysis.totals.params == 148
+    assert analysis.totals.macs == 2 * 4 * 6 * 6 * 4 * 9
+
+
 def test_a_copied_block_holding_a_merge_has_every_row_of_its_own():
     # b2 takes 8 channels where b1 takes 4, so the blocks differ; their adds take 4x6x6 alike, and the second is
     # counted as the first: a merge's branches add no part to their nodes' paths, which follow the block's path

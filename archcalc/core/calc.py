@@ -294,6 +294,9 @@ class _Moved:
         self.cut, self.prefix, self.first, self.end = cut, prefix, first, end
 
 
+_NEAR = 32  # the entries a layer that shares another's parameters looks back through first (_Found.layer)
+
+
 class _Found:
     """What the walk found, in walk order: (path, sums, layer or None) for each node; for a copy of a group walked
     before, (path, sums, _Moved): that walk's entries, given their paths when the sums are first read by path."""
@@ -312,6 +315,17 @@ class _Found:
             start, self.indexed = self.indexed, len(self.entries)
             self._read(start, self.indexed, ())
         return self.sums
+
+    def layer(self, path: str) -> tuple[Layer, NodeSums] | None:
+        """The layer walked at `path`, and its sums: looked for among the last entries (a module called again is
+        close to its first call), else among all (every entry read by path)."""
+        entries = self.entries
+        for k in range(len(entries) - 1, max(len(entries) - _NEAR, 0) - 1, -1):
+            at, sums, what = entries[k]
+            if at == path and isinstance(what, tuple):  # a Layer (a named tuple), not a copy's entries
+                return what, sums
+        self.by_path()
+        return (self.layers[path], self.sums[path]) if path in self.layers else None
 
     def _read(self, start: int, end: int, moves: tuple[tuple[int, str], ...]) -> None:
         for at, sums, what in self.entries[start:end]:
@@ -346,12 +360,11 @@ class _Sums:
         """The sums of a layer that uses the parameters of an earlier one: its parameters count there."""
         where = f"{node.path} ({node.type}, {node.where})"
         shares = node.shares or ""
-        walked = self.found.by_path()
-        shared = self.found.layers.get(shares)
-        if shared is None:
+        found = self.found.layer(shares)
+        if found is None:
             raise SpecError(f"shares {quoted(shares)}: no layer before this one has that path"
                             f"{suggest(shares, list(self.found.layers))}", path=where)
-        theirs = walked[shares]
+        shared, theirs = found
         unshared = self.unshared(sums.counts)
         channels = (theirs.input_shape[0], sums.input_shape[0]) if unshared != sums.counts else (0, 0)  # weights' size
         if (shared.type, shared.attrs, channels[0]) != (node.type, node.attrs, channels[1]):
