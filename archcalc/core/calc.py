@@ -322,7 +322,7 @@ class _Found:
         entries = self.entries
         for k in range(len(entries) - 1, max(len(entries) - _NEAR, 0) - 1, -1):
             at, sums, what = entries[k]
-            if at == path and isinstance(what, tuple):  # a Layer (a named tuple), not a copy's entries
+            if at == path and isinstance(what, Layer):  # not a copy's entries
                 return what, sums
         self.by_path()
         return (self.layers[path], self.sums[path]) if path in self.layers else None
