@@ -407,6 +407,7 @@ _UNSET = object()  # a name the environment does not hold
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")
 _NAME = re.compile(r"[A-Za-z0-9_-]+")  # torch's names: RegNet's `block1-0`
 _COUNT = Integer(minimum=0)
+_BOOLEAN = Boolean()
 _CHECKED_ONCE = (int, bool, str)  # the types of field values whose check is kept (a float's sign of zero is not)
 
 
@@ -555,8 +556,7 @@ class _Context:
         """The nodes one spec item stands for: none (`when`), one, or a spliced `repeat`."""
         if not isinstance(raw, dict):
             Object().check(raw, where)
-        if "when" in raw and Boolean().literal(raw["when"], f"{where}.when") is None \
-                and not Boolean().check(self.value(raw["when"], env, f"{where}.when"), f"{where}.when"):
+        if "when" in raw and not self.holds(raw["when"], env, where):
             return []
         if "repeat" in raw and "name" not in raw:
             return self.repeat(raw, env, scope, where)
@@ -595,7 +595,8 @@ class _Context:
 
     def single(self, raw: dict, env: Mapping[str, Any], path: str, where: str, scope: "_Scope") -> Node:
         self.depth += 1
-        self.deepest = max(self.deepest, self.depth)
+        if self.depth > self.deepest:
+            self.deepest = self.depth
         if self.depth > self.budget.depth:
             raise SpecError(f"{where}: nodes nest deeper than {self.budget.describe('depth')} (a block that uses itself?)")
         try:
@@ -613,15 +614,15 @@ class _Context:
         return tuple(self.name(name, env, f"{where}.from[{k}]", "") for k, name in enumerate(raw))
 
     def node(self, raw: dict, env: Mapping[str, Any], path: str, where: str, scope: "_Scope") -> Node:
-        if ("type" in raw) + ("block" in raw) + ("layers" in raw) != 1:
+        typed, used, listed = "type" in raw, "block" in raw, "layers" in raw
+        if typed + used + listed != 1:
             kinds = [key for key in ("type", "block", "layers") if key in raw]
             raise SpecError(f"{where}: a node has exactly one of 'type', 'block' or 'layers' (found {kinds or 'none'})")
-        kind = "type" if "type" in raw else "block" if "block" in raw else "layers"
-        if kind != "layers" and not isinstance(raw[kind], str):
-            Text().check(raw[kind], f"{where}.{kind}")
-        if "block" in raw:
+        if not listed and not isinstance(raw["type" if typed else "block"], str):
+            Text().check(raw["type" if typed else "block"], f"{where}.{'type' if typed else 'block'}")
+        if used:
             return self.block(raw, env, path, where)
-        if "layers" in raw:
+        if listed:
             self.check_keys(raw, SEQUENCE, where)
             layers = raw["layers"]
             read = self.reads_of(layers)
@@ -846,6 +847,14 @@ class _Context:
             return _NAME_FIELD.sub(lambda m: str(evaluate(m.group(1), env)), template)
         except SpecError as exc:
             raise SpecError(f"{here}: {exc.message}") from None
+
+    def holds(self, when: Any, env: Mapping[str, Any], where: str) -> bool:
+        """Whether an item's `when` is true (a JSON boolean, or an expression that gives one)."""
+        if when is True or when is False:
+            return when
+        here = f"{where}.when"
+        _BOOLEAN.literal(when, here)  # refuses the text "true" and "false"
+        return _BOOLEAN.check(self.value(when, env, here), here)
 
     def value(self, raw: Any, env: Mapping[str, Any], where: str, *parts: str) -> Any:
         """A raw value with every expression string in it evaluated (lists of them too); an error is at `where`
