@@ -348,6 +348,7 @@ class _Sums:
     def __init__(self):
         self.groups: dict[tuple, tuple] = {}  # (path, where its walk's entries in found and noted start and end)
         self.found = _Found()
+        self.entries = self.found.entries  # appended to at each node
         self.noted: list[tuple[str, str, tuple]] = []  # (path, layer type, records) of each layer's notes
         self.warnings: list[Note] = []
         self.layer_counts = quantities.layer_counter()
@@ -384,7 +385,7 @@ class _Sums:
             _, sums, records = known
             if node.shares is not None:
                 sums = self.sharing(node, sums)
-            self.found.entries.append((node.path, sums, node))
+            self.entries.append((node.path, sums, node))
             if records:
                 self.noted.append((node.path, node.type, records))
                 self.warnings.extend(_notes_for(shown(node.path), node.type, records))
@@ -394,7 +395,7 @@ class _Sums:
         known = self.groups.get(group_key)
         if known is not None:
             return self.copy(node, known)
-        found = self.found.entries
+        found = self.entries
         first, first_note = len(found), len(self.noted)  # found and noted only grow
         sums = self.group(node, shape)
         found.append((node.path, sums, None))
@@ -407,8 +408,8 @@ class _Sums:
         walked_at, first, end, first_note, end_note = known
         old, path = _moved_prefixes(walked_at, node.path)
         cut = len(old)
-        sums = self.found.entries[end - 1][1]  # the group's own, after what it holds
-        self.found.entries.append((node.path, sums, _Moved(cut, path, first, end - 1)))
+        sums = self.entries[end - 1][1]  # the group's own, after what it holds
+        self.entries.append((node.path, sums, _Moved(cut, path, first, end - 1)))
         for at, layer_type, sizes in self.noted[first_note:end_note]:
             moved = path + at[cut:]
             self.noted.append((moved, layer_type, sizes))
@@ -416,31 +417,30 @@ class _Sums:
         return sums
 
     def group(self, node: Group, shape: Shape) -> NodeSums:
-        chained = node.kind == "sequence"
-        if chained and node.graph:
-            return self.graph(node, shape)
-        parts = []
+        if node.kind == "sequence":
+            return self.graph(node, shape) if node.graph else self.chain(node, shape)
+        parts = [self.node(child, shape) for child in node.children]
         counts = self.zeros
-        out = shape
-        for child in node.children:
-            part = self.node(child, out if chained else shape)
-            parts.append(part)
+        for part in parts:
             counts = self.add(counts, part.counts)
-            if chained:
-                out = part.output_shape
-        held_input = math.prod(shape) * FP32_BYTES
-        if chained:
-            peak = liveness.sequence_peak(held_input, [(p.peak, p.returns_input, math.prod(p.input_shape) * FP32_BYTES)
-                                                       for p in parts])
-        else:
-            merge = MERGES[node.kind]
-            shapes = [p.output_shape for p in parts]
-            out = _merge_shape(node, shapes)
-            counts = self.add(counts, quantities.merge_counts(merge, shapes, out))
-            peak = liveness.merge_peak(merge, held_input, [(p.peak, p.returns_input,
-                                                            math.prod(p.output_shape) * FP32_BYTES) for p in parts],
-                                       merge.combining_values(shapes, out) * FP32_BYTES)
+        merge = MERGES[node.kind]
+        shapes = [p.output_shape for p in parts]
+        out = _merge_shape(node, shapes)
+        counts = self.add(counts, quantities.merge_counts(merge, shapes, out))
+        peak = liveness.merge_peak(merge, math.prod(shape) * FP32_BYTES,
+                                   [(p.peak, p.returns_input, math.prod(p.output_shape) * FP32_BYTES) for p in parts],
+                                   merge.combining_values(shapes, out) * FP32_BYTES)
         return record(NodeSums, (shape, out, counts, *peak))
+
+    def chain(self, node: Group, shape: Shape) -> NodeSums:
+        """A sequence: each node on the output of the one before."""
+        counts, out, steps = self.zeros, shape, []
+        for child in node.children:
+            part = self.node(child, out)
+            counts = self.add(counts, part.counts)
+            steps.append((part.peak, part.returns_input, math.prod(out) * FP32_BYTES))  # its input: `out`
+            out = part.output_shape
+        return record(NodeSums, (shape, out, counts, *liveness.sequence_peak(math.prod(shape) * FP32_BYTES, steps)))
 
     def graph(self, node: Group, shape: Shape) -> NodeSums:
         """A sequence whose nodes name what they take (`from`): each runs on the outputs it names."""
@@ -465,7 +465,7 @@ class _Sums:
         peak = liveness.join_peak(taken, merge.combining_values(shapes, out) * FP32_BYTES)
         counts = self.add(self.zeros, quantities.merge_counts(merge, shapes, out))
         sums = record(NodeSums, (shapes[0], out, counts, *peak))
-        self.found.entries.append((node.path, sums, None))
+        self.entries.append((node.path, sums, None))
         return sums
 
     def count(self, node: Layer, shape: Shape) -> tuple[NodeSums, tuple]:
