@@ -63,6 +63,8 @@ _BINARY = {
     ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
+_PLAIN = {ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod}  # on two numbers, bounded by _checked alone
+_NUMBERS = {int, float}  # the types (not bool) an arithmetic step takes without the checks of _binary
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
 _COMPARE = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
@@ -78,7 +80,7 @@ def evaluate(source: str, env: Mapping[str, Any]) -> Any:
         raise SpecError(f"an expression of {len(source):,} characters, over {budget.describe('expression')}")
     if source in env and source.isidentifier() and not iskeyword(source):  # the most common one: a name
         return env[source]
-    compiled = _compiled(source.strip(), budget.expression_depth)
+    compiled = _compiled(source, budget.expression_depth)
     if isinstance(compiled, str):
         raise SpecError(compiled.replace("{source}", quoted(source)))
     try:
@@ -202,7 +204,7 @@ Compiled = Callable[[Mapping[str, Any], Budget], Any]  # (environment, budget) -
 @functools.lru_cache(maxsize=4096)
 def _compiled(source: str, depth_limit: int) -> Compiled | str:
     """The expression as a function of the environment and budget, or the message saying why there is none."""
-    tree = _parse(source, depth_limit)
+    tree = _parse(source.strip(), depth_limit)
     return tree if isinstance(tree, str) else _compile(tree)
 
 
@@ -211,14 +213,20 @@ def _compile(node: ast.AST) -> Compiled:
     in the same order: a construct that is not allowed raises when it is reached, not before."""
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
         value = node.value
+        if type(value) is int:  # within any budget of more bits: checked only where the budget has fewer
+            bits = value.bit_length()
+            return lambda env, budget: value if bits < budget.int_bits else _checked(value, budget)
+        if value is None or type(value) is bool or (type(value) is float and math.isfinite(value)):
+            return lambda env, budget: value  # what _checked lets through whatever the budget
         return lambda env, budget: _checked(value, budget)
     if isinstance(node, ast.Name):
         name = node.id
 
         def lookup(env, budget):
-            if name in env:
+            try:
                 return env[name]
-            raise SpecError(f"unknown name {quoted(name, 40)} (known: {_names(env)})")
+            except KeyError:
+                raise SpecError(f"unknown name {quoted(name, 40)} (known: {_names(env)})") from None
         return lookup
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         chain = []  # a + b + c is ((a + b) + c): the left spine is compiled and run in a loop, not by recursion
@@ -226,12 +234,17 @@ def _compile(node: ast.AST) -> Compiled:
             chain.append(node)
             node = node.left
         first = _compile(node)
-        steps = [(step.op, _compile(step.right)) for step in reversed(chain)]
+        steps = [(step.op, type(step.op) in _PLAIN, _BINARY[type(step.op)], _compile(step.right))
+                 for step in reversed(chain)]
 
         def arithmetic(env, budget):
             value = first(env, budget)
-            for op, right in steps:
-                value = _binary(op, value, right(env, budget), budget)
+            for op, plain, function, right in steps:
+                other = right(env, budget)
+                if plain and type(value) in _NUMBERS and type(other) in _NUMBERS:  # no text or list: no size to bound
+                    value = _checked(function(value, other), budget)
+                else:
+                    value = _binary(op, value, other, budget)
             return value
         return arithmetic
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
@@ -293,7 +306,7 @@ def _compile(node: ast.AST) -> Compiled:
                 raise SpecError(f"unknown function {quoted(name, 40)} (allowed: {', '.join(sorted(FUNCTIONS))})")
             if starred:
                 raise SpecError("Starred is not allowed in a spec expression")
-            return _checked(function(*(arg(env, budget) for arg in args)), budget)
+            return _checked(function(*[arg(env, budget) for arg in args]), budget)
         return call
     message = f"{type(node).__name__} is not allowed in a spec expression"
 

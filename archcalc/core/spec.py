@@ -862,7 +862,7 @@ class _Context:
         if not isinstance(raw, (str, list)):
             return raw
         try:
-            return _evaluated(raw, env)
+            return evaluate(raw, env) if isinstance(raw, str) else _evaluated(raw, env)
         except SpecError as exc:
             raise SpecError(f"{'.'.join((where, *parts))}: {exc.message}") from None
 
