@@ -212,6 +212,7 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         root = walk.node(network.root, shape)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
+    walk.found.complete = True
     if len(walk.counts) > _LAYER_SUMS_KEPT:  # not held past the analysis that made them
         walk.counts.clear()
     training = _training_step()
@@ -301,19 +302,22 @@ class _Found:
     """What the walk found, in walk order: (path, sums, layer or None) for each node; for a copy of a group walked
     before, (path, sums, _Moved): that walk's entries, given their paths when the sums are first read by path."""
 
-    __slots__ = ("entries", "sums", "layers", "indexed")
+    __slots__ = ("entries", "sums", "layers", "indexed", "complete")
 
     def __init__(self):
         self.entries: list[tuple[str, NodeSums, Any]] = []
         self.sums: dict[str, NodeSums] = {}  # by path: what `by_path` has read of the entries so far
         self.layers: dict[str, Layer] = {}
         self.indexed = 0
+        self.complete = False  # the walk has ended: once read by path, the entries are let go
 
     def by_path(self) -> dict[str, NodeSums]:
         """Each node's sums by its path (the layers' in `layers`): every entry so far, copies' moved."""
         if self.indexed < len(self.entries):
             start, self.indexed = self.indexed, len(self.entries)
             self._read(start, self.indexed, ())
+            if self.complete:
+                self.entries = []
         return self.sums
 
     def layer(self, path: str) -> tuple[Layer, NodeSums] | None:
