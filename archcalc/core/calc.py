@@ -285,7 +285,7 @@ def forget_layer_sums() -> None:
     _layer_sums_of[:] = [None, {}]
 
 
-class _Moved:
+class _Copied:
     """The entries of an earlier walk of a group, from `first` to before `end` (the group's own), moved to a copy:
     each entry's path with its first `cut` characters replaced by `prefix`."""
 
@@ -300,7 +300,7 @@ _NEAR = 32  # the entries a layer that shares another's parameters looks back th
 
 class _Found:
     """What the walk found, in walk order: (path, sums, layer or None) for each node; for a copy of a group walked
-    before, (path, sums, _Moved): that walk's entries, given their paths when the sums are first read by path."""
+    before, (path, sums, _Copied): that walk's entries, given their paths when the sums are first read by path."""
 
     __slots__ = ("entries", "sums", "layers", "indexed", "complete")
 
@@ -335,7 +335,7 @@ class _Found:
         for at, sums, what in self.entries[start:end]:
             for cut, prefix in moves:
                 at = prefix + at[cut:]
-            if type(what) is _Moved:
+            if type(what) is _Copied:
                 self._read(what.first, what.end, ((what.cut, what.prefix), *moves))
             elif what is not None:
                 self.layers[at] = what
@@ -413,7 +413,7 @@ class _Sums:
         old, path = _moved_prefixes(walked_at, node.path)
         cut = len(old)
         sums = self.entries[end - 1][1]  # the group's own, after what it holds
-        self.entries.append((node.path, sums, _Moved(cut, path, first, end - 1)))
+        self.entries.append((node.path, sums, _Copied(cut, path, first, end - 1)))
         for at, layer_type, sizes in self.noted[first_note:end_note]:
             moved = path + at[cut:]
             self.noted.append((moved, layer_type, sizes))
