@@ -212,9 +212,10 @@ def analyze(network: Network, input_shape: Shape | None = None, batch: int = 1, 
         root = walk.node(network.root, shape)
     except SpecError as exc:
         raise exc.located(file=network.file) from None
+    finally:
+        if len(walk.counts) > _LAYER_SUMS_KEPT:  # not held past the analysis that made them
+            walk.counts.clear()
     walk.found.complete = True
-    if len(walk.counts) > _LAYER_SUMS_KEPT:  # not held past the analysis that made them
-        walk.counts.clear()
     training = _training_step()
     if training is not None:
         root = training.settle(network.root, walk.found.by_path())
@@ -269,13 +270,14 @@ def _moved_prefixes(walked_at: str, path: str) -> tuple[str, str]:
 
 
 # A layer's sums depend on its fields, type and input shape alone: kept from one analysis to the next (the variants
-# of a family share most of their layers), for the quantities declared now, and cleared past a bound.
+# of a family share most of their layers), for the quantities declared now; an analysis that leaves more than the
+# bound clears them (analyze).
 _LAYER_SUMS_KEPT = 20_000
 _layer_sums_of: list = [None, {}]  # the quantities' layer counter, and the sums made with it
 
 
 def _layer_sums(counter: Callable) -> dict[tuple, tuple]:
-    if _layer_sums_of[0] is not counter or len(_layer_sums_of[1]) > _LAYER_SUMS_KEPT:
+    if _layer_sums_of[0] is not counter:
         _layer_sums_of[:] = [counter, {}]
     return _layer_sums_of[1]
 
@@ -399,11 +401,11 @@ class _Sums:
         known = self.groups.get(group_key)
         if known is not None:
             return self.copy(node, known)
-        found = self.entries
-        first, first_note = len(found), len(self.noted)  # found and noted only grow
+        entries = self.entries
+        first, first_note = len(entries), len(self.noted)  # both only grow
         sums = self.group(node, shape)
-        found.append((node.path, sums, None))
-        self.groups[group_key] = (node.path, first, len(found), first_note, len(self.noted))
+        entries.append((node.path, sums, None))
+        self.groups[group_key] = (node.path, first, len(entries), first_note, len(self.noted))
         return sums
 
     def copy(self, node: Group, known: tuple) -> NodeSums:

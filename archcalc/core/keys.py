@@ -239,6 +239,12 @@ SHARES = Key("shares", Text(non_empty=True),
              "uses (a module called twice, tied weights): they are counted there, and 0 here; its MACs count here")
 
 
+TEMPLATES = ("name", "names", "from")  # text keys of a node whose {expressions} are filled in
+# keys of a node whose text is read as it is, never as an expression: its type, and the text keys that are no template
+TEXTS = ("type", *(name for name, key in {**COMMON, SHARES.name: SHARES}.items()
+                   if isinstance(key.kind, Text) and name not in TEMPLATES))
+
+
 def layer_keys(layer_type) -> dict[str, Key]:
     """The keys of a layer node: its type, the common keys, `from`, `shares`, and the layer type's fields."""
     fields = {name: Key(name, f.kind, f.doc, required=f.default is REQUIRED, expression=True)

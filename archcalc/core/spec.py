@@ -42,6 +42,8 @@ from .keys import (
     DOCUMENT,
     MERGES,
     SEQUENCE,
+    TEMPLATES,
+    TEXTS,
     VARIANT,
     check_expect_value,
     check_keys,
@@ -401,8 +403,7 @@ def _expects(raw: list, where: str) -> Iterator[Expect]:
         yield Expect.from_item(item)
 
 
-_NOT_FIELDS = ("type", "name", "names", "when", "repeat", "as", "index", "shares", "from", "comment")  # keys of a layer item that are no field
-_NOT_READ = ("type", "comment", "as", "index", "shares")  # keys of an item whose text is no expression and no template
+_NOT_FIELDS = ("type", "name", "names", "when", "repeat", "as", "index", "shares", "from")  # keys of a layer item that are no field
 _UNSET = object()  # a name the environment does not hold
 _NAME_FIELD = re.compile(r"\{([^{}]+)\}")
 _NAME = re.compile(r"[A-Za-z0-9_-]+")  # torch's names: RegNet's `block1-0`
@@ -492,7 +493,7 @@ class _Memo:
         self.layers: dict[tuple, tuple[dict, str, Mapping[str, Any]]] = {}  # by layer_key
         # each layer item's content: its first item, the number that stands for it, the names it reads
         self.reads: dict[Any, tuple[dict, int, tuple[str, ...] | None]] = {}
-        self.expanded: dict[tuple, _Expanded] = {}  # by block_key
+        self.expanded: dict[tuple, _Expanded] = {}  # by _keyed: a block's name or a sequence's list, the values read
         self.reads_of_blocks: dict[str, tuple[str, ...] | None] = {}
         self.keys_checked: dict[tuple[int, int], dict] = {}  # (item, key table) checked, and the item (kept alive)
         self.item_keys: dict[int, tuple[dict, int, tuple[str, ...] | None]] = {}  # by item: what reads holds of it
@@ -584,7 +585,7 @@ class _Context:
     def spliced(self, raw: dict, env: Mapping[str, Any], scope: "_Scope", where: str) -> list[Node]:
         """The nodes of a `layers` list with `splice`, made among the enclosing sequence's, numbered on."""
         self.check_keys(raw, SEQUENCE, where)
-        for key in ("name", "names", "from"):
+        for key in TEMPLATES:
             if key in raw:
                 raise SpecError(f"{where}.{key}: a spliced sequence has no name and takes no `from` of its own: its "
                                 "nodes join the enclosing sequence")
@@ -882,10 +883,10 @@ def _reads_in(layers: Any, depth_limit: int) -> tuple[set[str], set[str]] | None
                 if key == "block":
                     if isinstance(item, str):
                         nested.add(item)
-                elif key in ("name", "names", "from"):
+                elif key in TEMPLATES:
                     templates = [item] if isinstance(item, str) else item if isinstance(item, list) else []
                     stack += [field for t in templates if isinstance(t, str) for field in _NAME_FIELD.findall(t)]
-                elif key not in _NOT_READ:
+                elif key not in TEXTS:
                     stack.append(item)
         elif isinstance(value, str):
             found = names(value, depth_limit)

@@ -150,10 +150,10 @@ def _itemsize(onnx, node, feeds: list, attrs: dict) -> int | None:
     return max((d.itemsize for d in dtypes), default=8)
 
 
-
 def node_attributes(onnx, node) -> dict[str, Any]:
     """A node's attributes by name, as onnx's helper reads them."""
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
 
 class Folder:
     """Computes the constant nodes of one graph, within the budget for all of them together."""
